@@ -1,0 +1,535 @@
+//! `berth-testkit`: shared fixtures for berth's tests (dev-only, not published).
+//!
+//! - [`busybox_rootfs`]: a minimal root filesystem built from the host's
+//!   `busybox-static`, created once per test run and reused by every test
+//!   binary of that run.
+//! - [`privileged!`] / [`require_root`]: skip a privileged test with a printed
+//!   reason when not root, or fail when `BERTH_REQUIRE_PRIVILEGED=1` (CI).
+//! - [`vm_only!`] / [`in_vm`]: run a test only inside the project's VM runner
+//!   (`scripts/vm-test`), where cgroup2 is the unified hierarchy with every
+//!   controller enabled.
+//! - [`unique_name`]: names for cgroups, interfaces, netns and mount points
+//!   that never clash between parallel tests (and fit `IFNAMSIZ`).
+//! - RAII guards that remove what a test created even when it panics:
+//!   [`CgroupDir`], [`Netns`], [`Link`], [`Mount`], [`NftTable`].
+//! - Leak counters: [`open_fds`], [`child_pids`], [`mount_count`].
+#![warn(missing_docs)]
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// Environment variable that turns a privileged-test skip into a failure (set by CI).
+pub const REQUIRE_PRIVILEGED_ENV: &str = "BERTH_REQUIRE_PRIVILEGED";
+/// Environment variable set to `1` by the VM runner's init inside the guest.
+pub const IN_VM_ENV: &str = "BERTH_VM";
+/// Environment variable naming the VM's scratch block device (e.g. `/dev/vda`), when one was requested.
+pub const VM_SCRATCH_ENV: &str = "BERTH_VM_SCRATCH";
+
+fn require_privileged() -> bool {
+    std::env::var(REQUIRE_PRIVILEGED_ENV).is_ok_and(|v| v == "1")
+}
+
+/// True when the effective uid is 0.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Guard for a privileged test. Returns `true` when the test may run (we are
+/// root). Otherwise prints why the test is skipped and returns `false`, or
+/// panics when `BERTH_REQUIRE_PRIVILEGED=1`.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let msg = format!("{test}: needs root (euid 0), running as euid {}", unsafe {
+        libc::geteuid()
+    });
+    if require_privileged() {
+        panic!("{msg}, and {REQUIRE_PRIVILEGED_ENV}=1 forbids skipping");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// True inside the project's VM runner (`scripts/vm-test`).
+pub fn in_vm() -> bool {
+    std::env::var(IN_VM_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Guard for a VM-tier test: `true` inside the VM runner; otherwise prints
+/// that the test belongs to the VM tier and returns `false`. VM tests are run
+/// by `scripts/vm-test` (and `scripts/test`), never skipped there.
+pub fn require_vm(test: &str) -> bool {
+    if in_vm() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: VM tier; run it with scripts/vm-test");
+    false
+}
+
+/// Skip (return from) the current test unless running as root; see [`require_root`].
+///
+/// ```
+/// #[test]
+/// fn mounts_something() {
+///     berth_testkit::privileged!();
+///     // ... root-only work ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! privileged {
+    () => {
+        if !$crate::require_root(module_path!()) {
+            return;
+        }
+    };
+}
+
+/// Skip (return from) the current test unless inside the VM runner; see [`require_vm`].
+#[macro_export]
+macro_rules! vm_only {
+    () => {
+        if !$crate::require_vm(module_path!()) {
+            return;
+        }
+    };
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call, `prefix` followed by the pid and a
+/// counter in hex, at most 15 bytes (so it is a valid interface name). The
+/// prefix is cut to fit.
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let suffix = format!("{:x}x{:x}", std::process::id(), n);
+    let keep = 15usize.saturating_sub(suffix.len()).min(prefix.len());
+    format!("{}{}", &prefix[..keep], suffix)
+}
+
+/// The host's busybox-static binary.
+pub fn busybox_binary() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("busybox not found: install busybox-static (scripts/test does)")
+}
+
+/// Applets linked in the fixture rootfs: what berth's tests run inside containers.
+pub const APPLETS: &[&str] = &[
+    "sh",
+    "true",
+    "false",
+    "echo",
+    "cat",
+    "ls",
+    "id",
+    "hostname",
+    "sleep",
+    "mount",
+    "umount",
+    "ip",
+    "ps",
+    "grep",
+    "sed",
+    "awk",
+    "head",
+    "tail",
+    "wc",
+    "env",
+    "test",
+    "[",
+    "touch",
+    "mkdir",
+    "rm",
+    "ln",
+    "stat",
+    "readlink",
+    "nc",
+    "wget",
+    "ping",
+    "dd",
+    "kill",
+    "uname",
+    "whoami",
+    "chmod",
+    "chown",
+    "mknod",
+    "cp",
+    "mv",
+    "tr",
+    "cut",
+    "sort",
+    "date",
+    "printf",
+    "seq",
+    "nproc",
+    "df",
+    "find",
+    "xargs",
+    "sync",
+    "yes",
+    "tee",
+    "basename",
+    "dirname",
+    "pwd",
+    "unshare",
+    "nsenter",
+    "chroot",
+    "ifconfig",
+    "route",
+    "hexdump",
+    "od",
+    "md5sum",
+    "sha256sum",
+    "tar",
+    "gzip",
+    "stty",
+    "timeout",
+    "usleep",
+    "init",
+    "watch",
+    "free",
+    "top",
+    "mkfifo",
+    "ln",
+    "su",
+    "login",
+];
+
+fn build_rootfs(dst: &Path) -> io::Result<()> {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root",
+        "var/tmp", "run", "home",
+    ] {
+        fs::create_dir_all(dst.join(d))?;
+    }
+    fs::copy(busybox_binary(), dst.join("bin/busybox"))?;
+    for a in APPLETS {
+        let link = dst.join("bin").join(a);
+        if !link.exists() {
+            symlink("busybox", &link)?;
+        }
+    }
+    fs::write(dst.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nuser:x:1000:1000:user:/home:/bin/sh\n")?;
+    fs::write(
+        dst.join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\nuser:x:1000:\n",
+    )?;
+    fs::write(dst.join("etc/hostname"), "busybox\n")?;
+    fs::write(
+        dst.join("etc/hosts"),
+        "127.0.0.1 localhost\n::1 localhost\n",
+    )?;
+    set_mode(&dst.join("tmp"), 0o1777)?;
+    Ok(())
+}
+
+fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+}
+
+/// A minimal root filesystem from the host's busybox-static: `/bin/busybox`
+/// with the [`APPLETS`] as symlinks, `/etc/passwd` (root, nobody, user 1000),
+/// `/etc/group`, empty `/proc`, `/sys`, `/dev`, `/tmp` (1777).
+///
+/// Built once per test run: the first caller (in any process) builds it in a
+/// temp dir and renames it into place at `$TMPDIR/berth-rootfs-<uid>-<size>`,
+/// later callers reuse it. Treat it as read-only: mount an overlay on it or
+/// copy it ([`busybox_rootfs_copy`]) to write.
+pub fn busybox_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let bb = busybox_binary();
+        let size = fs::metadata(&bb).map(|m| m.len()).unwrap_or(0);
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let tmp = std::env::temp_dir();
+        let dst = tmp.join(format!("berth-rootfs-{uid}-{size}-v1"));
+        if dst.join("bin/busybox").exists() {
+            return dst;
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(".berth-rootfs-staging")
+            .tempdir_in(&tmp)
+            .expect("create staging dir for the busybox rootfs");
+        let root = staging.path().join("root");
+        fs::create_dir(&root).expect("mkdir staging root");
+        build_rootfs(&root).expect("build the busybox rootfs");
+        set_mode(&root, 0o755).expect("chmod rootfs");
+        // Another process may have won the race: then ours is dropped with the staging dir.
+        let _ = fs::rename(&root, &dst);
+        assert!(
+            dst.join("bin/busybox").exists(),
+            "busybox rootfs missing at {}",
+            dst.display()
+        );
+        dst
+    })
+}
+
+/// A private, writable copy of the busybox rootfs in a new temp dir (removed on drop).
+pub fn busybox_rootfs_copy() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-rootfs-copy")
+        .tempdir()
+        .expect("tempdir");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", busybox_rootfs().display()))
+        .arg(dir.path())
+        .status()
+        .expect("run cp");
+    assert!(st.success(), "cp -a of the busybox rootfs failed");
+    dir
+}
+
+/// Run a command (test helper); panics with its output when it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a command and report only whether it succeeded (used in cleanup paths).
+pub fn run_ok(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A cgroup directory a test created; removed (children first) on drop.
+#[derive(Debug)]
+pub struct CgroupDir {
+    path: PathBuf,
+}
+
+impl CgroupDir {
+    /// Take ownership of `path` (created or not): removed on drop.
+    pub fn adopt(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn remove_cgroup_tree(p: &Path) {
+    if let Ok(rd) = fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    // Kill what is left so the directory can go, then retry rmdir while it drains.
+    let _ = fs::write(p.join("cgroup.kill"), "1");
+    for _ in 0..200 {
+        match fs::remove_dir(p) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+    eprintln!("testkit: could not remove cgroup {}", p.display());
+}
+
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        remove_cgroup_tree(&self.path);
+    }
+}
+
+/// A named network namespace (`/run/netns/<name>`, as `ip netns add` makes); deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Create a named netns with a unique name (via `ip netns add`), `lo` up.
+    pub fn new() -> Self {
+        let name = unique_name("btk");
+        run("ip", &["netns", "add", &name]);
+        run("ip", &["-n", &name, "link", "set", "lo", "up"]);
+        Self { name }
+    }
+    /// Adopt a named netns created elsewhere: deleted on drop.
+    pub fn adopt(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its path under `/run/netns`.
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        run_ok("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// A network link in the host netns; deleted on drop (`ip link del`).
+#[derive(Debug)]
+pub struct Link {
+    name: String,
+}
+
+impl Link {
+    /// Adopt a link by name: deleted on drop.
+    pub fn adopt(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        run_ok("ip", &["link", "del", &self.name]);
+    }
+}
+
+/// An nftables table; deleted on drop (`nft delete table <family> <name>`).
+#[derive(Debug)]
+pub struct NftTable {
+    family: String,
+    name: String,
+}
+
+impl NftTable {
+    /// Adopt a table: deleted on drop.
+    pub fn adopt(family: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            family: family.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl Drop for NftTable {
+    fn drop(&mut self) {
+        run_ok("nft", &["delete", "table", &self.family, &self.name]);
+    }
+}
+
+/// A mount point; lazily unmounted (`MNT_DETACH`) on drop.
+#[derive(Debug)]
+pub struct Mount {
+    target: PathBuf,
+}
+
+impl Mount {
+    /// Adopt a mount point: unmounted on drop.
+    pub fn adopt(target: impl Into<PathBuf>) -> Self {
+        Self {
+            target: target.into(),
+        }
+    }
+    /// The mount point.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Ok(c) = CString::new(self.target.as_os_str().as_bytes()) {
+            // SAFETY: c is a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Number of open file descriptors of this process (for leak checks).
+pub fn open_fds() -> usize {
+    fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Pids of this process's children, over all its threads (for leak checks).
+pub fn child_pids() -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Number of lines in `/proc/self/mountinfo` (for leak checks).
+pub fn mount_count() -> usize {
+    fs::read_to_string("/proc/self/mountinfo")
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_fit_ifnamsiz_and_differ() {
+        let a = unique_name("averylongprefixname");
+        let b = unique_name("averylongprefixname");
+        assert!(a.len() <= 15, "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn rootfs_has_busybox_and_applets() {
+        let r = busybox_rootfs();
+        assert!(r.join("bin/busybox").is_file());
+        assert_eq!(
+            fs::read_link(r.join("bin/sh")).unwrap(),
+            Path::new("busybox")
+        );
+        let out = Command::new(r.join("bin/sh"))
+            .args(["-c", "echo hi"])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+    }
+}

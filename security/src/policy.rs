@@ -1,0 +1,472 @@
+//! The policy builder and its prepared, child-side form.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::apply;
+use crate::capabilities::{CapSet, Capabilities};
+use crate::error::{ChildFailure, Error, Result};
+use crate::landlock::Landlock;
+use crate::lsm::{cstring, LsmLabel, PreparedLsm};
+use crate::rlimit::{Resource, Rlimit};
+use crate::seccomp::{CompileContext, SeccompProfile, SeccompProgram};
+
+/// `/proc/sys/kernel/cap_last_cap`: the highest capability number of the running kernel (3.2+).
+const CAP_LAST_CAP: &str = "/proc/sys/kernel/cap_last_cap";
+
+/// uid, gid and supplementary groups the workload runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Real, effective and saved uid.
+    pub uid: u32,
+    /// Real, effective and saved gid.
+    pub gid: u32,
+    /// Supplementary groups (replaces the inherited list; empty clears it).
+    pub groups: Vec<u32>,
+}
+
+/// Everything that hardens a workload: capabilities, seccomp, `no_new_privs`,
+/// uid/gid/groups, rlimits, `oom_score_adj`, an LSM label and a Landlock ruleset.
+///
+/// Configure it, [`prepare`](SecurityPolicy::prepare) it in the parent (all
+/// allocation, parsing, BPF compilation and validation happen there), then
+/// call [`PreparedSecurity::apply_in_child`] in the child right before `execve`.
+///
+/// ```no_run
+/// use berth_security::SecurityPolicy;
+/// let prepared = SecurityPolicy::docker_default().user(1000, 1000).prepare()?;
+/// // in a forked child: unsafe { prepared.apply_in_child() } then execve
+/// # Ok::<(), berth_security::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SecurityPolicy {
+    capabilities: Option<Capabilities>,
+    seccomp: Option<SeccompProfile>,
+    no_new_privs: bool,
+    identity: Option<Identity>,
+    rlimits: Vec<Rlimit>,
+    oom_score_adj: Option<i32>,
+    lsm: Option<LsmLabel>,
+    landlock: Option<Landlock>,
+}
+
+impl SecurityPolicy {
+    /// A policy that changes nothing (add what you need).
+    ///
+    /// ```
+    /// let p = berth_security::SecurityPolicy::new();
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Docker's defaults: the 14 default capabilities (uniform), the default
+    /// seccomp profile and `no_new_privs`.
+    ///
+    /// ```
+    /// let p = berth_security::SecurityPolicy::docker_default();
+    /// ```
+    pub fn docker_default() -> Self {
+        SecurityPolicy::new()
+            .capabilities(Capabilities::docker_default())
+            .seccomp(SeccompProfile::docker_default())
+            .no_new_privs(true)
+    }
+
+    /// Set all five capability sets.
+    ///
+    /// ```
+    /// use berth_security::{CapSet, Capabilities, SecurityPolicy};
+    /// let caps = CapSet::docker_with(["NET_ADMIN"], ["MKNOD"])?;
+    /// let p = SecurityPolicy::new().capabilities(Capabilities::uniform(caps));
+    /// # Ok::<(), berth_security::Error>(())
+    /// ```
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.capabilities = Some(caps);
+        self
+    }
+
+    /// Install this seccomp profile (compiled against the bounding set at prepare).
+    ///
+    /// ```
+    /// use berth_security::{SeccompProfile, SecurityPolicy};
+    /// let p = SecurityPolicy::new().seccomp(SeccompProfile::docker_default());
+    /// ```
+    pub fn seccomp(mut self, profile: SeccompProfile) -> Self {
+        self.seccomp = Some(profile);
+        self
+    }
+
+    /// Do not install any seccomp filter (Docker's `seccomp=unconfined`).
+    ///
+    /// ```
+    /// let p = berth_security::SecurityPolicy::docker_default().no_seccomp();
+    /// ```
+    pub fn no_seccomp(mut self) -> Self {
+        self.seccomp = None;
+        self
+    }
+
+    /// Set `PR_SET_NO_NEW_PRIVS` (Linux 3.5): execve never grants privileges
+    /// (setuid bits and file capabilities are ignored).
+    ///
+    /// ```
+    /// let p = berth_security::SecurityPolicy::new().no_new_privs(true);
+    /// ```
+    pub fn no_new_privs(mut self, on: bool) -> Self {
+        self.no_new_privs = on;
+        self
+    }
+
+    /// Run as this uid and gid (real, effective and saved).
+    ///
+    /// ```
+    /// let p = berth_security::SecurityPolicy::new().user(1000, 1000);
+    /// ```
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        let groups = self.identity.take().map(|i| i.groups).unwrap_or_default();
+        self.identity = Some(Identity { uid, gid, groups });
+        self
+    }
+
+    /// Supplementary groups (needs [`user`](SecurityPolicy::user) too).
+    ///
+    /// ```
+    /// let p = berth_security::SecurityPolicy::new().user(1000, 1000).groups([10, 20]);
+    /// ```
+    pub fn groups(mut self, groups: impl IntoIterator<Item = u32>) -> Self {
+        let groups: Vec<u32> = groups.into_iter().collect();
+        match &mut self.identity {
+            Some(i) => i.groups = groups,
+            None => {
+                self.identity = Some(Identity {
+                    uid: u32::MAX,
+                    gid: u32::MAX,
+                    groups,
+                })
+            }
+        }
+        self
+    }
+
+    /// Add a resource limit (validated at prepare: soft ≤ hard).
+    ///
+    /// ```
+    /// use berth_security::{Resource, SecurityPolicy};
+    /// let p = SecurityPolicy::new().rlimit(Resource::Nofile, 1024, 4096);
+    /// ```
+    pub fn rlimit(mut self, resource: Resource, soft: u64, hard: u64) -> Self {
+        self.rlimits.push(Rlimit {
+            resource,
+            soft,
+            hard,
+        });
+        self
+    }
+
+    /// Set `/proc/self/oom_score_adj` (-1000..=1000).
+    ///
+    /// ```
+    /// let p = berth_security::SecurityPolicy::new().oom_score_adj(500);
+    /// ```
+    pub fn oom_score_adj(mut self, value: i32) -> Self {
+        self.oom_score_adj = Some(value);
+        self
+    }
+
+    /// Confine the workload with this loaded AppArmor profile (error at
+    /// prepare when AppArmor is not active).
+    ///
+    /// ```no_run
+    /// let p = berth_security::SecurityPolicy::new().apparmor_profile("docker-default").prepare()?;
+    /// # Ok::<(), berth_security::Error>(())
+    /// ```
+    pub fn apparmor_profile(mut self, profile: impl Into<String>) -> Self {
+        self.lsm = Some(LsmLabel::AppArmor(profile.into()));
+        self
+    }
+
+    /// Run the workload with this SELinux label (error at prepare when SELinux is not active).
+    ///
+    /// ```no_run
+    /// let p = berth_security::SecurityPolicy::new()
+    ///     .selinux_label("system_u:system_r:container_t:s0")
+    ///     .prepare()?;
+    /// # Ok::<(), berth_security::Error>(())
+    /// ```
+    pub fn selinux_label(mut self, label: impl Into<String>) -> Self {
+        self.lsm = Some(LsmLabel::SeLinux(label.into()));
+        self
+    }
+
+    /// Add a Landlock ruleset as an extra layer (Linux 5.13+).
+    ///
+    /// ```
+    /// use berth_security::{FsAccess, Landlock, SecurityPolicy};
+    /// let p = SecurityPolicy::new().no_new_privs(true)
+    ///     .landlock(Landlock::new().allow("/", FsAccess::READ).allow("/tmp", FsAccess::ALL));
+    /// ```
+    pub fn landlock(mut self, ruleset: Landlock) -> Self {
+        self.landlock = Some(ruleset);
+        self
+    }
+
+    /// Validate everything and turn it into plain data for the child.
+    ///
+    /// Compiles the seccomp profile (against the bounding set, or the full
+    /// set when capabilities are left alone), resolves capability sets to
+    /// kernel masks, checks the LSM is active, creates the Landlock ruleset fd.
+    /// Nothing is left behind on error (the Landlock fd is closed).
+    ///
+    /// ```
+    /// use berth_security::{Resource, SecurityPolicy};
+    /// assert!(SecurityPolicy::new().rlimit(Resource::Nofile, 10, 5).prepare().is_err());
+    /// ```
+    pub fn prepare(&self) -> Result<PreparedSecurity> {
+        for r in &self.rlimits {
+            Rlimit::new(r.resource, r.soft, r.hard)?;
+        }
+        if let Some(v) = self.oom_score_adj {
+            if !(-1000..=1000).contains(&v) {
+                return Err(Error::InvalidOomScoreAdj { value: v });
+            }
+        }
+        if let Some(id) = &self.identity {
+            if id.uid == u32::MAX || id.gid == u32::MAX {
+                return Err(Error::InvalidIdentity {
+                    reason: "supplementary groups need a uid and gid (call user())".into(),
+                });
+            }
+            // NGROUPS_MAX (65536), <linux/limits.h>.
+            if id.groups.len() > 65536 {
+                return Err(Error::InvalidIdentity {
+                    reason: format!(
+                        "{} supplementary groups, the kernel allows 65536",
+                        id.groups.len()
+                    ),
+                });
+            }
+        }
+        let caps = match &self.capabilities {
+            Some(c) => {
+                c.validate()?;
+                if !c.inheritable.is_subset(c.bounding) {
+                    return Err(Error::InvalidCapabilities {
+                        reason: format!(
+                            "inheritable has {:?} which are not in bounding",
+                            c.inheritable.difference(c.bounding)
+                        ),
+                    });
+                }
+                let last_cap = read_last_cap()?;
+                Some(RawCaps::new(c, last_cap))
+            }
+            None => None,
+        };
+        let seccomp = match &self.seccomp {
+            Some(p) => {
+                let granted = self.capabilities.map_or_else(CapSet::all, |c| c.bounding);
+                Some(p.compile(&CompileContext::new(granted))?)
+            }
+            None => None,
+        };
+        let lsm = self.lsm.as_ref().map(LsmLabel::prepare).transpose()?;
+        let oom = self.oom_score_adj.map(|v| PreparedLsm {
+            path: cstring("/proc/self/oom_score_adj"),
+            data: v.to_string().into_bytes(),
+        });
+        let rlimits = self
+            .rlimits
+            .iter()
+            .map(|r| {
+                (
+                    r.resource.raw(),
+                    libc::rlimit64 {
+                        rlim_cur: r.soft,
+                        rlim_max: r.hard,
+                    },
+                )
+            })
+            .collect();
+        let landlock = self.landlock.as_ref().map(Landlock::prepare).transpose()?;
+        tracing::debug!(
+            caps = ?self.capabilities.map(|c| c.bounding),
+            seccomp_insns = seccomp.as_ref().map(SeccompProgram::len),
+            no_new_privs = self.no_new_privs,
+            uid = self.identity.as_ref().map(|i| i.uid),
+            "security policy prepared"
+        );
+        Ok(PreparedSecurity {
+            rlimits,
+            oom,
+            lsm,
+            caps,
+            identity: self.identity.clone(),
+            no_new_privs: self.no_new_privs,
+            seccomp,
+            landlock,
+        })
+    }
+}
+
+fn read_last_cap() -> Result<u32> {
+    let s = std::fs::read_to_string(CAP_LAST_CAP).map_err(|source| Error::ReadKernelFile {
+        path: CAP_LAST_CAP.into(),
+        source,
+    })?;
+    s.trim().parse().map_err(|_| Error::ReadKernelFile {
+        path: CAP_LAST_CAP.into(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{s:?}")),
+    })
+}
+
+/// Capability sets as the kernel's `capset(2)` structs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawCaps {
+    pub(crate) bounding: u64,
+    pub(crate) last_cap: u32,
+    pub(crate) data: [apply::CapUserData; 2],
+    pub(crate) ambient: u64,
+}
+
+impl RawCaps {
+    fn new(c: &Capabilities, last_cap: u32) -> Self {
+        let half = |s: CapSet, i: u32| (s.bits() >> (32 * i)) as u32;
+        let d = |i| apply::CapUserData {
+            effective: half(c.effective, i),
+            permitted: half(c.permitted, i),
+            inheritable: half(c.inheritable, i),
+        };
+        RawCaps {
+            bounding: c.bounding.bits(),
+            last_cap,
+            data: [d(0), d(1)],
+            ambient: c.ambient.bits(),
+        }
+    }
+}
+
+/// A [`SecurityPolicy`] turned into plain data, ready for
+/// [`apply_in_child`](PreparedSecurity::apply_in_child).
+///
+/// Owns the Landlock ruleset fd (close-on-exec; closed on drop in the parent).
+#[derive(Debug)]
+pub struct PreparedSecurity {
+    rlimits: Vec<(u32, libc::rlimit64)>,
+    oom: Option<PreparedLsm>,
+    lsm: Option<PreparedLsm>,
+    caps: Option<RawCaps>,
+    identity: Option<Identity>,
+    no_new_privs: bool,
+    seccomp: Option<SeccompProgram>,
+    landlock: Option<OwnedFd>,
+}
+
+impl PreparedSecurity {
+    /// The compiled seccomp program, if any.
+    pub fn seccomp_program(&self) -> Option<&SeccompProgram> {
+        self.seccomp.as_ref()
+    }
+
+    /// The Landlock ruleset fd, if any (the child must keep it open until apply).
+    pub fn landlock_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.landlock.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Apply everything to the calling process, in this order:
+    ///
+    /// 1. **rlimits** (`prlimit64`) and **oom_score_adj**: raising a hard
+    ///    limit or lowering the score needs `CAP_SYS_RESOURCE`, so before caps go;
+    /// 2. **LSM exec label** (`/proc/thread-self/attr/…/exec`): writing it
+    ///    may need privileges we are about to drop; it takes effect at execve;
+    /// 3. *without* `no_new_privs` only: **Landlock** and **seccomp** here,
+    ///    while `CAP_SYS_ADMIN` still allows installing them (so the profile
+    ///    must allow the id and capability syscalls that follow, as Docker's does);
+    /// 4. **bounding set** drop (`PR_CAPBSET_DROP` needs `CAP_SETPCAP`, so
+    ///    before the uid change);
+    /// 5. **identity**: `PR_SET_KEEPCAPS`, then `setgroups`, `setresgid`,
+    ///    `setresuid` (raw syscalls: glibc's wrappers broadcast to all threads
+    ///    with signals, which is not async-signal-safe);
+    /// 6. **capset** (effective/permitted/inheritable; the permitted set
+    ///    survived the uid change thanks to keep-caps), then the **ambient**
+    ///    set is cleared and raised, so a non-root workload keeps its caps across execve;
+    /// 7. **no_new_privs**;
+    /// 8. **Landlock** then **seccomp** last, so no syscall above needs to be
+    ///    allowed by the filter; only `execve` remains, which must be.
+    ///
+    /// Allocation-free, lock-free, panic-free: only raw syscalls.
+    ///
+    /// # Safety
+    /// Irreversibly changes the calling process' credentials and
+    /// restrictions: call it only in a freshly forked/cloned child that will
+    /// `execve` (or `_exit`) afterwards.
+    pub unsafe fn apply_in_child(&self) -> Result<(), ChildFailure> {
+        for (res, lim) in &self.rlimits {
+            // SAFETY: prlimit64 on ourselves (pid 0) with a valid new limit.
+            unsafe { apply::prlimit(*res, lim)? };
+        }
+        if let Some(o) = &self.oom {
+            // SAFETY: valid CString path and buffer.
+            unsafe { apply::write_file("write /proc/self/oom_score_adj", &o.path, &o.data)? };
+        }
+        if let Some(l) = &self.lsm {
+            // SAFETY: valid CString path and buffer.
+            unsafe { apply::write_file("write LSM exec label", &l.path, &l.data)? };
+        }
+        if !self.no_new_privs {
+            // SAFETY: see the order above.
+            unsafe { self.restrict()? };
+        }
+        if let Some(c) = &self.caps {
+            // SAFETY: PR_CAPBSET_DROP on ourselves.
+            unsafe { apply::drop_bounding(c.bounding, c.last_cap)? };
+        }
+        if let Some(id) = &self.identity {
+            if self.caps.is_some() {
+                // SAFETY: plain prctl.
+                unsafe { apply::prctl("prctl(PR_SET_KEEPCAPS)", libc::PR_SET_KEEPCAPS, 1)? };
+            }
+            // SAFETY: the groups slice outlives the call.
+            unsafe { apply::set_identity(id.uid, id.gid, &id.groups)? };
+        }
+        if let Some(c) = &self.caps {
+            // SAFETY: valid capset data for version 3.
+            unsafe { apply::capset(&c.data)? };
+            // SAFETY: plain prctls.
+            unsafe { apply::set_ambient(c.ambient, c.last_cap)? };
+        }
+        if self.no_new_privs {
+            // SAFETY: plain prctl.
+            unsafe { apply::prctl("prctl(PR_SET_NO_NEW_PRIVS)", libc::PR_SET_NO_NEW_PRIVS, 1)? };
+            // SAFETY: see the order above.
+            unsafe { self.restrict()? };
+        }
+        Ok(())
+    }
+
+    /// Landlock then seccomp.
+    unsafe fn restrict(&self) -> Result<(), ChildFailure> {
+        if let Some(fd) = &self.landlock {
+            // SAFETY: a valid ruleset fd.
+            unsafe { apply::landlock_restrict_self(fd.as_raw_fd())? };
+        }
+        if let Some(p) = &self.seccomp {
+            // SAFETY: installing a valid program on ourselves.
+            unsafe { p.install() }.map_err(|errno| ChildFailure {
+                step: "seccomp(SECCOMP_SET_MODE_FILTER)",
+                errno,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Keep `CString` in the public dependency graph for attr paths (used by prepare).
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn ok<T: Send + Sync>() {}
+    ok::<PreparedSecurity>();
+    ok::<CString>();
+    ok::<Error>();
+}

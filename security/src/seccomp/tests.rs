@@ -1,0 +1,320 @@
+use super::bpf::{run, TEST_ARCH};
+use super::*;
+
+fn nr(name: &str) -> u32 {
+    syscall_number(name).unwrap()
+}
+
+const ALLOW: u32 = 0x7fff_0000;
+const EPERM: u32 = 0x0005_0001;
+
+#[test]
+fn default_profile_parses_and_compiles_small() {
+    let p = SeccompProfile::docker_default();
+    assert_eq!(p.default_action, Action::Errno(1));
+    let prog = p
+        .compile(&CompileContext::new(CapSet::docker_default()))
+        .unwrap();
+    assert!(prog.len() < 4096 && prog.len() > 300, "{}", prog.len());
+}
+
+#[test]
+fn default_profile_semantics() {
+    let ctx = CompileContext {
+        caps: CapSet::docker_default(),
+        kernel: (6, 1),
+    };
+    let prog = SeccompProfile::docker_default().compile(&ctx).unwrap();
+    let r = |name: &str, args: [u64; 6]| run(&prog, TEST_ARCH, nr(name), args);
+    for s in [
+        "read",
+        "write",
+        "execve",
+        "openat",
+        "exit_group",
+        "rt_sigreturn",
+        "ptrace",
+        "arch_prctl",
+    ] {
+        assert_eq!(r(s, [0; 6]), ALLOW, "{s}");
+    }
+    for s in [
+        "unshare",
+        "mount",
+        "keyctl",
+        "add_key",
+        "kexec_load",
+        "init_module",
+        "reboot",
+        "bpf",
+        "setns",
+        "io_uring_setup",
+    ] {
+        assert_eq!(r(s, [0; 6]), EPERM, "{s}");
+    }
+    // clone: plain fork flags allowed, any CLONE_NEW* denied.
+    assert_eq!(r("clone", [0x01200011, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(r("clone", [0x01200011 | 0x10000000, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(r("clone", [0x20000, 0, 0, 0, 0, 0]), EPERM);
+    // clone3 is ENOSYS so libc falls back to clone.
+    assert_eq!(r("clone3", [0; 6]), 0x0005_0000 | 38);
+    // socket: everything but AF_VSOCK.
+    assert_eq!(r("socket", [2, 1, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(r("socket", [40, 1, 0, 0, 0, 0]), EPERM);
+    assert_eq!(
+        r("socket", [40 | (1 << 32), 1, 0, 0, 0, 0]),
+        ALLOW,
+        "64-bit compare"
+    );
+    // personality: the allowed personas only.
+    for v in [0u64, 8, 0x20000, 0x20008, 0xffff_ffff] {
+        assert_eq!(r("personality", [v, 0, 0, 0, 0, 0]), ALLOW, "{v:#x}");
+    }
+    assert_eq!(r("personality", [0x0040000, 0, 0, 0, 0, 0]), EPERM);
+    // unknown syscall number and foreign ABIs
+    assert_eq!(run(&prog, TEST_ARCH, 1000, [0; 6]), EPERM);
+    assert_eq!(
+        run(&prog, TEST_ARCH, nr("read") | 0x4000_0000, [0; 6]),
+        0x8000_0000,
+        "x32"
+    );
+    assert_eq!(run(&prog, 0x4000_0003, 3, [0; 6]), 0x8000_0000, "i386");
+}
+
+#[test]
+fn capabilities_unlock_syscalls() {
+    let mut caps = CapSet::docker_default();
+    caps.insert(caps::Capability::CAP_SYS_ADMIN);
+    caps.insert(caps::Capability::CAP_SYS_BOOT);
+    let ctx = CompileContext {
+        caps,
+        kernel: (6, 1),
+    };
+    let prog = SeccompProfile::docker_default().compile(&ctx).unwrap();
+    for s in ["unshare", "mount", "setns", "reboot", "clone3"] {
+        assert_eq!(run(&prog, TEST_ARCH, nr(s), [0; 6]), ALLOW, "{s}");
+    }
+    assert_eq!(
+        run(&prog, TEST_ARCH, nr("clone"), [0x10000000, 0, 0, 0, 0, 0]),
+        ALLOW
+    );
+    assert_eq!(run(&prog, TEST_ARCH, nr("init_module"), [0; 6]), EPERM);
+    // minKernel: ptrace only from 4.8 on
+    let old = SeccompProfile::docker_default()
+        .compile(&CompileContext {
+            caps: CapSet::docker_default(),
+            kernel: (4, 4),
+        })
+        .unwrap();
+    assert_eq!(run(&old, TEST_ARCH, nr("ptrace"), [0; 6]), EPERM);
+}
+
+#[test]
+fn all_operators_64_bit() {
+    let vals: [u64; 9] = [
+        0,
+        1,
+        5,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0005,
+        0x2_0000_0000,
+        u64::MAX - 1,
+        u64::MAX,
+    ];
+    let ops = [
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Eq,
+        CmpOp::Ge,
+        CmpOp::Gt,
+    ];
+    for op in ops {
+        for &v in &vals {
+            let p = SeccompProfile::new(Action::Errno(7)).rule(
+                SyscallRule::new(["read"], Action::Allow)
+                    .arg(3, op, v, 0)
+                    .unwrap(),
+            );
+            let prog = p
+                .compile(&CompileContext {
+                    caps: CapSet::empty(),
+                    kernel: (6, 1),
+                })
+                .unwrap();
+            for &x in &vals {
+                let want = match op {
+                    CmpOp::Ne => x != v,
+                    CmpOp::Lt => x < v,
+                    CmpOp::Le => x <= v,
+                    CmpOp::Eq => x == v,
+                    CmpOp::Ge => x >= v,
+                    CmpOp::Gt => x > v,
+                    CmpOp::MaskedEq => unreachable!(),
+                };
+                let got = run(&prog, TEST_ARCH, 0, [0, 0, 0, x, 0, 0]) == ALLOW;
+                assert_eq!(got, want, "{op:?} {x:#x} vs {v:#x}");
+            }
+        }
+    }
+    let p = SeccompProfile::new(Action::Errno(7)).rule(
+        SyscallRule::new(["read"], Action::Allow)
+            .arg(0, CmpOp::MaskedEq, 0xff00_0000_00ff, 0x1200_0000_0034)
+            .unwrap(),
+    );
+    let prog = p
+        .compile(&CompileContext {
+            caps: CapSet::empty(),
+            kernel: (6, 1),
+        })
+        .unwrap();
+    assert_eq!(
+        run(&prog, TEST_ARCH, 0, [0x1234_5678_9a34, 0, 0, 0, 0, 0]),
+        ALLOW
+    );
+    assert_eq!(
+        run(&prog, TEST_ARCH, 0, [0x1334_5678_9a34, 0, 0, 0, 0, 0]),
+        0x0005_0007
+    );
+}
+
+#[test]
+fn mixed_actions_precedence_and_or_of_same_index() {
+    let json = r#"{
+      "defaultAction": "SCMP_ACT_ALLOW",
+      "syscalls": [
+        {"names": ["write"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28,
+         "args": [{"index": 0, "value": 99, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["write"], "action": "SCMP_ACT_KILL_PROCESS",
+         "args": [{"index": 0, "value": 98, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["mkdir"], "action": "SCMP_ACT_TRAP"},
+        {"names": ["rmdir"], "action": "SCMP_ACT_LOG"},
+        {"names": ["getpid"], "action": "SCMP_ACT_TRACE", "errnoRet": 5},
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+         "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"},
+                  {"index": 1, "value": 15, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["no_such_syscall_xyz"], "action": "SCMP_ACT_KILL"}
+      ]
+    }"#;
+    let p = SeccompProfile::from_docker_json(json).unwrap();
+    let prog = p
+        .compile(&CompileContext {
+            caps: CapSet::empty(),
+            kernel: (6, 1),
+        })
+        .unwrap();
+    let w = nr("write");
+    assert_eq!(run(&prog, TEST_ARCH, w, [1, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(
+        run(&prog, TEST_ARCH, w, [99, 0, 0, 0, 0, 0]),
+        0x0005_0000 | 28
+    );
+    assert_eq!(run(&prog, TEST_ARCH, w, [98, 0, 0, 0, 0, 0]), 0x8000_0000);
+    assert_eq!(run(&prog, TEST_ARCH, nr("mkdir"), [0; 6]), 0x0003_0000);
+    assert_eq!(run(&prog, TEST_ARCH, nr("rmdir"), [0; 6]), 0x7ffc_0000);
+    assert_eq!(run(&prog, TEST_ARCH, nr("getpid"), [0; 6]), 0x7ff0_0005);
+    let k = nr("kill");
+    assert_eq!(run(&prog, TEST_ARCH, k, [1, 9, 0, 0, 0, 0]), EPERM);
+    assert_eq!(run(&prog, TEST_ARCH, k, [1, 15, 0, 0, 0, 0]), EPERM);
+    assert_eq!(run(&prog, TEST_ARCH, k, [1, 2, 0, 0, 0, 0]), ALLOW);
+}
+
+#[test]
+fn bad_profiles_are_clear_errors() {
+    let cases = [
+        (r#"{"defaultAction": "SCMP_ACT_BOGUS"}"#, "SCMP_ACT_BOGUS"),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_FOO"}]}"#,
+            "SCMP_ACT_FOO",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
+            "index is 6",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#,
+            "SCMP_CMP_LIKE",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "op": "SCMP_CMP_EQ"}]}]}"#,
+            "value",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}"#,
+            "70000",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_Z80"]}"#,
+            "SCMP_ARCH_Z80",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_FLY"]}}]}"#,
+            "CAP_FLY",
+        ),
+        (r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#, "SCMP_ACT_NOTIFY"),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]}"#,
+            "names no syscall",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_BOGUS"]}"#,
+            "SECCOMP_FILTER_FLAG_BOGUS",
+        ),
+        (r#"{"defaultAction": "#, "parse"),
+    ];
+    for (json, needle) in cases {
+        let e = SeccompProfile::from_docker_json(json)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{json}: {e}");
+    }
+}
+
+#[test]
+fn oci_profile_converts() {
+    let json = r#"{
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 38,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+        "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+                     {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]
+    }"#;
+    let oci: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(json).unwrap();
+    let p = SeccompProfile::from_oci(&oci).unwrap();
+    assert_eq!(p.default_action, Action::Errno(38));
+    assert_eq!(p.flags, FLAG_LOG);
+    assert_eq!(p.rules.len(), 2);
+    let prog = p
+        .compile(&CompileContext {
+            caps: CapSet::empty(),
+            kernel: (6, 1),
+        })
+        .unwrap();
+    assert_eq!(prog.flags(), FLAG_LOG);
+    assert_eq!(run(&prog, TEST_ARCH, nr("read"), [0; 6]), ALLOW);
+    assert_eq!(
+        run(&prog, TEST_ARCH, nr("personality"), [8, 0, 0, 0, 0, 0]),
+        ALLOW
+    );
+    assert_eq!(
+        run(&prog, TEST_ARCH, nr("personality"), [9, 0, 0, 0, 0, 0]),
+        0x0005_0000 | 38
+    );
+}
+
+#[test]
+fn syscall_table_is_consistent() {
+    assert_eq!(nr("read"), libc::SYS_read as u32);
+    assert_eq!(nr("seccomp"), libc::SYS_seccomp as u32);
+    assert_eq!(nr("clone3"), libc::SYS_clone3 as u32);
+    assert_eq!(nr("io_pgetevents"), 333);
+    let mut last = None;
+    for (_, n) in table_x86_64::X86_64 {
+        assert!(last.is_none_or(|l| l < *n));
+        last = Some(*n);
+    }
+}

@@ -6,3 +6,24 @@
 //! toolchain, no ELF objects.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+pub mod asm;
+mod cgroup;
+mod error;
+pub mod ringbuf;
+pub mod sys;
+pub mod tracefs;
+
+pub use cgroup::{cgroup_id, open_cgroup};
+pub use error::{Error, Result};
+mod device;
+mod probes;
+
+pub use device::{
+    AttachedDeviceFilter, DeviceAccess, DeviceFilter, DeviceKind, DeviceRule, MAX_MAJOR, MAX_MINOR,
+};
+pub use probes::{
+    load_all_programs, ExecEvent, ExecProbe, NetCounter, NetStats, SyscallCounter,
+    EXEC_FILENAME_MAX, SYSCALL_SLOTS,
+};
+pub use sys::{check_privileges, privilege_diagnosis};

@@ -1,0 +1,172 @@
+//! A consumer for `BPF_MAP_TYPE_RINGBUF` (Linux 5.8): the consumer
+//! position page is mapped read-write, the producer position page and the
+//! data area (mapped twice by the kernel so records never wrap) read-only.
+//! Layout: `kernel/bpf/ringbuf.c`; record header `struct bpf_ringbuf_hdr`
+//! (u32 length with BUSY bit 31 and DISCARD bit 30, u32 page offset).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::sys::{Map, MapType};
+
+const BUSY: u32 = 1 << 31;
+const DISCARD: u32 = 1 << 30;
+const HDR: usize = 8;
+
+/// A BPF ring buffer map and its memory mappings; unmapped and closed on drop.
+#[derive(Debug)]
+pub struct RingBuf {
+    map: Map,
+    consumer: *mut u8,
+    producer: *mut u8,
+    page: usize,
+    size: usize,
+}
+
+// SAFETY: the mappings are owned by this value and only touched through
+// &mut self (consume) or atomics; nothing is thread-local.
+unsafe impl Send for RingBuf {}
+
+impl RingBuf {
+    /// Create a ring buffer of `size` bytes (rounded up to a power-of-two
+    /// number of pages) and map it.
+    pub fn new(name: &str, size: usize) -> Result<RingBuf> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let size = size.max(page).next_power_of_two();
+        let map = Map::create(MapType::RingBuf, name, 0, 0, size as u32)?;
+        let mmap = |len: usize, prot: i32, off: usize| -> Result<*mut u8> {
+            // SAFETY: mapping a ring buffer fd with the sizes the kernel documents.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot,
+                    libc::MAP_SHARED,
+                    map.as_raw_fd(),
+                    off as libc::off_t,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(Error::Syscall {
+                    op: format!("mmap of ring buffer {name} ({len} bytes at {off})"),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            Ok(p as *mut u8)
+        };
+        let consumer = mmap(page, libc::PROT_READ | libc::PROT_WRITE, 0)?;
+        let producer = match mmap(page + 2 * size, libc::PROT_READ, page) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: consumer was mapped above with this length.
+                unsafe { libc::munmap(consumer as *mut libc::c_void, page) };
+                return Err(e);
+            }
+        };
+        Ok(RingBuf {
+            map,
+            consumer,
+            producer,
+            page,
+            size,
+        })
+    }
+
+    /// The underlying map (its fd goes into programs via `ld_map_fd`).
+    pub fn map(&self) -> &Map {
+        &self.map
+    }
+
+    fn cons_pos(&self) -> &AtomicU64 {
+        // SAFETY: the consumer page is mapped for our lifetime, the position
+        // is an 8-byte aligned u64 at its start.
+        unsafe { &*(self.consumer as *const AtomicU64) }
+    }
+
+    fn prod_pos(&self) -> &AtomicU64 {
+        // SAFETY: as above for the producer page.
+        unsafe { &*(self.producer as *const AtomicU64) }
+    }
+
+    /// Hand every complete record to `f`; returns how many were consumed.
+    pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        let data = self.producer.wrapping_add(self.page);
+        let mask = (self.size - 1) as u64;
+        let mut cons = self.cons_pos().load(Ordering::Acquire);
+        loop {
+            let prod = self.prod_pos().load(Ordering::Acquire);
+            if cons >= prod {
+                break;
+            }
+            let at = (cons & mask) as usize;
+            // SAFETY: at < size and the data area is mapped twice, so a
+            // header and its record (at most size bytes) are readable.
+            let hdr = unsafe { &*(data.add(at) as *const AtomicU32) }.load(Ordering::Acquire);
+            if hdr & BUSY != 0 {
+                break;
+            }
+            let len = (hdr & !(BUSY | DISCARD)) as usize;
+            if hdr & DISCARD == 0 {
+                // SAFETY: see above; the record is committed (not BUSY).
+                let rec = unsafe { std::slice::from_raw_parts(data.add(at + HDR), len) };
+                f(rec);
+                n += 1;
+            }
+            cons += ((len + HDR + 7) & !7) as u64;
+            self.cons_pos().store(cons, Ordering::Release);
+        }
+        n
+    }
+
+    /// Wait up to `timeout` for data (`poll(2)` on the map fd); true when readable.
+    pub fn wait(&self, timeout: Duration) -> Result<bool> {
+        let prod = self.prod_pos().load(Ordering::Acquire);
+        if prod > self.cons_pos().load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.map.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: pfd is a valid pollfd array of length 1.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                return Ok(false);
+            }
+            return Err(Error::Syscall {
+                op: "poll on ring buffer".into(),
+                source: e,
+            });
+        }
+        Ok(r > 0)
+    }
+}
+
+impl AsFd for RingBuf {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.map.as_fd()
+    }
+}
+
+impl Drop for RingBuf {
+    fn drop(&mut self) {
+        // SAFETY: both regions were mapped in new() with these lengths and
+        // nothing borrows them past self.
+        unsafe {
+            libc::munmap(self.consumer as *mut libc::c_void, self.page);
+            libc::munmap(
+                self.producer as *mut libc::c_void,
+                self.page + 2 * self.size,
+            );
+        }
+    }
+}

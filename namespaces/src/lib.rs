@@ -5,5 +5,124 @@
 //! namespace id maps written by the parent, an ordered child plan executed
 //! with raw syscalls only, errors reported over a CLOEXEC pipe as
 //! (step, errno), joining namespaces with `setns`, and a minimal pid-1 reaper.
+//!
+//! ```no_run
+//! use berth_namespaces::{IdMap, Namespaces, Spawner};
+//!
+//! let out = Spawner::new(["/bin/sh", "-c", "hostname; id -u"])
+//!     .namespaces(Namespaces::USER | Namespaces::UTS | Namespaces::PID | Namespaces::NET)
+//!     .uid_map(IdMap::new(0, 100_000, 65_536))
+//!     .gid_map(IdMap::new(0, 100_000, 65_536))
+//!     .hostname("c1")
+//!     .output()?;
+//! assert_eq!(String::from_utf8_lossy(&out.stdout), "c1\n0\n");
+//! # Ok::<(), berth_namespaces::Error>(())
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+mod child;
+mod error;
+mod handle;
+mod spawn;
+mod step;
+mod sys;
+
+pub use error::{Error, Result};
+pub use handle::{Child, ChildRef};
+pub use spawn::{Spawner, Stdio};
+pub use step::{HookFn, Step};
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+bitflags::bitflags! {
+    /// The eight namespace types, as their `CLONE_NEW*` flags (namespaces(7)).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Namespaces: u64 {
+        /// Mount namespace (`CLONE_NEWNS`, Linux 2.4.19).
+        const MOUNT = libc::CLONE_NEWNS as u64;
+        /// UTS namespace: hostname and domainname (`CLONE_NEWUTS`, 2.6.19).
+        const UTS = libc::CLONE_NEWUTS as u64;
+        /// System V IPC and POSIX message queues (`CLONE_NEWIPC`, 2.6.19).
+        const IPC = libc::CLONE_NEWIPC as u64;
+        /// PID namespace: the child is pid 1 (`CLONE_NEWPID`, 2.6.24).
+        const PID = libc::CLONE_NEWPID as u64;
+        /// Network namespace: only `lo` (`CLONE_NEWNET`, 2.6.29).
+        const NET = libc::CLONE_NEWNET as u64;
+        /// User namespace (`CLONE_NEWUSER`, 3.8); see [`Spawner::uid_map`].
+        const USER = libc::CLONE_NEWUSER as u64;
+        /// Cgroup namespace (`CLONE_NEWCGROUP`, 4.6).
+        const CGROUP = libc::CLONE_NEWCGROUP as u64;
+        /// Time namespace (`CLONE_NEWTIME`, 5.6); see [`Spawner::time_offsets`].
+        const TIME = libc::CLONE_NEWTIME as u64;
+    }
+}
+
+impl Namespaces {
+    /// The `/proc/<pid>/ns/<name>` file name of a single namespace type.
+    pub fn proc_name(self) -> Option<&'static str> {
+        Some(match self {
+            Namespaces::MOUNT => "mnt",
+            Namespaces::UTS => "uts",
+            Namespaces::IPC => "ipc",
+            Namespaces::PID => "pid",
+            Namespaces::NET => "net",
+            Namespaces::USER => "user",
+            Namespaces::CGROUP => "cgroup",
+            Namespaces::TIME => "time",
+            _ => return None,
+        })
+    }
+}
+
+/// One line of a `uid_map`/`gid_map` (user_namespaces(7)): ids
+/// `inside..inside+count` in the new namespace are `outside..outside+count`
+/// in the parent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdMap {
+    /// First id inside the new user namespace.
+    pub inside: u32,
+    /// First id in the parent user namespace.
+    pub outside: u32,
+    /// Number of ids (at least 1).
+    pub count: u32,
+}
+
+impl IdMap {
+    /// A map of `count` ids starting at `inside`/`outside`.
+    ///
+    /// ```
+    /// let root_to_nobody = berth_namespaces::IdMap::new(0, 65534, 1);
+    /// ```
+    pub fn new(inside: u32, outside: u32, count: u32) -> Self {
+        IdMap {
+            inside,
+            outside,
+            count,
+        }
+    }
+}
+
+/// A detached copy of the mount tree at `path` (`open_tree(2)` with
+/// `OPEN_TREE_CLONE`, plus `AT_RECURSIVE` when `recursive`; Linux 5.2),
+/// to be attached in the child with [`Step::move_mount`].
+///
+/// ```no_run
+/// let tree = berth_namespaces::detached_bind("/srv/data", false)?;
+/// # Ok::<(), berth_namespaces::Error>(())
+/// ```
+pub fn detached_bind(path: impl AsRef<Path>, recursive: bool) -> Result<OwnedFd> {
+    let path = path.as_ref();
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+    let flags = sys::OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | if recursive { sys::AT_RECURSIVE } else { 0 };
+    // SAFETY: valid C string; the returned fd is owned by us.
+    let r = unsafe { libc::syscall(sys::SYS_OPEN_TREE, libc::AT_FDCWD, c.as_ptr(), flags) };
+    let fd = sys::cvt(r).map_err(|e| Error::setup(format!("open_tree({path:?})"), e))?;
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -1,0 +1,358 @@
+//! The child side of the spawn path: runs right after `clone3` in the new
+//! process. Everything here is async-signal-safe: raw syscalls on data the
+//! parent prepared (no allocation, no locks, no panics), because the parent
+//! may be multi-threaded and the child owns a copy of its memory in whatever
+//! state other threads left it.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
+
+use crate::step::Step;
+use crate::sys::{self, cvt, cvt_i};
+
+/// A report sent over the CLOEXEC error pipe: 16 bytes, written atomically.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct Report {
+    pub kind: u32,
+    pub index: u32,
+    pub value: i32,
+    pub pad: u32,
+}
+
+pub(crate) const R_STEP: u32 = 1;
+pub(crate) const R_PHASE: u32 = 2;
+pub(crate) const R_JOIN: u32 = 3;
+pub(crate) const R_PID: u32 = 4;
+pub(crate) const R_READY: u32 = 5;
+
+pub(crate) const P_PDEATHSIG: u32 = 0;
+pub(crate) const P_SYNC: u32 = 1;
+pub(crate) const P_DUMPABLE: u32 = 2;
+pub(crate) const P_JOIN_FORK: u32 = 3;
+pub(crate) const P_TIME_UNSHARE: u32 = 4;
+pub(crate) const P_TIME_OFFSETS: u32 = 5;
+pub(crate) const P_TIME_SETNS: u32 = 6;
+pub(crate) const P_HOSTNAME: u32 = 7;
+pub(crate) const P_DOMAINNAME: u32 = 8;
+pub(crate) const P_FDS: u32 = 9;
+pub(crate) const P_CWD: u32 = 10;
+pub(crate) const P_INIT_FORK: u32 = 11;
+pub(crate) const P_CLOSE_FDS: u32 = 12;
+pub(crate) const P_START: u32 = 13;
+pub(crate) const P_EXEC: u32 = 14;
+pub(crate) const P_SIGMASK: u32 = 15;
+pub(crate) const P_SETID: u32 = 16;
+
+/// Exit code of a child whose parent vanished before it could be told to go.
+pub(crate) const EXIT_PARENT_GONE: i32 = 126;
+/// Exit code after a reported failure.
+pub(crate) const EXIT_FAILED: i32 = 127;
+
+/// Everything the child needs, borrowed from the parent's prepared plan.
+pub(crate) struct ChildPlan<'a> {
+    pub steps: &'a [Step],
+    pub exec_paths: &'a [CString],
+    pub argv: &'a [*const libc::c_char],
+    pub envp: &'a [*const libc::c_char],
+    pub fd_moves: &'a [(RawFd, RawFd)],
+    pub close_ranges: &'a [(u32, u32)],
+    pub err_w: RawFd,
+    pub sync_r: RawFd,
+    pub start_r: RawFd,
+    pub pdeathsig: libc::c_int,
+    pub hostname: Option<&'a CStr>,
+    pub domainname: Option<&'a CStr>,
+    pub time_offsets: Option<&'a [u8]>,
+    pub joins: &'a [(RawFd, libc::c_int)],
+    pub join_pid: bool,
+    pub init: bool,
+    pub cwd: Option<&'a CStr>,
+    /// In a new user namespace with maps: (uid, gid, clear supplementary groups).
+    pub become_id: Option<(libc::uid_t, libc::gid_t, bool)>,
+}
+
+fn report(fd: RawFd, kind: u32, index: u32, value: i32) {
+    let r = Report {
+        kind,
+        index,
+        value,
+        pad: 0,
+    };
+    // SAFETY: Report is plain old data; viewing it as bytes is sound.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&r as *const Report).cast::<u8>(),
+            std::mem::size_of::<Report>(),
+        )
+    };
+    let _ = sys::write_all(fd, bytes);
+}
+
+fn fail(fd: RawFd, kind: u32, index: u32, errno: i32) -> ! {
+    report(fd, kind, index, errno);
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(EXIT_FAILED) }
+}
+
+/// Plain fork as a raw syscall (no atfork handlers, no glibc locks).
+fn raw_fork(extra_flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
+    // SAFETY: clone without CLONE_VM and with a null stack behaves like fork:
+    // the child continues on a copy of this stack.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            extra_flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    cvt(r).map(|p| p as libc::pid_t)
+}
+
+fn set_pdeathsig(sig: libc::c_int) -> Result<(), i32> {
+    // SAFETY: prctl with integer arguments.
+    cvt_i(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) }).map(drop)
+}
+
+/// Run the plan and exec; never returns.
+///
+/// # Safety
+/// Must only be called in the child right after `clone3`; `plan` must point
+/// at data that stays valid (it is the child's copy of the parent's memory).
+pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
+    let err = plan.err_w;
+    // SAFETY (whole body): raw syscalls with pointers into `plan`, which the
+    // parent built before clone and which the child owns a copy of.
+    unsafe {
+        // Parent death: PR_SET_PDEATHSIG, prctl(2). Cleared by credential
+        // changes and fork, so it is set again after the plan.
+        if plan.pdeathsig != 0 {
+            if let Err(e) = set_pdeathsig(plan.pdeathsig) {
+                fail(err, R_PHASE, P_PDEATHSIG, e);
+            }
+        }
+        // Wait until the parent wrote the id maps and ran its hook.
+        if plan.sync_r >= 0 {
+            match sys::read_byte(plan.sync_r) {
+                Ok(true) => {}
+                Ok(false) => libc::_exit(EXIT_PARENT_GONE),
+                Err(e) => fail(err, R_PHASE, P_SYNC, e),
+            }
+            libc::close(plan.sync_r);
+        }
+        // The maps are written: take ids of the new namespace, or the process
+        // would keep the parent's (unmapped) kernel ids and run as "nobody"
+        // inside while still being the parent's user on the host.
+        if let Some((uid, gid, clear_groups)) = plan.become_id {
+            if clear_groups {
+                if let Err(e) = cvt(libc::syscall(
+                    libc::SYS_setgroups,
+                    0usize,
+                    std::ptr::null::<libc::gid_t>(),
+                )) {
+                    fail(err, R_PHASE, P_SETID, e);
+                }
+            }
+            if let Err(e) = cvt(libc::syscall(libc::SYS_setresgid, gid, gid, gid)) {
+                fail(err, R_PHASE, P_SETID, e);
+            }
+            if let Err(e) = cvt(libc::syscall(libc::SYS_setresuid, uid, uid, uid)) {
+                fail(err, R_PHASE, P_SETID, e);
+            }
+        }
+        if !plan.joins.is_empty() {
+            // Non-dumpable before entering a foreign pid namespace, so its
+            // processes cannot ptrace us or read our memory via /proc.
+            if let Err(e) = cvt_i(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0)) {
+                fail(err, R_PHASE, P_DUMPABLE, e);
+            }
+            for (i, (fd, nstype)) in plan.joins.iter().enumerate() {
+                // setns(2): a pidfd with several CLONE_NEW* flags needs Linux 5.8.
+                if let Err(e) = cvt_i(libc::setns(*fd, *nstype)) {
+                    fail(err, R_JOIN, i as u32, e);
+                }
+            }
+            if plan.join_pid {
+                // A pid namespace applies to children only: fork once more,
+                // with CLONE_PARENT so the real process is the spawner's child.
+                match raw_fork(libc::CLONE_PARENT as libc::c_ulong) {
+                    Err(e) => fail(err, R_PHASE, P_JOIN_FORK, e),
+                    Ok(0) => {
+                        if plan.pdeathsig != 0 {
+                            if let Err(e) = set_pdeathsig(plan.pdeathsig) {
+                                fail(err, R_PHASE, P_PDEATHSIG, e);
+                            }
+                        }
+                    }
+                    Ok(pid) => {
+                        report(err, R_PID, 0, pid);
+                        libc::_exit(0);
+                    }
+                }
+            }
+        }
+        if let Some(offsets) = plan.time_offsets {
+            // time_namespaces(7), Linux 5.6 (setns into a time ns 5.8): offsets
+            // can only be written before a process enters the namespace, so
+            // unshare it for children, write them, then enter it ourselves.
+            if let Err(e) = cvt_i(libc::unshare(libc::CLONE_NEWTIME)) {
+                fail(err, R_PHASE, P_TIME_UNSHARE, e);
+            }
+            let fd = match cvt_i(libc::open(
+                c"/proc/self/timens_offsets".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            )) {
+                Ok(fd) => fd,
+                Err(e) => fail(err, R_PHASE, P_TIME_OFFSETS, e),
+            };
+            if let Err(e) = sys::write_all(fd, offsets) {
+                fail(err, R_PHASE, P_TIME_OFFSETS, e);
+            }
+            libc::close(fd);
+            let ns = match cvt_i(libc::open(
+                c"/proc/self/ns/time_for_children".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )) {
+                Ok(fd) => fd,
+                Err(e) => fail(err, R_PHASE, P_TIME_SETNS, e),
+            };
+            if let Err(e) = cvt_i(libc::setns(ns, libc::CLONE_NEWTIME)) {
+                fail(err, R_PHASE, P_TIME_SETNS, e);
+            }
+            libc::close(ns);
+        }
+        if let Some(h) = plan.hostname {
+            if let Err(e) = cvt_i(libc::sethostname(h.as_ptr(), h.to_bytes().len())) {
+                fail(err, R_PHASE, P_HOSTNAME, e);
+            }
+        }
+        if let Some(d) = plan.domainname {
+            if let Err(e) = cvt_i(libc::setdomainname(d.as_ptr(), d.to_bytes().len())) {
+                fail(err, R_PHASE, P_DOMAINNAME, e);
+            }
+        }
+        // Sources were placed above every target by the parent, so no dup2
+        // here can clobber a source or an internal fd.
+        for (src, dst) in plan.fd_moves {
+            if let Err(e) = cvt_i(libc::dup2(*src, *dst)) {
+                fail(err, R_PHASE, P_FDS, e);
+            }
+        }
+        for (i, step) in plan.steps.iter().enumerate() {
+            if let Err(e) = step.run() {
+                fail(err, R_STEP, i as u32, e);
+            }
+        }
+        if let Some(cwd) = plan.cwd {
+            if let Err(e) = cvt_i(libc::chdir(cwd.as_ptr())) {
+                fail(err, R_PHASE, P_CWD, e);
+            }
+        }
+        if plan.init {
+            run_init(plan);
+        } else if plan.pdeathsig != 0 {
+            if let Err(e) = set_pdeathsig(plan.pdeathsig) {
+                fail(err, R_PHASE, P_PDEATHSIG, e);
+            }
+        }
+        // Close everything the workload must not inherit (close_range(2),
+        // Linux 5.9): fds another thread opened without O_CLOEXEC, and fds of
+        // other spawns in flight, whose EOF would otherwise be delayed.
+        for (first, last) in plan.close_ranges {
+            if let Err(e) = sys::close_range(*first, *last, 0) {
+                fail(err, R_PHASE, P_CLOSE_FDS, e);
+            }
+        }
+        if plan.start_r >= 0 {
+            // Two-phase start: report readiness, then wait for start().
+            report(err, R_READY, 0, 0);
+            match sys::read_byte(plan.start_r) {
+                Ok(true) => {}
+                Ok(false) => libc::_exit(EXIT_PARENT_GONE),
+                Err(e) => fail(err, R_PHASE, P_START, e),
+            }
+            libc::close(plan.start_r);
+        }
+        let mut result = libc::ENOENT;
+        let mut saw_eacces = false;
+        for path in plan.exec_paths {
+            libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+            let e = sys::errno();
+            match e {
+                libc::EACCES => saw_eacces = true,
+                libc::ENOENT | libc::ENOTDIR => {}
+                _ => fail(err, R_PHASE, P_EXEC, e),
+            }
+            result = e;
+        }
+        if saw_eacces {
+            result = libc::EACCES;
+        }
+        fail(err, R_PHASE, P_EXEC, result)
+    }
+}
+
+/// The minimal pid-1 init: forks the workload, then forwards every signal it
+/// receives to it and reaps every child (orphans of the namespace too). Exits
+/// with the workload's exit code, or 128 + signal number if it was killed
+/// (an init cannot be killed by its own signal). Returns only in the
+/// workload.
+unsafe fn run_init(plan: &ChildPlan<'_>) {
+    let err = plan.err_w;
+    // SAFETY (whole body): sigset operations on locals and raw syscalls.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        // Blocked signals are queued even for a pid-ns init with default
+        // handlers (the kernel only drops unblocked ones), so sigwaitinfo sees them.
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
+            fail(err, R_PHASE, P_SIGMASK, libc::EINVAL);
+        }
+        // Orphans reparent to us also when we are not pid 1 (PR_SET_CHILD_SUBREAPER, 3.4).
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        let workload = match raw_fork(0) {
+            Err(e) => fail(err, R_PHASE, P_INIT_FORK, e),
+            Ok(0) => {
+                if libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) != 0 {
+                    fail(err, R_PHASE, P_SIGMASK, libc::EINVAL);
+                }
+                return;
+            }
+            Ok(pid) => pid,
+        };
+        // The init keeps no fds: the error pipe and stdio belong to the workload.
+        let _ = sys::close_range(0, u32::MAX, 0);
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&all, &mut info);
+            if sig < 0 {
+                continue;
+            }
+            if sig == libc::SIGCHLD {
+                loop {
+                    let mut status = 0;
+                    let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                    if pid <= 0 {
+                        break;
+                    }
+                    if pid == workload {
+                        let code = if libc::WIFEXITED(status) {
+                            libc::WEXITSTATUS(status)
+                        } else if libc::WIFSIGNALED(status) {
+                            128 + libc::WTERMSIG(status)
+                        } else {
+                            255
+                        };
+                        libc::_exit(code);
+                    }
+                }
+            } else {
+                libc::kill(workload, sig);
+            }
+        }
+    }
+}

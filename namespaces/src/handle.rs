@@ -1,0 +1,287 @@
+//! The handle of a spawned process: owns its pidfd.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// A borrowed view of a just-cloned child, given to the
+/// [`after_clone`](crate::Spawner::after_clone) hook.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildRef<'a> {
+    pub(crate) pid: i32,
+    pub(crate) pidfd: BorrowedFd<'a>,
+}
+
+impl ChildRef<'_> {
+    /// The child's pid (in the spawner's pid namespace), e.g. for
+    /// `/proc/<pid>/ns/net` or moving a veth peer into its netns.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+    /// The child's pidfd (`setns(pidfd, CLONE_NEWNET)` works on it, Linux 5.8).
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd
+    }
+}
+
+pub(crate) struct Pending {
+    pub start_w: OwnedFd,
+    pub err_r: OwnedFd,
+    pub exec_desc: String,
+}
+
+/// A spawned process, owning a pidfd for race-free `wait`/`kill`
+/// (pidfd_open(2), Linux 5.3).
+///
+/// Dropping a `Child` that was not waited for kills it with `SIGKILL` and
+/// reaps it, so no process outlives its handle by accident; use
+/// [`into_pidfd`](Self::into_pidfd) to let it run on.
+#[derive(Debug)]
+pub struct Child {
+    pub(crate) pid: i32,
+    pub(crate) pidfd: Option<OwnedFd>,
+    pub(crate) status: Option<ExitStatus>,
+    pub(crate) pending: Option<Pending>,
+    /// The child's stdin when [`Stdio::Piped`](crate::Stdio::Piped).
+    pub stdin: Option<ChildStdin>,
+    /// The child's stdout when [`Stdio::Piped`](crate::Stdio::Piped).
+    pub stdout: Option<ChildStdout>,
+    /// The child's stderr when [`Stdio::Piped`](crate::Stdio::Piped).
+    pub stderr: Option<ChildStderr>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("exec", &self.exec_desc)
+            .finish()
+    }
+}
+
+fn status_from_siginfo(info: &libc::siginfo_t) -> ExitStatus {
+    // SAFETY: the kernel filled the SIGCHLD fields of this siginfo.
+    let st = unsafe { info.si_status() };
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (st & 0xff) << 8,
+        libc::CLD_KILLED => st & 0x7f,
+        libc::CLD_DUMPED => (st & 0x7f) | 0x80,
+        _ => st,
+    };
+    ExitStatus::from_raw(raw)
+}
+
+/// `waitid(P_PIDFD, fd, WEXITED | extra)`: `Ok(None)` when WNOHANG found nothing.
+pub(crate) fn waitid_pidfd(fd: RawFd, extra: libc::c_int) -> io::Result<Option<ExitStatus>> {
+    loop {
+        // SAFETY: zeroed siginfo is a valid out buffer.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on a pidfd we own, P_PIDFD since Linux 5.4.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                fd as libc::id_t,
+                &mut info,
+                libc::WEXITED | extra,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: reading si_pid of a siginfo waitid filled (or left zeroed).
+        if unsafe { info.si_pid() } == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(status_from_siginfo(&info)));
+    }
+}
+
+/// `pidfd_send_signal(2)`, Linux 5.1.
+pub(crate) fn pidfd_signal(fd: RawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on integers.
+    let r = unsafe {
+        libc::syscall(
+            sys::SYS_PIDFD_SEND_SIGNAL,
+            fd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `pidfd_open(2)`, Linux 5.3.
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the fd returned is ours.
+    let r = unsafe { libc::syscall(sys::SYS_PIDFD_OPEN, pid, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+impl Child {
+    fn fd(&self) -> Result<RawFd> {
+        self.pidfd
+            .as_ref()
+            .map(|f| f.as_raw_fd())
+            .ok_or_else(|| Error::invalid("the child's pidfd was given away"))
+    }
+
+    /// The process id, in the spawner's pid namespace. With
+    /// [`Spawner::init`](crate::Spawner::init) this is the init; the
+    /// workload is its child.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The pidfd (for `poll`, `setns`, [`Spawner::join_pidfd`](crate::Spawner::join_pidfd)).
+    ///
+    /// # Panics
+    /// Never: the pidfd is only taken by [`into_pidfd`](Self::into_pidfd), which consumes `self`.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        match &self.pidfd {
+            Some(fd) => fd.as_fd(),
+            // Unreachable: into_pidfd consumes self and Drop is the only other taker.
+            None => unreachable!("pidfd taken"),
+        }
+    }
+
+    /// True while the child waits (two-phase start) for [`start`](Self::start).
+    pub fn is_created_only(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Two-phase start: let a child spawned with
+    /// [`Spawner::spawn_stopped`](crate::Spawner::spawn_stopped) call
+    /// `execve`. Returns the exec error (e.g. `ENOENT`) if that fails.
+    pub fn start(&mut self) -> Result<()> {
+        let p = self
+            .pending
+            .take()
+            .ok_or_else(|| Error::invalid(format!("child {} is already started", self.pid)))?;
+        sys::write_all(p.start_w.as_raw_fd(), &[1])
+            .map_err(|e| Error::setup(format!("start child {}", self.pid), e))?;
+        drop(p.start_w);
+        match crate::spawn::read_report(p.err_r.as_raw_fd())
+            .map_err(|e| Error::setup_io("read the child's error pipe", e))?
+        {
+            None => Ok(()),
+            Some(r) => Err(Error::Child {
+                step: p.exec_desc.clone(),
+                index: None,
+                source: io::Error::from_raw_os_error(r.value),
+            }),
+        }
+    }
+
+    /// Wait for the child to exit (`waitid(P_PIDFD)`, Linux 5.4).
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(st) = self.status {
+            return Ok(st);
+        }
+        let fd = self.fd()?;
+        let st = waitid_pidfd(fd, 0)
+            .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?
+            .ok_or_else(|| Error::invalid("waitid returned no status"))?;
+        self.status = Some(st);
+        Ok(st)
+    }
+
+    /// The exit status if the child has exited, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        if let Some(st) = self.status {
+            return Ok(Some(st));
+        }
+        let fd = self.fd()?;
+        let st = waitid_pidfd(fd, libc::WNOHANG)
+            .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?;
+        self.status = st;
+        Ok(st)
+    }
+
+    /// Wait at most `timeout` (poll(2) on the pidfd); `Ok(None)` if still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        if let Some(st) = self.status {
+            return Ok(Some(st));
+        }
+        let fd = self.fd()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::setup_io(format!("poll(pidfd of {})", self.pid), e));
+            }
+            if r > 0 {
+                return self.try_wait();
+            }
+            if left.is_zero() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Send `sig` with `pidfd_send_signal(2)` (Linux 5.1): never hits a
+    /// recycled pid. `ESRCH` once the child has been reaped.
+    pub fn kill(&mut self, sig: i32) -> Result<()> {
+        if self.status.is_some() {
+            return Err(Error::setup(
+                format!("pidfd_send_signal({}, {sig})", self.pid),
+                libc::ESRCH,
+            ));
+        }
+        let fd = self.fd()?;
+        pidfd_signal(fd, sig)
+            .map_err(|e| Error::setup_io(format!("pidfd_send_signal({}, {sig})", self.pid), e))
+    }
+
+    /// Give up ownership: the child is neither killed nor reaped on drop.
+    /// Returns its pidfd.
+    pub fn into_pidfd(mut self) -> Option<OwnedFd> {
+        self.pending = None;
+        self.pidfd.take()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let Some(fd) = self.pidfd.take() else { return };
+        if self.status.is_some() {
+            return;
+        }
+        // Closing the start pipe makes a created-only child exit by itself; kill anyway.
+        self.pending = None;
+        if let Err(e) = pidfd_signal(fd.as_raw_fd(), libc::SIGKILL) {
+            tracing::warn!(pid = self.pid, error = %e, "killing dropped child failed");
+        }
+        if let Err(e) = waitid_pidfd(fd.as_raw_fd(), 0) {
+            tracing::warn!(pid = self.pid, error = %e, "reaping dropped child failed");
+        }
+    }
+}

@@ -1,0 +1,1464 @@
+//! The `Spawner` builder and the parent side of the spawn path.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Output};
+
+use crate::child::{self, ChildPlan, Report};
+use crate::error::{Error, Result};
+use crate::handle::{self, Child, ChildRef, Pending};
+use crate::step::{Step, StepKind};
+use crate::sys;
+use crate::{IdMap, Namespaces};
+
+/// Where a standard stream of the child goes, like [`std::process::Stdio`].
+#[derive(Debug, Default)]
+pub enum Stdio {
+    /// The parent's stream (default).
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A pipe; the parent's end is in [`Child::stdin`]/`stdout`/`stderr`.
+    Piped,
+    /// This fd (duplicated at spawn; the `Spawner` keeps its own copy).
+    Fd(OwnedFd),
+}
+
+type AfterClone = Box<
+    dyn FnMut(ChildRef<'_>) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
+        + Send,
+>;
+
+enum JoinSpec {
+    Pidfd {
+        fd: io::Result<OwnedFd>,
+        ns: Namespaces,
+    },
+    Path {
+        path: PathBuf,
+        ns: Namespaces,
+    },
+}
+
+enum FdSource {
+    Owned(OwnedFd),
+    Borrowed(RawFd),
+}
+
+/// Builds and spawns a process in new or existing namespaces, shaped like
+/// [`std::process::Command`]: configure, then [`spawn`](Self::spawn),
+/// [`status`](Self::status) or [`output`](Self::output).
+///
+/// What happens in the child, in this order: (1) `PR_SET_PDEATHSIG`, (2)
+/// wait for the parent to write the id maps and run the
+/// [`after_clone`](Self::after_clone) hook, (3) joins (`setns`), (4) time
+/// offsets, (5) hostname/domainname, (6) stdio and kept fds, (7) the plan's
+/// [`Step`]s in order, (8) cwd, (9) the optional init forks the workload,
+/// (10) every other fd is closed, (11) two-phase start waits, (12) `execve`.
+pub struct Spawner {
+    program: OsString,
+    args: Vec<OsString>,
+    env_clear: bool,
+    env: BTreeMap<OsString, Option<OsString>>,
+    cwd: Option<PathBuf>,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    namespaces: Namespaces,
+    uid_maps: Vec<IdMap>,
+    gid_maps: Vec<IdMap>,
+    map_tools: bool,
+    setgroups_deny: Option<bool>,
+    hostname: Option<String>,
+    domainname: Option<String>,
+    time_offsets: Option<(i64, i64)>,
+    cgroup: Option<io::Result<OwnedFd>>,
+    cgroup_desc: String,
+    pdeathsig: i32,
+    fds: Vec<(FdSource, RawFd)>,
+    init: bool,
+    steps: Vec<Step>,
+    joins: Vec<JoinSpec>,
+    after_clone: Option<AfterClone>,
+}
+
+impl std::fmt::Debug for Spawner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spawner")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("namespaces", &self.namespaces)
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default `PATH` when neither the child's environment nor ours has one.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// HOST_NAME_MAX (and the domainname limit), uname(2).
+const HOST_NAME_MAX: usize = 64;
+/// Most lines a uid_map/gid_map accepts (Linux 4.15; 5 before).
+const MAX_MAP_LINES: usize = 340;
+/// `NS_GET_NSTYPE` ioctl on a namespace fd (ioctl_ns(2), Linux 4.11).
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+impl Spawner {
+    /// A spawner for `argv` (`argv[0]` is the program; without a `/` it is
+    /// searched in the child's `PATH`). An empty `argv` is reported by `spawn`.
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/true"]);
+    /// ```
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = argv.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        Spawner {
+            program: args.first().cloned().unwrap_or_default(),
+            args,
+            env_clear: false,
+            env: BTreeMap::new(),
+            cwd: None,
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+            namespaces: Namespaces::empty(),
+            uid_maps: Vec::new(),
+            gid_maps: Vec::new(),
+            map_tools: false,
+            setgroups_deny: None,
+            hostname: None,
+            domainname: None,
+            time_offsets: None,
+            cgroup: None,
+            cgroup_desc: String::new(),
+            pdeathsig: 0,
+            fds: Vec::new(),
+            init: false,
+            steps: Vec::new(),
+            joins: Vec::new(),
+            after_clone: None,
+        }
+    }
+
+    /// Execute `program` instead of `argv[0]` (which stays what the program sees).
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["sh", "-c", "true"]).program("/bin/busybox");
+    /// ```
+    pub fn program(&mut self, program: impl AsRef<OsStr>) -> &mut Self {
+        self.program = program.as_ref().to_owned();
+        self
+    }
+
+    /// Append an argument.
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/echo"]).arg("hi");
+    /// ```
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Append arguments.
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/echo"]).args(["a", "b"]);
+    /// ```
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Set an environment variable (the rest is inherited unless [`env_clear`](Self::env_clear)).
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/env"]).env("LANG", "C");
+    /// ```
+    pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Self {
+        self.env
+            .insert(key.as_ref().to_owned(), Some(val.as_ref().to_owned()));
+        self
+    }
+
+    /// Remove an inherited environment variable.
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/env"]).env_remove("HOME");
+    /// ```
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Start from an empty environment.
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/env"]).env_clear().env("PATH", "/bin");
+    /// ```
+    pub fn env_clear(&mut self) -> &mut Self {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// Working directory of the program, entered after the plan (so after `pivot_root`).
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/pwd"]).current_dir("/tmp");
+    /// ```
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Standard input.
+    ///
+    /// ```
+    /// use berth_namespaces::{Spawner, Stdio};
+    /// let s = Spawner::new(["/bin/cat"]).stdin(Stdio::Null);
+    /// ```
+    pub fn stdin(&mut self, s: Stdio) -> &mut Self {
+        self.stdin = s;
+        self
+    }
+
+    /// Standard output.
+    ///
+    /// ```
+    /// use berth_namespaces::{Spawner, Stdio};
+    /// let s = Spawner::new(["/bin/echo"]).stdout(Stdio::Piped);
+    /// ```
+    pub fn stdout(&mut self, s: Stdio) -> &mut Self {
+        self.stdout = s;
+        self
+    }
+
+    /// Standard error.
+    ///
+    /// ```
+    /// use berth_namespaces::{Spawner, Stdio};
+    /// let s = Spawner::new(["/bin/ls", "/nope"]).stderr(Stdio::Null);
+    /// ```
+    pub fn stderr(&mut self, s: Stdio) -> &mut Self {
+        self.stderr = s;
+        self
+    }
+
+    /// Create these namespaces (added to any set before) with `clone3`.
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::PID | Namespaces::NET);
+    /// ```
+    pub fn namespaces(&mut self, ns: Namespaces) -> &mut Self {
+        self.namespaces |= ns;
+        self
+    }
+
+    /// Add a line to the new user namespace's `uid_map` (needs
+    /// [`Namespaces::USER`]). Written by the parent while the child waits.
+    /// Without `CAP_SETUID` only a single id (your own) can be mapped,
+    /// unless [`use_id_map_tools`](Self::use_id_map_tools).
+    ///
+    /// ```
+    /// use berth_namespaces::{IdMap, Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/id"]).namespaces(Namespaces::USER)
+    ///     .uid_map(IdMap::new(0, 100_000, 65_536));
+    /// ```
+    pub fn uid_map(&mut self, map: IdMap) -> &mut Self {
+        self.uid_maps.push(map);
+        self
+    }
+
+    /// Add a line to the new user namespace's `gid_map`; see [`uid_map`](Self::uid_map).
+    ///
+    /// ```
+    /// use berth_namespaces::{IdMap, Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/id"]).namespaces(Namespaces::USER)
+    ///     .gid_map(IdMap::new(0, 100_000, 65_536));
+    /// ```
+    pub fn gid_map(&mut self, map: IdMap) -> &mut Self {
+        self.gid_maps.push(map);
+        self
+    }
+
+    /// Write the maps with the setuid helpers `newuidmap`/`newgidmap`
+    /// (package `uidmap`), which allow an unprivileged caller the ranges
+    /// `/etc/subuid` and `/etc/subgid` grant it.
+    ///
+    /// ```
+    /// use berth_namespaces::{IdMap, Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/id"]).namespaces(Namespaces::USER)
+    ///     .uid_map(IdMap::new(0, 1000, 1)).uid_map(IdMap::new(1, 100_000, 65_536))
+    ///     .use_id_map_tools(true);
+    /// ```
+    pub fn use_id_map_tools(&mut self, yes: bool) -> &mut Self {
+        self.map_tools = yes;
+        self
+    }
+
+    /// Write `deny` to `/proc/<pid>/setgroups` (Linux 3.19) before the gid
+    /// map. By default it is denied exactly when an unprivileged caller
+    /// writes a gid map directly (the kernel requires it then).
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::USER).setgroups_deny(true);
+    /// ```
+    pub fn setgroups_deny(&mut self, deny: bool) -> &mut Self {
+        self.setgroups_deny = Some(deny);
+        self
+    }
+
+    /// Hostname in the new UTS namespace (at most 64 bytes).
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/hostname"]).namespaces(Namespaces::UTS).hostname("c1");
+    /// ```
+    pub fn hostname(&mut self, name: impl Into<String>) -> &mut Self {
+        self.hostname = Some(name.into());
+        self
+    }
+
+    /// NIS domainname in the new UTS namespace (at most 64 bytes).
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::UTS).domainname("lab");
+    /// ```
+    pub fn domainname(&mut self, name: impl Into<String>) -> &mut Self {
+        self.domainname = Some(name.into());
+        self
+    }
+
+    /// Offsets (seconds) of `CLOCK_MONOTONIC` and `CLOCK_BOOTTIME` in the
+    /// new time namespace (needs [`Namespaces::TIME`]; time_namespaces(7),
+    /// Linux 5.6, entering with setns 5.8).
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/cat", "/proc/uptime"])
+    ///     .namespaces(Namespaces::TIME).time_offsets(0, 86_400);
+    /// ```
+    pub fn time_offsets(&mut self, monotonic_secs: i64, boottime_secs: i64) -> &mut Self {
+        self.time_offsets = Some((monotonic_secs, boottime_secs));
+        self
+    }
+
+    /// Start the child directly in this cgroup v2 directory
+    /// (`CLONE_INTO_CGROUP`, Linux 5.7): no window where it runs elsewhere.
+    ///
+    /// ```no_run
+    /// use berth_namespaces::Spawner;
+    /// let dir = std::fs::File::open("/sys/fs/cgroup/unified/c1")?;
+    /// let s = Spawner::new(["/bin/true"]).cgroup_fd(dir.into());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cgroup_fd(&mut self, dir: OwnedFd) -> &mut Self {
+        self.cgroup_desc = format!("fd {}", dir.as_raw_fd());
+        self.cgroup = Some(Ok(dir));
+        self
+    }
+
+    /// Like [`cgroup_fd`](Self::cgroup_fd), opening the directory at `path`
+    /// now (an error is reported by `spawn`).
+    ///
+    /// ```no_run
+    /// use berth_namespaces::Spawner;
+    /// let s = Spawner::new(["/bin/true"]).cgroup_path("/sys/fs/cgroup/unified/c1");
+    /// ```
+    pub fn cgroup_path(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        let path = path.as_ref();
+        self.cgroup_desc = format!("{path:?}");
+        self.cgroup = Some(
+            std::fs::File::open(path)
+                .map(OwnedFd::from)
+                .map_err(|e| io::Error::new(e.kind(), format!("open cgroup {path:?}: {e}"))),
+        );
+        self
+    }
+
+    /// Signal the child (with [`init`](Self::init): the init, whose death
+    /// ends the whole pid namespace) gets when the spawning *thread* dies
+    /// (`PR_SET_PDEATHSIG`, prctl(2)). Set again after the plan because
+    /// credential changes clear it.
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/sleep", "60"]).parent_death_signal(libc::SIGKILL);
+    /// ```
+    pub fn parent_death_signal(&mut self, sig: i32) -> &mut Self {
+        self.pdeathsig = sig;
+        self
+    }
+
+    /// Keep our fd `fd` open in the child under the same number (every fd
+    /// not kept is closed before `execve` with `close_range(2)`). `fd` must
+    /// stay open until `spawn` returns.
+    ///
+    /// ```
+    /// let s = berth_namespaces::Spawner::new(["/bin/true"]).keep_fd(3);
+    /// ```
+    pub fn keep_fd(&mut self, fd: RawFd) -> &mut Self {
+        self.fds.push((FdSource::Borrowed(fd), fd));
+        self
+    }
+
+    /// Give the child `fd` as its descriptor number `child_fd`.
+    ///
+    /// ```no_run
+    /// let f = std::fs::File::open("/etc/hostname")?;
+    /// let s = berth_namespaces::Spawner::new(["/bin/cat", "/proc/self/fd/5"]).map_fd(f.into(), 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn map_fd(&mut self, fd: OwnedFd, child_fd: RawFd) -> &mut Self {
+        self.fds.push((FdSource::Owned(fd), child_fd));
+        self
+    }
+
+    /// Run a minimal init as the child (pid 1 of a new pid namespace): it
+    /// forks the workload, forwards every signal it gets to it, reaps all
+    /// zombies, and exits with the workload's exit code (128 + signal if it
+    /// was killed), like `docker run --init`. Allocation-free.
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/sh"]).namespaces(Namespaces::PID).init(true);
+    /// ```
+    pub fn init(&mut self, yes: bool) -> &mut Self {
+        self.init = yes;
+        self
+    }
+
+    /// Append a step to the child plan (see [`Step`]).
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner, Step};
+    /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::MOUNT)
+    ///     .step(Step::make_private("/", true));
+    /// ```
+    pub fn step(&mut self, step: Step) -> &mut Self {
+        self.steps.push(step);
+        self
+    }
+
+    /// Append several steps.
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner, Step};
+    /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::MOUNT)
+    ///     .steps([Step::make_private("/", true), Step::chdir("/")]);
+    /// ```
+    pub fn steps(&mut self, steps: impl IntoIterator<Item = Step>) -> &mut Self {
+        self.steps.extend(steps);
+        self
+    }
+
+    /// Join the namespaces `ns` of the process behind `pidfd`
+    /// (`setns(pidfd, flags)`, Linux 5.8), e.g. for `exec` into a running
+    /// container. Joining a pid namespace forks once more so the program
+    /// really is inside it; the joining process is made non-dumpable first.
+    ///
+    /// ```no_run
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// # fn f(target: &berth_namespaces::Child) -> berth_namespaces::Result<()> {
+    /// let status = Spawner::new(["/bin/sh", "-c", "hostname"])
+    ///     .join_pidfd(target.pidfd(), Namespaces::all())
+    ///     .status()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn join_pidfd(&mut self, pidfd: impl AsFd, ns: Namespaces) -> &mut Self {
+        self.joins.push(JoinSpec::Pidfd {
+            fd: pidfd.as_fd().try_clone_to_owned(),
+            ns,
+        });
+        self
+    }
+
+    /// Join the namespace at `path` (`/proc/<pid>/ns/net`, a bind-mounted
+    /// `/run/netns/x`, …); `ns` names its type (or is empty to accept any).
+    /// The type is checked with `NS_GET_NSTYPE` (ioctl_ns(2), Linux 4.11).
+    ///
+    /// ```no_run
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/ip", "link"]).join_path("/run/netns/blue", Namespaces::NET);
+    /// ```
+    pub fn join_path(&mut self, path: impl AsRef<Path>, ns: Namespaces) -> &mut Self {
+        self.joins.push(JoinSpec::Path {
+            path: path.as_ref().to_owned(),
+            ns,
+        });
+        self
+    }
+
+    /// A parent-side callback run after `clone3` and after the id maps are
+    /// written, while the child still waits: set up its network from
+    /// `/proc/<pid>/ns/net` or its pidfd, move it into cgroups, … An error
+    /// kills and reaps the child and is returned as [`Error::Hook`].
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::NET)
+    ///     .after_clone(|child| { println!("netns at /proc/{}/ns/net", child.pid()); Ok(()) });
+    /// ```
+    pub fn after_clone<F>(&mut self, hook: F) -> &mut Self
+    where
+        F: FnMut(ChildRef<'_>) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
+            + Send
+            + 'static,
+    {
+        self.after_clone = Some(Box::new(hook));
+        self
+    }
+
+    /// Spawn and wait for the exit status.
+    ///
+    /// ```no_run
+    /// let st = berth_namespaces::Spawner::new(["/bin/true"]).status()?;
+    /// assert!(st.success());
+    /// # Ok::<(), berth_namespaces::Error>(())
+    /// ```
+    pub fn status(&mut self) -> Result<std::process::ExitStatus> {
+        self.spawn()?.wait()
+    }
+
+    /// Spawn with stdout and stderr piped (stdin `/dev/null` unless set),
+    /// collect both and wait.
+    ///
+    /// ```no_run
+    /// let out = berth_namespaces::Spawner::new(["/bin/echo", "hi"]).output()?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), berth_namespaces::Error>(())
+    /// ```
+    pub fn output(&mut self) -> Result<Output> {
+        let saved_out = std::mem::replace(&mut self.stdout, Stdio::Piped);
+        let saved_err = std::mem::replace(&mut self.stderr, Stdio::Piped);
+        let stdin_default = matches!(self.stdin, Stdio::Inherit);
+        if stdin_default {
+            self.stdin = Stdio::Null;
+        }
+        let spawned = self.spawn();
+        self.stdout = saved_out;
+        self.stderr = saved_err;
+        if stdin_default {
+            self.stdin = Stdio::Inherit;
+        }
+        let mut child = spawned?;
+        let err_reader = child.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = e.read_to_end(&mut v);
+                v
+            })
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut o) = child.stdout.take() {
+            o.read_to_end(&mut stdout)
+                .map_err(|e| Error::setup_io("read the child's stdout", e))?;
+        }
+        let stderr = err_reader
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        let status = child.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Spawn the process; returns once it has called `execve` (or with the
+    /// precise error of the step that failed, after killing and reaping it).
+    ///
+    /// ```no_run
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let mut child = Spawner::new(["/bin/sleep", "1"]).namespaces(Namespaces::PID).spawn()?;
+    /// child.wait()?;
+    /// # Ok::<(), berth_namespaces::Error>(())
+    /// ```
+    pub fn spawn(&mut self) -> Result<Child> {
+        self.spawn_inner(false)
+    }
+
+    /// Two-phase start (OCI `create`): run the whole plan, then leave the
+    /// child stopped just before `execve` until [`Child::start`].
+    ///
+    /// ```no_run
+    /// use berth_namespaces::{Namespaces, Spawner};
+    /// let mut child = Spawner::new(["/bin/true"]).namespaces(Namespaces::PID).spawn_stopped()?;
+    /// println!("created {}", child.pid());
+    /// child.start()?;
+    /// # Ok::<(), berth_namespaces::Error>(())
+    /// ```
+    pub fn spawn_stopped(&mut self) -> Result<Child> {
+        self.spawn_inner(true)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.args.is_empty() || self.program.is_empty() {
+            return Err(Error::invalid("empty argv: no program to execute"));
+        }
+        for s in &self.steps {
+            if let Some(why) = &s.invalid {
+                return Err(Error::invalid(format!("step {}: {why}", s.describe())));
+            }
+        }
+        let mut uts_names: Vec<(&str, &str)> = Vec::new();
+        if let Some(h) = &self.hostname {
+            uts_names.push(("hostname", h));
+        }
+        if let Some(d) = &self.domainname {
+            uts_names.push(("domainname", d));
+        }
+        for (what, n) in &uts_names {
+            if n.len() > HOST_NAME_MAX {
+                return Err(Error::invalid(format!(
+                    "{what} {n:?} is {} bytes, the kernel allows at most {HOST_NAME_MAX}",
+                    n.len()
+                )));
+            }
+        }
+        let mut uts_steps = false;
+        for s in &self.steps {
+            if let StepKind::Sethostname(n) | StepKind::Setdomainname(n) = &s.kind {
+                uts_steps = true;
+                if n.as_bytes().len() > HOST_NAME_MAX {
+                    return Err(Error::invalid(format!(
+                        "{}: longer than {HOST_NAME_MAX} bytes",
+                        s.describe()
+                    )));
+                }
+            }
+        }
+        let joined: Namespaces = self
+            .joins
+            .iter()
+            .map(|j| match j {
+                JoinSpec::Pidfd { ns, .. } | JoinSpec::Path { ns, .. } => *ns,
+            })
+            .fold(Namespaces::empty(), |a, b| a | b);
+        if (!uts_names.is_empty() || uts_steps)
+            && !self.namespaces.contains(Namespaces::UTS)
+            && !joined.contains(Namespaces::UTS)
+        {
+            return Err(Error::invalid(
+                "setting a hostname or domainname needs Namespaces::UTS (it would change the host's)",
+            ));
+        }
+        let user = self.namespaces.contains(Namespaces::USER);
+        if !user && (!self.uid_maps.is_empty() || !self.gid_maps.is_empty()) {
+            return Err(Error::invalid(
+                "uid/gid maps given without Namespaces::USER",
+            ));
+        }
+        validate_maps("uid_map", &self.uid_maps)?;
+        validate_maps("gid_map", &self.gid_maps)?;
+        if user {
+            for s in &self.steps {
+                let (kind, id, maps) = match &s.kind {
+                    StepKind::SetUid(u) => ("uid", *u, &self.uid_maps),
+                    StepKind::SetGid(g) => ("gid", *g, &self.gid_maps),
+                    _ => continue,
+                };
+                if !maps.is_empty()
+                    && !maps
+                        .iter()
+                        .any(|m| id >= m.inside && (id as u64) < m.inside as u64 + m.count as u64)
+                {
+                    return Err(Error::invalid(format!(
+                        "{}: {kind} {id} is not mapped in the new user namespace ({kind}_map {maps:?})",
+                        s.describe()
+                    )));
+                }
+            }
+        }
+        if self.time_offsets.is_some() && !self.namespaces.contains(Namespaces::TIME) {
+            return Err(Error::invalid("time offsets need Namespaces::TIME"));
+        }
+        let both = self.namespaces & joined;
+        if !both.is_empty() {
+            return Err(Error::invalid(format!(
+                "namespaces {both:?} are both created and joined"
+            )));
+        }
+        if joined.contains(Namespaces::PID) && !self.namespaces.is_empty() {
+            return Err(Error::invalid(
+                "joining a pid namespace cannot be combined with creating namespaces",
+            ));
+        }
+        if joined.contains(Namespaces::PID) && self.init {
+            return Err(Error::invalid(
+                "an init cannot be started when joining an existing pid namespace",
+            ));
+        }
+        let mut seen = Vec::new();
+        for (_, dst) in &self.fds {
+            if *dst < 0 || seen.contains(dst) {
+                return Err(Error::invalid(format!(
+                    "child fd {dst} is negative or given twice"
+                )));
+            }
+            seen.push(*dst);
+        }
+        Ok(())
+    }
+
+    fn spawn_inner(&mut self, stopped: bool) -> Result<Child> {
+        self.validate()?;
+
+        // --- Everything the child needs, allocated here, before clone. ---
+        let cstr = |what: &str, s: &OsStr| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::invalid(format!("{what} {s:?} contains a NUL byte")))
+        };
+        let argv_c: Vec<CString> = self
+            .args
+            .iter()
+            .map(|a| cstr("argument", a))
+            .collect::<Result<_>>()?;
+        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
+            BTreeMap::new()
+        } else {
+            std::env::vars_os().collect()
+        };
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => {
+                    env.insert(k.clone(), v.clone());
+                }
+                None => {
+                    env.remove(k);
+                }
+            }
+        }
+        let envp_c: Vec<CString> = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone().into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).map_err(|_| {
+                    Error::invalid(format!("environment variable {k:?} contains a NUL byte"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let exec_paths = exec_candidates(&self.program, env.get(OsStr::new("PATH")))?;
+        let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = envp_c.iter().map(|c| c.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let cwd = self
+            .cwd
+            .as_ref()
+            .map(|p| cstr("current_dir", p.as_os_str()))
+            .transpose()?;
+        let hostname = self
+            .hostname
+            .as_ref()
+            .map(|h| cstr("hostname", OsStr::new(h)))
+            .transpose()?;
+        let domainname = self
+            .domainname
+            .as_ref()
+            .map(|h| cstr("domainname", OsStr::new(h)))
+            .transpose()?;
+        let time_offsets = self
+            .time_offsets
+            .map(|(mono, boot)| format!("monotonic {mono} 0\nboottime {boot} 0\n").into_bytes());
+
+        // Fd targets in the child: 0, 1, 2 and every mapped fd. Every fd the
+        // child reads from must live above the highest target.
+        let max_target = self.fds.iter().map(|(_, d)| *d).max().unwrap_or(2).max(2);
+        let min_free = max_target + 1;
+        let mut child_side: Vec<OwnedFd> = Vec::new();
+        let mut fd_moves: Vec<(RawFd, RawFd)> = Vec::new();
+        let mut parent_stdin = None;
+        let mut parent_stdout = None;
+        let mut parent_stderr = None;
+        for (i, which) in [&self.stdin, &self.stdout, &self.stderr]
+            .into_iter()
+            .enumerate()
+        {
+            let src = match which {
+                Stdio::Inherit => continue,
+                Stdio::Null => open_devnull()?,
+                Stdio::Piped => {
+                    let (r, w) = pipe()?;
+                    let (mine, theirs) = if i == 0 { (w, r) } else { (r, w) };
+                    match i {
+                        0 => parent_stdin = Some(ChildStdin::from(mine)),
+                        1 => parent_stdout = Some(ChildStdout::from(mine)),
+                        _ => parent_stderr = Some(ChildStderr::from(mine)),
+                    }
+                    theirs
+                }
+                Stdio::Fd(fd) => dup_above(fd.as_raw_fd(), min_free)?,
+            };
+            let src = lift(src, min_free)?;
+            fd_moves.push((src.as_raw_fd(), i as RawFd));
+            child_side.push(src);
+        }
+        for (src, dst) in &self.fds {
+            let raw = match src {
+                FdSource::Owned(f) => f.as_raw_fd(),
+                FdSource::Borrowed(f) => *f,
+            };
+            let dup = dup_above(raw, min_free)
+                .map_err(|e| Error::invalid(format!("fd {raw} for child fd {dst}: {e}")))?;
+            fd_moves.push((dup.as_raw_fd(), *dst));
+            child_side.push(dup);
+        }
+        // Step-owned fds (move_mount) must not sit where a target goes.
+        for s in &mut self.steps {
+            if let StepKind::MoveMount { fd, .. } = &mut s.kind {
+                if fd.as_raw_fd() < min_free {
+                    let taken = std::mem::replace(fd, dup_above(fd.as_raw_fd(), min_free)?);
+                    drop(taken);
+                }
+            }
+        }
+        let mut join_fds: Vec<(RawFd, libc::c_int)> = Vec::new();
+        let mut join_desc: Vec<String> = Vec::new();
+        let mut join_pid = false;
+        for j in &self.joins {
+            match j {
+                JoinSpec::Pidfd { fd, ns } => {
+                    let fd = fd.as_ref().map_err(|e| {
+                        Error::setup_io(
+                            "duplicate the pidfd to join",
+                            io::Error::new(e.kind(), e.to_string()),
+                        )
+                    })?;
+                    if ns.is_empty() {
+                        return Err(Error::invalid("join_pidfd with no namespaces"));
+                    }
+                    let fd = dup_above(fd.as_raw_fd(), min_free)?;
+                    join_pid |= ns.contains(Namespaces::PID);
+                    join_fds.push((fd.as_raw_fd(), ns.bits() as libc::c_int));
+                    join_desc.push(format!("setns(pidfd, {ns:?})"));
+                    child_side.push(fd);
+                }
+                JoinSpec::Path { path, ns } => {
+                    let f = std::fs::File::open(path)
+                        .map_err(|e| Error::setup_io(format!("open namespace file {path:?}"), e))?;
+                    let fd = lift(OwnedFd::from(f), min_free)?;
+                    // SAFETY: ioctl on an fd we own.
+                    let t = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+                    if t < 0 {
+                        return Err(Error::setup_io(
+                            format!("ioctl(NS_GET_NSTYPE) on {path:?}: not a namespace file"),
+                            io::Error::last_os_error(),
+                        ));
+                    }
+                    let t = Namespaces::from_bits_truncate(t as u64);
+                    if !ns.is_empty() && *ns != t {
+                        return Err(Error::invalid(format!(
+                            "{path:?} is a {t:?} namespace, not {ns:?}"
+                        )));
+                    }
+                    join_pid |= t.contains(Namespaces::PID);
+                    join_fds.push((fd.as_raw_fd(), t.bits() as libc::c_int));
+                    join_desc.push(format!("setns({path:?}, {t:?})"));
+                    child_side.push(fd);
+                }
+            }
+        }
+        // Joining a user namespace must come first, or the others are refused.
+        let order: Vec<usize> = {
+            let mut idx: Vec<usize> = (0..join_fds.len()).collect();
+            idx.sort_by_key(|&i| {
+                if join_fds[i].1 == libc::CLONE_NEWUSER {
+                    0
+                } else {
+                    1
+                }
+            });
+            idx
+        };
+        let join_fds: Vec<(RawFd, libc::c_int)> = order.iter().map(|&i| join_fds[i]).collect();
+        let join_desc: Vec<String> = order.iter().map(|&i| join_desc[i].clone()).collect();
+
+        let (err_r, err_w) = pipe()?;
+        let err_w = lift(err_w, min_free)?;
+        let user_maps = self.namespaces.contains(Namespaces::USER)
+            && (!self.uid_maps.is_empty() || !self.gid_maps.is_empty());
+        let need_sync = user_maps || self.after_clone.is_some();
+        let (sync_r, sync_w) = if need_sync {
+            let (r, w) = pipe()?;
+            (Some(lift(r, min_free)?), Some(w))
+        } else {
+            (None, None)
+        };
+        let (start_r, start_w) = if stopped {
+            let (r, w) = pipe()?;
+            (Some(lift(r, min_free)?), Some(w))
+        } else {
+            (None, None)
+        };
+        // Close every fd the workload does not keep: all except the targets,
+        // the error pipe and the start pipe.
+        let mut keep: Vec<u32> = (0..=2u32).collect();
+        keep.extend(self.fds.iter().map(|(_, d)| *d as u32));
+        keep.push(err_w.as_raw_fd() as u32);
+        if let Some(s) = &start_r {
+            keep.push(s.as_raw_fd() as u32);
+        }
+        let close_ranges = gaps(keep);
+
+        // In the new user namespace become root (or the first mapped id).
+        let become_id = if user_maps {
+            let pick = |maps: &[IdMap]| {
+                if maps.iter().any(|m| m.inside == 0) {
+                    0
+                } else {
+                    maps.first().map_or(0, |m| m.inside)
+                }
+            };
+            // SAFETY: geteuid cannot fail.
+            let unprivileged = unsafe { libc::geteuid() } != 0;
+            let denied = if self.map_tools {
+                false
+            } else {
+                self.setgroups_deny
+                    .unwrap_or(unprivileged && !self.gid_maps.is_empty())
+            };
+            let clear = !denied && !self.gid_maps.is_empty() && !unprivileged;
+            Some((pick(&self.uid_maps), pick(&self.gid_maps), clear))
+        } else {
+            None
+        };
+        let cgroup_fd = match &self.cgroup {
+            None => None,
+            Some(Ok(fd)) => Some(fd.as_raw_fd()),
+            Some(Err(e)) => {
+                return Err(Error::setup_io(
+                    format!("cgroup {}", self.cgroup_desc),
+                    io::Error::new(e.kind(), e.to_string()),
+                ))
+            }
+        };
+
+        let plan = ChildPlan {
+            steps: &self.steps,
+            exec_paths: &exec_paths,
+            argv: &argv,
+            envp: &envp,
+            fd_moves: &fd_moves,
+            close_ranges: &close_ranges,
+            err_w: err_w.as_raw_fd(),
+            sync_r: sync_r.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            start_r: start_r.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            pdeathsig: self.pdeathsig,
+            hostname: hostname.as_deref(),
+            domainname: domainname.as_deref(),
+            time_offsets: time_offsets.as_deref(),
+            joins: &join_fds,
+            join_pid,
+            init: self.init,
+            cwd: cwd.as_deref(),
+            become_id,
+        };
+
+        let mut ns_flags = self.namespaces;
+        if self.time_offsets.is_some() {
+            // The child unshares the time namespace itself to set offsets first.
+            ns_flags.remove(Namespaces::TIME);
+        }
+        let mut pidfd_out: RawFd = -1;
+        let mut args = sys::CloneArgs {
+            flags: libc::CLONE_PIDFD as u64 | ns_flags.bits(),
+            pidfd: &mut pidfd_out as *mut RawFd as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        if let Some(fd) = cgroup_fd {
+            args.flags |= sys::CLONE_INTO_CGROUP;
+            args.cgroup = fd as u64;
+        }
+        // SAFETY: clone3 without CLONE_VM forks this process; the child gets
+        // a copy of our memory and runs only async-signal-safe code on it.
+        let ret = unsafe {
+            libc::syscall(
+                sys::SYS_CLONE3,
+                &mut args as *mut sys::CloneArgs,
+                std::mem::size_of::<sys::CloneArgs>(),
+            )
+        };
+        if ret == 0 {
+            // SAFETY: we are the child, right after clone3.
+            unsafe { child::run(&plan) }
+        }
+        if ret < 0 {
+            let e = sys::errno();
+            return Err(Error::setup(clone_op(args.flags, e), e));
+        }
+        let mut pid = ret as i32;
+        // SAFETY: CLONE_PIDFD stored a fresh pidfd for us.
+        let mut pidfd = unsafe { OwnedFd::from_raw_fd(pidfd_out) };
+        tracing::debug!(pid, namespaces = ?self.namespaces, steps = self.steps.len(), "cloned child");
+
+        // The child has its copies now: drop ours so EOF means "exec'd".
+        drop(child_side);
+        drop(err_w);
+        drop(sync_r);
+        drop(start_r);
+
+        let mut guard = KillGuard {
+            pidfd: Some(pidfd.as_raw_fd()),
+        };
+        if let Some(w) = sync_w {
+            if user_maps {
+                self.write_maps(pid)?;
+            }
+            if let Some(hook) = self.after_clone.as_mut() {
+                hook(ChildRef {
+                    pid,
+                    pidfd: pidfd.as_fd(),
+                })
+                .map_err(|source| Error::Hook { pid, source })?;
+            }
+            sys::write_all(w.as_raw_fd(), &[1])
+                .map_err(|e| Error::setup(format!("release child {pid}"), e))?;
+        }
+        let exec_desc = format!("execve({:?})", self.program);
+        loop {
+            let report = read_report(err_r.as_raw_fd())
+                .map_err(|e| Error::setup_io("read the child's error pipe", e))?;
+            let Some(r) = report else { break };
+            match r.kind {
+                child::R_PID => {
+                    // The intermediate forked into the joined pid namespace:
+                    // reap it and own the real process from here on.
+                    let _ = handle::waitid_pidfd(pidfd.as_raw_fd(), 0);
+                    let real = handle::pidfd_open(r.value)
+                        .map_err(|e| Error::setup_io(format!("pidfd_open({})", r.value), e))?;
+                    pid = r.value;
+                    pidfd = real;
+                    guard.pidfd = Some(pidfd.as_raw_fd());
+                }
+                child::R_READY => {
+                    guard.pidfd = None;
+                    let start_w = start_w.ok_or_else(|| Error::invalid("unexpected READY"))?;
+                    return Ok(Child {
+                        pid,
+                        pidfd: Some(pidfd),
+                        status: None,
+                        pending: Some(Pending {
+                            start_w,
+                            err_r,
+                            exec_desc,
+                        }),
+                        stdin: parent_stdin,
+                        stdout: parent_stdout,
+                        stderr: parent_stderr,
+                    });
+                }
+                _ => {
+                    let (step, index) = match r.kind {
+                        child::R_STEP => (
+                            self.steps
+                                .get(r.index as usize)
+                                .map(|s| s.describe())
+                                .unwrap_or_else(|| format!("step {}", r.index)),
+                            Some(r.index as usize),
+                        ),
+                        child::R_JOIN => (
+                            join_desc
+                                .get(r.index as usize)
+                                .cloned()
+                                .unwrap_or_else(|| "setns".into()),
+                            None,
+                        ),
+                        _ => (self.phase_desc(r.index, &exec_desc), None),
+                    };
+                    tracing::debug!(pid, step = %step, errno = r.value, "child plan failed");
+                    return Err(Error::Child {
+                        step,
+                        index,
+                        source: io::Error::from_raw_os_error(r.value),
+                    });
+                }
+            }
+        }
+        if stopped {
+            // EOF without READY: the child died during its plan.
+            let st = handle::waitid_pidfd(pidfd.as_raw_fd(), 0)
+                .ok()
+                .flatten()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            guard.pidfd = None;
+            return Err(Error::ChildVanished { pid, status: st });
+        }
+        guard.pidfd = None;
+        Ok(Child {
+            pid,
+            pidfd: Some(pidfd),
+            status: None,
+            pending: None,
+            stdin: parent_stdin,
+            stdout: parent_stdout,
+            stderr: parent_stderr,
+        })
+    }
+
+    fn phase_desc(&self, phase: u32, exec_desc: &str) -> String {
+        match phase {
+            child::P_PDEATHSIG => format!("prctl(PR_SET_PDEATHSIG, {})", self.pdeathsig),
+            child::P_SYNC => "read the parent's go signal".into(),
+            child::P_DUMPABLE => "prctl(PR_SET_DUMPABLE, 0)".into(),
+            child::P_JOIN_FORK => "fork into the joined pid namespace".into(),
+            child::P_TIME_UNSHARE => "unshare(CLONE_NEWTIME)".into(),
+            child::P_TIME_OFFSETS => "write(\"/proc/self/timens_offsets\")".into(),
+            child::P_TIME_SETNS => "setns(\"/proc/self/ns/time_for_children\")".into(),
+            child::P_HOSTNAME => {
+                format!("sethostname({:?})", self.hostname.as_deref().unwrap_or(""))
+            }
+            child::P_DOMAINNAME => {
+                format!(
+                    "setdomainname({:?})",
+                    self.domainname.as_deref().unwrap_or("")
+                )
+            }
+            child::P_FDS => "dup2 of stdio and kept fds".into(),
+            child::P_CWD => format!("chdir({:?})", self.cwd.as_deref().unwrap_or(Path::new(""))),
+            child::P_INIT_FORK => "init: fork of the workload".into(),
+            child::P_CLOSE_FDS => "close_range of inherited fds".into(),
+            child::P_START => "wait for start()".into(),
+            child::P_SIGMASK => "init: sigprocmask".into(),
+            child::P_SETID => {
+                "setgroups/setresgid/setresuid to the new user namespace's root".into()
+            }
+            _ => exec_desc.to_owned(),
+        }
+    }
+
+    fn write_maps(&self, pid: i32) -> Result<()> {
+        if self.map_tools {
+            if !self.uid_maps.is_empty() {
+                run_map_tool("newuidmap", pid, &self.uid_maps)?;
+            }
+            if !self.gid_maps.is_empty() {
+                run_map_tool("newgidmap", pid, &self.gid_maps)?;
+            }
+            return Ok(());
+        }
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        if !self.uid_maps.is_empty() {
+            write_proc(&proc.join("uid_map"), &map_text(&self.uid_maps))?;
+        }
+        if !self.gid_maps.is_empty() {
+            // SAFETY: geteuid cannot fail.
+            let unprivileged = unsafe { libc::geteuid() } != 0;
+            if self.setgroups_deny.unwrap_or(unprivileged) {
+                write_proc(&proc.join("setgroups"), b"deny")?;
+            }
+            write_proc(&proc.join("gid_map"), &map_text(&self.gid_maps))?;
+        } else if self.setgroups_deny == Some(true) {
+            write_proc(&proc.join("setgroups"), b"deny")?;
+        }
+        Ok(())
+    }
+}
+
+/// Kills and reaps the child unless disarmed (every early return after clone).
+struct KillGuard {
+    pidfd: Option<RawFd>,
+}
+
+impl Drop for KillGuard {
+    fn drop(&mut self) {
+        if let Some(fd) = self.pidfd {
+            let _ = handle::pidfd_signal(fd, libc::SIGKILL);
+            let _ = handle::waitid_pidfd(fd, 0);
+        }
+    }
+}
+
+fn validate_maps(what: &str, maps: &[IdMap]) -> Result<()> {
+    if maps.len() > MAX_MAP_LINES {
+        return Err(Error::invalid(format!(
+            "{what} has {} lines, the kernel allows at most {MAX_MAP_LINES}",
+            maps.len()
+        )));
+    }
+    for (i, m) in maps.iter().enumerate() {
+        if m.count == 0 {
+            return Err(Error::invalid(format!("{what} line {m:?} has count 0")));
+        }
+        if m.inside as u64 + m.count as u64 > u32::MAX as u64
+            || m.outside as u64 + m.count as u64 > u32::MAX as u64
+        {
+            return Err(Error::invalid(format!(
+                "{what} line {m:?} runs past id 4294967294"
+            )));
+        }
+        for o in &maps[..i] {
+            let overlap = |a: u32, b: u32| {
+                (a as u64) < b as u64 + o.count as u64 && (b as u64) < a as u64 + m.count as u64
+            };
+            if overlap(m.inside, o.inside) {
+                return Err(Error::invalid(format!(
+                    "{what} lines {o:?} and {m:?} overlap inside the namespace"
+                )));
+            }
+            if overlap(m.outside, o.outside) {
+                return Err(Error::invalid(format!(
+                    "{what} lines {o:?} and {m:?} overlap outside the namespace"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn map_text(maps: &[IdMap]) -> Vec<u8> {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Write a /proc id-map file in one `write(2)`, as the kernel requires
+/// (user_namespaces(7)).
+fn write_proc(path: &Path, data: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::setup_io(format!("open({path:?})"), e))?;
+    let n = f.write(data).map_err(|e| {
+        Error::setup_io(
+            format!("write({path:?}, {:?})", String::from_utf8_lossy(data)),
+            e,
+        )
+    })?;
+    if n != data.len() {
+        return Err(Error::setup(format!("short write to {path:?}"), libc::EIO));
+    }
+    Ok(())
+}
+
+fn run_map_tool(tool: &'static str, pid: i32, maps: &[IdMap]) -> Result<()> {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.inside.to_string(),
+            m.outside.to_string(),
+            m.count.to_string(),
+        ]);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Error::setup_io(format!("run {tool}"), e))?;
+    if !out.status.success() {
+        return Err(Error::IdMapTool {
+            tool,
+            pid,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn exec_candidates(program: &OsStr, path: Option<&OsString>) -> Result<Vec<CString>> {
+    let bytes = program.as_bytes();
+    let c = |b: Vec<u8>| {
+        CString::new(b)
+            .map_err(|_| Error::invalid(format!("program {program:?} contains a NUL byte")))
+    };
+    if bytes.contains(&b'/') {
+        return Ok(vec![c(bytes.to_vec())?]);
+    }
+    let default_path = std::env::var_os("PATH");
+    let path = path
+        .or(default_path.as_ref())
+        .map(|p| p.as_bytes().to_vec())
+        .unwrap_or_else(|| DEFAULT_PATH.as_bytes().to_vec());
+    let mut out = Vec::new();
+    for dir in path.split(|b| *b == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let mut full = dir.to_vec();
+        full.push(b'/');
+        full.extend_from_slice(bytes);
+        out.push(c(full)?);
+    }
+    Ok(out)
+}
+
+/// The complement of `keep` in `0..=u32::MAX`, as inclusive ranges.
+fn gaps(mut keep: Vec<u32>) -> Vec<(u32, u32)> {
+    keep.sort_unstable();
+    keep.dedup();
+    let mut out = Vec::new();
+    let mut next = 0u32;
+    for k in keep {
+        if k > next {
+            out.push((next, k - 1));
+        }
+        next = k.saturating_add(1);
+        if k == u32::MAX {
+            return out;
+        }
+    }
+    out.push((next, u32::MAX));
+    out
+}
+
+fn clone_op(flags: u64, errno: i32) -> String {
+    let ns = Namespaces::from_bits_truncate(flags);
+    let hint = match errno {
+        libc::ENOSYS => " (clone3 needs Linux 5.3)",
+        libc::EINVAL => " (CLONE_PIDFD needs 5.2, CLONE_INTO_CGROUP 5.7 and a cgroup v2 directory, CLONE_NEWTIME 5.6)",
+        libc::EPERM => " (creating these namespaces needs CAP_SYS_ADMIN or Namespaces::USER)",
+        libc::ENOSPC | libc::EUSERS => " (a namespace count limit in /proc/sys/user/max_*_namespaces was hit)",
+        _ => "",
+    };
+    let cg = if flags & sys::CLONE_INTO_CGROUP != 0 {
+        " | CLONE_INTO_CGROUP"
+    } else {
+        ""
+    };
+    format!("clone3(CLONE_PIDFD{cg}, namespaces {ns:?}){hint}")
+}
+
+pub(crate) fn read_report(fd: RawFd) -> io::Result<Option<Report>> {
+    let mut r = Report::default();
+    let size = std::mem::size_of::<Report>();
+    let mut got = 0usize;
+    while got < size {
+        // SAFETY: writing into the bytes of a plain-old-data struct we own.
+        let n = unsafe {
+            libc::read(
+                fd,
+                (&mut r as *mut Report).cast::<u8>().add(got).cast(),
+                size - got,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "truncated report",
+                ))
+            };
+        }
+        got += n as usize;
+    }
+    Ok(Some(r))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::setup_io(
+            "pipe2(O_CLOEXEC)",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fresh fds from pipe2.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn open_devnull() -> Result<OwnedFd> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| Error::setup_io("open(\"/dev/null\")", e))?;
+    Ok(f.into())
+}
+
+fn dup_above(fd: RawFd, min: RawFd) -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a caller-supplied fd; the result is ours.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if r < 0 {
+        return Err(Error::setup_io(
+            format!("fcntl({fd}, F_DUPFD_CLOEXEC, {min})"),
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+fn lift(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        Ok(fd)
+    } else {
+        dup_above(fd.as_raw_fd(), min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_cover_everything_but_kept() {
+        assert_eq!(gaps(vec![0, 1, 2, 7]), vec![(3, 6), (8, u32::MAX)]);
+        assert_eq!(gaps(vec![2, 0, 1]), vec![(3, u32::MAX)]);
+        assert_eq!(gaps(vec![0, 1, 2, 3, 5]), vec![(4, 4), (6, u32::MAX)]);
+    }
+
+    #[test]
+    fn maps_are_checked() {
+        assert!(validate_maps("uid_map", &[IdMap::new(0, 1000, 1)]).is_ok());
+        let e = validate_maps(
+            "uid_map",
+            &[IdMap::new(0, 1000, 10), IdMap::new(5, 5000, 10)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("overlap inside"), "{e}");
+        let e = validate_maps(
+            "gid_map",
+            &[IdMap::new(0, 1000, 10), IdMap::new(50, 1005, 1)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("overlap outside"), "{e}");
+        assert!(validate_maps("uid_map", &[IdMap::new(0, 1, 0)]).is_err());
+        assert!(validate_maps("uid_map", &[IdMap::new(u32::MAX - 1, 1, 5)]).is_err());
+    }
+
+    #[test]
+    fn path_search_candidates() {
+        let c = exec_candidates(OsStr::new("sh"), Some(&OsString::from("/a:/b"))).unwrap();
+        assert_eq!(
+            c,
+            vec![
+                CString::new("/a/sh").unwrap(),
+                CString::new("/b/sh").unwrap()
+            ]
+        );
+        let c = exec_candidates(OsStr::new("/bin/sh"), None).unwrap();
+        assert_eq!(c, vec![CString::new("/bin/sh").unwrap()]);
+    }
+}

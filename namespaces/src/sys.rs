@@ -1,0 +1,169 @@
+//! Raw syscall numbers, kernel structs and tiny wrappers shared by the parent
+//! and the child side. Every function here is async-signal-safe: a syscall
+//! and an errno read, nothing else.
+//!
+//! The numbers are those of the unified syscall table (identical on every
+//! architecture for syscalls numbered 424 and above).
+
+use std::os::fd::RawFd;
+
+/// `pidfd_send_signal(2)`, Linux 5.1.
+pub(crate) const SYS_PIDFD_SEND_SIGNAL: libc::c_long = 424;
+/// `open_tree(2)`, Linux 5.2.
+pub(crate) const SYS_OPEN_TREE: libc::c_long = 428;
+/// `move_mount(2)`, Linux 5.2.
+pub(crate) const SYS_MOVE_MOUNT: libc::c_long = 429;
+/// `pidfd_open(2)`, Linux 5.3.
+pub(crate) const SYS_PIDFD_OPEN: libc::c_long = 434;
+/// `clone3(2)`, Linux 5.3 (`CLONE_INTO_CGROUP` 5.7, `CLONE_NEWTIME` 5.6).
+pub(crate) const SYS_CLONE3: libc::c_long = 435;
+/// `close_range(2)`, Linux 5.9 (`CLOSE_RANGE_CLOEXEC` 5.11).
+pub(crate) const SYS_CLOSE_RANGE: libc::c_long = 436;
+/// `mount_setattr(2)`, Linux 5.12.
+pub(crate) const SYS_MOUNT_SETATTR: libc::c_long = 442;
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits.
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+pub(crate) const OPEN_TREE_CLONE: libc::c_uint = 1;
+pub(crate) const AT_RECURSIVE: libc::c_uint = 0x8000;
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `struct clone_args` from `<linux/sched.h>` (size `CLONE_ARGS_SIZE_VER2` = 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// `struct mount_attr` from `<linux/mount.h>` (`MOUNT_ATTR_SIZE_VER0` = 32 bytes).
+#[repr(C)]
+pub(crate) struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// The calling thread's errno.
+#[inline]
+pub(crate) fn errno() -> i32 {
+    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Turn a raw syscall return into `Ok(value)` or `Err(errno)`.
+#[inline]
+pub(crate) fn cvt(r: libc::c_long) -> Result<libc::c_long, i32> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Same as [`cvt`] for `c_int` returning libc wrappers.
+#[inline]
+pub(crate) fn cvt_i(r: libc::c_int) -> Result<libc::c_int, i32> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `close_range(first, last, flags)`.
+#[inline]
+pub(crate) fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
+    // SAFETY: plain syscall on integers.
+    cvt(unsafe { libc::syscall(SYS_CLOSE_RANGE, first, last, flags) }).map(|_| ())
+}
+
+/// Write the whole buffer, retrying on EINTR and short writes.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid readable slice.
+        let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if r < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Err(libc::EIO);
+        }
+        // r > 0 and r <= buf.len(), so the slice is in bounds.
+        buf = buf.get(r as usize..).unwrap_or(&[]);
+    }
+    Ok(())
+}
+
+/// Read exactly one byte; `Ok(false)` on EOF.
+pub(crate) fn read_byte(fd: RawFd) -> Result<bool, i32> {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: reading one byte into a local.
+        let r = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
+        if r < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(r == 1);
+    }
+}
+
+/// Symbolic name of an errno value (`EINVAL`), for error messages.
+pub(crate) fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::ECHILD => "ECHILD",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::ETXTBSY => "ETXTBSY",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::EMLINK => "EMLINK",
+        libc::EPIPE => "EPIPE",
+        libc::ERANGE => "ERANGE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ELOOP => "ELOOP",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EUSERS => "EUSERS",
+        _ => "E?",
+    }
+}

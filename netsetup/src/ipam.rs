@@ -1,0 +1,436 @@
+//! IPAM: per-network address allocation persisted as JSON in a state
+//! directory, every read-modify-write under an exclusive `flock(2)` on a lock
+//! file beside it, so several processes can allocate at once. The state file
+//! is replaced atomically (write to a temp file, `rename(2)`): a crash leaves
+//! either the old or the new state, and the lock dies with its holder.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cidr::Ipv4Net;
+use crate::error::{Error, Result};
+use crate::validate_id;
+
+/// One container's entry in a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The container's address.
+    pub addr: Ipv4Addr,
+    /// The host end of its veth, so leftovers can be found by container id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ifname: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    subnet: String,
+    gateway: Ipv4Addr,
+    /// Last address handed out: the next search starts after it, so a freed
+    /// address is not reused at once.
+    #[serde(default)]
+    last: Option<Ipv4Addr>,
+    allocations: BTreeMap<String, Allocation>,
+}
+
+/// Address allocator of one network (see the module docs for the locking).
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    network: String,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+    state: PathBuf,
+    lock: PathBuf,
+}
+
+struct Locked {
+    _file: fs::File,
+}
+
+impl Ipam {
+    /// The allocator of network `network` (state in `<state_dir>/<network>.json`).
+    /// Refuses subnets with fewer than one usable address besides the
+    /// gateway, and a gateway outside the subnet or on a reserved address.
+    pub fn new(
+        state_dir: impl AsRef<Path>,
+        network: &str,
+        subnet: Ipv4Net,
+        gateway: Ipv4Addr,
+    ) -> Result<Self> {
+        validate_id("network name", network)?;
+        if subnet.prefix_len() > 30 {
+            return Err(Error::InvalidCidr {
+                cidr: subnet.to_string(),
+                reason:
+                    "a network needs at least a /30 (network, gateway, one container, broadcast)",
+            });
+        }
+        if !subnet.contains(gateway) || gateway == subnet.network() || gateway == subnet.broadcast()
+        {
+            return Err(Error::AddressUnavailable {
+                network: network.to_string(),
+                addr: IpAddr::V4(gateway),
+                reason: "gateway must be a host address inside the subnet",
+            });
+        }
+        let dir = state_dir.as_ref();
+        Ok(Self {
+            network: network.to_string(),
+            subnet,
+            gateway,
+            state: dir.join(format!("{network}.json")),
+            lock: dir.join(format!("{network}.lock")),
+        })
+    }
+
+    /// The network's subnet.
+    pub fn subnet(&self) -> Ipv4Net {
+        self.subnet
+    }
+
+    /// The state file.
+    pub fn state_path(&self) -> &Path {
+        &self.state
+    }
+
+    fn lock(&self) -> Result<Locked> {
+        Ok(Locked {
+            _file: lock_file(&self.lock)?,
+        })
+    }
+
+    fn load(&self) -> Result<State> {
+        match fs::read(&self.state) {
+            Ok(b) => {
+                let s: State = serde_json::from_slice(&b).map_err(|e| Error::CorruptState {
+                    path: self.state.clone(),
+                    reason: e.to_string(),
+                })?;
+                if s.subnet != self.subnet.to_string() || s.gateway != self.gateway {
+                    return Err(Error::InvalidArgument {
+                        what: "network configuration",
+                        reason: format!(
+                            "network {:?} already exists with subnet {} gateway {}, not {} gateway {}",
+                            self.network, s.subnet, s.gateway, self.subnet, self.gateway
+                        ),
+                    });
+                }
+                Ok(s)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State {
+                subnet: self.subnet.to_string(),
+                gateway: self.gateway,
+                last: None,
+                allocations: BTreeMap::new(),
+            }),
+            Err(e) => Err(Error::io("read", &self.state, e)),
+        }
+    }
+
+    fn store(&self, s: &State) -> Result<()> {
+        let tmp = self.state.with_extension("json.tmp");
+        let data = serde_json::to_vec_pretty(s).map_err(|e| Error::CorruptState {
+            path: self.state.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut f = fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        f.write_all(&data)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, &self.state).map_err(|e| Error::io("rename into", &self.state, e))
+    }
+
+    fn reserved(&self, a: Ipv4Addr) -> Option<&'static str> {
+        if !self.subnet.contains(a) {
+            Some("outside the subnet")
+        } else if a == self.subnet.network() {
+            Some("the network address")
+        } else if a == self.subnet.broadcast() {
+            Some("the broadcast address")
+        } else if a == self.gateway {
+            Some("the gateway address")
+        } else {
+            None
+        }
+    }
+
+    /// Create the state file if missing (checks an existing one matches this configuration).
+    pub fn init(&self) -> Result<()> {
+        let _l = self.lock()?;
+        let s = self.load()?;
+        if !self.state.exists() {
+            self.store(&s)?;
+        }
+        Ok(())
+    }
+
+    /// Hand `container` the next free address (never the network, gateway or
+    /// broadcast address). A container that already has one is
+    /// [`Error::AlreadyAttached`]; a full pool is [`Error::PoolExhausted`].
+    pub fn allocate(&self, container: &str, host_ifname: Option<&str>) -> Result<Ipv4Addr> {
+        self.allocate_inner(container, host_ifname, None)
+    }
+
+    /// Give `container` exactly `addr` if it is free and not reserved.
+    pub fn allocate_addr(
+        &self,
+        container: &str,
+        addr: Ipv4Addr,
+        host_ifname: Option<&str>,
+    ) -> Result<Ipv4Addr> {
+        self.allocate_inner(container, host_ifname, Some(addr))
+    }
+
+    fn allocate_inner(
+        &self,
+        container: &str,
+        host_ifname: Option<&str>,
+        want: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr> {
+        validate_id("container id", container)?;
+        let _l = self.lock()?;
+        let mut s = self.load()?;
+        if s.allocations.contains_key(container) {
+            return Err(Error::AlreadyAttached {
+                network: self.network.clone(),
+                container: container.to_string(),
+            });
+        }
+        let used: std::collections::HashSet<Ipv4Addr> =
+            s.allocations.values().map(|a| a.addr).collect();
+        let addr = match want {
+            Some(a) => {
+                if let Some(reason) = self.reserved(a) {
+                    return Err(Error::AddressUnavailable {
+                        network: self.network.clone(),
+                        addr: IpAddr::V4(a),
+                        reason,
+                    });
+                }
+                if used.contains(&a) {
+                    return Err(Error::AddressUnavailable {
+                        network: self.network.clone(),
+                        addr: IpAddr::V4(a),
+                        reason: "already allocated",
+                    });
+                }
+                a
+            }
+            None => {
+                let size = self.subnet.size();
+                let base = u32::from(self.subnet.network());
+                let start = s
+                    .last
+                    .filter(|l| self.subnet.contains(*l))
+                    .map(|l| u64::from(u32::from(l) - base))
+                    .unwrap_or(0);
+                let mut found = None;
+                for step in 1..=size {
+                    let i = (start + step) % size;
+                    let Some(a) = self.subnet.nth(i) else {
+                        continue;
+                    };
+                    if self.reserved(a).is_none() && !used.contains(&a) {
+                        found = Some(a);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| Error::PoolExhausted {
+                    network: self.network.clone(),
+                    subnet: self.subnet.to_string(),
+                })?
+            }
+        };
+        s.last = Some(addr);
+        s.allocations.insert(
+            container.to_string(),
+            Allocation {
+                addr,
+                host_ifname: host_ifname.map(str::to_string),
+            },
+        );
+        self.store(&s)?;
+        tracing::debug!(network = %self.network, container, %addr, "ipam allocated");
+        Ok(addr)
+    }
+
+    /// Free `container`'s address; returns what it had (`None`: nothing).
+    pub fn release(&self, container: &str) -> Result<Option<Allocation>> {
+        let _l = self.lock()?;
+        if !self.state.exists() {
+            return Ok(None);
+        }
+        let mut s = self.load()?;
+        let old = s.allocations.remove(container);
+        if old.is_some() {
+            self.store(&s)?;
+            tracing::debug!(network = %self.network, container, "ipam released");
+        }
+        Ok(old)
+    }
+
+    /// `container`'s allocation, if any.
+    pub fn lookup(&self, container: &str) -> Result<Option<Allocation>> {
+        let _l = self.lock()?;
+        Ok(self.load()?.allocations.get(container).cloned())
+    }
+
+    /// Every allocation, by container id.
+    pub fn allocations(&self) -> Result<BTreeMap<String, Allocation>> {
+        let _l = self.lock()?;
+        Ok(self.load()?.allocations)
+    }
+
+    /// Remove the state and lock files (the network is gone).
+    pub fn destroy(&self) -> Result<()> {
+        let _l = self.lock()?;
+        for p in [&self.state, &self.lock] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", p, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Open (creating it and its directory) and `flock(LOCK_EX)` a lock file;
+/// the lock is held until the returned file is dropped (or the process dies).
+pub(crate) fn lock_file(path: &Path) -> Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io("create state dir", dir, e))?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open lock", path, e))?;
+    loop {
+        // SAFETY: flock on a valid fd we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(Error::io("flock", path, e));
+        }
+    }
+}
+
+/// Open the [`Ipam`] of an existing state file (for garbage collection).
+pub(crate) fn ipam_from_state_file(path: &Path) -> Result<Ipam> {
+    let b = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let s: State = serde_json::from_slice(&b).map_err(|e| Error::CorruptState {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let subnet: Ipv4Net = s.subnet.parse()?;
+    let network = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| Error::CorruptState {
+            path: path.to_path_buf(),
+            reason: "state file name is not a network name".into(),
+        })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ipam::new(dir, network, subnet, s.gateway)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipam(dir: &Path, cidr: &str) -> Ipam {
+        let n: Ipv4Net = cidr.parse().unwrap();
+        Ipam::new(dir, "t", n, n.nth(1).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn allocates_skipping_reserved_and_exhausts() {
+        let d = tempfile::tempdir().unwrap();
+        let ip = ipam(d.path(), "10.1.0.0/29"); // .0 net, .1 gw, .7 bcast → .2-.6
+        let mut got = Vec::new();
+        for i in 0..5 {
+            got.push(ip.allocate(&format!("c{i}"), None).unwrap());
+        }
+        let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(10, 1, 0, h)).collect();
+        assert_eq!(got, want);
+        let e = ip.allocate("c9", None).unwrap_err();
+        assert!(matches!(e, Error::PoolExhausted { .. }), "{e}");
+        assert!(!ip.allocations().unwrap().contains_key("c9"));
+        // release and reuse
+        assert_eq!(
+            ip.release("c2").unwrap().unwrap().addr,
+            Ipv4Addr::new(10, 1, 0, 4)
+        );
+        assert_eq!(ip.allocate("c9", None).unwrap(), Ipv4Addr::new(10, 1, 0, 4));
+        assert!(matches!(
+            ip.allocate("c9", None),
+            Err(Error::AlreadyAttached { .. })
+        ));
+        assert!(ip.release("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_reserved_addresses() {
+        let d = tempfile::tempdir().unwrap();
+        let ip = ipam(d.path(), "10.2.0.0/24");
+        for (a, why) in [
+            (Ipv4Addr::new(10, 2, 0, 0), "network"),
+            (Ipv4Addr::new(10, 2, 0, 1), "gateway"),
+            (Ipv4Addr::new(10, 2, 0, 255), "broadcast"),
+            (Ipv4Addr::new(10, 3, 0, 5), "outside"),
+        ] {
+            let e = ip.allocate_addr("x", a, None).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        assert_eq!(
+            ip.allocate_addr("x", Ipv4Addr::new(10, 2, 0, 9), Some("vethx"))
+                .unwrap(),
+            Ipv4Addr::new(10, 2, 0, 9)
+        );
+        assert!(ip
+            .allocate_addr("y", Ipv4Addr::new(10, 2, 0, 9), None)
+            .is_err());
+        assert_eq!(
+            ip.lookup("x").unwrap().unwrap().host_ifname.as_deref(),
+            Some("vethx")
+        );
+    }
+
+    #[test]
+    fn state_survives_reopen_and_checks_config() {
+        let d = tempfile::tempdir().unwrap();
+        let a = ipam(d.path(), "10.4.0.0/24").allocate("a", None).unwrap();
+        let again = ipam(d.path(), "10.4.0.0/24");
+        assert_eq!(again.lookup("a").unwrap().unwrap().addr, a);
+        let other = ipam(d.path(), "10.5.0.0/24");
+        assert!(other.allocate("b", None).is_err());
+        again.destroy().unwrap();
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let ip = ipam(d.path(), "10.6.0.0/24");
+        fs::write(ip.state_path(), b"{not json").unwrap();
+        assert!(matches!(
+            ip.allocate("a", None),
+            Err(Error::CorruptState { .. })
+        ));
+    }
+
+    #[test]
+    fn tiny_subnets_refused() {
+        let n: Ipv4Net = "10.7.0.0/31".parse().unwrap();
+        assert!(Ipam::new("/tmp", "t", n, Ipv4Addr::new(10, 7, 0, 1)).is_err());
+    }
+}

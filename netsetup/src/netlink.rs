@@ -1,0 +1,672 @@
+//! A small blocking rtnetlink client: one `NETLINK_ROUTE` socket, requests
+//! encoded with `netlink-packet-route`, every object addressed by ifindex.
+//!
+//! Kernel facts: rtnetlink(7), netlink(7). A netlink socket stays bound to the
+//! network namespace it was created in (kernel ≥ 2.6.24, `sk->sk_net`), so a
+//! socket opened by a helper thread that entered another netns keeps working
+//! in that netns from any thread: that is how [`crate::NetNs::netlink`] works.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use crate::error::{Error, Result};
+use crate::validate_ifname;
+
+/// Receive buffer: a dump chunk from the kernel is at most ~32 KiB per `recv`.
+const RECV_BUF: usize = 64 * 1024;
+
+/// A blocking rtnetlink socket, bound to the network namespace it was opened in.
+#[derive(Debug)]
+pub struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// A link as seen by [`Netlink::links`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfoSummary {
+    /// ifindex.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// `IFLA_INFO_KIND` (`"bridge"`, `"veth"`, …), if any.
+    pub kind: Option<String>,
+    /// ifindex of the bridge this link is enslaved to, if any.
+    pub controller: Option<u32>,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
+    /// MTU.
+    pub mtu: Option<u32>,
+    /// Hardware address.
+    pub mac: Option<Vec<u8>>,
+}
+
+/// An IPv4/IPv6 route as seen by [`Netlink::routes`] (main table only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSummary {
+    /// Destination network (`0.0.0.0` with prefix 0 for a default route).
+    pub destination: IpAddr,
+    /// Destination prefix length.
+    pub prefix_len: u8,
+    /// Gateway, if any.
+    pub gateway: Option<IpAddr>,
+    /// Output interface.
+    pub oif: Option<u32>,
+}
+
+fn family_of(ip: &IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+impl Netlink {
+    /// Open a `NETLINK_ROUTE` socket in the calling thread's network namespace.
+    pub fn open() -> Result<Self> {
+        // SAFETY: plain socket(2) call with constant arguments.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(Error::netlink(
+                "socket(AF_NETLINK)",
+                "NETLINK_ROUTE",
+                io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_nl is plain data; zeroed is a valid value (pid 0 = kernel assigns).
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: sa is a valid sockaddr_nl of the size we pass.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(Error::netlink(
+                "bind(AF_NETLINK)",
+                "NETLINK_ROUTE",
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(Self {
+            fd,
+            seq: 0,
+            buf: vec![0; RECV_BUF],
+        })
+    }
+
+    /// Wrap an already open `NETLINK_ROUTE` socket (e.g. one received from a
+    /// helper that opened it inside another netns).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self {
+            fd,
+            seq: 0,
+            buf: vec![0; RECV_BUF],
+        }
+    }
+
+    fn send(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<u32> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = self.seq;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        nl.finalize();
+        let mut out = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut out);
+        // SAFETY: out is a valid buffer of out.len() bytes; the kernel is the peer.
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                out.as_ptr() as *const libc::c_void,
+                out.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(self.seq)
+    }
+
+    /// Receive replies to `seq` until an ACK/error (non-dump) or `NLMSG_DONE` (dump).
+    fn recv_until_done(&mut self, seq: u32, dump: bool) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: self.buf is a valid writable buffer of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr() as *mut libc::c_void,
+                    self.buf.len(),
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let n = n as usize;
+            let mut off = 0usize;
+            while off + 16 <= n {
+                let len = u32::from_ne_bytes([
+                    self.buf[off],
+                    self.buf[off + 1],
+                    self.buf[off + 2],
+                    self.buf[off + 3],
+                ]) as usize;
+                if len < 16 || off + len > n {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "truncated netlink message",
+                    ));
+                }
+                let chunk = &self.buf[off..off + len];
+                off += (len + 3) & !3;
+                let msg_seq = u32::from_ne_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
+                if msg_seq != seq {
+                    continue; // a stale reply to an earlier request
+                }
+                let parsed = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(chunk) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "skipping undecodable netlink message");
+                        continue;
+                    }
+                };
+                match parsed.payload {
+                    NetlinkPayload::Error(err) => {
+                        return match err.code {
+                            None => Ok(out),
+                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                        };
+                    }
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::InnerMessage(m) => {
+                        out.push(m);
+                        if !dump {
+                            // A GET without DUMP answers with one message and then the ACK.
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let seq = self.send(msg, NLM_F_ACK | flags)?;
+        self.recv_until_done(seq, false)
+    }
+
+    fn dump(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let seq = self.send(msg, NLM_F_DUMP)?;
+        self.recv_until_done(seq, true)
+    }
+
+    /// ifindex of the interface `name`, or `None` when it does not exist.
+    pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
+        Ok(self.link_by_name(name)?.map(|l| l.index))
+    }
+
+    /// The interface `name`, or `None` when it does not exist (`RTM_GETLINK`).
+    pub fn link_by_name(&mut self, name: &str) -> Result<Option<LinkInfoSummary>> {
+        validate_ifname(name)?;
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.request(RouteNetlinkMessage::GetLink(m), 0) {
+            Ok(v) => Ok(v.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(summarize_link(&l)),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(Error::netlink("RTM_GETLINK", name, e)),
+        }
+    }
+
+    /// Every link of this namespace (`RTM_GETLINK` dump).
+    pub fn links(&mut self) -> Result<Vec<LinkInfoSummary>> {
+        let v = self
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .map_err(|e| Error::netlink("RTM_GETLINK dump", "all links", e))?;
+        Ok(v.iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(summarize_link(l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Create a bridge named `name` (down; see [`Netlink::set_up`]).
+    /// Kernel: `CONFIG_BRIDGE`, ip-link(8) `type bridge`.
+    pub fn create_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<u32> {
+        validate_ifname(name)?;
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        if let Some(mtu) = mtu {
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+            .map_err(|e| map_exists(e, "RTM_NEWLINK bridge", name))?;
+        self.link_index(name)?.ok_or_else(|| {
+            Error::netlink(
+                "RTM_GETLINK after create",
+                name,
+                io::Error::from_raw_os_error(libc::ENODEV),
+            )
+        })
+    }
+
+    /// Create a veth pair in one request: `host` here (enslaved to
+    /// `controller` if given, up), and `peer` created directly inside the
+    /// namespace `peer_netns` (an fd of `/proc/<pid>/ns/net` or a netns
+    /// file), with optional MAC and MTU, down. Returns the host side's ifindex.
+    ///
+    /// Kernel: `CONFIG_VETH`; the peer's `IFLA_NET_NS_FD` is honoured since
+    /// Linux 3.0 (veth(4), rtnetlink(7)).
+    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<u32> {
+        validate_ifname(spec.host)?;
+        validate_ifname(spec.peer)?;
+        // The peer cannot be created up: veth_open() fails with ENOTCONN
+        // while its partner is not registered yet (drivers/net/veth.c). Bring
+        // it up afterwards from inside its namespace.
+        let mut peer = LinkMessage::default();
+        peer.attributes
+            .push(LinkAttribute::IfName(spec.peer.to_string()));
+        if let Some(fd) = spec.peer_netns {
+            peer.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
+        }
+        if let Some(mac) = spec.peer_mac {
+            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(mtu) = spec.mtu {
+            peer.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        let mut m = LinkMessage::default();
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+        m.attributes
+            .push(LinkAttribute::IfName(spec.host.to_string()));
+        if let Some(mtu) = spec.mtu {
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(c) = spec.controller {
+            m.attributes.push(LinkAttribute::Controller(c));
+        }
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+            .map_err(|e| {
+                let both = format!(
+                    "{} or its peer {} in the target netns",
+                    spec.host, spec.peer
+                );
+                map_exists(e, "RTM_NEWLINK veth", &both)
+            })?;
+        self.link_index(spec.host)?.ok_or_else(|| {
+            Error::netlink(
+                "RTM_GETLINK after create",
+                spec.host,
+                io::Error::from_raw_os_error(libc::ENODEV),
+            )
+        })
+    }
+
+    fn set_link(
+        &mut self,
+        index: u32,
+        op: &'static str,
+        f: impl FnOnce(&mut LinkMessage),
+    ) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        f(&mut m);
+        self.request(RouteNetlinkMessage::SetLink(m), 0)
+            .map(|_| ())
+            .map_err(|e| Error::netlink(op, format!("ifindex {index}"), e))
+    }
+
+    /// Bring a link up (`IFF_UP`).
+    pub fn set_up(&mut self, index: u32) -> Result<()> {
+        self.set_link(index, "RTM_SETLINK up", |m| {
+            m.header.flags = LinkFlags::Up;
+            m.header.change_mask = LinkFlags::Up;
+        })
+    }
+
+    /// Bring a link down.
+    pub fn set_down(&mut self, index: u32) -> Result<()> {
+        self.set_link(index, "RTM_SETLINK down", |m| {
+            m.header.flags = LinkFlags::empty();
+            m.header.change_mask = LinkFlags::Up;
+        })
+    }
+
+    /// Set a link's MTU.
+    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
+        self.set_link(index, "RTM_SETLINK mtu", |m| {
+            m.attributes.push(LinkAttribute::Mtu(mtu))
+        })
+    }
+
+    /// Set a link's hardware address.
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
+        self.set_link(index, "RTM_SETLINK address", |m| {
+            m.attributes.push(LinkAttribute::Address(mac.to_vec()))
+        })
+    }
+
+    /// Rename a link (it must be down).
+    pub fn rename(&mut self, index: u32, new_name: &str) -> Result<()> {
+        validate_ifname(new_name)?;
+        self.set_link(index, "RTM_SETLINK ifname", |m| {
+            m.attributes
+                .push(LinkAttribute::IfName(new_name.to_string()))
+        })
+    }
+
+    /// Enslave a link to a bridge.
+    pub fn set_controller(&mut self, index: u32, bridge: u32) -> Result<()> {
+        self.set_link(index, "RTM_SETLINK master", |m| {
+            m.attributes.push(LinkAttribute::Controller(bridge))
+        })
+    }
+
+    /// Move a link into another network namespace (by netns fd).
+    pub fn move_to_netns(&mut self, index: u32, netns: BorrowedFd<'_>) -> Result<()> {
+        self.set_link(index, "RTM_SETLINK netns", |m| {
+            m.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()))
+        })
+    }
+
+    /// Delete a link (for a veth, both ends go). Synchronous in the kernel:
+    /// it waits for an RCU grace period, tens of milliseconds on a busy host.
+    pub fn delete_link(&mut self, index: u32) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        self.request(RouteNetlinkMessage::DelLink(m), 0)
+            .map(|_| ())
+            .map_err(|e| Error::netlink("RTM_DELLINK", format!("ifindex {index}"), e))
+    }
+
+    fn addr_message(index: u32, ip: IpAddr, prefix_len: u8) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = family_of(&ip);
+        m.header.prefix_len = prefix_len;
+        m.header.index = index;
+        match ip {
+            IpAddr::V4(v4) => {
+                m.attributes.push(AddressAttribute::Local(ip));
+                m.attributes.push(AddressAttribute::Address(ip));
+                if prefix_len < 31 {
+                    let host_bits = 32 - u32::from(prefix_len);
+                    let bcast = u32::from(v4) | ((1u64 << host_bits) - 1) as u32;
+                    m.attributes
+                        .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
+                }
+            }
+            IpAddr::V6(_) => {
+                m.attributes.push(AddressAttribute::Address(ip));
+                // No duplicate address detection: the address is ours by IPAM,
+                // and DAD would keep it "tentative" (unusable) for ~1 s.
+                m.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+        }
+        m
+    }
+
+    /// Add an IPv4 or IPv6 address to a link. With `exist_ok`, an address
+    /// that is already there (`EEXIST`) is not an error.
+    pub fn add_address(
+        &mut self,
+        index: u32,
+        ip: IpAddr,
+        prefix_len: u8,
+        exist_ok: bool,
+    ) -> Result<()> {
+        let m = Self::addr_message(index, ip, prefix_len);
+        match self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if exist_ok && e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(Error::netlink(
+                "RTM_NEWADDR",
+                format!("{ip}/{prefix_len} on ifindex {index}"),
+                e,
+            )),
+        }
+    }
+
+    /// Remove an address from a link.
+    pub fn del_address(&mut self, index: u32, ip: IpAddr, prefix_len: u8) -> Result<()> {
+        let m = Self::addr_message(index, ip, prefix_len);
+        self.request(RouteNetlinkMessage::DelAddress(m), 0)
+            .map(|_| ())
+            .map_err(|e| {
+                Error::netlink(
+                    "RTM_DELADDR",
+                    format!("{ip}/{prefix_len} on ifindex {index}"),
+                    e,
+                )
+            })
+    }
+
+    /// Addresses of a link (or all links with `index` = 0), as (ifindex, address, prefix).
+    pub fn addresses(&mut self, index: u32) -> Result<Vec<(u32, IpAddr, u8)>> {
+        let v = self
+            .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+            .map_err(|e| Error::netlink("RTM_GETADDR dump", "all addresses", e))?;
+        let mut out = Vec::new();
+        for m in v {
+            if let RouteNetlinkMessage::NewAddress(a) = m {
+                if index != 0 && a.header.index != index {
+                    continue;
+                }
+                let ip = a.attributes.iter().find_map(|at| match at {
+                    AddressAttribute::Local(ip) => Some(*ip),
+                    _ => None,
+                });
+                let ip = ip.or_else(|| {
+                    a.attributes.iter().find_map(|at| match at {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    })
+                });
+                if let Some(ip) = ip {
+                    out.push((a.header.index, ip, a.header.prefix_len));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add a default route via `gateway` out of `oif` (main table).
+    pub fn add_default_route(&mut self, gateway: IpAddr, oif: u32) -> Result<()> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family_of(&gateway);
+        m.header.destination_prefix_length = 0;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.protocol = RouteProtocol::Boot;
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::Unicast;
+        let gw = match gateway {
+            IpAddr::V4(v) => RouteAddress::Inet(v),
+            IpAddr::V6(v) => RouteAddress::Inet6(v),
+        };
+        m.attributes.push(RouteAttribute::Gateway(gw));
+        m.attributes.push(RouteAttribute::Oif(oif));
+        self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+            .map(|_| ())
+            .map_err(|e| {
+                Error::netlink(
+                    "RTM_NEWROUTE default",
+                    format!("via {gateway} dev ifindex {oif}"),
+                    e,
+                )
+            })
+    }
+
+    /// Routes of the main table for one family.
+    pub fn routes(&mut self, v6: bool) -> Result<Vec<RouteSummary>> {
+        let mut q = RouteMessage::default();
+        q.header.address_family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let v = self
+            .dump(RouteNetlinkMessage::GetRoute(q))
+            .map_err(|e| Error::netlink("RTM_GETROUTE dump", "main table", e))?;
+        let mut out = Vec::new();
+        for m in v {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let mut table = u32::from(r.header.table);
+            let mut dst = None;
+            let mut gw = None;
+            let mut oif = None;
+            for a in &r.attributes {
+                match a {
+                    RouteAttribute::Table(t) => table = *t,
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => {
+                        dst = Some(IpAddr::V4(*d))
+                    }
+                    RouteAttribute::Destination(RouteAddress::Inet6(d)) => {
+                        dst = Some(IpAddr::V6(*d))
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(IpAddr::V4(*g)),
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(IpAddr::V6(*g)),
+                    RouteAttribute::Oif(o) => oif = Some(*o),
+                    _ => {}
+                }
+            }
+            if table != u32::from(RouteHeader::RT_TABLE_MAIN) || r.header.kind != RouteType::Unicast
+            {
+                continue;
+            }
+            let destination = dst.unwrap_or(if v6 {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            });
+            out.push(RouteSummary {
+                destination,
+                prefix_len: r.header.destination_prefix_length,
+                gateway: gw,
+                oif,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl AsFd for Netlink {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Netlink {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// What [`Netlink::create_veth`] creates.
+#[derive(Debug, Clone, Copy)]
+pub struct VethSpec<'a> {
+    /// Name of the end that stays in this netns.
+    pub host: &'a str,
+    /// Name of the other end (e.g. `eth0`).
+    pub peer: &'a str,
+    /// Namespace to create the peer in (`None`: this one).
+    pub peer_netns: Option<BorrowedFd<'a>>,
+    /// Bridge ifindex to enslave the host end to.
+    pub controller: Option<u32>,
+    /// Peer's MAC address.
+    pub peer_mac: Option<[u8; 6]>,
+    /// MTU of both ends.
+    pub mtu: Option<u32>,
+}
+
+fn map_exists(e: io::Error, op: &'static str, name: &str) -> Error {
+    if e.raw_os_error() == Some(libc::EEXIST) {
+        Error::LinkExists {
+            name: name.to_string(),
+        }
+    } else {
+        Error::netlink(op, name, e)
+    }
+}
+
+fn summarize_link(l: &LinkMessage) -> LinkInfoSummary {
+    let mut s = LinkInfoSummary {
+        index: l.header.index,
+        name: String::new(),
+        kind: None,
+        controller: None,
+        up: l.header.flags.contains(LinkFlags::Up),
+        mtu: None,
+        mac: None,
+    };
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => s.name = n.clone(),
+            LinkAttribute::Controller(c) => s.controller = Some(*c),
+            LinkAttribute::Mtu(m) => s.mtu = Some(*m),
+            LinkAttribute::Address(m) => s.mac = Some(m.clone()),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        s.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}

@@ -1,0 +1,309 @@
+//! Network namespace handles: anonymous (held by an fd) or named (bind-mounted
+//! under `/run/netns/<name>`, the layout `ip netns` uses), opened from a path,
+//! a pid or a pidfd. Work inside a namespace runs on a short-lived helper
+//! thread that entered it with `setns(2)`; the caller's thread never moves.
+//!
+//! Kernel facts: setns(2) with `CLONE_NEWNET` (Linux 3.0), a pidfd as setns
+//! argument (Linux 5.8), `/proc/<pid>/ns/net` and `/proc/thread-self/ns/net`
+//! (namespaces(7), proc(5)).
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::netlink::Netlink;
+use crate::validate_netns_name;
+
+/// Directory where named namespaces are bind-mounted (compatible with `ip netns`).
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// A handle on a network namespace. The namespace lives at least as long as
+/// the handle (an open nsfs fd keeps it alive). A handle made by
+/// [`NetNs::create_named`] also owns the bind mount and removes it on drop
+/// (best effort) unless [`NetNs::keep`] was called.
+#[derive(Debug)]
+pub struct NetNs {
+    fd: OwnedFd,
+    label: String,
+    owned_mount: Option<PathBuf>,
+}
+
+fn open_ns_file(path: &Path) -> io::Result<OwnedFd> {
+    Ok(fs::File::open(path)?.into())
+}
+
+fn setns_net(fd: RawFd) -> io::Result<()> {
+    // SAFETY: setns on a valid fd; only affects the calling (helper) thread.
+    if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn unshare_net() -> io::Result<()> {
+    // SAFETY: unshare(CLONE_NEWNET) only affects the calling (helper) thread.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Run `f` on a fresh helper thread (scoped, so `f` may borrow).
+fn on_helper<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    })
+}
+
+impl NetNs {
+    /// The calling thread's current network namespace.
+    pub fn current() -> Result<Self> {
+        Self::from_path("/proc/thread-self/ns/net")
+    }
+
+    /// Open a namespace file (`/proc/<pid>/ns/net`, `/run/netns/<name>`, …).
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let fd = open_ns_file(path).map_err(|e| Error::netns("open", path.display(), e))?;
+        Ok(Self {
+            fd,
+            label: path.display().to_string(),
+            owned_mount: None,
+        })
+    }
+
+    /// The network namespace of process `pid` (`/proc/<pid>/ns/net`).
+    pub fn from_pid(pid: i32) -> Result<Self> {
+        Self::from_path(format!("/proc/{pid}/ns/net"))
+    }
+
+    /// The network namespace of the process behind `pidfd`, race-free: a
+    /// helper thread does `setns(pidfd, CLONE_NEWNET)` (Linux ≥ 5.8) and opens
+    /// its own `/proc/thread-self/ns/net`.
+    pub fn from_pidfd(pidfd: BorrowedFd<'_>) -> Result<Self> {
+        let raw = pidfd.as_raw_fd();
+        let fd = on_helper(move || -> io::Result<OwnedFd> {
+            setns_net(raw)?;
+            open_ns_file(Path::new("/proc/thread-self/ns/net"))
+        })
+        .map_err(|e| Error::netns("setns(pidfd)", format!("pidfd {raw}"), e))?;
+        Ok(Self {
+            fd,
+            label: format!("pidfd {raw}"),
+            owned_mount: None,
+        })
+    }
+
+    /// Wrap an already open nsfs fd.
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        let label = format!("fd {}", fd.as_raw_fd());
+        Self {
+            fd,
+            label,
+            owned_mount: None,
+        }
+    }
+
+    /// A new, anonymous network namespace held only by this handle (it
+    /// disappears with the last fd or process in it). Only `lo` (down) exists.
+    pub fn new_anonymous() -> Result<Self> {
+        let fd = on_helper(|| -> io::Result<OwnedFd> {
+            unshare_net()?;
+            open_ns_file(Path::new("/proc/thread-self/ns/net"))
+        })
+        .map_err(|e| Error::netns("unshare(CLONE_NEWNET)", "anonymous", e))?;
+        Ok(Self {
+            label: format!("anonymous fd {}", fd.as_raw_fd()),
+            fd,
+            owned_mount: None,
+        })
+    }
+
+    /// A new namespace bind-mounted at `/run/netns/<name>` (what
+    /// `ip netns add <name>` makes, so `ip netns exec` sees it). The handle
+    /// owns the mount: dropped or [`NetNs::remove`]d, it unmounts and unlinks.
+    /// A name that exists is [`Error::LinkExists`]-like: [`Error::Netns`] with `EEXIST`.
+    pub fn create_named(name: &str) -> Result<Self> {
+        validate_netns_name(name)?;
+        let dir = Path::new(NETNS_RUN_DIR);
+        fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let path = dir.join(name);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::netns("create", path.display(), e))?;
+        let target =
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
+                what: "netns name",
+                reason: "contains NUL".into(),
+            })?;
+        let res = on_helper(|| -> io::Result<OwnedFd> {
+            unshare_net()?;
+            let src = c"/proc/thread-self/ns/net";
+            // SAFETY: both are valid NUL-terminated paths; a bind mount of an nsfs file.
+            let r = unsafe {
+                libc::mount(
+                    src.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            open_ns_file(Path::new("/proc/thread-self/ns/net"))
+        });
+        match res {
+            Ok(fd) => Ok(Self {
+                fd,
+                label: path.display().to_string(),
+                owned_mount: Some(path),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(Error::netns("bind mount", path.display(), e))
+            }
+        }
+    }
+
+    /// Open the named namespace `/run/netns/<name>` (not owned: never removed by this handle).
+    pub fn open_named(name: &str) -> Result<Self> {
+        validate_netns_name(name)?;
+        Self::from_path(Path::new(NETNS_RUN_DIR).join(name))
+    }
+
+    /// Another handle on the same namespace (a dup'ed fd; it never owns a bind mount).
+    pub fn try_clone(&self) -> Result<Self> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::netns("dup", &self.label, e))?;
+        Ok(Self {
+            fd,
+            label: self.label.clone(),
+            owned_mount: None,
+        })
+    }
+
+    /// Give up ownership of the bind mount: it stays after this handle is dropped.
+    pub fn keep(mut self) -> Self {
+        self.owned_mount = None;
+        self
+    }
+
+    /// The bind mount path, for a handle from [`NetNs::create_named`].
+    pub fn path(&self) -> Option<&Path> {
+        self.owned_mount.as_deref()
+    }
+
+    /// Unmount and unlink a named namespace this handle owns (the namespace
+    /// itself goes when the last fd/process leaves it); reports the error.
+    pub fn remove(mut self) -> Result<()> {
+        match self.owned_mount.take() {
+            Some(p) => remove_bind(&p),
+            None => Ok(()),
+        }
+    }
+
+    /// Run `f` on a helper thread that entered this namespace, and return its result.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let raw = self.fd.as_raw_fd();
+        on_helper(move || -> Result<T> {
+            setns_net(raw).map_err(|e| Error::netns("setns", &self.label, e))?;
+            Ok(f())
+        })
+    }
+
+    /// A netlink socket opened inside this namespace; usable from any thread.
+    pub fn netlink(&self) -> Result<Netlink> {
+        self.run(Netlink::open)?
+    }
+
+    /// Bring the loopback interface up (all a loopback-only container needs).
+    pub fn set_lo_up(&self) -> Result<()> {
+        let mut nl = self.netlink()?;
+        lo_up(&mut nl)
+    }
+
+    /// Read `net.ipv4.ip_forward` of this namespace.
+    pub fn ip_forward(&self) -> Result<bool> {
+        self.run(read_ip_forward)?
+    }
+
+    /// Set `net.ipv4.ip_forward` of this namespace; returns the previous value.
+    pub fn set_ip_forward(&self, on: bool) -> Result<bool> {
+        self.run(|| write_ip_forward(on))?
+    }
+}
+
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+/// `/proc/sys/net/ipv4/ip_forward` of the calling thread's netns (the sysctl
+/// file resolves against the opener's namespace; proc_sys(5)).
+pub(crate) fn read_ip_forward() -> Result<bool> {
+    let s = fs::read_to_string(IP_FORWARD).map_err(|e| Error::io("read", IP_FORWARD, e))?;
+    Ok(s.trim() != "0")
+}
+
+pub(crate) fn write_ip_forward(on: bool) -> Result<bool> {
+    let prev = read_ip_forward()?;
+    if prev != on {
+        fs::write(IP_FORWARD, if on { "1\n" } else { "0\n" })
+            .map_err(|e| Error::io("write", IP_FORWARD, e))?;
+    }
+    Ok(prev)
+}
+
+pub(crate) fn lo_up(nl: &mut Netlink) -> Result<()> {
+    // ifindex 1 is always `lo` in every network namespace (net/core/dev.c, loopback_net_init).
+    nl.set_up(1)
+}
+
+fn remove_bind(p: &Path) -> Result<()> {
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
+        what: "netns path",
+        reason: "contains NUL".into(),
+    })?;
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::ENOENT) {
+            return Err(Error::netns("umount", p.display(), e));
+        }
+    }
+    match fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("unlink", p, e)),
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if let Some(p) = self.owned_mount.take() {
+            if let Err(e) = remove_bind(&p) {
+                tracing::warn!(netns = %p.display(), error = %e, "could not remove named netns");
+            }
+        }
+    }
+}
+
+impl AsFd for NetNs {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for NetNs {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

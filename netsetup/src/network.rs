@@ -1,0 +1,772 @@
+//! Bridge networks: a bridge with a gateway address, IPAM, masquerade, and
+//! containers attached to it by veth pairs.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::cidr::Ipv4Net;
+use crate::error::{Error, Result};
+use crate::ipam::{ipam_from_state_file, Ipam};
+use crate::nat::{Firewall, PortMapping};
+use crate::netlink::{Netlink, VethSpec};
+use crate::netns::{lo_up, NetNs};
+use crate::{validate_id, validate_ifname};
+
+/// Default state directory (IPAM files and the nft lock).
+pub const DEFAULT_STATE_DIR: &str = "/run/berth/net";
+
+/// Builder of a bridge network; [`BridgeNetwork::ensure`] makes it exist.
+///
+/// ```no_run
+/// use berth_netsetup::BridgeNetwork;
+/// let net = BridgeNetwork::new("demo").bridge("berth0").subnet("10.88.0.0/16").ensure()?;
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BridgeNetwork {
+    name: String,
+    bridge: Option<String>,
+    subnet: String,
+    gateway: Option<Ipv4Addr>,
+    state_dir: PathBuf,
+    host: Option<NetNs>,
+    masquerade: bool,
+    ip_forward: bool,
+    mtu: Option<u32>,
+}
+
+impl BridgeNetwork {
+    /// A network called `name` (1–64 of `[A-Za-z0-9_.-]`), by default on
+    /// bridge `name`, subnet `10.88.0.0/16`, gateway the first address,
+    /// masquerade on, state in [`DEFAULT_STATE_DIR`], in the caller's netns.
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("demo");
+    /// ```
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            bridge: None,
+            subnet: "10.88.0.0/16".to_string(),
+            gateway: None,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            host: None,
+            masquerade: true,
+            ip_forward: true,
+            mtu: None,
+        }
+    }
+
+    /// Name of the bridge interface (≤ 15 bytes).
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("demo").bridge("berth0");
+    /// ```
+    pub fn bridge(mut self, ifname: &str) -> Self {
+        self.bridge = Some(ifname.to_string());
+        self
+    }
+
+    /// The IPv4 subnet in CIDR form, e.g. `"10.88.0.0/16"`.
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("demo").subnet("10.89.0.0/24");
+    /// ```
+    pub fn subnet(mut self, cidr: &str) -> Self {
+        self.subnet = cidr.to_string();
+        self
+    }
+
+    /// The bridge's (gateway) address; default: the subnet's first address.
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// let b = berth_netsetup::BridgeNetwork::new("demo")
+    ///     .subnet("10.89.0.0/24")
+    ///     .gateway(Ipv4Addr::new(10, 89, 0, 254));
+    /// ```
+    pub fn gateway(mut self, ip: Ipv4Addr) -> Self {
+        self.gateway = Some(ip);
+        self
+    }
+
+    /// Where IPAM state and the nft lock live (default [`DEFAULT_STATE_DIR`]).
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("demo").state_dir("/var/lib/myapp/net");
+    /// ```
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// Build the network in namespace `ns` instead of the caller's (bridge,
+    /// nftables and `ip_forward` all live there). Tests use this to keep
+    /// the real host untouched.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), berth_netsetup::Error> {
+    /// let host = berth_netsetup::NetNs::from_path("/run/netns/lab")?;
+    /// let b = berth_netsetup::BridgeNetwork::new("demo").host_netns(&host)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn host_netns(mut self, ns: &NetNs) -> Result<Self> {
+        self.host = Some(ns.try_clone()?);
+        Ok(self)
+    }
+
+    /// Masquerade traffic leaving the subnet (default on).
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("internal").masquerade(false);
+    /// ```
+    pub fn masquerade(mut self, on: bool) -> Self {
+        self.masquerade = on;
+        self
+    }
+
+    /// Set `net.ipv4.ip_forward = 1` in the host netns (default on; needed
+    /// for masquerade and published ports). berth never sets it back to 0 by
+    /// itself: other networks may rely on it. The previous value is in
+    /// [`Network::ip_forward_was`].
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("demo").ip_forward(false);
+    /// ```
+    pub fn ip_forward(mut self, on: bool) -> Self {
+        self.ip_forward = on;
+        self
+    }
+
+    /// MTU of the bridge and of the veth pairs attached later.
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("demo").mtu(1400);
+    /// ```
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// Make the network exist, idempotently: the bridge (created if missing,
+    /// refused if the name is taken by a non-bridge), its gateway address, up;
+    /// `ip_forward`; the masquerade rule; the IPAM state. A subnet that
+    /// overlaps an existing route (other than the bridge's own) is
+    /// [`Error::SubnetOverlap`]. On any error, what this call created is
+    /// removed again.
+    pub fn ensure(&self) -> Result<Network> {
+        validate_id("network name", &self.name)?;
+        let bridge = self.bridge.clone().unwrap_or_else(|| self.name.clone());
+        validate_ifname(&bridge)?;
+        let subnet: Ipv4Net = self.subnet.parse()?;
+        let gateway = match self.gateway {
+            Some(g) => g,
+            None => subnet.nth(1).ok_or(Error::InvalidCidr {
+                cidr: self.subnet.clone(),
+                reason: "no room for a gateway",
+            })?,
+        };
+        let ipam = Ipam::new(&self.state_dir, &self.name, subnet, gateway)?;
+        let host = match &self.host {
+            Some(ns) => ns.try_clone()?,
+            None => NetNs::current()?,
+        };
+        let mut nl = host.netlink()?;
+        let existing = nl.link_by_name(&bridge)?;
+        if let Some(l) = &existing {
+            if l.kind.as_deref() != Some("bridge") {
+                return Err(Error::NotABridge { name: bridge });
+            }
+        }
+        let own_index = existing.as_ref().map(|l| l.index);
+        for r in nl.routes(false)? {
+            let IpAddr::V4(d) = r.destination else {
+                continue;
+            };
+            if r.prefix_len == 0 || (own_index.is_some() && r.oif == own_index) {
+                continue;
+            }
+            let Ok(rn) = Ipv4Net::new(Ipv4Addr::from(u32::from(d)), r.prefix_len) else {
+                continue;
+            };
+            if rn.overlaps(&subnet) {
+                return Err(Error::SubnetOverlap {
+                    network: self.name.clone(),
+                    subnet: subnet.to_string(),
+                    route: rn.to_string(),
+                    ifindex: r.oif.unwrap_or(0),
+                });
+            }
+        }
+        let firewall = Firewall::in_netns(&host, &self.state_dir)?;
+        let created = existing.is_none();
+        let mut prev_forward = None;
+        let setup = (|| -> Result<u32> {
+            let index = match own_index {
+                Some(i) => i,
+                None => nl.create_bridge(&bridge, self.mtu)?,
+            };
+            nl.add_address(index, IpAddr::V4(gateway), subnet.prefix_len(), true)?;
+            nl.set_up(index)?;
+            if self.ip_forward {
+                prev_forward = Some(host.set_ip_forward(true)?);
+            }
+            if self.masquerade {
+                firewall.add_masquerade(&self.name, subnet)?;
+            }
+            ipam.init()?;
+            Ok(index)
+        })();
+        let bridge_index = match setup {
+            Ok(i) => i,
+            Err(e) => {
+                if created {
+                    if let Ok(Some(i)) = nl.link_index(&bridge) {
+                        let _ = nl.delete_link(i);
+                    }
+                    if self.masquerade {
+                        let _ = firewall.remove_network(&self.name);
+                    }
+                    if prev_forward == Some(false) {
+                        let _ = host.set_ip_forward(false);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(network = %self.name, bridge = %bridge, %subnet, %gateway, created, "bridge network ready");
+        Ok(Network {
+            inner: Arc::new(Inner {
+                name: self.name.clone(),
+                bridge,
+                bridge_index,
+                subnet,
+                gateway,
+                mtu: self.mtu,
+                ipam,
+                firewall,
+                host_nl: Mutex::new(nl),
+                state_dir: self.state_dir.clone(),
+                host,
+            }),
+            ip_forward_was: prev_forward,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    bridge: String,
+    bridge_index: u32,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+    mtu: Option<u32>,
+    ipam: Ipam,
+    firewall: Firewall,
+    host_nl: Mutex<Netlink>,
+    state_dir: PathBuf,
+    host: NetNs,
+}
+
+impl Inner {
+    fn nl(&self) -> MutexGuard<'_, Netlink> {
+        // A poisoned lock only means another thread panicked mid-request; the
+        // socket itself is still usable (each request waits for its own reply).
+        self.host_nl.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A bridge network that exists (see [`BridgeNetwork::ensure`]). Dropping it
+/// leaves the network in place; [`Network::remove`] tears it down.
+#[derive(Debug, Clone)]
+pub struct Network {
+    inner: Arc<Inner>,
+    ip_forward_was: Option<bool>,
+}
+
+/// How to attach a container to a network; see [`Network::attach`].
+#[derive(Debug, Clone)]
+pub struct Attach {
+    container: String,
+    ifname: String,
+    host_ifname: Option<String>,
+    mac: Option<[u8; 6]>,
+    address: Option<Ipv4Addr>,
+    ports: Vec<PortMapping>,
+}
+
+impl Attach {
+    /// Attach container `id` (1–64 of `[A-Za-z0-9_.-]`) as `eth0`.
+    ///
+    /// ```
+    /// let a = berth_netsetup::Attach::new("web-1");
+    /// ```
+    pub fn new(container_id: &str) -> Self {
+        Self {
+            container: container_id.to_string(),
+            ifname: "eth0".to_string(),
+            host_ifname: None,
+            mac: None,
+            address: None,
+            ports: Vec::new(),
+        }
+    }
+
+    /// Interface name inside the container (default `eth0`).
+    ///
+    /// ```
+    /// let a = berth_netsetup::Attach::new("web-1").ifname("net0");
+    /// ```
+    pub fn ifname(mut self, name: &str) -> Self {
+        self.ifname = name.to_string();
+        self
+    }
+
+    /// Name of the host end (default `vb` + 12 hex digits of a hash of the
+    /// network and container id).
+    ///
+    /// ```
+    /// let a = berth_netsetup::Attach::new("web-1").host_ifname("veth-web1");
+    /// ```
+    pub fn host_ifname(mut self, name: &str) -> Self {
+        self.host_ifname = Some(name.to_string());
+        self
+    }
+
+    /// MAC address of the container's interface.
+    ///
+    /// ```
+    /// let a = berth_netsetup::Attach::new("web-1").mac([0x02, 0x42, 0xac, 0x11, 0, 2]);
+    /// ```
+    pub fn mac(mut self, mac: [u8; 6]) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// A fixed address instead of the next free one.
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// let a = berth_netsetup::Attach::new("web-1").address(Ipv4Addr::new(10, 88, 0, 10));
+    /// ```
+    pub fn address(mut self, ip: Ipv4Addr) -> Self {
+        self.address = Some(ip);
+        self
+    }
+
+    /// Publish a port (DNAT from the host to the container).
+    ///
+    /// ```
+    /// use berth_netsetup::{Attach, PortMapping};
+    /// let a = Attach::new("web-1").publish(PortMapping::tcp(8080, 80));
+    /// ```
+    pub fn publish(mut self, port: PortMapping) -> Self {
+        self.ports.push(port);
+        self
+    }
+}
+
+/// FNV-1a, for short stable interface names.
+fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Default host-side veth name of `container` on `network`.
+fn default_host_ifname(network: &str, container: &str) -> String {
+    let h = fnv(format!("{network}\0{container}").as_bytes());
+    format!("vb{:012x}", h & 0xffff_ffff_ffff)
+}
+
+impl Network {
+    /// Network name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    /// Bridge interface name.
+    pub fn bridge(&self) -> &str {
+        &self.inner.bridge
+    }
+    /// Bridge ifindex (in the host netns).
+    pub fn bridge_index(&self) -> u32 {
+        self.inner.bridge_index
+    }
+    /// Subnet.
+    pub fn subnet(&self) -> Ipv4Net {
+        self.inner.subnet
+    }
+    /// Gateway (bridge) address.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.inner.gateway
+    }
+    /// The IPAM of this network.
+    pub fn ipam(&self) -> &Ipam {
+        &self.inner.ipam
+    }
+    /// The firewall (nftables) of the host netns.
+    pub fn firewall(&self) -> &Firewall {
+        &self.inner.firewall
+    }
+    /// The state directory (IPAM files, nft lock).
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.state_dir
+    }
+    /// The namespace the network lives in (the host's, unless
+    /// [`BridgeNetwork::host_netns`] said otherwise).
+    pub fn host_netns(&self) -> &NetNs {
+        &self.inner.host
+    }
+    /// `net.ipv4.ip_forward` before [`BridgeNetwork::ensure`] set it (`None`
+    /// when it was not asked to). Restore it with [`NetNs::set_ip_forward`]
+    /// if you own the host policy.
+    pub fn ip_forward_was(&self) -> Option<bool> {
+        self.ip_forward_was
+    }
+
+    /// Attach the container whose network namespace is `netns`: a veth pair
+    /// whose container end is created directly inside `netns` (named `eth0`,
+    /// optional MAC, up) and whose host end is enslaved to the bridge and up;
+    /// `lo` up; an address from IPAM; a default route via the gateway; DNAT
+    /// rules for published ports. On error everything created is removed
+    /// again (veth, IPAM entry, nft rules).
+    ///
+    /// Kernel: veth(4), `IFLA_NET_NS_FD` in the peer (Linux ≥ 3.0).
+    ///
+    /// ```no_run
+    /// use berth_netsetup::{Attach, BridgeNetwork, NetNs};
+    /// # fn main() -> Result<(), berth_netsetup::Error> {
+    /// let net = BridgeNetwork::new("demo").ensure()?;
+    /// let ns = NetNs::from_pid(4242)?;
+    /// let att = net.attach(&ns, &Attach::new("c1"))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn attach(&self, netns: &NetNs, opts: &Attach) -> Result<Attachment> {
+        let inner = &self.inner;
+        validate_id("container id", &opts.container)?;
+        validate_ifname(&opts.ifname)?;
+        let host_ifname = opts
+            .host_ifname
+            .clone()
+            .unwrap_or_else(|| default_host_ifname(&inner.name, &opts.container));
+        validate_ifname(&host_ifname)?;
+        let addr = match opts.address {
+            Some(a) => inner
+                .ipam
+                .allocate_addr(&opts.container, a, Some(&host_ifname))?,
+            None => inner.ipam.allocate(&opts.container, Some(&host_ifname))?,
+        };
+        let mut host_index = None;
+        let res = (|| -> Result<()> {
+            let spec = VethSpec {
+                host: &host_ifname,
+                peer: &opts.ifname,
+                peer_netns: Some(netns.as_fd()),
+                controller: Some(inner.bridge_index),
+                peer_mac: opts.mac,
+                mtu: inner.mtu,
+            };
+            host_index = Some(inner.nl().create_veth(&spec)?);
+            let mut cnl = netns.netlink()?;
+            lo_up(&mut cnl)?;
+            let eth = cnl.link_by_name(&opts.ifname)?.ok_or_else(|| {
+                Error::netlink(
+                    "RTM_GETLINK",
+                    &opts.ifname,
+                    std::io::Error::from_raw_os_error(libc::ENODEV),
+                )
+            })?;
+            if !eth.up {
+                cnl.set_up(eth.index)?;
+            }
+            cnl.add_address(
+                eth.index,
+                IpAddr::V4(addr),
+                inner.subnet.prefix_len(),
+                false,
+            )?;
+            cnl.add_default_route(IpAddr::V4(inner.gateway), eth.index)?;
+            inner.firewall.publish(&opts.container, addr, &opts.ports)?;
+            Ok(())
+        })();
+        if let Err(e) = res {
+            tracing::warn!(container = %opts.container, error = %e, "attach failed, undoing");
+            if let Some(i) = host_index {
+                if let Err(e2) = inner.nl().delete_link(i) {
+                    tracing::warn!(ifname = %host_ifname, error = %e2, "undo: delete veth");
+                }
+            }
+            if let Err(e2) = inner.ipam.release(&opts.container) {
+                tracing::warn!(container = %opts.container, error = %e2, "undo: ipam release");
+            }
+            return Err(e);
+        }
+        tracing::debug!(network = %inner.name, container = %opts.container, %addr, host_ifname = %host_ifname, "attached");
+        Ok(Attachment {
+            net: inner.clone(),
+            container: opts.container.clone(),
+            host_ifname,
+            host_index: host_index.unwrap_or(0),
+            ifname: opts.ifname.clone(),
+            addr,
+            has_ports: !opts.ports.is_empty(),
+            done: false,
+        })
+    }
+
+    /// Remove every trace of `container` on this network (IPAM entry, nft
+    /// rules, host veth if still there) without an [`Attachment`] — for
+    /// garbage collection after a crash. Continues past errors and reports all.
+    pub fn gc_container(&self, container: &str) -> Result<()> {
+        let inner = &self.inner;
+        let mut errs = Vec::new();
+        let ifname = match inner.ipam.lookup(container) {
+            Ok(a) => a
+                .and_then(|a| a.host_ifname)
+                .unwrap_or_else(|| default_host_ifname(&inner.name, container)),
+            Err(e) => {
+                errs.push(e);
+                default_host_ifname(&inner.name, container)
+            }
+        };
+        {
+            let mut nl = inner.nl();
+            match nl.link_by_name(&ifname) {
+                Ok(Some(l)) if l.controller == Some(inner.bridge_index) => {
+                    if let Err(e) = nl.delete_link(l.index) {
+                        errs.push(e)
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => errs.push(e),
+            }
+        }
+        if let Err(e) = inner.firewall.unpublish(container) {
+            errs.push(e);
+        }
+        if let Err(e) = inner.ipam.release(container) {
+            errs.push(e);
+        }
+        teardown_result(errs)
+    }
+
+    /// Tear the network down: delete the bridge (the kernel drops its
+    /// routes and detaches remaining ports), its masquerade rule (and berth's
+    /// nft table when nothing else of berth's is in it), and its IPAM state.
+    /// Continues past errors and reports them all. `ip_forward` is left as is.
+    pub fn remove(self) -> Result<()> {
+        let inner = &self.inner;
+        let mut errs = Vec::new();
+        {
+            let mut nl = inner.nl();
+            match nl.link_by_name(&inner.bridge) {
+                Ok(Some(l)) => {
+                    if let Err(e) = nl.delete_link(l.index) {
+                        errs.push(e)
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => errs.push(e),
+            }
+        }
+        if let Err(e) = inner.firewall.remove_network(&inner.name) {
+            errs.push(e);
+        }
+        if let Err(e) = inner.ipam.destroy() {
+            errs.push(e);
+        }
+        tracing::info!(network = %inner.name, errors = errs.len(), "network removed");
+        teardown_result(errs)
+    }
+}
+
+fn teardown_result(errs: Vec<Error>) -> Result<()> {
+    match errs.len() {
+        0 => Ok(()),
+        1 => Err(errs
+            .into_iter()
+            .next()
+            .unwrap_or(Error::Teardown(Vec::new()))),
+        _ => Err(Error::Teardown(errs)),
+    }
+}
+
+/// A container attached to a [`Network`]. Release it with
+/// [`Attachment::release`] when the container's netns is going away (the
+/// kernel deletes the veth with the namespace), or [`Attachment::detach`]
+/// when the netns lives on. Dropped without either, it detaches fully (best
+/// effort, errors logged).
+#[derive(Debug)]
+pub struct Attachment {
+    net: Arc<Inner>,
+    container: String,
+    host_ifname: String,
+    host_index: u32,
+    ifname: String,
+    addr: Ipv4Addr,
+    has_ports: bool,
+    done: bool,
+}
+
+impl Attachment {
+    /// The container's address.
+    pub fn address(&self) -> Ipv4Addr {
+        self.addr
+    }
+    /// Prefix length of the network.
+    pub fn prefix_len(&self) -> u8 {
+        self.net.subnet.prefix_len()
+    }
+    /// The gateway (default route) address.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.net.gateway
+    }
+    /// The container id.
+    pub fn container_id(&self) -> &str {
+        &self.container
+    }
+    /// Host end of the veth pair.
+    pub fn host_ifname(&self) -> &str {
+        &self.host_ifname
+    }
+    /// Host end's ifindex.
+    pub fn host_index(&self) -> u32 {
+        self.host_index
+    }
+    /// Interface name inside the container.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    fn teardown(&mut self, delete_veth: bool) -> Result<()> {
+        self.done = true;
+        let mut errs = Vec::new();
+        if self.has_ports {
+            if let Err(e) = self.net.firewall.unpublish(&self.container) {
+                errs.push(e);
+            }
+        }
+        if delete_veth {
+            let mut nl = self.net.nl();
+            // Only delete what is still ours: same index, same name.
+            match nl.link_by_name(&self.host_ifname) {
+                Ok(Some(l)) if l.index == self.host_index => {
+                    if let Err(e) = nl.delete_link(l.index) {
+                        errs.push(e);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => errs.push(e),
+            }
+        }
+        if let Err(e) = self.net.ipam.release(&self.container) {
+            errs.push(e);
+        }
+        teardown_result(errs)
+    }
+
+    /// Detach and delete the veth pair now (synchronous in the kernel: it
+    /// waits for an RCU grace period, ~tens of ms on a busy host). Then the
+    /// IPAM entry and nft rules go. Reports every error.
+    pub fn detach(mut self) -> Result<()> {
+        self.teardown(true)
+    }
+
+    /// Detach for a container whose network namespace is about to disappear:
+    /// the IPAM entry and nft rules go now, the veth pair is left to the
+    /// kernel (it deletes both ends when the namespace is destroyed, after
+    /// the last process and fd are gone). Fast: no link deletion is waited for.
+    pub fn release(mut self) -> Result<()> {
+        self.teardown(false)
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Err(e) = self.teardown(true) {
+                tracing::warn!(container = %self.container, error = %e, "detach on drop failed");
+            }
+        }
+    }
+}
+
+/// Garbage-collect `container` on every network recorded in `state_dir`
+/// (IPAM entries, the host veths they name when still enslaved to a bridge,
+/// nft rules tagged with the id), in host namespace `host` (`None`: the
+/// caller's). Continues past errors and reports all.
+pub fn gc_container(
+    state_dir: impl AsRef<Path>,
+    host: Option<&NetNs>,
+    container: &str,
+) -> Result<()> {
+    validate_id("container id", container)?;
+    let dir = state_dir.as_ref();
+    let host = match host {
+        Some(h) => h.try_clone()?,
+        None => NetNs::current()?,
+    };
+    let mut errs = Vec::new();
+    let mut nl = host.netlink()?;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).collect::<Vec<_>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("read dir", dir, e)),
+    };
+    for p in entries {
+        if p.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let ipam = match ipam_from_state_file(&p) {
+            Ok(i) => i,
+            Err(e) => {
+                errs.push(e);
+                continue;
+            }
+        };
+        match ipam.release(container) {
+            Ok(Some(a)) => {
+                if let Some(ifn) = a.host_ifname {
+                    match nl.link_by_name(&ifn) {
+                        Ok(Some(l))
+                            if l.kind.as_deref() == Some("veth") && l.controller.is_some() =>
+                        {
+                            if let Err(e) = nl.delete_link(l.index) {
+                                errs.push(e);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => errs.push(e),
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => errs.push(e),
+        }
+    }
+    let fw = Firewall::in_netns(&host, dir)?;
+    if let Err(e) = fw.unpublish(container) {
+        errs.push(e);
+    }
+    teardown_result(errs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ifnames_are_valid_and_stable() {
+        let a = default_host_ifname("net", "web-1");
+        assert_eq!(a, default_host_ifname("net", "web-1"));
+        assert_ne!(a, default_host_ifname("net", "web-2"));
+        assert_ne!(a, default_host_ifname("net2", "web-1"));
+        assert!(validate_ifname(&a).is_ok(), "{a}");
+    }
+}

@@ -42,6 +42,7 @@ pub struct Identity {
 pub struct SecurityPolicy {
     capabilities: Option<Capabilities>,
     seccomp: Option<SeccompProfile>,
+    seccomp_program: Option<SeccompProgram>,
     no_new_privs: bool,
     identity: Option<Identity>,
     rlimits: Vec<Rlimit>,
@@ -94,6 +95,23 @@ impl SecurityPolicy {
     /// ```
     pub fn seccomp(mut self, profile: SeccompProfile) -> Self {
         self.seccomp = Some(profile);
+        self.seccomp_program = None;
+        self
+    }
+
+    /// Install an already compiled program (compile once, reuse for many
+    /// children; or compile against other capabilities than the bounding set).
+    ///
+    /// ```
+    /// use berth_security::{CapSet, CompileContext, SeccompProfile, SecurityPolicy};
+    /// let prog = SeccompProfile::docker_default()
+    ///     .compile(&CompileContext::new(CapSet::docker_default()))?;
+    /// let p = SecurityPolicy::new().no_new_privs(true).seccomp_program(prog);
+    /// # Ok::<(), berth_security::Error>(())
+    /// ```
+    pub fn seccomp_program(mut self, program: SeccompProgram) -> Self {
+        self.seccomp_program = Some(program);
+        self.seccomp = None;
         self
     }
 
@@ -104,6 +122,7 @@ impl SecurityPolicy {
     /// ```
     pub fn no_seccomp(mut self) -> Self {
         self.seccomp = None;
+        self.seccomp_program = None;
         self
     }
 
@@ -264,11 +283,11 @@ impl SecurityPolicy {
             None => None,
         };
         let seccomp = match &self.seccomp {
+            None => self.seccomp_program.clone(),
             Some(p) => {
                 let granted = self.capabilities.map_or_else(CapSet::all, |c| c.bounding);
                 Some(p.compile(&CompileContext::new(granted))?)
             }
-            None => None,
         };
         let lsm = self.lsm.as_ref().map(LsmLabel::prepare).transpose()?;
         let oom = self.oom_score_adj.map(|v| PreparedLsm {

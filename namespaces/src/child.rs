@@ -66,6 +66,7 @@ pub(crate) struct ChildPlan<'a> {
     pub time_offsets: Option<&'a [u8]>,
     pub joins: &'a [(RawFd, libc::c_int)],
     pub join_pid: bool,
+    pub join_user: bool,
     pub init: bool,
     pub cwd: Option<&'a CStr>,
     /// In a new user namespace with maps: (uid, gid, clear supplementary groups).
@@ -173,6 +174,17 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
                 // setns(2): a pidfd with several CLONE_NEW* flags needs Linux 5.8.
                 if let Err(e) = cvt_i(libc::setns(*fd, *nstype)) {
                     fail(err, R_JOIN, i as u32, e);
+                }
+            }
+            if plan.join_user {
+                // Like nsenter: take uid/gid 0 of the joined user namespace
+                // (dropping supplementary groups where setgroups is allowed).
+                let _ = libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>());
+                if let Err(e) = cvt(libc::syscall(libc::SYS_setresgid, 0, 0, 0)) {
+                    fail(err, R_PHASE, P_SETID, e);
+                }
+                if let Err(e) = cvt(libc::syscall(libc::SYS_setresuid, 0, 0, 0)) {
+                    fail(err, R_PHASE, P_SETID, e);
                 }
             }
             if plan.join_pid {

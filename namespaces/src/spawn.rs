@@ -969,6 +969,7 @@ impl Spawner {
             time_offsets: time_offsets.as_deref(),
             joins: &join_fds,
             join_pid,
+            join_user: join_fds.iter().any(|(_, t)| t & libc::CLONE_NEWUSER != 0),
             init: self.init,
             cwd: cwd.as_deref(),
             become_id,

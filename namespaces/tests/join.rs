@@ -1,0 +1,93 @@
+//! Joining the namespaces of a running process, by pidfd and by path.
+mod common;
+
+use std::io::Read;
+
+use berth_namespaces::{IdMap, Namespaces, Spawner, Stdio};
+use common::*;
+
+fn ns_of(pid: i32, name: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+const NAMES: [&str; 8] = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"];
+
+#[test]
+fn join_by_pidfd_lands_in_the_same_namespaces() {
+    berth_testkit::privileged!();
+    let mut target = sh_in_rootfs("echo up; exec sleep 30", Namespaces::all())
+        .uid_map(IdMap::new(0, 0, 65536))
+        .gid_map(IdMap::new(0, 0, 65536))
+        .hostname("target-ns")
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 3];
+    target
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    let script = NAMES
+        .iter()
+        .map(|n| format!("readlink /proc/self/ns/{n}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+        + "; hostname; echo pid=$$";
+    let out = Spawner::new(["/bin/sh", "-c", &script])
+        .env_clear()
+        .env("PATH", "/bin")
+        .join_pidfd(target.pidfd(), Namespaces::all())
+        .output()
+        .unwrap();
+    let s = ok_stdout(&out);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 10, "{s}");
+    for (i, n) in NAMES.iter().enumerate() {
+        assert_eq!(lines[i], ns_of(target.pid(), n), "{n}");
+        assert_ne!(lines[i], own_ns(n), "{n}");
+    }
+    assert_eq!(lines[8], "target-ns");
+    // In the target's pid namespace the target is pid 1, we are someone else.
+    let pid: u32 = lines[9].strip_prefix("pid=").unwrap().parse().unwrap();
+    assert!(pid > 1, "{s}");
+    target.kill(libc::SIGKILL).unwrap();
+    target.wait().unwrap();
+}
+
+#[test]
+fn join_by_path_net_and_uts() {
+    berth_testkit::privileged!();
+    let mut target = Spawner::new(["/bin/busybox", "sleep", "30"])
+        .namespaces(Namespaces::NET | Namespaces::UTS)
+        .hostname("by-path")
+        .spawn_stopped()
+        .unwrap();
+    let pid = target.pid();
+    let out = Spawner::new([
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "/bin/busybox readlink /proc/self/ns/net; /bin/busybox hostname",
+    ])
+    .join_path(format!("/proc/{pid}/ns/net"), Namespaces::NET)
+    .join_path(format!("/proc/{pid}/ns/uts"), Namespaces::empty())
+    .output()
+    .unwrap();
+    let s = ok_stdout(&out);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines, [ns_of(pid, "net").as_str(), "by-path"]);
+    // A path of the wrong type is refused before anything is spawned.
+    let err = Spawner::new(["/bin/true"])
+        .join_path(format!("/proc/{pid}/ns/net"), Namespaces::UTS)
+        .spawn()
+        .unwrap_err();
+    assert!(err.to_string().contains("not Namespaces(UTS)"), "{err}");
+    target.start().unwrap();
+    target.kill(libc::SIGKILL).unwrap();
+    target.wait().unwrap();
+}

@@ -386,11 +386,7 @@ impl Spawner {
     pub fn cgroup_path(&mut self, path: impl AsRef<Path>) -> &mut Self {
         let path = path.as_ref();
         self.cgroup_desc = format!("{path:?}");
-        self.cgroup = Some(
-            std::fs::File::open(path)
-                .map(OwnedFd::from)
-                .map_err(|e| io::Error::new(e.kind(), format!("open cgroup {path:?}: {e}"))),
-        );
+        self.cgroup = Some(std::fs::File::open(path).map(OwnedFd::from));
         self
     }
 
@@ -947,8 +943,8 @@ impl Spawner {
             Some(Ok(fd)) => Some(fd.as_raw_fd()),
             Some(Err(e)) => {
                 return Err(Error::setup_io(
-                    format!("cgroup {}", self.cgroup_desc),
-                    io::Error::new(e.kind(), e.to_string()),
+                    format!("open cgroup directory {}", self.cgroup_desc),
+                    copy_io_error(e),
                 ))
             }
         };
@@ -1372,6 +1368,13 @@ pub(crate) fn read_report(fd: RawFd) -> io::Result<Option<Report>> {
         got += n as usize;
     }
     Ok(Some(r))
+}
+
+fn copy_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(n) => io::Error::from_raw_os_error(n),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {

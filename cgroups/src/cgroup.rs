@@ -1,0 +1,1058 @@
+//! The [`Cgroup`] handle and its [`CgroupBuilder`].
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::hierarchy::{Controller, Controllers, Hierarchy};
+use crate::resources::{Resources, Setting};
+use crate::stats::{
+    self, CgroupEvents, CpuStat, MemoryEvents, MemoryStats, PidsStats, Pressure, Stats,
+};
+use crate::sys;
+use crate::watch::EventWatcher;
+
+/// Default time [`Cgroup::freeze`], [`Cgroup::kill`] and [`Cgroup::remove`] wait.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A setting left out by `ignore_unavailable` because its controller is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The missing controller.
+    pub controller: Controller,
+    /// The file that was not written.
+    pub file: String,
+    /// The value that was not written.
+    pub value: String,
+    /// Where the controller is bound instead (a sentence).
+    pub bound: String,
+}
+
+/// What [`Cgroup::apply`] wrote and what it skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// `(file, value)` written, in order.
+    pub applied: Vec<(String, String)>,
+    /// Settings skipped because their controller is unavailable (only with
+    /// `ignore_unavailable`).
+    pub skipped: Vec<Skipped>,
+}
+
+/// A cgroup v2 group, held by an open directory fd: every operation is an
+/// `openat` relative to it, so a rename or a path swap cannot redirect it.
+///
+/// A handle made by [`CgroupBuilder::create`] removes its group on drop
+/// (killing what is left, best effort, errors logged); [`Cgroup::remove`] does
+/// the same and reports errors. Handles from [`Cgroup::open`] leave the group alone.
+#[derive(Debug)]
+pub struct Cgroup {
+    fd: OwnedFd,
+    path: PathBuf,
+    id: u64,
+    hierarchy: Hierarchy,
+    remove_on_drop: bool,
+}
+
+impl AsFd for Cgroup {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Cgroup {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Check a cgroup path given by a user: relative, no `.`/`..`, no empty or NUL parts.
+fn check_rel_path(p: &Path) -> Result<Vec<OsString>> {
+    let bad = |reason| Error::InvalidPath {
+        path: p.to_path_buf(),
+        reason,
+    };
+    if p.as_os_str().is_empty() {
+        return Err(bad("empty"));
+    }
+    if p.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(bad("contains a NUL byte"));
+    }
+    if p.is_absolute() {
+        return Err(bad("must be relative to the parent cgroup"));
+    }
+    let mut out = Vec::new();
+    for part in p.as_os_str().as_encoded_bytes().split(|b| *b == b'/') {
+        match part {
+            b"" => continue,
+            b".." => return Err(bad("`..` would escape the hierarchy")),
+            b"." => return Err(bad("`.` components are not allowed")),
+            n => out.push(std::ffi::OsStr::from_bytes(n).to_os_string()),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("no components"));
+    }
+    Ok(out)
+}
+
+fn enable_at(dir: BorrowedFd<'_>, dir_path: &Path, c: Controller) -> Result<()> {
+    let mut buf = Vec::new();
+    let have = match sys::read_at(dir, OsStr::new("cgroup.subtree_control"), &mut buf) {
+        Ok(()) => Controllers::parse(&String::from_utf8_lossy(&buf)),
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir_path.join("cgroup.subtree_control"),
+                source,
+            })
+        }
+    };
+    if have.contains(c) {
+        return Ok(());
+    }
+    let value = format!("+{}", c.name());
+    tracing::debug!(cgroup = %dir_path.display(), controller = c.name(), "enabling controller");
+    sys::write_at(dir, OsStr::new("cgroup.subtree_control"), value.as_bytes()).map_err(|source| {
+        if source.raw_os_error() == Some(libc::EBUSY) {
+            Error::InternalProcesses {
+                controller: c.name().to_string(),
+                cgroup: dir_path.to_path_buf(),
+            }
+        } else {
+            Error::Write {
+                path: dir_path.join("cgroup.subtree_control"),
+                value,
+                source,
+            }
+        }
+    })
+}
+
+/// Configures and creates a [`Cgroup`], like `std::process::Command` for
+/// processes: set a name, optionally a parent, controllers and resources, then
+/// [`create`](Self::create).
+///
+/// ```no_run
+/// use berth_cgroups::{CgroupBuilder, Limit, Resources};
+/// let cg = CgroupBuilder::new("job-42")
+///     .resources(Resources::new().memory_max(Limit::Value(64 << 20)))
+///     .create()?;
+/// cg.add_process(std::process::id())?;
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CgroupBuilder {
+    name: PathBuf,
+    parent: Option<PathBuf>,
+    hierarchy: Option<Hierarchy>,
+    controllers: Controllers,
+    resources: Resources,
+    ignore_unavailable: bool,
+}
+
+impl CgroupBuilder {
+    /// A group called `name` (a relative path; nested parts are created too).
+    ///
+    /// ```
+    /// let b = berth_cgroups::CgroupBuilder::new("jobs/job-1");
+    /// ```
+    pub fn new(name: impl Into<PathBuf>) -> Self {
+        CgroupBuilder {
+            name: name.into(),
+            parent: None,
+            hierarchy: None,
+            controllers: Controllers::empty(),
+            resources: Resources::default(),
+            ignore_unavailable: false,
+        }
+    }
+
+    /// Create under this parent directory: an absolute path inside the
+    /// cgroup2 mount, or a path relative to the mount. Default: a `berth`
+    /// group under the caller's own cgroup (created if missing, never removed).
+    ///
+    /// ```
+    /// let b = berth_cgroups::CgroupBuilder::new("x").parent("/sys/fs/cgroup/jobs");
+    /// ```
+    pub fn parent(mut self, parent: impl Into<PathBuf>) -> Self {
+        self.parent = Some(parent.into());
+        self
+    }
+
+    /// Use this hierarchy instead of discovering it.
+    ///
+    /// ```no_run
+    /// let h = berth_cgroups::Hierarchy::discover()?;
+    /// let b = berth_cgroups::CgroupBuilder::new("x").hierarchy(h);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    pub fn hierarchy(mut self, h: Hierarchy) -> Self {
+        self.hierarchy = Some(h);
+        self
+    }
+
+    /// Make sure `c` is enabled for the new group (written into each
+    /// ancestor's `cgroup.subtree_control` that lacks it). Controllers needed
+    /// by [`resources`](Self::resources) are enabled automatically.
+    ///
+    /// ```
+    /// use berth_cgroups::{CgroupBuilder, Controller};
+    /// let b = CgroupBuilder::new("x").enable(Controller::Memory);
+    /// ```
+    pub fn enable(mut self, c: Controller) -> Self {
+        self.controllers.insert(c);
+        self
+    }
+
+    /// Apply these resources right after creating the group.
+    ///
+    /// ```
+    /// use berth_cgroups::{CgroupBuilder, Limit, Resources};
+    /// let b = CgroupBuilder::new("x").resources(Resources::new().pids_max(Limit::Value(16)));
+    /// ```
+    pub fn resources(mut self, r: Resources) -> Self {
+        self.resources = r;
+        self
+    }
+
+    /// Skip resources whose controller the hierarchy does not offer (they
+    /// are logged and listed in the [`ApplyReport`] of
+    /// [`create_with_report`](Self::create_with_report)) instead of failing. Default: fail with [`Error::MissingController`].
+    ///
+    /// ```
+    /// let b = berth_cgroups::CgroupBuilder::new("x").ignore_unavailable(true);
+    /// ```
+    pub fn ignore_unavailable(mut self, yes: bool) -> Self {
+        self.ignore_unavailable = yes;
+        self
+    }
+
+    /// Create the group; see [`create_with_report`](Self::create_with_report).
+    pub fn create(self) -> Result<Cgroup> {
+        self.create_with_report().map(|(c, _)| c)
+    }
+
+    /// Validate everything, enable the needed controllers down the tree,
+    /// create the directories, apply the resources, and return the handle and
+    /// what was applied/skipped. On error, every directory it created is removed.
+    pub fn create_with_report(self) -> Result<(Cgroup, ApplyReport)> {
+        let comps = check_rel_path(&self.name)?;
+        let settings = self.resources.settings()?;
+        let hierarchy = match self.hierarchy {
+            Some(h) => h,
+            None => Hierarchy::discover()?,
+        };
+        let mount = hierarchy.mount_point().to_path_buf();
+        let (parent_path, default_parent) = match &self.parent {
+            Some(p) if p.is_absolute() => {
+                if !p.starts_with(&mount) {
+                    return Err(Error::InvalidPath {
+                        path: p.clone(),
+                        reason: "parent is outside the cgroup2 mount",
+                    });
+                }
+                let rel = p.strip_prefix(&mount).unwrap_or(Path::new(""));
+                if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                    return Err(Error::InvalidPath {
+                        path: p.clone(),
+                        reason: "`..` or `.` in the parent path",
+                    });
+                }
+                (p.clone(), false)
+            }
+            Some(p) => {
+                if !p.as_os_str().is_empty() {
+                    check_rel_path(p)?;
+                }
+                (hierarchy.join(p), false)
+            }
+            None => (hierarchy.own_cgroup_dir().join("berth"), true),
+        };
+
+        // Which controllers are needed, and which are there at all.
+        let mut needed = self.controllers;
+        for s in &settings {
+            if let Some(c) = s.controller {
+                needed.insert(c);
+            }
+        }
+        let root_has = hierarchy.root_controllers()?;
+        let mut skipped = Vec::new();
+        let mut enable = Controllers::empty();
+        let mut missing = Controllers::empty();
+        for c in needed.iter() {
+            if root_has.contains(c) {
+                enable.insert(c);
+            } else {
+                missing.insert(c);
+            }
+        }
+        let leaf_path = comps.iter().fold(parent_path.clone(), |p, c| p.join(c));
+        if let Some(c) = missing.iter().next() {
+            if !self.ignore_unavailable {
+                return Err(Error::MissingController {
+                    controller: c.name().to_string(),
+                    cgroup: leaf_path,
+                    mount,
+                    bound: hierarchy.where_bound(c, &parent_path),
+                });
+            }
+        }
+        for s in &settings {
+            if let Some(c) = s.controller.filter(|c| missing.contains(*c)) {
+                skipped.push(Skipped {
+                    controller: c,
+                    file: s.file.clone(),
+                    value: s.value.clone(),
+                    bound: hierarchy.where_bound(c, &parent_path),
+                });
+            }
+        }
+
+        // Walk from the mount down to the parent, enabling as we go.
+        let mut cur = sys::open_dir(&mount).map_err(|source| Error::Open {
+            path: mount.clone(),
+            source,
+        })?;
+        let mut cur_path = mount.clone();
+        let rel_parent: Vec<OsString> = parent_path
+            .strip_prefix(&mount)
+            .unwrap_or(Path::new(""))
+            .components()
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        for comp in &rel_parent {
+            for c in enable.iter() {
+                enable_at(cur.as_fd(), &cur_path, c)?;
+            }
+            cur_path.push(comp);
+            cur =
+                match sys::open_subdir(cur.as_fd(), comp) {
+                    Ok(fd) => fd,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && default_parent => {
+                        // The default `berth` parent is created on first use and kept.
+                        let parent_fd = sys::open_dir(cur_path.parent().unwrap_or(&mount))
+                            .map_err(|source| Error::Open {
+                                path: cur_path.clone(),
+                                source,
+                            })?;
+                        match sys::mkdirat(parent_fd.as_fd(), comp) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                            Err(source) => {
+                                return Err(Error::Create {
+                                    path: cur_path.clone(),
+                                    source,
+                                })
+                            }
+                        }
+                        sys::open_subdir(parent_fd.as_fd(), comp).map_err(|source| Error::Open {
+                            path: cur_path.clone(),
+                            source,
+                        })?
+                    }
+                    Err(source) => {
+                        return Err(Error::Open {
+                            path: cur_path.clone(),
+                            source,
+                        })
+                    }
+                };
+        }
+        verify_fd_cgroup2(cur.as_fd(), &cur_path)?;
+
+        // Create the new components, remembering what to undo.
+        let mut created: Vec<(OwnedFd, OsString, PathBuf)> = Vec::new();
+        let result = (|| -> Result<OwnedFd> {
+            for comp in comps.iter() {
+                for c in enable.iter() {
+                    enable_at(cur.as_fd(), &cur_path, c)?;
+                }
+                let child_path = cur_path.join(comp);
+                let last = std::ptr::eq(comp, comps.last().unwrap_or(comp));
+                match sys::mkdirat(cur.as_fd(), comp) {
+                    Ok(()) => {
+                        let parent = sys::openat(cur.as_fd(), OsStr::new("."), libc::O_DIRECTORY)
+                            .map_err(|source| Error::Open {
+                            path: cur_path.clone(),
+                            source,
+                        })?;
+                        created.push((parent, comp.clone(), child_path.clone()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !last => {}
+                    Err(source) => {
+                        return Err(Error::Create {
+                            path: child_path,
+                            source,
+                        })
+                    }
+                }
+                cur = sys::open_subdir(cur.as_fd(), comp).map_err(|source| Error::Open {
+                    path: child_path.clone(),
+                    source,
+                })?;
+                cur_path = child_path;
+            }
+            Ok(cur)
+        })();
+        let undo = |created: Vec<(OwnedFd, OsString, PathBuf)>| {
+            for (parent, name, path) in created.into_iter().rev() {
+                if let Err(e) = sys::rmdirat(parent.as_fd(), &name) {
+                    tracing::warn!(cgroup = %path.display(), error = %e, "could not remove cgroup after a failed create");
+                }
+            }
+        };
+        let fd = match result {
+            Ok(fd) => fd,
+            Err(e) => {
+                undo(created);
+                return Err(e);
+            }
+        };
+        let id = match sys::inode(fd.as_fd()) {
+            Ok(id) => id,
+            Err(source) => {
+                undo(created);
+                return Err(Error::Sys {
+                    call: "fstat",
+                    path: cur_path,
+                    source,
+                });
+            }
+        };
+        let cg = Cgroup {
+            fd,
+            path: cur_path,
+            id,
+            hierarchy,
+            remove_on_drop: false,
+        };
+        let writable: Vec<Setting> = settings
+            .into_iter()
+            .filter(|s| !s.controller.is_some_and(|c| missing.contains(c)))
+            .collect();
+        match cg.write_settings(&writable) {
+            Ok(applied) => {
+                for s in &skipped {
+                    tracing::warn!(cgroup = %cg.path.display(), controller = s.controller.name(), file = %s.file, bound = %s.bound, "resource skipped: controller unavailable");
+                }
+                let mut cg = cg;
+                cg.remove_on_drop = true;
+                Ok((cg, ApplyReport { applied, skipped }))
+            }
+            Err(e) => {
+                drop(cg);
+                undo(created);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn verify_fd_cgroup2(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let t = sys::fs_type(fd).map_err(|source| Error::Sys {
+        call: "fstatfs",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if t != sys::CGROUP2_SUPER_MAGIC {
+        return Err(Error::NotCgroup2 {
+            path: path.to_path_buf(),
+            fs_type: t,
+        });
+    }
+    Ok(())
+}
+
+impl Cgroup {
+    /// Start configuring a new group; see [`CgroupBuilder`].
+    ///
+    /// ```
+    /// let b = berth_cgroups::Cgroup::builder("job-1");
+    /// ```
+    pub fn builder(name: impl Into<PathBuf>) -> CgroupBuilder {
+        CgroupBuilder::new(name)
+    }
+
+    /// Open an existing group at `rel` (relative to the mount; `""` or `/` is
+    /// the root). The handle does not remove the group on drop.
+    pub fn open(hierarchy: &Hierarchy, rel: impl AsRef<Path>) -> Result<Cgroup> {
+        let rel = rel.as_ref();
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        let path = if rel.as_os_str().is_empty() {
+            hierarchy.mount_point().to_path_buf()
+        } else {
+            check_rel_path(rel)?;
+            hierarchy.join(rel)
+        };
+        let fd = sys::open_dir(&path).map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
+        verify_fd_cgroup2(fd.as_fd(), &path)?;
+        let id = sys::inode(fd.as_fd()).map_err(|source| Error::Sys {
+            call: "fstat",
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Cgroup {
+            fd,
+            path,
+            id,
+            hierarchy: hierarchy.clone(),
+            remove_on_drop: false,
+        })
+    }
+
+    /// The group's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The cgroup id: the directory's inode number, which is what
+    /// `bpf_get_current_cgroup_id()` returns and what `CLONE_INTO_CGROUP`
+    /// users print (kernfs node id, 64-bit hosts).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The hierarchy the group lives in.
+    pub fn hierarchy(&self) -> &Hierarchy {
+        &self.hierarchy
+    }
+
+    /// Whether dropping the handle removes the group.
+    pub fn set_remove_on_drop(&mut self, yes: bool) {
+        self.remove_on_drop = yes;
+    }
+
+    /// Read an interface file of the group as text.
+    pub fn read_file(&self, name: &str) -> Result<String> {
+        let mut buf = Vec::new();
+        self.read_into(name, &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+        sys::read_at(self.fd.as_fd(), OsStr::new(name), buf).map_err(|source| Error::Read {
+            path: self.path.join(name),
+            source,
+        })
+    }
+
+    /// Like `read_into` but `Ok(false)` when the file does not exist.
+    fn read_opt(&self, name: &str, buf: &mut Vec<u8>) -> Result<bool> {
+        match sys::read_at(self.fd.as_fd(), OsStr::new(name), buf) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(Error::Read {
+                path: self.path.join(name),
+                source,
+            }),
+        }
+    }
+
+    /// Write `value` to an interface file of the group (one `write(2)`).
+    pub fn write_file(&self, name: &str, value: &str) -> Result<()> {
+        if name.contains('/') {
+            return Err(Error::InvalidPath {
+                path: name.into(),
+                reason: "interface file names have no `/`",
+            });
+        }
+        sys::write_at(self.fd.as_fd(), OsStr::new(name), value.as_bytes()).map_err(|source| {
+            Error::Write {
+                path: self.path.join(name),
+                value: value.to_string(),
+                source,
+            }
+        })
+    }
+
+    /// Controllers available in this group (`cgroup.controllers`).
+    pub fn controllers(&self) -> Result<Controllers> {
+        Ok(Controllers::parse(&self.read_file("cgroup.controllers")?))
+    }
+
+    /// Controllers enabled for this group's children (`cgroup.subtree_control`).
+    pub fn subtree_control(&self) -> Result<Controllers> {
+        Ok(Controllers::parse(
+            &self.read_file("cgroup.subtree_control")?,
+        ))
+    }
+
+    /// Enable `c` for this group's children. Fails with
+    /// [`Error::InternalProcesses`] when the group has processes (cgroup v2's
+    /// no-internal-processes rule; the root is exempt), and with
+    /// [`Error::MissingController`] when the group itself lacks `c`.
+    pub fn enable_for_children(&self, c: Controller) -> Result<()> {
+        if !self.controllers()?.contains(c) {
+            return Err(Error::MissingController {
+                controller: c.name().to_string(),
+                cgroup: self.path.clone(),
+                mount: self.hierarchy.mount_point().to_path_buf(),
+                bound: self.hierarchy.where_bound(c, &self.path),
+            });
+        }
+        enable_at(self.fd.as_fd(), &self.path, c)
+    }
+
+    /// Move process `pid` (all its threads) into the group (`cgroup.procs`).
+    pub fn add_process(&self, pid: u32) -> Result<()> {
+        self.write_file("cgroup.procs", &pid.to_string())
+    }
+
+    /// Move the process behind `pidfd` into the group. The kernel takes pids
+    /// only, so the pid is read from `/proc/self/fdinfo/<pidfd>` and the pidfd
+    /// is checked with `pidfd_send_signal(2)` (5.1+) after the move, so a
+    /// process that exited (and whose pid could be reused) is reported as ESRCH.
+    pub fn add_pidfd(&self, pidfd: BorrowedFd<'_>) -> Result<()> {
+        let info_path = format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd());
+        let info = std::fs::read_to_string(&info_path).map_err(|source| Error::Read {
+            path: info_path.clone().into(),
+            source,
+        })?;
+        let pid: i64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| Error::Parse {
+                what: format!("{info_path} (not a pidfd?)"),
+                content: info.clone(),
+            })?;
+        if pid <= 0 {
+            return Err(Error::Sys {
+                call: "pidfd (process has exited)",
+                path: self.path.clone(),
+                source: io::Error::from_raw_os_error(libc::ESRCH),
+            });
+        }
+        self.add_process(pid as u32)?;
+        // SAFETY: plain syscall on a valid fd with a null siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(Error::Sys {
+                call: "pidfd_send_signal",
+                path: self.path.clone(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    fn read_ids(&self, file: &str) -> Result<Vec<u32>> {
+        let t = self.read_file(file)?;
+        t.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                l.trim().parse().map_err(|_| Error::Parse {
+                    what: self.path.join(file).display().to_string(),
+                    content: l.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Pids of the processes in the group itself (`cgroup.procs`).
+    pub fn procs(&self) -> Result<Vec<u32>> {
+        self.read_ids("cgroup.procs")
+    }
+
+    /// Tids of the threads in the group itself (`cgroup.threads`).
+    pub fn threads(&self) -> Result<Vec<u32>> {
+        self.read_ids("cgroup.threads")
+    }
+
+    /// Validate and write `resources`; fails with
+    /// [`Error::MissingController`] before writing anything when a needed
+    /// controller is not enabled for this group.
+    pub fn apply(&self, resources: &Resources) -> Result<ApplyReport> {
+        self.apply_with(resources, false)
+    }
+
+    /// Like [`apply`](Self::apply); with `ignore_unavailable` the settings of
+    /// missing controllers are skipped and listed in the report.
+    pub fn apply_with(
+        &self,
+        resources: &Resources,
+        ignore_unavailable: bool,
+    ) -> Result<ApplyReport> {
+        let settings = resources.settings()?;
+        let have = self.controllers()?;
+        let mut skipped = Vec::new();
+        let mut writable = Vec::with_capacity(settings.len());
+        for s in settings {
+            match s.controller {
+                Some(c) if !have.contains(c) => {
+                    let bound = self.hierarchy.where_bound(c, &self.path);
+                    if !ignore_unavailable {
+                        return Err(Error::MissingController {
+                            controller: c.name().to_string(),
+                            cgroup: self.path.clone(),
+                            mount: self.hierarchy.mount_point().to_path_buf(),
+                            bound,
+                        });
+                    }
+                    skipped.push(Skipped {
+                        controller: c,
+                        file: s.file,
+                        value: s.value,
+                        bound,
+                    });
+                }
+                _ => writable.push(s),
+            }
+        }
+        let applied = self.write_settings(&writable)?;
+        Ok(ApplyReport { applied, skipped })
+    }
+
+    fn write_settings(&self, settings: &[Setting]) -> Result<Vec<(String, String)>> {
+        let mut applied = Vec::with_capacity(settings.len());
+        for s in settings {
+            if let Err(source) =
+                sys::write_at(self.fd.as_fd(), OsStr::new(&s.file), s.value.as_bytes())
+            {
+                return Err(Error::Apply {
+                    cgroup: self.path.clone(),
+                    file: s.file.clone(),
+                    value: s.value.clone(),
+                    applied,
+                    source,
+                });
+            }
+            applied.push((s.file.clone(), s.value.clone()));
+        }
+        Ok(applied)
+    }
+
+    /// The state in `cgroup.events` (populated, frozen).
+    pub fn events(&self) -> Result<CgroupEvents> {
+        CgroupEvents::parse(&self.read_file("cgroup.events")?)
+    }
+
+    /// Read every statistics file the group has; parts whose controller is
+    /// not enabled are `None`.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut buf = Vec::with_capacity(4096);
+        let mut st = Stats::default();
+        let txt = |b: &Vec<u8>| String::from_utf8_lossy(b).into_owned();
+        if self.read_opt("cpu.stat", &mut buf)? {
+            st.cpu = Some(CpuStat::parse(&txt(&buf))?);
+        }
+        if self.read_opt("memory.current", &mut buf)? {
+            let mut m = MemoryStats {
+                current: stats::parse_single("memory.current", &txt(&buf))?.unwrap_or(u64::MAX),
+                ..Default::default()
+            };
+            if self.read_opt("memory.peak", &mut buf)? {
+                m.peak = stats::parse_single("memory.peak", &txt(&buf))?;
+            }
+            if self.read_opt("memory.stat", &mut buf)? {
+                m.stat = MemoryStats::parse_stat(&txt(&buf))?;
+            }
+            if self.read_opt("memory.events", &mut buf)? {
+                m.events = MemoryEvents::parse(&txt(&buf))?;
+            }
+            st.memory = Some(m);
+        }
+        if self.read_opt("io.stat", &mut buf)? {
+            st.io = Some(stats::parse_io_stat(&txt(&buf))?);
+        }
+        if self.read_opt("pids.current", &mut buf)? {
+            let mut p = PidsStats {
+                current: stats::parse_single("pids.current", &txt(&buf))?.unwrap_or(0),
+                ..Default::default()
+            };
+            if self.read_opt("pids.peak", &mut buf)? {
+                p.peak = stats::parse_single("pids.peak", &txt(&buf))?;
+            }
+            if self.read_opt("pids.events", &mut buf)? {
+                let t = txt(&buf);
+                for l in t.lines() {
+                    if let Some(v) = l.strip_prefix("max ") {
+                        p.max_events = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            st.pids = Some(p);
+        }
+        for (file, slot) in [
+            ("cpu.pressure", &mut st.cpu_pressure),
+            ("memory.pressure", &mut st.memory_pressure),
+            ("io.pressure", &mut st.io_pressure),
+        ] {
+            if self.read_opt(file, &mut buf)? {
+                *slot = Some(Pressure::parse(file, &txt(&buf))?);
+            }
+        }
+        Ok(st)
+    }
+
+    /// A watcher yielding typed events of this group (populated/empty,
+    /// frozen, OOM...), driven by inotify; see [`EventWatcher`].
+    pub fn watch(&self) -> Result<EventWatcher> {
+        EventWatcher::new(self)
+    }
+
+    /// Wait until `cgroup.events` satisfies `done`, woken by kernfs
+    /// notifications (`poll(2)` `POLLPRI` on the file), re-checking at least
+    /// every 50 ms.
+    fn wait_events(
+        &self,
+        state: &'static str,
+        timeout: Duration,
+        done: impl Fn(CgroupEvents) -> bool,
+    ) -> Result<()> {
+        let fd = sys::openat(self.fd.as_fd(), OsStr::new("cgroup.events"), libc::O_RDONLY)
+            .map_err(|source| Error::Open {
+                path: self.path.join("cgroup.events"),
+                source,
+            })?;
+        let deadline = Instant::now() + timeout;
+        let mut buf = Vec::new();
+        loop {
+            sys::pread_all(fd.as_raw_fd(), &mut buf).map_err(|source| Error::Read {
+                path: self.path.join("cgroup.events"),
+                source,
+            })?;
+            if done(CgroupEvents::parse(&String::from_utf8_lossy(&buf))?) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout {
+                    cgroup: self.path.clone(),
+                    state,
+                    timeout,
+                });
+            }
+            let ms = (deadline - now).as_millis().min(50) as libc::c_int;
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLPRI,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+        }
+    }
+
+    /// Freeze the group (`cgroup.freeze`, kernel 5.2+) and wait until
+    /// `cgroup.events` says `frozen 1` (up to [`DEFAULT_TIMEOUT`]).
+    pub fn freeze(&self) -> Result<()> {
+        self.freeze_timeout(DEFAULT_TIMEOUT)
+    }
+
+    /// [`freeze`](Self::freeze) with a chosen timeout.
+    pub fn freeze_timeout(&self, timeout: Duration) -> Result<()> {
+        self.write_file("cgroup.freeze", "1")?;
+        self.wait_events("frozen", timeout, |e| e.frozen)
+    }
+
+    /// Thaw the group and wait until `cgroup.events` says `frozen 0`.
+    pub fn thaw(&self) -> Result<()> {
+        self.thaw_timeout(DEFAULT_TIMEOUT)
+    }
+
+    /// [`thaw`](Self::thaw) with a chosen timeout.
+    pub fn thaw_timeout(&self, timeout: Duration) -> Result<()> {
+        self.write_file("cgroup.freeze", "0")?;
+        self.wait_events("thawed", timeout, |e| !e.frozen)
+    }
+
+    /// SIGKILL every process in the group and its descendants and wait until
+    /// it is empty. Uses `cgroup.kill` (5.14+); on older kernels, freezes the
+    /// group, kills each pid from `cgroup.procs` (recursively), thaws, and
+    /// repeats until empty.
+    pub fn kill(&self) -> Result<()> {
+        self.kill_timeout(DEFAULT_TIMEOUT)
+    }
+
+    /// [`kill`](Self::kill) with a chosen timeout.
+    pub fn kill_timeout(&self, timeout: Duration) -> Result<()> {
+        match sys::write_at(self.fd.as_fd(), OsStr::new("cgroup.kill"), b"1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::debug!(cgroup = %self.path.display(), "no cgroup.kill (kernel < 5.14): killing pid by pid");
+                return self.kill_loop(timeout);
+            }
+            Err(source) => {
+                return Err(Error::Write {
+                    path: self.path.join("cgroup.kill"),
+                    value: "1".into(),
+                    source,
+                })
+            }
+        }
+        self.wait_events("empty", timeout, |e| !e.populated)
+    }
+
+    fn kill_loop(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let freezable = self.write_file("cgroup.freeze", "1").is_ok();
+        loop {
+            let pids = self.all_procs()?;
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: plain kill(2).
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+            if freezable {
+                // Frozen tasks die once thawed; SIGKILL is delivered regardless.
+                let _ = self.write_file("cgroup.freeze", "0");
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    cgroup: self.path.clone(),
+                    state: "empty",
+                    timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            if freezable {
+                let _ = self.write_file("cgroup.freeze", "1");
+            }
+        }
+        if freezable {
+            let _ = self.write_file("cgroup.freeze", "0");
+        }
+        Ok(())
+    }
+
+    fn all_procs(&self) -> Result<Vec<u32>> {
+        fn walk(fd: BorrowedFd<'_>, path: &Path, out: &mut Vec<u32>) -> Result<()> {
+            let mut buf = Vec::new();
+            sys::read_at(fd, OsStr::new("cgroup.procs"), &mut buf).map_err(|source| {
+                Error::Read {
+                    path: path.join("cgroup.procs"),
+                    source,
+                }
+            })?;
+            out.extend(
+                String::from_utf8_lossy(&buf)
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<u32>().ok()),
+            );
+            let subs = sys::subdirs(fd).map_err(|source| Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            for s in subs {
+                if let Ok(child) = sys::open_subdir(fd, &s) {
+                    walk(child.as_fd(), &path.join(&s), out)?;
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(self.fd.as_fd(), &self.path, &mut out)?;
+        Ok(out)
+    }
+
+    /// Kill what is left in the group, remove its descendants (deepest
+    /// first) and the group itself, retrying `rmdir` while it drains (EBUSY).
+    pub fn remove(mut self) -> Result<()> {
+        self.remove_on_drop = false;
+        self.remove_inner(DEFAULT_TIMEOUT)
+    }
+
+    fn remove_inner(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        if self.events().map(|e| e.populated).unwrap_or(true) {
+            self.kill_timeout(timeout)?;
+        }
+        remove_children(self.fd.as_fd(), &self.path, deadline)?;
+        let parent = sys::openat(self.fd.as_fd(), OsStr::new(".."), libc::O_DIRECTORY).map_err(
+            |source| Error::Open {
+                path: self.path.join(".."),
+                source,
+            },
+        )?;
+        let name = self.path.file_name().ok_or_else(|| Error::InvalidPath {
+            path: self.path.clone(),
+            reason: "the root cgroup cannot be removed",
+        })?;
+        rmdir_retry(parent.as_fd(), name, &self.path, deadline)
+    }
+}
+
+fn rmdir_retry(parent: BorrowedFd<'_>, name: &OsStr, path: &Path, deadline: Instant) -> Result<()> {
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match sys::rmdirat(parent, name) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(Error::Remove {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn remove_children(fd: BorrowedFd<'_>, path: &Path, deadline: Instant) -> Result<()> {
+    let subs = sys::subdirs(fd).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for s in subs {
+        let child_path = path.join(&s);
+        match sys::open_subdir(fd, &s) {
+            Ok(child) => remove_children(child.as_fd(), &child_path, deadline)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(Error::Open {
+                    path: child_path,
+                    source,
+                })
+            }
+        }
+        rmdir_retry(fd, &s, &child_path, deadline)?;
+    }
+    Ok(())
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            if let Err(e) = self.remove_inner(DEFAULT_TIMEOUT) {
+                tracing::warn!(cgroup = %self.path.display(), error = %e, "could not remove cgroup on drop");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_escaping_paths() {
+        for p in ["..", "a/../b", "/abs", "", "./a", "a/./b"] {
+            let e = check_rel_path(Path::new(p)).unwrap_err();
+            assert!(matches!(e, Error::InvalidPath { .. }), "{p}: {e}");
+        }
+        assert_eq!(check_rel_path(Path::new("a/b")).unwrap().len(), 2);
+        assert_eq!(check_rel_path(Path::new("a//b/")).unwrap().len(), 2);
+    }
+}

@@ -2,6 +2,33 @@
 //!
 //! This crate owns overlay mounts (the new mount API, with many layers), a
 //! content-addressed layer store, safe OCI layer unpacking and diffing, and
-//! reading local OCI image layouts.
+//! reading and writing local OCI image layouts.
+//!
+//! - [`Overlay`]: builder of an overlay mount (`fsopen("overlay")`, one
+//!   `lowerdir+` per layer, `fsmount`, `move_mount`), attached at a path
+//!   ([`OverlayMount`] guard) or detached ([`DetachedOverlay`], an `OwnedFd`).
+//! - [`unpack`]: a layer tar into a directory, every entry confined with
+//!   `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`; OCI whiteouts converted.
+//! - [`diff`]: a directory (an overlay upper) back into a deterministic layer tar.
+//! - [`LayerStore`]: `<root>/layers/sha256/<hex>/diff`, streaming import with
+//!   digest verification, staged and published atomically, references and GC.
+//! - [`ImageLayout`] / [`ImageBuilder`]: read and write local OCI image layouts.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+mod diff;
+mod digest;
+mod error;
+mod image;
+mod mount;
+mod store;
+mod sys;
+mod unpack;
+
+pub use diff::{diff, LayerBlob};
+pub use digest::{Compression, Digest};
+pub use error::{Error, Result};
+pub use image::{Image, ImageBuilder, ImageConfig, ImageLayout, WrittenImage, REF_NAME_ANNOTATION};
+pub use mount::{DetachedOverlay, MountMethod, Overlay, OverlayMount, RedirectDir};
+pub use store::{GcReport, ImportOptions, Layer, LayerStore, StoreLock};
+pub use unpack::{unpack, UnpackOptions, UnpackStats, WhiteoutFormat};

@@ -1,0 +1,229 @@
+//! Export a directory (an overlay upper layer, or any tree) as an OCI layer tar.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Compression, Digest, HashingWriter};
+use crate::sys;
+use crate::{Error, Result};
+
+/// The result of writing a layer: digests and size of what was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// sha256 of the blob as written (compressed): the OCI layer digest.
+    pub digest: Digest,
+    /// sha256 of the uncompressed tar: the OCI `diff_id`.
+    pub diff_id: Digest,
+    /// Size in bytes of the blob as written.
+    pub size: u64,
+    /// Compression used.
+    pub compression: Compression,
+}
+
+/// Write `dir` as a layer tar to `out`, optionally compressed.
+///
+/// The output is deterministic: entries sorted by name, headers only from the
+/// file's type, mode, uid, gid, size, mtime (seconds), link target and device
+/// numbers (no user/group names, atime or ctime), xattrs as PAX
+/// `SCHILY.xattr.*` records sorted by name, gzip with no name and mtime 0 —
+/// so the same tree gives the same digest.
+///
+/// Overlay upper directories are converted back to OCI form: a 0:0 character
+/// device becomes `.wh.<name>`, a directory with `trusted.overlay.opaque=y`
+/// or `user.overlay.opaque=y` gets a `.wh..wh..opq` entry, and overlay's own
+/// xattrs are never exported. Redirect (`overlay.redirect`) and metacopy
+/// (`overlay.metacopy`) entries cannot be expressed in a layer and are
+/// refused with [`Error::Unexportable`]: mount uppers you want to diff with
+/// `redirect_dir` off and `metacopy` off.
+///
+/// ```no_run
+/// use berth_overlay::{diff, Compression};
+/// let out = std::fs::File::create("/tmp/layer.tar.gz")?;
+/// let blob = diff("/c/upper", out, Compression::Gzip)?;
+/// println!("{} (diff_id {})", blob.digest, blob.diff_id);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn diff<W: Write>(
+    dir: impl AsRef<Path>,
+    out: W,
+    compression: Compression,
+) -> Result<LayerBlob> {
+    let dir = dir.as_ref();
+    let outer = HashingWriter::new(out);
+    let stream_err = |e: io::Error| Error::Stream {
+        what: "write layer",
+        source: e,
+    };
+    let (tar_hasher, outer) = match compression {
+        Compression::None => {
+            let mut inner = HashingWriter::new(outer);
+            write_tar(dir, &mut inner)?;
+            (inner.hasher, inner.inner)
+        }
+        Compression::Gzip => {
+            let gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(outer, flate2::Compression::fast());
+            let mut inner = HashingWriter::new(gz);
+            write_tar(dir, &mut inner)?;
+            let outer = inner.inner.finish().map_err(stream_err)?;
+            (inner.hasher, outer)
+        }
+        Compression::Zstd => {
+            let z = zstd::stream::write::Encoder::new(outer, 3).map_err(stream_err)?;
+            let mut inner = HashingWriter::new(z);
+            write_tar(dir, &mut inner)?;
+            let outer = inner.inner.finish().map_err(stream_err)?;
+            (inner.hasher, outer)
+        }
+    };
+    let mut outer = outer;
+    outer.flush().map_err(stream_err)?;
+    Ok(LayerBlob {
+        digest: Digest::from_hasher(outer.hasher),
+        diff_id: Digest::from_hasher(tar_hasher),
+        size: outer.count,
+        compression,
+    })
+}
+
+fn write_tar<W: Write>(dir: &Path, out: W) -> Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let mut links = HashMap::new();
+    walk(dir, Path::new(""), &mut b, &mut links)?;
+    b.into_inner().map_err(|e| Error::Stream {
+        what: "finish tar",
+        source: e,
+    })?;
+    Ok(())
+}
+
+fn walk<W: Write>(
+    base: &Path,
+    rel: &Path,
+    b: &mut tar::Builder<W>,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    let abs = base.join(rel);
+    let mut names: Vec<_> = fs::read_dir(&abs)
+        .map_err(|e| Error::io("read directory", &abs, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .map_err(|e| Error::io("read directory", &abs, e))?;
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let relp = rel.join(&name);
+        let absp = base.join(&relp);
+        let md = fs::symlink_metadata(&absp).map_err(|e| Error::io("lstat", &absp, e))?;
+        let cpath = sys::cpath(&absp).map_err(|e| Error::io("path", &absp, e))?;
+        let xattrs = sys::lxattrs(&cpath).map_err(|e| Error::io("read xattrs", &absp, e))?;
+        let mut opaque = false;
+        let mut keep = Vec::new();
+        for (k, v) in xattrs {
+            let overlay_key = k
+                .strip_prefix(b"trusted.overlay.")
+                .or_else(|| k.strip_prefix(b"user.overlay."));
+            match overlay_key {
+                Some(b"opaque") if v == b"y" => opaque = true,
+                Some(b"redirect") | Some(b"metacopy") => {
+                    return Err(Error::Unexportable {
+                        path: absp,
+                        reason: format!(
+                            "has {}; mount with redirect_dir=off and metacopy=off to diff",
+                            String::from_utf8_lossy(&k)
+                        ),
+                    })
+                }
+                Some(_) => {}
+                None => keep.push((k, v)),
+            }
+        }
+        let ft = md.file_type();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(md.mode() & 0o7777);
+        h.set_uid(md.uid() as u64);
+        h.set_gid(md.gid() as u64);
+        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_size(0);
+        let werr = |e: io::Error| Error::Stream {
+            what: "write tar entry",
+            source: e,
+        };
+
+        if ft.is_char_device() && md.rdev() == 0 {
+            // Overlay whiteout → OCI `.wh.<name>`.
+            let mut wh = OsStr::new(".wh.").to_os_string();
+            wh.push(&name);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, rel.join(wh), io::empty())
+                .map_err(werr)?;
+            continue;
+        }
+        if !keep.is_empty() {
+            let recs: Vec<(String, Vec<u8>)> = keep
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
+                        v.clone(),
+                    )
+                })
+                .collect();
+            b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .map_err(werr)?;
+        }
+        if ft.is_dir() {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
+            if opaque {
+                let mut o = tar::Header::new_gnu();
+                o.set_entry_type(tar::EntryType::Regular);
+                o.set_mode(0);
+                o.set_mtime(0);
+                o.set_size(0);
+                b.append_data(&mut o, relp.join(".wh..wh..opq"), io::empty())
+                    .map_err(werr)?;
+            }
+            walk(base, &relp, b, links)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&absp).map_err(|e| Error::io("readlink", &absp, e))?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, &relp, &target).map_err(werr)?;
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    b.append_link(&mut h, &relp, first).map_err(werr)?;
+                    continue;
+                }
+                links.insert((md.dev(), md.ino()), relp.clone());
+            }
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(md.len());
+            let f = File::open(&absp).map_err(|e| Error::io("open", &absp, e))?;
+            b.append_data(&mut h, &relp, f).map_err(werr)?;
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            h.set_entry_type(if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            });
+            if !ft.is_fifo() {
+                h.set_device_major(libc::major(md.rdev())).map_err(werr)?;
+                h.set_device_minor(libc::minor(md.rdev())).map_err(werr)?;
+            }
+            b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
+        } else {
+            tracing::debug!(path = %absp.display(), "skipping socket in layer export");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,541 @@
+//! A content-addressed layer store: `<root>/layers/sha256/<hex>/{diff/,layer.json}`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, Read};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Compression, Digest, HashingReader};
+use crate::sys;
+use crate::unpack::{unpack, UnpackOptions, UnpackStats, WhiteoutFormat};
+use crate::{Error, Result};
+
+/// A layer present in the store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Layer {
+    /// Digest of the blob it was imported from (the OCI layer digest).
+    pub digest: Digest,
+    /// Digest of the uncompressed tar (the OCI `diff_id`).
+    pub diff_id: Digest,
+    /// Size of the imported blob in bytes.
+    pub size: u64,
+    /// The unpacked tree: use it as an overlay lower directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// What to check and how to unpack in [`LayerStore::import`].
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Compression of the stream; `None` = sniff the magic bytes.
+    pub compression: Option<Compression>,
+    /// The digest the blob must have (checked while streaming; the layer is
+    /// discarded on mismatch). `None` = accept and name it by its own digest.
+    pub digest: Option<Digest>,
+    /// The `diff_id` the uncompressed tar must have, if known (from the image config).
+    pub diff_id: Option<Digest>,
+    /// Unpack options (whiteout format, owners, devices).
+    pub unpack: UnpackOptions,
+}
+
+
+/// What [`LayerStore::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Layers removed because no reference names them.
+    pub removed: Vec<Digest>,
+    /// Stale staging directories removed (from interrupted imports).
+    pub stale_staging: usize,
+}
+
+/// A content-addressed store of unpacked layers, safe to share between
+/// processes: imports stage into `<root>/tmp/` and appear with one atomic
+/// `rename(2)`, importers hold a shared `flock(2)` on `<root>/lock`, and
+/// [`gc`](LayerStore::gc) takes it exclusively.
+#[derive(Debug, Clone)]
+pub struct LayerStore {
+    root: PathBuf,
+}
+
+static STAGE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A held `flock(2)` on the store's lock file (released on drop).
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+impl LayerStore {
+    /// Open (creating as needed) a store rooted at `root`.
+    ///
+    /// ```no_run
+    /// let store = berth_overlay::LayerStore::open("/var/lib/berth")?;
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for d in ["layers/sha256", "tmp", "refs"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(|e| Error::io("create layer store directory", &p, e))?;
+        }
+        let lock = root.join("lock");
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&lock)
+            .map_err(|e| Error::io("create store lock file", &lock, e))?;
+        Ok(Self { root })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self, op: libc::c_int) -> Result<StoreLock> {
+        let p = self.root.join("lock");
+        let f = OpenOptions::new()
+            .read(true)
+            .open(&p)
+            .map_err(|e| Error::io("open store lock", &p, e))?;
+        sys::flock(f.as_fd(), op).map_err(|e| Error::io("flock store lock", &p, e))?;
+        Ok(StoreLock { _file: f })
+    }
+
+    /// Take the store's lock shared: while held, [`gc`](LayerStore::gc) waits.
+    /// Hold it from importing layers until they are referenced ([`set_ref`](LayerStore::set_ref)).
+    pub fn lock_shared(&self) -> Result<StoreLock> {
+        self.lock(libc::LOCK_SH)
+    }
+
+    fn layer_dir(&self, d: &Digest) -> PathBuf {
+        self.root.join("layers/sha256").join(d.hex())
+    }
+
+    /// The layer with blob digest `digest`, if present.
+    pub fn get(&self, digest: &Digest) -> Result<Option<Layer>> {
+        let dir = self.layer_dir(digest);
+        let meta = dir.join("layer.json");
+        match fs::read(&meta) {
+            Ok(b) => {
+                let mut l: Layer = serde_json::from_slice(&b).map_err(|e| Error::Json {
+                    what: "parse layer metadata",
+                    path: meta,
+                    source: e,
+                })?;
+                l.dir = dir.join("diff");
+                Ok(Some(l))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read layer metadata", meta, e)),
+        }
+    }
+
+    /// Every layer in the store, sorted by digest.
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        let dir = self.root.join("layers/sha256");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(|e| Error::io("list layers", &dir, e))? {
+            let e = e.map_err(|e| Error::io("list layers", &dir, e))?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Ok(d) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            if let Some(l) = self.get(&d)? {
+                out.push(l);
+            }
+        }
+        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(out)
+    }
+
+    /// Import a layer blob streamed from `reader`: decompress (gzip/zstd/none),
+    /// hash the blob and the tar while streaming, unpack safely into a staging
+    /// directory, verify the digests, then make it visible atomically under
+    /// `layers/sha256/<hex>`. If a layer with the expected digest is already
+    /// present it is returned without reading the stream.
+    ///
+    /// Decompression and hashing run on a second thread, unpacking on the
+    /// caller's, so a gzip import uses two cores like `tar -xzf` does.
+    ///
+    /// ```no_run
+    /// use berth_overlay::{ImportOptions, LayerStore};
+    /// let store = LayerStore::open("/var/lib/berth")?;
+    /// let f = std::fs::File::open("layer.tar.gz")?;
+    /// let layer = store.import(f, &ImportOptions { digest: Some("sha256:…".parse()?), ..Default::default() })?;
+    /// println!("unpacked at {}", layer.dir.display());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import<R: Read + Send>(&self, reader: R, opts: &ImportOptions) -> Result<Layer> {
+        let _lock = self.lock_shared()?;
+        if let Some(d) = &opts.digest {
+            if let Some(l) = self.get(d)? {
+                tracing::debug!(digest = %d, "layer already in store");
+                return Ok(l);
+            }
+        }
+        let stage = self.root.join("tmp").join(format!(
+            "import-{}-{}",
+            std::process::id(),
+            STAGE_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let diff = stage.join("diff");
+        let res = (|| {
+            fs::create_dir(&stage).map_err(|e| Error::io("create staging directory", &stage, e))?;
+            fs::create_dir(&diff).map_err(|e| Error::io("create staging directory", &diff, e))?;
+            let (digest, diff_id, size, _stats) = stream_unpack(reader, opts, &diff)?;
+            if let Some(exp) = &opts.digest {
+                if *exp != digest {
+                    return Err(Error::DigestMismatch {
+                        what: "layer blob".into(),
+                        expected: exp.to_string(),
+                        actual: digest.to_string(),
+                    });
+                }
+            }
+            if let Some(exp) = &opts.diff_id {
+                if *exp != diff_id {
+                    return Err(Error::DigestMismatch {
+                        what: format!("diff_id of layer {digest}"),
+                        expected: exp.to_string(),
+                        actual: diff_id.to_string(),
+                    });
+                }
+            }
+            let layer = Layer {
+                digest,
+                diff_id,
+                size,
+                dir: PathBuf::new(),
+            };
+            let meta = stage.join("layer.json");
+            let json = serde_json::to_vec(&layer).map_err(|e| Error::Json {
+                what: "write layer metadata",
+                path: meta.clone(),
+                source: e,
+            })?;
+            fs::write(&meta, json).map_err(|e| Error::io("write layer metadata", &meta, e))?;
+            let dst = self.layer_dir(&layer.digest);
+            match fs::rename(&stage, &dst) {
+                Ok(()) => {}
+                // Another importer won the race: theirs is identical (same digest).
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) =>
+                {
+                    remove_tree(&stage);
+                }
+                Err(e) => return Err(Error::io("move layer into place", dst, e)),
+            }
+            tracing::debug!(digest = %layer.digest, "layer imported");
+            Ok(Layer {
+                dir: dst.join("diff"),
+                ..layer
+            })
+        })();
+        if res.is_err() {
+            remove_tree(&stage);
+        }
+        res
+    }
+
+    /// Record that reference `name` (an image, a container) uses `layers`;
+    /// [`gc`](LayerStore::gc) keeps every layer some reference names. Written atomically.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth")?;
+    /// # let digest: berth_overlay::Digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000".parse()?;
+    /// store.set_ref("web-1", &[digest])?;
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
+    pub fn set_ref(&self, name: &str, layers: &[Digest]) -> Result<()> {
+        let file = self.ref_path(name)?;
+        let tmp = self.root.join("tmp").join(format!(
+            "ref-{}-{}",
+            std::process::id(),
+            STAGE_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let json = serde_json::to_vec(layers).map_err(|e| Error::Json {
+            what: "write reference",
+            path: file.clone(),
+            source: e,
+        })?;
+        fs::write(&tmp, json).map_err(|e| Error::io("write reference", &tmp, e))?;
+        fs::rename(&tmp, &file).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("write reference", &file, e)
+        })
+    }
+
+    /// Remove reference `name` (no error if absent).
+    pub fn remove_ref(&self, name: &str) -> Result<()> {
+        let file = self.ref_path(name)?;
+        match fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io("remove reference", file, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn ref_path(&self, name: &str) -> Result<PathBuf> {
+        if name.is_empty() || name.len() > 200 {
+            return Err(Error::InvalidConfig(format!(
+                "reference name {name:?} must be 1..=200 bytes"
+            )));
+        }
+        // Encode so any reference (with '/' or ':') is one safe file name.
+        Ok(self
+            .root
+            .join("refs")
+            .join(format!("{}.json", hex::encode(name))))
+    }
+
+    /// Remove every layer no reference names, and leftovers of interrupted
+    /// imports. Takes the store lock exclusively (waits for running imports).
+    /// Layers are first renamed out of `layers/` so a removal is never half-visible.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _lock = self.lock(libc::LOCK_EX)?;
+        let mut keep = std::collections::HashSet::new();
+        let refs = self.root.join("refs");
+        for e in fs::read_dir(&refs).map_err(|e| Error::io("list references", &refs, e))? {
+            let p = e
+                .map_err(|e| Error::io("list references", &refs, e))?
+                .path();
+            if p.extension().is_some_and(|x| x == "json") {
+                let b = fs::read(&p).map_err(|e| Error::io("read reference", &p, e))?;
+                let ds: Vec<Digest> = serde_json::from_slice(&b).map_err(|e| Error::Json {
+                    what: "parse reference",
+                    path: p.clone(),
+                    source: e,
+                })?;
+                keep.extend(ds);
+            }
+        }
+        let mut report = GcReport::default();
+        let tmp = self.root.join("tmp");
+        // No importer runs while we hold the lock exclusively: all staging is stale.
+        for e in fs::read_dir(&tmp).map_err(|e| Error::io("list staging", &tmp, e))? {
+            let p = e.map_err(|e| Error::io("list staging", &tmp, e))?.path();
+            remove_tree(&p);
+            report.stale_staging += 1;
+        }
+        let dir = self.root.join("layers/sha256");
+        for e in fs::read_dir(&dir).map_err(|e| Error::io("list layers", &dir, e))? {
+            let e = e.map_err(|e| Error::io("list layers", &dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(d) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            if keep.contains(&d) {
+                continue;
+            }
+            let doomed = tmp.join(format!("gc-{name}"));
+            fs::rename(e.path(), &doomed)
+                .map_err(|err| Error::io("unpublish layer", e.path(), err))?;
+            fs::remove_dir_all(&doomed).map_err(|err| Error::io("remove layer", &doomed, err))?;
+            tracing::debug!(digest = %d, "layer collected");
+            report.removed.push(d);
+        }
+        report.removed.sort();
+        Ok(report)
+    }
+}
+
+fn remove_tree(p: &Path) {
+    let r = if p.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    };
+    if let Err(e) = r {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(path = %p.display(), error = %e, "remove staging");
+        }
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// Bytes handed from the decompressing thread to the unpacker.
+struct ChanReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: mpsc::SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(v)) if v.is_empty() => self.done = true,
+                Ok(Ok(v)) => {
+                    let old = std::mem::replace(&mut self.cur, v);
+                    let _ = self.back.try_send(old);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "decompressor stopped",
+                    ))
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+enum StreamFail {
+    Decode(&'static str, io::Error),
+}
+
+/// Decompress + hash on a helper thread, unpack on this one. Returns (blob digest, diff_id, blob size).
+fn stream_unpack<R: Read + Send>(
+    reader: R,
+    opts: &ImportOptions,
+    dir: &Path,
+) -> Result<(Digest, Digest, u64, UnpackStats)> {
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+    let (back_tx, back_rx) = mpsc::sync_channel::<Vec<u8>>(10);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || -> Result<(Digest, Digest, u64), StreamFail> {
+            let mut br = io::BufReader::with_capacity(CHUNK, reader);
+            let comp = match opts.compression {
+                Some(c) => c,
+                // Peek at the magic bytes without consuming them.
+                None => Compression::sniff(
+                    br.fill_buf()
+                        .map_err(|e| StreamFail::Decode("layer blob", e))?,
+                ),
+            };
+            pump(br, comp, &tx, &back_rx)
+        });
+        let mut cr = ChanReader {
+            rx,
+            back: back_tx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        };
+        let unpacked = unpack(&mut cr, dir, &opts.unpack).and_then(|stats| {
+            // Drain what follows the end-of-archive blocks so the digests cover the whole blob.
+            io::copy(&mut cr, &mut io::sink()).map_err(|e| Error::Stream {
+                what: "tar trailer",
+                source: e,
+            })?;
+            Ok(stats)
+        });
+        drop(cr);
+        let produced = producer.join();
+        let (digest, diff_id, size) = match produced {
+            Ok(Ok(v)) => v,
+            Ok(Err(StreamFail::Decode(what, e))) => {
+                // A decode error explains any unpack error it caused.
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    // Receiver gone: the unpacker failed first; report its error.
+                    unpacked?;
+                }
+                return Err(Error::Stream { what, source: e });
+            }
+            Err(_) => {
+                return Err(Error::Stream {
+                    what: "decompressor thread",
+                    source: io::Error::other("panicked"),
+                })
+            }
+        };
+        let stats = unpacked?;
+        Ok((digest, diff_id, size, stats))
+    })
+}
+
+fn pump<B: Read>(
+    blob: B,
+    comp: Compression,
+    tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+    back: &mpsc::Receiver<Vec<u8>>,
+) -> Result<(Digest, Digest, u64), StreamFail> {
+    // Keep a handle on the hashing reader to read the blob digest at the end.
+    let mut hr = HashingReader::new(blob);
+    let what = match comp {
+        Compression::None => "tar",
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+    };
+    let mut tar_hasher = Sha256::new();
+    {
+        let mut dec: Box<dyn Read + '_> = match comp {
+            Compression::None => Box::new(&mut hr),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
+                io::BufReader::with_capacity(CHUNK, &mut hr),
+            )),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(&mut hr)
+                    .map_err(|e| StreamFail::Decode("zstd", e))?,
+            ),
+        };
+        loop {
+            let mut buf = back.try_recv().unwrap_or_default();
+            buf.resize(CHUNK, 0);
+            let mut filled = 0;
+            while filled < CHUNK {
+                match dec.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::new(e.kind(), format!("{what}: {e}"))));
+                        return Err(StreamFail::Decode(what, e));
+                    }
+                }
+            }
+            buf.truncate(filled);
+            tar_hasher.update(&buf);
+            let end = filled == 0;
+            if tx.send(Ok(buf)).is_err() {
+                return Err(StreamFail::Decode(
+                    what,
+                    io::Error::new(io::ErrorKind::BrokenPipe, "unpacker stopped"),
+                ));
+            }
+            if end {
+                break;
+            }
+        }
+    }
+    // Read anything after the compressed stream too (it is part of the blob).
+    io::copy(&mut hr, &mut io::sink()).map_err(|e| StreamFail::Decode("layer blob", e))?;
+    let size = hr.count;
+    Ok((
+        Digest::from_hasher(hr.hasher),
+        Digest::from_hasher(tar_hasher),
+        size,
+    ))
+}
+
+impl From<WhiteoutFormat> for ImportOptions {
+    fn from(w: WhiteoutFormat) -> Self {
+        ImportOptions {
+            unpack: UnpackOptions {
+                whiteouts: w,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}

@@ -118,8 +118,9 @@ pub enum Error {
         bound: String,
     },
 
-    /// Enabling a controller failed because the cgroup has processes of its
-    /// own (the cgroup v2 "no internal processes" rule).
+    /// Enabling a domain controller (memory, io...) failed because the cgroup
+    /// has processes of its own (the cgroup v2 "no internal processes" rule;
+    /// the root and threaded controllers such as pids/cpu are exempt).
     #[error("cannot enable controller {controller} in {cgroup}/cgroup.subtree_control: the cgroup has processes of its own (no-internal-processes rule); create the group under a leaf-free parent")]
     InternalProcesses {
         /// The controller.

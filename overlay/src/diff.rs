@@ -75,7 +75,8 @@ pub fn diff<W: Write>(
             (inner.hasher, outer)
         }
         Compression::Zstd => {
-            let z = zstd::stream::write::Encoder::new(outer, 3).map_err(stream_err)?;
+            let mut z = zstd::stream::write::Encoder::new(outer, 3).map_err(stream_err)?;
+            z.include_checksum(true).map_err(stream_err)?;
             let mut inner = HashingWriter::new(z);
             write_tar(dir, &mut inner)?;
             let outer = inner.inner.finish().map_err(stream_err)?;

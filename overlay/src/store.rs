@@ -42,7 +42,6 @@ pub struct ImportOptions {
     pub unpack: UnpackOptions,
 }
 
-
 /// What [`LayerStore::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -413,7 +412,7 @@ fn stream_unpack<R: Read + Send>(
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
     let (back_tx, back_rx) = mpsc::sync_channel::<Vec<u8>>(10);
     std::thread::scope(|s| {
-        let producer = s.spawn(move || -> Result<(Digest, Digest, u64), StreamFail> {
+        let producer = s.spawn(move || -> Result<(Digest, Digest, u64, u64), StreamFail> {
             let mut br = io::BufReader::with_capacity(CHUNK, reader);
             let comp = match opts.compression {
                 Some(c) => c,
@@ -442,7 +441,7 @@ fn stream_unpack<R: Read + Send>(
         });
         drop(cr);
         let produced = producer.join();
-        let (digest, diff_id, size) = match produced {
+        let (digest, diff_id, size, tar_len) = match produced {
             Ok(Ok(v)) => v,
             Ok(Err(StreamFail::Decode(what, e))) => {
                 // A decode error explains any unpack error it caused.
@@ -460,6 +459,15 @@ fn stream_unpack<R: Read + Send>(
             }
         };
         let stats = unpacked?;
+        if tar_len == 0 || tar_len % 512 != 0 {
+            return Err(Error::Stream {
+                what: "tar",
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("not a tar stream: {tar_len} bytes is not a positive multiple of 512"),
+                ),
+            });
+        }
         Ok((digest, diff_id, size, stats))
     })
 }
@@ -469,7 +477,7 @@ fn pump<B: Read>(
     comp: Compression,
     tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
     back: &mpsc::Receiver<Vec<u8>>,
-) -> Result<(Digest, Digest, u64), StreamFail> {
+) -> Result<(Digest, Digest, u64, u64), StreamFail> {
     // Keep a handle on the hashing reader to read the blob digest at the end.
     let mut hr = HashingReader::new(blob);
     let what = match comp {
@@ -478,6 +486,7 @@ fn pump<B: Read>(
         Compression::Zstd => "zstd",
     };
     let mut tar_hasher = Sha256::new();
+    let mut tar_len = 0u64;
     {
         let mut dec: Box<dyn Read + '_> = match comp {
             Compression::None => Box::new(&mut hr),
@@ -506,6 +515,7 @@ fn pump<B: Read>(
             }
             buf.truncate(filled);
             tar_hasher.update(&buf);
+            tar_len += filled as u64;
             let end = filled == 0;
             if tx.send(Ok(buf)).is_err() {
                 return Err(StreamFail::Decode(
@@ -525,6 +535,7 @@ fn pump<B: Read>(
         Digest::from_hasher(hr.hasher),
         Digest::from_hasher(tar_hasher),
         size,
+        tar_len,
     ))
 }
 

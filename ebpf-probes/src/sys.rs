@@ -557,6 +557,57 @@ impl Program {
         }
     }
 
+    /// Load like [`load`](Self::load), always with a verifier log at
+    /// `log_level` (1 = verdicts per instruction, 2 = full states, 4 =
+    /// statistics only; they combine), and return the log with the program.
+    pub fn load_with_log(
+        prog_type: ProgType,
+        name: &str,
+        insns: &[Insn],
+        license: &str,
+        expected_attach_type: Option<AttachType>,
+        log_level: u32,
+    ) -> Result<(Program, String)> {
+        let lic = CString::new(license).map_err(|_| Error::Syscall {
+            op: format!("BPF_PROG_LOAD({name}): license string contains NUL"),
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
+        let mut log = vec![0u8; LOG_SIZE];
+        let mut attr = ProgLoadAttr {
+            prog_type: prog_type as u32,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: lic.as_ptr() as u64,
+            prog_name: name16(name),
+            expected_attach_type: expected_attach_type.map_or(0, |a| a as u32),
+            log_level,
+            log_size: LOG_SIZE as u32,
+            log_buf: log.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        let res = bpf_fd(BPF_PROG_LOAD, &mut attr);
+        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+        let text = String::from_utf8_lossy(&log[..end]).into_owned();
+        match res {
+            Ok(fd) => Ok((
+                Program {
+                    fd,
+                    name: name.to_string(),
+                    prog_type,
+                },
+                text,
+            )),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                Err(syscall_error(format!("BPF_PROG_LOAD({name})"), e))
+            }
+            Err(e) => Err(Error::Verifier {
+                program: name.to_string(),
+                source: e,
+                log: text,
+            }),
+        }
+    }
+
     /// The name given at load.
     pub fn name(&self) -> &str {
         &self.name
@@ -695,4 +746,41 @@ pub fn raw_tracepoint_open(name: &str, prog: &Program) -> Result<OwnedFd> {
     };
     bpf_fd(BPF_RAW_TRACEPOINT_OPEN, &mut attr)
         .map_err(|e| syscall_error(format!("BPF_RAW_TRACEPOINT_OPEN({name}, {})", prog.name), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_kernel_is_a_clear_error() {
+        assert!(require_kernel("cgroup device programs", (4, 15)).is_ok());
+        let e = require_kernel("a feature from the future", (99, 0)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("a feature from the future needs Linux a newer version"),
+            "{msg}"
+        );
+        assert!(msg.contains(&kernel_version().1), "{msg}");
+    }
+
+    #[test]
+    fn names_are_sanitised_and_truncated() {
+        assert_eq!(&name16("berth-devices_filter.x"), b"berthdevices_fi\0");
+    }
+
+    #[test]
+    fn permission_errors_carry_a_diagnosis() {
+        let e = syscall_error(
+            "BPF_PROG_LOAD(x)",
+            io::Error::from_raw_os_error(libc::EPERM),
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("euid"), "{msg}");
+        assert!(msg.contains("kernel.unprivileged_bpf_disabled="), "{msg}");
+        assert!(matches!(
+            syscall_error("x", io::Error::from_raw_os_error(libc::EINVAL)),
+            Error::Syscall { .. }
+        ));
+    }
 }

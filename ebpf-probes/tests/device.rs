@@ -248,3 +248,41 @@ fn every_generated_program_passes_the_verifier() {
         f.load().unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+#[test]
+fn verification_stays_linear_in_the_rule_count() {
+    berth_testkit::privileged!();
+    // 100 rules, mixed kinds and wildcards: the verifier must walk each
+    // instruction a bounded number of times (states are pruned at each rule).
+    let mut f = DeviceFilter::new();
+    f.rule(DeviceRule::deny(
+        DeviceKind::All,
+        None,
+        None,
+        DeviceAccess::all(),
+    ));
+    for i in 0..99u32 {
+        let kind = [DeviceKind::All, DeviceKind::Char, DeviceKind::Block][i as usize % 3];
+        f.rule(DeviceRule::allow(
+            kind,
+            Some(i % 50),
+            (i % 2 == 0).then_some(i),
+            DeviceAccess::READ,
+        ));
+    }
+    let insns = f.compile().unwrap();
+    let (_p, log) =
+        Program::load_with_log(ProgType::CgroupDevice, "stats", &insns, "GPL", None, 4).unwrap();
+    let processed: usize = log
+        .split("processed ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no statistics in {log:?}"));
+    eprintln!("verifier processed {processed} for {} slots", insns.len());
+    assert!(
+        processed <= 3 * insns.len(),
+        "{processed} instructions processed for a {}-slot program",
+        insns.len()
+    );
+}

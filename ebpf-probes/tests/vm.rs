@@ -23,7 +23,12 @@ fn vm_device_filter_and_exec_probe() {
     berth_testkit::vm_only!();
     let cg = test_cgroup("bvmd");
     let mut f = DeviceFilter::new();
-    f.rule(DeviceRule::allow(DeviceKind::Char, Some(1), Some(3), DeviceAccess::all()));
+    f.rule(DeviceRule::allow(
+        DeviceKind::Char,
+        Some(1),
+        Some(3),
+        DeviceAccess::all(),
+    ));
     let mut h = f.attach(&cg.fd).unwrap();
     let null = CString::new("/dev/null").unwrap();
     let zero = CString::new("/dev/zero").unwrap();

@@ -319,6 +319,8 @@ mod tests {
     const FIX_MEM_EVENTS: &str = include_str!("../tests/fixtures/vm-memory.events");
     const FIX_IO_STAT: &str = include_str!("../tests/fixtures/vm-io.stat");
     const FIX_CG_EVENTS: &str = include_str!("../tests/fixtures/vm-cgroup.events");
+    const FIX_VM_CPU_PRESSURE: &str = include_str!("../tests/fixtures/vm-cpu.pressure");
+    const FIX_VM_MEM_PRESSURE: &str = include_str!("../tests/fixtures/vm-memory.pressure");
 
     #[test]
     fn cpu_stat_host_root() {
@@ -331,7 +333,8 @@ mod tests {
     #[test]
     fn cpu_stat_with_throttling() {
         let s = CpuStat::parse(FIX_CPU_THROTTLED).unwrap();
-        assert!(s.nr_periods > 0);
+        assert_eq!((s.nr_periods, s.nr_throttled), (186, 173));
+        assert_eq!(s.throttled_usec, 7_017_841);
         assert!(s.other.contains_key("nr_bursts"));
         assert!(CpuStat::parse("usage_usec x\n").is_err());
     }
@@ -341,6 +344,11 @@ mod tests {
         let p = Pressure::parse("cpu.pressure", FIX_CPU_PRESSURE).unwrap();
         assert!(p.full.is_some());
         assert!(p.some.avg10 >= 0.0 && p.some.total > 0);
+        let vm = Pressure::parse("cpu.pressure", FIX_VM_CPU_PRESSURE).unwrap();
+        assert_eq!(vm.some.avg10, 39.63);
+        assert_eq!(vm.full.unwrap().total, 6_675_201);
+        let mem = Pressure::parse("memory.pressure", FIX_VM_MEM_PRESSURE).unwrap();
+        assert_eq!(mem.some.total, 275_241);
         let io = Pressure::parse("io.pressure", FIX_IO_PRESSURE).unwrap();
         assert!(io.full.unwrap().total <= io.some.total);
         let old = Pressure::parse(
@@ -359,7 +367,8 @@ mod tests {
         let m = MemoryStats::parse_stat(FIX_MEM_STAT).unwrap();
         assert!(m.contains_key("anon") && m.contains_key("file") && m.contains_key("pgfault"));
         let e = MemoryEvents::parse(FIX_MEM_EVENTS).unwrap();
-        assert!(e.oom_kill >= 1 && e.max >= 1);
+        assert_eq!((e.oom, e.oom_kill, e.max, e.high), (1, 1, 41, 0));
+        assert_eq!(m["pgfault"], 627);
         assert_eq!(parse_single("memory.max", "max\n").unwrap(), None);
         assert_eq!(
             parse_single("memory.current", "4096\n").unwrap(),
@@ -372,7 +381,7 @@ mod tests {
     fn io_stat() {
         let d = parse_io_stat(FIX_IO_STAT).unwrap();
         assert!(!d.is_empty());
-        assert!(d.iter().any(|d| d.wbytes > 0));
+        assert_eq!((d[0].major, d[0].minor, d[0].wbytes, d[0].wios), (254, 0, 262_144, 4));
         let d = parse_io_stat(
             "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6 cost.vrate=100.00 newkey=7\n",
         )

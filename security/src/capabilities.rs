@@ -339,6 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn from_oci_capabilities() {
+        let oci: oci_spec::runtime::LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding": ["CAP_CHOWN", "CAP_NET_ADMIN"], "effective": ["CAP_CHOWN"],
+                "permitted": ["CAP_CHOWN", "CAP_NET_ADMIN"], "ambient": []}"#,
+        )
+        .unwrap();
+        let c = Capabilities::from_oci(&oci);
+        assert_eq!(c.bounding.names(), ["CAP_CHOWN", "CAP_NET_ADMIN"]);
+        assert_eq!(c.effective.names(), ["CAP_CHOWN"]);
+        assert_eq!(c.permitted, c.bounding);
+        assert!(c.inheritable.is_empty() && c.ambient.is_empty());
+    }
+
+    #[test]
     fn validate_catches_inconsistent_sets() {
         let mut c = Capabilities::docker_default();
         c.effective.insert(Capability::CAP_SYS_ADMIN);

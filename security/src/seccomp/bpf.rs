@@ -290,42 +290,43 @@ fn emit_cmp(a: &mut Asm, c: &ArgCmp, fail: Label) {
     a.bind(pass);
 }
 
-/// What a leaf of the dispatch tree does for one syscall number.
+/// What a leaf of the dispatch tree does for a range of syscall numbers.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Leaf {
     Ret(u32),
     Block(Label),
 }
 
-fn emit_tree(a: &mut Asm, nrs: &[(u32, &Leaf)], default: u32) {
-    if nrs.len() <= 4 {
-        for (nr, leaf) in nrs {
-            match leaf {
-                Leaf::Ret(k) => {
-                    let skip = a.label();
-                    a.cond(BPF_JEQ_K, *nr, Tgt::Next, Tgt::L(skip));
-                    a.ret(*k);
-                    a.bind(skip);
-                }
-                Leaf::Block(l) => {
-                    let skip = a.label();
-                    a.cond(BPF_JEQ_K, *nr, Tgt::Next, Tgt::L(skip));
-                    a.ja(*l);
-                    a.bind(skip);
-                }
-            }
+/// Binary search over ranges: `ranges[i]` covers `[ranges[i].0, ranges[i+1].0)`.
+/// Neighbouring numbers with the same unconditional result share one range,
+/// so the tree has one leaf per run, not per syscall.
+fn emit_tree(a: &mut Asm, ranges: &[(u32, Leaf)]) {
+    if let [(_, leaf)] = ranges {
+        match *leaf {
+            Leaf::Ret(k) => a.ret(k),
+            Leaf::Block(l) => a.ja(l),
         }
-        a.ret(default);
         return;
     }
-    let mid = nrs.len() / 2;
+    let mid = ranges.len() / 2;
     let right = a.label();
+    if mid == 1 && ranges.len() == 2 {
+        // Two leaves: one compare, both targets local.
+        let left = a.label();
+        a.cond(BPF_JGE_K, ranges[1].0, Tgt::L(right), Tgt::L(left));
+        a.bind(left);
+        emit_tree(a, &ranges[..1]);
+        a.bind(right);
+        emit_tree(a, &ranges[1..]);
+        return;
+    }
     let left = a.label();
-    a.cond(BPF_JGE_K, nrs[mid].0, Tgt::Next, Tgt::L(left));
+    a.cond(BPF_JGE_K, ranges[mid].0, Tgt::Next, Tgt::L(left));
     a.ja(right);
     a.bind(left);
-    emit_tree(a, &nrs[..mid], default);
+    emit_tree(a, &ranges[..mid]);
     a.bind(right);
-    emit_tree(a, &nrs[mid..], default);
+    emit_tree(a, &ranges[mid..]);
 }
 
 pub(super) fn compile(
@@ -361,9 +362,7 @@ pub(super) fn compile(
         }
         match rules.as_slice() {
             [(act, args)] if args.is_empty() => {
-                if act.ret() != default {
-                    leaves.push((nr, Leaf::Ret(act.ret())));
-                }
+                leaves.push((nr, Leaf::Ret(act.ret())));
             }
             _ => {
                 let l = a.label();
@@ -372,8 +371,23 @@ pub(super) fn compile(
             }
         }
     }
-    let refs: Vec<(u32, &Leaf)> = leaves.iter().map(|(n, l)| (*n, l)).collect();
-    emit_tree(&mut a, &refs, default);
+    // Cover [0, X32_SYSCALL_BIT) with ranges, merging equal neighbours.
+    let mut ranges: Vec<(u32, Leaf)> = vec![(0, Leaf::Ret(default))];
+    let mut push = |start: u32, leaf: Leaf| {
+        if ranges.last().map(|r| r.1) != Some(leaf) {
+            if ranges.last().map(|r| r.0) == Some(start) {
+                ranges.pop();
+            }
+            if ranges.last().map(|r| r.1) != Some(leaf) {
+                ranges.push((start, leaf));
+            }
+        }
+    };
+    for (nr, leaf) in &leaves {
+        push(*nr, *leaf);
+        push(nr + 1, Leaf::Ret(default));
+    }
+    emit_tree(&mut a, &ranges);
 
     for (label, rules) in blocks {
         a.bind(label);

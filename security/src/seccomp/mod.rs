@@ -580,10 +580,12 @@ fn rule_applies(rule: &SyscallRule, ctx: &CompileContext) -> bool {
 
 /// The x86_64 number of a syscall name, if known.
 pub fn syscall_number(name: &str) -> Option<u32> {
-    table_x86_64::X86_64
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, nr)| *nr)
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, u32>> =
+        std::sync::OnceLock::new();
+    BY_NAME
+        .get_or_init(|| table_x86_64::X86_64.iter().copied().collect())
+        .get(name)
+        .copied()
 }
 
 /// The highest syscall number this crate knows on x86_64.

@@ -297,6 +297,18 @@ enum Leaf {
     Block(Label),
 }
 
+/// Instructions [`emit_tree`] emits for `ranges`.
+fn tree_size(ranges: &[(u32, Leaf)]) -> usize {
+    if ranges.len() <= 1 {
+        return ranges.len();
+    }
+    let mid = ranges.len() / 2;
+    let left = tree_size(&ranges[..mid]);
+    // One `jge`, plus a `ja` trampoline when the left side is too long for
+    // an 8-bit jump offset.
+    1 + usize::from(left > 255) + left + tree_size(&ranges[mid..])
+}
+
 /// Binary search over ranges: `ranges[i]` covers `[ranges[i].0, ranges[i+1].0)`.
 /// Neighbouring numbers with the same unconditional result share one range,
 /// so the tree has one leaf per run, not per syscall.
@@ -310,20 +322,14 @@ fn emit_tree(a: &mut Asm, ranges: &[(u32, Leaf)]) {
     }
     let mid = ranges.len() / 2;
     let right = a.label();
-    if mid == 1 && ranges.len() == 2 {
-        // Two leaves: one compare, both targets local.
+    if tree_size(&ranges[..mid]) <= 255 {
+        a.cond(BPF_JGE_K, ranges[mid].0, Tgt::L(right), Tgt::Next);
+    } else {
         let left = a.label();
-        a.cond(BPF_JGE_K, ranges[1].0, Tgt::L(right), Tgt::L(left));
+        a.cond(BPF_JGE_K, ranges[mid].0, Tgt::Next, Tgt::L(left));
+        a.ja(right);
         a.bind(left);
-        emit_tree(a, &ranges[..1]);
-        a.bind(right);
-        emit_tree(a, &ranges[1..]);
-        return;
     }
-    let left = a.label();
-    a.cond(BPF_JGE_K, ranges[mid].0, Tgt::Next, Tgt::L(left));
-    a.ja(right);
-    a.bind(left);
     emit_tree(a, &ranges[..mid]);
     a.bind(right);
     emit_tree(a, &ranges[mid..]);

@@ -1,0 +1,1272 @@
+//! The `ContainerBuilder`: configuration, validation and the spawn path.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use berth_cgroups::{CgroupBuilder, Resources};
+use berth_namespaces::{IdMap, Namespaces, Spawner, Stdio, Step};
+use berth_netsetup::{Attach, BridgeNetwork, NetNs};
+use berth_security::{
+    CapSet, Capabilities, CompileContext, Resource, SeccompProfile, SeccompProgram, SecurityPolicy,
+    DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+};
+
+use crate::config::{Mount, NetKind, Network, Rootfs, RootfsKind, Seccomp};
+use crate::container::{Container, ExecConfig};
+use crate::error::{Error, Result};
+use crate::fs::{self, FsPlan};
+use crate::state::{self, NetworkState, State};
+
+/// Configures a container, shaped like [`std::process::Command`]: set
+/// options, then [`spawn`](Self::spawn) (runs it) or [`create`](Self::create)
+/// (two-phase: everything ready, stopped before `execve`).
+///
+/// Secure by default: new mount, UTS, IPC, pid, network (only `lo` up) and
+/// cgroup namespaces (plus a user namespace when rootless); Docker's 14
+/// default capabilities, its default seccomp profile, `no_new_privs`, the
+/// eBPF device filter allowing only the standard nodes, masked and
+/// read-only `/proc` paths, every fd but stdio closed. Each is relaxable.
+///
+/// ```no_run
+/// use berth::{Container, Rootfs};
+/// let mut c = Container::builder("hello")
+///     .rootfs(Rootfs::dir("/var/lib/rootfs/busybox"))
+///     .command(["/bin/echo", "hi"])
+///     .spawn()?;
+/// assert!(c.wait()?.success());
+/// # Ok::<(), berth::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ContainerBuilder {
+    pub(crate) id: String,
+    pub(crate) rootfs: Rootfs,
+    pub(crate) read_only_root: bool,
+    pub(crate) mounts: Vec<Mount>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) user: Option<(u32, u32)>,
+    pub(crate) groups: Vec<u32>,
+    pub(crate) command: Vec<String>,
+    pub(crate) resources: Option<Resources>,
+    pub(crate) cgroup_parent: Option<PathBuf>,
+    pub(crate) cgroup_name: Option<PathBuf>,
+    pub(crate) ignore_unavailable: bool,
+    pub(crate) network: Network,
+    pub(crate) cap_add: Vec<String>,
+    pub(crate) cap_drop: Vec<String>,
+    pub(crate) capabilities: Option<Capabilities>,
+    pub(crate) seccomp: Seccomp,
+    pub(crate) no_new_privs: bool,
+    pub(crate) device_filter: Option<berth_ebpf_probes::DeviceFilter>,
+    pub(crate) rlimits: Vec<(Resource, u64, u64)>,
+    pub(crate) oom_score_adj: Option<i32>,
+    pub(crate) apparmor: Option<String>,
+    pub(crate) init: bool,
+    pub(crate) stdin: Stdio,
+    pub(crate) stdout: Stdio,
+    pub(crate) stderr: Stdio,
+    pub(crate) tty: bool,
+    pub(crate) rootless: bool,
+    pub(crate) uid_maps: Vec<IdMap>,
+    pub(crate) gid_maps: Vec<IdMap>,
+    pub(crate) state_root: Option<PathBuf>,
+    pub(crate) masked: Vec<String>,
+    pub(crate) readonly_paths: Vec<String>,
+    pub(crate) sysctls: Vec<(String, String)>,
+    pub(crate) joins: Vec<(PathBuf, Namespaces)>,
+    pub(crate) skip_namespaces: Namespaces,
+}
+
+/// Longest container id (it names a cgroup, a state directory, nft comments).
+pub const MAX_ID_LEN: usize = 64;
+
+/// Check a container id: 1–64 of `[A-Za-z0-9_.-]`, not starting with `.`.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > MAX_ID_LEN
+        || id.starts_with('.')
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return Err(Error::invalid(format!(
+            "container id {id:?} must be 1-64 characters of [A-Za-z0-9_.-], not starting with '.'"
+        )));
+    }
+    Ok(())
+}
+
+/// Sysctls that belong to a namespace the container owns (as runc allows).
+fn sysctl_allowed(key: &str, own_netns: bool) -> bool {
+    const IPC: [&str; 7] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+    ];
+    IPC.contains(&key)
+        || key == "kernel.shm_rmid_forced"
+        || key.starts_with("fs.mqueue.")
+        || (own_netns && key.starts_with("net."))
+}
+
+impl crate::Container {
+    /// Start configuring container `id`; see [`ContainerBuilder`].
+    ///
+    /// ```
+    /// let b = berth::Container::builder("web-1");
+    /// ```
+    pub fn builder(id: impl Into<String>) -> ContainerBuilder {
+        ContainerBuilder::new(id)
+    }
+}
+
+impl ContainerBuilder {
+    /// A container called `id` with every default (see the type's docs).
+    ///
+    /// ```
+    /// let b = berth::ContainerBuilder::new("web-1");
+    /// ```
+    pub fn new(id: impl Into<String>) -> Self {
+        ContainerBuilder {
+            id: id.into(),
+            rootfs: Rootfs::host(),
+            read_only_root: false,
+            mounts: Vec::new(),
+            hostname: None,
+            env: Vec::new(),
+            cwd: None,
+            user: None,
+            groups: Vec::new(),
+            command: Vec::new(),
+            resources: None,
+            cgroup_parent: None,
+            cgroup_name: None,
+            ignore_unavailable: false,
+            network: Network::loopback(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            capabilities: None,
+            seccomp: Seccomp::Default,
+            no_new_privs: true,
+            device_filter: Some(berth_ebpf_probes::DeviceFilter::container_default()),
+            rlimits: Vec::new(),
+            oom_score_adj: None,
+            apparmor: None,
+            init: false,
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+            tty: false,
+            // SAFETY: geteuid cannot fail.
+            rootless: unsafe { libc::geteuid() } != 0,
+            uid_maps: Vec::new(),
+            gid_maps: Vec::new(),
+            state_root: None,
+            masked: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            sysctls: Vec::new(),
+            joins: Vec::new(),
+            skip_namespaces: Namespaces::empty(),
+        }
+    }
+
+    /// The root filesystem (default [`Rootfs::host`]). An image rootfs also
+    /// supplies the default command, environment, working directory and user.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").rootfs(berth::Rootfs::dir("/srv/rootfs"));
+    /// ```
+    pub fn rootfs(mut self, rootfs: Rootfs) -> Self {
+        self.rootfs = rootfs;
+        self
+    }
+
+    /// Mount `/` read-only (other mounts keep their own flags).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").read_only_root(true);
+    /// ```
+    pub fn read_only_root(mut self, on: bool) -> Self {
+        self.read_only_root = on;
+        self
+    }
+
+    /// Add a bind or tmpfs mount.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").mount(berth::Mount::tmpfs("/scratch").size(1 << 20));
+    /// ```
+    pub fn mount(mut self, m: Mount) -> Self {
+        self.mounts.push(m);
+        self
+    }
+
+    /// The hostname (default: the id, cut to 63 bytes).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").hostname("web");
+    /// ```
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostname = Some(name.into());
+        self
+    }
+
+    /// Set an environment variable (the environment starts empty, plus
+    /// `PATH`, `HOSTNAME`, `HOME` defaults and the image's `Env`).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").env("LANG", "C.UTF-8");
+    /// ```
+    pub fn env(mut self, key: impl Into<String>, val: impl Into<String>) -> Self {
+        self.env.push((key.into(), val.into()));
+        self
+    }
+
+    /// The working directory inside (default: the image's, else `/`).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").current_dir("/tmp");
+    /// ```
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Run as this uid and gid inside (default: the image's numeric `User`, else 0).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").user(1000, 1000);
+    /// ```
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
+    /// Supplementary groups.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").user(1000, 1000).groups([10]);
+    /// ```
+    pub fn groups(mut self, groups: impl IntoIterator<Item = u32>) -> Self {
+        self.groups = groups.into_iter().collect();
+        self
+    }
+
+    /// The command (default: the image's `Entrypoint` + `Cmd`, else `/bin/sh`).
+    /// Without a `/`, `argv[0]` is searched in the container's `PATH`.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").command(["/bin/sh", "-c", "echo hi"]);
+    /// ```
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command = argv.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// cgroup v2 resources (berth-cgroups). A limit whose controller the
+    /// host's cgroup2 does not offer is an error naming it, unless
+    /// [`ignore_unavailable`](Self::ignore_unavailable).
+    ///
+    /// ```
+    /// use berth_cgroups::{Limit, Resources};
+    /// let b = berth::Container::builder("c")
+    ///     .resources(Resources::new().memory_max(Limit::Value(256 << 20)).pids_max(Limit::Value(128)));
+    /// ```
+    pub fn resources(mut self, r: Resources) -> Self {
+        self.resources = Some(r);
+        self
+    }
+
+    /// The parent cgroup (absolute inside the cgroup2 mount, or relative to
+    /// it). Default: a `berth` group under the caller's own cgroup.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").cgroup_parent("/sys/fs/cgroup/unified/jobs");
+    /// ```
+    pub fn cgroup_parent(mut self, parent: impl Into<PathBuf>) -> Self {
+        self.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    /// Skip limits whose controller is unavailable (logged with where the
+    /// controller is bound) instead of failing.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").ignore_unavailable(true);
+    /// ```
+    pub fn ignore_unavailable(mut self, yes: bool) -> Self {
+        self.ignore_unavailable = yes;
+        self
+    }
+
+    /// The network (default [`Network::loopback`]).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").network(berth::Network::none());
+    /// ```
+    pub fn network(mut self, n: Network) -> Self {
+        self.network = n;
+        self
+    }
+
+    /// Add a capability to Docker's default set (`NET_ADMIN`, `CAP_SYS_TIME`,
+    /// `ALL`…); unknown names are an error at spawn.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").cap_add("NET_ADMIN");
+    /// ```
+    pub fn cap_add(mut self, cap: impl Into<String>) -> Self {
+        self.cap_add.push(cap.into());
+        self
+    }
+
+    /// Drop a capability from the set (`ALL` drops every one not added).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").cap_drop("ALL");
+    /// ```
+    pub fn cap_drop(mut self, cap: impl Into<String>) -> Self {
+        self.cap_drop.push(cap.into());
+        self
+    }
+
+    /// Set all five capability sets explicitly (overrides add/drop).
+    ///
+    /// ```
+    /// use berth_security::{CapSet, Capabilities};
+    /// let b = berth::Container::builder("c").capabilities(Capabilities::uniform(CapSet::empty()));
+    /// ```
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.capabilities = Some(caps);
+        self
+    }
+
+    /// The seccomp filter (default: Docker's profile).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").seccomp(berth::Seccomp::Unconfined);
+    /// ```
+    pub fn seccomp(mut self, s: Seccomp) -> Self {
+        self.seccomp = s;
+        self
+    }
+
+    /// `no_new_privs` (default on).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").no_new_privs(false);
+    /// ```
+    pub fn no_new_privs(mut self, on: bool) -> Self {
+        self.no_new_privs = on;
+        self
+    }
+
+    /// The eBPF device filter (default: the standard nodes only); `None`
+    /// attaches none.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").device_filter(None);
+    /// ```
+    pub fn device_filter(mut self, f: Option<berth_ebpf_probes::DeviceFilter>) -> Self {
+        self.device_filter = f;
+        self
+    }
+
+    /// A resource limit (setrlimit(2)).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").rlimit(berth_security::Resource::Nofile, 1024, 1024);
+    /// ```
+    pub fn rlimit(mut self, resource: Resource, soft: u64, hard: u64) -> Self {
+        self.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// `/proc/self/oom_score_adj` of the workload (-1000..=1000).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").oom_score_adj(500);
+    /// ```
+    pub fn oom_score_adj(mut self, v: i32) -> Self {
+        self.oom_score_adj = Some(v);
+        self
+    }
+
+    /// Confine the workload with this loaded AppArmor profile.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").apparmor_profile("docker-default");
+    /// ```
+    pub fn apparmor_profile(mut self, p: impl Into<String>) -> Self {
+        self.apparmor = Some(p.into());
+        self
+    }
+
+    /// Run a minimal init as pid 1 that reaps zombies and forwards signals
+    /// (the workload is its child).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").init(true);
+    /// ```
+    pub fn init(mut self, on: bool) -> Self {
+        self.init = on;
+        self
+    }
+
+    /// The workload's stdin (default inherit).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").stdin(berth::Stdio::Null);
+    /// ```
+    pub fn stdin(mut self, s: Stdio) -> Self {
+        self.stdin = s;
+        self
+    }
+
+    /// The workload's stdout (default inherit).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").stdout(berth::Stdio::Piped);
+    /// ```
+    pub fn stdout(mut self, s: Stdio) -> Self {
+        self.stdout = s;
+        self
+    }
+
+    /// The workload's stderr (default inherit).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").stderr(berth::Stdio::Null);
+    /// ```
+    pub fn stderr(mut self, s: Stdio) -> Self {
+        self.stderr = s;
+        self
+    }
+
+    /// Give the workload a new pseudo-terminal as stdin/stdout/stderr and
+    /// controlling terminal; the master is [`Container::pty`].
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").tty(true);
+    /// ```
+    pub fn tty(mut self, on: bool) -> Self {
+        self.tty = on;
+        self
+    }
+
+    /// Rootless mode (default: on when not root): a user namespace mapping
+    /// root inside to the caller, overlay with `userxattr`, `/dev` nodes
+    /// bound from the host, no cgroup unless [`cgroup_parent`](Self::cgroup_parent)
+    /// is a delegated, writable group.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").rootless(true);
+    /// ```
+    pub fn rootless(mut self, on: bool) -> Self {
+        self.rootless = on;
+        self
+    }
+
+    /// A uid map line for the user namespace (rootless, or OCI bundles).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").uid_map(berth_namespaces::IdMap::new(0, 100000, 65536));
+    /// ```
+    pub fn uid_map(mut self, m: IdMap) -> Self {
+        self.uid_maps.push(m);
+        self
+    }
+
+    /// A gid map line for the user namespace.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").gid_map(berth_namespaces::IdMap::new(0, 100000, 65536));
+    /// ```
+    pub fn gid_map(mut self, m: IdMap) -> Self {
+        self.gid_maps.push(m);
+        self
+    }
+
+    /// Where state directories live (default [`default_state_root`](crate::default_state_root)).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").state_root("/run/myruntime");
+    /// ```
+    pub fn state_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_root = Some(dir.into());
+        self
+    }
+
+    /// Replace the masked paths (default: berth-security's list).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").masked_paths(["/proc/kcore"]);
+    /// ```
+    pub fn masked_paths<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.masked = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replace the read-only paths (default: berth-security's list).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").readonly_paths(["/proc/sys"]);
+    /// ```
+    pub fn readonly_paths<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.readonly_paths = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Set a namespaced sysctl (`net.*` with an own network namespace,
+    /// IPC and mqueue ones); others are refused.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").sysctl("net.ipv4.ip_unprivileged_port_start", "0");
+    /// ```
+    pub fn sysctl(mut self, key: impl Into<String>, val: impl Into<String>) -> Self {
+        self.sysctls.push((key.into(), val.into()));
+        self
+    }
+
+    /// Join an existing namespace (`/proc/<pid>/ns/<type>` or a bind-mounted
+    /// namespace file) instead of creating that type.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").join_namespace("/run/netns/web", berth_namespaces::Namespaces::NET);
+    /// ```
+    pub fn join_namespace(mut self, path: impl Into<PathBuf>, ns: Namespaces) -> Self {
+        self.joins.push((path.into(), ns));
+        self
+    }
+
+    /// Do not create these namespace types (share the caller's). Mount and
+    /// pid namespaces cannot be skipped: the standard filesystem needs them.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").share_namespaces(berth_namespaces::Namespaces::IPC);
+    /// ```
+    pub fn share_namespaces(mut self, ns: Namespaces) -> Self {
+        self.skip_namespaces |= ns;
+        self
+    }
+
+    /// Create, start and return the running container.
+    ///
+    /// On error nothing is left behind: no process, cgroup, mount, netns,
+    /// veth, IPAM entry or state directory.
+    ///
+    /// ```no_run
+    /// let mut c = berth::Container::builder("c").command(["true"]).spawn()?;
+    /// c.wait()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn spawn(self) -> Result<Container> {
+        self.build(false)
+    }
+
+    /// Two-phase start: everything is ready (namespaces, filesystem,
+    /// cgroup, network, security) and the process waits just before
+    /// `execve` until [`Container::start`].
+    ///
+    /// ```no_run
+    /// let mut c = berth::Container::builder("c").command(["true"]).create()?;
+    /// c.start()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn create(self) -> Result<Container> {
+        self.build(true)
+    }
+
+    fn namespaces(&self) -> Namespaces {
+        let mut ns = Namespaces::MOUNT
+            | Namespaces::UTS
+            | Namespaces::IPC
+            | Namespaces::PID
+            | Namespaces::CGROUP;
+        if self.network.has_own_netns() {
+            ns |= Namespaces::NET;
+        }
+        if self.rootless || !self.uid_maps.is_empty() {
+            ns |= Namespaces::USER;
+        }
+        ns &= !self.skip_namespaces;
+        for (_, j) in &self.joins {
+            ns &= !*j;
+        }
+        ns
+    }
+
+    fn security_policy(&self, image_user: Option<(u32, u32)>) -> Result<SecurityPolicy> {
+        let caps = match self.capabilities {
+            Some(c) => c,
+            None => Capabilities::uniform(CapSet::docker_with(&self.cap_add, &self.cap_drop)?),
+        };
+        let mut p = SecurityPolicy::new()
+            .capabilities(caps)
+            .no_new_privs(self.no_new_privs);
+        p = match &self.seccomp {
+            Seccomp::Unconfined => p.no_seccomp(),
+            Seccomp::Default => p.seccomp_program(default_seccomp(caps.bounding)?),
+            Seccomp::Profile(prof) => p.seccomp(prof.clone()),
+        };
+        if let Some((u, g)) = self.user.or(image_user) {
+            p = p.user(u, g);
+            if !self.groups.is_empty() {
+                p = p.groups(self.groups.iter().copied());
+            }
+        } else if !self.groups.is_empty() {
+            p = p.user(0, 0).groups(self.groups.iter().copied());
+        }
+        for (r, s, h) in &self.rlimits {
+            p = p.rlimit(*r, *s, *h);
+        }
+        if let Some(v) = self.oom_score_adj {
+            p = p.oom_score_adj(v);
+        }
+        if let Some(a) = &self.apparmor {
+            p = p.apparmor_profile(a.clone());
+        }
+        Ok(p)
+    }
+
+    fn build(mut self, stopped: bool) -> Result<Container> {
+        // ---- Validation: nothing is created before all of it passed. ----
+        validate_id(&self.id)?;
+        let image = self.rootfs.config.clone().unwrap_or_default();
+        match &self.rootfs.kind {
+            RootfsKind::Dir(d) if !d.is_dir() => {
+                return Err(Error::RootfsMissing { path: d.clone() })
+            }
+            RootfsKind::Layers(ls) => {
+                for l in ls {
+                    if !l.is_dir() {
+                        return Err(Error::RootfsMissing { path: l.clone() });
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut argv = self.command.clone();
+        if argv.is_empty() {
+            argv = image.argv();
+        }
+        if argv.is_empty() {
+            argv = vec!["/bin/sh".to_string()];
+        }
+        if argv[0].is_empty() {
+            return Err(Error::invalid("empty program name"));
+        }
+        for m in &self.mounts {
+            m.validate()?;
+        }
+        let hostname = match &self.hostname {
+            Some(h) => h.clone(),
+            None => self.id.chars().take(63).collect(),
+        };
+        if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['\0', '/']) {
+            return Err(Error::invalid(format!(
+                "hostname {hostname:?} is not valid"
+            )));
+        }
+        if let Some(r) = &self.resources {
+            r.settings()?;
+        }
+        let ns = self.namespaces();
+        if !ns.contains(Namespaces::MOUNT | Namespaces::PID) {
+            return Err(Error::invalid(
+                "the mount and pid namespaces cannot be shared: the container filesystem needs them",
+            ));
+        }
+        for (k, _) in &self.sysctls {
+            if !sysctl_allowed(k, ns.contains(Namespaces::NET)) {
+                return Err(Error::invalid(format!(
+                    "sysctl {k:?} is not namespaced for this container; refusing to change the host's"
+                )));
+            }
+        }
+        let image_user = match image.user.as_deref() {
+            None | Some("") => None,
+            Some(u) => Some(parse_image_user(u)?),
+        };
+        let cwd = self
+            .cwd
+            .clone()
+            .or_else(|| {
+                image
+                    .working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from("/"));
+        if !cwd.is_absolute() {
+            return Err(Error::invalid(format!(
+                "working directory {cwd:?} must be absolute"
+            )));
+        }
+        let bridge = match &self.network.kind {
+            NetKind::Bridge(b) => {
+                if self.rootless {
+                    return Err(Error::invalid(
+                        "bridge networking needs root (rootless containers get loopback only)",
+                    ));
+                }
+                Some(b.clone())
+            }
+            _ => None,
+        };
+        let policy = self.security_policy(image_user)?;
+        let prepared = Arc::new(policy.prepare()?);
+
+        // Environment: defaults, the image's, then the caller's.
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+            ("HOSTNAME".into(), hostname.clone()),
+            ("HOME".into(), "/root".into()),
+        ];
+        if self.tty {
+            env.push(("TERM".into(), "xterm".into()));
+        }
+        for kv in &image.env {
+            if let Some((k, v)) = kv.split_once('=') {
+                set_env(&mut env, k, v);
+            }
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') {
+                return Err(Error::invalid(format!("environment variable name {k:?}")));
+            }
+            set_env(&mut env, k, v);
+        }
+
+        // ---- Side effects start here; the guard undoes them on error. ----
+        let state_root = self
+            .state_root
+            .clone()
+            .unwrap_or_else(state::default_state_root);
+        std::fs::create_dir_all(&state_root)
+            .map_err(|e| Error::io("create state root", &state_root, e))?;
+        let state_dir = state_root.join(&self.id);
+        match std::fs::create_dir(&state_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists {
+                    id: self.id.clone(),
+                    path: state_dir,
+                })
+            }
+            Err(e) => return Err(Error::io("create state directory", &state_dir, e)),
+        }
+        let mut guard = StateDirGuard(Some(state_dir.clone()));
+        for d in ["rootfs", "rw"] {
+            let p = state_dir.join(d);
+            std::fs::create_dir(&p).map_err(|e| Error::io("create directory", &p, e))?;
+        }
+        let owner = std::process::id() as i32;
+        let mut st = State {
+            id: self.id.clone(),
+            pid: None,
+            pid_start: None,
+            owner_pid: owner,
+            owner_start: state::proc_start_time(owner).unwrap_or(0),
+            cgroup: None,
+            mounts: Vec::new(),
+            network: None,
+            created: stopped,
+            detached: false,
+            created_at: state::now_secs(),
+        };
+
+        // /etc files.
+        let mut etc: Vec<(&'static str, Vec<u8>)> = vec![
+            ("/etc/hostname", format!("{hostname}\n").into_bytes()),
+            (
+                "/etc/hosts",
+                format!(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+                )
+                .into_bytes(),
+            ),
+        ];
+        if bridge.is_some() {
+            if let Ok(r) = std::fs::read("/etc/resolv.conf") {
+                etc.push(("/etc/resolv.conf", r));
+            }
+        }
+        if matches!(self.network.kind, NetKind::Host) {
+            etc.clear();
+        }
+        for (path, data) in &etc {
+            let name = Path::new(path).file_name().unwrap_or_default();
+            let p = state_dir.join(name);
+            std::fs::write(&p, data).map_err(|e| Error::io("write", &p, e))?;
+        }
+
+        // cgroup: created (with its limits) before the process, which is
+        // cloned straight into it.
+        let want_cgroup = !self.rootless || self.cgroup_parent.is_some();
+        let cgroup = if want_cgroup {
+            let mut b = CgroupBuilder::new(
+                self.cgroup_name
+                    .clone()
+                    .unwrap_or_else(|| self.id.clone().into()),
+            )
+            .ignore_unavailable(self.ignore_unavailable);
+            if let Some(p) = &self.cgroup_parent {
+                b = b.parent(p.clone());
+            }
+            if let Some(r) = &self.resources {
+                b = b.resources(r.clone());
+            }
+            let (cg, report) = b.create_with_report()?;
+            for s in &report.skipped {
+                tracing::warn!(container = %self.id, controller = s.controller.name(), file = %s.file, "limit skipped: controller unavailable");
+            }
+            st.cgroup = Some(cg.path().to_path_buf());
+            Some(cg)
+        } else {
+            if self.resources.as_ref().is_some_and(|r| !r.is_empty()) && !self.ignore_unavailable {
+                return Err(Error::invalid(
+                    "rootless containers get cgroup limits only under a delegated cgroup_parent",
+                ));
+            }
+            None
+        };
+        st.write(&state_dir)?;
+        if let (Some(cg), Some(f)) = (&cgroup, &self.device_filter) {
+            attach_device_filter(cg, f)?;
+        }
+
+        // ---- The spawn plan. ----
+        let fs_plan = FsPlan {
+            state_dir: &state_dir,
+            rootfs: &self.rootfs.kind,
+            read_only_root: self.read_only_root,
+            rootless: self.rootless,
+            own_netns: ns.contains(Namespaces::NET),
+            cgroupns: ns.contains(Namespaces::CGROUP) && cgroup.is_some(),
+            mounts: &self.mounts,
+            masked: &self.masked,
+            readonly: &self.readonly_paths,
+            sysctls: &self.sysctls,
+            etc_files: &etc,
+        };
+        let mut steps = fs::plan(&fs_plan)?;
+        if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {
+            steps.push(lo_up_step());
+        }
+        let mut pty_master = None;
+        if self.tty {
+            let (master, slave) = open_pty()?;
+            self.stdin = Stdio::Fd(
+                slave
+                    .try_clone()
+                    .map_err(|e| Error::io("dup pty", "/dev/ptmx", e))?,
+            );
+            self.stdout = Stdio::Fd(
+                slave
+                    .try_clone()
+                    .map_err(|e| Error::io("dup pty", "/dev/ptmx", e))?,
+            );
+            self.stderr = Stdio::Fd(slave);
+            steps.push(controlling_tty_step());
+            pty_master = Some(master);
+        }
+        let sec = prepared.clone();
+        // SAFETY: apply_in_child only runs raw syscalls on data prepared
+        // above (berth-security's contract) and is the plan's last step.
+        steps.push(unsafe {
+            Step::hook(
+                "apply security policy (rlimits, capabilities, no_new_privs, seccomp)",
+                move || sec.apply_in_child().map_err(|f| f.errno),
+            )
+        });
+
+        let mut sp = Spawner::new(&argv);
+        sp.env_clear()
+            .namespaces(ns)
+            .hostname(&hostname)
+            .current_dir(&cwd)
+            .init(self.init)
+            .parent_death_signal(libc::SIGKILL)
+            .stdin(std::mem::take(&mut self.stdin))
+            .stdout(std::mem::take(&mut self.stdout))
+            .stderr(std::mem::take(&mut self.stderr))
+            .steps(steps);
+        if !ns.contains(Namespaces::UTS) {
+            return Err(Error::invalid(
+                "the UTS namespace cannot be shared (the hostname is set)",
+            ));
+        }
+        for (k, v) in &env {
+            sp.env(k, v);
+        }
+        for (p, n) in &self.joins {
+            sp.join_path(p, *n);
+        }
+        if ns.contains(Namespaces::USER) {
+            if self.uid_maps.is_empty() {
+                // SAFETY: getuid/getgid cannot fail.
+                sp.uid_map(IdMap::new(0, unsafe { libc::getuid() }, 1));
+                // SAFETY: as above.
+                sp.gid_map(IdMap::new(0, unsafe { libc::getgid() }, 1));
+                sp.setgroups_deny(true);
+            } else {
+                for m in &self.uid_maps {
+                    sp.uid_map(*m);
+                }
+                for m in &self.gid_maps {
+                    sp.gid_map(*m);
+                }
+                // SAFETY: geteuid cannot fail.
+                sp.use_id_map_tools(unsafe { libc::geteuid() } != 0);
+            }
+        }
+        if let Some(cg) = &cgroup {
+            let fd = cg
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("dup cgroup fd", cg.path(), e))?;
+            sp.cgroup_fd(fd);
+        }
+        let attachment: Arc<Mutex<Option<berth_netsetup::Attachment>>> = Arc::new(Mutex::new(None));
+        if let Some(b) = &bridge {
+            let mut bn = BridgeNetwork::new(&b.name)
+                .bridge(b.bridge.as_deref().unwrap_or(&b.name))
+                .masquerade(b.masquerade);
+            if let Some(s) = &b.subnet {
+                bn = bn.subnet(s);
+            }
+            let net = bn.ensure()?;
+            st.network = Some(NetworkState {
+                network: b.name.clone(),
+                state_dir: net.state_dir().to_path_buf(),
+            });
+            st.write(&state_dir)?;
+            let mut attach = Attach::new(&self.id);
+            for p in &b.ports {
+                attach = attach.publish(*p);
+            }
+            let slot = attachment.clone();
+            sp.after_clone(move |child| {
+                let netns = NetNs::from_pidfd(child.pidfd())?;
+                let att = net.attach(&netns, &attach)?;
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(att);
+                }
+                Ok(())
+            });
+        }
+        let spawned = if stopped {
+            sp.spawn_stopped()
+        } else {
+            sp.spawn()
+        };
+        drop(sp);
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let e = if e.errno() == Some(libc::ENOENT)
+                    && matches!(&e, berth_namespaces::Error::Child { step, .. } if step.starts_with("execve"))
+                {
+                    Error::CommandNotFound {
+                        program: argv[0].clone(),
+                        source: e,
+                    }
+                } else {
+                    e.into()
+                };
+                // Undo in reverse: attachment (if the hook got that far), cgroup, state.
+                if let Some(a) = attachment.lock().ok().and_then(|mut s| s.take()) {
+                    if let Err(e2) = a.release() {
+                        tracing::warn!(container = %self.id, error = %e2, "undo: release network");
+                    }
+                }
+                if let Some(n) = &st.network {
+                    let _ = berth_netsetup::gc_container(&n.state_dir, None, &self.id);
+                }
+                drop(cgroup);
+                return Err(e);
+            }
+        };
+        let attachment = attachment.lock().ok().and_then(|mut s| s.take());
+        st.pid = Some(child.pid());
+        st.pid_start = state::proc_start_time(child.pid());
+        if let Err(e) = st.write(&state_dir) {
+            let _ = child.kill(libc::SIGKILL);
+            let _ = child.wait();
+            drop(attachment);
+            drop(cgroup);
+            return Err(e);
+        }
+        if let Some((store, _, digests)) = &self.rootfs.image_ref {
+            // Keep the layers from the store's gc while the container lives.
+            if let Err(e) = store.set_ref(&format!("container-{}", self.id), digests) {
+                tracing::warn!(container = %self.id, error = %e, "could not reference the image layers");
+            }
+        }
+        guard.0 = None;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        Ok(Container {
+            id: self.id,
+            state_dir,
+            state: st,
+            child: Some(child),
+            status: None,
+            cgroup,
+            attachment,
+            exec: ExecConfig {
+                policy,
+                namespaces: ns,
+                env,
+                cwd,
+            },
+            image_ref: self.rootfs.image_ref.map(|(s, _, _)| s),
+            pty: pty_master,
+            stdin,
+            stdout,
+            stderr,
+            destroyed: false,
+        })
+    }
+}
+
+fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+    match env.iter_mut().find(|(ek, _)| ek == k) {
+        Some(e) => e.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    }
+}
+
+/// The image config's `User`: numeric `uid` or `uid:gid` (names would need
+/// the image's /etc/passwd, which is not read here).
+fn parse_image_user(u: &str) -> Result<(u32, u32)> {
+    let bad = || {
+        Error::invalid(format!(
+            "image user {u:?}: only numeric uid[:gid] is supported"
+        ))
+    };
+    match u.split_once(':') {
+        Some((a, b)) => Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?)),
+        None => {
+            let uid = u.parse().map_err(|_| bad())?;
+            Ok((uid, uid))
+        }
+    }
+}
+
+/// Removes a half-made state directory on error.
+struct StateDirGuard(Option<PathBuf>);
+
+impl Drop for StateDirGuard {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            if let Err(e) = state::remove_state_dir(&d) {
+                tracing::warn!(error = %e, "undo: remove state directory");
+            }
+        }
+    }
+}
+
+/// Docker's default seccomp profile compiled for `caps`, cached per
+/// capability set for the life of the process.
+pub(crate) fn default_seccomp(caps: CapSet) -> Result<SeccompProgram> {
+    static CACHE: OnceLock<Mutex<Vec<(u64, SeccompProgram)>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    if let Ok(c) = cache.lock() {
+        if let Some((_, p)) = c.iter().find(|(b, _)| *b == caps.bits()) {
+            return Ok(p.clone());
+        }
+    }
+    let prog = SeccompProfile::docker_default().compile(&CompileContext::new(caps))?;
+    if let Ok(mut c) = cache.lock() {
+        c.push((caps.bits(), prog.clone()));
+    }
+    Ok(prog)
+}
+
+/// Attach `filter`: the default allowlist is loaded once per process and
+/// the same program attached to every container's cgroup. Removing the
+/// cgroup detaches it (cgroup-bpf(7)), so no handle is kept.
+fn attach_device_filter(
+    cg: &berth_cgroups::Cgroup,
+    filter: &berth_ebpf_probes::DeviceFilter,
+) -> Result<()> {
+    use berth_ebpf_probes::sys::{attach_cgroup, AttachType, Program, BPF_F_ALLOW_MULTI};
+    static DEFAULT: OnceLock<Mutex<Option<Program>>> = OnceLock::new();
+    let default = berth_ebpf_probes::DeviceFilter::container_default();
+    if filter.rules() == default.rules() {
+        let slot = DEFAULT.get_or_init(|| Mutex::new(None));
+        let mut g = slot
+            .lock()
+            .map_err(|_| Error::invalid("device filter cache poisoned"))?;
+        if g.is_none() {
+            *g = Some(default.load()?);
+        }
+        if let Some(p) = g.as_ref() {
+            attach_cgroup(
+                cg.as_fd(),
+                p,
+                AttachType::CgroupDevice,
+                BPF_F_ALLOW_MULTI,
+                None,
+            )?;
+        }
+        return Ok(());
+    }
+    filter.attach(cg.as_fd())?.keep_attached();
+    Ok(())
+}
+
+/// Child step: bring `lo` up with two ioctls (netdevice(7)).
+fn lo_up_step() -> Step {
+    // SAFETY: socket/ioctl/close are raw syscalls on stack data.
+    unsafe {
+        Step::hook("bring lo up (SIOCSIFFLAGS)", || {
+            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if s < 0 {
+                return Err(*libc::__errno_location());
+            }
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            ifr.ifr_name[0] = b'l' as libc::c_char;
+            ifr.ifr_name[1] = b'o' as libc::c_char;
+            if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+                let e = *libc::__errno_location();
+                libc::close(s);
+                return Err(e);
+            }
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            let r = libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
+            let e = *libc::__errno_location();
+            libc::close(s);
+            if r < 0 {
+                return Err(e);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Child step: new session with the pty on fd 0 as controlling terminal.
+fn controlling_tty_step() -> Step {
+    // SAFETY: setsid/ioctl are raw syscalls.
+    unsafe {
+        Step::hook("setsid + TIOCSCTTY", || {
+            if libc::setsid() < 0 {
+                return Err(*libc::__errno_location());
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(*libc::__errno_location());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A new pty pair (pty(7)): master and slave, both close-on-exec.
+fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: plain libc calls; fds checked and owned right away.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if m < 0 {
+            return Err(Error::io(
+                "posix_openpt",
+                "/dev/ptmx",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let master = OwnedFd::from_raw_fd(m);
+        if libc::grantpt(m) != 0 || libc::unlockpt(m) != 0 {
+            return Err(Error::io(
+                "unlockpt",
+                "/dev/ptmx",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let mut buf = [0 as libc::c_char; 64];
+        if libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()) != 0 {
+            return Err(Error::io(
+                "ptsname",
+                "/dev/ptmx",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let s = libc::open(
+            buf.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if s < 0 {
+            let name = std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            return Err(Error::io(
+                "open pty slave",
+                name,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let _ = master.as_raw_fd();
+        Ok((master, OwnedFd::from_raw_fd(s)))
+    }
+}
+
+#[allow(dead_code)]
+fn _os(s: &str) -> OsString {
+    s.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("web-1.a_b").is_ok());
+        assert!(validate_id("").is_err());
+        assert!(validate_id(".x").is_err());
+        assert!(validate_id("a/b").is_err());
+        assert!(validate_id(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn image_users() {
+        assert_eq!(parse_image_user("1000").unwrap(), (1000, 1000));
+        assert_eq!(parse_image_user("1:2").unwrap(), (1, 2));
+        assert!(parse_image_user("nobody").is_err());
+    }
+
+    #[test]
+    fn sysctls() {
+        assert!(sysctl_allowed("net.ipv4.ip_forward", true));
+        assert!(!sysctl_allowed("net.ipv4.ip_forward", false));
+        assert!(sysctl_allowed("kernel.shmmax", false));
+        assert!(!sysctl_allowed("kernel.panic", true));
+    }
+}

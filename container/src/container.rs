@@ -1,0 +1,547 @@
+//! The handle of a created or running container.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_cgroups::{Cgroup, Stats};
+use berth_namespaces::{Namespaces, Spawner, Stdio, Step};
+use berth_security::SecurityPolicy;
+
+use crate::error::{Error, Result};
+use crate::state::{self, State};
+
+/// What `exec` needs to enter the container the same way as its workload.
+#[derive(Debug)]
+pub(crate) struct ExecConfig {
+    pub policy: SecurityPolicy,
+    pub namespaces: Namespaces,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// Byte and packet counters of one interface inside the container
+/// (`/proc/<pid>/net/dev`, seen from the container's network namespace).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceStats {
+    /// Interface name.
+    pub name: String,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+}
+
+/// [`Container::stats`]: the cgroup's statistics and the network counters.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerStats {
+    /// cgroup statistics (parts whose controller is absent are `None`).
+    pub cgroup: Option<Stats>,
+    /// Per-interface counters of the container's network namespace.
+    pub interfaces: Vec<InterfaceStats>,
+}
+
+/// Something that happened to a container ([`Container::events`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContainerEvent {
+    /// `count` more processes were killed by the OOM killer (memory.events).
+    OomKill {
+        /// New kills since the last report.
+        count: u64,
+    },
+    /// The memory limit was hit `count` more times.
+    MemoryMax {
+        /// New occurrences since the last report.
+        count: u64,
+    },
+    /// The container's init exited (reap it with [`Container::wait`]).
+    Exited,
+}
+
+/// A stream of [`ContainerEvent`]s: cgroup notifications (inotify on
+/// `memory.events`/`cgroup.events`) plus the init's pidfd becoming readable.
+#[derive(Debug)]
+pub struct Events {
+    watcher: Option<berth_cgroups::EventWatcher>,
+    pidfd: OwnedFd,
+    exited: bool,
+}
+
+impl Events {
+    /// Wait up to `timeout` (forever with `None`) for events; an empty
+    /// vector means the timeout passed.
+    pub fn next(&mut self, timeout: Option<Duration>) -> Result<Vec<ContainerEvent>> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let mut out = Vec::new();
+            if let Some(w) = &mut self.watcher {
+                for e in w.wait(Some(Duration::ZERO))? {
+                    match e {
+                        berth_cgroups::Event::OomKill { count }
+                        | berth_cgroups::Event::OomGroupKill { count } => {
+                            out.push(ContainerEvent::OomKill { count })
+                        }
+                        berth_cgroups::Event::MemoryMax { count } => {
+                            out.push(ContainerEvent::MemoryMax { count })
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if !self.exited && poll_in(&self.pidfd, 0) {
+                self.exited = true;
+                out.push(ContainerEvent::Exited);
+            }
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            let left = match deadline {
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return Ok(out);
+                    }
+                    d - now
+                }
+                None => Duration::from_millis(50),
+            };
+            // Sleep on the pidfd (or briefly, so cgroup events are seen too).
+            let ms = left.min(Duration::from_millis(50)).as_millis() as i32;
+            if self.exited {
+                std::thread::sleep(Duration::from_millis(ms as u64));
+            } else {
+                poll_in(&self.pidfd, ms.max(1));
+            }
+        }
+    }
+}
+
+fn poll_in(fd: &OwnedFd, ms: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    r > 0 && p.revents & libc::POLLIN != 0
+}
+
+/// A created or running container. Owns its process, cgroup, network
+/// attachment and state directory; [`destroy`](Self::destroy) removes them
+/// all and reports every error, `Drop` does the same best effort.
+#[derive(Debug)]
+pub struct Container {
+    pub(crate) id: String,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) state: State,
+    pub(crate) child: Option<berth_namespaces::Child>,
+    pub(crate) status: Option<ExitStatus>,
+    pub(crate) cgroup: Option<Cgroup>,
+    pub(crate) attachment: Option<berth_netsetup::Attachment>,
+    pub(crate) exec: ExecConfig,
+    pub(crate) image_ref: Option<berth_overlay::LayerStore>,
+    pub(crate) pty: Option<OwnedFd>,
+    /// The workload's stdin when [`Stdio::Piped`].
+    pub stdin: Option<ChildStdin>,
+    /// The workload's stdout when [`Stdio::Piped`].
+    pub stdout: Option<ChildStdout>,
+    /// The workload's stderr when [`Stdio::Piped`].
+    pub stderr: Option<ChildStderr>,
+    pub(crate) destroyed: bool,
+}
+
+impl Container {
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The init's pid in the caller's pid namespace.
+    pub fn pid(&self) -> i32 {
+        self.state.pid.unwrap_or(0)
+    }
+
+    /// The state directory (`state.json` inside).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The recorded state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The container's cgroup, when it has one.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.cgroup.as_ref()
+    }
+
+    /// The container's address on its bridge network.
+    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
+        self.attachment.as_ref().map(|a| a.address())
+    }
+
+    /// The pty master when created with [`tty`](crate::ContainerBuilder::tty).
+    pub fn pty(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pty.as_ref().map(|f| f.as_fd())
+    }
+
+    fn child(&mut self) -> Result<&mut berth_namespaces::Child> {
+        let id = self.id.clone();
+        self.child.as_mut().ok_or_else(|| Error::Process {
+            what: "access the process",
+            id,
+            source: std::io::Error::from_raw_os_error(libc::ESRCH),
+        })
+    }
+
+    /// Release a container made with [`create`](crate::ContainerBuilder::create):
+    /// it calls `execve` now.
+    pub fn start(&mut self) -> Result<()> {
+        self.child()?.start()?;
+        self.state.created = false;
+        self.state.write(&self.state_dir)
+    }
+
+    /// Wait for the init to exit (the workload's status; 128+N style
+    /// signals are in `ExitStatusExt::signal`).
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        let s = self.child()?.wait()?;
+        self.status = Some(s);
+        Ok(s)
+    }
+
+    /// The exit status if the init has exited, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        let s = self.child()?.try_wait()?;
+        self.status = s;
+        Ok(s)
+    }
+
+    /// Wait at most `timeout`; `None` when it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        let s = self.child()?.wait_timeout(timeout)?;
+        self.status = s;
+        Ok(s)
+    }
+
+    /// Send `signal` to the init (pidfd_send_signal(2): never a reused pid).
+    pub fn kill(&mut self, signal: i32) -> Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        self.child()?.kill(signal)?;
+        Ok(())
+    }
+
+    /// Run `argv` inside the running container: it joins every namespace of
+    /// the init through its pidfd (`setns`, Linux 5.8), is cloned straight
+    /// into the container's cgroup (`CLONE_INTO_CGROUP`) and gets the same
+    /// security policy, environment and working directory.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let out = c.exec(["hostname"]).output()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn exec<I, S>(&self, argv: I) -> Exec<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Exec {
+            c: self,
+            argv: argv.into_iter().map(Into::into).collect(),
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+        }
+    }
+
+    /// Freeze every process of the container (cgroup.freeze, Linux 5.2).
+    pub fn pause(&self) -> Result<()> {
+        self.cgroup_ref("pause")?.freeze()?;
+        Ok(())
+    }
+
+    /// Thaw a paused container.
+    pub fn resume(&self) -> Result<()> {
+        self.cgroup_ref("resume")?.thaw()?;
+        Ok(())
+    }
+
+    fn cgroup_ref(&self, what: &'static str) -> Result<&Cgroup> {
+        self.cgroup.as_ref().ok_or_else(|| Error::Process {
+            what,
+            id: self.id.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the container has no cgroup (rootless without a delegated parent)",
+            ),
+        })
+    }
+
+    /// cgroup statistics plus per-interface network counters.
+    pub fn stats(&self) -> Result<ContainerStats> {
+        let cgroup = match &self.cgroup {
+            Some(c) => Some(c.stats()?),
+            None => None,
+        };
+        let mut interfaces = Vec::new();
+        if self.status.is_none() {
+            let p = format!("/proc/{}/net/dev", self.pid());
+            let text =
+                std::fs::read_to_string(&p).map_err(|e| Error::io("read", PathBuf::from(&p), e))?;
+            interfaces = parse_net_dev(&text);
+        }
+        Ok(ContainerStats { cgroup, interfaces })
+    }
+
+    /// A stream of OOM-kill, memory-limit and exit events.
+    pub fn events(&mut self) -> Result<Events> {
+        let watcher = match &self.cgroup {
+            Some(c) => Some(c.watch()?),
+            None => None,
+        };
+        let id = self.id.clone();
+        let pidfd = self
+            .child()?
+            .pidfd()
+            .try_clone_to_owned()
+            .map_err(|source| Error::Process {
+                what: "dup pidfd",
+                id,
+                source,
+            })?;
+        Ok(Events {
+            watcher,
+            pidfd,
+            exited: false,
+        })
+    }
+
+    /// Let the container run on after this handle is dropped: the state is
+    /// marked detached (so [`gc`](crate::gc) leaves it while it runs) and
+    /// its cgroup and network are kept. Returns the state directory.
+    pub fn detach(mut self) -> Result<PathBuf> {
+        self.state.detached = true;
+        self.state.write(&self.state_dir)?;
+        if let Some(c) = self.child.take() {
+            drop(c.into_pidfd());
+        }
+        if let Some(mut cg) = self.cgroup.take() {
+            cg.set_remove_on_drop(false);
+        }
+        if let Some(a) = self.attachment.take() {
+            std::mem::forget(a);
+        }
+        self.destroyed = true;
+        Ok(self.state_dir.clone())
+    }
+
+    /// Kill every process, then remove the cgroup, the network attachment
+    /// and the state directory. Continues past errors and reports them all.
+    pub fn destroy(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        if self.destroyed {
+            return Ok(());
+        }
+        self.destroyed = true;
+        let mut errors: Vec<Error> = Vec::new();
+        if let Some(child) = self.child.as_mut() {
+            if self.status.is_none() {
+                match child.try_wait() {
+                    Ok(Some(s)) => self.status = Some(s),
+                    _ => {
+                        if let Err(e) = child.kill(libc::SIGKILL) {
+                            errors.push(e.into());
+                        }
+                        match child.wait() {
+                            Ok(s) => self.status = Some(s),
+                            Err(e) => errors.push(e.into()),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(a) = self.attachment.take() {
+            if let Err(e) = a.release() {
+                errors.push(e.into());
+            }
+        }
+        if let Some(cg) = self.cgroup.take() {
+            // Kills whatever is left (an exec'd process) and removes the directory.
+            if let Err(e) = cg.remove() {
+                errors.push(e.into());
+            }
+        }
+        if let Some(store) = self.image_ref.take() {
+            if let Err(e) = store.remove_ref(&format!("container-{}", self.id)) {
+                errors.push(e.into());
+            }
+        }
+        if let Err(e) = state::remove_state_dir(&self.state_dir) {
+            errors.push(e);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Teardown {
+                id: self.id.clone(),
+                errors,
+            })
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::warn!(container = %self.id, error = %e, "teardown on drop failed");
+        }
+    }
+}
+
+/// Parse `/proc/net/dev`.
+pub(crate) fn parse_net_dev(text: &str) -> Vec<InterfaceStats> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if f.len() < 10 {
+                return None;
+            }
+            Some(InterfaceStats {
+                name: name.trim().to_string(),
+                rx_bytes: f[0],
+                rx_packets: f[1],
+                tx_bytes: f[8],
+                tx_packets: f[9],
+            })
+        })
+        .collect()
+}
+
+/// A command to run inside a running container; see [`Container::exec`].
+#[derive(Debug)]
+pub struct Exec<'a> {
+    c: &'a Container,
+    argv: Vec<String>,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+}
+
+impl Exec<'_> {
+    /// Its stdin (default inherit).
+    pub fn stdin(mut self, s: Stdio) -> Self {
+        self.stdin = s;
+        self
+    }
+
+    /// Its stdout (default inherit).
+    pub fn stdout(mut self, s: Stdio) -> Self {
+        self.stdout = s;
+        self
+    }
+
+    /// Its stderr (default inherit).
+    pub fn stderr(mut self, s: Stdio) -> Self {
+        self.stderr = s;
+        self
+    }
+
+    fn spawner(&mut self) -> Result<Spawner> {
+        let c = self.c;
+        let child = c.child.as_ref().ok_or_else(|| Error::Process {
+            what: "exec",
+            id: c.id.clone(),
+            source: std::io::Error::from_raw_os_error(libc::ESRCH),
+        })?;
+        if self.argv.is_empty() {
+            return Err(Error::invalid("exec: empty command"));
+        }
+        let prepared = Arc::new(c.exec.policy.prepare()?);
+        let mut sp = Spawner::new(&self.argv);
+        sp.env_clear()
+            .join_pidfd(child.pidfd(), c.exec.namespaces)
+            .current_dir(&c.exec.cwd)
+            .parent_death_signal(libc::SIGKILL)
+            .stdin(std::mem::take(&mut self.stdin))
+            .stdout(std::mem::take(&mut self.stdout))
+            .stderr(std::mem::take(&mut self.stderr));
+        for (k, v) in &c.exec.env {
+            sp.env(k, v);
+        }
+        if let Some(cg) = &c.cgroup {
+            let fd = cg
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("dup cgroup fd", cg.path(), e))?;
+            sp.cgroup_fd(fd);
+        }
+        // SAFETY: berth-security's apply_in_child is allocation-free.
+        sp.step(unsafe {
+            Step::hook("apply security policy", move || {
+                prepared.apply_in_child().map_err(|f| f.errno)
+            })
+        });
+        Ok(sp)
+    }
+
+    /// Start it; the returned process is not part of the container's
+    /// lifetime accounting (it dies with the container's pid namespace).
+    pub fn spawn(mut self) -> Result<berth_namespaces::Child> {
+        Ok(self.spawner()?.spawn()?)
+    }
+
+    /// Run it with stdout and stderr captured.
+    pub fn output(mut self) -> Result<std::process::Output> {
+        Ok(self.spawner()?.output()?)
+    }
+
+    /// Run it and return its exit status.
+    pub fn status(mut self) -> Result<ExitStatus> {
+        Ok(self.spawner()?.status()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_dev() {
+        let t = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0\n";
+        let v = parse_net_dev(t);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].name, "lo");
+        assert_eq!(v[0].rx_bytes, 140);
+        assert_eq!(v[0].tx_packets, 2);
+    }
+}

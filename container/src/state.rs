@@ -1,0 +1,300 @@
+//! The state directory: what another process needs to find, signal and
+//! delete a container, and the garbage collector that reclaims containers
+//! whose owner died.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Name of the JSON file inside a container's state directory.
+pub const STATE_FILE: &str = "state.json";
+
+/// The default root of state directories: `/run/berth` as root,
+/// `$XDG_RUNTIME_DIR/berth` otherwise (`/tmp/berth-<uid>` without it).
+pub fn default_state_root() -> PathBuf {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/berth");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("berth"),
+        None => PathBuf::from(format!("/tmp/berth-{uid}")),
+    }
+}
+
+/// The network part of a container's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkState {
+    /// The bridge network's name.
+    pub network: String,
+    /// berth-netsetup's state directory (IPAM, firewall bookkeeping).
+    pub state_dir: PathBuf,
+}
+
+/// The JSON record in `<state root>/<id>/state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The container id.
+    pub id: String,
+    /// The container's init pid (host pid namespace), once spawned.
+    pub pid: Option<i32>,
+    /// Start time of `pid` (field 22 of `/proc/<pid>/stat`, clock ticks since
+    /// boot), to detect pid reuse.
+    pub pid_start: Option<u64>,
+    /// The process that owns the container (its handle lives there).
+    pub owner_pid: i32,
+    /// Start time of the owner, to detect pid reuse.
+    pub owner_start: u64,
+    /// Absolute path of the container's cgroup directory.
+    pub cgroup: Option<PathBuf>,
+    /// Host mounts the container made (none in this implementation: the
+    /// root filesystem is mounted inside the container's mount namespace
+    /// and vanishes with it), listed for tools that clean up.
+    pub mounts: Vec<PathBuf>,
+    /// The bridge network attachment, if any.
+    pub network: Option<NetworkState>,
+    /// Created with two-phase start and not started yet.
+    pub created: bool,
+    /// The owner let the container run on without it; `gc` leaves it alone
+    /// while its process lives.
+    pub detached: bool,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+impl State {
+    pub(crate) fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(STATE_FILE);
+        let tmp = dir.join(".state.json.tmp");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&tmp, json).map_err(|e| Error::io("write state file", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("write state file", &path, e))
+    }
+
+    /// Read the state of container `id` under `root` (default root when `None`).
+    ///
+    /// ```no_run
+    /// let st = berth::State::load(None, "web-1")?;
+    /// println!("pid {:?}", st.pid);
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn load(root: Option<&Path>, id: &str) -> Result<State> {
+        let root = root
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_state_root);
+        Self::read(&root.join(id).join(STATE_FILE))
+    }
+
+    fn read(path: &Path) -> Result<State> {
+        let b = std::fs::read(path).map_err(|e| Error::io("read state file", path, e))?;
+        serde_json::from_slice(&b).map_err(|e| Error::State {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Is the container's init still the process recorded (alive, same start time)?
+    pub fn is_running(&self) -> bool {
+        match (self.pid, self.pid_start) {
+            (Some(p), Some(s)) => proc_start_time(p) == Some(s),
+            _ => false,
+        }
+    }
+
+    /// Is the owner process still alive (same pid and start time)?
+    pub fn owner_alive(&self) -> bool {
+        proc_start_time(self.owner_pid) == Some(self.owner_start)
+    }
+}
+
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`: clock ticks after boot.
+pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: skip
+    // to the last ')'.
+    let rest = &s[s.rfind(')')? + 1..];
+    // After ')': field 3 is state; starttime is field 22 → index 19 here.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What [`gc`] did.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Ids of containers whose resources were reclaimed.
+    pub reclaimed: Vec<String>,
+    /// Ids left alone (owner alive, or detached and still running).
+    pub kept: Vec<String>,
+    /// Errors met on the way (gc continues past them).
+    pub errors: Vec<Error>,
+}
+
+/// Reclaim every container under `root` (default root when `None`) whose
+/// owner process died: kill its processes (by cgroup, else by pid when the
+/// start time still matches), remove its cgroup, its network attachment
+/// (IPAM entry, veth, nft rules via `berth_netsetup::gc_container`) and its
+/// state directory. Detached containers are reclaimed only once their init
+/// has exited. Continues past errors and lists them in the report.
+///
+/// ```no_run
+/// let report = berth::gc(None)?;
+/// println!("reclaimed {:?}", report.reclaimed);
+/// # Ok::<(), berth::Error>(())
+/// ```
+pub fn gc(root: Option<&Path>) -> Result<GcReport> {
+    let root = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_state_root);
+    let mut report = GcReport::default();
+    let rd = match std::fs::read_dir(&root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) => return Err(Error::io("read state root", &root, e)),
+    };
+    for ent in rd.flatten() {
+        let dir = ent.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let id = ent.file_name().to_string_lossy().into_owned();
+        let path = dir.join(STATE_FILE);
+        let st = match State::read(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                // A directory being created right now has no state file yet;
+                // leave young ones alone.
+                let young = std::fs::metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|d| d.as_secs() < 60);
+                if young {
+                    report.kept.push(id);
+                } else {
+                    report.errors.push(e);
+                }
+                continue;
+            }
+        };
+        if st.owner_alive() || (st.detached && st.is_running()) {
+            report.kept.push(id);
+            continue;
+        }
+        let errs = reclaim(&dir, &st);
+        if errs.is_empty() {
+            report.reclaimed.push(id);
+        } else {
+            report.errors.push(Error::Teardown { id, errors: errs });
+        }
+    }
+    Ok(report)
+}
+
+/// Tear down everything a state record names. Returns every error.
+pub(crate) fn reclaim(dir: &Path, st: &State) -> Vec<Error> {
+    let mut errs = Vec::new();
+    let mut cgroup_done = false;
+    if let Some(cg) = &st.cgroup {
+        match berth_cgroups::Hierarchy::discover() {
+            Ok(h) => {
+                let rel = cg.strip_prefix(h.mount_point()).unwrap_or(cg);
+                match berth_cgroups::Cgroup::open(&h, rel) {
+                    // remove() kills what is left inside and waits for it.
+                    Ok(c) => match c.remove() {
+                        Ok(()) => cgroup_done = true,
+                        Err(e) => errs.push(e.into()),
+                    },
+                    Err(_) if !cg.exists() => cgroup_done = true,
+                    Err(e) => errs.push(e.into()),
+                }
+            }
+            Err(e) => errs.push(e.into()),
+        }
+    }
+    if !cgroup_done && st.is_running() {
+        if let Some(pid) = st.pid {
+            // SAFETY: plain kill(2); the start time matched just above.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+                errs.push(Error::Process {
+                    what: "kill",
+                    id: st.id.clone(),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+        }
+    }
+    if let Some(n) = &st.network {
+        if let Err(e) = berth_netsetup::gc_container(&n.state_dir, None, &st.id) {
+            errs.push(e.into());
+        }
+    }
+    for m in &st.mounts {
+        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
+            // SAFETY: valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    if errs.is_empty() {
+        if let Err(e) = remove_state_dir(dir) {
+            errs.push(e);
+        }
+    }
+    errs
+}
+
+pub(crate) fn remove_state_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove state directory", dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_of_self() {
+        let me = std::process::id() as i32;
+        let a = proc_start_time(me).unwrap();
+        assert_eq!(proc_start_time(me), Some(a));
+        assert_eq!(proc_start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn state_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let st = State {
+            id: "x".into(),
+            pid: Some(1),
+            pid_start: Some(2),
+            owner_pid: 3,
+            owner_start: 4,
+            cgroup: Some("/sys/fs/cgroup/x".into()),
+            mounts: vec![],
+            network: Some(NetworkState {
+                network: "n".into(),
+                state_dir: "/run/n".into(),
+            }),
+            created: true,
+            detached: false,
+            created_at: 5,
+        };
+        st.write(d.path()).unwrap();
+        assert_eq!(State::read(&d.path().join(STATE_FILE)).unwrap(), st);
+        assert!(!st.owner_alive());
+    }
+}

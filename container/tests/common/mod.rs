@@ -1,0 +1,90 @@
+//! Helpers shared by the container tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use berth::{Container, ContainerBuilder, Rootfs, Stdio};
+
+/// A private state root per test, so tests never see each other's containers.
+pub fn state_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("berth-state-")
+        .tempdir_in("/run")
+        .expect("state root")
+}
+
+/// A builder on the busybox rootfs (as a bind-mounted directory).
+pub fn busybox(id: &str, root: &tempfile::TempDir) -> ContainerBuilder {
+    Container::builder(id)
+        .rootfs(Rootfs::dir(berth_testkit::busybox_rootfs()))
+        .state_root(root.path())
+        .stdin(Stdio::Null)
+}
+
+/// Run `sh -c script` in the container built by `b`, return (status, stdout, stderr).
+pub fn sh(b: ContainerBuilder, script: &str) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    let mut c = b
+        .command(["/bin/sh", "-c", script])
+        .stdout(Stdio::Piped)
+        .stderr(Stdio::Piped)
+        .spawn()
+        .expect("spawn");
+    let mut err = String::new();
+    let mut errpipe = c.stderr.take().unwrap();
+    let h = std::thread::spawn(move || {
+        let _ = errpipe.read_to_string(&mut err);
+        err
+    });
+    let mut out = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let err = h.join().unwrap();
+    let st = c.wait().expect("wait");
+    c.destroy().expect("destroy");
+    (st, out, err)
+}
+
+/// Everything a container could leave behind on the host.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub mounts: Vec<String>,
+    pub cgroups: Vec<String>,
+    pub links: Vec<String>,
+    pub state: Vec<PathBuf>,
+}
+
+pub fn cgroup_parent() -> PathBuf {
+    let h = berth_cgroups::Hierarchy::discover().unwrap();
+    h.own_cgroup_dir().join("berth")
+}
+
+pub fn footprint(root: &std::path::Path, id: &str) -> Footprint {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(id))
+        .map(String::from)
+        .collect();
+    let cgroups = std::fs::read_dir(cgroup_parent())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(id))
+                .collect()
+        })
+        .unwrap_or_default();
+    let links = berth_testkit::run("ip", &["-o", "link"])
+        .lines()
+        .filter(|l| l.contains(id))
+        .map(String::from)
+        .collect();
+    let state = std::fs::read_dir(root)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    Footprint {
+        mounts,
+        cgroups,
+        links,
+        state,
+    }
+}

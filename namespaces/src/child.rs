@@ -71,6 +71,9 @@ pub(crate) struct ChildPlan<'a> {
     pub cwd: Option<&'a CStr>,
     /// In a new user namespace with maps: (uid, gid, clear supplementary groups).
     pub become_id: Option<(libc::uid_t, libc::gid_t, bool)>,
+    /// The parent's signal mask when it blocked everything around a
+    /// `CLONE_VM` clone: restored (after resetting handlers) just before exec.
+    pub orig_mask: Option<libc::sigset_t>,
 }
 
 fn report(fd: RawFd, kind: u32, index: u32, value: i32) {
@@ -287,6 +290,22 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
                 Err(e) => fail(err, R_PHASE, P_START, e),
             }
             libc::close(plan.start_r);
+        }
+        if let Some(mask) = &plan.orig_mask {
+            // We share the parent's memory: no handler of the parent may run
+            // here. Reset caught signals to default, then unblock.
+            for sig in 1..65 {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut sa) == 0
+                    && sa.sa_sigaction != libc::SIG_DFL
+                    && sa.sa_sigaction != libc::SIG_IGN
+                {
+                    let mut dfl: libc::sigaction = std::mem::zeroed();
+                    dfl.sa_sigaction = libc::SIG_DFL;
+                    libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                }
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
         }
         let mut result = libc::ENOENT;
         let mut saw_eacces = false;

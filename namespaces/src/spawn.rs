@@ -949,7 +949,7 @@ impl Spawner {
             }
         };
 
-        let plan = ChildPlan {
+        let mut plan = ChildPlan {
             steps: &self.steps,
             exec_paths: &exec_paths,
             argv: &argv,
@@ -969,6 +969,7 @@ impl Spawner {
             init: self.init,
             cwd: cwd.as_deref(),
             become_id,
+            orig_mask: None,
         };
 
         let mut ns_flags = self.namespaces;
@@ -987,23 +988,45 @@ impl Spawner {
             args.flags |= sys::CLONE_INTO_CGROUP;
             args.cgroup = fd as u64;
         }
-        // SAFETY: clone3 without CLONE_VM forks this process; the child gets
-        // a copy of our memory and runs only async-signal-safe code on it.
-        let ret = unsafe {
-            libc::syscall(
-                sys::SYS_CLONE3,
-                &mut args as *mut sys::CloneArgs,
-                std::mem::size_of::<sys::CloneArgs>(),
-            )
+        // Fast path: when the parent has nothing to do between clone and
+        // exec (no id maps, no hook, no two-phase start, no cgroup fd, no
+        // time namespace flag), share our memory with the child and sleep
+        // until it execs (CLONE_VM | CLONE_VFORK, as posix_spawn does): no
+        // page tables are copied and nothing is copied on write.
+        // Not with the init (it never execs: the parent would sleep forever),
+        // nor with joins or time offsets: setns into a user or time namespace
+        // and unshare(CLONE_NEWTIME) refuse a process sharing its mm (EUSERS/EINVAL).
+        let vfork = !need_sync
+            && !stopped
+            && !self.init
+            && join_fds.is_empty()
+            && time_offsets.is_none()
+            && cgroup_fd.is_none()
+            && !ns_flags.contains(Namespaces::TIME);
+        let ret = if vfork {
+            // SAFETY: see vfork_spawn.
+            unsafe { vfork_spawn(&mut plan, ns_flags, &mut pidfd_out) }
+        } else {
+            // SAFETY: clone3 without CLONE_VM forks this process; the child gets
+            // a copy of our memory and runs only async-signal-safe code on it.
+            let ret = unsafe {
+                libc::syscall(
+                    sys::SYS_CLONE3,
+                    &mut args as *mut sys::CloneArgs,
+                    std::mem::size_of::<sys::CloneArgs>(),
+                )
+            };
+            if ret == 0 {
+                // SAFETY: we are the child, right after clone3.
+                unsafe { child::run(&plan) }
+            }
+            if ret < 0 {
+                Err(sys::errno())
+            } else {
+                Ok(ret)
+            }
         };
-        if ret == 0 {
-            // SAFETY: we are the child, right after clone3.
-            unsafe { child::run(&plan) }
-        }
-        if ret < 0 {
-            let e = sys::errno();
-            return Err(Error::setup(clone_op(args.flags, e), e));
-        }
+        let ret = ret.map_err(|e| Error::setup(clone_op(args.flags, e), e))?;
         let mut pid = ret as i32;
         // SAFETY: CLONE_PIDFD stored a fresh pidfd for us.
         let mut pidfd = unsafe { OwnedFd::from_raw_fd(pidfd_out) };
@@ -1170,6 +1193,74 @@ impl Spawner {
             write_proc(&proc.join("setgroups"), b"deny")?;
         }
         Ok(())
+    }
+}
+
+/// Size of the child's stack in the `CLONE_VM` fast path (only touched pages cost memory).
+const VFORK_STACK: usize = 1 << 20;
+
+extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: arg is the &ChildPlan passed by vfork_spawn, alive while the
+    // parent sleeps in CLONE_VFORK.
+    unsafe { child::run(&*(arg as *const ChildPlan<'_>)) }
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | namespaces)` on a private
+/// stack; returns once the child has exec'd or exited. All signals are
+/// blocked around it so no handler of ours can run on the shared memory; the
+/// child resets handlers and restores the mask just before `execve`.
+///
+/// # Safety
+/// The child only runs async-signal-safe code that writes to nothing of ours
+/// but its own stack.
+unsafe fn vfork_spawn(
+    plan: &mut ChildPlan<'_>,
+    ns: Namespaces,
+    pidfd_out: &mut RawFd,
+) -> std::result::Result<libc::c_long, i32> {
+    // SAFETY (whole body): mmap/mprotect/munmap of our own mapping, sigmask on
+    // locals, and clone with a valid stack and argument.
+    unsafe {
+        let page = 4096usize;
+        let stack = libc::mmap(
+            std::ptr::null_mut(),
+            VFORK_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        );
+        if stack == libc::MAP_FAILED {
+            return Err(sys::errno());
+        }
+        // A guard page at the bottom: overflow faults instead of writing our heap.
+        libc::mprotect(stack, page, libc::PROT_NONE);
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        plan.orig_mask = Some(old);
+        let flags = libc::CLONE_VM
+            | libc::CLONE_VFORK
+            | libc::CLONE_PIDFD
+            | ns.bits() as libc::c_int
+            | libc::SIGCHLD;
+        let top = (stack as *mut u8).add(VFORK_STACK).cast::<libc::c_void>();
+        let r = libc::clone(
+            vfork_entry,
+            top,
+            flags,
+            (plan as *const ChildPlan<'_>).cast_mut().cast(),
+            pidfd_out as *mut RawFd,
+        );
+        let e = sys::errno();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        libc::munmap(stack, VFORK_STACK);
+        if r < 0 {
+            Err(e)
+        } else {
+            Ok(r as libc::c_long)
+        }
     }
 }
 

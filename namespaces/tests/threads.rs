@@ -43,13 +43,18 @@ fn spawn_while_threads_allocate() {
         n
     });
     for i in 0..150 {
-        let mut child = Spawner::new(["/bin/busybox", "true"])
-            .namespaces(Namespaces::PID | Namespaces::IPC | Namespaces::MOUNT)
+        let mut s = Spawner::new(["/bin/busybox", "true"]);
+        s.namespaces(Namespaces::PID | Namespaces::IPC | Namespaces::MOUNT)
             .step(Step::make_private("/", true))
             .step(Step::write_file("/proc/self/oom_score_adj", "10"))
-            .stdin(Stdio::Null)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {i}: {e}"));
+            .stdin(Stdio::Null);
+        if i % 2 == 0 {
+            // A parent hook forces the clone3 (copied memory) path instead of
+            // the CLONE_VM fast path: a malloc lock held by another thread at
+            // clone time would be held forever in the child's copy.
+            s.after_clone(|_| Ok(()));
+        }
+        let mut child = s.spawn().unwrap_or_else(|e| panic!("spawn {i}: {e}"));
         let st = child
             .wait_timeout(Duration::from_secs(20))
             .unwrap()

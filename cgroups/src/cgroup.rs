@@ -743,61 +743,35 @@ impl Cgroup {
     }
 
     /// Read every statistics file the group has; parts whose controller is
-    /// not enabled are `None`.
+    /// not enabled are `None`. For repeated reads of one group,
+    /// [`stats_reader`](Self::stats_reader) keeps the files open.
     pub fn stats(&self) -> Result<Stats> {
         let mut buf = Vec::with_capacity(4096);
-        let mut st = Stats::default();
-        let txt = |b: &Vec<u8>| String::from_utf8_lossy(b).into_owned();
-        if self.read_opt("cpu.stat", &mut buf)? {
-            st.cpu = Some(CpuStat::parse(&txt(&buf))?);
-        }
-        if self.read_opt("memory.current", &mut buf)? {
-            let mut m = MemoryStats {
-                current: stats::parse_single("memory.current", &txt(&buf))?.unwrap_or(u64::MAX),
-                ..Default::default()
-            };
-            if self.read_opt("memory.peak", &mut buf)? {
-                m.peak = stats::parse_single("memory.peak", &txt(&buf))?;
-            }
-            if self.read_opt("memory.stat", &mut buf)? {
-                m.stat = MemoryStats::parse_stat(&txt(&buf))?;
-            }
-            if self.read_opt("memory.events", &mut buf)? {
-                m.events = MemoryEvents::parse(&txt(&buf))?;
-            }
-            st.memory = Some(m);
-        }
-        if self.read_opt("io.stat", &mut buf)? {
-            st.io = Some(stats::parse_io_stat(&txt(&buf))?);
-        }
-        if self.read_opt("pids.current", &mut buf)? {
-            let mut p = PidsStats {
-                current: stats::parse_single("pids.current", &txt(&buf))?.unwrap_or(0),
-                ..Default::default()
-            };
-            if self.read_opt("pids.peak", &mut buf)? {
-                p.peak = stats::parse_single("pids.peak", &txt(&buf))?;
-            }
-            if self.read_opt("pids.events", &mut buf)? {
-                let t = txt(&buf);
-                for l in t.lines() {
-                    if let Some(v) = l.strip_prefix("max ") {
-                        p.max_events = v.trim().parse().unwrap_or(0);
-                    }
+        collect_stats(&mut buf, |i, buf| self.read_opt(STAT_FILES[i], buf))
+    }
+
+    /// A reader that opens the group's statistics files once and re-reads
+    /// them with `pread(2)` at offset 0 on each [`StatsReader::read`]
+    /// (kernfs regenerates the content), saving the path lookups.
+    pub fn stats_reader(&self) -> Result<StatsReader> {
+        let mut fds: Vec<Option<OwnedFd>> = Vec::with_capacity(STAT_FILES.len());
+        for f in STAT_FILES {
+            match sys::openat(self.fd.as_fd(), OsStr::new(f), libc::O_RDONLY) {
+                Ok(fd) => fds.push(Some(fd)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => fds.push(None),
+                Err(source) => {
+                    return Err(Error::Open {
+                        path: self.path.join(f),
+                        source,
+                    })
                 }
             }
-            st.pids = Some(p);
         }
-        for (file, slot) in [
-            ("cpu.pressure", &mut st.cpu_pressure),
-            ("memory.pressure", &mut st.memory_pressure),
-            ("io.pressure", &mut st.io_pressure),
-        ] {
-            if self.read_opt(file, &mut buf)? {
-                *slot = Some(Pressure::parse(file, &txt(&buf))?);
-            }
-        }
-        Ok(st)
+        Ok(StatsReader {
+            path: self.path.clone(),
+            fds,
+            buf: Vec::with_capacity(4096),
+        })
     }
 
     /// A watcher yielding typed events of this group (populated/empty,
@@ -972,10 +946,6 @@ impl Cgroup {
 
     fn remove_inner(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        if self.events().map(|e| e.populated).unwrap_or(true) {
-            self.kill_timeout(timeout)?;
-        }
-        remove_children(self.fd.as_fd(), &self.path, deadline)?;
         let parent = sys::openat(self.fd.as_fd(), OsStr::new(".."), libc::O_DIRECTORY).map_err(
             |source| Error::Open {
                 path: self.path.join(".."),
@@ -986,6 +956,23 @@ impl Cgroup {
             path: self.path.clone(),
             reason: "the root cgroup cannot be removed",
         })?;
+        // Fast path: an empty leaf goes with one rmdir. EBUSY means processes
+        // or child groups are left (cgroup_destroy_locked, kernel/cgroup/cgroup.c).
+        match sys::rmdirat(parent.as_fd(), name) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(source) => {
+                return Err(Error::Remove {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+        if self.events().map(|e| e.populated).unwrap_or(true) {
+            self.kill_timeout(timeout)?;
+        }
+        remove_children(self.fd.as_fd(), &self.path, deadline)?;
         rmdir_retry(parent.as_fd(), name, &self.path, deadline)
     }
 }
@@ -1054,5 +1041,113 @@ mod tests {
         }
         assert_eq!(check_rel_path(Path::new("a/b")).unwrap().len(), 2);
         assert_eq!(check_rel_path(Path::new("a//b/")).unwrap().len(), 2);
+    }
+}
+
+/// The statistics files, in the order [`collect_stats`] asks for them.
+const STAT_FILES: [&str; 12] = [
+    "cpu.stat",
+    "memory.current",
+    "memory.peak",
+    "memory.stat",
+    "memory.events",
+    "io.stat",
+    "pids.current",
+    "pids.peak",
+    "pids.events",
+    "cpu.pressure",
+    "memory.pressure",
+    "io.pressure",
+];
+
+/// Build [`Stats`] from `read(index into STAT_FILES, buf) -> present?`.
+fn collect_stats(
+    buf: &mut Vec<u8>,
+    mut read: impl FnMut(usize, &mut Vec<u8>) -> Result<bool>,
+) -> Result<Stats> {
+    let mut st = Stats::default();
+    fn txt(b: &[u8]) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(b)
+    }
+    if read(0, buf)? {
+        st.cpu = Some(CpuStat::parse(&txt(buf))?);
+    }
+    if read(1, buf)? {
+        let mut m = MemoryStats {
+            current: stats::parse_single("memory.current", &txt(buf))?.unwrap_or(u64::MAX),
+            ..Default::default()
+        };
+        if read(2, buf)? {
+            m.peak = stats::parse_single("memory.peak", &txt(buf))?;
+        }
+        if read(3, buf)? {
+            m.stat = MemoryStats::parse_stat(&txt(buf))?;
+        }
+        if read(4, buf)? {
+            m.events = MemoryEvents::parse(&txt(buf))?;
+        }
+        st.memory = Some(m);
+    }
+    if read(5, buf)? {
+        st.io = Some(stats::parse_io_stat(&txt(buf))?);
+    }
+    if read(6, buf)? {
+        let mut p = PidsStats {
+            current: stats::parse_single("pids.current", &txt(buf))?.unwrap_or(0),
+            ..Default::default()
+        };
+        if read(7, buf)? {
+            p.peak = stats::parse_single("pids.peak", &txt(buf))?;
+        }
+        if read(8, buf)? {
+            for l in txt(buf).lines() {
+                if let Some(v) = l.strip_prefix("max ") {
+                    p.max_events = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        st.pids = Some(p);
+    }
+    for (i, file) in [
+        (9, "cpu.pressure"),
+        (10, "memory.pressure"),
+        (11, "io.pressure"),
+    ] {
+        if read(i, buf)? {
+            let pr = Some(Pressure::parse(file, &txt(buf))?);
+            match i {
+                9 => st.cpu_pressure = pr,
+                10 => st.memory_pressure = pr,
+                _ => st.io_pressure = pr,
+            }
+        }
+    }
+    Ok(st)
+}
+
+/// Re-reads one group's statistics through files opened once; see
+/// [`Cgroup::stats_reader`]. Files absent when it was made (controller not
+/// enabled) stay absent.
+#[derive(Debug)]
+pub struct StatsReader {
+    path: PathBuf,
+    fds: Vec<Option<OwnedFd>>,
+    buf: Vec<u8>,
+}
+
+impl StatsReader {
+    /// Read all statistics now.
+    pub fn read(&mut self) -> Result<Stats> {
+        let fds = &self.fds;
+        let path = &self.path;
+        collect_stats(&mut self.buf, |i, buf| match &fds[i] {
+            None => Ok(false),
+            Some(fd) => sys::pread_all(fd.as_raw_fd(), buf)
+                .map(|()| true)
+                .map_err(|source| Error::Read {
+                    path: path.join(STAT_FILES[i]),
+                    source,
+                }),
+        })
     }
 }

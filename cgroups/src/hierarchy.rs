@@ -243,7 +243,7 @@ pub fn parse_proc_cgroup(text: &str) -> Result<PathBuf> {
 pub struct Hierarchy {
     mount_point: PathBuf,
     own_cgroup: PathBuf,
-    v1_mounts: Vec<MountEntry>,
+    v1_mounts: std::sync::Arc<[MountEntry]>,
 }
 
 impl Hierarchy {
@@ -282,7 +282,7 @@ impl Hierarchy {
             match verify_cgroup2(&m.mount_point) {
                 Ok(()) => {
                     let own_cgroup = relative_own(&m.root, &own);
-                    let v1_mounts = mounts
+                    let v1_mounts: Vec<MountEntry> = mounts
                         .iter()
                         .filter(|m| m.fs_type == "cgroup")
                         .cloned()
@@ -291,7 +291,7 @@ impl Hierarchy {
                     return Ok(Hierarchy {
                         mount_point: m.mount_point.clone(),
                         own_cgroup,
-                        v1_mounts,
+                        v1_mounts: v1_mounts.into(),
                     });
                 }
                 Err(e) => last_err = e,
@@ -310,7 +310,7 @@ impl Hierarchy {
             source,
         })?;
         let own_cgroup = parse_proc_cgroup(&pc)?;
-        let v1_mounts = fs::read_to_string("/proc/self/mountinfo")
+        let v1_mounts: Vec<MountEntry> = fs::read_to_string("/proc/self/mountinfo")
             .ok()
             .and_then(|t| parse_mountinfo(&t).ok())
             .unwrap_or_default()
@@ -320,7 +320,7 @@ impl Hierarchy {
         Ok(Hierarchy {
             mount_point,
             own_cgroup,
-            v1_mounts,
+            v1_mounts: v1_mounts.into(),
         })
     }
 
@@ -368,7 +368,7 @@ impl Hierarchy {
     /// a cgroup v1 hierarchy, not enabled in an ancestor's
     /// `cgroup.subtree_control`, or absent from the kernel.
     pub fn where_bound(&self, c: Controller, cgroup: &Path) -> String {
-        for m in &self.v1_mounts {
+        for m in self.v1_mounts.iter() {
             if m.super_options
                 .split(',')
                 .any(|o| c.v1_names().contains(&o))

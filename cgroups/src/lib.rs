@@ -40,7 +40,7 @@ mod stats;
 mod sys;
 mod watch;
 
-pub use cgroup::{ApplyReport, Cgroup, CgroupBuilder, Skipped, DEFAULT_TIMEOUT};
+pub use cgroup::{ApplyReport, Cgroup, CgroupBuilder, Skipped, StatsReader, DEFAULT_TIMEOUT};
 pub use error::{Error, Result};
 pub use hierarchy::{
     parse_mountinfo, parse_proc_cgroup, verify_cgroup2, Controller, Controllers, Hierarchy,

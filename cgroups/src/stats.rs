@@ -381,7 +381,10 @@ mod tests {
     fn io_stat() {
         let d = parse_io_stat(FIX_IO_STAT).unwrap();
         assert!(!d.is_empty());
-        assert_eq!((d[0].major, d[0].minor, d[0].wbytes, d[0].wios), (254, 0, 262_144, 4));
+        assert_eq!(
+            (d[0].major, d[0].minor, d[0].wbytes, d[0].wios),
+            (254, 0, 262_144, 4)
+        );
         let d = parse_io_stat(
             "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6 cost.vrate=100.00 newkey=7\n",
         )

@@ -223,15 +223,15 @@ fn freeze_stops_and_thaw_resumes_a_counter() {
     let mut child = ticker(&file);
     cg.add_process(child.id()).unwrap();
     assert_eq!(
-        w.wait(Some(Duration::from_secs(5))).unwrap(),
+        w.wait(Some(Duration::from_secs(20))).unwrap(),
         vec![Event::Populated]
     );
-    wait_for("ticks", Duration::from_secs(5), || lines(&file) >= 3);
+    wait_for("ticks", Duration::from_secs(20), || lines(&file) >= 3);
 
     cg.freeze().unwrap();
     assert!(cg.events().unwrap().frozen);
     assert_eq!(
-        w.wait(Some(Duration::from_secs(5))).unwrap(),
+        w.wait(Some(Duration::from_secs(20))).unwrap(),
         vec![Event::Frozen]
     );
     let frozen_at = lines(&file);
@@ -240,10 +240,10 @@ fn freeze_stops_and_thaw_resumes_a_counter() {
 
     cg.thaw().unwrap();
     assert_eq!(
-        w.wait(Some(Duration::from_secs(5))).unwrap(),
+        w.wait(Some(Duration::from_secs(20))).unwrap(),
         vec![Event::Thawed]
     );
-    wait_for("ticks after thaw", Duration::from_secs(5), || {
+    wait_for("ticks after thaw", Duration::from_secs(20), || {
         lines(&file) > frozen_at + 2
     });
 
@@ -251,7 +251,7 @@ fn freeze_stops_and_thaw_resumes_a_counter() {
     assert!(!cg.events().unwrap().populated);
     assert!(cg.procs().unwrap().is_empty());
     assert_eq!(
-        w.wait(Some(Duration::from_secs(5))).unwrap(),
+        w.wait(Some(Duration::from_secs(20))).unwrap(),
         vec![Event::Empty]
     );
     // Nothing more happens: the wait times out empty.
@@ -279,15 +279,18 @@ fn kill_empties_group_with_children_and_descendant_groups() {
         .unwrap();
     // A shell with its own children, and another process in the child group.
     let mut a = Command::new("sh")
-        .args(["-c", "sleep 30 & sleep 30 & wait"])
+        .args(["-c", "read _go; sleep 30 & sleep 30 & wait"])
+        .stdin(Stdio::piped())
         .spawn()
         .unwrap();
     let mut b = sleeper();
     sub.add_process(b.id()).unwrap();
     // cgroup v2 has no internal-process rule without controllers, so the
-    // parent may hold a process too.
+    // parent may hold a process too. Released only once inside, so its
+    // children are born in the group.
     cg.add_process(a.id()).unwrap();
-    wait_for("grandchildren", Duration::from_secs(5), || {
+    std::io::Write::write_all(&mut a.stdin.take().unwrap(), b"go\n").unwrap();
+    wait_for("grandchildren", Duration::from_secs(20), || {
         std::fs::read_to_string(format!("/proc/{}/task/{}/children", a.id(), a.id()))
             .map(|s| s.split_whitespace().count() == 2)
             .unwrap_or(false)
@@ -449,17 +452,44 @@ fn stats_read_what_exists() {
     let mut child = Command::new("sh")
         .args([
             "-c",
-            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 30",
+            "read _go; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 30",
         ])
+        .stdin(Stdio::piped())
         .spawn()
         .unwrap();
     cg.add_process(child.id()).unwrap();
-    wait_for("cpu usage", Duration::from_secs(10), || {
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"go\n").unwrap();
+    wait_for("cpu usage", Duration::from_secs(30), || {
         cg.stats().unwrap().cpu.unwrap().usage_usec > 1000
     });
+    let mut reader = cg.stats_reader().unwrap();
+    let first = reader.read().unwrap().cpu.unwrap().usage_usec;
     let s = cg.stats().unwrap();
-    let cpu = s.cpu.unwrap();
+    let cpu = s.cpu.clone().unwrap();
+    // The reader's open files are re-read, not cached: it sees the same
+    // kinds of data as stats(), and usage never goes back.
+    let again = reader.read().unwrap();
+    assert!(again.cpu.unwrap().usage_usec >= first);
+    assert_eq!(again.memory.is_some(), s.memory.is_some());
+    assert_eq!(again.cpu_pressure.is_some(), s.cpu_pressure.is_some());
     assert!(cpu.user_usec + cpu.system_usec > 0);
+    // Gated on stdin so it cannot finish before it is in the group.
+    let mut burner = Command::new("sh")
+        .args([
+            "-c",
+            "read _go; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cg.add_process(burner.id()).unwrap();
+    std::io::Write::write_all(&mut burner.stdin.take().unwrap(), b"go\n").unwrap();
+    burner.wait().unwrap();
+    wait_for(
+        "usage seen through the reader",
+        Duration::from_secs(30),
+        || reader.read().unwrap().cpu.unwrap().usage_usec > cpu.usage_usec,
+    );
     let have = cg.controllers().unwrap();
     assert_eq!(s.memory.is_some(), have.contains(Controller::Memory));
     assert_eq!(s.pids.is_some(), have.contains(Controller::Pids));

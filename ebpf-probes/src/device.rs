@@ -285,17 +285,20 @@ impl DeviceFilter {
             r.validate(i)?;
         }
         let mut a = Asm::new();
-        // r6 = ctx. Each test reloads its context field into the scratch
-        // register r1 and compares there: the verifier then never learns a
-        // constant in a long-lived register on a fall-through path, all
-        // paths reaching a rule carry the same state and are pruned after
-        // the first, and verification stays linear in the number of rules.
-        a.mov64_reg(Reg::R6, Reg::R1);
+        // r7 = access << 16 | type, r8 = major, r9 = minor, loaded once and
+        // never compared directly. Each rule folds its tests into one
+        // mismatch word in r1 (xor with the wanted value, or-ed together)
+        // and branches once: the verifier then never learns a constant in a
+        // long-lived register, every path reaching a rule has the same state
+        // and is pruned, and there is one branch per rule, which keeps
+        // verification linear and cheap.
+        a.load(Size::W, Reg::R7, Reg::R1, 0)
+            .load(Size::W, Reg::R8, Reg::R1, 4)
+            .load(Size::W, Reg::R9, Reg::R1, 8);
         let mut terminated = false;
         for r in self.rules.iter().rev() {
             let next = a.new_label();
-            let mut conditional = false;
-            // Type and access in one test on `access << 16 | type`: the type
+            // Type and access in one term on `access << 16 | type`: the type
             // must be equal and no requested access bit outside the rule's.
             let deny_bits = (!r.access.bits() & DeviceAccess::all().bits()) << 16;
             let (type_mask, type_value) = match r.kind {
@@ -304,25 +307,36 @@ impl DeviceFilter {
                 DeviceKind::Block => (0xffff, 1),
             };
             let mask = deny_bits | type_mask;
+            // (source register, and-mask or None, value to xor); values fit
+            // in i32 (validated ≤ MAX_MAJOR / MAX_MINOR).
+            let mut terms: Vec<(Reg, Option<i32>, i32)> = Vec::with_capacity(3);
             if mask != 0 {
-                a.load(Size::W, Reg::R1, Reg::R6, 0)
-                    .alu64_imm(AluOp::And, Reg::R1, mask as i32)
-                    .jmp_imm(JmpOp::Ne, Reg::R1, type_value, next);
-                conditional = true;
+                terms.push((Reg::R7, Some(mask as i32), type_value));
             }
-            // Fit in i32: validated ≤ MAX_MAJOR / MAX_MINOR.
             if let Some(m) = r.major {
-                a.load(Size::W, Reg::R1, Reg::R6, 4)
-                    .jmp_imm(JmpOp::Ne, Reg::R1, m as i32, next);
-                conditional = true;
+                terms.push((Reg::R8, None, m as i32));
             }
             if let Some(m) = r.minor {
-                a.load(Size::W, Reg::R1, Reg::R6, 8)
-                    .jmp_imm(JmpOp::Ne, Reg::R1, m as i32, next);
-                conditional = true;
+                terms.push((Reg::R9, None, m as i32));
+            }
+            for (i, (src, and, value)) in terms.iter().enumerate() {
+                let dst = if i == 0 { Reg::R1 } else { Reg::R2 };
+                a.mov64_reg(dst, *src);
+                if let Some(m) = and {
+                    a.alu64_imm(AluOp::And, dst, *m);
+                }
+                if *value != 0 || and.is_none() {
+                    a.alu64_imm(AluOp::Xor, dst, *value);
+                }
+                if i > 0 {
+                    a.alu64_reg(AluOp::Or, Reg::R1, Reg::R2);
+                }
+            }
+            if !terms.is_empty() {
+                a.jmp_imm(JmpOp::Ne, Reg::R1, 0, next);
             }
             a.mov64_imm(Reg::R0, r.allow as i32).exit();
-            if !conditional {
+            if terms.is_empty() {
                 // Nothing after an unconditional verdict is reachable, and
                 // the verifier rejects unreachable instructions.
                 terminated = true;
@@ -504,6 +518,8 @@ mod tests {
                 0xb7 => r[dst] = i.imm as i64 as u64,
                 0x57 => r[dst] &= i.imm as i64 as u64,
                 0xa7 => r[dst] ^= i.imm as i64 as u64,
+                0x4f => r[dst] |= r[src],
+                0xa7 => r[dst] ^= i.imm as i64 as u64,
                 0x77 => r[dst] >>= i.imm,
                 0x55 => {
                     if r[dst] != i.imm as i64 as u64 {
@@ -564,7 +580,7 @@ mod tests {
         assert_eq!(run(&p, BLK, W, 1, 3), 1);
         let empty = DeviceFilter::new().compile().unwrap();
         assert_eq!(run(&empty, CHR, R, 1, 3), 0);
-        assert_eq!(empty.len(), 3);
+        assert_eq!(empty.len(), 5);
     }
 
     #[test]
@@ -583,8 +599,8 @@ mod tests {
             DeviceAccess::all(),
         ));
         let p = f.compile().unwrap();
-        // ctx copy + mov + exit: the earlier rule is unreachable and not emitted.
-        assert_eq!(p.len(), 3);
+        // 3 ctx loads + mov + exit: the earlier rule is unreachable and not emitted.
+        assert_eq!(p.len(), 5);
         assert_eq!(run(&p, CHR, R, 1, 3), 0);
     }
 

@@ -25,6 +25,7 @@ const BPF_PROG_DETACH: i32 = 9;
 const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
 const BPF_PROG_QUERY: i32 = 16;
 const BPF_RAW_TRACEPOINT_OPEN: i32 = 17;
+const BPF_LINK_CREATE: i32 = 28;
 
 /// `BPF_F_ALLOW_MULTI`: several programs per cgroup and attach type (Linux 4.15).
 pub const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -133,6 +134,15 @@ struct ProgQueryAttr {
     prog_ids: u64,
     prog_cnt: u32,
     _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
 }
 
 #[repr(C)]
@@ -306,6 +316,7 @@ pub(crate) fn require_kernel(feature: &'static str, needed: (u32, u32)) -> Resul
         ((4, 18), "4.18"),
         ((5, 5), "5.5"),
         ((5, 6), "5.6"),
+        ((5, 7), "5.7"),
         ((5, 8), "5.8"),
     ];
     let (have, running) = kernel_version();
@@ -730,6 +741,34 @@ pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<V
     }
 }
 
+/// `BPF_LINK_CREATE` of `prog` on the cgroup directory `cgroup` (Linux
+/// 5.7): the returned link fd is the attachment, and closing it detaches
+/// the program, so nothing outlives its owner even on a crash. Links
+/// coexist with `BPF_F_ALLOW_MULTI` attachments.
+pub fn link_cgroup(
+    cgroup: BorrowedFd<'_>,
+    prog: &Program,
+    attach_type: AttachType,
+) -> Result<OwnedFd> {
+    require_kernel("cgroup BPF links (BPF_LINK_CREATE)", (5, 7))?;
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: attach_type as u32,
+        flags: 0,
+    };
+    bpf_fd(BPF_LINK_CREATE, &mut attr).map_err(|e| {
+        syscall_error(
+            format!(
+                "BPF_LINK_CREATE({} as {attach_type:?}) on cgroup fd {}",
+                prog.name,
+                cgroup.as_raw_fd()
+            ),
+            e,
+        )
+    })
+}
+
 /// `BPF_RAW_TRACEPOINT_OPEN`: attach a raw tracepoint program to the
 /// tracepoint `name` (e.g. `sys_enter`); the returned fd is the attachment
 /// and detaches on close (Linux 4.17).
@@ -762,6 +801,12 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains(&kernel_version().1), "{msg}");
+    }
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Error>();
     }
 
     #[test]

@@ -519,7 +519,6 @@ mod tests {
                 0x57 => r[dst] &= i.imm as i64 as u64,
                 0xa7 => r[dst] ^= i.imm as i64 as u64,
                 0x4f => r[dst] |= r[src],
-                0xa7 => r[dst] ^= i.imm as i64 as u64,
                 0x77 => r[dst] >>= i.imm,
                 0x55 => {
                     if r[dst] != i.imm as i64 as u64 {

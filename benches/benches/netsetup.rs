@@ -1,7 +1,217 @@
-//! Criterion benchmarks of `berth-netsetup` (filled in by that crate's issue).
+//! Criterion benchmarks of `berth-netsetup`: attach one network namespace to
+//! a bridge (veth with the peer created in the netns, `lo` and `eth0` up,
+//! address, default route) and detach it — with berth over netlink, and the
+//! same steps with iproute2 commands in the same run as the baseline.
+//!
+//! Everything happens inside a private "host" netns made for the run, so the
+//! real host's links, nftables and sysctls are untouched. Needs root; prints
+//! why and returns otherwise.
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use std::os::fd::AsFd;
+
+use berth_netsetup::{Attach, BridgeNetwork, NetNs, VethSpec};
+use berth_testkit::{run, Netns};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-fn placeholder(_c: &mut Criterion) {}
+static N: AtomicU32 = AtomicU32::new(0);
 
-criterion_group!(benches, placeholder);
+fn next() -> u32 {
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn bench_netsetup(c: &mut Criterion) {
+    if !berth_testkit::is_root() {
+        eprintln!("netsetup bench skipped: needs root (creates netns, bridges, veth pairs)");
+        return;
+    }
+    let host = Netns::new();
+    let host_ns = NetNs::open_named(host.name()).expect("open bench host netns");
+    let state_dir = std::env::temp_dir().join(berth_testkit::unique_name("berth-nb"));
+    let net = BridgeNetwork::new("bench")
+        .bridge("bbench0")
+        .subnet("10.210.0.0/16")
+        .state_dir(&state_dir)
+        .masquerade(false)
+        .host_netns(&host_ns)
+        .expect("host netns")
+        .ensure()
+        .expect("ensure bench network");
+
+    let mut g = c.benchmark_group("netsetup");
+    g.sample_size(30);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(3));
+
+    // attach with berth. Untimed: creating the namespaces before, releasing
+    // them after, and waiting until the kernel has destroyed them, so the
+    // asynchronous netns cleanup of one sample does not compete (for the
+    // rtnl lock) with the next one.
+    g.bench_function("attach/berth", |b| {
+        b.iter_custom(|iters| {
+            let nss: Vec<NetNs> = (0..iters)
+                .map(|_| NetNs::new_anonymous().expect("netns"))
+                .collect();
+            let mut atts = Vec::with_capacity(nss.len());
+            let t = Instant::now();
+            for ns in &nss {
+                let id = format!("b{}", next());
+                atts.push(net.attach(ns, &Attach::new(&id)).expect("attach"));
+            }
+            let elapsed = t.elapsed();
+            for a in atts {
+                a.release().expect("release");
+            }
+            drop(nss);
+            settle(&host_ns, net.bridge_index());
+            elapsed
+        })
+    });
+
+    // detach when the netns is going away: IPAM entry (and rules) now, the
+    // veth left to the kernel, which deletes it with the namespace.
+    g.bench_function("detach_release/berth", |b| {
+        b.iter_custom(|iters| {
+            let mut pairs = Vec::new();
+            for _ in 0..iters {
+                let ns = NetNs::new_anonymous().expect("netns");
+                let id = format!("b{}", next());
+                let att = net.attach(&ns, &Attach::new(&id)).expect("attach");
+                pairs.push((ns, att));
+            }
+            let t = Instant::now();
+            for (ns, att) in pairs {
+                att.release().expect("release");
+                drop(ns);
+            }
+            let elapsed = t.elapsed();
+            settle(&host_ns, net.bridge_index());
+            elapsed
+        })
+    });
+
+    // detach deleting the veth synchronously (the netns stays)
+    g.bench_function("detach_delete/berth", |b| {
+        b.iter_custom(|iters| {
+            let mut nss = Vec::new();
+            let mut atts = Vec::new();
+            for _ in 0..iters {
+                let ns = NetNs::new_anonymous().expect("netns");
+                let id = format!("b{}", next());
+                atts.push(net.attach(&ns, &Attach::new(&id)).expect("attach"));
+                nss.push(ns);
+            }
+            let t = Instant::now();
+            for att in atts {
+                att.detach().expect("detach");
+            }
+            let elapsed = t.elapsed();
+            drop(nss);
+            settle(&host_ns, net.bridge_index());
+            elapsed
+        })
+    });
+
+    // the same attach with iproute2 commands
+    let h = host.name().to_string();
+    g.bench_function("attach/iproute2", |b| {
+        b.iter_custom(|iters| {
+            let named: Vec<(NetNs, String)> = (0..iters)
+                .map(|_| {
+                    let name = berth_testkit::unique_name("bip");
+                    (NetNs::create_named(&name).expect("named netns"), name)
+                })
+                .collect();
+            let t = Instant::now();
+            for (_, cname) in &named {
+                let i = next();
+                let veth = format!("vi{i}");
+                let addr = format!("10.210.{}.{}/16", 128 + (i / 250) % 120, 2 + i % 250);
+                run(
+                    "ip",
+                    &[
+                        "-n", &h, "link", "add", &veth, "type", "veth", "peer", "name", "eth0",
+                        "netns", cname,
+                    ],
+                );
+                run(
+                    "ip",
+                    &["-n", &h, "link", "set", &veth, "master", "bbench0", "up"],
+                );
+                run("ip", &["-n", cname, "link", "set", "lo", "up"]);
+                run("ip", &["-n", cname, "link", "set", "eth0", "up"]);
+                run("ip", &["-n", cname, "addr", "add", &addr, "dev", "eth0"]);
+                run(
+                    "ip",
+                    &["-n", cname, "route", "add", "default", "via", "10.210.0.1"],
+                );
+            }
+            let elapsed = t.elapsed();
+            for (ns, _) in named {
+                ns.remove().expect("remove named netns");
+            }
+            settle(&host_ns, net.bridge_index());
+            elapsed
+        })
+    });
+
+    // the same synchronous detach with iproute2
+    g.bench_function("detach_delete/iproute2", |b| {
+        b.iter_custom(|iters| {
+            let mut nl = host_ns.netlink().expect("netlink");
+            let mut nss = Vec::new();
+            let mut veths = Vec::new();
+            for _ in 0..iters {
+                let ns = NetNs::new_anonymous().expect("netns");
+                let veth = format!("vi{}", next());
+                nl.create_veth(&VethSpec {
+                    host: &veth,
+                    peer: "eth0",
+                    peer_netns: Some(ns.as_fd()),
+                    controller: Some(net.bridge_index()),
+                    peer_mac: None,
+                    mtu: None,
+                })
+                .expect("veth");
+                nss.push(ns);
+                veths.push(veth);
+            }
+            let t = Instant::now();
+            for veth in &veths {
+                run("ip", &["-n", &h, "link", "del", veth]);
+            }
+            let elapsed = t.elapsed();
+            drop(nss);
+            settle(&host_ns, net.bridge_index());
+            elapsed
+        })
+    });
+    g.finish();
+    net.remove().expect("remove bench network");
+    let _ = std::fs::remove_dir_all(&state_dir);
+    drop(host_ns);
+    drop(host);
+}
+
+/// Wait (untimed) until no port is left on the bench bridge: the kernel has
+/// finished destroying the namespaces of the last sample.
+fn settle(host: &NetNs, bridge: u32) {
+    let mut nl = host.netlink().expect("netlink");
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        let ports = nl
+            .links()
+            .expect("links")
+            .iter()
+            .filter(|l| l.controller == Some(bridge))
+            .count();
+        if ports == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+criterion_group!(benches, bench_netsetup);
 criterion_main!(benches);

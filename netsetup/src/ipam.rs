@@ -134,7 +134,7 @@ impl Ipam {
 
     fn store(&self, s: &State) -> Result<()> {
         let tmp = self.state.with_extension("json.tmp");
-        let data = serde_json::to_vec_pretty(s).map_err(|e| Error::CorruptState {
+        let data = serde_json::to_vec(s).map_err(|e| Error::CorruptState {
             path: self.state.clone(),
             reason: e.to_string(),
         })?;
@@ -303,15 +303,24 @@ impl Ipam {
 /// Open (creating it and its directory) and `flock(LOCK_EX)` a lock file;
 /// the lock is held until the returned file is dropped (or the process dies).
 pub(crate) fn lock_file(path: &Path) -> Result<fs::File> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| Error::io("create state dir", dir, e))?;
-    }
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io("open lock", path, e))?;
+    let open = || {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    };
+    // The directory usually exists: try first, create it only when missing.
+    let f = match open() {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|e| Error::io("create state dir", dir, e))?;
+            }
+            open().map_err(|e| Error::io("open lock", path, e))?
+        }
+        Err(e) => return Err(Error::io("open lock", path, e)),
+    };
     loop {
         // SAFETY: flock on a valid fd we own.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {

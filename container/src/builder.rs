@@ -958,7 +958,11 @@ impl ContainerBuilder {
         if let Some(b) = &bridge {
             let mut bn = BridgeNetwork::new(&b.name)
                 .bridge(b.bridge.as_deref().unwrap_or(&b.name))
-                .masquerade(b.masquerade);
+                .masquerade(b.masquerade)
+                .ip_forward(b.ip_forward);
+            if let Some(d) = &b.state_dir {
+                bn = bn.state_dir(d.clone());
+            }
             if let Some(s) = &b.subnet {
                 bn = bn.subnet(s);
             }

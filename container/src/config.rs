@@ -151,6 +151,8 @@ pub(crate) struct BridgeSpec {
     pub bridge: Option<String>,
     pub subnet: Option<String>,
     pub masquerade: bool,
+    pub ip_forward: bool,
+    pub state_dir: Option<PathBuf>,
     pub ports: Vec<PortMapping>,
 }
 
@@ -202,6 +204,8 @@ impl Network {
                 bridge: None,
                 subnet: None,
                 masquerade: true,
+                ip_forward: true,
+                state_dir: None,
                 ports: Vec::new(),
             }),
         }
@@ -239,6 +243,32 @@ impl Network {
     pub fn masquerade(mut self, on: bool) -> Network {
         if let NetKind::Bridge(b) = &mut self.kind {
             b.masquerade = on;
+        }
+        self
+    }
+
+    /// Bridge networks only: set `net.ipv4.ip_forward=1` on the host (default
+    /// on, needed for masquerade and published ports; never set back).
+    ///
+    /// ```
+    /// let n = berth::Network::bridge("web").ip_forward(false);
+    /// ```
+    pub fn ip_forward(mut self, on: bool) -> Network {
+        if let NetKind::Bridge(b) = &mut self.kind {
+            b.ip_forward = on;
+        }
+        self
+    }
+
+    /// Bridge networks only: berth-netsetup's state directory (IPAM and
+    /// firewall bookkeeping; default `berth_netsetup::DEFAULT_STATE_DIR`).
+    ///
+    /// ```
+    /// let n = berth::Network::bridge("web").state_dir("/run/my-nets");
+    /// ```
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Network {
+        if let NetKind::Bridge(b) = &mut self.kind {
+            b.state_dir = Some(dir.into());
         }
         self
     }

@@ -99,17 +99,18 @@ impl State {
         })
     }
 
-    /// Is the container's init still the process recorded (alive, same start time)?
+    /// Is the container's init still the process recorded (alive and not a
+    /// zombie, same start time)?
     pub fn is_running(&self) -> bool {
         match (self.pid, self.pid_start) {
-            (Some(p), Some(s)) => proc_start_time(p) == Some(s),
+            (Some(p), Some(s)) => proc_start_time(p) == Some(s) && !proc_is_zombie(p),
             _ => false,
         }
     }
 
     /// Is the owner process still alive (same pid and start time)?
     pub fn owner_alive(&self) -> bool {
-        proc_start_time(self.owner_pid) == Some(self.owner_start)
+        proc_start_time(self.owner_pid) == Some(self.owner_start) && !proc_is_zombie(self.owner_pid)
     }
 }
 
@@ -121,6 +122,17 @@ pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
     let rest = &s[s.rfind(')')? + 1..];
     // After ')': field 3 is state; starttime is field 22 → index 19 here.
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Field 3 (`state`) of `/proc/<pid>/stat` is `Z` (zombie) or `X` (dead).
+pub(crate) fn proc_is_zombie(pid: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = s
+        .rfind(')')
+        .and_then(|i| s[i + 1..].split_whitespace().next().map(str::to_string));
+    matches!(state.as_deref(), Some("Z") | Some("X") | None)
 }
 
 pub(crate) fn now_secs() -> u64 {

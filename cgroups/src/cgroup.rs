@@ -312,56 +312,26 @@ impl CgroupBuilder {
             }
         }
 
-        // Walk from the mount down to the parent, enabling as we go.
-        let mut cur = sys::open_dir(&mount).map_err(|source| Error::Open {
-            path: mount.clone(),
-            source,
-        })?;
-        let mut cur_path = mount.clone();
-        let rel_parent: Vec<OsString> = parent_path
-            .strip_prefix(&mount)
-            .unwrap_or(Path::new(""))
-            .components()
-            .map(|c| c.as_os_str().to_os_string())
-            .collect();
-        for comp in &rel_parent {
-            for c in enable.iter() {
-                enable_at(cur.as_fd(), &cur_path, c)?;
+        // Open the parent: directly when nothing must be enabled on the way,
+        // else walk from the mount down, enabling as we go.
+        let direct = if enable.is_empty() {
+            match sys::open_dir(&parent_path) {
+                Ok(fd) => Some(fd),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && default_parent => None,
+                Err(source) => {
+                    return Err(Error::Open {
+                        path: parent_path.clone(),
+                        source,
+                    })
+                }
             }
-            cur_path.push(comp);
-            cur =
-                match sys::open_subdir(cur.as_fd(), comp) {
-                    Ok(fd) => fd,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && default_parent => {
-                        // The default `berth` parent is created on first use and kept.
-                        let parent_fd = sys::open_dir(cur_path.parent().unwrap_or(&mount))
-                            .map_err(|source| Error::Open {
-                                path: cur_path.clone(),
-                                source,
-                            })?;
-                        match sys::mkdirat(parent_fd.as_fd(), comp) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                            Err(source) => {
-                                return Err(Error::Create {
-                                    path: cur_path.clone(),
-                                    source,
-                                })
-                            }
-                        }
-                        sys::open_subdir(parent_fd.as_fd(), comp).map_err(|source| Error::Open {
-                            path: cur_path.clone(),
-                            source,
-                        })?
-                    }
-                    Err(source) => {
-                        return Err(Error::Open {
-                            path: cur_path.clone(),
-                            source,
-                        })
-                    }
-                };
-        }
+        } else {
+            None
+        };
+        let (mut cur, mut cur_path) = match direct {
+            Some(fd) => (fd, parent_path.clone()),
+            None => walk_to_parent(&mount, &parent_path, enable, default_parent)?,
+        };
         verify_fd_cgroup2(cur.as_fd(), &cur_path)?;
 
         // Create the new components, remembering what to undo.
@@ -373,27 +343,33 @@ impl CgroupBuilder {
                 }
                 let child_path = cur_path.join(comp);
                 let last = std::ptr::eq(comp, comps.last().unwrap_or(comp));
-                match sys::mkdirat(cur.as_fd(), comp) {
-                    Ok(()) => {
-                        let parent = sys::openat(cur.as_fd(), OsStr::new("."), libc::O_DIRECTORY)
-                            .map_err(|source| Error::Open {
-                            path: cur_path.clone(),
-                            source,
-                        })?;
-                        created.push((parent, comp.clone(), child_path.clone()));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !last => {}
+                let made = match sys::mkdirat(cur.as_fd(), comp) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !last => false,
                     Err(source) => {
                         return Err(Error::Create {
                             path: child_path,
                             source,
                         })
                     }
+                };
+                let child = match sys::open_subdir(cur.as_fd(), comp) {
+                    Ok(fd) => fd,
+                    Err(source) => {
+                        if made {
+                            let _ = sys::rmdirat(cur.as_fd(), comp);
+                        }
+                        return Err(Error::Open {
+                            path: child_path,
+                            source,
+                        });
+                    }
+                };
+                // Keep the parent's fd (not a dup) for the undo list.
+                let parent = std::mem::replace(&mut cur, child);
+                if made {
+                    created.push((parent, comp.clone(), child_path.clone()));
                 }
-                cur = sys::open_subdir(cur.as_fd(), comp).map_err(|source| Error::Open {
-                    path: child_path.clone(),
-                    source,
-                })?;
                 cur_path = child_path;
             }
             Ok(cur)
@@ -450,6 +426,56 @@ impl CgroupBuilder {
             }
         }
     }
+}
+
+/// Open `parent_path` by walking down from the mount, enabling `enable` in
+/// each level's `cgroup.subtree_control`; the default `berth` parent is
+/// created on first use (and kept).
+fn walk_to_parent(
+    mount: &Path,
+    parent_path: &Path,
+    enable: Controllers,
+    default_parent: bool,
+) -> Result<(OwnedFd, PathBuf)> {
+    let mut cur = sys::open_dir(mount).map_err(|source| Error::Open {
+        path: mount.to_path_buf(),
+        source,
+    })?;
+    let mut cur_path = mount.to_path_buf();
+    let rel = parent_path.strip_prefix(mount).unwrap_or(Path::new(""));
+    for comp in rel.components().map(|c| c.as_os_str()) {
+        for c in enable.iter() {
+            enable_at(cur.as_fd(), &cur_path, c)?;
+        }
+        cur_path.push(comp);
+        let next = match sys::open_subdir(cur.as_fd(), comp) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && default_parent => {
+                match sys::mkdirat(cur.as_fd(), comp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(source) => {
+                        return Err(Error::Create {
+                            path: cur_path,
+                            source,
+                        })
+                    }
+                }
+                sys::open_subdir(cur.as_fd(), comp).map_err(|source| Error::Open {
+                    path: cur_path.clone(),
+                    source,
+                })?
+            }
+            Err(source) => {
+                return Err(Error::Open {
+                    path: cur_path,
+                    source,
+                })
+            }
+        };
+        cur = next;
+    }
+    Ok((cur, cur_path))
 }
 
 fn verify_fd_cgroup2(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {

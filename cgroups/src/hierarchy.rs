@@ -457,11 +457,13 @@ pub fn verify_cgroup2(path: &Path) -> Result<()> {
 }
 
 fn read_controllers(file: &Path) -> Result<Controllers> {
-    let t = fs::read_to_string(file).map_err(|source| Error::Read {
+    // open + read + close, without the stat fs::read_to_string does.
+    let mut buf = Vec::with_capacity(256);
+    sys::read_path(file, &mut buf).map_err(|source| Error::Read {
         path: file.to_path_buf(),
         source,
     })?;
-    Ok(Controllers::parse(&t))
+    Ok(Controllers::parse(&String::from_utf8_lossy(&buf)))
 }
 
 #[cfg(test)]

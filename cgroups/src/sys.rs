@@ -75,6 +75,16 @@ pub(crate) fn read_at(dir: BorrowedFd<'_>, name: &OsStr, buf: &mut Vec<u8>) -> i
     read_fd(fd.as_raw_fd(), buf)
 }
 
+/// Read a whole (small) file by path into `buf` (cleared first).
+pub(crate) fn read_path(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    let c = cstr(path.as_os_str())?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: fd was just returned by open and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    read_fd(fd.as_raw_fd(), buf)
+}
+
 /// Read from `fd` until EOF into `buf` (cleared first).
 pub(crate) fn read_fd(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();

@@ -413,6 +413,40 @@ fn bad_input_writes_nothing() {
             .unwrap_err();
         assert!(e.to_string().contains(want), "{e} (wanted {want:?})");
     }
+    // A write the kernel refuses part-way: the error names the file, the
+    // value, the errno and what was already written; the group is removed.
+    let e = CgroupBuilder::new("partial")
+        .hierarchy(h.clone())
+        .parent(parent.path())
+        .resources(
+            Resources::new()
+                .unified("cgroup.max.depth", "3")
+                .unified("cgroup.max.descendants", "-5"),
+        )
+        .create()
+        .unwrap_err();
+    match &e {
+        Error::Apply {
+            file,
+            value,
+            applied,
+            source,
+            ..
+        } => {
+            assert_eq!(file, "cgroup.max.descendants");
+            assert_eq!(value, "-5");
+            assert_eq!(
+                applied,
+                &vec![("cgroup.max.depth".to_string(), "3".to_string())]
+            );
+            assert!(
+                matches!(source.raw_os_error(), Some(libc::EINVAL | libc::ERANGE)),
+                "{source}"
+            );
+        }
+        other => panic!("expected Error::Apply, got {other}"),
+    }
+    assert!(!parent.path().join("partial").exists());
     // A parent outside the mount or escaping it.
     let e = CgroupBuilder::new("x")
         .hierarchy(h.clone())

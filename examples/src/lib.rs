@@ -5,3 +5,5 @@
 //! lesson's exercises, the `demo`, `berth-run` and `berth-oci`. This library
 //! target holds only code the programs share.
 #![warn(missing_docs)]
+
+pub mod run_args;

@@ -1,0 +1,171 @@
+//! `berth-run`: a docker-run-like command line on `berth::Container`.
+//!
+//! ```text
+//! sudo berth-run --rootfs /srv/busybox --memory 64m --pids 32 -- /bin/sh -c 'echo hi'
+//! sudo berth-run -- /bin/sh          # the host's / as a private read-only overlay
+//! ```
+//!
+//! Exit status: the workload's (128+N when it was killed by signal N); berth's
+//! own errors print one line on stderr and exit 125. See `--help`.
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use berth::{Container, Limit, Mount, Network, PortMapping, Resources, Rootfs, Seccomp};
+use berth_examples::run_args::{Net, RunArgs, SeccompArg, USAGE};
+
+/// The container init's pid, for the signal forwarder.
+static INIT_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = INIT_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
+    let id = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("berth-run-{}", std::process::id()));
+    let mut b = Container::builder(id).rootless(a.rootless);
+    b = match (&a.rootfs, &a.image) {
+        (Some(d), _) => b.rootfs(Rootfs::dir(d)),
+        (None, Some((layout, reference))) => b.rootfs(Rootfs::image_layout(layout, reference)?),
+        (None, None) => b.rootfs(Rootfs::host()),
+    };
+    if let Some(h) = &a.hostname {
+        b = b.hostname(h);
+    }
+    let mut r = Resources::new();
+    let mut limited = false;
+    if let Some(m) = a.memory {
+        r = r.memory_max(Limit::Value(m));
+        limited = true;
+    }
+    if let Some(c) = a.cpus {
+        r = r.cpu_max((c * 100_000.0) as u64, 100_000);
+        limited = true;
+    }
+    if let Some(p) = a.pids {
+        r = r.pids_max(Limit::Value(p));
+        limited = true;
+    }
+    if let Some(c) = &a.cpuset {
+        r = r.cpuset_cpus(c.clone());
+        limited = true;
+    }
+    if limited {
+        b = b.resources(r);
+    }
+    b = b.network(match a.net {
+        Net::None => Network::none(),
+        Net::Loopback => Network::loopback(),
+        Net::Host => Network::host(),
+        Net::Bridge => {
+            let mut n = Network::bridge("berth0");
+            for p in &a.publish {
+                n = n.publish(if p.udp {
+                    PortMapping::udp(p.host, p.container)
+                } else {
+                    PortMapping::tcp(p.host, p.container)
+                });
+            }
+            n
+        }
+    });
+    b = b.read_only_root(a.read_only);
+    for t in &a.tmpfs {
+        b = b.mount(Mount::tmpfs(t));
+    }
+    for v in &a.volumes {
+        let mut m = Mount::bind(&v.src, &v.dst);
+        if v.read_only {
+            m = m.read_only();
+        }
+        b = b.mount(m);
+    }
+    if let Some((u, g)) = a.user {
+        b = b.user(u, g);
+    }
+    for c in &a.cap_add {
+        b = b.cap_add(c);
+    }
+    for c in &a.cap_drop {
+        b = b.cap_drop(c);
+    }
+    b = b.seccomp(match &a.seccomp {
+        SeccompArg::Default => Seccomp::Default,
+        SeccompArg::Unconfined => Seccomp::Unconfined,
+        SeccompArg::File(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| berth::Error::Io {
+                what: "read seccomp profile",
+                path: f.clone(),
+                source: e,
+            })?;
+            Seccomp::Profile(berth_security::SeccompProfile::from_docker_json(&text)?)
+        }
+    });
+    for (k, v) in &a.env {
+        b = b.env(k, v);
+    }
+    if let Some(w) = &a.workdir {
+        b = b.current_dir(w);
+    }
+    b = b.init(a.init);
+    if !a.command.is_empty() {
+        b = b.command(a.command.clone());
+    }
+    Ok(b)
+}
+
+fn run(a: &RunArgs) -> Result<i32, berth::Error> {
+    let mut c = build(a)?.spawn()?;
+    INIT_PID.store(c.pid(), Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls kill(2).
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+    }
+    let status = match a.timeout {
+        Some(t) => match c.wait_timeout(Duration::from_secs_f64(t))? {
+            Some(s) => s,
+            None => {
+                eprintln!("berth-run: timeout after {t}s, killing the container");
+                c.kill(libc::SIGKILL)?;
+                c.wait()?
+            }
+        },
+        None => c.wait()?,
+    };
+    INIT_PID.store(0, Ordering::SeqCst);
+    c.destroy()?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        _ => 125,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match RunArgs::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("berth-run: {e}\n{USAGE}");
+            return ExitCode::from(125);
+        }
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("berth-run: {e}");
+            ExitCode::from(125)
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The command line of `berth-run`, parsed by hand (no dependency).
+
+use std::path::PathBuf;
+
+/// Usage text of `berth-run`.
+pub const USAGE: &str =
+    "usage: berth-run [--rootfs DIR | --image LAYOUT[:REF]] [--name ID] [--hostname H] \
+[--memory SIZE] [--cpus N] [--pids N] [--cpuset LIST] [--net none|loopback|bridge|host] \
+[--publish HOST:CONT[/tcp|/udp]] [--read-only] [--tmpfs PATH] [--volume SRC:DST[:ro]] \
+[--user UID[:GID]] [--cap-add CAP] [--cap-drop CAP] [--seccomp default|unconfined|FILE] \
+[--env K=V] [--workdir DIR] [--init] [--rootless] [--timeout SECS] -- CMD [ARG...]";
+
+/// `--net`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Net {
+    /// New netns, nothing up.
+    None,
+    /// New netns, `lo` up (default).
+    #[default]
+    Loopback,
+    /// veth to the `berth0` bridge.
+    Bridge,
+    /// The host's netns.
+    Host,
+}
+
+/// `--seccomp`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SeccompArg {
+    /// Docker's default profile.
+    #[default]
+    Default,
+    /// No filter.
+    Unconfined,
+    /// A Docker-format JSON profile file.
+    File(PathBuf),
+}
+
+/// A `--publish` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    /// Port on the host.
+    pub host: u16,
+    /// Port in the container.
+    pub container: u16,
+    /// UDP instead of TCP.
+    pub udp: bool,
+}
+
+/// A `--volume` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// Host path.
+    pub src: PathBuf,
+    /// Path inside.
+    pub dst: PathBuf,
+    /// `:ro`.
+    pub read_only: bool,
+}
+
+/// Everything `berth-run` was asked to do.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunArgs {
+    /// `--rootfs`.
+    pub rootfs: Option<PathBuf>,
+    /// `--image`: layout directory and reference.
+    pub image: Option<(PathBuf, String)>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--memory`, bytes.
+    pub memory: Option<u64>,
+    /// `--cpus`.
+    pub cpus: Option<f64>,
+    /// `--pids`.
+    pub pids: Option<u64>,
+    /// `--cpuset`.
+    pub cpuset: Option<String>,
+    /// `--net`.
+    pub net: Net,
+    /// `--publish`.
+    pub publish: Vec<Publish>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--tmpfs`.
+    pub tmpfs: Vec<PathBuf>,
+    /// `--volume`.
+    pub volumes: Vec<Volume>,
+    /// `--user`.
+    pub user: Option<(u32, u32)>,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--seccomp`.
+    pub seccomp: SeccompArg,
+    /// `--env`.
+    pub env: Vec<(String, String)>,
+    /// `--workdir`.
+    pub workdir: Option<PathBuf>,
+    /// `--init`.
+    pub init: bool,
+    /// `--rootless`.
+    pub rootless: bool,
+    /// `--timeout`, seconds.
+    pub timeout: Option<f64>,
+    /// The command.
+    pub command: Vec<String>,
+    /// `--help` was given.
+    pub help: bool,
+}
+
+/// Parse a size: bytes, or a number with `k`, `m`, `g` (binary units, `b` optional).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid size {s:?}: expected a number with an optional k, m or g suffix")
+    })?;
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("invalid size {s:?}: zero or too large"))
+}
+
+fn parse_publish(s: &str) -> Result<Publish, String> {
+    let bad = || format!("invalid --publish {s:?}: expected HOST:CONTAINER[/tcp|/udp]");
+    let (ports, proto) = match s.split_once('/') {
+        Some((p, "tcp")) => (p, false),
+        Some((p, "udp")) => (p, true),
+        Some(_) => return Err(bad()),
+        None => (s, false),
+    };
+    let (h, c) = ports.split_once(':').ok_or_else(bad)?;
+    Ok(Publish {
+        host: h.parse().map_err(|_| bad())?,
+        container: c.parse().map_err(|_| bad())?,
+        udp: proto,
+    })
+}
+
+fn parse_volume(s: &str) -> Result<Volume, String> {
+    let bad = || format!("invalid --volume {s:?}: expected SRC:DST[:ro|:rw]");
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [a, b] => (a, b, false),
+        [a, b, "ro"] => (a, b, true),
+        [a, b, "rw"] => (a, b, false),
+        _ => return Err(bad()),
+    };
+    if src.is_empty() || !dst.starts_with('/') {
+        return Err(bad());
+    }
+    Ok(Volume {
+        src: src.into(),
+        dst: dst.into(),
+        read_only: ro,
+    })
+}
+
+fn parse_user(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("invalid --user {s:?}: expected UID[:GID] (numbers)");
+    match s.split_once(':') {
+        Some((u, g)) => Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?)),
+        None => {
+            let u = s.parse().map_err(|_| bad())?;
+            Ok((u, u))
+        }
+    }
+}
+
+fn parse_image(s: &str) -> (PathBuf, String) {
+    // LAYOUT[:REF]: a ':' after the last '/' starts the reference.
+    let slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match s[slash..].rfind(':') {
+        Some(i) => (s[..slash + i].into(), s[slash + i + 1..].to_string()),
+        None => (s.into(), "latest".to_string()),
+    }
+}
+
+impl RunArgs {
+    /// Parse the arguments after the program name.
+    pub fn parse<I, S>(args: I) -> Result<RunArgs, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut a = RunArgs::default();
+        let mut it = args.into_iter().map(Into::into);
+        while let Some(arg) = it.next() {
+            if arg == "--" {
+                a.command.extend(it.by_ref());
+                break;
+            }
+            if !arg.starts_with("--") {
+                a.command.push(arg);
+                a.command.extend(it.by_ref());
+                break;
+            }
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f.to_string(), Some(v.to_string())),
+                None => (arg.clone(), None),
+            };
+            let switch = |a: &mut RunArgs, f: &str| -> Result<bool, String> {
+                match f {
+                    "--read-only" => a.read_only = true,
+                    "--init" => a.init = true,
+                    "--rootless" => a.rootless = true,
+                    "--help" => a.help = true,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            };
+            if switch(&mut a, &flag)? {
+                if inline.is_some() {
+                    return Err(format!("{flag} takes no value"));
+                }
+                continue;
+            }
+            let v = match inline {
+                Some(v) => v,
+                None => it.next().ok_or_else(|| format!("{flag} needs a value"))?,
+            };
+            let num = |what: &str, v: &str| -> Result<u64, String> {
+                v.parse()
+                    .map_err(|_| format!("invalid {what} {v:?}: expected a number"))
+            };
+            match flag.as_str() {
+                "--rootfs" => a.rootfs = Some(v.into()),
+                "--image" => a.image = Some(parse_image(&v)),
+                "--name" => a.name = Some(v),
+                "--hostname" => a.hostname = Some(v),
+                "--memory" => {
+                    a.memory = Some(parse_size(&v).map_err(|e| format!("--memory: {e}"))?)
+                }
+                "--cpus" => {
+                    let c: f64 = v
+                        .parse()
+                        .map_err(|_| format!("invalid --cpus {v:?}: expected a number"))?;
+                    if !(c > 0.0 && c <= 1024.0) {
+                        return Err(format!("invalid --cpus {v:?}: must be above 0"));
+                    }
+                    a.cpus = Some(c);
+                }
+                "--pids" => a.pids = Some(num("--pids", &v)?),
+                "--cpuset" => a.cpuset = Some(v),
+                "--net" => {
+                    a.net = match v.as_str() {
+                        "none" => Net::None,
+                        "loopback" => Net::Loopback,
+                        "bridge" => Net::Bridge,
+                        "host" => Net::Host,
+                        _ => {
+                            return Err(format!(
+                                "invalid --net {v:?}: none, loopback, bridge or host"
+                            ))
+                        }
+                    }
+                }
+                "--publish" => a.publish.push(parse_publish(&v)?),
+                "--tmpfs" => {
+                    if !v.starts_with('/') {
+                        return Err(format!("invalid --tmpfs {v:?}: must be an absolute path"));
+                    }
+                    a.tmpfs.push(v.into())
+                }
+                "--volume" => a.volumes.push(parse_volume(&v)?),
+                "--user" => a.user = Some(parse_user(&v)?),
+                "--cap-add" => a.cap_add.push(v),
+                "--cap-drop" => a.cap_drop.push(v),
+                "--seccomp" => {
+                    a.seccomp = match v.as_str() {
+                        "default" => SeccompArg::Default,
+                        "unconfined" => SeccompArg::Unconfined,
+                        f => SeccompArg::File(f.into()),
+                    }
+                }
+                "--env" => {
+                    let (k, val) = v
+                        .split_once('=')
+                        .ok_or_else(|| format!("invalid --env {v:?}: expected K=V"))?;
+                    if k.is_empty() {
+                        return Err(format!("invalid --env {v:?}: empty name"));
+                    }
+                    a.env.push((k.into(), val.into()));
+                }
+                "--workdir" => a.workdir = Some(v.into()),
+                "--timeout" => {
+                    let t: f64 = v
+                        .parse()
+                        .map_err(|_| format!("invalid --timeout {v:?}: expected seconds"))?;
+                    if t.is_nan() || t <= 0.0 {
+                        return Err(format!("invalid --timeout {v:?}: must be above 0"));
+                    }
+                    a.timeout = Some(t);
+                }
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        if a.rootfs.is_some() && a.image.is_some() {
+            return Err("--rootfs and --image are mutually exclusive".into());
+        }
+        if !a.publish.is_empty() && a.net != Net::Bridge {
+            return Err("--publish needs --net bridge".into());
+        }
+        if a.command.is_empty() && a.image.is_none() && !a.help {
+            return Err("no command given".into());
+        }
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_command_line() {
+        let a = RunArgs::parse([
+            "--rootfs",
+            "/r",
+            "--name",
+            "c1",
+            "--hostname=h",
+            "--memory",
+            "512m",
+            "--cpus",
+            "0.5",
+            "--pids",
+            "64",
+            "--cpuset",
+            "0-1",
+            "--net",
+            "bridge",
+            "--publish",
+            "8080:80",
+            "--publish",
+            "53:53/udp",
+            "--read-only",
+            "--tmpfs",
+            "/run",
+            "--volume",
+            "/a:/b:ro",
+            "--volume",
+            "/c:/d",
+            "--user",
+            "1000:100",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "MKNOD",
+            "--seccomp",
+            "unconfined",
+            "--env",
+            "A=b=c",
+            "--workdir",
+            "/tmp",
+            "--init",
+            "--rootless",
+            "--timeout",
+            "2.5",
+            "--",
+            "sh",
+            "-c",
+            "echo --not-a-flag",
+        ])
+        .unwrap();
+        assert_eq!(a.rootfs, Some("/r".into()));
+        assert_eq!(a.name.as_deref(), Some("c1"));
+        assert_eq!(a.hostname.as_deref(), Some("h"));
+        assert_eq!(a.memory, Some(512 << 20));
+        assert_eq!(a.cpus, Some(0.5));
+        assert_eq!(a.pids, Some(64));
+        assert_eq!(a.cpuset.as_deref(), Some("0-1"));
+        assert_eq!(a.net, Net::Bridge);
+        assert_eq!(
+            a.publish,
+            vec![
+                Publish {
+                    host: 8080,
+                    container: 80,
+                    udp: false
+                },
+                Publish {
+                    host: 53,
+                    container: 53,
+                    udp: true
+                }
+            ]
+        );
+        assert!(a.read_only && a.init && a.rootless);
+        assert_eq!(a.tmpfs, vec![PathBuf::from("/run")]);
+        assert_eq!(
+            a.volumes[0],
+            Volume {
+                src: "/a".into(),
+                dst: "/b".into(),
+                read_only: true
+            }
+        );
+        assert!(!a.volumes[1].read_only);
+        assert_eq!(a.user, Some((1000, 100)));
+        assert_eq!(a.cap_add, ["NET_ADMIN"]);
+        assert_eq!(a.cap_drop, ["MKNOD"]);
+        assert_eq!(a.seccomp, SeccompArg::Unconfined);
+        assert_eq!(a.env, vec![("A".to_string(), "b=c".to_string())]);
+        assert_eq!(a.workdir, Some("/tmp".into()));
+        assert_eq!(a.timeout, Some(2.5));
+        assert_eq!(a.command, ["sh", "-c", "echo --not-a-flag"]);
+    }
+
+    #[test]
+    fn defaults_and_positional_command() {
+        let a = RunArgs::parse(["echo", "--x"]).unwrap();
+        assert_eq!(a.command, ["echo", "--x"]);
+        assert_eq!(a.net, Net::Loopback);
+        assert_eq!(a.seccomp, SeccompArg::Default);
+        assert!(a.rootfs.is_none() && a.image.is_none());
+    }
+
+    #[test]
+    fn images() {
+        assert_eq!(parse_image("/img/bb"), ("/img/bb".into(), "latest".into()));
+        assert_eq!(
+            parse_image("/img/bb:1.36"),
+            ("/img/bb".into(), "1.36".into())
+        );
+        assert_eq!(parse_image("./a:b/c"), ("./a:b/c".into(), "latest".into()));
+        let a = RunArgs::parse(["--image", "/img:v1"]).unwrap();
+        assert_eq!(a.image, Some(("/img".into(), "v1".into())));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("4k").unwrap(), 4096);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("16mb").unwrap(), 16 << 20);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("-1m").is_err());
+        assert!(parse_size("99999999999t").is_err());
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let e = |v: &[&str]| RunArgs::parse(v.iter().copied()).unwrap_err();
+        assert!(e(&["--memory", "lots", "true"]).contains("lots"));
+        assert!(e(&["--net", "wifi", "true"]).contains("wifi"));
+        assert!(e(&["--bogus", "true"]).contains("--bogus"));
+        assert!(e(&["--name"]).contains("needs a value"));
+        assert!(e(&[]).contains("no command"));
+        assert!(e(&["--publish", "80", "--net", "bridge", "x"]).contains("80"));
+        assert!(e(&["--publish", "1:2", "x"]).contains("--net bridge"));
+        assert!(e(&["--volume", "/a", "x"]).contains("/a"));
+        assert!(e(&["--user", "bob", "x"]).contains("bob"));
+        assert!(e(&["--rootfs", "/a", "--image", "/b", "x"]).contains("exclusive"));
+        assert!(e(&["--init=1", "x"]).contains("no value"));
+        assert!(e(&["--cpus", "0", "x"]).contains("0"));
+        assert!(e(&["--timeout", "soon", "x"]).contains("soon"));
+    }
+}

@@ -1,0 +1,196 @@
+//! End to end: the `berth-run` binary (privileged tier).
+
+use std::process::Command;
+
+fn berth_run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-run"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run berth-run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rootfs() -> String {
+    berth_testkit::busybox_rootfs().display().to_string()
+}
+
+fn left_behind(name: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let state = std::path::Path::new("/run/berth").join(name);
+    if state.exists() {
+        v.push(state.display().to_string());
+    }
+    if let Ok(h) = berth_cgroups::Hierarchy::discover() {
+        let cg = h.own_cgroup_dir().join("berth").join(name);
+        if cg.exists() {
+            v.push(cg.display().to_string());
+        }
+    }
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    v.extend(mi.lines().filter(|l| l.contains(name)).map(String::from));
+    v
+}
+
+#[test]
+fn exit_status_is_the_workloads() {
+    berth_testkit::privileged!();
+    let r = rootfs();
+    let name = berth_testkit::unique_name("br-exit");
+    let (code, out, err) = berth_run(&[
+        "--rootfs",
+        &r,
+        "--name",
+        &name,
+        "--hostname",
+        "box",
+        "--env",
+        "A=1",
+        "--workdir",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo $(hostname) $A $(pwd) $(id -u); exit 42",
+    ]);
+    assert_eq!(code, 42, "{err}");
+    assert_eq!(out, "box 1 /tmp 1000\n");
+    assert!(left_behind(&name).is_empty(), "{:?}", left_behind(&name));
+    // Killed by a signal: 128+N (with --init the shell is not pid 1).
+    let name = berth_testkit::unique_name("br-sig");
+    let (code, _, err) = berth_run(&[
+        "--rootfs",
+        &r,
+        "--name",
+        &name,
+        "--init",
+        "--",
+        "/bin/sh",
+        "-c",
+        "kill -9 $$",
+    ]);
+    assert_eq!(code, 128 + 9, "{err}");
+    assert!(left_behind(&name).is_empty());
+}
+
+#[test]
+fn options_are_applied() {
+    berth_testkit::privileged!();
+    let r = rootfs();
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("in"), "vol").unwrap();
+    let v = format!("{}:/vol:ro", vol.path().display());
+    let (code, out, err) = berth_run(&[
+        "--rootfs",
+        &r,
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "--volume",
+        &v,
+        "--net",
+        "none",
+        "--cap-drop",
+        "ALL",
+        "--seccomp",
+        "unconfined",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /vol/in; echo; touch /x 2>/dev/null || echo ro; touch /scratch/x && echo tmpfs-ok; \
+         touch /vol/y 2>/dev/null || echo volro; cat /sys/class/net/lo/operstate; \
+         grep -E '^(CapEff|Seccomp):' /proc/self/status",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "vol\nro\ntmpfs-ok\nvolro\ndown\nCapEff:\t0000000000000000\nSeccomp:\t0\n"
+    );
+}
+
+#[test]
+fn timeout_kills_the_workload() {
+    berth_testkit::privileged!();
+    let r = rootfs();
+    let name = berth_testkit::unique_name("br-to");
+    let t = std::time::Instant::now();
+    let (code, _, err) = berth_run(&[
+        "--rootfs",
+        &r,
+        "--name",
+        &name,
+        "--timeout",
+        "0.5",
+        "--",
+        "/bin/sleep",
+        "30",
+    ]);
+    assert_eq!(code, 128 + 9, "{err}");
+    assert!(err.contains("timeout"), "{err}");
+    assert!(t.elapsed().as_secs() < 10);
+    assert!(left_behind(&name).is_empty());
+}
+
+#[test]
+fn bad_input_exits_125_and_leaves_nothing() {
+    berth_testkit::privileged!();
+    let r = rootfs();
+    let layout = tempfile::tempdir().unwrap();
+    berth_overlay::ImageBuilder::new("bb:latest")
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .write(layout.path())
+        .unwrap();
+    let image_missing_ref = format!("{}:nope", layout.path().display());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--rootfs", "/nonexistent/rootfs", "--", "true"],
+            "/nonexistent/rootfs",
+        ),
+        (vec!["--image", &image_missing_ref, "--", "true"], "nope"),
+        (vec!["--rootfs", &r, "--", "/no/such/cmd"], "/no/such/cmd"),
+        (
+            vec!["--rootfs", &r, "--memory", "lots", "--", "true"],
+            "lots",
+        ),
+        (
+            vec![
+                "--rootfs",
+                &r,
+                "--volume",
+                "/nonexistent/src:/v",
+                "--",
+                "true",
+            ],
+            "/nonexistent/src",
+        ),
+        (
+            vec!["--rootfs", &r, "--cap-add", "BOGUS", "--", "true"],
+            "BOGUS",
+        ),
+    ];
+    for (args, needle) in cases {
+        let name = berth_testkit::unique_name("br-bad");
+        let mut full = vec!["--name", name.as_str()];
+        full.extend(args.iter().copied());
+        let (code, _, err) = berth_run(&full);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err
+            .trim()
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("berth-run: "));
+        assert!(
+            left_behind(&name).is_empty(),
+            "{args:?}: {:?}",
+            left_behind(&name)
+        );
+    }
+}

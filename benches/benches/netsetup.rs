@@ -165,15 +165,16 @@ fn bench_netsetup(c: &mut Criterion) {
             for _ in 0..iters {
                 let ns = NetNs::new_anonymous().expect("netns");
                 let veth = format!("vi{}", next());
-                nl.create_veth(&VethSpec {
-                    host: &veth,
-                    peer: "eth0",
-                    peer_netns: Some(ns.as_fd()),
-                    controller: Some(net.bridge_index()),
-                    peer_mac: None,
-                    mtu: None,
-                })
-                .expect("veth");
+                let _ = nl
+                    .create_veth(&VethSpec {
+                        host: &veth,
+                        peer: "eth0",
+                        peer_netns: Some(ns.as_fd()),
+                        controller: Some(net.bridge_index()),
+                        peer_mac: None,
+                        mtu: None,
+                    })
+                    .expect("veth");
                 nss.push(ns);
                 veths.push(veth);
             }

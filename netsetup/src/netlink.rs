@@ -54,6 +54,8 @@ pub struct LinkInfoSummary {
     pub mtu: Option<u32>,
     /// Hardware address.
     pub mac: Option<Vec<u8>>,
+    /// `IFLA_LINK`: for a veth, the peer's ifindex (in the peer's netns).
+    pub link: Option<u32>,
 }
 
 /// An IPv4/IPv6 route as seen by [`Netlink::routes`] (main table only).
@@ -297,11 +299,13 @@ impl Netlink {
     /// Create a veth pair in one request: `host` here (enslaved to
     /// `controller` if given, up), and `peer` created directly inside the
     /// namespace `peer_netns` (an fd of `/proc/<pid>/ns/net` or a netns
-    /// file), with optional MAC and MTU, down. Returns the host side's ifindex.
+    /// file), with optional MAC and MTU, down. Returns the ifindex of the
+    /// host end and, when the kernel reports it (`IFLA_LINK`), of the peer in
+    /// its namespace.
     ///
     /// Kernel: `CONFIG_VETH`; the peer's `IFLA_NET_NS_FD` is honoured since
     /// Linux 3.0 (veth(4), rtnetlink(7)).
-    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<u32> {
+    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(u32, Option<u32>)> {
         validate_ifname(spec.host)?;
         validate_ifname(spec.peer)?;
         // The peer cannot be created up: veth_open() fails with ENOTCONN
@@ -342,13 +346,14 @@ impl Netlink {
                 );
                 map_exists(e, "RTM_NEWLINK veth", &both)
             })?;
-        self.link_index(spec.host)?.ok_or_else(|| {
+        let l = self.link_by_name(spec.host)?.ok_or_else(|| {
             Error::netlink(
                 "RTM_GETLINK after create",
                 spec.host,
                 io::Error::from_raw_os_error(libc::ENODEV),
             )
-        })
+        })?;
+        Ok((l.index, l.link))
     }
 
     fn set_link(
@@ -651,12 +656,14 @@ fn summarize_link(l: &LinkMessage) -> LinkInfoSummary {
         up: l.header.flags.contains(LinkFlags::Up),
         mtu: None,
         mac: None,
+        link: None,
     };
     for a in &l.attributes {
         match a {
             LinkAttribute::IfName(n) => s.name = n.clone(),
             LinkAttribute::Controller(c) => s.controller = Some(*c),
             LinkAttribute::Mtu(m) => s.mtu = Some(*m),
+            LinkAttribute::Link(l) => s.link = Some(*l),
             LinkAttribute::Address(m) => s.mac = Some(m.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {

@@ -472,26 +472,30 @@ impl Network {
                 peer_mac: opts.mac,
                 mtu: inner.mtu,
             };
-            host_index = Some(inner.nl().create_veth(&spec)?);
+            let (hi, peer_index) = inner.nl().create_veth(&spec)?;
+            host_index = Some(hi);
             let mut cnl = netns.netlink()?;
             lo_up(&mut cnl)?;
-            let eth = cnl.link_by_name(&opts.ifname)?.ok_or_else(|| {
-                Error::netlink(
-                    "RTM_GETLINK",
-                    &opts.ifname,
-                    std::io::Error::from_raw_os_error(libc::ENODEV),
-                )
-            })?;
-            if !eth.up {
-                cnl.set_up(eth.index)?;
-            }
+            // The host end's IFLA_LINK names the peer's ifindex; fall back to a lookup.
+            let eth_index = match peer_index {
+                Some(i) if i != 0 => i,
+                _ => cnl.link_index(&opts.ifname)?.ok_or_else(|| {
+                    Error::netlink(
+                        "RTM_GETLINK",
+                        &opts.ifname,
+                        std::io::Error::from_raw_os_error(libc::ENODEV),
+                    )
+                })?,
+            };
+            // veth peers are created down (see Netlink::create_veth).
+            cnl.set_up(eth_index)?;
             cnl.add_address(
-                eth.index,
+                eth_index,
                 IpAddr::V4(addr),
                 inner.subnet.prefix_len(),
                 false,
             )?;
-            cnl.add_default_route(IpAddr::V4(inner.gateway), eth.index)?;
+            cnl.add_default_route(IpAddr::V4(inner.gateway), eth_index)?;
             inner.firewall.publish(&opts.container, addr, &opts.ports)?;
             Ok(())
         })();

@@ -32,7 +32,7 @@ fn links_addresses_and_routes_over_netlink() {
         Err(Error::LinkExists { .. })
     ));
     // veth with the peer created directly in namespace b
-    let h = nl
+    let (h, peer) = nl
         .create_veth(&VethSpec {
             host: "nlv0",
             peer: "inb0",
@@ -43,6 +43,10 @@ fn links_addresses_and_routes_over_netlink() {
         })
         .unwrap();
     assert_eq!(a.ip_json(&["link", "show", "nlv0"])[0]["master"], "nlbr0");
+    let peer_ifindex = b.ip_json(&["link", "show", "inb0"])[0]["ifindex"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(peer, Some(peer_ifindex as u32), "IFLA_LINK names the peer");
     let inb = b.ip_json(&["link", "show", "inb0"]);
     assert_eq!(inb[0]["address"], "02:00:00:00:00:42");
     assert_eq!(inb[0]["mtu"], 1400);

@@ -35,15 +35,24 @@ fn apparmor_profile_label_and_denial() {
         "AppArmor should be active in the VM (securityfs at /sys/kernel/security)"
     );
     let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
     let denied = dir.path().join("denied");
+    std::fs::create_dir(&allowed).unwrap();
     std::fs::create_dir(&denied).unwrap();
+    std::fs::write(allowed.join("open"), "op3n\n").unwrap();
     std::fs::write(denied.join("secret"), "s3cret\n").unwrap();
+    // An allowlist profile: the static busybox, /proc, /dev and the allowed
+    // tree; everything else (the denied tree) is refused. `chroot_relative`:
+    // the VM's init switches root with chroot, and AppArmor names paths
+    // relative to the namespace root unless told otherwise.
+    let rootfs = berth_testkit::busybox_rootfs();
     let profile = dir.path().join("profile");
     std::fs::write(
         &profile,
         format!(
-            "profile {PROFILE} {{\n  file,\n  capability,\n  deny {}/** rw,\n}}\n",
-            denied.display()
+            "profile {PROFILE} flags=(chroot_relative) {{\n  {}/** rmix,\n  /proc/** r,\n  /dev/** rw,\n  {}/** r,\n}}\n",
+            rootfs.display(),
+            allowed.display()
         ),
     )
     .unwrap();
@@ -51,25 +60,31 @@ fn apparmor_profile_label_and_denial() {
     let _loaded = Loaded(profile.clone());
 
     let secret = denied.join("secret");
-    let script = format!(
-        "cat /proc/self/attr/current; cat {} && echo READ-OK || echo READ-DENIED",
-        secret.display()
-    );
-    // Control: unconfined, the file is readable.
-    let o = busybox_run(None, &["sh", "-c", &script]);
+    let open = allowed.join("open");
+    let (secret, open) = (secret.to_str().unwrap(), open.to_str().unwrap());
+    // Control: unconfined, everything is readable.
+    let o = busybox_run(None, &["cat", "/proc/self/attr/current", secret, open]);
     o.assert_ok();
-    assert!(o.text().contains("unconfined"), "{}", o.text());
-    assert!(o.text().contains("READ-OK"), "{}", o.text());
+    assert!(o.text().starts_with("unconfined"), "{}", o.text());
+    assert!(o.text().contains("s3cret"), "{}", o.text());
 
     let p = SecurityPolicy::new()
         .apparmor_profile(PROFILE)
         .prepare()
         .unwrap();
-    let o = busybox_run(Some(&p), &["sh", "-c", &script]);
+    let o = busybox_run(Some(&p), &["cat", "/proc/self/attr/current"]);
     o.assert_ok();
-    let t = o.text();
-    assert!(t.contains(&format!("{PROFILE} (enforce)")), "{t}");
-    assert!(t.contains("READ-DENIED"), "{t}");
-    assert!(!t.contains("s3cret"), "{t}");
-    assert!(Path::new(&secret).exists());
+    assert_eq!(o.text().trim(), format!("{PROFILE} (enforce)"));
+    let o = busybox_run(Some(&p), &["cat", open]);
+    o.assert_ok();
+    assert_eq!(o.text(), "op3n\n");
+    let o = busybox_run(Some(&p), &["cat", secret]);
+    assert_eq!(o.failure, None);
+    assert_ne!(
+        o.exit_code(),
+        Some(0),
+        "read of {secret} was allowed: {}",
+        o.text()
+    );
+    assert!(!o.text().contains("s3cret"));
 }

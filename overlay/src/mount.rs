@@ -303,19 +303,14 @@ impl Overlay {
         let ctarget =
             sys::cpath(target).map_err(|e| mount_err("target path", target, String::new(), e))?;
         if self.use_append()? {
-            match self.create_new_api(&target.display().to_string()) {
-                Ok(fd) => {
-                    sys::move_mount_to(fd.as_fd(), &ctarget)
-                        .map_err(|e| mount_err("move_mount", target, String::new(), e))?;
-                    tracing::debug!(target = %target.display(), layers = self.lowers.len(), "overlay mounted (lowerdir+)");
-                    return Ok(OverlayMount {
-                        target: target.to_path_buf(),
-                        active: true,
-                    });
-                }
-                Err(Fallback::Legacy) => {}
-                Err(Fallback::Err(e)) => return Err(e),
-            }
+            let fd = self.create_new_api(&target.display().to_string())?;
+            sys::move_mount_to(fd.as_fd(), &ctarget)
+                .map_err(|e| mount_err("move_mount", target, String::new(), e))?;
+            tracing::debug!(target = %target.display(), layers = self.lowers.len(), "overlay mounted (lowerdir+)");
+            return Ok(OverlayMount {
+                target: target.to_path_buf(),
+                active: true,
+            });
         }
         self.mount_legacy(target, &ctarget)?;
         tracing::debug!(target = %target.display(), layers = self.lowers.len(), "overlay mounted (legacy)");
@@ -345,11 +340,9 @@ impl Overlay {
     pub fn mount_detached(&self) -> Result<DetachedOverlay> {
         self.validate()?;
         if self.use_append()? {
-            match self.create_new_api("detached") {
-                Ok(fd) => return Ok(DetachedOverlay { fd }),
-                Err(Fallback::Legacy) => {}
-                Err(Fallback::Err(e)) => return Err(e),
-            }
+            return Ok(DetachedOverlay {
+                fd: self.create_new_api("detached")?,
+            });
         }
         // Legacy: mount on a private temporary directory, clone it, drop the original.
         let tmp = std::env::temp_dir().join(format!(
@@ -381,48 +374,35 @@ impl Overlay {
         Ok(match self.method {
             MountMethod::Legacy => false,
             MountMethod::Append => true,
-            MountMethod::Auto => LOWERDIR_APPEND.load(Ordering::Relaxed) != 2,
+            MountMethod::Auto => lowerdir_append_supported(),
         })
     }
 
     /// New mount API: fsopen, one `lowerdir+` per layer, options, create, fsmount.
-    fn create_new_api(&self, target: &str) -> Result<OwnedFd, Fallback> {
-        let fs = sys::fsopen(c"overlay")
-            .map_err(|e| Fallback::Err(mount_err_s("fsopen", target, String::new(), e)))?;
-        let fail = |step: &str, e: io::Error| {
-            Fallback::Err(mount_err_s(step, target, sys::fs_log(fs.as_fd()), e))
-        };
+    fn create_new_api(&self, target: &str) -> Result<OwnedFd> {
+        let fs =
+            sys::fsopen(c"overlay").map_err(|e| mount_err_s("fsopen", target, String::new(), e))?;
+        let fail = |step: &str, e: io::Error| mount_err_s(step, target, sys::fs_log(fs.as_fd()), e);
+        if !lowerdir_append_supported() {
+            return Err(mount_err_s(
+                "fsconfig lowerdir+",
+                target,
+                "lowerdir+ needs Linux >= 6.8; use MountMethod::Auto or Legacy".into(),
+                io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+            ));
+        }
         let mut held = Vec::new();
-        for (i, l) in self.lowers.iter().enumerate() {
+        for l in &self.lowers {
             let v =
                 short_path(l, FSCONFIG_STRING_MAX, &mut held).map_err(|e| fail("open lower", e))?;
-            if let Err(e) = sys::fsconfig(
+            sys::fsconfig(
                 fs.as_fd(),
                 sys::FSCONFIG_SET_STRING,
                 Some(c"lowerdir+"),
                 Some(&v),
-            ) {
-                if i == 0
-                    && e.raw_os_error() == Some(libc::EINVAL)
-                    && self.method == MountMethod::Auto
-                {
-                    let log = sys::fs_log(fs.as_fd());
-                    if log.contains("nknown parameter") || log.is_empty() {
-                        tracing::debug!(kernel = %log, "lowerdir+ unsupported, using the legacy option string");
-                        LOWERDIR_APPEND.store(2, Ordering::Relaxed);
-                        return Err(Fallback::Legacy);
-                    }
-                    return Err(Fallback::Err(mount_err_s(
-                        "fsconfig lowerdir+",
-                        target,
-                        log,
-                        e,
-                    )));
-                }
-                return Err(fail("fsconfig lowerdir+", e));
-            }
+            )
+            .map_err(|e| fail("fsconfig lowerdir+", e))?;
         }
-        LOWERDIR_APPEND.store(1, Ordering::Relaxed);
         for (key, dir) in [(c"upperdir", &self.upper), (c"workdir", &self.work)] {
             if let Some(d) = dir {
                 let v = short_path(d, FSCONFIG_STRING_MAX, &mut held)
@@ -573,12 +553,42 @@ impl Overlay {
     }
 }
 
-static TMP_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-enum Fallback {
-    Legacy,
-    Err(Error),
+/// Whether overlayfs takes `lowerdir+` (Linux ≥ 6.8), probed once per process.
+///
+/// Before 6.5 overlayfs has no fs_context parser: `fsconfig(2)` accepts any
+/// key into a legacy option string and only `FSCONFIG_CMD_CREATE` fails. So
+/// the probe checks both that `lowerdir+` is accepted and that a bogus key is
+/// rejected (a real parser is present).
+fn lowerdir_append_supported() -> bool {
+    match LOWERDIR_APPEND.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let supported = (|| {
+        let fs = sys::fsopen(c"overlay").ok()?;
+        sys::fsconfig(
+            fs.as_fd(),
+            sys::FSCONFIG_SET_STRING,
+            Some(c"lowerdir+"),
+            Some(c"/"),
+        )
+        .ok()?;
+        let bogus = sys::fsconfig(
+            fs.as_fd(),
+            sys::FSCONFIG_SET_FLAG,
+            Some(c"berth-probe-no-such-option"),
+            None,
+        );
+        Some(bogus.is_err())
+    })()
+    .unwrap_or(false);
+    tracing::debug!(supported, "probed overlayfs lowerdir+");
+    LOWERDIR_APPEND.store(if supported { 1 } else { 2 }, Ordering::Relaxed);
+    supported
 }
+
+static TMP_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn open_path(p: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;

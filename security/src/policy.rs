@@ -1,6 +1,5 @@
 //! The policy builder and its prepared, child-side form.
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::apply;
@@ -72,6 +71,53 @@ impl SecurityPolicy {
             .capabilities(Capabilities::docker_default())
             .seccomp(SeccompProfile::docker_default())
             .no_new_privs(true)
+    }
+
+    /// Build a policy from the OCI runtime spec: `process.capabilities`,
+    /// `rlimits`, `noNewPrivileges`, `user` (uid, gid, additionalGids),
+    /// `apparmorProfile`, `selinuxLabel`, `oomScoreAdj`, and `linux.seccomp`.
+    ///
+    /// Absent capabilities leave the process' sets untouched (as runc does).
+    ///
+    /// ```
+    /// let spec: oci_spec::runtime::Spec = serde_json::from_str(r#"{
+    ///   "ociVersion": "1.0.2",
+    ///   "process": {"cwd": "/", "user": {"uid": 1000, "gid": 1000},
+    ///               "noNewPrivileges": true,
+    ///               "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]}
+    /// }"#).unwrap();
+    /// let p = berth_security::SecurityPolicy::from_oci(&spec)?;
+    /// # Ok::<(), berth_security::Error>(())
+    /// ```
+    pub fn from_oci(spec: &oci_spec::runtime::Spec) -> Result<Self> {
+        let mut p = SecurityPolicy::new();
+        if let Some(proc_) = spec.process() {
+            if let Some(c) = proc_.capabilities() {
+                p = p.capabilities(Capabilities::from_oci(c));
+            }
+            for r in proc_.rlimits().iter().flatten() {
+                let r = Rlimit::from_oci(r)?;
+                p = p.rlimit(r.resource, r.soft, r.hard);
+            }
+            p = p.no_new_privs(proc_.no_new_privileges().unwrap_or(false));
+            let u = proc_.user();
+            p = p
+                .user(u.uid(), u.gid())
+                .groups(u.additional_gids().clone().unwrap_or_default());
+            if let Some(a) = proc_.apparmor_profile() {
+                p = p.apparmor_profile(a.clone());
+            }
+            if let Some(l) = proc_.selinux_label() {
+                p = p.selinux_label(l.clone());
+            }
+            if let Some(o) = proc_.oom_score_adj() {
+                p = p.oom_score_adj(o);
+            }
+        }
+        if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            p = p.seccomp(SeccompProfile::from_oci(s)?);
+        }
+        Ok(p)
     }
 
     /// Set all five capability sets.
@@ -481,11 +527,45 @@ impl PreparedSecurity {
     }
 }
 
-/// Keep `CString` in the public dependency graph for attr paths (used by prepare).
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn ok<T: Send + Sync>() {}
-    ok::<PreparedSecurity>();
-    ok::<CString>();
-    ok::<Error>();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_policy_and_errors_are_send_sync() {
+        fn ok<T: Send + Sync + 'static>() {}
+        ok::<PreparedSecurity>();
+        ok::<Error>();
+    }
+
+    #[test]
+    fn from_oci_spec() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(
+            r#"{"ociVersion": "1.0.2",
+                "process": {"cwd": "/", "user": {"uid": 7, "gid": 8, "additionalGids": [9]},
+                            "noNewPrivileges": true, "oomScoreAdj": 100,
+                            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+                                             "permitted": ["CAP_KILL"]},
+                            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 5}]},
+                "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                          "syscalls": [{"names": ["ptrace"], "action": "SCMP_ACT_ERRNO"}]}}}"#,
+        )
+        .unwrap();
+        let p = SecurityPolicy::from_oci(&spec).unwrap();
+        assert!(p.no_new_privs);
+        assert_eq!(p.oom_score_adj, Some(100));
+        assert_eq!(
+            p.identity,
+            Some(Identity {
+                uid: 7,
+                gid: 8,
+                groups: vec![9]
+            })
+        );
+        assert_eq!(p.capabilities.unwrap().bounding.names(), ["CAP_KILL"]);
+        assert_eq!(p.rlimits, [Rlimit::new(Resource::Nofile, 5, 10).unwrap()]);
+        assert_eq!(p.seccomp.as_ref().unwrap().rules.len(), 1);
+        let prepared = p.prepare().unwrap();
+        assert!(prepared.seccomp_program().is_some());
+    }
 }

@@ -439,3 +439,33 @@ fn child_failure_names_step_and_errno() {
     assert!(SecurityPolicy::new().capabilities(caps).prepare().is_err());
     let _ = busybox();
 }
+
+#[test]
+fn filter_flags_log_and_spec_allow_are_accepted_by_the_kernel() {
+    berth_testkit::privileged!();
+    let json = r#"{"defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
+        "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_LOG"},
+                     {"names": ["getppid"], "action": "SCMP_ACT_KILL_THREAD"}]}"#;
+    let profile = SeccompProfile::from_docker_json(json).unwrap();
+    let p = SecurityPolicy::new()
+        .no_new_privs(true)
+        .seccomp(profile)
+        .prepare()
+        .unwrap();
+    // TSYNC is never passed to the kernel.
+    assert_eq!(
+        p.seccomp_program().unwrap().flags(),
+        berth_security::FLAG_LOG | berth_security::FLAG_SPEC_ALLOW
+    );
+    let o = busybox_run(Some(&p), &["cat", "/proc/self/status"]);
+    o.assert_ok();
+    assert_eq!(o.status_field("Seccomp"), "2");
+    // LOG allows: mkdirat("/proc/x") reaches the kernel, which answers ENOENT.
+    let o = run_child(Some(&p), Then::Call(call_mkdirat));
+    o.assert_ok();
+    assert_eq!(i32::from(o.stdout[0]), libc::ENOENT);
+    // KILL_THREAD on the only thread ends the process with SIGSYS.
+    let o = run_child(Some(&p), Then::Call(call_getppid));
+    assert_eq!(o.signal(), Some(libc::SIGSYS), "status {:#x}", o.status);
+}

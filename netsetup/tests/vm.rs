@@ -1,0 +1,80 @@
+//! VM tier: the bridge/veth/nftables path on Debian's stock 6.1 kernel
+//! (`scripts/vm-test -p berth-netsetup --test vm`). One focused test: the
+//! emulated VM is slow.
+
+mod common;
+
+use berth_netsetup::{Attach, BridgeNetwork, PortMapping};
+use common::*;
+
+#[test]
+fn attach_and_published_port_on_the_vm_kernel() {
+    berth_testkit::vm_only!();
+    // The VM's kernel does not auto-load modules on demand (request_module):
+    // load what a bridge network needs by hand.
+    for m in [
+        "veth",
+        "bridge",
+        "nf_tables",
+        "nft_chain_nat",
+        "nft_nat",
+        "nft_masq",
+        "nft_fib_ipv4",
+        "nft_fib_inet",
+    ] {
+        berth_testkit::run_ok("modprobe", &[m]);
+    }
+    let host = TestNs::new();
+    let client = TestNs::new();
+    let state = tempfile::tempdir().unwrap();
+    host.ip(&[
+        "link",
+        "add",
+        "kh",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "kc",
+        "netns",
+        client.name(),
+    ]);
+    host.ip(&["addr", "add", "192.168.78.1/24", "dev", "kh"]);
+    host.ip(&["link", "set", "kh", "up"]);
+    client.ip(&["addr", "add", "192.168.78.2/24", "dev", "kc"]);
+    client.ip(&["link", "set", "kc", "up"]);
+
+    let net = BridgeNetwork::new("vm")
+        .bridge("br-vm")
+        .subnet("10.206.0.0/24")
+        .state_dir(state.path())
+        .host_netns(&host.handle)
+        .unwrap()
+        .ensure()
+        .unwrap();
+    let ctr = TestNs::new();
+    let att = net
+        .attach(
+            &ctr.handle,
+            &Attach::new("vm-web").publish(PortMapping::tcp(18080, 80)),
+        )
+        .unwrap();
+    let addrs = ctr.ip_json(&["addr", "show", "dev", "eth0"]);
+    assert!(addrs[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["local"] == "10.206.0.2"));
+    let srv = serve_once(listen_in(&ctr.handle, "0.0.0.0:80"));
+    assert_eq!(
+        talk_from(&client.handle, "192.168.78.1:18080", "vm"),
+        "echo:vm"
+    );
+    assert_eq!(srv.join().unwrap().ip().to_string(), "192.168.78.2");
+    let h = att.host_ifname().to_string();
+    att.detach().unwrap();
+    assert!(!host.link_names().contains(&h));
+    net.remove().unwrap();
+    assert!(host.nft_tables().is_empty());
+    assert!(state_files(state.path()).is_empty());
+}

@@ -247,6 +247,7 @@ fn kill_process_trap_and_errno_ret() {
         SeccompProfile::new(Action::Allow).rule(SyscallRule::new(["getppid"], Action::KillProcess));
     let p = SecurityPolicy::new()
         .no_new_privs(true)
+        .rlimit(Resource::Core, 0, 0) // no core dump for the SIGSYS death
         .seccomp(kill)
         .prepare()
         .unwrap();
@@ -257,6 +258,7 @@ fn kill_process_trap_and_errno_ret() {
         SeccompProfile::new(Action::Allow).rule(SyscallRule::new(["getppid"], Action::Trap(1)));
     let p = SecurityPolicy::new()
         .no_new_privs(true)
+        .rlimit(Resource::Core, 0, 0) // no core dump for the SIGSYS death
         .seccomp(trap)
         .prepare()
         .unwrap();
@@ -450,6 +452,7 @@ fn filter_flags_log_and_spec_allow_are_accepted_by_the_kernel() {
     let profile = SeccompProfile::from_docker_json(json).unwrap();
     let p = SecurityPolicy::new()
         .no_new_privs(true)
+        .rlimit(Resource::Core, 0, 0)
         .seccomp(profile)
         .prepare()
         .unwrap();

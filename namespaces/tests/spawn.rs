@@ -178,7 +178,7 @@ fn init_reaps_forwards_and_returns_status() {
     berth_testkit::privileged!();
     // The workload is pid 2 under our init; an orphan zombie gets reaped.
     let out = sh_in_rootfs(
-        "echo $$; (sleep 0.1 &); sleep 0.5; ps -o pid,stat,comm | grep -c ' Z ' ; exit 3",
+        "echo $$; (sleep 0.1 &); sleep 1; ps -o pid,stat,comm | grep -c ' Z ' ; exit 3",
         Namespaces::PID,
     )
     .init(true)

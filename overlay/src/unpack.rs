@@ -187,7 +187,12 @@ impl Unpacker {
     /// Open (creating missing directories) the directory `parts` below the root.
     fn dir(&mut self, parts: &[&[u8]], entry: &[u8], create: bool) -> Result<BorrowedFd<'_>> {
         let key = join(parts);
-        if self.cache_fd.is_none() || self.cache_path != key {
+        // A cached directory that a later entry removed (nlink 0) must be reopened.
+        let stale = match &self.cache_fd {
+            Some(fd) => self.cache_path != key || fstat_nlink(fd.as_fd()) == 0,
+            None => true,
+        };
+        if stale {
             let fd = self.open_dir(parts, entry, create)?;
             self.cache_fd = Some(fd);
             self.cache_path = key;
@@ -327,8 +332,7 @@ impl Unpacker {
         // OCI whiteouts.
         if let Some(rest) = name.strip_prefix(b".wh.") {
             let fmt = self.opts.whiteouts;
-            let (same_owner, root_ok) = (self.opts.same_owner, true);
-            let _ = root_ok;
+            let same_owner = self.opts.same_owner;
             let pfd = self.dir(parent, &raw, true)?;
             if rest == b".wh..opq" {
                 sys::fsetxattr(pfd, fmt.opaque_xattr(), b"y").map_err(|err| Error::Unpack {
@@ -623,6 +627,16 @@ impl Unpacker {
         }
         Ok(())
     }
+}
+
+fn fstat_nlink(fd: BorrowedFd<'_>) -> u64 {
+    // SAFETY: zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out-buffer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return 0;
+    }
+    st.st_nlink as u64
 }
 
 fn times(mtime: i64) -> [libc::timespec; 2] {

@@ -11,9 +11,19 @@ use std::sync::mpsc;
 use berth_overlay::{diff, Compression, Digest, Error, ImportOptions, LayerStore};
 use common::{RawTar, Sandbox};
 
+/// The busybox rootfs as a layer blob, made once per compression (debug-build
+/// compression is slow).
 fn busybox_layer(c: Compression) -> (Vec<u8>, berth_overlay::LayerBlob) {
+    type Cache = std::sync::Mutex<Vec<(Compression, Vec<u8>, berth_overlay::LayerBlob)>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut g = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, b, l)) = g.iter().find(|(k, _, _)| *k == c) {
+        return (b.clone(), l.clone());
+    }
     let mut out = Vec::new();
     let blob = diff(berth_testkit::busybox_rootfs(), &mut out, c).unwrap();
+    g.push((c, out.clone(), blob.clone()));
     (out, blob)
 }
 

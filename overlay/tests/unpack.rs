@@ -254,3 +254,30 @@ fn overlay_xattrs_inside_a_layer_are_dropped() {
         "overlay xattr must not be applied"
     );
 }
+
+#[test]
+fn later_entries_replace_earlier_ones() {
+    let tar = RawTar::new()
+        .dir("a")
+        .file("a/x", b"x")
+        .file("a", b"now a file")
+        .dir("a")
+        .file("a/y", b"y")
+        .symlink("s", "a")
+        .dir("s")
+        .file("s/z", b"z")
+        .finish();
+    let d = tempfile::tempdir().unwrap();
+    unpack(&tar[..], d.path(), &UnpackOptions::default()).unwrap();
+    let mut names: Vec<_> = fs::read_dir(d.path().join("a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["y"]);
+    assert_eq!(fs::read(d.path().join("a/y")).unwrap(), b"y");
+    // The symlink was replaced by a real directory, nothing written through it.
+    assert!(fs::symlink_metadata(d.path().join("s")).unwrap().is_dir());
+    assert_eq!(fs::read(d.path().join("s/z")).unwrap(), b"z");
+    assert!(!d.path().join("a/z").exists());
+}

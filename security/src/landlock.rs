@@ -79,11 +79,23 @@ pub struct Landlock {
 
 impl Landlock {
     /// An empty ruleset (denies every handled access everywhere).
+    ///
+    /// ```
+    /// let l = berth_security::Landlock::new();
+    /// assert!(l.rules().is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Allow `access` beneath `path` (the path must exist at prepare time).
+    ///
+    /// ```
+    /// use berth_security::{FsAccess, Landlock};
+    /// let l = Landlock::new()
+    ///     .allow("/usr", FsAccess::READ)
+    ///     .allow("/var/lib/app", FsAccess::READ.union(FsAccess::WRITE_FILE));
+    /// ```
     pub fn allow(mut self, path: impl Into<PathBuf>, access: FsAccess) -> Self {
         self.rules.push((path.into(), access));
         self

@@ -681,6 +681,14 @@ impl SeccompProfile {
     }
 
     /// Append a rule.
+    ///
+    /// ```
+    /// use berth_security::{Action, CmpOp, SeccompProfile, SyscallRule};
+    /// // Deny AF_VSOCK sockets with EACCES, allow everything else.
+    /// let p = SeccompProfile::new(Action::Allow)
+    ///     .rule(SyscallRule::new(["socket"], Action::Errno(13)).arg(0, CmpOp::Eq, 40, 0)?);
+    /// # Ok::<(), berth_security::Error>(())
+    /// ```
     pub fn rule(mut self, rule: SyscallRule) -> Self {
         self.rules.push(rule);
         self

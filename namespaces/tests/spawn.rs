@@ -233,3 +233,27 @@ fn kill_try_wait_and_drop() {
     drop(child);
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
 }
+
+#[test]
+fn id_map_tools_are_used_and_their_errors_surface() {
+    berth_testkit::privileged!();
+    // Without an /etc/subuid range for root (this machine has none) the
+    // setuid helper refuses, and its message must reach the caller.
+    let r = Spawner::new(["/bin/busybox", "cat", "/proc/self/uid_map"])
+        .namespaces(Namespaces::USER)
+        .uid_map(IdMap::new(0, 0, 1))
+        .uid_map(IdMap::new(1, 300_000, 10))
+        .use_id_map_tools(true)
+        .output();
+    match r {
+        Err(Error::IdMapTool { tool, stderr, .. }) => {
+            assert_eq!(tool, "newuidmap");
+            assert!(!stderr.is_empty());
+        }
+        Ok(out) => {
+            let s = ok_stdout(&out);
+            assert!(s.contains("300000"), "{s}");
+        }
+        Err(other) => panic!("{other:?}"),
+    }
+}

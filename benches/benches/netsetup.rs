@@ -28,7 +28,16 @@ fn bench_netsetup(c: &mut Criterion) {
     }
     let host = Netns::new();
     let host_ns = NetNs::open_named(host.name()).expect("open bench host netns");
-    let state_dir = std::env::temp_dir().join(berth_testkit::unique_name("berth-nb"));
+    // IPAM state on tmpfs, as with the default /run/berth/net on a usual
+    // system (/run is tmpfs there; on this bench host it is not). On a busy
+    // ext4 disk each IPAM write (create + rename) waits ~2 ms for the journal.
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let state_dir = base.join(berth_testkit::unique_name("berth-nb"));
     let net = BridgeNetwork::new("bench")
         .bridge("bbench0")
         .subnet("10.210.0.0/16")

@@ -19,9 +19,8 @@ use crate::network::{Attach, Attachment, BridgeNetwork, Network};
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(Error::InvalidArgument {
-            what: "blocking task",
-            reason: format!("netsetup task did not complete: {e}"),
+        Err(e) => Err(Error::Task {
+            reason: e.to_string(),
         }),
     }
 }

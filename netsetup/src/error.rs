@@ -147,6 +147,13 @@ pub enum Error {
         /// nft's stderr or the spawn error.
         reason: String,
     },
+    /// A background (tokio blocking-pool) task running a netsetup operation
+    /// panicked or was cancelled.
+    #[error("netsetup task did not complete: {reason}")]
+    Task {
+        /// The join error.
+        reason: String,
+    },
     /// Teardown went on past several failures; all of them are here.
     #[error("{} teardown error(s): {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Teardown(Vec<Error>),
@@ -185,5 +192,14 @@ impl Error {
             | Error::Io { source, .. } => source.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static + std::error::Error>() {}
+        check::<super::Error>();
     }
 }

@@ -201,12 +201,27 @@ impl BridgeNetwork {
             }
         }
         let firewall = Firewall::in_netns(&host, &self.state_dir)?;
-        let created = existing.is_none();
+        let mut created = existing.is_none();
         let mut prev_forward = None;
         let setup = (|| -> Result<u32> {
             let index = match own_index {
                 Some(i) => i,
-                None => nl.create_bridge(&bridge, self.mtu)?,
+                None => match nl.create_bridge(&bridge, self.mtu) {
+                    Ok(i) => i,
+                    // Another process ensured the same network meanwhile: use its bridge.
+                    Err(Error::LinkExists { .. }) => {
+                        created = false;
+                        match nl.link_by_name(&bridge)? {
+                            Some(l) if l.kind.as_deref() == Some("bridge") => l.index,
+                            _ => {
+                                return Err(Error::NotABridge {
+                                    name: bridge.clone(),
+                                })
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             nl.add_address(index, IpAddr::V4(gateway), subnet.prefix_len(), true)?;
             nl.set_up(index)?;

@@ -1516,6 +1516,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn public_types_are_thread_safe() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<Error>();
+        send_sync::<Step>();
+        send::<Spawner>();
+        send::<Child>();
+    }
+
+    #[test]
     fn gaps_cover_everything_but_kept() {
         assert_eq!(gaps(vec![0, 1, 2, 7]), vec![(3, 6), (8, u32::MAX)]);
         assert_eq!(gaps(vec![2, 0, 1]), vec![(3, u32::MAX)]);

@@ -899,6 +899,14 @@ impl Cgroup {
         self.wait_events("empty", timeout, |e| !e.populated)
     }
 
+    /// The kill path for kernels without `cgroup.kill` (before 5.14), used
+    /// automatically by [`kill`](Self::kill) there: freeze the group (when
+    /// `cgroup.freeze` exists), SIGKILL every pid in it and its descendants,
+    /// thaw, and repeat until no process is left.
+    pub fn kill_each(&self, timeout: Duration) -> Result<()> {
+        self.kill_loop(timeout)
+    }
+
     fn kill_loop(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let freezable = self.write_file("cgroup.freeze", "1").is_ok();

@@ -562,3 +562,30 @@ fn unified_raw_core_file_is_applied() {
     assert!(matches!(e, Error::Create { .. }), "{e}");
     assert!(e.to_string().contains("two"), "{e}");
 }
+
+#[test]
+fn pid_by_pid_kill_fallback_empties_the_group() {
+    berth_testkit::privileged!();
+    let _serial = serial();
+    let h = hierarchy();
+    let (_g, cg) = scratch(&h);
+    let sub = CgroupBuilder::new("sub")
+        .hierarchy(h.clone())
+        .parent(cg.path())
+        .create()
+        .unwrap();
+    let mut a = sleeper();
+    let mut b = sleeper();
+    cg.add_process(a.id()).unwrap();
+    sub.add_process(b.id()).unwrap();
+    cg.kill_each(Duration::from_secs(20)).unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(b.wait().unwrap().signal(), Some(libc::SIGKILL));
+    wait_for("empty", Duration::from_secs(20), || {
+        !cg.events().unwrap().populated
+    });
+    // The fallback thaws what it froze.
+    assert!(!cg.events().unwrap().frozen);
+    assert_eq!(cg.read_file("cgroup.freeze").unwrap().trim(), "0");
+}

@@ -152,10 +152,14 @@ fn memory_max_oom_kills_and_watcher_reports_it() {
         &h,
         Resources::new()
             .memory_max(Limit::Value(16 << 20))
-            .memory_swap_max(Limit::Value(0)),
+            .memory_swap_max(Limit::Value(0))
+            .memory_oom_group(true),
     );
     assert_eq!(cg.read_file("memory.max").unwrap().trim(), "16777216");
     let mut w = cg.watch().unwrap();
+    // A bystander: with memory.oom.group the OOM kill takes it too.
+    let mut bystander = gated_sh("sleep 60");
+    cg.add_process(bystander.id()).unwrap();
     // dd's 64 MiB buffer is filled from /dev/zero: 64 MiB of anonymous memory.
     let mut child = gated_sh("exec dd if=/dev/zero of=/dev/null bs=64M count=1");
     cg.add_process(child.id()).unwrap();
@@ -176,8 +180,14 @@ fn memory_max_oom_kills_and_watcher_reports_it() {
         seen.iter().any(|e| matches!(e, Event::MemoryMax { .. })),
         "{seen:?}"
     );
+    assert_eq!(
+        bystander.wait().unwrap().signal(),
+        Some(libc::SIGKILL),
+        "memory.oom.group did not kill the whole group"
+    );
     let m = cg.stats().unwrap().memory.unwrap();
-    assert!(m.events.oom_kill >= 1);
+    assert!(m.events.oom_kill >= 2, "{:?}", m.events);
+    assert!(m.events.oom_group_kill >= 1, "{:?}", m.events);
     if let Some(peak) = m.peak {
         assert!(peak <= 16 << 20, "peak {peak}");
     }
@@ -442,4 +452,41 @@ fn default_parent_enables_controllers_and_respects_no_internal_processes() {
     release(&mut child);
     cg.remove().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn cpu_weight_shares_one_cpu_by_weight() {
+    berth_testkit::vm_only!();
+    let h = hierarchy();
+    // Both loops on CPU 0 in one parent; children weighted 100 and 400.
+    let (_g, parent) = group(&h, Resources::new().cpuset_cpus("0").cpuset_mems("0"));
+    parent.enable_for_children(Controller::Cpu).unwrap();
+    parent.enable_for_children(Controller::Cpuset).unwrap();
+    let make = |name: &str, w: u64| {
+        CgroupBuilder::new(name)
+            .hierarchy(h.clone())
+            .parent(parent.path())
+            .resources(Resources::new().cpu_weight(w))
+            .create()
+            .unwrap()
+    };
+    let light = make("light", 100);
+    let heavy = make("heavy", 400);
+    let mut a = gated_sh("while :; do :; done");
+    let mut b = gated_sh("while :; do :; done");
+    light.add_process(a.id()).unwrap();
+    heavy.add_process(b.id()).unwrap();
+    release(&mut a);
+    release(&mut b);
+    std::thread::sleep(Duration::from_millis(3000));
+    let ul = light.stats().unwrap().cpu.unwrap().usage_usec;
+    let uh = heavy.stats().unwrap().cpu.unwrap().usage_usec;
+    parent.kill().unwrap();
+    a.wait().unwrap();
+    b.wait().unwrap();
+    assert!(ul > 0 && uh > 0, "light {ul} heavy {uh}");
+    // Ideal ratio 4; accept anything clearly weighted.
+    assert!(uh as f64 > 2.0 * ul as f64, "light {ul} µs, heavy {uh} µs");
+    drop(light);
+    drop(heavy);
 }

@@ -501,6 +501,25 @@ impl SeccompProfile {
     /// matching rule with the highest kernel precedence wins (a conditional
     /// ERRNO beats an unconditional ALLOW); no match gives the default action.
     pub fn compile(&self, ctx: &CompileContext) -> Result<SeccompProgram> {
+        // Rules built in code (public fields) get the same checks as parsed ones.
+        let check_action = |a: Action| match a {
+            Action::Errno(e) if e > 4095 => Err(Error::InvalidProfile {
+                reason: format!("errno {e} is larger than 4095"),
+            }),
+            _ => Ok(()),
+        };
+        check_action(self.default_action)?;
+        for rule in &self.rules {
+            check_action(rule.action)?;
+            if let Some(a) = rule.args.iter().find(|a| a.index > 5) {
+                return Err(Error::InvalidProfile {
+                    reason: format!(
+                        "rule for {:?}: argument index {} is beyond 5",
+                        rule.names, a.index
+                    ),
+                });
+            }
+        }
         let mut by_nr: BTreeMap<u32, Vec<(Action, Vec<ArgCmp>)>> = BTreeMap::new();
         for rule in &self.rules {
             if !rule_applies(rule, ctx) {

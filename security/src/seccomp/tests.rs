@@ -435,3 +435,42 @@ fn large_alternating_profile_uses_long_jumps_correctly() {
         }
     }
 }
+
+#[test]
+fn rules_built_in_code_are_checked_at_compile() {
+    let ctx = CompileContext {
+        caps: CapSet::empty(),
+        kernel: (6, 1),
+    };
+    let mut rule = SyscallRule::new(["read"], Action::Allow);
+    rule.args.push(ArgCmp {
+        index: 9,
+        op: CmpOp::Eq,
+        value: 0,
+        value_two: 0,
+    });
+    let e = SeccompProfile::new(Action::Allow)
+        .rule(rule)
+        .compile(&ctx)
+        .unwrap_err();
+    assert!(e.to_string().contains("index 9"), "{e}");
+    let e = SeccompProfile::new(Action::Errno(5000))
+        .compile(&ctx)
+        .unwrap_err();
+    assert!(e.to_string().contains("5000"), "{e}");
+}
+
+#[test]
+fn default_profile_names_are_all_known() {
+    // Every name is either an x86_64 syscall or a known other-arch name, so
+    // compiling the default profile never logs a warning.
+    let p = SeccompProfile::docker_default();
+    for r in &p.rules {
+        for n in &r.names {
+            assert!(
+                syscall_number(n).is_some() || OTHER_ARCH_NAMES.contains(&n.as_str()),
+                "{n}"
+            );
+        }
+    }
+}

@@ -533,6 +533,21 @@ impl Cgroup {
         })
     }
 
+    /// True when this handle is the hierarchy's root cgroup.
+    pub fn is_root(&self) -> bool {
+        self.path == self.hierarchy.mount_point()
+    }
+
+    fn refuse_root(&self, reason: &'static str) -> Result<()> {
+        if self.is_root() {
+            return Err(Error::InvalidPath {
+                path: self.path.clone(),
+                reason,
+            });
+        }
+        Ok(())
+    }
+
     /// The group's directory.
     pub fn path(&self) -> &Path {
         &self.path
@@ -882,6 +897,7 @@ impl Cgroup {
 
     /// [`kill`](Self::kill) with a chosen timeout.
     pub fn kill_timeout(&self, timeout: Duration) -> Result<()> {
+        self.refuse_root("killing every process of the root cgroup is refused")?;
         match sys::write_at(self.fd.as_fd(), OsStr::new("cgroup.kill"), b"1") {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -908,6 +924,7 @@ impl Cgroup {
     }
 
     fn kill_loop(&self, timeout: Duration) -> Result<()> {
+        self.refuse_root("killing every process of the root cgroup is refused")?;
         let deadline = Instant::now() + timeout;
         let freezable = self.write_file("cgroup.freeze", "1").is_ok();
         loop {
@@ -979,6 +996,7 @@ impl Cgroup {
     }
 
     fn remove_inner(&self, timeout: Duration) -> Result<()> {
+        self.refuse_root("the root cgroup cannot be removed")?;
         let deadline = Instant::now() + timeout;
         let parent = sys::openat(self.fd.as_fd(), OsStr::new(".."), libc::O_DIRECTORY).map_err(
             |source| Error::Open {

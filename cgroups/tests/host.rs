@@ -70,6 +70,16 @@ fn discovery_finds_cgroup2_and_refuses_tmpfs() {
         let e = Hierarchy::from_texts(fake, "0::/\n").unwrap_err();
         assert!(matches!(e, Error::NotCgroup2 { .. }), "{e}");
     }
+    // The root handle can be read but never killed or removed.
+    let root = Cgroup::open(&h, "/").unwrap();
+    assert!(root.is_root());
+    assert!(!root.procs().unwrap().is_empty());
+    assert!(matches!(root.kill(), Err(Error::InvalidPath { .. })));
+    assert!(matches!(
+        root.kill_each(Duration::from_secs(1)),
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(matches!(root.remove(), Err(Error::InvalidPath { .. })));
     // No cgroup2 line at all.
     let e = Hierarchy::from_texts(
         "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n",

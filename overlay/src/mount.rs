@@ -254,6 +254,12 @@ impl Overlay {
                 self.lowers.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Which configured directory is missing. Only run after the kernel
+    /// refused the mount, to keep per-layer stat(2) calls off the hot path.
+    fn check_dirs(&self) -> Result<()> {
         for l in &self.lowers {
             if !l.is_dir() {
                 return Err(Error::MissingDir {
@@ -281,6 +287,14 @@ impl Overlay {
         Ok(())
     }
 
+    /// Turn a kernel error caused by a missing directory into [`Error::MissingDir`].
+    fn explain(&self, e: Error) -> Error {
+        match e {
+            Error::Mount { .. } => self.check_dirs().err().unwrap_or(e),
+            e => e,
+        }
+    }
+
     /// Mount the overlay at `target` and return a guard that unmounts it on drop.
     ///
     /// Errors: [`Error::MissingDir`] for a lower/upper/work directory that does
@@ -298,8 +312,12 @@ impl Overlay {
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
     pub fn mount(&self, target: impl AsRef<Path>) -> Result<OverlayMount> {
-        let target = target.as_ref();
         self.validate()?;
+        self.mount_inner(target.as_ref())
+            .map_err(|e| self.explain(e))
+    }
+
+    fn mount_inner(&self, target: &Path) -> Result<OverlayMount> {
         let ctarget =
             sys::cpath(target).map_err(|e| mount_err("target path", target, String::new(), e))?;
         if self.use_append()? {
@@ -339,6 +357,10 @@ impl Overlay {
     /// ```
     pub fn mount_detached(&self) -> Result<DetachedOverlay> {
         self.validate()?;
+        self.detached_inner().map_err(|e| self.explain(e))
+    }
+
+    fn detached_inner(&self) -> Result<DetachedOverlay> {
         if self.use_append()? {
             return Ok(DetachedOverlay {
                 fd: self.create_new_api("detached")?,

@@ -230,6 +230,18 @@ fn bad_config_is_a_clear_error_and_leaves_nothing() {
         other => panic!("unexpected {other:?}"),
     }
     assert!(err.to_string().contains("no-such-layer"), "{err}");
+    for method in [MountMethod::Legacy, MountMethod::Append] {
+        let err = Overlay::new()
+            .lower(&missing)
+            .lower(d.p("lower"))
+            .method(method)
+            .mount_detached()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::MissingDir { role: "lower", path } if *path == missing),
+            "{method:?}: {err:?}"
+        );
+    }
     let err = Overlay::new()
         .lower(d.p("lower"))
         .upper(d.p("upper"))

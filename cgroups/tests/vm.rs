@@ -472,21 +472,35 @@ fn cpu_weight_shares_one_cpu_by_weight() {
     };
     let light = make("light", 100);
     let heavy = make("heavy", 400);
+    // cpu.idle (5.15+): the group is scheduled like SCHED_IDLE (weight ~3).
+    let idle = CgroupBuilder::new("idle")
+        .hierarchy(h.clone())
+        .parent(parent.path())
+        .resources(Resources::new().cpu_idle(true))
+        .create()
+        .unwrap();
     let mut a = gated_sh("while :; do :; done");
     let mut b = gated_sh("while :; do :; done");
+    let mut c = gated_sh("while :; do :; done");
     light.add_process(a.id()).unwrap();
     heavy.add_process(b.id()).unwrap();
+    idle.add_process(c.id()).unwrap();
     release(&mut a);
     release(&mut b);
+    release(&mut c);
     std::thread::sleep(Duration::from_millis(3000));
     let ul = light.stats().unwrap().cpu.unwrap().usage_usec;
     let uh = heavy.stats().unwrap().cpu.unwrap().usage_usec;
+    let ui = idle.stats().unwrap().cpu.unwrap().usage_usec;
     parent.kill().unwrap();
     a.wait().unwrap();
     b.wait().unwrap();
+    c.wait().unwrap();
     assert!(ul > 0 && uh > 0, "light {ul} heavy {uh}");
-    // Ideal ratio 4; accept anything clearly weighted.
+    // Ideal ratios 4 and ~33; accept anything clearly weighted.
     assert!(uh as f64 > 2.0 * ul as f64, "light {ul} µs, heavy {uh} µs");
+    assert!(ui * 3 < ul, "idle {ui} µs vs light {ul} µs");
+    drop(idle);
     drop(light);
     drop(heavy);
 }

@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Instant;
 
 use berth_ebpf_probes::{
     open_cgroup, DeviceAccess, DeviceFilter, DeviceKind, DeviceRule, ExecProbe,
@@ -116,6 +117,59 @@ fn benches(c: &mut Criterion) {
         seen > 0,
         "the probe saw no exec: the benchmark measured nothing"
     );
+
+    interleaved_overhead(&cg, &procs);
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// On a busy machine two criterion runs minutes apart drift by more than
+/// the effect measured. This alternates short blocks with and without the
+/// probe attached, compares the medians of the block means, and reads the
+/// program's own run time from the kernel (`BPF_ENABLE_STATS`).
+fn interleaved_overhead(cg: &OwnedFd, procs: &OwnedFd) {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (blocks, per_block) = if quick { (10, 10) } else { (40, 20) };
+    let stats = berth_ebpf_probes::sys::enable_run_time_stats().ok();
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    let (mut runs, mut run_ns, mut events) = (0u64, 0u64, 0usize);
+    for b in 0..2 * blocks {
+        let mut probe = (b % 2 == 1).then(|| ExecProbe::attach(cg).expect("attach exec probe"));
+        let t = Instant::now();
+        for _ in 0..per_block {
+            spawn_true_in(procs);
+        }
+        let per_exec = t.elapsed().as_secs_f64() * 1e6 / per_block as f64;
+        if let Some(p) = probe.as_mut() {
+            events += p.drain().len();
+            if let Ok((n, ns)) = p.program().run_stats() {
+                runs += n;
+                run_ns += ns;
+            }
+            with.push(per_exec);
+        } else {
+            without.push(per_exec);
+        }
+    }
+    drop(stats);
+    let (a, b) = (median(&mut without), median(&mut with));
+    eprintln!(
+        "interleaved fork+exec of /bin/true in a cgroup ({blocks} blocks of {per_block} each way): \
+         without probe {a:.0} µs, with exec probe {b:.0} µs, difference {:+.1}%; \
+         the probe saw {events} execs",
+        (b - a) / a * 100.0
+    );
+    if runs > 0 {
+        let ns = run_ns as f64 / runs as f64;
+        eprintln!(
+            "exec probe program: {runs} runs, {ns:.0} ns per run = {:.3}% of a {a:.0} µs fork+exec",
+            ns / (a * 1000.0) * 100.0
+        );
+    }
 }
 
 criterion_group!(ebpf, benches);

@@ -280,6 +280,11 @@ impl DeviceFilter {
     }
 
     /// Compile to BPF instructions (validating every rule first).
+    ///
+    /// ```
+    /// let insns = berth_ebpf_probes::DeviceFilter::container_default().compile().unwrap();
+    /// assert!(insns.len() < 100);
+    /// ```
     pub fn compile(&self) -> Result<Vec<Insn>> {
         for (i, r) in self.rules.iter().enumerate() {
             r.validate(i)?;
@@ -351,6 +356,12 @@ impl DeviceFilter {
     }
 
     /// Compile and load (`BPF_PROG_LOAD`) without attaching.
+    ///
+    /// ```no_run
+    /// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+    /// println!("verified as program {}", prog.id()?);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn load(&self) -> Result<Program> {
         sys::require_kernel(
             "cgroup device programs (BPF_PROG_TYPE_CGROUP_DEVICE)",
@@ -368,6 +379,14 @@ impl DeviceFilter {
 
     /// Compile, load and attach to the cgroup directory `cgroup` with
     /// `BPF_F_ALLOW_MULTI`. The handle keeps a duplicate of the cgroup fd.
+    ///
+    /// ```no_run
+    /// use berth_ebpf_probes::{open_cgroup, DeviceFilter};
+    /// let cg = open_cgroup("/sys/fs/cgroup/web-1")?;
+    /// let filter = DeviceFilter::container_default().attach(&cg)?;
+    /// filter.keep_attached(); // lives as long as the cgroup
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn attach(&self, cgroup: impl AsFd) -> Result<AttachedDeviceFilter> {
         let cgroup = dup(cgroup.as_fd())?;
         let prog = self.load()?;

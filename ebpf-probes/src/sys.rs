@@ -26,6 +26,7 @@ const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
 const BPF_PROG_QUERY: i32 = 16;
 const BPF_RAW_TRACEPOINT_OPEN: i32 = 17;
 const BPF_LINK_CREATE: i32 = 28;
+const BPF_ENABLE_STATS: i32 = 32;
 
 /// `BPF_F_ALLOW_MULTI`: several programs per cgroup and attach type (Linux 4.15).
 pub const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -644,6 +645,27 @@ impl Program {
     }
 }
 
+impl Program {
+    /// (runs, total nanoseconds) accounted while statistics are enabled
+    /// ([`enable_run_time_stats`]), from `/proc/self/fdinfo/<fd>`
+    /// (`run_cnt`, `run_time_ns`; Linux 5.1).
+    pub fn run_stats(&self) -> Result<(u64, u64)> {
+        let path = format!("/proc/self/fdinfo/{}", self.fd.as_raw_fd());
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::File {
+            what: "reading program fdinfo",
+            path: path.clone().into(),
+            source,
+        })?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("run_cnt:"), field("run_time_ns:")))
+    }
+}
+
 impl AsFd for Program {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -739,6 +761,21 @@ pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<V
             }
         }
     }
+}
+
+/// `BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)` (Linux 5.8): while the returned
+/// fd is open the kernel accounts each program's run count and run time
+/// ([`Program::run_stats`]); closing it turns accounting off again (unlike
+/// the `kernel.bpf_stats_enabled` sysctl, nothing global is left changed).
+pub fn enable_run_time_stats() -> Result<OwnedFd> {
+    require_kernel("BPF run-time statistics (BPF_ENABLE_STATS)", (5, 8))?;
+    #[repr(C)]
+    #[derive(Default)]
+    struct StatsAttr {
+        type_: u32,
+    }
+    let mut attr = StatsAttr::default();
+    bpf_fd(BPF_ENABLE_STATS, &mut attr).map_err(|e| syscall_error("BPF_ENABLE_STATS", e))
 }
 
 /// `BPF_LINK_CREATE` of `prog` on the cgroup directory `cgroup` (Linux

@@ -161,3 +161,23 @@ fn net_counter_matches_datagrams_in_a_test_netns() {
     assert_eq!(st.rx_bytes, bytes, "{st:?}");
     net.detach().unwrap();
 }
+
+#[test]
+fn run_time_stats_count_probe_runs() {
+    berth_testkit::privileged!();
+    let cg = test_cgroup("bsta");
+    let mut probe = ExecProbe::attach(&cg.fd).unwrap();
+    let stats = berth_ebpf_probes::sys::enable_run_time_stats().unwrap();
+    let (before, _) = probe.program().run_stats().unwrap();
+    let t = true_path();
+    for _ in 0..3 {
+        assert_eq!(exec_in_cgroup(&cg, &t).1, 0);
+    }
+    // The program runs on every exec on the host (it filters by cgroup
+    // inside), so at least our three.
+    let (after, ns) = probe.program().run_stats().unwrap();
+    assert!(after >= before + 3, "{before} -> {after}");
+    assert!(ns > 0);
+    drop(stats);
+    assert_eq!(probe.read(Duration::from_secs(5)).unwrap().len(), 3);
+}

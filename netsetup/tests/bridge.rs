@@ -195,6 +195,31 @@ fn published_port_reaches_container_from_another_netns() {
     assert_eq!(host.link_names(), links_before);
     assert!(net.ipam().lookup("web2").unwrap().is_none());
 
+    // a port bound to one host address only
+    let ctr3 = TestNs::new();
+    let att3 = net
+        .attach(
+            &ctr3.handle,
+            &Attach::new("web3")
+                .publish(PortMapping::tcp(18082, 8000).host_ip("192.168.77.1".parse().unwrap())),
+        )
+        .unwrap();
+    let ruleset = host.exec(&["nft", "list", "table", "ip", "berth"]);
+    assert!(
+        ruleset.contains(&format!(
+            "ip daddr 192.168.77.1 tcp dport 18082 dnat to {}:8000",
+            att3.address()
+        )),
+        "{ruleset}"
+    );
+    let srv = serve_once(listen_in(&ctr3.handle, "0.0.0.0:8000"));
+    assert_eq!(
+        talk_from(&client.handle, "192.168.77.1:18082", "three"),
+        "echo:three"
+    );
+    srv.join().unwrap();
+    att3.detach().unwrap();
+
     // releasing the container removes its DNAT rule
     att.release().unwrap();
     let ruleset = host.exec(&["nft", "list", "table", "ip", "berth"]);
@@ -325,6 +350,7 @@ fn gc_removes_leftovers_by_container_id() {
     let host = TestNs::new();
     let state = tempfile::tempdir().unwrap();
     let net = network(&host, state.path(), "t4", "10.204.0.0/24")
+        .mtu(1400)
         .ensure()
         .unwrap();
     let ctr = TestNs::new();
@@ -335,6 +361,8 @@ fn gc_removes_leftovers_by_container_id() {
         )
         .unwrap();
     let hif = att.host_ifname().to_string();
+    assert_eq!(ctr.ip_json(&["link", "show", "eth0"])[0]["mtu"], 1400);
+    assert_eq!(host.ip_json(&["link", "show", &hif])[0]["mtu"], 1400);
     std::mem::forget(att); // the owner "crashed"
     assert!(host
         .exec(&["nft", "list", "table", "ip", "berth"])
@@ -364,12 +392,15 @@ fn async_api_attaches_and_releases() {
     rt.block_on(async {
         use berth_netsetup::asynchronous as a;
         let net = a::ensure(b).await.unwrap();
-        let ns = NetNs::new_anonymous().unwrap();
+        let ns = a::loopback_only(NetNs::new_anonymous().unwrap())
+            .await
+            .unwrap();
         let (ns, att) = a::attach(net.clone(), ns, Attach::new("async-1"))
             .await
             .unwrap();
         assert_eq!(att.address(), Ipv4Addr::new(10, 205, 0, 2));
         let mut nl = ns.netlink().unwrap();
+        assert!(nl.link_by_name("lo").unwrap().unwrap().up);
         let eth0 = nl.link_by_name("eth0").unwrap().unwrap();
         assert!(eth0.up);
         let addrs = nl.addresses(eth0.index).unwrap();

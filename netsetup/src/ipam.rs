@@ -261,10 +261,12 @@ impl Ipam {
 
     /// Free `container`'s address; returns what it had (`None`: nothing).
     pub fn release(&self, container: &str) -> Result<Option<Allocation>> {
-        let _l = self.lock()?;
+        // No state: nothing to release, and no lock file to leave behind
+        // (e.g. an Attachment dropped after its network was removed).
         if !self.state.exists() {
             return Ok(None);
         }
+        let _l = self.lock()?;
         let mut s = self.load()?;
         let old = s.allocations.remove(container);
         if old.is_some() {
@@ -276,12 +278,18 @@ impl Ipam {
 
     /// `container`'s allocation, if any.
     pub fn lookup(&self, container: &str) -> Result<Option<Allocation>> {
+        if !self.state.exists() {
+            return Ok(None);
+        }
         let _l = self.lock()?;
         Ok(self.load()?.allocations.get(container).cloned())
     }
 
     /// Every allocation, by container id.
     pub fn allocations(&self) -> Result<BTreeMap<String, Allocation>> {
+        if !self.state.exists() {
+            return Ok(BTreeMap::new());
+        }
         let _l = self.lock()?;
         Ok(self.load()?.allocations)
     }
@@ -423,6 +431,11 @@ mod tests {
         let other = ipam(d.path(), "10.5.0.0/24");
         assert!(other.allocate("b", None).is_err());
         again.destroy().unwrap();
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        // late releases/lookups on a removed network leave no file behind
+        assert!(again.release("a").unwrap().is_none());
+        assert!(again.lookup("a").unwrap().is_none());
+        assert!(again.allocations().unwrap().is_empty());
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
     }
 

@@ -414,3 +414,88 @@ fn async_api_attaches_and_releases() {
     assert!(host.nft_tables().is_empty());
     assert!(state_files(state.path()).is_empty());
 }
+
+#[test]
+fn attach_a_child_process_by_pid_and_pidfd_then_let_it_exit() {
+    berth_testkit::privileged!();
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let host = TestNs::new();
+    let state = tempfile::tempdir().unwrap();
+    let net = network(&host, state.path(), "t6", "10.207.0.0/24")
+        .ensure()
+        .unwrap();
+    // a "container": a child in its own network namespace, as the container
+    // crate will hand it over between clone and the child's go signal
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("60");
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    /// Kills and reaps the child even when an assertion fails.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Reap(cmd.spawn().unwrap());
+    let pid = child.0.id() as i32;
+    let by_pid = NetNs::from_pid(pid).unwrap();
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(pidfd >= 0);
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let by_pidfd = NetNs::from_pidfd(pidfd.as_fd()).unwrap();
+    let ino = |fd: i32| {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+        st.st_ino
+    };
+    assert_eq!(ino(by_pid.as_raw_fd()), ino(by_pidfd.as_raw_fd()));
+    drop(by_pid);
+
+    let att = net.attach(&by_pidfd, &Attach::new("child")).unwrap();
+    // seen from inside the child's namespace
+    let pid_s = pid.to_string();
+    let inside = berth_testkit::run(
+        "nsenter",
+        &[
+            "-t", &pid_s, "-n", "ip", "-j", "addr", "show", "dev", "eth0",
+        ],
+    );
+    assert!(inside.contains("\"local\":\"10.207.0.2\""), "{inside}");
+    berth_testkit::run(
+        "nsenter",
+        &[
+            "-t",
+            &pid_s,
+            "-n",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "10.207.0.1",
+        ],
+    );
+    // the container exits: release (no synchronous veth deletion), and the
+    // kernel removes the veth with the namespace
+    let hif = att.host_ifname().to_string();
+    att.release().unwrap();
+    drop(child);
+    drop(by_pidfd);
+    assert!(
+        wait_for(10, || !host.link_names().contains(&hif)),
+        "veth gone with the child's netns"
+    );
+    assert!(net.ipam().allocations().unwrap().is_empty());
+    net.remove().unwrap();
+    assert_eq!(host.link_names(), vec!["lo".to_string()]);
+}

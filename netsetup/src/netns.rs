@@ -132,6 +132,7 @@ impl NetNs {
         validate_netns_name(name)?;
         let dir = Path::new(NETNS_RUN_DIR);
         fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        make_run_dir_shared()?;
         let path = dir.join(name);
         fs::OpenOptions::new()
             .write(true)
@@ -242,6 +243,60 @@ impl NetNs {
     pub fn set_ip_forward(&self, on: bool) -> Result<bool> {
         self.run(|| write_ip_forward(on))?
     }
+}
+
+/// Like `ip netns add`: make `/run/netns` a shared mount point (bind-mounting
+/// it onto itself first if it is not a mount point), so namespaces
+/// bind-mounted there later show up in every mount namespace that has a copy
+/// of it (mount_namespaces(7), shared subtrees).
+fn make_run_dir_shared() -> Result<()> {
+    let dir = c"/run/netns";
+    let none = c"none";
+    let share = || {
+        // SAFETY: valid NUL-terminated strings; a propagation-type change only.
+        unsafe {
+            libc::mount(
+                none.as_ptr(),
+                dir.as_ptr(),
+                none.as_ptr(),
+                libc::MS_SHARED | libc::MS_REC,
+                std::ptr::null(),
+            )
+        }
+    };
+    if share() == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(Error::netns("make shared", NETNS_RUN_DIR, e));
+    }
+    // EINVAL: not a mount point yet.
+    // SAFETY: valid NUL-terminated strings; bind-mount the directory onto itself.
+    let r = unsafe {
+        libc::mount(
+            dir.as_ptr(),
+            dir.as_ptr(),
+            none.as_ptr(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::netns(
+            "bind mount",
+            NETNS_RUN_DIR,
+            io::Error::last_os_error(),
+        ));
+    }
+    if share() != 0 {
+        return Err(Error::netns(
+            "make shared",
+            NETNS_RUN_DIR,
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";

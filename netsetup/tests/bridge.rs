@@ -97,7 +97,7 @@ fn two_containers_talk_over_the_bridge_and_teardown_leaves_nothing() {
     assert!(net.ipam().allocations().unwrap().is_empty());
     drop(c2);
     assert!(
-        wait_for(10, || !host.link_names().contains(&h2)),
+        wait_for(30, || !host.link_names().contains(&h2)),
         "kernel removes the veth with the netns"
     );
 
@@ -492,7 +492,7 @@ fn attach_a_child_process_by_pid_and_pidfd_then_let_it_exit() {
     drop(child);
     drop(by_pidfd);
     assert!(
-        wait_for(10, || !host.link_names().contains(&hif)),
+        wait_for(30, || !host.link_names().contains(&hif)),
         "veth gone with the child's netns"
     );
     assert!(net.ipam().allocations().unwrap().is_empty());

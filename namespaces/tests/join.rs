@@ -91,3 +91,33 @@ fn join_by_path_net_and_uts() {
     target.kill(libc::SIGKILL).unwrap();
     target.wait().unwrap();
 }
+
+#[test]
+fn join_enters_the_cgroup_too() {
+    berth_testkit::privileged!();
+    let base = std::path::Path::new("/sys/fs/cgroup/unified");
+    let base = if base.join("cgroup.procs").exists() {
+        base
+    } else {
+        std::path::Path::new("/sys/fs/cgroup")
+    };
+    let name = berth_testkit::unique_name("bnsj");
+    let cg = berth_testkit::CgroupDir::adopt(base.join(&name));
+    std::fs::create_dir(cg.path()).unwrap();
+    let mut target = Spawner::new(["/bin/busybox", "sleep", "30"])
+        .namespaces(Namespaces::NET | Namespaces::PID | Namespaces::MOUNT)
+        .spawn()
+        .unwrap();
+    // Joining a pid namespace forks once more; the real process must still
+    // be born in the cgroup (CLONE_INTO_CGROUP on the intermediate).
+    let out = Spawner::new(["/bin/busybox", "cat", "/proc/self/cgroup"])
+        .join_pidfd(target.pidfd(), Namespaces::NET | Namespaces::PID)
+        .cgroup_path(cg.path())
+        .output()
+        .unwrap();
+    let s = ok_stdout(&out);
+    let v2 = s.lines().find(|l| l.starts_with("0::")).unwrap();
+    assert_eq!(v2, format!("0::/{name}"), "{s}");
+    target.kill(libc::SIGKILL).unwrap();
+    target.wait().unwrap();
+}

@@ -207,7 +207,7 @@ impl Firewall {
             ),
             None => args.join(" "),
         };
-        let mut cmd = Command::new("nft");
+        let mut cmd = Command::new(nft_binary());
         cmd.args(args)
             .stdin(if script.is_some() {
                 Stdio::piped()
@@ -474,6 +474,14 @@ impl Firewall {
         self.remove_table_if_unused()?;
         Ok(n)
     }
+}
+
+/// `nft` from the usual sbin directories (a service's PATH may lack them), else from PATH.
+fn nft_binary() -> &'static str {
+    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("nft")
 }
 
 fn ips_overlap(a: Option<Ipv4Addr>, b: Option<Ipv4Addr>) -> bool {

@@ -326,6 +326,44 @@ fn rootless_helper() {
     fs::remove_file(mg.join("doomed")).unwrap();
     fs::create_dir(mg.join("newdir")).unwrap();
     m.unmount().unwrap();
+
+    // Unpack a layer with user.* whiteout metadata inside the user namespace
+    // and stack it with userxattr: its whiteout and opaque dir take effect.
+    let tar = common::RawTar::new()
+        .file(".wh.doomed", b"")
+        .dir("opq")
+        .file("opq/.wh..wh..opq", b"")
+        .file("opq/mine", b"mine\n")
+        .finish();
+    let opts = berth_overlay::UnpackOptions {
+        whiteouts: berth_overlay::WhiteoutFormat::UserXattr,
+        ..Default::default()
+    };
+    berth_overlay::unpack(&tar[..], &dir.join("layer2"), &opts).unwrap();
+    let m = Overlay::new()
+        .lower(dir.join("layer2"))
+        .lower(dir.join("lower"))
+        .upper(dir.join("upper2"))
+        .work(dir.join("work2"))
+        .userxattr()
+        .mount(dir.join("merged2"))
+        .unwrap();
+    let mg = dir.join("merged2");
+    assert!(
+        !mg.join("doomed").exists(),
+        "whiteout from the unpacked layer hides the lower file"
+    );
+    assert!(mg.join("from-lower").exists());
+    let names: Vec<_> = fs::read_dir(mg.join("opq"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["mine"],
+        "user.overlay.opaque hides the lower directory's content"
+    );
+    m.unmount().unwrap();
 }
 
 #[test]
@@ -336,7 +374,12 @@ fn rootless_mount_in_user_namespace() {
     fs::set_permissions(d.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(d.p("lower/from-lower"), "lower\n").unwrap();
     fs::write(d.p("lower/doomed"), "bye\n").unwrap();
-    for s in ["upper", "work", "merged"] {
+    fs::create_dir(d.p("lower/opq")).unwrap();
+    fs::write(d.p("lower/opq/hidden"), "h\n").unwrap();
+    for s in [
+        "upper", "work", "merged", "layer2", "upper2", "work2", "merged2",
+    ] {
+        fs::create_dir_all(d.p(s)).unwrap();
         std::os::unix::fs::chown(d.p(s), Some(65534), Some(65534)).unwrap();
     }
     // A copy of this test binary that uid 65534 can execute.

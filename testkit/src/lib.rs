@@ -78,11 +78,12 @@ pub fn require_vm(test: &str) -> bool {
 /// Skip (return from) the current test unless running as root; see [`require_root`].
 ///
 /// ```
-/// #[test]
 /// fn mounts_something() {
+///     // In a `#[test]` function: returns early (skips) unless root.
 ///     berth_testkit::privileged!();
 ///     // ... root-only work ...
 /// }
+/// # mounts_something();
 /// ```
 #[macro_export]
 macro_rules! privileged {

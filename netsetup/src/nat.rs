@@ -15,7 +15,8 @@
 //!   chain prerouting  { type nat hook prerouting priority dstnat; fib daddr type local jump published }
 //!   chain output      { type nat hook output priority -100;      fib daddr type local jump published }
 //!   chain postrouting { type nat hook postrouting priority srcnat;
-//!                       ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 masquerade comment "berth net=demo" }
+//!                       ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 masquerade comment "berth net=demo"
+//!                       ip saddr 10.88.0.0/16 ip daddr 10.88.0.0/16 ct status dnat masquerade comment "berth net=demo" }
 //! }
 //! ```
 //! Published ports answer on every local address of the host (`fib daddr
@@ -23,6 +24,8 @@
 //! other netns (prerouting) and from the host itself (output). Loopback
 //! addresses (`127.0.0.0/8`) are *not* forwarded: the kernel refuses to route
 //! them off `lo` unless `route_localnet` is set, which berth does not do.
+//! Containers reach published ports of their own network through a host
+//! address too (hairpin: masqueraded, so replies come back through the host).
 
 use std::fmt;
 use std::io::Write;
@@ -326,8 +329,12 @@ impl Firewall {
         {
             return Ok(());
         }
+        // Second rule: hairpin — a container reaching a published port of a
+        // container on the same network through a host address; without
+        // masquerade the reply would bypass the host and miss the DNAT state.
         self.apply(&format!(
-            "add rule ip {NFT_TABLE} postrouting ip saddr {subnet} ip daddr != {subnet} masquerade comment \"{c}\"\n"
+            "add rule ip {NFT_TABLE} postrouting ip saddr {subnet} ip daddr != {subnet} masquerade comment \"{c}\"\n\
+             add rule ip {NFT_TABLE} postrouting ip saddr {subnet} ip daddr {subnet} ct status dnat masquerade comment \"{c}\"\n"
         ))
     }
 

@@ -218,12 +218,23 @@ fn published_port_reaches_container_from_another_netns() {
         "echo:three"
     );
     srv.join().unwrap();
+    // hairpin: container 3 reaches container 1's published port via the host address
+    let srv = serve_once(listen_in(&ctr.handle, "0.0.0.0:80"));
+    assert_eq!(
+        talk_from(&ctr3.handle, "192.168.77.1:18080", "hairpin"),
+        "echo:hairpin"
+    );
+    assert_eq!(
+        srv.join().unwrap().ip().to_string(),
+        "10.202.0.1",
+        "hairpin traffic is masqueraded to the gateway"
+    );
     att3.detach().unwrap();
 
     // releasing the container removes its DNAT rule
     att.release().unwrap();
     let ruleset = host.exec(&["nft", "list", "table", "ip", "berth"]);
-    assert!(!ruleset.contains("dnat"), "{ruleset}");
+    assert!(!ruleset.contains("dnat to"), "{ruleset}");
     net.remove().unwrap();
     assert!(host.nft_tables().is_empty());
     assert_eq!(host_ip_forward(), host_fwd);

@@ -21,6 +21,7 @@ fn attach_and_published_port_on_the_vm_kernel() {
         "nft_masq",
         "nft_fib_ipv4",
         "nft_fib_inet",
+        "nft_ct",
     ] {
         berth_testkit::run_ok("modprobe", &[m]);
     }

@@ -781,6 +781,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Network>();
+        check::<Attachment>();
+        check::<NetNs>();
+        check::<Firewall>();
+        check::<Ipam>();
+    }
+
+    #[test]
     fn host_ifnames_are_valid_and_stable() {
         let a = default_host_ifname("net", "web-1");
         assert_eq!(a, default_host_ifname("net", "web-1"));

@@ -504,3 +504,40 @@ fn cpu_weight_shares_one_cpu_by_weight() {
     drop(light);
     drop(heavy);
 }
+
+#[test]
+fn memory_high_throttles_without_killing_and_watcher_reports_it() {
+    berth_testkit::vm_only!();
+    let h = hierarchy();
+    let (_g, cg) = group(
+        &h,
+        Resources::new()
+            .memory_high(Limit::Value(8 << 20))
+            .memory_swap_max(Limit::Value(0)),
+    );
+    let mut w = cg.watch().unwrap();
+    // 12 MiB of anonymous memory in one read(2): over memory.high, no max.
+    let mut child = gated_sh("exec dd if=/dev/zero of=/dev/null bs=12M count=1 status=none");
+    cg.add_process(child.id()).unwrap();
+    release(&mut child);
+    let (st, _, err) = output(child);
+    assert!(
+        st.success(),
+        "dd over memory.high (no max) must survive: {st:?} {err}"
+    );
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|e| matches!(e, Event::MemoryHigh { .. })) {
+        assert!(
+            Instant::now() < deadline,
+            "no MemoryHigh event; saw {seen:?}"
+        );
+        seen.extend(w.wait(Some(Duration::from_secs(5))).unwrap());
+    }
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::OomKill { .. })),
+        "{seen:?}"
+    );
+    let ev = cg.stats().unwrap().memory.unwrap().events;
+    assert!(ev.high >= 1 && ev.oom_kill == 0, "{ev:?}");
+}

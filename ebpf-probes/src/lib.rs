@@ -24,6 +24,6 @@ pub use device::{
 };
 pub use probes::{
     load_all_programs, ExecEvent, ExecProbe, NetCounter, NetStats, SyscallCounter,
-    EXEC_FILENAME_MAX, SYSCALL_SLOTS,
+    EXEC_BUFFER_DEFAULT, EXEC_FILENAME_MAX, SYSCALL_SLOTS,
 };
 pub use sys::{check_privileges, privilege_diagnosis};

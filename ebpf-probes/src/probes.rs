@@ -66,7 +66,12 @@ impl ExecEvent {
 
 /// Build the exec probe program for tracepoint `sched/sched_process_exec`
 /// with the given field offsets.
-fn exec_program(cgroup: u64, ringbuf_fd: i32, tp: &TracepointFormat) -> Result<Vec<Insn>> {
+fn exec_program(
+    cgroup: u64,
+    ringbuf_fd: i32,
+    lost_fd: i32,
+    tp: &TracepointFormat,
+) -> Result<Vec<Insn>> {
     let (filename_off, _) = tp.field("filename")?;
     let (old_pid_off, _) = tp.field("old_pid")?;
     let base: i16 = -(EXEC_RECORD as i16);
@@ -103,6 +108,16 @@ fn exec_program(cgroup: u64, ringbuf_fd: i32, tp: &TracepointFormat) -> Result<V
         .mov64_imm(Reg::R3, EXEC_RECORD)
         .mov64_imm(Reg::R4, 0)
         .call(Helper::RingbufOutput)
+        // A full buffer makes the output fail: count the lost record.
+        .jmp_imm(JmpOp::Eq, Reg::R0, 0, out)
+        .store_imm(Size::W, Reg::R10, base - 8, 0)
+        .ld_map_fd(Reg::R1, lost_fd)
+        .mov64_reg(Reg::R2, Reg::R10)
+        .alu64_imm(AluOp::Add, Reg::R2, (base - 8) as i32)
+        .call(Helper::MapLookupElem)
+        .jmp_imm(JmpOp::Eq, Reg::R0, 0, out)
+        .mov64_imm(Reg::R1, 1)
+        .atomic_add(Size::DW, Reg::R0, 0, Reg::R1)
         .bind(out)
         .mov64_imm(Reg::R0, 0)
         .exit();
@@ -133,8 +148,13 @@ pub struct ExecProbe {
     link: TracepointLink,
     prog: Program,
     ring: RingBuf,
+    lost: Map,
     cgroup: u64,
 }
+
+/// Default ring buffer size of [`ExecProbe`]: 256 KiB, about 880 events
+/// between two reads.
+pub const EXEC_BUFFER_DEFAULT: usize = 256 * 1024;
 
 impl ExecProbe {
     /// Attach to the cgroup directory `cgroup`.
@@ -144,24 +164,37 @@ impl ExecProbe {
 
     /// Attach for the cgroup with id `cgroup` (see [`cgroup_id`](crate::cgroup_id)).
     pub fn attach_id(cgroup: u64) -> Result<ExecProbe> {
-        let prog_and_ring = Self::load(cgroup)?;
-        let (prog, ring, tp) = prog_and_ring;
+        Self::attach_id_with_buffer(cgroup, EXEC_BUFFER_DEFAULT)
+    }
+
+    /// Attach with a ring buffer of `bytes` (rounded up to a power-of-two
+    /// number of pages; each event takes 304 bytes). Events that do not fit
+    /// before the next read are counted by [`lost`](Self::lost).
+    ///
+    /// ```no_run
+    /// use berth_ebpf_probes::{cgroup_id, open_cgroup, ExecProbe};
+    /// let cg = open_cgroup("/sys/fs/cgroup/web-1")?;
+    /// let probe = ExecProbe::attach_id_with_buffer(cgroup_id(&cg)?, 1 << 20)?;
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
+    pub fn attach_id_with_buffer(cgroup: u64, bytes: usize) -> Result<ExecProbe> {
+        let (prog, ring, lost, tp) = Self::build(cgroup, bytes)?;
         let link = TracepointLink::attach(&tp, &prog)?;
         Ok(ExecProbe {
             link,
             prog,
             ring,
+            lost,
             cgroup,
         })
     }
 
-    /// Load the program and its ring buffer without attaching (used to
-    /// prove it passes the verifier).
-    pub fn load(cgroup: u64) -> Result<(Program, RingBuf, TracepointFormat)> {
+    fn build(cgroup: u64, bytes: usize) -> Result<(Program, RingBuf, Map, TracepointFormat)> {
         sys::require_kernel("the exec probe (BPF ring buffer)", (5, 8))?;
         let tp = TracepointFormat::read("sched", "sched_process_exec")?;
-        let ring = RingBuf::new("berth_exec", 256 * 1024)?;
-        let insns = exec_program(cgroup, ring.map().as_raw_fd(), &tp)?;
+        let ring = RingBuf::new("berth_exec", bytes)?;
+        let lost = Map::create(MapType::Array, "berth_exec_lost", 4, 8, 1)?;
+        let insns = exec_program(cgroup, ring.map().as_raw_fd(), lost.as_raw_fd(), &tp)?;
         let prog = Program::load(
             ProgType::Tracepoint,
             "berth_exec",
@@ -169,7 +202,18 @@ impl ExecProbe {
             TRACING_LICENSE,
             None,
         )?;
-        Ok((prog, ring, tp))
+        Ok((prog, ring, lost, tp))
+    }
+
+    /// Load the program (and its maps) without attaching: a verifier check.
+    pub fn load(cgroup: u64) -> Result<Program> {
+        Ok(Self::build(cgroup, EXEC_BUFFER_DEFAULT)?.0)
+    }
+
+    /// Events dropped so far because the ring buffer was full.
+    pub fn lost(&self) -> Result<u64> {
+        let v = self.lost.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+        Ok(v.try_into().map(u64::from_ne_bytes).unwrap_or(0))
     }
 
     /// The cgroup id probed.
@@ -518,7 +562,7 @@ pub fn load_all_programs(cgroup: u64) -> Result<Vec<String>> {
     let mut names = Vec::new();
     let dev = crate::DeviceFilter::container_default().load()?;
     names.push(dev.name().to_string());
-    let (p, _ring, _tp) = ExecProbe::load(cgroup)?;
+    let p = ExecProbe::load(cgroup)?;
     names.push(p.name().to_string());
     let (p, _map) = SyscallCounter::load(cgroup)?;
     names.push(p.name().to_string());

@@ -181,3 +181,24 @@ fn run_time_stats_count_probe_runs() {
     drop(stats);
     assert_eq!(probe.read(Duration::from_secs(5)).unwrap().len(), 3);
 }
+
+#[test]
+fn exec_probe_counts_events_lost_to_a_full_buffer() {
+    berth_testkit::privileged!();
+    let cg = test_cgroup("blos");
+    let id = berth_ebpf_probes::cgroup_id(&cg.fd).unwrap();
+    // One page: 4096 bytes hold 13 records of 304 bytes (8-byte header each).
+    let mut probe = ExecProbe::attach_id_with_buffer(id, 4096).unwrap();
+    let t = true_path();
+    for _ in 0..20 {
+        assert_eq!(exec_in_cgroup(&cg, &t).1, 0);
+    }
+    let got = probe.drain().len() as u64;
+    let lost = probe.lost().unwrap();
+    assert_eq!(got + lost, 20, "got {got}, lost {lost}");
+    assert!(lost > 0 && got > 0, "got {got}, lost {lost}");
+    // Once drained, the buffer takes events again.
+    assert_eq!(exec_in_cgroup(&cg, &t).1, 0);
+    assert_eq!(probe.drain().len(), 1);
+    assert_eq!(probe.lost().unwrap(), lost);
+}

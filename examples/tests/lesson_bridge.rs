@@ -72,7 +72,13 @@ fn bridge_carries_tcp_between_two_containers_and_cleans_up() {
     }
     let state = field("cleanup: IPAM state ").replace(" removed: yes", "");
     assert!(!Path::new(&state).exists(), "{state} left behind");
-    let ruleset = berth_testkit::run("nft", &["list", "ruleset"]);
+    let ruleset = berth_testkit::run(
+        ["/usr/sbin/nft", "/sbin/nft"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("nft"),
+        &["list", "ruleset"],
+    );
     assert!(
         !ruleset.contains(&bridge) && !ruleset.contains(&a1),
         "{ruleset}"

@@ -77,6 +77,36 @@ impl State {
         std::fs::rename(&tmp, &path).map_err(|e| Error::io("write state file", &path, e))
     }
 
+    /// Rewrite the state file in place, without truncating or renaming
+    /// first: replacing a file by rename (or truncating it) makes ext4 flush
+    /// its data (`auto_da_alloc`, ext4(5)), which costs milliseconds on the
+    /// spawn path. The new record is never shorter (it only gains fields),
+    /// and a reader that races with the write sees invalid JSON, which
+    /// [`gc`] treats as a container being created.
+    pub(crate) fn update(&self, dir: &Path) -> Result<()> {
+        use std::io::Write;
+        let path = dir.join(STATE_FILE);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open state file", &path, e))?;
+        f.write_all(&json)
+            .map_err(|e| Error::io("write state file", &path, e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io("stat state file", &path, e))?
+            .len();
+        if len > json.len() as u64 {
+            f.set_len(json.len() as u64)
+                .map_err(|e| Error::io("truncate state file", &path, e))?;
+        }
+        Ok(())
+    }
+
     /// Read the state of container `id` under `root` (default root when `None`).
     ///
     /// ```no_run

@@ -21,15 +21,25 @@ fn over_memory_workload_is_oom_killed_and_reported() {
         )
         .mount(Mount::tmpfs("/big"))
         // Fill an unlimited tmpfs: its pages are charged to the container.
-        .command(["/bin/sh", "-c", "head -c 200000000 /dev/zero > /big/fill; echo survived"])
+        .command([
+            "/bin/sh",
+            "-c",
+            "head -c 200000000 /dev/zero > /big/fill; echo survived",
+        ])
         .stdout(Stdio::Null)
         .spawn()
         .unwrap();
     let mut events = c.events().unwrap();
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !seen.iter().any(|e| matches!(e, ContainerEvent::OomKill { .. })) {
-        assert!(std::time::Instant::now() < deadline, "no OOM kill reported: {seen:?}");
+    while !seen
+        .iter()
+        .any(|e| matches!(e, ContainerEvent::OomKill { .. }))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no OOM kill reported: {seen:?}"
+        );
         seen.extend(events.next(Some(Duration::from_secs(5))).unwrap());
     }
     c.wait_timeout(Duration::from_secs(60)).unwrap();
@@ -62,6 +72,13 @@ fn pids_and_memory_limits_are_enforced() {
     assert_eq!(l.next(), Some("4"));
     assert_eq!(l.next(), Some(&*(64u64 << 20).to_string()));
     assert_eq!(l.next(), Some("started"));
-    let max_events: u64 = l.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let max_events: u64 = l
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(max_events >= 1, "{out}");
 }

@@ -111,7 +111,7 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     s.push(umask_step(0));
 
     // Root filesystem at <state>/rootfs.
-    let mut writable_root = true;
+    let mut writable_root = !p.rootless;
     match p.rootfs {
         RootfsKind::Dir(dir) => {
             s.push(Step::bind(dir, &t, true, false));
@@ -297,12 +297,18 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
             for (path, data) in p.etc_files {
                 s.push(Step::write_file(inside(&t, Path::new(path)), data.clone()));
             }
-        } else if let RootfsKind::Dir(dir) = p.rootfs {
-            // Never write into the user's directory: bind our copies over
-            // the files it already has.
+        } else {
+            // Never write into the user's directory (and rootless, the
+            // image's /etc belongs to an unmapped owner): bind our copies
+            // over the files the rootfs already has.
+            let lowers: Vec<PathBuf> = match p.rootfs {
+                RootfsKind::Dir(d) => vec![d.clone()],
+                RootfsKind::Layers(l) => l.clone(),
+                RootfsKind::Host => vec![PathBuf::from("/")],
+            };
             for (path, _) in p.etc_files {
                 let name = Path::new(path).file_name().unwrap_or_default();
-                if inside(dir, Path::new(path)).is_file() {
+                if lowers.iter().any(|l| inside(l, Path::new(path)).is_file()) {
                     s.push(Step::bind(
                         p.state_dir.join(name),
                         inside(&t, Path::new(path)),

@@ -25,6 +25,9 @@ fn two_containers_talk_over_the_bridge_and_teardown_leaves_nothing() {
     let host_fwd = host_ip_forward();
     let host = TestNs::new();
     let state = tempfile::tempdir().unwrap();
+    // A new netns inherits IPv4 sysctls from the initial one
+    // (net.core.devconf_inherit_init_net=0): start from 0 inside the test netns.
+    host.handle.set_ip_forward(false).unwrap();
     assert_eq!(host.ip_forward(), "0");
     let net = network(&host, state.path(), "t1", "10.201.0.0/24")
         .ensure()

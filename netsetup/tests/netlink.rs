@@ -147,10 +147,19 @@ fn netns_handles() {
     let srv = serve_once(listen_in(&anon, "127.0.0.1:9000"));
     assert_eq!(talk_from(&anon, "127.0.0.1:9000", "lo"), "echo:lo");
     srv.join().unwrap();
-    // ip_forward is per namespace
+    // ip_forward is per namespace (a new one starts with the initial netns's
+    // value: devconf_inherit_init_net=0), and set_ip_forward reports the old value
+    let host_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    anon.set_ip_forward(false).unwrap();
     assert!(!anon.ip_forward().unwrap());
     assert!(!anon.set_ip_forward(true).unwrap());
     assert!(anon.ip_forward().unwrap());
+    assert!(anon.set_ip_forward(true).unwrap());
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_before,
+        "only the test's namespace changed"
+    );
 
     // named: visible to `ip netns`, removed by the handle
     let name = berth_testkit::unique_name("bns");

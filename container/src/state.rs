@@ -212,12 +212,30 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
         }
         let id = ent.file_name().to_string_lossy().into_owned();
         let path = dir.join(STATE_FILE);
+        if !path.exists() {
+            // Not a container's directory (e.g. berth-netsetup's `net`), or
+            // one whose creator died between mkdir and the first state
+            // write: only our own layout (rootfs/ and rw/) is removed, and
+            // only once it is old enough not to be in creation.
+            let ours = dir.join("rootfs").is_dir() && dir.join("rw").is_dir();
+            let old = std::fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|d| d.as_secs() >= 60);
+            if ours && old {
+                match remove_state_dir(&dir) {
+                    Ok(()) => report.reclaimed.push(id),
+                    Err(e) => report.errors.push(e),
+                }
+            }
+            continue;
+        }
         let st = match State::read(&path) {
             Ok(s) => s,
             Err(e) => {
-                // A directory being created right now has no state file yet;
-                // leave young ones alone.
-                let young = std::fs::metadata(&dir)
+                // A state file being rewritten can be caught half-written.
+                let young = std::fs::metadata(&path)
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.elapsed().ok())
@@ -314,6 +332,27 @@ mod tests {
         let a = proc_start_time(me).unwrap();
         assert_eq!(proc_start_time(me), Some(a));
         assert_eq!(proc_start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn gc_leaves_foreign_dirs_and_removes_old_half_made_ones() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("net")).unwrap();
+        std::fs::write(d.path().join("net/x.json"), "{}").unwrap();
+        for name in ["young", "old"] {
+            std::fs::create_dir_all(d.path().join(name).join("rootfs")).unwrap();
+            std::fs::create_dir_all(d.path().join(name).join("rw")).unwrap();
+        }
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::open(d.path().join("old"))
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        let r = gc(Some(d.path())).unwrap();
+        assert_eq!(r.reclaimed, ["old"]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(d.path().join("net/x.json").exists());
+        assert!(d.path().join("young").exists());
     }
 
     #[test]

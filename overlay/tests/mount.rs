@@ -426,3 +426,75 @@ fn rootless_mount_in_user_namespace() {
     // No mount leaked into the host namespace.
     assert!(mountinfo_line(&d.p("merged")).is_none());
 }
+
+const MOVE_FD_ENV: &str = "BERTH_OVERLAY_MOVE_FD";
+
+/// Run by `detached_mount_moves_into_another_mount_namespace` inside `unshare -m`.
+#[test]
+#[ignore = "helper: run by detached_mount_moves_into_another_mount_namespace"]
+fn move_helper() {
+    use std::os::unix::ffi::OsStrExt;
+    let fd: i32 = std::env::var(MOVE_FD_ENV)
+        .expect("helper env")
+        .parse()
+        .unwrap();
+    let target = PathBuf::from(std::env::var(HELPER_ENV).unwrap());
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid fd and C strings; MOVE_MOUNT_F_EMPTY_PATH = 4.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            4u32,
+        )
+    };
+    assert_eq!(r, 0, "move_mount: {}", std::io::Error::last_os_error());
+    assert_eq!(fs::read_to_string(target.join("who")).unwrap(), "0\n");
+}
+
+#[test]
+fn detached_mount_moves_into_another_mount_namespace() {
+    berth_testkit::privileged!();
+    let _serial = serial();
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new();
+    let layers = make_layers(d.tmp.path(), 2);
+    let fd = Overlay::new()
+        .lowers(&layers)
+        .mount_detached()
+        .unwrap()
+        .into_fd();
+    // Let the child inherit it (fsmount made it CLOEXEC).
+    // SAFETY: valid fd; clearing FD_CLOEXEC.
+    assert_eq!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) }, 0);
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "move_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(MOVE_FD_ENV, fd.as_raw_fd().to_string())
+        .env(HELPER_ENV, d.p("merged"))
+        .output()
+        .unwrap();
+    drop(fd);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "helper failed: {text}"
+    );
+    // Attached only in the child's namespace, gone with it.
+    assert!(mountinfo_line(&d.p("merged")).is_none());
+    assert!(!d.p("merged/who").exists());
+}

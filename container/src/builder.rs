@@ -78,6 +78,7 @@ pub struct ContainerBuilder {
     pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) joins: Vec<(PathBuf, Namespaces)>,
     pub(crate) skip_namespaces: Namespaces,
+    pub(crate) kill_with_owner: bool,
 }
 
 /// Longest container id (it names a cgroup, a state directory, nft comments).
@@ -177,6 +178,7 @@ impl ContainerBuilder {
             sysctls: Vec::new(),
             joins: Vec::new(),
             skip_namespaces: Namespaces::empty(),
+            kill_with_owner: true,
         }
     }
 
@@ -572,6 +574,19 @@ impl ContainerBuilder {
         self
     }
 
+    /// Kill the container's init (`SIGKILL`, `PR_SET_PDEATHSIG`) when the
+    /// thread that spawned it dies (default on). Turn it off for containers
+    /// meant to outlive their creator, such as an OCI runtime's `create`
+    /// followed by [`Container::detach`].
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").kill_with_owner(false);
+    /// ```
+    pub fn kill_with_owner(mut self, on: bool) -> Self {
+        self.kill_with_owner = on;
+        self
+    }
+
     /// Create, start and return the running container.
     ///
     /// On error nothing is left behind: no process, cgroup, mount, netns,
@@ -913,11 +928,13 @@ impl ContainerBuilder {
             .hostname(&hostname)
             .current_dir(&cwd)
             .init(self.init)
-            .parent_death_signal(libc::SIGKILL)
             .stdin(std::mem::take(&mut self.stdin))
             .stdout(std::mem::take(&mut self.stdout))
             .stderr(std::mem::take(&mut self.stderr))
             .steps(steps);
+        if self.kill_with_owner {
+            sp.parent_death_signal(libc::SIGKILL);
+        }
         if !ns.contains(Namespaces::UTS) {
             return Err(Error::invalid(
                 "the UTS namespace cannot be shared (the hostname is set)",

@@ -48,7 +48,7 @@ pub use bundle::Bundle;
 pub use config::{default_store_dir, Mount, Network, Propagation, Rootfs, Seccomp};
 pub use container::{Container, ContainerEvent, ContainerStats, Events, Exec, InterfaceStats};
 pub use error::{Error, Result};
-pub use state::{default_state_root, gc, GcReport, NetworkState, State, STATE_FILE};
+pub use state::{default_state_root, delete, gc, GcReport, NetworkState, State, STATE_FILE};
 
 pub use berth_cgroups::{Limit, Resources};
 pub use berth_namespaces::{IdMap, Namespaces, Stdio};

@@ -138,6 +138,58 @@ impl State {
         }
     }
 
+    /// Send `signal` to the container's init from any process: the pid is
+    /// opened as a pidfd (pidfd_open(2), Linux 5.3) and its start time
+    /// checked again afterwards, so a reused pid is never signalled.
+    ///
+    /// ```no_run
+    /// berth::State::load(None, "web-1")?.signal(libc::SIGTERM)?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        let esrch = || Error::Process {
+            what: "signal",
+            id: self.id.clone(),
+            source: std::io::Error::from_raw_os_error(libc::ESRCH),
+        };
+        let (Some(pid), true) = (self.pid, self.is_running()) else {
+            return Err(esrch());
+        };
+        // SAFETY: plain syscall; the fd is owned right away.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(Error::Process {
+                what: "pidfd_open",
+                id: self.id.clone(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fresh fd from pidfd_open.
+        let fd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        if !self.is_running() {
+            return Err(esrch());
+        }
+        // SAFETY: pidfd_send_signal(2) on our pidfd.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(Error::Process {
+                what: "pidfd_send_signal",
+                id: self.id.clone(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
     /// Is the owner process still alive (same pid and start time)?
     pub fn owner_alive(&self) -> bool {
         proc_start_time(self.owner_pid) == Some(self.owner_start) && !proc_is_zombie(self.owner_pid)
@@ -260,6 +312,32 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
         }
     }
     Ok(report)
+}
+
+/// Delete container `id` under `root` (default root when `None`) from any
+/// process, e.g. a runtime's `delete` command: kill what is left, remove its
+/// cgroup, network attachment and state directory. Reports every error.
+///
+/// ```no_run
+/// berth::delete(None, "web-1")?;
+/// # Ok::<(), berth::Error>(())
+/// ```
+pub fn delete(root: Option<&Path>, id: &str) -> Result<()> {
+    crate::builder::validate_id(id)?;
+    let root = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_state_root);
+    let dir = root.join(id);
+    let st = State::read(&dir.join(STATE_FILE))?;
+    let errors = reclaim(&dir, &st);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Teardown {
+            id: id.to_string(),
+            errors,
+        })
+    }
 }
 
 /// Tear down everything a state record names. Returns every error.

@@ -208,3 +208,35 @@ fn bridge_network_attaches_and_tears_down() {
     assert_nothing_left(root.path(), &id, Some(net_state.path()));
     let _ = Container::builder("unused");
 }
+
+#[test]
+fn detached_container_is_found_signalled_and_deleted_by_id() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let id = berth_testkit::unique_name("det");
+    let c = busybox(&id, &root)
+        .init(true)
+        .kill_with_owner(false)
+        .command(["/bin/sleep", "300"])
+        .spawn()
+        .unwrap();
+    let dir = c.detach().unwrap();
+    let st = berth::State::load(Some(root.path()), &id).unwrap();
+    assert!(st.detached && st.is_running());
+    // gc leaves a running detached container alone even though its handle is gone.
+    let r = berth::gc(Some(root.path())).unwrap();
+    assert_eq!(r.kept, vec![id.clone()]);
+    st.signal(libc::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while st.is_running() {
+        assert!(Instant::now() < deadline, "SIGTERM did not end it");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        st.signal(libc::SIGTERM).is_err(),
+        "signalled a dead container"
+    );
+    berth::delete(Some(root.path()), &id).unwrap();
+    assert!(!dir.exists());
+    assert_nothing_left(root.path(), &id, None);
+}

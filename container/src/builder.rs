@@ -836,7 +836,11 @@ impl ContainerBuilder {
         if matches!(self.network.kind, NetKind::Host) {
             etc.clear();
         }
-        for (path, data) in &etc {
+        // Copies in the state directory are only needed when they are bound
+        // over the rootfs' own files (see fs::plan); a writable overlay root
+        // gets them written directly.
+        let etc_copies = self.rootless || matches!(self.rootfs.kind, RootfsKind::Dir(_));
+        for (path, data) in etc.iter().filter(|_| etc_copies) {
             let name = Path::new(path).file_name().unwrap_or_default();
             let p = state_dir.join(name);
             std::fs::write(&p, data).map_err(|e| Error::io("write", &p, e))?;
@@ -851,6 +855,7 @@ impl ContainerBuilder {
                     .clone()
                     .unwrap_or_else(|| self.id.clone().into()),
             )
+            .hierarchy(cached_hierarchy()?)
             .ignore_unavailable(self.ignore_unavailable);
             if let Some(p) = &self.cgroup_parent {
                 b = b.parent(p.clone());
@@ -1114,6 +1119,19 @@ impl Drop for StateDirGuard {
             }
         }
     }
+}
+
+/// The cgroup2 hierarchy, discovered once per process (parsing
+/// `/proc/self/mountinfo` and `/proc/self/cgroup` on every spawn is
+/// measurable on the spawn path).
+pub(crate) fn cached_hierarchy() -> Result<berth_cgroups::Hierarchy> {
+    static H: OnceLock<berth_cgroups::Hierarchy> = OnceLock::new();
+    if let Some(h) = H.get() {
+        return Ok(h.clone());
+    }
+    let h = berth_cgroups::Hierarchy::discover()?;
+    let _ = H.set(h.clone());
+    Ok(h)
 }
 
 /// Docker's default seccomp profile compiled for `caps`, cached per

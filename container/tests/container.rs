@@ -510,3 +510,23 @@ fn image_rootfs_from_a_layout() {
     let e = Rootfs::image(&store, &l, "nope").unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
 }
+
+#[test]
+fn stdio_fd_and_exit_event() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let id = berth_testkit::unique_name("fdev");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let f = out.reopen().unwrap();
+    let mut c = busybox(&id, &root)
+        .stdout(Stdio::Fd(f.into()))
+        .command(["/bin/sh", "-c", "echo to-fd; sleep 0.2"])
+        .spawn()
+        .unwrap();
+    let mut ev = c.events().unwrap();
+    let got = ev.next(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(got, vec![berth::ContainerEvent::Exited]);
+    assert!(c.wait().unwrap().success());
+    c.destroy().unwrap();
+    assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "to-fd\n");
+}

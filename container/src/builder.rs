@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_cgroups::{CgroupBuilder, Resources};
@@ -798,10 +798,6 @@ impl ContainerBuilder {
             Err(e) => return Err(Error::io("create state directory", &state_dir, e)),
         }
         let mut guard = StateDirGuard(Some(state_dir.clone()));
-        for d in ["rootfs", "rw"] {
-            let p = state_dir.join(d);
-            std::fs::create_dir(&p).map_err(|e| Error::io("create directory", &p, e))?;
-        }
         let owner = std::process::id() as i32;
         let mut st = State {
             id: self.id.clone(),
@@ -835,15 +831,6 @@ impl ContainerBuilder {
         }
         if matches!(self.network.kind, NetKind::Host) {
             etc.clear();
-        }
-        // Copies in the state directory are only needed when they are bound
-        // over the rootfs' own files (see fs::plan); a writable overlay root
-        // gets them written directly.
-        let etc_copies = self.rootless || matches!(self.rootfs.kind, RootfsKind::Dir(_));
-        for (path, data) in etc.iter().filter(|_| etc_copies) {
-            let name = Path::new(path).file_name().unwrap_or_default();
-            let p = state_dir.join(name);
-            std::fs::write(&p, data).map_err(|e| Error::io("write", &p, e))?;
         }
 
         // cgroup: created (with its limits) before the process, which is

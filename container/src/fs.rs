@@ -108,6 +108,19 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let mut s = Vec::with_capacity(64);
     s.push(Step::make_private("/", true));
+    // A tmpfs over the state directory, in the container's mount namespace
+    // only: the rootfs mount point, the overlay's writable layer and the
+    // /etc copies live there, in memory, never on the host's disk, and
+    // vanish with the container (nothing to delete on the host but
+    // state.json).
+    s.push(Step::mount(
+        Some("tmpfs"),
+        p.state_dir,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=755"),
+    ));
+    s.push(Step::mkdir(&t, 0o755));
     s.push(umask_step(0));
 
     // Root filesystem at <state>/rootfs.
@@ -129,18 +142,11 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
             }
             let rw = p.state_dir.join("rw");
             let rw_s = overlay_path(&rw)?;
-            // The writable layer lives on a tmpfs mounted only in the
-            // container's mount namespace: it is never visible on the host
-            // and disappears with the container, and it is on another
-            // filesystem than any lower layer (overlayfs refuses an upper
-            // inside a lower, e.g. below the host's `/`).
-            s.push(Step::mount(
-                Some("tmpfs"),
-                &rw,
-                Some("tmpfs"),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                Some("mode=755"),
-            ));
+            // The writable layer is on the state directory's tmpfs (above):
+            // private, gone with the container, and on another filesystem
+            // than any lower layer (overlayfs refuses an upper inside a
+            // lower, e.g. below the host's `/`).
+            s.push(Step::mkdir(&rw, 0o755));
             s.push(Step::mkdir(rw.join("upper"), 0o755));
             s.push(Step::mkdir(rw.join("work"), 0o755));
             let mut data = format!(
@@ -306,9 +312,10 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 RootfsKind::Layers(l) => l.clone(),
                 RootfsKind::Host => vec![PathBuf::from("/")],
             };
-            for (path, _) in p.etc_files {
+            for (path, data) in p.etc_files {
                 let name = Path::new(path).file_name().unwrap_or_default();
                 if lowers.iter().any(|l| inside(l, Path::new(path)).is_file()) {
+                    s.push(Step::write_file(p.state_dir.join(name), data.clone()));
                     s.push(Step::bind(
                         p.state_dir.join(name),
                         inside(&t, Path::new(path)),

@@ -267,9 +267,9 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
         if !path.exists() {
             // Not a container's directory (e.g. berth-netsetup's `net`), or
             // one whose creator died between mkdir and the first state
-            // write: only our own layout (rootfs/ and rw/) is removed, and
-            // only once it is old enough not to be in creation.
-            let ours = dir.join("rootfs").is_dir() && dir.join("rw").is_dir();
+            // write: only an empty directory is removed, and only once it
+            // is old enough not to be in creation.
+            let ours = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_none());
             let old = std::fs::metadata(&dir)
                 .and_then(|m| m.modified())
                 .ok()
@@ -418,8 +418,7 @@ mod tests {
         std::fs::create_dir_all(d.path().join("net")).unwrap();
         std::fs::write(d.path().join("net/x.json"), "{}").unwrap();
         for name in ["young", "old"] {
-            std::fs::create_dir_all(d.path().join(name).join("rootfs")).unwrap();
-            std::fs::create_dir_all(d.path().join(name).join("rw")).unwrap();
+            std::fs::create_dir_all(d.path().join(name)).unwrap();
         }
         let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         std::fs::File::open(d.path().join("old"))

@@ -261,6 +261,16 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
                 fail(err, R_STEP, i as u32, e);
             }
         }
+        // Close everything the workload must not inherit (close_range(2),
+        // Linux 5.9): fds another thread opened without O_CLOEXEC, and fds of
+        // other spawns in flight, whose EOF would otherwise be delayed.
+        // Before chdir: a working directory of `/proc/self/fd/<n>` must not
+        // resolve through an inherited host directory fd (CVE-2024-21626).
+        for (first, last) in plan.close_ranges {
+            if let Err(e) = sys::close_range(*first, *last, 0) {
+                fail(err, R_PHASE, P_CLOSE_FDS, e);
+            }
+        }
         if let Some(cwd) = plan.cwd {
             if let Err(e) = cvt_i(libc::chdir(cwd.as_ptr())) {
                 fail(err, R_PHASE, P_CWD, e);
@@ -271,14 +281,6 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
         } else if plan.pdeathsig != 0 {
             if let Err(e) = set_pdeathsig(plan.pdeathsig) {
                 fail(err, R_PHASE, P_PDEATHSIG, e);
-            }
-        }
-        // Close everything the workload must not inherit (close_range(2),
-        // Linux 5.9): fds another thread opened without O_CLOEXEC, and fds of
-        // other spawns in flight, whose EOF would otherwise be delayed.
-        for (first, last) in plan.close_ranges {
-            if let Err(e) = sys::close_range(*first, *last, 0) {
-                fail(err, R_PHASE, P_CLOSE_FDS, e);
             }
         }
         if plan.start_r >= 0 {

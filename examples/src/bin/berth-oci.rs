@@ -1,0 +1,1300 @@
+//! `berth-oci`: an OCI runtime with runc's command line, built on berth.
+//!
+//! The container crate creates the container two-phase (stopped just before
+//! `execve`); its start pipe lives in the process that created it. So
+//! `create` forks a small *holder* process that owns the `Container` handle
+//! until `start` (it listens on `<root>/.meta/<id>.sock`), then releases the
+//! container and detaches it; the container's init is then reparented to
+//! the engine's subreaper (containerd's shim, conmon) as with runc.
+//! Everything else (`state`, `kill`, `delete`, `pause`, …) works from the
+//! state files under `--root` (default `/run/berth-oci`).
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const OCI_VERSION: &str = "1.2.0";
+const DEFAULT_ROOT: &str = "/run/berth-oci";
+
+type Res<T> = Result<T, String>;
+
+// ---------------------------------------------------------------- logging
+
+#[derive(Default)]
+struct Log {
+    file: Option<std::fs::File>,
+    json: bool,
+    debug: bool,
+}
+
+static mut LOG: Option<Log> = None;
+
+fn log_mut() -> &'static mut Option<Log> {
+    // SAFETY: the program is single-threaded; LOG is set once in main.
+    unsafe { &mut *std::ptr::addr_of_mut!(LOG) }
+}
+
+/// RFC 3339 UTC time from the system clock (civil-from-days, H. Hinnant).
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, sod) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        d.subsec_nanos()
+    )
+}
+
+fn log(level: &str, msg: &str) {
+    let Some(l) = log_mut().as_mut() else { return };
+    if level == "debug" && !l.debug {
+        return;
+    }
+    let line = if l.json {
+        json!({"level": level, "msg": msg, "time": now_rfc3339()}).to_string()
+    } else {
+        format!("time=\"{}\" level={level} msg={msg:?}", now_rfc3339())
+    };
+    if let Some(f) = l.file.as_mut() {
+        let _ = writeln!(f, "{line}");
+    } else if level != "error" {
+        eprintln!("{line}");
+    }
+}
+
+// ---------------------------------------------------------------- args
+
+struct Args {
+    flags: Vec<(String, String)>,
+    pos: Vec<String>,
+}
+
+impl Args {
+    /// Parse `argv` given the flags that take a value; the rest are
+    /// boolean. With `stop_at_pos`, everything after the first positional
+    /// is positional (exec's command).
+    fn parse(argv: &[String], valued: &[&str], boolean: &[&str], stop_at_pos: bool) -> Res<Args> {
+        let mut flags = Vec::new();
+        let mut pos = Vec::new();
+        let mut i = 0;
+        while i < argv.len() {
+            let a = &argv[i];
+            i += 1;
+            if a == "--" {
+                pos.extend(argv[i..].iter().cloned());
+                break;
+            }
+            if a.starts_with('-') && a.len() > 1 && (!stop_at_pos || pos.is_empty()) {
+                let body = a.trim_start_matches('-');
+                let (name, inline) = match body.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None => (body.to_string(), None),
+                };
+                if valued.contains(&name.as_str()) {
+                    let v = match inline {
+                        Some(v) => v,
+                        None => {
+                            let v = argv
+                                .get(i)
+                                .cloned()
+                                .ok_or_else(|| format!("flag --{name} needs a value"))?;
+                            i += 1;
+                            v
+                        }
+                    };
+                    flags.push((name, v));
+                } else if boolean.contains(&name.as_str()) {
+                    let v = inline.unwrap_or_else(|| "true".into());
+                    flags.push((name, v));
+                } else {
+                    return Err(format!("unknown flag {a}"));
+                }
+            } else {
+                pos.push(a.clone());
+            }
+        }
+        Ok(Args { flags, pos })
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        self.flags
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    fn bool(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| v != "false")
+    }
+    fn id(&self) -> Res<String> {
+        let id = self
+            .pos
+            .first()
+            .cloned()
+            .ok_or_else(|| "container id is required".to_string())?;
+        berth::validate_id(&id).map_err(|e| e.to_string())?;
+        Ok(id)
+    }
+}
+
+// ---------------------------------------------------------------- metadata
+
+struct Ctx {
+    root: PathBuf,
+}
+
+impl Ctx {
+    fn meta_dir(&self) -> PathBuf {
+        self.root.join(".meta")
+    }
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.meta_dir().join(format!("{id}.json"))
+    }
+    fn sock_path(&self, id: &str) -> PathBuf {
+        self.meta_dir().join(format!("{id}.sock"))
+    }
+    fn load_meta(&self, id: &str) -> Res<Value> {
+        let p = self.meta_path(id);
+        let b = std::fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!("container {id} does not exist")
+            } else {
+                format!("read {}: {e}", p.display())
+            }
+        })?;
+        serde_json::from_slice(&b).map_err(|e| format!("parse {}: {e}", p.display()))
+    }
+    fn write_meta(&self, id: &str, v: &Value) -> Res<()> {
+        let p = self.meta_path(id);
+        let tmp = self.meta_dir().join(format!(".{id}.tmp"));
+        std::fs::write(&tmp, v.to_string()).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &p).map_err(|e| format!("write {}: {e}", p.display()))
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat` (start time), to detect pid reuse.
+fn start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    if matches!(f.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    f.get(19)?.parse().ok()
+}
+
+fn holder_alive(meta: &Value) -> bool {
+    let pid = meta["holder_pid"].as_i64().unwrap_or(0) as i32;
+    pid > 0 && start_time(pid) == meta["holder_start"].as_u64()
+}
+
+/// The OCI status of a container and its berth state (if written yet).
+fn status(ctx: &Ctx, id: &str, meta: &Value) -> (&'static str, Option<berth::State>) {
+    let st = berth::State::load(Some(&ctx.root), id).ok();
+    let s = match &st {
+        None => {
+            if holder_alive(meta) {
+                "creating"
+            } else {
+                "stopped"
+            }
+        }
+        Some(st) if st.created => {
+            if holder_alive(meta) && st.is_running() {
+                "created"
+            } else {
+                "stopped"
+            }
+        }
+        Some(st) if st.is_running() => {
+            let frozen = st
+                .cgroup
+                .as_ref()
+                .and_then(|c| std::fs::read_to_string(c.join("cgroup.freeze")).ok())
+                .is_some_and(|v| v.trim() == "1");
+            if frozen {
+                "paused"
+            } else {
+                "running"
+            }
+        }
+        Some(_) => "stopped",
+    };
+    (s, st)
+}
+
+fn state_json(ctx: &Ctx, id: &str, meta: &Value) -> Value {
+    let (s, st) = status(ctx, id, meta);
+    let pid = match (s, &st) {
+        ("stopped", _) | (_, None) => 0,
+        (_, Some(st)) => st.pid.unwrap_or(0),
+    };
+    json!({
+        "ociVersion": OCI_VERSION,
+        "id": id,
+        "status": s,
+        "pid": pid,
+        "bundle": meta["bundle"],
+        "annotations": meta["annotations"],
+    })
+}
+
+// ---------------------------------------------------------------- hooks
+
+fn run_hooks(kind: &str, hooks: Option<&Vec<oci_spec::runtime::Hook>>, state: &Value) -> Res<()> {
+    for h in hooks.into_iter().flatten() {
+        log(
+            "debug",
+            &format!("running {kind} hook {}", h.path().display()),
+        );
+        let mut cmd = Command::new(h.path());
+        if let Some(args) = h.args() {
+            if let Some(a0) = args.first() {
+                cmd.arg0(a0);
+            }
+            cmd.args(args.iter().skip(1));
+        }
+        cmd.env_clear();
+        for e in h.env().iter().flatten() {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        cmd.stdin(std::process::Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("{kind} hook {}: {e}", h.path().display()))?;
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(state.to_string().as_bytes());
+        }
+        let deadline = h
+            .timeout()
+            .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
+        let st = loop {
+            if let Some(st) = child
+                .try_wait()
+                .map_err(|e| format!("wait for {kind} hook: {e}"))?
+            {
+                break st;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{kind} hook {} timed out after {}s",
+                    h.path().display(),
+                    h.timeout().unwrap_or(0)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if !st.success() {
+            return Err(format!("{kind} hook {} failed: {st}", h.path().display()));
+        }
+    }
+    Ok(())
+}
+
+fn bundle_hooks(bundle: &str) -> Option<oci_spec::runtime::Hooks> {
+    berth::Bundle::load(bundle)
+        .ok()
+        .and_then(|b| b.hooks().cloned())
+}
+
+// ---------------------------------------------------------------- console
+
+/// Send `fd` over the unix socket at `path` (SCM_RIGHTS), as runc does for
+/// `--console-socket`.
+fn send_fd(path: &str, fd: RawFd) -> Res<()> {
+    let s = UnixStream::connect(path).map_err(|e| format!("connect console socket {path}: {e}"))?;
+    let name = b"/dev/ptmx";
+    let mut iov = libc::iovec {
+        iov_base: name.as_ptr() as *mut libc::c_void,
+        iov_len: name.len(),
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut buf = vec![0u8; space];
+    // SAFETY: zeroed msghdr is valid; pointers below point into live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space;
+    // SAFETY: msg_control has room for one cmsg with one fd.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
+    }
+    // SAFETY: valid socket and msghdr.
+    if unsafe { libc::sendmsg(s.as_raw_fd(), &msg, 0) } < 0 {
+        return Err(format!(
+            "send pty over {path}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- commands
+
+fn builder_for(
+    ctx: &Ctx,
+    bundle: &berth::Bundle,
+    id: &str,
+    a: &Args,
+) -> Res<berth::ContainerBuilder> {
+    if a.get("preserve-fds").is_some_and(|n| n != "0") {
+        return Err("--preserve-fds is not supported by berth-oci".into());
+    }
+    let b = bundle
+        .builder(id)
+        .map_err(|e| e.to_string())?
+        .state_root(&ctx.root)
+        .kill_with_owner(false);
+    Ok(b)
+}
+
+fn new_meta(bundle: &berth::Bundle, id: &str) -> Value {
+    let ann = bundle.spec().annotations().clone().unwrap_or_default();
+    json!({
+        "id": id,
+        "bundle": bundle.dir().display().to_string(),
+        "annotations": ann,
+        "holder_pid": 0,
+        "holder_start": 0,
+    })
+}
+
+fn load_bundle(a: &Args) -> Res<berth::Bundle> {
+    let dir = a.get("bundle").or(a.get("b")).unwrap_or(".");
+    let dir = std::fs::canonicalize(dir).map_err(|e| format!("bundle {dir}: {e}"))?;
+    let b = berth::Bundle::load(&dir).map_err(|e| e.to_string())?;
+    let v = b.spec().version();
+    if !(v.starts_with("1.0.")
+        || v.starts_with("1.1.")
+        || v.starts_with("1.2.")
+        || v.starts_with("1.3."))
+    {
+        return Err(format!("unsupported ociVersion {v:?} (1.0.x to 1.3.x)"));
+    }
+    Ok(b)
+}
+
+fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let bundle = load_bundle(a)?;
+    std::fs::create_dir_all(ctx.meta_dir())
+        .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
+    if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
+        return Err(format!("container {id} already exists"));
+    }
+    let mut meta = new_meta(&bundle, &id);
+    ctx.write_meta(&id, &meta)?;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        let _ = std::fs::remove_file(ctx.meta_path(&id));
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fds from pipe2.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the program is single-threaded, so the child may run Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let _ = std::fs::remove_file(ctx.meta_path(&id));
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(r);
+        let code = holder(ctx, a, &id, &bundle, &mut meta, w);
+        // SAFETY: leave without running the parent's atexit handlers twice.
+        unsafe { libc::_exit(code) };
+    }
+    drop(w);
+    let mut f = std::fs::File::from(r);
+    let mut msg = String::new();
+    let _ = f.read_to_string(&mut msg);
+    if let Some(p) = msg.strip_prefix("ok ") {
+        let cpid = p.trim();
+        if let Some(pf) = a.get("pid-file") {
+            write_pid_file(pf, cpid)?;
+        }
+        Ok(0)
+    } else {
+        // The holder failed before handing over: reap it and clean up.
+        let mut st = 0;
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        let _ = std::fs::remove_file(ctx.meta_path(&id));
+        let _ = std::fs::remove_file(ctx.sock_path(&id));
+        Err(if msg.is_empty() {
+            "create failed (holder exited)".into()
+        } else {
+            msg.trim_start_matches("err ").to_string()
+        })
+    }
+}
+
+fn write_pid_file(pf: &str, pid: &str) -> Res<()> {
+    let p = Path::new(pf);
+    let tmp = p.with_file_name(format!(
+        ".{}.tmp",
+        p.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
+    ));
+    std::fs::write(&tmp, pid).map_err(|e| format!("write pid file {pf}: {e}"))?;
+    std::fs::rename(&tmp, p).map_err(|e| format!("write pid file {pf}: {e}"))
+}
+
+/// The holder: creates the container, reports to `create`, then waits for
+/// `start` on the socket.
+fn holder(
+    ctx: &Ctx,
+    a: &Args,
+    id: &str,
+    bundle: &berth::Bundle,
+    meta: &mut Value,
+    w: OwnedFd,
+) -> i32 {
+    let mut w = std::fs::File::from(w);
+    let fail = |w: &mut std::fs::File, msg: String| {
+        let _ = w.write_all(format!("err {msg}").as_bytes());
+        1
+    };
+    // SAFETY: setsid in a fresh child.
+    unsafe { libc::setsid() };
+    meta["holder_pid"] = json!(std::process::id());
+    meta["holder_start"] = json!(start_time(std::process::id() as i32).unwrap_or(0));
+    if let Err(e) = ctx.write_meta(id, meta) {
+        return fail(&mut w, e);
+    }
+    let listener = match UnixListener::bind(ctx.sock_path(id)) {
+        Ok(l) => l,
+        Err(e) => return fail(&mut w, format!("bind {}: {e}", ctx.sock_path(id).display())),
+    };
+    let tty = bundle
+        .spec()
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if tty && a.get("console-socket").is_none() {
+        return fail(
+            &mut w,
+            "process.terminal is set but no --console-socket given".into(),
+        );
+    }
+    let b = match builder_for(ctx, bundle, id, a) {
+        Ok(b) => b,
+        Err(e) => return fail(&mut w, e),
+    };
+    let mut c = match b.create() {
+        Ok(c) => c,
+        Err(e) => return fail(&mut w, format!("create container {id}: {e}")),
+    };
+    if tty {
+        let cs = a.get("console-socket").unwrap_or_default();
+        let Some(m) = c.pty() else {
+            let _ = c.destroy();
+            return fail(&mut w, "no pty master".into());
+        };
+        if let Err(e) = send_fd(cs, m.as_raw_fd()) {
+            let _ = c.destroy();
+            return fail(&mut w, e);
+        }
+    }
+    let hooks = bundle.hooks().cloned();
+    let mut st = state_json(ctx, id, meta);
+    st["status"] = json!("creating");
+    if let Some(h) = &hooks {
+        #[allow(deprecated)]
+        let r = run_hooks("prestart", h.prestart().as_ref(), &st)
+            .and_then(|_| run_hooks("createRuntime", h.create_runtime().as_ref(), &st))
+            .and_then(|_| run_hooks("createContainer", h.create_container().as_ref(), &st));
+        if let Err(e) = r {
+            let _ = c.destroy();
+            return fail(&mut w, e);
+        }
+    }
+    let _ = w.write_all(format!("ok {}", c.pid()).as_bytes());
+    drop(w);
+    // Hold no stdio of the engine's: only the container has it.
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard fds.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    st["status"] = json!("created");
+    for conn in listener.incoming() {
+        let Ok(mut s) = conn else { continue };
+        let mut line = String::new();
+        let _ = BufReader::new(&s).read_line(&mut line);
+        if line.trim() != "start" {
+            continue;
+        }
+        let r = hooks
+            .as_ref()
+            .map(|h| run_hooks("startContainer", h.start_container().as_ref(), &st))
+            .unwrap_or(Ok(()))
+            .and_then(|_| c.start().map_err(|e| format!("start container {id}: {e}")));
+        match r {
+            Ok(()) => {
+                let _ = s.write_all(b"ok\n");
+                let _ = std::fs::remove_file(ctx.sock_path(id));
+                let _ = c.detach();
+                return 0;
+            }
+            Err(e) => {
+                let _ = s.write_all(format!("err {e}\n").as_bytes());
+                // The workload could not be started: the container is stopped
+                // (its process is gone); delete reclaims the rest.
+                let _ = std::fs::remove_file(ctx.sock_path(id));
+                let _ = c.detach();
+                return 1;
+            }
+        }
+    }
+    0
+}
+
+fn cmd_start(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let (s, _) = status(ctx, &id, &meta);
+    if s != "created" {
+        return Err(format!(
+            "cannot start container {id}: it is {s}, not created"
+        ));
+    }
+    let mut sock = UnixStream::connect(ctx.sock_path(&id))
+        .map_err(|e| format!("connect to holder of {id}: {e}"))?;
+    sock.write_all(b"start\n")
+        .map_err(|e| format!("send start to {id}: {e}"))?;
+    let mut reply = String::new();
+    let _ = BufReader::new(&sock).read_line(&mut reply);
+    if reply.trim() != "ok" {
+        return Err(reply.trim().trim_start_matches("err ").to_string());
+    }
+    if let Some(h) = bundle_hooks(meta["bundle"].as_str().unwrap_or("")) {
+        let st = state_json(ctx, &id, &meta);
+        if let Err(e) = run_hooks("poststart", h.poststart().as_ref(), &st) {
+            log("warning", &e);
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_run(ctx: &Ctx, a: &Args) -> Res<i32> {
+    if a.bool("detach") {
+        cmd_create(ctx, a)?;
+        return cmd_start(ctx, a);
+    }
+    let id = a.id()?;
+    let bundle = load_bundle(a)?;
+    std::fs::create_dir_all(ctx.meta_dir())
+        .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
+    if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
+        return Err(format!("container {id} already exists"));
+    }
+    let mut meta = new_meta(&bundle, &id);
+    meta["holder_pid"] = json!(std::process::id());
+    meta["holder_start"] = json!(start_time(std::process::id() as i32).unwrap_or(0));
+    ctx.write_meta(&id, &meta)?;
+    let r = run_inner(ctx, a, &id, &bundle, &meta);
+    let _ = std::fs::remove_file(ctx.meta_path(&id));
+    r
+}
+
+fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value) -> Res<i32> {
+    let tty = bundle
+        .spec()
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let mut c = builder_for(ctx, bundle, id, a)?
+        .kill_with_owner(true)
+        .create()
+        .map_err(|e| format!("create container {id}: {e}"))?;
+    if let Some(pf) = a.get("pid-file") {
+        write_pid_file(pf, &c.pid().to_string())?;
+    }
+    if tty {
+        if let (Some(cs), Some(m)) = (a.get("console-socket"), c.pty()) {
+            send_fd(cs, m.as_raw_fd())?;
+        }
+    }
+    let hooks = bundle.hooks().cloned();
+    let mut st = state_json(ctx, id, meta);
+    st["status"] = json!("creating");
+    if let Some(h) = &hooks {
+        #[allow(deprecated)]
+        run_hooks("prestart", h.prestart().as_ref(), &st)?;
+        run_hooks("createRuntime", h.create_runtime().as_ref(), &st)?;
+        run_hooks("createContainer", h.create_container().as_ref(), &st)?;
+        st["status"] = json!("created");
+        run_hooks("startContainer", h.start_container().as_ref(), &st)?;
+    }
+    c.start()
+        .map_err(|e| format!("start container {id}: {e}"))?;
+    if let Some(h) = &hooks {
+        let st = state_json(ctx, id, meta);
+        if let Err(e) = run_hooks("poststart", h.poststart().as_ref(), &st) {
+            log("warning", &e);
+        }
+    }
+    let s = c.wait().map_err(|e| format!("wait for {id}: {e}"))?;
+    let stopped = state_json(ctx, id, meta);
+    c.destroy().map_err(|e| format!("destroy {id}: {e}"))?;
+    if let Some(h) = &hooks {
+        if let Err(e) = run_hooks("poststop", h.poststop().as_ref(), &stopped) {
+            log("warning", &e);
+        }
+    }
+    Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
+}
+
+fn cmd_state(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let v = state_json(ctx, &id, &meta);
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    Ok(0)
+}
+
+fn parse_signal(s: &str) -> Res<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(format!("invalid signal number {n}"));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(format!("unknown signal {s:?}")),
+    };
+    Ok(n)
+}
+
+fn cgroup_procs(st: &berth::State) -> Vec<i32> {
+    st.cgroup
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c.join("cgroup.procs")).ok())
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn cmd_kill(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let sig = parse_signal(a.pos.get(1).map(String::as_str).unwrap_or("TERM"))?;
+    let meta = ctx.load_meta(&id)?;
+    let (s, st) = status(ctx, &id, &meta);
+    let st = match (s, st) {
+        ("created" | "running" | "paused", Some(st)) => st,
+        _ => return Err(format!("cannot kill container {id}: it is {s}")),
+    };
+    if a.bool("all") || a.bool("a") {
+        for p in cgroup_procs(&st) {
+            // SAFETY: kill(2) on a pid read from the container's cgroup.
+            unsafe { libc::kill(p, sig) };
+        }
+        return Ok(0);
+    }
+    st.signal(sig).map_err(|e| format!("kill {id}: {e}"))?;
+    Ok(0)
+}
+
+fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let force = a.bool("force") || a.bool("f");
+    let meta = match ctx.load_meta(&id) {
+        Ok(m) => m,
+        Err(e) => {
+            if ctx.root.join(&id).join(berth::STATE_FILE).exists() {
+                // berth state without metadata (interrupted create).
+                let _ = berth::delete(Some(&ctx.root), &id);
+                return Ok(0);
+            }
+            return if force { Ok(0) } else { Err(e) };
+        }
+    };
+    let (s, st) = status(ctx, &id, &meta);
+    if (s == "running" || s == "paused") && !force {
+        return Err(format!(
+            "cannot delete container {id}: it is {s} (use --force)"
+        ));
+    }
+    let stopped_state = {
+        let mut v = state_json(ctx, &id, &meta);
+        v["status"] = json!("stopped");
+        v
+    };
+    if holder_alive(&meta) {
+        let hp = meta["holder_pid"].as_i64().unwrap_or(0) as i32;
+        // SAFETY: the holder's start time was just checked.
+        unsafe { libc::kill(hp, libc::SIGKILL) };
+        let t = Instant::now();
+        while holder_alive(&meta) && t.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    if let Some(st) = st {
+        if s == "paused" {
+            if let Some(c) = &st.cgroup {
+                let _ = std::fs::write(c.join("cgroup.freeze"), "0");
+            }
+        }
+        berth::delete(Some(&ctx.root), &id).map_err(|e| format!("delete {id}: {e}"))?;
+    }
+    let _ = std::fs::remove_file(ctx.sock_path(&id));
+    let _ = std::fs::remove_file(ctx.meta_path(&id));
+    if let Some(h) = bundle_hooks(meta["bundle"].as_str().unwrap_or("")) {
+        if let Err(e) = run_hooks("poststop", h.poststop().as_ref(), &stopped_state) {
+            log("warning", &e);
+        }
+    }
+    Ok(0)
+}
+
+fn open_cgroup(id: &str, st: &berth::State) -> Res<berth_cgroups::Cgroup> {
+    let cg = st
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| format!("container {id} has no cgroup"))?;
+    let h = berth_cgroups::Hierarchy::discover().map_err(|e| e.to_string())?;
+    let rel = cg.strip_prefix(h.mount_point()).unwrap_or(cg);
+    berth_cgroups::Cgroup::open(&h, rel).map_err(|e| e.to_string())
+}
+
+fn cmd_pause_resume(ctx: &Ctx, a: &Args, pause: bool) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let (s, st) = status(ctx, &id, &meta);
+    let want = if pause { "running" } else { "paused" };
+    let st = match st {
+        Some(st) if s == want => st,
+        _ => {
+            return Err(format!(
+                "cannot {} container {id}: it is {s}, not {want}",
+                if pause { "pause" } else { "resume" }
+            ))
+        }
+    };
+    let cg = open_cgroup(&id, &st)?;
+    if pause {
+        cg.freeze().map_err(|e| format!("pause {id}: {e}"))?;
+    } else {
+        cg.thaw().map_err(|e| format!("resume {id}: {e}"))?;
+    }
+    Ok(0)
+}
+
+fn cmd_ps(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let (_, st) = status(ctx, &id, &meta);
+    let pids = st.as_ref().map(cgroup_procs).unwrap_or_default();
+    if a.get("format").or(a.get("f")) == Some("json") {
+        println!("{}", json!(pids));
+    } else {
+        println!("{:>8} CMD", "PID");
+        for p in pids {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            println!("{p:>8} {cmd}");
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_update(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let (s, st) = status(ctx, &id, &meta);
+    let Some(st) = st.filter(|_| s != "stopped") else {
+        return Err(format!("cannot update container {id}: it is {s}"));
+    };
+    let src = a
+        .get("resources")
+        .ok_or_else(|| "update needs --resources FILE|-".to_string())?;
+    let text = if src == "-" {
+        let mut t = String::new();
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .map_err(|e| format!("read resources from stdin: {e}"))?;
+        t
+    } else {
+        std::fs::read_to_string(src).map_err(|e| format!("read {src}: {e}"))?
+    };
+    let r: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(&text).map_err(|e| format!("parse resources: {e}"))?;
+    let res = berth::Resources::from_oci(&r).map_err(|e| e.to_string())?;
+    let cg = open_cgroup(&id, &st)?;
+    cg.apply(&res).map_err(|e| format!("update {id}: {e}"))?;
+    Ok(0)
+}
+
+fn cmd_list(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let mut ids: Vec<String> = std::fs::read_dir(ctx.meta_dir())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_suffix(".json")
+                        .filter(|s| !s.starts_with('.'))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    let json_out = a.get("format").or(a.get("f")) == Some("json");
+    let mut rows = Vec::new();
+    for id in &ids {
+        let Ok(meta) = ctx.load_meta(id) else {
+            continue;
+        };
+        rows.push(state_json(ctx, id, &meta));
+    }
+    if a.bool("quiet") || a.bool("q") {
+        for r in &rows {
+            println!("{}", r["id"].as_str().unwrap_or(""));
+        }
+    } else if json_out {
+        println!("{}", Value::Array(rows));
+    } else {
+        println!("{:<20} {:>8} {:<10} BUNDLE", "ID", "PID", "STATUS");
+        for r in &rows {
+            println!(
+                "{:<20} {:>8} {:<10} {}",
+                r["id"].as_str().unwrap_or(""),
+                r["pid"],
+                r["status"].as_str().unwrap_or(""),
+                r["bundle"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_features() -> Res<i32> {
+    let v = json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.3.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec",
+            "private", "rprivate", "shared", "rshared", "slave", "rslave",
+            "size", "mode", "strictatime", "relatime", "noatime"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": berth::CapSet::all().names(),
+            "cgroup": {"v1": false, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"]},
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {"org.opencontainers.runc.version": "berth-oci"}
+    });
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    Ok(0)
+}
+
+/// Join the running container's namespaces and cgroup and run a process.
+fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let (s, st) = status(ctx, &id, &meta);
+    let st = match st {
+        Some(st) if s == "running" => st,
+        _ => {
+            return Err(format!(
+                "cannot exec in container {id}: it is {s}, not running"
+            ))
+        }
+    };
+    let pid = st.pid.unwrap_or(0);
+    let bundle =
+        berth::Bundle::load(meta["bundle"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+    let base = bundle.spec().process().clone();
+    let mut args: Vec<String> = a.pos[1..].to_vec();
+    let mut env: Vec<String> = base
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let mut cwd = base
+        .as_ref()
+        .map(|p| p.cwd().display().to_string())
+        .unwrap_or_else(|| "/".into());
+    let (mut uid, mut gid) = base
+        .as_ref()
+        .map(|p| (p.user().uid(), p.user().gid()))
+        .unwrap_or((0, 0));
+    let mut tty = a.bool("tty") || a.bool("t");
+    if let Some(pf) = a.get("process").or(a.get("p")) {
+        let text = std::fs::read_to_string(pf).map_err(|e| format!("read {pf}: {e}"))?;
+        let p: oci_spec::runtime::Process =
+            serde_json::from_str(&text).map_err(|e| format!("parse {pf}: {e}"))?;
+        args = p.args().clone().unwrap_or_default();
+        env = p.env().clone().unwrap_or_default();
+        cwd = p.cwd().display().to_string();
+        uid = p.user().uid();
+        gid = p.user().gid();
+        tty = p.terminal().unwrap_or(false);
+    }
+    if args.is_empty() {
+        return Err("exec needs a command (args or --process)".into());
+    }
+    env.extend(a.all("env"));
+    env.extend(a.all("e"));
+    if let Some(c) = a.get("cwd") {
+        cwd = c.to_string();
+    }
+    if let Some(u) = a.get("user").or(a.get("u")) {
+        let (us, gs) = u.split_once(':').unwrap_or((u, ""));
+        uid = us
+            .parse()
+            .map_err(|_| format!("--user {u}: numeric uid[:gid] expected"))?;
+        if !gs.is_empty() {
+            gid = gs
+                .parse()
+                .map_err(|_| format!("--user {u}: numeric uid[:gid] expected"))?;
+        }
+    }
+    // SAFETY: pidfd_open(2), Linux 5.3.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(format!(
+            "pidfd_open {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: fresh fd.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    // Namespaces the init has that differ from ours.
+    let mut nsflags = 0;
+    for (name, flag) in [
+        ("mnt", libc::CLONE_NEWNS),
+        ("uts", libc::CLONE_NEWUTS),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("net", libc::CLONE_NEWNET),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("pid", libc::CLONE_NEWPID),
+        ("user", libc::CLONE_NEWUSER),
+    ] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"));
+        let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
+        if let (Ok(t), Ok(o)) = (theirs, ours) {
+            if t != o {
+                nsflags |= flag;
+            }
+        }
+    }
+    // The pid namespace applies to our children (setns(2)): join it here;
+    // the rest in the child before execve.
+    if nsflags & libc::CLONE_NEWPID != 0 {
+        // SAFETY: setns on our own pidfd; single-threaded.
+        if unsafe { libc::setns(pidfd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+            return Err(format!(
+                "setns pid of {pid}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    let rest = nsflags & !libc::CLONE_NEWPID;
+    let procs = st
+        .cgroup
+        .as_ref()
+        .map(|c| c.join("cgroup.procs"))
+        .and_then(|p| std::fs::OpenOptions::new().write(true).open(p).ok());
+    let procs_fd = procs.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..]).env_clear();
+    for e in &env {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let mut pty_master: Option<OwnedFd> = None;
+    let mut pty_slave: Option<OwnedFd> = None;
+    if tty {
+        let (mut m, mut sl) = (0, 0);
+        // SAFETY: openpty fills two fds.
+        if unsafe {
+            libc::openpty(
+                &mut m,
+                &mut sl,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        } < 0
+        {
+            return Err(format!("openpty: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fresh fds.
+        unsafe {
+            pty_master = Some(OwnedFd::from_raw_fd(m));
+            pty_slave = Some(OwnedFd::from_raw_fd(sl));
+        }
+    }
+    let slave_fd = pty_slave.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+    let cwd_c = CString::new(cwd.clone()).map_err(|_| "cwd contains NUL".to_string())?;
+    let pfd = pidfd.as_raw_fd();
+    // SAFETY: only async-signal-safe calls in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let err = || Err(std::io::Error::last_os_error());
+            if procs_fd >= 0 && libc::write(procs_fd, b"0".as_ptr().cast(), 1) < 0 {
+                return err();
+            }
+            if rest != 0 && libc::setns(pfd, rest) < 0 {
+                return err();
+            }
+            if libc::chdir(cwd_c.as_ptr()) < 0 {
+                return err();
+            }
+            if slave_fd >= 0 {
+                libc::setsid();
+                if libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
+                    return err();
+                }
+                for fd in 0..3 {
+                    libc::dup2(slave_fd, fd);
+                }
+            }
+            if libc::setgroups(0, std::ptr::null()) < 0
+                || libc::setgid(gid) < 0
+                || libc::setuid(uid) < 0
+            {
+                return err();
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("exec {:?} in {id}: {e}", args[0]))?;
+    drop(pty_slave);
+    if let Some(m) = &pty_master {
+        let cs = a
+            .get("console-socket")
+            .ok_or_else(|| "--tty needs --console-socket".to_string())?;
+        send_fd(cs, m.as_raw_fd())?;
+    }
+    if let Some(pf) = a.get("pid-file") {
+        write_pid_file(pf, &child.id().to_string())?;
+    }
+    if a.bool("detach") || a.bool("d") {
+        return Ok(0);
+    }
+    let s = child.wait().map_err(|e| format!("wait: {e}"))?;
+    Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
+}
+
+// ---------------------------------------------------------------- main
+
+const USAGE: &str = "usage: berth-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] \
+COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
+
+fn real_main() -> Res<i32> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Global flags come before the command.
+    let mut i = 0;
+    let mut global = Vec::new();
+    while i < argv.len() && argv[i].starts_with('-') {
+        let a = &argv[i];
+        global.push(a.clone());
+        let name = a.trim_start_matches('-');
+        if ["root", "log", "log-format", "criu", "rootless"].contains(&name) {
+            i += 1;
+            if let Some(v) = argv.get(i) {
+                global.push(v.clone());
+            }
+        }
+        i += 1;
+    }
+    let g = Args::parse(
+        &global,
+        &["root", "log", "log-format", "criu", "rootless"],
+        &["debug", "systemd-cgroup", "version", "v", "help", "h"],
+        false,
+    )?;
+    let file = match g.get("log") {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("open log {p}: {e}"))?,
+        ),
+        None => None,
+    };
+    let json_fmt = match g.get("log-format").unwrap_or("text") {
+        "json" => true,
+        "text" => false,
+        other => return Err(format!("--log-format {other:?}: text or json expected")),
+    };
+    *log_mut() = Some(Log {
+        file,
+        json: json_fmt,
+        debug: g.bool("debug"),
+    });
+    if g.bool("version") || g.bool("v") {
+        println!(
+            "berth-oci version {}\nspec: {OCI_VERSION}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(0);
+    }
+    if g.bool("help") || g.bool("h") {
+        println!("{USAGE}");
+        return Ok(0);
+    }
+    if g.bool("systemd-cgroup") {
+        return Err("--systemd-cgroup is not supported by berth-oci (cgroupfs driver only)".into());
+    }
+    let ctx = Ctx {
+        root: PathBuf::from(g.get("root").unwrap_or(DEFAULT_ROOT)),
+    };
+    let Some(cmd) = argv.get(i) else {
+        return Err(USAGE.into());
+    };
+    let rest = &argv[i + 1..];
+    log("debug", &format!("command {cmd} {rest:?}"));
+    let create_v = ["bundle", "b", "pid-file", "console-socket", "preserve-fds"];
+    let create_b = [
+        "no-pivot",
+        "no-new-keyring",
+        "detach",
+        "d",
+        "keep",
+        "no-subreaper",
+    ];
+    match cmd.as_str() {
+        "create" => cmd_create(&ctx, &Args::parse(rest, &create_v, &create_b, false)?),
+        "run" => cmd_run(&ctx, &Args::parse(rest, &create_v, &create_b, false)?),
+        "start" => cmd_start(&ctx, &Args::parse(rest, &[], &[], false)?),
+        "state" => cmd_state(&ctx, &Args::parse(rest, &[], &[], false)?),
+        "kill" => cmd_kill(&ctx, &Args::parse(rest, &[], &["all", "a"], false)?),
+        "delete" => cmd_delete(&ctx, &Args::parse(rest, &[], &["force", "f"], false)?),
+        "pause" => cmd_pause_resume(&ctx, &Args::parse(rest, &[], &[], false)?, true),
+        "resume" => cmd_pause_resume(&ctx, &Args::parse(rest, &[], &[], false)?, false),
+        "ps" => cmd_ps(&ctx, &Args::parse(rest, &["format", "f"], &[], false)?),
+        "update" => cmd_update(&ctx, &Args::parse(rest, &["resources", "r"], &[], false)?),
+        "list" => cmd_list(
+            &ctx,
+            &Args::parse(rest, &["format", "f"], &["quiet", "q"], false)?,
+        ),
+        "features" => cmd_features(),
+        "exec" => cmd_exec(
+            &ctx,
+            &Args::parse(
+                rest,
+                &[
+                    "process",
+                    "p",
+                    "pid-file",
+                    "console-socket",
+                    "cwd",
+                    "env",
+                    "e",
+                    "user",
+                    "u",
+                    "process-label",
+                    "apparmor",
+                    "cap",
+                    "c",
+                ],
+                &["detach", "d", "tty", "t", "no-new-privs"],
+                true,
+            )?,
+        ),
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+}
+
+fn main() {
+    let code = match real_main() {
+        Ok(c) => c,
+        Err(e) => {
+            log("error", &e);
+            eprintln!("berth-oci: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

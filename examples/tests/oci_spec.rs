@@ -1,0 +1,561 @@
+//! Conformance of `berth-oci` with the OCI runtime spec's operations and
+//! state machine (runtime.md: create, start, state, kill, delete; hooks;
+//! lifecycle), plus runc's CLI conventions engines depend on
+//! (privileged tier).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+
+/// A bundle (own copy of the busybox rootfs), a private `--root`, and a
+/// container id; `delete --force` on drop so a failing test leaves nothing.
+struct Env {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    id: String,
+}
+
+impl Env {
+    fn new(args: &[&str], extra: Value) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        assert!(Command::new("cp")
+            .args(["-a"])
+            .arg(berth_testkit::busybox_rootfs())
+            .arg(&rootfs)
+            .status()
+            .unwrap()
+            .success());
+        let mut cfg = json!({
+            "ociVersion": "1.0.2",
+            "root": { "path": "rootfs" },
+            "hostname": "oci-test",
+            "annotations": { "org.example.key": "value" },
+            "process": {
+                "args": args,
+                "env": ["PATH=/bin", "FOO=bar"],
+                "cwd": "/",
+                "user": { "uid": 0, "gid": 0 }
+            },
+            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }],
+            "linux": { "namespaces": [
+                { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
+                { "type": "mount" }, { "type": "cgroup" }, { "type": "network" }
+            ]}
+        });
+        if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        let root = dir.path().join("state");
+        Env {
+            root,
+            id: berth_testkit::unique_name("oci"),
+            dir,
+        }
+    }
+
+    fn bundle(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.root).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Run a command; (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "berth-oci {args:?} failed: {err}");
+        out
+    }
+
+    /// `create` with the container's stdout/stderr going to `out`.
+    fn create(&self, out: &Path, extra: &[&str]) -> i32 {
+        let f = File::create(out).unwrap();
+        let e = f.try_clone().unwrap();
+        let mut args = vec!["create", "--bundle"];
+        let b = self.bundle().display().to_string();
+        args.push(&b);
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        let st = self.cmd(&args).stdout(f).stderr(e).status().unwrap();
+        st.code().unwrap_or(-1)
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&self.ok(&["state", &self.id])).unwrap()
+    }
+
+    fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    /// Poll `state` until it reports `want` (the container may not exist yet).
+    fn wait_status(&self, want: &str) {
+        let t = Instant::now();
+        loop {
+            let (code, out, err) = self.run(&["state", &self.id]);
+            let now = if code == 0 {
+                let v: Value = serde_json::from_str(&out).unwrap();
+                v["status"].as_str().unwrap().to_string()
+            } else {
+                err
+            };
+            if now == want {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "still {now} (want {want})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn wait_file(p: &Path, want: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let s = std::fs::read_to_string(p).unwrap_or_default();
+        if s.contains(want) {
+            return s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{p:?}: {s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let st = s[s.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            st != "Z" && st != "X"
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn lifecycle_create_start_state_kill_delete() {
+    berth_testkit::privileged!();
+    let env = Env::new(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo started $FOO $(hostname); exec sleep 60",
+        ],
+        json!({}),
+    );
+    let out = env.bundle().join("out");
+    let pidfile = env.bundle().join("pidfile");
+    let pf = pidfile.display().to_string();
+    assert_eq!(env.create(&out, &["--pid-file", &pf]), 0);
+    // create returned with the pid file written and the process waiting.
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let st = env.state();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], env.id.as_str());
+    assert_eq!(st["pid"], pid);
+    assert_eq!(
+        st["ociVersion"].as_str().unwrap().split('.').next(),
+        Some("1")
+    );
+    assert_eq!(
+        st["bundle"].as_str().unwrap(),
+        std::fs::canonicalize(env.bundle())
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    assert_eq!(st["annotations"]["org.example.key"], "value");
+    assert!(pid_alive(pid));
+    // The user program has not run yet.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+    let listed = env.ok(&["list", "--format", "json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["id"], env.id.as_str());
+    assert_eq!(env.ok(&["list", "-q"]).trim(), env.id);
+
+    env.ok(&["start", &env.id]);
+    // stdio is what create inherited.
+    wait_file(&out, "started bar oci-test\n");
+    assert_eq!(env.status(), "running");
+    // ps lists the init's host pid.
+    let ps: Value = serde_json::from_str(&env.ok(&["ps", "--format", "json", &env.id])).unwrap();
+    assert!(ps.as_array().unwrap().contains(&json!(pid)), "{ps}");
+    // The runtime is not the workload's parent, yet state sees it stop.
+    env.ok(&["kill", &env.id, "KILL"]);
+    env.wait_status("stopped");
+    assert!(!pid_alive(pid));
+    env.ok(&["delete", &env.id]);
+    let (code, _, err) = env.run(&["state", &env.id]);
+    assert_ne!(code, 0, "state after delete must fail");
+    assert!(err.contains("does not exist"), "{err}");
+    // Nothing left under the root.
+    assert!(!env.root.join(&env.id).exists());
+    let meta: Vec<_> = std::fs::read_dir(env.root.join(".meta")).unwrap().collect();
+    assert!(meta.is_empty(), "{meta:?}");
+}
+
+#[test]
+fn invalid_transitions_are_errors() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/sleep", "60"], json!({}));
+    // Operations on a container that does not exist.
+    for op in [
+        &["start"][..],
+        &["state"],
+        &["kill"],
+        &["delete"],
+        &["pause"],
+    ] {
+        let mut a = op.to_vec();
+        a.push(&env.id);
+        let (code, _, err) = env.run(&a);
+        assert_ne!(code, 0, "{a:?} on a missing container succeeded");
+        assert!(err.contains("does not exist"), "{a:?}: {err}");
+    }
+    // delete --force on a missing container exits 0 (runc, engines rely on it).
+    assert_eq!(env.run(&["delete", "--force", &env.id]).0, 0);
+
+    let out = env.bundle().join("out");
+    assert_eq!(env.create(&out, &[]), 0);
+    // A second create with the same id fails and does not disturb the first.
+    assert_ne!(env.create(&env.bundle().join("out2"), &[]), 0);
+    assert_eq!(env.status(), "created");
+    // pause/resume are for running containers only.
+    assert_ne!(env.run(&["pause", &env.id]).0, 0);
+    assert_ne!(env.run(&["resume", &env.id]).0, 0);
+    env.ok(&["start", &env.id]);
+    assert_eq!(env.status(), "running");
+    // start twice fails.
+    let (code, _, err) = env.run(&["start", &env.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not created"), "{err}");
+    // delete of a running container without --force fails and leaves it.
+    assert_ne!(env.run(&["delete", &env.id]).0, 0);
+    assert_eq!(env.status(), "running");
+    // pause / resume, observed in the state and in the cgroup freezer.
+    env.ok(&["pause", &env.id]);
+    assert_eq!(env.status(), "paused");
+    assert_ne!(env.run(&["pause", &env.id]).0, 0);
+    env.ok(&["resume", &env.id]);
+    assert_eq!(env.status(), "running");
+    // Bad signal names are errors; names with and without SIG and numbers work.
+    assert_ne!(env.run(&["kill", &env.id, "NOSUCH"]).0, 0);
+    env.ok(&["kill", &env.id, "SIGCONT"]);
+    env.ok(&["kill", &env.id, "CONT"]);
+    env.ok(&["kill", &env.id, "18"]);
+    assert_eq!(env.status(), "running");
+    // The default signal is TERM (sleep as pid 1 ignores it unless handled:
+    // use --all so every process of the cgroup gets KILL).
+    env.ok(&["kill", "--all", &env.id, "9"]);
+    env.wait_status("stopped");
+    // kill on a stopped container fails (spec: not created or running).
+    assert_ne!(env.run(&["kill", &env.id, "KILL"]).0, 0);
+    env.ok(&["delete", &env.id]);
+}
+
+#[test]
+fn delete_force_kills_created_and_running() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/sleep", "60"], json!({}));
+    let out = env.bundle().join("out");
+    assert_eq!(env.create(&out, &[]), 0);
+    let pid = env.state()["pid"].as_i64().unwrap() as i32;
+    env.ok(&["delete", "--force", &env.id]);
+    let t = Instant::now();
+    while pid_alive(pid) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "created init survived delete"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_ne!(env.run(&["state", &env.id]).0, 0);
+
+    assert_eq!(env.create(&out, &[]), 0);
+    env.ok(&["start", &env.id]);
+    let pid = env.state()["pid"].as_i64().unwrap() as i32;
+    env.ok(&["delete", "--force", &env.id]);
+    let t = Instant::now();
+    while pid_alive(pid) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "running init survived delete"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!env.root.join(&env.id).exists());
+}
+
+#[test]
+fn hooks_run_in_order_with_state_on_stdin() {
+    berth_testkit::privileged!();
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("hooks.log");
+    let bb = berth_testkit::busybox_binary().display().to_string();
+    let hook = |name: &str| {
+        json!({
+            "path": bb,
+            "args": ["sh", "-c", format!(
+                "s=$(cat); case \"$s\" in *'\"status\":\"'*) ;; *) echo nostate >> {l};; esac; \
+                 echo {name} $(echo \"$s\" | grep -o '\"status\":\"[a-z]*\"') >> {l}",
+                l = log.display()
+            )],
+        })
+    };
+    let env = Env::new(
+        &["/bin/sh", "-c", "echo workload >> /w; sleep 60"],
+        json!({ "hooks": {
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "startContainer": [hook("startContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        }}),
+    );
+    let out = env.bundle().join("out");
+    assert_eq!(env.create(&out, &[]), 0);
+    let after_create = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        after_create,
+        "prestart \"status\":\"creating\"\ncreateRuntime \"status\":\"creating\"\ncreateContainer \"status\":\"creating\"\n"
+    );
+    env.ok(&["start", &env.id]);
+    let after_start = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        after_start.strip_prefix(&after_create).unwrap(),
+        "startContainer \"status\":\"created\"\npoststart \"status\":\"running\"\n"
+    );
+    env.ok(&["kill", &env.id, "KILL"]);
+    env.wait_status("stopped");
+    env.ok(&["delete", &env.id]);
+    let all = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        all.strip_prefix(&after_start).unwrap(),
+        "poststop \"status\":\"stopped\"\n"
+    );
+}
+
+#[test]
+fn failing_or_slow_hook_fails_create_and_leaves_nothing() {
+    berth_testkit::privileged!();
+    let bb = berth_testkit::busybox_binary().display().to_string();
+    let env = Env::new(
+        &["/bin/true"],
+        json!({ "hooks": { "createRuntime": [
+            { "path": bb, "args": ["sleep", "30"], "timeout": 1 }
+        ]}}),
+    );
+    let out = env.bundle().join("out");
+    let t = Instant::now();
+    let f = File::create(&out).unwrap();
+    let res = env
+        .cmd(&[
+            "create",
+            "--bundle",
+            env.bundle().to_str().unwrap(),
+            &env.id,
+        ])
+        .stdout(Stdio::null())
+        .stderr(f)
+        .status()
+        .unwrap();
+    assert!(!res.success());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "timeout not honoured"
+    );
+    let err = std::fs::read_to_string(&out).unwrap();
+    assert!(err.contains("timed out"), "{err}");
+    assert_ne!(env.run(&["state", &env.id]).0, 0);
+    assert!(!env.root.join(&env.id).exists());
+
+    let env2 = Env::new(
+        &["/bin/true"],
+        json!({ "hooks": { "prestart": [ { "path": bb, "args": ["false"] } ]}}),
+    );
+    assert_ne!(env2.create(&env2.bundle().join("out"), &[]), 0);
+    assert_ne!(env2.run(&["state", &env2.id]).0, 0);
+    assert!(!env2.root.join(&env2.id).exists());
+}
+
+#[test]
+fn run_returns_the_exit_status_and_leaves_nothing() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/sh", "-c", "echo out $FOO; exit 7"], json!({}));
+    let b = env.bundle().display().to_string();
+    let (code, out, err) = env.run(&["run", "--bundle", &b, &env.id]);
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(out, "out bar\n");
+    assert!(!env.root.join(&env.id).exists());
+    assert_ne!(env.run(&["state", &env.id]).0, 0);
+    // Killed by a signal: 128 + N, like a shell (the signal comes from
+    // outside: an init ignores KILL from inside its own pid namespace).
+    let env = Env::new(&["/bin/sleep", "60"], json!({}));
+    let b = env.bundle().display().to_string();
+    let mut run = env
+        .cmd(&["run", &format!("--bundle={b}"), &env.id])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    env.wait_status("running");
+    env.ok(&["kill", &env.id, "SIGKILL"]);
+    let st = run.wait().unwrap();
+    assert_eq!(st.code(), Some(128 + 9));
+    assert!(!env.root.join(&env.id).exists());
+}
+
+#[test]
+fn exec_joins_the_container() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/sleep", "60"], json!({}));
+    let out = env.bundle().join("out");
+    assert_eq!(env.create(&out, &[]), 0);
+    // exec into a created (not running) container fails.
+    assert_ne!(env.run(&["exec", &env.id, "/bin/true"]).0, 0);
+    env.ok(&["start", &env.id]);
+    let (code, o, err) = env.run(&[
+        "exec",
+        "--env",
+        "BAZ=qux",
+        "--cwd",
+        "/bin",
+        &env.id,
+        "/bin/sh",
+        "-c",
+        "hostname; echo $FOO $BAZ; pwd; echo $$; exit 3",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines[0], "oci-test");
+    assert_eq!(lines[1], "bar qux");
+    assert_eq!(lines[2], "/bin");
+    // In the container's pid namespace (init is 1).
+    assert_ne!(lines[3], "1");
+    assert!(lines[3].parse::<u32>().unwrap() < 100, "{o}");
+    // --process FILE with a detached process and a pid file, seen by ps.
+    let proc_file = env.bundle().join("process.json");
+    std::fs::write(
+        &proc_file,
+        json!({ "args": ["/bin/sleep", "50"], "cwd": "/", "env": ["PATH=/bin"],
+                "user": {"uid": 0, "gid": 0} })
+        .to_string(),
+    )
+    .unwrap();
+    let pf = env.bundle().join("exec.pid");
+    // The detached process keeps the stdio it inherited: give it none.
+    let st = env
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pf.to_str().unwrap(),
+            "--process",
+            proc_file.to_str().unwrap(),
+            &env.id,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let epid: i32 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ps: Value = serde_json::from_str(&env.ok(&["ps", "--format=json", &env.id])).unwrap();
+    assert!(ps.as_array().unwrap().contains(&json!(epid)), "{ps}");
+    env.ok(&["delete", "--force", &env.id]);
+    let t = Instant::now();
+    while pid_alive(epid) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "exec'd process survived delete"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn json_log_version_features_and_systemd_cgroup() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/true"], json!({}));
+    let logf = env.bundle().join("log.json");
+    let out = Command::new(BIN)
+        .arg(format!("--root={}", env.root.display()))
+        .args(["--log", logf.to_str().unwrap(), "--log-format", "json"])
+        .args(["start", "no-such-ctr"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&logf).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"].as_str().unwrap().contains("no-such-ctr"),
+        "{line}"
+    );
+    assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+
+    let v = env.ok(&["--version"]);
+    assert!(
+        v.contains("berth-oci version") && v.contains("spec: 1."),
+        "{v}"
+    );
+    let f: Value = serde_json::from_str(&env.ok(&["features"])).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["hooks"].as_array().unwrap().contains(&json!("poststop")));
+    let (code, _, err) = env.run(&["--systemd-cgroup", "list"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("systemd"), "{err}");
+    // An ociVersion outside 1.0-1.3 is refused with a clear error.
+    let cfg = env.bundle().join("config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    c["ociVersion"] = json!("2.0.0");
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let (code, _, err) = env.run(&["run", "--bundle", env.bundle().to_str().unwrap(), &env.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ociVersion"), "{err}");
+}

@@ -559,3 +559,101 @@ fn json_log_version_features_and_systemd_cgroup() {
     assert_ne!(code, 0);
     assert!(err.contains("ociVersion"), "{err}");
 }
+
+/// Receive one fd sent with SCM_RIGHTS on an accepted connection.
+fn recv_fd(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (s, _) = listener.accept().unwrap();
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u8; 64];
+    // SAFETY: zeroed msghdr; pointers into live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.len();
+    // SAFETY: valid socket and msghdr.
+    let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, 0) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel filled the control buffer.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!c.is_null(), "no control message");
+        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn terminal_goes_over_the_console_socket() {
+    berth_testkit::privileged!();
+    use std::io::Read;
+    let env = Env::new(
+        &[
+            "/bin/sh",
+            "-c",
+            "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; sleep 60",
+        ],
+        json!({}),
+    );
+    let cfg = env.bundle().join("config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    c["process"]["terminal"] = json!(true);
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    // Without a console socket, create refuses a terminal process.
+    assert_ne!(env.create(&env.bundle().join("o0"), &[]), 0);
+    assert_ne!(env.run(&["state", &env.id]).0, 0);
+
+    let sock = env.bundle().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let t = std::thread::spawn(move || recv_fd(&listener));
+    let s = sock.display().to_string();
+    assert_eq!(
+        env.create(&env.bundle().join("o1"), &["--console-socket", &s]),
+        0
+    );
+    let master = t.join().unwrap();
+    env.ok(&["start", &env.id]);
+    let mut f = File::from(master);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    let t0 = Instant::now();
+    while !String::from_utf8_lossy(&got).contains("is-a-tty") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{got:?}");
+        let n = f.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    env.ok(&["delete", "--force", &env.id]);
+}
+
+#[test]
+fn update_applies_resources_or_says_why_not() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/sleep", "60"], json!({}));
+    assert_eq!(env.create(&env.bundle().join("out"), &[]), 0);
+    env.ok(&["start", &env.id]);
+    let res = env.bundle().join("res.json");
+    std::fs::write(&res, json!({ "pids": { "limit": 42 } }).to_string()).unwrap();
+    let (code, _, err) = env.run(&["update", "--resources", res.to_str().unwrap(), &env.id]);
+    let st = berth::State::load(Some(&env.root), &env.id).unwrap();
+    let pids_max = st.cgroup.unwrap().join("pids.max");
+    if pids_max.exists() {
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "42");
+    } else {
+        // Hybrid host without the pids controller in cgroup2: a clear error.
+        assert_ne!(code, 0);
+        assert!(err.contains("pids"), "{err}");
+    }
+    // A malformed resources document is an error naming the problem.
+    std::fs::write(&res, "{ not json").unwrap();
+    let (code, _, err) = env.run(&["update", "--resources", res.to_str().unwrap(), &env.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("parse resources"), "{err}");
+    env.ok(&["delete", "--force", &env.id]);
+}

@@ -377,11 +377,49 @@ fn builder_for(
     if a.get("preserve-fds").is_some_and(|n| n != "0") {
         return Err("--preserve-fds is not supported by berth-oci".into());
     }
-    let b = bundle
+    let mut b = bundle
         .builder(id)
         .map_err(|e| e.to_string())?
         .state_root(&ctx.root)
         .kill_with_owner(false);
+    // A hybrid host (cgroup2 beside v1 controllers, /sys/fs/cgroup a tmpfs)
+    // has few controllers in cgroup2; engines ask for cpu shares or
+    // pids limits by default. There, limits for controllers cgroup2 lacks
+    // are skipped with a warning in the log instead of failing the create
+    // (on a pure cgroup2 host they stay an error).
+    let hybrid = berth_cgroups::Hierarchy::discover()
+        .map(|h| h.mount_point() != Path::new("/sys/fs/cgroup"))
+        .unwrap_or(false);
+    let has_resources = bundle
+        .spec()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .is_some();
+    // runc creates the parents of an absolute cgroupsPath (engines name
+    // e.g. /<namespace>/<id>); berth wants the parent to exist.
+    let cpath = bundle
+        .spec()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone());
+    if let (Some(cp), Ok(h)) = (cpath, berth_cgroups::Hierarchy::discover()) {
+        if let (true, Some(parent)) = (cp.is_absolute(), cp.parent()) {
+            let rel = parent.strip_prefix("/").unwrap_or(parent);
+            if !rel.as_os_str().is_empty() && !rel.to_string_lossy().contains("..") {
+                let dir = h.mount_point().join(rel);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("create cgroup parent {}: {e}", dir.display()))?;
+            }
+        }
+    }
+    if hybrid && has_resources {
+        log(
+            "warning",
+            &format!("{id}: hybrid cgroup host: resource limits for controllers missing from cgroup2 are not applied"),
+        );
+        b = b.ignore_unavailable(true);
+    }
     Ok(b)
 }
 

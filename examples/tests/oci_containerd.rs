@@ -1,0 +1,277 @@
+//! containerd drives `berth-oci` through `ctr run --runc-binary` (the
+//! io.containerd.runc.v2 shim calls it exactly as it calls runc), against
+//! a private containerd (config, root, state and sockets in a temp dir)
+//! started and stopped by the test; the image is an OCI archive built from
+//! the busybox fixture with berth-overlay's `ImageBuilder` (privileged
+//! tier; skipped with a message when containerd is not installed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+const IMAGE: &str = "docker.io/library/berth-busybox:latest";
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Child,
+    ns: String,
+}
+
+impl Daemon {
+    fn start() -> Option<Daemon> {
+        if Command::new("containerd")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            println!("skipped: containerd is not installed (apt-get install containerd)");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("bctr")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path().display().to_string();
+        let cfg = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/t.sock\"\n\
+             [debug]\n  address = \"{d}/d.sock\"\n"
+        );
+        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.path().join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            dir,
+            child,
+            ns: berth_testkit::unique_name("bo"),
+        };
+        let t = Instant::now();
+        while d.ctr(&["version"]).0 != 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "containerd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(d)
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.path().join("c.sock")
+    }
+
+    fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("-a")
+            .arg(self.sock())
+            .arg("-n")
+            .arg(&self.ns)
+            .args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.ctr_cmd(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ctr_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.ctr(args);
+        assert_eq!(code, 0, "ctr {args:?}: {err}\n{out}\n{}", self.log());
+        out
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// `ctr run --rm --runc-binary berth-oci IMAGE ID ARGS…`
+    fn run(&self, extra: &[&str], args: &[&str]) -> (i32, String, String) {
+        let id = berth_testkit::unique_name("c");
+        let mut a = vec!["run", "--rm", "--runc-binary", BIN];
+        a.extend_from_slice(extra);
+        a.push(IMAGE);
+        a.push(&id);
+        a.extend_from_slice(args);
+        self.ctr(&a)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Remove whatever is left in our namespace, then stop the daemon.
+        let (_, tasks, _) = self.ctr(&["tasks", "ls", "-q"]);
+        for t in tasks.lines() {
+            let _ = self.ctr(&["tasks", "kill", "-s", "KILL", t]);
+            let _ = self.ctr(&["tasks", "delete", "-f", t]);
+        }
+        let (_, cs, _) = self.ctr(&["containers", "ls", "-q"]);
+        for c in cs.lines() {
+            let _ = self.ctr(&["containers", "delete", c]);
+        }
+        // SAFETY: SIGTERM to the daemon we spawned.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Snapshots are overlay mounts under our root: unmount what is left.
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let d = self.dir.path().display().to_string();
+            for l in mi.lines() {
+                if let Some(m) = l.split(' ').nth(4).filter(|m| m.starts_with(&d)) {
+                    let _ = Command::new("umount").arg("-l").arg(m).status();
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.ns));
+        if let Ok(h) = berth_cgroups::Hierarchy::discover() {
+            let _ = std::fs::remove_dir(h.mount_point().join(&self.ns));
+        }
+    }
+}
+
+fn build_archive(dir: &Path) -> PathBuf {
+    let layout = dir.join("layout");
+    berth_overlay::ImageBuilder::new(IMAGE)
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .env(["PATH=/bin:/usr/bin", "IMG=busybox"])
+        .cmd(["/bin/sh"])
+        .write(&layout)
+        .unwrap();
+    let tar = dir.join("image.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    tar
+}
+
+#[test]
+fn ctr_runs_the_battery_with_berth_oci() {
+    berth_testkit::privileged!();
+    let Some(d) = Daemon::start() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let tar = build_archive(work.path());
+    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    let imgs = d.ctr_ok(&["images", "ls", "-q"]);
+    assert!(imgs.contains(IMAGE), "{imgs}");
+
+    // Output, env from the image plus --env, exit codes.
+    let (code, out, err) = d.run(
+        &["--env", "X=1"],
+        &["sh", "-c", "echo hi $IMG $X; hostname"],
+    );
+    assert_eq!(code, 0, "{err}\n{}", d.log());
+    assert!(out.starts_with("hi busybox 1\n"), "{out}");
+    let (code, _, _) = d.run(&[], &["sh", "-c", "exit 3"]);
+    assert_eq!(code, 3);
+    // cwd
+    let (code, out, err) = d.run(&["--cwd", "/etc"], &["pwd"]);
+    assert_eq!((code, out.as_str()), (0, "/etc\n"), "{err}");
+    // --tty: ctr wants a terminal on its own stdin; script(1) gives it one.
+    let id = berth_testkit::unique_name("c");
+    let line = format!(
+        "ctr -a {} -n {} run --rm -t --runc-binary {BIN} {IMAGE} {id} sh -c '[ -t 0 ] && [ -t 1 ] && echo stdio-tty; stty size'",
+        d.sock().display(),
+        d.ns
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{o}");
+    // (ttyname(3) inside finds no /dev/pts entry: berth allocates the pty
+    // from the host's devpts, runc from the container's.)
+    assert!(o.contains("stdio-tty"), "{o}");
+
+    // A detached task: exec, pause/resume, kill.
+    let id = berth_testkit::unique_name("c");
+    d.ctr_ok(&["run", "-d", "--runc-binary", BIN, IMAGE, &id, "sleep", "60"]);
+    let tasks = d.ctr_ok(&["tasks", "ls"]);
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    let (code, out, err) = d.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo in-exec $IMG; hostname; exit 4",
+    ]);
+    assert_eq!(code, 4, "{err}");
+    assert!(out.starts_with("in-exec busybox\n"), "{out}");
+    d.ctr_ok(&["tasks", "pause", &id]);
+    let tasks = d.ctr_ok(&["tasks", "ls"]);
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("PAUSED")),
+        "{tasks}"
+    );
+    d.ctr_ok(&["tasks", "resume", &id]);
+    let tasks = d.ctr_ok(&["tasks", "ls"]);
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    d.ctr_ok(&["tasks", "kill", "-s", "KILL", &id]);
+    let t = Instant::now();
+    loop {
+        let tasks = d.ctr_ok(&["tasks", "ls"]);
+        if tasks
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("STOPPED"))
+        {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{tasks}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ctr_ok(&["tasks", "delete", &id]);
+    d.ctr_ok(&["containers", "delete", &id]);
+
+    // --rm left nothing: no containers, tasks or runtime state.
+    assert_eq!(d.ctr_ok(&["containers", "ls", "-q"]).trim(), "");
+    let runc_root = PathBuf::from(format!("/run/containerd/runc/{}", d.ns));
+    let left: Vec<_> = std::fs::read_dir(&runc_root)
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n.to_string_lossy().starts_with('.')),
+        "{left:?}"
+    );
+}

@@ -41,42 +41,302 @@ fn inside(root: &Path, p: &Path) -> PathBuf {
     root.join(rel)
 }
 
-/// `mkdir -p` of `dir` below `root` as steps (existing directories are fine).
-fn mkdir_p(steps: &mut Vec<Step>, root: &Path, dir: &Path, mode: u32) {
-    let mut cur = root.to_path_buf();
-    for c in dir.components() {
-        if let Component::Normal(n) = c {
-            cur.push(n);
-            steps.push(Step::mkdir(&cur, mode));
-        }
+/// `openat2(2)` (Linux 5.6) resolution flags: every symlink and `..` is
+/// resolved as if `dirfd` were `/` (`RESOLVE_IN_ROOT`), and no
+/// `/proc/<pid>/fd`-style magic links (`RESOLVE_NO_MAGICLINKS`); see
+/// include/uapi/linux/openat2.h.
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+/// `mount_setattr(2)` (Linux 5.12): `MOUNT_ATTR_RDONLY`, include/uapi/linux/mount.h.
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `struct open_how` of `openat2(2)`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `openat2(dirfd, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+///
+/// # Safety
+/// Raw syscall on a C string; async-signal-safe.
+unsafe fn open_in_root(
+    dirfd: libc::c_int,
+    path: &CString,
+) -> std::result::Result<libc::c_int, i32> {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `how` and `path` outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r < 0 {
+        // SAFETY: errno of this thread.
+        Err(unsafe { *libc::__errno_location() })
+    } else {
+        Ok(r as libc::c_int)
     }
 }
 
-/// A child-side `open(O_CREAT)` without truncation: creates an empty file
-/// as a mount point for a file bind mount, keeps an existing one intact.
-fn touch(path: &Path) -> Result<Step> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
-    // SAFETY: open/close are raw syscalls on a C string prepared here.
+/// What an in-root mount mounts.
+struct InRootMount {
+    /// `/path/to/new/root` (before `pivot_root`).
+    root: CString,
+    /// For each component of the destination: (relative prefix, its parent
+    /// prefix or ".", the component's name).
+    walk: Vec<(CString, CString, CString)>,
+    /// The last component is a file (file bind mount), not a directory.
+    file: bool,
+    source: Option<CString>,
+    fstype: Option<CString>,
+    flags: libc::c_ulong,
+    data: Option<CString>,
+    readonly: bool,
+    recursive: bool,
+    /// `MS_SLAVE`/`MS_SHARED` (with `MS_REC`) or 0.
+    propagation: libc::c_ulong,
+}
+
+/// A mount on `dst` (a path inside the container) below the new root
+/// `root` whose every path component is resolved *inside* the root with
+/// `openat2(RESOLVE_IN_ROOT)` (Linux 5.6): a symlink in the rootfs (even
+/// one swapped in while the container starts) can neither make berth create
+/// a directory on the host nor land the mount outside the root
+/// (CVE-2021-30465 class). Missing directories are created with `mkdirat`
+/// relative to an in-root fd; the mount goes onto the resolved `O_PATH` fd
+/// through `/proc/self/fd/<n>` (the host's procfs, still visible before
+/// `pivot_root`), read-only and propagation are set on a fresh in-root fd
+/// of the new mount (`mount_setattr(2)`, 5.12).
+#[allow(clippy::too_many_arguments)]
+fn mount_in_root(
+    root: &Path,
+    dst: &Path,
+    file: bool,
+    source: Option<&Path>,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+    readonly: bool,
+    recursive: bool,
+    propagation: libc::c_ulong,
+) -> Result<Step> {
+    let cs = |s: &[u8]| {
+        CString::new(s).map_err(|_| Error::invalid(format!("path {dst:?} contains a NUL byte")))
+    };
+    let mut walk = Vec::new();
+    let mut prefix = PathBuf::new();
+    for c in dst.components() {
+        if let Component::Normal(n) = c {
+            let parent = if prefix.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                prefix.clone()
+            };
+            prefix.push(n);
+            walk.push((
+                cs(prefix.as_os_str().as_bytes())?,
+                cs(parent.as_os_str().as_bytes())?,
+                cs(n.as_bytes())?,
+            ));
+        }
+    }
+    if walk.is_empty() {
+        return Err(Error::invalid(format!(
+            "mount destination {dst:?} is the container's root"
+        )));
+    }
+    let m = InRootMount {
+        root: cs(root.as_os_str().as_bytes())?,
+        walk,
+        file,
+        source: source.map(|p| cs(p.as_os_str().as_bytes())).transpose()?,
+        fstype: fstype.map(|f| cs(f.as_bytes())).transpose()?,
+        flags,
+        data: data.map(|d| cs(d.as_bytes())).transpose()?,
+        readonly,
+        recursive,
+        propagation,
+    };
+    // SAFETY: the hook makes raw syscalls only, on C strings and stack
+    // buffers prepared here; it allocates nothing.
     Ok(unsafe {
-        Step::hook("create bind-mount target file", move || {
-            let fd = libc::open(
-                c.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                0o644,
+        Step::hook(
+            format!("mount {} inside the root", dst.display()),
+            move || m.run(),
+        )
+    })
+}
+
+/// Write `/proc/self/fd/<fd>` into `buf` (no allocation), NUL-terminated.
+fn proc_fd_path(fd: libc::c_int, buf: &mut [u8; 40]) {
+    let prefix = b"/proc/self/fd/";
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 12];
+    let (mut n, mut i) = (fd.max(0) as u32, 0);
+    loop {
+        digits[i] = b'0' + (n % 10) as u8;
+        i += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut at = prefix.len();
+    while i > 0 {
+        i -= 1;
+        buf[at] = digits[i];
+        at += 1;
+    }
+    buf[at] = 0;
+}
+
+impl InRootMount {
+    fn run(&self) -> std::result::Result<(), i32> {
+        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // on stack buffers; every fd opened here is closed on every path.
+        unsafe {
+            let errno = || *libc::__errno_location();
+            let rootfd = libc::open(
+                self.root.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
             );
-            if fd < 0 {
-                let e = *libc::__errno_location();
-                // A directory (or anything else) already there is a usable target.
-                if e == libc::EISDIR || e == libc::EEXIST {
-                    return Ok(());
+            if rootfd < 0 {
+                return Err(errno());
+            }
+            let r = self.run_at(rootfd);
+            libc::close(rootfd);
+            r
+        }
+    }
+
+    unsafe fn run_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        // SAFETY (whole body): see `run`.
+        unsafe {
+            let errno = || *libc::__errno_location();
+            let last = self.walk.len() - 1;
+            for (i, (prefix, parent, name)) in self.walk.iter().enumerate() {
+                match open_in_root(rootfd, prefix) {
+                    Ok(fd) => {
+                        libc::close(fd);
+                        continue;
+                    }
+                    Err(libc::ENOENT) => {}
+                    Err(e) => return Err(e),
                 }
+                let pfd = open_in_root(rootfd, parent)?;
+                let r = if i == last && self.file {
+                    let fd = libc::openat(
+                        pfd,
+                        name.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                        0o644,
+                    );
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                    fd
+                } else {
+                    libc::mkdirat(pfd, name.as_ptr(), 0o755)
+                };
+                let e = errno();
+                libc::close(pfd);
+                // EEXIST: raced with another creator, or a dangling symlink
+                // (whose in-root target then fails the open below).
+                if r < 0 && e != libc::EEXIST {
+                    return Err(e);
+                }
+            }
+            let target = &self.walk[last].0;
+            let tfd = open_in_root(rootfd, target)?;
+            let mut path = [0u8; 40];
+            proc_fd_path(tfd, &mut path);
+            let r = libc::mount(
+                self.source
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr()),
+                path.as_ptr().cast(),
+                self.fstype
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr()),
+                self.flags,
+                self.data
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+            );
+            let e = errno();
+            libc::close(tfd);
+            if r < 0 {
                 return Err(e);
             }
-            libc::close(fd);
-            Ok(())
-        })
-    })
+            if !self.readonly && self.propagation == 0 {
+                return Ok(());
+            }
+            // A fresh in-root fd now resolves to the new mount's root.
+            let mfd = open_in_root(rootfd, target)?;
+            let mut r = Ok(());
+            if self.readonly {
+                let attr = MountAttr {
+                    attr_set: MOUNT_ATTR_RDONLY,
+                    attr_clr: 0,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                let at = libc::AT_EMPTY_PATH
+                    | if self.recursive {
+                        libc::AT_RECURSIVE
+                    } else {
+                        0
+                    };
+                if libc::syscall(
+                    libc::SYS_mount_setattr,
+                    mfd,
+                    c"".as_ptr(),
+                    at,
+                    &attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                ) < 0
+                {
+                    r = Err(errno());
+                }
+            }
+            if r.is_ok() && self.propagation != 0 {
+                let mut path = [0u8; 40];
+                proc_fd_path(mfd, &mut path);
+                if libc::mount(
+                    std::ptr::null(),
+                    path.as_ptr().cast(),
+                    std::ptr::null(),
+                    self.propagation,
+                    std::ptr::null(),
+                ) < 0
+                {
+                    r = Err(errno());
+                }
+            }
+            libc::close(mfd);
+            r
+        }
+    }
 }
 
 fn umask_step(mask: libc::mode_t) -> Step {
@@ -329,7 +589,6 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
 
     // Extra mounts.
     for m in p.mounts {
-        let dst = inside(&t, &m.dst);
         match &m.kind {
             MountKind::Bind {
                 src,
@@ -337,42 +596,42 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 recursive,
                 propagation,
             } => {
-                let is_dir = src.is_dir();
-                if is_dir {
-                    mkdir_p(&mut s, &t, &m.dst, 0o755);
-                } else {
-                    if let Some(parent) = m.dst.parent() {
-                        mkdir_p(&mut s, &t, parent, 0o755);
-                    }
-                    s.push(touch(&dst)?);
-                }
-                s.push(Step::bind(src, &dst, *recursive, *readonly));
                 let rec = if *recursive { libc::MS_REC } else { 0 };
-                match propagation {
-                    Propagation::Private => {}
-                    Propagation::Slave => s.push(Step::make_slave(&dst, *recursive)),
-                    Propagation::Shared => s.push(Step::mount(
-                        None::<&str>,
-                        &dst,
-                        None,
-                        libc::MS_SHARED | rec,
-                        None,
-                    )),
-                }
+                let prop = match propagation {
+                    Propagation::Private => 0,
+                    Propagation::Slave => libc::MS_SLAVE | rec,
+                    Propagation::Shared => libc::MS_SHARED | rec,
+                };
+                s.push(mount_in_root(
+                    &t,
+                    &m.dst,
+                    !src.is_dir(),
+                    Some(src),
+                    None,
+                    libc::MS_BIND | rec,
+                    None,
+                    *readonly,
+                    *recursive,
+                    prop,
+                )?);
             }
             MountKind::Tmpfs { size, mode } => {
-                mkdir_p(&mut s, &t, &m.dst, 0o755);
                 let mut data = format!("mode={mode:o}");
                 if let Some(sz) = size {
                     data.push_str(&format!(",size={sz}"));
                 }
-                s.push(Step::mount(
-                    Some("tmpfs"),
-                    &dst,
+                s.push(mount_in_root(
+                    &t,
+                    &m.dst,
+                    false,
+                    Some(Path::new("tmpfs")),
                     Some("tmpfs"),
                     libc::MS_NOSUID | libc::MS_NODEV,
                     Some(&data),
-                ));
+                    false,
+                    false,
+                    0,
+                )?);
             }
         }
     }

@@ -545,6 +545,24 @@ fn print_table(rows: &[(String, bool, String)]) {
 }
 
 /// A host block device (major:minor) for the mknod attempt.
+trait StatusLike {
+    fn status_like(self) -> String;
+}
+
+impl StatusLike for berth::ContainerBuilder {
+    /// Spawn, wait, destroy; a short description of what happened.
+    fn status_like(self) -> String {
+        match self.stdout(Stdio::Null).stderr(Stdio::Null).spawn() {
+            Err(e) => format!("refused: {e}"),
+            Ok(mut c) => {
+                let st = c.wait().unwrap();
+                c.destroy().unwrap();
+                format!("ran: {st}")
+            }
+        }
+    }
+}
+
 fn host_block_device() -> String {
     std::fs::read_dir("/sys/block")
         .ok()
@@ -738,4 +756,137 @@ fn escape_battery() {
     let escaped: Vec<_> = rows.iter().filter(|r| !r.1).collect();
     assert!(escaped.is_empty(), "not denied: {escaped:#?}");
     assert!(execs >= 5, "only {execs} execs");
+}
+
+/// CVE-2021-30465 class: a bind-mount target inside the rootfs that is (or
+/// is raced into) a symlink pointing outside — to `/`, to a relative path
+/// climbing out, to `/etc`. The mount must land inside the container's root
+/// (or be refused); the container must never see a host file, and the
+/// host's own tree must not change.
+#[test]
+fn escape_symlink_swapped_bind_target() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let host_dir = tempfile::TempDir::new().unwrap();
+    let secret = format!("HOSTSECRET-{}", berth_testkit::unique_name("h"));
+    std::fs::write(host_dir.path().join("host-secret"), &secret).unwrap();
+    let vol = tempfile::TempDir::new().unwrap();
+    std::fs::write(vol.path().join("vol-marker"), "VOLMARKER").unwrap();
+    let rootfs = berth_testkit::busybox_rootfs_copy();
+    let r = rootfs.path().to_path_buf();
+    let probe = format!(
+        "cat {}/host-secret 2>/dev/null; cat /a/vol-marker /etc/vol-marker 2>/dev/null; true",
+        host_dir.path().display()
+    );
+    let run = |id: &str| -> Result<String, String> {
+        let b = Container::builder(id)
+            .rootfs(Rootfs::dir(&r))
+            .state_root(root.path())
+            .stdin(Stdio::Null)
+            .mount(Mount::bind(vol.path(), "/a"));
+        match b
+            .command(["/bin/sh", "-c", &probe])
+            .stdout(Stdio::Piped)
+            .stderr(Stdio::Null)
+            .spawn()
+        {
+            Err(e) => Err(e.to_string()),
+            Ok(mut c) => {
+                let mut s = String::new();
+                c.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+                c.wait().unwrap();
+                c.destroy().unwrap();
+                Ok(s)
+            }
+        }
+    };
+    let a = r.join("a");
+    let mut rows = Vec::new();
+    let climb = format!("../../../../../../../..{}", host_dir.path().display());
+    for target in ["/", climb.as_str(), "/etc"] {
+        let _ = std::fs::remove_dir(&a);
+        let _ = std::fs::remove_file(&a);
+        std::os::unix::fs::symlink(target, &a).unwrap();
+        let id = berth_testkit::unique_name("escl");
+        let out = run(&id);
+        let ok = match &out {
+            Err(_) => true,
+            Ok(s) => !s.contains(&secret) && s.contains("VOLMARKER"),
+        };
+        rows.push((
+            format!("bind target symlink -> {target:.40}"),
+            ok,
+            format!("{out:?}"),
+        ));
+        assert_eq!(
+            footprint(root.path(), &id).state,
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+    assert!(!host_dir.path().join("vol-marker").exists());
+    assert!(!Path::new("/etc/vol-marker").exists());
+
+    // mkdir -p of a mount point through the symlink must not create a
+    // directory on the host (a write outside the rootfs).
+    let _ = std::fs::remove_file(&a);
+    std::os::unix::fs::symlink(host_dir.path(), &a).unwrap();
+    let id = berth_testkit::unique_name("escm");
+    let out = Container::builder(&id)
+        .rootfs(Rootfs::dir(&r))
+        .state_root(root.path())
+        .stdin(Stdio::Null)
+        .mount(Mount::bind(vol.path(), "/a/made-by-berth"))
+        .command(["/bin/true"])
+        .status_like();
+    let made = host_dir.path().join("made-by-berth").exists();
+    rows.push((
+        "mkdir of a bind target through a symlink out of the rootfs".into(),
+        !made,
+        format!("{out}; host dir created: {made}"),
+    ));
+
+    // The race: a thread swaps /a between a directory and a symlink to `/`.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, a) = (stop.clone(), a.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&a);
+                let _ = std::fs::remove_dir(&a);
+                let _ = std::fs::create_dir(&a);
+                let _ = std::fs::remove_dir(&a);
+                let _ = std::os::unix::fs::symlink("/", &a);
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut refused, mut ran, mut leaked) = (0, 0, 0);
+    for _ in 0..20 {
+        let id = berth_testkit::unique_name("escr");
+        match run(&id) {
+            Err(_) => refused += 1,
+            Ok(s) => {
+                ran += 1;
+                if s.contains(&secret) {
+                    leaked += 1;
+                }
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    rows.push((
+        "bind target raced dir <-> symlink to /".into(),
+        leaked == 0,
+        format!(
+            "{swaps} swaps, 20 spawns: {ran} ran, {refused} refused, {leaked} saw the host file"
+        ),
+    ));
+    print_table(&rows);
+    assert!(!host_dir.path().join("vol-marker").exists());
+    assert!(!Path::new("/vol-marker").exists());
+    let escaped: Vec<_> = rows.iter().filter(|r| !r.1).collect();
+    assert!(escaped.is_empty(), "not denied: {escaped:#?}");
 }

@@ -137,8 +137,10 @@ impl Bundle {
         if let Some(g) = user.additional_gids() {
             b = b.groups(g.iter().copied());
         }
-        if user.umask().is_some() {
-            return Err(unsupported(p, "process.user.umask"));
+        // berth always starts the workload with umask 0022 (the last step
+        // of the plan), the value engines ask for by default.
+        if user.umask().is_some_and(|m| m != 0o022) {
+            return Err(unsupported(p, "process.user.umask other than 0022"));
         }
         b = b.tty(proc_.terminal().unwrap_or(false));
         if let Some(c) = proc_.capabilities() {

@@ -657,3 +657,22 @@ fn update_applies_resources_or_says_why_not() {
     assert!(err.contains("parse resources"), "{err}");
     env.ok(&["delete", "--force", &env.id]);
 }
+
+#[test]
+fn umask_0022_is_honoured_and_others_refused() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/sh", "-c", "umask"], json!({}));
+    let cfg = env.bundle().join("config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    c["process"]["user"]["umask"] = json!(0o022);
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let b = env.bundle().display().to_string();
+    let (code, out, err) = env.run(&["run", "--bundle", &b, &env.id]);
+    assert_eq!((code, out.as_str()), (0, "0022\n"), "{err}");
+    c["process"]["user"]["umask"] = json!(0o077);
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let (code, _, err) = env.run(&["run", "--bundle", &b, &env.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("umask"), "{err}");
+    assert!(!env.root.join(&env.id).exists());
+}

@@ -396,6 +396,27 @@ fn builder_for(
         .as_ref()
         .and_then(|l| l.resources().as_ref())
         .is_some();
+    // runc appends its allowlist of standard devices (null, zero, full,
+    // random, urandom, tty, console, ptmx, pts, mknod of any) after the
+    // spec's device rules; engines rely on it (podman sends only
+    // "deny all").
+    if let Some(devs) = bundle
+        .spec()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().as_ref())
+    {
+        let mut f = berth_ebpf_probes::DeviceFilter::from_oci(devs).map_err(|e| e.to_string())?;
+        for r in berth_ebpf_probes::DeviceFilter::container_default()
+            .rules()
+            .iter()
+            .skip(1)
+        {
+            f.rule(*r);
+        }
+        b = b.device_filter(Some(f));
+    }
     // runc creates the parents of an absolute cgroupsPath (engines name
     // e.g. /<namespace>/<id>); berth wants the parent to exist.
     let cpath = bundle

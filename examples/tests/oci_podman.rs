@@ -1,0 +1,161 @@
+//! podman drives `berth-oci` (`podman --runtime berth-oci run --network
+//! none …`) with private storage, run and tmp dirs and a private
+//! containers.conf (lower `default_ulimits`: podman's root defaults ask for
+//! rlimits this host refuses), image loaded from an OCI archive built from
+//! the busybox fixture (privileged tier; skipped with a message when
+//! podman is not installed). podman's cleanup calls `delete --force`
+//! without `--root`, so berth-oci's default root (`/run/berth-oci`) is used.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+const IMAGE: &str = "localhost/berth-busybox:latest";
+
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Option<Podman> {
+        if Command::new("podman").arg("--version").output().is_err() {
+            println!("skipped: podman is not installed (apt-get install podman)");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("bpm")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("registries.conf"),
+            "unqualified-search-registries = []\n",
+        )
+        .unwrap();
+        Some(Podman { dir })
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args(["--storage-driver", "overlay", "--runtime", BIN])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "podman {args:?}: {err}\n{out}");
+        out
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-af", "-t", "0"]).output();
+        let _ = self.cmd(&["system", "reset", "-f"]).output();
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let d = self.dir.path().display().to_string();
+            for l in mi.lines() {
+                if let Some(m) = l.split(' ').nth(4).filter(|m| m.starts_with(&d)) {
+                    let _ = Command::new("umount").arg("-l").arg(m).status();
+                }
+            }
+        }
+    }
+}
+
+/// Entries of berth-oci's default root and its metadata directory.
+fn default_root_entries() -> Vec<String> {
+    let mut v: Vec<String> = ["/run/berth-oci", "/run/berth-oci/.meta"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten())
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn build_archive(dir: &Path) -> PathBuf {
+    let layout = dir.join("layout");
+    berth_overlay::ImageBuilder::new(IMAGE)
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .env(["PATH=/bin:/usr/bin", "IMG=busybox"])
+        .cmd(["/bin/sh"])
+        .write(&layout)
+        .unwrap();
+    let tar = dir.join("image.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    tar
+}
+
+#[test]
+fn podman_runs_the_battery_with_berth_oci() {
+    berth_testkit::privileged!();
+    let Some(p) = Podman::new() else { return };
+    let before = default_root_entries();
+    let work = tempfile::tempdir().unwrap();
+    let tar = build_archive(work.path());
+    let a = format!("oci-archive:{}", tar.display());
+    p.ok(&["pull", "-q", &a]);
+    let imgs = p.ok(&["images", "--format", "{{.Id}}"]);
+    let img = imgs.lines().next().unwrap().trim().to_string();
+
+    let run = |extra: &[&str], args: &[&str]| {
+        let mut v = vec!["run", "--rm", "--network", "none"];
+        v.extend_from_slice(extra);
+        v.push(&img);
+        v.extend_from_slice(args);
+        p.run(&v)
+    };
+    let (code, out, err) = run(&["--env", "X=1"], &["sh", "-c", "echo hi $IMG $X"]);
+    assert_eq!((code, out.as_str()), (0, "hi busybox 1\n"), "{err}");
+    let (code, _, err) = run(&[], &["sh", "-c", "exit 5"]);
+    assert_eq!(code, 5, "{err}");
+    let (code, out, err) = run(&["--workdir", "/etc"], &["pwd"]);
+    assert_eq!((code, out.as_str()), (0, "/etc\n"), "{err}");
+    let (code, out, err) = run(&["--user", "1000:1000"], &["id", "-u"]);
+    assert_eq!((code, out.as_str()), (0, "1000\n"), "{err}");
+    // (--read-only-tmpfs=false: podman's tmpfs on /run, /tmp, /var/tmp use
+    // runc's "tmpcopyup" extension, which berth does not implement.)
+    let (code, out, err) = run(
+        &["--read-only", "--read-only-tmpfs=false"],
+        &["sh", "-c", "touch /x 2>/dev/null || echo ro"],
+    );
+    assert_eq!((code, out.as_str()), (0, "ro\n"), "{err}");
+    // Nothing left: no containers, nothing new in berth-oci's default root.
+    assert_eq!(p.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(default_root_entries(), before);
+}

@@ -22,9 +22,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use berth::{Container, Limit, Mount, Network, PortMapping, Resources, Rootfs, Stdio};
+
+/// Set by SIGINT/SIGTERM: stop cycling, tear down, report.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
 
 struct Args {
     rootfs: PathBuf,
@@ -334,7 +342,15 @@ fn main() -> ExitCode {
     let mut baseline = None;
     let mut failures = Vec::new();
     let mut done = 0;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
     for i in 0..a.cycles {
+        if STOP.load(Ordering::SeqCst) {
+            failures.push(format!("interrupted after {done} cycles"));
+            break;
+        }
         if let Err(e) = cycle(&env, &a, i, port) {
             failures.push(e);
             break;

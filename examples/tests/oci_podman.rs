@@ -14,6 +14,15 @@ const IMAGE: &str = "localhost/berth-busybox:latest";
 
 struct Podman {
     dir: tempfile::TempDir,
+    /// cgroup2 `libpod_parent` (podman's cgroupfs parent; berth-oci makes
+    /// it as runc does) did not exist before: remove it at the end.
+    remove_parent: Option<PathBuf>,
+}
+
+fn libpod_parent() -> Option<PathBuf> {
+    berth_cgroups::Hierarchy::discover()
+        .ok()
+        .map(|h| h.mount_point().join("libpod_parent"))
 }
 
 impl Podman {
@@ -37,7 +46,8 @@ impl Podman {
             "unqualified-search-registries = []\n",
         )
         .unwrap();
-        Some(Podman { dir })
+        let remove_parent = libpod_parent().filter(|p| !p.exists());
+        Some(Podman { dir, remove_parent })
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -77,6 +87,9 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "-af", "-t", "0"]).output();
         let _ = self.cmd(&["system", "reset", "-f"]).output();
+        if let Some(p) = &self.remove_parent {
+            let _ = std::fs::remove_dir(p);
+        }
         if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
             let d = self.dir.path().display().to_string();
             for l in mi.lines() {
@@ -155,6 +168,34 @@ fn podman_runs_the_battery_with_berth_oci() {
         &["sh", "-c", "touch /x 2>/dev/null || echo ro"],
     );
     assert_eq!((code, out.as_str()), (0, "ro\n"), "{err}");
+    // A detached container: exec (plain and with a tty), stop of a
+    // process that ignores SIGTERM (podman escalates to SIGKILL).
+    let name = berth_testkit::unique_name("pm");
+    p.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &img,
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 0.2; done",
+    ]);
+    let out = p.ok(&["exec", &name, "sh", "-c", "echo in-exec $IMG; hostname"]);
+    assert!(out.starts_with("in-exec busybox\n"), "{out}");
+    let (code, _, err) = p.run(&["exec", &name, "sh", "-c", "exit 6"]);
+    assert_eq!(code, 6, "{err}");
+    let out = p.ok(&["exec", "-t", &name, "sh", "-c", "[ -t 1 ] && echo exec-tty"]);
+    assert!(out.contains("exec-tty"), "{out}");
+    let t = std::time::Instant::now();
+    p.ok(&["stop", "-t", "1", &name]);
+    assert!(t.elapsed() < std::time::Duration::from_secs(15));
+    let st = p.ok(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert_eq!(st.trim(), "exited");
+    p.ok(&["rm", &name]);
+
     // Nothing left: no containers, nothing new in berth-oci's default root.
     assert_eq!(p.ok(&["ps", "-aq"]).trim(), "");
     assert_eq!(default_root_entries(), before);

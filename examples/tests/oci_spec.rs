@@ -676,3 +676,47 @@ fn umask_0022_is_honoured_and_others_refused() {
     assert!(err.contains("umask"), "{err}");
     assert!(!env.root.join(&env.id).exists());
 }
+
+#[test]
+fn exec_gets_the_containers_security_policy() {
+    berth_testkit::privileged!();
+    let env = Env::new(&["/bin/sleep", "60"], json!({}));
+    let cfg = env.bundle().join("config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let caps = json!(["CAP_KILL"]);
+    c["process"]["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps
+    });
+    c["process"]["noNewPrivileges"] = json!(true);
+    c["process"]["user"]["additionalGids"] = json!([7]);
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    assert_eq!(env.create(&env.bundle().join("out"), &[]), 0);
+    env.ok(&["start", &env.id]);
+    let (code, out, err) = env.run(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        &env.id,
+        "/bin/sh",
+        "-c",
+        "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; id -u; id -G",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "CapEff:\t0000000000000000\nCapBnd:\t0000000000000020\nNoNewPrivs:\t1\n1000\n1000 7\n"
+    );
+    let (code, out, err) = env.run(&[
+        "exec",
+        &env.id,
+        "/bin/sh",
+        "-c",
+        "grep -E '^(CapEff|CapBnd):' /proc/self/status",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "CapEff:\t0000000000000020\nCapBnd:\t0000000000000020\n"
+    );
+    env.ok(&["delete", "--force", &env.id]);
+}

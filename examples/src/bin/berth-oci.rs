@@ -1063,10 +1063,15 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
         .map(|p| (p.user().uid(), p.user().gid()))
         .unwrap_or((0, 0));
     let mut tty = a.bool("tty") || a.bool("t");
+    // The process whose security settings (capabilities, rlimits,
+    // noNewPrivileges, apparmor, additional gids) the exec'd process gets:
+    // the --process file, else the container's own process.
+    let mut proc_json = serde_json::to_value(&base).unwrap_or(Value::Null);
     if let Some(pf) = a.get("process").or(a.get("p")) {
         let text = std::fs::read_to_string(pf).map_err(|e| format!("read {pf}: {e}"))?;
         let p: oci_spec::runtime::Process =
             serde_json::from_str(&text).map_err(|e| format!("parse {pf}: {e}"))?;
+        proc_json = serde_json::from_str(&text).map_err(|e| format!("parse {pf}: {e}"))?;
         args = p.args().clone().unwrap_or_default();
         env = p.env().clone().unwrap_or_default();
         cwd = p.cwd().display().to_string();
@@ -1093,6 +1098,23 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
                 .map_err(|_| format!("--user {u}: numeric uid[:gid] expected"))?;
         }
     }
+    // The container's seccomp profile and the process' security settings,
+    // prepared here and applied in the child just before execve.
+    let policy = {
+        let mut spec = serde_json::to_value(bundle.spec()).map_err(|e| e.to_string())?;
+        if proc_json.is_object() {
+            proc_json["user"]["uid"] = json!(uid);
+            proc_json["user"]["gid"] = json!(gid);
+            proc_json["args"] = json!(args);
+            proc_json["cwd"] = json!(cwd);
+            spec["process"] = proc_json;
+        }
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_value(spec).map_err(|e| format!("exec process: {e}"))?;
+        berth_security::SecurityPolicy::from_oci(&spec)
+            .and_then(|p| p.prepare())
+            .map_err(|e| format!("exec security policy: {e}"))?
+    };
     // SAFETY: pidfd_open(2), Linux 5.3.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if pidfd < 0 {
@@ -1195,13 +1217,9 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
                     libc::dup2(slave_fd, fd);
                 }
             }
-            if libc::setgroups(0, std::ptr::null()) < 0
-                || libc::setgid(gid) < 0
-                || libc::setuid(uid) < 0
-            {
-                return err();
-            }
-            Ok(())
+            policy
+                .apply_in_child()
+                .map_err(|f| std::io::Error::from_raw_os_error(f.errno))
         });
     }
     let mut child = cmd

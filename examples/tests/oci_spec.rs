@@ -718,5 +718,17 @@ fn exec_gets_the_containers_security_policy() {
         out,
         "CapEff:\t0000000000000020\nCapBnd:\t0000000000000020\n"
     );
+    // --cap adds to every set (CAP_CHOWN is bit 0).
+    let (code, out, err) = env.run(&[
+        "exec",
+        "--cap",
+        "CAP_CHOWN",
+        &env.id,
+        "/bin/sh",
+        "-c",
+        "grep -E '^CapEff:' /proc/self/status",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "CapEff:\t0000000000000021\n");
     env.ok(&["delete", "--force", &env.id]);
 }

@@ -8,6 +8,26 @@
 //! the engine's subreaper (containerd's shim, conmon) as with runc.
 //! Everything else (`state`, `kill`, `delete`, `pause`, …) works from the
 //! state files under `--root` (default `/run/berth-oci`).
+//!
+//! Deliberate differences from runc:
+//! - `delete` of a *created* container works without `--force` (as runc;
+//!   the spec asks for an error unless stopped); running/paused need it.
+//! - Hooks all run in the runtime's namespaces (createContainer and
+//!   startContainer are meant for the container's mount namespace);
+//!   prestart/createRuntime/createContainer run once `create` has built
+//!   the container (berth prepares namespaces and pivots in one step),
+//!   startContainer just before the workload is released, poststart after
+//!   it, poststop on `delete` (and after `run`). Timeouts are honoured.
+//! - On a hybrid cgroup host, limits for controllers cgroup2 lacks are
+//!   skipped with a warning in the log (runc would use cgroup v1).
+//! - The pty comes from the host's devpts (berth's design), so `tty(1)`
+//!   inside finds no `/dev/pts` name; isatty and window size work.
+//! - `exec` joins the namespaces and cgroup by itself and applies the
+//!   process' security policy with berth-security; it does not re-apply
+//!   AppArmor-less LSM labels (SELinux is refused), nor `--preserve-fds`.
+//! - `ps` prints host pids and command lines (not runc's `ps -ef`
+//!   columns); `ps --format json` is the pid list as runc's.
+//! - Only the cgroupfs driver: `--systemd-cgroup` is an error.
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1096,6 +1116,42 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
             gid = gs
                 .parse()
                 .map_err(|_| format!("--user {u}: numeric uid[:gid] expected"))?;
+        }
+    }
+    if proc_json.is_object() {
+        if a.bool("no-new-privs") {
+            proc_json["noNewPrivileges"] = json!(true);
+        }
+        if let Some(ap) = a.get("apparmor") {
+            proc_json["apparmorProfile"] = json!(ap);
+        }
+        if a.get("process-label").is_some() {
+            return Err("--process-label: SELinux labels are not supported by berth-oci".into());
+        }
+        // --cap adds a capability to every set, as runc does.
+        for cap in a.all("cap").into_iter().chain(a.all("c")) {
+            let cap = if cap.starts_with("CAP_") {
+                cap
+            } else {
+                format!("CAP_{cap}")
+            };
+            for set in [
+                "bounding",
+                "effective",
+                "permitted",
+                "inheritable",
+                "ambient",
+            ] {
+                let list = &mut proc_json["capabilities"][set];
+                if !list.is_array() {
+                    *list = json!([]);
+                }
+                if let Some(v) = list.as_array_mut() {
+                    if !v.contains(&json!(cap)) {
+                        v.push(json!(cap));
+                    }
+                }
+            }
         }
     }
     // The container's seccomp profile and the process' security settings,

@@ -108,6 +108,8 @@ fn default_root_entries() -> Vec<String> {
         .flat_map(|d| std::fs::read_dir(d).into_iter().flatten())
         .filter_map(|e| e.ok())
         .map(|e| e.path().display().to_string())
+        // The metadata directory itself appears with the first container.
+        .filter(|p| p != "/run/berth-oci/.meta")
         .collect();
     v.sort();
     v

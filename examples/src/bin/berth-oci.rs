@@ -23,8 +23,9 @@
 //! - The pty comes from the host's devpts (berth's design), so `tty(1)`
 //!   inside finds no `/dev/pts` name; isatty and window size work.
 //! - `exec` joins the namespaces and cgroup by itself and applies the
-//!   process' security policy with berth-security; it does not re-apply
-//!   AppArmor-less LSM labels (SELinux is refused), nor `--preserve-fds`.
+//!   process' security policy with berth-security (capabilities,
+//!   rlimits, noNewPrivileges, gids, AppArmor, the container's seccomp);
+//!   SELinux labels and `--preserve-fds` are refused.
 //! - `ps` prints host pids and command lines (not runc's `ps -ef`
 //!   columns); `ps --format json` is the pid list as runc's.
 //! - Only the cgroupfs driver: `--systemd-cgroup` is an error.

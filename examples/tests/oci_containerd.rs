@@ -274,4 +274,15 @@ fn ctr_runs_the_battery_with_berth_oci() {
         left.iter().all(|n| n.to_string_lossy().starts_with('.')),
         "{left:?}"
     );
+    // Every container's cgroup (cgroupsPath /<namespace>/<id>) is gone.
+    let h = berth_cgroups::Hierarchy::discover().unwrap();
+    let cgs: Vec<_> = std::fs::read_dir(h.mount_point().join(&d.ns))
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(cgs.is_empty(), "{cgs:?}");
 }

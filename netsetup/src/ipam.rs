@@ -49,7 +49,7 @@ pub struct Ipam {
 }
 
 struct Locked {
-    _file: fs::File,
+    _file: LockGuard,
 }
 
 impl Ipam {
@@ -308,9 +308,26 @@ impl Ipam {
     }
 }
 
+/// A held `flock(2)`; dropping it unlocks with `LOCK_UN` *before* closing.
+/// Closing alone is not enough: a flock belongs to the open file
+/// description, and a child cloned by another thread (between `clone` and
+/// `execve`, e.g. a container waiting for its network to be attached) holds
+/// a duplicate of every fd, so the lock would stay held by that child and
+/// the next locker (the thread attaching that very child's network)
+/// would wait forever.
+#[derive(Debug)]
+pub(crate) struct LockGuard(fs::File);
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // SAFETY: flock on a valid fd we own.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
 /// Open (creating it and its directory) and `flock(LOCK_EX)` a lock file;
-/// the lock is held until the returned file is dropped (or the process dies).
-pub(crate) fn lock_file(path: &Path) -> Result<fs::File> {
+/// the lock is held until the returned guard is dropped (or the process dies).
+pub(crate) fn lock_file(path: &Path) -> Result<LockGuard> {
     let open = || {
         fs::OpenOptions::new()
             .create(true)
@@ -332,7 +349,7 @@ pub(crate) fn lock_file(path: &Path) -> Result<fs::File> {
     loop {
         // SAFETY: flock on a valid fd we own.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(f);
+            return Ok(LockGuard(f));
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

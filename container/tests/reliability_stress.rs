@@ -320,3 +320,69 @@ fn owner_sigkilled_then_gc() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// A workload that ignores SIGTERM is still gone after `destroy`.
+#[test]
+fn destroy_kills_a_sigterm_ignoring_workload() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let id = berth_testkit::unique_name("term");
+    let mut c = busybox(&id, &root)
+        .stdout(Stdio::Piped)
+        .command([
+            "/bin/sh",
+            "-c",
+            "trap '' TERM; echo ready; while true; do sleep 1; done",
+        ])
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(c.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = c.pid();
+    c.kill(libc::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        c.try_wait().unwrap().is_none(),
+        "the workload should have ignored SIGTERM"
+    );
+    let t = Instant::now();
+    c.destroy().unwrap();
+    println!(
+        "destroy of a SIGTERM-ignoring workload took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} survived"
+    );
+    let f = footprint(root.path(), &id);
+    assert!(f.cgroups.is_empty() && f.state.is_empty(), "{f:?}");
+}
+
+/// Writing past a size-limited tmpfs fails with ENOSPC inside the
+/// container, and the limit is the one asked for.
+#[test]
+fn tmpfs_size_limit_gives_enospc() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let id = berth_testkit::unique_name("enosp");
+    let (st, out, err) = sh(
+        busybox(&id, &root).mount(berth::Mount::tmpfs("/small").size(1 << 20)),
+        "dd if=/dev/zero of=/small/fill bs=4096 count=1024 2>&1; echo rc=$?; echo size=$(wc -c < /small/fill)",
+    );
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    // At most the 1 MiB limit was written.
+    let size: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("size="))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(size <= 1 << 20 && size > 0, "{out}");
+}

@@ -393,6 +393,28 @@ pub(crate) fn reclaim(dir: &Path, st: &State) -> Vec<Error> {
 }
 
 pub(crate) fn remove_state_dir(dir: &Path) -> Result<()> {
+    // Everything but state.json first, state.json last: an owner killed
+    // half-way leaves either a state.json for gc to act on, or an empty
+    // directory gc removes after its grace period — never a non-empty
+    // directory without state.json, which gc must leave alone.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for ent in rd.flatten() {
+            if ent.file_name() == STATE_FILE {
+                continue;
+            }
+            let p = ent.path();
+            let r = if ent.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove state directory entry", &p, e)),
+            }
+        }
+    }
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

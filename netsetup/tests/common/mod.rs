@@ -86,9 +86,19 @@ impl TestNs {
 /// A TCP listener opened inside `ns` (usable from any thread).
 pub fn listen_in(ns: &NetNs, addr: &str) -> TcpListener {
     let a: SocketAddr = addr.parse().unwrap();
-    ns.run(move || TcpListener::bind(a))
-        .unwrap()
-        .expect("bind in netns")
+    // A previous listener on the same port may live on for a moment in a
+    // child that another test forked meanwhile (the fd copy goes at its
+    // exec): retry EADDRINUSE briefly.
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ns.run(move || TcpListener::bind(a)).unwrap() {
+            Ok(l) => return l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("bind {addr} in netns: {e}"),
+        }
+    }
 }
 
 /// Serve one connection: read a line, answer `echo:<line>` plus the peer address.

@@ -39,6 +39,7 @@ mod nat;
 mod netlink;
 mod netns;
 mod network;
+mod nftnl;
 
 pub use cidr::Ipv4Net;
 pub use error::{Error, Result};

@@ -1,12 +1,15 @@
 //! NAT and published ports with nftables, in a table of berth's own
 //! (`ip berth`); no other table is ever read for changes or touched.
 //!
-//! Rules are written as nft scripts piped to `nft -f -` (one atomic
-//! transaction each) and read back with `nft -j`. `nft` runs inside the
-//! firewall's network namespace: the child does `setns(2)` before `exec`,
-//! which is why this module drives `nft` itself instead of through a helper
-//! that cannot choose the namespace. Kernel: nf_tables with the nat, fib and
-//! masquerade expressions (Linux ≥ 4.18 for `fib` in nat chains; nft(8)).
+//! The table is programmed over netlink (`NETLINK_NETFILTER`, see the
+//! `nftnl` module): every change is one batch — one `sendmsg(2)`, one atomic
+//! transaction, every ACK checked — and rules are read back with one
+//! `NFT_MSG_GETRULE` dump. No `nft` process is started. The socket is opened
+//! inside the firewall's network namespace (a netlink socket stays bound to
+//! the netns it was created in). The rules are encoded the way nft(8) encodes
+//! the same text, so `nft list ruleset` shows them as below. Kernel:
+//! nf_tables with the nat, fib and masquerade expressions (Linux ≥ 4.18 for
+//! `fib` in nat chains; nft(8)).
 //!
 //! Layout:
 //! ```text
@@ -28,17 +31,18 @@
 //! address too (hairpin: masqueraded, so replies come back through the host).
 
 use std::fmt;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use crate::cidr::Ipv4Net;
 use crate::error::{Error, Result};
 use crate::ipam::lock_file;
 use crate::netns::NetNs;
+use crate::nftnl::{
+    dnat_to, match_ct_dnat, match_daddr_local, match_dport, match_ip_prefix, Batch, BatchError,
+    Expr, Hook, NfSocket, RuleInfo,
+};
 use crate::validate_id;
 
 /// The nftables table berth owns (family `ip`).
@@ -137,7 +141,7 @@ impl PortMapping {
     }
 }
 
-/// One rule of berth's table, as read back from `nft -j`.
+/// One rule of berth's table, as read back from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NftRule {
     /// Chain name.
@@ -148,11 +152,24 @@ pub struct NftRule {
     pub comment: Option<String>,
 }
 
+impl From<RuleInfo> for NftRule {
+    fn from(r: RuleInfo) -> Self {
+        Self {
+            chain: r.chain,
+            handle: r.handle,
+            comment: r.comment,
+        }
+    }
+}
+
 /// The nftables driver for one network namespace (normally the host's).
+/// It keeps one `NETLINK_NETFILTER` socket, opened inside that namespace on
+/// first use.
 #[derive(Debug)]
 pub struct Firewall {
     netns: Option<NetNs>,
     lock: PathBuf,
+    sock: Mutex<Option<NfSocket>>,
 }
 
 fn port_comment(container: &str, p: &PortMapping) -> String {
@@ -185,201 +202,214 @@ fn port_of_comment(c: &str) -> Option<(String, Option<Ipv4Addr>, u16)> {
     Some((proto.to_string(), ip, port.parse().ok()?))
 }
 
+/// The base chains are in place: each hook chain has its jump rule.
+fn base_present(rules: &[RuleInfo]) -> bool {
+    rules.iter().any(|r| r.chain == "prerouting") && rules.iter().any(|r| r.chain == "output")
+}
+
+/// Rules that keep berth's table alive: published ports and masquerades.
+fn is_ours(r: &RuleInfo) -> bool {
+    r.chain == "published" || r.chain == "postrouting"
+}
+
+/// Queue table, chains and jump rules (idempotent: the two jump rules are
+/// flushed and re-added in the same transaction).
+fn base_into(b: &mut Batch) {
+    let t = NFT_TABLE;
+    b.add_table(t);
+    b.add_chain(t, "published", None);
+    // priority dstnat = -100, srcnat = 100 (nft(8), "STANDARD PRIORITY NAMES").
+    b.add_chain(t, "prerouting", Some((Hook::Prerouting, -100)));
+    b.flush_chain(t, "prerouting");
+    let jump: Vec<Expr> = match_daddr_local()
+        .into_iter()
+        .chain([Expr::Jump("published".into())])
+        .collect();
+    b.add_rule(t, "prerouting", &jump, None, false);
+    b.add_chain(t, "output", Some((Hook::Output, -100)));
+    b.flush_chain(t, "output");
+    b.add_rule(t, "output", &jump, None, false);
+    b.add_chain(t, "postrouting", Some((Hook::Postrouting, 100)));
+}
+
 impl Firewall {
     /// The firewall of the caller's network namespace; `state_dir` holds its lock file.
     pub fn new(state_dir: impl AsRef<Path>) -> Self {
         Self {
             netns: None,
             lock: state_dir.as_ref().join("nft.lock"),
+            sock: Mutex::new(None),
         }
     }
 
-    /// The firewall of network namespace `netns` (`nft` runs inside it).
+    /// The firewall of network namespace `netns` (its netlink socket is opened inside it).
     pub fn in_netns(netns: &NetNs, state_dir: impl AsRef<Path>) -> Result<Self> {
         Ok(Self {
             netns: Some(netns.try_clone()?),
             lock: state_dir.as_ref().join("nft.lock"),
+            sock: Mutex::new(None),
         })
     }
 
-    fn nft(&self, args: &[&str], script: Option<&str>) -> Result<String> {
-        let op = || match script {
-            Some(s) => format!(
-                "-f - <<{:?}",
-                s.lines().take(3).collect::<Vec<_>>().join("; ")
-            ),
-            None => args.join(" "),
+    /// Run `f` on the firewall's socket (opened on first use, inside the
+    /// firewall's netns; dropped after an error, reopened next time).
+    fn with_sock<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut NfSocket) -> std::result::Result<T, BatchError>,
+    ) -> Result<T> {
+        // A poisoned lock only means a panic elsewhere; the socket is reset below on error.
+        let mut g = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        let sock = match g.take() {
+            Some(s) => s,
+            None => match &self.netns {
+                Some(ns) => ns.run_local(NfSocket::open)?,
+                None => NfSocket::open(),
+            }
+            .map_err(|e| Error::netlink("socket(NETLINK_NETFILTER)", "nftables", e))?,
         };
-        let mut cmd = Command::new(nft_binary());
-        cmd.args(args)
-            .stdin(if script.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
+        let mut sock = sock;
+        match f(&mut sock) {
+            Ok(v) => {
+                *g = Some(sock);
+                Ok(v)
+            }
+            Err(e) => Err(Error::Netlink {
+                op,
+                target: e.what,
+                source: e.source,
+            }),
+        }
+    }
+
+    fn raw_rules(&self) -> Result<Vec<RuleInfo>> {
+        self.with_sock("NFT_MSG_GETRULE dump", |s| {
+            s.rules(NFT_TABLE).map_err(|source| BatchError {
+                what: format!("table ip {NFT_TABLE}"),
+                source,
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(ns) = &self.netns {
-            let fd = ns.as_raw_fd();
-            // SAFETY: the closure only calls setns(2), which is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let mut child = cmd.spawn().map_err(|e| Error::Nft {
-            op: op(),
-            reason: format!("cannot run nft: {e}"),
-        })?;
-        if let Some(s) = script {
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin.write_all(s.as_bytes()).map_err(|e| Error::Nft {
-                    op: op(),
-                    reason: format!("writing the script to nft: {e}"),
-                })?;
-            }
-        }
-        let out = child.wait_with_output().map_err(|e| Error::Nft {
-            op: op(),
-            reason: format!("waiting for nft: {e}"),
-        })?;
-        if !out.status.success() {
-            return Err(Error::Nft {
-                op: op(),
-                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        })
     }
 
-    fn apply(&self, script: &str) -> Result<()> {
-        tracing::debug!(script, "nft -f -");
-        self.nft(&["-f", "-"], Some(script)).map(|_| ())
+    fn commit(&self, b: Batch) -> Result<Vec<RuleInfo>> {
+        if b.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_sock("nftables transaction", |s| s.commit(b))
     }
 
-    /// True when table `ip berth` exists.
+    /// True when table `ip berth` exists (`NFT_MSG_GETTABLE`).
     pub fn table_exists(&self) -> Result<bool> {
-        let out = self.nft(&["-j", "list", "tables", "ip"], None)?;
-        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Nft {
-            op: "-j list tables".into(),
-            reason: format!("unparsable output: {e}"),
-        })?;
-        Ok(v["nftables"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|o| o["table"]["name"] == NFT_TABLE && o["table"]["family"] == "ip")
-        }))
+        self.with_sock("NFT_MSG_GETTABLE", |s| {
+            s.table_exists(NFT_TABLE).map_err(|source| BatchError {
+                what: format!("table ip {NFT_TABLE}"),
+                source,
+            })
+        })
     }
 
     /// Every rule of berth's table (empty when the table does not exist).
     pub fn rules(&self) -> Result<Vec<NftRule>> {
-        if !self.table_exists()? {
-            return Ok(Vec::new());
-        }
-        let out = self.nft(&["-j", "-a", "list", "table", "ip", NFT_TABLE], None)?;
-        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Nft {
-            op: "-j list table ip berth".into(),
-            reason: format!("unparsable output: {e}"),
-        })?;
-        let mut rules = Vec::new();
-        for o in v["nftables"].as_array().into_iter().flatten() {
-            let r = &o["rule"];
-            if r.is_null() {
-                continue;
-            }
-            rules.push(NftRule {
-                chain: r["chain"].as_str().unwrap_or_default().to_string(),
-                handle: r["handle"].as_u64().unwrap_or_default(),
-                comment: r["comment"].as_str().map(str::to_string),
-            });
-        }
-        Ok(rules)
+        Ok(self.raw_rules()?.into_iter().map(NftRule::from).collect())
     }
 
     /// Create the table and its base chains (idempotent: the two jump rules
     /// are flushed and re-added in the same transaction).
     pub fn ensure_base(&self) -> Result<()> {
-        let t = NFT_TABLE;
-        self.apply(&format!(
-            "add table ip {t}\n\
-             add chain ip {t} published\n\
-             add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n\
-             flush chain ip {t} prerouting\n\
-             add rule ip {t} prerouting fib daddr type local jump published\n\
-             add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n\
-             flush chain ip {t} output\n\
-             add rule ip {t} output fib daddr type local jump published\n\
-             add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n"
-        ))
+        let mut b = Batch::default();
+        base_into(&mut b);
+        self.commit(b).map(drop)
     }
 
     /// Masquerade traffic from `subnet` leaving it (idempotent per network).
+    /// When the rules are already there this is one read-only netlink dump:
+    /// no lock, no transaction.
     pub fn add_masquerade(&self, network: &str, subnet: Ipv4Net) -> Result<()> {
         validate_id("network name", network)?;
-        let _l = lock_file(&self.lock)?;
-        self.ensure_base()?;
         let c = net_comment(network);
-        if self
-            .rules()?
-            .iter()
-            .any(|r| r.comment.as_deref() == Some(&c))
-        {
+        let present = |rules: &[RuleInfo]| {
+            base_present(rules)
+                && rules
+                    .iter()
+                    .any(|r| r.chain == "postrouting" && r.comment.as_deref() == Some(&c))
+        };
+        if present(&self.raw_rules()?) {
             return Ok(());
         }
-        // Second rule: hairpin — a container reaching a published port of a
-        // container on the same network through a host address; without
-        // masquerade the reply would bypass the host and miss the DNAT state.
-        self.apply(&format!(
-            "add rule ip {NFT_TABLE} postrouting ip saddr {subnet} ip daddr != {subnet} masquerade comment \"{c}\"\n\
-             add rule ip {NFT_TABLE} postrouting ip saddr {subnet} ip daddr {subnet} ct status dnat masquerade comment \"{c}\"\n"
-        ))
+        let _l = lock_file(&self.lock)?;
+        let rules = self.raw_rules()?;
+        let mut b = Batch::default();
+        if !base_present(&rules) {
+            base_into(&mut b);
+        }
+        if !rules.iter().any(|r| r.comment.as_deref() == Some(&c)) {
+            let (net, len) = (subnet.network(), subnet.prefix_len());
+            let src = match_ip_prefix(false, net, len, true);
+            let outside: Vec<Expr> = src
+                .iter()
+                .cloned()
+                .chain(match_ip_prefix(true, net, len, false))
+                .chain([Expr::Masq])
+                .collect();
+            b.add_rule(NFT_TABLE, "postrouting", &outside, Some(&c), false);
+            // Second rule: hairpin — a container reaching a published port of a
+            // container on the same network through a host address; without
+            // masquerade the reply would bypass the host and miss the DNAT state.
+            let hairpin: Vec<Expr> = src
+                .into_iter()
+                .chain(match_ip_prefix(true, net, len, true))
+                .chain(match_ct_dnat())
+                .chain([Expr::Masq])
+                .collect();
+            b.add_rule(NFT_TABLE, "postrouting", &hairpin, Some(&c), false);
+        }
+        self.commit(b).map(drop)
     }
 
     /// Remove the masquerade rule of `network`, and the table when nothing of berth's is left in it.
     pub fn remove_network(&self, network: &str) -> Result<()> {
         let _l = lock_file(&self.lock)?;
         let c = net_comment(network);
-        self.delete_where(|r| r.comment.as_deref() == Some(&c))?;
-        self.remove_table_if_unused()
+        self.delete_where(|r| r.comment.as_deref() == Some(&c))
+            .map(drop)
     }
 
-    fn delete_where(&self, pred: impl Fn(&NftRule) -> bool) -> Result<usize> {
-        let doomed: Vec<NftRule> = self.rules()?.into_iter().filter(|r| pred(r)).collect();
-        if doomed.is_empty() {
-            return Ok(0);
+    /// Delete the rules matching `pred` in one transaction — or the whole
+    /// table when no published port or masquerade would be left in it.
+    /// Returns the rules deleted. The caller holds the lock.
+    fn delete_where(&self, pred: impl Fn(&RuleInfo) -> bool) -> Result<Vec<RuleInfo>> {
+        let rules = self.raw_rules()?;
+        let (doomed, kept): (Vec<RuleInfo>, Vec<RuleInfo>) =
+            rules.into_iter().partition(|r| pred(r));
+        let mut b = Batch::default();
+        if !kept.iter().any(is_ours) {
+            if !doomed.is_empty() || !kept.is_empty() || self.table_exists()? {
+                b.del_table(NFT_TABLE);
+            }
+        } else {
+            for r in &doomed {
+                b.del_rule(NFT_TABLE, &r.chain, r.handle);
+            }
         }
-        let script: String = doomed
-            .iter()
-            .map(|r| {
-                format!(
-                    "delete rule ip {NFT_TABLE} {} handle {}\n",
-                    r.chain, r.handle
-                )
-            })
-            .collect();
-        self.apply(&script)?;
-        Ok(doomed.len())
-    }
-
-    fn remove_table_if_unused(&self) -> Result<()> {
-        let rules = self.rules()?;
-        let ours = rules
-            .iter()
-            .filter(|r| r.chain == "published" || r.chain == "postrouting")
-            .count();
-        if ours == 0 && self.table_exists()? {
-            self.apply(&format!("delete table ip {NFT_TABLE}\n"))?;
-        }
-        Ok(())
+        self.commit(b)?;
+        Ok(doomed)
     }
 
     /// Publish `ports` of `container` (address `addr`). A port already
     /// published by another container, or bound by a socket in this
     /// namespace, is [`Error::PortTaken`]; then nothing is added.
     pub fn publish(&self, container: &str, addr: Ipv4Addr, ports: &[PortMapping]) -> Result<()> {
+        self.publish_rules(container, addr, ports).map(drop)
+    }
+
+    /// [`Firewall::publish`], returning the rules added (their handles, as
+    /// the kernel echoed them back).
+    pub fn publish_rules(
+        &self,
+        container: &str,
+        addr: Ipv4Addr,
+        ports: &[PortMapping],
+    ) -> Result<Vec<NftRule>> {
         validate_id("container id", container)?;
         for (i, p) in ports.iter().enumerate() {
             p.validate()?;
@@ -395,11 +425,10 @@ impl Firewall {
             }
         }
         if ports.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let _l = lock_file(&self.lock)?;
-        self.ensure_base()?;
-        let rules = self.rules()?;
+        let rules = self.raw_rules()?;
         for p in ports {
             for r in &rules {
                 let Some(c) = r.comment.as_deref() else {
@@ -424,21 +453,32 @@ impl Firewall {
             }
             self.check_bindable(p)?;
         }
-        let mut script = String::new();
-        for p in ports {
-            let daddr = p
-                .host_ip
-                .map(|ip| format!("ip daddr {ip} "))
-                .unwrap_or_default();
-            script.push_str(&format!(
-                "add rule ip {NFT_TABLE} published {daddr}{proto} dport {hp} dnat to {addr}:{cp} comment \"{c}\"\n",
-                proto = p.proto,
-                hp = p.host_port,
-                cp = p.container_port,
-                c = port_comment(container, p),
-            ));
+        let mut b = Batch::default();
+        if !base_present(&rules) {
+            base_into(&mut b);
         }
-        self.apply(&script)
+        for p in ports {
+            let mut e = Vec::new();
+            if let Some(ip) = p.host_ip {
+                e.extend(match_ip_prefix(true, ip, 32, true));
+            }
+            let proto = match p.proto {
+                Protocol::Tcp => libc::IPPROTO_TCP as u8,
+                Protocol::Udp => libc::IPPROTO_UDP as u8,
+            };
+            e.extend(match_dport(proto, p.host_port));
+            e.extend(dnat_to(addr, p.container_port));
+            b.add_rule(
+                NFT_TABLE,
+                "published",
+                &e,
+                Some(&port_comment(container, p)),
+                true,
+            );
+        }
+        let added = self.commit(b)?;
+        tracing::debug!(container, handles = ?added.iter().map(|r| r.handle).collect::<Vec<_>>(), "published");
+        Ok(added.into_iter().map(NftRule::from).collect())
     }
 
     /// A socket bound to the port means a server already answers there.
@@ -454,7 +494,7 @@ impl Firewall {
             }
         };
         let res = match &self.netns {
-            Some(ns) => ns.run(try_bind)?,
+            Some(ns) => ns.run_local(try_bind)?,
             None => try_bind(),
         };
         match res {
@@ -473,22 +513,31 @@ impl Firewall {
         }
     }
 
-    /// Remove every rule tagged with `container`; returns how many went.
+    /// Remove every rule tagged with `container` (deleted by handle in one
+    /// transaction, or with the table when nothing else of berth's is left);
+    /// returns how many went.
     pub fn unpublish(&self, container: &str) -> Result<usize> {
-        let _l = lock_file(&self.lock)?;
-        let n = self
-            .delete_where(|r| r.comment.as_deref().and_then(ctr_of_comment) == Some(container))?;
-        self.remove_table_if_unused()?;
-        Ok(n)
+        self.unpublish_rules(container, &[])
     }
-}
 
-/// `nft` from the usual sbin directories (a service's PATH may lack them), else from PATH.
-fn nft_binary() -> &'static str {
-    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("nft")
+    /// [`Firewall::unpublish`], also checking that the rules `expected`
+    /// (handles from [`Firewall::publish_rules`]) were still there: a missing
+    /// one is logged (someone else deleted it).
+    pub(crate) fn unpublish_rules(&self, container: &str, expected: &[u64]) -> Result<usize> {
+        let _l = lock_file(&self.lock)?;
+        let gone = self
+            .delete_where(|r| r.comment.as_deref().and_then(ctr_of_comment) == Some(container))?;
+        for h in expected {
+            if !gone.iter().any(|r| r.handle == *h) {
+                tracing::warn!(
+                    container,
+                    handle = h,
+                    "published-port rule was already gone"
+                );
+            }
+        }
+        Ok(gone.len())
+    }
 }
 
 fn ips_overlap(a: Option<Ipv4Addr>, b: Option<Ipv4Addr>) -> bool {

@@ -223,9 +223,34 @@ impl NetNs {
         })
     }
 
+    /// True when this is the calling thread's own network namespace (same
+    /// nsfs inode as `/proc/thread-self/ns/net`; namespaces(7)).
+    pub fn is_current(&self) -> bool {
+        // SAFETY: fstat/stat into zeroed plain-data structs; the fd is valid.
+        unsafe {
+            let mut a: libc::stat = std::mem::zeroed();
+            let mut b: libc::stat = std::mem::zeroed();
+            libc::fstat(self.fd.as_raw_fd(), &mut a) == 0
+                && libc::stat(c"/proc/thread-self/ns/net".as_ptr(), &mut b) == 0
+                && a.st_dev == b.st_dev
+                && a.st_ino == b.st_ino
+        }
+    }
+
+    /// Like [`NetNs::run`], but when this is already the calling thread's
+    /// namespace `f` runs right here (no helper thread to start).
+    pub(crate) fn run_local<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        if self.is_current() {
+            Ok(f())
+        } else {
+            self.run(f)
+        }
+    }
+
     /// A netlink socket opened inside this namespace; usable from any thread.
+    /// (Opened on the calling thread when that is already in this namespace.)
     pub fn netlink(&self) -> Result<Netlink> {
-        self.run(Netlink::open)?
+        self.run_local(Netlink::open)?
     }
 
     /// Bring the loopback interface up (all a loopback-only container needs).
@@ -236,12 +261,12 @@ impl NetNs {
 
     /// Read `net.ipv4.ip_forward` of this namespace.
     pub fn ip_forward(&self) -> Result<bool> {
-        self.run(read_ip_forward)?
+        self.run_local(read_ip_forward)?
     }
 
     /// Set `net.ipv4.ip_forward` of this namespace; returns the previous value.
     pub fn set_ip_forward(&self, on: bool) -> Result<bool> {
-        self.run(|| write_ip_forward(on))?
+        self.run_local(|| write_ip_forward(on))?
     }
 }
 

@@ -153,8 +153,34 @@ fn published_port_reaches_container_from_another_netns() {
         .unwrap();
     assert_eq!(host.nft_tables(), vec!["ip berth".to_string()]);
     let ruleset = host.exec(&["nft", "list", "table", "ip", "berth"]);
-    assert!(ruleset.contains("dnat to 10.202.0.2:80"), "{ruleset}");
-    assert!(ruleset.contains("masquerade"), "{ruleset}");
+    // programmed over netlink, read back by nft(8) as the same readable rules
+    for line in [
+        "type nat hook prerouting priority dstnat; policy accept;",
+        "type nat hook output priority -100; policy accept;",
+        "type nat hook postrouting priority srcnat; policy accept;",
+        "fib daddr type local jump published",
+        "tcp dport 18080 dnat to 10.202.0.2:80 comment \"berth ctr=web port=tcp/*:18080\"",
+        "ip saddr 10.202.0.0/24 ip daddr != 10.202.0.0/24 masquerade comment \"berth net=t2\"",
+        "ip saddr 10.202.0.0/24 ip daddr 10.202.0.0/24 ct status dnat masquerade comment \"berth net=t2\"",
+    ] {
+        assert!(ruleset.contains(line), "{line:?} missing in {ruleset}");
+    }
+    assert_eq!(
+        ruleset
+            .matches("fib daddr type local jump published")
+            .count(),
+        2,
+        "{ruleset}"
+    );
+    // ensure again (another container start): no rule is touched (same handles)
+    let with_handles = host.exec(&["nft", "-a", "list", "table", "ip", "berth"]);
+    network(&host, state.path(), "t2", "10.202.0.0/24")
+        .ensure()
+        .unwrap();
+    assert_eq!(
+        host.exec(&["nft", "-a", "list", "table", "ip", "berth"]),
+        with_handles
+    );
 
     // from the client netns, through prerouting DNAT
     let srv = serve_once(listen_in(&ctr.handle, "0.0.0.0:80"));

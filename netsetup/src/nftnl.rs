@@ -1,0 +1,1000 @@
+//! nftables over netlink (`NETLINK_NETFILTER`, subsystem
+//! `NFNL_SUBSYS_NFTABLES`): the few messages and expressions berth's table
+//! needs, encoded by hand, framed with `netlink-packet-core`. No `nft`
+//! process is ever started.
+//!
+//! Kernel facts: changes go in one batch per sendmsg
+//! (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`, res_id
+//! `NFNL_SUBSYS_NFTABLES`), applied as one transaction: all or nothing
+//! (include/uapi/linux/netfilter/nfnetlink.h, nf_tables.h; Linux ≥ 3.16 for
+//! batches). The kernel handles the whole batch inside `sendmsg(2)`, so every
+//! ACK, error and echo is queued on the socket when it returns. Integers in
+//! nf_tables attributes are big-endian; register contents (`NFTA_DATA_VALUE`)
+//! are raw bytes as the expressions load them (packet fields in network
+//! order, `ct status`/`fib` results in host order). The rule comment is
+//! libnftnl's userdata TLV (type 0 = comment, one length byte, NUL-terminated
+//! text), so `nft list ruleset` shows it.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use netlink_packet_core::{
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NlasIterator, NLA_F_NESTED, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO,
+    NLM_F_REQUEST,
+};
+
+/// `NETLINK_NETFILTER` (include/uapi/linux/netlink.h).
+const NETLINK_NETFILTER: i32 = 12;
+/// `NFNL_SUBSYS_NFTABLES` (nfnetlink.h).
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// `NFNL_MSG_BATCH_BEGIN` = `NLMSG_MIN_TYPE`, `NFNL_MSG_BATCH_END` = +1.
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+/// `NFPROTO_IPV4` (linux/netfilter.h): the `ip` family.
+pub(crate) const NFPROTO_IPV4: u8 = 2;
+
+// enum nf_tables_msg_types
+const NFT_MSG_NEWTABLE: u8 = 0;
+const NFT_MSG_GETTABLE: u8 = 1;
+const NFT_MSG_DELTABLE: u8 = 2;
+const NFT_MSG_NEWCHAIN: u8 = 3;
+const NFT_MSG_NEWRULE: u8 = 6;
+const NFT_MSG_GETRULE: u8 = 7;
+const NFT_MSG_DELRULE: u8 = 8;
+
+// attributes
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_RULE_USERDATA: u16 = 7;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_CMP_SREG: u16 = 1;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFTA_PAYLOAD_DREG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_META_DREG: u16 = 1;
+const NFTA_META_KEY: u16 = 2;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
+const NFTA_FIB_DREG: u16 = 1;
+const NFTA_FIB_RESULT: u16 = 2;
+const NFTA_FIB_FLAGS: u16 = 3;
+const NFTA_NAT_TYPE: u16 = 1;
+const NFTA_NAT_FAMILY: u16 = 2;
+const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+const NFTA_NAT_FLAGS: u16 = 7;
+
+// values
+const NFT_REG_VERDICT: u32 = 0;
+const NFT_REG_1: u32 = 1;
+const NFT_REG_2: u32 = 2;
+const NFT_JUMP: i32 = -3;
+const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_NEQ: u32 = 1;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NFT_META_L4PROTO: u32 = 16;
+const NFT_CT_STATUS: u32 = 2;
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+const NFT_NAT_DNAT: u32 = 1;
+const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
+/// `RTN_LOCAL` (linux/rtnetlink.h), what `fib daddr type local` compares with.
+const RTN_LOCAL: u32 = 2;
+/// `IPS_DST_NAT` (linux/netfilter/nf_conntrack_common.h): `ct status dnat`.
+const IPS_DST_NAT: u32 = 1 << 5;
+/// `NF_ACCEPT` (linux/netfilter.h): base chain policy.
+const NF_ACCEPT: u32 = 1;
+/// libnftnl's `NFTNL_UDATA_RULE_COMMENT`.
+const UDATA_RULE_COMMENT: u8 = 0;
+
+/// Netfilter hooks (enum nf_inet_hooks, linux/netfilter.h).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Hook {
+    Prerouting = 0,
+    Output = 3,
+    Postrouting = 4,
+}
+
+/// Netlink attributes, written in place (header, value, padding to 4).
+#[derive(Debug, Default)]
+pub(crate) struct Attrs(Vec<u8>);
+
+impl Attrs {
+    fn put(&mut self, kind: u16, val: &[u8]) {
+        let len = 4 + val.len();
+        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.0.extend_from_slice(&kind.to_ne_bytes());
+        self.0.extend_from_slice(val);
+        self.pad();
+    }
+    fn pad(&mut self) {
+        while !self.0.len().is_multiple_of(4) {
+            self.0.push(0);
+        }
+    }
+    fn strz(&mut self, kind: u16, s: &str) {
+        let mut v = Vec::with_capacity(s.len() + 1);
+        v.extend_from_slice(s.as_bytes());
+        v.push(0);
+        self.put(kind, &v);
+    }
+    fn be32(&mut self, kind: u16, v: u32) {
+        self.put(kind, &v.to_be_bytes());
+    }
+    fn be64(&mut self, kind: u16, v: u64) {
+        self.put(kind, &v.to_be_bytes());
+    }
+    fn nest(&mut self, kind: u16, f: impl FnOnce(&mut Attrs)) {
+        let start = self.0.len();
+        self.0.extend_from_slice(&[0, 0, 0, 0]);
+        f(self);
+        let len = (self.0.len() - start) as u16;
+        self.0[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        self.0[start + 2..start + 4].copy_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+    }
+    fn data(&mut self, kind: u16, value: &[u8]) {
+        self.nest(kind, |a| a.put(NFTA_DATA_VALUE, value));
+    }
+}
+
+/// One nf_tables expression of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Expr {
+    /// Load `len` bytes at `offset` of the network (`transport`: L4) header into reg 1.
+    Payload {
+        transport: bool,
+        offset: u32,
+        len: u32,
+    },
+    /// reg 1 = (reg 1 & mask) ^ 0.
+    Mask(Vec<u8>),
+    /// Compare reg 1 with `data` (`eq`, else `neq`).
+    Cmp { eq: bool, data: Vec<u8> },
+    /// `meta l4proto` into reg 1.
+    MetaL4Proto,
+    /// `ct status` into reg 1.
+    CtStatus,
+    /// `fib daddr type` into reg 1.
+    FibDaddrType,
+    /// Jump to a chain.
+    Jump(String),
+    /// reg `reg` = `data`.
+    Immediate { reg: u32, data: Vec<u8> },
+    /// `masquerade`.
+    Masq,
+    /// `dnat` to the address in reg 1 and the port in reg 2.
+    Dnat,
+}
+
+impl Expr {
+    fn name(&self) -> &'static str {
+        match self {
+            Expr::Payload { .. } => "payload",
+            Expr::Mask(_) => "bitwise",
+            Expr::Cmp { .. } => "cmp",
+            Expr::MetaL4Proto => "meta",
+            Expr::CtStatus => "ct",
+            Expr::FibDaddrType => "fib",
+            Expr::Jump(_) | Expr::Immediate { .. } => "immediate",
+            Expr::Masq => "masq",
+            Expr::Dnat => "nat",
+        }
+    }
+
+    fn encode(&self, a: &mut Attrs) {
+        a.strz(NFTA_EXPR_NAME, self.name());
+        a.nest(NFTA_EXPR_DATA, |a| match self {
+            Expr::Payload {
+                transport,
+                offset,
+                len,
+            } => {
+                a.be32(NFTA_PAYLOAD_DREG, NFT_REG_1);
+                a.be32(
+                    NFTA_PAYLOAD_BASE,
+                    if *transport {
+                        NFT_PAYLOAD_TRANSPORT_HEADER
+                    } else {
+                        NFT_PAYLOAD_NETWORK_HEADER
+                    },
+                );
+                a.be32(NFTA_PAYLOAD_OFFSET, *offset);
+                a.be32(NFTA_PAYLOAD_LEN, *len);
+            }
+            Expr::Mask(mask) => {
+                a.be32(NFTA_BITWISE_SREG, NFT_REG_1);
+                a.be32(NFTA_BITWISE_DREG, NFT_REG_1);
+                a.be32(NFTA_BITWISE_LEN, mask.len() as u32);
+                a.data(NFTA_BITWISE_MASK, mask);
+                a.data(NFTA_BITWISE_XOR, &vec![0; mask.len()]);
+            }
+            Expr::Cmp { eq, data } => {
+                a.be32(NFTA_CMP_SREG, NFT_REG_1);
+                a.be32(NFTA_CMP_OP, if *eq { NFT_CMP_EQ } else { NFT_CMP_NEQ });
+                a.data(NFTA_CMP_DATA, data);
+            }
+            Expr::MetaL4Proto => {
+                a.be32(NFTA_META_KEY, NFT_META_L4PROTO);
+                a.be32(NFTA_META_DREG, NFT_REG_1);
+            }
+            Expr::CtStatus => {
+                a.be32(NFTA_CT_KEY, NFT_CT_STATUS);
+                a.be32(NFTA_CT_DREG, NFT_REG_1);
+            }
+            Expr::FibDaddrType => {
+                a.be32(NFTA_FIB_DREG, NFT_REG_1);
+                a.be32(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+                a.be32(NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
+            }
+            Expr::Jump(chain) => {
+                a.be32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+                a.nest(NFTA_IMMEDIATE_DATA, |a| {
+                    a.nest(NFTA_DATA_VERDICT, |a| {
+                        a.be32(NFTA_VERDICT_CODE, NFT_JUMP as u32);
+                        a.strz(NFTA_VERDICT_CHAIN, chain);
+                    })
+                });
+            }
+            Expr::Immediate { reg, data } => {
+                a.be32(NFTA_IMMEDIATE_DREG, *reg);
+                a.data(NFTA_IMMEDIATE_DATA, data);
+            }
+            Expr::Masq => {}
+            Expr::Dnat => {
+                a.be32(NFTA_NAT_TYPE, NFT_NAT_DNAT);
+                a.be32(NFTA_NAT_FAMILY, u32::from(NFPROTO_IPV4));
+                a.be32(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
+                a.be32(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+                a.be32(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+            }
+        });
+    }
+}
+
+/// `ip saddr`/`ip daddr` (`daddr`) in `net/prefix`, or not in it (`eq` false),
+/// as nft writes it: a byte-aligned prefix loads just its bytes, another one
+/// loads the address and masks it.
+pub(crate) fn match_ip_prefix(daddr: bool, net: Ipv4Addr, prefix: u8, eq: bool) -> Vec<Expr> {
+    let offset = if daddr { 16 } else { 12 };
+    let octets = net.octets();
+    if prefix.is_multiple_of(8) && prefix > 0 {
+        let n = usize::from(prefix / 8);
+        vec![
+            Expr::Payload {
+                transport: false,
+                offset,
+                len: n as u32,
+            },
+            Expr::Cmp {
+                eq,
+                data: octets[..n].to_vec(),
+            },
+        ]
+    } else {
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix.min(32)))
+        };
+        vec![
+            Expr::Payload {
+                transport: false,
+                offset,
+                len: 4,
+            },
+            Expr::Mask(mask.to_be_bytes().to_vec()),
+            Expr::Cmp {
+                eq,
+                data: (u32::from(net) & mask).to_be_bytes().to_vec(),
+            },
+        ]
+    }
+}
+
+/// `fib daddr type local`.
+pub(crate) fn match_daddr_local() -> Vec<Expr> {
+    vec![
+        Expr::FibDaddrType,
+        Expr::Cmp {
+            eq: true,
+            data: RTN_LOCAL.to_ne_bytes().to_vec(),
+        },
+    ]
+}
+
+/// `ct status dnat`.
+pub(crate) fn match_ct_dnat() -> Vec<Expr> {
+    vec![
+        Expr::CtStatus,
+        Expr::Mask(IPS_DST_NAT.to_ne_bytes().to_vec()),
+        Expr::Cmp {
+            eq: false,
+            data: vec![0; 4],
+        },
+    ]
+}
+
+/// `<tcp|udp> dport <port>` (`proto`: IPPROTO_TCP 6 or IPPROTO_UDP 17).
+pub(crate) fn match_dport(proto: u8, port: u16) -> Vec<Expr> {
+    vec![
+        Expr::MetaL4Proto,
+        Expr::Cmp {
+            eq: true,
+            data: vec![proto],
+        },
+        Expr::Payload {
+            transport: true,
+            offset: 2,
+            len: 2,
+        },
+        Expr::Cmp {
+            eq: true,
+            data: port.to_be_bytes().to_vec(),
+        },
+    ]
+}
+
+/// `dnat to addr:port`.
+pub(crate) fn dnat_to(addr: Ipv4Addr, port: u16) -> Vec<Expr> {
+    vec![
+        Expr::Immediate {
+            reg: NFT_REG_1,
+            data: addr.octets().to_vec(),
+        },
+        Expr::Immediate {
+            reg: NFT_REG_2,
+            data: port.to_be_bytes().to_vec(),
+        },
+        Expr::Dnat,
+    ]
+}
+
+/// One nf_tables message: type, family, attributes.
+#[derive(Debug, Clone)]
+pub(crate) struct NfMsg {
+    msg: u8,
+    family: u8,
+    attrs: Vec<u8>,
+    flags: u16,
+    /// What it does, for error messages.
+    pub(crate) what: String,
+}
+
+impl NetlinkSerializable for NfMsg {
+    fn message_type(&self) -> u16 {
+        (NFNL_SUBSYS_NFTABLES << 8) | u16::from(self.msg)
+    }
+    fn buffer_len(&self) -> usize {
+        4 + self.attrs.len()
+    }
+    fn serialize(&self, buffer: &mut [u8]) {
+        // struct nfgenmsg { u8 nfgen_family; u8 version (NFNETLINK_V0); __be16 res_id; }
+        buffer[0] = self.family;
+        buffer[1] = 0;
+        buffer[2..4].copy_from_slice(&0u16.to_be_bytes());
+        buffer[4..4 + self.attrs.len()].copy_from_slice(&self.attrs);
+    }
+}
+
+/// A reply: message type (low byte), and the attributes after the nfgenmsg.
+#[derive(Debug, Clone)]
+pub(crate) struct NfReply {
+    msg: u8,
+    attrs: Vec<u8>,
+}
+
+impl NetlinkDeserializable for NfReply {
+    type Error = io::Error;
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, Self::Error> {
+        if payload.len() < 4 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "nf_tables message shorter than its nfgenmsg",
+            ));
+        }
+        Ok(Self {
+            msg: (header.message_type & 0xff) as u8,
+            attrs: payload[4..].to_vec(),
+        })
+    }
+}
+
+impl NetlinkSerializable for NfReply {
+    fn message_type(&self) -> u16 {
+        (NFNL_SUBSYS_NFTABLES << 8) | u16::from(self.msg)
+    }
+    fn buffer_len(&self) -> usize {
+        4 + self.attrs.len()
+    }
+    fn serialize(&self, buffer: &mut [u8]) {
+        buffer[..4].fill(0);
+        buffer[4..4 + self.attrs.len()].copy_from_slice(&self.attrs);
+    }
+}
+
+/// Batch begin/end: an nfgenmsg with `res_id = NFNL_SUBSYS_NFTABLES`.
+#[derive(Debug)]
+struct BatchMark(u16);
+
+impl NetlinkSerializable for BatchMark {
+    fn message_type(&self) -> u16 {
+        self.0
+    }
+    fn buffer_len(&self) -> usize {
+        4
+    }
+    fn serialize(&self, buffer: &mut [u8]) {
+        buffer[0] = libc::AF_UNSPEC as u8;
+        buffer[1] = 0;
+        buffer[2..4].copy_from_slice(&NFNL_SUBSYS_NFTABLES.to_be_bytes());
+    }
+}
+
+/// A rule as read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleInfo {
+    pub(crate) chain: String,
+    pub(crate) handle: u64,
+    pub(crate) comment: Option<String>,
+}
+
+fn cstr(v: &[u8]) -> String {
+    let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
+    String::from_utf8_lossy(&v[..end]).into_owned()
+}
+
+fn parse_rule(attrs: &[u8]) -> RuleInfo {
+    let mut r = RuleInfo {
+        chain: String::new(),
+        handle: 0,
+        comment: None,
+    };
+    for nla in NlasIterator::new(attrs).flatten() {
+        let v = nla.value();
+        match nla.kind() & !NLA_F_NESTED {
+            NFTA_RULE_CHAIN => r.chain = cstr(v),
+            NFTA_RULE_HANDLE if v.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(v);
+                r.handle = u64::from_be_bytes(b);
+            }
+            NFTA_RULE_USERDATA => {
+                // TLVs: type u8, len u8, value.
+                let mut i = 0;
+                while i + 2 <= v.len() {
+                    let (t, l) = (v[i], usize::from(v[i + 1]));
+                    let Some(val) = v.get(i + 2..i + 2 + l) else {
+                        break;
+                    };
+                    if t == UDATA_RULE_COMMENT {
+                        r.comment = Some(cstr(val));
+                    }
+                    i += 2 + l;
+                }
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+/// Builds the messages of one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    msgs: Vec<NfMsg>,
+}
+
+impl Batch {
+    fn push(&mut self, msg: u8, flags: u16, what: String, f: impl FnOnce(&mut Attrs)) {
+        let mut a = Attrs::default();
+        f(&mut a);
+        self.msgs.push(NfMsg {
+            msg,
+            family: NFPROTO_IPV4,
+            attrs: a.0,
+            flags,
+            what,
+        });
+    }
+
+    /// Nothing queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// `add table ip <table>` (no error when it exists).
+    pub(crate) fn add_table(&mut self, table: &str) {
+        self.push(
+            NFT_MSG_NEWTABLE,
+            NLM_F_CREATE,
+            format!("add table ip {table}"),
+            |a| a.strz(NFTA_TABLE_NAME, table),
+        );
+    }
+
+    /// `delete table ip <table>`.
+    pub(crate) fn del_table(&mut self, table: &str) {
+        self.push(
+            NFT_MSG_DELTABLE,
+            0,
+            format!("delete table ip {table}"),
+            |a| a.strz(NFTA_TABLE_NAME, table),
+        );
+    }
+
+    /// `add chain` — a regular chain, or a nat base chain on `hook` with
+    /// `priority` and policy accept (no error when it exists alike).
+    pub(crate) fn add_chain(&mut self, table: &str, chain: &str, base: Option<(Hook, i32)>) {
+        self.push(
+            NFT_MSG_NEWCHAIN,
+            NLM_F_CREATE,
+            format!("add chain ip {table} {chain}"),
+            |a| {
+                a.strz(NFTA_CHAIN_TABLE, table);
+                a.strz(NFTA_CHAIN_NAME, chain);
+                if let Some((hook, prio)) = base {
+                    a.nest(NFTA_CHAIN_HOOK, |a| {
+                        a.be32(NFTA_HOOK_HOOKNUM, hook as u32);
+                        a.be32(NFTA_HOOK_PRIORITY, prio as u32);
+                    });
+                    a.be32(NFTA_CHAIN_POLICY, NF_ACCEPT);
+                    a.strz(NFTA_CHAIN_TYPE, "nat");
+                }
+            },
+        );
+    }
+
+    /// `flush chain` (a DELRULE naming only the chain).
+    pub(crate) fn flush_chain(&mut self, table: &str, chain: &str) {
+        self.push(
+            NFT_MSG_DELRULE,
+            0,
+            format!("flush chain ip {table} {chain}"),
+            |a| {
+                a.strz(NFTA_RULE_TABLE, table);
+                a.strz(NFTA_RULE_CHAIN, chain);
+            },
+        );
+    }
+
+    /// `add rule` (appended), with an optional comment. With `echo`, the
+    /// kernel sends the new rule back, with its handle.
+    pub(crate) fn add_rule(
+        &mut self,
+        table: &str,
+        chain: &str,
+        exprs: &[Expr],
+        comment: Option<&str>,
+        echo: bool,
+    ) {
+        let what = match comment {
+            Some(c) => format!("add rule ip {table} {chain} (comment {c:?})"),
+            None => format!("add rule ip {table} {chain}"),
+        };
+        let flags = NLM_F_CREATE | NLM_F_APPEND | if echo { NLM_F_ECHO } else { 0 };
+        self.push(NFT_MSG_NEWRULE, flags, what, |a| {
+            a.strz(NFTA_RULE_TABLE, table);
+            a.strz(NFTA_RULE_CHAIN, chain);
+            a.nest(NFTA_RULE_EXPRESSIONS, |a| {
+                for e in exprs {
+                    a.nest(NFTA_LIST_ELEM, |a| e.encode(a));
+                }
+            });
+            if let Some(c) = comment {
+                // NFT_USERDATA_MAXLEN is 256; berth's comments are far shorter
+                // (ids ≤ 64 bytes), and validate_id keeps them ASCII.
+                let n = c.len().min(250);
+                let mut ud = vec![UDATA_RULE_COMMENT, (n + 1) as u8];
+                ud.extend_from_slice(&c.as_bytes()[..n]);
+                ud.push(0);
+                a.put(NFTA_RULE_USERDATA, &ud);
+            }
+        });
+    }
+
+    /// `delete rule ip <table> <chain> handle <h>`.
+    pub(crate) fn del_rule(&mut self, table: &str, chain: &str, handle: u64) {
+        self.push(
+            NFT_MSG_DELRULE,
+            0,
+            format!("delete rule ip {table} {chain} handle {handle}"),
+            |a| {
+                a.strz(NFTA_RULE_TABLE, table);
+                a.strz(NFTA_RULE_CHAIN, chain);
+                a.be64(NFTA_RULE_HANDLE, handle);
+            },
+        );
+    }
+}
+
+/// An error of one message of a batch: what it did and the errno.
+#[derive(Debug)]
+pub(crate) struct BatchError {
+    pub(crate) what: String,
+    pub(crate) source: io::Error,
+}
+
+/// A `NETLINK_NETFILTER` socket, bound to the netns it was opened in.
+#[derive(Debug)]
+pub(crate) struct NfSocket {
+    fd: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+fn frame<T: NetlinkSerializable>(out: &mut Vec<u8>, payload: T, flags: u16, seq: u32) {
+    let mut h = NetlinkHeader::default();
+    h.flags = NLM_F_REQUEST | flags;
+    h.sequence_number = seq;
+    let mut m = NetlinkMessage::new(h, NetlinkPayload::InnerMessage(payload));
+    m.finalize();
+    let start = out.len();
+    out.resize(start + m.buffer_len(), 0);
+    m.serialize(&mut out[start..]);
+}
+
+impl NfSocket {
+    /// Open a `NETLINK_NETFILTER` socket in the calling thread's netns.
+    pub(crate) fn open() -> io::Result<Self> {
+        // SAFETY: plain socket(2) call with constant arguments.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                NETLINK_NETFILTER,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_nl is plain data; zeroed is valid (pid 0: the kernel assigns).
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: sa is a valid sockaddr_nl of the size passed.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            fd,
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn send(&self, data: &[u8]) -> io::Result<()> {
+        // SAFETY: data is a valid buffer of data.len() bytes; the kernel is the peer.
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                data.as_ptr() as *const libc::c_void,
+                data.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// One recv; `Ok(None)` when nothing is queued and `nonblock`.
+    fn recv(&mut self, nonblock: bool) -> io::Result<Option<usize>> {
+        loop {
+            // SAFETY: self.buf is a valid writable buffer of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr() as *mut libc::c_void,
+                    self.buf.len(),
+                    if nonblock { libc::MSG_DONTWAIT } else { 0 },
+                )
+            };
+            if n >= 0 {
+                return Ok(Some(n as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock if nonblock => return Ok(None),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Decode the messages of the last recv of `n` bytes.
+    fn messages(&self, n: usize) -> io::Result<Vec<(u32, NetlinkPayload<NfReply>)>> {
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off + 16 <= n {
+            let len = u32::from_ne_bytes([
+                self.buf[off],
+                self.buf[off + 1],
+                self.buf[off + 2],
+                self.buf[off + 3],
+            ]) as usize;
+            if len < 16 || off + len > n {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "truncated netlink message",
+                ));
+            }
+            let chunk = &self.buf[off..off + len];
+            off += (len + 3) & !3;
+            match NetlinkMessage::<NfReply>::deserialize(chunk) {
+                Ok(m) => out.push((m.header.sequence_number, m.payload)),
+                Err(e) => tracing::debug!(error = %e, "skipping undecodable nfnetlink message"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A dump request; every reply message's attributes until `NLMSG_DONE`.
+    fn dump(&mut self, msg: u8, table: &str) -> io::Result<Vec<Vec<u8>>> {
+        let seq = self.next_seq();
+        let mut a = Attrs::default();
+        a.strz(NFTA_RULE_TABLE, table);
+        let m = NfMsg {
+            msg,
+            family: NFPROTO_IPV4,
+            attrs: a.0,
+            flags: 0,
+            what: String::new(),
+        };
+        let mut out = Vec::new();
+        frame(&mut out, m, NLM_F_DUMP, seq);
+        self.send(&out)?;
+        let mut res = Vec::new();
+        loop {
+            let Some(n) = self.recv(false)? else {
+                continue;
+            };
+            for (s, p) in self.messages(n)? {
+                if s != seq {
+                    continue;
+                }
+                match p {
+                    NetlinkPayload::Done(_) => return Ok(res),
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(res),
+                            Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
+                        }
+                    }
+                    NetlinkPayload::InnerMessage(r) => res.push(r.attrs),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// True when table `ip <table>` exists (`NFT_MSG_GETTABLE`, `ENOENT` if not).
+    pub(crate) fn table_exists(&mut self, table: &str) -> io::Result<bool> {
+        let seq = self.next_seq();
+        let mut a = Attrs::default();
+        a.strz(NFTA_TABLE_NAME, table);
+        let m = NfMsg {
+            msg: NFT_MSG_GETTABLE,
+            family: NFPROTO_IPV4,
+            attrs: a.0,
+            flags: 0,
+            what: String::new(),
+        };
+        let mut out = Vec::new();
+        frame(&mut out, m, NLM_F_ACK, seq);
+        self.send(&out)?;
+        loop {
+            let Some(n) = self.recv(false)? else {
+                continue;
+            };
+            for (s, p) in self.messages(n)? {
+                if s != seq {
+                    continue;
+                }
+                if let NetlinkPayload::Error(e) = p {
+                    return match e.code {
+                        None => Ok(true),
+                        Some(c) if -c.get() == libc::ENOENT => Ok(false),
+                        Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Every rule of table `ip <table>` (empty when the table does not exist).
+    /// Kernel: `NFTA_RULE_TABLE` filters a `NFT_MSG_GETRULE` dump (Linux ≥ 4.10).
+    pub(crate) fn rules(&mut self, table: &str) -> io::Result<Vec<RuleInfo>> {
+        match self.dump(NFT_MSG_GETRULE, table) {
+            Ok(v) => Ok(v.iter().map(|a| parse_rule(a)).collect()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Send `batch` as one transaction (one sendmsg) and check every ACK.
+    /// Returns the rules the kernel echoed (with their handles), in order.
+    pub(crate) fn commit(&mut self, batch: Batch) -> Result<Vec<RuleInfo>, BatchError> {
+        if batch.msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(512);
+        let begin = self.next_seq();
+        frame(&mut out, BatchMark(NFNL_MSG_BATCH_BEGIN), 0, begin);
+        let mut pending: Vec<(u32, String)> = Vec::with_capacity(batch.msgs.len());
+        for m in batch.msgs {
+            let seq = self.next_seq();
+            let flags = m.flags | NLM_F_ACK;
+            pending.push((seq, m.what.clone()));
+            frame(&mut out, m, flags, seq);
+        }
+        let end = self.next_seq();
+        frame(&mut out, BatchMark(NFNL_MSG_BATCH_END), 0, end);
+        let sock_err = |source| BatchError {
+            what: "nftables batch".into(),
+            source,
+        };
+        self.send(&out).map_err(sock_err)?;
+        // The kernel processed the batch inside send(2): every reply is queued.
+        let mut echoed = Vec::new();
+        let mut acked = 0usize;
+        let mut first_err: Option<BatchError> = None;
+        while let Some(n) = self.recv(true).map_err(sock_err)? {
+            for (seq, p) in self.messages(n).map_err(sock_err)? {
+                let what = || {
+                    pending
+                        .iter()
+                        .find(|(s, _)| *s == seq)
+                        .map(|(_, w)| w.clone())
+                };
+                match p {
+                    NetlinkPayload::Error(e) => match e.code {
+                        None => acked += usize::from(what().is_some()),
+                        Some(c) => {
+                            if first_err.is_none() {
+                                first_err = Some(BatchError {
+                                    what: what().unwrap_or_else(|| "nftables batch".into()),
+                                    source: io::Error::from_raw_os_error(-c.get()),
+                                });
+                            }
+                        }
+                    },
+                    NetlinkPayload::InnerMessage(r)
+                        if r.msg == NFT_MSG_NEWRULE && what().is_some() =>
+                    {
+                        echoed.push(parse_rule(&r.attrs));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if acked != pending.len() {
+            return Err(BatchError {
+                what: "nftables batch".into(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} of {} messages acknowledged", acked, pending.len()),
+                ),
+            });
+        }
+        Ok(echoed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_are_aligned_and_nested() {
+        let mut a = Attrs::default();
+        a.strz(1, "abc");
+        assert_eq!(a.0, [8, 0, 1, 0, b'a', b'b', b'c', 0]);
+        let mut a = Attrs::default();
+        a.nest(4, |a| a.be32(1, 0x0102_0304));
+        assert_eq!(
+            a.0,
+            [12, 0, 4, 0x80, 8, 0, 1, 0, 1, 2, 3, 4],
+            "nested flag and big-endian value"
+        );
+        let mut a = Attrs::default();
+        a.put(7, &[1]);
+        assert_eq!(a.0.len(), 8, "padded to 4");
+        assert_eq!(&a.0[..2], &5u16.to_ne_bytes());
+    }
+
+    #[test]
+    fn prefixes_like_nft() {
+        let net = Ipv4Addr::new(10, 88, 0, 0);
+        assert_eq!(
+            match_ip_prefix(false, net, 16, true),
+            vec![
+                Expr::Payload {
+                    transport: false,
+                    offset: 12,
+                    len: 2
+                },
+                Expr::Cmp {
+                    eq: true,
+                    data: vec![10, 88]
+                }
+            ]
+        );
+        let v = match_ip_prefix(true, Ipv4Addr::new(10, 88, 0, 0), 21, false);
+        assert_eq!(v[1], Expr::Mask(vec![255, 255, 248, 0]));
+        assert_eq!(
+            v[2],
+            Expr::Cmp {
+                eq: false,
+                data: vec![10, 88, 0, 0]
+            }
+        );
+        assert_eq!(
+            match_ip_prefix(true, net, 0, true)[1],
+            Expr::Mask(vec![0; 4])
+        );
+    }
+
+    #[test]
+    fn rule_comment_round_trips_through_userdata() {
+        let mut b = Batch::default();
+        b.add_rule(
+            "berth",
+            "published",
+            &dnat_to(Ipv4Addr::new(10, 0, 0, 2), 80),
+            Some("berth ctr=x port=tcp/*:80"),
+            true,
+        );
+        let m = &b.msgs[0];
+        assert_eq!(m.msg, NFT_MSG_NEWRULE);
+        assert_ne!(m.flags & NLM_F_ECHO, 0);
+        let r = parse_rule(&m.attrs);
+        assert_eq!(r.chain, "published");
+        assert_eq!(r.comment.as_deref(), Some("berth ctr=x port=tcp/*:80"));
+    }
+}

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO,
+    NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
@@ -239,6 +239,148 @@ impl Netlink {
         self.recv_until_done(seq, true)
     }
 
+    /// Send `msgs` in one `sendmsg(2)` — rtnetlink handles the messages of
+    /// one skb in order (netlink_rcv_skb) and acknowledges each — and wait for
+    /// every ACK. Returns the index and error of the first request that failed.
+    fn request_many(
+        &mut self,
+        msgs: Vec<(RouteNetlinkMessage, u16)>,
+    ) -> std::result::Result<(), (usize, io::Error)> {
+        let n = msgs.len();
+        let first = self.seq.wrapping_add(1);
+        let mut out = Vec::with_capacity(256);
+        for (msg, flags) in msgs {
+            self.seq = self.seq.wrapping_add(1);
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+            header.sequence_number = self.seq;
+            let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+            nl.finalize();
+            let start = out.len();
+            out.resize(start + nl.buffer_len(), 0);
+            nl.serialize(&mut out[start..]);
+        }
+        // SAFETY: out is a valid buffer of out.len() bytes; the kernel is the peer.
+        let r = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                out.as_ptr() as *const libc::c_void,
+                out.len(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err((0, io::Error::last_os_error()));
+        }
+        let mut results: Vec<Option<Option<i32>>> = vec![None; n];
+        let mut left = n;
+        while left > 0 {
+            // SAFETY: self.buf is a valid writable buffer of its length.
+            let got = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr() as *mut libc::c_void,
+                    self.buf.len(),
+                    0,
+                )
+            };
+            if got < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err((0, e));
+            }
+            let got = got as usize;
+            let mut off = 0usize;
+            while off + 16 <= got {
+                let len = u32::from_ne_bytes([
+                    self.buf[off],
+                    self.buf[off + 1],
+                    self.buf[off + 2],
+                    self.buf[off + 3],
+                ]) as usize;
+                if len < 16 || off + len > got {
+                    return Err((
+                        0,
+                        io::Error::new(io::ErrorKind::InvalidData, "truncated netlink message"),
+                    ));
+                }
+                let chunk = &self.buf[off..off + len];
+                off += (len + 3) & !3;
+                let seq = u32::from_ne_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
+                let i = seq.wrapping_sub(first) as usize;
+                if i >= n || results[i].is_some() {
+                    continue; // a stale reply to an earlier request
+                }
+                if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(chunk) {
+                    if let NetlinkPayload::Error(err) = m.payload {
+                        results[i] = Some(err.code.map(|c| -c.get()));
+                        left -= 1;
+                    }
+                }
+            }
+        }
+        for (i, r) in results.into_iter().enumerate() {
+            if let Some(Some(errno)) = r {
+                return Err((i, io::Error::from_raw_os_error(errno)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Configure a container's interface in one round trip: `lo` up (when
+    /// `with_lo`), link `index` up, address `ip/prefix_len`, and a default
+    /// route via `gateway` out of it — in that order (the route needs the
+    /// address's prefix route, which needs the link up).
+    pub fn configure_interface(
+        &mut self,
+        index: u32,
+        ip: IpAddr,
+        prefix_len: u8,
+        gateway: Option<IpAddr>,
+        with_lo: bool,
+    ) -> Result<()> {
+        let up = |i: u32| {
+            let mut m = LinkMessage::default();
+            m.header.index = i;
+            m.header.flags = LinkFlags::Up;
+            m.header.change_mask = LinkFlags::Up;
+            (RouteNetlinkMessage::SetLink(m), 0u16)
+        };
+        let mut msgs = Vec::with_capacity(4);
+        let mut ops: Vec<(&'static str, String)> = Vec::with_capacity(4);
+        if with_lo {
+            // ifindex 1 is always `lo` (net/core/dev.c, loopback_net_init).
+            msgs.push(up(1));
+            ops.push(("RTM_SETLINK up", "lo".into()));
+        }
+        msgs.push(up(index));
+        ops.push(("RTM_SETLINK up", format!("ifindex {index}")));
+        msgs.push((
+            RouteNetlinkMessage::NewAddress(Self::addr_message(index, ip, prefix_len)),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ));
+        ops.push((
+            "RTM_NEWADDR",
+            format!("{ip}/{prefix_len} on ifindex {index}"),
+        ));
+        if let Some(gw) = gateway {
+            msgs.push((
+                RouteNetlinkMessage::NewRoute(Self::default_route_message(gw, index)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            ));
+            ops.push((
+                "RTM_NEWROUTE default",
+                format!("via {gw} dev ifindex {index}"),
+            ));
+        }
+        self.request_many(msgs).map_err(|(i, e)| {
+            let (op, target) = ops.get(i).cloned().unwrap_or(("rtnetlink", String::new()));
+            Error::netlink(op, target, e)
+        })
+    }
+
     /// ifindex of the interface `name`, or `None` when it does not exist.
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         Ok(self.link_by_name(name)?.map(|l| l.index))
@@ -338,7 +480,15 @@ impl Netlink {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
-        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+        // NLM_F_ECHO: the kernel sends the new host end back (ifindex and
+        // IFLA_LINK = the peer's ifindex) before the ACK, saving an
+        // RTM_GETLINK round trip (rtnl_newlink honours it since Linux 6.3;
+        // older kernels ignore the flag and the lookup below answers).
+        let replies = self
+            .request(
+                RouteNetlinkMessage::NewLink(m),
+                NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+            )
             .map_err(|e| {
                 let both = format!(
                     "{} or its peer {} in the target netns",
@@ -346,6 +496,16 @@ impl Netlink {
                 );
                 map_exists(e, "RTM_NEWLINK veth", &both)
             })?;
+        let echoed = replies.iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => {
+                let s = summarize_link(l);
+                (s.name == spec.host && s.index != 0).then_some(s)
+            }
+            _ => None,
+        });
+        if let Some(l) = echoed {
+            return Ok((l.index, l.link));
+        }
         let l = self.link_by_name(spec.host)?.ok_or_else(|| {
             Error::netlink(
                 "RTM_GETLINK after create",
@@ -527,8 +687,7 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Add a default route via `gateway` out of `oif` (main table).
-    pub fn add_default_route(&mut self, gateway: IpAddr, oif: u32) -> Result<()> {
+    fn default_route_message(gateway: IpAddr, oif: u32) -> RouteMessage {
         let mut m = RouteMessage::default();
         m.header.address_family = family_of(&gateway);
         m.header.destination_prefix_length = 0;
@@ -542,6 +701,12 @@ impl Netlink {
         };
         m.attributes.push(RouteAttribute::Gateway(gw));
         m.attributes.push(RouteAttribute::Oif(oif));
+        m
+    }
+
+    /// Add a default route via `gateway` out of `oif` (main table).
+    pub fn add_default_route(&mut self, gateway: IpAddr, oif: u32) -> Result<()> {
+        let m = Self::default_route_message(gateway, oif);
         self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
             .map(|_| ())
             .map_err(|e| {

@@ -11,11 +11,34 @@ use crate::error::{Error, Result};
 use crate::ipam::{ipam_from_state_file, Ipam};
 use crate::nat::{Firewall, PortMapping};
 use crate::netlink::{Netlink, VethSpec};
-use crate::netns::{lo_up, NetNs};
+use crate::netns::NetNs;
 use crate::{validate_id, validate_ifname};
 
-/// Default state directory (IPAM files and the nft lock).
-pub const DEFAULT_STATE_DIR: &str = "/run/berth/net";
+/// Default state directory (IPAM files and the nft lock). Outside berth's
+/// container state root `/run/berth`, where a container named `net` would
+/// collide with it.
+pub const DEFAULT_STATE_DIR: &str = "/run/berth-net";
+
+/// The default state directory of earlier releases. A network whose IPAM
+/// state is still there (and not yet in [`DEFAULT_STATE_DIR`]) keeps using
+/// it, so containers attached before an upgrade keep their addresses.
+pub const LEGACY_STATE_DIR: &str = "/run/berth/net";
+
+/// The state directory of network `name` when none was given.
+fn default_state_dir(name: &str) -> PathBuf {
+    let file = format!("{name}.json");
+    let new = Path::new(DEFAULT_STATE_DIR);
+    let old = Path::new(LEGACY_STATE_DIR);
+    if !new.join(&file).exists() && old.join(&file).is_file() {
+        tracing::info!(
+            network = name,
+            dir = LEGACY_STATE_DIR,
+            "using the legacy state directory"
+        );
+        return old.to_path_buf();
+    }
+    new.to_path_buf()
+}
 
 /// Builder of a bridge network; [`BridgeNetwork::ensure`] makes it exist.
 ///
@@ -30,7 +53,7 @@ pub struct BridgeNetwork {
     bridge: Option<String>,
     subnet: String,
     gateway: Option<Ipv4Addr>,
-    state_dir: PathBuf,
+    state_dir: Option<PathBuf>,
     host: Option<NetNs>,
     masquerade: bool,
     ip_forward: bool,
@@ -51,7 +74,7 @@ impl BridgeNetwork {
             bridge: None,
             subnet: "10.88.0.0/16".to_string(),
             gateway: None,
-            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            state_dir: None,
             host: None,
             masquerade: true,
             ip_forward: true,
@@ -92,13 +115,14 @@ impl BridgeNetwork {
         self
     }
 
-    /// Where IPAM state and the nft lock live (default [`DEFAULT_STATE_DIR`]).
+    /// Where IPAM state and the nft lock live (default [`DEFAULT_STATE_DIR`],
+    /// or [`LEGACY_STATE_DIR`] for a network whose state is only there).
     ///
     /// ```
     /// let b = berth_netsetup::BridgeNetwork::new("demo").state_dir("/var/lib/myapp/net");
     /// ```
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.state_dir = dir.into();
+        self.state_dir = Some(dir.into());
         self
     }
 
@@ -168,7 +192,11 @@ impl BridgeNetwork {
                 reason: "no room for a gateway",
             })?,
         };
-        let ipam = Ipam::new(&self.state_dir, &self.name, subnet, gateway)?;
+        let state_dir = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| default_state_dir(&self.name));
+        let ipam = Ipam::new(&state_dir, &self.name, subnet, gateway)?;
         let host = match &self.host {
             Some(ns) => ns.try_clone()?,
             None => NetNs::current()?,
@@ -181,6 +209,7 @@ impl BridgeNetwork {
             }
         }
         let own_index = existing.as_ref().map(|l| l.index);
+        let already_up = existing.as_ref().is_some_and(|l| l.up);
         for r in nl.routes(false)? {
             let IpAddr::V4(d) = r.destination else {
                 continue;
@@ -200,7 +229,7 @@ impl BridgeNetwork {
                 });
             }
         }
-        let firewall = Firewall::in_netns(&host, &self.state_dir)?;
+        let firewall = Firewall::in_netns(&host, &state_dir)?;
         let mut created = existing.is_none();
         let mut prev_forward = None;
         let setup = (|| -> Result<u32> {
@@ -224,7 +253,9 @@ impl BridgeNetwork {
                 },
             };
             nl.add_address(index, IpAddr::V4(gateway), subnet.prefix_len(), true)?;
-            nl.set_up(index)?;
+            if !already_up {
+                nl.set_up(index)?;
+            }
             if self.ip_forward {
                 prev_forward = Some(host.set_ip_forward(true)?);
             }
@@ -263,7 +294,7 @@ impl BridgeNetwork {
                 ipam,
                 firewall,
                 host_nl: Mutex::new(nl),
-                state_dir: self.state_dir.clone(),
+                state_dir,
                 host,
             }),
             ip_forward_was: prev_forward,
@@ -340,8 +371,10 @@ impl Attach {
         self
     }
 
-    /// Name of the host end (default `vb` + 12 hex digits of a hash of the
-    /// network and container id).
+    /// Name of the host end (default `vb` + 6 hex digits of a hash of the
+    /// network and container id + 7 random hex digits: unique per attach, so
+    /// reusing a container id at once cannot collide with the previous veth
+    /// that the kernel may still be deleting).
     ///
     /// ```
     /// let a = berth_netsetup::Attach::new("web-1").host_ifname("veth-web1");
@@ -394,10 +427,29 @@ fn fnv(data: &[u8]) -> u64 {
     h
 }
 
-/// Default host-side veth name of `container` on `network`.
+/// 28 bits that differ between calls: getrandom(2) (Linux ≥ 3.17), else a
+/// hash of the pid, a process-wide counter and the clock.
+fn unique_bits() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a valid writable buffer of 8 bytes.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 8, libc::GRND_NONBLOCK) };
+    if n == 8 {
+        return u64::from_ne_bytes(b);
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let c = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    fnv(format!("{}\0{c}\0{t}", std::process::id()).as_bytes())
+}
+
+/// Default host-side veth name of `container` on `network`: `vb`, 6 hex
+/// digits naming the container, 7 unique ones (15 bytes, IFNAMSIZ - 1).
 fn default_host_ifname(network: &str, container: &str) -> String {
     let h = fnv(format!("{network}\0{container}").as_bytes());
-    format!("vb{:012x}", h & 0xffff_ffff_ffff)
+    format!("vb{:06x}{:07x}", h & 0xff_ffff, unique_bits() & 0xfff_ffff)
 }
 
 impl Network {
@@ -478,6 +530,7 @@ impl Network {
             None => inner.ipam.allocate(&opts.container, Some(&host_ifname))?,
         };
         let mut host_index = None;
+        let mut rules = Vec::new();
         let res = (|| -> Result<()> {
             let spec = VethSpec {
                 host: &host_ifname,
@@ -490,7 +543,6 @@ impl Network {
             let (hi, peer_index) = inner.nl().create_veth(&spec)?;
             host_index = Some(hi);
             let mut cnl = netns.netlink()?;
-            lo_up(&mut cnl)?;
             // The host end's IFLA_LINK names the peer's ifindex; fall back to a lookup.
             let eth_index = match peer_index {
                 Some(i) if i != 0 => i,
@@ -502,16 +554,24 @@ impl Network {
                     )
                 })?,
             };
-            // veth peers are created down (see Netlink::create_veth).
-            cnl.set_up(eth_index)?;
-            cnl.add_address(
+            // veth peers are created down (see Netlink::create_veth): `lo`
+            // up, `eth0` up, address, default route — one sendmsg.
+            cnl.configure_interface(
                 eth_index,
                 IpAddr::V4(addr),
                 inner.subnet.prefix_len(),
-                false,
+                Some(IpAddr::V4(inner.gateway)),
+                true,
             )?;
-            cnl.add_default_route(IpAddr::V4(inner.gateway), eth_index)?;
-            inner.firewall.publish(&opts.container, addr, &opts.ports)?;
+            // No published port: no firewall work at all.
+            if !opts.ports.is_empty() {
+                rules = inner
+                    .firewall
+                    .publish_rules(&opts.container, addr, &opts.ports)?
+                    .into_iter()
+                    .map(|r| r.handle)
+                    .collect();
+            }
             Ok(())
         })();
         if let Err(e) = res {
@@ -535,6 +595,7 @@ impl Network {
             ifname: opts.ifname.clone(),
             addr,
             has_ports: !opts.ports.is_empty(),
+            rules,
             done: false,
         })
     }
@@ -545,16 +606,15 @@ impl Network {
     pub fn gc_container(&self, container: &str) -> Result<()> {
         let inner = &self.inner;
         let mut errs = Vec::new();
+        // The host veth's name is unique per attach: only the IPAM record knows it.
         let ifname = match inner.ipam.lookup(container) {
-            Ok(a) => a
-                .and_then(|a| a.host_ifname)
-                .unwrap_or_else(|| default_host_ifname(&inner.name, container)),
+            Ok(a) => a.and_then(|a| a.host_ifname),
             Err(e) => {
                 errs.push(e);
-                default_host_ifname(&inner.name, container)
+                None
             }
         };
-        {
+        if let Some(ifname) = ifname {
             let mut nl = inner.nl();
             match nl.link_by_name(&ifname) {
                 Ok(Some(l)) if l.controller == Some(inner.bridge_index) => {
@@ -630,6 +690,8 @@ pub struct Attachment {
     ifname: String,
     addr: Ipv4Addr,
     has_ports: bool,
+    /// Handles of its published-port rules.
+    rules: Vec<u64>,
     done: bool,
 }
 
@@ -667,7 +729,11 @@ impl Attachment {
         self.done = true;
         let mut errs = Vec::new();
         if self.has_ports {
-            if let Err(e) = self.net.firewall.unpublish(&self.container) {
+            if let Err(e) = self
+                .net
+                .firewall
+                .unpublish_rules(&self.container, &self.rules)
+            {
                 errs.push(e);
             }
         }
@@ -791,11 +857,25 @@ mod tests {
     }
 
     #[test]
-    fn host_ifnames_are_valid_and_stable() {
+    fn host_ifnames_are_valid_and_unique_per_attach() {
         let a = default_host_ifname("net", "web-1");
-        assert_eq!(a, default_host_ifname("net", "web-1"));
-        assert_ne!(a, default_host_ifname("net", "web-2"));
-        assert_ne!(a, default_host_ifname("net2", "web-1"));
-        assert!(validate_ifname(&a).is_ok(), "{a}");
+        let b = default_host_ifname("net", "web-1");
+        assert_ne!(a, b, "a quick reuse of the id gets another name");
+        assert_eq!(a[..8], b[..8], "same container prefix");
+        assert_ne!(a[..8], default_host_ifname("net", "web-2")[..8]);
+        assert_ne!(a[..8], default_host_ifname("net2", "web-1")[..8]);
+        for n in [a, b] {
+            assert_eq!(n.len(), 15, "{n}");
+            assert!(validate_ifname(&n).is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn state_dir_is_outside_berths_state_root() {
+        assert!(!Path::new(DEFAULT_STATE_DIR).starts_with("/run/berth/"));
+        assert_eq!(
+            default_state_dir("no-such-network-xyz"),
+            Path::new(DEFAULT_STATE_DIR)
+        );
     }
 }

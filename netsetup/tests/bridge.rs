@@ -539,3 +539,30 @@ fn attach_a_child_process_by_pid_and_pidfd_then_let_it_exit() {
     net.remove().unwrap();
     assert_eq!(host.link_names(), vec!["lo".to_string()]);
 }
+
+#[test]
+fn quick_reuse_of_a_container_id_gets_a_fresh_host_veth() {
+    berth_testkit::privileged!();
+    let host = TestNs::new();
+    let state = tempfile::tempdir().unwrap();
+    let net = network(&host, state.path(), "t9", "10.209.0.0/24")
+        .masquerade(false)
+        .ensure()
+        .unwrap();
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        // The previous netns is gone from our side, but the kernel deletes it
+        // (and the old veth with it) asynchronously: the old host end may
+        // still exist while the same id attaches again.
+        let ctr = NetNs::new_anonymous().unwrap();
+        let att = net.attach(&ctr, &Attach::new("same")).unwrap();
+        names.push(att.host_ifname().to_string());
+        att.release().unwrap();
+        drop(ctr);
+    }
+    names.dedup();
+    assert_eq!(names.len(), 3, "{names:?}");
+    // no published port and no masquerade: the firewall was never touched
+    assert!(host.nft_tables().is_empty(), "{:?}", host.nft_tables());
+    net.remove().unwrap();
+}

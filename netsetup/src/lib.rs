@@ -47,7 +47,9 @@ pub use ipam::{Allocation, Ipam};
 pub use nat::{Firewall, PortMapping, Protocol, NFT_TABLE};
 pub use netlink::{LinkInfoSummary, Netlink, RouteSummary, VethSpec};
 pub use netns::{NetNs, NETNS_RUN_DIR};
-pub use network::{gc_container, Attach, Attachment, BridgeNetwork, Network, DEFAULT_STATE_DIR};
+pub use network::{
+    gc_container, Attach, Attachment, BridgeNetwork, Network, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
+};
 
 /// Longest interface name: `IFNAMSIZ` (16) minus the NUL (include/uapi/linux/if.h).
 pub const MAX_IFNAME_LEN: usize = 15;

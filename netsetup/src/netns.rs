@@ -10,7 +10,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -82,11 +82,26 @@ impl NetNs {
         Self::from_path(format!("/proc/{pid}/ns/net"))
     }
 
-    /// The network namespace of the process behind `pidfd`, race-free: a
-    /// helper thread does `setns(pidfd, CLONE_NEWNET)` (Linux ≥ 5.8) and opens
-    /// its own `/proc/thread-self/ns/net`.
+    /// The network namespace of the process behind `pidfd`, race-free:
+    /// `ioctl(pidfd, PIDFD_GET_NET_NAMESPACE)` (Linux ≥ 6.11, pidfd_open(2)),
+    /// or on older kernels a helper thread that does
+    /// `setns(pidfd, CLONE_NEWNET)` (Linux ≥ 5.8) and opens its own
+    /// `/proc/thread-self/ns/net`.
     pub fn from_pidfd(pidfd: BorrowedFd<'_>) -> Result<Self> {
         let raw = pidfd.as_raw_fd();
+        /// `_IO(PIDFS_IOCTL_MAGIC 0xFF, 4)` (include/uapi/linux/pidfd.h).
+        const PIDFD_GET_NET_NAMESPACE: libc::c_ulong = 0xFF04;
+        // SAFETY: an ioctl without argument on a caller-provided fd; on
+        // success it returns a new nsfs fd that we then own.
+        let nsfd = unsafe { libc::ioctl(raw, PIDFD_GET_NET_NAMESPACE as _, 0) };
+        if nsfd >= 0 {
+            return Ok(Self {
+                // SAFETY: nsfd was just returned by the kernel and is owned by nobody else.
+                fd: unsafe { OwnedFd::from_raw_fd(nsfd) },
+                label: format!("pidfd {raw}"),
+                owned_mount: None,
+            });
+        }
         let fd = on_helper(move || -> io::Result<OwnedFd> {
             setns_net(raw)?;
             open_ns_file(Path::new("/proc/thread-self/ns/net"))
@@ -251,6 +266,14 @@ impl NetNs {
     /// (Opened on the calling thread when that is already in this namespace.)
     pub fn netlink(&self) -> Result<Netlink> {
         self.run_local(Netlink::open)?
+    }
+
+    /// Open a netlink socket in this namespace *from the calling thread*,
+    /// which it moves into the namespace for good: only for a helper thread
+    /// that exits afterwards (see [`crate::Network::attach`]).
+    pub(crate) fn netlink_moving_this_thread(&self) -> Result<Netlink> {
+        setns_net(self.fd.as_raw_fd()).map_err(|e| Error::netns("setns", &self.label, e))?;
+        Netlink::open()
     }
 
     /// Bring the loopback interface up (all a loopback-only container needs).

@@ -221,6 +221,16 @@ impl BridgeNetwork {
                 continue;
             };
             if rn.overlaps(&subnet) {
+                // The bridge may have been created (with its address, hence
+                // this route) by a concurrent ensure() of the same network
+                // since we looked it up: then the route is its own.
+                if own_index.is_none() {
+                    if let Some(l) = nl.link_by_name(&bridge)? {
+                        if l.kind.as_deref() == Some("bridge") && r.oif == Some(l.index) {
+                            continue;
+                        }
+                    }
+                }
                 return Err(Error::SubnetOverlap {
                     network: self.name.clone(),
                     subnet: subnet.to_string(),
@@ -523,26 +533,42 @@ impl Network {
             .clone()
             .unwrap_or_else(|| default_host_ifname(&inner.name, &opts.container));
         validate_ifname(&host_ifname)?;
-        let addr = match opts.address {
-            Some(a) => inner
-                .ipam
-                .allocate_addr(&opts.container, a, Some(&host_ifname))?,
-            None => inner.ipam.allocate(&opts.container, Some(&host_ifname))?,
+        let spec = VethSpec {
+            host: &host_ifname,
+            peer: &opts.ifname,
+            peer_netns: Some(netns.as_fd()),
+            controller: Some(inner.bridge_index),
+            peer_mac: opts.mac,
+            mtu: inner.mtu,
         };
+        // A netlink socket inside the container's netns needs a thread that
+        // entered it: start that thread first and let it run while this one
+        // allocates the address and creates the veth pair.
+        let (allocated, veth, cnl) = std::thread::scope(|s| {
+            let opener = s.spawn(|| netns.netlink_moving_this_thread());
+            let allocated = match opts.address {
+                Some(a) => inner
+                    .ipam
+                    .allocate_addr(&opts.container, a, Some(&host_ifname)),
+                None => inner.ipam.allocate(&opts.container, Some(&host_ifname)),
+            };
+            let veth = allocated.is_ok().then(|| inner.nl().create_veth(&spec));
+            let cnl = match opener.join() {
+                Ok(r) => r,
+                Err(p) => std::panic::resume_unwind(p),
+            };
+            (allocated, veth, cnl)
+        });
+        let addr = allocated?;
         let mut host_index = None;
         let mut rules = Vec::new();
         let res = (|| -> Result<()> {
-            let spec = VethSpec {
-                host: &host_ifname,
-                peer: &opts.ifname,
-                peer_netns: Some(netns.as_fd()),
-                controller: Some(inner.bridge_index),
-                peer_mac: opts.mac,
-                mtu: inner.mtu,
-            };
-            let (hi, peer_index) = inner.nl().create_veth(&spec)?;
+            let (hi, peer_index) = veth.ok_or_else(|| Error::InvalidArgument {
+                what: "attach",
+                reason: "veth pair not created".into(),
+            })??;
             host_index = Some(hi);
-            let mut cnl = netns.netlink()?;
+            let mut cnl = cnl?;
             // The host end's IFLA_LINK names the peer's ifindex; fall back to a lookup.
             let eth_index = match peer_index {
                 Some(i) if i != 0 => i,

@@ -3,26 +3,31 @@
 //! namespaces, against plain fork+exec (`std::process::Command::status`) of
 //! the same binary in the same run.
 //!
-//! Target (issue 3): median of `berth/mnt+uts+ipc+pid+net+cgroup` at most
+//! The network namespace comes either from `clone3(CLONE_NEWNET)`
+//! (`…+net+…`) or from berth's pool of namespaces made ahead of time by
+//! background threads (`…+pooled-net+…`, `Spawner::netns_pool`).
+//!
+//! Target (issue 3): median of `berth/mnt+uts+ipc+pid+pooled-net+cgroup` at most
 //! 1.5x `baseline/std-command`. Run: `cargo bench -p berth-benches --bench namespaces`
 //! (add `-- --quick` for a short run). Needs root; skips otherwise.
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::Command;
 
-use berth_namespaces::{Namespaces, Spawner, Stdio};
+use berth_namespaces::{Namespaces, NetnsPool, Spawner, Stdio};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn true_binary() -> PathBuf {
     berth_testkit::busybox_rootfs().join("bin/true")
 }
 
-fn berth_spawn(bin: &PathBuf, ns: Namespaces) {
-    let st = Spawner::new([bin])
-        .namespaces(ns)
-        .stdin(Stdio::Null)
-        .status()
-        .expect("spawn");
+fn berth_spawn(bin: &PathBuf, ns: Namespaces, pool: Option<&NetnsPool>) {
+    let mut sp = Spawner::new([bin]);
+    sp.namespaces(ns).stdin(Stdio::Null);
+    if let Some(p) = pool {
+        sp.netns_pool(p);
+    }
+    let st = sp.status().expect("spawn");
     assert!(st.success());
 }
 
@@ -49,14 +54,24 @@ fn spawn_benches(c: &mut Criterion) {
         })
     });
     g.bench_function("berth/no-namespaces", |b| {
-        b.iter(|| berth_spawn(black_box(&bin), Namespaces::empty()))
+        b.iter(|| berth_spawn(black_box(&bin), Namespaces::empty(), None))
     });
     g.bench_function("berth/mnt+uts+ipc+pid+cgroup", |b| {
-        b.iter(|| berth_spawn(black_box(&bin), all6 - Namespaces::NET))
+        b.iter(|| berth_spawn(black_box(&bin), all6 - Namespaces::NET, None))
     });
     g.bench_function("berth/mnt+uts+ipc+pid+net+cgroup", |b| {
-        b.iter(|| berth_spawn(black_box(&bin), all6))
+        b.iter(|| berth_spawn(black_box(&bin), all6, None))
     });
+    let pool = NetnsPool::shared().expect("netns pool");
+    pool.wait_ready(usize::MAX, std::time::Duration::from_secs(2));
+    g.bench_function("berth/mnt+uts+ipc+pid+pooled-net+cgroup", |b| {
+        b.iter(|| berth_spawn(black_box(&bin), all6, Some(&pool)))
+    });
+    let st = pool.stats();
+    eprintln!(
+        "netns pool: {} handed out, {} misses (spawns that made their own)",
+        st.handed_out, st.misses
+    );
     g.finish();
 }
 

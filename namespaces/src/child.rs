@@ -25,6 +25,9 @@ pub(crate) const R_PHASE: u32 = 2;
 pub(crate) const R_JOIN: u32 = 3;
 pub(crate) const R_PID: u32 = 4;
 pub(crate) const R_READY: u32 = 5;
+/// The child entered its pooled network namespace (sent only when the
+/// parent waits for it before running its hook).
+pub(crate) const R_NETNS: u32 = 6;
 
 pub(crate) const P_PDEATHSIG: u32 = 0;
 pub(crate) const P_SYNC: u32 = 1;
@@ -43,6 +46,7 @@ pub(crate) const P_START: u32 = 13;
 pub(crate) const P_EXEC: u32 = 14;
 pub(crate) const P_SIGMASK: u32 = 15;
 pub(crate) const P_SETID: u32 = 16;
+pub(crate) const P_NETNS: u32 = 17;
 
 /// Exit code of a child whose parent vanished before it could be told to go.
 pub(crate) const EXIT_PARENT_GONE: i32 = 126;
@@ -65,15 +69,45 @@ pub(crate) struct ChildPlan<'a> {
     pub domainname: Option<&'a CStr>,
     pub time_offsets: Option<&'a [u8]>,
     pub joins: &'a [(RawFd, libc::c_int)],
+    /// A fresh network namespace from a [`NetnsPool`](crate::NetnsPool) to
+    /// enter instead of `CLONE_NEWNET` (-1: none).
+    pub pooled_netns: RawFd,
     pub join_pid: bool,
     pub join_user: bool,
     pub init: bool,
     pub cwd: Option<&'a CStr>,
     /// In a new user namespace with maps: (uid, gid, clear supplementary groups).
     pub become_id: Option<(libc::uid_t, libc::gid_t, bool)>,
+    /// Step timer (`BERTH_STEP_TIMES`): a shared mapping of
+    /// `steps.len() + 3` `CLOCK_MONOTONIC` stamps in ns, or null.
+    pub times: *mut u64,
     /// The parent's signal mask when it blocked everything around a
     /// `CLONE_VM` clone: restored (after resetting handlers) just before exec.
     pub orig_mask: Option<libc::sigset_t>,
+}
+
+/// Slot of the step timer: child start (after clone), before the first
+/// step, after step `i` (slot `2 + i`), right before `execve`.
+pub(crate) const T_START: usize = 0;
+pub(crate) const T_STEPS: usize = 1;
+
+/// Store the monotonic clock into timer slot `slot` (no-op when off).
+/// `clock_gettime` is async-signal-safe (signal-safety(7)).
+#[inline]
+fn stamp(plan: &ChildPlan<'_>, slot: usize) {
+    if plan.times.is_null() {
+        return;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid timespec; the mapping has steps.len() + 3 slots and
+    // every caller passes a slot below that.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        *plan.times.add(slot) = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    }
 }
 
 fn report(fd: RawFd, kind: u32, index: u32, value: i32) {
@@ -130,7 +164,19 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
     let err = plan.err_w;
     // SAFETY (whole body): raw syscalls with pointers into `plan`, which the
     // parent built before clone and which the child owns a copy of.
+    stamp(plan, T_START);
     unsafe {
+        // First of all, so the parent's hook already finds us in it:
+        // setns(2) into the pooled network namespace (Linux 3.0).
+        if plan.pooled_netns >= 0 {
+            if let Err(e) = cvt_i(libc::setns(plan.pooled_netns, libc::CLONE_NEWNET)) {
+                fail(err, R_PHASE, P_NETNS, e);
+            }
+            libc::close(plan.pooled_netns);
+            if plan.sync_r >= 0 {
+                report(err, R_NETNS, 0, 0);
+            }
+        }
         // Parent death: PR_SET_PDEATHSIG, prctl(2). Cleared by credential
         // changes and fork, so it is set again after the plan.
         if plan.pdeathsig != 0 {
@@ -256,10 +302,12 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
                 fail(err, R_PHASE, P_FDS, e);
             }
         }
+        stamp(plan, T_STEPS);
         for (i, step) in plan.steps.iter().enumerate() {
             if let Err(e) = step.run() {
                 fail(err, R_STEP, i as u32, e);
             }
+            stamp(plan, T_STEPS + 1 + i);
         }
         // Close everything the workload must not inherit (close_range(2),
         // Linux 5.9): fds another thread opened without O_CLOEXEC, and fds of
@@ -309,6 +357,7 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
             }
             libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
         }
+        stamp(plan, T_STEPS + 1 + plan.steps.len());
         let mut result = libc::ENOENT;
         let mut saw_eacces = false;
         for path in plan.exec_paths {

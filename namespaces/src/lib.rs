@@ -24,12 +24,14 @@
 mod child;
 mod error;
 mod handle;
+mod pool;
 mod spawn;
 mod step;
 mod sys;
 
 pub use error::{Error, Result};
 pub use handle::{Child, ChildRef};
+pub use pool::{NetnsPool, PoolStats, SHARED_POOL_SIZE};
 pub use spawn::{Spawner, Stdio};
 pub use step::{HookFn, Step};
 

@@ -12,6 +12,7 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, Output};
 use crate::child::{self, ChildPlan, Report};
 use crate::error::{Error, Result};
 use crate::handle::{self, Child, ChildRef, Pending};
+use crate::pool::NetnsPool;
 use crate::step::{Step, StepKind};
 use crate::sys;
 use crate::{IdMap, Namespaces};
@@ -86,6 +87,7 @@ pub struct Spawner {
     steps: Vec<Step>,
     joins: Vec<JoinSpec>,
     after_clone: Option<AfterClone>,
+    netns_pool: Option<NetnsPool>,
 }
 
 impl std::fmt::Debug for Spawner {
@@ -146,6 +148,7 @@ impl Spawner {
             steps: Vec::new(),
             joins: Vec::new(),
             after_clone: None,
+            netns_pool: None,
         }
     }
 
@@ -519,6 +522,30 @@ impl Spawner {
             + 'static,
     {
         self.after_clone = Some(Box::new(hook));
+        self
+    }
+
+    /// Take the new network namespace ([`Namespaces::NET`]) from `pool`, a
+    /// [`NetnsPool`] whose threads made it ahead of time, instead of having
+    /// `clone3(CLONE_NEWNET)` create it on the spawn path: the child enters
+    /// it first thing with `setns(2)`. Creating a network namespace costs
+    /// 1–2 ms of kernel time (every pernet init), which dominates a spawn
+    /// in new namespaces; taking one from the pool costs a `setns`.
+    ///
+    /// Falls back to `CLONE_NEWNET` when the pool is empty, when its
+    /// threads could not create namespaces, or when a new user namespace is
+    /// created too (the pooled namespace belongs to our user namespace, so
+    /// the child's root would not own it). The namespace is fresh either
+    /// way: only a `lo` that is down, never entered by anything else.
+    ///
+    /// ```no_run
+    /// use berth_namespaces::{Namespaces, NetnsPool, Spawner};
+    /// let pool = NetnsPool::shared()?;
+    /// let st = Spawner::new(["/bin/true"]).namespaces(Namespaces::NET).netns_pool(&pool).status()?;
+    /// # Ok::<(), berth_namespaces::Error>(())
+    /// ```
+    pub fn netns_pool(&mut self, pool: &NetnsPool) -> &mut Self {
+        self.netns_pool = Some(pool.clone());
         self
     }
 
@@ -906,6 +933,23 @@ impl Spawner {
         } else {
             (None, None)
         };
+        // A pooled network namespace replaces CLONE_NEWNET (not with a new
+        // user namespace: its root must own the network namespace).
+        let mut ns_flags = self.namespaces;
+        let pooled_netns = match &self.netns_pool {
+            Some(pool)
+                if ns_flags.contains(Namespaces::NET) && !ns_flags.contains(Namespaces::USER) =>
+            {
+                match pool.take() {
+                    Some(fd) => Some(lift(fd, min_free)?),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        if pooled_netns.is_some() {
+            ns_flags.remove(Namespaces::NET);
+        }
         // Close every fd the workload does not keep: all except the targets,
         // the error pipe and the start pipe.
         let mut keep: Vec<u32> = (0..=2u32).collect();
@@ -949,6 +993,7 @@ impl Spawner {
             }
         };
 
+        let timer = StepTimer::from_env(self.steps.len());
         let mut plan = ChildPlan {
             steps: &self.steps,
             exec_paths: &exec_paths,
@@ -964,15 +1009,16 @@ impl Spawner {
             domainname: domainname.as_deref(),
             time_offsets: time_offsets.as_deref(),
             joins: &join_fds,
+            pooled_netns: pooled_netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
             join_pid,
             join_user: join_fds.iter().any(|(_, t)| t & libc::CLONE_NEWUSER != 0),
             init: self.init,
             cwd: cwd.as_deref(),
             become_id,
+            times: timer.as_ref().map_or(std::ptr::null_mut(), |t| t.map),
             orig_mask: None,
         };
 
-        let mut ns_flags = self.namespaces;
         if self.time_offsets.is_some() {
             // The child unshares the time namespace itself to set offsets first.
             ns_flags.remove(Namespaces::TIME);
@@ -989,10 +1035,12 @@ impl Spawner {
             args.cgroup = fd as u64;
         }
         // Fast path: when the parent has nothing to do between clone and
-        // exec (no id maps, no hook, no two-phase start, no cgroup fd, no
-        // time namespace flag), share our memory with the child and sleep
-        // until it execs (CLONE_VM | CLONE_VFORK, as posix_spawn does): no
-        // page tables are copied and nothing is copied on write.
+        // exec (no id maps, no hook, no two-phase start, no time namespace
+        // flag), share our memory with the child and sleep until it execs
+        // (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables are
+        // copied, nothing is copied on write, and exec has no copied mm to
+        // tear down. With a cgroup fd it needs clone3 on a private stack,
+        // which is done in assembly on x86_64 only.
         // Not with the init (it never execs: the parent would sleep forever),
         // nor with joins or time offsets: setns into a user or time namespace
         // and unshare(CLONE_NEWTIME) refuse a process sharing its mm (EUSERS/EINVAL).
@@ -1001,11 +1049,12 @@ impl Spawner {
             && !self.init
             && join_fds.is_empty()
             && time_offsets.is_none()
-            && cgroup_fd.is_none()
+            && (cgroup_fd.is_none() || cfg!(target_arch = "x86_64"))
             && !ns_flags.contains(Namespaces::TIME);
+        let t_clone = monotonic_ns();
         let ret = if vfork {
             // SAFETY: see vfork_spawn.
-            unsafe { vfork_spawn(&mut plan, ns_flags, &mut pidfd_out) }
+            unsafe { vfork_spawn(&mut plan, &mut args, &mut pidfd_out) }
         } else {
             // SAFETY: clone3 without CLONE_VM forks this process; the child gets
             // a copy of our memory and runs only async-signal-safe code on it.
@@ -1037,11 +1086,28 @@ impl Spawner {
         drop(err_w);
         drop(sync_r);
         drop(start_r);
+        drop(pooled_netns);
 
         let mut guard = KillGuard {
             pidfd: Some(pidfd.as_raw_fd()),
         };
+        let exec_desc = format!("execve({:?})", self.program);
         if let Some(w) = sync_w {
+            if plan.pooled_netns >= 0 {
+                // The hook must find the child in its network namespace.
+                let r = read_report(err_r.as_raw_fd())
+                    .map_err(|e| Error::setup_io("read the child's error pipe", e))?;
+                match r {
+                    Some(r) if r.kind == child::R_NETNS => {}
+                    Some(r) => return Err(self.report_error(&r, &join_desc, &exec_desc)),
+                    None => {
+                        return Err(Error::ChildVanished {
+                            pid,
+                            status: "before entering its network namespace".into(),
+                        })
+                    }
+                }
+            }
             if user_maps {
                 self.write_maps(pid)?;
             }
@@ -1055,7 +1121,6 @@ impl Spawner {
             sys::write_all(w.as_raw_fd(), &[1])
                 .map_err(|e| Error::setup(format!("release child {pid}"), e))?;
         }
-        let exec_desc = format!("execve({:?})", self.program);
         loop {
             let report = read_report(err_r.as_raw_fd())
                 .map_err(|e| Error::setup_io("read the child's error pipe", e))?;
@@ -1089,31 +1154,19 @@ impl Spawner {
                     });
                 }
                 _ => {
-                    let (step, index) = match r.kind {
-                        child::R_STEP => (
-                            self.steps
-                                .get(r.index as usize)
-                                .map(|s| s.describe())
-                                .unwrap_or_else(|| format!("step {}", r.index)),
-                            Some(r.index as usize),
-                        ),
-                        child::R_JOIN => (
-                            join_desc
-                                .get(r.index as usize)
-                                .cloned()
-                                .unwrap_or_else(|| "setns".into()),
-                            None,
-                        ),
-                        _ => (self.phase_desc(r.index, &exec_desc), None),
-                    };
-                    tracing::debug!(pid, step = %step, errno = r.value, "child plan failed");
-                    return Err(Error::Child {
-                        step,
-                        index,
-                        source: io::Error::from_raw_os_error(r.value),
-                    });
+                    tracing::debug!(
+                        pid,
+                        kind = r.kind,
+                        index = r.index,
+                        errno = r.value,
+                        "child plan failed"
+                    );
+                    return Err(self.report_error(&r, &join_desc, &exec_desc));
                 }
             }
+        }
+        if let Some(t) = &timer {
+            t.write(t_clone, monotonic_ns(), &self.steps);
         }
         if stopped {
             // EOF without READY: the child died during its plan.
@@ -1135,6 +1188,32 @@ impl Spawner {
             stdout: parent_stdout,
             stderr: parent_stderr,
         })
+    }
+
+    /// The precise error for a failure report of the child.
+    fn report_error(&self, r: &Report, join_desc: &[String], exec_desc: &str) -> Error {
+        let (step, index) = match r.kind {
+            child::R_STEP => (
+                self.steps
+                    .get(r.index as usize)
+                    .map(|s| s.describe())
+                    .unwrap_or_else(|| format!("step {}", r.index)),
+                Some(r.index as usize),
+            ),
+            child::R_JOIN => (
+                join_desc
+                    .get(r.index as usize)
+                    .cloned()
+                    .unwrap_or_else(|| "setns".into()),
+                None,
+            ),
+            _ => (self.phase_desc(r.index, exec_desc), None),
+        };
+        Error::Child {
+            step,
+            index,
+            source: io::Error::from_raw_os_error(r.value),
+        }
     }
 
     fn phase_desc(&self, phase: u32, exec_desc: &str) -> String {
@@ -1161,6 +1240,7 @@ impl Spawner {
             child::P_CLOSE_FDS => "close_range of inherited fds".into(),
             child::P_START => "wait for start()".into(),
             child::P_SIGMASK => "init: sigprocmask".into(),
+            child::P_NETNS => "setns(pooled network namespace, CLONE_NEWNET)".into(),
             child::P_SETID => {
                 "setgroups/setresgid/setresuid to the new user namespace's root".into()
             }
@@ -1196,6 +1276,105 @@ impl Spawner {
     }
 }
 
+/// `CLOCK_MONOTONIC` in ns.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid timespec pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The step timer, on when the environment variable `BERTH_STEP_TIMES`
+/// names a file: the child stores a `CLOCK_MONOTONIC` stamp after each
+/// phase and step into a shared anonymous mapping (no allocation, no
+/// syscall but the vDSO clock read), and after `execve` the parent appends
+/// one line per step to that file: microseconds spent, then the step.
+struct StepTimer {
+    map: *mut u64,
+    slots: usize,
+    path: PathBuf,
+}
+
+impl StepTimer {
+    fn from_env(steps: usize) -> Option<StepTimer> {
+        let path = PathBuf::from(std::env::var_os("BERTH_STEP_TIMES")?);
+        let slots = steps + 3;
+        // SAFETY: a fresh shared anonymous mapping, owned by the timer.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                slots * 8,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            tracing::warn!("BERTH_STEP_TIMES: mmap failed; no step times");
+            return None;
+        }
+        Some(StepTimer {
+            map: map.cast(),
+            slots,
+            path,
+        })
+    }
+
+    fn write(&self, t_clone: u64, t_eof: u64, steps: &[Step]) {
+        // SAFETY: the mapping holds `slots` u64s; the child has exec'd (or
+        // stopped before exec), so nobody writes it any more.
+        let v = unsafe { std::slice::from_raw_parts(self.map, self.slots) };
+        let us = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1000.0;
+        let mut out = String::new();
+        out.push_str(&format!(
+            "{:9.1} clone -> child runs\n",
+            us(t_clone, v[child::T_START])
+        ));
+        out.push_str(&format!(
+            "{:9.1} prologue (pdeathsig, sync, ids, joins, hostname, fds)\n",
+            us(v[child::T_START], v[child::T_STEPS])
+        ));
+        let mut prev = v[child::T_STEPS];
+        for (i, st) in steps.iter().enumerate() {
+            let t = v[child::T_STEPS + 1 + i];
+            out.push_str(&format!("{:9.1} {}\n", us(prev, t), st.describe()));
+            prev = t;
+        }
+        let pre_exec = v[child::T_STEPS + 1 + steps.len()];
+        out.push_str(&format!(
+            "{:9.1} epilogue (close_range, cwd, pdeathsig)\n",
+            us(prev, pre_exec)
+        ));
+        out.push_str(&format!(
+            "{:9.1} execve -> parent sees EOF\n",
+            us(pre_exec, t_eof)
+        ));
+        out.push_str(&format!(
+            "{:9.1} total clone -> EOF\n--\n",
+            us(t_clone, t_eof)
+        ));
+        let r = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(out.as_bytes()));
+        if let Err(e) = r {
+            tracing::warn!(path = ?self.path, error = %e, "BERTH_STEP_TIMES: write failed");
+        }
+    }
+}
+
+impl Drop for StepTimer {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once.
+        unsafe { libc::munmap(self.map.cast(), self.slots * 8) };
+    }
+}
+
 /// Size of the child's stack in the `CLONE_VM` fast path (only touched pages cost memory).
 const VFORK_STACK: usize = 1 << 20;
 
@@ -1205,17 +1384,71 @@ extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe { child::run(&*(arg as *const ChildPlan<'_>)) }
 }
 
-/// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | namespaces)` on a private
-/// stack; returns once the child has exec'd or exited. All signals are
-/// blocked around it so no handler of ours can run on the shared memory; the
-/// child resets handlers and restores the mask just before `execve`.
+/// `clone3` with `args` on a new stack (`args.stack`/`stack_size`), running
+/// `entry(arg)` in the child, which never returns from it (it execs or
+/// exits; should it return, the child `_exit`s with its value). Returns
+/// the child's pid, or -1 with errno set. glibc has no public clone3
+/// wrapper, and a child of `CLONE_VM` must not return through the parent's
+/// stack frames, so the switch to `entry` happens in the same asm block as
+/// the syscall (x86_64 syscall ABI: number in rax, args in rdi/rsi, rcx and
+/// r11 clobbered; the child starts with rax = 0 and rsp = stack top).
+///
+/// # Safety
+/// `args` must describe a valid clone with a mapped stack; `entry` must not
+/// return into anything but the code here.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_on_stack(
+    args: &mut sys::CloneArgs,
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> libc::c_long {
+    let ret: libc::c_long;
+    // SAFETY: see the function's contract; the child path never falls
+    // through (exit syscall, then ud2).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            // Child: new stack (16-byte aligned top), no frame to return to.
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "mov edi, eax",
+            "mov eax, 60", // SYS_exit
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") sys::SYS_CLONE3 => ret,
+            in("rdi") args as *mut sys::CloneArgs,
+            in("rsi") std::mem::size_of::<sys::CloneArgs>(),
+            in("r12") arg,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        // SAFETY: this thread's errno.
+        unsafe { *libc::__errno_location() = -ret as i32 };
+        return -1;
+    }
+    ret
+}
+
+/// `CLONE_VM | CLONE_VFORK` added to `args` (pidfd, namespaces, cgroup) on
+/// a private stack; returns once the child has exec'd or exited. All
+/// signals are blocked around it so no handler of ours can run on the
+/// shared memory; the child resets handlers and restores the mask just
+/// before `execve`.
 ///
 /// # Safety
 /// The child only runs async-signal-safe code that writes to nothing of ours
 /// but its own stack.
 unsafe fn vfork_spawn(
     plan: &mut ChildPlan<'_>,
-    ns: Namespaces,
+    args: &mut sys::CloneArgs,
     pidfd_out: &mut RawFd,
 ) -> std::result::Result<libc::c_long, i32> {
     // SAFETY (whole body): mmap/mprotect/munmap of our own mapping, sigmask on
@@ -1240,26 +1473,34 @@ unsafe fn vfork_spawn(
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         plan.orig_mask = Some(old);
-        let flags = libc::CLONE_VM
-            | libc::CLONE_VFORK
-            | libc::CLONE_PIDFD
-            | ns.bits() as libc::c_int
-            | libc::SIGCHLD;
-        let top = (stack as *mut u8).add(VFORK_STACK).cast::<libc::c_void>();
-        let r = libc::clone(
-            vfork_entry,
-            top,
-            flags,
-            (plan as *const ChildPlan<'_>).cast_mut().cast(),
-            pidfd_out as *mut RawFd,
-        );
+        let arg = (plan as *const ChildPlan<'_>)
+            .cast_mut()
+            .cast::<libc::c_void>();
+        #[cfg(target_arch = "x86_64")]
+        let r = {
+            let _ = &pidfd_out; // args.pidfd already points at it
+            args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+            args.stack = stack as u64;
+            args.stack_size = VFORK_STACK as u64;
+            clone3_on_stack(args, vfork_entry, arg)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let r = {
+            // No cgroup fd here (checked by the caller): glibc's clone suffices.
+            let flags = libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | (args.flags as libc::c_int & !(libc::CLONE_VM | libc::CLONE_VFORK))
+                | libc::SIGCHLD;
+            let top = (stack as *mut u8).add(VFORK_STACK).cast::<libc::c_void>();
+            libc::clone(vfork_entry, top, flags, arg, pidfd_out as *mut RawFd) as libc::c_long
+        };
         let e = sys::errno();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         libc::munmap(stack, VFORK_STACK);
         if r < 0 {
             Err(e)
         } else {
-            Ok(r as libc::c_long)
+            Ok(r)
         }
     }
 }

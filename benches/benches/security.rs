@@ -8,9 +8,12 @@
 //!   call itself, timed with CLOCK_MONOTONIC inside a freshly forked child
 //!   (one child per iteration; the fork, exit and wait are *not* counted) and
 //!   reported through a pipe. Target < 50 µs. Baselines in the same run:
-//!   `seccomp_install/tiny_program` (a 9-instruction filter) and
-//!   `seccomp_install/getppid_floor` (a trivial syscall measured the same
-//!   way: the timing floor).
+//!   `seccomp_install/tiny_program` (one ERRNO rule), `seccomp_install/allow_all`
+//!   (the smallest program the crate emits: arch check and x32 split),
+//!   `seccomp_install/one_instruction` (a raw `ret ALLOW` filter: the
+//!   kernel's fixed cost) and `seccomp_install/getppid_floor` (a trivial
+//!   syscall measured the same way: the timing floor). The instruction
+//!   counts are printed first.
 //!
 //! Nothing here needs root (no_new_privs makes seccomp unprivileged).
 use std::time::Duration;
@@ -89,6 +92,24 @@ fn install(c: &mut Criterion) {
         .rule(SyscallRule::new(["kexec_load"], Action::Errno(1)))
         .compile(&ctx)
         .unwrap();
+    let allow_all = SeccompProfile::new(Action::Allow).compile(&ctx).unwrap();
+    // `ret SECCOMP_RET_ALLOW`, nothing else.
+    let one = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0x7fff_0000,
+    }];
+    let one_prog = libc::sock_fprog {
+        len: 1,
+        filter: one.as_ptr() as *mut libc::sock_filter,
+    };
+    eprintln!(
+        "seccomp_install: default_profile {} instructions, tiny_program {}, allow_all {}, one_instruction 1",
+        default.len(),
+        tiny.len(),
+        allow_all.len()
+    );
     // Probe once: if fork or seccomp is unavailable, say so and skip.
     // SAFETY: installing a filter in the forked child only.
     if time_in_child(&|| unsafe { default.install() }.is_ok()).is_none() {
@@ -96,7 +117,11 @@ fn install(c: &mut Criterion) {
         return;
     }
     let mut g = c.benchmark_group("seccomp_install");
-    for (name, prog) in [("default_profile", &default), ("tiny_program", &tiny)] {
+    for (name, prog) in [
+        ("default_profile", &default),
+        ("tiny_program", &tiny),
+        ("allow_all", &allow_all),
+    ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -109,6 +134,24 @@ fn install(c: &mut Criterion) {
             })
         });
     }
+    g.bench_function("one_instruction", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                // SAFETY: installing a valid one-instruction filter in the forked child only.
+                total += time_in_child(&|| unsafe {
+                    libc::syscall(
+                        libc::SYS_seccomp,
+                        1 as libc::c_ulong, // SECCOMP_SET_MODE_FILTER
+                        0 as libc::c_ulong,
+                        &one_prog as *const libc::sock_fprog,
+                    ) == 0
+                })
+                .expect("seccomp install in child");
+            }
+            total
+        })
+    });
     g.bench_function("getppid_floor", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

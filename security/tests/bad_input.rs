@@ -106,9 +106,22 @@ fn unknown_syscall_names_are_skipped() {
     let prog = p
         .compile(&berth_security::CompileContext::new(CapSet::empty()))
         .unwrap();
-    // arch check (3) + x32 check (3) + three ranges [0, getpid) [getpid] [getpid+1, ..)
-    // as jge/ret + jge/ret/ret (5)
-    assert_eq!(prog.len(), 11);
+    // The same program as without the unknown name ...
+    let only_getpid = SeccompProfile::from_docker_json(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap()
+    .compile(&berth_security::CompileContext::new(CapSet::empty()))
+    .unwrap();
+    assert_eq!(prog.instructions(), only_getpid.instructions());
+    // ... which still has the getpid rule: arch check (3), load nr (1), the
+    // x32 split (1), `jeq getpid` (1), `ret ALLOW` (1), shared KILL and EPERM
+    // returns (2).
+    assert_eq!(prog.len(), 9);
+    assert!(prog
+        .instructions()
+        .contains(&(0x15, 1, 0, libc::SYS_getpid as u32)));
 }
 
 #[test]

@@ -4,19 +4,36 @@
 //! 1. load `seccomp_data.arch`; anything but `AUDIT_ARCH_X86_64` is killed
 //!    (`SECCOMP_RET_KILL_PROCESS`): the i386 ABI (`int 0x80`) has other
 //!    syscall numbers and must not slip through a table built for x86_64;
-//! 2. load `seccomp_data.nr`; numbers with `__X32_SYSCALL_BIT` (0x40000000,
-//!    the x32 ABI, which shares `AUDIT_ARCH_X86_64`) are killed the same way;
-//! 3. a binary search over the syscall numbers that have rules (`jge` splits,
-//!    `jeq` leaves); a syscall whose only rule is unconditional returns its
-//!    action right in the leaf, others jump to their block;
-//! 4. per-syscall blocks: the rules in kernel precedence order, each a chain
+//! 2. load `seccomp_data.nr` and find its range with a binary search (`jge`
+//!    splits) over ranges of neighbouring numbers with the same result; the
+//!    last range, numbers with `__X32_SYSCALL_BIT` (0x40000000, the x32 ABI,
+//!    which shares `AUDIT_ARCH_X86_64`), is killed like a foreign arch. A
+//!    single number whose neighbours share a result is a `jeq` exception
+//!    inside their range instead of two more splits. The splits jump
+//!    straight to one shared `ret` per distinct result, or to the block of a
+//!    syscall with argument rules; the tree is balanced by how many syscall
+//!    numbers each range covers (see [`EMULATED_NR`]);
+//! 3. per-syscall blocks: the rules in kernel precedence order, each a chain
 //!    of 64-bit argument comparisons done as two 32-bit halves (x86_64 is
 //!    little-endian: low half at `16 + 8*i`, high half at `20 + 8*i`); the
 //!    first rule whose comparisons all hold returns its action, and the end
-//!    of the block returns the default action.
+//!    of the block returns the default action. A run of same-action rules
+//!    that each test one argument for equality shares the high-half check.
 //!
-//! Conditional jumps have 8-bit offsets, so every long jump goes through a
-//! `ja` (32-bit offset); the resolver checks every offset.
+//! Only `ld` of `nr`/`arch`, `jeq`/`jge`/`ja` and `ret` are used before a
+//! block, so the kernel's action cache (Linux 5.11) can still prove every
+//! unconditionally allowed syscall allowed and skip the filter for it.
+//!
+//! Install cost (kernel 6.18, measured in `benches/benches/security.rs`):
+//! a fixed part, then per instruction (classic → eBPF conversion, x86 JIT;
+//! a classic jump with both targets taken becomes two eBPF instructions, so
+//! one side falls through where it can), then one emulated walk of the
+//! filter per syscall number for the action cache.
+//!
+//! Conditional jumps have 8-bit offsets. The compact layout needs every
+//! target within 255 instructions; a profile too large for that is emitted
+//! with one leaf instruction per range and `ja` trampolines (any size up to
+//! `BPF_MAXINSNS`). The resolver checks every offset.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +53,10 @@ const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 /// `__X32_SYSCALL_BIT` (`<asm/unistd.h>`).
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// At most this many single-number exceptions (`jeq`) inside one range of
+/// the dispatch tree, so no path gets long (each is one more step for every
+/// syscall in that range).
+const MAX_EXCEPTIONS: usize = 3;
 /// `BPF_MAXINSNS` (`<linux/bpf_common.h>`).
 const BPF_MAXINSNS: usize = 4096;
 
@@ -138,6 +159,26 @@ enum Ins {
     Bind(Label),
 }
 
+/// Why [`Asm::finish`] failed.
+#[derive(Debug)]
+enum AsmError {
+    /// More than `BPF_MAXINSNS` instructions.
+    TooLarge(usize),
+    /// A conditional jump farther than 255 instructions (8-bit offset), or backwards.
+    OutOfRange,
+}
+
+impl From<AsmError> for Error {
+    fn from(e: AsmError) -> Error {
+        match e {
+            AsmError::TooLarge(len) => Error::ProgramTooLarge { len },
+            AsmError::OutOfRange => Error::InvalidProfile {
+                reason: "internal: BPF jump out of range".into(),
+            },
+        }
+    }
+}
+
 #[derive(Default)]
 struct Asm {
     ins: Vec<Ins>,
@@ -168,7 +209,7 @@ impl Asm {
         self.ins.push(Ins::Bind(l));
     }
 
-    fn finish(self) -> Result<Vec<libc::sock_filter>> {
+    fn finish(self) -> std::result::Result<Vec<libc::sock_filter>, AsmError> {
         let mut pos = vec![usize::MAX; self.labels];
         let mut n = 0usize;
         for i in &self.ins {
@@ -178,13 +219,11 @@ impl Asm {
             }
         }
         if n > BPF_MAXINSNS {
-            return Err(Error::ProgramTooLarge { len: n });
+            return Err(AsmError::TooLarge(n));
         }
         let mut out = Vec::with_capacity(n);
         let mut at = 0usize;
-        let too_far = || Error::InvalidProfile {
-            reason: "internal: BPF jump out of range".into(),
-        };
+        let too_far = || AsmError::OutOfRange;
         for i in &self.ins {
             let insn = match *i {
                 Ins::Bind(_) => continue,
@@ -195,7 +234,7 @@ impl Asm {
                     k,
                 },
                 Ins::Cond(code, k, jt, jf) => {
-                    let off = |t: Tgt| -> Result<u8> {
+                    let off = |t: Tgt| -> std::result::Result<u8, AsmError> {
                         match t {
                             Tgt::Next => Ok(0),
                             Tgt::L(l) => {
@@ -253,12 +292,18 @@ fn emit_cmp(a: &mut Asm, c: &ArgCmp, fail: Label) {
         CmpOp::MaskedEq => {
             let (mh, ml) = ((c.value >> 32) as u32, c.value as u32);
             let (wh, wl) = ((c.value_two >> 32) as u32, c.value_two as u32);
-            a.ld(off_arg_hi(c.index));
-            a.and(mh);
-            a.cond(BPF_JEQ_K, wh, n, f);
-            a.ld(off_arg_lo(c.index));
-            a.and(ml);
-            a.cond(BPF_JEQ_K, wl, n, f);
+            // A half with mask 0 and expected value 0 always holds (Docker's
+            // clone filter has a 32-bit mask): no instructions for it.
+            if (mh, wh) != (0, 0) {
+                a.ld(off_arg_hi(c.index));
+                a.and(mh);
+                a.cond(BPF_JEQ_K, wh, n, f);
+            }
+            if (ml, wl) != (0, 0) {
+                a.ld(off_arg_lo(c.index));
+                a.and(ml);
+                a.cond(BPF_JEQ_K, wl, n, f);
+            }
         }
         CmpOp::Gt | CmpOp::Ge => {
             // hi > vh: pass; hi == vh: decide on the low half; else fail.
@@ -335,11 +380,219 @@ fn emit_tree(a: &mut Asm, ranges: &[(u32, Leaf)]) {
     emit_tree(a, &ranges[mid..]);
 }
 
-pub(super) fn compile(
+/// One range of the compact dispatch tree: numbers from `start` up to the
+/// next range's start get `leaf`, except the single numbers in `exc`
+/// (tested with `jeq` before the leaf).
+struct Seg {
+    start: u32,
+    leaf: Leaf,
+    exc: Vec<(u32, Leaf)>,
+    /// How many numbers below [`EMULATED_NR`] the range covers (plus one):
+    /// the kernel emulates the filter once per such number at install.
+    weight: u64,
+}
+
+/// The kernel's seccomp action cache (Linux 5.11, `seccomp_cache_prepare`)
+/// runs the filter at install time for every syscall number below the
+/// native table size (`NR_syscalls`, about 470 on x86_64 in 6.x), to find
+/// those always allowed. A tree balanced by how many of these numbers each
+/// range covers keeps that install-time walk short.
+const EMULATED_NR: u64 = 512;
+
+/// Fold single-number ranges whose neighbours share a result into that
+/// neighbour as an exception: `[a, b) X, [b] Y, [b+1, c) X` becomes
+/// `[a, c) X` with `b → Y`. One `jeq` replaces two `jge` splits.
+fn with_exceptions(ranges: &[(u32, Leaf)]) -> Vec<Seg> {
+    let end = |i: usize| ranges.get(i + 1).map_or(1u64 << 32, |r| u64::from(r.0));
+    let weight = |from: u32, to: u64| to.min(EMULATED_NR).saturating_sub(u64::from(from));
+    let mut segs: Vec<Seg> = Vec::new();
+    let mut i = 0;
+    while i < ranges.len() {
+        let (start, leaf) = ranges[i];
+        if let Some(last) = segs.last_mut() {
+            if end(i) - u64::from(start) == 1
+                && last.exc.len() < MAX_EXCEPTIONS
+                && ranges.get(i + 1).is_some_and(|r| r.1 == last.leaf)
+            {
+                last.exc.push((start, leaf));
+                last.weight += weight(start, end(i + 1));
+                i += 2;
+                continue;
+            }
+        }
+        segs.push(Seg {
+            start,
+            leaf,
+            exc: Vec::new(),
+            weight: 1 + weight(start, end(i)),
+        });
+        i += 1;
+    }
+    segs
+}
+
+/// Where a leaf lives in the compact layout: returns are shared (one `ret`
+/// per distinct value after the tree), blocks are their own label.
+fn leaf_target(a: &mut Asm, rets: &mut BTreeMap<u32, Label>, leaf: Leaf) -> Label {
+    match leaf {
+        Leaf::Ret(k) => *rets.entry(k).or_insert_with(|| a.label()),
+        Leaf::Block(l) => l,
+    }
+}
+
+/// A range emitted in place: its exceptions, then its leaf.
+fn emit_seg(a: &mut Asm, rets: &mut BTreeMap<u32, Label>, seg: &Seg) {
+    for &(nr, leaf) in &seg.exc {
+        let t = leaf_target(a, rets, leaf);
+        a.cond(BPF_JEQ_K, nr, Tgt::L(t), Tgt::Next);
+    }
+    match seg.leaf {
+        Leaf::Ret(k) => a.ret(k),
+        Leaf::Block(l) => a.ja(l),
+    }
+}
+
+/// Compact binary search: the splits jump straight to the shared returns
+/// and blocks, so a leaf costs no instruction of its own. Conditional jumps
+/// are arranged so that one side falls through whenever it can: the kernel
+/// turns a cBPF jump with both targets taken into two eBPF instructions.
+fn emit_compact(a: &mut Asm, rets: &mut BTreeMap<u32, Label>, segs: &[Seg]) {
+    if let [seg] = segs {
+        emit_seg(a, rets, seg);
+        return;
+    }
+    // Split where the covered numbers balance (at least one range a side).
+    let total: u64 = segs.iter().map(|s| s.weight).sum();
+    let mut acc = 0u64;
+    let mut mid = 1;
+    let mut best = u64::MAX;
+    for (i, seg) in segs[..segs.len() - 1].iter().enumerate() {
+        acc += seg.weight;
+        let diff = (2 * acc).abs_diff(total);
+        if diff < best {
+            best = diff;
+            mid = i + 1;
+        }
+    }
+    let (left, right) = segs.split_at(mid);
+    let k = right[0].start;
+    let direct = |s: &[Seg]| match s {
+        [seg] if seg.exc.is_empty() => Some(seg.leaf),
+        _ => None,
+    };
+    match (direct(left), direct(right)) {
+        (Some(l), Some(r)) => {
+            let (lt, rt) = (leaf_target(a, rets, l), leaf_target(a, rets, r));
+            a.cond(BPF_JGE_K, k, Tgt::L(rt), Tgt::L(lt));
+        }
+        (Some(l), None) => {
+            let lt = leaf_target(a, rets, l);
+            a.cond(BPF_JGE_K, k, Tgt::Next, Tgt::L(lt));
+            emit_compact(a, rets, right);
+        }
+        (None, Some(r)) => {
+            let rt = leaf_target(a, rets, r);
+            a.cond(BPF_JGE_K, k, Tgt::L(rt), Tgt::Next);
+            emit_compact(a, rets, left);
+        }
+        (None, None) => {
+            let rl = a.label();
+            a.cond(BPF_JGE_K, k, Tgt::L(rl), Tgt::Next);
+            emit_compact(a, rets, left);
+            a.bind(rl);
+            emit_compact(a, rets, right);
+        }
+    }
+}
+
+/// A run of rules with one action whose only condition is `arg[index] == v`
+/// (Docker's `personality` list): one high-half check per distinct high
+/// half, then one `jeq` per value instead of a full 64-bit compare per rule.
+fn emit_eq_group(a: &mut Asm, act: Action, index: u8, values: &[u64]) {
+    let mut by_hi: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for v in values {
+        let los = by_hi.entry((v >> 32) as u32).or_default();
+        if !los.contains(&(*v as u32)) {
+            los.push(*v as u32);
+        }
+    }
+    let hit = a.label();
+    let after = a.label();
+    let groups = by_hi.len();
+    for (g, (hi, los)) in by_hi.into_iter().enumerate() {
+        let last_group = g + 1 == groups;
+        let next = if last_group { after } else { a.label() };
+        a.ld(off_arg_hi(index));
+        a.cond(BPF_JEQ_K, hi, Tgt::Next, Tgt::L(next));
+        a.ld(off_arg_lo(index));
+        for (i, lo) in los.iter().enumerate() {
+            if last_group && i + 1 == los.len() {
+                a.cond(BPF_JEQ_K, *lo, Tgt::Next, Tgt::L(after));
+            } else {
+                a.cond(BPF_JEQ_K, *lo, Tgt::L(hit), Tgt::Next);
+            }
+        }
+        if !last_group {
+            a.bind(next);
+        }
+    }
+    a.bind(hit);
+    a.ret(act.ret());
+    a.bind(after);
+}
+
+/// The rules of one syscall in precedence order; the end returns `default`.
+fn emit_block(a: &mut Asm, rules: &Rules, default: u32, compact: bool) {
+    let single_eq = |r: &(Action, Vec<ArgCmp>)| match r.1.as_slice() {
+        [c] if c.op == CmpOp::Eq => Some((r.0, c.index)),
+        _ => None,
+    };
+    let mut i = 0;
+    while i < rules.len() {
+        if compact {
+            if let Some(key) = single_eq(&rules[i]) {
+                let n = rules[i..]
+                    .iter()
+                    .take_while(|r| single_eq(r) == Some(key))
+                    .count();
+                if n >= 2 {
+                    let values: Vec<u64> = rules[i..i + n].iter().map(|r| r.1[0].value).collect();
+                    emit_eq_group(a, key.0, key.1, &values);
+                    i += n;
+                    continue;
+                }
+            }
+        }
+        let (act, args) = &rules[i];
+        let fail = a.label();
+        for c in args {
+            emit_cmp(a, c, fail);
+        }
+        a.ret(act.ret());
+        a.bind(fail);
+        i += 1;
+    }
+    a.ret(default);
+}
+
+/// What one syscall number compiles to.
+enum Entry {
+    /// An unconditional result.
+    Ret(u32),
+    /// Rules with argument conditions, in precedence order.
+    Rules(Rules),
+}
+
+/// Assemble the program. `compact`: splits jump straight to shared returns,
+/// single-number exceptions, grouped `==` rules (about 40% fewer
+/// instructions for the default profile); it needs every conditional jump
+/// within 255 instructions. Otherwise: a leaf instruction per range and `ja`
+/// trampolines, which fits any profile up to `BPF_MAXINSNS`.
+fn assemble(
     default_action: Action,
-    flags: u32,
-    by_nr: BTreeMap<u32, Rules>,
-) -> Result<SeccompProgram> {
+    entries: &[(u32, Entry)],
+    compact: bool,
+) -> std::result::Result<Vec<libc::sock_filter>, AsmError> {
     let default = default_action.ret();
     let mut a = Asm::default();
     let bad_arch = Action::KillProcess.ret();
@@ -350,34 +603,23 @@ pub(super) fn compile(
     a.cond(BPF_JEQ_K, AUDIT_ARCH_X86_64, Tgt::L(arch_ok), Tgt::Next);
     a.ret(bad_arch);
     a.bind(arch_ok);
-    // 2. syscall number, x32 ABI
+    // 2. syscall number; the x32 ABI (numbers from `X32_SYSCALL_BIT` on) is
+    // the last range of the dispatch tree.
     a.ld(OFF_NR);
-    let native = a.label();
-    a.cond(BPF_JGE_K, X32_SYSCALL_BIT, Tgt::Next, Tgt::L(native));
-    a.ret(bad_arch);
-    a.bind(native);
 
-    // Sort each syscall's rules by precedence (stable: profile order among equals)
-    // and drop what follows an unconditional rule, it can never be reached.
     let mut leaves: Vec<(u32, Leaf)> = Vec::new();
-    let mut blocks: Vec<(Label, Rules)> = Vec::new();
-    for (nr, mut rules) in by_nr {
-        rules.sort_by_key(|(act, _)| std::cmp::Reverse(act.precedence()));
-        if let Some(i) = rules.iter().position(|(_, args)| args.is_empty()) {
-            rules.truncate(i + 1);
-        }
-        match rules.as_slice() {
-            [(act, args)] if args.is_empty() => {
-                leaves.push((nr, Leaf::Ret(act.ret())));
-            }
-            _ => {
+    let mut blocks: Vec<(Label, &Rules)> = Vec::new();
+    for (nr, entry) in entries {
+        match entry {
+            Entry::Ret(k) => leaves.push((*nr, Leaf::Ret(*k))),
+            Entry::Rules(rules) => {
                 let l = a.label();
-                leaves.push((nr, Leaf::Block(l)));
+                leaves.push((*nr, Leaf::Block(l)));
                 blocks.push((l, rules));
             }
         }
     }
-    // Cover [0, X32_SYSCALL_BIT) with ranges, merging equal neighbours.
+    // Cover every number with ranges, merging equal neighbours; x32 last.
     let mut ranges: Vec<(u32, Leaf)> = vec![(0, Leaf::Ret(default))];
     let mut push = |start: u32, leaf: Leaf| {
         if ranges.last().map(|r| r.1) != Some(leaf) {
@@ -393,24 +635,60 @@ pub(super) fn compile(
         push(*nr, *leaf);
         push(nr + 1, Leaf::Ret(default));
     }
-    emit_tree(&mut a, &ranges);
-
+    push(X32_SYSCALL_BIT, Leaf::Ret(bad_arch));
+    if compact {
+        let mut rets = BTreeMap::new();
+        emit_compact(&mut a, &mut rets, &with_exceptions(&ranges));
+        for (k, l) in rets {
+            a.bind(l);
+            a.ret(k);
+        }
+    } else {
+        emit_tree(&mut a, &ranges);
+    }
     for (label, rules) in blocks {
         a.bind(label);
-        for (act, args) in rules {
-            let fail = a.label();
-            for c in &args {
-                emit_cmp(&mut a, c, fail);
-            }
-            a.ret(act.ret());
-            a.bind(fail);
-        }
-        a.ret(default);
+        emit_block(&mut a, rules, default, compact);
     }
-    Ok(SeccompProgram {
-        filter: a.finish()?,
-        flags,
-    })
+    a.finish()
+}
+
+pub(super) fn compile(
+    default_action: Action,
+    flags: u32,
+    by_nr: BTreeMap<u32, Rules>,
+) -> Result<SeccompProgram> {
+    // Sort each syscall's rules by precedence (stable: profile order among equals)
+    // and drop what follows an unconditional rule, it can never be reached.
+    let entries: Vec<(u32, Entry)> = by_nr
+        .into_iter()
+        .map(|(nr, mut rules)| {
+            rules.sort_by_key(|(act, _)| std::cmp::Reverse(act.precedence()));
+            if let Some(i) = rules.iter().position(|(_, args)| args.is_empty()) {
+                rules.truncate(i + 1);
+            }
+            match rules.as_slice() {
+                [(act, args)] if args.is_empty() => (nr, Entry::Ret(act.ret())),
+                _ => (nr, Entry::Rules(rules)),
+            }
+        })
+        .collect();
+    #[cfg(test)]
+    if FORCE_TRAMPOLINES.with(|f| f.get()) {
+        let filter = assemble(default_action, &entries, false)?;
+        return Ok(SeccompProgram { filter, flags });
+    }
+    let filter = match assemble(default_action, &entries, true) {
+        Err(AsmError::OutOfRange) => assemble(default_action, &entries, false)?,
+        other => other?,
+    };
+    Ok(SeccompProgram { filter, flags })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to compile with the trampoline layout only.
+    pub(crate) static FORCE_TRAMPOLINES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A tiny classic-BPF interpreter for tests: runs `prog` on a `seccomp_data`.

@@ -1,4 +1,4 @@
-use super::bpf::{run, TEST_ARCH};
+use super::bpf::{run, FORCE_TRAMPOLINES, TEST_ARCH};
 use super::*;
 
 fn nr(name: &str) -> u32 {
@@ -15,7 +15,7 @@ fn default_profile_parses_and_compiles_small() {
     let prog = p
         .compile(&CompileContext::new(CapSet::docker_default()))
         .unwrap();
-    assert!(prog.len() < 4096 && prog.len() > 100, "{}", prog.len());
+    assert!(prog.len() < 4096 && prog.len() > 50, "{}", prog.len());
 }
 
 #[test]
@@ -367,15 +367,87 @@ fn reference(p: &SeccompProfile, ctx: &CompileContext, nr: u32, args: [u64; 6]) 
     best.unwrap_or(p.default_action).ret()
 }
 
-#[test]
-fn bpf_matches_reference_for_every_syscall_number() {
-    let arg_sets: [[u64; 6]; 5] = [
+/// Reference decision for any `seccomp_data`: foreign arches and x32 are
+/// killed, then [`reference`].
+fn reference_full(
+    p: &SeccompProfile,
+    ctx: &CompileContext,
+    arch: u32,
+    nr: u32,
+    args: [u64; 6],
+) -> u32 {
+    if arch != TEST_ARCH || nr >= 0x4000_0000 {
+        return Action::KillProcess.ret();
+    }
+    reference(p, ctx, nr, args)
+}
+
+/// Compile `p` both ways: the compact layout (the default) and the
+/// trampoline layout (the fallback for profiles too large for 8-bit jumps).
+fn both_layouts(p: &SeccompProfile, ctx: &CompileContext) -> [SeccompProgram; 2] {
+    let compact = p.compile(ctx).unwrap();
+    FORCE_TRAMPOLINES.with(|f| f.set(true));
+    let tramp = p.compile(ctx);
+    FORCE_TRAMPOLINES.with(|f| f.set(false));
+    [compact, tramp.unwrap()]
+}
+
+/// Every syscall number up to past the table's end, the x32 and other-arch
+/// edges, and a spread of argument values (each argument position, both
+/// 32-bit halves): the program's decision equals the reference's.
+fn assert_matches_reference(p: &SeccompProfile, ctx: &CompileContext, extra_args: &[[u64; 6]]) {
+    let mut arg_sets: Vec<[u64; 6]> = vec![
         [0; 6],
         [8, 1, 0, 0, 0, 0],
         [40, 0, 0, 0, 0, 0],
+        [40 | (1 << 32), 0, 0, 0, 0, 0],
         [0x10000000 | 17, 0, 0, 0, 0, 0],
+        [0x01200011, 0, 0, 0, 0, 0],
+        [0x20000, 0x20008, 0xffff_ffff, 0x1_0000_0000, 5, 6],
+        [0xffff_ffff, 9, 15, 99, 98, 97],
         [u64::MAX, u64::MAX, 3, 4, 5, 6],
     ];
+    arg_sets.extend_from_slice(extra_args);
+    let max = max_syscall_number();
+    let mut nrs: Vec<u32> = (0..=max + 70).collect();
+    nrs.extend([
+        0x3fff_ffff,
+        0x4000_0000,
+        0x4000_0001,
+        0x4000_0000 | 59,
+        0x7fff_ffff,
+        0xffff_fffe,
+        u32::MAX,
+    ]);
+    for prog in both_layouts(p, ctx) {
+        for &nr in &nrs {
+            for args in &arg_sets {
+                // Foreign arches on a sample of numbers (each check is cheap, the reference is not).
+                let arches: &[u32] = if nr % 16 == 0 || nr > max {
+                    &[
+                        TEST_ARCH,
+                        0x4000_0003, /* i386 */
+                        0xc000_00b7, /* aarch64 */
+                    ]
+                } else {
+                    &[TEST_ARCH]
+                };
+                for &arch in arches {
+                    assert_eq!(
+                        run(&prog, arch, nr, *args),
+                        reference_full(p, ctx, arch, nr, *args),
+                        "nr {nr:#x} arch {arch:#x} args {args:?} caps {:?} ({} insns)",
+                        ctx.caps,
+                        prog.len()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bpf_matches_reference_for_every_syscall_number() {
     let mut admin = CapSet::docker_default();
     admin.insert(caps::Capability::CAP_SYS_ADMIN);
     for caps in [
@@ -384,22 +456,100 @@ fn bpf_matches_reference_for_every_syscall_number() {
         admin,
         CapSet::all(),
     ] {
-        let ctx = CompileContext {
-            caps,
-            kernel: (6, 1),
-        };
-        let p = SeccompProfile::docker_default();
-        let prog = p.compile(&ctx).unwrap();
-        for nr in 0..600 {
-            for args in arg_sets {
-                assert_eq!(
-                    run(&prog, TEST_ARCH, nr, args),
-                    reference(&p, &ctx, nr, args),
-                    "nr {nr} args {args:?} caps {caps:?}"
-                );
-            }
+        for kernel in [(4, 4), (6, 1)] {
+            let ctx = CompileContext { caps, kernel };
+            assert_matches_reference(&SeccompProfile::docker_default(), &ctx, &[]);
         }
     }
+}
+
+#[test]
+fn mixed_action_profile_matches_reference() {
+    // Every action, singletons between equal neighbours (compiled as `jeq`
+    // exceptions), runs of `==` rules on one argument with different high
+    // halves and duplicates (grouped), a 32-bit masked compare (high half
+    // elided), conditional rules that beat unconditional ones, OR-ed
+    // comparisons of one argument, and rules on the first and last numbers.
+    let json = r#"{
+      "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13,
+      "syscalls": [
+        {"names": ["read", "write", "open", "close", "stat", "fstat", "lstat", "poll"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["mmap", "munmap", "brk", "rt_sigaction", "ioctl", "pread64"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["mprotect"], "action": "SCMP_ACT_LOG"},
+        {"names": ["pwrite64"], "action": "SCMP_ACT_TRAP", "errnoRet": 3},
+        {"names": ["readv"], "action": "SCMP_ACT_KILL_PROCESS"},
+        {"names": ["writev"], "action": "SCMP_ACT_KILL_THREAD"},
+        {"names": ["access"], "action": "SCMP_ACT_TRACE", "errnoRet": 7},
+        {"names": ["pipe"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        {"names": ["getpid", "getppid"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967296, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22, "args": [{"index": 0, "value": 9, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22, "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 2, "value": 18446744069414584320, "valueTwo": 4294967296, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["kill"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+         "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 15, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}, {"index": 1, "value": 5, "op": "SCMP_CMP_LT"}]},
+        {"names": ["setns"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": 98, "op": "SCMP_CMP_GE"}]},
+        {"names": ["unshare"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 97, "op": "SCMP_CMP_GT"}, {"index": 2, "value": 3, "op": "SCMP_CMP_LE"}]},
+        {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["file_setattr"], "action": "SCMP_ACT_ALLOW"}
+      ]
+    }"#;
+    let p = SeccompProfile::from_docker_json(json).unwrap();
+    let ctx = CompileContext {
+        caps: CapSet::empty(),
+        kernel: (6, 1),
+    };
+    assert_matches_reference(
+        &p,
+        &ctx,
+        &[
+            [1, 15, 0, 0, 0, 0],
+            [1, 2, 0, 0, 0, 0],
+            [0x7e020000, 0, 1 << 32, 0, 0, 0],
+            [0, 0, (1 << 32) | 7, 0, 0, 0],
+            [8 | (1 << 32), 9, 0, 0, 0, 0],
+            [1 << 32, 0, 0, 0, 0, 0],
+            [39, 4, 0, 0, 0, 0],
+            [98, 98, 3, 0, 0, 0],
+        ],
+    );
+    // An allow-all profile and one whose default is to kill (it merges with
+    // the x32 range).
+    assert_matches_reference(&SeccompProfile::new(Action::Allow), &ctx, &[]);
+    let kill = SeccompProfile::new(Action::KillProcess)
+        .rule(SyscallRule::new(
+            ["read", "write", "exit_group"],
+            Action::Allow,
+        ))
+        .rule(SyscallRule::new(["getpid"], Action::Errno(1)));
+    assert_matches_reference(&kill, &ctx, &[]);
+}
+
+#[test]
+fn compact_layout_is_much_smaller() {
+    let ctx = CompileContext {
+        caps: CapSet::docker_default(),
+        kernel: (6, 1),
+    };
+    let [compact, tramp] = both_layouts(&SeccompProfile::docker_default(), &ctx);
+    eprintln!(
+        "default profile: compact {} instructions, trampoline layout {}",
+        compact.len(),
+        tramp.len()
+    );
+    assert!(
+        compact.len() * 10 < tramp.len() * 6,
+        "{} vs {}",
+        compact.len(),
+        tramp.len()
+    );
 }
 
 #[test]
@@ -425,6 +575,9 @@ fn large_alternating_profile_uses_long_jumps_correctly() {
     };
     let prog = p.compile(&ctx).unwrap();
     assert!(prog.len() > 600, "{}", prog.len());
+    // Too large for the compact layout's 8-bit jumps: the trampoline layout is used.
+    let [_, tramp] = both_layouts(&p, &ctx);
+    assert_eq!(prog.instructions(), tramp.instructions());
     for nr in 0..500 {
         for args in [[0u64; 6], [6, 0, 0, 0, 0, 0]] {
             assert_eq!(

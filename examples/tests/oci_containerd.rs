@@ -179,6 +179,7 @@ fn ctr_runs_the_battery_with_berth_oci() {
     d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
     let imgs = d.ctr_ok(&["images", "ls", "-q"]);
     assert!(imgs.contains(IMAGE), "{imgs}");
+    let mounts_before = mounts_under(&[d.dir.path(), Path::new("/run/containerd/runc")]);
 
     // Output, env from the image plus --env, exit codes.
     let (code, out, err) = d.run(
@@ -285,4 +286,23 @@ fn ctr_runs_the_battery_with_berth_oci() {
         })
         .unwrap_or_default();
     assert!(cgs.is_empty(), "{cgs:?}");
+    // No mount is left under the daemon's root (snapshots) or the runtime
+    // state: the rootfs mounts lived in the containers' mount namespaces.
+    assert_eq!(
+        mounts_under(&[d.dir.path(), Path::new("/run/containerd/runc")]),
+        mounts_before
+    );
+}
+
+/// Mount points in our mount namespace under any of `dirs`, sorted.
+fn mounts_under(dirs: &[&Path]) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut v: Vec<String> = mi
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| dirs.iter().any(|d| Path::new(m).starts_with(d)))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
 }

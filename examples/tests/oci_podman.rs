@@ -147,6 +147,8 @@ fn podman_runs_the_battery_with_berth_oci() {
     p.ok(&["pull", "-q", &a]);
     let imgs = p.ok(&["images", "--format", "{{.Id}}"]);
     let img = imgs.lines().next().unwrap().trim().to_string();
+    let mounts_before = mounts_under(&[p.dir.path(), Path::new("/run/berth-oci")]);
+    let cgroups_before = container_cgroups();
 
     let run = |extra: &[&str], args: &[&str]| {
         let mut v = vec!["run", "--rm", "--network", "none"];
@@ -201,4 +203,39 @@ fn podman_runs_the_battery_with_berth_oci() {
     // Nothing left: no containers, nothing new in berth-oci's default root.
     assert_eq!(p.ok(&["ps", "-aq"]).trim(), "");
     assert_eq!(default_root_entries(), before);
+    // No container cgroup (libpod-<id>) and no mount (podman's storage, the
+    // runtime's root) was left by the --rm runs, the stop and the rm.
+    assert_eq!(container_cgroups(), cgroups_before);
+    assert_eq!(
+        mounts_under(&[p.dir.path(), Path::new("/run/berth-oci")]),
+        mounts_before
+    );
+}
+
+/// Mount points in our mount namespace under any of `dirs`, sorted.
+fn mounts_under(dirs: &[&Path]) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut v: Vec<String> = mi
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| dirs.iter().any(|d| Path::new(m).starts_with(d)))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The container cgroups under podman's cgroupfs parent.
+fn container_cgroups() -> Vec<String> {
+    let mut v: Vec<String> = libpod_parent()
+        .and_then(|p| std::fs::read_dir(p).ok())
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("libpod-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }

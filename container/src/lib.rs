@@ -41,6 +41,7 @@ mod config;
 mod container;
 mod error;
 mod fs;
+mod perf;
 mod state;
 
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};

@@ -530,3 +530,39 @@ fn stdio_fd_and_exit_event() {
     c.destroy().unwrap();
     assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "to-fd\n");
 }
+
+/// The network namespace pool (on by default from a process's second
+/// container): forced on and off, a loopback-only container has `lo` up and
+/// only `lo`, a `Network::none()` one has `lo` down, each gets a namespace
+/// of its own, never the host's.
+#[test]
+fn network_namespace_pool() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host_ns = host_ns.to_string_lossy();
+    let probe = "readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate; ls /sys/class/net | tr '\\n' ' '";
+    let mut seen = Vec::new();
+    for (pool, net, lo) in [
+        (true, Network::loopback(), "unknown"),
+        (true, Network::none(), "down"),
+        (false, Network::loopback(), "unknown"),
+        (true, Network::loopback(), "unknown"),
+    ] {
+        let id = berth_testkit::unique_name("pool");
+        let out = ok(busybox(&id, &root).netns_pool(pool).network(net), probe);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_ne!(lines[0], host_ns, "the host's netns: {out}");
+        assert!(!seen.contains(&lines[0].to_string()), "netns reused: {out}");
+        seen.push(lines[0].to_string());
+        // lo up shows as "unknown" (it has no carrier state).
+        assert_eq!(lines[1], lo, "pool {pool}: {out}");
+        assert_eq!(lines[2].trim(), "lo", "{out}");
+    }
+    let id = berth_testkit::unique_name("poolp");
+    let out = ok(
+        busybox(&id, &root).netns_pool(true),
+        "ping -c1 -W2 127.0.0.1 >/dev/null && echo pong",
+    );
+    assert_eq!(out, "pong\n");
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use std::os::fd::AsFd;
 
-use berth_netsetup::{Attach, BridgeNetwork, NetNs, VethSpec};
+use berth_netsetup::{Attach, BridgeNetwork, NetNs, PortMapping, VethSpec};
 use berth_testkit::{run, Netns};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -28,7 +28,7 @@ fn bench_netsetup(c: &mut Criterion) {
     }
     let host = Netns::new();
     let host_ns = NetNs::open_named(host.name()).expect("open bench host netns");
-    // IPAM state on tmpfs, as with the default /run/berth/net on a usual
+    // IPAM state on tmpfs, as with the default /run/berth-net on a usual
     // system (/run is tmpfs there; on this bench host it is not). On a busy
     // ext4 disk each IPAM write (create + rename) waits ~2 ms for the journal.
     let shm = std::path::Path::new("/dev/shm");
@@ -197,11 +197,121 @@ fn bench_netsetup(c: &mut Criterion) {
             elapsed
         })
     });
+    // Firewall work per container start. A second network with masquerade
+    // on, so berth's nft table exists in the bench's host netns.
+    let fw_net = BridgeNetwork::new("benchfw")
+        .bridge("bbenchfw0")
+        .subnet("10.211.0.0/24")
+        .state_dir(&state_dir)
+        .host_netns(&host_ns)
+        .expect("host netns")
+        .ensure()
+        .expect("ensure firewall bench network");
+    let fw = fw_net.firewall();
+    // `ensure` of an existing network (every container start does it):
+    // bridge lookup, route check, address, ip_forward, and the masquerade
+    // check — one read-only nftables dump over netlink.
+    g.bench_function("ensure_existing/berth", |b| {
+        b.iter(|| {
+            BridgeNetwork::new("benchfw")
+                .bridge("bbenchfw0")
+                .subnet("10.211.0.0/24")
+                .state_dir(&state_dir)
+                .host_netns(&host_ns)
+                .expect("host netns")
+                .ensure()
+                .expect("ensure")
+        })
+    });
+    // the same masquerade check with nft(8): one `nft -j -a list table`
+    // (the nft-based code ran three nft processes for it)
+    g.bench_function("masquerade_check/nft", |b| {
+        b.iter(|| {
+            nft_in(
+                &host_ns,
+                &["-j", "-a", "list", "table", "ip", "berth"],
+                None,
+            )
+        })
+    });
+    // publish one port and remove it again (netlink: dump + one batch each)
+    let addr = std::net::Ipv4Addr::new(10, 211, 0, 9);
+    g.bench_function("publish_unpublish/berth", |b| {
+        b.iter(|| {
+            let id = format!("p{}", next());
+            fw.publish(&id, addr, &[PortMapping::tcp(18999, 80)])
+                .expect("publish");
+            assert_eq!(fw.unpublish(&id).expect("unpublish"), 1);
+        })
+    });
+    // the same with nft(8): add the rule echoing its handle, delete it by handle
+    g.bench_function("publish_unpublish/nft", |b| {
+        b.iter(|| {
+            let rule = "add rule ip berth published tcp dport 18999 dnat to 10.211.0.9:80 comment \"bench\"\n";
+            let out = nft_in(&host_ns, &["-e", "-a", "-f", "-"], Some(rule));
+            let handle = out
+                .split("# handle ")
+                .nth(1)
+                .and_then(|h| h.split_whitespace().next())
+                .and_then(|h| h.parse::<u64>().ok())
+                .expect("handle in nft --echo output");
+            nft_in(
+                &host_ns,
+                &["delete", "rule", "ip", "berth", "published", "handle", &handle.to_string()],
+                None,
+            );
+        })
+    });
     g.finish();
+    fw_net.remove().expect("remove firewall bench network");
     net.remove().expect("remove bench network");
     let _ = std::fs::remove_dir_all(&state_dir);
     drop(host_ns);
     drop(host);
+}
+
+/// Run nft(8) inside `ns` (the child enters it before exec), optionally
+/// with `script` on stdin; returns stdout. Panics on failure.
+fn nft_in(ns: &NetNs, args: &[&str], script: Option<&str>) -> String {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let fd = ns.as_raw_fd();
+    let mut cmd = Command::new("nft");
+    cmd.args(args)
+        .stdin(if script.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only calls setns(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn nft");
+    if let Some(s) = script {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write nft script");
+    }
+    let out = child.wait_with_output().expect("wait nft");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Wait (untimed) until no port is left on the bench bridge: the kernel has

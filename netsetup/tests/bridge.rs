@@ -549,6 +549,7 @@ fn quick_reuse_of_a_container_id_gets_a_fresh_host_veth() {
         .masquerade(false)
         .ensure()
         .unwrap();
+    let me = NetNs::current().unwrap();
     let mut names = Vec::new();
     for _ in 0..3 {
         // The previous netns is gone from our side, but the kernel deletes it
@@ -557,6 +558,7 @@ fn quick_reuse_of_a_container_id_gets_a_fresh_host_veth() {
         let ctr = NetNs::new_anonymous().unwrap();
         let att = net.attach(&ctr, &Attach::new("same")).unwrap();
         names.push(att.host_ifname().to_string());
+        assert!(me.is_current(), "the caller's thread never changes netns");
         att.release().unwrap();
         drop(ctr);
     }

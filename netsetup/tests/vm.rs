@@ -79,3 +79,17 @@ fn attach_and_published_port_on_the_vm_kernel() {
     assert!(host.nft_tables().is_empty());
     assert!(state_files(state.path()).is_empty());
 }
+
+#[test]
+fn netns_from_a_pidfd_on_the_vm_kernel() {
+    berth_testkit::vm_only!();
+    // Debian's 6.1 has no PIDFD_GET_NET_NAMESPACE (6.11): the setns fallback runs.
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open(2) on our own pid; the fd is owned below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
+    assert!(pidfd >= 0);
+    // SAFETY: a fresh fd returned by the kernel.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let ns = berth_netsetup::NetNs::from_pidfd(pidfd.as_fd()).unwrap();
+    assert!(ns.is_current());
+}

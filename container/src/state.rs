@@ -3,6 +3,7 @@
 //! whose owner died.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +49,8 @@ pub struct State {
     pub owner_pid: i32,
     /// Start time of the owner, to detect pid reuse.
     pub owner_start: u64,
-    /// Absolute path of the container's cgroup directory.
+    /// Absolute path of the container's cgroup directory (recorded before
+    /// the directory is made: see [`gc`]).
     pub cgroup: Option<PathBuf>,
     /// Host mounts the container made (none in this implementation: the
     /// root filesystem is mounted inside the container's mount namespace
@@ -196,6 +198,34 @@ impl State {
     }
 }
 
+/// The state file as [`gc`] reads it: the [`State`] plus what only the
+/// creating owner writes, in the very first record (see
+/// [`create_state_dir`]).
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    state: State,
+    /// `state.cgroup` is the path the owner was about to create, and it has
+    /// not confirmed the creation yet (its next write of the [`State`]
+    /// drops this key): the directory may be missing, or, if the name was
+    /// taken, belong to someone else. So [`gc`] only `rmdir`s it, which
+    /// fails on a populated cgroup (rmdir(2): EBUSY), and never kills what
+    /// is inside. No process is cloned into the cgroup before the owner
+    /// confirmed it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    cgroup_pending: bool,
+}
+
+impl Record {
+    fn read(path: &Path) -> Result<Record> {
+        let b = std::fs::read(path).map_err(|e| Error::io("read state file", path, e))?;
+        serde_json::from_slice(&b).map_err(|e| Error::State {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+}
+
 /// Field 22 (`starttime`) of `/proc/<pid>/stat`: clock ticks after boot.
 pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -222,6 +252,139 @@ pub(crate) fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Prefix of a state directory under construction: `.creating-<owner
+/// pid>-<owner start time>-<sequence>-<id>` (ids never start with `.`).
+const CREATING_PREFIX: &str = ".creating-";
+/// Prefix of a state directory being deleted (same fields).
+const REMOVING_PREFIX: &str = ".removing-";
+/// Makes the names above unique within a process.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Create the state directory `<root>/<st.id>` with `st` already recorded
+/// in it, before any other object of the container exists (a cgroup in
+/// `st.cgroup` is recorded as not created yet, until the owner writes the
+/// state again), atomically: the directory and its `state.json` are made under a
+/// temporary name that carries the owner's pid and start time, then renamed
+/// into place with `renameat2(RENAME_NOREPLACE)` (renameat2(2), Linux 3.15;
+/// tmpfs since 3.17). So `<root>/<id>` never exists without a record, and
+/// an owner killed before the rename leaves only a `.creating-…` directory,
+/// which [`gc`] removes as soon as that owner is dead. On a file system
+/// without `RENAME_NOREPLACE` (EINVAL) it falls back to `mkdir` then the
+/// record, and [`gc`] removes an empty directory after a grace period.
+///
+/// An existing `<root>/<id>` is [`Error::AlreadyExists`].
+pub(crate) fn create_state_dir(root: &Path, st: &State) -> Result<PathBuf> {
+    let dir = root.join(&st.id);
+    let tmp = root.join(format!(
+        "{CREATING_PREFIX}{}-{}-{}-{}",
+        st.owner_pid,
+        st.owner_start,
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        st.id
+    ));
+    let exists = || Error::AlreadyExists {
+        id: st.id.clone(),
+        path: dir.clone(),
+    };
+    // Cheap early answer for the common conflict (the rename decides).
+    if dir.exists() {
+        return Err(exists());
+    }
+    std::fs::create_dir(&tmp).map_err(|e| Error::io("create state directory", &tmp, e))?;
+    let undo = |e: Error| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        e
+    };
+    // A fresh directory: write the record straight in (no rename needed; a
+    // half-written one goes with the whole `.creating-` directory).
+    let rec = Record {
+        state: st.clone(),
+        cgroup_pending: st.cgroup.is_some(),
+    };
+    let json = serde_json::to_vec_pretty(&rec)
+        .map_err(|e| Error::State {
+            path: tmp.join(STATE_FILE),
+            reason: e.to_string(),
+        })
+        .map_err(undo)?;
+    std::fs::write(tmp.join(STATE_FILE), json)
+        .map_err(|e| undo(Error::io("write state file", tmp.join(STATE_FILE), e)))?;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::invalid(format!("state path {p:?} contains a NUL byte")))
+    };
+    let (from, to) = (c(&tmp).map_err(undo)?, c(&dir).map_err(undo)?);
+    // SAFETY: renameat2(2) on two valid C strings.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(dir);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) | Some(libc::ENOTEMPTY) => Err(undo(exists())),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            // No RENAME_NOREPLACE here: mkdir (which refuses an existing
+            // name), then move the record in.
+            let r = match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    std::fs::rename(tmp.join(STATE_FILE), dir.join(STATE_FILE)).map_err(|e| {
+                        let _ = std::fs::remove_dir(&dir);
+                        Error::io("write state file", dir.join(STATE_FILE), e)
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
+                Err(e) => Err(Error::io("create state directory", &dir, e)),
+            };
+            let _ = std::fs::remove_dir_all(&tmp);
+            r.map(|()| dir)
+        }
+        _ => Err(undo(Error::io(
+            "rename state directory into place",
+            &dir,
+            e,
+        ))),
+    }
+}
+
+/// The directory `berth_cgroups::CgroupBuilder` will create for a cgroup
+/// called `name` under `parent` (absolute inside the mount, relative to
+/// it, or by default `berth` under our own cgroup), so it can be recorded
+/// before it is made.
+pub(crate) fn planned_cgroup(
+    h: &berth_cgroups::Hierarchy,
+    parent: Option<&Path>,
+    name: &Path,
+) -> PathBuf {
+    let parent = match parent {
+        Some(p) if p.is_absolute() => p.to_path_buf(),
+        Some(p) => h.join(p),
+        None => h.own_cgroup_dir().join("berth"),
+    };
+    parent.join(name.strip_prefix("/").unwrap_or(name))
+}
+
+/// The owner pid, its start time and the container id encoded in the name
+/// of a `.creating-…` or `.removing-…` directory.
+fn parse_temp(name: &str) -> Option<(i32, u64, &str)> {
+    let rest = name
+        .strip_prefix(CREATING_PREFIX)
+        .or_else(|| name.strip_prefix(REMOVING_PREFIX))?;
+    let mut it = rest.splitn(4, '-');
+    let pid = it.next()?.parse().ok()?;
+    let start = it.next()?.parse().ok()?;
+    let _seq: u64 = it.next()?.parse().ok()?;
+    let id = it.next()?;
+    Some((pid, start, id))
 }
 
 /// What [`gc`] did.
@@ -263,10 +426,27 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
             continue;
         }
         let id = ent.file_name().to_string_lossy().into_owned();
+        if let Some((pid, start, cid)) = parse_temp(&id) {
+            // A state directory whose owner died before renaming it into
+            // place (nothing else was created for it yet), or while
+            // deleting it (everything else was gone already).
+            if proc_start_time(pid) == Some(start) && !proc_is_zombie(pid) {
+                report.kept.push(cid.to_string());
+            } else {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => report
+                        .errors
+                        .push(Error::io("remove state directory", &dir, e)),
+                    _ => report.reclaimed.push(cid.to_string()),
+                }
+            }
+            continue;
+        }
         let path = dir.join(STATE_FILE);
         if !path.exists() {
             // Not a container's directory (e.g. berth-netsetup's `net`), or
-            // one whose creator died between mkdir and the first state
+            // one an older berth (or a file system without
+            // RENAME_NOREPLACE) left between mkdir and the first state
             // write: only an empty directory is removed, and only once it
             // is old enough not to be in creation.
             let ours = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_none());
@@ -283,8 +463,8 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
             }
             continue;
         }
-        let st = match State::read(&path) {
-            Ok(s) => s,
+        let rec = match Record::read(&path) {
+            Ok(r) => r,
             Err(e) => {
                 // A state file being rewritten can be caught half-written.
                 let young = std::fs::metadata(&path)
@@ -300,11 +480,12 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
                 continue;
             }
         };
+        let st = &rec.state;
         if st.owner_alive() || (st.detached && st.is_running()) {
             report.kept.push(id);
             continue;
         }
-        let errs = reclaim(&dir, &st);
+        let errs = reclaim(&dir, st, rec.cgroup_pending);
         if errs.is_empty() {
             report.reclaimed.push(id);
         } else {
@@ -328,8 +509,8 @@ pub fn delete(root: Option<&Path>, id: &str) -> Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(default_state_root);
     let dir = root.join(id);
-    let st = State::read(&dir.join(STATE_FILE))?;
-    let errors = reclaim(&dir, &st);
+    let rec = Record::read(&dir.join(STATE_FILE))?;
+    let errors = reclaim(&dir, &rec.state, rec.cgroup_pending);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -341,10 +522,25 @@ pub fn delete(root: Option<&Path>, id: &str) -> Result<()> {
 }
 
 /// Tear down everything a state record names. Returns every error.
-pub(crate) fn reclaim(dir: &Path, st: &State) -> Vec<Error> {
+/// `cgroup_pending`: see [`Record::cgroup_pending`].
+pub(crate) fn reclaim(dir: &Path, st: &State, cgroup_pending: bool) -> Vec<Error> {
     let mut errs = Vec::new();
     let mut cgroup_done = false;
-    if let Some(cg) = &st.cgroup {
+    if let (Some(cg), true) = (&st.cgroup, cgroup_pending) {
+        // Recorded before mkdir and never confirmed: the owner died before
+        // or right after creating it, before any process was cloned into
+        // it. Remove it only if it is an empty cgroup (rmdir(2) fails with
+        // EBUSY on a populated one, which then is not ours).
+        match std::fs::remove_dir(cg) {
+            Ok(()) => cgroup_done = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => cgroup_done = true,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                tracing::warn!(container = %st.id, cgroup = %cg.display(), "gc: a populated cgroup under a name this container never confirmed: left alone");
+                cgroup_done = true;
+            }
+            Err(e) => errs.push(Error::io("remove unconfirmed cgroup", cg, e)),
+        }
+    } else if let Some(cg) = &st.cgroup {
         match berth_cgroups::Hierarchy::discover() {
             Ok(h) => {
                 let rel = cg.strip_prefix(h.mount_point()).unwrap_or(cg);
@@ -392,34 +588,45 @@ pub(crate) fn reclaim(dir: &Path, st: &State) -> Vec<Error> {
     errs
 }
 
+/// Remove a state directory. It is first renamed out of the way, in one
+/// `rename(2)`, to `.removing-<our pid>-<start time>-<seq>-<id>`: an owner
+/// killed while deleting leaves either the whole record (gc acts on it) or
+/// a tombstone [`gc`] removes once that owner is dead, never an emptied
+/// `<id>` directory without a record, and the id is free again at once.
 pub(crate) fn remove_state_dir(dir: &Path) -> Result<()> {
-    // Everything but state.json first, state.json last: an owner killed
-    // half-way leaves either a state.json for gc to act on, or an empty
-    // directory gc removes after its grace period — never a non-empty
-    // directory without state.json, which gc must leave alone.
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for ent in rd.flatten() {
-            if ent.file_name() == STATE_FILE {
-                continue;
-            }
-            let p = ent.path();
-            let r = if ent.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            match r {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove state directory entry", &p, e)),
+    let victim = match (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
+        (Some(root), Some(name)) if !name.starts_with('.') => {
+            let (pid, start) = own_start();
+            let t = root.join(format!(
+                "{REMOVING_PREFIX}{pid}-{start}-{}-{name}",
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            match std::fs::rename(dir, &t) {
+                Ok(()) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                // Remove in place then.
+                Err(_) => dir.to_path_buf(),
             }
         }
-    }
-    match std::fs::remove_dir_all(dir) {
+        _ => dir.to_path_buf(),
+    };
+    match std::fs::remove_dir_all(&victim) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("remove state directory", dir, e)),
+        Err(e) => Err(Error::io("remove state directory", &victim, e)),
     }
+}
+
+/// Our pid and its start time (cached per pid: a forked child is another
+/// process).
+fn own_start() -> (i32, u64) {
+    static CACHE: std::sync::Mutex<(i32, u64)> = std::sync::Mutex::new((0, 0));
+    let pid = std::process::id() as i32;
+    let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if c.0 != pid {
+        *c = (pid, proc_start_time(pid).unwrap_or(0));
+    }
+    *c
 }
 
 #[cfg(test)]
@@ -452,6 +659,125 @@ mod tests {
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert!(d.path().join("net/x.json").exists());
         assert!(d.path().join("young").exists());
+    }
+
+    fn record(id: &str, owner_pid: i32, owner_start: u64) -> State {
+        State {
+            id: id.into(),
+            pid: None,
+            pid_start: None,
+            owner_pid,
+            owner_start,
+            cgroup: None,
+            mounts: vec![],
+            network: None,
+            created: false,
+            detached: false,
+            created_at: now_secs(),
+        }
+    }
+
+    #[test]
+    fn state_dir_appears_with_its_record_and_only_once() {
+        let d = tempfile::tempdir().unwrap();
+        let me = std::process::id() as i32;
+        let st = record("c1", me, proc_start_time(me).unwrap());
+        let dir = create_state_dir(d.path(), &st).unwrap();
+        assert_eq!(State::read(&dir.join(STATE_FILE)).unwrap(), st);
+        assert!(matches!(
+            create_state_dir(d.path(), &st),
+            Err(Error::AlreadyExists { .. })
+        ));
+        // An empty directory of that name (an older berth's half-made one)
+        // is not replaced either.
+        std::fs::create_dir(d.path().join("c2")).unwrap();
+        assert!(matches!(
+            create_state_dir(d.path(), &record("c2", me, 1)),
+            Err(Error::AlreadyExists { .. })
+        ));
+        // Nothing but the two directories: no `.creating-` left over.
+        assert!(!Record::read(&dir.join(STATE_FILE)).unwrap().cgroup_pending);
+        let mut names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c1", "c2"]);
+        // A live owner's record is kept by gc.
+        let r = gc(Some(d.path())).unwrap();
+        assert!(r.kept.contains(&"c1".to_string()), "{r:?}");
+        assert!(d.path().join("c1").exists());
+    }
+
+    #[test]
+    fn gc_removes_a_dead_owners_creating_dir_and_keeps_a_live_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let me = std::process::id() as i32;
+        let start = proc_start_time(me).unwrap();
+        let live = d
+            .path()
+            .join(format!("{CREATING_PREFIX}{me}-{start}-7-live.a-b"));
+        // A start time that is not the process's: the owner is gone (pid reused).
+        let dead = d
+            .path()
+            .join(format!("{CREATING_PREFIX}{me}-{}-8-dead-1", start + 1));
+        let gone = d
+            .path()
+            .join(format!("{REMOVING_PREFIX}{}-5-9-gone", i32::MAX));
+        for p in [&live, &dead, &gone] {
+            std::fs::create_dir(p).unwrap();
+        }
+        std::fs::create_dir(gone.join("rootfs")).unwrap();
+        std::fs::write(dead.join(STATE_FILE), b"{\"trunc").unwrap();
+        assert_eq!(
+            parse_temp(live.file_name().unwrap().to_str().unwrap()),
+            Some((me, start, "live.a-b"))
+        );
+        let r = gc(Some(d.path())).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let mut rec = r.reclaimed.clone();
+        rec.sort();
+        assert_eq!(rec, ["dead-1", "gone"]);
+        assert_eq!(r.kept, ["live.a-b"]);
+        assert!(live.exists() && !dead.exists() && !gone.exists());
+        // Removing goes through a tombstone and leaves nothing.
+        let st = record("c9", me, start);
+        let dir = create_state_dir(d.path(), &st).unwrap();
+        std::fs::create_dir(dir.join("upper")).unwrap();
+        remove_state_dir(&dir).unwrap();
+        remove_state_dir(&dir).unwrap();
+        std::fs::remove_dir(&live).unwrap();
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn gc_removes_an_unconfirmed_cgroup_only_when_empty() {
+        // A plain directory stands in for the cgroup: gc must only rmdir
+        // it (never recurse into it, never kill).
+        let d = tempfile::tempdir().unwrap();
+        let cg = tempfile::tempdir().unwrap();
+        let empty = cg.path().join("empty");
+        let full = cg.path().join("full");
+        std::fs::create_dir(&empty).unwrap();
+        std::fs::create_dir_all(full.join("child")).unwrap();
+        for (id, path) in [("e", &empty), ("m", &cg.path().join("missing"))] {
+            let mut st = record(id, i32::MAX, 1);
+            st.cgroup = Some(path.clone());
+            let dir = create_state_dir(d.path(), &st).unwrap();
+            assert!(Record::read(&dir.join(STATE_FILE)).unwrap().cgroup_pending);
+        }
+        let r = gc(Some(d.path())).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.reclaimed.len(), 2);
+        assert!(!empty.exists());
+        // Not empty (ENOTEMPTY, not EBUSY): an error, and it stays.
+        let mut st = record("f", i32::MAX, 1);
+        st.cgroup = Some(full.clone());
+        create_state_dir(d.path(), &st).unwrap();
+        let r = gc(Some(d.path())).unwrap();
+        assert_eq!(r.errors.len(), 1, "{r:?}");
+        assert!(full.join("child").exists());
+        assert!(d.path().join("f").exists());
     }
 
     #[test]

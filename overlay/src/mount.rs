@@ -18,6 +18,9 @@ const FSCONFIG_STRING_MAX: usize = 255;
 
 /// 0 = unknown, 1 = `lowerdir+` works, 2 = it does not (kernel < 6.8).
 static LOWERDIR_APPEND: AtomicU8 = AtomicU8::new(0);
+/// 0 = unknown, 1 = overlayfs takes `O_PATH` descriptors with
+/// `FSCONFIG_SET_FD` (Linux ≥ 6.15), 2 = it does not.
+static SET_FD_OPATH: AtomicU8 = AtomicU8::new(0);
 
 /// How [`Overlay`] talks to the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -414,23 +417,27 @@ impl Overlay {
             ));
         }
         let mut held = Vec::new();
+        // A path the kernel can copy (≤ 255 bytes) goes as a string: one
+        // lookup in the kernel, nothing opened here. A longer one is opened
+        // here (`O_PATH`) and passed by descriptor where the kernel takes
+        // that, else as a `/proc/self/fd/N` string (a magic-link lookup).
+        let add = |key: &CStr, dir: &Path, held: &mut Vec<File>| -> Result<()> {
+            let step = || format!("fsconfig {}", key.to_string_lossy());
+            if dir.as_os_str().len() > FSCONFIG_STRING_MAX && set_fd_opath_supported() {
+                let f = open_path(dir).map_err(|e| fail(&format!("open {}", dir.display()), e))?;
+                return sys::fsconfig_fd(fs.as_fd(), key, f.as_fd()).map_err(|e| fail(&step(), e));
+            }
+            let v = short_path(dir, FSCONFIG_STRING_MAX, held)
+                .map_err(|e| fail(&format!("open {}", dir.display()), e))?;
+            sys::fsconfig(fs.as_fd(), sys::FSCONFIG_SET_STRING, Some(key), Some(&v))
+                .map_err(|e| fail(&step(), e))
+        };
         for l in &self.lowers {
-            let v =
-                short_path(l, FSCONFIG_STRING_MAX, &mut held).map_err(|e| fail("open lower", e))?;
-            sys::fsconfig(
-                fs.as_fd(),
-                sys::FSCONFIG_SET_STRING,
-                Some(c"lowerdir+"),
-                Some(&v),
-            )
-            .map_err(|e| fail("fsconfig lowerdir+", e))?;
+            add(c"lowerdir+", l, &mut held)?;
         }
         for (key, dir) in [(c"upperdir", &self.upper), (c"workdir", &self.work)] {
             if let Some(d) = dir {
-                let v = short_path(d, FSCONFIG_STRING_MAX, &mut held)
-                    .map_err(|e| fail("open dir", e))?;
-                sys::fsconfig(fs.as_fd(), sys::FSCONFIG_SET_STRING, Some(key), Some(&v))
-                    .map_err(|e| fail(&format!("fsconfig {}", key.to_string_lossy()), e))?;
+                add(key, d, &mut held)?;
             }
         }
         for (flag, on) in [(c"userxattr", self.userxattr), (c"volatile", self.volatile)] {
@@ -607,6 +614,26 @@ fn lowerdir_append_supported() -> bool {
     .unwrap_or(false);
     tracing::debug!(supported, "probed overlayfs lowerdir+");
     LOWERDIR_APPEND.store(if supported { 1 } else { 2 }, Ordering::Relaxed);
+    supported
+}
+
+/// Whether overlayfs takes `O_PATH` directory descriptors through
+/// `FSCONFIG_SET_FD` (`lowerdir+` by fd since Linux 6.13, `O_PATH` fds
+/// since 6.15), probed once per process with `/`.
+fn set_fd_opath_supported() -> bool {
+    match SET_FD_OPATH.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let supported = (|| {
+        let fs = sys::fsopen(c"overlay").ok()?;
+        let root = open_path(Path::new("/")).ok()?;
+        Some(sys::fsconfig_fd(fs.as_fd(), c"lowerdir+", root.as_fd()).is_ok())
+    })()
+    .unwrap_or(false);
+    tracing::debug!(supported, "probed overlayfs FSCONFIG_SET_FD with O_PATH");
+    SET_FD_OPATH.store(if supported { 1 } else { 2 }, Ordering::Relaxed);
     supported
 }
 

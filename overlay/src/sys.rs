@@ -10,6 +10,8 @@ use std::path::Path;
 // Values from include/uapi/linux/mount.h (stable kernel ABI).
 pub(crate) const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 pub(crate) const FSCONFIG_SET_STRING: libc::c_uint = 1;
+/// `FSCONFIG_SET_FD` (`<linux/mount.h>`): the value is a file descriptor.
+const FSCONFIG_SET_FD: libc::c_uint = 5;
 pub(crate) const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
 const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
@@ -66,6 +68,25 @@ pub(crate) fn fsconfig(
     let v = value.map_or(std::ptr::null(), |v| v.as_ptr());
     // SAFETY: pointers are NULL or valid C strings that outlive the call.
     check(unsafe { libc::syscall(libc::SYS_fsconfig, fd.as_raw_fd(), cmd, k, v, 0) })?;
+    Ok(())
+}
+
+/// `fsconfig(fd, FSCONFIG_SET_FD, key, NULL, value)`: pass a directory by
+/// file descriptor. Overlayfs takes `lowerdir+`, `upperdir` and `workdir`
+/// this way since Linux 6.13 and `O_PATH` descriptors since 6.15; the kernel
+/// keeps its own reference, the caller may close `value` afterwards.
+pub(crate) fn fsconfig_fd(fd: BorrowedFd<'_>, key: &CStr, value: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: key is a valid C string; the value pointer is NULL as the command requires.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd.as_raw_fd(),
+            FSCONFIG_SET_FD,
+            key.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            value.as_raw_fd(),
+        )
+    })?;
     Ok(())
 }
 

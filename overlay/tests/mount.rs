@@ -154,6 +154,62 @@ fn mount_128_layers_legacy_string() {
     check_128(MountMethod::Legacy, false);
 }
 
+/// Layer, upper and work paths longer than the 255 bytes `fsconfig(2)`
+/// copies of a string: passed by `O_PATH` descriptor (`FSCONFIG_SET_FD`,
+/// Linux ≥ 6.15) or as `/proc/self/fd/N`, and through `mount(2)` likewise.
+fn check_long_paths(method: MountMethod) {
+    let d = Dirs::new();
+    let mut deep = d.tmp.path().to_path_buf();
+    for i in 0..4 {
+        deep.push(format!("{i}-{}", "d".repeat(70)));
+    }
+    fs::create_dir_all(&deep).unwrap();
+    let layers = make_layers(&deep, 3);
+    let (upper, work) = (deep.join("upper"), deep.join("work"));
+    fs::create_dir(&upper).unwrap();
+    fs::create_dir(&work).unwrap();
+    for p in layers.iter().chain([&upper, &work]) {
+        assert!(p.as_os_str().len() > 255, "{}", p.display());
+    }
+    let before = berth_testkit::mount_count();
+    let fds_before = berth_testkit::open_fds();
+    let m = Overlay::new()
+        .lowers(&layers)
+        .upper(&upper)
+        .work(&work)
+        .method(method)
+        .mount(d.p("merged"))
+        .unwrap();
+    let mg = d.p("merged");
+    for i in 0..3 {
+        assert_eq!(
+            fs::read_to_string(mg.join(format!("file-{i}"))).unwrap(),
+            format!("{i}\n")
+        );
+    }
+    assert_eq!(fs::read_to_string(mg.join("who")).unwrap(), "0\n");
+    fs::write(mg.join("new"), "new\n").unwrap();
+    assert_eq!(fs::read_to_string(upper.join("new")).unwrap(), "new\n");
+    // The descriptors opened for the long paths are closed again.
+    assert_eq!(berth_testkit::open_fds(), fds_before);
+    m.unmount().unwrap();
+    assert_eq!(berth_testkit::mount_count(), before);
+}
+
+#[test]
+fn long_paths_new_api() {
+    berth_testkit::privileged!();
+    let _serial = serial();
+    check_long_paths(MountMethod::Auto);
+}
+
+#[test]
+fn long_paths_legacy_string() {
+    berth_testkit::privileged!();
+    let _serial = serial();
+    check_long_paths(MountMethod::Legacy);
+}
+
 #[test]
 fn detached_mount_attached_later() {
     berth_testkit::privileged!();

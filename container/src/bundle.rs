@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 /// `root` (path, readonly), `mounts` (bind/rbind with ro/rw/propagation
 /// options, tmpfs with size/mode; the standard proc, sysfs, devpts, mqueue,
 /// shm and cgroup mounts are the container's standard filesystem),
-/// `hostname`, and `linux`: namespaces (created, joined by path, or shared
+/// `hostname` (an error without a new UTS namespace, as runc's; without
+/// one the container keeps the UTS namespace it shares or joins), and
+/// `linux`: namespaces (created, joined by path, or shared
 /// when absent), uid/gid mappings, resources (cgroup v2 via
 /// `Resources::from_oci`, devices via the eBPF device filter),
 /// cgroupsPath, sysctl, seccomp, maskedPaths, readonlyPaths,
@@ -30,6 +32,13 @@ use crate::error::{Error, Result};
 /// naming it. Hooks are not run by the builder: they are returned by
 /// [`hooks`](Self::hooks) for the runtime to run at the points the spec
 /// defines.
+///
+/// Loaded by a user other than root the bundle is rootless: its user
+/// namespace maps the caller (single-id maps of the caller's own ids are
+/// written directly; others need newuidmap/newgidmap), and the container
+/// gets a cgroup only when the cgroupsPath's parent is writable
+/// (delegated); otherwise no cgroup and the limits are not applied (a
+/// warning), as runc does rootless.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     dir: PathBuf,
@@ -86,7 +95,10 @@ impl Bundle {
             .readonly_paths(Vec::<String>::new())
             .seccomp(Seccomp::Unconfined)
             .no_new_privs(false)
-            .rootless(false);
+            // Not root: rootless (the bundle's user namespace maps the
+            // caller; no cgroup unless a delegated one is writable).
+            // SAFETY: geteuid cannot fail.
+            .rootless(unsafe { libc::geteuid() } != 0);
 
         let root = spec.root().as_ref().ok_or_else(|| Error::Bundle {
             path: cfg.clone(),
@@ -100,7 +112,10 @@ impl Bundle {
         b = b
             .rootfs(Rootfs::dir(rp))
             .read_only_root(root.readonly().unwrap_or(false));
-        if let Some(h) = spec.hostname() {
+        // An empty hostname is no hostname (engines send "" with a shared
+        // UTS namespace). A hostname without a new UTS namespace is an
+        // error (the builder's), as runc's.
+        if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
             b = b.hostname(h.clone());
         }
         if spec.domainname().as_ref().is_some_and(|d| !d.is_empty()) {
@@ -329,8 +344,20 @@ impl Bundle {
                 reason: format!("cgroupsPath {cp:?} has no name"),
             })?;
             let parent = rel.parent().unwrap_or(Path::new(""));
-            b.cgroup_name = Some(PathBuf::from(name));
-            b = b.cgroup_parent(parent.to_path_buf());
+            if b.rootless && !delegated(parent) {
+                // Rootless without a writable (delegated) cgroup: no cgroup
+                // and no limits, as runc does for rootless containers.
+                tracing::warn!(bundle = %self.dir.display(), cgroups_path = %cp.display(),
+                    "rootless: the cgroup parent is not writable; no cgroup, limits not applied");
+                b = b.ignore_unavailable(true);
+            } else {
+                b.cgroup_name = Some(PathBuf::from(name));
+                b = b.cgroup_parent(parent.to_path_buf());
+            }
+        } else if b.rootless && b.resources.as_ref().is_some_and(|r| !r.is_empty()) {
+            tracing::warn!(bundle = %self.dir.display(),
+                "rootless without cgroupsPath: no cgroup, limits not applied");
+            b = b.ignore_unavailable(true);
         }
         if let Some(sys) = linux.sysctl() {
             let mut keys: Vec<_> = sys.iter().collect();
@@ -378,6 +405,20 @@ impl Bundle {
     }
 }
 
+/// Whether the cgroup2 directory `parent` (relative to the hierarchy)
+/// exists and is writable by us (access(2) W_OK): a delegated cgroup.
+fn delegated(parent: &Path) -> bool {
+    let Ok(h) = crate::builder::cached_hierarchy() else {
+        return false;
+    };
+    let dir = h.mount_point().join(parent);
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid C string.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
 fn parse_tmpfs_size(s: &str) -> Option<u64> {
     let (n, m) = match s.chars().last()? {
         'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
@@ -386,4 +427,183 @@ fn parse_tmpfs_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     n.parse::<u64>().ok()?.checked_mul(m)
+}
+
+/// `openat2(2)` (Linux 5.6) resolution flags, include/uapi/linux/openat2.h:
+/// symlinks and `..` resolve as if the directory were `/`
+/// (`RESOLVE_IN_ROOT`), no `/proc/<pid>/fd`-style magic links.
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `struct open_how` of `openat2(2)`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Read `rel` (e.g. `etc/passwd`) inside the root directory `root`,
+/// resolving every symlink inside it (`openat2` with `RESOLVE_IN_ROOT`):
+/// an image's `/etc/passwd -> /../../host/file` never reads the host's.
+/// `Ok(None)` when the root has no such regular file.
+fn read_in_root(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let dir = match std::fs::File::open(root) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open root to read users", root, e)),
+    };
+    let c = std::ffi::CString::new(rel)
+        .map_err(|_| Error::invalid(format!("path {rel:?} contains NUL")))?;
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `how` and `c` outlive the call; the fd returned is ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    let path = root.join(rel);
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Ok(None),
+            _ => Err(Error::io("open in root", path, e)),
+        };
+    }
+    // SAFETY: a fresh fd from openat2.
+    let mut f = unsafe { std::fs::File::from_raw_fd(r as i32) };
+    let md = f
+        .metadata()
+        .map_err(|e| Error::io("stat in root", &path, e))?;
+    if !md.is_file() {
+        // A FIFO or device must not be read (and an overlay whiteout is a
+        // 0:0 character device: the file is deleted in that layer).
+        return Ok(None);
+    }
+    let mut buf = Vec::new();
+    // /etc/passwd and /etc/group are small; cap what an image can make us read.
+    f.by_ref()
+        .take(16 << 20)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read in root", &path, e))?;
+    Ok(Some(buf))
+}
+
+/// The first of `roots` (top layer first) that has `rel`.
+fn read_in_layers(roots: &[PathBuf], rel: &str) -> Result<Option<Vec<u8>>> {
+    for r in roots {
+        let p = r.join(rel);
+        // A whiteout (0:0 char device) hides the file of lower layers.
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_char_device()
+        }) {
+            return Ok(None);
+        }
+        if let Some(b) = read_in_root(r, rel)? {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
+}
+
+/// The user an OCI image config's `User` names when it is not all numeric
+/// (`user`, `user:group`, `uid:group`, `user:gid`), looked up the way runc
+/// and Docker do in the container's own `/etc/passwd` and `/etc/group`,
+/// read in the parent with every symlink resolved inside the root
+/// filesystem (top layer first): the uid, the primary gid (the group if
+/// given, else the passwd entry's), and, when no group was given, the
+/// supplementary gids of the `/etc/group` entries listing the user.
+pub(crate) fn resolve_image_user(roots: &[PathBuf], spec: &str) -> Result<(u32, u32, Vec<u32>)> {
+    let bad = |why: String| Error::invalid(format!("image user {spec:?}: {why}"));
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if u.is_empty() || g == Some("") {
+        return Err(bad("empty user or group".into()));
+    }
+    let numeric = |s: &str| s.parse::<u32>().ok();
+    let passwd = read_in_layers(roots, "etc/passwd")?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    // name:password:uid:gid:gecos:home:shell
+    let entries: Vec<(&str, u32, u32)> = passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((
+                *f.first()?,
+                f.get(2)?.parse().ok()?,
+                f.get(3)?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let entry = match numeric(u) {
+        Some(n) => entries.iter().find(|e| e.1 == n).copied(),
+        None => Some(
+            entries
+                .iter()
+                .find(|e| e.0 == u)
+                .copied()
+                .ok_or_else(|| bad(format!("no user {u:?} in the image's /etc/passwd")))?,
+        ),
+    };
+    let uid = numeric(u).or(entry.map(|e| e.1)).unwrap_or(0);
+    let need_groups = g.is_some_and(|g| numeric(g).is_none()) || g.is_none();
+    let group = if need_groups {
+        read_in_layers(roots, "etc/group")?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    // name:password:gid:member,member
+    let groups: Vec<(&str, u32, Vec<&str>)> = group
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let members = f
+                .get(3)
+                .map(|m| m.split(',').filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            Some((*f.first()?, f.get(2)?.parse().ok()?, members))
+        })
+        .collect();
+    match g {
+        Some(g) => {
+            let gid = match numeric(g) {
+                Some(n) => n,
+                None => groups
+                    .iter()
+                    .find(|e| e.0 == g)
+                    .map(|e| e.1)
+                    .ok_or_else(|| bad(format!("no group {g:?} in the image's /etc/group")))?,
+            };
+            Ok((uid, gid, Vec::new()))
+        }
+        None => {
+            let gid = entry.map(|e| e.2).unwrap_or(0);
+            let mut sup: Vec<u32> = match entry {
+                Some((name, _, _)) => groups
+                    .iter()
+                    .filter(|e| e.2.contains(&name) && e.1 != gid)
+                    .map(|e| e.1)
+                    .collect(),
+                None => Vec::new(),
+            };
+            sup.dedup();
+            Ok((uid, gid, sup))
+        }
+    }
 }

@@ -109,3 +109,155 @@ fn unsupported_fields_are_errors() {
     let e = Bundle::load(dir.path()).unwrap_err();
     assert!(e.to_string().contains("config.json"), "{e}");
 }
+
+/// Without a UTS namespace in the bundle the container shares the host's
+/// (its hostname is the host's); a hostname then is an error, as runc's
+/// ("unable to set hostname without a private UTS namespace"), and nothing
+/// is left behind.
+#[test]
+fn bundle_without_uts_namespace() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        &berth_testkit::busybox_rootfs().display().to_string(),
+        "/tmp",
+    );
+    cfg["mounts"] =
+        serde_json::json!([{ "destination": "/proc", "type": "proc", "source": "proc" }]);
+    cfg["process"]["args"] =
+        serde_json::json!(["/bin/sh", "-c", "hostname; readlink /proc/self/ns/uts"]);
+    cfg["linux"]["namespaces"] = serde_json::json!([
+        { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "mount" }
+    ]);
+    cfg["linux"]["sysctl"] = serde_json::json!({});
+    cfg.as_object_mut().unwrap().remove("hostname");
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let id = berth_testkit::unique_name("oci-uts");
+    let mut c = Bundle::load(dir.path())
+        .unwrap()
+        .builder(&id)
+        .unwrap()
+        .state_root(root.path())
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(c.wait().unwrap().success(), "{out}");
+    c.destroy().unwrap();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host_uts = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    assert_eq!(out, format!("{}{}\n", host_name, host_uts.display()));
+
+    // A hostname without a UTS namespace of its own: refused, nothing left.
+    cfg["hostname"] = "would-rename-the-host".into();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let e = Bundle::load(dir.path())
+        .unwrap()
+        .builder(&id)
+        .unwrap()
+        .state_root(root.path())
+        .spawn()
+        .unwrap_err();
+    assert!(e.to_string().contains("UTS namespace"), "{e}");
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name
+    );
+}
+
+/// An image whose busybox base is topped by a layer with these files.
+fn image_with_top_layer(
+    dir: &std::path::Path,
+    user: &str,
+    files: &[(&str, &str)],
+    links: &[(&str, &str)],
+) -> berth::Rootfs {
+    let top = dir.join("top");
+    std::fs::create_dir_all(top.join("etc")).unwrap();
+    for (p, text) in files {
+        std::fs::write(top.join(p), text).unwrap();
+    }
+    for (p, target) in links {
+        std::os::unix::fs::symlink(target, top.join(p)).unwrap();
+    }
+    let layout = dir.join("layout");
+    berth_overlay::ImageBuilder::new("users:latest")
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .layer_dir(&top)
+        .cmd(["/bin/sh", "-c", "id -u; id -g; id -G"])
+        .user(user)
+        .write(&layout)
+        .unwrap();
+    let store = berth_overlay::LayerStore::open(dir.join("store")).unwrap();
+    let l = berth_overlay::ImageLayout::open(&layout).unwrap();
+    berth::Rootfs::image(&store, &l, "latest").unwrap()
+}
+
+/// The image config's `User` by name is looked up in the image's own
+/// /etc/passwd and /etc/group (top layer first), with supplementary groups;
+/// a symlinked /etc/passwd never reads the host's file; an unknown name is
+/// an error leaving nothing.
+#[test]
+fn image_user_names_resolve_in_the_rootfs() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:1234:2345:A:/:/bin/sh\n";
+    let group = "root:x:0:\nstaff:x:2345:\nextra:x:3456:bob,alice\nother:x:4567:\n";
+    let files = [("etc/passwd", passwd), ("etc/group", group)];
+    let run = |user: &str, files: &[(&str, &str)], links: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = image_with_top_layer(dir.path(), user, files, links);
+        let id = berth_testkit::unique_name("img-user");
+        let r = berth::Container::builder(&id)
+            .rootfs(rootfs)
+            .state_root(root.path())
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Piped)
+            .spawn();
+        match r {
+            Ok(mut c) => {
+                let mut out = String::new();
+                c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+                assert!(c.wait().unwrap().success(), "{out}");
+                c.destroy().unwrap();
+                Ok(out)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    assert_eq!(
+        run("alice", &files, &[]).unwrap(),
+        "1234\n2345\n2345 3456\n"
+    );
+    assert_eq!(
+        run("alice:other", &files, &[]).unwrap(),
+        "1234\n4567\n4567\n"
+    );
+    assert_eq!(
+        run("1234:staff", &files, &[]).unwrap(),
+        "1234\n2345\n2345\n"
+    );
+    assert_eq!(run("alice:7", &files, &[]).unwrap(), "1234\n7\n7\n");
+    // The busybox layer's own passwd when the top layer has none.
+    assert_eq!(run("user", &[], &[]).unwrap(), "1000\n1000\n1000\n");
+    let e = run("mallory", &files, &[]).unwrap_err();
+    assert!(e.contains("no user \"mallory\""), "{e}");
+    let e = run("alice:wheel", &files, &[]).unwrap_err();
+    assert!(e.contains("no group \"wheel\""), "{e}");
+
+    // /etc/passwd -> ../../..../<host dir>/passwd: resolved inside the
+    // rootfs (where that path does not exist), never on the host.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("passwd"), "evil:x:4242:4242::/:/bin/sh\n").unwrap();
+    let target = format!("../../../../../../../../..{}/passwd", host.path().display());
+    let e = run("evil", &[], &[("etc/passwd", &target)]).unwrap_err();
+    assert!(e.contains("no user \"evil\""), "{e}");
+    let abs = format!("{}/passwd", host.path().display());
+    let e = run("evil", &[], &[("etc/passwd", &abs)]).unwrap_err();
+    assert!(e.contains("no user \"evil\""), "{e}");
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}

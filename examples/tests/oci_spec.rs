@@ -732,3 +732,219 @@ fn exec_gets_the_containers_security_policy() {
     assert_eq!(out, "CapEff:\t0000000000000021\n");
     env.ok(&["delete", "--force", &env.id]);
 }
+
+/// Make a pipe; (read end, write end) as `File`s.
+fn pipe() -> (File, File) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh fds.
+    unsafe {
+        use std::os::fd::FromRawFd;
+        (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
+    }
+}
+
+/// Give the child `fds[i]` as fd `3 + i` (not close-on-exec).
+fn with_fds(cmd: &mut Command, fds: Vec<std::os::fd::RawFd>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2/fcntl only (async-signal-safe).
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in fds.iter().enumerate() {
+                let to = 3 + i as i32;
+                // Move high first so a source is never clobbered.
+                let tmp = libc::fcntl(*fd, libc::F_DUPFD, 100);
+                if tmp < 0 || libc::dup2(tmp, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(tmp);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `create --preserve-fds N`: the runtime's fds 3..3+N are the workload's
+/// (a pipe at fd 3 written from inside reaches the caller, EOF once the
+/// workload exits); fd 3+N is not passed; `exec --preserve-fds` likewise.
+#[test]
+fn preserve_fds_pass_the_runtimes_fds() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    berth_testkit::privileged!();
+    let env = Env::new(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo via-fd3 >&3; for f in 4 5; do [ -e /proc/$$/fd/$f ] && echo leak$f; done; \
+             exec 3>&-; exec sleep 60",
+        ],
+        json!({}),
+    );
+    let out = env.bundle().join("out");
+    let (mut r3, w3) = pipe();
+    let (_r4, w4) = pipe();
+    let b = env.bundle().display().to_string();
+    let mut cmd = env.cmd(&["create", "--bundle", &b, "--preserve-fds", "1", &env.id]);
+    let f = File::create(&out).unwrap();
+    cmd.stdout(f.try_clone().unwrap()).stderr(f);
+    with_fds(&mut cmd, vec![w3.as_raw_fd(), w4.as_raw_fd()]);
+    let st = cmd.status().unwrap();
+    drop((w3, w4));
+    assert!(st.success(), "{}", std::fs::read_to_string(&out).unwrap());
+    env.ok(&["start", &env.id]);
+    // EOF comes when the workload closes fd 3: neither the runtime nor the
+    // holder kept a copy.
+    let mut got = String::new();
+    r3.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "via-fd3\n");
+    env.wait_status("running");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "", "fd 4 leaked");
+
+    // exec --preserve-fds 1: the same for an exec'd process.
+    let (mut r3, w3) = pipe();
+    let (_r4, w4) = pipe();
+    let mut cmd = env.cmd(&[
+        "exec",
+        "--preserve-fds",
+        "1",
+        &env.id,
+        "/bin/sh",
+        "-c",
+        "echo exec-fd3 >&3; for f in 4 5; do [ -e /proc/$$/fd/$f ] && echo leak$f; done; true",
+    ]);
+    with_fds(&mut cmd, vec![w3.as_raw_fd(), w4.as_raw_fd()]);
+    let o = cmd.output().unwrap();
+    drop((w3, w4));
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    let mut got = String::new();
+    r3.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "exec-fd3\n");
+
+    // A count naming a closed fd is a clear error; nothing is left.
+    env.ok(&["delete", "--force", &env.id]);
+    let (code, _, err) = env.run(&["create", "--bundle", &b, "--preserve-fds", "40", &env.id]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--preserve-fds") && err.contains("not open"),
+        "{err}"
+    );
+    assert!(!env.root.join(&env.id).exists());
+}
+
+/// Rootless: as uid/gid 65534 with a `--root` it owns, a bundle like
+/// `runc spec --rootless` (user namespace, single-id maps, no network
+/// namespace, /sys bound) goes through create/start/state/kill/delete;
+/// the cgroupsPath under a cgroup it cannot write is skipped (no cgroup,
+/// limits not applied).
+#[test]
+fn rootless_bundle_lifecycle_as_nobody() {
+    berth_testkit::privileged!();
+    let env = Env::new(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo started $(id -u) $(hostname); cat /proc/self/uid_map; exec sleep 60",
+        ],
+        json!({
+            "hostname": "rootless",
+            "mounts": [
+                { "destination": "/proc", "type": "proc", "source": "proc" },
+                { "destination": "/sys", "type": "none", "source": "/sys",
+                  "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] }
+            ],
+            "linux": {
+                "namespaces": [
+                    { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
+                    { "type": "mount" }, { "type": "user" }
+                ],
+                "uidMappings": [{ "containerID": 0, "hostID": 65534, "size": 1 }],
+                "gidMappings": [{ "containerID": 0, "hostID": 65534, "size": 1 }],
+                "cgroupsPath": "/berth-oci-rootless-not-delegated/c",
+                "resources": { "memory": { "limit": 67108864 } }
+            }
+        }),
+    );
+    // The bundle, the rootfs and the state root belong to nobody.
+    assert!(Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.bundle())
+        .status()
+        .unwrap()
+        .success());
+    let nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            BIN,
+        ])
+        .arg("--root")
+        .arg(&env.root)
+        .args(args)
+        .stdin(Stdio::null());
+        c
+    };
+    let run = |args: &[&str]| {
+        let o = nobody(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "berth-oci {args:?} as nobody: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = env.bundle().join("out");
+    let f = File::create(&out).unwrap();
+    let b = env.bundle().display().to_string();
+    let st = nobody(&["create", "--bundle", &b, &env.id])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&out).unwrap());
+    let state: Value = serde_json::from_str(&run(&["state", &env.id])).unwrap();
+    assert_eq!(state["status"], "created");
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    // Its user namespace maps only nobody; no cgroup was made.
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "65534", "1"]
+    );
+    let h = berth_cgroups::Hierarchy::discover().unwrap();
+    assert!(!h
+        .mount_point()
+        .join("berth-oci-rootless-not-delegated")
+        .exists());
+    run(&["start", &env.id]);
+    let text = wait_file(&out, " 65534 ");
+    assert!(text.contains("started 0 rootless\n"), "{text}");
+    let state: Value = serde_json::from_str(&run(&["state", &env.id])).unwrap();
+    assert_eq!(state["status"], "running");
+    // exec joins the user namespace (and the rest) as nobody too.
+    let out = run(&["exec", &env.id, "/bin/sh", "-c", "id -u; hostname; echo $$"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["0", "rootless"], "{out}");
+    assert_ne!(lines[2], "1", "{out}");
+    run(&["kill", "--all", &env.id, "KILL"]);
+    let t = Instant::now();
+    loop {
+        let state: Value = serde_json::from_str(&run(&["state", &env.id])).unwrap();
+        if state["status"] == "stopped" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{state}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pid_alive(pid));
+    run(&["delete", &env.id]);
+    assert!(!env.root.join(&env.id).exists());
+    let meta: Vec<_> = std::fs::read_dir(env.root.join(".meta")).unwrap().collect();
+    assert!(meta.is_empty(), "{meta:?}");
+}

@@ -25,10 +25,25 @@
 //! - `exec` joins the namespaces and cgroup by itself and applies the
 //!   process' security policy with berth-security (capabilities,
 //!   rlimits, noNewPrivileges, gids, AppArmor, the container's seccomp);
-//!   SELinux labels and `--preserve-fds` are refused.
+//!   SELinux labels are refused. Its fds: stdio and `--preserve-fds`
+//!   ones, as runc.
 //! - `ps` prints host pids and command lines (not runc's `ps -ef`
 //!   columns); `ps --format json` is the pid list as runc's.
 //! - Only the cgroupfs driver: `--systemd-cgroup` is an error.
+//! - `--preserve-fds N` (create, run, exec) checks that fds 3..3+N were
+//!   open when berth-oci started and fails otherwise (runc passes on
+//!   whatever is there). As runc, the workload gets exactly stdio and
+//!   those fds; `LISTEN_FDS`/`LISTEN_PID` are left to the caller.
+//! - Rootless (not root): the bundle's user namespace must map the
+//!   caller, with single-id maps written directly (others go through
+//!   newuidmap/newgidmap and /etc/subuid); no cgroup is made unless the
+//!   cgroupsPath's parent is writable (delegated), so limits are then not
+//!   applied (a warning), and `kill --all` signals the init (its pid
+//!   namespace ends with it) instead of walking a cgroup; `pause` needs a
+//!   cgroup and fails without one.
+//! - A `hostname` without a new UTS namespace is refused, as runc does
+//!   ("unable to set hostname without a private UTS namespace"); without a
+//!   hostname the container shares (or joins) the UTS namespace given.
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -395,14 +410,25 @@ fn builder_for(
     id: &str,
     a: &Args,
 ) -> Res<berth::ContainerBuilder> {
-    if a.get("preserve-fds").is_some_and(|n| n != "0") {
-        return Err("--preserve-fds is not supported by berth-oci".into());
-    }
     let mut b = bundle
         .builder(id)
         .map_err(|e| e.to_string())?
         .state_root(&ctx.root)
         .kill_with_owner(false);
+    // --preserve-fds N: our fds 3 .. 3+N become the workload's under the
+    // same numbers (runc's semantics; LISTEN_FDS is the caller's business).
+    for fd in preserved_fds(a)? {
+        // SAFETY: F_DUPFD_CLOEXEC on an fd number; checked below.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if dup < 0 {
+            return Err(format!(
+                "--preserve-fds: dup fd {fd}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: a fresh fd.
+        b = b.inherit_fd(unsafe { OwnedFd::from_raw_fd(dup) }, fd);
+    }
     // A hybrid host (cgroup2 beside v1 controllers, /sys/fs/cgroup a tmpfs)
     // has few controllers in cgroup2; engines ask for cpu shares or
     // pids limits by default. There, limits for controllers cgroup2 lacks
@@ -445,7 +471,9 @@ fn builder_for(
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone());
-    if let (Some(cp), Ok(h)) = (cpath, berth_cgroups::Hierarchy::discover()) {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let (Some(cp), Ok(h), true) = (cpath, berth_cgroups::Hierarchy::discover(), root) {
         if let (true, Some(parent)) = (cp.is_absolute(), cp.parent()) {
             let rel = parent.strip_prefix("/").unwrap_or(parent);
             if !rel.as_os_str().is_empty() && !rel.to_string_lossy().contains("..") {
@@ -455,6 +483,13 @@ fn builder_for(
             }
         }
     }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 && has_resources {
+        log(
+            "warning",
+            &format!("{id}: rootless: resource limits apply only under a writable (delegated) cgroupsPath parent"),
+        );
+    }
     if hybrid && has_resources {
         log(
             "warning",
@@ -463,6 +498,50 @@ fn builder_for(
         b = b.ignore_unavailable(true);
     }
     Ok(b)
+}
+
+/// The fds open when the program started (before it opened any itself).
+static START_FDS: std::sync::OnceLock<Vec<RawFd>> = std::sync::OnceLock::new();
+
+fn record_start_fds() {
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = START_FDS.set(fds);
+}
+
+/// The fds `--preserve-fds N` names: 3 .. 3+N, each open when we started
+/// (so never one of our own, such as the log file).
+fn preserved_fds(a: &Args) -> Res<std::ops::Range<RawFd>> {
+    let n: RawFd = match a.get("preserve-fds") {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (0..=65536).contains(n))
+            .ok_or_else(|| format!("--preserve-fds {v:?}: a count expected"))?,
+    };
+    let start = START_FDS.get().map(Vec::as_slice).unwrap_or_default();
+    if let Some(fd) = (3..3 + n).find(|fd| !start.contains(fd)) {
+        return Err(format!(
+            "--preserve-fds {n}: fd {fd} is not open in the runtime"
+        ));
+    }
+    Ok(3..3 + n)
+}
+
+/// Close our copies of the preserved fds once the workload has its own, so
+/// that e.g. the reader of a pipe passed in sees EOF when the workload
+/// closes it (as with runc, whose `create` exits).
+fn close_preserved(a: &Args) {
+    for fd in preserved_fds(a).unwrap_or(3..3) {
+        // SAFETY: closing fds this process was given to pass on.
+        unsafe { libc::close(fd) };
+    }
 }
 
 fn new_meta(bundle: &berth::Bundle, id: &str) -> Value {
@@ -493,6 +572,7 @@ fn load_bundle(a: &Args) -> Res<berth::Bundle> {
 
 fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
+    preserved_fds(a)?;
     let bundle = load_bundle(a)?;
     std::fs::create_dir_all(ctx.meta_dir())
         .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
@@ -602,6 +682,7 @@ fn holder(
         Ok(c) => c,
         Err(e) => return fail(&mut w, format!("create container {id}: {e}")),
     };
+    close_preserved(a);
     if tty {
         let cs = a.get("console-socket").unwrap_or_default();
         let Some(m) = c.pty() else {
@@ -705,6 +786,7 @@ fn cmd_run(ctx: &Ctx, a: &Args) -> Res<i32> {
         return cmd_start(ctx, a);
     }
     let id = a.id()?;
+    preserved_fds(a)?;
     let bundle = load_bundle(a)?;
     std::fs::create_dir_all(ctx.meta_dir())
         .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
@@ -731,6 +813,7 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
         .kill_with_owner(true)
         .create()
         .map_err(|e| format!("create container {id}: {e}"))?;
+    close_preserved(a);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &c.pid().to_string())?;
     }
@@ -840,7 +923,9 @@ fn cmd_kill(ctx: &Ctx, a: &Args) -> Res<i32> {
         ("created" | "running" | "paused", Some(st)) => st,
         _ => return Err(format!("cannot kill container {id}: it is {s}")),
     };
-    if a.bool("all") || a.bool("a") {
+    // Without a cgroup (rootless) --all signals the init, whose pid
+    // namespace ends with it.
+    if (a.bool("all") || a.bool("a")) && st.cgroup.is_some() {
         for p in cgroup_procs(&st) {
             // SAFETY: kill(2) on a pid read from the container's cgroup.
             unsafe { libc::kill(p, sig) };
@@ -1201,18 +1286,28 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
             }
         }
     }
-    // The pid namespace applies to our children (setns(2)): join it here;
-    // the rest in the child before execve.
-    if nsflags & libc::CLONE_NEWPID != 0 {
-        // SAFETY: setns on our own pidfd; single-threaded.
-        if unsafe { libc::setns(pidfd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+    // The pid namespace applies to our children (setns(2)): join it here,
+    // with the user namespace when the container has its own (joining a
+    // pid namespace needs CAP_SYS_ADMIN in the user namespace owning it:
+    // rootless, only there; setns with a pidfd enters the user namespace
+    // first, Linux 5.8); the rest in the child before execve.
+    let here = nsflags & (libc::CLONE_NEWPID | libc::CLONE_NEWUSER);
+    if here != 0 {
+        // SAFETY: setns on our own pidfd; single-threaded (a user
+        // namespace can only be joined by a single-threaded process).
+        if unsafe { libc::setns(pidfd.as_raw_fd(), here) } < 0 {
             return Err(format!(
-                "setns pid of {pid}: {}",
+                "setns {} of {pid}: {}",
+                if here & libc::CLONE_NEWUSER != 0 {
+                    "user+pid"
+                } else {
+                    "pid"
+                },
                 std::io::Error::last_os_error()
             ));
         }
     }
-    let rest = nsflags & !libc::CLONE_NEWPID;
+    let rest = nsflags & !here;
     let procs = st
         .cgroup
         .as_ref()
@@ -1252,6 +1347,7 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
     let slave_fd = pty_slave.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
     let cwd_c = CString::new(cwd.clone()).map_err(|_| "cwd contains NUL".to_string())?;
     let pfd = pidfd.as_raw_fd();
+    let keep_below = preserved_fds(a)?.end;
     // SAFETY: only async-signal-safe calls in the child.
     unsafe {
         cmd.pre_exec(move || {
@@ -1273,6 +1369,18 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
                 for fd in 0..3 {
                     libc::dup2(slave_fd, fd);
                 }
+            }
+            // Every fd but stdio and the --preserve-fds ones is closed at
+            // execve (close_range(2) CLOSE_RANGE_CLOEXEC, Linux 5.11):
+            // the engine's other fds never reach the container.
+            if libc::syscall(
+                libc::SYS_close_range,
+                keep_below as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+            ) < 0
+            {
+                return err();
             }
             policy
                 .apply_in_child()
@@ -1305,6 +1413,7 @@ const USAGE: &str = "usage: berth-oci [--root DIR] [--log FILE] [--log-format te
 COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
 
 fn real_main() -> Res<i32> {
+    record_start_fds();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // Global flags come before the command.
     let mut i = 0;
@@ -1412,6 +1521,7 @@ fn real_main() -> Res<i32> {
                     "apparmor",
                     "cap",
                     "c",
+                    "preserve-fds",
                 ],
                 &["detach", "d", "tty", "t", "no-new-privs"],
                 true,

@@ -38,7 +38,8 @@ use crate::error::{Error, Result};
 /// written directly; others need newuidmap/newgidmap), and the container
 /// gets a cgroup only when the cgroupsPath's parent is writable
 /// (delegated); otherwise no cgroup and the limits are not applied (a
-/// warning), as runc does rootless.
+/// warning), and no eBPF device rules (they need CAP_BPF on the host; a
+/// rootless container cannot make device nodes), as runc does rootless.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     dir: PathBuf,
@@ -329,6 +330,14 @@ impl Bundle {
             if let Some(devs) = r.devices() {
                 b = b.device_filter(Some(berth_ebpf_probes::DeviceFilter::from_oci(devs)?));
             }
+        }
+        if b.rootless {
+            // Loading the eBPF device program needs CAP_BPF and
+            // CAP_SYS_ADMIN in the initial user namespace (bpf(2)); a
+            // rootless container cannot make device nodes anyway (mknod
+            // in a user namespace: EPERM) and gets the host's bound with
+            // the caller's access. runc skips device rules rootless too.
+            b = b.device_filter(None);
         }
         if let Some(cp) = linux.cgroups_path() {
             let s = cp.to_string_lossy();

@@ -948,3 +948,110 @@ fn rootless_bundle_lifecycle_as_nobody() {
     let meta: Vec<_> = std::fs::read_dir(env.root.join(".meta")).unwrap().collect();
     assert!(meta.is_empty(), "{meta:?}");
 }
+
+/// Rootless under a delegated cgroup (a directory, its `cgroup.procs`,
+/// `cgroup.subtree_control` and `cgroup.threads` owned by nobody, with
+/// the runtime started inside it, as a systemd user session delegates):
+/// the container gets its cgroup `<delegated>/c` there (device rules
+/// skipped: they need CAP_BPF), and delete removes it.
+#[test]
+fn rootless_under_a_delegated_cgroup() {
+    berth_testkit::privileged!();
+    let h = berth_cgroups::Hierarchy::discover().unwrap();
+    let name = berth_testkit::unique_name("oci-deleg");
+    let deleg = berth_testkit::CgroupDir::adopt(h.mount_point().join(&name));
+    std::fs::create_dir(deleg.path()).unwrap();
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        std::os::unix::fs::chown(deleg.path().join(f), Some(65534), Some(65534)).unwrap();
+    }
+    let env = Env::new(
+        &["/bin/sh", "-c", "cat /proc/self/cgroup; exec sleep 60"],
+        json!({
+            "hostname": "rootless",
+            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }],
+            "linux": {
+                "namespaces": [
+                    { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
+                    { "type": "mount" }, { "type": "user" }
+                ],
+                "uidMappings": [{ "containerID": 0, "hostID": 65534, "size": 1 }],
+                "gidMappings": [{ "containerID": 0, "hostID": 65534, "size": 1 }],
+                "cgroupsPath": format!("/{name}/c"),
+                "resources": { "devices": [{ "allow": false, "access": "rwm" }] }
+            }
+        }),
+    );
+    assert!(Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.bundle())
+        .status()
+        .unwrap()
+        .success());
+    // The runtime runs inside the delegated group (root puts the shell
+    // there, then becomes nobody).
+    let nobody = |args: &[&str]| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(
+                r#"echo $$ > "$0" && exec setpriv --reuid 65534 --regid 65534 --clear-groups "$@""#,
+            )
+            .arg(deleg.path().join("cgroup.procs"))
+            .arg(BIN)
+            .arg("--root")
+            .arg(&env.root)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    };
+    let run = |args: &[&str]| {
+        let o = nobody(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "berth-oci {args:?} as nobody: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = env.bundle().join("out");
+    let f = File::create(&out).unwrap();
+    let b = env.bundle().display().to_string();
+    let st = nobody(&["create", "--bundle", &b, &env.id])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&out).unwrap());
+    let state: Value = serde_json::from_str(&run(&["state", &env.id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = format!("0::/{name}/c\n");
+    assert!(cg.contains(&want), "{cg}");
+    let procs = std::fs::read_to_string(deleg.path().join("c/cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    run(&["start", &env.id]);
+    // The workload itself runs there.
+    wait_file(&out, &want);
+    // pause/resume work on the delegated group.
+    run(&["pause", &env.id]);
+    let state: Value = serde_json::from_str(&run(&["state", &env.id])).unwrap();
+    assert_eq!(state["status"], "paused");
+    run(&["resume", &env.id]);
+    run(&["kill", "--all", &env.id, "KILL"]);
+    let t = Instant::now();
+    loop {
+        let state: Value = serde_json::from_str(&run(&["state", &env.id])).unwrap();
+        if state["status"] == "stopped" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{state}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run(&["delete", &env.id]);
+    assert!(!deleg.path().join("c").exists());
+    assert!(!env.root.join(&env.id).exists());
+}

@@ -447,12 +447,15 @@ fn builder_for(
     // random, urandom, tty, console, ptmx, pts, mknod of any) after the
     // spec's device rules; engines rely on it (podman sends only
     // "deny all").
+    // SAFETY: geteuid cannot fail.
+    let rootless = unsafe { libc::geteuid() } != 0;
     if let Some(devs) = bundle
         .spec()
         .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.devices().as_ref())
+        .filter(|_| !rootless)
     {
         let mut f = berth_ebpf_probes::DeviceFilter::from_oci(devs).map_err(|e| e.to_string())?;
         for r in berth_ebpf_probes::DeviceFilter::container_default()
@@ -471,9 +474,7 @@ fn builder_for(
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone());
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if let (Some(cp), Ok(h), true) = (cpath, berth_cgroups::Hierarchy::discover(), root) {
+    if let (Some(cp), Ok(h), false) = (cpath, berth_cgroups::Hierarchy::discover(), rootless) {
         if let (true, Some(parent)) = (cp.is_absolute(), cp.parent()) {
             let rel = parent.strip_prefix("/").unwrap_or(parent);
             if !rel.as_os_str().is_empty() && !rel.to_string_lossy().contains("..") {
@@ -483,8 +484,7 @@ fn builder_for(
             }
         }
     }
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 && has_resources {
+    if rootless && has_resources {
         log(
             "warning",
             &format!("{id}: rootless: resource limits apply only under a writable (delegated) cgroupsPath parent"),

@@ -3,7 +3,9 @@
 //! - `overlay_mount/{api}/{n}`: mount + unmount of an overlay with n = 1, 16,
 //!   128 lower layers plus upper/work (`volatile`), through the new mount API
 //!   (`lowerdir+`) and, as the baseline, classic `mount(2)`
-//!   (`MountMethod::Legacy`); and a read-only stack (16, 128). Target: 128 layers < 1 ms.
+//!   (`MountMethod::Legacy`); the mount alone and the unmount alone; and a
+//!   read-only stack (16, 128). Target: 128 layers < 1 ms. Baseline
+//!   `tmpfs mount+unmount`: the cheapest mount and unmount at the same place.
 //! - `layer_import/{berth,gnu_tar}`: import of a gzip layer made from real
 //!   files (copies of files under /usr/lib and /usr/share, generated once in a
 //!   temp dir) into a fresh store with digest and diff_id verification, against
@@ -123,6 +125,31 @@ fn mount_bench(c: &mut Criterion) {
                 t
             })
         });
+        // The unmount alone (mount outside the timed part): `umount2(2)` waits
+        // for two expedited RCU grace periods (namespace_unlock, then the
+        // overlay's private layer clones in ovl_free_fs), whatever the layer count.
+        g.bench_with_input(BenchmarkId::new("lowerdir+ unmount only", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    counter.set(counter.get() + 1);
+                    let work = base.join(format!("w{}", counter.get()));
+                    fs::create_dir(&work).unwrap();
+                    let m = Overlay::new()
+                        .lowers(&layers)
+                        .upper(base.join("upper"))
+                        .work(work)
+                        .volatile()
+                        .method(MountMethod::Append)
+                        .mount(&target)
+                        .unwrap();
+                    let start = Instant::now();
+                    m.unmount().unwrap();
+                    t += start.elapsed();
+                }
+                t
+            })
+        });
         // Read-only stack of the same lowers (no upper, nothing to sync).
         if n > 1 {
             let ov = Overlay::new().lowers(&layers).method(MountMethod::Append);
@@ -131,6 +158,29 @@ fn mount_bench(c: &mut Criterion) {
             });
         }
     }
+    // Baseline: the cheapest mount there is (an empty tmpfs) mounted and
+    // unmounted at the same place; its unmount waits for one expedited RCU
+    // grace period, which shows what the machine's load does to that wait.
+    let target = tmp.path().join("n1").join("merged");
+    let ctarget = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).unwrap();
+    g.bench_function("tmpfs mount+unmount (baseline)", |b| {
+        b.iter(|| {
+            // SAFETY: valid C strings; the mount is removed right away.
+            unsafe {
+                assert_eq!(
+                    libc::mount(
+                        c"tmpfs".as_ptr(),
+                        ctarget.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        0,
+                        std::ptr::null()
+                    ),
+                    0
+                );
+                assert_eq!(libc::umount2(ctarget.as_ptr(), 0), 0);
+            }
+        })
+    });
     g.finish();
 }
 

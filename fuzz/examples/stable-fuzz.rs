@@ -2,10 +2,13 @@
 //! seed in `corpus/<target>/`, then mutate seeds (bit flips, byte sets,
 //! inserts, deletes, chunk duplication, splices of two seeds) for
 //! `--seconds` per target. A panic saves the input to
-//! `artifacts/<target>/crash-<n>` and makes the run exit 1.
+//! `artifacts/<target>/crash-<n>` and makes the run exit 1. `--replay`
+//! runs the seeds only. No coverage feedback (the code is not instrumented):
+//! `scripts/fuzz` uses cargo-fuzz (libFuzzer) and falls back to this driver
+//! only when cargo-fuzz cannot be installed, or with `--stable`.
 //!
 //! ```text
-//! stable-fuzz [--seconds N] [--seed S] [TARGET...]
+//! stable-fuzz [--seconds N | --replay] [--seed S] [TARGET...]
 //! ```
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -113,6 +116,7 @@ fn main() {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seconds" => seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
+            "--replay" => seconds = 0,
             "--seed" => seed = it.next().and_then(|v| v.parse().ok()).expect("--seed S"),
             t => only.push(t.to_string()),
         }
@@ -128,7 +132,7 @@ fn main() {
             continue;
         }
         let seeds = load(&here.join("corpus").join(name));
-        let mut rng = Rng(seed ^ name.len() as u64 * 0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(seed ^ (name.len() as u64 * 0x9e37_79b9_7f4a_7c15));
         let mut execs = 0u64;
         let mut crashes = 0;
         let run = |input: &[u8], execs: &mut u64| -> bool {
@@ -151,7 +155,7 @@ fn main() {
         let t0 = Instant::now();
         let mut input = Vec::new();
         while t0.elapsed() < Duration::from_secs(seconds) && crashes < 5 {
-            if execs % 64 == 0 || input.is_empty() {
+            if execs.is_multiple_of(64) || input.is_empty() {
                 input = if seeds.is_empty() {
                     Vec::new()
                 } else {

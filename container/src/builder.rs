@@ -1,7 +1,7 @@
 //! The `ContainerBuilder`: configuration, validation and the spawn path.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -907,22 +907,17 @@ impl ContainerBuilder {
         if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {
             steps.push(lo_up_step());
         }
-        let mut pty_master = None;
+        // tty: a pty of the container's own devpts, opened by a step after
+        // pivot_root; its slave becomes fds 0-2 (pty.rs).
+        let mut pty_plan = None;
         if self.tty {
-            let (master, slave) = open_pty()?;
-            self.stdin = Stdio::Fd(
-                slave
-                    .try_clone()
-                    .map_err(|e| Error::io("dup pty", "/dev/ptmx", e))?,
-            );
-            self.stdout = Stdio::Fd(
-                slave
-                    .try_clone()
-                    .map_err(|e| Error::io("dup pty", "/dev/ptmx", e))?,
-            );
-            self.stderr = Stdio::Fd(slave);
+            let (rx, child_sock, step) = crate::pty::plan()?;
+            self.stdin = Stdio::Inherit;
+            self.stdout = Stdio::Inherit;
+            self.stderr = Stdio::Inherit;
+            steps.push(step);
             steps.push(controlling_tty_step());
-            pty_master = Some(master);
+            pty_plan = Some((rx, child_sock));
         }
         let sec = prepared.clone();
         // SAFETY: apply_in_child only runs raw syscalls on data prepared
@@ -947,6 +942,10 @@ impl ContainerBuilder {
         if self.kill_with_owner {
             sp.parent_death_signal(libc::SIGKILL);
         }
+        let pty_rx = pty_plan.map(|(rx, child_sock)| {
+            sp.map_fd(child_sock, crate::pty::CHILD_SOCKET_FD);
+            rx
+        });
         let lo_up = matches!(self.network.kind, NetKind::Loopback);
         crate::perf::use_netns_pool(&mut sp, ns, self.netns_pool, lo_up);
         if !ns.contains(Namespaces::UTS) {
@@ -1050,6 +1049,16 @@ impl ContainerBuilder {
             }
         };
         let attachment = attachment.lock().ok().and_then(|mut s| s.take());
+        let pty_master = match pty_rx.map(|rx| rx.receive()).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = child.kill(libc::SIGKILL);
+                let _ = child.wait();
+                drop(attachment);
+                drop(cgroup);
+                return Err(e);
+            }
+        };
         st.pid = Some(child.pid());
         st.pid_start = state::proc_start_time(child.pid());
         if let Err(e) = st.update(&state_dir) {
@@ -1240,53 +1249,6 @@ fn controlling_tty_step() -> Step {
             }
             Ok(())
         })
-    }
-}
-
-/// A new pty pair (pty(7)): master and slave, both close-on-exec.
-fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: plain libc calls; fds checked and owned right away.
-    unsafe {
-        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        if m < 0 {
-            return Err(Error::io(
-                "posix_openpt",
-                "/dev/ptmx",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let master = OwnedFd::from_raw_fd(m);
-        if libc::grantpt(m) != 0 || libc::unlockpt(m) != 0 {
-            return Err(Error::io(
-                "unlockpt",
-                "/dev/ptmx",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let mut buf = [0 as libc::c_char; 64];
-        if libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()) != 0 {
-            return Err(Error::io(
-                "ptsname",
-                "/dev/ptmx",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let s = libc::open(
-            buf.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if s < 0 {
-            let name = std::ffi::CStr::from_ptr(buf.as_ptr())
-                .to_string_lossy()
-                .into_owned();
-            return Err(Error::io(
-                "open pty slave",
-                name,
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let _ = master.as_raw_fd();
-        Ok((master, OwnedFd::from_raw_fd(s)))
     }
 }
 

@@ -42,6 +42,7 @@ mod container;
 mod error;
 mod fs;
 mod perf;
+mod pty;
 mod state;
 
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};

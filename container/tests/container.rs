@@ -280,7 +280,7 @@ fn tty_gives_a_controlling_terminal() {
         .command([
             "/bin/sh",
             "-c",
-            "test -t 0 && test -t 1 && echo isatty; cut -d' ' -f7 /proc/self/stat",
+            "test -t 0 && test -t 1 && echo isatty; cut -d' ' -f7 /proc/self/stat; tty; echo $(ls /dev/pts)",
         ])
         .spawn()
         .unwrap();
@@ -295,6 +295,11 @@ fn tty_gives_a_controlling_terminal() {
         s.starts_with("isatty") && tty_nr != 0,
         "controlling tty: {s:?}"
     );
+    // The pty comes from the container's own devpts: `tty` names it and
+    // it is the only one there.
+    let lines: Vec<&str> = s.lines().map(|l| l.trim()).collect();
+    assert_eq!(lines.get(2), Some(&"/dev/pts/0"), "{s:?}");
+    assert_eq!(lines.get(3), Some(&"0 ptmx"), "{s:?}");
     c.destroy().unwrap();
 }
 

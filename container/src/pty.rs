@@ -1,0 +1,168 @@
+//! `tty: true`: a pseudo-terminal from the container's own devpts instance.
+//!
+//! A pty opened in the caller's devpts would be unreachable from inside
+//! (the container's `/dev/pts` is a new instance), so `tty` would print
+//! "not a tty" and programs that reopen their terminal would fail. Instead
+//! a step of the child plan, after `pivot_root`, opens `/dev/pts/ptmx` of
+//! the container's devpts (pty(7)), unlocks it (`TIOCSPTLCK`), opens the
+//! peer with `TIOCGPTPEER` (Linux 4.13; no path lookup), makes it fd 0, 1
+//! and 2, and sends the master back to the parent over a socketpair with
+//! `SCM_RIGHTS` (unix(7)). Raw syscalls on stack buffers only.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use berth_namespaces::Step;
+
+use crate::error::{Error, Result};
+
+/// The child's end of the socketpair sits at this fd from the prologue
+/// (`Spawner::map_fd`) until the pty step closes it.
+pub(crate) const CHILD_SOCKET_FD: RawFd = 255;
+
+/// `TIOCGPTPEER`: `_IO('T', 0x41)`, ioctl_tty(2) (Linux 4.13).
+const TIOCGPTPEER: libc::c_ulong = 0x5441;
+
+/// The parent's end: receives the master once the child ran the step.
+#[derive(Debug)]
+pub(crate) struct MasterReceiver {
+    sock: OwnedFd,
+}
+
+/// A socketpair: the parent keeps the receiver, the child's end goes to
+/// `Spawner::map_fd(child, CHILD_SOCKET_FD)`; plus the step to run after
+/// `pivot_root`.
+pub(crate) fn plan() -> Result<(MasterReceiver, OwnedFd, Step)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: socketpair fills two fds we own right away.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::io(
+            "socketpair for the pty master",
+            "AF_UNIX",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fresh fds from socketpair.
+    let (parent, child) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the hook makes raw syscalls on stack data only.
+    let step = unsafe {
+        Step::hook(
+            "open a pty in the container's devpts (/dev/pts/ptmx, TIOCGPTPEER) and send its master",
+            || open_and_send(CHILD_SOCKET_FD),
+        )
+    };
+    Ok((MasterReceiver { sock: parent }, child, step))
+}
+
+/// The child side (see the module docs). Async-signal-safe.
+fn open_and_send(sock: RawFd) -> std::result::Result<(), i32> {
+    // SAFETY (whole body): raw syscalls on constants and stack buffers; every
+    // fd opened here is closed on every path but the slave's copies on 0-2.
+    unsafe {
+        let errno = || *libc::__errno_location();
+        let m = libc::open(
+            c"/dev/pts/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if m < 0 {
+            return Err(errno());
+        }
+        let fail = |e: i32| {
+            libc::close(m);
+            libc::close(sock);
+            Err(e)
+        };
+        let unlock: libc::c_int = 0;
+        if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
+            return fail(errno());
+        }
+        let s = libc::ioctl(m, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY);
+        if s < 0 {
+            return fail(errno());
+        }
+        for target in 0..3 {
+            if libc::dup2(s, target) < 0 {
+                let e = errno();
+                libc::close(s);
+                return fail(e);
+            }
+        }
+        if s > 2 {
+            libc::close(s);
+        }
+        // One SCM_RIGHTS message carrying the master (cmsg(3)).
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        #[repr(C)]
+        struct Cmsg {
+            hdr: libc::cmsghdr,
+            fd: libc::c_int,
+            _pad: libc::c_int,
+        }
+        let mut cm: Cmsg = std::mem::zeroed();
+        cm.hdr.cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        cm.hdr.cmsg_level = libc::SOL_SOCKET;
+        cm.hdr.cmsg_type = libc::SCM_RIGHTS;
+        cm.fd = m;
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut cm as *mut Cmsg).cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return fail(errno());
+        }
+        libc::close(m);
+        libc::close(sock);
+        Ok(())
+    }
+}
+
+impl MasterReceiver {
+    /// The master the child sent (call after `spawn`/`spawn_stopped`
+    /// returned: the step has run by then). Close-on-exec.
+    pub(crate) fn receive(self) -> Result<OwnedFd> {
+        let err = |e: std::io::Error| Error::io("receive the pty master", "socketpair", e);
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut buf = [0u64; 8];
+        // SAFETY: msghdr over local buffers; the received fd is owned below.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = buf.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&buf) as _;
+            let n = libc::recvmsg(
+                self.sock.as_raw_fd(),
+                &mut msg,
+                libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+            );
+            if n < 0 {
+                return Err(err(std::io::Error::last_os_error()));
+            }
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            if c.is_null()
+                || (*c).cmsg_level != libc::SOL_SOCKET
+                || (*c).cmsg_type != libc::SCM_RIGHTS
+            {
+                return Err(err(std::io::Error::other("no fd in the message")));
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+            Ok(OwnedFd::from_raw_fd(fd))
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! Async (tokio) API: the blocking operations run on tokio's blocking pool
-//! (`spawn_blocking`), so netlink round-trips and `nft` runs never stall the
+//! (`spawn_blocking`), so netlink round-trips and file locks never stall the
 //! async executor. Needs a tokio runtime.
 //!
 //! ```no_run

@@ -139,7 +139,8 @@ pub enum Error {
         /// The parse error.
         reason: String,
     },
-    /// Running `nft` failed to start or returned an error.
+    /// Running `nft` failed. No longer produced: nftables is programmed over
+    /// netlink, and its errors are [`Error::Netlink`] naming the message.
     #[error("nft {op}: {reason}")]
     Nft {
         /// What was being done.

@@ -568,3 +568,45 @@ fn quick_reuse_of_a_container_id_gets_a_fresh_host_veth() {
     assert!(host.nft_tables().is_empty(), "{:?}", host.nft_tables());
     net.remove().unwrap();
 }
+
+#[test]
+fn a_refused_nftables_transaction_names_the_message_and_changes_nothing() {
+    berth_testkit::privileged!();
+    let host = TestNs::new();
+    let state = tempfile::tempdir().unwrap();
+    let net = network(&host, state.path(), "t10", "10.210.5.0/24")
+        .masquerade(false)
+        .ensure()
+        .unwrap();
+    assert!(host.nft_tables().is_empty());
+    // Someone else's chain where berth wants its nat prerouting chain: the
+    // kernel refuses the whole batch of the first published port.
+    host.exec(&["nft", "add", "table", "ip", "berth"]);
+    host.exec(&[
+        "nft",
+        "add chain ip berth prerouting { type filter hook input priority 0; }",
+    ]);
+    let before = host.exec(&["nft", "-a", "list", "table", "ip", "berth"]);
+    let links = host.link_names();
+    let ctr = TestNs::new();
+    let e = net
+        .attach(
+            &ctr.handle,
+            &Attach::new("refused").publish(PortMapping::tcp(18090, 80)),
+        )
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("nftables transaction"), "{msg}");
+    assert!(msg.contains("add chain ip berth prerouting"), "{msg}");
+    assert!(e.raw_os_error().is_some(), "errno kept: {e:?}");
+    // all or nothing: no chain or rule of the batch was added
+    assert_eq!(
+        host.exec(&["nft", "-a", "list", "table", "ip", "berth"]),
+        before
+    );
+    // and the attach was undone: no veth, no address
+    assert_eq!(host.link_names(), links);
+    assert_eq!(ctr.link_names(), vec!["lo".to_string()]);
+    assert!(net.ipam().lookup("refused").unwrap().is_none());
+    net.remove().unwrap();
+}

@@ -610,3 +610,22 @@ fn a_refused_nftables_transaction_names_the_message_and_changes_nothing() {
     assert!(net.ipam().lookup("refused").unwrap().is_none());
     net.remove().unwrap();
 }
+
+#[test]
+fn masquerade_of_a_non_byte_aligned_subnet_reads_back_as_nft_writes_it() {
+    berth_testkit::privileged!();
+    let host = TestNs::new();
+    let state = tempfile::tempdir().unwrap();
+    let net = network(&host, state.path(), "t11", "10.212.8.0/21")
+        .ensure()
+        .unwrap();
+    let ruleset = host.exec(&["nft", "list", "table", "ip", "berth"]);
+    for line in [
+        "ip saddr 10.212.8.0/21 ip daddr != 10.212.8.0/21 masquerade comment \"berth net=t11\"",
+        "ip saddr 10.212.8.0/21 ip daddr 10.212.8.0/21 ct status dnat masquerade comment \"berth net=t11\"",
+    ] {
+        assert!(ruleset.contains(line), "{line:?} missing in {ruleset}");
+    }
+    net.remove().unwrap();
+    assert!(host.nft_tables().is_empty());
+}

@@ -1,0 +1,123 @@
+//! Criterion benchmark of berth's spawn throughput with several spawning
+//! threads in one process: each iteration is spawn → exit → destroy of
+//! `/bin/true` in a full default container (overlay rootfs from the busybox
+//! fixture imported with berth-overlay, six namespaces, `lo` up, Docker's
+//! capabilities and seccomp profile, the eBPF device filter, its own
+//! cgroup) on each of N threads at once, so criterion's throughput line is
+//! containers per second. The baseline, in the same run, is fork+exec of the
+//! same `true` from as many threads.
+//!
+//! The rest of the scale numbers (1000 containers alive, memory per
+//! container, layers, ports, bridge size) come from the `berth-scale`
+//! binary (`cargo run --release -p berth-benches --bin berth-scale`), since
+//! a thousand live containers fit criterion's repeat-and-time model badly.
+//!
+//! `cargo bench -p berth-benches --bench scale` (add `-- --quick`, or set
+//! `BERTH_BENCH_QUICK=1`, for a short run: 1 s per measurement). Needs root;
+//! skips otherwise.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use berth::{Container, Rootfs, Stdio};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+static N: AtomicU64 = AtomicU64::new(0);
+
+fn image_rootfs(dir: &Path) -> Rootfs {
+    let layout = dir.join("layout");
+    berth_overlay::ImageBuilder::new("busybox:latest")
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .write(&layout)
+        .expect("write image layout");
+    let store = berth_overlay::LayerStore::open(dir.join("store")).expect("store");
+    let l = berth_overlay::ImageLayout::open(&layout).expect("layout");
+    Rootfs::image(&store, &l, "latest").expect("import image")
+}
+
+fn run_container(rootfs: &Rootfs, state: &Path) {
+    let id = format!(
+        "bscale-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut c = Container::builder(id)
+        .rootfs(rootfs.clone())
+        .state_root(state)
+        .command(["/bin/true"])
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
+        .spawn()
+        .expect("spawn");
+    let st = c.wait().expect("wait");
+    assert!(st.success(), "true exited with {st}");
+    c.destroy().expect("destroy");
+}
+
+/// `iters` rounds of `job` on each of `threads` threads at once; the wall time.
+fn on_threads(threads: usize, iters: u64, job: &(dyn Fn() + Sync)) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..iters {
+                    job();
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn benches(c: &mut Criterion) {
+    if !berth_testkit::is_root() {
+        eprintln!("SKIPPED scale bench: containers need root");
+        return;
+    }
+    let scratch = berth_benches::Scratch::new("bbscale").expect("scratch dir");
+    let state: PathBuf = scratch.path().join("state");
+    std::fs::create_dir_all(&state).expect("state root");
+    let rootfs = image_rootfs(scratch.path());
+    let true_bin = berth_testkit::busybox_rootfs().join("bin/true");
+    // Warm berth's per-process caches (seccomp program, device filter,
+    // network namespace pool) before anything is timed.
+    for _ in 0..2 {
+        run_container(&rootfs, &state);
+    }
+    let mut g = c.benchmark_group("scale");
+    if berth_benches::quick() {
+        g.measurement_time(Duration::from_secs(1));
+    } else {
+        g.sample_size(10);
+        g.measurement_time(Duration::from_secs(10));
+    }
+    for threads in [1usize, 2, 4, 8] {
+        g.throughput(Throughput::Elements(threads as u64));
+        g.bench_with_input(
+            BenchmarkId::new("fork-exec-true", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    on_threads(t, iters, &|| {
+                        let st = Command::new(&true_bin).status().expect("spawn true");
+                        assert!(st.success());
+                    })
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("berth-spawn-wait-destroy", threads),
+            &threads,
+            |b, &t| b.iter_custom(|iters| on_threads(t, iters, &|| run_container(&rootfs, &state))),
+        );
+    }
+    g.finish();
+    // Nothing of the bench is left: every container was destroyed.
+    let left = std::fs::read_dir(&state).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "state directories left in {}", state.display());
+}
+
+criterion_group!(scale, benches);
+criterion_main!(scale);

@@ -728,3 +728,37 @@ pub(crate) fn run(prog: &SeccompProgram, arch: u32, nr: u32, args: [u64; 6]) -> 
 
 #[cfg(test)]
 pub(crate) const TEST_ARCH: u32 = AUDIT_ARCH_X86_64;
+
+/// The kernel's action-cache emulator (`seccomp_is_const_allow` in
+/// kernel/seccomp.c, Linux 5.11): runs `prog` knowing only `nr` and `arch`;
+/// true when it provably returns `SECCOMP_RET_ALLOW` (the syscall then
+/// skips the filter at run time), false as soon as anything else is loaded.
+#[cfg(test)]
+pub(crate) fn kernel_const_allow(prog: &SeccompProgram, arch: u32, nr: u32) -> bool {
+    let mut acc: u32 = 0;
+    let mut pc = 0usize;
+    while pc < prog.filter.len() {
+        let i = prog.filter[pc];
+        match i.code {
+            BPF_LD_W_ABS => match i.k {
+                OFF_NR => acc = nr,
+                OFF_ARCH => acc = arch,
+                _ => return false,
+            },
+            BPF_RET_K => return i.k == Action::Allow.ret(),
+            BPF_JMP_JA => pc += i.k as usize,
+            BPF_JEQ_K | BPF_JGT_K | BPF_JGE_K => {
+                let t = match i.code {
+                    BPF_JEQ_K => acc == i.k,
+                    BPF_JGT_K => acc > i.k,
+                    _ => acc >= i.k,
+                };
+                pc += if t { i.jt as usize } else { i.jf as usize };
+            }
+            BPF_AND_K => acc &= i.k,
+            _ => return false,
+        }
+        pc += 1;
+    }
+    false
+}

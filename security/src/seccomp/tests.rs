@@ -1,4 +1,4 @@
-use super::bpf::{run, FORCE_TRAMPOLINES, TEST_ARCH};
+use super::bpf::{kernel_const_allow, run, FORCE_TRAMPOLINES, TEST_ARCH};
 use super::*;
 
 fn nr(name: &str) -> u32 {
@@ -530,6 +530,44 @@ fn mixed_action_profile_matches_reference() {
         ))
         .rule(SyscallRule::new(["getpid"], Action::Errno(1)));
     assert_matches_reference(&kill, &ctx, &[]);
+}
+
+#[test]
+fn action_cache_still_proves_unconditional_allows() {
+    // Exactly the syscalls allowed whatever their arguments must be provable
+    // by the kernel's cache emulator; for the others (argument rules, other
+    // actions) the filter has to run. Foreign ABIs are never cached as allowed.
+    let ctx = CompileContext {
+        caps: CapSet::docker_default(),
+        kernel: (6, 1),
+    };
+    let p = SeccompProfile::docker_default();
+    for prog in both_layouts(&p, &ctx) {
+        let mut cached = 0;
+        for nr in 0..=max_syscall_number() + 70 {
+            let rules: Vec<&SyscallRule> = p
+                .rules
+                .iter()
+                .filter(|r| rule_applies(r, &ctx))
+                .filter(|r| r.names.iter().any(|n| syscall_number(n) == Some(nr)))
+                .collect();
+            let unconditional_allow =
+                rules.iter().all(|r| r.args.is_empty()) && reference(&p, &ctx, nr, [0; 6]) == ALLOW;
+            assert_eq!(
+                kernel_const_allow(&prog, TEST_ARCH, nr),
+                unconditional_allow,
+                "nr {nr} ({} insns)",
+                prog.len()
+            );
+            cached += usize::from(unconditional_allow);
+            assert!(!kernel_const_allow(&prog, 0x4000_0003, nr), "i386 {nr}");
+            assert!(
+                !kernel_const_allow(&prog, TEST_ARCH, nr | 0x4000_0000),
+                "x32 {nr}"
+            );
+        }
+        assert!(cached > 250, "{cached}");
+    }
 }
 
 #[test]

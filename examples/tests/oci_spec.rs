@@ -597,7 +597,7 @@ fn terminal_goes_over_the_console_socket() {
         &[
             "/bin/sh",
             "-c",
-            "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; sleep 60",
+            "[ -t 0 ] && [ -t 1 ] && echo is-a-tty $(tty); sleep 60",
         ],
         json!({}),
     );
@@ -623,7 +623,33 @@ fn terminal_goes_over_the_console_socket() {
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     let t0 = Instant::now();
-    while !String::from_utf8_lossy(&got).contains("is-a-tty") {
+    // The pty is the container's own (its devpts), as with runc.
+    while !String::from_utf8_lossy(&got).contains("is-a-tty /dev/pts/0") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{got:?}");
+        let n = f.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    // exec --tty: a second pty of the container's devpts, master over the
+    // console socket.
+    let sock2 = env.bundle().join("console2.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock2).unwrap();
+    let t = std::thread::spawn(move || recv_fd(&listener));
+    let s2 = sock2.display().to_string();
+    env.ok(&[
+        "exec",
+        "--detach",
+        "--tty",
+        "--console-socket",
+        &s2,
+        &env.id,
+        "/bin/sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo exec-tty $(tty); sleep 2",
+    ]);
+    let mut f = File::from(t.join().unwrap());
+    let mut got = Vec::new();
+    let t0 = Instant::now();
+    while !String::from_utf8_lossy(&got).contains("exec-tty /dev/pts/1") {
         assert!(t0.elapsed() < Duration::from_secs(10), "{got:?}");
         let n = f.read(&mut buf).unwrap();
         got.extend_from_slice(&buf[..n]);

@@ -20,8 +20,6 @@
 //!   it, poststop on `delete` (and after `run`). Timeouts are honoured.
 //! - On a hybrid cgroup host, limits for controllers cgroup2 lacks are
 //!   skipped with a warning in the log (runc would use cgroup v1).
-//! - The pty comes from the host's devpts (berth's design), so `tty(1)`
-//!   inside finds no `/dev/pts` name; isatty and window size work.
 //! - `exec` joins the namespaces and cgroup by itself and applies the
 //!   process' security policy with berth-security (capabilities,
 //!   rlimits, noNewPrivileges, gids, AppArmor, the container's seccomp);
@@ -400,6 +398,106 @@ fn send_fd(path: &str, fd: RawFd) -> Res<()> {
         ));
     }
     Ok(())
+}
+
+/// `TIOCGPTPEER`: `_IO('T', 0x41)`, ioctl_tty(2) (Linux 4.13).
+const TIOCGPTPEER: libc::c_ulong = 0x5441;
+
+/// In the exec'd child, after joining the container's mount namespace: a
+/// new session whose controlling terminal is a pty of the container's
+/// devpts (`/dev/pts/ptmx`, pty(7); the slave by `TIOCGPTPEER`, no path
+/// lookup) on fds 0-2; the master goes to `sock` (SCM_RIGHTS).
+/// Async-signal-safe: raw syscalls on stack buffers only.
+fn pty_in_container(sock: RawFd) -> Result<(), ()> {
+    // SAFETY (whole body): raw syscalls on constants and stack buffers.
+    unsafe {
+        libc::setsid();
+        let m = libc::open(
+            c"/dev/pts/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if m < 0 {
+            return Err(());
+        }
+        let unlock: libc::c_int = 0;
+        if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
+            return Err(());
+        }
+        let s = libc::ioctl(m, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY);
+        if s < 0 || libc::ioctl(s, libc::TIOCSCTTY, 0) < 0 {
+            return Err(());
+        }
+        for target in 0..3 {
+            if libc::dup2(s, target) < 0 {
+                return Err(());
+            }
+        }
+        if s > 2 {
+            libc::close(s);
+        }
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        #[repr(C)]
+        struct Cmsg {
+            hdr: libc::cmsghdr,
+            fd: libc::c_int,
+            _pad: libc::c_int,
+        }
+        let mut cm: Cmsg = std::mem::zeroed();
+        cm.hdr.cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        cm.hdr.cmsg_level = libc::SOL_SOCKET;
+        cm.hdr.cmsg_type = libc::SCM_RIGHTS;
+        cm.fd = m;
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut cm as *mut Cmsg).cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(());
+        }
+        libc::close(m);
+        Ok(())
+    }
+}
+
+/// Receive one fd sent with SCM_RIGHTS on `sock`.
+fn recv_fd(sock: &OwnedFd) -> Res<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut buf = vec![0u8; space];
+    // SAFETY: zeroed msghdr is valid; pointers point into live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: valid socket and msghdr.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(format!(
+            "receive the exec pty master: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: msg was filled by recvmsg; the header is checked before use.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err("receive the exec pty master: no fd sent".into());
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
 }
 
 // ---------------------------------------------------------------- commands
@@ -1321,30 +1419,28 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
             cmd.env(k, v);
         }
     }
-    let mut pty_master: Option<OwnedFd> = None;
-    let mut pty_slave: Option<OwnedFd> = None;
+    // With a tty the exec'd process opens its pty in the container's own
+    // devpts (as runc's exec does) and sends the master back over this
+    // socketpair (SCM_RIGHTS); we pass it on over the console socket.
+    let mut pty_socks: Option<(OwnedFd, OwnedFd)> = None;
     if tty {
-        let (mut m, mut sl) = (0, 0);
-        // SAFETY: openpty fills two fds.
+        let mut sv = [0; 2];
+        // SAFETY: socketpair fills two fds.
         if unsafe {
-            libc::openpty(
-                &mut m,
-                &mut sl,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
             )
         } < 0
         {
-            return Err(format!("openpty: {}", std::io::Error::last_os_error()));
+            return Err(format!("socketpair: {}", std::io::Error::last_os_error()));
         }
         // SAFETY: fresh fds.
-        unsafe {
-            pty_master = Some(OwnedFd::from_raw_fd(m));
-            pty_slave = Some(OwnedFd::from_raw_fd(sl));
-        }
+        pty_socks = unsafe { Some((OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1]))) };
     }
-    let slave_fd = pty_slave.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+    let child_sock = pty_socks.as_ref().map(|(_, c)| c.as_raw_fd()).unwrap_or(-1);
     let cwd_c = CString::new(cwd.clone()).map_err(|_| "cwd contains NUL".to_string())?;
     let pfd = pidfd.as_raw_fd();
     let keep_below = preserved_fds(a)?.end;
@@ -1361,14 +1457,8 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
             if libc::chdir(cwd_c.as_ptr()) < 0 {
                 return err();
             }
-            if slave_fd >= 0 {
-                libc::setsid();
-                if libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) < 0 {
-                    return err();
-                }
-                for fd in 0..3 {
-                    libc::dup2(slave_fd, fd);
-                }
+            if child_sock >= 0 && pty_in_container(child_sock).is_err() {
+                return err();
             }
             // Every fd but stdio and the --preserve-fds ones is closed at
             // execve (close_range(2) CLOSE_RANGE_CLOEXEC, Linux 5.11):
@@ -1390,8 +1480,9 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("exec {:?} in {id}: {e}", args[0]))?;
-    drop(pty_slave);
-    if let Some(m) = &pty_master {
+    if let Some((parent, child_end)) = pty_socks {
+        drop(child_end);
+        let m = recv_fd(&parent)?;
         let cs = a
             .get("console-socket")
             .ok_or_else(|| "--tty needs --console-socket".to_string())?;

@@ -465,6 +465,10 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
         }
         let rec = match Record::read(&path) {
             Ok(r) => r,
+            // Deleted since we listed it (its owner destroyed it).
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue
+            }
             Err(e) => {
                 // A state file being rewritten can be caught half-written.
                 let young = std::fs::metadata(&path)

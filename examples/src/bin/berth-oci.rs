@@ -40,8 +40,10 @@
 //!   namespace ends with it) instead of walking a cgroup; `pause` needs a
 //!   cgroup and fails without one.
 //! - A `hostname` without a new UTS namespace is refused, as runc does
-//!   ("unable to set hostname without a private UTS namespace"); without a
-//!   hostname the container shares (or joins) the UTS namespace given.
+//!   ("unable to set hostname without a private UTS namespace"), and also
+//!   with a *joined* UTS namespace (runc renames the joined namespace;
+//!   berth never renames a namespace it did not create). Without a
+//!   hostname the container shares or joins the UTS namespace given.
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -80,6 +80,7 @@ pub struct ContainerBuilder {
     pub(crate) skip_namespaces: Namespaces,
     pub(crate) kill_with_owner: bool,
     pub(crate) netns_pool: Option<bool>,
+    pub(crate) inherit_fds: Vec<(OwnedFd, std::os::fd::RawFd)>,
 }
 
 /// Longest container id (it names a cgroup, a state directory, nft comments).
@@ -181,6 +182,7 @@ impl ContainerBuilder {
             skip_namespaces: Namespaces::empty(),
             kill_with_owner: true,
             netns_pool: None,
+            inherit_fds: Vec::new(),
         }
     }
 
@@ -589,6 +591,20 @@ impl ContainerBuilder {
         self
     }
 
+    /// Give the workload `fd` as its descriptor `child_fd` (every other
+    /// fd but stdio is closed before `execve`), e.g. the listening sockets
+    /// of socket activation or an OCI runtime's `--preserve-fds`.
+    ///
+    /// ```no_run
+    /// let f = std::fs::File::open("/etc/hostname")?;
+    /// let b = berth::Container::builder("c").inherit_fd(f.into(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn inherit_fd(mut self, fd: OwnedFd, child_fd: std::os::fd::RawFd) -> Self {
+        self.inherit_fds.push((fd, child_fd));
+        self
+    }
+
     /// Take the container's network namespace from berth's process-wide
     /// pool of fresh namespaces made ahead of time by background threads
     /// ([`berth_namespaces::NetnsPool::shared`]) instead of creating it on
@@ -653,7 +669,7 @@ impl ContainerBuilder {
         ns
     }
 
-    fn security_policy(&self, image_user: Option<(u32, u32)>) -> Result<SecurityPolicy> {
+    fn security_policy(&self, image_user: Option<(u32, u32, Vec<u32>)>) -> Result<SecurityPolicy> {
         let caps = match self.capabilities {
             Some(c) => c,
             None => Capabilities::uniform(CapSet::docker_with(&self.cap_add, &self.cap_drop)?),
@@ -666,10 +682,17 @@ impl ContainerBuilder {
             Seccomp::Default => p.seccomp_program(default_seccomp(caps.bounding)?),
             Seccomp::Profile(prof) => p.seccomp(prof.clone()),
         };
-        if let Some((u, g)) = self.user.or(image_user) {
+        if let Some((u, g)) = self.user {
             p = p.user(u, g);
             if !self.groups.is_empty() {
                 p = p.groups(self.groups.iter().copied());
+            }
+        } else if let Some((u, g, image_groups)) = image_user {
+            p = p.user(u, g);
+            if !self.groups.is_empty() {
+                p = p.groups(self.groups.iter().copied());
+            } else if !image_groups.is_empty() {
+                p = p.groups(image_groups);
             }
         } else if !self.groups.is_empty() {
             p = p.user(0, 0).groups(self.groups.iter().copied());
@@ -716,9 +739,21 @@ impl ContainerBuilder {
         for m in &self.mounts {
             m.validate()?;
         }
+        let ns = self.namespaces();
+        // Without a UTS namespace of its own the container shares (or
+        // joins) one whose name is not ours to change: refuse a hostname
+        // then (as runc: "unable to set hostname without a private UTS
+        // namespace") and report the shared one (uname(2)).
+        let own_uts = ns.contains(Namespaces::UTS);
         let hostname = match &self.hostname {
+            Some(h) if !own_uts => {
+                return Err(Error::invalid(format!(
+                    "hostname {h:?} needs a new UTS namespace (the container shares or joins one)"
+                )))
+            }
             Some(h) => h.clone(),
-            None => self.id.chars().take(63).collect(),
+            None if own_uts => self.id.chars().take(63).collect(),
+            None => uts_nodename(),
         };
         if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['\0', '/']) {
             return Err(Error::invalid(format!(
@@ -728,7 +763,6 @@ impl ContainerBuilder {
         if let Some(r) = &self.resources {
             r.settings()?;
         }
-        let ns = self.namespaces();
         if !ns.contains(Namespaces::MOUNT | Namespaces::PID) {
             return Err(Error::invalid(
                 "the mount and pid namespaces cannot be shared: the container filesystem needs them",
@@ -743,7 +777,19 @@ impl ContainerBuilder {
         }
         let image_user = match image.user.as_deref() {
             None | Some("") => None,
-            Some(u) => Some(parse_image_user(u)?),
+            Some(u) if u.split(':').all(|p| p.parse::<u32>().is_ok()) => {
+                let (uid, gid) = parse_image_user(u)?;
+                Some((uid, gid, Vec::new()))
+            }
+            // Names: looked up in the rootfs's /etc/passwd and /etc/group.
+            Some(u) => {
+                let roots = match &self.rootfs.kind {
+                    RootfsKind::Dir(d) => vec![d.clone()],
+                    RootfsKind::Layers(l) => l.clone(),
+                    RootfsKind::Host => vec![PathBuf::from("/")],
+                };
+                Some(crate::bundle::resolve_image_user(&roots, u)?)
+            }
         };
         let cwd = self
             .cwd
@@ -806,18 +852,24 @@ impl ContainerBuilder {
             .unwrap_or_else(state::default_state_root);
         std::fs::create_dir_all(&state_root)
             .map_err(|e| Error::io("create state root", &state_root, e))?;
-        let state_dir = state_root.join(&self.id);
-        match std::fs::create_dir(&state_dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::AlreadyExists {
-                    id: self.id.clone(),
-                    path: state_dir,
-                })
-            }
-            Err(e) => return Err(Error::io("create state directory", &state_dir, e)),
-        }
-        let mut guard = StateDirGuard(Some(state_dir.clone()));
+        // Every kernel object is recorded before it is made, and the state
+        // directory appears atomically with the first record (which names
+        // the cgroup about to be created): an owner killed at any point
+        // leaves a record `gc` acts on (state.rs).
+        let want_cgroup = !self.rootless || self.cgroup_parent.is_some();
+        let cgroup_name: PathBuf = self
+            .cgroup_name
+            .clone()
+            .unwrap_or_else(|| self.id.clone().into());
+        let planned_cgroup = if want_cgroup {
+            Some(state::planned_cgroup(
+                &cached_hierarchy()?,
+                self.cgroup_parent.as_deref(),
+                &cgroup_name,
+            ))
+        } else {
+            None
+        };
         let owner = std::process::id() as i32;
         let mut st = State {
             id: self.id.clone(),
@@ -825,13 +877,15 @@ impl ContainerBuilder {
             pid_start: None,
             owner_pid: owner,
             owner_start: state::proc_start_time(owner).unwrap_or(0),
-            cgroup: None,
+            cgroup: planned_cgroup,
             mounts: Vec::new(),
             network: None,
             created: stopped,
             detached: false,
             created_at: state::now_secs(),
         };
+        let state_dir = state::create_state_dir(&state_root, &st)?;
+        let mut guard = StateDirGuard(Some(state_dir.clone()));
 
         // /etc files.
         let mut etc: Vec<(&'static str, Vec<u8>)> = vec![
@@ -855,15 +909,10 @@ impl ContainerBuilder {
 
         // cgroup: created (with its limits) before the process, which is
         // cloned straight into it.
-        let want_cgroup = !self.rootless || self.cgroup_parent.is_some();
         let cgroup = if want_cgroup {
-            let mut b = CgroupBuilder::new(
-                self.cgroup_name
-                    .clone()
-                    .unwrap_or_else(|| self.id.clone().into()),
-            )
-            .hierarchy(cached_hierarchy()?)
-            .ignore_unavailable(self.ignore_unavailable);
+            let mut b = CgroupBuilder::new(cgroup_name)
+                .hierarchy(cached_hierarchy()?)
+                .ignore_unavailable(self.ignore_unavailable);
             if let Some(p) = &self.cgroup_parent {
                 b = b.parent(p.clone());
             }
@@ -884,7 +933,10 @@ impl ContainerBuilder {
             }
             None
         };
-        st.write(&state_dir)?;
+        if cgroup.is_some() {
+            // Confirms the cgroup (the first record had it as planned only).
+            st.write(&state_dir)?;
+        }
         if let (Some(cg), Some(f)) = (&cgroup, &self.device_filter) {
             attach_device_filter(cg, f)?;
         }
@@ -932,7 +984,6 @@ impl ContainerBuilder {
         let mut sp = Spawner::new(&argv);
         sp.env_clear()
             .namespaces(ns)
-            .hostname(&hostname)
             .current_dir(&cwd)
             .init(self.init)
             .stdin(std::mem::take(&mut self.stdin))
@@ -948,10 +999,11 @@ impl ContainerBuilder {
         });
         let lo_up = matches!(self.network.kind, NetKind::Loopback);
         crate::perf::use_netns_pool(&mut sp, ns, self.netns_pool, lo_up);
-        if !ns.contains(Namespaces::UTS) {
-            return Err(Error::invalid(
-                "the UTS namespace cannot be shared (the hostname is set)",
-            ));
+        if own_uts {
+            sp.hostname(&hostname);
+        }
+        for (fd, child_fd) in std::mem::take(&mut self.inherit_fds) {
+            sp.map_fd(fd, child_fd);
         }
         for (k, v) in &env {
             sp.env(k, v);
@@ -973,8 +1025,17 @@ impl ContainerBuilder {
                 for m in &self.gid_maps {
                     sp.gid_map(*m);
                 }
-                // SAFETY: geteuid cannot fail.
-                sp.use_id_map_tools(unsafe { libc::geteuid() } != 0);
+                // An unprivileged caller may write one single-id line
+                // mapping its own uid (gid, with setgroups denied) itself
+                // (user_namespaces(7)); anything else needs the setuid
+                // helpers and /etc/subuid.
+                // SAFETY: geteuid/getegid cannot fail.
+                let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+                let own = |maps: &[IdMap], id: u32| {
+                    maps.len() == 1 && maps[0].count == 1 && maps[0].outside == id
+                };
+                let direct = own(&self.uid_maps, euid) && own(&self.gid_maps, egid);
+                sp.use_id_map_tools(euid != 0 && !direct);
             }
         }
         if let Some(cg) = &cgroup {
@@ -1102,6 +1163,19 @@ impl ContainerBuilder {
     }
 }
 
+/// The node name of our UTS namespace (uname(2)).
+fn uts_nodename() -> String {
+    // SAFETY: uname fills a zeroed utsname.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; uname cannot fail with one.
+    unsafe { libc::uname(&mut u) };
+    u.nodename
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8 as char)
+        .collect()
+}
+
 fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
     match env.iter_mut().find(|(ek, _)| ek == k) {
         Some(e) => e.1 = v.to_string(),
@@ -1109,8 +1183,8 @@ fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
     }
 }
 
-/// The image config's `User`: numeric `uid` or `uid:gid` (names would need
-/// the image's /etc/passwd, which is not read here).
+/// The image config's `User` when all numeric: `uid` or `uid:gid` (names
+/// are looked up in the rootfs by `bundle::resolve_image_user`).
 fn parse_image_user(u: &str) -> Result<(u32, u32)> {
     let bad = || {
         Error::invalid(format!(

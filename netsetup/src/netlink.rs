@@ -465,6 +465,14 @@ impl Netlink {
         if let Some(mtu) = spec.mtu {
             peer.attributes.push(LinkAttribute::Mtu(mtu));
         }
+        // One TX and one RX queue on each end, said up front. Without them
+        // veth allocates one per possible CPU and then cuts the real number
+        // down to 1 (veth_init_queues → netif_set_real_num_tx_queues), which
+        // waits for an expedited RCU grace period per end while holding the
+        // rtnl lock (drivers/net/veth.c; `ip link add … numtxqueues 1
+        // numrxqueues 1`). Same queues in use, two grace periods less.
+        peer.attributes.push(LinkAttribute::NumTxQueues(1));
+        peer.attributes.push(LinkAttribute::NumRxQueues(1));
         let mut m = LinkMessage::default();
         m.header.flags = LinkFlags::Up;
         m.header.change_mask = LinkFlags::Up;
@@ -476,6 +484,8 @@ impl Netlink {
         if let Some(c) = spec.controller {
             m.attributes.push(LinkAttribute::Controller(c));
         }
+        m.attributes.push(LinkAttribute::NumTxQueues(1));
+        m.attributes.push(LinkAttribute::NumRxQueues(1));
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),

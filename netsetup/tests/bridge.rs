@@ -559,6 +559,12 @@ fn quick_reuse_of_a_container_id_gets_a_fresh_host_veth() {
         let att = net.attach(&ctr, &Attach::new("same")).unwrap();
         names.push(att.host_ifname().to_string());
         assert!(me.is_current(), "the caller's thread never changes netns");
+        // one queue each way on both ends, set at creation
+        let d = host.ip_json(&["-d", "link", "show", att.host_ifname()]);
+        assert_eq!(d[0]["num_tx_queues"], 1, "{d}");
+        assert_eq!(d[0]["num_rx_queues"], 1, "{d}");
+        let d = ctr_ip_details(&ctr);
+        assert_eq!(d[0]["num_tx_queues"], 1, "{d}");
         att.release().unwrap();
         drop(ctr);
     }
@@ -628,4 +634,22 @@ fn masquerade_of_a_non_byte_aligned_subnet_reads_back_as_nft_writes_it() {
     }
     net.remove().unwrap();
     assert!(host.nft_tables().is_empty());
+}
+
+/// `ip -d -j link show eth0` inside an anonymous netns (through nsenter on its fd).
+fn ctr_ip_details(ns: &NetNs) -> serde_json::Value {
+    use std::os::fd::AsRawFd;
+    let out = berth_testkit::run(
+        "nsenter",
+        &[
+            &format!("--net=/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd()),
+            "ip",
+            "-d",
+            "-j",
+            "link",
+            "show",
+            "eth0",
+        ],
+    );
+    serde_json::from_str(&out).unwrap()
 }

@@ -1121,9 +1121,21 @@ impl Spawner {
             sys::write_all(w.as_raw_fd(), &[1])
                 .map_err(|e| Error::setup(format!("release child {pid}"), e))?;
         }
+        if vfork {
+            // CLONE_VFORK returned: the child either exited (a failure report,
+            // written before _exit, is in the pipe already) or its execve
+            // released our memory, which happens past exec's point of no
+            // return (begin_new_exec, fs/exec.c). No need to wait for the
+            // rest of exec (its close-on-exec of the pipe): an empty pipe
+            // means success.
+            // SAFETY: fcntl on our own fd.
+            unsafe { libc::fcntl(err_r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        }
         loop {
-            let report = read_report(err_r.as_raw_fd())
-                .map_err(|e| Error::setup_io("read the child's error pipe", e))?;
+            let report = match read_report(err_r.as_raw_fd()) {
+                Err(e) if vfork && e.kind() == io::ErrorKind::WouldBlock => None,
+                r => r.map_err(|e| Error::setup_io("read the child's error pipe", e))?,
+            };
             let Some(r) = report else { break };
             match r.kind {
                 child::R_PID => {
@@ -1350,7 +1362,7 @@ impl StepTimer {
             us(prev, pre_exec)
         ));
         out.push_str(&format!(
-            "{:9.1} execve -> parent sees EOF\n",
+            "{:9.1} execve -> parent knows it succeeded\n",
             us(pre_exec, t_eof)
         ));
         out.push_str(&format!(

@@ -251,6 +251,12 @@ impl Firewall {
         })
     }
 
+    /// Use `sock` (opened inside the firewall's netns) instead of opening one.
+    pub(crate) fn adopt_socket(&self, sock: NfSocket) {
+        let mut g = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        *g = Some(sock);
+    }
+
     /// Run `f` on the firewall's socket (opened on first use, inside the
     /// firewall's netns; dropped after an error, reopened next time).
     fn with_sock<T>(

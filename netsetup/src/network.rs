@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::ipam::{ipam_from_state_file, Ipam};
 use crate::nat::{Firewall, PortMapping};
 use crate::netlink::{Netlink, VethSpec};
-use crate::netns::NetNs;
+use crate::netns::{read_ip_forward, NetNs};
+use crate::nftnl::NfSocket;
 use crate::{validate_id, validate_ifname};
 
 /// Default state directory (IPAM files and the nft lock). Outside berth's
@@ -201,7 +202,18 @@ impl BridgeNetwork {
             Some(ns) => ns.try_clone()?,
             None => NetNs::current()?,
         };
-        let mut nl = host.netlink()?;
+        // Everything that must happen inside the host netns, in one go (one
+        // helper thread when that is not the caller's netns, none when it is):
+        // the rtnetlink and nftables sockets, and `ip_forward`.
+        let (nl, nf, forwarding) = host.run_local(|| {
+            (
+                Netlink::open(),
+                NfSocket::open(),
+                self.ip_forward.then(read_ip_forward),
+            )
+        })?;
+        let mut nl = nl?;
+        let forwarding = forwarding.transpose()?;
         let existing = nl.link_by_name(&bridge)?;
         if let Some(l) = &existing {
             if l.kind.as_deref() != Some("bridge") {
@@ -240,6 +252,9 @@ impl BridgeNetwork {
             }
         }
         let firewall = Firewall::in_netns(&host, &state_dir)?;
+        if let Ok(sock) = nf {
+            firewall.adopt_socket(sock);
+        }
         let mut created = existing.is_none();
         let mut prev_forward = None;
         let setup = (|| -> Result<u32> {
@@ -267,7 +282,10 @@ impl BridgeNetwork {
                 nl.set_up(index)?;
             }
             if self.ip_forward {
-                prev_forward = Some(host.set_ip_forward(true)?);
+                prev_forward = Some(match forwarding {
+                    Some(true) => true,
+                    _ => host.set_ip_forward(true)?,
+                });
             }
             if self.masquerade {
                 firewall.add_masquerade(&self.name, subnet)?;

@@ -10,6 +10,9 @@
 //! comparisons of one argument in a rule are OR-ed, all others AND-ed;
 //! comparisons are unsigned 64-bit; no match gives the default action.
 
+use std::collections::HashMap;
+
+use berth_security::seccomp::{max_syscall_number, syscall_number};
 use berth_security::{Action, ArgCmp, CmpOp, CompileContext, SeccompProfile, SyscallRule};
 
 /// `AUDIT_ARCH_X86_64` (`<linux/audit.h>`).
@@ -134,10 +137,29 @@ fn rule_matches(r: &SyscallRule, args: &[u64; 6]) -> bool {
     }
 }
 
-/// The verdict the profile means for one `seccomp_data`.
-pub fn expected(
-    p: &SeccompProfile,
+/// The rules that apply in `ctx`, per syscall number they name, in profile order.
+pub fn rules_by_nr<'a>(
+    p: &'a SeccompProfile,
     ctx: &CompileContext,
+) -> HashMap<u32, Vec<&'a SyscallRule>> {
+    let mut m: HashMap<u32, Vec<&SyscallRule>> = HashMap::new();
+    for r in p.rules.iter().filter(|r| applies(r, ctx)) {
+        for n in &r.names {
+            if let Some(nr) = syscall_number(n) {
+                let v = m.entry(nr).or_default();
+                if !v.last().is_some_and(|l| std::ptr::eq(*l, r)) {
+                    v.push(r);
+                }
+            }
+        }
+    }
+    m
+}
+
+/// The verdict the profile means for one `seccomp_data` (`by_nr` from [`rules_by_nr`]).
+pub fn expected(
+    default: Action,
+    by_nr: &HashMap<u32, Vec<&SyscallRule>>,
     arch: u32,
     nr: u32,
     args: &[u64; 6],
@@ -146,19 +168,12 @@ pub fn expected(
         return RET_KILL_PROCESS;
     }
     let mut best: Option<Action> = None;
-    for r in p.rules.iter().filter(|r| applies(r, ctx)) {
-        let names_nr = r
-            .names
-            .iter()
-            .any(|n| berth_security::seccomp::syscall_number(n) == Some(nr));
-        if names_nr
-            && rule_matches(r, args)
-            && best.is_none_or(|b| precedence(r.action) > precedence(b))
-        {
+    for r in by_nr.get(&nr).into_iter().flatten() {
+        if rule_matches(r, args) && best.is_none_or(|b| precedence(r.action) > precedence(b)) {
             best = Some(r.action);
         }
     }
-    best.unwrap_or(p.default_action).ret()
+    best.unwrap_or(default).ret()
 }
 
 /// Values around a comparison's boundary, in both 32-bit halves.
@@ -197,19 +212,18 @@ fn satisfying(c: &ArgCmp) -> u64 {
 /// boundary and argument vectors that satisfy each rule. Panics on the
 /// first difference.
 pub fn check(p: &SeccompProfile, ctx: &CompileContext, insns: &[(u16, u8, u8, u32)]) {
-    let mut nrs: Vec<u32> = vec![
-        0,
-        berth_security::seccomp::max_syscall_number() + 1,
-        X32_SYSCALL_BIT - 1,
-        u32::MAX,
-    ];
-    for r in &p.rules {
-        for n in &r.names {
-            if let Some(nr) = berth_security::seccomp::syscall_number(n) {
-                nrs.extend([nr, nr.wrapping_sub(1), nr + 1, nr | X32_SYSCALL_BIT]);
-            }
-        }
+    let by_nr = rules_by_nr(p, ctx);
+    let mut nrs: Vec<u32> = vec![0, max_syscall_number() + 1, X32_SYSCALL_BIT - 1, u32::MAX];
+    for &nr in by_nr.keys() {
+        nrs.extend([nr, nr.wrapping_sub(1), nr + 1, nr | X32_SYSCALL_BIT]);
     }
+    // Names of rules that do not apply in `ctx` must get the default too.
+    nrs.extend(
+        p.rules
+            .iter()
+            .flat_map(|r| &r.names)
+            .filter_map(|n| syscall_number(n)),
+    );
     nrs.sort_unstable();
     nrs.dedup();
     let mut probes = 0usize;
@@ -218,7 +232,7 @@ pub fn check(p: &SeccompProfile, ctx: &CompileContext, insns: &[(u16, u8, u8, u3
         if probes > MAX_PROBES {
             return;
         }
-        let want = expected(p, ctx, arch, nr, &args);
+        let want = expected(p.default_action, &by_nr, arch, nr, &args);
         match run_bpf(insns, arch, nr, args) {
             Ok(got) if got == want => {}
             got => panic!(
@@ -230,16 +244,8 @@ pub fn check(p: &SeccompProfile, ctx: &CompileContext, insns: &[(u16, u8, u8, u3
     for &nr in &nrs {
         probe(AUDIT_ARCH_X86_64, nr, [0; 6]);
         probe(AUDIT_ARCH_X86_64, nr, [u64::MAX; 6]);
-        let rules: Vec<&SyscallRule> = p
-            .rules
-            .iter()
-            .filter(|r| {
-                r.names
-                    .iter()
-                    .any(|n| berth_security::seccomp::syscall_number(n) == Some(nr))
-            })
-            .collect();
-        for r in &rules {
+        let rules = by_nr.get(&nr).map(Vec::as_slice).unwrap_or_default();
+        for r in rules {
             // Everything in the rule satisfied at once, then each argument
             // moved across its boundary in turn.
             let mut base = [0u64; 6];

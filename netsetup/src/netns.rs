@@ -91,9 +91,26 @@ impl NetNs {
         let raw = pidfd.as_raw_fd();
         /// `_IO(PIDFS_IOCTL_MAGIC 0xFF, 4)` (include/uapi/linux/pidfd.h).
         const PIDFD_GET_NET_NAMESPACE: libc::c_ulong = 0xFF04;
-        // SAFETY: an ioctl without argument on a caller-provided fd; on
-        // success it returns a new nsfs fd that we then own.
-        let nsfd = unsafe { libc::ioctl(raw, PIDFD_GET_NET_NAMESPACE as _, 0) };
+        // Only ever send this ioctl to a pidfd (on another kind of fd the
+        // number could mean something else): pidfd_send_signal(2) with
+        // signal 0 fails with EBADF on anything but a pidfd (Linux ≥ 5.1).
+        // SAFETY: a syscall with a caller-provided fd, no signal, no info.
+        let is_pidfd = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                raw,
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        } == 0;
+        let nsfd = if is_pidfd {
+            // SAFETY: an ioctl without argument on a pidfd; on success it
+            // returns a new nsfs fd that we then own.
+            unsafe { libc::ioctl(raw, PIDFD_GET_NET_NAMESPACE as _, 0) }
+        } else {
+            -1
+        };
         if nsfd >= 0 {
             return Ok(Self {
                 // SAFETY: nsfd was just returned by the kernel and is owned by nobody else.

@@ -193,3 +193,13 @@ fn netlink_socket_opened_in_another_netns_stays_there() {
     assert_eq!(here.link_index("onlythere0").unwrap(), None);
     inside.delete_link(i).unwrap();
 }
+
+#[test]
+fn from_pidfd_refuses_an_fd_that_is_not_a_pidfd() {
+    berth_testkit::privileged!();
+    use std::os::fd::AsFd;
+    let f = std::fs::File::open("/dev/null").unwrap();
+    let e = NetNs::from_pidfd(f.as_fd()).unwrap_err();
+    assert!(e.to_string().contains("setns(pidfd)"), "{e}");
+    assert!(e.raw_os_error().is_some(), "{e:?}");
+}

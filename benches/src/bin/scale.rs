@@ -389,6 +389,9 @@ fn tput(env: &Env, o: &Opts, out: &mut String) -> Res<()> {
     cycle(env.builder("w", &env.rootfs))?;
     cycle(env.builder("w", &env.rootfs))?;
     let true_bin = env.busybox.join("bin/true");
+    for _ in 0..20 {
+        let _ = Command::new(&true_bin).status();
+    }
     let mut rows = Vec::new();
     for &t in &o.threads {
         let per = o.spawns.div_ceil(t);
@@ -518,6 +521,7 @@ struct Snap {
     state_dirs: usize,
     mounts_all: usize,
     mounts_ours: usize,
+    fd_kinds: BTreeMap<String, i64>,
 }
 
 fn snap(env: &Env) -> Snap {
@@ -538,7 +542,35 @@ fn snap(env: &Env) -> Snap {
             .unwrap_or(0),
         mounts_all: berth_testkit::mount_count(),
         mounts_ours: mounts_naming(&env.scratch.path().to_string_lossy()),
+        fd_kinds: fd_kinds(),
     }
+}
+
+/// This process's open fds by kind: `pidfd`, `pipe`, `socket`, another
+/// anonymous inode, or the directory a file is in (a container's cgroup
+/// directory shows as its parent, berth's cgroup parent).
+fn fd_kinds() -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        for d in rd.flatten() {
+            let Ok(t) = std::fs::read_link(d.path()) else {
+                continue;
+            };
+            let t = t.to_string_lossy().into_owned();
+            let kind = if let Some(a) = t.strip_prefix("anon_inode:") {
+                a.trim_matches(['[', ']']).to_string()
+            } else if let Some((k, _)) = t.split_once(":[") {
+                k.to_string()
+            } else {
+                Path::new(&t)
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or(t)
+            };
+            *m.entry(kind).or_insert(0) += 1;
+        }
+    }
+    m
 }
 
 /// Bytes in use per slab cache (`active_objs × objsize` of /proc/slabinfo,
@@ -881,6 +913,15 @@ fn alive(env: &Env, o: &Opts, out: &mut String) -> Res<()> {
         "| fds held by the owning process | {:.2} |",
         pc(s0.fds, s1.fds)
     );
+    let kinds: Vec<String> = s1
+        .fd_kinds
+        .iter()
+        .filter_map(|(k, v)| {
+            let g = v - s0.fd_kinds.get(k).copied().unwrap_or(0);
+            (g != 0).then(|| format!("{:.2} `{k}`", g as f64 / n as f64))
+        })
+        .collect();
+    let _ = writeln!(out, "| of them, by kind | {} |", kinds.join(", "));
     let _ = writeln!(
         out,
         "| threads of the owning process (its total: before → with the containers) | {:.2} ({} → {}) |",

@@ -1110,6 +1110,7 @@ impl ContainerBuilder {
             }
         };
         let attachment = attachment.lock().ok().and_then(|mut s| s.take());
+        let mount_ns = crate::perf::hold_mount_ns(child.pid());
         let pty_master = match pty_rx.map(|rx| rx.receive()).transpose() {
             Ok(m) => m,
             Err(e) => {
@@ -1159,6 +1160,7 @@ impl ContainerBuilder {
             stdout,
             stderr,
             destroyed: false,
+            mount_ns,
         })
     }
 }

@@ -157,6 +157,10 @@ pub struct Container {
     /// The workload's stderr when [`Stdio::Piped`].
     pub stderr: Option<ChildStderr>,
     pub(crate) destroyed: bool,
+    /// The container's mount namespace, held so the kernel does not tear
+    /// its ~25 mounts down in the init's exit path (which `wait` would wait
+    /// for); released to a background thread by `destroy` (perf.rs).
+    pub(crate) mount_ns: Option<OwnedFd>,
 }
 
 impl Container {
@@ -350,6 +354,7 @@ impl Container {
         if let Some(mut cg) = self.cgroup.take() {
             cg.set_remove_on_drop(false);
         }
+        drop(self.mount_ns.take());
         if let Some(a) = self.attachment.take() {
             std::mem::forget(a);
         }
@@ -384,6 +389,10 @@ impl Container {
                     }
                 }
             }
+        }
+        if let Some(ns) = self.mount_ns.take() {
+            // The last reference: the mounts go on a background thread.
+            crate::perf::release_later(ns);
         }
         if let Some(a) = self.attachment.take() {
             if let Err(e) = a.release() {

@@ -289,9 +289,16 @@ fn tty_gives_a_controlling_terminal() {
     let master = c.pty().unwrap().try_clone_to_owned().unwrap();
     c.wait().unwrap();
     let mut f = std::fs::File::from(master);
+    // Everything the workload wrote (EIO once the slave side is gone).
+    let mut all = Vec::new();
     let mut buf = vec![0u8; 4096];
-    let n = f.read(&mut buf).unwrap_or(0);
-    let s = String::from_utf8_lossy(&buf[..n]).to_string();
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let s = String::from_utf8_lossy(&all).to_string();
     let tty_nr: u64 = s.lines().nth(1).unwrap().trim().parse().unwrap();
     assert!(
         s.starts_with("isatty") && tty_nr != 0,

@@ -232,6 +232,37 @@ fn base_into(b: &mut Batch) {
     b.add_chain(t, "postrouting", Some((Hook::Postrouting, 100)));
 }
 
+/// The batch that gives network comment `c` its two masquerade rules (and
+/// the base chains when missing), planned from `rules`.
+fn masquerade_batch(rules: &[RuleInfo], c: &str, subnet: Ipv4Net) -> Batch {
+    let mut b = Batch::default();
+    if !base_present(rules) {
+        base_into(&mut b);
+    }
+    if !rules.iter().any(|r| r.comment.as_deref() == Some(c)) {
+        let (net, len) = (subnet.network(), subnet.prefix_len());
+        let src = match_ip_prefix(false, net, len, true);
+        let outside: Vec<Expr> = src
+            .iter()
+            .cloned()
+            .chain(match_ip_prefix(true, net, len, false))
+            .chain([Expr::Masq])
+            .collect();
+        b.add_rule(NFT_TABLE, "postrouting", &outside, Some(c), false);
+        // Second rule: hairpin — a container reaching a published port of a
+        // container on the same network through a host address; without
+        // masquerade the reply would bypass the host and miss the DNAT state.
+        let hairpin: Vec<Expr> = src
+            .into_iter()
+            .chain(match_ip_prefix(true, net, len, true))
+            .chain(match_ct_dnat())
+            .chain([Expr::Masq])
+            .collect();
+        b.add_rule(NFT_TABLE, "postrouting", &hairpin, Some(c), false);
+    }
+    b
+}
+
 impl Firewall {
     /// The firewall of the caller's network namespace; `state_dir` holds its lock file.
     pub fn new(state_dir: impl AsRef<Path>) -> Self {
@@ -301,7 +332,54 @@ impl Firewall {
         if b.is_empty() {
             return Ok(Vec::new());
         }
-        self.with_sock("nftables transaction", |s| s.commit(b))
+        self.with_sock("nftables transaction", |s| s.commit(b, None))
+    }
+
+    /// Plan a change from a consistent snapshot of berth's table and commit
+    /// it at that snapshot's ruleset generation (`NFNL_BATCH_GENID`); when
+    /// another process changed the ruleset in between, the kernel refuses
+    /// the batch (`ERESTART`) and the change is planned again. Check-then-act
+    /// is atomic even between processes that do not share a lock file (two
+    /// state directories, one netns). Returns the rules the kernel echoed
+    /// and what `plan` returned.
+    fn transact<T>(
+        &self,
+        mut plan: impl FnMut(&[RuleInfo]) -> Result<(Batch, T)>,
+    ) -> Result<(Vec<RuleInfo>, T)> {
+        for _ in 0..32 {
+            let (gen, rules) = self.with_sock("NFT_MSG_GETGEN + NFT_MSG_GETRULE dump", |s| {
+                s.snapshot(NFT_TABLE).map_err(|source| BatchError {
+                    what: format!("table ip {NFT_TABLE}"),
+                    source,
+                })
+            })?;
+            let (batch, out) = plan(&rules)?;
+            if batch.is_empty() {
+                return Ok((Vec::new(), out));
+            }
+            let mut stale = false;
+            let echoed = self.with_sock("nftables transaction", |s| {
+                match s.commit(batch, Some(gen)) {
+                    Err(e) if e.is_stale() => {
+                        stale = true;
+                        Ok(Vec::new())
+                    }
+                    r => r,
+                }
+            })?;
+            if !stale {
+                return Ok((echoed, out));
+            }
+            tracing::debug!(gen, "nftables ruleset changed meanwhile, planning again");
+        }
+        Err(Error::Netlink {
+            op: "nftables transaction",
+            target: format!("table ip {NFT_TABLE}"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "the ruleset kept changing under 32 attempts",
+            ),
+        })
     }
 
     /// True when table `ip berth` exists (`NFT_MSG_GETTABLE`).
@@ -343,33 +421,8 @@ impl Firewall {
             return Ok(());
         }
         let _l = lock_file(&self.lock)?;
-        let rules = self.raw_rules()?;
-        let mut b = Batch::default();
-        if !base_present(&rules) {
-            base_into(&mut b);
-        }
-        if !rules.iter().any(|r| r.comment.as_deref() == Some(&c)) {
-            let (net, len) = (subnet.network(), subnet.prefix_len());
-            let src = match_ip_prefix(false, net, len, true);
-            let outside: Vec<Expr> = src
-                .iter()
-                .cloned()
-                .chain(match_ip_prefix(true, net, len, false))
-                .chain([Expr::Masq])
-                .collect();
-            b.add_rule(NFT_TABLE, "postrouting", &outside, Some(&c), false);
-            // Second rule: hairpin — a container reaching a published port of a
-            // container on the same network through a host address; without
-            // masquerade the reply would bypass the host and miss the DNAT state.
-            let hairpin: Vec<Expr> = src
-                .into_iter()
-                .chain(match_ip_prefix(true, net, len, true))
-                .chain(match_ct_dnat())
-                .chain([Expr::Masq])
-                .collect();
-            b.add_rule(NFT_TABLE, "postrouting", &hairpin, Some(&c), false);
-        }
-        self.commit(b).map(drop)
+        self.transact(|rules| Ok((masquerade_batch(rules, &c, subnet), ())))
+            .map(drop)
     }
 
     /// Remove the masquerade rule of `network`, and the table when nothing of berth's is left in it.
@@ -384,20 +437,21 @@ impl Firewall {
     /// table when no published port or masquerade would be left in it.
     /// Returns the rules deleted. The caller holds the lock.
     fn delete_where(&self, pred: impl Fn(&RuleInfo) -> bool) -> Result<Vec<RuleInfo>> {
-        let rules = self.raw_rules()?;
-        let (doomed, kept): (Vec<RuleInfo>, Vec<RuleInfo>) =
-            rules.into_iter().partition(|r| pred(r));
-        let mut b = Batch::default();
-        if !kept.iter().any(is_ours) {
-            if !doomed.is_empty() || !kept.is_empty() || self.table_exists()? {
-                b.del_table(NFT_TABLE);
+        let (_, doomed) = self.transact(|rules| {
+            let (doomed, kept): (Vec<RuleInfo>, Vec<RuleInfo>) =
+                rules.iter().cloned().partition(|r| pred(r));
+            let mut b = Batch::default();
+            if !kept.iter().any(is_ours) {
+                if !doomed.is_empty() || !kept.is_empty() || self.table_exists()? {
+                    b.del_table(NFT_TABLE);
+                }
+            } else {
+                for r in &doomed {
+                    b.del_rule(NFT_TABLE, &r.chain, r.handle);
+                }
             }
-        } else {
-            for r in &doomed {
-                b.del_rule(NFT_TABLE, &r.chain, r.handle);
-            }
-        }
-        self.commit(b)?;
+            Ok((b, doomed))
+        })?;
         Ok(doomed)
     }
 
@@ -434,55 +488,56 @@ impl Firewall {
             return Ok(Vec::new());
         }
         let _l = lock_file(&self.lock)?;
-        let rules = self.raw_rules()?;
-        for p in ports {
-            for r in &rules {
-                let Some(c) = r.comment.as_deref() else {
-                    continue;
-                };
-                if let Some((proto, ip, port)) = port_of_comment(c) {
-                    if proto == p.proto.as_str()
-                        && port == p.host_port
-                        && ips_overlap(ip, p.host_ip)
-                    {
-                        return Err(Error::PortTaken {
-                            proto: p.proto.as_str(),
-                            host_ip: IpAddr::V4(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED)),
-                            port: p.host_port,
-                            by: format!(
-                                "published by container {:?}",
-                                ctr_of_comment(c).unwrap_or("?")
-                            ),
-                        });
+        let (added, ()) = self.transact(|rules| {
+            for p in ports {
+                for r in rules {
+                    let Some(c) = r.comment.as_deref() else {
+                        continue;
+                    };
+                    if let Some((proto, ip, port)) = port_of_comment(c) {
+                        if proto == p.proto.as_str()
+                            && port == p.host_port
+                            && ips_overlap(ip, p.host_ip)
+                        {
+                            return Err(Error::PortTaken {
+                                proto: p.proto.as_str(),
+                                host_ip: IpAddr::V4(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+                                port: p.host_port,
+                                by: format!(
+                                    "published by container {:?}",
+                                    ctr_of_comment(c).unwrap_or("?")
+                                ),
+                            });
+                        }
                     }
                 }
+                self.check_bindable(p)?;
             }
-            self.check_bindable(p)?;
-        }
-        let mut b = Batch::default();
-        if !base_present(&rules) {
-            base_into(&mut b);
-        }
-        for p in ports {
-            let mut e = Vec::new();
-            if let Some(ip) = p.host_ip {
-                e.extend(match_ip_prefix(true, ip, 32, true));
+            let mut b = Batch::default();
+            if !base_present(rules) {
+                base_into(&mut b);
             }
-            let proto = match p.proto {
-                Protocol::Tcp => libc::IPPROTO_TCP as u8,
-                Protocol::Udp => libc::IPPROTO_UDP as u8,
-            };
-            e.extend(match_dport(proto, p.host_port));
-            e.extend(dnat_to(addr, p.container_port));
-            b.add_rule(
-                NFT_TABLE,
-                "published",
-                &e,
-                Some(&port_comment(container, p)),
-                true,
-            );
-        }
-        let added = self.commit(b)?;
+            for p in ports {
+                let mut e = Vec::new();
+                if let Some(ip) = p.host_ip {
+                    e.extend(match_ip_prefix(true, ip, 32, true));
+                }
+                let proto = match p.proto {
+                    Protocol::Tcp => libc::IPPROTO_TCP as u8,
+                    Protocol::Udp => libc::IPPROTO_UDP as u8,
+                };
+                e.extend(match_dport(proto, p.host_port));
+                e.extend(dnat_to(addr, p.container_port));
+                b.add_rule(
+                    NFT_TABLE,
+                    "published",
+                    &e,
+                    Some(&port_comment(container, p)),
+                    true,
+                );
+            }
+            Ok((b, ()))
+        })?;
         tracing::debug!(container, handles = ?added.iter().map(|r| r.handle).collect::<Vec<_>>(), "published");
         Ok(added.into_iter().map(NftRule::from).collect())
     }

@@ -43,6 +43,14 @@ const NFT_MSG_NEWCHAIN: u8 = 3;
 const NFT_MSG_NEWRULE: u8 = 6;
 const NFT_MSG_GETRULE: u8 = 7;
 const NFT_MSG_DELRULE: u8 = 8;
+const NFT_MSG_NEWGEN: u8 = 15;
+const NFT_MSG_GETGEN: u8 = 16;
+/// `NFTA_GEN_ID` (enum nft_gen_attributes).
+const NFTA_GEN_ID: u16 = 1;
+/// `NFNL_BATCH_GENID` (nfnetlink.h): the batch applies only if the ruleset
+/// generation is still this one, else the kernel answers `ERESTART`
+/// (Linux ≥ 4.19; older kernels ignore it).
+const NFNL_BATCH_GENID: u16 = 1;
 
 // attributes
 const NFTA_TABLE_NAME: u16 = 1;
@@ -409,6 +417,9 @@ impl NetlinkSerializable for NfMsg {
 #[derive(Debug, Clone)]
 pub(crate) struct NfReply {
     msg: u8,
+    /// nfgenmsg `res_id`: in nf_tables replies, the low 16 bits of the
+    /// ruleset generation the message was made at.
+    res_id: u16,
     attrs: Vec<u8>,
 }
 
@@ -423,6 +434,7 @@ impl NetlinkDeserializable for NfReply {
         }
         Ok(Self {
             msg: (header.message_type & 0xff) as u8,
+            res_id: u16::from_be_bytes([payload[2], payload[3]]),
             attrs: payload[4..].to_vec(),
         })
     }
@@ -441,21 +453,27 @@ impl NetlinkSerializable for NfReply {
     }
 }
 
-/// Batch begin/end: an nfgenmsg with `res_id = NFNL_SUBSYS_NFTABLES`.
+/// Batch begin/end: an nfgenmsg with `res_id = NFNL_SUBSYS_NFTABLES`;
+/// the begin message may carry the generation the batch was planned at.
 #[derive(Debug)]
-struct BatchMark(u16);
+struct BatchMark(u16, Option<u32>);
 
 impl NetlinkSerializable for BatchMark {
     fn message_type(&self) -> u16 {
         self.0
     }
     fn buffer_len(&self) -> usize {
-        4
+        4 + if self.1.is_some() { 8 } else { 0 }
     }
     fn serialize(&self, buffer: &mut [u8]) {
         buffer[0] = libc::AF_UNSPEC as u8;
         buffer[1] = 0;
         buffer[2..4].copy_from_slice(&NFNL_SUBSYS_NFTABLES.to_be_bytes());
+        if let Some(gen) = self.1 {
+            let mut a = Attrs::default();
+            a.be32(NFNL_BATCH_GENID, gen);
+            buffer[4..12].copy_from_slice(&a.0);
+        }
     }
 }
 
@@ -643,6 +661,13 @@ pub(crate) struct BatchError {
     pub(crate) source: io::Error,
 }
 
+impl BatchError {
+    /// The ruleset changed since the generation the batch was planned at.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.source.raw_os_error() == Some(libc::ERESTART)
+    }
+}
+
 /// A `NETLINK_NETFILTER` socket, bound to the netns it was opened in.
 #[derive(Debug)]
 pub(crate) struct NfSocket {
@@ -771,8 +796,8 @@ impl NfSocket {
         Ok(out)
     }
 
-    /// A dump request; every reply message's attributes until `NLMSG_DONE`.
-    fn dump(&mut self, msg: u8, table: &str) -> io::Result<Vec<Vec<u8>>> {
+    /// A dump request; every reply message (generation, attributes) until `NLMSG_DONE`.
+    fn dump(&mut self, msg: u8, table: &str) -> io::Result<Vec<(u16, Vec<u8>)>> {
         let seq = self.next_seq();
         let mut a = Attrs::default();
         a.strz(NFTA_RULE_TABLE, table);
@@ -803,7 +828,7 @@ impl NfSocket {
                             Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
                         }
                     }
-                    NetlinkPayload::InnerMessage(r) => res.push(r.attrs),
+                    NetlinkPayload::InnerMessage(r) => res.push((r.res_id, r.attrs)),
                     _ => {}
                 }
             }
@@ -847,22 +872,103 @@ impl NfSocket {
     /// Every rule of table `ip <table>` (empty when the table does not exist).
     /// Kernel: `NFTA_RULE_TABLE` filters a `NFT_MSG_GETRULE` dump (Linux ≥ 4.10).
     pub(crate) fn rules(&mut self, table: &str) -> io::Result<Vec<RuleInfo>> {
+        Ok(self.rules_with_gen(table)?.0)
+    }
+
+    /// [`NfSocket::rules`], and the low 16 bits of the generation of every
+    /// reply (`None` when there was none).
+    fn rules_with_gen(&mut self, table: &str) -> io::Result<(Vec<RuleInfo>, Vec<u16>)> {
         match self.dump(NFT_MSG_GETRULE, table) {
-            Ok(v) => Ok(v.iter().map(|a| parse_rule(a)).collect()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
+            Ok(v) => Ok((
+                v.iter().map(|(_, a)| parse_rule(a)).collect(),
+                v.iter().map(|(g, _)| *g).collect(),
+            )),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok((Vec::new(), Vec::new())),
             Err(e) => Err(e),
         }
     }
 
+    /// The ruleset generation (`NFT_MSG_GETGEN`, Linux ≥ 3.19): it changes
+    /// with every committed transaction in this netns.
+    pub(crate) fn generation(&mut self) -> io::Result<u32> {
+        let seq = self.next_seq();
+        let m = NfMsg {
+            msg: NFT_MSG_GETGEN,
+            family: libc::AF_UNSPEC as u8,
+            attrs: Vec::new(),
+            flags: 0,
+            what: String::new(),
+        };
+        let mut out = Vec::new();
+        frame(&mut out, m, NLM_F_ACK, seq);
+        self.send(&out)?;
+        let mut gen = None;
+        loop {
+            let Some(n) = self.recv(false)? else {
+                continue;
+            };
+            for (s, p) in self.messages(n)? {
+                if s != seq {
+                    continue;
+                }
+                match p {
+                    NetlinkPayload::InnerMessage(r) if r.msg == NFT_MSG_NEWGEN => {
+                        for nla in NlasIterator::new(&r.attrs[..]).flatten() {
+                            let v = nla.value();
+                            if nla.kind() & !NLA_F_NESTED == NFTA_GEN_ID && v.len() == 4 {
+                                gen = Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+                            }
+                        }
+                    }
+                    NetlinkPayload::Error(e) => {
+                        return match (e.code, gen) {
+                            (Some(c), _) => Err(io::Error::from_raw_os_error(-c.get())),
+                            (None, Some(g)) => Ok(g),
+                            (None, None) => Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "NFT_MSG_GETGEN answered without NFTA_GEN_ID",
+                            )),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// A consistent snapshot: the generation and every rule of `table` at
+    /// that generation (re-read when a transaction landed in between).
+    pub(crate) fn snapshot(&mut self, table: &str) -> io::Result<(u32, Vec<RuleInfo>)> {
+        for _ in 0..32 {
+            let gen = self.generation()?;
+            let (rules, gens) = self.rules_with_gen(table)?;
+            if gens.iter().all(|g| *g == gen as u16) && self.generation()? == gen {
+                return Ok((gen, rules));
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the nftables ruleset kept changing while it was read",
+        ))
+    }
+
     /// Send `batch` as one transaction (one sendmsg) and check every ACK.
     /// Returns the rules the kernel echoed (with their handles), in order.
-    pub(crate) fn commit(&mut self, batch: Batch) -> Result<Vec<RuleInfo>, BatchError> {
+    ///
+    /// With `gen`, the kernel applies the batch only if the ruleset is still
+    /// at that generation; otherwise the error is `ERESTART`
+    /// ([`BatchError::is_stale`]) and nothing changed.
+    pub(crate) fn commit(
+        &mut self,
+        batch: Batch,
+        gen: Option<u32>,
+    ) -> Result<Vec<RuleInfo>, BatchError> {
         if batch.msgs.is_empty() {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(512);
         let begin = self.next_seq();
-        frame(&mut out, BatchMark(NFNL_MSG_BATCH_BEGIN), 0, begin);
+        frame(&mut out, BatchMark(NFNL_MSG_BATCH_BEGIN, gen), 0, begin);
         let mut pending: Vec<(u32, String)> = Vec::with_capacity(batch.msgs.len());
         for m in batch.msgs {
             let seq = self.next_seq();
@@ -871,7 +977,7 @@ impl NfSocket {
             frame(&mut out, m, flags, seq);
         }
         let end = self.next_seq();
-        frame(&mut out, BatchMark(NFNL_MSG_BATCH_END), 0, end);
+        frame(&mut out, BatchMark(NFNL_MSG_BATCH_END, None), 0, end);
         let sock_err = |source| BatchError {
             what: "nftables batch".into(),
             source,
@@ -978,6 +1084,33 @@ mod tests {
             match_ip_prefix(true, net, 0, true)[1],
             Expr::Mask(vec![0; 4])
         );
+    }
+
+    #[test]
+    fn a_batch_planned_at_an_old_generation_is_refused() {
+        berth_testkit::privileged!();
+        let ns = crate::NetNs::new_anonymous().unwrap();
+        let mut a = ns.run(NfSocket::open).unwrap().unwrap();
+        let (gen, rules) = a.snapshot("berthgen").unwrap();
+        assert!(rules.is_empty());
+        // another writer commits meanwhile
+        let mut b = ns.run(NfSocket::open).unwrap().unwrap();
+        let mut t = Batch::default();
+        t.add_table("berthgen");
+        b.commit(t, None).unwrap();
+        // what `a` planned at `gen` is refused, and nothing of it applied
+        let mut t = Batch::default();
+        t.add_table("berthgen2");
+        let e = a.commit(t, Some(gen)).unwrap_err();
+        assert!(e.is_stale(), "{e:?}");
+        assert!(!a.table_exists("berthgen2").unwrap());
+        // planned again at the current generation, it applies
+        let (gen2, _) = a.snapshot("berthgen").unwrap();
+        assert_ne!(gen, gen2);
+        let mut t = Batch::default();
+        t.add_table("berthgen2");
+        a.commit(t, Some(gen2)).unwrap();
+        assert!(a.table_exists("berthgen2").unwrap());
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! transaction, every ACK checked — and rules are read back with one
 //! `NFT_MSG_GETRULE` dump. No `nft` process is started. The socket is opened
 //! inside the firewall's network namespace (a netlink socket stays bound to
-//! the netns it was created in). The rules are encoded the way nft(8) encodes
+//! the netns it was created in). Changes are planned from a snapshot taken at
+//! one ruleset generation and committed only if the ruleset is still at it
+//! (`NFNL_BATCH_GENID`), else planned again, so processes with different lock
+//! files never act on a stale view. The rules are encoded the way nft(8) encodes
 //! the same text, so `nft list ruleset` shows them as below. Kernel:
 //! nf_tables with the nat, fib and masquerade expressions (Linux ≥ 4.18 for
 //! `fib` in nat chains; nft(8)).

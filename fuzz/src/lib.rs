@@ -1,9 +1,15 @@
 //! berth's fuzz targets as plain functions: each takes arbitrary bytes and
-//! must not panic; `layer_unpack` also asserts that nothing was written
-//! outside the layer root. `stable-fuzz` (src/bin) drives them on stable
-//! Rust: every seed of `corpus/<target>/`, then a mutation loop for a
-//! bounded time; a panic is saved under `artifacts/<target>/` and becomes a
-//! seed (a regression input) once fixed.
+//! must not panic. Beyond "no panic": `seccomp_profile` checks every
+//! compiled program against the kernel's filter checks and, through
+//! [`seccomp_oracle`], against the profile's meaning; `layer_unpack` checks
+//! that nothing outside the layer root appeared or changed.
+//!
+//! Drivers: the cargo-fuzz targets in `fuzz_targets/` (libFuzzer, coverage
+//! guided, stable Rust with `cargo fuzz run -s none`), the uninstrumented
+//! fallback `examples/stable-fuzz.rs`, and this crate's unit test that
+//! replays every seed of `corpus/<target>/` (the CI form). `scripts/fuzz`
+//! runs them; a crash is saved under `artifacts/<target>/` and, once fixed,
+//! becomes a seed plus a unit test in the crate that owns the code.
 
 use std::path::Path;
 
@@ -31,8 +37,9 @@ pub fn run_args(data: &[u8]) {
 /// The seccomp profile parsers, both forms: Docker's JSON
 /// (`from_docker_json`) and the OCI runtime spec's `LinuxSeccomp` (oci-spec
 /// deserialization, then `from_oci`). Every profile either accepts is
-/// compiled to BPF, and the program must pass the kernel's own structural
-/// checks ([`check_bpf`]).
+/// compiled to BPF for six contexts, and the program must pass the kernel's
+/// own structural checks ([`check_bpf`]) and give the verdicts the profile
+/// means ([`seccomp_oracle::check`]).
 pub fn seccomp_profile(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;

@@ -580,3 +580,38 @@ fn network_namespace_pool() {
     );
     assert_eq!(out, "pong\n");
 }
+
+/// An image of 128 layers: the classic overlay option string (about 13 KB
+/// here) exceeds the page mount(2) takes, so the layers go in one
+/// `fsconfig("lowerdir+")` each; every layer is visible, the top one wins,
+/// and a write lands in the private upper layer only.
+#[test]
+fn many_layers_beyond_one_page() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let layers_dir = tempfile::tempdir().unwrap();
+    // Top to bottom: 127 small layers, then the busybox rootfs.
+    let mut layers = Vec::new();
+    for i in (1..128).rev() {
+        let l = layers_dir.path().join(format!("{i:03}-{}", "f".repeat(64)));
+        std::fs::create_dir_all(l.join("layers")).unwrap();
+        std::fs::write(l.join("layers").join(format!("{i:03}")), "").unwrap();
+        std::fs::write(l.join("which"), format!("{i}\n")).unwrap();
+        layers.push(l);
+    }
+    layers.push(berth_testkit::busybox_rootfs().to_path_buf());
+    let len: usize = layers.iter().map(|l| l.as_os_str().len() + 1).sum();
+    assert!(len > 4096, "the test needs a string beyond one page: {len}");
+    let id = berth_testkit::unique_name("layers");
+    let out = ok(
+        busybox(&id, &root).rootfs(Rootfs::layers(layers.clone())),
+        "ls /layers | wc -l; cat /which; echo new > /which; cat /which; grep ' / / ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1",
+    );
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["127", "127", "new", "overlay"], "{out}");
+    // The layer itself was not written.
+    assert_eq!(
+        std::fs::read_to_string(layers[0].join("which")).unwrap(),
+        "127\n"
+    );
+}

@@ -1123,7 +1123,7 @@ impl ContainerBuilder {
         };
         st.pid = Some(child.pid());
         st.pid_start = state::proc_start_time(child.pid());
-        if let Err(e) = st.update(&state_dir) {
+        if let Err(e) = st.write(&state_dir) {
             let _ = child.kill(libc::SIGKILL);
             let _ = child.wait();
             drop(attachment);

@@ -68,45 +68,50 @@ pub struct State {
 }
 
 impl State {
+    /// Rewrite the state file in place: one `write(2)` at offset 0 of the
+    /// existing file, never a rename over it and never a truncation.
+    ///
+    /// Why not write-then-rename: replacing a file by rename (or truncating
+    /// it) makes ext4 allocate and start writing its data at once
+    /// (`auto_da_alloc`, ext4(5)), and removing that file later waits for
+    /// the write-back and, on a file system mounted with `discard`, for a
+    /// synchronous discard of the freed block: milliseconds at destroy. A
+    /// file only ever rewritten in place keeps its data delayed-allocated
+    /// and is unlinked for free.
+    ///
+    /// Why it stays readable: a shorter record is padded with trailing
+    /// spaces (valid JSON whitespace) up to the file's length, so the file
+    /// is never cut and one write replaces the whole content; a record is
+    /// far below a page, and a write within one page is either done whole
+    /// or not at all when the writer is killed (the kernel checks for a
+    /// fatal signal before copying each page). A reader racing with the
+    /// write may see a mix and get invalid JSON, which [`gc`] treats as a
+    /// container being created. A file that does not exist yet is created.
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(STATE_FILE);
-        let tmp = dir.join(".state.json.tmp");
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        std::fs::write(&tmp, json).map_err(|e| Error::io("write state file", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io("write state file", &path, e))
-    }
-
-    /// Rewrite the state file in place, without truncating or renaming
-    /// first: replacing a file by rename (or truncating it) makes ext4 flush
-    /// its data (`auto_da_alloc`, ext4(5)), which costs milliseconds on the
-    /// spawn path. The new record is never shorter (it only gains fields),
-    /// and a reader that races with the write sees invalid JSON, which
-    /// [`gc`] treats as a container being created.
-    pub(crate) fn update(&self, dir: &Path) -> Result<()> {
         use std::io::Write;
         let path = dir.join(STATE_FILE);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
             path: path.clone(),
             reason: e.to_string(),
         })?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
+            .create(true)
+            .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("open state file", &path, e))?;
-        f.write_all(&json)
-            .map_err(|e| Error::io("write state file", &path, e))?;
         let len = f
             .metadata()
             .map_err(|e| Error::io("stat state file", &path, e))?
             .len();
-        if len > json.len() as u64 {
-            f.set_len(json.len() as u64)
-                .map_err(|e| Error::io("truncate state file", &path, e))?;
+        if let Some(pad) = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_sub(json.len()))
+        {
+            json.resize(json.len() + pad, b' ');
         }
-        Ok(())
+        f.write_all(&json)
+            .map_err(|e| Error::io("write state file", &path, e))
     }
 
     /// Read the state of container `id` under `root` (default root when `None`).
@@ -636,6 +641,7 @@ fn own_start() -> (i32, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn start_time_of_self() {
@@ -782,6 +788,41 @@ mod tests {
         assert_eq!(r.errors.len(), 1, "{r:?}");
         assert!(full.join("child").exists());
         assert!(d.path().join("f").exists());
+    }
+
+    #[test]
+    fn rewrite_in_place_pads_a_shorter_record_and_confirms_the_cgroup() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = record("p", 3, 4);
+        st.cgroup = Some("/sys/fs/cgroup/unified/berth/p".into());
+        st.network = Some(NetworkState {
+            network: "a-long-network-name".into(),
+            state_dir: "/run/berth/net/a-long-network-name".into(),
+        });
+        let dir = create_state_dir(d.path(), &st).unwrap();
+        let path = dir.join(STATE_FILE);
+        assert!(Record::read(&path).unwrap().cgroup_pending);
+        let ino = std::fs::metadata(&path).unwrap().ino();
+        let first_len = std::fs::metadata(&path).unwrap().len();
+        // Shorter: no network any more, and the cgroup is confirmed.
+        st.network = None;
+        st.write(&dir).unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!(m.ino(), ino, "rewritten in place, not replaced");
+        assert_eq!(m.len(), first_len, "padded, never truncated");
+        let rec = Record::read(&path).unwrap();
+        assert!(!rec.cgroup_pending);
+        assert_eq!(rec.state, st);
+        // Longer again: the padding is overwritten.
+        st.pid = Some(123_456);
+        st.pid_start = Some(u64::MAX);
+        st.network = Some(NetworkState {
+            network: "an-even-longer-network-name-than-before".into(),
+            state_dir: "/run/berth/net/an-even-longer-network-name-than-before".into(),
+        });
+        st.write(&dir).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > first_len);
+        assert_eq!(State::read(&path).unwrap(), st);
     }
 
     #[test]

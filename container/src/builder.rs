@@ -870,13 +870,14 @@ impl ContainerBuilder {
         } else {
             None
         };
-        let owner = std::process::id() as i32;
+        // Cached per process: a CLI pays one /proc read for create and destroy.
+        let (owner, owner_start) = state::own_start();
         let mut st = State {
             id: self.id.clone(),
             pid: None,
             pid_start: None,
             owner_pid: owner,
-            owner_start: state::proc_start_time(owner).unwrap_or(0),
+            owner_start,
             cgroup: planned_cgroup,
             mounts: Vec::new(),
             network: None,

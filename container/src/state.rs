@@ -231,9 +231,33 @@ impl Record {
     }
 }
 
+/// `/proc/<pid>/stat` read with a 1 KiB first read: the file reports size
+/// 0, so `read_to_string` starts with a 32-byte read and doubles, six
+/// `read(2)`s for a ~300-byte line; here one read gets it all (proc(5): the
+/// line is bounded, the command name at most 64 bytes).
+fn read_proc_stat(pid: i32) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let len = buf.len();
+        buf.resize(len + 1024, 0);
+        match f.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                break;
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(buf).ok()
+}
+
 /// Field 22 (`starttime`) of `/proc/<pid>/stat`: clock ticks after boot.
 pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let s = read_proc_stat(pid)?;
     // The command name (field 2) may contain spaces and parentheses: skip
     // to the last ')'.
     let rest = &s[s.rfind(')')? + 1..];
@@ -243,7 +267,7 @@ pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
 
 /// Field 3 (`state`) of `/proc/<pid>/stat` is `Z` (zombie) or `X` (dead).
 pub(crate) fn proc_is_zombie(pid: i32) -> bool {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Some(s) = read_proc_stat(pid) else {
         return true;
     };
     let state = s
@@ -628,7 +652,7 @@ pub(crate) fn remove_state_dir(dir: &Path) -> Result<()> {
 
 /// Our pid and its start time (cached per pid: a forked child is another
 /// process).
-fn own_start() -> (i32, u64) {
+pub(crate) fn own_start() -> (i32, u64) {
     static CACHE: std::sync::Mutex<(i32, u64)> = std::sync::Mutex::new((0, 0));
     let pid = std::process::id() as i32;
     let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());

@@ -50,6 +50,7 @@ pub use bundle::Bundle;
 pub use config::{default_store_dir, Mount, Network, Propagation, Rootfs, Seccomp};
 pub use container::{Container, ContainerEvent, ContainerStats, Events, Exec, InterfaceStats};
 pub use error::{Error, Result};
+pub use pty::open_pty_and_send_master;
 pub use state::{default_state_root, delete, gc, GcReport, NetworkState, State, STATE_FILE};
 
 pub use berth_cgroups::{Limit, Resources};

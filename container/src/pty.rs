@@ -55,14 +55,43 @@ pub(crate) fn plan() -> Result<(MasterReceiver, OwnedFd, Step)> {
     let step = unsafe {
         Step::hook(
             "open a pty in the container's devpts (/dev/pts/ptmx, TIOCGPTPEER) and send its master",
-            || open_and_send(CHILD_SOCKET_FD),
+            || open_pty_and_send_master(CHILD_SOCKET_FD),
         )
     };
     Ok((MasterReceiver { sock: parent }, child, step))
 }
 
-/// The child side (see the module docs). Async-signal-safe.
-fn open_and_send(sock: RawFd) -> std::result::Result<(), i32> {
+/// Open a pseudo-terminal in the devpts mounted at `/dev/pts` of the
+/// calling process's mount namespace, make its slave fds 0, 1 and 2, and
+/// send the master over the unix socket `sock` with `SCM_RIGHTS`; `sock` is
+/// closed. The container's own `tty: true` runs this as a step after
+/// `pivot_root`; a runtime that execs into a running container (e.g. an OCI
+/// runtime's `exec --tty`) calls it in the child once it has joined the
+/// container's mount namespace. Making the slave the controlling terminal
+/// (`setsid`, then `TIOCSCTTY` on fd 0) is the caller's choice.
+///
+/// Async-signal-safe: raw syscalls on constants and stack buffers only, so
+/// it may run after `fork` (in `CommandExt::pre_exec`). `Err` carries the
+/// errno. Needs `TIOCGPTPEER` (Linux 4.13, ioctl_tty(2)) and pty(7),
+/// unix(7).
+///
+/// ```no_run
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixDatagram;
+/// use std::os::unix::process::CommandExt;
+/// let (parent, child) = UnixDatagram::pair()?;
+/// let child = child.as_raw_fd();
+/// let mut cmd = std::process::Command::new("/bin/sh");
+/// // SAFETY: only async-signal-safe calls after fork.
+/// unsafe {
+///     cmd.pre_exec(move || {
+///         // (join the container's namespaces here)
+///         berth::open_pty_and_send_master(child).map_err(std::io::Error::from_raw_os_error)
+///     });
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn open_pty_and_send_master(sock: RawFd) -> std::result::Result<(), i32> {
     // SAFETY (whole body): raw syscalls on constants and stack buffers; every
     // fd opened here is closed on every path but the slave's copies on 0-2.
     unsafe {

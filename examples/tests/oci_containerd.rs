@@ -196,7 +196,7 @@ fn ctr_runs_the_battery_with_berth_oci() {
     // --tty: ctr wants a terminal on its own stdin; script(1) gives it one.
     let id = berth_testkit::unique_name("c");
     let line = format!(
-        "ctr -a {} -n {} run --rm -t --runc-binary {BIN} {IMAGE} {id} sh -c '[ -t 0 ] && [ -t 1 ] && echo stdio-tty; stty size'",
+        "ctr -a {} -n {} run --rm -t --runc-binary {BIN} {IMAGE} {id} sh -c '[ -t 0 ] && [ -t 1 ] && echo stdio-tty; tty; stty size'",
         d.sock().display(),
         d.ns
     );
@@ -207,9 +207,9 @@ fn ctr_runs_the_battery_with_berth_oci() {
         .unwrap();
     let o = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{o}");
-    // (ttyname(3) inside finds no /dev/pts entry: berth allocates the pty
-    // from the host's devpts, runc from the container's.)
+    // The pty is the container's own (its devpts), as with runc.
     assert!(o.contains("stdio-tty"), "{o}");
+    assert!(o.contains("/dev/pts/0"), "{o}");
 
     // A detached task: exec, pause/resume, kill.
     let id = berth_testkit::unique_name("c");

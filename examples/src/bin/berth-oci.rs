@@ -402,68 +402,20 @@ fn send_fd(path: &str, fd: RawFd) -> Res<()> {
     Ok(())
 }
 
-/// `TIOCGPTPEER`: `_IO('T', 0x41)`, ioctl_tty(2) (Linux 4.13).
-const TIOCGPTPEER: libc::c_ulong = 0x5441;
-
 /// In the exec'd child, after joining the container's mount namespace: a
 /// new session whose controlling terminal is a pty of the container's
-/// devpts (`/dev/pts/ptmx`, pty(7); the slave by `TIOCGPTPEER`, no path
-/// lookup) on fds 0-2; the master goes to `sock` (SCM_RIGHTS).
-/// Async-signal-safe: raw syscalls on stack buffers only.
+/// devpts on fds 0-2 ([`berth::open_pty_and_send_master`]); the master goes
+/// to `sock`. Async-signal-safe.
 fn pty_in_container(sock: RawFd) -> Result<(), ()> {
-    // SAFETY (whole body): raw syscalls on constants and stack buffers.
+    // SAFETY: raw syscalls only.
     unsafe {
         libc::setsid();
-        let m = libc::open(
-            c"/dev/pts/ptmx".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if m < 0 {
+        berth::open_pty_and_send_master(sock).map_err(|_| ())?;
+        if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
             return Err(());
         }
-        let unlock: libc::c_int = 0;
-        if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
-            return Err(());
-        }
-        let s = libc::ioctl(m, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY);
-        if s < 0 || libc::ioctl(s, libc::TIOCSCTTY, 0) < 0 {
-            return Err(());
-        }
-        for target in 0..3 {
-            if libc::dup2(s, target) < 0 {
-                return Err(());
-            }
-        }
-        if s > 2 {
-            libc::close(s);
-        }
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        #[repr(C)]
-        struct Cmsg {
-            hdr: libc::cmsghdr,
-            fd: libc::c_int,
-            _pad: libc::c_int,
-        }
-        let mut cm: Cmsg = std::mem::zeroed();
-        cm.hdr.cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-        cm.hdr.cmsg_level = libc::SOL_SOCKET;
-        cm.hdr.cmsg_type = libc::SCM_RIGHTS;
-        cm.fd = m;
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = (&mut cm as *mut Cmsg).cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
-        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
-            return Err(());
-        }
-        libc::close(m);
-        Ok(())
     }
+    Ok(())
 }
 
 /// Receive one fd sent with SCM_RIGHTS on `sock`.

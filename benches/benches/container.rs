@@ -18,41 +18,8 @@
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use berth::{Container, Rootfs, Stdio};
 use criterion::{criterion_group, criterion_main, Criterion};
-
-static N: AtomicU64 = AtomicU64::new(0);
-
-fn image_rootfs(dir: &Path) -> Rootfs {
-    let layout = dir.join("layout");
-    berth_overlay::ImageBuilder::new("busybox:latest")
-        .layer_dir(berth_testkit::busybox_rootfs())
-        .write(&layout)
-        .expect("write image layout");
-    let store = berth_overlay::LayerStore::open(dir.join("store")).expect("store");
-    let l = berth_overlay::ImageLayout::open(&layout).expect("layout");
-    Rootfs::image(&store, &l, "latest").expect("import image")
-}
-
-fn run_container(rootfs: &Rootfs, state: &Path) {
-    let id = format!(
-        "bench-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut c = Container::builder(id)
-        .rootfs(rootfs.clone())
-        .state_root(state)
-        .command(["/bin/true"])
-        .stdin(Stdio::Null)
-        .spawn()
-        .expect("spawn");
-    let st = c.wait().expect("wait");
-    assert!(st.success());
-    c.destroy().expect("destroy");
-}
 
 fn berth_run_binary() -> Option<PathBuf> {
     // target/<profile>/deps/container-xxx → target/<profile>/berth-run
@@ -118,7 +85,7 @@ fn benches(c: &mut Criterion) {
     std::fs::create_dir_all(&state).expect("state root");
     std::fs::create_dir_all(&state_disk).expect("state root");
     let _cleanup = Cleanup(vec![tmp.clone(), state.clone(), state_disk.clone()]);
-    let rootfs = image_rootfs(&tmp);
+    let rootfs = berth_benches::busybox_image_rootfs(&tmp);
     let bin = berth_testkit::busybox_rootfs().join("bin/true");
     let mut g = c.benchmark_group("container");
     g.bench_function("baseline/std-command", |b| {
@@ -128,10 +95,10 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("berth/full-default-overlay", |b| {
-        b.iter(|| run_container(black_box(&rootfs), &state))
+        b.iter(|| berth_benches::true_container(black_box(&rootfs), &state))
     });
     g.bench_function("berth/full-default-overlay-state-on-disk", |b| {
-        b.iter(|| run_container(black_box(&rootfs), &state_disk))
+        b.iter(|| berth_benches::true_container(black_box(&rootfs), &state_disk))
     });
     if let Some(br) = berth_run_binary() {
         let r = berth_testkit::busybox_rootfs().display().to_string();

@@ -15,46 +15,11 @@
 //! `cargo bench -p berth-benches --bench scale` (add `-- --quick`, or set
 //! `BERTH_BENCH_QUICK=1`, for a short run: 1 s per measurement). Needs root;
 //! skips otherwise.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use berth::{Container, Rootfs, Stdio};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-
-static N: AtomicU64 = AtomicU64::new(0);
-
-fn image_rootfs(dir: &Path) -> Rootfs {
-    let layout = dir.join("layout");
-    berth_overlay::ImageBuilder::new("busybox:latest")
-        .layer_dir(berth_testkit::busybox_rootfs())
-        .write(&layout)
-        .expect("write image layout");
-    let store = berth_overlay::LayerStore::open(dir.join("store")).expect("store");
-    let l = berth_overlay::ImageLayout::open(&layout).expect("layout");
-    Rootfs::image(&store, &l, "latest").expect("import image")
-}
-
-fn run_container(rootfs: &Rootfs, state: &Path) {
-    let id = format!(
-        "bscale-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut c = Container::builder(id)
-        .rootfs(rootfs.clone())
-        .state_root(state)
-        .command(["/bin/true"])
-        .stdin(Stdio::Null)
-        .stdout(Stdio::Null)
-        .stderr(Stdio::Null)
-        .spawn()
-        .expect("spawn");
-    let st = c.wait().expect("wait");
-    assert!(st.success(), "true exited with {st}");
-    c.destroy().expect("destroy");
-}
 
 /// `iters` rounds of `job` on each of `threads` threads at once; the wall time.
 fn on_threads(threads: usize, iters: u64, job: &(dyn Fn() + Sync)) -> Duration {
@@ -79,12 +44,12 @@ fn benches(c: &mut Criterion) {
     let scratch = berth_benches::Scratch::new("bbscale").expect("scratch dir");
     let state: PathBuf = scratch.path().join("state");
     std::fs::create_dir_all(&state).expect("state root");
-    let rootfs = image_rootfs(scratch.path());
+    let rootfs = berth_benches::busybox_image_rootfs(scratch.path());
     let true_bin = berth_testkit::busybox_rootfs().join("bin/true");
     // Warm berth's per-process caches (seccomp program, device filter,
     // network namespace pool) before anything is timed.
     for _ in 0..2 {
-        run_container(&rootfs, &state);
+        berth_benches::true_container(&rootfs, &state);
     }
     let mut g = c.benchmark_group("scale");
     if berth_benches::quick() {
@@ -110,7 +75,11 @@ fn benches(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("berth-spawn-wait-destroy", threads),
             &threads,
-            |b, &t| b.iter_custom(|iters| on_threads(t, iters, &|| run_container(&rootfs, &state))),
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    on_threads(t, iters, &|| berth_benches::true_container(&rootfs, &state))
+                })
+            },
         );
     }
     g.finish();

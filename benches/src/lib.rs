@@ -11,6 +11,57 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use berth::{Container, Rootfs, Stdio};
+
+/// An image rootfs for the container benches: an OCI layout made in `dir`
+/// from the busybox fixture (one layer), imported into a layer store there.
+/// Panics on failure (bench setup).
+///
+/// ```no_run
+/// let dir = std::env::temp_dir().join("berth-bench-image");
+/// let rootfs = berth_benches::busybox_image_rootfs(&dir);
+/// ```
+pub fn busybox_image_rootfs(dir: &Path) -> Rootfs {
+    let layout = dir.join("layout");
+    berth_overlay::ImageBuilder::new("busybox:latest")
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .write(&layout)
+        .expect("write image layout");
+    let store = berth_overlay::LayerStore::open(dir.join("store")).expect("store");
+    let l = berth_overlay::ImageLayout::open(&layout).expect("layout");
+    Rootfs::image(&store, &l, "latest").expect("import image")
+}
+
+/// One full default container running `/bin/true` on `rootfs`, state under
+/// `state`: spawn, wait (it must succeed), destroy. Ids are unique per
+/// process. Panics on failure (a bench must not time a broken run).
+///
+/// ```no_run
+/// # let rootfs = berth::Rootfs::host();
+/// berth_benches::true_container(&rootfs, std::path::Path::new("/run/berth-bench"));
+/// ```
+pub fn true_container(rootfs: &Rootfs, state: &Path) {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let id = format!(
+        "bench-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut c = Container::builder(id)
+        .rootfs(rootfs.clone())
+        .state_root(state)
+        .command(["/bin/true"])
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
+        .spawn()
+        .expect("spawn");
+    let st = c.wait().expect("wait");
+    assert!(st.success(), "true exited with {st}");
+    c.destroy().expect("destroy");
+}
 
 /// Is this a short run? True when the command line has `--quick` (what
 /// `cargo bench -p berth-benches -- --quick` passes to every bench) or the

@@ -71,6 +71,57 @@ pub struct RouteSummary {
     pub oif: Option<u32>,
 }
 
+/// One `recv(2)` on the netlink socket `fd` into `buf`, retrying EINTR;
+/// `Ok(None)` when `nonblock` and nothing is queued. Shared by the
+/// rtnetlink and nftables clients.
+pub(crate) fn recv_datagram(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    nonblock: bool,
+) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: buf is a valid writable buffer of its length.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                if nonblock { libc::MSG_DONTWAIT } else { 0 },
+            )
+        };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock if nonblock => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The netlink messages of one received datagram, each with its sequence
+/// number (netlink(7): a 16-byte `nlmsghdr` whose first word is the
+/// message length, messages padded to 4 bytes).
+pub(crate) fn split_messages(buf: &[u8]) -> io::Result<Vec<(u32, &[u8])>> {
+    let word = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off + 16 <= buf.len() {
+        let len = word(off) as usize;
+        if len < 16 || off + len > buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "truncated netlink message",
+            ));
+        }
+        out.push((word(off + 8), &buf[off..off + len]));
+        off += (len + 3) & !3;
+    }
+    Ok(out)
+}
+
 fn family_of(ip: &IpAddr) -> AddressFamily {
     match ip {
         IpAddr::V4(_) => AddressFamily::Inet,
@@ -161,40 +212,8 @@ impl Netlink {
     fn recv_until_done(&mut self, seq: u32, dump: bool) -> io::Result<Vec<RouteNetlinkMessage>> {
         let mut out = Vec::new();
         loop {
-            // SAFETY: self.buf is a valid writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr() as *mut libc::c_void,
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let n = n as usize;
-            let mut off = 0usize;
-            while off + 16 <= n {
-                let len = u32::from_ne_bytes([
-                    self.buf[off],
-                    self.buf[off + 1],
-                    self.buf[off + 2],
-                    self.buf[off + 3],
-                ]) as usize;
-                if len < 16 || off + len > n {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "truncated netlink message",
-                    ));
-                }
-                let chunk = &self.buf[off..off + len];
-                off += (len + 3) & !3;
-                let msg_seq = u32::from_ne_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
+            let n = recv_datagram(&self.fd, &mut self.buf, false)?.unwrap_or(0);
+            for (msg_seq, chunk) in split_messages(&self.buf[..n])? {
                 if msg_seq != seq {
                     continue; // a stale reply to an earlier request
                 }
@@ -275,40 +294,10 @@ impl Netlink {
         let mut results: Vec<Option<Option<i32>>> = vec![None; n];
         let mut left = n;
         while left > 0 {
-            // SAFETY: self.buf is a valid writable buffer of its length.
-            let got = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr() as *mut libc::c_void,
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if got < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err((0, e));
-            }
-            let got = got as usize;
-            let mut off = 0usize;
-            while off + 16 <= got {
-                let len = u32::from_ne_bytes([
-                    self.buf[off],
-                    self.buf[off + 1],
-                    self.buf[off + 2],
-                    self.buf[off + 3],
-                ]) as usize;
-                if len < 16 || off + len > got {
-                    return Err((
-                        0,
-                        io::Error::new(io::ErrorKind::InvalidData, "truncated netlink message"),
-                    ));
-                }
-                let chunk = &self.buf[off..off + len];
-                off += (len + 3) & !3;
-                let seq = u32::from_ne_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
+            let got = recv_datagram(&self.fd, &mut self.buf, false)
+                .map_err(|e| (0, e))?
+                .unwrap_or(0);
+            for (seq, chunk) in split_messages(&self.buf[..got]).map_err(|e| (0, e))? {
                 let i = seq.wrapping_sub(first) as usize;
                 if i >= n || results[i].is_some() {
                     continue; // a stale reply to an earlier request
@@ -851,4 +840,39 @@ fn summarize_link(l: &LinkMessage) -> LinkInfoSummary {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_messages;
+
+    fn header(len: u32, seq: u32) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(&len.to_ne_bytes());
+        h.extend_from_slice(&[0; 4]); // type, flags
+        h.extend_from_slice(&seq.to_ne_bytes());
+        h.extend_from_slice(&[0; 4]); // port id
+        h
+    }
+
+    #[test]
+    fn messages_are_split_at_their_padded_lengths() {
+        // A 17-byte message (padded to 20), then a bare 16-byte header.
+        let mut buf = header(17, 7);
+        buf.extend_from_slice(&[0xaa, 0, 0, 0]);
+        buf.extend_from_slice(&header(16, 8));
+        let m = split_messages(&buf).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].0, m[0].1.len(), m[0].1[16]), (7, 17, 0xaa));
+        assert_eq!((m[1].0, m[1].1.len()), (8, 16));
+        assert!(split_messages(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_truncated_or_short_length_is_an_error() {
+        let buf = header(32, 1); // claims 32 bytes, has 16
+        assert!(split_messages(&buf).is_err());
+        let buf = header(8, 1); // shorter than its own header
+        assert!(split_messages(&buf).is_err());
+    }
 }

@@ -25,6 +25,8 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 
+use crate::netlink::{recv_datagram, split_messages};
+
 /// `NETLINK_NETFILTER` (include/uapi/linux/netlink.h).
 const NETLINK_NETFILTER: i32 = 12;
 /// `NFNL_SUBSYS_NFTABLES` (nfnetlink.h).
@@ -747,49 +749,15 @@ impl NfSocket {
 
     /// One recv; `Ok(None)` when nothing is queued and `nonblock`.
     fn recv(&mut self, nonblock: bool) -> io::Result<Option<usize>> {
-        loop {
-            // SAFETY: self.buf is a valid writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr() as *mut libc::c_void,
-                    self.buf.len(),
-                    if nonblock { libc::MSG_DONTWAIT } else { 0 },
-                )
-            };
-            if n >= 0 {
-                return Ok(Some(n as usize));
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock if nonblock => return Ok(None),
-                _ => return Err(e),
-            }
-        }
+        recv_datagram(&self.fd, &mut self.buf, nonblock)
     }
 
     /// Decode the messages of the last recv of `n` bytes.
     fn messages(&self, n: usize) -> io::Result<Vec<(u32, NetlinkPayload<NfReply>)>> {
         let mut out = Vec::new();
-        let mut off = 0;
-        while off + 16 <= n {
-            let len = u32::from_ne_bytes([
-                self.buf[off],
-                self.buf[off + 1],
-                self.buf[off + 2],
-                self.buf[off + 3],
-            ]) as usize;
-            if len < 16 || off + len > n {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "truncated netlink message",
-                ));
-            }
-            let chunk = &self.buf[off..off + len];
-            off += (len + 3) & !3;
+        for (seq, chunk) in split_messages(&self.buf[..n])? {
             match NetlinkMessage::<NfReply>::deserialize(chunk) {
-                Ok(m) => out.push((m.header.sequence_number, m.payload)),
+                Ok(m) => out.push((seq, m.payload)),
                 Err(e) => tracing::debug!(error = %e, "skipping undecodable nfnetlink message"),
             }
         }

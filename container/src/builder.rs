@@ -1239,7 +1239,7 @@ pub(crate) fn default_seccomp(caps: CapSet) -> Result<SeccompProgram> {
             return Ok(p.clone());
         }
     }
-    let prog = SeccompProfile::docker_default().compile(&CompileContext::new(caps))?;
+    let prog = SeccompProfile::docker_default_program(&CompileContext::new(caps))?;
     if let Ok(mut c) = cache.lock() {
         c.push((caps.bits(), prog.clone()));
     }

@@ -665,3 +665,96 @@ fn default_profile_names_are_all_known() {
         }
     }
 }
+
+/// The program generated ahead of time into `default_x86_64.rs` is exactly
+/// what the compiler makes of the default profile for Docker's default
+/// capabilities on every kernel from `MIN_KERNEL` on, and `MIN_KERNEL`
+/// covers every `minKernel` condition of the profile. When the profile or
+/// the compiler changes, regenerate the file with
+/// `BERTH_REGENERATE_SECCOMP=1 cargo test -p berth-security precompiled`.
+#[test]
+fn precompiled_default_program_is_current() {
+    let profile = SeccompProfile::docker_default();
+    let newest = profile
+        .rules
+        .iter()
+        .flat_map(|r| [r.includes.min_kernel, r.excludes.min_kernel])
+        .flatten()
+        .max()
+        .unwrap_or((0, 0));
+    let caps = CapSet::docker_default();
+    let compiled = |kernel| profile.compile(&CompileContext { caps, kernel }).unwrap();
+    let prog = compiled(newest);
+    assert_eq!(
+        prog.instructions(),
+        compiled((u32::MAX, u32::MAX)).instructions(),
+        "the default program differs between kernels newer than every minKernel"
+    );
+    let current = default_x86_64::MIN_KERNEL == newest
+        && default_x86_64::FLAGS == prog.flags()
+        && default_x86_64::PROGRAM == prog.instructions().as_slice();
+    if current {
+        return;
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/seccomp/default_x86_64.rs");
+    if std::env::var_os("BERTH_REGENERATE_SECCOMP").is_some() {
+        let mut out = String::from(
+            "//! Docker's default seccomp profile (`default.json`) compiled for x86_64,\n\
+             //! Docker's default capabilities and any kernel from `MIN_KERNEL` on.\n\
+             //! GENERATED: `BERTH_REGENERATE_SECCOMP=1 cargo test -p berth-security\n\
+             //! precompiled` rewrites it; the test `precompiled_default_program_is_current`\n\
+             //! fails while it is stale. Used by `SeccompProfile::docker_default_program`.\n\n",
+        );
+        out += "/// The newest `minKernel` of the profile's conditions.\n";
+        out += &format!("pub(crate) const MIN_KERNEL: (u32, u32) = {newest:?};\n");
+        out += "/// `SECCOMP_FILTER_FLAG_*` of the program.\n";
+        out += &format!("pub(crate) const FLAGS: u32 = {};\n", prog.flags());
+        out += "/// The instructions, `(code, jt, jf, k)`.\n";
+        out += "#[rustfmt::skip]\npub(crate) static PROGRAM: &[(u16, u8, u8, u32)] = &[\n";
+        for (code, jt, jf, k) in prog.instructions() {
+            out += &format!("    (0x{code:04x}, {jt}, {jf}, 0x{k:08x}),\n");
+        }
+        out += "];\n";
+        std::fs::write(path, out).unwrap();
+        return;
+    }
+    panic!(
+        "{path} is stale (the default profile or the compiler changed): \
+         regenerate it with BERTH_REGENERATE_SECCOMP=1 cargo test -p berth-security precompiled"
+    );
+}
+
+#[test]
+fn docker_default_program_falls_back_to_compiling() {
+    let ctx = |caps, kernel| CompileContext { caps, kernel };
+    let default = CapSet::docker_default();
+    let fewer = CapSet::from_names(["CAP_CHOWN"]).unwrap();
+    let more = default.union(CapSet::from_names(["CAP_SYS_ADMIN"]).unwrap());
+    for c in [
+        ctx(default, (6, 1)),
+        ctx(default, (4, 4)),
+        ctx(fewer, (6, 1)),
+        ctx(more, (6, 1)),
+    ] {
+        assert_eq!(
+            SeccompProfile::docker_default_program(&c)
+                .unwrap()
+                .instructions(),
+            SeccompProfile::docker_default()
+                .compile(&c)
+                .unwrap()
+                .instructions(),
+            "{:?}",
+            c.kernel
+        );
+    }
+    // Granting CAP_SYS_ADMIN changes the program (mount etc. allowed).
+    assert_ne!(
+        SeccompProfile::docker_default_program(&ctx(more, (6, 1)))
+            .unwrap()
+            .instructions(),
+        SeccompProfile::docker_default_program(&ctx(default, (6, 1)))
+            .unwrap()
+            .instructions()
+    );
+}

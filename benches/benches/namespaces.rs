@@ -5,7 +5,10 @@
 //!
 //! The network namespace comes either from `clone3(CLONE_NEWNET)`
 //! (`…+net+…`) or from berth's pool of namespaces made ahead of time by
-//! background threads (`…+pooled-net+…`, `Spawner::netns_pool`).
+//! background threads (`…+pooled-net+…`, `Spawner::netns_pool`). Rows
+//! ending in `,bg-teardown` also hand the child's mount namespace to a
+//! background thread once it is reaped (`Spawner::background_teardown`), so
+//! `wait` does not wait for the kernel to unmount its tree.
 //!
 //! Target (issue 3): median of `berth/mnt+uts+ipc+pid+pooled-net+cgroup` at most
 //! 1.5x `baseline/std-command`. Run: `cargo bench -p berth-benches --bench namespaces`
@@ -21,9 +24,11 @@ fn true_binary() -> PathBuf {
     berth_testkit::busybox_rootfs().join("bin/true")
 }
 
-fn berth_spawn(bin: &PathBuf, ns: Namespaces, pool: Option<&NetnsPool>) {
+fn berth_spawn(bin: &PathBuf, ns: Namespaces, pool: Option<&NetnsPool>, bg_teardown: bool) {
     let mut sp = Spawner::new([bin]);
-    sp.namespaces(ns).stdin(Stdio::Null);
+    sp.namespaces(ns)
+        .stdin(Stdio::Null)
+        .background_teardown(bg_teardown);
     if let Some(p) = pool {
         sp.netns_pool(p);
     }
@@ -54,18 +59,24 @@ fn spawn_benches(c: &mut Criterion) {
         })
     });
     g.bench_function("berth/no-namespaces", |b| {
-        b.iter(|| berth_spawn(black_box(&bin), Namespaces::empty(), None))
+        b.iter(|| berth_spawn(black_box(&bin), Namespaces::empty(), None, false))
     });
     g.bench_function("berth/mnt+uts+ipc+pid+cgroup", |b| {
-        b.iter(|| berth_spawn(black_box(&bin), all6 - Namespaces::NET, None))
+        b.iter(|| berth_spawn(black_box(&bin), all6 - Namespaces::NET, None, false))
+    });
+    g.bench_function("berth/mnt+uts+ipc+pid+cgroup,bg-teardown", |b| {
+        b.iter(|| berth_spawn(black_box(&bin), all6 - Namespaces::NET, None, true))
     });
     g.bench_function("berth/mnt+uts+ipc+pid+net+cgroup", |b| {
-        b.iter(|| berth_spawn(black_box(&bin), all6, None))
+        b.iter(|| berth_spawn(black_box(&bin), all6, None, false))
     });
     let pool = NetnsPool::shared().expect("netns pool");
     pool.wait_ready(usize::MAX, std::time::Duration::from_secs(2));
     g.bench_function("berth/mnt+uts+ipc+pid+pooled-net+cgroup", |b| {
-        b.iter(|| berth_spawn(black_box(&bin), all6, Some(&pool)))
+        b.iter(|| berth_spawn(black_box(&bin), all6, Some(&pool), false))
+    });
+    g.bench_function("berth/mnt+uts+ipc+pid+pooled-net+cgroup,bg-teardown", |b| {
+        b.iter(|| berth_spawn(black_box(&bin), all6, Some(&pool), true))
     });
     let st = pool.stats();
     eprintln!(

@@ -392,7 +392,7 @@ impl Container {
         }
         if let Some(ns) = self.mount_ns.take() {
             // The last reference: the mounts go on a background thread.
-            crate::perf::release_later(ns);
+            berth_namespaces::release_in_background(ns);
         }
         if let Some(a) = self.attachment.take() {
             if let Err(e) = a.release() {

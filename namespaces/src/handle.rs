@@ -47,6 +47,9 @@ pub struct Child {
     pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) status: Option<ExitStatus>,
     pub(crate) pending: Option<Pending>,
+    /// The child's new mount namespace, held until it is reaped
+    /// ([`Spawner::background_teardown`](crate::Spawner::background_teardown)).
+    pub(crate) held_mnt_ns: Option<OwnedFd>,
     /// The child's stdin when [`Stdio::Piped`](crate::Stdio::Piped).
     pub stdin: Option<ChildStdin>,
     /// The child's stdout when [`Stdio::Piped`](crate::Stdio::Piped).
@@ -198,8 +201,17 @@ impl Child {
         let st = waitid_pidfd(fd, 0)
             .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?
             .ok_or_else(|| Error::invalid("waitid returned no status"))?;
-        self.status = Some(st);
+        self.reaped(st);
         Ok(st)
+    }
+
+    /// Record the exit status of the reaped child and let go of its held
+    /// mount namespace on the background thread.
+    fn reaped(&mut self, st: ExitStatus) {
+        self.status = Some(st);
+        if let Some(ns) = self.held_mnt_ns.take() {
+            crate::release::release_in_background(ns);
+        }
     }
 
     /// The exit status if the child has exited, without blocking.
@@ -210,7 +222,9 @@ impl Child {
         let fd = self.fd()?;
         let st = waitid_pidfd(fd, libc::WNOHANG)
             .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?;
-        self.status = st;
+        if let Some(st) = st {
+            self.reaped(st);
+        }
         Ok(st)
     }
 
@@ -265,12 +279,16 @@ impl Child {
     /// Returns its pidfd.
     pub fn into_pidfd(mut self) -> Option<OwnedFd> {
         self.pending = None;
+        if let Some(ns) = self.held_mnt_ns.take() {
+            crate::release::release_in_background(ns);
+        }
         self.pidfd.take()
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
+        let held = self.held_mnt_ns.take();
         let Some(fd) = self.pidfd.take() else { return };
         if self.status.is_some() {
             return;
@@ -282,6 +300,9 @@ impl Drop for Child {
         }
         if let Err(e) = waitid_pidfd(fd.as_raw_fd(), 0) {
             tracing::warn!(pid = self.pid, error = %e, "reaping dropped child failed");
+        }
+        if let Some(ns) = held {
+            crate::release::release_in_background(ns);
         }
     }
 }

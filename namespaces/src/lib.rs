@@ -25,6 +25,7 @@ mod child;
 mod error;
 mod handle;
 mod pool;
+mod release;
 mod spawn;
 mod step;
 mod sys;
@@ -32,6 +33,7 @@ mod sys;
 pub use error::{Error, Result};
 pub use handle::{Child, ChildRef};
 pub use pool::{NetnsPool, PoolStats, SHARED_POOL_SIZE};
+pub use release::release_in_background;
 pub use spawn::{Spawner, Stdio};
 pub use step::{HookFn, Step};
 

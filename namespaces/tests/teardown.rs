@@ -1,0 +1,132 @@
+//! Privileged tests of `Spawner::background_teardown`: the child's mount
+//! namespace is held by an fd from the spawn until the child is reaped, then
+//! let go on the release thread (never left in the process's fd table), and
+//! it is gone once that thread dropped it; without the option nothing is held.
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use berth_namespaces::{Namespaces, Spawner};
+use common::*;
+
+/// The tests look at the process's fd table: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Links of every fd of every thread of this process (the release thread
+/// has a private fd table, so `/proc/self/fd` alone would not see it).
+fn fd_links_of_all_threads() -> Vec<String> {
+    let mut v = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(fds) = std::fs::read_dir(t.path().join("fd")) else {
+            continue;
+        };
+        for f in fds.flatten() {
+            if let Ok(l) = std::fs::read_link(f.path()) {
+                v.push(l.to_string_lossy().into_owned());
+            }
+        }
+    }
+    v
+}
+
+fn own_fd_links() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|f| std::fs::read_link(f.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn held_until_reaped_then_released_in_the_background() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let bb = berth_testkit::busybox_binary();
+    // The child mounts a tmpfs in its (private) namespace, something to
+    // unmount, and waits until we close its stdin.
+    let mut child = Spawner::new([
+        bb.to_str().unwrap(),
+        "sh",
+        "-c",
+        "mount --make-rprivate / && mount -t tmpfs t /mnt && read x; exit 0",
+    ])
+    .namespaces(Namespaces::MOUNT | Namespaces::PID)
+    .stdin(berth_namespaces::Stdio::Piped)
+    .background_teardown(true)
+    .spawn()
+    .unwrap();
+    let ns = std::fs::read_link(format!("/proc/{}/ns/mnt", child.pid()))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_ne!(ns, own_ns("mnt"));
+    assert_eq!(
+        own_fd_links().iter().filter(|l| **l == ns).count(),
+        1,
+        "the spawner holds one fd of the child's mount namespace"
+    );
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !own_fd_links().contains(&ns),
+        "after wait the fd is no longer in the process's table"
+    );
+    // The release thread drops its copy: no thread holds the namespace.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fd_links_of_all_threads().contains(&ns) {
+        assert!(Instant::now() < deadline, "{ns} still held 5 s after wait");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn nothing_held_without_the_option_or_without_a_mount_namespace() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let bb = berth_testkit::busybox_binary();
+    for (ns, on) in [
+        (Namespaces::MOUNT | Namespaces::PID, false),
+        (Namespaces::UTS | Namespaces::PID, true),
+    ] {
+        let before = own_fd_links().len();
+        let mut child = Spawner::new([bb.to_str().unwrap(), "sleep", "1"])
+            .namespaces(ns)
+            .background_teardown(on)
+            .spawn()
+            .unwrap();
+        let mnt = own_fd_links()
+            .iter()
+            .filter(|l| l.starts_with("mnt:"))
+            .count();
+        assert_eq!(
+            mnt, 0,
+            "{ns:?} with background_teardown({on}) holds a mount namespace"
+        );
+        child.kill(libc::SIGKILL).unwrap();
+        child.wait().unwrap();
+        drop(child);
+        assert_eq!(own_fd_links().len(), before);
+    }
+}
+
+#[test]
+fn dropping_an_unwaited_child_releases_it_too() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let bb = berth_testkit::busybox_binary();
+    let child = Spawner::new([bb.to_str().unwrap(), "sleep", "30"])
+        .namespaces(Namespaces::MOUNT | Namespaces::PID)
+        .background_teardown(true)
+        .spawn()
+        .unwrap();
+    let ns = std::fs::read_link(format!("/proc/{}/ns/mnt", child.pid()))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    drop(child); // SIGKILL + reap
+    assert!(!own_fd_links().contains(&ns));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fd_links_of_all_threads().contains(&ns) {
+        assert!(Instant::now() < deadline, "{ns} still held 5 s after drop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

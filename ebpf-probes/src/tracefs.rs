@@ -1,6 +1,7 @@
-//! tracefs discovery (and mounting when absent), tracepoint ids and field
-//! offsets from `events/<group>/<name>/format`, and classic tracepoint
-//! attachment through `perf_event_open(2)` + `PERF_EVENT_IOC_SET_BPF`.
+//! tracefs discovery (a detached instance of our own when none is mounted),
+//! tracepoint ids and field offsets from `events/<group>/<name>/format`, and
+//! classic tracepoint attachment through `perf_event_open(2)` +
+//! `PERF_EVENT_IOC_SET_BPF`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -39,10 +40,14 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-/// The tracefs mount point. When none is mounted, tracefs is mounted at
-/// [`TRACEFS_DEFAULT`] (needs `CAP_SYS_ADMIN`) and left mounted: it is a
-/// view of kernel state shared by every user, and we never unmount a mount
-/// we may not be the only user of.
+/// The tracefs directory to read. When tracefs is mounted (normally at
+/// [`TRACEFS_DEFAULT`], or under debugfs), that mount. When it is not, a
+/// tracefs instance of our own that is mounted nowhere: `fsopen("tracefs")`,
+/// `FSCONFIG_CMD_CREATE`, `fsmount` (the new mount API, Linux 5.2; needs
+/// `CAP_SYS_ADMIN`) give a detached mount reachable only through its fd,
+/// which the process keeps, and the path returned is `/proc/self/fd/<fd>`.
+/// No mount table is changed: the host's stays as it was, and the instance
+/// goes away with the process.
 pub fn tracefs_root() -> Result<PathBuf> {
     let mut g = TRACEFS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(p) = g.as_ref() {
@@ -51,44 +56,67 @@ pub fn tracefs_root() -> Result<PathBuf> {
     let root = match mounted_tracefs() {
         Some(p) => p,
         None => {
-            let target = Path::new(TRACEFS_DEFAULT);
-            let err = |what: &str, source| Error::Tracefs {
-                what: what.to_string(),
-                path: target.to_path_buf(),
+            let fd = detached_tracefs().map_err(|source| Error::Tracefs {
+                what: "not mounted, and making a detached tracefs mount (fsopen/fsmount) failed"
+                    .to_string(),
+                path: PathBuf::from(TRACEFS_DEFAULT),
                 source,
-            };
-            if !target.is_dir() {
-                return Err(err(
-                    "mount point missing (kernel without CONFIG_TRACING?)",
-                    io::Error::from_raw_os_error(libc::ENOENT),
-                ));
-            }
-            // SAFETY: all arguments are valid NUL-terminated strings.
-            let r = unsafe {
-                libc::mount(
-                    c"tracefs".as_ptr(),
-                    c"/sys/kernel/tracing".as_ptr(),
-                    c"tracefs".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    std::ptr::null(),
-                )
-            };
-            if r != 0 {
-                let e = io::Error::last_os_error();
-                // Another process may have mounted it meanwhile.
-                if let Some(p) = mounted_tracefs() {
-                    p
-                } else {
-                    return Err(err("not mounted, and mounting it failed", e));
-                }
-            } else {
-                tracing::info!(path = TRACEFS_DEFAULT, "mounted tracefs (left mounted)");
-                target.to_path_buf()
-            }
+            })?;
+            let p = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            // Kept for the life of the process: the path above names it.
+            std::mem::forget(fd);
+            tracing::debug!(path = %p.display(), "tracefs not mounted: using a detached instance");
+            p
         }
     };
     *g = Some(root.clone());
     Ok(root)
+}
+
+/// A new tracefs superblock mounted nowhere (fsopen(2), fsconfig(2),
+/// fsmount(2), Linux 5.2), `nosuid,nodev,noexec`; `O_CLOEXEC`.
+fn detached_tracefs() -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+    let check = |r: libc::c_long| -> io::Result<OwnedFd> {
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            // SAFETY: a fresh fd returned by the kernel, owned once.
+            Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
+        }
+    };
+    // SAFETY: a valid NUL-terminated fs type name.
+    let fs =
+        check(unsafe { libc::syscall(libc::SYS_fsopen, c"tracefs".as_ptr(), FSOPEN_CLOEXEC) })?;
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: CMD_CREATE takes no key or value.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            null,
+            null,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: plain syscall on our fs context fd.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        )
+    })
 }
 
 /// A classic tracepoint's id and field layout, from tracefs.

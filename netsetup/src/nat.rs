@@ -168,11 +168,93 @@ impl From<RuleInfo> for NftRule {
 /// The nftables driver for one network namespace (normally the host's).
 /// It keeps one `NETLINK_NETFILTER` socket, opened inside that namespace on
 /// first use.
+///
+/// When a `Firewall` of the process's own network namespace is dropped, its
+/// socket is kept open for the next one (see [`park`]): the kernel makes the
+/// release of a `NETLINK_NETFILTER` socket wait for nftables' pending
+/// destroy work, i.e. for an RCU grace period after any rule deletion
+/// (`nft_rcv_nl_event` → `nf_tables_trans_destroy_flush_work`,
+/// net/netfilter/nf_tables_api.c), about 10 ms here. A process that starts
+/// containers with published ports one after another then pays that once,
+/// when it exits, not per container.
 #[derive(Debug)]
 pub struct Firewall {
     netns: Option<NetNs>,
+    /// `(st_dev, st_ino)` of the namespace the socket is (to be) opened in.
+    netns_id: Option<(u64, u64)>,
     lock: PathBuf,
     sock: Mutex<Option<NfSocket>>,
+}
+
+/// `(pid that parked it, netns id, socket)`.
+type Parked = (u32, (u64, u64), NfSocket);
+
+/// A socket of a dropped [`Firewall`] of the process's own network
+/// namespace. One slot: a process normally drives one host firewall.
+static PARKED: Mutex<Option<Parked>> = Mutex::new(None);
+
+/// `(st_dev, st_ino)` of the nsfs file at `path` (namespaces(7)).
+fn ns_id_of_path(path: &std::ffi::CStr) -> Option<(u64, u64)> {
+    // SAFETY: stat into a zeroed plain-data struct; `path` is NUL-terminated.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::stat(path.as_ptr(), &mut st) == 0).then_some((st.st_dev, st.st_ino))
+    }
+}
+
+/// `(st_dev, st_ino)` of the namespace file `ns`.
+fn ns_id_of(ns: &NetNs) -> Option<(u64, u64)> {
+    // SAFETY: fstat into a zeroed plain-data struct on a valid fd.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(std::os::fd::AsRawFd::as_raw_fd(ns), &mut st) == 0)
+            .then_some((st.st_dev, st.st_ino))
+    }
+}
+
+/// Keep `sock` (healthy: every reply read) for the next [`Firewall`] of the
+/// same namespace, if that is the process's own network namespace — never a
+/// namespace of its own: the socket would keep that namespace alive after
+/// whoever made it deleted it. Kept per process (pid): a forked child must
+/// not share the socket with its parent.
+fn park(id: Option<(u64, u64)>, sock: NfSocket) {
+    let Some(id) = id else { return };
+    if ns_id_of_path(c"/proc/self/ns/net") != Some(id) {
+        return;
+    }
+    let mut g = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+    *g = Some((std::process::id(), id, sock));
+}
+
+/// The parked socket of namespace `id`, if any (and parked by this process).
+fn unpark(id: Option<(u64, u64)>) -> Option<NfSocket> {
+    let id = id?;
+    let mut g = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+    match g.take() {
+        Some((pid, pid_ns, s)) if pid == std::process::id() && pid_ns == id => Some(s),
+        other => {
+            *g = other;
+            None
+        }
+    }
+}
+
+/// The socket a dropped [`Firewall`] of namespace `ns` left open, if any.
+pub(crate) fn parked_socket(ns: &NetNs) -> Option<NfSocket> {
+    unpark(ns_id_of(ns))
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        let sock = self
+            .sock
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(s) = sock {
+            park(self.netns_id, s);
+        }
+    }
 }
 
 fn port_comment(container: &str, p: &PortMapping) -> String {
@@ -271,6 +353,7 @@ impl Firewall {
     pub fn new(state_dir: impl AsRef<Path>) -> Self {
         Self {
             netns: None,
+            netns_id: ns_id_of_path(c"/proc/thread-self/ns/net"),
             lock: state_dir.as_ref().join("nft.lock"),
             sock: Mutex::new(None),
         }
@@ -280,6 +363,7 @@ impl Firewall {
     pub fn in_netns(netns: &NetNs, state_dir: impl AsRef<Path>) -> Result<Self> {
         Ok(Self {
             netns: Some(netns.try_clone()?),
+            netns_id: ns_id_of(netns),
             lock: state_dir.as_ref().join("nft.lock"),
             sock: Mutex::new(None),
         })
@@ -300,7 +384,7 @@ impl Firewall {
     ) -> Result<T> {
         // A poisoned lock only means a panic elsewhere; the socket is reset below on error.
         let mut g = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        let sock = match g.take() {
+        let sock = match g.take().or_else(|| unpark(self.netns_id)) {
             Some(s) => s,
             None => match &self.netns {
                 Some(ns) => ns.run_local(NfSocket::open)?,
@@ -614,6 +698,75 @@ fn ips_overlap(a: Option<Ipv4Addr>, b: Option<Ipv4Addr>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::os::fd::AsRawFd;
+
+    /// The socket of a dropped Firewall of our own netns is kept and reused
+    /// by the next one; one of another netns is closed (it would keep that
+    /// namespace alive). Root only (NETLINK_NETFILTER); read-only requests.
+    #[test]
+    fn own_netns_socket_is_parked_and_reused_other_netns_is_not() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let dir = std::env::temp_dir();
+        let generation = |fw: &Firewall| {
+            fw.with_sock("NFT_MSG_GETGEN", |s| {
+                s.generation().map_err(|source| BatchError {
+                    what: "generation".into(),
+                    source,
+                })
+            })
+            .unwrap()
+        };
+        let fd_of = |fw: &Firewall| {
+            fw.sock
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|s| s.as_raw_fd())
+                .unwrap()
+        };
+        let link = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+
+        // Another namespace: its socket goes with its Firewall.
+        let ns = NetNs::new_anonymous().unwrap();
+        let other = Firewall::in_netns(&ns, &dir).unwrap();
+        generation(&other);
+        let other_sock = link(fd_of(&other)).unwrap();
+        drop(other);
+        assert!(
+            PARKED.lock().unwrap().is_none(),
+            "a foreign netns's socket was kept"
+        );
+        let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .collect();
+        assert!(!open.contains(&other_sock), "{other_sock:?} still open");
+
+        // Our own namespace: parked on drop, taken by the next Firewall.
+        let first = Firewall::new(&dir);
+        generation(&first);
+        let fd = fd_of(&first);
+        let sock = link(fd).unwrap();
+        drop(first);
+        assert_eq!(link(fd), Some(sock.clone()), "the parked socket was closed");
+        assert!(PARKED.lock().unwrap().is_some());
+        let second = Firewall::new(&dir);
+        generation(&second);
+        assert_eq!(
+            fd_of(&second),
+            fd,
+            "the second Firewall opened a new socket"
+        );
+        assert!(PARKED.lock().unwrap().is_none());
+        drop(second);
+        // Leave nothing parked for other tests of this binary.
+        drop(PARKED.lock().unwrap().take());
+    }
 
     #[test]
     fn comments_round_trip() {

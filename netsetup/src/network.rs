@@ -205,10 +205,14 @@ impl BridgeNetwork {
         // Everything that must happen inside the host netns, in one go (one
         // helper thread when that is not the caller's netns, none when it is):
         // the rtnetlink and nftables sockets, and `ip_forward`.
+        // The nftables socket a previous network of this process left open
+        // (Firewall's drop parks it), or a new one.
+        let parked = crate::nat::parked_socket(&host);
+        let need_nf = parked.is_none();
         let (nl, nf, forwarding) = host.run_local(|| {
             (
                 Netlink::open(),
-                NfSocket::open(),
+                need_nf.then(NfSocket::open).transpose(),
                 self.ip_forward.then(read_ip_forward),
             )
         })?;
@@ -252,7 +256,7 @@ impl BridgeNetwork {
             }
         }
         let firewall = Firewall::in_netns(&host, &state_dir)?;
-        if let Ok(sock) = nf {
+        if let Some(sock) = parked.or(nf.ok().flatten()) {
             firewall.adopt_socket(sock);
         }
         let mut created = existing.is_none();

@@ -689,6 +689,13 @@ fn frame<T: NetlinkSerializable>(out: &mut Vec<u8>, payload: T, flags: u16, seq:
     m.serialize(&mut out[start..]);
 }
 
+#[cfg(test)]
+impl std::os::fd::AsRawFd for NfSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl NfSocket {
     /// Open a `NETLINK_NETFILTER` socket in the calling thread's netns.
     pub(crate) fn open() -> io::Result<Self> {

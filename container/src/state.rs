@@ -643,6 +643,18 @@ pub(crate) fn remove_state_dir(dir: &Path) -> Result<()> {
         }
         _ => dir.to_path_buf(),
     };
+    // The usual content is the record alone: unlink it and remove the
+    // directory (two syscalls); anything else there goes with remove_dir_all.
+    match std::fs::remove_file(victim.join(STATE_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove state record", &victim, e)),
+    }
+    match std::fs::remove_dir(&victim) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     match std::fs::remove_dir_all(&victim) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -300,9 +300,17 @@ impl DeviceFilter {
         a.load(Size::W, Reg::R7, Reg::R1, 0)
             .load(Size::W, Reg::R8, Reg::R1, 4)
             .load(Size::W, Reg::R9, Reg::R1, 8);
-        let mut terminated = false;
+        // One shared exit per verdict, jumped to by every rule that decides
+        // (the registers but r0 are dead there, so the verifier prunes the
+        // paths into it): two instructions less per rule than an exit each.
+        let (allow, deny) = (a.new_label(), a.new_label());
+        let (mut used_allow, mut used_deny) = (false, false);
+        // The verdict of the instructions after the last rule: deny (no rule
+        // matched) unless a rule without conditions decided, which ends the
+        // program there (nothing after it is reachable, and the verifier
+        // rejects unreachable instructions).
+        let mut fallthrough_allows = false;
         for r in self.rules.iter().rev() {
-            let next = a.new_label();
             // Type and access in one term on `access << 16 | type`: the type
             // must be equal and no requested access bit outside the rule's.
             let deny_bits = (!r.access.bits() & DeviceAccess::all().bits()) << 16;
@@ -324,6 +332,10 @@ impl DeviceFilter {
             if let Some(m) = r.minor {
                 terms.push((Reg::R9, None, m as i32));
             }
+            if terms.is_empty() {
+                fallthrough_allows = r.allow;
+                break;
+            }
             for (i, (src, and, value)) in terms.iter().enumerate() {
                 let dst = if i == 0 { Reg::R1 } else { Reg::R2 };
                 a.mov64_reg(dst, *src);
@@ -337,20 +349,25 @@ impl DeviceFilter {
                     a.alu64_reg(AluOp::Or, Reg::R1, Reg::R2);
                 }
             }
-            if !terms.is_empty() {
-                a.jmp_imm(JmpOp::Ne, Reg::R1, 0, next);
+            if r.allow {
+                used_allow = true;
+                a.jmp_imm(JmpOp::Eq, Reg::R1, 0, allow);
+            } else {
+                used_deny = true;
+                a.jmp_imm(JmpOp::Eq, Reg::R1, 0, deny);
             }
-            a.mov64_imm(Reg::R0, r.allow as i32).exit();
-            if terms.is_empty() {
-                // Nothing after an unconditional verdict is reachable, and
-                // the verifier rejects unreachable instructions.
-                terminated = true;
-                break;
-            }
-            a.bind(next);
         }
-        if !terminated {
-            a.mov64_imm(Reg::R0, 0).exit();
+        // The fallthrough verdict's exit first, then the other one if any
+        // rule jumps to it.
+        let exits = if fallthrough_allows {
+            [(allow, 1, true), (deny, 0, used_deny)]
+        } else {
+            [(deny, 0, true), (allow, 1, used_allow)]
+        };
+        for (label, verdict, needed) in exits {
+            if needed {
+                a.bind(label).mov64_imm(Reg::R0, verdict).exit();
+            }
         }
         a.build()
     }
@@ -544,6 +561,12 @@ mod tests {
                         pc = (pc as i64 + i.off as i64) as usize;
                     }
                 }
+                0x15 => {
+                    if r[dst] == i.imm as i64 as u64 {
+                        pc = (pc as i64 + i.off as i64) as usize;
+                    }
+                }
+                0x05 => pc = (pc as i64 + i.off as i64) as usize,
                 0x95 => return r[0],
                 c => panic!("unexpected opcode {c:#x}"),
             }

@@ -30,6 +30,23 @@ fn fd_links_of_all_threads() -> Vec<String> {
     v
 }
 
+/// The mount namespace link of `pid`, e.g. `mnt:[4026532000]`.
+fn mnt_ns_of(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Wait (at most 5 s) until no thread of ours holds an fd of `ns`.
+fn wait_released(ns: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fd_links_of_all_threads().iter().any(|l| l == ns) {
+        assert!(Instant::now() < deadline, "{ns} still held after 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn own_fd_links() -> Vec<String> {
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
@@ -56,10 +73,7 @@ fn held_until_reaped_then_released_in_the_background() {
     .background_teardown(true)
     .spawn()
     .unwrap();
-    let ns = std::fs::read_link(format!("/proc/{}/ns/mnt", child.pid()))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let ns = mnt_ns_of(child.pid());
     assert_ne!(ns, own_ns("mnt"));
     assert_eq!(
         own_fd_links().iter().filter(|l| **l == ns).count(),
@@ -73,11 +87,7 @@ fn held_until_reaped_then_released_in_the_background() {
         "after wait the fd is no longer in the process's table"
     );
     // The release thread drops its copy: no thread holds the namespace.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fd_links_of_all_threads().contains(&ns) {
-        assert!(Instant::now() < deadline, "{ns} still held 5 s after wait");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_released(&ns);
 }
 
 #[test]
@@ -118,15 +128,8 @@ fn dropping_an_unwaited_child_releases_it_too() {
         .background_teardown(true)
         .spawn()
         .unwrap();
-    let ns = std::fs::read_link(format!("/proc/{}/ns/mnt", child.pid()))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let ns = mnt_ns_of(child.pid());
     drop(child); // SIGKILL + reap
     assert!(!own_fd_links().contains(&ns));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fd_links_of_all_threads().contains(&ns) {
-        assert!(Instant::now() < deadline, "{ns} still held 5 s after drop");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_released(&ns);
 }

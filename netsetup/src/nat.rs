@@ -170,7 +170,7 @@ impl From<RuleInfo> for NftRule {
 /// first use.
 ///
 /// When a `Firewall` of the process's own network namespace is dropped, its
-/// socket is kept open for the next one (see [`park`]): the kernel makes the
+/// socket is kept open for the next one (one per process): the kernel makes the
 /// release of a `NETLINK_NETFILTER` socket wait for nftables' pending
 /// destroy work, i.e. for an RCU grace period after any rule deletion
 /// (`nft_rcv_nl_event` → `nf_tables_trans_destroy_flush_work`,

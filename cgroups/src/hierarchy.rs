@@ -266,11 +266,13 @@ fn v1_cell(mounts: Option<&[MountEntry]>) -> std::sync::Arc<std::sync::OnceLock<
 const USUAL_MOUNTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
 
 impl Hierarchy {
-    /// Find the cgroup2 mount in `/proc/self/mountinfo`, verify it with
-    /// `statfs(2)` (`CGROUP2_SUPER_MAGIC`), and read the process's own cgroup
-    /// from `/proc/self/cgroup`. Works on unified hosts (`/sys/fs/cgroup`) and
-    /// hybrid ones (`/sys/fs/cgroup/unified`); a tmpfs at the usual path is
-    /// never taken for cgroupfs.
+    /// Find the cgroup2 mount and the process's own cgroup in it (from
+    /// `/proc/self/cgroup`): at `/sys/fs/cgroup` (unified hosts) or
+    /// `/sys/fs/cgroup/unified` (hybrid ones) when that mount shows the
+    /// hierarchy's root and holds our cgroup, else from
+    /// `/proc/self/mountinfo`; either way verified with `statfs(2)`
+    /// (`CGROUP2_SUPER_MAGIC`), so a tmpfs at the usual path is never taken
+    /// for cgroupfs.
     ///
     /// ```no_run
     /// let h = berth_cgroups::Hierarchy::discover()?;
@@ -293,8 +295,8 @@ impl Hierarchy {
     }
 
     /// The fast path of [`discover`](Self::discover), without reading
-    /// `/proc/self/mountinfo` (which the kernel generates line by line,
-    /// about 50 µs of a container's start here): cgroup2 at one of the usual
+    /// `/proc/self/mountinfo` (which the kernel generates line by line;
+    /// skipping it saved ≈0.15 ms of a whole `berth-run` here): cgroup2 at one of the usual
     /// places, verified with `statfs(2)`, showing the hierarchy's root (no
     /// `cgroup.type` file: cgroup v2 has one in every cgroup but the root,
     /// Documentation/admin-guide/cgroup-v2.rst), with the process's own
@@ -541,9 +543,9 @@ mod tests {
         assert_eq!(v1(&fast), v1(&slow));
     }
 
-    /// A cgroup2 mount showing a subtree (it has `cgroup.type`) is never
-    /// taken by the fast path: a tmpfs stands in for a usual place that is
-    /// not cgroup2, and the real mount's child cgroup for a subtree.
+    /// The kernel fact the fast path rests on, checked on this machine: the
+    /// hierarchy's root has no `cgroup.type`, every cgroup below it has one
+    /// (so a mount showing a subtree is never taken for the root).
     #[test]
     fn fast_discovery_refuses_a_subtree_root() {
         let pc = fs::read_to_string("/proc/self/cgroup").unwrap();

@@ -71,6 +71,61 @@ pub struct RouteSummary {
     pub oif: Option<u32>,
 }
 
+/// A `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)` in the
+/// calling thread's network namespace, bound with port id 0 (the kernel
+/// assigns one; netlink(7)). On failure, the call that failed and its
+/// error. Shared by the rtnetlink and nftables clients.
+pub(crate) fn open_socket(
+    protocol: libc::c_int,
+) -> std::result::Result<OwnedFd, (&'static str, io::Error)> {
+    // SAFETY: plain socket(2) call with constant arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if fd < 0 {
+        return Err(("socket(AF_NETLINK)", io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain data; zeroed is a valid value (pid 0 = kernel assigns).
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as u16;
+    // SAFETY: sa is a valid sockaddr_nl of the size we pass.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(("bind(AF_NETLINK)", io::Error::last_os_error()));
+    }
+    Ok(fd)
+}
+
+/// `send(2)` of one whole request buffer (one or more messages) to the
+/// kernel on a netlink socket.
+pub(crate) fn send_datagram(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
+    // SAFETY: data is a valid buffer of data.len() bytes; the kernel is the peer.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr() as *const libc::c_void,
+            data.len(),
+            0,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// One `recv(2)` on the netlink socket `fd` into `buf`, retrying EINTR;
 /// `Ok(None)` when `nonblock` and nothing is queued. Shared by the
 /// rtnetlink and nftables clients.
@@ -132,41 +187,8 @@ fn family_of(ip: &IpAddr) -> AddressFamily {
 impl Netlink {
     /// Open a `NETLINK_ROUTE` socket in the calling thread's network namespace.
     pub fn open() -> Result<Self> {
-        // SAFETY: plain socket(2) call with constant arguments.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(Error::netlink(
-                "socket(AF_NETLINK)",
-                "NETLINK_ROUTE",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_nl is plain data; zeroed is a valid value (pid 0 = kernel assigns).
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: sa is a valid sockaddr_nl of the size we pass.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if r < 0 {
-            return Err(Error::netlink(
-                "bind(AF_NETLINK)",
-                "NETLINK_ROUTE",
-                io::Error::last_os_error(),
-            ));
-        }
+        let fd = open_socket(libc::NETLINK_ROUTE)
+            .map_err(|(op, e)| Error::netlink(op, "NETLINK_ROUTE", e))?;
         Ok(Self {
             fd,
             seq: 0,
@@ -193,18 +215,7 @@ impl Netlink {
         nl.finalize();
         let mut out = vec![0u8; nl.buffer_len()];
         nl.serialize(&mut out);
-        // SAFETY: out is a valid buffer of out.len() bytes; the kernel is the peer.
-        let n = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                out.as_ptr() as *const libc::c_void,
-                out.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        send_datagram(&self.fd, &out)?;
         Ok(self.seq)
     }
 
@@ -279,18 +290,7 @@ impl Netlink {
             out.resize(start + nl.buffer_len(), 0);
             nl.serialize(&mut out[start..]);
         }
-        // SAFETY: out is a valid buffer of out.len() bytes; the kernel is the peer.
-        let r = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                out.as_ptr() as *const libc::c_void,
-                out.len(),
-                0,
-            )
-        };
-        if r < 0 {
-            return Err((0, io::Error::last_os_error()));
-        }
+        send_datagram(&self.fd, &out).map_err(|e| (0, e))?;
         let mut results: Vec<Option<Option<i32>>> = vec![None; n];
         let mut left = n;
         while left > 0 {

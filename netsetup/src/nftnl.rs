@@ -17,7 +17,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use netlink_packet_core::{
     NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
@@ -25,7 +25,7 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 
-use crate::netlink::{recv_datagram, split_messages};
+use crate::netlink::{open_socket, recv_datagram, send_datagram, split_messages};
 
 /// `NETLINK_NETFILTER` (include/uapi/linux/netlink.h).
 const NETLINK_NETFILTER: i32 = 12;
@@ -692,40 +692,14 @@ fn frame<T: NetlinkSerializable>(out: &mut Vec<u8>, payload: T, flags: u16, seq:
 #[cfg(test)]
 impl std::os::fd::AsRawFd for NfSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd.as_raw_fd()
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
     }
 }
 
 impl NfSocket {
     /// Open a `NETLINK_NETFILTER` socket in the calling thread's netns.
     pub(crate) fn open() -> io::Result<Self> {
-        // SAFETY: plain socket(2) call with constant arguments.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_nl is plain data; zeroed is valid (pid 0: the kernel assigns).
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: sa is a valid sockaddr_nl of the size passed.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = open_socket(NETLINK_NETFILTER).map_err(|(_, e)| e)?;
         Ok(Self {
             fd,
             seq: 0,
@@ -739,19 +713,7 @@ impl NfSocket {
     }
 
     fn send(&self, data: &[u8]) -> io::Result<()> {
-        // SAFETY: data is a valid buffer of data.len() bytes; the kernel is the peer.
-        let n = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                data.as_ptr() as *const libc::c_void,
-                data.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        send_datagram(&self.fd, data)
     }
 
     /// One recv; `Ok(None)` when nothing is queued and `nonblock`.

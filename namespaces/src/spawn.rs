@@ -1435,6 +1435,59 @@ impl Drop for StepTimer {
 /// Size of the child's stack in the `CLONE_VM` fast path (only touched pages cost memory).
 const VFORK_STACK: usize = 1 << 20;
 
+/// The `CLONE_VM` child's stack, mapped once per spawning thread and
+/// reused: its parent thread sleeps in `CLONE_VFORK` while the child runs
+/// on it, so one thread's spawns never share it. Mapping and unmapping it
+/// per spawn cost two syscalls, page faults for every touched page, and,
+/// once the process has more than one thread, a TLB shootdown IPI to every
+/// other CPU the process ran on at each `munmap` (expensive in a VM).
+struct VforkStack(*mut libc::c_void);
+
+impl VforkStack {
+    /// This thread's stack, mapped on first use; the errno if `mmap`
+    /// fails (`EAGAIN` while the thread's locals are being destroyed).
+    fn get() -> std::result::Result<*mut libc::c_void, i32> {
+        thread_local! {
+            static STACK: std::cell::RefCell<Option<VforkStack>> = const { std::cell::RefCell::new(None) };
+        }
+        STACK
+            .try_with(|s| {
+                let mut s = s.borrow_mut();
+                if s.is_none() {
+                    // SAFETY: a fresh private anonymous mapping we own.
+                    let p = unsafe {
+                        libc::mmap(
+                            std::ptr::null_mut(),
+                            VFORK_STACK,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                            -1,
+                            0,
+                        )
+                    };
+                    if p == libc::MAP_FAILED {
+                        return Err(sys::errno());
+                    }
+                    // A guard page at the bottom: overflow faults instead
+                    // of writing whatever is mapped below.
+                    // SAFETY: the first page of our own mapping.
+                    unsafe { libc::mprotect(p, 4096, libc::PROT_NONE) };
+                    *s = Some(VforkStack(p));
+                }
+                s.as_ref().map(|v| v.0).ok_or(libc::EAGAIN)
+            })
+            .unwrap_or(Err(libc::EAGAIN))
+    }
+}
+
+impl Drop for VforkStack {
+    fn drop(&mut self) {
+        // SAFETY: our mapping; no child runs on it (this thread's spawns
+        // returned, and the thread is exiting).
+        unsafe { libc::munmap(self.0, VFORK_STACK) };
+    }
+}
+
 extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: arg is the &ChildPlan passed by vfork_spawn, alive while the
     // parent sleeps in CLONE_VFORK.
@@ -1495,7 +1548,7 @@ unsafe fn clone3_on_stack(
 }
 
 /// `CLONE_VM | CLONE_VFORK` added to `args` (pidfd, namespaces, cgroup) on
-/// a private stack; returns once the child has exec'd or exited. All
+/// the calling thread's private stack ([`VforkStack`]); returns once the child has exec'd or exited. All
 /// signals are blocked around it so no handler of ours can run on the
 /// shared memory; the child resets handlers and restores the mask just
 /// before `execve`.
@@ -1508,23 +1561,10 @@ unsafe fn vfork_spawn(
     args: &mut sys::CloneArgs,
     pidfd_out: &mut RawFd,
 ) -> std::result::Result<libc::c_long, i32> {
-    // SAFETY (whole body): mmap/mprotect/munmap of our own mapping, sigmask on
-    // locals, and clone with a valid stack and argument.
+    // SAFETY (whole body): sigmask on locals, and clone with this thread's
+    // private stack (VforkStack) and a valid argument.
     unsafe {
-        let page = 4096usize;
-        let stack = libc::mmap(
-            std::ptr::null_mut(),
-            VFORK_STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        );
-        if stack == libc::MAP_FAILED {
-            return Err(sys::errno());
-        }
-        // A guard page at the bottom: overflow faults instead of writing our heap.
-        libc::mprotect(stack, page, libc::PROT_NONE);
+        let stack = VforkStack::get()?;
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -1553,7 +1593,6 @@ unsafe fn vfork_spawn(
         };
         let e = sys::errno();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        libc::munmap(stack, VFORK_STACK);
         if r < 0 {
             Err(e)
         } else {

@@ -52,7 +52,24 @@ struct Inner {
     /// Bring `lo` up in each namespace before it is handed out.
     loopback_up: bool,
     state: Mutex<State>,
+    /// Signalled when a namespace became ready or the threads stopped
+    /// (for [`NetnsPool::wait_ready`]).
     wake: Condvar,
+    /// One per thread: signalled when its namespace was taken or the pool
+    /// stops. Separate, so that a take wakes only the thread that has to
+    /// make the next namespace (a wake-up of every thread per spawn costs
+    /// reschedule IPIs and CPU the spawn competes with).
+    taken: Vec<Condvar>,
+}
+
+impl Inner {
+    /// Wake everyone: the pool stops.
+    fn wake_all(&self) {
+        self.wake.notify_all();
+        for c in &self.taken {
+            c.notify_all();
+        }
+    }
 }
 
 /// Stops the threads when the last [`NetnsPool`] clone is dropped.
@@ -65,7 +82,7 @@ impl Drop for Owner {
         if let Ok(mut s) = self.inner.state.lock() {
             s.shutdown = true;
         }
-        self.inner.wake.notify_all();
+        self.inner.wake_all();
     }
 }
 
@@ -160,6 +177,7 @@ impl NetnsPool {
                 misses: 0,
             }),
             wake: Condvar::new(),
+            taken: (0..size).map(|_| Condvar::new()).collect(),
         });
         let owner = Arc::new(Owner {
             inner: inner.clone(),
@@ -236,6 +254,7 @@ impl NetnsPool {
         let inner = &self.owner.inner;
         let mut s = inner.state.lock().ok()?;
         let mut got = None;
+        let mut woken = None;
         for i in 0..s.slots.len() {
             if !s.slots[i].ready {
                 continue;
@@ -249,8 +268,12 @@ impl NetnsPool {
             if fd >= 0 {
                 // SAFETY: fresh fd.
                 got = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+                woken = Some(i);
                 break;
             }
+            // That thread makes a new one too (woken under the lock: the
+            // loop goes on).
+            inner.taken[i].notify_one();
             tracing::warn!(
                 tid = s.slots[i].tid,
                 errno = sys::errno(),
@@ -263,7 +286,10 @@ impl NetnsPool {
             s.misses += 1;
         }
         drop(s);
-        inner.wake.notify_all();
+        // Only the thread whose namespace was taken has work to do.
+        if let Some(i) = woken {
+            inner.taken[i].notify_one();
+        }
         got
     }
 
@@ -347,13 +373,13 @@ fn keep_fresh(inner: &Inner, i: usize) {
             );
             s.failed = Some(errno);
             drop(s);
-            inner.wake.notify_all();
+            inner.wake_all();
             return;
         }
         s.slots[i] = Slot { tid, ready: true };
         inner.wake.notify_all();
         while s.slots[i].ready && !s.shutdown && s.failed.is_none() {
-            s = match inner.wake.wait(s) {
+            s = match inner.taken[i].wait(s) {
                 Ok(g) => g,
                 Err(_) => return,
             };

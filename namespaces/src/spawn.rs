@@ -1548,10 +1548,11 @@ unsafe fn clone3_on_stack(
 }
 
 /// `CLONE_VM | CLONE_VFORK` added to `args` (pidfd, namespaces, cgroup) on
-/// the calling thread's private stack ([`VforkStack`]); returns once the child has exec'd or exited. All
-/// signals are blocked around it so no handler of ours can run on the
-/// shared memory; the child resets handlers and restores the mask just
-/// before `execve`.
+/// the calling thread's private stack ([`VforkStack`]); returns once the
+/// child has exec'd or exited (so the next spawn of this thread may use the
+/// stack again). All signals are blocked around it so no handler of ours
+/// can run on the shared memory; the child resets handlers and restores the
+/// mask just before `execve`.
 ///
 /// # Safety
 /// The child only runs async-signal-safe code that writes to nothing of ours

@@ -31,13 +31,10 @@ fn bench_netsetup(c: &mut Criterion) {
     // IPAM state on tmpfs, as with the default /run/berth-net on a usual
     // system (/run is tmpfs there; on this bench host it is not). On a busy
     // ext4 disk each IPAM write (create + rename) waits ~2 ms for the journal.
-    let shm = std::path::Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let state_dir = base.join(berth_testkit::unique_name("berth-nb"));
+    // (berth_benches::Scratch: under /dev/shm, removed on drop, so a panic
+    // midway leaves no directory behind either.)
+    let scratch = berth_benches::Scratch::new("berth-nb").expect("bench state directory");
+    let state_dir = scratch.path().join("ipam");
     let net = BridgeNetwork::new("bench")
         .bridge("bbench0")
         .subnet("10.210.0.0/16")
@@ -271,7 +268,7 @@ fn bench_netsetup(c: &mut Criterion) {
     g.finish();
     fw_net.remove().expect("remove firewall bench network");
     net.remove().expect("remove bench network");
-    let _ = std::fs::remove_dir_all(&state_dir);
+    drop(scratch);
     drop(host_ns);
     drop(host);
 }

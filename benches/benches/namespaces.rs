@@ -99,6 +99,10 @@ fn spawn_benches(c: &mut Criterion) {
 /// pooled six-namespace spawns), so a change of load hits both alike, then
 /// print the median, p90 and mean of each and the ratio of the medians.
 fn per_spawn(bin: &PathBuf, all6: Namespaces, pool: &NetnsPool) {
+    // `--list` and criterion's `--test` mode only enumerate or smoke-run.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
     let (rounds, block) = if berth_benches::quick() {
         (3, 300)
     } else {

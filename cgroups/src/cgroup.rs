@@ -478,7 +478,9 @@ fn walk_to_parent(
     Ok((cur, cur_path))
 }
 
-fn verify_fd_cgroup2(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+/// Check with `fstatfs(2)` that `fd` (opened from `path`, named in errors)
+/// is on a cgroup2 filesystem (`CGROUP2_SUPER_MAGIC`, `<linux/magic.h>`).
+pub(crate) fn verify_fd_cgroup2(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     let t = sys::fs_type(fd).map_err(|source| Error::Sys {
         call: "fstatfs",
         path: path.to_path_buf(),

@@ -492,18 +492,7 @@ pub fn verify_cgroup2(path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })?;
-    let t = sys::fs_type(std::os::fd::AsFd::as_fd(&fd)).map_err(|source| Error::Sys {
-        call: "fstatfs",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if t != sys::CGROUP2_SUPER_MAGIC {
-        return Err(Error::NotCgroup2 {
-            path: path.to_path_buf(),
-            fs_type: t,
-        });
-    }
-    Ok(())
+    crate::cgroup::verify_fd_cgroup2(std::os::fd::AsFd::as_fd(&fd), path)
 }
 
 fn read_controllers(file: &Path) -> Result<Controllers> {

@@ -584,12 +584,23 @@ impl Netlink {
 
     /// Delete a link (for a veth, both ends go). Synchronous in the kernel:
     /// it waits for an RCU grace period, tens of milliseconds on a busy host.
+    ///
+    /// A link that is already gone (`ENODEV`) is not an error: callers look
+    /// a link up and then delete it, and in between the kernel may delete
+    /// it itself — a veth goes with its peer when the container's network
+    /// namespace is torn down (`cleanup_net`, asynchronous to the exit of
+    /// the container's last process).
     pub fn delete_link(&mut self, index: u32) -> Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;
-        self.request(RouteNetlinkMessage::DelLink(m), 0)
-            .map(|_| ())
-            .map_err(|e| Error::netlink("RTM_DELLINK", format!("ifindex {index}"), e))
+        match self.request(RouteNetlinkMessage::DelLink(m), 0) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+                tracing::debug!(index, "RTM_DELLINK: link already gone");
+                Ok(())
+            }
+            Err(e) => Err(Error::netlink("RTM_DELLINK", format!("ifindex {index}"), e)),
+        }
     }
 
     fn addr_message(index: u32, ip: IpAddr, prefix_len: u8) -> AddressMessage {

@@ -1453,28 +1453,29 @@ impl VforkStack {
         STACK
             .try_with(|s| {
                 let mut s = s.borrow_mut();
-                if s.is_none() {
-                    // SAFETY: a fresh private anonymous mapping we own.
-                    let p = unsafe {
-                        libc::mmap(
-                            std::ptr::null_mut(),
-                            VFORK_STACK,
-                            libc::PROT_READ | libc::PROT_WRITE,
-                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                            -1,
-                            0,
-                        )
-                    };
-                    if p == libc::MAP_FAILED {
-                        return Err(sys::errno());
-                    }
-                    // A guard page at the bottom: overflow faults instead
-                    // of writing whatever is mapped below.
-                    // SAFETY: the first page of our own mapping.
-                    unsafe { libc::mprotect(p, 4096, libc::PROT_NONE) };
-                    *s = Some(VforkStack(p));
+                if let Some(v) = s.as_ref() {
+                    return Ok(v.0);
                 }
-                s.as_ref().map(|v| v.0).ok_or(libc::EAGAIN)
+                // SAFETY: a fresh private anonymous mapping we own.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        VFORK_STACK,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                        -1,
+                        0,
+                    )
+                };
+                if p == libc::MAP_FAILED {
+                    return Err(sys::errno());
+                }
+                // A guard page at the bottom: overflow faults instead of
+                // writing whatever is mapped below.
+                // SAFETY: the first page of our own mapping.
+                unsafe { libc::mprotect(p, 4096, libc::PROT_NONE) };
+                *s = Some(VforkStack(p));
+                Ok(p)
             })
             .unwrap_or(Err(libc::EAGAIN))
     }

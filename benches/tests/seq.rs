@@ -11,6 +11,26 @@ fn seq(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `berth-seq` with three containers named `<id>-0..2`, state under `root`.
+fn three(rootfs: &str, id: &str, root: &str, read_only: bool, cmd: &[&str]) -> Output {
+    let mut a = vec![
+        "--rootfs",
+        rootfs,
+        "-n",
+        "3",
+        "--name",
+        id,
+        "--state-root",
+        root,
+    ];
+    if read_only {
+        a.push("--read-only");
+    }
+    a.push("--");
+    a.extend_from_slice(cmd);
+    seq(&a)
+}
+
 /// Entries of `dir` whose name contains `id` (state directories, cgroups).
 fn named(dir: &Path, id: &str) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -42,19 +62,7 @@ fn runs_every_container_and_stops_at_a_failure() {
     // Each container prints its hostname (berth's default: the container's
     // id) on the inherited stdout: three lines, in order, show that three
     // containers ran one after another.
-    let out = seq(&[
-        "--rootfs",
-        &rootfs,
-        "--read-only",
-        "-n",
-        "3",
-        "--name",
-        &id,
-        "--state-root",
-        root,
-        "--",
-        "/bin/hostname",
-    ]);
+    let out = three(&rootfs, &id, root, true, &["/bin/hostname"]);
     assert!(
         out.status.success(),
         "{}",
@@ -72,21 +80,19 @@ fn runs_every_container_and_stops_at_a_failure() {
 
     // The second container fails: the run stops there, says which one and
     // how, and the failed container is gone too.
-    let out = seq(&[
-        "--rootfs",
+    let second = format!("{id}-1");
+    let out = three(
         &rootfs,
-        "-n",
-        "3",
-        "--name",
         &id,
-        "--state-root",
         root,
-        "--",
-        "/bin/sh",
-        "-c",
-        "[ \"$(hostname)\" != \"$0\" ] || exit 3; hostname",
-        &format!("{id}-1"),
-    ]);
+        false,
+        &[
+            "/bin/sh",
+            "-c",
+            "[ \"$(hostname)\" != \"$0\" ] || exit 3; hostname",
+            &second,
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -145,7 +145,8 @@ fn builder_bad_input_table() {
     // The releasing thread's socket appears with the first mount namespace
     // handed to it, and the second container above hands it none when its
     // `true` has already exited by the time berth opens /proc/<pid>/ns/mnt
-    // (a loaded machine: CI saw 8 fds against 7, the 8th that socket).
+    // (a fresh machine's first run, and 2-4 of 6-8 runs under load, saw 8
+    // fds against 7, the 8th that socket).
     // Start that thread here, so the count below cannot depend on the race.
     berth_namespaces::release_in_background(std::fs::File::open("/dev/null").unwrap().into());
     let fds = berth_testkit::open_fds();

@@ -382,6 +382,36 @@ pub(crate) fn write_ip_forward(on: bool) -> Result<bool> {
     Ok(prev)
 }
 
+/// Per-netns IPv6 settings, one directory per interface plus `all` and
+/// `default` (ip-sysctl.rst). Absent when IPv6 is disabled at boot
+/// (`ipv6.disable=1`); an interface without IPv6 (MTU below 1280) has none.
+const IPV6_CONF: &str = "/proc/sys/net/ipv6/conf";
+
+/// Set `accept_ra = 0` on each of `confs` (`all`, `default` or an interface
+/// name) in the calling thread's network namespace (the sysctl files
+/// resolve against the opener's netns; proc_sys(5)), so router
+/// advertisements give it neither a default route nor an autoconfigured
+/// address (CVE-2020-13401: a container with `CAP_NET_RAW` can send them).
+/// `default` is what interfaces created later start with; `all` is set as
+/// Docker does. A missing file is not an error: IPv6 is off there, nothing
+/// accepts RAs. Per interface only when asked: callers never pass the
+/// host's `all`/`default`.
+pub(crate) fn refuse_router_advertisements(confs: &[&str]) -> Result<()> {
+    for conf in confs {
+        let path = format!("{IPV6_CONF}/{conf}/accept_ra");
+        let res = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| io::Write::write_all(&mut f, b"0"));
+        match res {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("write", path, e)),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn lo_up(nl: &mut Netlink) -> Result<()> {
     // ifindex 1 is always `lo` in every network namespace (net/core/dev.c, loopback_net_init).
     nl.set_up(1)

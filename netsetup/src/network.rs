@@ -118,6 +118,10 @@ impl BridgeNetwork {
 
     /// Where IPAM state and the nft lock live (default [`DEFAULT_STATE_DIR`],
     /// or [`LEGACY_STATE_DIR`] for a network whose state is only there).
+    /// It must be a directory of its own: created 0700 (files 0600); an
+    /// existing one owned by another user or a symlink is refused, a looser
+    /// one tightened to 0700 when it holds network state only (refused
+    /// otherwise, e.g. `/tmp`).
     ///
     /// ```
     /// let b = berth_netsetup::BridgeNetwork::new("demo").state_dir("/var/lib/myapp/net");
@@ -200,6 +204,8 @@ impl BridgeNetwork {
             .clone()
             .unwrap_or_else(|| default_state_dir(&self.name));
         let ipam = Ipam::new(&state_dir, &self.name, subnet, gateway)?;
+        // Refuse (or tighten) the state directory before creating anything.
+        crate::statedir::private_dir(&state_dir)?;
         let host = match &self.host {
             Some(ns) => ns.try_clone()?,
             None => NetNs::current()?,

@@ -269,6 +269,19 @@ impl NetNs {
         }
     }
 
+    /// True when both handles name the same namespace (same nsfs inode).
+    pub(crate) fn same_as(&self, other: &NetNs) -> bool {
+        // SAFETY: fstat into zeroed plain-data structs; both fds are valid.
+        unsafe {
+            let mut a: libc::stat = std::mem::zeroed();
+            let mut b: libc::stat = std::mem::zeroed();
+            libc::fstat(self.fd.as_raw_fd(), &mut a) == 0
+                && libc::fstat(other.fd.as_raw_fd(), &mut b) == 0
+                && a.st_dev == b.st_dev
+                && a.st_ino == b.st_ino
+        }
+    }
+
     /// Like [`NetNs::run`], but when this is already the calling thread's
     /// namespace `f` runs right here (no helper thread to start).
     pub(crate) fn run_local<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {

@@ -585,11 +585,16 @@ impl Network {
         // then the new interface once it exists; it is still down), so a
         // neighbour's router advertisements cannot give this container a
         // route or an address.
+        // Never `all`/`default` of the host's own netns (or the caller's),
+        // should one be attached as if it were a container's.
+        let own_netns = !netns.is_current() && !netns.same_as(&inner.host);
         let (allocated, veth, cnl) = std::thread::scope(|s| {
             let (made_tx, made_rx) = std::sync::mpsc::channel::<bool>();
             let opener = s.spawn(move || -> Result<Netlink> {
                 let nl = netns.netlink_moving_this_thread()?;
-                refuse_router_advertisements(&["all", "default"])?;
+                if own_netns {
+                    refuse_router_advertisements(&["all", "default"])?;
+                }
                 if made_rx.recv() == Ok(true) {
                     refuse_router_advertisements(&[&opts.ifname])?;
                 }

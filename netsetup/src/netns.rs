@@ -470,3 +470,18 @@ impl AsRawFd for NetNs {
         self.fd.as_raw_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusing_ras_where_there_is_no_ipv6_is_a_no_op() {
+        // No such interface (as with IPv6 disabled: no file): nothing is
+        // written, nothing fails.
+        let name = "berth-no-if0";
+        assert!(!Path::new(IPV6_CONF).join(name).exists());
+        refuse_router_advertisements(&[name]).unwrap();
+        assert!(!Path::new(IPV6_CONF).join(name).exists());
+    }
+}

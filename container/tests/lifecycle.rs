@@ -179,7 +179,9 @@ fn bridge_network_attaches_and_tears_down() {
         .command([
             "/bin/sh",
             "-c",
-            "ip -o -4 addr show eth0 | awk '{print $4}'; ip route | grep default",
+            "ip -o -4 addr show eth0 | awk '{print $4}'; ip route | grep default; \
+             for c in all default eth0; do \
+             f=/proc/sys/net/ipv6/conf/$c/accept_ra; [ -e $f ] && echo $f=$(cat $f); done",
         ])
         .stdout(Stdio::Piped)
         .spawn()
@@ -190,6 +192,14 @@ fn bridge_network_attaches_and_tears_down() {
     assert!(c.wait().unwrap().success());
     assert_eq!(out.lines().next().unwrap(), format!("{addr}/24"));
     assert!(out.contains("default via 10.231.7.1 dev eth0"), "{out}");
+    // Issue 20 item 5: no IPv6 router advertisement from a neighbour is
+    // accepted inside the container (unless IPv6 is off on this host).
+    if std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        for conf in ["all", "default", "eth0"] {
+            let line = format!("/proc/sys/net/ipv6/conf/{conf}/accept_ra=0");
+            assert!(out.lines().any(|l| l == line), "want {line}:\n{out}");
+        }
+    }
     assert!(berth::State::load(Some(root.path()), &id)
         .unwrap()
         .network

@@ -131,6 +131,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A state directory or a state/lock file in it is not safe to use: a
+    /// symbolic link (never followed), not a directory or regular file,
+    /// owned by another user, or a file with several hard links.
+    #[error("refusing {path}: {reason}")]
+    UnsafeState {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The IPAM state file is not valid JSON of the expected shape.
     #[error("corrupt IPAM state {path}: {reason}")]
     CorruptState {

@@ -3,18 +3,22 @@
 //! file beside it, so several processes can allocate at once. The state file
 //! is replaced atomically (write to a temp file, `rename(2)`): a crash leaves
 //! either the old or the new state, and the lock dies with its holder.
+//! The directory is private (0700, files 0600) and nothing in it is opened
+//! through a symlink (see [`crate::statedir`]).
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cidr::Ipv4Net;
 use crate::error::{Error, Result};
+use crate::statedir::{open_private_file, private_dir};
 use crate::validate_id;
 
 /// One container's entry in a network.
@@ -105,8 +109,8 @@ impl Ipam {
     }
 
     fn load(&self) -> Result<State> {
-        match fs::read(&self.state) {
-            Ok(b) => {
+        match read_state_file(&self.state)? {
+            Some(b) => {
                 let s: State = serde_json::from_slice(&b).map_err(|e| Error::CorruptState {
                     path: self.state.clone(),
                     reason: e.to_string(),
@@ -122,13 +126,12 @@ impl Ipam {
                 }
                 Ok(s)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State {
+            None => Ok(State {
                 subnet: self.subnet.to_string(),
                 gateway: self.gateway,
                 last: None,
                 allocations: BTreeMap::new(),
             }),
-            Err(e) => Err(Error::io("read", &self.state, e)),
         }
     }
 
@@ -146,7 +149,10 @@ impl Ipam {
             path: self.state.clone(),
             reason: e.to_string(),
         })?;
-        // A fresh file (not truncated: truncating one triggers the same flush on close).
+        // A fresh file (not truncated: truncating one triggers the same
+        // flush on close), 0600, O_CREAT|O_EXCL|O_NOFOLLOW: whatever sits
+        // at the temp name (a leftover, a planted symlink) is unlinked,
+        // never written through.
         match fs::remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -155,6 +161,8 @@ impl Ipam {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .map_err(|e| Error::io("create", &tmp, e))?;
         f.write_all(&data)
@@ -331,6 +339,18 @@ impl Ipam {
     }
 }
 
+/// The contents of state file `path` (`None`: there is none), read without
+/// following a symlink (see [`open_private_file`]).
+fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    let Some(mut f) = open_private_file(path, libc::O_RDONLY)? else {
+        return Ok(None);
+    };
+    let mut b = Vec::new();
+    f.read_to_end(&mut b)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(b))
+}
+
 /// `renameat2(a, b, RENAME_EXCHANGE)`: swap two existing paths atomically.
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
@@ -369,27 +389,24 @@ impl Drop for LockGuard {
     }
 }
 
-/// Open (creating it and its directory) and `flock(LOCK_EX)` a lock file;
-/// the lock is held until the returned guard is dropped (or the process dies).
+/// Open (creating it, 0600, and its directory, 0700) and `flock(LOCK_EX)` a
+/// lock file; the lock is held until the returned guard is dropped (or the
+/// process dies). The directory is checked first (see [`crate::statedir`]:
+/// ours, private, not a symlink); the file is opened
+/// `O_CREAT|O_NOFOLLOW`, so a symlink planted at its name is refused, never
+/// followed. Not `O_EXCL` + rename as for the state file: a lock file must
+/// keep its inode, or two processes would lock two different files.
 pub(crate) fn lock_file(path: &Path) -> Result<LockGuard> {
-    let open = || {
-        fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-    };
-    // The directory usually exists: try first, create it only when missing.
-    let f = match open() {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(|e| Error::io("create state dir", dir, e))?;
-            }
-            open().map_err(|e| Error::io("open lock", path, e))?
-        }
-        Err(e) => return Err(Error::io("open lock", path, e)),
-    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        private_dir(dir)?;
+    }
+    let f = open_private_file(path, libc::O_WRONLY | libc::O_CREAT)?.ok_or_else(|| {
+        Error::io(
+            "open lock",
+            path,
+            io::Error::from_raw_os_error(libc::ENOENT),
+        )
+    })?;
     loop {
         // SAFETY: flock on a valid fd we own.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -404,7 +421,8 @@ pub(crate) fn lock_file(path: &Path) -> Result<LockGuard> {
 
 /// Open the [`Ipam`] of an existing state file (for garbage collection).
 pub(crate) fn ipam_from_state_file(path: &Path) -> Result<Ipam> {
-    let b = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let b = read_state_file(path)?
+        .ok_or_else(|| Error::io("read", path, io::Error::from_raw_os_error(libc::ENOENT)))?;
     let s: State = serde_json::from_slice(&b).map_err(|e| Error::CorruptState {
         path: path.to_path_buf(),
         reason: e.to_string(),

@@ -40,6 +40,7 @@ mod netlink;
 mod netns;
 mod network;
 mod nftnl;
+mod statedir;
 
 pub use cidr::Ipv4Net;
 pub use error::{Error, Result};

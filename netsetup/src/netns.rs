@@ -269,6 +269,19 @@ impl NetNs {
         }
     }
 
+    /// True when both handles name the same namespace (same nsfs inode).
+    pub(crate) fn same_as(&self, other: &NetNs) -> bool {
+        // SAFETY: fstat into zeroed plain-data structs; both fds are valid.
+        unsafe {
+            let mut a: libc::stat = std::mem::zeroed();
+            let mut b: libc::stat = std::mem::zeroed();
+            libc::fstat(self.fd.as_raw_fd(), &mut a) == 0
+                && libc::fstat(other.fd.as_raw_fd(), &mut b) == 0
+                && a.st_dev == b.st_dev
+                && a.st_ino == b.st_ino
+        }
+    }
+
     /// Like [`NetNs::run`], but when this is already the calling thread's
     /// namespace `f` runs right here (no helper thread to start).
     pub(crate) fn run_local<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
@@ -382,6 +395,36 @@ pub(crate) fn write_ip_forward(on: bool) -> Result<bool> {
     Ok(prev)
 }
 
+/// Per-netns IPv6 settings, one directory per interface plus `all` and
+/// `default` (ip-sysctl.rst). Absent when IPv6 is disabled at boot
+/// (`ipv6.disable=1`); an interface without IPv6 (MTU below 1280) has none.
+const IPV6_CONF: &str = "/proc/sys/net/ipv6/conf";
+
+/// Set `accept_ra = 0` on each of `confs` (`all`, `default` or an interface
+/// name) in the calling thread's network namespace (the sysctl files
+/// resolve against the opener's netns; proc_sys(5)), so router
+/// advertisements give it neither a default route nor an autoconfigured
+/// address (CVE-2020-13401: a container with `CAP_NET_RAW` can send them).
+/// `default` is what interfaces created later start with; `all` is set as
+/// Docker does. A missing file is not an error: IPv6 is off there, nothing
+/// accepts RAs. Per interface only when asked: callers never pass the
+/// host's `all`/`default`.
+pub(crate) fn refuse_router_advertisements(confs: &[&str]) -> Result<()> {
+    for conf in confs {
+        let path = format!("{IPV6_CONF}/{conf}/accept_ra");
+        let res = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| io::Write::write_all(&mut f, b"0"));
+        match res {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("write", path, e)),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn lo_up(nl: &mut Netlink) -> Result<()> {
     // ifindex 1 is always `lo` in every network namespace (net/core/dev.c, loopback_net_init).
     nl.set_up(1)
@@ -425,5 +468,20 @@ impl AsFd for NetNs {
 impl AsRawFd for NetNs {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusing_ras_where_there_is_no_ipv6_is_a_no_op() {
+        // No such interface (as with IPv6 disabled: no file): nothing is
+        // written, nothing fails.
+        let name = "berth-no-if0";
+        assert!(!Path::new(IPV6_CONF).join(name).exists());
+        refuse_router_advertisements(&[name]).unwrap();
+        assert!(!Path::new(IPV6_CONF).join(name).exists());
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ipam::{ipam_from_state_file, Ipam};
 use crate::nat::{Firewall, PortMapping};
 use crate::netlink::{Netlink, VethSpec};
-use crate::netns::{read_ip_forward, NetNs};
+use crate::netns::{read_ip_forward, refuse_router_advertisements, NetNs};
 use crate::nftnl::NfSocket;
 use crate::{validate_id, validate_ifname};
 
@@ -118,6 +118,10 @@ impl BridgeNetwork {
 
     /// Where IPAM state and the nft lock live (default [`DEFAULT_STATE_DIR`],
     /// or [`LEGACY_STATE_DIR`] for a network whose state is only there).
+    /// It must be a directory of its own: created 0700 (files 0600); an
+    /// existing one owned by another user or a symlink is refused, a looser
+    /// one tightened to 0700 when it holds network state only (refused
+    /// otherwise, e.g. `/tmp`).
     ///
     /// ```
     /// let b = berth_netsetup::BridgeNetwork::new("demo").state_dir("/var/lib/myapp/net");
@@ -176,7 +180,9 @@ impl BridgeNetwork {
     }
 
     /// Make the network exist, idempotently: the bridge (created if missing,
-    /// refused if the name is taken by a non-bridge), its gateway address, up;
+    /// refused if the name is taken by a non-bridge), its gateway address, up,
+    /// `accept_ra = 0` on it (containers on it can send IPv6 router
+    /// advertisements; the host netns's `all`/`default` are left alone);
     /// `ip_forward`; the masquerade rule; the IPAM state. A subnet that
     /// overlaps an existing route (other than the bridge's own) is
     /// [`Error::SubnetOverlap`]. On any error, what this call created is
@@ -198,6 +204,8 @@ impl BridgeNetwork {
             .clone()
             .unwrap_or_else(|| default_state_dir(&self.name));
         let ipam = Ipam::new(&state_dir, &self.name, subnet, gateway)?;
+        // Refuse (or tighten) the state directory before creating anything.
+        crate::statedir::private_dir(&state_dir)?;
         let host = match &self.host {
             Some(ns) => ns.try_clone()?,
             None => NetNs::current()?,
@@ -281,6 +289,10 @@ impl BridgeNetwork {
                     Err(e) => return Err(e),
                 },
             };
+            // The bridge's own IPv6 stack receives what containers send to
+            // ff02::1: it must not take a route or an address from their RAs.
+            // Set on every ensure (a bridge of an older release has 1).
+            host.run_local(|| refuse_router_advertisements(&[&bridge]))??;
             nl.add_address(index, IpAddr::V4(gateway), subnet.prefix_len(), true)?;
             if !already_up {
                 nl.set_up(index)?;
@@ -533,8 +545,11 @@ impl Network {
     /// whose container end is created directly inside `netns` (named `eth0`,
     /// optional MAC, up) and whose host end is enslaved to the bridge and up;
     /// `lo` up; an address from IPAM; a default route via the gateway; DNAT
-    /// rules for published ports. On error everything created is removed
-    /// again (veth, IPAM entry, nft rules).
+    /// rules for published ports. Router advertisements are refused on both
+    /// sides: `net.ipv6.conf.{all,default,<ifname>}.accept_ra = 0` in the
+    /// container's netns, `accept_ra = 0` on the host end (see
+    /// [`BridgeNetwork::ensure`] for the bridge). On error everything
+    /// created is removed again (veth, IPAM entry, nft rules).
     ///
     /// Kernel: veth(4), `IFLA_NET_NS_FD` in the peer (Linux ≥ 3.0).
     ///
@@ -565,9 +580,26 @@ impl Network {
         };
         // A netlink socket inside the container's netns needs a thread that
         // entered it: start that thread first and let it run while this one
-        // allocates the address and creates the veth pair.
+        // allocates the address and creates the veth pair. That thread also
+        // sets `accept_ra = 0` in the container's netns (`all`, `default`,
+        // then the new interface once it exists; it is still down), so a
+        // neighbour's router advertisements cannot give this container a
+        // route or an address.
+        // Never `all`/`default` of the host's own netns (or the caller's),
+        // should one be attached as if it were a container's.
+        let own_netns = !netns.is_current() && !netns.same_as(&inner.host);
         let (allocated, veth, cnl) = std::thread::scope(|s| {
-            let opener = s.spawn(|| netns.netlink_moving_this_thread());
+            let (made_tx, made_rx) = std::sync::mpsc::channel::<bool>();
+            let opener = s.spawn(move || -> Result<Netlink> {
+                let nl = netns.netlink_moving_this_thread()?;
+                if own_netns {
+                    refuse_router_advertisements(&["all", "default"])?;
+                }
+                if made_rx.recv() == Ok(true) {
+                    refuse_router_advertisements(&[&opts.ifname])?;
+                }
+                Ok(nl)
+            });
             let allocated = match opts.address {
                 Some(a) => inner
                     .ipam
@@ -575,6 +607,7 @@ impl Network {
                 None => inner.ipam.allocate(&opts.container, Some(&host_ifname)),
             };
             let veth = allocated.is_ok().then(|| inner.nl().create_veth(&spec));
+            let _ = made_tx.send(matches!(veth, Some(Ok(_))));
             let cnl = match opener.join() {
                 Ok(r) => r,
                 Err(p) => std::panic::resume_unwind(p),
@@ -590,6 +623,12 @@ impl Network {
                 reason: "veth pair not created".into(),
             })??;
             host_index = Some(hi);
+            // The host end too: enslaved, it hands frames to the bridge, but
+            // if the bridge goes while the container lives it becomes a
+            // plain host interface facing the container.
+            inner
+                .host
+                .run_local(|| refuse_router_advertisements(&[&host_ifname]))??;
             let mut cnl = cnl?;
             // The host end's IFLA_LINK names the peer's ifindex; fall back to a lookup.
             let eth_index = match peer_index {

@@ -1,0 +1,198 @@
+//! The network state directory ([`crate::DEFAULT_STATE_DIR`] or the one a
+//! network was given: IPAM state, IPAM and nft lock files) is private to its
+//! owner, as Docker keeps its own root: the directory 0700, files 0600. A
+//! directory that exists with looser bits is tightened (and logged, which
+//! happens once: it is 0700 afterwards); one owned by another user, or a
+//! symbolic link, is refused. Files are opened with `O_NOFOLLOW`, so a
+//! symlink planted at a lock or state file name (when the directory was
+//! still open to others) is never followed: the open fails with `ELOOP`
+//! (open(2)) and the error names the file.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+fn unsafe_state(path: &Path, reason: impl Into<String>) -> Error {
+    Error::UnsafeState {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn cpath(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
+        what: "state path",
+        reason: format!("{} contains NUL", path.display()),
+    })
+}
+
+/// `open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0600)`.
+fn open_nofollow(path: &Path, flags: libc::c_int) -> Result<io::Result<OwnedFd>> {
+    let c = cpath(path)?;
+    // SAFETY: a valid NUL-terminated path; the fd is owned right away.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Ok(Err(io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fd owned by nobody else.
+    Ok(Ok(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Check the type (`kind`, `S_IFDIR` or `S_IFREG`) and owner of `fd`
+/// (`path` for errors), a single link for a file, and take group and other
+/// bits off its mode (0700/0600), logging when that changed anything.
+fn check_owner_and_tighten(fd: &OwnedFd, path: &Path, kind: libc::mode_t) -> Result<()> {
+    // SAFETY: fstat into a zeroed plain-data struct on a valid fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+        return Err(Error::io("fstat", path, io::Error::last_os_error()));
+    }
+    if st.st_mode & libc::S_IFMT != kind {
+        return Err(unsafe_state(
+            path,
+            if kind == libc::S_IFDIR {
+                "not a directory"
+            } else {
+                "not a regular file"
+            },
+        ));
+    }
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if st.st_uid != euid {
+        return Err(unsafe_state(
+            path,
+            format!("owned by uid {}, not by the caller (uid {euid})", st.st_uid),
+        ));
+    }
+    // A second hard link could name a file elsewhere (planted while the
+    // directory was open): never use, let alone chmod, such a file.
+    if kind == libc::S_IFREG && st.st_nlink != 1 {
+        return Err(unsafe_state(
+            path,
+            format!("has {} hard links, expected 1", st.st_nlink),
+        ));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o077 != 0 {
+        if kind == libc::S_IFDIR {
+            dedicated(path, mode)?;
+        }
+        let private = if kind == libc::S_IFDIR { 0o700 } else { 0o600 };
+        // SAFETY: fchmod on a valid fd.
+        if unsafe { libc::fchmod(fd.as_raw_fd(), private) } < 0 {
+            return Err(Error::io("chmod", path, io::Error::last_os_error()));
+        }
+        tracing::warn!(
+            path = %path.display(),
+            was = format!("{mode:o}"),
+            now = format!("{private:o}"),
+            "network state was open to other users: mode tightened"
+        );
+    }
+    Ok(())
+}
+
+/// Names berth's network state uses: `<network>.json` (and its `.tmp`),
+/// `<network>.lock`, `nft.lock`.
+fn is_state_name(name: &std::ffi::OsStr) -> bool {
+    let n = name.as_bytes();
+    [&b".json"[..], b".json.tmp", b".lock"]
+        .iter()
+        .any(|ext| n.ends_with(ext))
+}
+
+/// Before tightening `dir` (mode `mode`): it must be a directory of network
+/// state only, never a shared one handed as state directory by mistake
+/// (`/tmp`, `/run`, an application's data directory), whose mode is not
+/// berth's to change.
+fn dedicated(dir: &Path, mode: u32) -> Result<()> {
+    let shared = |what: &str| {
+        Err(unsafe_state(
+            dir,
+            format!(
+                "open to other users (mode {mode:o}) and {what}: not tightened; \
+                 give networks a state directory of their own (or chmod 700 it)"
+            ),
+        ))
+    };
+    if mode & libc::S_ISVTX != 0 {
+        return shared("sticky (a shared directory)");
+    }
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("read dir", dir, e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io("read dir", dir, e))?;
+        if !is_state_name(&e.file_name()) {
+            return shared(&format!("holds {:?}, not network state", e.file_name()));
+        }
+    }
+    Ok(())
+}
+
+/// Make sure `dir` is a private state directory of the caller: created
+/// 0700 (with missing parents, also 0700) when missing; refused when it is
+/// a symbolic link, not a directory, or owned by another user; group and
+/// other bits taken off an existing one that holds network state only
+/// (another looser directory, e.g. `/tmp` given by mistake, is refused).
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    let mut res = open_nofollow(dir, flags)?;
+    if matches!(&res, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            Ok(()) => {}
+            Err(e) => return Err(Error::io("create state dir", dir, e)),
+        }
+        res = open_nofollow(dir, flags)?;
+    }
+    let fd = match res {
+        Ok(fd) => fd,
+        // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (do_open, fs/namei.c).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
+            let link = fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(unsafe_state(
+                dir,
+                if link {
+                    "the state directory is a symbolic link (not followed)"
+                } else {
+                    "not a directory"
+                },
+            ));
+        }
+        Err(e) => return Err(Error::io("open state dir", dir, e)),
+    };
+    check_owner_and_tighten(&fd, dir, libc::S_IFDIR)?;
+    Ok(())
+}
+
+/// Open the state or lock file `path` with `flags` (`O_CREAT` creates it
+/// 0600), never through a symbolic link; check it is a regular file of the
+/// caller with a single link (a hard link could name another file), and
+/// tighten a looser mode to 0600. `Ok(None)`: it does not exist.
+pub(crate) fn open_private_file(path: &Path, flags: libc::c_int) -> Result<Option<fs::File>> {
+    let fd = match open_nofollow(path, flags)? {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(unsafe_state(path, "a symbolic link (not followed)"))
+        }
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    check_owner_and_tighten(&fd, path, libc::S_IFREG)?;
+    Ok(Some(fs::File::from(fd)))
+}

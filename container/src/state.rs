@@ -71,21 +71,29 @@ pub(crate) fn private_root(root: &Path, create: bool) -> Result<()> {
                 Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                     return Err(Error::io("create state root", d, e))
                 }
+                // Made by another process in between: it must be private too.
+                Err(_) if *d != root => check_private(d, false)?,
                 _ => {}
             }
         }
     }
+    match std::fs::symlink_metadata(root) {
+        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => check_private(root, true),
+    }
+}
+
+/// The checks of [`private_root`] on the existing `root`; `tighten`
+/// removes read and search bits of group and others.
+fn check_private(root: &Path, tighten: bool) -> Result<()> {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     let refuse = |reason: String| Error::UnsafeStateRoot {
         path: root.to_path_buf(),
         reason,
     };
-    let l = match std::fs::symlink_metadata(root) {
-        Ok(l) => l,
-        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("inspect state root", root, e)),
-    };
+    let l =
+        std::fs::symlink_metadata(root).map_err(|e| Error::io("inspect state root", root, e))?;
     if l.file_type().is_symlink() && l.uid() != me && l.uid() != 0 {
         return Err(refuse(format!(
             "a symlink owned by uid {}, not by the caller (uid {me}) or root",
@@ -110,7 +118,7 @@ pub(crate) fn private_root(root: &Path, create: bool) -> Result<()> {
             m.uid()
         )));
     }
-    if mode & 0o077 != 0 {
+    if tighten && mode & 0o077 != 0 {
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode & 0o7700))
             .map_err(|e| Error::io("tighten state root", root, e))?;
         tracing::warn!(path = %root.display(), old_mode = format!("{mode:04o}"), "state root was open to other users: tightened to 0700");

@@ -125,6 +125,7 @@ fn rootless_default_root_inner() {
     // SAFETY: geteuid cannot fail.
     assert_eq!(unsafe { libc::geteuid() }, ROOTLESS_UID);
     println!("ROOT {}", berth::default_state_root().display());
+    println!("STORE {}", berth::default_store_dir().display());
     let r = Container::builder("private-rl")
         .rootless(true)
         .rootfs(Rootfs::dir(PathBuf::from(rootfs)))
@@ -224,6 +225,11 @@ fn rootless_default_root_refuses_a_directory_another_user_made() {
     let out = inner(&exe, None);
     assert!(out.contains(&format!("ROOT {tmp_s}\n")), "{out}");
     refused(&out, &[&tmp_s, "uid 0", "0777"]);
+    // Without HOME the layer store is not under a shared /tmp/.local either.
+    assert!(
+        out.contains(&format!("STORE /tmp/berth-store-{ROOTLESS_UID}\n")),
+        "{out}"
+    );
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
 
     // 2. The user's own but writable by others: refused too.

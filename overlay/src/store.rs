@@ -421,9 +421,17 @@ pub(crate) fn private_dir(dir: &Path) -> Result<()> {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                 return Err(Error::io("create layer store directory", d, e))
             }
+            // Made by another process in between: it must be private too.
+            Err(_) if *d != dir => check_private(d, false)?,
             _ => {}
         }
     }
+    check_private(dir, true)
+}
+
+/// The checks of [`private_dir`] on the existing `dir`; `tighten` removes
+/// read and search bits of group and others.
+fn check_private(dir: &Path, tighten: bool) -> Result<()> {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     let refuse = |reason: String| Error::UnsafeDir {
@@ -456,7 +464,7 @@ pub(crate) fn private_dir(dir: &Path) -> Result<()> {
             m.uid()
         )));
     }
-    if mode & 0o077 != 0 {
+    if tighten && mode & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o7700))
             .map_err(|e| Error::io("tighten layer store directory", dir, e))?;
         tracing::warn!(path = %dir.display(), old_mode = format!("{mode:04o}"), "layer store directory was open to other users: tightened to 0700");

@@ -509,6 +509,12 @@ impl ContainerBuilder {
 
     /// Where state directories live (default [`default_state_root`](crate::default_state_root)).
     ///
+    /// The spawn creates it (and missing parents) mode 0700, tightens an
+    /// existing one of the caller's to 0700, and refuses
+    /// ([`Error::UnsafeStateRoot`](crate::Error::UnsafeStateRoot)) one
+    /// another user owns or that group or others can write. Each
+    /// container's directory is 0700 and its `state.json` 0600.
+    ///
     /// ```
     /// let b = berth::Container::builder("c").state_root("/run/myruntime");
     /// ```
@@ -850,8 +856,8 @@ impl ContainerBuilder {
             .state_root
             .clone()
             .unwrap_or_else(state::default_state_root);
-        std::fs::create_dir_all(&state_root)
-            .map_err(|e| Error::io("create state root", &state_root, e))?;
+        // 0700, ours, not writable by others (state.rs).
+        state::private_root(&state_root, true)?;
         // Every kernel object is recorded before it is made, and the state
         // directory appears atomically with the first record (which names
         // the cgroup about to be created): an owner killed at any point

@@ -118,17 +118,30 @@ impl Rootfs {
 }
 
 /// The default layer store: `/var/lib/berth/store` as root,
-/// `$XDG_DATA_HOME/berth/store` (or `~/.local/share/berth/store`) otherwise.
+/// `$XDG_DATA_HOME/berth/store` (or `$HOME/.local/share/berth/store`)
+/// otherwise, each only when absolute (the XDG base directory
+/// specification ignores a relative one), else `/tmp/berth-store-<uid>`
+/// (never a directory shared with other users, as `/tmp/.local` would be).
+/// [`LayerStore::open`] creates it 0700 and refuses one another user made:
+/// its layers keep their images' setuid binaries and device nodes.
 pub fn default_store_dir() -> PathBuf {
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
         return PathBuf::from("/var/lib/berth/store");
     }
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(d).join("berth/store");
+    let abs = |v: &str| {
+        std::env::var_os(v)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(d) = abs("XDG_DATA_HOME") {
+        return d.join("berth/store");
     }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".local/share/berth/store")
+    if let Some(h) = abs("HOME") {
+        return h.join(".local/share/berth/store");
+    }
+    PathBuf::from(format!("/tmp/berth-store-{uid}"))
 }
 
 /// The container's network.

@@ -99,6 +99,16 @@ pub enum Error {
         /// What is wrong or unsupported.
         reason: String,
     },
+    /// A state root is not private to the caller (another owner, writable by
+    /// group or others, a symlink another user made): refused, since anything
+    /// in it may have been planted, or redirected, by another user.
+    #[error("refusing state root {path:?}: {reason}")]
+    UnsafeStateRoot {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner and mode, and what is wrong with them.
+        reason: String,
+    },
     /// Several steps of a teardown failed; every error is listed.
     #[error("tearing down container {id:?} failed: {}", list(.errors))]
     Teardown {

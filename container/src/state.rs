@@ -2,6 +2,7 @@
 //! delete a container, and the garbage collector that reclaims containers
 //! whose owner died.
 
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,17 +14,129 @@ use crate::error::{Error, Result};
 pub const STATE_FILE: &str = "state.json";
 
 /// The default root of state directories: `/run/berth` as root,
-/// `$XDG_RUNTIME_DIR/berth` otherwise (`/tmp/berth-<uid>` without it).
+/// `$XDG_RUNTIME_DIR/berth` otherwise (as runc does), but only when
+/// `$XDG_RUNTIME_DIR` is an absolute path to a directory the caller owns
+/// with no access for group or others (the XDG base directory
+/// specification's promise; another one is ignored, with a warning), else
+/// `/tmp/berth-<uid>`. A spawn creates the root mode 0700 and refuses one
+/// another user made (see [`ContainerBuilder::state_root`](crate::ContainerBuilder::state_root)).
 pub fn default_state_root() -> PathBuf {
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };
     if uid == 0 {
         return PathBuf::from("/run/berth");
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) => PathBuf::from(d).join("berth"),
-        None => PathBuf::from(format!("/tmp/berth-{uid}")),
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        let d = PathBuf::from(d);
+        let ok = d.is_absolute()
+            && std::fs::metadata(&d)
+                .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0);
+        if ok {
+            return d.join("berth");
+        }
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(xdg_runtime_dir = %d.display(), "XDG_RUNTIME_DIR is not an absolute path to a 0700 directory of ours: not used for the state root");
+        });
     }
+    PathBuf::from(format!("/tmp/berth-{uid}"))
+}
+
+/// Make `root` a state root only the caller can enter. With `create`, the
+/// root and any missing parent are created mode 0700 (an existing one is
+/// checked); without, a missing root is fine (nothing to read in it).
+/// An existing root must be a directory the caller owns and not writable
+/// by group or others: refused otherwise with [`Error::UnsafeStateRoot`]
+/// naming its owner and mode (another user may have planted records that
+/// [`gc`] would act on, or redirect our writes). A symlink is accepted
+/// only from the caller or root. Read or search bits for group and others
+/// (an older berth's 0755) are removed, once, with a warning, as Docker
+/// tightens its own root at start.
+pub(crate) fn private_root(root: &Path, create: bool) -> Result<()> {
+    if create {
+        let mut missing = Vec::new();
+        let mut p = root;
+        while let Err(e) = std::fs::symlink_metadata(p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::io("inspect state root", p, e));
+            }
+            missing.push(p);
+            match p.parent() {
+                Some(q) if !q.as_os_str().is_empty() => p = q,
+                _ => break,
+            }
+        }
+        for d in missing.iter().rev() {
+            match std::fs::DirBuilder::new().mode(0o700).create(d) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::io("create state root", d, e))
+                }
+                // Made by another process in between: it must be private too.
+                Err(_) if *d != root => check_private(d, false)?,
+                _ => {}
+            }
+        }
+    }
+    match std::fs::symlink_metadata(root) {
+        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => check_private(root, true),
+    }
+}
+
+/// The checks of [`private_root`] on the existing `root`; `tighten`
+/// removes read and search bits of group and others.
+fn check_private(root: &Path, tighten: bool) -> Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let refuse = |reason: String| Error::UnsafeStateRoot {
+        path: root.to_path_buf(),
+        reason,
+    };
+    let l =
+        std::fs::symlink_metadata(root).map_err(|e| Error::io("inspect state root", root, e))?;
+    if l.file_type().is_symlink() && l.uid() != me && l.uid() != 0 {
+        return Err(refuse(format!(
+            "a symlink owned by uid {}, not by the caller (uid {me}) or root",
+            l.uid()
+        )));
+    }
+    let m = std::fs::metadata(root).map_err(|e| Error::io("inspect state root", root, e))?;
+    let mode = m.mode() & 0o7777;
+    if !m.is_dir() {
+        return Err(refuse("not a directory".into()));
+    }
+    if m.uid() != me {
+        return Err(refuse(format!(
+            "owned by uid {} (mode {mode:04o}), not by the caller (uid {me})",
+            m.uid()
+        )));
+    }
+    if mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "owner uid {} but mode {mode:04o} is writable by group or others \
+             (anything in it may have been planted)",
+            m.uid()
+        )));
+    }
+    if tighten && mode & 0o077 != 0 {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode & 0o7700))
+            .map_err(|e| Error::io("tighten state root", root, e))?;
+        tracing::warn!(path = %root.display(), old_mode = format!("{mode:04o}"), "state root was open to other users: tightened to 0700");
+    }
+    Ok(())
+}
+
+/// Open `path` for reading without following a symlink at its last
+/// component, and read it whole.
+fn read_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let mut b = Vec::new();
+    f.read_to_end(&mut b)?;
+    Ok(b)
 }
 
 /// The network part of a container's state.
@@ -94,10 +207,14 @@ impl State {
             path: path.clone(),
             reason: e.to_string(),
         })?;
+        // O_NOFOLLOW: a symlink planted at `state.json` is an error (ELOOP),
+        // never followed; 0600: the record is the owner's only.
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| Error::io("open state file", &path, e))?;
         let len = f
@@ -125,11 +242,12 @@ impl State {
         let root = root
             .map(Path::to_path_buf)
             .unwrap_or_else(default_state_root);
+        private_root(&root, false)?;
         Self::read(&root.join(id).join(STATE_FILE))
     }
 
     fn read(path: &Path) -> Result<State> {
-        let b = std::fs::read(path).map_err(|e| Error::io("read state file", path, e))?;
+        let b = read_nofollow(path).map_err(|e| Error::io("read state file", path, e))?;
         serde_json::from_slice(&b).map_err(|e| Error::State {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -223,7 +341,7 @@ struct Record {
 
 impl Record {
     fn read(path: &Path) -> Result<Record> {
-        let b = std::fs::read(path).map_err(|e| Error::io("read state file", path, e))?;
+        let b = read_nofollow(path).map_err(|e| Error::io("read state file", path, e))?;
         serde_json::from_slice(&b).map_err(|e| Error::State {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -321,7 +439,10 @@ pub(crate) fn create_state_dir(root: &Path, st: &State) -> Result<PathBuf> {
     if dir.exists() {
         return Err(exists());
     }
-    std::fs::create_dir(&tmp).map_err(|e| Error::io("create state directory", &tmp, e))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(|e| Error::io("create state directory", &tmp, e))?;
     let undo = |e: Error| {
         let _ = std::fs::remove_dir_all(&tmp);
         e
@@ -338,7 +459,14 @@ pub(crate) fn create_state_dir(root: &Path, st: &State) -> Result<PathBuf> {
             reason: e.to_string(),
         })
         .map_err(undo)?;
-    std::fs::write(tmp.join(STATE_FILE), json)
+    // A new file in a directory just made: O_EXCL and O_NOFOLLOW all the same.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(tmp.join(STATE_FILE))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
         .map_err(|e| undo(Error::io("write state file", tmp.join(STATE_FILE), e)))?;
     let c = |p: &Path| {
         std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
@@ -364,7 +492,7 @@ pub(crate) fn create_state_dir(root: &Path, st: &State) -> Result<PathBuf> {
         Some(libc::EINVAL) | Some(libc::ENOSYS) => {
             // No RENAME_NOREPLACE here: mkdir (which refuses an existing
             // name), then move the record in.
-            let r = match std::fs::create_dir(&dir) {
+            let r = match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
                     std::fs::rename(tmp.join(STATE_FILE), dir.join(STATE_FILE)).map_err(|e| {
                         let _ = std::fs::remove_dir(&dir);
@@ -443,6 +571,8 @@ pub fn gc(root: Option<&Path>) -> Result<GcReport> {
     let root = root
         .map(Path::to_path_buf)
         .unwrap_or_else(default_state_root);
+    // Records another user could plant are never acted on.
+    private_root(&root, false)?;
     let mut report = GcReport::default();
     let rd = match std::fs::read_dir(&root) {
         Ok(rd) => rd,
@@ -541,6 +671,7 @@ pub fn delete(root: Option<&Path>, id: &str) -> Result<()> {
     let root = root
         .map(Path::to_path_buf)
         .unwrap_or_else(default_state_root);
+    private_root(&root, false)?;
     let dir = root.join(id);
     let rec = Record::read(&dir.join(STATE_FILE))?;
     let errors = reclaim(&dir, &rec.state, rec.cgroup_pending);
@@ -859,6 +990,29 @@ mod tests {
         st.write(&dir).unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() > first_len);
         assert_eq!(State::read(&path).unwrap(), st);
+    }
+
+    #[test]
+    fn state_file_writes_never_follow_a_planted_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let dir = d.path().join("c");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(STATE_FILE)).unwrap();
+        let e = record("c", 1, 2).write(&dir).unwrap_err();
+        assert!(
+            matches!(&e, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+            "{e}"
+        );
+        assert!(State::read(&dir.join(STATE_FILE)).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        // A new record is 0600 in a 0700 directory.
+        let st = record("n", 1, 2);
+        let dir = create_state_dir(d.path(), &st).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+        let m = std::fs::metadata(dir.join(STATE_FILE)).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
     }
 
     #[test]

@@ -164,6 +164,16 @@ pub enum Error {
     /// A layer referenced by the store or an image is not present in the store.
     #[error("layer {0} is not in the store")]
     LayerNotFound(String),
+    /// A directory of the layer store is not private to the caller (another
+    /// owner, writable by group or others, not a directory): refused, as
+    /// anything in it may have been planted by another user.
+    #[error("refusing layer store directory {path:?}: {reason}")]
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner and mode, and what is wrong with them.
+        reason: String,
+    },
 }
 
 /// Result alias of this crate.

@@ -9,7 +9,7 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::diff::{diff, LayerBlob};
 use crate::digest::{Compression, Digest, HashingReader};
-use crate::store::{ImportOptions, Layer, LayerStore};
+use crate::store::{create_fresh, ImportOptions, Layer, LayerStore};
 use crate::unpack::UnpackOptions;
 use crate::{Error, Result};
 
@@ -512,7 +512,7 @@ impl ImageBuilder {
             let res = (|| {
                 let blob = match src {
                     LayerSource::Dir(d) => {
-                        let f = File::create(&tmp)
+                        let f = create_fresh(&tmp, 0o644)
                             .map_err(|e| Error::io("create layer blob", &tmp, e))?;
                         let mut w = io::BufWriter::with_capacity(1 << 20, f);
                         let b = diff(d, &mut w, self.compression)?;
@@ -521,7 +521,9 @@ impl ImageBuilder {
                         b
                     }
                     LayerSource::Blob(p, c) => {
-                        fs::copy(p, &tmp).map_err(|e| Error::io("copy layer blob", p, e))?;
+                        File::open(p)
+                            .and_then(|mut src| io::copy(&mut src, &mut create_fresh(&tmp, 0o644)?))
+                            .map_err(|e| Error::io("copy layer blob", p, e))?;
                         let f =
                             File::open(&tmp).map_err(|e| Error::io("read layer blob", &tmp, e))?;
                         let mut hr = HashingReader::new(io::BufReader::new(f));
@@ -671,7 +673,9 @@ fn write_json_blob(blobs: &Path, v: &serde_json::Value) -> Result<(Digest, u64)>
 
 fn write_atomic(p: &Path, data: &[u8]) -> Result<()> {
     let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
+    create_fresh(&tmp, 0o644)
+        .and_then(|mut f| f.write_all(data))
+        .map_err(|e| Error::io("write", &tmp, e))?;
     fs::rename(&tmp, p).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         Error::io("rename into place", p, e)

@@ -1,8 +1,20 @@
 //! A content-addressed layer store: `<root>/layers/sha256/<hex>/{diff/,layer.json}`.
+//!
+//! The store is private to its owner: its root and every directory it
+//! makes above a layer's content are mode 0700 and its files 0600. A layer
+//! keeps the modes its image gives (a setuid-root binary, a `0666` device
+//! node: they must work inside a container), so a store others could enter
+//! would hand them root (the CVE-2021-41091 class). Nothing but the owner
+//! needs to traverse it: the overlay is mounted by the owner (root, or the
+//! rootless user as root of its user namespace), and overlayfs then reaches
+//! the lower layers with the mounter's credentials, whatever the
+//! credentials of the container's process (Documentation/filesystems/
+//! overlayfs.rst, "Permission model").
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
@@ -75,18 +87,32 @@ impl LayerStore {
     /// let store = berth_overlay::LayerStore::open("/var/lib/berth")?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    ///
+    /// The root (and any missing parent) is created mode 0700; an existing
+    /// one must belong to the caller and not be writable by group or others
+    /// ([`Error::UnsafeDir`] otherwise, nothing created in it), and one an
+    /// older berth left 0755 is tightened to 0700 (logged).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for d in ["layers/sha256", "tmp", "refs"] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).map_err(|e| Error::io("create layer store directory", &p, e))?;
+        private_dir(&root)?;
+        for d in ["layers", "layers/sha256", "tmp", "refs"] {
+            private_dir(&root.join(d))?;
         }
         let lock = root.join("lock");
-        OpenOptions::new()
+        let f = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock)
             .map_err(|e| Error::io("create store lock file", &lock, e))?;
+        let m = f
+            .metadata()
+            .map_err(|e| Error::io("stat store lock file", &lock, e))?;
+        if m.mode() & 0o077 != 0 {
+            f.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("chmod store lock file", &lock, e))?;
+        }
         Ok(Self { root })
     }
 
@@ -186,7 +212,11 @@ impl LayerStore {
         ));
         let diff = stage.join("diff");
         let res = (|| {
-            fs::create_dir(&stage).map_err(|e| Error::io("create staging directory", &stage, e))?;
+            // 0700: the layer directory it becomes is private too.
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&stage)
+                .map_err(|e| Error::io("create staging directory", &stage, e))?;
             fs::create_dir(&diff).map_err(|e| Error::io("create staging directory", &diff, e))?;
             let (digest, diff_id, size, _stats) = stream_unpack(reader, opts, &diff)?;
             if let Some(exp) = &opts.digest {
@@ -219,7 +249,7 @@ impl LayerStore {
                 path: meta.clone(),
                 source: e,
             })?;
-            fs::write(&meta, json).map_err(|e| Error::io("write layer metadata", &meta, e))?;
+            write_new(&meta, &json).map_err(|e| Error::io("write layer metadata", &meta, e))?;
             let dst = self.layer_dir(&layer.digest);
             match fs::rename(&stage, &dst) {
                 Ok(()) => {}
@@ -264,7 +294,7 @@ impl LayerStore {
             path: file.clone(),
             source: e,
         })?;
-        fs::write(&tmp, json).map_err(|e| Error::io("write reference", &tmp, e))?;
+        write_new(&tmp, &json).map_err(|e| Error::io("write reference", &tmp, e))?;
         fs::rename(&tmp, &file).map_err(|e| {
             let _ = fs::remove_file(&tmp);
             Error::io("write reference", &file, e)
@@ -344,6 +374,102 @@ impl LayerStore {
         report.removed.sort();
         Ok(report)
     }
+}
+
+/// Create the temporary file `p` with `mode` (less the umask), for
+/// writing: whatever is at `p` (a stale temporary of a dead process with
+/// our pid, a planted symlink) is unlinked first (unlink(2) never follows),
+/// then the file is made with `O_CREAT|O_EXCL|O_NOFOLLOW`, so a file or
+/// symlink planted in between is an error, never followed (the rule for
+/// every temporary berth writes).
+pub(crate) fn create_fresh(p: &Path, mode: u32) -> io::Result<File> {
+    let _ = fs::remove_file(p);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(p)
+}
+
+/// Write the new file `p`, mode 0600 (see [`create_fresh`]).
+fn write_new(p: &Path, data: &[u8]) -> io::Result<()> {
+    create_fresh(p, 0o600)?.write_all(data)
+}
+
+/// Make `dir` a directory only the caller can enter: create it (and any
+/// missing parent) mode 0700, or check an existing one: it must be a
+/// directory the caller owns, not writable by group or others (refused
+/// with [`Error::UnsafeDir`]: another user may have planted anything in
+/// it); read or search bits for group and others are removed (logged).
+/// A symlink to such a directory is accepted only from the caller or root.
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut p = dir;
+    while let Err(e) = fs::symlink_metadata(p) {
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(Error::io("inspect layer store directory", p, e));
+        }
+        missing.push(p);
+        match p.parent() {
+            Some(q) if !q.as_os_str().is_empty() => p = q,
+            _ => break,
+        }
+    }
+    for d in missing.iter().rev() {
+        match fs::DirBuilder::new().mode(0o700).create(d) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(Error::io("create layer store directory", d, e))
+            }
+            // Made by another process in between: it must be private too.
+            Err(_) if *d != dir => check_private(d, false)?,
+            _ => {}
+        }
+    }
+    check_private(dir, true)
+}
+
+/// The checks of [`private_dir`] on the existing `dir`; `tighten` removes
+/// read and search bits of group and others.
+fn check_private(dir: &Path, tighten: bool) -> Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let refuse = |reason: String| Error::UnsafeDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let l = fs::symlink_metadata(dir)
+        .map_err(|e| Error::io("inspect layer store directory", dir, e))?;
+    if l.file_type().is_symlink() && l.uid() != me && l.uid() != 0 {
+        return Err(refuse(format!(
+            "a symlink owned by uid {}, not by the caller (uid {me}) or root",
+            l.uid()
+        )));
+    }
+    let m = fs::metadata(dir).map_err(|e| Error::io("inspect layer store directory", dir, e))?;
+    let mode = m.mode() & 0o7777;
+    if !m.is_dir() {
+        return Err(refuse("not a directory".into()));
+    }
+    if m.uid() != me {
+        return Err(refuse(format!(
+            "owned by uid {} (mode {mode:04o}), not by the caller (uid {me})",
+            m.uid()
+        )));
+    }
+    if mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "owner uid {} but mode {mode:04o} is writable by group or others \
+             (anything in it may have been planted)",
+            m.uid()
+        )));
+    }
+    if tighten && mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o7700))
+            .map_err(|e| Error::io("tighten layer store directory", dir, e))?;
+        tracing::warn!(path = %dir.display(), old_mode = format!("{mode:04o}"), "layer store directory was open to other users: tightened to 0700");
+    }
+    Ok(())
 }
 
 fn remove_tree(p: &Path) {

@@ -82,6 +82,13 @@ pub struct UnpackStats {
 /// The caller is expected to discard `root` on error (the layer store stages
 /// into a temporary directory for that reason).
 ///
+/// Modes are kept as the archive gives them, setuid and setgid bits
+/// included, and device nodes are made when [`UnpackOptions::devices`] is
+/// set: an image's setuid-root binary or `0666` device must work inside a
+/// container. So `root` must be somewhere no other local user can reach
+/// (the [`LayerStore`](crate::LayerStore) keeps every layer below a 0700
+/// root), or those users get root through it.
+///
 /// ```no_run
 /// let f = std::fs::File::open("layer.tar")?;
 /// berth_overlay::unpack(f, std::path::Path::new("/tmp/layer"), &Default::default())?;

@@ -507,6 +507,36 @@ pub fn mount_count() -> usize {
         .unwrap_or(0)
 }
 
+/// Run `f` in a forked child as `uid`/`gid` (no supplementary groups) and
+/// return what it returns, by convention an errno (0 for success): how a
+/// test checks what an unprivileged local user can reach. `f` runs after
+/// `fork(2)` in a multithreaded process, so it may only make raw syscalls
+/// on data prepared before the call (no allocation, no locks). Panics if
+/// the child could not take the ids or did not exit normally.
+pub fn as_user(uid: u32, gid: u32, f: impl Fn() -> i32) -> i32 {
+    // SAFETY: the child makes raw syscalls only, then _exit(2)s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: plain syscalls in the forked child.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                libc::_exit(255);
+            }
+            libc::_exit(f());
+        }
+    }
+    let mut st = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+    assert!(libc::WIFEXITED(st), "child as uid {uid}: status {st:#x}");
+    assert_ne!(libc::WEXITSTATUS(st), 255, "could not become uid {uid}");
+    libc::WEXITSTATUS(st)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,29 @@ impl RawTar {
         self
     }
 
+    /// A regular file with `mode` (setuid bits included), owned by root.
+    pub fn file_mode(mut self, path: &str, data: &[u8], mode: u32) -> Self {
+        let h = Self::header(
+            path.as_bytes(),
+            tar::EntryType::Regular,
+            data.len() as u64,
+            b"",
+            mode,
+        );
+        self.push(&h, data);
+        self
+    }
+
+    /// A character device `major:minor` with `mode`, owned by root.
+    pub fn chardev(mut self, path: &str, major: u32, minor: u32, mode: u32) -> Self {
+        let mut h = Self::header(path.as_bytes(), tar::EntryType::Char, 0, b"", mode);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        h.set_cksum();
+        self.push(&h, b"");
+        self
+    }
+
     fn push(&mut self, h: &tar::Header, data: &[u8]) {
         self.buf.extend_from_slice(h.as_bytes());
         self.buf.extend_from_slice(data);

@@ -247,10 +247,16 @@ impl DeviceFilter {
         Ok(DeviceFilter { rules })
     }
 
-    /// The default allowlist of a container's `/dev`, as runc and Docker
-    /// grant it: deny all, then `mknod` of any char/block device, and read,
-    /// write, mknod of null (1:3), zero (1:5), full (1:7), random (1:8),
-    /// urandom (1:9), tty (5:0), console (5:1), ptmx (5:2) and pts (136:*).
+    /// The default allowlist of a container's `/dev`, exactly runc's
+    /// (`libcontainer/specconv` `AllowedDevices`, runc 1.2.4 and later):
+    /// deny all, then `mknod` (only) of any char and block device, and
+    /// read, write, mknod of null (1:3), zero (1:5), full (1:7), random
+    /// (1:8), urandom (1:9), tty (5:0), ptmx (5:2), pts (136:*) and
+    /// `/dev/net/tun` (10:200). Nothing else: not `/dev/console` (5:1, the
+    /// host's console), which runc dropped in 1.0; tun is runc's too (removed
+    /// in 1.2.0, re-added in 1.2.4 because workloads `mknod` it) and is
+    /// harmless without `CAP_NET_ADMIN` (creating an interface needs it).
+    /// Major/minor numbers: the kernel's Documentation/admin-guide/devices.txt.
     ///
     /// ```
     /// let f = berth_ebpf_probes::DeviceFilter::container_default();
@@ -270,8 +276,8 @@ impl DeviceFilter {
             (1, 8),
             (1, 9),
             (5, 0),
-            (5, 1),
             (5, 2),
+            (10, 200),
         ] {
             f.rule(DeviceRule::allow(Char, Some(maj), Some(min), rwm));
         }
@@ -586,6 +592,11 @@ mod tests {
         assert_eq!(run(&p, CHR, R, 1, 9), 1, "urandom r");
         assert_eq!(run(&p, CHR, R | W, 136, 42), 1, "pts");
         assert_eq!(run(&p, CHR, R, 1, 1), 0, "/dev/mem denied");
+        assert_eq!(run(&p, CHR, R | W, 5, 1), 0, "/dev/console denied");
+        assert_eq!(run(&p, CHR, M, 5, 1), 1, "mknod of console allowed");
+        assert_eq!(run(&p, CHR, R | W, 5, 2), 1, "ptmx");
+        assert_eq!(run(&p, CHR, R | W, 10, 200), 1, "tun");
+        assert_eq!(run(&p, CHR, R | W, 10, 229), 0, "fuse denied");
         assert_eq!(run(&p, BLK, R, 8, 0), 0, "sda read denied");
         assert_eq!(run(&p, BLK, M, 8, 0), 1, "mknod of block allowed");
         assert_eq!(

@@ -415,7 +415,10 @@ impl FsconfigOverlay {
     }
 }
 
-/// Build the steps: rootfs, /proc, /dev, /sys, masks, extra mounts, pivot_root.
+/// Build the steps: rootfs, /etc files, /proc, /dev, /sys, sysctls, masks,
+/// read-only paths, extra mounts, pivot_root. Every path inside the new root
+/// is resolved inside it (`Step::in_root`, `mount_in_root`): the image never
+/// steers a write, mkdir, mknod, symlink or mount onto the host.
 pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     let t = p.state_dir.join("rootfs");
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;

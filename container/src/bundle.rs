@@ -485,15 +485,30 @@ fn read_in_root(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// `rel` inside `root` (symlinks resolved in it, not the last one) is a
+/// character device.
+fn is_char_device_in_root(root: &Path, rel: &str) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
+    let (Ok(dir), Ok(c)) = (std::fs::File::open(root), std::ffi::CString::new(rel)) else {
+        return false;
+    };
+    match berth_namespaces::open_in_root(dir.as_raw_fd(), &c, libc::O_PATH | libc::O_NOFOLLOW) {
+        // SAFETY: a fresh fd from openat2, ours.
+        Ok(fd) => std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+            .metadata()
+            .is_ok_and(|m| m.file_type().is_char_device()),
+        Err(_) => false,
+    }
+}
+
 /// The first of `roots` (top layer first) that has `rel`.
 fn read_in_layers(roots: &[PathBuf], rel: &str) -> Result<Option<Vec<u8>>> {
     for r in roots {
-        let p = r.join(rel);
-        // A whiteout (0:0 char device) hides the file of lower layers.
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_char_device()
-        }) {
+        // A whiteout (0:0 char device) hides the file of lower layers;
+        // looked up inside the layer too (a layer's `etc -> /host/dir`
+        // must not make berth even stat a host path).
+        if is_char_device_in_root(r, rel) {
             return Ok(None);
         }
         if let Some(b) = read_in_root(r, rel)? {

@@ -438,20 +438,6 @@ fn parse_tmpfs_size(s: &str) -> Option<u64> {
     n.parse::<u64>().ok()?.checked_mul(m)
 }
 
-/// `openat2(2)` (Linux 5.6) resolution flags, include/uapi/linux/openat2.h:
-/// symlinks and `..` resolve as if the directory were `/`
-/// (`RESOLVE_IN_ROOT`), no `/proc/<pid>/fd`-style magic links.
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
-
-/// `struct open_how` of `openat2(2)`.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
 /// Read `rel` (e.g. `etc/passwd`) inside the root directory `root`,
 /// resolving every symlink inside it (`openat2` with `RESOLVE_IN_ROOT`):
 /// an image's `/etc/passwd -> /../../host/file` never reads the host's.
@@ -466,31 +452,22 @@ fn read_in_root(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     };
     let c = std::ffi::CString::new(rel)
         .map_err(|_| Error::invalid(format!("path {rel:?} contains NUL")))?;
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: `how` and `c` outlive the call; the fd returned is ours.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            std::os::fd::AsRawFd::as_raw_fd(&dir),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
+    let r = berth_namespaces::open_in_root(
+        std::os::fd::AsRawFd::as_raw_fd(&dir),
+        &c,
+        libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
+    );
     let path = root.join(rel);
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Ok(None),
-            _ => Err(Error::io("open in root", path, e)),
-        };
-    }
-    // SAFETY: a fresh fd from openat2.
-    let mut f = unsafe { std::fs::File::from_raw_fd(r as i32) };
+    let fd = match r {
+        Ok(fd) => fd,
+        Err(libc::ENOENT) | Err(libc::ENOTDIR) => return Ok(None),
+        Err(e) => {
+            let e = std::io::Error::from_raw_os_error(e);
+            return Err(Error::io("open in root", path, e));
+        }
+    };
+    // SAFETY: a fresh fd from openat2, ours.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
     let md = f
         .metadata()
         .map_err(|e| Error::io("stat in root", &path, e))?;
@@ -508,15 +485,30 @@ fn read_in_root(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// `rel` inside `root` (symlinks resolved in it, not the last one) is a
+/// character device.
+fn is_char_device_in_root(root: &Path, rel: &str) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
+    let (Ok(dir), Ok(c)) = (std::fs::File::open(root), std::ffi::CString::new(rel)) else {
+        return false;
+    };
+    match berth_namespaces::open_in_root(dir.as_raw_fd(), &c, libc::O_PATH | libc::O_NOFOLLOW) {
+        // SAFETY: a fresh fd from openat2, ours.
+        Ok(fd) => std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+            .metadata()
+            .is_ok_and(|m| m.file_type().is_char_device()),
+        Err(_) => false,
+    }
+}
+
 /// The first of `roots` (top layer first) that has `rel`.
 fn read_in_layers(roots: &[PathBuf], rel: &str) -> Result<Option<Vec<u8>>> {
     for r in roots {
-        let p = r.join(rel);
-        // A whiteout (0:0 char device) hides the file of lower layers.
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_char_device()
-        }) {
+        // A whiteout (0:0 char device) hides the file of lower layers;
+        // looked up inside the layer too (a layer's `etc -> /host/dir`
+        // must not make berth even stat a host path).
+        if is_char_device_in_root(r, rel) {
             return Ok(None);
         }
         if let Some(b) = read_in_root(r, rel)? {

@@ -36,27 +36,8 @@ pub(crate) struct FsPlan<'a> {
     pub etc_files: &'a [(&'static str, Vec<u8>)],
 }
 
-fn inside(root: &Path, p: &Path) -> PathBuf {
-    let rel = p.strip_prefix("/").unwrap_or(p);
-    root.join(rel)
-}
-
-/// `openat2(2)` (Linux 5.6) resolution flags: every symlink and `..` is
-/// resolved as if `dirfd` were `/` (`RESOLVE_IN_ROOT`), and no
-/// `/proc/<pid>/fd`-style magic links (`RESOLVE_NO_MAGICLINKS`); see
-/// include/uapi/linux/openat2.h.
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
 /// `mount_setattr(2)` (Linux 5.12): `MOUNT_ATTR_RDONLY`, include/uapi/linux/mount.h.
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
-
-/// `struct open_how` of `openat2(2)`.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
 
 /// `struct mount_attr` of `mount_setattr(2)`.
 #[repr(C)]
@@ -67,35 +48,10 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// `openat2(dirfd, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
-///
-/// # Safety
-/// Raw syscall on a C string; async-signal-safe.
-unsafe fn open_in_root(
-    dirfd: libc::c_int,
-    path: &CString,
-) -> std::result::Result<libc::c_int, i32> {
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: `how` and `path` outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if r < 0 {
-        // SAFETY: errno of this thread.
-        Err(unsafe { *libc::__errno_location() })
-    } else {
-        Ok(r as libc::c_int)
-    }
+/// `O_PATH` fd of `path` resolved inside `dirfd` (see
+/// [`berth_namespaces::open_in_root`]).
+fn open_in_root(dirfd: libc::c_int, path: &CString) -> std::result::Result<libc::c_int, i32> {
+    berth_namespaces::open_in_root(dirfd, path, libc::O_PATH)
 }
 
 /// What an in-root mount mounts.
@@ -187,29 +143,6 @@ fn mount_in_root(
     })
 }
 
-/// Write `/proc/self/fd/<fd>` into `buf` (no allocation), NUL-terminated.
-fn proc_fd_path(fd: libc::c_int, buf: &mut [u8; 40]) {
-    let prefix = b"/proc/self/fd/";
-    buf[..prefix.len()].copy_from_slice(prefix);
-    let mut digits = [0u8; 12];
-    let (mut n, mut i) = (fd.max(0) as u32, 0);
-    loop {
-        digits[i] = b'0' + (n % 10) as u8;
-        i += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut at = prefix.len();
-    while i > 0 {
-        i -= 1;
-        buf[at] = digits[i];
-        at += 1;
-    }
-    buf[at] = 0;
-}
-
 impl InRootMount {
     fn run(&self) -> std::result::Result<(), i32> {
         // SAFETY (whole body): raw syscalls on C strings owned by `self` and
@@ -268,8 +201,7 @@ impl InRootMount {
             }
             let target = &self.walk[last].0;
             let tfd = open_in_root(rootfd, target)?;
-            let mut path = [0u8; 40];
-            proc_fd_path(tfd, &mut path);
+            let path = berth_namespaces::proc_self_fd(tfd);
             let r = libc::mount(
                 self.source
                     .as_ref()
@@ -320,8 +252,7 @@ impl InRootMount {
                 }
             }
             if r.is_ok() && self.propagation != 0 {
-                let mut path = [0u8; 40];
-                proc_fd_path(mfd, &mut path);
+                let path = berth_namespaces::proc_self_fd(mfd);
                 if libc::mount(
                     std::ptr::null(),
                     path.as_ptr().cast(),
@@ -484,7 +415,10 @@ impl FsconfigOverlay {
     }
 }
 
-/// Build the steps: rootfs, /proc, /dev, /sys, masks, extra mounts, pivot_root.
+/// Build the steps: rootfs, /etc files, /proc, /dev, /sys, sysctls, masks,
+/// read-only paths, extra mounts, pivot_root. Every path inside the new root
+/// is resolved inside it (`Step::in_root`, `mount_in_root`): the image never
+/// steers a write, mkdir, mknod, symlink or mount onto the host.
 pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     let t = p.state_dir.join("rootfs");
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -563,44 +497,77 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         }
     }
 
+    // Every path below is inside the new root, which the image controls:
+    // each step resolves it there (`Step::in_root`: openat2 with
+    // RESOLVE_IN_ROOT, mkdirat/mknodat/symlinkat on an in-root parent fd,
+    // mounts onto /proc/self/fd/<n> of an in-root O_PATH fd), so a symlink
+    // in the rootfs (`etc -> /host/dir`, `etc/hosts -> ../../victim`,
+    // `proc -> /`) never reaches the host. A symlink as the last component
+    // of a mount point or a made directory is refused (ELOOP), as runc
+    // refuses mounts onto symlinks; the /etc files and masks follow links
+    // inside the root (the container reads them through those links too).
+    let r = |step: Step| step.in_root(&t);
+
+    // /etc/hostname, /etc/hosts, /etc/resolv.conf: first, while nothing but
+    // the image is in the root (no /proc, /sys, /dev a link could reach).
+    if !p.etc_files.is_empty() {
+        if writable_root {
+            s.push(r(Step::mkdir("/etc", 0o755)));
+            for (path, data) in p.etc_files {
+                // Only a regular file is written (reopened through its
+                // O_PATH fd); a link dangling inside the root is replaced.
+                s.push(r(Step::write_file(path, data.clone())).follow_symlink());
+            }
+        } else {
+            // Never write into the user's directory (and rootless, the
+            // image's /etc belongs to an unmapped owner): bind our copies
+            // over the files the rootfs already has (looked up in the
+            // child, inside the root).
+            for (path, data) in p.etc_files {
+                let name = Path::new(path).file_name().unwrap_or_default();
+                s.push(Step::write_file(p.state_dir.join(name), data.clone()));
+                s.push(
+                    r(Step::bind(p.state_dir.join(name), path, false, true))
+                        .follow_symlink()
+                        .skip_missing(),
+                );
+            }
+        }
+    }
+
     // /proc: a new instance for the new pid namespace.
-    s.push(Step::mkdir(t.join("proc"), 0o555));
-    s.push(Step::mount(
+    s.push(r(Step::mkdir("/proc", 0o555)));
+    s.push(r(Step::mount(
         Some("proc"),
-        t.join("proc"),
+        "/proc",
         Some("proc"),
         nosuid_nodev_noexec,
         None,
-    ));
+    )));
 
     // /dev: a small tmpfs with the standard nodes.
-    let dev = t.join("dev");
-    s.push(Step::mkdir(&dev, 0o755));
-    s.push(Step::mount(
+    s.push(r(Step::mkdir("/dev", 0o755)));
+    s.push(r(Step::mount(
         Some("tmpfs"),
-        &dev,
+        "/dev",
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
-    ));
+    )));
+    let dev = Path::new("/dev");
     for (name, maj, min) in DEV_NODES {
         let node = dev.join(name);
         if p.rootless {
             // No CAP_MKNOD in the init user namespace: bind the host's node
             // over an empty file.
-            s.push(Step::mknod(&node, libc::S_IFREG | 0o644, 0));
-            s.push(Step::bind(
-                Path::new("/dev").join(name),
-                &node,
-                false,
-                false,
-            ));
+            s.push(r(Step::mknod(&node, libc::S_IFREG | 0o644, 0)));
+            s.push(r(Step::bind(dev.join(name), &node, false, false)));
         } else {
-            s.push(Step::mknod(
+            s.push(r(Step::mknod(
                 &node,
                 libc::S_IFCHR | 0o666,
                 libc::makedev(maj, min),
-            ));
+            )));
         }
     }
     for (target, link) in [
@@ -611,106 +578,76 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         ("/proc/kcore", "core"),
         ("pts/ptmx", "ptmx"),
     ] {
-        s.push(Step::symlink(target, dev.join(link)));
+        s.push(r(Step::symlink(target, dev.join(link))));
     }
-    s.push(Step::mkdir(dev.join("pts"), 0o755));
+    s.push(r(Step::mkdir("/dev/pts", 0o755)));
     let pts_opts = if p.rootless {
         "newinstance,ptmxmode=0666,mode=0620"
     } else {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
     };
-    s.push(Step::mount(
+    s.push(r(Step::mount(
         Some("devpts"),
-        dev.join("pts"),
+        "/dev/pts",
         Some("devpts"),
         libc::MS_NOSUID | libc::MS_NOEXEC,
         Some(pts_opts),
-    ));
-    s.push(Step::mkdir(dev.join("shm"), 0o1777));
-    s.push(Step::mount(
+    )));
+    s.push(r(Step::mkdir("/dev/shm", 0o1777)));
+    s.push(r(Step::mount(
         Some("shm"),
-        dev.join("shm"),
+        "/dev/shm",
         Some("tmpfs"),
         nosuid_nodev_noexec,
         Some("mode=1777,size=65536k"),
-    ));
-    s.push(Step::mkdir(dev.join("mqueue"), 0o755));
-    s.push(Step::mount(
+    )));
+    s.push(r(Step::mkdir("/dev/mqueue", 0o755)));
+    s.push(r(Step::mount(
         Some("mqueue"),
-        dev.join("mqueue"),
+        "/dev/mqueue",
         Some("mqueue"),
         nosuid_nodev_noexec,
         None,
-    ));
+    )));
 
     // /sys read-only: a new sysfs instance needs a network namespace of our
     // own (sysfs shows the netns' devices); otherwise a read-only bind.
-    let sys = t.join("sys");
-    s.push(Step::mkdir(&sys, 0o555));
+    s.push(r(Step::mkdir("/sys", 0o555)));
     if p.own_netns {
-        s.push(Step::mount(
+        s.push(r(Step::mount(
             Some("sysfs"),
-            &sys,
+            "/sys",
             Some("sysfs"),
             nosuid_nodev_noexec | libc::MS_RDONLY,
             None,
-        ));
+        )));
         if p.cgroupns {
             // The container's own cgroup as the root of /sys/fs/cgroup
             // (a new cgroup namespace, cgroup_namespaces(7)).
-            s.push(Step::mount(
+            s.push(r(Step::mount(
                 Some("cgroup2"),
-                sys.join("fs/cgroup"),
+                "/sys/fs/cgroup",
                 Some("cgroup2"),
                 nosuid_nodev_noexec | libc::MS_RDONLY,
                 None,
-            ));
+            )));
         }
     } else {
-        s.push(Step::bind("/sys", &sys, true, true));
+        s.push(r(Step::bind("/sys", "/sys", true, true)));
     }
 
-    // Namespaced sysctls, before /proc/sys turns read-only.
+    // Namespaced sysctls, before /proc/sys turns read-only (the key is
+    // checked against the namespaced list by the builder; `..` in it makes
+    // the step invalid).
     for (k, v) in p.sysctls {
-        let path = t.join("proc/sys").join(k.replace('.', "/"));
-        s.push(Step::write_file(path, v.as_bytes().to_vec()));
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        s.push(r(Step::write_file(path, v.as_bytes().to_vec())));
     }
     for m in p.masked {
-        s.push(Step::mask(inside(&t, Path::new(m))));
+        s.push(r(Step::mask(m)).follow_symlink());
     }
-    for r in p.readonly {
-        s.push(Step::read_only(inside(&t, Path::new(r))));
-    }
-
-    // /etc/hostname, /etc/hosts, /etc/resolv.conf.
-    if !p.etc_files.is_empty() {
-        if writable_root {
-            s.push(Step::mkdir(t.join("etc"), 0o755));
-            for (path, data) in p.etc_files {
-                s.push(Step::write_file(inside(&t, Path::new(path)), data.clone()));
-            }
-        } else {
-            // Never write into the user's directory (and rootless, the
-            // image's /etc belongs to an unmapped owner): bind our copies
-            // over the files the rootfs already has.
-            let lowers: Vec<PathBuf> = match p.rootfs {
-                RootfsKind::Dir(d) => vec![d.clone()],
-                RootfsKind::Layers(l) => l.clone(),
-                RootfsKind::Host => vec![PathBuf::from("/")],
-            };
-            for (path, data) in p.etc_files {
-                let name = Path::new(path).file_name().unwrap_or_default();
-                if lowers.iter().any(|l| inside(l, Path::new(path)).is_file()) {
-                    s.push(Step::write_file(p.state_dir.join(name), data.clone()));
-                    s.push(Step::bind(
-                        p.state_dir.join(name),
-                        inside(&t, Path::new(path)),
-                        false,
-                        true,
-                    ));
-                }
-            }
-        }
+    for ro in p.readonly {
+        s.push(r(Step::read_only(ro)).follow_symlink());
     }
 
     // Extra mounts.

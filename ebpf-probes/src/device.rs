@@ -247,14 +247,21 @@ impl DeviceFilter {
         Ok(DeviceFilter { rules })
     }
 
-    /// The default allowlist of a container's `/dev`, as runc and Docker
-    /// grant it: deny all, then `mknod` of any char/block device, and read,
-    /// write, mknod of null (1:3), zero (1:5), full (1:7), random (1:8),
-    /// urandom (1:9), tty (5:0), console (5:1), ptmx (5:2) and pts (136:*).
+    /// The default allowlist of a container's `/dev`: runc's
+    /// (`libcontainer/specconv` `AllowedDevices`) without tun/tap, as runc
+    /// 1.2.0 to 1.2.3 shipped it: deny all, then `mknod` (only) of any char
+    /// and block device, and read, write, mknod of null (1:3), zero (1:5),
+    /// full (1:7), random (1:8), urandom (1:9), tty (5:0), ptmx (5:2) and
+    /// pts (136:*). Nothing else: not `/dev/console` (5:1, the host's
+    /// console; runc dropped it in 1.0) and not `/dev/net/tun` (10:200),
+    /// which runc removed in 1.2.0 to shrink the device attack surface and
+    /// re-added in 1.2.4 only for workloads that `mknod` it; berth keeps it
+    /// out (add a rule for it with [`rule`](Self::rule)). Major/minor
+    /// numbers: the kernel's Documentation/admin-guide/devices.txt.
     ///
     /// ```
     /// let f = berth_ebpf_probes::DeviceFilter::container_default();
-    /// assert_eq!(f.rules().len(), 12);
+    /// assert_eq!(f.rules().len(), 11);
     /// ```
     pub fn container_default() -> Self {
         use DeviceKind::{All, Block, Char};
@@ -263,16 +270,7 @@ impl DeviceFilter {
         f.rule(DeviceRule::deny(All, None, None, rwm));
         f.rule(DeviceRule::allow(Char, None, None, DeviceAccess::MKNOD));
         f.rule(DeviceRule::allow(Block, None, None, DeviceAccess::MKNOD));
-        for (maj, min) in [
-            (1, 3),
-            (1, 5),
-            (1, 7),
-            (1, 8),
-            (1, 9),
-            (5, 0),
-            (5, 1),
-            (5, 2),
-        ] {
+        for (maj, min) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2)] {
             f.rule(DeviceRule::allow(Char, Some(maj), Some(min), rwm));
         }
         f.rule(DeviceRule::allow(Char, Some(136), None, rwm));
@@ -586,6 +584,11 @@ mod tests {
         assert_eq!(run(&p, CHR, R, 1, 9), 1, "urandom r");
         assert_eq!(run(&p, CHR, R | W, 136, 42), 1, "pts");
         assert_eq!(run(&p, CHR, R, 1, 1), 0, "/dev/mem denied");
+        assert_eq!(run(&p, CHR, R | W, 5, 1), 0, "/dev/console denied");
+        assert_eq!(run(&p, CHR, M, 5, 1), 1, "mknod of console allowed");
+        assert_eq!(run(&p, CHR, R | W, 5, 2), 1, "ptmx");
+        assert_eq!(run(&p, CHR, R | W, 10, 200), 0, "tun denied");
+        assert_eq!(run(&p, CHR, R | W, 10, 229), 0, "fuse denied");
         assert_eq!(run(&p, BLK, R, 8, 0), 0, "sda read denied");
         assert_eq!(run(&p, BLK, M, 8, 0), 1, "mknod of block allowed");
         assert_eq!(

@@ -194,3 +194,29 @@ fn bad_input_exits_125_and_leaves_nothing() {
         );
     }
 }
+
+/// Issue 20 item 10: berth-run's default capabilities leave the
+/// inheritable set empty (CVE-2022-24769), the other three hold Docker's 14.
+#[test]
+fn default_inheritable_capabilities_are_empty() {
+    berth_testkit::privileged!();
+    let r = rootfs();
+    let name = berth_testkit::unique_name("br-capinh");
+    let (code, out, err) = berth_run(&[
+        "--rootfs",
+        &r,
+        "--name",
+        &name,
+        "--",
+        "/bin/sh",
+        "-c",
+        "grep -E '^Cap(Inh|Prm|Eff|Bnd):' /proc/self/status",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\n\
+         CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n"
+    );
+    assert!(left_behind(&name).is_empty(), "{:?}", left_behind(&name));
+}

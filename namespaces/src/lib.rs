@@ -35,7 +35,7 @@ pub use handle::{Child, ChildRef};
 pub use pool::{NetnsPool, PoolStats, SHARED_POOL_SIZE};
 pub use release::release_in_background;
 pub use spawn::{Spawner, Stdio};
-pub use step::{HookFn, Step};
+pub use step::{open_in_root, proc_self_fd, HookFn, Step};
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

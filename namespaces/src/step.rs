@@ -96,6 +96,27 @@ pub(crate) enum StepKind {
         name: Cow<'static, str>,
         f: HookFn,
     },
+    /// `op` with its path resolved inside a root (see [`Step::in_root`]).
+    InRoot {
+        at: Box<InRoot>,
+        op: Box<StepKind>,
+    },
+}
+
+/// Where an in-root step resolves its path (see [`Step::in_root`]).
+pub(crate) struct InRoot {
+    /// The new root, before `pivot_root` (a host path berth owns).
+    root: CString,
+    /// The step's path relative to the root (`etc/hosts`).
+    path: CString,
+    /// Its parent relative to the root (`etc`, or `.`).
+    parent: CString,
+    /// Its last component (`hosts`).
+    name: CString,
+    /// Follow a symlink in the last component (inside the root).
+    follow: bool,
+    /// A missing path is not an error: the step does nothing.
+    skip_missing: bool,
 }
 
 struct Conv {
@@ -495,255 +516,416 @@ impl Step {
         }
     }
 
+    /// Resolve this step's path inside `root`, a new root filesystem before
+    /// `pivot_root` (the host's `/` still visible): the path is read as a
+    /// path of the container (`/etc/hosts`, leading `/` optional) and every
+    /// symlink and `..` on the way is resolved as if `root` were `/`
+    /// (`openat2(2)` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, Linux
+    /// 5.6), so a hostile rootfs (`etc -> /host/dir`,
+    /// `etc/hosts -> ../../../victim`, `proc -> /`) can never make the step
+    /// touch the host. For [`mkdir`](Self::mkdir), [`mknod`](Self::mknod)
+    /// and [`symlink`](Self::symlink) the parent is resolved that way and
+    /// the last component made with `mkdirat`/`mknodat`/`symlinkat` on the
+    /// parent's fd; an existing symlink there is refused (`ELOOP`, for
+    /// `mkdir`) or `EEXIST`. [`mount`](Self::mount), [`bind`](Self::bind),
+    /// [`mask`](Self::mask) and [`read_only`](Self::read_only) mount onto
+    /// `/proc/self/fd/<n>` of the resolved `O_PATH` fd (the host's procfs);
+    /// [`write_file`](Self::write_file) writes only a regular file,
+    /// reopened through that fd (never a device or FIFO), and creates a
+    /// missing one with `O_EXCL` in its in-root parent. A symlink as the
+    /// last component is refused with `ELOOP` unless
+    /// [`follow_symlink`](Self::follow_symlink). Other step kinds, and a
+    /// path with `..` or naming the root itself, make the step invalid
+    /// (`spawn` refuses it).
+    ///
+    /// ```
+    /// use berth_namespaces::Step;
+    /// let proc_mount = Step::mount(Some("proc"), "/proc", Some("proc"), 0, None)
+    ///     .in_root("/run/c1/rootfs");
+    /// ```
+    pub fn in_root(mut self, root: impl AsRef<Path>) -> Step {
+        use std::path::Component;
+        let primary = match &self.kind {
+            StepKind::Mount { target, .. } | StepKind::Bind { target, .. } => target,
+            StepKind::Mkdir { path, .. }
+            | StepKind::Mknod { path, .. }
+            | StepKind::WriteFile { path, .. }
+            | StepKind::Mask { path }
+            | StepKind::ReadOnly { path } => path,
+            StepKind::Symlink { link, .. } => link,
+            _ => {
+                let why = format!("{} cannot be resolved inside a root", self.describe());
+                self.invalid.get_or_insert(why);
+                return self;
+            }
+        };
+        let p = Path::new(OsStr::from_bytes(primary.to_bytes()));
+        let mut rel = std::path::PathBuf::new();
+        for comp in p.components() {
+            match comp {
+                Component::Normal(n) => rel.push(n),
+                Component::RootDir | Component::CurDir => {}
+                Component::ParentDir | Component::Prefix(_) => {
+                    let why = format!("in-root path {p:?} contains \"..\"");
+                    self.invalid.get_or_insert(why);
+                    return self;
+                }
+            }
+        }
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            let why = format!("in-root path {p:?} is the root itself");
+            self.invalid.get_or_insert(why);
+            return self;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let mut c = Conv::new();
+        let at = InRoot {
+            root: c.p("root", root),
+            path: c.p("in-root path", &rel),
+            parent: c.p("in-root parent", parent),
+            name: c.c("in-root name", name),
+            follow: false,
+            skip_missing: false,
+        };
+        if let Some(e) = c.err {
+            self.invalid.get_or_insert(e);
+        }
+        let op = std::mem::replace(&mut self.kind, StepKind::SetGroups(Vec::new()));
+        self.kind = StepKind::InRoot {
+            at: Box::new(at),
+            op: Box::new(op),
+        };
+        self
+    }
+
+    /// For an [`in_root`](Self::in_root) step: a symlink as the last
+    /// component is followed (inside the root, like every other component)
+    /// instead of refused. For files a container reads through links of its
+    /// own (`/etc/hosts -> /run/hosts`), and for masks, which runc applies
+    /// after `pivot_root` where the kernel follows them too. A
+    /// [`write_file`](Self::write_file) whose link dangles inside the root
+    /// replaces the link with the file (the writable rootfs is the
+    /// container's copy).
+    ///
+    /// ```
+    /// use berth_namespaces::Step;
+    /// let hosts = Step::write_file("/etc/hosts", "127.0.0.1 localhost\n")
+    ///     .in_root("/run/c1/rootfs")
+    ///     .follow_symlink();
+    /// ```
+    pub fn follow_symlink(self) -> Step {
+        self.with_in_root("follow_symlink", |at| at.follow = true)
+    }
+
+    /// For an [`in_root`](Self::in_root) step: a path (or parent) that
+    /// does not exist in the root is skipped instead of an error (`ENOENT`),
+    /// e.g. binding a file over one the image may not have.
+    ///
+    /// ```
+    /// use berth_namespaces::Step;
+    /// let step = Step::bind("/run/c1/hosts", "/etc/hosts", false, true)
+    ///     .in_root("/run/c1/rootfs")
+    ///     .follow_symlink()
+    ///     .skip_missing();
+    /// ```
+    pub fn skip_missing(self) -> Step {
+        self.with_in_root("skip_missing", |at| at.skip_missing = true)
+    }
+
+    /// Change the [`in_root`](Self::in_root) settings; on another step
+    /// kind, make the step invalid.
+    fn with_in_root(mut self, what: &str, f: impl FnOnce(&mut InRoot)) -> Step {
+        match &mut self.kind {
+            StepKind::InRoot { at, .. } => f(at),
+            _ => {
+                self.invalid
+                    .get_or_insert_with(|| format!("{what}() needs in_root() first"));
+            }
+        }
+        self
+    }
+
     /// A human description naming the operation and its objects, used in errors.
     pub fn describe(&self) -> String {
-        fn s(c: &CStr) -> String {
-            format!("{:?}", c.to_string_lossy())
+        describe_kind(&self.kind)
+    }
+
+    /// Run the step. Called in the child only: raw syscalls, no allocation.
+    pub(crate) fn run(&self) -> Result<(), i32> {
+        run_kind(&self.kind)
+    }
+}
+
+fn describe_kind(kind: &StepKind) -> String {
+    fn s(c: &CStr) -> String {
+        format!("{:?}", c.to_string_lossy())
+    }
+    match kind {
+        StepKind::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => format!(
+            "mount({} -> {}, type {}, flags {:#x}, data {})",
+            source.as_deref().map(s).unwrap_or_else(|| "none".into()),
+            s(target),
+            fstype.as_deref().map(s).unwrap_or_else(|| "none".into()),
+            flags,
+            data.as_deref().map(s).unwrap_or_else(|| "none".into())
+        ),
+        StepKind::Bind {
+            source,
+            target,
+            recursive,
+            readonly,
+        } => format!(
+            "bind({} -> {}{}{})",
+            s(source),
+            s(target),
+            if *recursive { ", recursive" } else { "" },
+            if *readonly { ", read-only" } else { "" }
+        ),
+        StepKind::Propagation { target, flags } => {
+            format!("mount_propagation({}, flags {:#x})", s(target), flags)
         }
-        match &self.kind {
+        StepKind::MoveMount { fd, target } => {
+            format!("move_mount(fd {} -> {})", fd.as_raw_fd(), s(target))
+        }
+        StepKind::Mkdir { path, mode } => format!("mkdir({}, {:#o})", s(path), mode),
+        StepKind::Mknod { path, mode, dev } => {
+            format!("mknod({}, {:#o}, dev {:#x})", s(path), mode, dev)
+        }
+        StepKind::Symlink { target, link } => {
+            format!("symlink({} -> {})", s(link), s(target))
+        }
+        StepKind::WriteFile { path, data } => {
+            format!("write_file({}, {} bytes)", s(path), data.len())
+        }
+        StepKind::Mask { path } => format!("mask({})", s(path)),
+        StepKind::ReadOnly { path } => format!("read_only({})", s(path)),
+        StepKind::PivotRoot { new_root } => format!("pivot_root({})", s(new_root)),
+        StepKind::Chdir { path } => format!("chdir({})", s(path)),
+        StepKind::Sethostname(n) => format!("sethostname({})", s(n)),
+        StepKind::Setdomainname(n) => format!("setdomainname({})", s(n)),
+        StepKind::Setrlimit {
+            resource,
+            soft,
+            hard,
+        } => format!("setrlimit({resource}, {soft}, {hard})"),
+        StepKind::Prctl { option, args } => format!("prctl({option}, {args:?})"),
+        StepKind::SetGroups(g) => format!("setgroups({g:?})"),
+        StepKind::SetGid(g) => format!("setresgid({g})"),
+        StepKind::SetUid(u) => format!("setresuid({u})"),
+        StepKind::Hook { name, .. } => format!("hook({name:?})"),
+        StepKind::InRoot { at, op } => format!(
+            "{} resolved inside the root {}{}{}",
+            describe_kind(op),
+            s(&at.root),
+            if at.follow {
+                " (a symlink is followed inside the root)"
+            } else {
+                " (a symlink is refused: ELOOP)"
+            },
+            if at.skip_missing {
+                ", skipped when missing"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+fn run_kind(kind: &StepKind) -> Result<(), i32> {
+    // SAFETY (whole body): every pointer passed below comes from a CString
+    // or buffer owned by `kind`, alive for the call.
+    unsafe {
+        match kind {
             StepKind::Mount {
                 source,
                 target,
                 fstype,
                 flags,
                 data,
-            } => format!(
-                "mount({} -> {}, type {}, flags {:#x}, data {})",
-                source.as_deref().map(s).unwrap_or_else(|| "none".into()),
-                s(target),
-                fstype.as_deref().map(s).unwrap_or_else(|| "none".into()),
-                flags,
-                data.as_deref().map(s).unwrap_or_else(|| "none".into())
-            ),
+            } => cvt_i(libc::mount(
+                opt_ptr(source),
+                target.as_ptr(),
+                opt_ptr(fstype),
+                *flags,
+                opt_ptr(data).cast(),
+            ))
+            .map(drop),
             StepKind::Bind {
                 source,
                 target,
                 recursive,
                 readonly,
-            } => format!(
-                "bind({} -> {}{}{})",
-                s(source),
-                s(target),
-                if *recursive { ", recursive" } else { "" },
-                if *readonly { ", read-only" } else { "" }
-            ),
-            StepKind::Propagation { target, flags } => {
-                format!("mount_propagation({}, flags {:#x})", s(target), flags)
+            } => {
+                let rec = if *recursive { libc::MS_REC } else { 0 };
+                cvt_i(libc::mount(
+                    source.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | rec,
+                    std::ptr::null(),
+                ))?;
+                if *readonly {
+                    set_readonly(target, *recursive)?;
+                }
+                Ok(())
             }
-            StepKind::MoveMount { fd, target } => {
-                format!("move_mount(fd {} -> {})", fd.as_raw_fd(), s(target))
-            }
-            StepKind::Mkdir { path, mode } => format!("mkdir({}, {:#o})", s(path), mode),
+            StepKind::Propagation { target, flags } => cvt_i(libc::mount(
+                std::ptr::null(),
+                target.as_ptr(),
+                std::ptr::null(),
+                *flags,
+                std::ptr::null(),
+            ))
+            .map(drop),
+            StepKind::MoveMount { fd, target } => cvt(libc::syscall(
+                sys::SYS_MOVE_MOUNT,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                sys::MOVE_MOUNT_F_EMPTY_PATH,
+            ))
+            .map(drop),
+            StepKind::Mkdir { path, mode } => match cvt_i(libc::mkdir(path.as_ptr(), *mode)) {
+                Err(libc::EEXIST) => {
+                    let mut st: libc::stat = std::mem::zeroed();
+                    cvt_i(libc::stat(path.as_ptr(), &mut st))?;
+                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                        Ok(())
+                    } else {
+                        Err(libc::EEXIST)
+                    }
+                }
+                r => r.map(drop),
+            },
             StepKind::Mknod { path, mode, dev } => {
-                format!("mknod({}, {:#o}, dev {:#x})", s(path), mode, dev)
+                cvt_i(libc::mknod(path.as_ptr(), *mode, *dev)).map(drop)
             }
             StepKind::Symlink { target, link } => {
-                format!("symlink({} -> {})", s(link), s(target))
+                cvt_i(libc::symlink(target.as_ptr(), link.as_ptr())).map(drop)
             }
             StepKind::WriteFile { path, data } => {
-                format!("write_file({}, {} bytes)", s(path), data.len())
+                let fd = cvt_i(libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                    0o644 as libc::c_uint,
+                ))?;
+                let r = sys::write_all(fd, data);
+                libc::close(fd);
+                r
             }
-            StepKind::Mask { path } => format!("mask({})", s(path)),
-            StepKind::ReadOnly { path } => format!("read_only({})", s(path)),
-            StepKind::PivotRoot { new_root } => format!("pivot_root({})", s(new_root)),
-            StepKind::Chdir { path } => format!("chdir({})", s(path)),
-            StepKind::Sethostname(n) => format!("sethostname({})", s(n)),
-            StepKind::Setdomainname(n) => format!("setdomainname({})", s(n)),
+            StepKind::Mask { path } => {
+                let mut st: libc::stat = std::mem::zeroed();
+                match cvt_i(libc::stat(path.as_ptr(), &mut st)) {
+                    Err(libc::ENOENT) => return Ok(()),
+                    Err(e) => return Err(e),
+                    Ok(_) => {}
+                }
+                mask_at(path, st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            }
+            StepKind::ReadOnly { path } => {
+                match cvt_i(libc::mount(
+                    path.as_ptr(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                )) {
+                    Err(libc::ENOENT) => return Ok(()),
+                    r => r?,
+                };
+                set_readonly(path, true)
+            }
+            StepKind::PivotRoot { new_root } => {
+                cvt_i(libc::chdir(new_root.as_ptr()))?;
+                cvt(libc::syscall(
+                    libc::SYS_pivot_root,
+                    c".".as_ptr(),
+                    c".".as_ptr(),
+                ))?;
+                cvt_i(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
+                cvt_i(libc::chdir(c"/".as_ptr())).map(drop)
+            }
+            StepKind::Chdir { path } => cvt_i(libc::chdir(path.as_ptr())).map(drop),
+            StepKind::Sethostname(n) => {
+                cvt_i(libc::sethostname(n.as_ptr(), n.as_bytes().len())).map(drop)
+            }
+            StepKind::Setdomainname(n) => {
+                cvt_i(libc::setdomainname(n.as_ptr(), n.as_bytes().len())).map(drop)
+            }
             StepKind::Setrlimit {
                 resource,
                 soft,
                 hard,
-            } => format!("setrlimit({resource}, {soft}, {hard})"),
-            StepKind::Prctl { option, args } => format!("prctl({option}, {args:?})"),
-            StepKind::SetGroups(g) => format!("setgroups({g:?})"),
-            StepKind::SetGid(g) => format!("setresgid({g})"),
-            StepKind::SetUid(u) => format!("setresuid({u})"),
-            StepKind::Hook { name, .. } => format!("hook({name:?})"),
-        }
-    }
-
-    /// Run the step. Called in the child only: raw syscalls, no allocation.
-    pub(crate) fn run(&self) -> Result<(), i32> {
-        // SAFETY (whole body): every pointer passed below comes from a CString
-        // or buffer owned by `self`, alive for the call.
-        unsafe {
-            match &self.kind {
-                StepKind::Mount {
-                    source,
-                    target,
-                    fstype,
-                    flags,
-                    data,
-                } => cvt_i(libc::mount(
-                    opt_ptr(source),
-                    target.as_ptr(),
-                    opt_ptr(fstype),
-                    *flags,
-                    opt_ptr(data).cast(),
+            } => {
+                let lim = libc::rlimit64 {
+                    rlim_cur: *soft,
+                    rlim_max: *hard,
+                };
+                cvt(libc::syscall(
+                    libc::SYS_prlimit64,
+                    0,
+                    *resource,
+                    &lim as *const libc::rlimit64,
+                    std::ptr::null_mut::<libc::rlimit64>(),
                 ))
-                .map(drop),
-                StepKind::Bind {
-                    source,
-                    target,
-                    recursive,
-                    readonly,
-                } => {
-                    let rec = if *recursive { libc::MS_REC } else { 0 };
-                    cvt_i(libc::mount(
-                        source.as_ptr(),
-                        target.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND | rec,
-                        std::ptr::null(),
-                    ))?;
-                    if *readonly {
-                        set_readonly(target, *recursive)?;
-                    }
-                    Ok(())
-                }
-                StepKind::Propagation { target, flags } => cvt_i(libc::mount(
-                    std::ptr::null(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    *flags,
-                    std::ptr::null(),
-                ))
-                .map(drop),
-                StepKind::MoveMount { fd, target } => cvt(libc::syscall(
-                    sys::SYS_MOVE_MOUNT,
-                    fd.as_raw_fd(),
-                    c"".as_ptr(),
-                    libc::AT_FDCWD,
-                    target.as_ptr(),
-                    sys::MOVE_MOUNT_F_EMPTY_PATH,
-                ))
-                .map(drop),
-                StepKind::Mkdir { path, mode } => match cvt_i(libc::mkdir(path.as_ptr(), *mode)) {
-                    Err(libc::EEXIST) => {
-                        let mut st: libc::stat = std::mem::zeroed();
-                        cvt_i(libc::stat(path.as_ptr(), &mut st))?;
-                        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                            Ok(())
-                        } else {
-                            Err(libc::EEXIST)
-                        }
-                    }
-                    r => r.map(drop),
-                },
-                StepKind::Mknod { path, mode, dev } => {
-                    cvt_i(libc::mknod(path.as_ptr(), *mode, *dev)).map(drop)
-                }
-                StepKind::Symlink { target, link } => {
-                    cvt_i(libc::symlink(target.as_ptr(), link.as_ptr())).map(drop)
-                }
-                StepKind::WriteFile { path, data } => {
-                    let fd = cvt_i(libc::open(
-                        path.as_ptr(),
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                        0o644 as libc::c_uint,
-                    ))?;
-                    let r = sys::write_all(fd, data);
-                    libc::close(fd);
-                    r
-                }
-                StepKind::Mask { path } => {
-                    let mut st: libc::stat = std::mem::zeroed();
-                    match cvt_i(libc::stat(path.as_ptr(), &mut st)) {
-                        Err(libc::ENOENT) => return Ok(()),
-                        Err(e) => return Err(e),
-                        Ok(_) => {}
-                    }
-                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                        cvt_i(libc::mount(
-                            c"tmpfs".as_ptr(),
-                            path.as_ptr(),
-                            c"tmpfs".as_ptr(),
-                            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                            c"size=0".as_ptr().cast(),
-                        ))
-                        .map(drop)
-                    } else {
-                        cvt_i(libc::mount(
-                            c"/dev/null".as_ptr(),
-                            path.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND,
-                            std::ptr::null(),
-                        ))
-                        .map(drop)
-                    }
-                }
-                StepKind::ReadOnly { path } => {
-                    match cvt_i(libc::mount(
-                        path.as_ptr(),
-                        path.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND | libc::MS_REC,
-                        std::ptr::null(),
-                    )) {
-                        Err(libc::ENOENT) => return Ok(()),
-                        r => r?,
-                    };
-                    set_readonly(path, true)
-                }
-                StepKind::PivotRoot { new_root } => {
-                    cvt_i(libc::chdir(new_root.as_ptr()))?;
-                    cvt(libc::syscall(
-                        libc::SYS_pivot_root,
-                        c".".as_ptr(),
-                        c".".as_ptr(),
-                    ))?;
-                    cvt_i(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
-                    cvt_i(libc::chdir(c"/".as_ptr())).map(drop)
-                }
-                StepKind::Chdir { path } => cvt_i(libc::chdir(path.as_ptr())).map(drop),
-                StepKind::Sethostname(n) => {
-                    cvt_i(libc::sethostname(n.as_ptr(), n.as_bytes().len())).map(drop)
-                }
-                StepKind::Setdomainname(n) => {
-                    cvt_i(libc::setdomainname(n.as_ptr(), n.as_bytes().len())).map(drop)
-                }
-                StepKind::Setrlimit {
-                    resource,
-                    soft,
-                    hard,
-                } => {
-                    let lim = libc::rlimit64 {
-                        rlim_cur: *soft,
-                        rlim_max: *hard,
-                    };
-                    cvt(libc::syscall(
-                        libc::SYS_prlimit64,
-                        0,
-                        *resource,
-                        &lim as *const libc::rlimit64,
-                        std::ptr::null_mut::<libc::rlimit64>(),
-                    ))
-                    .map(drop)
-                }
-                StepKind::Prctl { option, args } => {
-                    cvt_i(libc::prctl(*option, args[0], args[1], args[2], args[3])).map(drop)
-                }
-                StepKind::SetGroups(g) => cvt(libc::syscall(
-                    libc::SYS_setgroups,
-                    g.len(),
-                    if g.is_empty() {
-                        std::ptr::null()
-                    } else {
-                        g.as_ptr()
-                    },
-                ))
-                .map(drop),
-                StepKind::SetGid(g) => {
-                    cvt(libc::syscall(libc::SYS_setresgid, *g, *g, *g)).map(drop)
-                }
-                StepKind::SetUid(u) => {
-                    cvt(libc::syscall(libc::SYS_setresuid, *u, *u, *u)).map(drop)
-                }
-                StepKind::Hook { f, .. } => f(),
+                .map(drop)
             }
+            StepKind::Prctl { option, args } => {
+                cvt_i(libc::prctl(*option, args[0], args[1], args[2], args[3])).map(drop)
+            }
+            StepKind::SetGroups(g) => cvt(libc::syscall(
+                libc::SYS_setgroups,
+                g.len(),
+                if g.is_empty() {
+                    std::ptr::null()
+                } else {
+                    g.as_ptr()
+                },
+            ))
+            .map(drop),
+            StepKind::SetGid(g) => cvt(libc::syscall(libc::SYS_setresgid, *g, *g, *g)).map(drop),
+            StepKind::SetUid(u) => cvt(libc::syscall(libc::SYS_setresuid, *u, *u, *u)).map(drop),
+            StepKind::Hook { f, .. } => f(),
+            StepKind::InRoot { at, op } => at.run(op),
         }
     }
+}
+
+/// Hide `target`: an empty read-only tmpfs over a directory, `/dev/null`
+/// bound over anything else.
+fn mask_at(target: &CStr, dir: bool) -> Result<(), i32> {
+    // SAFETY: C strings alive for the call.
+    cvt_i(unsafe {
+        if dir {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=0".as_ptr().cast(),
+            )
+        } else {
+            libc::mount(
+                c"/dev/null".as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        }
+    })
+    .map(drop)
 }
 
 fn opt_ptr(c: &Option<CString>) -> *const libc::c_char {
@@ -777,4 +959,327 @@ impl fmt::Debug for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// `openat2(2)` `RESOLVE_NO_MAGICLINKS` and `RESOLVE_IN_ROOT`
+/// (include/uapi/linux/openat2.h, Linux 5.6).
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `struct open_how` of `openat2(2)`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS)` (Linux 5.6): `path` and every symlink and `..`
+/// met on the way resolve as if `dirfd` were `/`, and no
+/// `/proc/<pid>/fd`-style magic link is followed, so the result is always
+/// inside `dirfd`'s tree. Returns the new fd (the caller closes it) or the
+/// errno. A raw syscall: async-signal-safe, usable in [`Step::hook`]s.
+///
+/// ```no_run
+/// let root = std::fs::File::open("/var/lib/c1/rootfs")?;
+/// let fd = berth_namespaces::open_in_root(
+///     std::os::fd::AsRawFd::as_raw_fd(&root),
+///     c"etc/hosts",
+///     libc::O_PATH,
+/// ).map_err(std::io::Error::from_raw_os_error)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn open_in_root(
+    dirfd: libc::c_int,
+    path: &CStr,
+    flags: libc::c_int,
+) -> Result<libc::c_int, i32> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `how` and `path` outlive the call.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })
+    .map(|fd| fd as libc::c_int)
+}
+
+/// `/proc/self/fd/<fd>`, NUL-terminated, in a stack buffer (no
+/// allocation, async-signal-safe): the magic link through which a mount or
+/// reopen reaches exactly the inode an `O_PATH` fd holds (the host's
+/// procfs, before `pivot_root`).
+///
+/// ```
+/// let p = berth_namespaces::proc_self_fd(7);
+/// assert!(p.starts_with(b"/proc/self/fd/7\0"));
+/// ```
+pub fn proc_self_fd(fd: libc::c_int) -> [u8; 32] {
+    let mut buf = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let (mut n, mut i) = (fd.max(0) as u32, 0);
+    loop {
+        digits[i] = b'0' + (n % 10) as u8;
+        i += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut at = prefix.len();
+    while i > 0 {
+        i -= 1;
+        buf[at] = digits[i];
+        at += 1;
+    }
+    buf
+}
+
+/// `fstat(2)`'s file type (`S_IFMT` bits) of `fd`.
+fn file_type(fd: libc::c_int) -> Result<libc::mode_t, i32> {
+    // SAFETY: a zeroed stat is a valid out buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd number and buffer.
+    cvt_i(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+/// Closes the fd on drop (no allocation; the child never unwinds, but
+/// early returns do).
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+impl InRoot {
+    /// Run `op` with its path resolved inside the root (child only).
+    fn run(&self, op: &StepKind) -> Result<(), i32> {
+        // SAFETY: a C string owned by self.
+        let root = Fd(cvt_i(unsafe {
+            libc::open(
+                self.root.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?);
+        match self.run_at(root.0, op) {
+            Err(libc::ENOENT) if self.skip_missing => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The parent directory, resolved in the root.
+    fn parent(&self, root: libc::c_int) -> Result<Fd, i32> {
+        open_in_root(root, &self.parent, libc::O_PATH | libc::O_DIRECTORY).map(Fd)
+    }
+
+    /// The path itself as an `O_PATH` fd; a symlink as the last component
+    /// is followed (inside the root) or refused with `ELOOP`.
+    fn target(&self, root: libc::c_int) -> Result<Fd, i32> {
+        let nofollow = if self.follow { 0 } else { libc::O_NOFOLLOW };
+        let fd = Fd(open_in_root(root, &self.path, libc::O_PATH | nofollow)?);
+        if file_type(fd.0)? == libc::S_IFLNK {
+            return Err(libc::ELOOP);
+        }
+        Ok(fd)
+    }
+
+    fn run_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
+        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // `op` and on stack buffers; every fd is closed by `Fd`.
+        unsafe {
+            match op {
+                StepKind::Mkdir { mode, .. } => {
+                    let p = self.parent(root)?;
+                    match cvt_i(libc::mkdirat(p.0, self.name.as_ptr(), *mode)) {
+                        Err(libc::EEXIST) => {
+                            let mut st: libc::stat = std::mem::zeroed();
+                            cvt_i(libc::fstatat(
+                                p.0,
+                                self.name.as_ptr(),
+                                &mut st,
+                                libc::AT_SYMLINK_NOFOLLOW,
+                            ))?;
+                            match st.st_mode & libc::S_IFMT {
+                                libc::S_IFDIR => Ok(()),
+                                libc::S_IFLNK => Err(libc::ELOOP),
+                                _ => Err(libc::EEXIST),
+                            }
+                        }
+                        r => r.map(drop),
+                    }
+                }
+                StepKind::Mknod { mode, dev, .. } => {
+                    let p = self.parent(root)?;
+                    cvt_i(libc::mknodat(p.0, self.name.as_ptr(), *mode, *dev)).map(drop)
+                }
+                StepKind::Symlink { target, .. } => {
+                    let p = self.parent(root)?;
+                    cvt_i(libc::symlinkat(target.as_ptr(), p.0, self.name.as_ptr())).map(drop)
+                }
+                StepKind::WriteFile { data, .. } => {
+                    let f = self.open_for_write(root)?;
+                    sys::write_all(f.0, data)
+                }
+                StepKind::Mount {
+                    source,
+                    fstype,
+                    flags,
+                    data,
+                    ..
+                } => {
+                    let t = self.target(root)?;
+                    let at = proc_self_fd(t.0);
+                    cvt_i(libc::mount(
+                        opt_ptr(source),
+                        at.as_ptr().cast(),
+                        opt_ptr(fstype),
+                        *flags,
+                        opt_ptr(data).cast(),
+                    ))
+                    .map(drop)
+                }
+                StepKind::Bind {
+                    source,
+                    recursive,
+                    readonly,
+                    ..
+                } => {
+                    let rec = if *recursive { libc::MS_REC } else { 0 };
+                    {
+                        let t = self.target(root)?;
+                        let at = proc_self_fd(t.0);
+                        cvt_i(libc::mount(
+                            source.as_ptr(),
+                            at.as_ptr().cast(),
+                            std::ptr::null(),
+                            libc::MS_BIND | rec,
+                            std::ptr::null(),
+                        ))?;
+                    }
+                    if *readonly {
+                        // A fresh fd resolves to the new mount.
+                        set_readonly_fd(self.target(root)?.0, *recursive)?;
+                    }
+                    Ok(())
+                }
+                StepKind::Mask { .. } => {
+                    let t = match self.target(root) {
+                        Err(libc::ENOENT) => return Ok(()),
+                        r => r?,
+                    };
+                    let at = proc_self_fd(t.0);
+                    let at = CStr::from_bytes_until_nul(&at).map_err(|_| libc::EINVAL)?;
+                    mask_at(at, file_type(t.0)? == libc::S_IFDIR)
+                }
+                StepKind::ReadOnly { .. } => {
+                    {
+                        let t = match self.target(root) {
+                            Err(libc::ENOENT) => return Ok(()),
+                            r => r?,
+                        };
+                        let at = proc_self_fd(t.0);
+                        cvt_i(libc::mount(
+                            at.as_ptr().cast(),
+                            at.as_ptr().cast(),
+                            std::ptr::null(),
+                            libc::MS_BIND | libc::MS_REC,
+                            std::ptr::null(),
+                        ))?;
+                    }
+                    set_readonly_fd(self.target(root)?.0, true)
+                }
+                _ => Err(libc::EINVAL),
+            }
+        }
+    }
+
+    /// A writable fd on the regular file at the path: an existing one is
+    /// checked through an `O_PATH` fd (a device node, FIFO or directory is
+    /// refused with `EINVAL` before it is ever opened) and reopened for
+    /// writing through `/proc/self/fd/<n>`, truncated; a missing one is
+    /// created with `O_EXCL|O_NOFOLLOW` in its in-root parent; a symlink
+    /// dangling inside the root (followed) is replaced by the file.
+    fn open_for_write(&self, root: libc::c_int) -> Result<Fd, i32> {
+        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // stack buffers.
+        unsafe {
+            match self.target(root) {
+                Ok(t) => {
+                    if file_type(t.0)? != libc::S_IFREG {
+                        return Err(libc::EINVAL);
+                    }
+                    let at = proc_self_fd(t.0);
+                    cvt_i(libc::open(
+                        at.as_ptr().cast(),
+                        libc::O_WRONLY | libc::O_TRUNC | libc::O_NOCTTY | libc::O_CLOEXEC,
+                    ))
+                    .map(Fd)
+                }
+                Err(libc::ENOENT) if !self.skip_missing => {
+                    let p = self.parent(root)?;
+                    let create = || {
+                        cvt_i(libc::openat(
+                            p.0,
+                            self.name.as_ptr(),
+                            libc::O_WRONLY
+                                | libc::O_CREAT
+                                | libc::O_EXCL
+                                | libc::O_NOFOLLOW
+                                | libc::O_NOCTTY
+                                | libc::O_CLOEXEC,
+                            0o644 as libc::c_uint,
+                        ))
+                    };
+                    match create() {
+                        // The name is a symlink whose in-root target does
+                        // not exist (the target lookup said ENOENT).
+                        Err(libc::EEXIST) if self.follow => {
+                            cvt_i(libc::unlinkat(p.0, self.name.as_ptr(), 0))?;
+                            create().map(Fd)
+                        }
+                        r => r.map(Fd),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], MOUNT_ATTR_RDONLY)`
+/// on the mount `fd` is on (Linux 5.12).
+fn set_readonly_fd(fd: libc::c_int, recursive: bool) -> Result<(), i32> {
+    let attr = sys::MountAttr {
+        attr_set: sys::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { sys::AT_RECURSIVE } else { 0 };
+    // SAFETY: valid fd, empty path and struct pointer for the call.
+    cvt(unsafe {
+        libc::syscall(
+            sys::SYS_MOUNT_SETATTR,
+            fd,
+            c"".as_ptr(),
+            flags,
+            &attr as *const sys::MountAttr,
+            std::mem::size_of::<sys::MountAttr>(),
+        )
+    })
+    .map(drop)
 }

@@ -108,6 +108,104 @@ fn container_filesystem_steps() {
     assert!(!mi.contains(root.to_str().unwrap()));
 }
 
+/// `Step::in_root`: on a rootfs full of links pointing out of it, every
+/// kind resolves inside the root; the host files the links name stay as
+/// they were, and refusals say ELOOP/EINVAL with the step named.
+#[test]
+fn in_root_steps_never_leave_the_root() {
+    berth_testkit::privileged!();
+    let copy = berth_testkit::busybox_rootfs_copy();
+    let root = copy.path();
+    let host = tempfile::tempdir().unwrap();
+    let victim = host.path().join("victim");
+    std::fs::write(&victim, "host\n").unwrap();
+    let h = host.path().display().to_string();
+    let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, root.join(at)).unwrap();
+    link(&format!("{h}/victim"), "etc/abs"); // dangling inside the root: replaced
+    link(&format!("{}{h}/victim", "../".repeat(20)), "etc/rel");
+    link("/etc/real", "etc/inroot"); // inside the root: followed
+    std::fs::write(root.join("etc/real"), "image\n").unwrap();
+    link(&h, "hostdir"); // a directory link out
+    link(&h, "mnt2");
+    std::fs::create_dir(root.join("mnt")).unwrap();
+    let fifo =
+        std::ffi::CString::new(root.join("etc/fifo").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let script = "cat /etc/abs /etc/rel /etc/real; ls -A /hostdir-made 2>&1; cat /mnt/marker; \
+                  ls -l /dev/n | cut -c1; readlink /dev/l";
+    let marker = tempfile::tempdir().unwrap();
+    std::fs::write(marker.path().join("marker"), "bound\n").unwrap();
+    let r = |s: Step| s.in_root(root);
+    let mut s = Spawner::new(["/bin/sh", "-c", script]);
+    s.namespaces(Namespaces::MOUNT | Namespaces::PID)
+        .env_clear()
+        .env("PATH", "/bin")
+        .steps([
+            Step::make_private("/", true),
+            Step::bind(root, root, true, false),
+            r(Step::write_file("/etc/abs", "abs\n")).follow_symlink(),
+            r(Step::write_file("etc/rel", "rel\n")).follow_symlink(),
+            r(Step::write_file("/etc/inroot", "inroot\n")).follow_symlink(),
+            r(Step::mkdir("/hostdir-made", 0o755)),
+            r(Step::mount(Some("tmpfs"), "/dev", Some("tmpfs"), 0, None)),
+            r(Step::mknod(
+                "/dev/n",
+                libc::S_IFCHR | 0o666,
+                libc::makedev(1, 3),
+            )),
+            r(Step::symlink("/proc/self/fd", "/dev/l")),
+            r(Step::bind(marker.path(), "/mnt", false, true)),
+            r(Step::mask("/hostdir/victim"))
+                .follow_symlink()
+                .skip_missing(),
+            Step::pivot_root(root),
+        ]);
+    let out = s.output().unwrap();
+    let text = ok_stdout(&out);
+    assert_eq!(
+        text, "abs\nrel\ninroot\nbound\nc\n/proc/self/fd\n",
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host\n");
+    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1);
+    // The links the image had were replaced in the root, not followed out.
+    assert!(root.join("etc/abs").is_file() && !root.join("etc/abs").is_symlink());
+
+    // Refusals: a mount onto a link, a write into a FIFO, a mkdir over a link.
+    let cases: [(Step, &str); 6] = [
+        (
+            Step::mkdir("/x", 0o755).follow_symlink(),
+            "needs in_root() first",
+        ),
+        (
+            Step::chdir("/").in_root(root),
+            "cannot be resolved inside a root",
+        ),
+        (
+            r(Step::mount(Some("tmpfs"), "/mnt2", Some("tmpfs"), 0, None)),
+            "ELOOP",
+        ),
+        (
+            r(Step::write_file("/etc/fifo", "x")).follow_symlink(),
+            "EINVAL",
+        ),
+        (r(Step::mkdir("/hostdir", 0o755)), "ELOOP"),
+        (r(Step::write_file("/etc/abs/../x", "x")), "contains \"..\""),
+    ];
+    for (step, want) in cases {
+        let e = Spawner::new(["/bin/true"])
+            .namespaces(Namespaces::MOUNT)
+            .steps([Step::make_private("/", true), step])
+            .spawn()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host\n");
+    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1);
+}
+
 #[test]
 fn hook_step_error_names_the_hook() {
     berth_testkit::privileged!();

@@ -225,28 +225,49 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Bounding, effective, permitted and inheritable all equal to `set`, no
-    /// ambient: what Docker and runc give a root container.
+    /// Bounding, effective and permitted equal to `set`; inheritable and
+    /// ambient empty: what Docker (since 20.10.14) and runc give a root
+    /// container. An empty inheritable set keeps a file's inheritable
+    /// capabilities from granting anything across `execve` to a non-root
+    /// workload (CVE-2022-24769; `capabilities(7)`: P'(permitted) =
+    /// (P(inheritable) & F(inheritable)) | (F(permitted) & P(bounding))).
+    ///
+    /// ```
+    /// use berth_security::{CapSet, Capabilities};
+    /// let c = Capabilities::uniform(CapSet::docker_default());
+    /// assert!(c.inheritable.is_empty() && c.ambient.is_empty());
+    /// assert_eq!(c.permitted, CapSet::docker_default());
+    /// ```
     pub fn uniform(set: CapSet) -> Self {
         Capabilities {
             bounding: set,
             effective: set,
             permitted: set,
-            inheritable: set,
+            inheritable: CapSet::empty(),
             ambient: CapSet::empty(),
         }
     }
 
-    /// Like [`Capabilities::uniform`] plus the same ambient set, so a non-root
-    /// workload keeps every capability in `set` across execve.
+    /// Like [`Capabilities::uniform`] plus `set` as the ambient and
+    /// inheritable sets (ambient must be ⊆ permitted ∩ inheritable), so a
+    /// non-root workload keeps every capability in `set` across execve.
+    ///
+    /// ```
+    /// use berth_security::{CapSet, Capabilities};
+    /// let c = Capabilities::uniform_with_ambient(CapSet::from_names(["NET_BIND_SERVICE"]).unwrap());
+    /// assert_eq!(c.inheritable, c.ambient);
+    /// ```
     pub fn uniform_with_ambient(set: CapSet) -> Self {
         Capabilities {
             ambient: set,
+            inheritable: set,
             ..Capabilities::uniform(set)
         }
     }
 
-    /// Docker's default: the 14 of [`DOCKER_DEFAULT_CAPS`], uniform.
+    /// Docker's default: the 14 of [`DOCKER_DEFAULT_CAPS`] in bounding,
+    /// effective and permitted; inheritable and ambient empty
+    /// ([`Capabilities::uniform`]).
     pub fn docker_default() -> Self {
         Capabilities::uniform(CapSet::docker_default())
     }

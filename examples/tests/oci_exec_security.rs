@@ -504,6 +504,58 @@ fn exec_never_exposes_the_runtime_to_the_container() {
     );
 }
 
+/// The second wall of item 1: whatever reaches a berth-oci process'
+/// `/proc/<pid>/exe` (here the host test itself, which may) finds a file
+/// that can never be opened for writing, also once berth-oci has exited
+/// (the CVE-2019-5736 attack reopens it then). Opens only, never writes.
+#[test]
+fn runtime_binary_behind_proc_exe_is_never_writable() {
+    berth_testkit::privileged!();
+    let oci = Oci::new(sleeper(None), json!({}));
+    oci.create_start();
+    let mut child = oci
+        .cmd(&["exec", &oci.id, "/bin/sleep", "1"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it runs the exec'd sleep (its child), so that our pid is
+    // the re-executed berth-oci.
+    let t = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "exec never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let exe = std::fs::File::open(format!("/proc/{}/exe", child.id())).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&exe);
+    assert!(child.wait().unwrap().success());
+    let again = c(&format!("/proc/self/fd/{fd}"));
+    let w = unsafe { libc::open(again.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    let e = errno();
+    if w >= 0 {
+        unsafe { libc::close(w) };
+    }
+    assert!(
+        w < 0,
+        "berth-oci's binary reopened for writing through /proc/<pid>/exe after it exited ({:?})",
+        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+    );
+    // Refused for good, not only while some berth-oci runs the same file
+    // (ETXTBSY): the mount behind it is read-only, or it is a sealed memfd.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstatvfs(fd, &mut vfs) }, 0);
+    let ro_mount = vfs.f_flag & libc::ST_RDONLY != 0;
+    let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
+    let sealed = seals >= 0 && seals & libc::F_SEAL_WRITE != 0;
+    assert!(
+        ro_mount || sealed,
+        "the binary behind /proc/<pid>/exe is on a writable mount and not sealed (reopen: errno {e})"
+    );
+}
+
 // ------------------------------------------- item 9: config and caps --
 
 /// Reads `/proc/<pid>/status` of the init.

@@ -1320,7 +1320,7 @@ fn lo_up_step() -> Step {
 }
 
 /// Child step: new session with the pty on fd 0 as controlling terminal.
-fn controlling_tty_step() -> Step {
+pub(crate) fn controlling_tty_step() -> Step {
     // SAFETY: setsid/ioctl are raw syscalls.
     unsafe {
         Step::hook("setsid + TIOCSCTTY", || {

@@ -3,14 +3,14 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
-use std::sync::Arc;
 use std::time::Duration;
 
 use berth_cgroups::{Cgroup, Stats};
-use berth_namespaces::{Namespaces, Spawner, Stdio, Step};
+use berth_namespaces::Namespaces;
 use berth_security::SecurityPolicy;
 
 use crate::error::{Error, Result};
+pub use crate::exec::Exec;
 use crate::state::{self, State};
 
 /// What `exec` needs to enter the container the same way as its workload.
@@ -150,11 +150,11 @@ pub struct Container {
     pub(crate) exec: ExecConfig,
     pub(crate) image_ref: Option<berth_overlay::LayerStore>,
     pub(crate) pty: Option<OwnedFd>,
-    /// The workload's stdin when [`Stdio::Piped`].
+    /// The workload's stdin when [`Stdio::Piped`](crate::Stdio::Piped).
     pub stdin: Option<ChildStdin>,
-    /// The workload's stdout when [`Stdio::Piped`].
+    /// The workload's stdout when [`Stdio::Piped`](crate::Stdio::Piped).
     pub stdout: Option<ChildStdout>,
-    /// The workload's stderr when [`Stdio::Piped`].
+    /// The workload's stderr when [`Stdio::Piped`](crate::Stdio::Piped).
     pub stderr: Option<ChildStderr>,
     pub(crate) destroyed: bool,
     /// The container's mount namespace, held so the kernel does not tear
@@ -271,13 +271,21 @@ impl Container {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Exec {
-            c: self,
-            argv: argv.into_iter().map(Into::into).collect(),
-            stdin: Stdio::Inherit,
-            stdout: Stdio::Inherit,
-            stderr: Stdio::Inherit,
-        }
+        let argv = argv.into_iter().map(Into::into).collect();
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .map(|cg| (cg.as_fd().try_clone_to_owned(), cg.path().to_path_buf()));
+        Exec::for_handle(
+            &self.id,
+            self.child.as_ref().map(|c| c.pidfd()),
+            self.exec.namespaces,
+            cgroup,
+            self.exec.policy.clone(),
+            self.exec.env.clone(),
+            self.exec.cwd.clone(),
+            argv,
+        )
     }
 
     /// Freeze every process of the container (cgroup.freeze, Linux 5.2).
@@ -454,90 +462,6 @@ pub(crate) fn parse_net_dev(text: &str) -> Vec<InterfaceStats> {
             })
         })
         .collect()
-}
-
-/// A command to run inside a running container; see [`Container::exec`].
-#[derive(Debug)]
-pub struct Exec<'a> {
-    c: &'a Container,
-    argv: Vec<String>,
-    stdin: Stdio,
-    stdout: Stdio,
-    stderr: Stdio,
-}
-
-impl Exec<'_> {
-    /// Its stdin (default inherit).
-    pub fn stdin(mut self, s: Stdio) -> Self {
-        self.stdin = s;
-        self
-    }
-
-    /// Its stdout (default inherit).
-    pub fn stdout(mut self, s: Stdio) -> Self {
-        self.stdout = s;
-        self
-    }
-
-    /// Its stderr (default inherit).
-    pub fn stderr(mut self, s: Stdio) -> Self {
-        self.stderr = s;
-        self
-    }
-
-    fn spawner(&mut self) -> Result<Spawner> {
-        let c = self.c;
-        let child = c.child.as_ref().ok_or_else(|| Error::Process {
-            what: "exec",
-            id: c.id.clone(),
-            source: std::io::Error::from_raw_os_error(libc::ESRCH),
-        })?;
-        if self.argv.is_empty() {
-            return Err(Error::invalid("exec: empty command"));
-        }
-        let prepared = Arc::new(c.exec.policy.prepare()?);
-        let mut sp = Spawner::new(&self.argv);
-        sp.env_clear()
-            .join_pidfd(child.pidfd(), c.exec.namespaces)
-            .current_dir(&c.exec.cwd)
-            .parent_death_signal(libc::SIGKILL)
-            .stdin(std::mem::take(&mut self.stdin))
-            .stdout(std::mem::take(&mut self.stdout))
-            .stderr(std::mem::take(&mut self.stderr));
-        for (k, v) in &c.exec.env {
-            sp.env(k, v);
-        }
-        if let Some(cg) = &c.cgroup {
-            let fd = cg
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| Error::io("dup cgroup fd", cg.path(), e))?;
-            sp.cgroup_fd(fd);
-        }
-        // SAFETY: berth-security's apply_in_child is allocation-free.
-        sp.step(unsafe {
-            Step::hook("apply security policy", move || {
-                prepared.apply_in_child().map_err(|f| f.errno)
-            })
-        });
-        Ok(sp)
-    }
-
-    /// Start it; the returned process is not part of the container's
-    /// lifetime accounting (it dies with the container's pid namespace).
-    pub fn spawn(mut self) -> Result<berth_namespaces::Child> {
-        Ok(self.spawner()?.spawn()?)
-    }
-
-    /// Run it with stdout and stderr captured.
-    pub fn output(mut self) -> Result<std::process::Output> {
-        Ok(self.spawner()?.output()?)
-    }
-
-    /// Run it and return its exit status.
-    pub fn status(mut self) -> Result<ExitStatus> {
-        Ok(self.spawner()?.status()?)
-    }
 }
 
 #[cfg(test)]

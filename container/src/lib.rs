@@ -40,6 +40,7 @@ mod bundle;
 mod config;
 mod container;
 mod error;
+mod exec;
 mod fs;
 mod perf;
 mod pty;

@@ -272,8 +272,34 @@ impl State {
     /// # Ok::<(), berth::Error>(())
     /// ```
     pub fn signal(&self, signal: i32) -> Result<()> {
+        let fd = self.open_pidfd("signal")?;
+        // SAFETY: pidfd_send_signal(2) on our pidfd.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(Error::Process {
+                what: "pidfd_send_signal",
+                id: self.id.clone(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A pidfd of the init, checked to be the recorded process (alive, same
+    /// start time) after it was opened, so a reused pid is never the one
+    /// acted on (pidfd_open(2), Linux 5.3). `what` names the caller's
+    /// operation in the ESRCH error.
+    pub(crate) fn open_pidfd(&self, what: &'static str) -> Result<std::os::fd::OwnedFd> {
         let esrch = || Error::Process {
-            what: "signal",
+            what,
             id: self.id.clone(),
             source: std::io::Error::from_raw_os_error(libc::ESRCH),
         };
@@ -295,24 +321,7 @@ impl State {
         if !self.is_running() {
             return Err(esrch());
         }
-        // SAFETY: pidfd_send_signal(2) on our pidfd.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(Error::Process {
-                what: "pidfd_send_signal",
-                id: self.id.clone(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        Ok(fd)
     }
 
     /// Is the owner process still alive (same pid and start time)?

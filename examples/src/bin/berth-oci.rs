@@ -20,11 +20,17 @@
 //!   it, poststop on `delete` (and after `run`). Timeouts are honoured.
 //! - On a hybrid cgroup host, limits for controllers cgroup2 lacks are
 //!   skipped with a warning in the log (runc would use cgroup v1).
-//! - `exec` joins the namespaces and cgroup by itself and applies the
-//!   process' security policy with berth-security (capabilities,
+//! - `exec` uses berth's exec path (`berth::Exec::in_state`: cloned into
+//!   the container's cgroup, non-dumpable until its `execve`) and applies
+//!   the process' security policy with berth-security (capabilities,
 //!   rlimits, noNewPrivileges, gids, AppArmor, the container's seccomp);
 //!   SELinux labels are refused. Its fds: stdio and `--preserve-fds`
-//!   ones, as runc.
+//!   ones, as runc. A process without capabilities gets none (as the
+//!   init); `--cap` adds to bounding/effective/permitted only. `exec`,
+//!   `start` and `delete` read the configuration snapshot `create` saved
+//!   (`<root>/.meta/<id>.config`), never the bundle again; `create`,
+//!   `run` and `exec` run from a read-only bind mount of the binary (a
+//!   sealed memfd copy when not root), as runc 1.2.
 //! - `ps` prints host pids and command lines (not runc's `ps -ef`
 //!   columns); `ps --format json` is the pid list as runc's.
 //! - Only the cgroupfs driver: `--systemd-cgroup` is an error.
@@ -45,7 +51,6 @@
 //!   berth never renames a namespace it did not create). Without a
 //!   hostname the container shares or joins the UTS namespace given.
 
-use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -216,6 +221,10 @@ impl Ctx {
     fn sock_path(&self, id: &str) -> PathBuf {
         self.meta_dir().join(format!("{id}.sock"))
     }
+    /// The configuration snapshot taken at create (see [`save_config`]).
+    fn config_path(&self, id: &str) -> PathBuf {
+        self.meta_dir().join(format!("{id}.config"))
+    }
     fn load_meta(&self, id: &str) -> Res<Value> {
         let p = self.meta_path(id);
         let b = std::fs::read(&p).map_err(|e| {
@@ -358,10 +367,46 @@ fn run_hooks(kind: &str, hooks: Option<&Vec<oci_spec::runtime::Hook>>, state: &V
     Ok(())
 }
 
-fn bundle_hooks(bundle: &str) -> Option<oci_spec::runtime::Hooks> {
-    berth::Bundle::load(bundle)
-        .ok()
-        .and_then(|b| b.hooks().cloned())
+/// The hooks of the configuration snapshot of `id` (never the bundle's
+/// `config.json`, which may have changed since create).
+fn snapshot_hooks(ctx: &Ctx, id: &str) -> Option<oci_spec::runtime::Hooks> {
+    load_config(ctx, id).ok().and_then(|s| s.hooks().clone())
+}
+
+// ---------------------------------------------------------------- snapshot
+
+/// Save the configuration `create` (or `run`) builds the container from as
+/// `<root>/.meta/<id>.config` (mode 0600, created exclusively, never
+/// through a symlink): `exec`, `start` and `delete` (hooks, capabilities,
+/// seccomp) read only this snapshot, so editing the bundle after create
+/// changes nothing (runc keeps its own copy in state.json likewise).
+fn save_config(ctx: &Ctx, id: &str, spec: &oci_spec::runtime::Spec) -> Res<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = ctx.config_path(id);
+    let text = serde_json::to_vec(spec).map_err(|e| format!("snapshot config of {id}: {e}"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&p)
+        .map_err(|e| format!("create {}: {e}", p.display()))?;
+    f.write_all(&text)
+        .map_err(|e| format!("write {}: {e}", p.display()))
+}
+
+/// The configuration snapshot of `id` (see [`save_config`]).
+fn load_config(ctx: &Ctx, id: &str) -> Res<oci_spec::runtime::Spec> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = ctx.config_path(id);
+    let mut text = Vec::new();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&p)
+        .and_then(|mut f| f.read_to_end(&mut text))
+        .map_err(|e| format!("read the configuration snapshot {}: {e}", p.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("parse {}: {e}", p.display()))
 }
 
 // ---------------------------------------------------------------- console
@@ -400,58 +445,6 @@ fn send_fd(path: &str, fd: RawFd) -> Res<()> {
         ));
     }
     Ok(())
-}
-
-/// In the exec'd child, after joining the container's mount namespace: a
-/// new session whose controlling terminal is a pty of the container's
-/// devpts on fds 0-2 ([`berth::open_pty_and_send_master`]); the master goes
-/// to `sock`. Async-signal-safe.
-fn pty_in_container(sock: RawFd) -> Result<(), ()> {
-    // SAFETY: raw syscalls only.
-    unsafe {
-        libc::setsid();
-        berth::open_pty_and_send_master(sock).map_err(|_| ())?;
-        if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-            return Err(());
-        }
-    }
-    Ok(())
-}
-
-/// Receive one fd sent with SCM_RIGHTS on `sock`.
-fn recv_fd(sock: &OwnedFd) -> Res<OwnedFd> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut buf = vec![0u8; space];
-    // SAFETY: zeroed msghdr is valid; pointers point into live buffers.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = buf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: valid socket and msghdr.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(format!(
-            "receive the exec pty master: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: msg was filled by recvmsg; the header is checked before use.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err("receive the exec pty master: no fd sent".into());
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
 }
 
 // ---------------------------------------------------------------- commands
@@ -633,10 +626,15 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     }
     let mut meta = new_meta(&bundle, &id);
     ctx.write_meta(&id, &meta)?;
+    if let Err(e) = save_config(ctx, &id, bundle.spec()) {
+        let _ = std::fs::remove_file(ctx.meta_path(&id));
+        return Err(e);
+    }
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         let _ = std::fs::remove_file(ctx.meta_path(&id));
+        let _ = std::fs::remove_file(ctx.config_path(&id));
         return Err(format!("pipe: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: fresh fds from pipe2.
@@ -645,6 +643,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         let _ = std::fs::remove_file(ctx.meta_path(&id));
+        let _ = std::fs::remove_file(ctx.config_path(&id));
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
@@ -669,6 +668,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
         // SAFETY: our own child.
         unsafe { libc::waitpid(pid, &mut st, 0) };
         let _ = std::fs::remove_file(ctx.meta_path(&id));
+        let _ = std::fs::remove_file(ctx.config_path(&id));
         let _ = std::fs::remove_file(ctx.sock_path(&id));
         Err(if msg.is_empty() {
             "create failed (holder exited)".into()
@@ -823,7 +823,7 @@ fn cmd_start(ctx: &Ctx, a: &Args) -> Res<i32> {
     if reply.trim() != "ok" {
         return Err(reply.trim().trim_start_matches("err ").to_string());
     }
-    if let Some(h) = bundle_hooks(meta["bundle"].as_str().unwrap_or("")) {
+    if let Some(h) = snapshot_hooks(ctx, &id) {
         let st = state_json(ctx, &id, &meta);
         if let Err(e) = run_hooks("poststart", h.poststart().as_ref(), &st) {
             log("warning", &e);
@@ -849,7 +849,9 @@ fn cmd_run(ctx: &Ctx, a: &Args) -> Res<i32> {
     meta["holder_pid"] = json!(std::process::id());
     meta["holder_start"] = json!(start_time(std::process::id() as i32).unwrap_or(0));
     ctx.write_meta(&id, &meta)?;
-    let r = run_inner(ctx, a, &id, &bundle, &meta);
+    let r =
+        save_config(ctx, &id, bundle.spec()).and_then(|_| run_inner(ctx, a, &id, &bundle, &meta));
+    let _ = std::fs::remove_file(ctx.config_path(&id));
     let _ = std::fs::remove_file(ctx.meta_path(&id));
     r
 }
@@ -994,6 +996,7 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
     let meta = match ctx.load_meta(&id) {
         Ok(m) => m,
         Err(e) => {
+            let _ = std::fs::remove_file(ctx.config_path(&id));
             if ctx.root.join(&id).join(berth::STATE_FILE).exists() {
                 // berth state without metadata (interrupted create).
                 let _ = berth::delete(Some(&ctx.root), &id);
@@ -1030,9 +1033,11 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
         }
         berth::delete(Some(&ctx.root), &id).map_err(|e| format!("delete {id}: {e}"))?;
     }
+    let hooks = snapshot_hooks(ctx, &id);
     let _ = std::fs::remove_file(ctx.sock_path(&id));
+    let _ = std::fs::remove_file(ctx.config_path(&id));
     let _ = std::fs::remove_file(ctx.meta_path(&id));
-    if let Some(h) = bundle_hooks(meta["bundle"].as_str().unwrap_or("")) {
+    if let Some(h) = hooks {
         if let Err(e) = run_hooks("poststop", h.poststop().as_ref(), &stopped_state) {
             log("warning", &e);
         }
@@ -1190,7 +1195,11 @@ fn cmd_features() -> Res<i32> {
     Ok(0)
 }
 
-/// Join the running container's namespaces and cgroup and run a process.
+/// Run a process in a running container, through berth's exec path
+/// ([`berth::Exec::in_state`]): cloned into the container's cgroup,
+/// non-dumpable until its `execve` while it joins the init's namespaces,
+/// no fd of ours but stdio and `--preserve-fds` ones reaching it. Its
+/// settings come from the configuration snapshot taken at create.
 fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     let meta = ctx.load_meta(&id)?;
@@ -1203,10 +1212,8 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
             ))
         }
     };
-    let pid = st.pid.unwrap_or(0);
-    let bundle =
-        berth::Bundle::load(meta["bundle"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
-    let base = bundle.spec().process().clone();
+    let spec = load_config(ctx, &id)?;
+    let base = spec.process().clone();
     let mut args: Vec<String> = a.pos[1..].to_vec();
     let mut env: Vec<String> = base
         .as_ref()
@@ -1256,6 +1263,10 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
                 .map_err(|_| format!("--user {u}: numeric uid[:gid] expected"))?;
         }
     }
+    let console = a.get("console-socket");
+    if tty && console.is_none() {
+        return Err("--tty needs --console-socket".into());
+    }
     if proc_json.is_object() {
         if a.bool("no-new-privs") {
             proc_json["noNewPrivileges"] = json!(true);
@@ -1266,36 +1277,17 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
         if a.get("process-label").is_some() {
             return Err("--process-label: SELinux labels are not supported by berth-oci".into());
         }
-        // --cap adds a capability to every set, as runc does.
-        for cap in a.all("cap").into_iter().chain(a.all("c")) {
-            let cap = if cap.starts_with("CAP_") {
-                cap
-            } else {
-                format!("CAP_{cap}")
-            };
-            for set in [
-                "bounding",
-                "effective",
-                "permitted",
-                "inheritable",
-                "ambient",
-            ] {
-                let list = &mut proc_json["capabilities"][set];
-                if !list.is_array() {
-                    *list = json!([]);
-                }
-                if let Some(v) = list.as_array_mut() {
-                    if !v.contains(&json!(cap)) {
-                        v.push(json!(cap));
-                    }
-                }
-            }
+        // A process without capabilities gets none, as the container's
+        // init (bundle.rs): never the runtime's own.
+        if proc_json["capabilities"].is_null() {
+            proc_json["capabilities"] = json!({});
         }
+        add_exec_caps(&mut proc_json, a.all("cap").into_iter().chain(a.all("c")));
     }
     // The container's seccomp profile and the process' security settings,
-    // prepared here and applied in the child just before execve.
+    // applied in the child just before execve.
     let policy = {
-        let mut spec = serde_json::to_value(bundle.spec()).map_err(|e| e.to_string())?;
+        let mut spec = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
         if proc_json.is_object() {
             proc_json["user"]["uid"] = json!(uid);
             proc_json["user"]["gid"] = json!(gid);
@@ -1306,150 +1298,255 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
         let spec: oci_spec::runtime::Spec =
             serde_json::from_value(spec).map_err(|e| format!("exec process: {e}"))?;
         berth_security::SecurityPolicy::from_oci(&spec)
-            .and_then(|p| p.prepare())
             .map_err(|e| format!("exec security policy: {e}"))?
     };
-    // SAFETY: pidfd_open(2), Linux 5.3.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if pidfd < 0 {
-        return Err(format!(
-            "pidfd_open {pid}: {}",
-            std::io::Error::last_os_error()
-        ));
+    let env = env.iter().filter_map(|e| {
+        e.split_once('=')
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+    });
+    let mut ex = berth::Exec::in_state(&st, args.iter().cloned())
+        .map_err(|e| format!("exec in {id}: {e}"))?
+        .envs(env)
+        .current_dir(&cwd)
+        .policy(policy);
+    for fd in preserved_fds(a)? {
+        ex = ex.keep_fd(fd);
     }
-    // SAFETY: fresh fd.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    // Namespaces the init has that differ from ours.
-    let mut nsflags = 0;
-    for (name, flag) in [
-        ("mnt", libc::CLONE_NEWNS),
-        ("uts", libc::CLONE_NEWUTS),
-        ("ipc", libc::CLONE_NEWIPC),
-        ("net", libc::CLONE_NEWNET),
-        ("cgroup", libc::CLONE_NEWCGROUP),
-        ("pid", libc::CLONE_NEWPID),
-        ("user", libc::CLONE_NEWUSER),
-    ] {
-        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"));
-        let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
-        if let (Ok(t), Ok(o)) = (theirs, ours) {
-            if t != o {
-                nsflags |= flag;
-            }
+    let spawn_err = |e: berth::Error| format!("exec {:?} in {id}: {e}", args[0]);
+    let mut child = match console {
+        // With a tty the exec'd process opens its pty in the container's
+        // own devpts (as runc's exec does) and its master comes back to us;
+        // we pass it on over the console socket.
+        Some(cs) if tty => {
+            let (child, master) = ex.tty(true).spawn_tty().map_err(spawn_err)?;
+            send_fd(cs, master.as_raw_fd())?;
+            child
         }
-    }
-    // The pid namespace applies to our children (setns(2)): join it here,
-    // with the user namespace when the container has its own (joining a
-    // pid namespace needs CAP_SYS_ADMIN in the user namespace owning it:
-    // rootless, only there; setns with a pidfd enters the user namespace
-    // first, Linux 5.8); the rest in the child before execve.
-    let here = nsflags & (libc::CLONE_NEWPID | libc::CLONE_NEWUSER);
-    if here != 0 {
-        // SAFETY: setns on our own pidfd; single-threaded (a user
-        // namespace can only be joined by a single-threaded process).
-        if unsafe { libc::setns(pidfd.as_raw_fd(), here) } < 0 {
-            return Err(format!(
-                "setns {} of {pid}: {}",
-                if here & libc::CLONE_NEWUSER != 0 {
-                    "user+pid"
-                } else {
-                    "pid"
-                },
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    let rest = nsflags & !here;
-    let procs = st
-        .cgroup
-        .as_ref()
-        .map(|c| c.join("cgroup.procs"))
-        .and_then(|p| std::fs::OpenOptions::new().write(true).open(p).ok());
-    let procs_fd = procs.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
-    let mut cmd = Command::new(&args[0]);
-    cmd.args(&args[1..]).env_clear();
-    for e in &env {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
-        }
-    }
-    // With a tty the exec'd process opens its pty in the container's own
-    // devpts (as runc's exec does) and sends the master back over this
-    // socketpair (SCM_RIGHTS); we pass it on over the console socket.
-    let mut pty_socks: Option<(OwnedFd, OwnedFd)> = None;
-    if tty {
-        let mut sv = [0; 2];
-        // SAFETY: socketpair fills two fds.
-        if unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                sv.as_mut_ptr(),
-            )
-        } < 0
-        {
-            return Err(format!("socketpair: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: fresh fds.
-        pty_socks = unsafe { Some((OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1]))) };
-    }
-    let child_sock = pty_socks.as_ref().map(|(_, c)| c.as_raw_fd()).unwrap_or(-1);
-    let cwd_c = CString::new(cwd.clone()).map_err(|_| "cwd contains NUL".to_string())?;
-    let pfd = pidfd.as_raw_fd();
-    let keep_below = preserved_fds(a)?.end;
-    // SAFETY: only async-signal-safe calls in the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            let err = || Err(std::io::Error::last_os_error());
-            if procs_fd >= 0 && libc::write(procs_fd, b"0".as_ptr().cast(), 1) < 0 {
-                return err();
-            }
-            if rest != 0 && libc::setns(pfd, rest) < 0 {
-                return err();
-            }
-            if libc::chdir(cwd_c.as_ptr()) < 0 {
-                return err();
-            }
-            if child_sock >= 0 && pty_in_container(child_sock).is_err() {
-                return err();
-            }
-            // Every fd but stdio and the --preserve-fds ones is closed at
-            // execve (close_range(2) CLOSE_RANGE_CLOEXEC, Linux 5.11):
-            // the engine's other fds never reach the container.
-            if libc::syscall(
-                libc::SYS_close_range,
-                keep_below as libc::c_uint,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-            ) < 0
-            {
-                return err();
-            }
-            policy
-                .apply_in_child()
-                .map_err(|f| std::io::Error::from_raw_os_error(f.errno))
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("exec {:?} in {id}: {e}", args[0]))?;
-    if let Some((parent, child_end)) = pty_socks {
-        drop(child_end);
-        let m = recv_fd(&parent)?;
-        let cs = a
-            .get("console-socket")
-            .ok_or_else(|| "--tty needs --console-socket".to_string())?;
-        send_fd(cs, m.as_raw_fd())?;
-    }
+        _ => ex.spawn().map_err(spawn_err)?,
+    };
     if let Some(pf) = a.get("pid-file") {
-        write_pid_file(pf, &child.id().to_string())?;
+        write_pid_file(pf, &child.pid().to_string())?;
     }
     if a.bool("detach") || a.bool("d") {
+        // Let it run on without us.
+        drop(child.into_pidfd());
         return Ok(0);
     }
     let s = child.wait().map_err(|e| format!("wait: {e}"))?;
     Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
+}
+
+/// `exec --cap X`: add X to the bounding, effective and permitted sets
+/// only. Never to inheritable or ambient: an unprivileged exec'd process
+/// would keep them across `execve` (runc CVE-2022-29162).
+fn add_exec_caps(proc_json: &mut Value, caps: impl Iterator<Item = String>) {
+    for cap in caps {
+        let cap = if cap.starts_with("CAP_") {
+            cap
+        } else {
+            format!("CAP_{cap}")
+        };
+        for set in ["bounding", "effective", "permitted"] {
+            let list = &mut proc_json["capabilities"][set];
+            if !list.is_array() {
+                *list = json!([]);
+            }
+            if let Some(v) = list.as_array_mut() {
+                if !v.contains(&json!(cap)) {
+                    v.push(json!(cap));
+                }
+            }
+        }
+    }
+}
+
+/// Set on the re-exec from the protected copy: if it is somehow not seen
+/// as protected, fail instead of re-executing forever.
+const SEALED_ENV: &str = "_BERTH_OCI_SEALED";
+
+/// Every seal: nothing can ever write, grow, shrink or unseal the copy.
+const ALL_SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// CVE-2019-5736: the commands that put a berth-oci process into a
+/// container (`create`, `run`, `exec`) run from a binary no process can
+/// ever open for writing, so a container process that reaches
+/// `/proc/<pid>/exe` of one never finds a writable host file behind it
+/// (the exec path is also non-dumpable; this is the second wall). As
+/// runc 1.2, first choice is a read-only bind mount of the binary
+/// ([`ro_bind_of_self`]: no copy, some µs), and the fallback (not root) a
+/// sealed memfd copy ([`sealed_copy_of_self`]: costs a copy of the binary
+/// per command). Already running from either (a read-only mount per
+/// fstatvfs(3), or every seal per `F_GET_SEALS`): nothing to do.
+fn run_from_sealed_copy() -> Res<()> {
+    let exe =
+        std::fs::File::open("/proc/self/exe").map_err(|e| format!("open /proc/self/exe: {e}"))?;
+    // SAFETY: fcntl on our own fd; EINVAL for a file that is not a memfd.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    // SAFETY: fstatvfs into a zeroed struct.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    let ro = unsafe { libc::fstatvfs(exe.as_raw_fd(), &mut vfs) } == 0
+        && vfs.f_flag & libc::ST_RDONLY != 0;
+    if ro || (seals >= 0 && seals & ALL_SEALS == ALL_SEALS) {
+        std::env::remove_var(SEALED_ENV);
+        return Ok(());
+    }
+    if std::env::var_os(SEALED_ENV).is_some() {
+        return Err(
+            "re-executed from a protected copy of berth-oci, yet /proc/self/exe is writable".into(),
+        );
+    }
+    let fd = match ro_bind_of_self() {
+        Ok(fd) => fd,
+        Err(e) => {
+            log(
+                "debug",
+                &format!("{e}; falling back to a sealed memfd copy"),
+            );
+            sealed_copy_of_self(&exe)?
+        }
+    };
+    let cstr = |s: &std::ffi::OsStr| {
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(s))
+            .map_err(|_| "NUL in an argument or the environment".to_string())
+    };
+    let argv = std::env::args_os()
+        .map(|a| cstr(&a))
+        .collect::<Res<Vec<_>>>()?;
+    let mut envp = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            cstr(&kv)
+        })
+        .collect::<Res<Vec<_>>>()?;
+    envp.push(cstr(std::ffi::OsStr::new(&format!("{SEALED_ENV}=1")))?);
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of C strings that outlive the call;
+    // execveat(2) with AT_EMPTY_PATH runs the file behind `fd` (an O_PATH
+    // fd is fine, Linux 3.19); returns only on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv_p.as_ptr(),
+            envp_p.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Err(format!(
+        "execveat the protected copy of berth-oci: {}",
+        std::io::Error::last_os_error()
+    ))
+}
+
+/// A detached, read-only bind mount of our own binary: `open_tree(2)`
+/// with `OPEN_TREE_CLONE` on `/proc/self/exe` (Linux 5.2), then
+/// `mount_setattr(2)` `MOUNT_ATTR_RDONLY` (5.12). It belongs to no mount
+/// namespace and lives as long as a file refers to it; a write open of
+/// the binary through it is EROFS, and only CAP_SYS_ADMIN in the host's
+/// user namespace could make it writable again. Needs CAP_SYS_ADMIN.
+fn ro_bind_of_self() -> Res<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    const MOUNT_ATTR_NOSUID: u64 = 2;
+    const MOUNT_ATTR_NODEV: u64 = 4;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    // SAFETY: a C string literal; the fd is owned right away.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "open_tree(/proc/self/exe, OPEN_TREE_CLONE): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: a fresh fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on our detached mount with a valid struct.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(format!(
+            "mount_setattr(MOUNT_ATTR_RDONLY) on a clone of /proc/self/exe: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fd)
+}
+
+/// A copy of our binary in a memfd with every seal (runc's way before
+/// 1.2): memfd_create(2) `MFD_ALLOW_SEALING` (Linux 3.17; `MFD_EXEC`,
+/// 6.3, asked for so `vm.memfd_noexec=1` hosts still run it), the copy by
+/// sendfile(2), `F_ADD_SEALS` (fcntl(2)).
+fn sealed_copy_of_self(exe: &std::fs::File) -> Res<OwnedFd> {
+    let err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: a C string literal; the fd is owned right away.
+    let mut fd = unsafe { libc::memfd_create(c"berth-oci".as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // Before Linux 6.3 MFD_EXEC is unknown (and memfds are executable).
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(c"berth-oci".as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(err("memfd_create for a sealed copy of berth-oci"));
+    }
+    // SAFETY: a fresh fd.
+    let mfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    loop {
+        // SAFETY: sendfile between two fds we own, from the current offset.
+        let n = unsafe {
+            libc::sendfile(
+                mfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                1 << 30,
+            )
+        };
+        match n {
+            0 => break,
+            n if n < 0 => return Err(err("copy /proc/self/exe into the memfd")),
+            _ => {}
+        }
+    }
+    // SAFETY: fcntl on our own fd.
+    if unsafe { libc::fcntl(mfd.as_raw_fd(), libc::F_ADD_SEALS, ALL_SEALS) } < 0 {
+        return Err(err("seal the copy of berth-oci"));
+    }
+    Ok(mfd)
 }
 
 // ---------------------------------------------------------------- main
@@ -1522,6 +1619,9 @@ fn real_main() -> Res<i32> {
         return Err(USAGE.into());
     };
     let rest = &argv[i + 1..];
+    if matches!(cmd.as_str(), "create" | "run" | "exec") {
+        run_from_sealed_copy()?;
+    }
     log("debug", &format!("command {cmd} {rest:?}"));
     let create_v = ["bundle", "b", "pid-file", "console-socket", "preserve-fds"];
     let create_b = [

@@ -301,9 +301,9 @@ fn error_codes() {
 }
 
 /// VERSION lists the three versions; STATUS on a fresh network; 0.4.0
-/// results carry "version" on their ips.
+/// results carry "version" on their ips; the configuration's options.
 #[test]
-fn version_status_and_old_result_format() {
+fn version_status_and_options() {
     berth_testkit::privileged!();
     let host = Host::new();
     for (req, want) in [("0.4.0", "0.4.0"), ("1.1.0", "1.1.0"), ("0.3.1", "1.1.0")] {
@@ -327,6 +327,43 @@ fn version_status_and_old_result_format() {
     host.cni("DEL", &Host::pod_env("old", &pod.path), &host.conf("0.4.0"))
         .ok_empty();
     host.assert_no_attachments("N");
+
+    // A requested address through CNI_ARGS (IP=, as host-local takes it),
+    // another bridge name, no masquerade, an MTU, DNS passed through.
+    let mut conf = host.conf("1.1.0");
+    conf["name"] = "opts".into();
+    conf["bridge"] = "br-opts".into();
+    conf["subnet"] = "10.95.0.0/24".into();
+    conf["ipMasq"] = false.into();
+    conf["mtu"] = 1400.into();
+    conf["dns"] = json!({"nameservers": ["10.95.0.1"], "search": ["svc.local"]});
+    let env = [
+        ("CNI_CONTAINERID", "opt1"),
+        ("CNI_NETNS", pod.path.as_str()),
+        ("CNI_IFNAME", "net1"),
+        ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.95.0.50"),
+    ];
+    let r = host.cni("ADD", &env, &conf);
+    let v = r.ok();
+    assert_eq!(v["ips"][0]["address"], "10.95.0.50/24");
+    assert_eq!(v["interfaces"][0]["name"], "br-opts");
+    assert_eq!(v["interfaces"][2]["name"], "net1");
+    assert_eq!(v["interfaces"][2]["mtu"], 1400);
+    assert_eq!(v["dns"]["search"][0], "svc.local");
+    assert_eq!(pod.addrs("net1"), ["10.95.0.50/24"]);
+    assert!(
+        !host.nft_ruleset().contains("berth net=opts"),
+        "ipMasq false: no masquerade\n{}",
+        host.nft_ruleset()
+    );
+    host.cni("CHECK", &env, &conf).ok_empty();
+    // GC under the list's earlier name keeps it.
+    let mut gc = conf.clone();
+    gc["cni.dev/attachments"] = json!([{"containerID": "opt1", "ifname": "net1"}]);
+    host.cni("GC", &[], &gc).ok_empty();
+    assert_eq!(host.allocations("opts").len(), 1);
+    host.cni("DEL", &env, &conf).ok_empty();
+    host.assert_no_attachments("opts");
 }
 
 /// DEL with nothing ever added, after the netns is gone, and after ADD was

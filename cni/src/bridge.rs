@@ -22,7 +22,7 @@ pub(crate) fn run(env: &Env, conf: &NetConf, s: &Settings) -> Result<Option<Valu
 }
 
 /// The container's network namespace; a path that does not exist is error 3.
-fn open_netns(path: &str) -> Result<NetNs> {
+pub(crate) fn open_netns(path: &str) -> Result<NetNs> {
     if !Path::new(path).exists() {
         return Err(Error::new(
             code::CONTAINER_UNKNOWN,
@@ -33,11 +33,11 @@ fn open_netns(path: &str) -> Result<NetNs> {
 }
 
 /// The rtnetlink socket of the plugin's own (the host's) netns.
-fn host_netlink() -> Result<Netlink> {
+pub(crate) fn host_netlink() -> Result<Netlink> {
     Netlink::open().map_err(|e| Error::netsetup("open rtnetlink", e))
 }
 
-fn mac_of(nl: &mut Netlink, name: &str) -> Result<(Option<String>, Option<u32>)> {
+pub(crate) fn mac_of(nl: &mut Netlink, name: &str) -> Result<(Option<String>, Option<u32>)> {
     let l = nl
         .link_by_name(name)
         .map_err(|e| Error::netsetup("look up interface", e))?;
@@ -167,22 +167,35 @@ fn del(env: &Env, s: &Settings) -> Result<()> {
     Ok(())
 }
 
-fn check(env: &Env, conf: &NetConf, s: &Settings) -> Result<()> {
+/// CHECK's start in every mode: the environment it needs, and the
+/// attachment's IPAM record (none is error 102). Returns `CNI_NETNS`,
+/// `CNI_IFNAME` and the record.
+pub(crate) fn check_record<'e>(
+    env: &'e Env,
+    s: &Settings,
+) -> Result<(&'e str, &'e str, berth_netsetup::Allocation)> {
     let cid = env.require_container_id()?;
     let ifname = env.require_ifname()?;
     let netns_path = env.require_netns()?;
-    let key = attachment_key(cid, ifname);
-    let failed = |what: String| Error::new(code::CHECK_FAILED, what);
     let alloc = s
         .ipam()?
-        .lookup(&key)
+        .lookup(&attachment_key(cid, ifname))
         .map_err(|e| Error::netsetup("read IPAM state", e))?
         .ok_or_else(|| {
-            failed(format!(
-                "no address recorded for container {cid} interface {ifname} on network {}",
-                s.network
-            ))
+            Error::new(
+                code::CHECK_FAILED,
+                format!(
+                    "no address recorded for container {cid} interface {ifname} on network {}",
+                    s.network
+                ),
+            )
         })?;
+    Ok((netns_path, ifname, alloc))
+}
+
+fn check(env: &Env, conf: &NetConf, s: &Settings) -> Result<()> {
+    let (netns_path, ifname, alloc) = check_record(env, s)?;
+    let failed = |what: String| Error::new(code::CHECK_FAILED, what);
     let ns = open_netns(netns_path)?;
     let mut nl = host_netlink()?;
     let lookup = |nl: &mut Netlink, name: &str| {
@@ -204,11 +217,35 @@ fn check(env: &Env, conf: &NetConf, s: &Settings) -> Result<()> {
             None => return Err(failed(format!("host veth {h} is missing"))),
         }
     }
+    check_in_netns(&ns, netns_path, ifname, Some("veth"), alloc.addr, s)?;
+    check_prev_result(conf, alloc.addr, s.subnet.prefix_len())
+}
+
+/// CHECK inside the container: `ifname` exists (of `kind`, if given), is
+/// up, has `addr` with the subnet's prefix, and a default route via the
+/// gateway goes out of it; else error 102.
+pub(crate) fn check_in_netns(
+    ns: &NetNs,
+    netns_path: &str,
+    ifname: &str,
+    kind: Option<&str>,
+    addr: Ipv4Addr,
+    s: &Settings,
+) -> Result<()> {
+    let failed = |what: String| Error::new(code::CHECK_FAILED, what);
     let mut cnl = ns
         .netlink()
         .map_err(|e| Error::netsetup("open rtnetlink in CNI_NETNS", e))?;
-    let link = lookup(&mut cnl, ifname)?
+    let link = cnl
+        .link_by_name(ifname)
+        .map_err(|e| Error::netsetup("look up interface", e))?
         .ok_or_else(|| failed(format!("{ifname} is missing in {netns_path}")))?;
+    if kind.is_some() && link.kind.as_deref() != kind {
+        return Err(failed(format!(
+            "{ifname} in {netns_path} is a {:?}, not a {kind:?}",
+            link.kind
+        )));
+    }
     if !link.up {
         return Err(failed(format!("{ifname} in {netns_path} is down")));
     }
@@ -218,11 +255,10 @@ fn check(env: &Env, conf: &NetConf, s: &Settings) -> Result<()> {
         .map_err(|e| Error::netsetup("list addresses", e))?;
     if !addrs
         .iter()
-        .any(|(_, a, l)| *a == IpAddr::V4(alloc.addr) && *l == prefix)
+        .any(|(_, a, l)| *a == IpAddr::V4(addr) && *l == prefix)
     {
         return Err(failed(format!(
-            "{ifname} in {netns_path} lacks {}/{prefix}",
-            alloc.addr
+            "{ifname} in {netns_path} lacks {addr}/{prefix}"
         )));
     }
     let routes = cnl
@@ -236,11 +272,11 @@ fn check(env: &Env, conf: &NetConf, s: &Settings) -> Result<()> {
             s.gateway
         )));
     }
-    check_prev_result(conf, alloc.addr, prefix)
+    Ok(())
 }
 
 /// CHECK with a `prevResult`: it must list this attachment's address.
-fn check_prev_result(conf: &NetConf, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+pub(crate) fn check_prev_result(conf: &NetConf, addr: Ipv4Addr, prefix: u8) -> Result<()> {
     let Some(prev) = &conf.prev_result else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::error::{code, Error, Result};
 use crate::types::{CniResult, Command, Env, IpConfig, NetConf};
-use crate::{attachment_key, keep_keys, status_common, Settings};
+use crate::{attachment_key, release_stale, status_common, Settings};
 
 pub(crate) fn run(env: &Env, conf: &NetConf, s: &Settings) -> Result<Option<Value>> {
     let ipam = s.ipam()?;
@@ -62,17 +62,7 @@ pub(crate) fn run(env: &Env, conf: &NetConf, s: &Settings) -> Result<Option<Valu
                 )),
             }
         }
-        Command::Gc => {
-            let keep = keep_keys(conf)?;
-            let all = ipam
-                .allocations()
-                .map_err(|e| Error::netsetup("read IPAM state", e))?;
-            for k in all.keys().filter(|k| !keep.contains(*k)) {
-                ipam.release(k)
-                    .map_err(|e| Error::netsetup("release the address", e))?;
-            }
-            Ok(None)
-        }
+        Command::Gc => release_stale(conf, s).map(|()| None),
         Command::Status => status_common(s).map(|_| None),
         Command::Version => Err(Error::new(code::INVALID_ENV, "VERSION is answered earlier")),
     }

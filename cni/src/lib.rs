@@ -39,6 +39,7 @@
 mod bridge;
 mod error;
 mod ipam;
+mod macvlan;
 mod types;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -115,18 +116,28 @@ fn answer_version(stdin: &[u8]) -> String {
         .unwrap_or_else(|| LATEST_VERSION.to_string())
 }
 
-/// Which of the two roles a configuration asks for.
+/// Which role a configuration asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Bridge,
+    Macvlan,
     Ipam,
 }
 
-fn mode_of(conf: &NetConf, self_name: &str) -> Mode {
+fn mode_of(conf: &NetConf, self_name: &str) -> Result<Mode> {
     let ours = |t: &str| t == self_name || t == PLUGIN_NAME;
-    match &conf.ipam {
-        Some(i) if ours(&i.plugin_type) && !ours(&conf.plugin_type) => Mode::Ipam,
-        _ => Mode::Bridge,
+    if let Some(i) = &conf.ipam {
+        if ours(&i.plugin_type) && !ours(&conf.plugin_type) {
+            return Ok(Mode::Ipam);
+        }
+    }
+    match conf.driver.as_deref() {
+        None | Some("bridge") => Ok(Mode::Bridge),
+        Some("macvlan") => Ok(Mode::Macvlan),
+        Some(other) => Err(Error::new(
+            code::INVALID_CONFIG,
+            format!("driver {other:?} is not one of bridge, macvlan"),
+        )),
     }
 }
 
@@ -164,11 +175,12 @@ fn dispatch(
             ),
         ));
     }
-    let mode = mode_of(&conf, self_name);
+    let mode = mode_of(&conf, self_name)?;
     let settings = Settings::of(&conf, mode)?;
     tracing::debug!(command = ?env.command, ?mode, network = %conf.name, "CNI request");
     match mode {
         Mode::Bridge => bridge::run(&env, &conf, &settings),
+        Mode::Macvlan => macvlan::run(&env, &conf, &settings),
         Mode::Ipam => ipam::run(&env, &conf, &settings),
     }
 }
@@ -186,7 +198,7 @@ pub(crate) struct Settings {
 impl Settings {
     fn of(conf: &NetConf, mode: Mode) -> Result<Self> {
         let ipam = conf.ipam.as_ref();
-        if mode == Mode::Bridge {
+        if mode != Mode::Ipam {
             if let Some(i) = ipam {
                 if !i.plugin_type.is_empty()
                     && i.plugin_type != conf.plugin_type
@@ -204,14 +216,16 @@ impl Settings {
             }
         }
         let pick = |top: &Option<String>, sub: Option<&Option<String>>| match mode {
-            Mode::Bridge => top.clone().or_else(|| sub.cloned().flatten()),
+            Mode::Bridge | Mode::Macvlan => top.clone().or_else(|| sub.cloned().flatten()),
             Mode::Ipam => sub.cloned().flatten(),
         };
         let subnet_s = pick(&conf.subnet, ipam.map(|i| &i.subnet)).ok_or_else(|| {
             Error::new(
                 code::INVALID_CONFIG,
                 match mode {
-                    Mode::Bridge => "no subnet: set \"subnet\" (e.g. \"10.99.0.0/24\")",
+                    Mode::Bridge | Mode::Macvlan => {
+                        "no subnet: set \"subnet\" (e.g. \"10.99.0.0/24\")"
+                    }
                     Mode::Ipam => "no ipam.subnet (e.g. \"10.99.0.0/24\")",
                 },
             )
@@ -391,7 +405,22 @@ fn keep_keys(conf: &NetConf) -> Result<std::collections::HashSet<String>> {
         .collect())
 }
 
-/// STATUS checks shared by both modes: the state directory can be created
+/// GC where only IPAM state is ours (IPAM and macvlan modes): release the
+/// addresses of attachments not in the keep list.
+fn release_stale(conf: &NetConf, s: &Settings) -> Result<()> {
+    let keep = keep_keys(conf)?;
+    let ipam = s.ipam()?;
+    let all = ipam
+        .allocations()
+        .map_err(|e| Error::netsetup("read IPAM state", e))?;
+    for k in all.keys().filter(|k| !keep.contains(*k)) {
+        ipam.release(k)
+            .map_err(|e| Error::netsetup("release the address", e))?;
+    }
+    Ok(())
+}
+
+/// STATUS checks shared by every mode: the state directory can be created
 /// and the IPAM state read (else 50), and the pool is not full (else 50).
 /// Returns the number of attachments recorded.
 fn status_common(s: &Settings) -> Result<usize> {
@@ -448,7 +477,7 @@ mod tests {
     fn modes_and_settings() {
         let c =
             conf(r#"{"cniVersion":"1.1.0","name":"N","type":"berth-cni","subnet":"10.99.0.0/24"}"#);
-        assert_eq!(mode_of(&c, "berth-cni"), Mode::Bridge);
+        assert_eq!(mode_of(&c, "berth-cni").unwrap(), Mode::Bridge);
         let s = Settings::of(&c, Mode::Bridge).unwrap();
         assert_eq!(s.bridge, "cni-N");
         assert_eq!(s.gateway, Ipv4Addr::new(10, 99, 0, 1));
@@ -457,10 +486,19 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"N","type":"bridge",
                 "ipam":{"type":"berth-cni","subnet":"10.98.0.0/16","gateway":"10.98.0.254","dataDir":"/tmp/x"}}"#,
         );
-        assert_eq!(mode_of(&c, "berth-cni"), Mode::Ipam);
+        assert_eq!(mode_of(&c, "berth-cni").unwrap(), Mode::Ipam);
         let s = Settings::of(&c, Mode::Ipam).unwrap();
         assert_eq!(s.gateway, Ipv4Addr::new(10, 98, 0, 254));
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        let c = conf(
+            r#"{"cniVersion":"1.1.0","name":"N","type":"berth-cni","driver":"macvlan","master":"eth0"}"#,
+        );
+        assert_eq!(mode_of(&c, "berth-cni").unwrap(), Mode::Macvlan);
+        let c = conf(r#"{"cniVersion":"1.1.0","name":"N","type":"berth-cni","driver":"vxlan"}"#);
+        assert_eq!(
+            mode_of(&c, "berth-cni").unwrap_err().code,
+            code::INVALID_CONFIG
+        );
         let err = |s: &str, m| Settings::of(&conf(s), m).unwrap_err().code;
         assert_eq!(
             err(

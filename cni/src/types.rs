@@ -257,6 +257,15 @@ pub struct NetConf {
     /// The plugin's executable name.
     #[serde(rename = "type")]
     pub plugin_type: String,
+    /// `bridge` (default) or `macvlan`.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// macvlan: the parent interface on the host.
+    #[serde(default)]
+    pub master: Option<String>,
+    /// macvlan: `bridge` (default), `private`, `vepa` or `passthru`.
+    #[serde(default)]
+    pub macvlan_mode: Option<String>,
     /// Bridge name (default: derived from the network name).
     #[serde(default)]
     pub bridge: Option<String>,

@@ -227,18 +227,7 @@ fn error_codes() {
         100
     );
     // 100: ifname already exists in the pod.
-    run_ip(&[
-        "-n",
-        pod2.ns.name(),
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0p",
-    ]);
+    pod2.occupy_eth0();
     assert_eq!(
         host.cni("ADD", &Host::pod_env("c2", &pod2.path), &conf)
             .err_code(),
@@ -710,4 +699,119 @@ fn chains_with_reference_loopback_and_portmap() {
         }
     }
     host.assert_no_attachments("chain");
+}
+
+/// macvlan mode: two pods on a parent interface of the test host (a veth
+/// whose other end is in a "router" netns holding the gateway address)
+/// reach each other and the router; CHECK, DEL, GC, STATUS, errors.
+#[test]
+fn macvlan_pods_reach_each_other_and_the_router() {
+    berth_testkit::privileged!();
+    let host = Host::new();
+    let router = berth_testkit::Netns::new();
+    run_ip(&[
+        "-n",
+        host.ns.name(),
+        "link",
+        "add",
+        "mvup",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "mvrt",
+        "netns",
+        router.name(),
+    ]);
+    run_ip(&["-n", host.ns.name(), "link", "set", "mvup", "up"]);
+    run_ip(&[
+        "-n",
+        router.name(),
+        "addr",
+        "add",
+        "10.94.0.1/24",
+        "dev",
+        "mvrt",
+    ]);
+    run_ip(&["-n", router.name(), "link", "set", "mvrt", "up"]);
+    let mut conf = host.conf("1.1.0");
+    conf["name"] = "mv".into();
+    conf["driver"] = "macvlan".into();
+    conf["master"] = "mvup".into();
+    conf["subnet"] = "10.94.0.0/24".into();
+    let (a, b) = (Pod::new(), Pod::new());
+    let ra = host.cni("ADD", &Host::pod_env("mva", &a.path), &conf);
+    let ra = ra.ok().clone();
+    assert_eq!(ra["interfaces"].as_array().unwrap().len(), 1, "{ra}");
+    assert_eq!(ra["interfaces"][0]["name"], "eth0");
+    assert_eq!(ra["interfaces"][0]["sandbox"], a.path.as_str());
+    assert_eq!(ra["ips"][0]["interface"], 0);
+    assert_eq!(ra["ips"][0]["gateway"], "10.94.0.1");
+    let ip_a = result_ip(&ra);
+    let rb = host.cni("ADD", &Host::pod_env("mvb", &b.path), &conf);
+    let ip_b = result_ip(rb.ok());
+    let kind = berth_testkit::run(
+        "ip",
+        &["-n", a.ns.name(), "-d", "-j", "link", "show", "eth0"],
+    );
+    assert!(kind.contains("\"info_kind\":\"macvlan\""), "{kind}");
+    let mut links = host.links();
+    links.sort();
+    assert_eq!(links, ["lo", "mvup"], "no bridge, no veth in the host");
+    assert!(!host.nft_ruleset().contains("berth"), "no NAT for macvlan");
+
+    // Pod to pod (macvlan bridge mode), pod to the router (the gateway).
+    let server = serve_once(listen_in(&b.handle(), &format!("{ip_b}:7001")));
+    assert_eq!(
+        talk_from(&a.handle(), &format!("{ip_b}:7001"), "mv"),
+        "echo:mv"
+    );
+    assert_eq!(server.join().unwrap().ip().to_string(), ip_a);
+    let router_ns = berth_netsetup::NetNs::open_named(router.name()).unwrap();
+    let server = serve_once(listen_in(&router_ns, "10.94.0.1:7002"));
+    assert_eq!(talk_from(&b.handle(), "10.94.0.1:7002", "gw"), "echo:gw");
+    assert_eq!(server.join().unwrap().ip().to_string(), ip_b);
+
+    host.cni("CHECK", &Host::pod_env("mva", &a.path), &conf)
+        .ok_empty();
+    run_ip(&["-n", a.ns.name(), "link", "del", "eth0"]);
+    assert_eq!(
+        host.cni("CHECK", &Host::pod_env("mva", &a.path), &conf)
+            .err_code(),
+        102
+    );
+    for _ in 0..2 {
+        host.cni("DEL", &Host::pod_env("mva", &a.path), &conf)
+            .ok_empty();
+    }
+    // Errors: no master, a missing master, published ports.
+    let pod = Pod::new();
+    let env = Host::pod_env("mvc", &pod.path);
+    let mut c = conf.clone();
+    c.as_object_mut().unwrap().remove("master");
+    assert_eq!(host.cni("ADD", &env, &c).err_code(), 7);
+    let mut c = conf.clone();
+    c["master"] = "nosuchif".into();
+    assert_eq!(host.cni("ADD", &env, &c).err_code(), 7);
+    assert_eq!(host.cni("STATUS", &[], &c).err_code(), 50);
+    let mut c = conf.clone();
+    c["runtimeConfig"] = json!({"portMappings": [{"hostPort": 8084, "containerPort": 80}]});
+    assert_eq!(host.cni("ADD", &env, &c).err_code(), 2);
+    // The name taken in the pod: 100, and the address is released again.
+    pod.occupy_eth0();
+    assert_eq!(host.cni("ADD", &env, &conf).err_code(), 100);
+    assert_eq!(host.allocations("mv").len(), 1, "only mvb's address");
+    host.cni("STATUS", &[], &conf).ok_empty();
+    // GC keeps nothing; then DEL of a pod whose netns is gone.
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    host.cni("GC", &[], &gc).ok_empty();
+    assert!(host.allocations("mv").is_empty());
+    let path = b.path.clone();
+    drop(b);
+    host.cni("DEL", &Host::pod_env("mvb", &path), &conf)
+        .ok_empty();
+    let mut links = host.links();
+    links.sort();
+    assert_eq!(links, ["lo", "mvup"]);
 }

@@ -326,6 +326,24 @@ impl Pod {
     pub fn handle(&self) -> NetNs {
         NetNs::open_named(self.ns.name()).unwrap()
     }
+    /// Take the name `eth0` inside (a veth pair `eth0`/`eth0p`).
+    pub fn occupy_eth0(&self) {
+        run(
+            "ip",
+            &[
+                "-n",
+                self.ns.name(),
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0p",
+            ],
+        );
+    }
     /// IPv4 addresses of `ifname` inside, as `a.b.c.d/len`.
     pub fn addrs(&self, ifname: &str) -> Vec<String> {
         // A missing device is no address (not a failure).

@@ -464,7 +464,20 @@ impl CniResult {
                 )),
             }
         };
-        append("interfaces", self.interfaces.iter().map(to_value).collect())?;
+        // `mtu` on an interface is new in 1.1.0.
+        let with_mtu = cni_version == "1.1.0";
+        let interfaces = self
+            .interfaces
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                if !with_mtu {
+                    i.mtu = None;
+                }
+                to_value(&i)
+            })
+            .collect();
+        append("interfaces", interfaces)?;
         let ips = self
             .ips
             .iter()
@@ -663,8 +676,10 @@ mod tests {
         assert!(v["ips"][0].get("version").is_none());
         assert_eq!(v["routes"][0]["dst"], "0.0.0.0/0");
         assert_eq!(v["dns"]["nameservers"][0], "10.99.0.1");
+        assert_eq!(v["interfaces"][1]["mtu"], 1500);
         let v = sample().render("0.4.0", None).unwrap();
         assert_eq!(v["ips"][0]["version"], "4");
+        assert!(v["interfaces"][1].get("mtu").is_none(), "mtu is 1.1.0's");
     }
 
     #[test]

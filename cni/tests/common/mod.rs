@@ -20,6 +20,7 @@ use serde_json::Value;
 // berth-netsetup's tests.
 #[path = "../../../netsetup/tests/common/mod.rs"]
 mod net;
+#[allow(unused_imports)]
 pub use net::{listen_in, serve_once, talk_from, wait_for};
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_berth-cni");

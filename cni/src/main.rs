@@ -22,6 +22,16 @@ fn main() {
             exit_code: 1,
         },
     };
+    // Runtimes log a plugin's stderr: say what failed there too.
+    if out.exit_code != 0 {
+        if let Some(v) = &out.stdout {
+            eprintln!(
+                "{self_name}: CNI error {}: {}",
+                v["code"],
+                v["msg"].as_str().unwrap_or_default()
+            );
+        }
+    }
     if let Some(v) = out.stdout {
         let mut o = std::io::stdout().lock();
         let _ = writeln!(o, "{v}");

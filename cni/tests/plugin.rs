@@ -605,16 +605,16 @@ fn ipam_mode_alone_and_under_the_reference_bridge() {
 }
 
 /// A conf list chaining the reference `loopback`, berth-cni and the
-/// reference `portmap`, run as libcni runs a list: ADD in order with each
-/// result as the next prevResult, CHECK in order, DEL in reverse.
+/// reference `firewall`, `bandwidth` and `portmap`, run as libcni runs a
+/// list: ADD in order with each result as the next prevResult, CHECK in
+/// order, DEL in reverse.
 #[test]
-fn chains_with_reference_loopback_and_portmap() {
+fn chains_with_reference_plugins() {
     berth_testkit::privileged!();
-    let (Some(loopback), Some(portmap)) =
-        (reference_plugin("loopback"), reference_plugin("portmap"))
-    else {
+    let types = ["loopback", "firewall", "bandwidth", "portmap"];
+    if types.iter().any(|t| reference_plugin(t).is_none()) {
         return;
-    };
+    }
     let host = Host::new();
     let version = "1.0.0"; // Debian's plugins (1.1.x) speak up to 1.0.0
     let list = json!({
@@ -624,15 +624,19 @@ fn chains_with_reference_loopback_and_portmap() {
             {"type": "loopback"},
             {"type": "berth-cni", "subnet": "10.96.0.0/24", "dataDir": host.data_dir(),
              "dns": {"nameservers": ["10.96.0.1"]}},
+            {"type": "firewall", "backend": "iptables"},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}},
             {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
         ]
     });
-    let runtime_config =
-        json!({"portMappings": [{"hostPort": 8083, "containerPort": 80, "protocol": "tcp"}]});
+    // Bandwidth into the pod only: a tbf on the host veth, no ifb device.
+    let runtime_config = json!({
+        "portMappings": [{"hostPort": 8083, "containerPort": 80, "protocol": "tcp"}],
+        "bandwidth": {"ingressRate": 100_000_000, "ingressBurst": 1_000_000}
+    });
     let program = |t: &str| match t {
-        "loopback" => loopback.display().to_string(),
-        "portmap" => portmap.display().to_string(),
-        _ => PLUGIN.to_string(),
+        "berth-cni" => PLUGIN.to_string(),
+        other => format!("{REF_PLUGINS}/{other}"),
     };
     let entry = |p: &Value, prev: Option<&Value>| {
         let mut c = p.clone();
@@ -674,6 +678,23 @@ fn chains_with_reference_loopback_and_portmap() {
         .expect("an ip on eth0");
     assert_eq!(eth0_ip["address"], "10.96.0.2/24");
     assert_eq!(result["dns"]["nameservers"][0], "10.96.0.1");
+    // bandwidth found berth-cni's host veth in the result and shaped it.
+    let veth = ifs[2]["name"].as_str().unwrap();
+    let qdisc = berth_testkit::run("tc", &["-n", host.ns.name(), "qdisc", "show", "dev", veth]);
+    assert!(qdisc.contains("tbf"), "{qdisc}");
+    // firewall allowed the pod's address in its chain.
+    let fw = berth_testkit::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            host.ns.name(),
+            "iptables",
+            "-S",
+            "CNI-FORWARD",
+        ],
+    );
+    assert!(fw.contains("10.96.0.2"), "{fw}");
     // portmap's DNAT reaches the pod from the test host.
     let server = serve_once(listen_in(&pod.handle(), "10.96.0.2:80"));
     let host_ns = berth_netsetup::NetNs::open_named(host.ns.name()).unwrap();

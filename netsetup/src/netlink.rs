@@ -255,7 +255,7 @@ impl Netlink {
         }
     }
 
-    fn request(
+    pub(crate) fn request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
@@ -812,7 +812,7 @@ pub struct VethSpec<'a> {
     pub mtu: Option<u32>,
 }
 
-fn map_exists(e: io::Error, op: &'static str, name: &str) -> Error {
+pub(crate) fn map_exists(e: io::Error, op: &'static str, name: &str) -> Error {
     if e.raw_os_error() == Some(libc::EEXIST) {
         Error::LinkExists {
             name: name.to_string(),

@@ -230,9 +230,83 @@ impl Ctx {
     fn write_meta(&self, id: &str, v: &Value) -> Res<()> {
         let p = self.meta_path(id);
         let tmp = self.meta_dir().join(format!(".{id}.tmp"));
-        std::fs::write(&tmp, v.to_string()).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        write_private(&tmp, v.to_string().as_bytes())
+            .map_err(|e| format!("write {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &p).map_err(|e| format!("write {}: {e}", p.display()))
     }
+
+    /// Create the state root and `.meta` (mode 0700), or tighten existing
+    /// ones open to others (logged); either owned by another user is an
+    /// error. (A container init in a user namespace that does not map us
+    /// could not reach `<root>/<id>` to mount its tmpfs there; such
+    /// bundles fail anyway as root today (mknod in a user namespace,
+    /// EPERM). Docker's answer when that is supported: a root of 0711.)
+    fn prepare_root(&self) -> Res<()> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        for dir in [self.root.clone(), self.meta_dir()] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| format!("create {}: {e}", dir.display()))?;
+            // The root may be reached through a symlink (the operator's
+            // choice); `.meta`, inside it, must be our own directory.
+            let md = if dir == self.root {
+                std::fs::metadata(&dir)
+            } else {
+                std::fs::symlink_metadata(&dir)
+            }
+            .map_err(|e| format!("stat {}: {e}", dir.display()))?;
+            // SAFETY: geteuid cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if !md.is_dir() || md.uid() != me {
+                return Err(format!(
+                    "state directory {} is not a directory owned by uid {me}",
+                    dir.display()
+                ));
+            }
+            let mode = md.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| format!("chmod 0700 {}: {e}", dir.display()))?;
+                log(
+                    "warning",
+                    &format!(
+                        "state directory {} had mode {mode:04o}: tightened to 0700",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Make container `id`'s state directory 0700 and its state file 0600
+    /// (the library creates them with the process umask).
+    fn private_state(&self, id: &str) -> Res<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.root.join(id);
+        for (p, mode) in [(dir.join(berth::STATE_FILE), 0o600), (dir, 0o700)] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("chmod {mode:o} {}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Write `data` to a new or truncated regular file at `p`, mode 0600,
+/// never through a symbolic link (`O_NOFOLLOW`).
+fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(data)
 }
 
 /// Field 22 of `/proc/<pid>/stat` (start time), to detect pid reuse.
@@ -626,8 +700,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    std::fs::create_dir_all(ctx.meta_dir())
-        .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
+    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
@@ -678,14 +751,49 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     }
 }
 
+/// Write the pid file as runc does: a new file (`O_CREAT|O_EXCL|
+/// O_NOFOLLOW`, mode 0644) with an unpredictable name in the pid file's
+/// directory, renamed over the pid file; a symlink planted at either name
+/// is never followed.
 fn write_pid_file(pf: &str, pid: &str) -> Res<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let p = Path::new(pf);
-    let tmp = p.with_file_name(format!(
-        ".{}.tmp",
-        p.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
-    ));
-    std::fs::write(&tmp, pid).map_err(|e| format!("write pid file {pf}: {e}"))?;
-    std::fs::rename(&tmp, p).map_err(|e| format!("write pid file {pf}: {e}"))
+    let name = p
+        .file_name()
+        .ok_or_else(|| format!("pid file {pf}: no file name"))?;
+    let err = |e: std::io::Error| format!("write pid file {pf}: {e}");
+    for _ in 0..16 {
+        let mut r = [0u8; 8];
+        // SAFETY: getrandom(2) (Linux 3.17) into a live buffer.
+        if unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) } != r.len() as isize {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        let tmp = p.with_file_name(format!(
+            ".{}.{:016x}",
+            name.to_string_lossy(),
+            u64::from_ne_bytes(r)
+        ));
+        let mut f = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(e)),
+        };
+        let r = f
+            .write_all(pid.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, p));
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
+        return Ok(());
+    }
+    Err(format!("write pid file {pf}: no free temporary name"))
 }
 
 /// The holder: creates the container, reports to `create`, then waits for
@@ -734,6 +842,10 @@ fn holder(
         Ok(c) => c,
         Err(e) => return fail(&mut w, format!("create container {id}: {e}")),
     };
+    if let Err(e) = ctx.private_state(id) {
+        let _ = c.destroy();
+        return fail(&mut w, e);
+    }
     close_preserved(a);
     if tty {
         let cs = a.get("console-socket").unwrap_or_default();
@@ -840,8 +952,7 @@ fn cmd_run(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    std::fs::create_dir_all(ctx.meta_dir())
-        .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
+    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
@@ -865,6 +976,7 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
         .kill_with_owner(true)
         .create()
         .map_err(|e| format!("create container {id}: {e}"))?;
+    ctx.private_state(id)?;
     close_preserved(a);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &c.pid().to_string())?;
@@ -1481,14 +1593,22 @@ fn real_main() -> Res<i32> {
         &["debug", "systemd-cgroup", "version", "v", "help", "h"],
         false,
     )?;
+    // As runc (O_CREAT|O_APPEND, 0644), but never through a symlink.
     let file = match g.get("log") {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
+        Some(p) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
-                .map_err(|e| format!("open log {p}: {e}"))?,
-        ),
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => format!("open log {p}: is a symbolic link (refused)"),
+                    _ => format!("open log {p}: {e}"),
+                })?;
+            Some(f)
+        }
         None => None,
     };
     let json_fmt = match g.get("log-format").unwrap_or("text") {

@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{json, Value};
 
 const OCI: &str = env!("CARGO_BIN_EXE_berth-oci");
+const RUN: &str = env!("CARGO_BIN_EXE_berth-run");
 
 /// A bundle over a copy of the busybox rootfs running `args`, with
 /// `linux` merged into the default namespaces, and a private `--root`
@@ -305,4 +306,163 @@ fn state_root_is_private_and_tightened() {
         );
     }
     b.ok(&[], &["delete", "--force", "ID"]);
+}
+
+/// Item 8: berth-run and berth-oci each have their own cgroup parent, so
+/// the same id runs in both at once.
+#[test]
+fn same_id_in_berth_run_and_berth_oci() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["/bin/sleep", "60"], json!({}), json!({}));
+    b.ok(&[], &["create", "--bundle", "{}", "ID"]);
+    b.ok(&[], &["start", "ID"]);
+    let o = Command::new(RUN)
+        .arg("--name")
+        .arg(&b.id)
+        .arg("--rootfs")
+        .arg(berth_testkit::busybox_rootfs())
+        .args(["--", "/bin/cat", "/proc/self/cgroup"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "berth-run with berth-oci's id: {}",
+        text(&o.stderr)
+    );
+    let st = berth::State::load(Some(&b.root), &b.id).unwrap();
+    let cg = st.cgroup.unwrap();
+    assert!(
+        cg.ends_with(format!("berth-oci/{}", b.id)),
+        "berth-oci's cgroup: {cg:?}"
+    );
+    b.ok(&[], &["delete", "--force", "ID"]);
+}
+
+/// The `CapInh:` mask of `/proc/self/status` printed by a container whose
+/// bundle's process has these fields (`capabilities`, or none).
+fn cap_inh(process: Value) -> String {
+    let b = Bundle::new(
+        &["/bin/grep", "CapInh", "/proc/self/status"],
+        process,
+        json!({}),
+    );
+    b.ok(&[], &["run", "--bundle", "{}", "ID"])
+        .trim()
+        .to_string()
+}
+
+/// Item 10: no inheritable capabilities unless the bundle asks for them
+/// (CVE-2022-24769), whether the bundle lists other sets, an empty
+/// inheritable set, or no capabilities at all.
+#[test]
+fn inheritable_set_is_empty_unless_asked() {
+    berth_testkit::privileged!();
+    let some = json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    for process in [
+        json!({ "capabilities": { "bounding": some, "effective": some, "permitted": some } }),
+        json!({ "capabilities": { "bounding": some, "effective": some, "permitted": some,
+            "inheritable": [] } }),
+        json!({ "capabilities": {} }),
+        json!({}),
+    ] {
+        assert_eq!(
+            cap_inh(process.clone()),
+            "CapInh:\t0000000000000000",
+            "{process}"
+        );
+    }
+    // Asked for: given (CAP_KILL is bit 5).
+    let asked = json!({ "capabilities": { "bounding": some, "effective": some,
+        "permitted": some, "inheritable": ["CAP_KILL"] } });
+    assert_eq!(cap_inh(asked), "CapInh:\t0000000000000020");
+}
+
+/// The cgroup2 mount and whether its root offers `pids`.
+fn cgroup2_has_pids() -> (PathBuf, bool) {
+    let h = berth_cgroups::Hierarchy::discover().unwrap();
+    let has = h
+        .root_controllers()
+        .unwrap()
+        .contains(berth_cgroups::Controller::Pids);
+    (h.mount_point().to_path_buf(), has)
+}
+
+/// Every directory under `dir` whose name is `name`.
+fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let out = Command::new("find")
+        .arg(dir)
+        .args(["-name", name, "-type", "d"])
+        .output()
+        .unwrap();
+    text(&out.stdout).lines().map(PathBuf::from).collect()
+}
+
+/// Item 11: a bundle with a pids limit on a host whose cgroup2 has no
+/// pids controller: `create` fails naming the controller and where it is
+/// bound, leaving nothing; with `--allow-unenforced-limits` or
+/// `BERTH_OCI_ALLOW_UNENFORCED_LIMITS=1` it runs, with a warning.
+#[test]
+fn unenforceable_limits_are_refused_unless_allowed() {
+    berth_testkit::privileged!();
+    let (mount, has_pids) = cgroup2_has_pids();
+    if has_pids {
+        println!("skipped: this host's cgroup2 offers pids (the limit is enforced)");
+        return;
+    }
+    let b = Bundle::new(
+        &["/bin/echo", "ran"],
+        json!({}),
+        json!({ "resources": { "pids": { "limit": 20 }, "memory": { "limit": 67108864 } } }),
+    );
+    let children = berth_testkit::child_pids();
+    let o = b.out(&[], &["create", "--bundle", "{}", "ID"]);
+    let err = text(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "create with an unenforceable pids limit ran"
+    );
+    assert!(err.contains("pids") && err.contains("memory"), "{err}");
+    assert!(err.contains("--allow-unenforced-limits"), "{err}");
+    assert!(err.contains("cgroup v1") || err.contains("bound"), "{err}");
+    // Nothing left: no state, no metadata, no cgroup, no process.
+    assert!(!b.root.join(&b.id).exists());
+    let meta: Vec<_> = std::fs::read_dir(b.root.join(".meta"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(meta.is_empty(), "{meta:?}");
+    assert_eq!(find_named(&mount, &b.id), Vec::<PathBuf>::new());
+    assert_eq!(berth_testkit::child_pids(), children);
+    let holders = Command::new("pgrep").args(["-f", &b.id]).output().unwrap();
+    assert!(holders.stdout.is_empty(), "{}", text(&holders.stdout));
+
+    // The flag: runs, and the log names what is not enforced.
+    let log = b.path().join("log");
+    let out = b.ok(
+        &["--allow-unenforced-limits", "--log", log.to_str().unwrap()],
+        &["run", "--bundle", "{}", "ID"],
+    );
+    assert_eq!(out, "ran\n");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("not enforced") && logged.contains("pids"),
+        "{logged}"
+    );
+    // The environment variable: runs.
+    let o = b
+        .cmd(&[], &["run", "--bundle", "{}", "ID"])
+        .env("BERTH_OCI_ALLOW_UNENFORCED_LIMITS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "ran\n");
+    // Any other value is not an opt-in.
+    let o = b
+        .cmd(&[], &["run", "--bundle", "{}", "ID"])
+        .env("BERTH_OCI_ALLOW_UNENFORCED_LIMITS", "0")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(!b.root.join(&b.id).exists());
+    assert_eq!(find_named(&mount, &b.id), Vec::<PathBuf>::new());
 }

@@ -18,8 +18,9 @@
 //!   the container (berth prepares namespaces and pivots in one step),
 //!   startContainer just before the workload is released, poststart after
 //!   it, poststop on `delete` (and after `run`). Timeouts are honoured.
-//! - On a hybrid cgroup host, limits for controllers cgroup2 lacks are
-//!   skipped with a warning in the log (runc would use cgroup v1).
+//! - Limits for controllers the cgroup2 hierarchy lacks (a hybrid host:
+//!   v1 controllers beside a cgroup2 mount) are an error (runc would use
+//!   cgroup v1), unless the operator opts in (see Security).
 //! - `exec` joins the namespaces and cgroup by itself and applies the
 //!   process' security policy with berth-security (capabilities,
 //!   rlimits, noNewPrivileges, gids, AppArmor, the container's seccomp);
@@ -44,6 +45,39 @@
 //!   with a *joined* UTS namespace (runc renames the joined namespace;
 //!   berth never renames a namespace it did not create). Without a
 //!   hostname the container shares or joins the UTS namespace given.
+//! - Without a `linux.cgroupsPath` the container's cgroup is
+//!   `berth-oci/<id>` under the runtime's own cgroup (berth-run's are
+//!   `berth/<id>`, so one id can run in both); a cgroupsPath is used as
+//!   given.
+//!
+//! # Security
+//!
+//! - The state root (`--root`, default `/run/berth-oci`) and its `.meta`
+//!   directory are mode 0700, each container's directory too, and the
+//!   files in them 0600 (`.meta/<id>.json` holds the bundle path and
+//!   annotations). A root that already exists with looser modes is
+//!   tightened to 0700 by `create`/`run`, with a warning in the log; a
+//!   root or `.meta` owned by another user is an error.
+//! - `--pid-file` (create, run, exec) is written as runc does: a new file
+//!   with an unpredictable name in the pid file's directory, opened with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW` (mode 0644), then renamed over the pid
+//!   file. A symlink planted at either name is never followed (one at the
+//!   pid file's name is replaced).
+//! - `--log` is opened `O_APPEND|O_CREAT|O_NOFOLLOW` (mode 0644): a
+//!   symbolic link as the log file is an error. `--console-socket` is only
+//!   connected to, never created or written as a file.
+//! - A limit in `linux.resources` whose controller the cgroup2 hierarchy
+//!   does not offer makes `create`/`run` fail, naming every such
+//!   controller and where it is bound, and leaving nothing behind (the
+//!   runtime spec: a property that cannot be applied is an error). An
+//!   operator who accepts unenforced limits on such a host opts in with
+//!   the global flag `--allow-unenforced-limits` or the environment
+//!   variable `BERTH_OCI_ALLOW_UNENFORCED_LIMITS=1`; the limits not
+//!   enforced are then named in a warning in the log. (Rootless without a
+//!   writable cgroupsPath parent, no cgroup is made and limits are not
+//!   applied, as runc does.)
+//! - The workload's inheritable capability set is the bundle's
+//!   `process.capabilities.inheritable` (empty when absent; CVE-2022-24769).
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -555,14 +589,6 @@ fn builder_for(
         // SAFETY: a fresh fd.
         b = b.inherit_fd(unsafe { OwnedFd::from_raw_fd(dup) }, fd);
     }
-    // A hybrid host (cgroup2 beside v1 controllers, /sys/fs/cgroup a tmpfs)
-    // has few controllers in cgroup2; engines ask for cpu shares or
-    // pids limits by default. There, limits for controllers cgroup2 lacks
-    // are skipped with a warning in the log instead of failing the create
-    // (on a pure cgroup2 host they stay an error).
-    let hybrid = berth_cgroups::Hierarchy::discover()
-        .map(|h| h.mount_point() != Path::new("/sys/fs/cgroup"))
-        .unwrap_or(false);
     let has_resources = bundle
         .spec()
         .linux()
@@ -616,14 +642,83 @@ fn builder_for(
             &format!("{id}: rootless: resource limits apply only under a writable (delegated) cgroupsPath parent"),
         );
     }
-    if hybrid && has_resources {
-        log(
-            "warning",
-            &format!("{id}: hybrid cgroup host: resource limits for controllers missing from cgroup2 are not applied"),
-        );
-        b = b.ignore_unavailable(true);
+    b = unenforced_limits(bundle, id, rootless, b)?;
+    if let (Ok(h), false) = (berth_cgroups::Hierarchy::discover(), rootless) {
+        // Our own parent, beside berth-run's `berth` (cgroupsPath: as given).
+        if bundle
+            .spec()
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .is_none()
+        {
+            let parent = h.own_cgroup_dir().join("berth-oci");
+            std::fs::create_dir_all(&parent)
+                .map_err(|e| format!("create cgroup parent {}: {e}", parent.display()))?;
+            b = b.cgroup_parent(parent);
+        }
     }
     Ok(b)
+}
+
+/// Set by `--allow-unenforced-limits` or [`ALLOW_UNENFORCED_ENV`]`=1`.
+static ALLOW_UNENFORCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The environment variable that allows unenforced limits.
+const ALLOW_UNENFORCED_ENV: &str = "BERTH_OCI_ALLOW_UNENFORCED_LIMITS";
+
+/// The bundle's limits whose controllers the cgroup2 hierarchy does not
+/// offer (a hybrid host: v1 controllers beside cgroup2; its root's
+/// `cgroup.controllers`): an error naming each and where it is bound (the
+/// runtime spec: a property that cannot be applied is an error), unless
+/// the operator allowed unenforced limits (then a warning, and the
+/// library skips them). Rootless without a delegated cgroup, the library
+/// applies no limit at all, as runc does.
+fn unenforced_limits(
+    bundle: &berth::Bundle,
+    id: &str,
+    rootless: bool,
+    b: berth::ContainerBuilder,
+) -> Res<berth::ContainerBuilder> {
+    let Some(r) = bundle
+        .spec()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+    else {
+        return Ok(b);
+    };
+    let wanted = berth_cgroups::Resources::from_oci(r)
+        .and_then(|r| r.controllers())
+        .map_err(|e| e.to_string())?;
+    let h = berth_cgroups::Hierarchy::discover().map_err(|e| e.to_string())?;
+    let have = h.root_controllers().map_err(|e| e.to_string())?;
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|c| !have.contains(*c))
+        .map(|c| {
+            let bound = h.where_bound(c, &h.own_cgroup_dir());
+            format!("{} ({bound})", c.name())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(b);
+    }
+    let missing = missing.join(", ");
+    let mount = h.mount_point().display();
+    if ALLOW_UNENFORCED.load(std::sync::atomic::Ordering::Relaxed) {
+        log(
+            "warning",
+            &format!("{id}: limits not enforced (allowed by --allow-unenforced-limits or {ALLOW_UNENFORCED_ENV}=1): the cgroup2 hierarchy at {mount} has no controller {missing}"),
+        );
+        return Ok(b.ignore_unavailable(true));
+    }
+    if rootless {
+        return Ok(b);
+    }
+    Err(format!(
+        "container {id}: linux.resources cannot be applied: the cgroup2 hierarchy at {mount} has no controller {missing}; \
+         to run without these limits, pass --allow-unenforced-limits or set {ALLOW_UNENFORCED_ENV}=1"
+    ))
 }
 
 /// The fds open when the program started (before it opened any itself).
@@ -1567,7 +1662,7 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
 // ---------------------------------------------------------------- main
 
 const USAGE: &str = "usage: berth-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] \
-COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
+[--allow-unenforced-limits] COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
 
 fn real_main() -> Res<i32> {
     record_start_fds();
@@ -1590,9 +1685,22 @@ fn real_main() -> Res<i32> {
     let g = Args::parse(
         &global,
         &["root", "log", "log-format", "criu", "rootless"],
-        &["debug", "systemd-cgroup", "version", "v", "help", "h"],
+        &[
+            "debug",
+            "systemd-cgroup",
+            "version",
+            "v",
+            "help",
+            "h",
+            "allow-unenforced-limits",
+        ],
         false,
     )?;
+    ALLOW_UNENFORCED.store(
+        g.bool("allow-unenforced-limits")
+            || std::env::var(ALLOW_UNENFORCED_ENV).is_ok_and(|v| v == "1"),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // As runc (O_CREAT|O_APPEND, 0644), but never through a symlink.
     let file = match g.get("log") {
         Some(p) => {

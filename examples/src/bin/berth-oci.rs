@@ -661,7 +661,7 @@ fn builder_for(
     Ok(b)
 }
 
-/// Set by `--allow-unenforced-limits` or [`ALLOW_UNENFORCED_ENV`]`=1`.
+/// Set by `--allow-unenforced-limits` or `BERTH_OCI_ALLOW_UNENFORCED_LIMITS=1`.
 static ALLOW_UNENFORCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The environment variable that allows unenforced limits.
 const ALLOW_UNENFORCED_ENV: &str = "BERTH_OCI_ALLOW_UNENFORCED_LIMITS";

@@ -41,9 +41,14 @@ impl Daemon {
         );
         std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        // containerd's default spec asks for cpu shares; on a hybrid host
+        // (cgroup2 without cpu) berth-oci refuses limits it cannot
+        // enforce unless the operator opts in, as here: the shim passes
+        // the daemon's environment on to the runtime.
         let child = Command::new("containerd")
             .arg("--config")
             .arg(dir.path().join("config.toml"))
+            .env("BERTH_OCI_ALLOW_UNENFORCED_LIMITS", "1")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -18,8 +18,9 @@
 //!   the container (berth prepares namespaces and pivots in one step),
 //!   startContainer just before the workload is released, poststart after
 //!   it, poststop on `delete` (and after `run`). Timeouts are honoured.
-//! - On a hybrid cgroup host, limits for controllers cgroup2 lacks are
-//!   skipped with a warning in the log (runc would use cgroup v1).
+//! - Limits for controllers the cgroup2 hierarchy lacks (a hybrid host:
+//!   v1 controllers beside a cgroup2 mount) are an error (runc would use
+//!   cgroup v1), unless the operator opts in (see Security).
 //! - `exec` uses berth's exec path (`berth::Exec::in_state`: cloned into
 //!   the container's cgroup, non-dumpable until its `execve`) and applies
 //!   the process' security policy with berth-security (capabilities,
@@ -50,6 +51,39 @@
 //!   with a *joined* UTS namespace (runc renames the joined namespace;
 //!   berth never renames a namespace it did not create). Without a
 //!   hostname the container shares or joins the UTS namespace given.
+//! - Without a `linux.cgroupsPath` the container's cgroup is
+//!   `berth-oci/<id>` under the runtime's own cgroup (berth-run's are
+//!   `berth/<id>`, so one id can run in both); a cgroupsPath is used as
+//!   given.
+//!
+//! # Security
+//!
+//! - The state root (`--root`, default `/run/berth-oci`) and its `.meta`
+//!   directory are mode 0700, each container's directory too, and the
+//!   files in them 0600 (`.meta/<id>.json` holds the bundle path and
+//!   annotations). A root that already exists with looser modes is
+//!   tightened to 0700 by `create`/`run`, with a warning in the log; a
+//!   root or `.meta` owned by another user is an error.
+//! - `--pid-file` (create, run, exec) is written as runc does: a new file
+//!   with an unpredictable name in the pid file's directory, opened with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW` (mode 0644), then renamed over the pid
+//!   file. A symlink planted at either name is never followed (one at the
+//!   pid file's name is replaced).
+//! - `--log` is opened `O_APPEND|O_CREAT|O_NOFOLLOW` (mode 0644): a
+//!   symbolic link as the log file is an error. `--console-socket` is only
+//!   connected to, never created or written as a file.
+//! - A limit in `linux.resources` whose controller the cgroup2 hierarchy
+//!   does not offer makes `create`/`run` fail, naming every such
+//!   controller and where it is bound, and leaving nothing behind (the
+//!   runtime spec: a property that cannot be applied is an error). An
+//!   operator who accepts unenforced limits on such a host opts in with
+//!   the global flag `--allow-unenforced-limits` or the environment
+//!   variable `BERTH_OCI_ALLOW_UNENFORCED_LIMITS=1`; the limits not
+//!   enforced are then named in a warning in the log. (Rootless without a
+//!   writable cgroupsPath parent, no cgroup is made and limits are not
+//!   applied, as runc does.)
+//! - The workload's inheritable capability set is the bundle's
+//!   `process.capabilities.inheritable` (empty when absent; CVE-2022-24769).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -239,9 +273,83 @@ impl Ctx {
     fn write_meta(&self, id: &str, v: &Value) -> Res<()> {
         let p = self.meta_path(id);
         let tmp = self.meta_dir().join(format!(".{id}.tmp"));
-        std::fs::write(&tmp, v.to_string()).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        write_private(&tmp, v.to_string().as_bytes())
+            .map_err(|e| format!("write {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &p).map_err(|e| format!("write {}: {e}", p.display()))
     }
+
+    /// Create the state root and `.meta` (mode 0700), or tighten existing
+    /// ones open to others (logged); either owned by another user is an
+    /// error. (A container init in a user namespace that does not map us
+    /// could not reach `<root>/<id>` to mount its tmpfs there; such
+    /// bundles fail anyway as root today (mknod in a user namespace,
+    /// EPERM). Docker's answer when that is supported: a root of 0711.)
+    fn prepare_root(&self) -> Res<()> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        for dir in [self.root.clone(), self.meta_dir()] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| format!("create {}: {e}", dir.display()))?;
+            // The root may be reached through a symlink (the operator's
+            // choice); `.meta`, inside it, must be our own directory.
+            let md = if dir == self.root {
+                std::fs::metadata(&dir)
+            } else {
+                std::fs::symlink_metadata(&dir)
+            }
+            .map_err(|e| format!("stat {}: {e}", dir.display()))?;
+            // SAFETY: geteuid cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if !md.is_dir() || md.uid() != me {
+                return Err(format!(
+                    "state directory {} is not a directory owned by uid {me}",
+                    dir.display()
+                ));
+            }
+            let mode = md.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| format!("chmod 0700 {}: {e}", dir.display()))?;
+                log(
+                    "warning",
+                    &format!(
+                        "state directory {} had mode {mode:04o}: tightened to 0700",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Make container `id`'s state directory 0700 and its state file 0600
+    /// (the library creates them with the process umask).
+    fn private_state(&self, id: &str) -> Res<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.root.join(id);
+        for (p, mode) in [(dir.join(berth::STATE_FILE), 0o600), (dir, 0o700)] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("chmod {mode:o} {}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Write `data` to a new or truncated regular file at `p`, mode 0600,
+/// never through a symbolic link (`O_NOFOLLOW`).
+fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(data)
 }
 
 /// Field 22 of `/proc/<pid>/stat` (start time), to detect pid reuse.
@@ -474,14 +582,6 @@ fn builder_for(
         // SAFETY: a fresh fd.
         b = b.inherit_fd(unsafe { OwnedFd::from_raw_fd(dup) }, fd);
     }
-    // A hybrid host (cgroup2 beside v1 controllers, /sys/fs/cgroup a tmpfs)
-    // has few controllers in cgroup2; engines ask for cpu shares or
-    // pids limits by default. There, limits for controllers cgroup2 lacks
-    // are skipped with a warning in the log instead of failing the create
-    // (on a pure cgroup2 host they stay an error).
-    let hybrid = berth_cgroups::Hierarchy::discover()
-        .map(|h| h.mount_point() != Path::new("/sys/fs/cgroup"))
-        .unwrap_or(false);
     let has_resources = bundle
         .spec()
         .linux()
@@ -535,14 +635,83 @@ fn builder_for(
             &format!("{id}: rootless: resource limits apply only under a writable (delegated) cgroupsPath parent"),
         );
     }
-    if hybrid && has_resources {
-        log(
-            "warning",
-            &format!("{id}: hybrid cgroup host: resource limits for controllers missing from cgroup2 are not applied"),
-        );
-        b = b.ignore_unavailable(true);
+    b = unenforced_limits(bundle, id, rootless, b)?;
+    if let (Ok(h), false) = (berth_cgroups::Hierarchy::discover(), rootless) {
+        // Our own parent, beside berth-run's `berth` (cgroupsPath: as given).
+        if bundle
+            .spec()
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .is_none()
+        {
+            let parent = h.own_cgroup_dir().join("berth-oci");
+            std::fs::create_dir_all(&parent)
+                .map_err(|e| format!("create cgroup parent {}: {e}", parent.display()))?;
+            b = b.cgroup_parent(parent);
+        }
     }
     Ok(b)
+}
+
+/// Set by `--allow-unenforced-limits` or `BERTH_OCI_ALLOW_UNENFORCED_LIMITS=1`.
+static ALLOW_UNENFORCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The environment variable that allows unenforced limits.
+const ALLOW_UNENFORCED_ENV: &str = "BERTH_OCI_ALLOW_UNENFORCED_LIMITS";
+
+/// The bundle's limits whose controllers the cgroup2 hierarchy does not
+/// offer (a hybrid host: v1 controllers beside cgroup2; its root's
+/// `cgroup.controllers`): an error naming each and where it is bound (the
+/// runtime spec: a property that cannot be applied is an error), unless
+/// the operator allowed unenforced limits (then a warning, and the
+/// library skips them). Rootless without a delegated cgroup, the library
+/// applies no limit at all, as runc does.
+fn unenforced_limits(
+    bundle: &berth::Bundle,
+    id: &str,
+    rootless: bool,
+    b: berth::ContainerBuilder,
+) -> Res<berth::ContainerBuilder> {
+    let Some(r) = bundle
+        .spec()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+    else {
+        return Ok(b);
+    };
+    let wanted = berth_cgroups::Resources::from_oci(r)
+        .and_then(|r| r.controllers())
+        .map_err(|e| e.to_string())?;
+    let h = berth_cgroups::Hierarchy::discover().map_err(|e| e.to_string())?;
+    let have = h.root_controllers().map_err(|e| e.to_string())?;
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|c| !have.contains(*c))
+        .map(|c| {
+            let bound = h.where_bound(c, &h.own_cgroup_dir());
+            format!("{} ({bound})", c.name())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(b);
+    }
+    let missing = missing.join(", ");
+    let mount = h.mount_point().display();
+    if ALLOW_UNENFORCED.load(std::sync::atomic::Ordering::Relaxed) {
+        log(
+            "warning",
+            &format!("{id}: limits not enforced (allowed by --allow-unenforced-limits or {ALLOW_UNENFORCED_ENV}=1): the cgroup2 hierarchy at {mount} has no controller {missing}"),
+        );
+        return Ok(b.ignore_unavailable(true));
+    }
+    if rootless {
+        return Ok(b);
+    }
+    Err(format!(
+        "container {id}: linux.resources cannot be applied: the cgroup2 hierarchy at {mount} has no controller {missing}; \
+         to run without these limits, pass --allow-unenforced-limits or set {ALLOW_UNENFORCED_ENV}=1"
+    ))
 }
 
 /// The fds open when the program started (before it opened any itself).
@@ -619,8 +788,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    std::fs::create_dir_all(ctx.meta_dir())
-        .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
+    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
@@ -678,14 +846,49 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     }
 }
 
+/// Write the pid file as runc does: a new file (`O_CREAT|O_EXCL|
+/// O_NOFOLLOW`, mode 0644) with an unpredictable name in the pid file's
+/// directory, renamed over the pid file; a symlink planted at either name
+/// is never followed.
 fn write_pid_file(pf: &str, pid: &str) -> Res<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let p = Path::new(pf);
-    let tmp = p.with_file_name(format!(
-        ".{}.tmp",
-        p.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
-    ));
-    std::fs::write(&tmp, pid).map_err(|e| format!("write pid file {pf}: {e}"))?;
-    std::fs::rename(&tmp, p).map_err(|e| format!("write pid file {pf}: {e}"))
+    let name = p
+        .file_name()
+        .ok_or_else(|| format!("pid file {pf}: no file name"))?;
+    let err = |e: std::io::Error| format!("write pid file {pf}: {e}");
+    for _ in 0..16 {
+        let mut r = [0u8; 8];
+        // SAFETY: getrandom(2) (Linux 3.17) into a live buffer.
+        if unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) } != r.len() as isize {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        let tmp = p.with_file_name(format!(
+            ".{}.{:016x}",
+            name.to_string_lossy(),
+            u64::from_ne_bytes(r)
+        ));
+        let mut f = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(e)),
+        };
+        let r = f
+            .write_all(pid.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, p));
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
+        return Ok(());
+    }
+    Err(format!("write pid file {pf}: no free temporary name"))
 }
 
 /// The holder: creates the container, reports to `create`, then waits for
@@ -734,6 +937,10 @@ fn holder(
         Ok(c) => c,
         Err(e) => return fail(&mut w, format!("create container {id}: {e}")),
     };
+    if let Err(e) = ctx.private_state(id) {
+        let _ = c.destroy();
+        return fail(&mut w, e);
+    }
     close_preserved(a);
     if tty {
         let cs = a.get("console-socket").unwrap_or_default();
@@ -840,8 +1047,7 @@ fn cmd_run(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    std::fs::create_dir_all(ctx.meta_dir())
-        .map_err(|e| format!("create {}: {e}", ctx.meta_dir().display()))?;
+    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
@@ -867,6 +1073,7 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
         .kill_with_owner(true)
         .create()
         .map_err(|e| format!("create container {id}: {e}"))?;
+    ctx.private_state(id)?;
     close_preserved(a);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &c.pid().to_string())?;
@@ -1552,7 +1759,7 @@ fn sealed_copy_of_self(exe: &std::fs::File) -> Res<OwnedFd> {
 // ---------------------------------------------------------------- main
 
 const USAGE: &str = "usage: berth-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] \
-COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
+[--allow-unenforced-limits] COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
 
 fn real_main() -> Res<i32> {
     record_start_fds();
@@ -1575,17 +1782,38 @@ fn real_main() -> Res<i32> {
     let g = Args::parse(
         &global,
         &["root", "log", "log-format", "criu", "rootless"],
-        &["debug", "systemd-cgroup", "version", "v", "help", "h"],
+        &[
+            "debug",
+            "systemd-cgroup",
+            "version",
+            "v",
+            "help",
+            "h",
+            "allow-unenforced-limits",
+        ],
         false,
     )?;
+    ALLOW_UNENFORCED.store(
+        g.bool("allow-unenforced-limits")
+            || std::env::var(ALLOW_UNENFORCED_ENV).is_ok_and(|v| v == "1"),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // As runc (O_CREAT|O_APPEND, 0644), but never through a symlink.
     let file = match g.get("log") {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
+        Some(p) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
-                .map_err(|e| format!("open log {p}: {e}"))?,
-        ),
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => format!("open log {p}: is a symbolic link (refused)"),
+                    _ => format!("open log {p}: {e}"),
+                })?;
+            Some(f)
+        }
         None => None,
     };
     let json_fmt = match g.get("log-format").unwrap_or("text") {

@@ -1,0 +1,468 @@
+//! berth-oci's files, modes and limits (issue 20, items 7, 8, 10, 11):
+//! no file written through a planted symlink, a private state root, its
+//! own cgroup parent, an empty inheritable set, and limits the host
+//! cannot enforce refused unless the operator opts in (privileged tier).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+const OCI: &str = env!("CARGO_BIN_EXE_berth-oci");
+const RUN: &str = env!("CARGO_BIN_EXE_berth-run");
+
+/// A bundle over a copy of the busybox rootfs running `args`, with
+/// `linux` merged into the default namespaces, and a private `--root`
+/// (inside the bundle's directory); `delete --force` on drop.
+struct Bundle {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    id: String,
+}
+
+impl Bundle {
+    fn new(args: &[&str], process: Value, linux: Value) -> Bundle {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(berth_testkit::busybox_rootfs())
+            .arg(dir.path().join("rootfs"))
+            .status()
+            .unwrap()
+            .success());
+        let mut proc_ = json!({ "args": args, "env": ["PATH=/bin"], "cwd": "/",
+            "user": { "uid": 0, "gid": 0 } });
+        let mut lin = json!({ "namespaces": [{ "type": "pid" }, { "type": "ipc" },
+            { "type": "uts" }, { "type": "mount" }, { "type": "network" }] });
+        for (dst, src) in [(&mut proc_, process), (&mut lin, linux)] {
+            for (k, v) in src.as_object().unwrap() {
+                dst[k] = v.clone();
+            }
+        }
+        let cfg = json!({ "ociVersion": "1.0.2", "root": { "path": "rootfs" },
+            "process": proc_, "linux": lin,
+            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }] });
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        Bundle {
+            root: dir.path().join("state"),
+            id: berth_testkit::unique_name("ocif"),
+            dir,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `berth-oci --root <root> <global…> <args…>` with `{}` in `args`
+    /// replaced by the bundle directory and `ID` by the container id.
+    fn cmd(&self, global: &[&str], args: &[&str]) -> Command {
+        let mut c = Command::new(OCI);
+        c.arg("--root").arg(&self.root).args(global);
+        for a in args {
+            match *a {
+                "{}" => c.arg(self.path()),
+                "ID" => c.arg(&self.id),
+                a => c.arg(a),
+            };
+        }
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Its output; `create`'s stdio (the container's) goes to null, so
+    /// that the reader is not held open by the container.
+    fn out(&self, global: &[&str], args: &[&str]) -> Output {
+        let mut c = self.cmd(global, args);
+        if args.first() == Some(&"create") {
+            let err = self.path().join("create.err");
+            c.stdout(Stdio::null())
+                .stderr(std::fs::File::create(&err).unwrap());
+            let st = c.status().unwrap();
+            let stderr = std::fs::read(&err).unwrap();
+            return Output {
+                status: st,
+                stdout: Vec::new(),
+                stderr,
+            };
+        }
+        c.output().unwrap()
+    }
+
+    fn ok(&self, global: &[&str], args: &[&str]) -> String {
+        let o = self.out(global, args);
+        assert!(
+            o.status.success(),
+            "berth-oci {args:?}: {}",
+            text(&o.stderr)
+        );
+        text(&o.stdout)
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = self.out(&[], &["delete", "--force", "ID"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Run `argv` as nobody (uid/gid 65534, no groups); its output.
+fn as_nobody(argv: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(argv)
+        .output()
+        .unwrap()
+}
+
+/// A victim file (content and mtime) that must stay untouched.
+struct Victim {
+    path: PathBuf,
+    mtime: i64,
+}
+
+impl Victim {
+    fn new(dir: &Path, name: &str) -> Victim {
+        let path = dir.join(name);
+        std::fs::write(&path, "victim\n").unwrap();
+        // An old mtime, so any write shows.
+        assert!(Command::new("touch")
+            .args(["-d", "2001-01-01"])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        let mtime = std::fs::metadata(&path).unwrap().mtime();
+        Victim { path, mtime }
+    }
+
+    fn assert_untouched(&self, what: &str) {
+        assert_eq!(
+            std::fs::read_to_string(&self.path).unwrap(),
+            "victim\n",
+            "{what}: victim {:?} was written",
+            self.path
+        );
+        assert_eq!(
+            std::fs::metadata(&self.path).unwrap().mtime(),
+            self.mtime,
+            "{what}: victim {:?} was modified",
+            self.path
+        );
+    }
+}
+
+/// Plant, in `dir`, a symlink at `name` to the victim and one at the
+/// temporary name the old code wrote the pid file under (`.<name>.tmp`)
+/// to `tmp_target`.
+fn plant(dir: &Path, name: &str, victim: &Victim, tmp_target: &Path) {
+    std::os::unix::fs::symlink(&victim.path, dir.join(name)).unwrap();
+    std::os::unix::fs::symlink(tmp_target, dir.join(format!(".{name}.tmp"))).unwrap();
+}
+
+/// Item 7: `--pid-file` (create, run, exec) and `--log` never write
+/// through a symlink planted at the file's name or at the temporary name
+/// the pid file was written under; the pid file itself becomes a regular
+/// file holding the pid.
+#[test]
+fn pid_file_and_log_never_follow_planted_symlinks() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["/bin/sleep", "60"], json!({}), json!({}));
+    let victims = tempfile::tempdir().unwrap();
+    let victim = Victim::new(victims.path(), "victim");
+    // A dangling target too: nothing may be created where it points.
+    let dangling = victims.path().join("dangling-target");
+    let d = b.path().join("pids");
+    std::fs::create_dir(&d).unwrap();
+    plant(&d, "create.pid", &victim, &victim.path);
+    plant(&d, "exec.pid", &victim, &victim.path);
+    plant(&d, "run.pid", &victim, &dangling);
+    let log = b.path().join("log.json");
+    std::os::unix::fs::symlink(&victim.path, &log).unwrap();
+
+    // --log through a symlink: refused, victim untouched.
+    let o = b.out(
+        &["--log", log.to_str().unwrap()],
+        &["create", "--bundle", "{}", "ID"],
+    );
+    assert!(!o.status.success(), "--log through a symlink was accepted");
+    assert!(text(&o.stderr).contains("log"), "{}", text(&o.stderr));
+    victim.assert_untouched("--log symlink");
+    assert!(!b.root.join(&b.id).exists());
+
+    let pf = |n: &str| d.join(n).display().to_string();
+    b.ok(
+        &[],
+        &[
+            "create",
+            "--bundle",
+            "{}",
+            "--pid-file",
+            &pf("create.pid"),
+            "ID",
+        ],
+    );
+    victim.assert_untouched("create --pid-file");
+    let state: Value = serde_json::from_str(&b.ok(&[], &["state", "ID"])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(!std::fs::symlink_metadata(d.join("create.pid"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(d.join("create.pid")).unwrap(),
+        pid.to_string()
+    );
+    b.ok(&[], &["start", "ID"]);
+    b.ok(
+        &[],
+        &[
+            "exec",
+            "--detach",
+            "--pid-file",
+            &pf("exec.pid"),
+            "ID",
+            "/bin/sleep",
+            "1",
+        ],
+    );
+    victim.assert_untouched("exec --pid-file");
+    let epid = std::fs::read_to_string(d.join("exec.pid")).unwrap();
+    assert!(epid.parse::<i32>().is_ok(), "{epid:?}");
+    b.ok(&[], &["delete", "--force", "ID"]);
+
+    let r = Bundle::new(&["/bin/true"], json!({}), json!({}));
+    r.ok(
+        &[],
+        &["run", "--bundle", "{}", "--pid-file", &pf("run.pid"), "ID"],
+    );
+    victim.assert_untouched("run --pid-file");
+    assert!(
+        !dangling.exists(),
+        "a file was created through a dangling link"
+    );
+    // No temporary left beside the pid files (only the planted links).
+    for e in std::fs::read_dir(&d).unwrap() {
+        let e = e.unwrap();
+        let n = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            n.ends_with(".pid") || e.file_type().unwrap().is_symlink(),
+            "left behind: {n}"
+        );
+    }
+}
+
+/// Item 8: the state root (even one that existed with mode 0755: it is
+/// tightened, and the log says so), `.meta`, the container's directory
+/// are 0700 and the metadata 0600; nobody can list the root nor read the
+/// metadata or the state.
+#[test]
+fn state_root_is_private_and_tightened() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["/bin/sleep", "60"], json!({}), json!({}));
+    // Only the state root itself may stop nobody.
+    std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(&b.root).unwrap();
+    std::fs::set_permissions(&b.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = b.path().join("log");
+    b.ok(
+        &["--log", log.to_str().unwrap()],
+        &["create", "--bundle", "{}", "ID"],
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("tightened"), "{logged}");
+    let meta = b.root.join(".meta").join(format!("{}.json", b.id));
+    let state = b.root.join(&b.id).join("state.json");
+    assert_eq!(mode(&b.root), 0o700, "state root");
+    assert_eq!(mode(&b.root.join(".meta")), 0o700, ".meta");
+    assert_eq!(mode(&b.root.join(&b.id)), 0o700, "container directory");
+    assert_eq!(mode(&meta), 0o600, "metadata");
+    // The path a local user would need is closed at the root.
+    let root = b.root.display().to_string();
+    for argv in [
+        vec!["ls", &root],
+        vec!["cat", meta.to_str().unwrap()],
+        vec!["cat", state.to_str().unwrap()],
+    ] {
+        let o = as_nobody(&argv);
+        assert!(
+            !o.status.success(),
+            "nobody ran {argv:?}: {}",
+            text(&o.stdout)
+        );
+        assert!(
+            text(&o.stderr).contains("Permission denied"),
+            "{argv:?}: {}",
+            text(&o.stderr)
+        );
+    }
+    b.ok(&[], &["delete", "--force", "ID"]);
+}
+
+/// Item 8: berth-run and berth-oci each have their own cgroup parent, so
+/// the same id runs in both at once.
+#[test]
+fn same_id_in_berth_run_and_berth_oci() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["/bin/sleep", "60"], json!({}), json!({}));
+    b.ok(&[], &["create", "--bundle", "{}", "ID"]);
+    b.ok(&[], &["start", "ID"]);
+    let o = Command::new(RUN)
+        .arg("--name")
+        .arg(&b.id)
+        .arg("--rootfs")
+        .arg(berth_testkit::busybox_rootfs())
+        .args(["--", "/bin/cat", "/proc/self/cgroup"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "berth-run with berth-oci's id: {}",
+        text(&o.stderr)
+    );
+    let st = berth::State::load(Some(&b.root), &b.id).unwrap();
+    let cg = st.cgroup.unwrap();
+    assert!(
+        cg.ends_with(format!("berth-oci/{}", b.id)),
+        "berth-oci's cgroup: {cg:?}"
+    );
+    b.ok(&[], &["delete", "--force", "ID"]);
+}
+
+/// The `CapInh:` mask of `/proc/self/status` printed by a container whose
+/// bundle's process has these fields (`capabilities`, or none).
+fn cap_inh(process: Value) -> String {
+    let b = Bundle::new(
+        &["/bin/grep", "CapInh", "/proc/self/status"],
+        process,
+        json!({}),
+    );
+    b.ok(&[], &["run", "--bundle", "{}", "ID"])
+        .trim()
+        .to_string()
+}
+
+/// Item 10: no inheritable capabilities unless the bundle asks for them
+/// (CVE-2022-24769), whether the bundle lists other sets, an empty
+/// inheritable set, or no capabilities at all.
+#[test]
+fn inheritable_set_is_empty_unless_asked() {
+    berth_testkit::privileged!();
+    let some = json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    for process in [
+        json!({ "capabilities": { "bounding": some, "effective": some, "permitted": some } }),
+        json!({ "capabilities": { "bounding": some, "effective": some, "permitted": some,
+            "inheritable": [] } }),
+        json!({ "capabilities": {} }),
+        json!({}),
+    ] {
+        assert_eq!(
+            cap_inh(process.clone()),
+            "CapInh:\t0000000000000000",
+            "{process}"
+        );
+    }
+    // Asked for: given (CAP_KILL is bit 5).
+    let asked = json!({ "capabilities": { "bounding": some, "effective": some,
+        "permitted": some, "inheritable": ["CAP_KILL"] } });
+    assert_eq!(cap_inh(asked), "CapInh:\t0000000000000020");
+}
+
+/// The cgroup2 mount and whether its root offers `pids`.
+fn cgroup2_has_pids() -> (PathBuf, bool) {
+    let h = berth_cgroups::Hierarchy::discover().unwrap();
+    let has = h
+        .root_controllers()
+        .unwrap()
+        .contains(berth_cgroups::Controller::Pids);
+    (h.mount_point().to_path_buf(), has)
+}
+
+/// Every directory under `dir` whose name is `name`.
+fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let out = Command::new("find")
+        .arg(dir)
+        .args(["-name", name, "-type", "d"])
+        .output()
+        .unwrap();
+    text(&out.stdout).lines().map(PathBuf::from).collect()
+}
+
+/// Item 11: a bundle with a pids limit on a host whose cgroup2 has no
+/// pids controller: `create` fails naming the controller and where it is
+/// bound, leaving nothing; with `--allow-unenforced-limits` or
+/// `BERTH_OCI_ALLOW_UNENFORCED_LIMITS=1` it runs, with a warning.
+#[test]
+fn unenforceable_limits_are_refused_unless_allowed() {
+    berth_testkit::privileged!();
+    let (mount, has_pids) = cgroup2_has_pids();
+    if has_pids {
+        println!("skipped: this host's cgroup2 offers pids (the limit is enforced)");
+        return;
+    }
+    let b = Bundle::new(
+        &["/bin/echo", "ran"],
+        json!({}),
+        json!({ "resources": { "pids": { "limit": 20 }, "memory": { "limit": 67108864 } } }),
+    );
+    let children = berth_testkit::child_pids();
+    let o = b.out(&[], &["create", "--bundle", "{}", "ID"]);
+    let err = text(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "create with an unenforceable pids limit ran"
+    );
+    assert!(err.contains("pids") && err.contains("memory"), "{err}");
+    assert!(err.contains("--allow-unenforced-limits"), "{err}");
+    assert!(err.contains("cgroup v1") || err.contains("bound"), "{err}");
+    // Nothing left: no state, no metadata, no cgroup, no process.
+    assert!(!b.root.join(&b.id).exists());
+    let meta: Vec<_> = std::fs::read_dir(b.root.join(".meta"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(meta.is_empty(), "{meta:?}");
+    assert_eq!(find_named(&mount, &b.id), Vec::<PathBuf>::new());
+    assert_eq!(berth_testkit::child_pids(), children);
+    let holders = Command::new("pgrep").args(["-f", &b.id]).output().unwrap();
+    assert!(holders.stdout.is_empty(), "{}", text(&holders.stdout));
+
+    // The flag: runs, and the log names what is not enforced.
+    let log = b.path().join("log");
+    let out = b.ok(
+        &["--allow-unenforced-limits", "--log", log.to_str().unwrap()],
+        &["run", "--bundle", "{}", "ID"],
+    );
+    assert_eq!(out, "ran\n");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("not enforced") && logged.contains("pids"),
+        "{logged}"
+    );
+    // The environment variable: runs.
+    let o = b
+        .cmd(&[], &["run", "--bundle", "{}", "ID"])
+        .env("BERTH_OCI_ALLOW_UNENFORCED_LIMITS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "ran\n");
+    // Any other value is not an opt-in.
+    let o = b
+        .cmd(&[], &["run", "--bundle", "{}", "ID"])
+        .env("BERTH_OCI_ALLOW_UNENFORCED_LIMITS", "0")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(!b.root.join(&b.id).exists());
+    assert_eq!(find_named(&mount, &b.id), Vec::<PathBuf>::new());
+}

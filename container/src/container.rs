@@ -514,8 +514,9 @@ impl Exec<'_> {
                 .map_err(|e| Error::io("dup cgroup fd", cg.path(), e))?;
             sp.cgroup_fd(fd);
         }
-        // SAFETY: berth-security's apply_in_child is allocation-free.
-        sp.step(unsafe {
+        // SAFETY: berth-security's apply_in_child is allocation-free. The
+        // final step: nothing but execve runs after its seccomp filter.
+        sp.final_step(unsafe {
             Step::hook("apply security policy", move || {
                 prepared.apply_in_child().map_err(|f| f.errno)
             })

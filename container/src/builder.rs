@@ -980,13 +980,16 @@ impl ContainerBuilder {
         }
         let sec = prepared.clone();
         // SAFETY: apply_in_child only runs raw syscalls on data prepared
-        // above (berth-security's contract) and is the plan's last step.
-        steps.push(unsafe {
+        // above (berth-security's contract). It is the final step: after
+        // the start wait, right before execve, so the seccomp filter sees
+        // nothing of berth's own setup (runtime-spec: seccomp is the last
+        // thing before the user's process starts).
+        let policy_step = unsafe {
             Step::hook(
                 "apply security policy (rlimits, capabilities, no_new_privs, seccomp)",
                 move || sec.apply_in_child().map_err(|f| f.errno),
             )
-        });
+        };
 
         let mut sp = Spawner::new(&argv);
         sp.env_clear()
@@ -996,7 +999,8 @@ impl ContainerBuilder {
             .stdin(std::mem::take(&mut self.stdin))
             .stdout(std::mem::take(&mut self.stdout))
             .stderr(std::mem::take(&mut self.stderr))
-            .steps(steps);
+            .steps(steps)
+            .final_step(policy_step);
         if self.kill_with_owner {
             sp.parent_death_signal(libc::SIGKILL);
         }

@@ -387,8 +387,9 @@ impl Exec<'_> {
                 .step(crate::builder::controlling_tty_step());
             rx = Some(r);
         }
-        // SAFETY: berth-security's apply_in_child is allocation-free.
-        sp.step(unsafe {
+        // SAFETY: berth-security's apply_in_child is allocation-free. The
+        // final step: nothing but execve runs after its seccomp filter.
+        sp.final_step(unsafe {
             Step::hook("apply security policy", move || {
                 prepared.apply_in_child().map_err(|f| f.errno)
             })

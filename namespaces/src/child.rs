@@ -50,12 +50,16 @@ pub(crate) const P_NETNS: u32 = 17;
 
 /// Exit code of a child whose parent vanished before it could be told to go.
 pub(crate) const EXIT_PARENT_GONE: i32 = 126;
+/// Exit status of the init when it cannot wait for signals (see `run_init`).
+pub(crate) const EXIT_INIT_CANNOT_WAIT: i32 = 255;
 /// Exit code after a reported failure.
 pub(crate) const EXIT_FAILED: i32 = 127;
 
 /// Everything the child needs, borrowed from the parent's prepared plan.
 pub(crate) struct ChildPlan<'a> {
+    /// Every step; the last `final_steps` of them run just before `execve`.
     pub steps: &'a [Step],
+    pub final_steps: usize,
     pub exec_paths: &'a [CString],
     pub argv: &'a [*const libc::c_char],
     pub envp: &'a [*const libc::c_char],
@@ -303,12 +307,8 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
             }
         }
         stamp(plan, T_STEPS);
-        for (i, step) in plan.steps.iter().enumerate() {
-            if let Err(e) = step.run() {
-                fail(err, R_STEP, i as u32, e);
-            }
-            stamp(plan, T_STEPS + 1 + i);
-        }
+        let first_final = plan.steps.len() - plan.final_steps;
+        run_steps(plan, 0..first_final);
         // Close everything the workload must not inherit (close_range(2),
         // Linux 5.9): fds another thread opened without O_CLOEXEC, and fds of
         // other spawns in flight, whose EOF would otherwise be delayed.
@@ -357,6 +357,9 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
             }
             libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
         }
+        // The final steps (a security policy: its seccomp filter last of
+        // all): after them, only execve.
+        run_steps(plan, first_final..plan.steps.len());
         stamp(plan, T_STEPS + 1 + plan.steps.len());
         let mut result = libc::ENOENT;
         let mut saw_eacces = false;
@@ -374,6 +377,19 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
             result = libc::EACCES;
         }
         fail(err, R_PHASE, P_EXEC, result)
+    }
+}
+
+/// Run `plan.steps[range]`, stamping the timer after each; a failure is
+/// reported as that step's and ends the child.
+fn run_steps(plan: &ChildPlan<'_>, range: std::ops::Range<usize>) {
+    for i in range {
+        if let Some(step) = plan.steps.get(i) {
+            if let Err(e) = step.run() {
+                fail(plan.err_w, R_STEP, i as u32, e);
+            }
+        }
+        stamp(plan, T_STEPS + 1 + i);
     }
 }
 
@@ -406,18 +422,33 @@ unsafe fn run_init(plan: &ChildPlan<'_>) {
             }
             Ok(pid) => pid,
         };
+        // The init holds no more privilege than the workload: it applies the
+        // final steps (the security policy) too, before closing its fds (a
+        // step may use one, e.g. a Landlock ruleset).
+        run_steps(plan, plan.steps.len() - plan.final_steps..plan.steps.len());
         // The init keeps no fds: the error pipe and stdio belong to the workload.
         let _ = sys::close_range(0, u32::MAX, 0);
         loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let sig = libc::sigwaitinfo(&all, &mut info);
             if sig < 0 {
-                continue;
+                if sys::errno() == libc::EINTR {
+                    continue;
+                }
+                // Refused (a seccomp filter without rt_sigtimedwait): an
+                // init that cannot wait must not spin; its exit ends the
+                // namespace.
+                libc::_exit(EXIT_INIT_CANNOT_WAIT);
             }
             if sig == libc::SIGCHLD {
                 loop {
                     let mut status = 0;
                     let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                    if pid < 0 && sys::errno() != libc::ECHILD && sys::errno() != libc::EINTR {
+                        // Refused (no wait4 in a seccomp filter): it could
+                        // never see the workload end.
+                        libc::_exit(EXIT_INIT_CANNOT_WAIT);
+                    }
                     if pid <= 0 {
                         break;
                     }

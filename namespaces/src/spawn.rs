@@ -85,6 +85,8 @@ pub struct Spawner {
     fds: Vec<(FdSource, RawFd)>,
     init: bool,
     steps: Vec<Step>,
+    /// How many of `steps` (at the end) are final steps ([`Spawner::final_step`]).
+    final_steps: usize,
     joins: Vec<JoinSpec>,
     after_clone: Option<AfterClone>,
     netns_pool: Option<NetnsPool>,
@@ -147,6 +149,7 @@ impl Spawner {
             fds: Vec::new(),
             init: false,
             steps: Vec::new(),
+            final_steps: 0,
             joins: Vec::new(),
             after_clone: None,
             netns_pool: None,
@@ -437,6 +440,13 @@ impl Spawner {
     /// zombies, and exits with the workload's exit code (128 + signal if it
     /// was killed), like `docker run --init`. Allocation-free.
     ///
+    /// The init applies the [final steps](Self::final_step) too, so a
+    /// seccomp filter among them must allow what the init itself calls
+    /// after it: `rt_sigtimedwait`, `wait4`, `kill` and `exit_group` (as
+    /// for `docker run --init`'s tini). Where the filter refuses waiting
+    /// for signals, the init exits with status 255 at once, which ends the
+    /// pid namespace and the workload with it (pid_namespaces(7)).
+    ///
     /// ```
     /// use berth_namespaces::{Namespaces, Spawner};
     /// let s = Spawner::new(["/bin/sh"]).namespaces(Namespaces::PID).init(true);
@@ -454,7 +464,33 @@ impl Spawner {
     ///     .step(Step::make_private("/", true));
     /// ```
     pub fn step(&mut self, step: Step) -> &mut Self {
+        // Plan steps stay before the final ones.
+        let at = self.steps.len() - self.final_steps;
+        self.steps.insert(at, step);
+        self
+    }
+
+    /// Append a *final* step: it runs after every other part of the child's
+    /// setup — the plan's steps, closing inherited fds, `chdir`, forking the
+    /// init, the two-phase start's wait and the signal reset — so that the
+    /// only system call after it is `execve(2)`. This is where a security
+    /// policy goes (capabilities, `no_new_privs`, then the seccomp filter):
+    /// a filter that allows little beyond `execve` then never sees berth's
+    /// own setup calls (`close_range`, `chdir`, `read` of the start pipe).
+    /// Final steps run in the order they were added; with
+    /// [`init`](Self::init) the init applies them too, right after forking
+    /// the program and before it closes its fds and starts forwarding
+    /// signals, so that pid 1 holds no more privilege than the program.
+    ///
+    /// ```
+    /// use berth_namespaces::{Namespaces, Spawner, Step};
+    /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::MOUNT)
+    ///     .step(Step::make_private("/", true))
+    ///     .final_step(Step::chdir("/"));
+    /// ```
+    pub fn final_step(&mut self, step: Step) -> &mut Self {
         self.steps.push(step);
+        self.final_steps += 1;
         self
     }
 
@@ -466,7 +502,9 @@ impl Spawner {
     ///     .steps([Step::make_private("/", true), Step::chdir("/")]);
     /// ```
     pub fn steps(&mut self, steps: impl IntoIterator<Item = Step>) -> &mut Self {
-        self.steps.extend(steps);
+        for step in steps {
+            self.step(step);
+        }
         self
     }
 
@@ -1039,6 +1077,7 @@ impl Spawner {
         let timer = StepTimer::from_env(self.steps.len());
         let mut plan = ChildPlan {
             steps: &self.steps,
+            final_steps: self.final_steps,
             exec_paths: &exec_paths,
             argv: &argv,
             envp: &envp,

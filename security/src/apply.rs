@@ -115,7 +115,22 @@ pub(crate) unsafe fn drop_bounding(keep: u64, last_cap: u32) -> Result<(), Child
     Ok(())
 }
 
+/// Take `uid`/`gid` and the supplementary `groups`. A parent-death signal
+/// set before survives: the kernel clears it on any change of the effective
+/// or filesystem uid/gid (prctl(2), `PR_SET_PDEATHSIG`), so it is read
+/// first and set again afterwards.
 pub(crate) unsafe fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<(), ChildFailure> {
+    let mut pdeathsig: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG stores an int through the valid pointer.
+    unsafe {
+        libc::prctl(
+            libc::PR_GET_PDEATHSIG,
+            &mut pdeathsig as *mut libc::c_int as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     // SAFETY: raw syscalls with a valid groups pointer and length.
     unsafe {
         if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
@@ -130,6 +145,11 @@ pub(crate) unsafe fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<
         }
         if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
             return Err(fail("setresuid"));
+        }
+        if pdeathsig != 0
+            && libc::prctl(libc::PR_SET_PDEATHSIG, pdeathsig as libc::c_ulong, 0, 0, 0) != 0
+        {
+            return Err(fail("prctl(PR_SET_PDEATHSIG)"));
         }
     }
     Ok(())

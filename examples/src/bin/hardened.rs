@@ -228,13 +228,15 @@ fn run(root: &Path, tmp: &Path, exe: &Path) -> Result<(), Box<dyn std::error::Er
                 Some("size=1m"),
             ),
             Step::pivot_root(root),
-            // SAFETY: apply_in_child makes raw syscalls on data prepared above.
-            unsafe {
-                Step::hook("security", move || {
-                    apply.apply_in_child().map_err(|f| f.errno)
-                })
-            },
         ])
+        // The security policy is the final step: only execve runs after
+        // its seccomp filter.
+        // SAFETY: apply_in_child makes raw syscalls on data prepared above.
+        .final_step(unsafe {
+            Step::hook("security", move || {
+                apply.apply_in_child().map_err(|f| f.errno)
+            })
+        })
         .status()?;
     drop(prepared);
     println!("container exited with {status}");

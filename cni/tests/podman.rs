@@ -109,6 +109,10 @@ impl<'h> Podman<'h> {
             .arg(d.join("tmp"))
             .args(["--storage-driver", "vfs", "--runtime"])
             .arg(&self.runtime)
+            // podman asks for a pids limit by default; on a hybrid host
+            // (cgroup2 without pids) berth-oci refuses limits it cannot
+            // enforce unless the operator opts in, as here.
+            .args(["--runtime-flag", "allow-unenforced-limits"])
             .args(args)
             .stdin(Stdio::null());
         c

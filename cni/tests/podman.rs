@@ -238,7 +238,7 @@ fn podman_cni_backend_runs_containers_on_a_berth_cni_network() {
     assert!(web_ip.starts_with("10.93.0."), "{web_ip}");
     assert_eq!(host.allocations("bnet").len(), 1);
     assert!(
-        wait_for(5, || read_from(&host, "10.93.0.1:8086")
+        wait_for(20, || read_from(&host, "10.93.0.1:8086")
             .contains("hello-from-web")),
         "published port 8086 did not answer"
     );
@@ -259,7 +259,10 @@ fn podman_cni_backend_runs_containers_on_a_berth_cni_network() {
     ]);
     let srv_ip = pm.ip_of("srv");
     assert_ne!(srv_ip, web_ip);
-    let script = format!("echo from-client | nc -w 2 {srv_ip} 81");
+    // `podman run -d` returns before srv's nc listens: retry the connect.
+    let script = format!(
+        "for i in $(seq 40); do echo from-client | nc -w 2 {srv_ip} 81 && exit 0; sleep 0.25; done; exit 1"
+    );
     pm.ok(&[
         "run",
         "--rm",
@@ -271,7 +274,7 @@ fn podman_cni_backend_runs_containers_on_a_berth_cni_network() {
         &script,
     ]);
     assert!(
-        wait_for(5, || pm.ok(&["logs", "srv"]).contains("from-client")),
+        wait_for(20, || pm.ok(&["logs", "srv"]).contains("from-client")),
         "srv did not receive the client's line"
     );
 

@@ -12,7 +12,7 @@
 //! the ones asked for is closed before `execve` (`close_range(2)`), and
 //! `execve` resets dumpability for the container's own program.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -386,6 +386,10 @@ impl Exec<'_> {
                 .step(step)
                 .step(crate::builder::controlling_tty_step());
             rx = Some(r);
+        }
+        // A Landlock ruleset of the policy stays open for it (close-on-exec).
+        if let Some(fd) = prepared.landlock_fd() {
+            sp.step_fd(fd.as_raw_fd());
         }
         // SAFETY: berth-security's apply_in_child is allocation-free. The
         // final step: nothing but execve runs after its seccomp filter.

@@ -87,6 +87,8 @@ pub struct Spawner {
     steps: Vec<Step>,
     /// How many of `steps` (at the end) are final steps ([`Spawner::final_step`]).
     final_steps: usize,
+    /// Fds steps use, spared by the close of inherited fds ([`Spawner::step_fd`]).
+    step_fds: Vec<RawFd>,
     joins: Vec<JoinSpec>,
     after_clone: Option<AfterClone>,
     netns_pool: Option<NetnsPool>,
@@ -150,6 +152,7 @@ impl Spawner {
             init: false,
             steps: Vec::new(),
             final_steps: 0,
+            step_fds: Vec::new(),
             joins: Vec::new(),
             after_clone: None,
             netns_pool: None,
@@ -420,6 +423,24 @@ impl Spawner {
     /// ```
     pub fn keep_fd(&mut self, fd: RawFd) -> &mut Self {
         self.fds.push((FdSource::Borrowed(fd), fd));
+        self
+    }
+
+    /// Leave our fd `fd` open for the child's [steps](Self::step) (e.g. a
+    /// Landlock ruleset a [final step](Self::final_step) applies): it is
+    /// spared when the child closes inherited fds, under the same number,
+    /// and keeps its close-on-exec flag, so `execve` closes it and the
+    /// program never sees it (open it `O_CLOEXEC`). Unlike
+    /// [`keep_fd`](Self::keep_fd) nothing is duplicated; `fd` must not be
+    /// a target of [`map_fd`](Self::map_fd), and must stay open until
+    /// `spawn` returns.
+    ///
+    /// ```no_run
+    /// # let ruleset_fd = 3;
+    /// let s = berth_namespaces::Spawner::new(["/bin/true"]).step_fd(ruleset_fd);
+    /// ```
+    pub fn step_fd(&mut self, fd: RawFd) -> &mut Self {
+        self.step_fds.push(fd);
         self
     }
 
@@ -1038,6 +1059,14 @@ impl Spawner {
         keep.push(err_w.as_raw_fd() as u32);
         if let Some(s) = &start_r {
             keep.push(s.as_raw_fd() as u32);
+        }
+        for fd in &self.step_fds {
+            if self.fds.iter().any(|(_, d)| d == fd) {
+                return Err(Error::invalid(format!(
+                    "step fd {fd} is also the target of a mapped fd"
+                )));
+            }
+            keep.push(*fd as u32);
         }
         let close_ranges = gaps(keep);
 

@@ -358,3 +358,46 @@ fn clone_into_cgroup_with_cgroup_namespace() {
         .unwrap_err();
     assert_eq!(err.errno(), Some(libc::ENOENT), "{err}");
 }
+
+/// A final step runs after the close of inherited fds and `chdir` (it sees
+/// the working directory already set), a `step_fd` survives until it and
+/// is closed by `execve`, and an fd nobody kept is gone before it.
+#[test]
+fn final_steps_run_last_and_step_fds_reach_them_only() {
+    berth_testkit::privileged!();
+    let kept = std::fs::File::open("/dev/null").unwrap(); // O_CLOEXEC (std)
+    let stray = std::fs::File::open("/dev/null").unwrap();
+    let (kept_fd, stray_fd) = (kept.as_raw_fd(), stray.as_raw_fd());
+    // SAFETY: fcntl and getcwd on stack buffers only; no allocation.
+    let check = unsafe {
+        Step::hook("check fds and cwd", move || {
+            if libc::fcntl(kept_fd, libc::F_GETFD) < 0 {
+                return Err(libc::ENOTRECOVERABLE); // the step fd was closed
+            }
+            if libc::fcntl(stray_fd, libc::F_GETFD) >= 0 {
+                return Err(libc::EEXIST); // an unkept fd survived
+            }
+            let mut buf = [0u8; 8];
+            if libc::getcwd(buf.as_mut_ptr().cast(), buf.len()).is_null() || &buf[..5] != b"/tmp\0"
+            {
+                return Err(libc::ENOTDIR); // ran before chdir
+            }
+            Ok(())
+        })
+    };
+    let script = format!("test -e /proc/self/fd/{kept_fd} && echo leaked || echo closed");
+    let mut s = Spawner::new(["/bin/sh", "-c", &script]);
+    s.current_dir("/tmp")
+        .stdout(Stdio::Piped)
+        .step_fd(kept_fd)
+        .final_step(check);
+    let out = s.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "closed\n");
+    // A step fd may not also be the target of a mapped fd.
+    let mut s = Spawner::new(["/bin/true"]);
+    s.map_fd(std::fs::File::open("/dev/null").unwrap().into(), 9)
+        .step_fd(9);
+    assert!(matches!(s.output(), Err(Error::InvalidConfig { .. })));
+    drop((kept, stray));
+}

@@ -38,7 +38,10 @@ fn inconsistent_capability_sets() {
     c.effective.insert(Capability::CAP_SYS_ADMIN);
     let e = SecurityPolicy::new().capabilities(c).prepare().unwrap_err();
     assert!(e.to_string().contains("CAP_SYS_ADMIN"), "{e}");
+    // An inheritable capability outside the bounding set (the default
+    // inheritable set is empty: ask for one).
     let mut c = Capabilities::docker_default();
+    c.inheritable.insert(Capability::CAP_KILL);
     c.bounding.remove(Capability::CAP_KILL);
     let e = SecurityPolicy::new().capabilities(c).prepare().unwrap_err();
     assert!(e.to_string().contains("bounding"), "{e}");

@@ -18,6 +18,7 @@
 //! ```
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -196,48 +197,53 @@ fn run(root: &Path, tmp: &Path, exe: &Path) -> Result<(), Box<dyn std::error::Er
     let prepared = Arc::new(policy.prepare()?);
     let apply = prepared.clone();
     let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
-    let status = Spawner::new(["/probe", "--probe"])
-        .namespaces(
-            Namespaces::MOUNT
-                | Namespaces::PID
-                | Namespaces::UTS
-                | Namespaces::IPC
-                | Namespaces::NET
-                | Namespaces::CGROUP,
-        )
-        .hostname("hardened")
-        .env_clear()
-        .steps([
-            Step::make_private("/", true),
-            Step::bind(root, root, false, true), // read-only root
-            Step::bind("/usr", root.join("usr"), true, true),
-            Step::bind(exe, root.join("probe"), false, true),
-            Step::mount(
-                Some("proc"),
-                root.join("proc"),
-                Some("proc"),
-                nosuid | libc::MS_NOEXEC,
-                None,
-            ),
-            Step::bind(tmp, root.join("tmp"), false, false),
-            Step::mount(
-                Some("tmpfs"),
-                root.join("scratch"),
-                Some("tmpfs"),
-                nosuid,
-                Some("size=1m"),
-            ),
-            Step::pivot_root(root),
-        ])
-        // The security policy is the final step: only execve runs after
-        // its seccomp filter.
-        // SAFETY: apply_in_child makes raw syscalls on data prepared above.
-        .final_step(unsafe {
-            Step::hook("security", move || {
-                apply.apply_in_child().map_err(|f| f.errno)
-            })
+    let mut sp = Spawner::new(["/probe", "--probe"]);
+    sp.namespaces(
+        Namespaces::MOUNT
+            | Namespaces::PID
+            | Namespaces::UTS
+            | Namespaces::IPC
+            | Namespaces::NET
+            | Namespaces::CGROUP,
+    )
+    .hostname("hardened")
+    .env_clear()
+    .steps([
+        Step::make_private("/", true),
+        Step::bind(root, root, false, true), // read-only root
+        Step::bind("/usr", root.join("usr"), true, true),
+        Step::bind(exe, root.join("probe"), false, true),
+        Step::mount(
+            Some("proc"),
+            root.join("proc"),
+            Some("proc"),
+            nosuid | libc::MS_NOEXEC,
+            None,
+        ),
+        Step::bind(tmp, root.join("tmp"), false, false),
+        Step::mount(
+            Some("tmpfs"),
+            root.join("scratch"),
+            Some("tmpfs"),
+            nosuid,
+            Some("size=1m"),
+        ),
+        Step::pivot_root(root),
+    ]);
+    // The Landlock ruleset stays open for the policy step (it is
+    // close-on-exec: the probe never sees it).
+    if let Some(fd) = prepared.landlock_fd() {
+        sp.step_fd(fd.as_raw_fd());
+    }
+    // The security policy is the final step: only execve runs after its
+    // seccomp filter.
+    // SAFETY: apply_in_child makes raw syscalls on data prepared above.
+    sp.final_step(unsafe {
+        Step::hook("security", move || {
+            apply.apply_in_child().map_err(|f| f.errno)
         })
-        .status()?;
+    });
+    let status = sp.status()?;
     drop(prepared);
     println!("container exited with {status}");
     if !status.success() {

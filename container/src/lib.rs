@@ -49,10 +49,15 @@ mod state;
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};
 pub use bundle::Bundle;
 pub use config::{default_store_dir, Mount, Network, Propagation, Rootfs, Seccomp};
-pub use container::{Container, ContainerEvent, ContainerStats, Events, Exec, InterfaceStats};
+pub use container::{
+    Container, ContainerEvent, ContainerStats, Events, Exec, ExecChild, InterfaceStats,
+};
 pub use error::{Error, Result};
 pub use pty::open_pty_and_send_master;
 pub use state::{default_state_root, delete, gc, GcReport, NetworkState, State, STATE_FILE};
+
+/// What [`ExecChild::wait`] and [`Exec::output`] return (std's types).
+pub use std::process::{ExitStatus, Output};
 
 pub use berth_cgroups::{Limit, Resources};
 pub use berth_namespaces::{IdMap, Namespaces, Stdio};

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -97,7 +98,25 @@ fn write_tar<W: Write>(dir: &Path, out: W) -> Result<()> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let mut links = HashMap::new();
-    walk(dir, Path::new(""), &mut b, &mut links)?;
+    // The walk below never resolves a path of the tree from its top again:
+    // each directory is opened relative to its parent's fd (O_NOFOLLOW), each
+    // entry examined as one component below a held directory fd, each file
+    // read through the fd it was examined by. A tree another party changes
+    // while it is exported (a running container's writable layer) can swap
+    // a directory for a symlink but never make the export read a file
+    // outside the tree.
+    let top = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+    let md = top
+        .metadata()
+        .map_err(|e| Error::io("stat directory", dir, e))?;
+    if !md.is_dir() {
+        return Err(Error::io(
+            "open directory",
+            dir,
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
+    walk(top.as_fd(), dir, Path::new(""), &mut b, &mut links)?;
     b.into_inner().map_err(|e| Error::Stream {
         what: "finish tar",
         source: e,
@@ -105,14 +124,22 @@ fn write_tar<W: Write>(dir: &Path, out: W) -> Result<()> {
     Ok(())
 }
 
+/// `/proc/self/fd/<dir>/<name>`: `name` looked up as a single component of
+/// the directory `dir` holds (for the `l*` calls that do not follow it).
+fn at(dir: BorrowedFd<'_>, name: &OsStr) -> PathBuf {
+    Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
+}
+
 fn walk<W: Write>(
+    dir: BorrowedFd<'_>,
     base: &Path,
     rel: &Path,
     b: &mut tar::Builder<W>,
     links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<()> {
     let abs = base.join(rel);
-    let mut names: Vec<_> = fs::read_dir(&abs)
+    let here = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let mut names: Vec<_> = fs::read_dir(&here)
         .map_err(|e| Error::io("read directory", &abs, e))?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<io::Result<_>>()
@@ -121,8 +148,10 @@ fn walk<W: Write>(
     for name in names {
         let relp = rel.join(&name);
         let absp = base.join(&relp);
-        let md = fs::symlink_metadata(&absp).map_err(|e| Error::io("lstat", &absp, e))?;
-        let cpath = sys::cpath(&absp).map_err(|e| Error::io("path", &absp, e))?;
+        let one = at(dir, &name);
+        let cname = sys::cbytes(name.as_bytes()).map_err(|e| Error::io("path", &absp, e))?;
+        let md = fs::symlink_metadata(&one).map_err(|e| Error::io("lstat", &absp, e))?;
+        let cpath = sys::cpath(&one).map_err(|e| Error::io("path", &absp, e))?;
         let xattrs = sys::lxattrs(&cpath).map_err(|e| Error::io("read xattrs", &absp, e))?;
         let mut opaque = false;
         let mut keep = Vec::new();
@@ -146,12 +175,6 @@ fn walk<W: Write>(
             }
         }
         let ft = md.file_type();
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(md.mode() & 0o7777);
-        h.set_uid(md.uid() as u64);
-        h.set_gid(md.gid() as u64);
-        h.set_mtime(md.mtime().max(0) as u64);
-        h.set_size(0);
         let werr = |e: io::Error| Error::Stream {
             what: "write tar entry",
             source: e,
@@ -159,6 +182,7 @@ fn walk<W: Write>(
 
         if ft.is_char_device() && md.rdev() == 0 {
             // Overlay whiteout → OCI `.wh.<name>`.
+            let mut h = header(&md);
             let mut wh = OsStr::new(".wh.").to_os_string();
             wh.push(&name);
             h.set_entry_type(tar::EntryType::Regular);
@@ -166,6 +190,31 @@ fn walk<W: Write>(
                 .map_err(werr)?;
             continue;
         }
+        // A regular file is read through the fd it is examined by (O_PATH,
+        // reopened through /proc/self/fd: the same inode, never a path
+        // looked up again), with the header from that fd's metadata.
+        let mut file = None;
+        let md = if ft.is_file() {
+            let p = sys::openat(dir, &cname, libc::O_PATH | libc::O_NOFOLLOW, 0)
+                .map_err(|e| Error::io("open", &absp, e))?;
+            let pmd = File::from(p.try_clone().map_err(|e| Error::io("dup", &absp, e))?)
+                .metadata()
+                .map_err(|e| Error::io("fstat", &absp, e))?;
+            if !pmd.is_file() {
+                return Err(Error::io(
+                    "open (replaced while exported)",
+                    &absp,
+                    io::Error::from_raw_os_error(libc::ESTALE),
+                ));
+            }
+            let f = File::open(format!("/proc/self/fd/{}", p.as_raw_fd()))
+                .map_err(|e| Error::io("open", &absp, e))?;
+            file = Some(f);
+            pmd
+        } else {
+            md
+        };
+        let mut h = header(&md);
         if !keep.is_empty() {
             let recs: Vec<(String, Vec<u8>)> = keep
                 .iter()
@@ -191,15 +240,23 @@ fn walk<W: Write>(
                 b.append_data(&mut o, relp.join(".wh..wh..opq"), io::empty())
                     .map_err(werr)?;
             }
-            walk(base, &relp, b, links)?;
+            let sub = sys::openat(
+                dir,
+                &cname,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(|e| Error::io("open directory", &absp, e))?;
+            walk(sub.as_fd(), base, &relp, b, links)?;
         } else if ft.is_symlink() {
-            let target = fs::read_link(&absp).map_err(|e| Error::io("readlink", &absp, e))?;
+            let target = fs::read_link(&one).map_err(|e| Error::io("readlink", &absp, e))?;
             h.set_entry_type(tar::EntryType::Symlink);
             b.append_link(&mut h, &relp, &target).map_err(werr)?;
-        } else if ft.is_file() {
+        } else if let Some(f) = file {
             if md.nlink() > 1 {
                 if let Some(first) = links.get(&(md.dev(), md.ino())) {
                     h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
                     b.append_link(&mut h, &relp, first).map_err(werr)?;
                     continue;
                 }
@@ -207,8 +264,10 @@ fn walk<W: Write>(
             }
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(md.len());
-            let f = File::open(&absp).map_err(|e| Error::io("open", &absp, e))?;
-            b.append_data(&mut h, &relp, f).map_err(werr)?;
+            // Exactly the size in the header, even if the file changes
+            // size while it is read (zeros past a shrunk end).
+            let data = f.take(md.len()).chain(io::repeat(0)).take(md.len());
+            b.append_data(&mut h, &relp, data).map_err(werr)?;
         } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
             h.set_entry_type(if ft.is_char_device() {
                 tar::EntryType::Char
@@ -227,4 +286,15 @@ fn walk<W: Write>(
         }
     }
     Ok(())
+}
+
+/// A tar header from the entry's mode, owner and mtime (size 0).
+fn header(md: &fs::Metadata) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(md.mode() & 0o7777);
+    h.set_uid(md.uid() as u64);
+    h.set_gid(md.gid() as u64);
+    h.set_mtime(md.mtime().max(0) as u64);
+    h.set_size(0);
+    h
 }

@@ -161,6 +161,8 @@ pub struct Container {
     /// its ~25 mounts down in the init's exit path (which `wait` would wait
     /// for); released to a background thread by `destroy` (perf.rs).
     pub(crate) mount_ns: Option<OwnedFd>,
+    /// The writable layer, for `diff` and `commit` (commit.rs).
+    pub(crate) layer: Option<crate::commit::WritableLayer>,
 }
 
 impl Container {

@@ -37,6 +37,7 @@
 
 mod builder;
 mod bundle;
+mod commit;
 mod config;
 mod container;
 mod error;

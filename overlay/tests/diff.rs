@@ -67,3 +67,31 @@ fn a_directory_swapped_for_a_symlink_never_exports_the_host_file() {
     swapper.join().unwrap();
     assert_eq!(leaked, 0, "{leaked} of {rounds} exports read the host file");
 }
+
+/// `diff_excluding` leaves out the excluded entries and a directory that
+/// holds nothing else, and keeps a directory that holds more.
+#[test]
+fn excluded_entries_and_directories_holding_only_them_are_left_out() {
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    std::fs::create_dir_all(t.join("etc")).unwrap();
+    std::fs::create_dir_all(t.join("var")).unwrap();
+    std::fs::write(t.join("etc/hostname"), b"h").unwrap();
+    std::fs::write(t.join("etc/hosts"), b"h").unwrap();
+    std::fs::write(t.join("var/hosts"), b"h").unwrap();
+    std::fs::write(t.join("var/log"), b"l").unwrap();
+    let exclude = [
+        "etc/hostname".into(),
+        "etc/hosts".into(),
+        "var/hosts".into(),
+    ];
+    let mut out = Vec::new();
+    berth_overlay::diff_excluding(t, &mut out, Compression::None, &exclude).unwrap();
+    let mut a = tar::Archive::new(&out[..]);
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["var", "var/log"]);
+}

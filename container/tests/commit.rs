@@ -227,3 +227,39 @@ fn image_config_applies_env_cwd_and_cmd_without_an_image() {
     c.destroy().unwrap();
     assert_eq!(out, "1 builder\n/bin\n");
 }
+
+/// A container on the host's `/` has a layer to diff, but is not committed
+/// (that would copy the host), and the refusal writes nothing.
+#[test]
+fn host_rootfs_diffs_but_does_not_commit() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let dir = tempfile::tempdir().unwrap();
+    let id = berth_testkit::unique_name("diff-host");
+    let mut c = Container::builder(&id)
+        .rootfs(Rootfs::host())
+        .state_root(root.path())
+        .stdin(Stdio::Null)
+        .command([
+            "/bin/sh",
+            "-c",
+            "mkdir /berth-diff-probe && echo hi > /berth-diff-probe/f",
+        ])
+        .spawn()
+        .unwrap();
+    assert!(c.wait().unwrap().success());
+    assert!(!std::path::Path::new("/berth-diff-probe").exists());
+    let mut tar = Vec::new();
+    c.diff(&mut tar, Compression::None).unwrap();
+    let want: BTreeSet<String> = ["berth-diff-probe/", "berth-diff-probe/f"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(entries(&tar), want);
+    let store = LayerStore::open(dir.path().join("store")).unwrap();
+    let layout = dir.path().join("layout");
+    let e = c.commit(&store, &layout, "host").unwrap_err();
+    assert!(e.to_string().contains("host's /"), "{e}");
+    assert!(!layout.exists());
+    c.destroy().unwrap();
+}

@@ -63,4 +63,7 @@ pub use std::process::{ExitStatus, Output};
 pub use berth_cgroups::{Limit, Resources};
 pub use berth_namespaces::{IdMap, Namespaces, Stdio};
 pub use berth_netsetup::PortMapping;
+/// What [`Container::diff`], [`Container::commit`] and
+/// [`ContainerBuilder::image_config`] take and return (berth-overlay's).
+pub use berth_overlay::{Compression, Image, ImageConfig, ImageLayout, LayerBlob, LayerStore};
 pub use berth_security::{CapSet, Capabilities, Resource};

@@ -428,7 +428,10 @@ impl Exec<'_> {
 
     /// Set all five capability sets explicitly, whatever the container's
     /// (the only way to exceed its bounding set; overrides
-    /// [`cap_add`](Self::cap_add)/[`cap_drop`](Self::cap_drop)).
+    /// [`cap_add`](Self::cap_add)/[`cap_drop`](Self::cap_drop)). The
+    /// container's seccomp filter still applies, as compiled for the
+    /// container's capabilities (Docker's profile allows e.g. `mount` only
+    /// with `CAP_SYS_ADMIN`): give a [`policy`](Self::policy) for another.
     ///
     /// ```no_run
     /// use berth::{CapSet, Capabilities};

@@ -81,6 +81,7 @@ pub struct ContainerBuilder {
     pub(crate) kill_with_owner: bool,
     pub(crate) netns_pool: Option<bool>,
     pub(crate) inherit_fds: Vec<(OwnedFd, std::os::fd::RawFd)>,
+    pub(crate) image_config: Option<berth_overlay::ImageConfig>,
 }
 
 /// Longest container id (it names a cgroup, a state directory, nft comments).
@@ -183,6 +184,7 @@ impl ContainerBuilder {
             kill_with_owner: true,
             netns_pool: None,
             inherit_fds: Vec::new(),
+            image_config: None,
         }
     }
 
@@ -718,7 +720,11 @@ impl ContainerBuilder {
     fn build(mut self, stopped: bool) -> Result<Container> {
         // ---- Validation: nothing is created before all of it passed. ----
         validate_id(&self.id)?;
-        let image = self.rootfs.config.clone().unwrap_or_default();
+        let image = self
+            .image_config
+            .clone()
+            .or_else(|| self.rootfs.config.clone())
+            .unwrap_or_default();
         match &self.rootfs.kind {
             RootfsKind::Dir(d) if !d.is_dir() => {
                 return Err(Error::RootfsMissing { path: d.clone() })
@@ -851,6 +857,22 @@ impl ContainerBuilder {
             set_env(&mut env, k, v);
         }
 
+        // What Container::commit records as the new image's config.
+        let commit_config = berth_overlay::ImageConfig {
+            env: env
+                .iter()
+                .filter(|(k, _)| k != "HOSTNAME")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            cmd: argv.clone(),
+            entrypoint: Vec::new(),
+            working_dir: Some(cwd.to_string_lossy().into_owned()),
+            user: self
+                .user
+                .map(|(u, g)| format!("{u}:{g}"))
+                .or_else(|| image.user.clone()),
+        };
+
         // ---- Side effects start here; the guard undoes them on error. ----
         let state_root = self
             .state_root
@@ -949,6 +971,8 @@ impl ContainerBuilder {
         }
 
         // ---- The spawn plan. ----
+        // An overlay root's writable layer, for Container::diff/commit.
+        let send_upper = !matches!(self.rootfs.kind, RootfsKind::Dir(_));
         let fs_plan = FsPlan {
             state_dir: &state_dir,
             rootfs: &self.rootfs.kind,
@@ -961,6 +985,7 @@ impl ContainerBuilder {
             readonly: &self.readonly_paths,
             sysctls: &self.sysctls,
             etc_files: &etc,
+            send_upper,
         };
         let mut steps = fs::plan(&fs_plan)?;
         if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {
@@ -1008,6 +1033,13 @@ impl ContainerBuilder {
             sp.map_fd(child_sock, crate::pty::CHILD_SOCKET_FD);
             rx
         });
+        let upper_rx = if send_upper {
+            let (rx, child_sock) = crate::pty::fd_channel("the writable layer")?;
+            sp.map_fd(child_sock, crate::commit::UPPER_SOCKET_FD);
+            Some(rx)
+        } else {
+            None
+        };
         let lo_up = matches!(self.network.kind, NetKind::Loopback);
         crate::perf::use_netns_pool(&mut sp, ns, self.netns_pool, lo_up);
         if own_uts {
@@ -1122,7 +1154,11 @@ impl ContainerBuilder {
         };
         let attachment = attachment.lock().ok().and_then(|mut s| s.take());
         let mount_ns = crate::perf::hold_mount_ns(child.pid());
-        let pty_master = match pty_rx.map(|rx| rx.receive()).transpose() {
+        let received = pty_rx
+            .map(|rx| rx.receive())
+            .transpose()
+            .and_then(|m| Ok((m, upper_rx.map(|rx| rx.receive()).transpose()?)));
+        let (pty_master, upper) = match received {
             Ok(m) => m,
             Err(e) => {
                 let _ = child.kill(libc::SIGKILL);
@@ -1172,6 +1208,18 @@ impl ContainerBuilder {
             stderr,
             destroyed: false,
             mount_ns,
+            layer: upper.map(|upper| crate::commit::WritableLayer {
+                upper,
+                lowers: match &self.rootfs.kind {
+                    RootfsKind::Layers(l) => Some(l.clone()),
+                    _ => None,
+                },
+                exclude: etc
+                    .iter()
+                    .map(|(p, _)| p.trim_start_matches('/').into())
+                    .collect(),
+                config: commit_config,
+            }),
         })
     }
 }

@@ -10,7 +10,7 @@ use berth_namespaces::Namespaces;
 use berth_security::SecurityPolicy;
 
 use crate::error::{Error, Result};
-pub use crate::exec::Exec;
+pub use crate::exec::{Exec, ExecChild};
 use crate::state::{self, State};
 
 /// What `exec` needs to enter the container the same way as its workload.
@@ -161,6 +161,8 @@ pub struct Container {
     /// its ~25 mounts down in the init's exit path (which `wait` would wait
     /// for); released to a background thread by `destroy` (perf.rs).
     pub(crate) mount_ns: Option<OwnedFd>,
+    /// The writable layer, for `diff` and `commit` (commit.rs).
+    pub(crate) layer: Option<crate::commit::WritableLayer>,
 }
 
 impl Container {
@@ -259,7 +261,11 @@ impl Container {
     /// Run `argv` inside the running container: it joins every namespace of
     /// the init through its pidfd (`setns`, Linux 5.8), is cloned straight
     /// into the container's cgroup (`CLONE_INTO_CGROUP`) and gets the same
-    /// security policy, environment and working directory.
+    /// security policy, environment and working directory, each of which
+    /// the returned [`Exec`] can change as `docker exec` does (user and
+    /// groups, by name from the container's `/etc/passwd` too, capabilities
+    /// relative to the container's, `no_new_privs`, env, working
+    /// directory, tty, detach).
     ///
     /// ```no_run
     /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
@@ -278,6 +284,7 @@ impl Container {
             .map(|cg| (cg.as_fd().try_clone_to_owned(), cg.path().to_path_buf()));
         Exec::for_handle(
             &self.id,
+            self.pid(),
             self.child.as_ref().map(|c| c.pidfd()),
             self.exec.namespaces,
             cgroup,

@@ -15,7 +15,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 use std::sync::Arc;
 
 use berth_namespaces::{Namespaces, Spawner, Stdio, Step};
@@ -79,6 +79,30 @@ pub struct Exec<'a> {
     keep_fds: Vec<RawFd>,
     tty: bool,
     pdeathsig: i32,
+    /// The init's pid, whose `/proc/<pid>/root` a user name is looked up in.
+    pid: i32,
+    /// What was asked for on top of the policy.
+    ask: Overrides,
+}
+
+/// The user, groups, capabilities, `no_new_privs` and detaching asked for
+/// on top of the container's policy.
+#[derive(Debug, Default)]
+struct Overrides {
+    user: Option<UserSpec>,
+    groups: Option<Vec<u32>>,
+    cap_add: Vec<String>,
+    cap_drop: Vec<String>,
+    capabilities: Option<Capabilities>,
+    no_new_privs: Option<bool>,
+    detach: bool,
+}
+
+#[derive(Debug)]
+enum UserSpec {
+    Ids(u32, u32),
+    /// `name`, `name:group`, `uid:group`…, looked up in the container.
+    Name(String),
 }
 
 impl<'a> Exec<'a> {
@@ -86,6 +110,7 @@ impl<'a> Exec<'a> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn for_handle(
         id: &str,
+        pid: i32,
         pidfd: Option<BorrowedFd<'a>>,
         namespaces: Namespaces,
         cgroup: Option<(std::io::Result<OwnedFd>, PathBuf)>,
@@ -114,6 +139,8 @@ impl<'a> Exec<'a> {
             keep_fds: Vec::new(),
             tty: false,
             pdeathsig: libc::SIGKILL,
+            pid,
+            ask: Overrides::default(),
         }
     }
 }
@@ -167,6 +194,8 @@ impl Exec<'static> {
             keep_fds: Vec::new(),
             tty: false,
             pdeathsig: 0,
+            pid,
+            ask: Overrides::default(),
         })
     }
 }
@@ -318,6 +347,166 @@ impl Exec<'_> {
         self
     }
 
+    /// Run as this uid and gid (real, effective and saved), with no
+    /// supplementary groups unless [`groups`](Self::groups) names some
+    /// (`docker exec --user uid:gid`). Default: the container's user.
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let out = c.exec(["id"]).user(1000, 1000).groups([10]).output()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.ask.user = Some(UserSpec::Ids(uid, gid));
+        self
+    }
+
+    /// Run as the user `spec` names (`name`, `name:group`, `uid:group`,
+    /// `name:gid`), looked up when the process is spawned in the
+    /// container's own `/etc/passwd` and `/etc/group` as runc and Docker
+    /// do: read through the init's `/proc/<pid>/root` with every path
+    /// component, symlinks included, resolved inside the container's root
+    /// (`openat2(RESOLVE_IN_ROOT)`, Linux 5.6), so an `/etc/passwd` linked
+    /// to a host path never makes berth read the host's file. Without a
+    /// group the supplementary groups are those of the `/etc/group` entries
+    /// listing the user (unless [`groups`](Self::groups) is set). An
+    /// unknown name is an error and nothing is started.
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let out = c.exec(["id"]).user_name("nobody").output()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn user_name(mut self, spec: impl Into<String>) -> Self {
+        self.ask.user = Some(UserSpec::Name(spec.into()));
+        self
+    }
+
+    /// Supplementary groups (replacing the container's or the looked-up
+    /// user's).
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let out = c.exec(["id", "-G"]).groups([10, 20]).output()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn groups(mut self, groups: impl IntoIterator<Item = u32>) -> Self {
+        self.ask.groups = Some(groups.into_iter().collect());
+        self
+    }
+
+    /// Add a capability (`NET_ADMIN`, `CAP_KILL`, `ALL`…) to the
+    /// container's sets (bounding, effective, permitted; never inheritable
+    /// or ambient, runc CVE-2022-29162). Only capabilities of the
+    /// container's bounding set can be added (`ALL` means all of those):
+    /// another one fails the spawn naming it; exceeding the container's
+    /// bounding set takes an explicit [`capabilities`](Self::capabilities).
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").cap_add("NET_ADMIN").command(["sleep", "10"]).spawn()?;
+    /// let st = c.exec(["ip", "link"]).cap_drop("ALL").cap_add("NET_ADMIN").status()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn cap_add(mut self, cap: impl Into<String>) -> Self {
+        self.ask.cap_add.push(cap.into());
+        self
+    }
+
+    /// Drop a capability (`ALL`: every one) from every set of the
+    /// container's, the bounding set included; a capability both added and
+    /// dropped is dropped.
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let st = c.exec(["ping", "-c1", "127.0.0.1"]).cap_drop("NET_RAW").status()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn cap_drop(mut self, cap: impl Into<String>) -> Self {
+        self.ask.cap_drop.push(cap.into());
+        self
+    }
+
+    /// Set all five capability sets explicitly, whatever the container's
+    /// (the only way to exceed its bounding set; overrides
+    /// [`cap_add`](Self::cap_add)/[`cap_drop`](Self::cap_drop)). The
+    /// container's seccomp filter still applies, as compiled for the
+    /// container's capabilities (Docker's profile allows e.g. `mount` only
+    /// with `CAP_SYS_ADMIN`): give a [`policy`](Self::policy) for another.
+    ///
+    /// ```no_run
+    /// use berth::{CapSet, Capabilities};
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let st = c.exec(["id"]).capabilities(Capabilities::uniform(CapSet::empty())).status()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.ask.capabilities = Some(caps);
+        self
+    }
+
+    /// `no_new_privs` for this process (prctl(2) `PR_SET_NO_NEW_PRIVS`,
+    /// Linux 3.5). Default: the container's.
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let st = c.exec(["true"]).no_new_privs(true).status()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn no_new_privs(mut self, on: bool) -> Self {
+        self.ask.no_new_privs = Some(on);
+        self
+    }
+
+    /// Detached (`docker exec --detach`): no parent death signal, and the
+    /// [`ExecChild`] [`spawn`](Self::spawn) returns can be waited on, or
+    /// dropped without killing the process (a background thread then reaps
+    /// it). It still dies with the container (its pid namespace and
+    /// cgroup).
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let child = c.exec(["sleep", "5"]).stdin(berth::Stdio::Null).detach(true).spawn()?;
+    /// drop(child); // still running
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn detach(mut self, on: bool) -> Self {
+        self.ask.detach = on;
+        self
+    }
+
+    /// The security policy with the user, groups, capabilities and
+    /// `no_new_privs` asked for applied on top.
+    fn effective_policy(&self) -> Result<SecurityPolicy> {
+        let mut p = self.policy.clone();
+        let groups = self.ask.groups.clone();
+        match &self.ask.user {
+            None => {
+                if let Some(g) = groups {
+                    p = p.groups(g);
+                }
+            }
+            Some(UserSpec::Ids(u, g)) => p = p.user(*u, *g).groups(groups.unwrap_or_default()),
+            Some(UserSpec::Name(spec)) => {
+                let root = PathBuf::from(format!("/proc/{}/root", self.pid));
+                let (u, g, sup) = crate::bundle::resolve_image_user(&[root], spec)?;
+                p = p.user(u, g).groups(groups.unwrap_or(sup));
+            }
+        }
+        if let Some(c) = self.ask.capabilities {
+            p = p.capabilities(c);
+        } else if !self.ask.cap_add.is_empty() || !self.ask.cap_drop.is_empty() {
+            // A policy that leaves capabilities alone keeps every one.
+            let base = p
+                .capability_sets()
+                .unwrap_or_else(|| Capabilities::uniform(CapSet::all()));
+            p = p.capabilities(relative_caps(base, &self.ask.cap_add, &self.ask.cap_drop)?);
+        }
+        if let Some(n) = self.ask.no_new_privs {
+            p = p.no_new_privs(n);
+        }
+        Ok(p)
+    }
+
     fn no_tty(&self, what: &str) -> Result<()> {
         if self.tty {
             return Err(Error::invalid(format!(
@@ -342,7 +531,7 @@ impl Exec<'_> {
         if self.argv.is_empty() {
             return Err(Error::invalid("exec: empty command"));
         }
-        let prepared = Arc::new(self.policy.prepare()?);
+        let prepared = Arc::new(self.effective_policy()?.prepare()?);
         let mut sp = Spawner::new(&self.argv);
         // Non-dumpable also when no namespace is joined (the join path sets
         // it itself before its first setns).
@@ -357,7 +546,7 @@ impl Exec<'_> {
         });
         sp.env_clear()
             .current_dir(&self.cwd)
-            .parent_death_signal(self.pdeathsig)
+            .parent_death_signal(if self.ask.detach { 0 } else { self.pdeathsig })
             .stdin(std::mem::take(&mut self.stdin))
             .stdout(std::mem::take(&mut self.stdout))
             .stderr(std::mem::take(&mut self.stderr));
@@ -403,8 +592,9 @@ impl Exec<'_> {
 
     /// Start it; the returned process is not part of the container's
     /// lifetime accounting (it dies with the container's pid namespace).
-    /// Dropping the returned [`Child`](berth_namespaces::Child) kills it:
-    /// keep it, or release it with `into_pidfd`.
+    /// Dropping the returned [`ExecChild`] kills it unless
+    /// [`detach`](Self::detach)ed: keep it, or release it with
+    /// [`ExecChild::into_pidfd`].
     ///
     /// ```no_run
     /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
@@ -412,9 +602,10 @@ impl Exec<'_> {
     /// child.wait()?;
     /// # Ok::<(), berth::Error>(())
     /// ```
-    pub fn spawn(mut self) -> Result<berth_namespaces::Child> {
+    pub fn spawn(mut self) -> Result<ExecChild> {
         self.no_tty("spawn")?;
-        Ok(self.spawner()?.0.spawn()?)
+        let child = self.spawner()?.0.spawn()?;
+        Ok(ExecChild::new(child, self.ask.detach))
     }
 
     /// Start it with a terminal ([`tty`](Self::tty)); returns the process
@@ -425,15 +616,16 @@ impl Exec<'_> {
     /// let (mut child, master) = c.exec(["sh"]).tty(true).spawn_tty()?;
     /// # Ok::<(), berth::Error>(())
     /// ```
-    pub fn spawn_tty(mut self) -> Result<(berth_namespaces::Child, OwnedFd)> {
+    pub fn spawn_tty(mut self) -> Result<(ExecChild, OwnedFd)> {
         self.tty = true;
         let (mut sp, rx) = self.spawner()?;
-        let child = sp.spawn()?;
+        let child = ExecChild::new(sp.spawn()?, self.ask.detach);
         let rx = rx.ok_or_else(|| Error::invalid("exec: no pty planned"))?;
         Ok((child, rx.receive()?))
     }
 
-    /// Run it with stdout and stderr captured.
+    /// Run it with stdout and stderr piped and collected (stdin
+    /// `/dev/null` unless set), like [`std::process::Command::output`].
     ///
     /// ```no_run
     /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
@@ -455,5 +647,167 @@ impl Exec<'_> {
     pub fn status(mut self) -> Result<ExitStatus> {
         self.no_tty("status")?;
         Ok(self.spawner()?.0.status()?)
+    }
+}
+
+/// `base` with `add` added to the bounding, effective and permitted sets
+/// and `drop` removed from all five; an added capability outside `base`'s
+/// bounding set is refused (`ALL` in `add`: every one of the bounding set).
+fn relative_caps(base: Capabilities, add: &[String], drop: &[String]) -> Result<Capabilities> {
+    let is_all = |s: &String| s.trim().eq_ignore_ascii_case("ALL");
+    let named = CapSet::from_names(add.iter().filter(|s| !is_all(s)))?;
+    let beyond = named.difference(base.bounding);
+    if !beyond.is_empty() {
+        return Err(Error::invalid(format!(
+            "exec cap_add {}: not in the container's bounding set {:?}; \
+             only Exec::capabilities may exceed it",
+            beyond.names().join(", "),
+            base.bounding.names()
+        )));
+    }
+    let add = if add.iter().any(is_all) {
+        base.bounding
+    } else {
+        named
+    };
+    let drop = CapSet::from_names(drop)?;
+    Ok(Capabilities {
+        bounding: base.bounding.difference(drop),
+        effective: base.effective.union(add).difference(drop),
+        permitted: base.permitted.union(add).difference(drop),
+        inheritable: base.inheritable.difference(drop),
+        ambient: base.ambient.difference(drop),
+    })
+}
+
+/// A process started in a container by [`Exec::spawn`] or
+/// [`Exec::spawn_tty`], owning its pidfd (race-free `wait` and `kill`).
+///
+/// Dropped before it was waited for, it is killed (`SIGKILL`) and reaped,
+/// unless the exec was [`detach`](Exec::detach)ed: then it runs on and a
+/// background thread reaps it when it exits.
+#[derive(Debug)]
+pub struct ExecChild {
+    child: Option<berth_namespaces::Child>,
+    detached: bool,
+    /// Its stdin when [`Stdio::Piped`].
+    pub stdin: Option<ChildStdin>,
+    /// Its stdout when [`Stdio::Piped`].
+    pub stdout: Option<ChildStdout>,
+    /// Its stderr when [`Stdio::Piped`].
+    pub stderr: Option<ChildStderr>,
+}
+
+impl ExecChild {
+    fn new(mut child: berth_namespaces::Child, detached: bool) -> ExecChild {
+        ExecChild {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            child: Some(child),
+            detached,
+        }
+    }
+
+    /// The process (only `into_pidfd` and `Drop`, which consume the
+    /// handle, take it out).
+    fn inner(&mut self) -> Result<&mut berth_namespaces::Child> {
+        self.child.as_mut().ok_or_else(|| Error::Process {
+            what: "access the exec'd process",
+            id: String::new(),
+            source: std::io::Error::from_raw_os_error(libc::ESRCH),
+        })
+    }
+
+    /// The process id in the caller's pid namespace.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.pid())
+    }
+
+    /// Whether the exec was [`detach`](Exec::detach)ed.
+    pub fn is_detached(&self) -> bool {
+        self.detached
+    }
+
+    /// Wait for it to exit.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        drop(self.stdin.take());
+        Ok(self.inner()?.wait()?)
+    }
+
+    /// Its exit status if it has exited, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        Ok(self.inner()?.try_wait()?)
+    }
+
+    /// Wait at most `timeout`; `None` while it still runs.
+    pub fn wait_timeout(&mut self, timeout: std::time::Duration) -> Result<Option<ExitStatus>> {
+        Ok(self.inner()?.wait_timeout(timeout)?)
+    }
+
+    /// Send it `signal` (pidfd_send_signal(2): never a reused pid).
+    pub fn kill(&mut self, signal: i32) -> Result<()> {
+        Ok(self.inner()?.kill(signal)?)
+    }
+
+    /// Close its stdin, read its piped stdout and stderr to the end, wait
+    /// for it: like [`std::process::Child::wait_with_output`].
+    pub fn wait_with_output(mut self) -> Result<Output> {
+        use std::io::Read;
+        drop(self.stdin.take());
+        let err = self.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).map(|_| v)
+            })
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut o) = self.stdout.take() {
+            o.read_to_end(&mut stdout)
+                .map_err(|e| Error::io("read the exec's stdout", "pipe", e))?;
+        }
+        let stderr = match err.map(|h| h.join()) {
+            None => Vec::new(),
+            Some(Ok(r)) => r.map_err(|e| Error::io("read the exec's stderr", "pipe", e))?,
+            Some(Err(_)) => return Err(Error::invalid("the stderr reader panicked")),
+        };
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Give up ownership: it is neither killed nor reaped by this handle.
+    /// Returns its pidfd.
+    pub fn into_pidfd(mut self) -> Option<OwnedFd> {
+        self.child.take().and_then(|c| c.into_pidfd())
+    }
+}
+
+impl Drop for ExecChild {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if !self.detached {
+            return; // berth_namespaces::Child kills and reaps on drop.
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        // Reap it when it exits, without killing it.
+        let spawned = std::thread::Builder::new()
+            .name("berth-exec-reaper".into())
+            .spawn(move || {
+                if let Err(e) = child.wait() {
+                    tracing::warn!(error = %e, "reaping a detached exec failed");
+                }
+            });
+        if let Err(e) = spawned {
+            // The closure, and the process with it, was dropped: killed.
+            tracing::warn!(error = %e, "no thread to reap a detached exec: it was killed");
+        }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct FsPlan<'a> {
     pub sysctls: &'a [(String, String)],
     /// (path inside the container, content) written into the writable rootfs.
     pub etc_files: &'a [(&'static str, Vec<u8>)],
+    /// Send the overlay's upper directory to the parent (commit.rs).
+    pub send_upper: bool,
 }
 
 /// `mount_setattr(2)` (Linux 5.12): `MOUNT_ATTR_RDONLY`, include/uapi/linux/mount.h.
@@ -494,6 +496,9 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 ));
             }
             // The upper layer root gets the lower's mode; a host `/` is 0755.
+            if p.send_upper {
+                s.push(crate::commit::send_upper_step(&rw.join("upper"))?);
+            }
         }
     }
 

@@ -37,6 +37,7 @@
 
 mod builder;
 mod bundle;
+mod commit;
 mod config;
 mod container;
 mod error;
@@ -49,12 +50,20 @@ mod state;
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};
 pub use bundle::Bundle;
 pub use config::{default_store_dir, Mount, Network, Propagation, Rootfs, Seccomp};
-pub use container::{Container, ContainerEvent, ContainerStats, Events, Exec, InterfaceStats};
+pub use container::{
+    Container, ContainerEvent, ContainerStats, Events, Exec, ExecChild, InterfaceStats,
+};
 pub use error::{Error, Result};
 pub use pty::open_pty_and_send_master;
 pub use state::{default_state_root, delete, gc, GcReport, NetworkState, State, STATE_FILE};
 
+/// What [`ExecChild::wait`] and [`Exec::output`] return (std's types).
+pub use std::process::{ExitStatus, Output};
+
 pub use berth_cgroups::{Limit, Resources};
 pub use berth_namespaces::{IdMap, Namespaces, Stdio};
 pub use berth_netsetup::PortMapping;
+/// What [`Container::diff`], [`Container::commit`] and
+/// [`ContainerBuilder::image_config`] take and return (berth-overlay's).
+pub use berth_overlay::{Compression, Image, ImageConfig, ImageLayout, LayerBlob, LayerStore};
 pub use berth_security::{CapSet, Capabilities, Resource};

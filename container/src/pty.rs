@@ -26,12 +26,28 @@ const TIOCGPTPEER: libc::c_ulong = 0x5441;
 #[derive(Debug)]
 pub(crate) struct MasterReceiver {
     sock: OwnedFd,
+    what: &'static str,
 }
 
 /// A socketpair: the parent keeps the receiver, the child's end goes to
 /// `Spawner::map_fd(child, CHILD_SOCKET_FD)`; plus the step to run after
 /// `pivot_root`.
 pub(crate) fn plan() -> Result<(MasterReceiver, OwnedFd, Step)> {
+    let (rx, child) = fd_channel("the pty master")?;
+    // SAFETY: the hook makes raw syscalls on stack data only.
+    let step = unsafe {
+        Step::hook(
+            "open a pty in the container's devpts (/dev/pts/ptmx, TIOCGPTPEER) and send its master",
+            || open_pty_and_send_master(CHILD_SOCKET_FD),
+        )
+    };
+    Ok((rx, child, step))
+}
+
+/// A socketpair to pass one fd from the child to the parent: the parent
+/// keeps the receiver, the child's end goes to `Spawner::map_fd` and a
+/// step sends the fd with [`send_fd`].
+pub(crate) fn fd_channel(what: &'static str) -> Result<(MasterReceiver, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: socketpair fills two fds we own right away.
     let r = unsafe {
@@ -44,21 +60,14 @@ pub(crate) fn plan() -> Result<(MasterReceiver, OwnedFd, Step)> {
     };
     if r < 0 {
         return Err(Error::io(
-            "socketpair for the pty master",
-            "AF_UNIX",
+            "socketpair to receive an fd",
+            what,
             std::io::Error::last_os_error(),
         ));
     }
     // SAFETY: fresh fds from socketpair.
     let (parent, child) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: the hook makes raw syscalls on stack data only.
-    let step = unsafe {
-        Step::hook(
-            "open a pty in the container's devpts (/dev/pts/ptmx, TIOCGPTPEER) and send its master",
-            || open_pty_and_send_master(CHILD_SOCKET_FD),
-        )
-    };
-    Ok((MasterReceiver { sock: parent }, child, step))
+    Ok((MasterReceiver { sock: parent, what }, child))
 }
 
 /// Open a pseudo-terminal in the devpts mounted at `/dev/pts` of the
@@ -126,7 +135,21 @@ pub fn open_pty_and_send_master(sock: RawFd) -> std::result::Result<(), i32> {
         if s > 2 {
             libc::close(s);
         }
-        // One SCM_RIGHTS message carrying the master (cmsg(3)).
+        if let Err(e) = send_fd(sock, m) {
+            return fail(e);
+        }
+        libc::close(m);
+        libc::close(sock);
+        Ok(())
+    }
+}
+
+/// Send `fd` over the unix socket `sock` in one `SCM_RIGHTS` message
+/// (cmsg(3), unix(7)). Raw syscalls on stack buffers only (async-signal-safe);
+/// closes neither fd.
+pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> std::result::Result<(), i32> {
+    // SAFETY (whole body): sendmsg on stack buffers.
+    unsafe {
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec {
             iov_base: byte.as_mut_ptr().cast(),
@@ -142,26 +165,25 @@ pub fn open_pty_and_send_master(sock: RawFd) -> std::result::Result<(), i32> {
         cm.hdr.cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
         cm.hdr.cmsg_level = libc::SOL_SOCKET;
         cm.hdr.cmsg_type = libc::SCM_RIGHTS;
-        cm.fd = m;
+        cm.fd = fd;
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = (&mut cm as *mut Cmsg).cast();
         msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
         if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
-            return fail(errno());
+            return Err(*libc::__errno_location());
         }
-        libc::close(m);
-        libc::close(sock);
         Ok(())
     }
 }
 
 impl MasterReceiver {
-    /// The master the child sent (call after `spawn`/`spawn_stopped`
+    /// The fd the child sent (call after `spawn`/`spawn_stopped`
     /// returned: the step has run by then). Close-on-exec.
     pub(crate) fn receive(self) -> Result<OwnedFd> {
-        let err = |e: std::io::Error| Error::io("receive the pty master", "socketpair", e);
+        let what = self.what;
+        let err = |e: std::io::Error| Error::io("receive over a socketpair", what, e);
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec {
             iov_base: byte.as_mut_ptr().cast(),

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,27 @@ pub fn diff<W: Write>(
     out: W,
     compression: Compression,
 ) -> Result<LayerBlob> {
+    diff_excluding(dir, out, compression, &[])
+}
+
+/// [`diff`] leaving out the entries at the paths `exclude` (relative to
+/// `dir`, e.g. `etc/hostname`), and a directory whose only entries are
+/// excluded ones (copied up or made for them alone): what a runtime wrote
+/// into a container's writable layer itself (Docker keeps those in a
+/// separate "init" layer) stays out of the container's changes.
+///
+/// ```no_run
+/// use berth_overlay::{diff_excluding, Compression};
+/// let out = std::fs::File::create("/tmp/layer.tar")?;
+/// let blob = diff_excluding("/c/upper", out, Compression::None, &["etc/hostname".into()])?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn diff_excluding<W: Write>(
+    dir: impl AsRef<Path>,
+    out: W,
+    compression: Compression,
+    exclude: &[PathBuf],
+) -> Result<LayerBlob> {
     let dir = dir.as_ref();
     let outer = HashingWriter::new(out);
     let stream_err = |e: io::Error| Error::Stream {
@@ -62,7 +84,7 @@ pub fn diff<W: Write>(
     let (tar_hasher, outer) = match compression {
         Compression::None => {
             let mut inner = HashingWriter::new(outer);
-            write_tar(dir, &mut inner)?;
+            write_tar(dir, exclude, &mut inner)?;
             (inner.hasher, inner.inner)
         }
         Compression::Gzip => {
@@ -70,7 +92,7 @@ pub fn diff<W: Write>(
                 .mtime(0)
                 .write(outer, flate2::Compression::fast());
             let mut inner = HashingWriter::new(gz);
-            write_tar(dir, &mut inner)?;
+            write_tar(dir, exclude, &mut inner)?;
             let outer = inner.inner.finish().map_err(stream_err)?;
             (inner.hasher, outer)
         }
@@ -78,7 +100,7 @@ pub fn diff<W: Write>(
             let mut z = zstd::stream::write::Encoder::new(outer, 3).map_err(stream_err)?;
             z.include_checksum(true).map_err(stream_err)?;
             let mut inner = HashingWriter::new(z);
-            write_tar(dir, &mut inner)?;
+            write_tar(dir, exclude, &mut inner)?;
             let outer = inner.inner.finish().map_err(stream_err)?;
             (inner.hasher, outer)
         }
@@ -93,11 +115,33 @@ pub fn diff<W: Write>(
     })
 }
 
-fn write_tar<W: Write>(dir: &Path, out: W) -> Result<()> {
+fn write_tar<W: Write>(dir: &Path, exclude: &[PathBuf], out: W) -> Result<()> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    let mut links = HashMap::new();
-    walk(dir, Path::new(""), &mut b, &mut links)?;
+    // The walk below never resolves a path of the tree from its top again:
+    // each directory is opened relative to its parent's fd (O_NOFOLLOW), each
+    // entry examined as one component below a held directory fd, each file
+    // read through the fd it was examined by. A tree another party changes
+    // while it is exported (a running container's writable layer) can swap
+    // a directory for a symlink but never make the export read a file
+    // outside the tree.
+    let top = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+    let md = top
+        .metadata()
+        .map_err(|e| Error::io("stat directory", dir, e))?;
+    if !md.is_dir() {
+        return Err(Error::io(
+            "open directory",
+            dir,
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
+    let mut w = Walk {
+        base: dir,
+        exclude,
+        links: HashMap::new(),
+    };
+    w.walk(top.as_fd(), Path::new(""), &mut b)?;
     b.into_inner().map_err(|e| Error::Stream {
         what: "finish tar",
         source: e,
@@ -105,126 +149,209 @@ fn write_tar<W: Write>(dir: &Path, out: W) -> Result<()> {
     Ok(())
 }
 
-fn walk<W: Write>(
-    base: &Path,
-    rel: &Path,
-    b: &mut tar::Builder<W>,
-    links: &mut HashMap<(u64, u64), PathBuf>,
-) -> Result<()> {
-    let abs = base.join(rel);
-    let mut names: Vec<_> = fs::read_dir(&abs)
-        .map_err(|e| Error::io("read directory", &abs, e))?
+/// `/proc/self/fd/<dir>/<name>`: `name` looked up as a single component of
+/// the directory `dir` holds (for the `l*` calls that do not follow it).
+fn at(dir: BorrowedFd<'_>, name: &OsStr) -> PathBuf {
+    Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
+}
+
+/// The sorted names in the directory `dir` holds.
+fn names_in(dir: BorrowedFd<'_>, abs: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let here = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let mut names: Vec<_> = fs::read_dir(&here)
+        .map_err(|e| Error::io("read directory", abs, e))?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<io::Result<_>>()
-        .map_err(|e| Error::io("read directory", &abs, e))?;
+        .map_err(|e| Error::io("read directory", abs, e))?;
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in names {
-        let relp = rel.join(&name);
-        let absp = base.join(&relp);
-        let md = fs::symlink_metadata(&absp).map_err(|e| Error::io("lstat", &absp, e))?;
-        let cpath = sys::cpath(&absp).map_err(|e| Error::io("path", &absp, e))?;
-        let xattrs = sys::lxattrs(&cpath).map_err(|e| Error::io("read xattrs", &absp, e))?;
-        let mut opaque = false;
-        let mut keep = Vec::new();
-        for (k, v) in xattrs {
-            let overlay_key = k
-                .strip_prefix(b"trusted.overlay.")
-                .or_else(|| k.strip_prefix(b"user.overlay."));
-            match overlay_key {
-                Some(b"opaque") if v == b"y" => opaque = true,
-                Some(b"redirect") | Some(b"metacopy") => {
-                    return Err(Error::Unexportable {
-                        path: absp,
-                        reason: format!(
-                            "has {}; mount with redirect_dir=off and metacopy=off to diff",
-                            String::from_utf8_lossy(&k)
-                        ),
-                    })
-                }
-                Some(_) => {}
-                None => keep.push((k, v)),
-            }
-        }
-        let ft = md.file_type();
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(md.mode() & 0o7777);
-        h.set_uid(md.uid() as u64);
-        h.set_gid(md.gid() as u64);
-        h.set_mtime(md.mtime().max(0) as u64);
-        h.set_size(0);
-        let werr = |e: io::Error| Error::Stream {
-            what: "write tar entry",
-            source: e,
-        };
+    Ok(names)
+}
 
-        if ft.is_char_device() && md.rdev() == 0 {
-            // Overlay whiteout → OCI `.wh.<name>`.
-            let mut wh = OsStr::new(".wh.").to_os_string();
-            wh.push(&name);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, rel.join(wh), io::empty())
-                .map_err(werr)?;
-            continue;
+/// One export: the tree's root path (for messages), what to leave out,
+/// the hard links seen.
+struct Walk<'a> {
+    base: &'a Path,
+    exclude: &'a [PathBuf],
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl Walk<'_> {
+    /// Whether the directory `relp` (open as `fd`) holds excluded entries only.
+    fn only_excluded(&self, fd: BorrowedFd<'_>, relp: &Path) -> Result<bool> {
+        if !self.exclude.iter().any(|e| e.parent() == Some(relp)) {
+            return Ok(false);
         }
-        if !keep.is_empty() {
-            let recs: Vec<(String, Vec<u8>)> = keep
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
-                        v.clone(),
-                    )
-                })
-                .collect();
-            b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                .map_err(werr)?;
-        }
-        if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
-            if opaque {
-                let mut o = tar::Header::new_gnu();
-                o.set_entry_type(tar::EntryType::Regular);
-                o.set_mode(0);
-                o.set_mtime(0);
-                o.set_size(0);
-                b.append_data(&mut o, relp.join(".wh..wh..opq"), io::empty())
+        let names = names_in(fd, &self.base.join(relp))?;
+        Ok(names
+            .iter()
+            .all(|n| self.exclude.iter().any(|e| *e == relp.join(n))))
+    }
+
+    fn walk<W: Write>(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        rel: &Path,
+        b: &mut tar::Builder<W>,
+    ) -> Result<()> {
+        let base = self.base;
+        let abs = base.join(rel);
+        for name in names_in(dir, &abs)? {
+            let relp = rel.join(&name);
+            if self.exclude.contains(&relp) {
+                continue;
+            }
+            let absp = base.join(&relp);
+            let one = at(dir, &name);
+            let cname = sys::cbytes(name.as_bytes()).map_err(|e| Error::io("path", &absp, e))?;
+            let md = fs::symlink_metadata(&one).map_err(|e| Error::io("lstat", &absp, e))?;
+            let cpath = sys::cpath(&one).map_err(|e| Error::io("path", &absp, e))?;
+            let xattrs = sys::lxattrs(&cpath).map_err(|e| Error::io("read xattrs", &absp, e))?;
+            let mut opaque = false;
+            let mut keep = Vec::new();
+            for (k, v) in xattrs {
+                let overlay_key = k
+                    .strip_prefix(b"trusted.overlay.")
+                    .or_else(|| k.strip_prefix(b"user.overlay."));
+                match overlay_key {
+                    Some(b"opaque") if v == b"y" => opaque = true,
+                    Some(b"redirect") | Some(b"metacopy") => {
+                        return Err(Error::Unexportable {
+                            path: absp,
+                            reason: format!(
+                                "has {}; mount with redirect_dir=off and metacopy=off to diff",
+                                String::from_utf8_lossy(&k)
+                            ),
+                        })
+                    }
+                    Some(_) => {}
+                    None => keep.push((k, v)),
+                }
+            }
+            let ft = md.file_type();
+            let werr = |e: io::Error| Error::Stream {
+                what: "write tar entry",
+                source: e,
+            };
+
+            if ft.is_char_device() && md.rdev() == 0 {
+                // Overlay whiteout → OCI `.wh.<name>`.
+                let mut h = header(&md);
+                let mut wh = OsStr::new(".wh.").to_os_string();
+                wh.push(&name);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, rel.join(wh), io::empty())
+                    .map_err(werr)?;
+                continue;
+            }
+            // A regular file is read through the fd it is examined by (O_PATH,
+            // reopened through /proc/self/fd: the same inode, never a path
+            // looked up again), with the header from that fd's metadata.
+            let mut file = None;
+            let md = if ft.is_file() {
+                let p = sys::openat(dir, &cname, libc::O_PATH | libc::O_NOFOLLOW, 0)
+                    .map_err(|e| Error::io("open", &absp, e))?;
+                let pmd = File::from(p.try_clone().map_err(|e| Error::io("dup", &absp, e))?)
+                    .metadata()
+                    .map_err(|e| Error::io("fstat", &absp, e))?;
+                if !pmd.is_file() {
+                    return Err(Error::io(
+                        "open (replaced while exported)",
+                        &absp,
+                        io::Error::from_raw_os_error(libc::ESTALE),
+                    ));
+                }
+                let f = File::open(format!("/proc/self/fd/{}", p.as_raw_fd()))
+                    .map_err(|e| Error::io("open", &absp, e))?;
+                file = Some(f);
+                pmd
+            } else {
+                md
+            };
+            let mut h = header(&md);
+            if !keep.is_empty() {
+                let recs: Vec<(String, Vec<u8>)> = keep
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
+                            v.clone(),
+                        )
+                    })
+                    .collect();
+                b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
                     .map_err(werr)?;
             }
-            walk(base, &relp, b, links)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&absp).map_err(|e| Error::io("readlink", &absp, e))?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, &relp, &target).map_err(werr)?;
-        } else if ft.is_file() {
-            if md.nlink() > 1 {
-                if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                    h.set_entry_type(tar::EntryType::Link);
-                    b.append_link(&mut h, &relp, first).map_err(werr)?;
+            if ft.is_dir() {
+                let sub = sys::openat(
+                    dir,
+                    &cname,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )
+                .map_err(|e| Error::io("open directory", &absp, e))?;
+                if self.only_excluded(sub.as_fd(), &relp)? {
                     continue;
                 }
-                links.insert((md.dev(), md.ino()), relp.clone());
-            }
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(md.len());
-            let f = File::open(&absp).map_err(|e| Error::io("open", &absp, e))?;
-            b.append_data(&mut h, &relp, f).map_err(werr)?;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            h.set_entry_type(if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
+                h.set_entry_type(tar::EntryType::Directory);
+                b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
+                if opaque {
+                    let mut o = tar::Header::new_gnu();
+                    o.set_entry_type(tar::EntryType::Regular);
+                    o.set_mode(0);
+                    o.set_mtime(0);
+                    o.set_size(0);
+                    b.append_data(&mut o, relp.join(".wh..wh..opq"), io::empty())
+                        .map_err(werr)?;
+                }
+                self.walk(sub.as_fd(), &relp, b)?;
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&one).map_err(|e| Error::io("readlink", &absp, e))?;
+                h.set_entry_type(tar::EntryType::Symlink);
+                b.append_link(&mut h, &relp, &target).map_err(werr)?;
+            } else if let Some(f) = file {
+                if md.nlink() > 1 {
+                    if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
+                        h.set_entry_type(tar::EntryType::Link);
+                        h.set_size(0);
+                        b.append_link(&mut h, &relp, first).map_err(werr)?;
+                        continue;
+                    }
+                    self.links.insert((md.dev(), md.ino()), relp.clone());
+                }
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(md.len());
+                // Exactly the size in the header, even if the file changes
+                // size while it is read (zeros past a shrunk end).
+                let data = f.take(md.len()).chain(io::repeat(0)).take(md.len());
+                b.append_data(&mut h, &relp, data).map_err(werr)?;
+            } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+                h.set_entry_type(if ft.is_char_device() {
+                    tar::EntryType::Char
+                } else if ft.is_block_device() {
+                    tar::EntryType::Block
+                } else {
+                    tar::EntryType::Fifo
+                });
+                if !ft.is_fifo() {
+                    h.set_device_major(libc::major(md.rdev())).map_err(werr)?;
+                    h.set_device_minor(libc::minor(md.rdev())).map_err(werr)?;
+                }
+                b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
             } else {
-                tar::EntryType::Fifo
-            });
-            if !ft.is_fifo() {
-                h.set_device_major(libc::major(md.rdev())).map_err(werr)?;
-                h.set_device_minor(libc::minor(md.rdev())).map_err(werr)?;
+                tracing::debug!(path = %absp.display(), "skipping socket in layer export");
             }
-            b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
-        } else {
-            tracing::debug!(path = %absp.display(), "skipping socket in layer export");
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// A tar header from the entry's mode, owner and mtime (size 0).
+fn header(md: &fs::Metadata) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(md.mode() & 0o7777);
+    h.set_uid(md.uid() as u64);
+    h.set_gid(md.gid() as u64);
+    h.set_mtime(md.mtime().max(0) as u64);
+    h.set_size(0);
+    h
 }

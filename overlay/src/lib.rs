@@ -25,7 +25,7 @@ mod store;
 mod sys;
 mod unpack;
 
-pub use diff::{diff, LayerBlob};
+pub use diff::{diff, diff_excluding, LayerBlob};
 pub use digest::{Compression, Digest};
 pub use error::{Error, Result};
 pub use image::{Image, ImageBuilder, ImageConfig, ImageLayout, WrittenImage, REF_NAME_ANNOTATION};

@@ -133,6 +133,20 @@ impl SecurityPolicy {
         self
     }
 
+    /// The capability sets [`capabilities`](Self::capabilities) set, if any
+    /// (`None`: the process' sets are left as they are). A runtime that
+    /// derives a process from a container's policy (an exec adding or
+    /// dropping capabilities) starts from these.
+    ///
+    /// ```
+    /// use berth_security::{Capabilities, SecurityPolicy};
+    /// let p = SecurityPolicy::new().capabilities(Capabilities::docker_default());
+    /// assert_eq!(p.capability_sets(), Some(Capabilities::docker_default()));
+    /// ```
+    pub fn capability_sets(&self) -> Option<Capabilities> {
+        self.capabilities
+    }
+
     /// Install this seccomp profile (compiled against the bounding set at prepare).
     ///
     /// ```

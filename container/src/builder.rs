@@ -585,9 +585,14 @@ impl ContainerBuilder {
     }
 
     /// Kill the container's init (`SIGKILL`, `PR_SET_PDEATHSIG`) when the
-    /// thread that spawned it dies (default on). Turn it off for containers
-    /// meant to outlive their creator, such as an OCI runtime's `create`
-    /// followed by [`Container::detach`].
+    /// process that spawned it dies (default on): exits, is killed (even by
+    /// SIGKILL) or `execve`s from another thread. The thread that called
+    /// `spawn` may end first (a `tokio::task::spawn_blocking` or pool
+    /// thread): the clone is done by the main thread or berth's own
+    /// `berth-owner` thread, which live as long as the process (see
+    /// [`berth_namespaces::Spawner::parent_death_signal`]). Turn it off for
+    /// containers meant to outlive their creator, such as an OCI runtime's
+    /// `create` followed by [`Container::detach`].
     ///
     /// ```
     /// let b = berth::Container::builder("c").kill_with_owner(false);

@@ -308,8 +308,10 @@ impl ContainerBuilder {
         self
     }
 
-    /// Skip limits whose controller is unavailable (logged with where the
-    /// controller is bound) instead of failing.
+    /// Skip limits whose controller is unavailable instead of failing: each
+    /// is logged once (with where the controller is bound) and listed in
+    /// [`Container::applied`]. Off (the default), a spawn asking for limits
+    /// the host cannot enforce fails naming every missing controller.
     ///
     /// ```
     /// let b = berth::Container::builder("c").ignore_unavailable(true);
@@ -921,6 +923,7 @@ impl ContainerBuilder {
 
         // cgroup: created (with its limits) before the process, which is
         // cloned straight into it.
+        let mut applied = crate::limits::AppliedLimits::default();
         let cgroup = if want_cgroup {
             let mut b = CgroupBuilder::new(cgroup_name)
                 .hierarchy(cached_hierarchy()?)
@@ -931,17 +934,20 @@ impl ContainerBuilder {
             if let Some(r) = &self.resources {
                 b = b.resources(r.clone());
             }
+            // berth-cgroups logs each skipped limit (once) with where its
+            // controller is bound; the program gets them in `applied`.
             let (cg, report) = b.create_with_report()?;
-            for s in &report.skipped {
-                tracing::warn!(container = %self.id, controller = s.controller.name(), file = %s.file, "limit skipped: controller unavailable");
-            }
+            applied = crate::limits::AppliedLimits::from_report(report);
             st.cgroup = Some(cg.path().to_path_buf());
             Some(cg)
         } else {
-            if self.resources.as_ref().is_some_and(|r| !r.is_empty()) && !self.ignore_unavailable {
-                return Err(Error::invalid(
-                    "rootless containers get cgroup limits only under a delegated cgroup_parent",
-                ));
+            if let Some(r) = self.resources.as_ref().filter(|r| !r.is_empty()) {
+                const NO_CGROUP: &str =
+                    "rootless containers get cgroup limits only under a delegated cgroup_parent";
+                if !self.ignore_unavailable {
+                    return Err(Error::invalid(NO_CGROUP));
+                }
+                applied = crate::limits::AppliedLimits::all_skipped(&self.id, r, NO_CGROUP)?;
             }
             None
         };
@@ -1177,6 +1183,7 @@ impl ContainerBuilder {
             stderr,
             destroyed: false,
             mount_ns,
+            applied,
         })
     }
 }

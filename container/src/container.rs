@@ -161,6 +161,8 @@ pub struct Container {
     /// its ~25 mounts down in the init's exit path (which `wait` would wait
     /// for); released to a background thread by `destroy` (perf.rs).
     pub(crate) mount_ns: Option<OwnedFd>,
+    /// The cgroup limits written and skipped at spawn.
+    pub(crate) applied: crate::limits::AppliedLimits,
 }
 
 impl Container {
@@ -187,6 +189,20 @@ impl Container {
     /// The container's cgroup, when it has one.
     pub fn cgroup(&self) -> Option<&Cgroup> {
         self.cgroup.as_ref()
+    }
+
+    /// The cgroup limits as applied at spawn: each one written, and each
+    /// one skipped under
+    /// [`ignore_unavailable`](crate::ContainerBuilder::ignore_unavailable)
+    /// with the reason (see [`AppliedLimits`](crate::AppliedLimits)).
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["true"]).spawn()?;
+    /// let enforced = c.applied().skipped.is_empty();
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn applied(&self) -> &crate::limits::AppliedLimits {
+        &self.applied
     }
 
     /// The container's address on its bridge network.

@@ -42,6 +42,7 @@ mod container;
 mod error;
 mod exec;
 mod fs;
+mod limits;
 mod perf;
 mod pty;
 mod state;
@@ -51,6 +52,7 @@ pub use bundle::Bundle;
 pub use config::{default_store_dir, Mount, Network, Propagation, Rootfs, Seccomp};
 pub use container::{Container, ContainerEvent, ContainerStats, Events, Exec, InterfaceStats};
 pub use error::{Error, Result};
+pub use limits::{AppliedLimits, SkippedLimit};
 pub use pty::open_pty_and_send_master;
 pub use state::{default_state_root, delete, gc, GcReport, NetworkState, State, STATE_FILE};
 

@@ -81,6 +81,7 @@ pub struct ContainerBuilder {
     pub(crate) kill_with_owner: bool,
     pub(crate) netns_pool: Option<bool>,
     pub(crate) inherit_fds: Vec<(OwnedFd, std::os::fd::RawFd)>,
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 /// Longest container id (it names a cgroup, a state directory, nft comments).
@@ -183,6 +184,7 @@ impl ContainerBuilder {
             kill_with_owner: true,
             netns_pool: None,
             inherit_fds: Vec::new(),
+            timeout: None,
         }
     }
 
@@ -1099,6 +1101,7 @@ impl ContainerBuilder {
                 Ok(())
             });
         }
+        let spawned_at = std::time::Instant::now();
         let spawned = if stopped {
             sp.spawn_stopped()
         } else {
@@ -1184,6 +1187,7 @@ impl ContainerBuilder {
             destroyed: false,
             mount_ns,
             applied,
+            timeout: self.timeout.map(|t| (spawned_at, t)),
         })
     }
 }

@@ -163,6 +163,8 @@ pub struct Container {
     pub(crate) mount_ns: Option<OwnedFd>,
     /// The cgroup limits written and skipped at spawn.
     pub(crate) applied: crate::limits::AppliedLimits,
+    /// The spawn time and the builder's `timeout` (output.rs).
+    pub(crate) timeout: Option<(std::time::Instant, Duration)>,
 }
 
 impl Container {
@@ -263,13 +265,35 @@ impl Container {
         Ok(s)
     }
 
-    /// Send `signal` to the init (pidfd_send_signal(2): never a reused pid).
-    pub fn kill(&mut self, signal: i32) -> Result<()> {
+    /// Send `signal` to the init (pidfd_send_signal(2): never a reused
+    /// pid). A no-op once the init has been reaped.
+    ///
+    /// ```no_run
+    /// use berth::Signal;
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// c.signal(Signal::SIGTERM)?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn signal(&mut self, signal: crate::Signal) -> Result<()> {
         if self.status.is_some() {
             return Ok(());
         }
-        self.child()?.kill(signal)?;
+        self.child()?.kill(signal as i32)?;
         Ok(())
+    }
+
+    /// Kill the container: `SIGKILL` to its init, which ends every process
+    /// of its pid namespace (like [`std::process::Child::kill`]). Reap it
+    /// with [`wait`](Self::wait). Other signals: [`signal`](Self::signal).
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// c.kill()?;
+    /// c.wait()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn kill(&mut self) -> Result<()> {
+        self.signal(crate::Signal::SIGKILL)
     }
 
     /// Run `argv` inside the running container: it joins every namespace of

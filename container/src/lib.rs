@@ -43,6 +43,7 @@ mod error;
 mod exec;
 mod fs;
 mod limits;
+mod output;
 mod perf;
 mod pty;
 mod state;
@@ -60,3 +61,5 @@ pub use berth_cgroups::{Limit, Resources};
 pub use berth_namespaces::{IdMap, Namespaces, Stdio};
 pub use berth_netsetup::PortMapping;
 pub use berth_security::{CapSet, Capabilities, Resource};
+/// A signal for [`Container::signal`] (nix's typed enum: `Signal::SIGTERM`).
+pub use nix::sys::signal::Signal;

@@ -199,7 +199,9 @@ impl ContainerBuilder {
         self
     }
 
-    /// Mount `/` read-only (other mounts keep their own flags).
+    /// Mount `/` read-only (other mounts keep their own flags). A
+    /// [`Rootfs::dir`] is then never modified, not even by berth's own
+    /// mount points.
     ///
     /// ```
     /// let b = berth::Container::builder("c").read_only_root(true);

@@ -46,15 +46,7 @@ fn strict_mode_names_every_missing_controller() {
     for c in &missing {
         assert!(msg.contains(c), "{c} not named: {msg}");
     }
-    assert_eq!(
-        footprint(root.path(), &id),
-        Footprint {
-            mounts: vec![],
-            cgroups: vec![],
-            links: vec![],
-            state: vec![]
-        }
-    );
+    assert_no_footprint(root.path(), &id);
 }
 
 /// Counts `tracing` events whose message mentions "skipped".

@@ -10,18 +10,6 @@ use std::time::{Duration, Instant};
 use berth::{Signal, Stdio};
 use common::*;
 
-fn nothing_left(root: &std::path::Path, id: &str) {
-    assert_eq!(
-        footprint(root, id),
-        Footprint {
-            mounts: vec![],
-            cgroups: vec![],
-            links: vec![],
-            state: vec![]
-        }
-    );
-}
-
 /// Processes whose command line contains `tag`.
 fn processes_with(tag: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
@@ -60,7 +48,7 @@ fn output_captures_stdout_stderr_and_the_exit_code() {
     );
     assert_eq!(out.stdout.len(), 4 + 300000);
     assert_eq!(out.stderr.len(), 4 + 300000);
-    nothing_left(root.path(), &id);
+    assert_no_footprint(root.path(), &id);
 
     let id = berth_testkit::unique_name("st");
     let st = busybox(&id, &root)
@@ -68,7 +56,7 @@ fn output_captures_stdout_stderr_and_the_exit_code() {
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(7));
-    nothing_left(root.path(), &id);
+    assert_no_footprint(root.path(), &id);
 }
 
 #[test]
@@ -86,7 +74,7 @@ fn wait_with_output_of_a_spawned_container() {
     assert!(out.status.success());
     assert_eq!(out.stdout, b"hi\n");
     assert_eq!(out.stderr, b"there\n");
-    nothing_left(root.path(), &id);
+    assert_no_footprint(root.path(), &id);
 }
 
 #[test]
@@ -116,7 +104,7 @@ fn timeout_kills_the_container_and_leaves_nothing() {
     assert_eq!(output.status.signal(), Some(libc::SIGKILL));
     assert_eq!(output.stdout, b"started\n");
     assert_eq!(processes_with(&id), Vec::<String>::new());
-    nothing_left(root.path(), &id);
+    assert_no_footprint(root.path(), &id);
 
     // status() and a command that ignores its output pipes.
     let id = berth_testkit::unique_name("tms");
@@ -137,7 +125,7 @@ fn timeout_kills_the_container_and_leaves_nothing() {
         t.elapsed()
     );
     assert_eq!(processes_with(&id), Vec::<String>::new());
-    nothing_left(root.path(), &id);
+    assert_no_footprint(root.path(), &id);
 }
 
 #[test]

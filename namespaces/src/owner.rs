@@ -39,42 +39,57 @@ fn on_main_thread() -> bool {
     unsafe { libc::gettid() == libc::getpid() }
 }
 
-/// The owner thread's queue, started on first use (`None` if the thread
-/// could not be started: then the caller's own thread clones, as before).
-fn queue() -> Option<&'static mpsc::Sender<Job>> {
-    static QUEUE: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
-    QUEUE
-        .get_or_init(|| {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let started = std::thread::Builder::new()
-                .name("berth-owner".into())
-                .spawn(move || {
-                    // Process-directed signals go to other threads; each job
-                    // runs with its caller's mask.
-                    block_all_signals();
-                    while let Ok(job) = rx.recv() {
-                        job();
-                    }
-                });
-            match started {
-                Ok(_) => Some(tx),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not start the berth-owner thread: a parent-death signal follows the spawning thread");
-                    None
-                }
-            }
-        })
-        .as_ref()
+thread_local! {
+    /// Set on the owner thread: a spawn from one of its jobs (a hook that
+    /// spawns) runs right there instead of waiting for itself.
+    static ON_OWNER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: sigset operations on locals.
+/// The owner thread's queue, started on first use. `None` if the thread
+/// could not be started, or in a child forked (without exec) from a process
+/// that had started it (the thread is not copied by fork(2)): then the
+/// calling thread clones, and the signal follows it.
+fn queue() -> Option<&'static mpsc::Sender<Job>> {
+    static QUEUE: OnceLock<Option<(libc::pid_t, mpsc::Sender<Job>)>> = OnceLock::new();
+    let q = QUEUE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name("berth-owner".into())
+            .spawn(move || {
+                ON_OWNER.with(|o| o.set(true));
+                // Process-directed signals go to other threads; each job
+                // runs with its caller's mask.
+                block_all_signals();
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            });
+        match started {
+            // SAFETY: getpid cannot fail.
+            Ok(_) => Some((unsafe { libc::getpid() }, tx)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the berth-owner thread: a parent-death signal follows the spawning thread");
+                None
+            }
+        }
+    });
+    match q {
+        // SAFETY: getpid cannot fail.
+        Some((pid, tx)) if *pid == unsafe { libc::getpid() } => Some(tx),
+        Some(_) => {
+            tracing::debug!("forked child: the berth-owner thread is the parent's; cloning here");
+            None
+        }
+        None => None,
+    }
+}
+
+fn block_all_signals() {
+    // SAFETY: sigset operations on a local.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
 }
 
@@ -96,7 +111,10 @@ where
     R: Send,
     F: FnOnce() -> R + Send,
 {
-    let Some(queue) = queue().filter(|_| !on_main_thread()) else {
+    if on_main_thread() || ON_OWNER.with(|o| o.get()) {
+        return Ok(f());
+    }
+    let Some(queue) = queue() else {
         return Ok(f());
     };
     let mask = current_mask();

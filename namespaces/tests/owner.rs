@@ -79,3 +79,24 @@ fn parent_death_signal_kills_the_child_when_the_owner_dies() {
     unsafe { libc::close(fd) };
     assert_eq!(gone, 1, "child {pid} outlived its SIGKILLed owner process");
 }
+
+#[test]
+fn a_spawn_from_a_hook_on_the_owner_thread_does_not_wait_for_itself() {
+    berth_testkit::privileged!();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let mut outer = spawner(&["/bin/true"]);
+        outer.after_clone(move |_| {
+            // Runs on the owner thread: a nested spawn must not queue behind it.
+            let inner = spawner(&["/bin/true"]).spawn()?;
+            let _ = tx.send(inner);
+            Ok(())
+        });
+        outer.spawn().unwrap().wait().unwrap()
+    });
+    let mut inner = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the nested spawn deadlocked");
+    assert!(t.join().unwrap().success());
+    assert!(inner.wait().unwrap().success());
+}

@@ -24,7 +24,10 @@
 //! (use [`Spawner::join_path`](crate::Spawner::join_path) instead), CPU
 //! affinity, scheduling policy, a per-thread seccomp filter. Costs one
 //! hand-off (a channel send and a wake-up, some microseconds); a spawn
-//! from the main thread is unchanged.
+//! from the main thread is unchanged. A spawn made on the owner thread
+//! itself (from an `after_clone` hook) runs there directly. In a child
+//! forked (without exec) from a process that had started the owner thread,
+//! the thread is absent: spawns clone on the calling thread again.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;

@@ -266,7 +266,9 @@ impl Container {
     }
 
     /// Send `signal` to the init (pidfd_send_signal(2): never a reused
-    /// pid). A no-op once the init has been reaped.
+    /// pid). A no-op once the init has been reaped. nix's [`Signal`](crate::Signal)
+    /// has no real-time signals: send those by number with
+    /// [`State::signal`](crate::State::signal) (`c.state().signal(n)`).
     ///
     /// ```no_run
     /// use berth::Signal;

@@ -118,8 +118,7 @@ impl Container {
         let mut drain_until = None;
         while !open.is_empty() {
             let now = Instant::now();
-            if let Some(d) = deadline.filter(|d| !timed_out && now >= *d) {
-                let _ = d;
+            if !timed_out && deadline.is_some_and(|d| now >= d) {
                 timed_out = true;
                 self.kill()?;
                 drain_until = Some(now + DRAIN_AFTER_KILL);

@@ -291,15 +291,11 @@ impl CgroupBuilder {
             }
         }
         let leaf_path = comps.iter().fold(parent_path.clone(), |p, c| p.join(c));
-        if let Some(c) = missing.iter().next() {
-            if !self.ignore_unavailable {
-                return Err(Error::MissingController {
-                    controller: c.name().to_string(),
-                    cgroup: leaf_path,
-                    mount,
-                    bound: hierarchy.where_bound(c, &parent_path),
-                });
-            }
+        if !missing.is_empty() && !self.ignore_unavailable {
+            let bound = missing
+                .iter()
+                .map(|c| (c, hierarchy.where_bound(c, &parent_path)));
+            return Err(missing_controllers(bound, leaf_path, mount));
         }
         for s in &settings {
             if let Some(c) = s.controller.filter(|c| missing.contains(*c)) {
@@ -431,6 +427,35 @@ impl CgroupBuilder {
 /// Open `parent_path` by walking down from the mount, enabling `enable` in
 /// each level's `cgroup.subtree_control`; the default `berth` parent is
 /// created on first use (and kept).
+/// [`Error::MissingController`] naming every missing controller at once
+/// (a caller fixing one at a time would otherwise retry once per controller).
+fn missing_controllers(
+    bound: impl Iterator<Item = (Controller, String)>,
+    cgroup: PathBuf,
+    mount: PathBuf,
+) -> Error {
+    let bound: Vec<(Controller, String)> = bound.collect();
+    let controller = bound
+        .iter()
+        .map(|(c, _)| c.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let bound = match bound.as_slice() {
+        [(_, why)] => why.clone(),
+        many => many
+            .iter()
+            .map(|(c, why)| format!("{}: {why}", c.name()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    Error::MissingController {
+        controller,
+        cgroup,
+        mount,
+        bound,
+    }
+}
+
 fn walk_to_parent(
     mount: &Path,
     parent_path: &Path,
@@ -735,18 +760,28 @@ impl Cgroup {
         let have = self.controllers()?;
         let mut skipped = Vec::new();
         let mut writable = Vec::with_capacity(settings.len());
+        if !ignore_unavailable {
+            let mut missing = Controllers::empty();
+            for c in settings.iter().filter_map(|s| s.controller) {
+                if !have.contains(c) {
+                    missing.insert(c);
+                }
+            }
+            if !missing.is_empty() {
+                let bound = missing
+                    .iter()
+                    .map(|c| (c, self.hierarchy.where_bound(c, &self.path)));
+                return Err(missing_controllers(
+                    bound,
+                    self.path.clone(),
+                    self.hierarchy.mount_point().to_path_buf(),
+                ));
+            }
+        }
         for s in settings {
             match s.controller {
                 Some(c) if !have.contains(c) => {
                     let bound = self.hierarchy.where_bound(c, &self.path);
-                    if !ignore_unavailable {
-                        return Err(Error::MissingController {
-                            controller: c.name().to_string(),
-                            cgroup: self.path.clone(),
-                            mount: self.hierarchy.mount_point().to_path_buf(),
-                            bound,
-                        });
-                    }
                     skipped.push(Skipped {
                         controller: c,
                         file: s.file,

@@ -103,10 +103,12 @@ pub enum Error {
         reason: String,
     },
 
-    /// A controller needed for a resource is not available in the cgroup.
+    /// Controllers needed for the resources are not available in the
+    /// cgroup: every missing one is named at once.
     #[error("controller {controller} is not available for cgroup {cgroup} on the cgroup2 mount {mount} ({bound})")]
     MissingController {
-        /// The controller's name (`memory`, `cpu`, ...).
+        /// The controller's name (`memory`, `cpu`, ...); several missing
+        /// ones are listed comma-separated (`memory, pids, cpu`).
         controller: String,
         /// The cgroup where it was needed.
         cgroup: PathBuf,
@@ -114,7 +116,9 @@ pub enum Error {
         mount: PathBuf,
         /// Where the controller is bound instead, as a sentence
         /// ("bound to the cgroup v1 hierarchy at /sys/fs/cgroup/memory" or
-        /// "not enabled in the parent's cgroup.subtree_control" ...).
+        /// "not enabled in the parent's cgroup.subtree_control" ...); with
+        /// several controllers, one `name: sentence` per controller,
+        /// separated by `; `.
         bound: String,
     },
 

@@ -357,6 +357,19 @@ fn missing_controller_is_a_clear_error_and_leaves_nothing() {
         .apply(&Resources::new().pids_max(Limit::Value(5)))
         .unwrap_err();
     assert!(e.to_string().contains("controller pids"), "{e}");
+    // Several missing controllers are named at once (issue 22 item 7).
+    if !h.root_controllers().unwrap().contains(Controller::Pids) {
+        let e = parent
+            .apply(
+                &Resources::new()
+                    .memory_max(Limit::Value(64 << 20))
+                    .pids_max(Limit::Value(5)),
+            )
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("memory") && msg.contains("pids"), "{msg}");
+        assert!(msg.contains("memory: ") && msg.contains("pids: "), "{msg}");
+    }
 
     // With ignore_unavailable the group is created and the skip is reported.
     let (cg, report) = CgroupBuilder::new("lenient")

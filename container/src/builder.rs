@@ -82,6 +82,7 @@ pub struct ContainerBuilder {
     pub(crate) netns_pool: Option<bool>,
     pub(crate) inherit_fds: Vec<(OwnedFd, std::os::fd::RawFd)>,
     pub(crate) image_config: Option<berth_overlay::ImageConfig>,
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 /// Longest container id (it names a cgroup, a state directory, nft comments).
@@ -185,6 +186,7 @@ impl ContainerBuilder {
             netns_pool: None,
             inherit_fds: Vec::new(),
             image_config: None,
+            timeout: None,
         }
     }
 
@@ -199,7 +201,9 @@ impl ContainerBuilder {
         self
     }
 
-    /// Mount `/` read-only (other mounts keep their own flags).
+    /// Mount `/` read-only (other mounts keep their own flags). A
+    /// [`Rootfs::dir`] is then never modified, not even by berth's own
+    /// mount points.
     ///
     /// ```
     /// let b = berth::Container::builder("c").read_only_root(true);
@@ -310,8 +314,10 @@ impl ContainerBuilder {
         self
     }
 
-    /// Skip limits whose controller is unavailable (logged with where the
-    /// controller is bound) instead of failing.
+    /// Skip limits whose controller is unavailable instead of failing: each
+    /// is logged once (with where the controller is bound) and listed in
+    /// [`Container::applied`]. Off (the default), a spawn asking for limits
+    /// the host cannot enforce fails naming every missing controller.
     ///
     /// ```
     /// let b = berth::Container::builder("c").ignore_unavailable(true);
@@ -587,9 +593,14 @@ impl ContainerBuilder {
     }
 
     /// Kill the container's init (`SIGKILL`, `PR_SET_PDEATHSIG`) when the
-    /// thread that spawned it dies (default on). Turn it off for containers
-    /// meant to outlive their creator, such as an OCI runtime's `create`
-    /// followed by [`Container::detach`].
+    /// process that spawned it dies (default on): exits, is killed (even by
+    /// SIGKILL) or `execve`s from another thread. The thread that called
+    /// `spawn` may end first (a `tokio::task::spawn_blocking` or pool
+    /// thread): the clone is done by the main thread or berth's own
+    /// `berth-owner` thread, which live as long as the process (see
+    /// [`berth_namespaces::Spawner::parent_death_signal`]). Turn it off for
+    /// containers meant to outlive their creator, such as an OCI runtime's
+    /// `create` followed by [`Container::detach`].
     ///
     /// ```
     /// let b = berth::Container::builder("c").kill_with_owner(false);
@@ -938,6 +949,7 @@ impl ContainerBuilder {
 
         // cgroup: created (with its limits) before the process, which is
         // cloned straight into it.
+        let mut applied = crate::limits::AppliedLimits::default();
         let cgroup = if want_cgroup {
             let mut b = CgroupBuilder::new(cgroup_name)
                 .hierarchy(cached_hierarchy()?)
@@ -948,17 +960,20 @@ impl ContainerBuilder {
             if let Some(r) = &self.resources {
                 b = b.resources(r.clone());
             }
+            // berth-cgroups logs each skipped limit (once) with where its
+            // controller is bound; the program gets them in `applied`.
             let (cg, report) = b.create_with_report()?;
-            for s in &report.skipped {
-                tracing::warn!(container = %self.id, controller = s.controller.name(), file = %s.file, "limit skipped: controller unavailable");
-            }
+            applied = crate::limits::AppliedLimits::from_report(report);
             st.cgroup = Some(cg.path().to_path_buf());
             Some(cg)
         } else {
-            if self.resources.as_ref().is_some_and(|r| !r.is_empty()) && !self.ignore_unavailable {
-                return Err(Error::invalid(
-                    "rootless containers get cgroup limits only under a delegated cgroup_parent",
-                ));
+            if let Some(r) = self.resources.as_ref().filter(|r| !r.is_empty()) {
+                const NO_CGROUP: &str =
+                    "rootless containers get cgroup limits only under a delegated cgroup_parent";
+                if !self.ignore_unavailable {
+                    return Err(Error::invalid(NO_CGROUP));
+                }
+                applied = crate::limits::AppliedLimits::all_skipped(&self.id, r, NO_CGROUP)?;
             }
             None
         };
@@ -1120,6 +1135,7 @@ impl ContainerBuilder {
                 Ok(())
             });
         }
+        let spawned_at = std::time::Instant::now();
         let spawned = if stopped {
             sp.spawn_stopped()
         } else {
@@ -1220,6 +1236,8 @@ impl ContainerBuilder {
                     .collect(),
                 config: commit_config,
             }),
+            applied,
+            timeout: self.timeout.map(|t| (spawned_at, t)),
         })
     }
 }

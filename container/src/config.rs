@@ -18,7 +18,8 @@ pub struct Rootfs {
 
 #[derive(Debug, Clone)]
 pub(crate) enum RootfsKind {
-    /// Bind-mounted directory (writable unless the root is read-only).
+    /// A directory: bind-mounted when writable, the lower layer of a
+    /// private overlay when the root is read-only (fs.rs).
     Dir(PathBuf),
     /// Overlay of these lower directories (top to bottom) with a private
     /// writable layer in memory.
@@ -28,8 +29,15 @@ pub(crate) enum RootfsKind {
 }
 
 impl Rootfs {
-    /// An existing directory, bind-mounted as `/` (changes are written to it
-    /// unless [`read_only_root`](crate::ContainerBuilder::read_only_root)).
+    /// An existing directory as `/`. Writable, it is bind-mounted and the
+    /// container's changes (and the mount points berth makes) are written
+    /// to it. With [`read_only_root`](crate::ContainerBuilder::read_only_root)
+    /// it is never modified: it is the lower layer of an overlay whose
+    /// writable layer is private and in memory, which receives the mount
+    /// points and berth's `/etc/hosts` and `/etc/hostname` (present even
+    /// when the directory has none; rootless, those two are only bound
+    /// over files the directory has). Mounts below the directory are not
+    /// seen through the overlay, and its path must not contain `:` or `,`.
     ///
     /// ```
     /// let r = berth::Rootfs::dir("/var/lib/rootfs/busybox");

@@ -163,6 +163,10 @@ pub struct Container {
     pub(crate) mount_ns: Option<OwnedFd>,
     /// The writable layer, for `diff` and `commit` (commit.rs).
     pub(crate) layer: Option<crate::commit::WritableLayer>,
+    /// The cgroup limits written and skipped at spawn.
+    pub(crate) applied: crate::limits::AppliedLimits,
+    /// The spawn time and the builder's `timeout` (output.rs).
+    pub(crate) timeout: Option<(std::time::Instant, Duration)>,
 }
 
 impl Container {
@@ -189,6 +193,20 @@ impl Container {
     /// The container's cgroup, when it has one.
     pub fn cgroup(&self) -> Option<&Cgroup> {
         self.cgroup.as_ref()
+    }
+
+    /// The cgroup limits as applied at spawn: each one written, and each
+    /// one skipped under
+    /// [`ignore_unavailable`](crate::ContainerBuilder::ignore_unavailable)
+    /// with the reason (see [`AppliedLimits`](crate::AppliedLimits)).
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["true"]).spawn()?;
+    /// let enforced = c.applied().skipped.is_empty();
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn applied(&self) -> &crate::limits::AppliedLimits {
+        &self.applied
     }
 
     /// The container's address on its bridge network.
@@ -249,13 +267,37 @@ impl Container {
         Ok(s)
     }
 
-    /// Send `signal` to the init (pidfd_send_signal(2): never a reused pid).
-    pub fn kill(&mut self, signal: i32) -> Result<()> {
+    /// Send `signal` to the init (pidfd_send_signal(2): never a reused
+    /// pid). A no-op once the init has been reaped. nix's [`Signal`](crate::Signal)
+    /// has no real-time signals: send those by number with
+    /// [`State::signal`](crate::State::signal) (`c.state().signal(n)`).
+    ///
+    /// ```no_run
+    /// use berth::Signal;
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// c.signal(Signal::SIGTERM)?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn signal(&mut self, signal: crate::Signal) -> Result<()> {
         if self.status.is_some() {
             return Ok(());
         }
-        self.child()?.kill(signal)?;
+        self.child()?.kill(signal as i32)?;
         Ok(())
+    }
+
+    /// Kill the container: `SIGKILL` to its init, which ends every process
+    /// of its pid namespace (like [`std::process::Child::kill`]). Reap it
+    /// with [`wait`](Self::wait). Other signals: [`signal`](Self::signal).
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// c.kill()?;
+    /// c.wait()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn kill(&mut self) -> Result<()> {
+        self.signal(crate::Signal::SIGKILL)
     }
 
     /// Run `argv` inside the running container: it joins every namespace of

@@ -61,6 +61,20 @@ pub enum Error {
         #[source]
         source: berth_namespaces::Error,
     },
+    /// A one-shot run ([`ContainerBuilder::output`](crate::ContainerBuilder::output),
+    /// [`status`](crate::ContainerBuilder::status),
+    /// [`Container::wait_with_output`](crate::Container::wait_with_output))
+    /// passed its [`timeout`](crate::ContainerBuilder::timeout): the
+    /// container was killed and removed.
+    #[error("container {id:?} timed out after {timeout:?}: killed and removed")]
+    Timeout {
+        /// The container.
+        id: String,
+        /// The limit that passed.
+        timeout: std::time::Duration,
+        /// What was captured before the kill; the status is the kill's.
+        output: Box<std::process::Output>,
+    },
     /// A file or directory operation of the container itself failed.
     #[error("{what} {path:?}: {source}")]
     Io {

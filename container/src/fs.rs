@@ -443,62 +443,66 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
 
     // Root filesystem at <state>/rootfs.
     let mut writable_root = !p.rootless;
-    match p.rootfs {
+    let overlay_lowers: Option<Vec<String>> = match p.rootfs {
+        // The user's directory, read-only: never modified. An overlay with
+        // its writable layer on the state tmpfs takes the mount points
+        // berth makes (`/proc`, `/dev`, a tmpfs destination...) and the
+        // /etc files, which then exist even when the directory lacks them;
+        // `/` is made read-only after `pivot_root`.
+        RootfsKind::Dir(dir) if p.read_only_root => Some(vec![overlay_path(dir)?]),
         RootfsKind::Dir(dir) => {
+            // Writable: the container writes into the user's directory.
             s.push(Step::bind(dir, &t, true, false));
-            writable_root = false; // the user's directory: don't write into it
+            writable_root = false; // but berth's /etc copies are bound over
+            None
         }
-        RootfsKind::Layers(_) | RootfsKind::Host => {
-            let lowers: Vec<String> = match p.rootfs {
-                RootfsKind::Layers(l) => {
-                    l.iter().map(|d| overlay_path(d)).collect::<Result<_>>()?
-                }
-                _ => vec!["/".to_string()],
-            };
-            if lowers.is_empty() {
-                return Err(Error::invalid("an image rootfs needs at least one layer"));
-            }
-            let rw = p.state_dir.join("rw");
-            let rw_s = overlay_path(&rw)?;
-            // The writable layer is on the state directory's tmpfs (above):
-            // private, gone with the container, and on another filesystem
-            // than any lower layer (overlayfs refuses an upper inside a
-            // lower, e.g. below the host's `/`).
-            s.push(Step::mkdir(&rw, 0o755));
-            s.push(Step::mkdir(rw.join("upper"), 0o755));
-            s.push(Step::mkdir(rw.join("work"), 0o755));
-            let mut data = format!(
-                "lowerdir={},upperdir={rw_s}/upper,workdir={rw_s}/work",
-                lowers.join(":")
-            );
-            if p.rootless {
-                // Unprivileged overlay (Linux 5.11): xattrs in the user.* namespace.
-                data.push_str(",userxattr");
-            }
-            // Documentation/filesystems/overlayfs.rst; the legacy string is
-            // limited to one page. Longer layer lists go through the new
-            // mount API, one `lowerdir+` parameter per layer (Linux 6.8).
-            if data.len() >= 4000 {
-                s.push(overlay_by_fsconfig(
-                    &lowers,
-                    &format!("{rw_s}/upper"),
-                    &format!("{rw_s}/work"),
-                    p.rootless,
-                    &t,
-                )?);
-            } else {
-                s.push(Step::mount(
-                    Some("overlay"),
-                    &t,
-                    Some("overlay"),
-                    0,
-                    Some(&data),
-                ));
-            }
-            // The upper layer root gets the lower's mode; a host `/` is 0755.
-            if p.send_upper {
-                s.push(crate::commit::send_upper_step(&rw.join("upper"))?);
-            }
+        RootfsKind::Layers(l) => Some(l.iter().map(|d| overlay_path(d)).collect::<Result<_>>()?),
+        RootfsKind::Host => Some(vec!["/".to_string()]),
+    };
+    if let Some(lowers) = overlay_lowers {
+        if lowers.is_empty() {
+            return Err(Error::invalid("an image rootfs needs at least one layer"));
+        }
+        let rw = p.state_dir.join("rw");
+        let rw_s = overlay_path(&rw)?;
+        // The writable layer is on the state directory's tmpfs (above):
+        // private, gone with the container, and on another filesystem
+        // than any lower layer (overlayfs refuses an upper inside a
+        // lower, e.g. below the host's `/`).
+        s.push(Step::mkdir(&rw, 0o755));
+        s.push(Step::mkdir(rw.join("upper"), 0o755));
+        s.push(Step::mkdir(rw.join("work"), 0o755));
+        let mut data = format!(
+            "lowerdir={},upperdir={rw_s}/upper,workdir={rw_s}/work",
+            lowers.join(":")
+        );
+        if p.rootless {
+            // Unprivileged overlay (Linux 5.11): xattrs in the user.* namespace.
+            data.push_str(",userxattr");
+        }
+        // Documentation/filesystems/overlayfs.rst; the legacy string is
+        // limited to one page. Longer layer lists go through the new
+        // mount API, one `lowerdir+` parameter per layer (Linux 6.8).
+        if data.len() >= 4000 {
+            s.push(overlay_by_fsconfig(
+                &lowers,
+                &format!("{rw_s}/upper"),
+                &format!("{rw_s}/work"),
+                p.rootless,
+                &t,
+            )?);
+        } else {
+            s.push(Step::mount(
+                Some("overlay"),
+                &t,
+                Some("overlay"),
+                0,
+                Some(&data),
+            ));
+        }
+        // The upper layer root gets the lower's mode; a host `/` is 0755.
+        if p.send_upper {
+            s.push(crate::commit::send_upper_step(&rw.join("upper"))?);
         }
     }
 

@@ -43,6 +43,8 @@ mod container;
 mod error;
 mod exec;
 mod fs;
+mod limits;
+mod output;
 mod perf;
 mod pty;
 mod state;
@@ -54,6 +56,7 @@ pub use container::{
     Container, ContainerEvent, ContainerStats, Events, Exec, ExecChild, InterfaceStats,
 };
 pub use error::{Error, Result};
+pub use limits::{AppliedLimits, SkippedLimit};
 pub use pty::open_pty_and_send_master;
 pub use state::{default_state_root, delete, gc, GcReport, NetworkState, State, STATE_FILE};
 
@@ -67,3 +70,5 @@ pub use berth_netsetup::PortMapping;
 /// [`ContainerBuilder::image_config`] take and return (berth-overlay's).
 pub use berth_overlay::{Compression, Image, ImageConfig, ImageLayout, LayerBlob, LayerStore};
 pub use berth_security::{CapSet, Capabilities, Resource};
+/// A signal for [`Container::signal`] (nix's typed enum: `Signal::SIGTERM`).
+pub use nix::sys::signal::Signal;

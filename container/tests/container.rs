@@ -249,7 +249,7 @@ fn exit_status_and_signals() {
         .command(["/bin/sleep", "30"])
         .spawn()
         .unwrap();
-    c.kill(libc::SIGKILL).unwrap();
+    c.kill().unwrap();
     assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));
     c.destroy().unwrap();
     // A pid-1 workload ignores SIGTERM (no handler); the init forwards it.
@@ -260,7 +260,7 @@ fn exit_status_and_signals() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    c.kill(libc::SIGTERM).unwrap();
+    c.signal(berth::Signal::SIGTERM).unwrap();
     let st = c
         .wait_timeout(Duration::from_secs(10))
         .unwrap()

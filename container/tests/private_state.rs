@@ -77,7 +77,7 @@ fn state_root_and_records_are_private_to_their_owner() {
     let list = open_as_nobody(root.path(), libc::O_RDONLY | libc::O_DIRECTORY);
     let read = open_as_nobody(&record, libc::O_RDONLY);
     let modes = (mode(root.path()), mode(&dir), mode(&record));
-    c.kill(libc::SIGKILL).unwrap();
+    c.kill().unwrap();
     c.wait().unwrap();
     c.destroy().unwrap();
     assert_eq!(

@@ -639,7 +639,7 @@ fn destroy_kills_a_sigterm_ignoring_workload() {
     .unwrap();
     assert_eq!(line.trim(), "ready");
     let pid = c.pid();
-    c.kill(libc::SIGTERM).unwrap();
+    c.signal(berth::Signal::SIGTERM).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert!(
         c.try_wait().unwrap().is_none(),

@@ -24,6 +24,7 @@
 mod child;
 mod error;
 mod handle;
+mod owner;
 mod pool;
 mod release;
 mod spawn;

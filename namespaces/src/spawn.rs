@@ -402,9 +402,20 @@ impl Spawner {
     }
 
     /// Signal the child (with [`init`](Self::init): the init, whose death
-    /// ends the whole pid namespace) gets when the spawning *thread* dies
+    /// ends the whole pid namespace) gets when the owning *process* dies
     /// (`PR_SET_PDEATHSIG`, prctl(2)). Set again after the plan because
     /// credential changes clear it.
+    ///
+    /// The kernel sends it when the parent *thread* exits, so with a
+    /// signal set the clone is done by a thread that lives as long as the
+    /// process: the main thread when called from it, else berth's own
+    /// `berth-owner` thread while the caller waits (a spawn from
+    /// `tokio::task::spawn_blocking` or a thread pool is not killed when
+    /// that thread retires). That clone carries the caller's signal mask;
+    /// per-thread state the caller set on itself alone (a `setns` of its
+    /// own thread, CPU affinity) is not inherited there — join namespaces
+    /// with [`join_path`](Self::join_path). An `execve` of the owning
+    /// process from another thread also ends the owner thread (signal sent).
     ///
     /// ```
     /// let s = berth_namespaces::Spawner::new(["/bin/sleep", "60"]).parent_death_signal(libc::SIGKILL);
@@ -844,6 +855,20 @@ impl Spawner {
     }
 
     fn spawn_inner(&mut self, stopped: bool) -> Result<Child> {
+        if self.pdeathsig == 0 {
+            return self.spawn_here(stopped);
+        }
+        // The death signal follows the thread that clones: clone on one
+        // that lives as long as the process (owner.rs).
+        crate::owner::run_on_owner_thread(|| self.spawn_here(stopped)).unwrap_or_else(|()| {
+            Err(Error::setup_io(
+                "hand the spawn to the berth-owner thread",
+                io::Error::from_raw_os_error(libc::ESRCH),
+            ))
+        })
+    }
+
+    pub(crate) fn spawn_here(&mut self, stopped: bool) -> Result<Child> {
         self.validate()?;
 
         // --- Everything the child needs, allocated here, before clone. ---

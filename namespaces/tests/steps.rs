@@ -299,27 +299,6 @@ fn fds_env_and_stdio() {
 }
 
 #[test]
-fn parent_death_signal_kills_the_child() {
-    berth_testkit::privileged!();
-    // The spawning thread ends right after spawn: PR_SET_PDEATHSIG fires.
-    let mut child = std::thread::spawn(|| {
-        Spawner::new(["/bin/busybox", "sleep", "30"])
-            .namespaces(Namespaces::PID)
-            .parent_death_signal(libc::SIGKILL)
-            .spawn()
-            .unwrap()
-    })
-    .join()
-    .unwrap();
-    let st = child
-        .wait_timeout(std::time::Duration::from_secs(10))
-        .unwrap()
-        .expect("child survived its parent thread");
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(st.signal(), Some(libc::SIGKILL));
-}
-
-#[test]
 fn clone_into_cgroup_with_cgroup_namespace() {
     berth_testkit::privileged!();
     let base = std::path::Path::new("/sys/fs/cgroup/unified");

@@ -88,3 +88,16 @@ pub fn footprint(root: &std::path::Path, id: &str) -> Footprint {
         state,
     }
 }
+
+/// Assert the container `id` left nothing: no mount, cgroup, link or state.
+pub fn assert_no_footprint(root: &std::path::Path, id: &str) {
+    assert_eq!(
+        footprint(root, id),
+        Footprint {
+            mounts: vec![],
+            cgroups: vec![],
+            links: vec![],
+            state: vec![]
+        }
+    );
+}

@@ -134,7 +134,7 @@ fn run(a: &RunArgs) -> Result<i32, berth::Error> {
             Some(s) => s,
             None => {
                 eprintln!("berth-run: timeout after {t}s, killing the container");
-                c.kill(libc::SIGKILL)?;
+                c.kill()?;
                 c.wait()?
             }
         },

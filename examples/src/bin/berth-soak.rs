@@ -282,8 +282,7 @@ fn cycle(e: &Env<'_>, a: &Args, i: u32, port: u16) -> Result<(), String> {
         c.destroy()
             .map_err(|e| format!("cycle {i}: destroy: {e}"))?;
     } else {
-        c.kill(libc::SIGKILL)
-            .map_err(|e| format!("cycle {i}: kill: {e}"))?;
+        c.kill().map_err(|e| format!("cycle {i}: kill: {e}"))?;
         c.wait().map_err(|e| format!("cycle {i}: wait: {e}"))?;
         c.destroy()
             .map_err(|e| format!("cycle {i}: destroy: {e}"))?;

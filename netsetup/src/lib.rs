@@ -34,6 +34,7 @@
 pub mod asynchronous;
 mod cidr;
 mod error;
+mod forward;
 mod ipam;
 mod macvlan;
 mod nat;

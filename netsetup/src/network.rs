@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ipam::{ipam_from_state_file, Ipam};
 use crate::nat::{Firewall, PortMapping};
 use crate::netlink::{Netlink, VethSpec};
-use crate::netns::{read_ip_forward, refuse_router_advertisements, NetNs};
+use crate::netns::{read_ip_forward, refuse_router_advertisements, set_route_localnet, NetNs};
 use crate::nftnl::NfSocket;
 use crate::{validate_id, validate_ifname};
 
@@ -157,9 +157,11 @@ impl BridgeNetwork {
     }
 
     /// Set `net.ipv4.ip_forward = 1` in the host netns (default on; needed
-    /// for masquerade and published ports). berth never sets it back to 0 by
-    /// itself: other networks may rely on it. The previous value is in
-    /// [`Network::ip_forward_was`].
+    /// for masquerade and published ports). The first network that turns it
+    /// on records the value it found in the state directory; the last such
+    /// network [`Network::remove`]d (by any process) puts it back. When it
+    /// was on before berth's first network, berth never turns it off. The
+    /// previous value is in [`Network::ip_forward_was`].
     ///
     /// ```
     /// let b = berth_netsetup::BridgeNetwork::new("demo").ip_forward(false);
@@ -298,13 +300,14 @@ impl BridgeNetwork {
                 nl.set_up(index)?;
             }
             if self.ip_forward {
-                prev_forward = Some(match forwarding {
-                    Some(true) => true,
-                    _ => host.set_ip_forward(true)?,
-                });
+                prev_forward = Some(crate::forward::acquire(
+                    &state_dir, &host, &self.name, forwarding,
+                )?);
             }
+            // Without masquerade the firewall is left alone until a port is
+            // published (see Network::attach).
             if self.masquerade {
-                firewall.add_masquerade(&self.name, subnet)?;
+                firewall.add_network_rules(&self.name, &bridge, subnet, true)?;
             }
             ipam.init()?;
             Ok(index)
@@ -316,11 +319,9 @@ impl BridgeNetwork {
                     if let Ok(Some(i)) = nl.link_index(&bridge) {
                         let _ = nl.delete_link(i);
                     }
-                    if self.masquerade {
-                        let _ = firewall.remove_network(&self.name);
-                    }
-                    if prev_forward == Some(false) {
-                        let _ = host.set_ip_forward(false);
+                    let _ = firewall.remove_network(&self.name);
+                    if prev_forward.is_some() {
+                        let _ = crate::forward::release(&state_dir, &host, &self.name);
                     }
                 }
                 return Err(e);
@@ -335,6 +336,7 @@ impl BridgeNetwork {
                 subnet,
                 gateway,
                 mtu: self.mtu,
+                masquerade: self.masquerade,
                 ipam,
                 firewall,
                 host_nl: Mutex::new(nl),
@@ -354,6 +356,7 @@ struct Inner {
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
     mtu: Option<u32>,
+    masquerade: bool,
     ipam: Ipam,
     firewall: Firewall,
     host_nl: Mutex<Netlink>,
@@ -652,6 +655,26 @@ impl Network {
             )?;
             // No published port: no firewall work at all.
             if !opts.ports.is_empty() {
+                // Ports published on 127.0.0.1 (`-p 127.0.0.1:H:C`, and
+                // every port published on all addresses): the DNAT in the
+                // output chain sends a packet with a loopback source out
+                // the bridge, which the kernel refuses (and the reply to a
+                // loopback address coming in) unless `route_localnet` is set
+                // on the bridge (ip-sysctl.rst, `conf/<if>/route_localnet`,
+                // Linux ≥ 3.6). Set only after the network's rules are in
+                // place: they masquerade 127.0.0.0/8 towards the subnet and
+                // drop what containers send to 127.0.0.0/8 through the
+                // bridge, so the host's loopback services stay out of the
+                // containers' reach (nat.rs). The setting goes with the bridge.
+                inner.firewall.add_network_rules(
+                    &inner.name,
+                    &inner.bridge,
+                    inner.subnet,
+                    inner.masquerade,
+                )?;
+                inner
+                    .host
+                    .run_local(|| set_route_localnet(&inner.bridge))??;
                 rules = inner
                     .firewall
                     .publish_rules(&opts.container, addr, &opts.ports)?
@@ -723,9 +746,12 @@ impl Network {
     }
 
     /// Tear the network down: delete the bridge (the kernel drops its
-    /// routes and detaches remaining ports), its masquerade rule (and berth's
-    /// nft table when nothing else of berth's is in it), and its IPAM state.
-    /// Continues past errors and reports them all. `ip_forward` is left as is.
+    /// routes and detaches remaining ports), its nft rules (and berth's
+    /// nft table when nothing else of berth's is in it), its IPAM state and
+    /// its record. When it is the last network that relied on the
+    /// `ip_forward` berth turned on, the original value is put back (see
+    /// [`BridgeNetwork::ip_forward`]). Continues past errors and reports
+    /// them all.
     pub fn remove(self) -> Result<()> {
         let inner = &self.inner;
         let mut errs = Vec::new();
@@ -745,6 +771,9 @@ impl Network {
             errs.push(e);
         }
         if let Err(e) = inner.ipam.destroy() {
+            errs.push(e);
+        }
+        if let Err(e) = crate::forward::release(&inner.state_dir, &inner.host, &inner.name) {
             errs.push(e);
         }
         tracing::info!(network = %inner.name, errors = errs.len(), "network removed");

@@ -105,11 +105,13 @@ fn check_owner_and_tighten(fd: &OwnedFd, path: &Path, kind: libc::mode_t) -> Res
     Ok(())
 }
 
-/// Names berth's network state uses: `<network>.json` (and its `.tmp`),
-/// `<network>.lock`, `nft.lock`.
+/// Names berth's network state uses: `<network>.json` (IPAM),
+/// `<network>.network` (a user-defined network's record),
+/// `ip_forward.state` (see `forward.rs`), their `.tmp` files,
+/// `<network>.lock`, `nft.lock`, `ip_forward.lock`.
 fn is_state_name(name: &std::ffi::OsStr) -> bool {
     let n = name.as_bytes();
-    [&b".json"[..], b".json.tmp", b".lock"]
+    [&b".json"[..], b".network", b".state", b".tmp", b".lock"]
         .iter()
         .any(|ext| n.ends_with(ext))
 }

@@ -29,6 +29,13 @@ pub struct Allocation {
     /// The host end of its veth, so leftovers can be found by container id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ifname: Option<String>,
+    /// Names other members resolve to `addr` (container name, aliases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// The container's hosts file, kept listing every member's names (see
+    /// [`crate::Attach::hosts_file`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +47,13 @@ struct State {
     #[serde(default)]
     last: Option<Ipv4Addr>,
     allocations: BTreeMap<String, Allocation>,
+}
+
+/// A member's names and hosts file (see hosts.rs).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Names {
+    pub names: Vec<String>,
+    pub hosts_file: Option<PathBuf>,
 }
 
 /// Address allocator of one network (see the module docs for the locking).
@@ -179,7 +193,7 @@ impl Ipam {
     /// broadcast address). A container that already has one is
     /// [`Error::AlreadyAttached`]; a full pool is [`Error::PoolExhausted`].
     pub fn allocate(&self, container: &str, host_ifname: Option<&str>) -> Result<Ipv4Addr> {
-        self.allocate_inner(container, host_ifname, None)
+        self.allocate_inner(container, host_ifname, None, &Names::default())
     }
 
     /// Give `container` exactly `addr` if it is free and not reserved.
@@ -189,14 +203,19 @@ impl Ipam {
         addr: Ipv4Addr,
         host_ifname: Option<&str>,
     ) -> Result<Ipv4Addr> {
-        self.allocate_inner(container, host_ifname, Some(addr))
+        self.allocate_inner(container, host_ifname, Some(addr), &Names::default())
     }
 
-    fn allocate_inner(
+    /// Allocate (`want`: that address, else the next free one) with the
+    /// member's names and hosts file; every member's hosts file is brought
+    /// up to date under the lock (hosts.rs). When `container`'s own hosts
+    /// file cannot be written, nothing is allocated.
+    pub(crate) fn allocate_inner(
         &self,
         container: &str,
         host_ifname: Option<&str>,
         want: Option<Ipv4Addr>,
+        names: &Names,
     ) -> Result<Ipv4Addr> {
         validate_id("container id", container)?;
         let _l = self.lock()?;
@@ -258,8 +277,17 @@ impl Ipam {
             Allocation {
                 addr,
                 host_ifname: host_ifname.map(str::to_string),
+                names: names.names.clone(),
+                hosts_file: names.hosts_file.clone(),
             },
         );
+        if !names.names.is_empty() || names.hosts_file.is_some() {
+            if let Err(e) = crate::hosts::sync(&self.network, &s.allocations, Some(container)) {
+                s.allocations.remove(container);
+                let _ = crate::hosts::sync(&self.network, &s.allocations, None);
+                return Err(e);
+            }
+        }
         self.store(&s)?;
         tracing::debug!(network = %self.network, container, %addr, "ipam allocated");
         Ok(addr)
@@ -275,8 +303,12 @@ impl Ipam {
         let _l = self.lock()?;
         let mut s = self.load()?;
         let old = s.allocations.remove(container);
-        if old.is_some() {
+        if let Some(a) = &old {
             self.store(&s)?;
+            if !a.names.is_empty() {
+                // Its name disappears from every other member's hosts file.
+                crate::hosts::sync(&self.network, &s.allocations, None)?;
+            }
             tracing::debug!(network = %self.network, container, "ipam released");
         }
         Ok(old)

@@ -35,6 +35,7 @@ pub mod asynchronous;
 mod cidr;
 mod error;
 mod forward;
+mod hosts;
 mod ipam;
 mod macvlan;
 mod nat;
@@ -52,7 +53,8 @@ pub use nat::{Firewall, PortMapping, Protocol, NFT_TABLE};
 pub use netlink::{LinkInfoSummary, Netlink, RouteSummary, VethSpec};
 pub use netns::{NetNs, NETNS_RUN_DIR};
 pub use network::{
-    gc_container, Attach, Attachment, BridgeNetwork, Network, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
+    gc_container, list_networks, network_record, Attach, Attachment, BridgeNetwork, Network,
+    NetworkRecord, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
 };
 
 /// Longest interface name: `IFNAMSIZ` (16) minus the NUL (include/uapi/linux/if.h).

@@ -10,6 +10,18 @@ use std::net::Ipv4Addr;
 use berth_netsetup::{Attach, PortMapping};
 use common::*;
 
+/// Only the firewall's lock file stays in `dir` (its inode must not change
+/// under a concurrent locker): no IPAM, record or ip_forward state.
+fn assert_no_state_left(dir: &std::path::Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "nft.lock")
+        .collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+}
+
 /// berth turns `ip_forward` on with the first network and puts the original
 /// value back when the last one goes, whichever handle (or process) removes it.
 #[test]
@@ -42,15 +54,7 @@ fn ip_forward_is_restored_after_the_last_network() {
     );
     assert_eq!(host.link_names(), vec!["lo".to_string()]);
     assert!(host.nft_tables().is_empty(), "{:?}", host.nft_tables());
-    // Only the firewall's lock file stays (its inode must not change under
-    // a concurrent locker): no IPAM, record or ip_forward state.
-    let left: Vec<_> = std::fs::read_dir(state.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "nft.lock")
-        .collect();
-    assert!(left.is_empty(), "state left: {left:?}");
+    assert_no_state_left(state.path());
 
     // Forwarding that was already on stays on.
     host.handle.set_ip_forward(true).unwrap();
@@ -168,4 +172,109 @@ fn port_in_use_is_an_error_naming_it_and_leaves_nothing() {
     }
     net.remove().unwrap();
     assert!(host.nft_tables().is_empty(), "{:?}", host.nft_tables());
+}
+
+/// A user-defined network is recorded, listed, rebuilt from its record in
+/// "another process", and removed with nothing left: bridge, nft rules,
+/// IPAM state, record.
+#[test]
+fn user_defined_network_is_listed_rebuilt_and_removed_without_leftovers() {
+    berth_testkit::privileged!();
+    let host = TestNs::new();
+    let state = tempfile::tempdir().unwrap();
+    host.handle.set_ip_forward(false).unwrap();
+    assert!(berth_netsetup::list_networks(state.path())
+        .unwrap()
+        .is_empty());
+    let net = network(&host, state.path(), "ud1", "10.202.6.0/24")
+        .persist(true)
+        .ensure()
+        .unwrap();
+    // An ordinary (not persisted) network is not listed.
+    let other = network(&host, state.path(), "ud2", "10.202.7.0/24")
+        .ensure()
+        .unwrap();
+    let list = berth_netsetup::list_networks(state.path()).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let r = &list[0];
+    assert_eq!(
+        (r.name.as_str(), r.driver.as_str(), r.bridge.as_str()),
+        ("ud1", "bridge", "br-ud1")
+    );
+    assert_eq!(r.subnet, "10.202.6.0/24");
+    assert_eq!(r.gateway, Ipv4Addr::new(10, 202, 6, 1));
+    drop(net);
+    let again = berth_netsetup::BridgeNetwork::from_record(r)
+        .state_dir(state.path())
+        .host_netns(&host.handle)
+        .unwrap()
+        .ensure()
+        .unwrap();
+    assert_eq!(again.bridge(), "br-ud1");
+    let c = TestNs::new();
+    let att = again.attach(&c.handle, &Attach::new("m1")).unwrap();
+    assert_eq!(att.address(), Ipv4Addr::new(10, 202, 6, 2));
+    att.detach().unwrap();
+    again.remove().unwrap();
+    other.remove().unwrap();
+    assert!(berth_netsetup::list_networks(state.path())
+        .unwrap()
+        .is_empty());
+    assert!(berth_netsetup::network_record(state.path(), "ud1")
+        .unwrap()
+        .is_none());
+    assert_eq!(host.link_names(), vec!["lo".to_string()]);
+    assert!(host.nft_tables().is_empty(), "{:?}", host.nft_tables());
+    assert_eq!(host.ip_forward(), "0");
+    assert_no_state_left(state.path());
+}
+
+/// Members' hosts files list every named member, and a member's names
+/// disappear from the others' files when it detaches.
+#[test]
+fn hosts_files_follow_the_members() {
+    berth_testkit::privileged!();
+    let host = TestNs::new();
+    let state = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let net = network(&host, state.path(), "nm1", "10.202.8.0/24")
+        .masquerade(false)
+        .ip_forward(false)
+        .ensure()
+        .unwrap();
+    let hosts = |n: &str| {
+        let p = files.path().join(n);
+        std::fs::write(&p, "127.0.0.1\tlocalhost\n").unwrap();
+        p
+    };
+    let (h1, h2) = (hosts("one"), hosts("two"));
+    let (c1, c2) = (TestNs::new(), TestNs::new());
+    let a1 = net
+        .attach(&c1.handle, &Attach::new("one").name("one").hosts_file(&h1))
+        .unwrap();
+    let a2 = net
+        .attach(
+            &c2.handle,
+            &Attach::new("two").name("two").name("db").hosts_file(&h2),
+        )
+        .unwrap();
+    let want = format!("{}\tone\n{}\ttwo db\n", a1.address(), a2.address());
+    for h in [&h1, &h2] {
+        let t = std::fs::read_to_string(h).unwrap();
+        assert!(t.starts_with("127.0.0.1\tlocalhost\n"), "{t}");
+        assert!(t.ends_with(&want), "{t}");
+    }
+    // A bad name is refused before anything is made.
+    let c3 = TestNs::new();
+    let e = net
+        .attach(&c3.handle, &Attach::new("three").name("no/slash"))
+        .unwrap_err();
+    assert!(e.to_string().contains("no/slash"), "{e}");
+    assert_eq!(net.ipam().allocations().unwrap().len(), 2);
+    a2.detach().unwrap();
+    let t = std::fs::read_to_string(&h1).unwrap();
+    assert!(!t.contains("\ttwo") && !t.contains(" db"), "{t:?}");
+    assert!(t.contains(&format!("{}\tone", a1.address())), "{t}");
+    a1.detach().unwrap();
+    net.remove().unwrap();
 }

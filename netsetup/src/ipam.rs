@@ -305,6 +305,14 @@ impl Ipam {
         let old = s.allocations.remove(container);
         if let Some(a) = &old {
             self.store(&s)?;
+            if let Some(p) = &a.hosts_file {
+                // Its own file goes with it (see Attach::hosts_file).
+                match fs::remove_file(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(path = %p.display(), error = %e, "remove hosts file"),
+                }
+            }
             if !a.names.is_empty() {
                 // Its name disappears from every other member's hosts file.
                 crate::hosts::sync(&self.network, &s.allocations, None)?;

@@ -592,9 +592,12 @@ impl Attach {
     }
 
     /// The container's hosts file, as seen from the host (e.g. the file
-    /// bind-mounted at its `/etc/hosts`): berth keeps a section in it listing
-    /// every named member of the network, updated in place as members come
-    /// and go (never replaced: a bind mount holds its inode). It must exist.
+    /// bind-mounted at its `/etc/hosts`; [`Network::hosts_path`] is a place
+    /// for it): berth keeps a section in it listing every named member of
+    /// the network, updated in place as members come and go (never
+    /// replaced: a bind mount holds its inode). It must exist; it is
+    /// deleted when the container's entry is released (detach, release,
+    /// garbage collection).
     ///
     /// ```
     /// let a = berth_netsetup::Attach::new("web-1").hosts_file("/run/berth/web-1/hosts");
@@ -683,6 +686,14 @@ impl Network {
     /// The state directory (IPAM files, nft lock).
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
+    }
+    /// A place for `container`'s hosts file (see [`Attach::hosts_file`]):
+    /// `<state_dir>/<network>.<container>.hosts`, in the private state
+    /// directory, outside anything the container's own mounts hide.
+    pub fn hosts_path(&self, container: &str) -> PathBuf {
+        self.inner
+            .state_dir
+            .join(format!("{}.{container}.hosts", self.inner.name))
     }
     /// The namespace the network lives in (the host's, unless
     /// [`BridgeNetwork::host_netns`] said otherwise).

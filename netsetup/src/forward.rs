@@ -78,19 +78,33 @@ fn store(dir: &Path, r: &Record) -> Result<()> {
 /// Turn forwarding on in `ns` for `network`; returns the value before.
 /// `now` is the value read in `ns` (None: read it here).
 pub(crate) fn acquire(dir: &Path, ns: &NetNs, network: &str, now: Option<bool>) -> Result<bool> {
-    let _l = lock_file(&dir.join(LOCK))?;
-    let mut r = load(&dir.join(STATE))?;
-    let k = key(ns)?;
     let now = match now {
         Some(v) => v,
         None => ns.ip_forward()?,
     };
+    // On, and berth recorded nothing here: someone else's policy; no lock
+    // (no lock file) and no write on this path, the common one when
+    // containers start. A network ensured while another process records
+    // its first network at that very moment is not listed: that one then
+    // turns forwarding off when it is removed (documented race).
+    if now && !dir.join(STATE).exists() {
+        return Ok(true);
+    }
+    let _l = lock_file(&dir.join(LOCK))?;
+    let mut r = load(&dir.join(STATE))?;
+    let k = key(ns)?;
     match r.get_mut(&k) {
         Some(e) => {
-            e.networks.insert(network.to_string());
+            if !e.networks.insert(network.to_string()) && now {
+                // Listed already, forwarding on: nothing to write.
+                return Ok(true);
+            }
         }
         // Already on and not by berth: not ours to record or restore.
-        None if now => return Ok(true),
+        None if now => {
+            store(dir, &r)?;
+            return Ok(true);
+        }
         None => {
             r.insert(
                 k,

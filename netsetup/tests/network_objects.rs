@@ -63,6 +63,7 @@ fn ip_forward_is_restored_after_the_last_network() {
         .unwrap();
     c.remove().unwrap();
     assert_eq!(host.ip_forward(), "1");
+    assert_no_state_left(state.path());
     assert_eq!(host_ip_forward(), host_fwd, "the real host is untouched");
 }
 

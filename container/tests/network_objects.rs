@@ -52,9 +52,12 @@ fn containers_resolve_each_other_by_name_and_alias_until_one_goes() {
         .spawn()
         .unwrap();
     let a1 = c1.address().unwrap();
-    // Member two joins by name and pings one by id and by alias.
+    // Member two joins by name and pings one by id and by alias. Its root
+    // is a writable overlay (one's is a bound directory): /etc/hosts is
+    // bound over the file written into the root.
     let two = berth_testkit::unique_name("two");
     let c2 = busybox(&two, &root)
+        .rootfs(berth::Rootfs::layers([berth_testkit::busybox_rootfs()]))
         .network(Network::named(&name).state_dir(net_state.path()))
         .command(["/bin/sleep", "60"])
         .spawn()

@@ -18,28 +18,54 @@ fn resolve_script(name: &str) -> String {
     format!("ping -c1 -W2 {name} | head -n1")
 }
 
+/// A user-defined network of the test's own: a unique bridge, `subnet`, a
+/// private state directory, no masquerade, `ip_forward` left alone.
+struct TestNet {
+    name: String,
+    state: tempfile::TempDir,
+    net: Network,
+    _link: berth_testkit::Link,
+}
+
+fn test_network(prefix: &str, subnet: &str) -> TestNet {
+    let state = tempfile::tempdir().unwrap();
+    let name = berth_testkit::unique_name(prefix);
+    let _link = berth_testkit::Link::adopt(name.clone());
+    let net = Network::create(&name)
+        .subnet(subnet)
+        .masquerade(false)
+        .ip_forward(false)
+        .state_dir(state.path())
+        .create()
+        .unwrap();
+    TestNet {
+        name,
+        state,
+        net,
+        _link,
+    }
+}
+
+/// No IPAM state, record or hosts file left in `dir` (the firewall's lock stays).
+fn assert_no_network_state(dir: &std::path::Path) {
+    let left = berth_testkit::files_left(dir, &["nft.lock"]);
+    assert!(left.is_empty(), "network state left: {left:?}");
+}
+
 #[test]
 fn containers_resolve_each_other_by_name_and_alias_until_one_goes() {
     berth_testkit::privileged!();
     let root = state_root();
-    let net_state = tempfile::tempdir().unwrap();
-    let name = berth_testkit::unique_name("nn");
-    let _link = berth_testkit::Link::adopt(name.clone());
     let fwd_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let net = Network::create(&name)
-        .subnet("10.231.9.0/24")
-        .masquerade(false)
-        .ip_forward(false)
-        .state_dir(net_state.path())
-        .create()
-        .unwrap();
+    let tn = test_network("nn", "10.231.9.0/24");
+    let (name, net_state, net) = (tn.name.as_str(), tn.state.path(), tn.net.clone());
     // A second create of the same name is refused by name.
-    let e = Network::create(&name)
-        .state_dir(net_state.path())
+    let e = Network::create(name)
+        .state_dir(net_state)
         .create()
         .unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
-    let list = Network::list(Some(net_state.path())).unwrap();
+    let list = Network::list(Some(net_state)).unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name, name);
     assert_eq!(list[0].subnet, "10.231.9.0/24");
@@ -58,7 +84,7 @@ fn containers_resolve_each_other_by_name_and_alias_until_one_goes() {
     let two = berth_testkit::unique_name("two");
     let c2 = busybox(&two, &root)
         .rootfs(berth::Rootfs::layers([berth_testkit::busybox_rootfs()]))
-        .network(Network::named(&name).state_dir(net_state.path()))
+        .network(Network::named(name).state_dir(net_state))
         .command(["/bin/sleep", "60"])
         .spawn()
         .unwrap();
@@ -90,7 +116,7 @@ fn containers_resolve_each_other_by_name_and_alias_until_one_goes() {
     );
     assert_eq!(net.containers().unwrap().len(), 2);
     // The network cannot go while containers are on it.
-    let e = Network::open(Some(net_state.path()), &name)
+    let e = Network::open(Some(net_state), name)
         .unwrap()
         .remove()
         .unwrap_err();
@@ -109,46 +135,31 @@ fn containers_resolve_each_other_by_name_and_alias_until_one_goes() {
     }
     c2.destroy().unwrap();
 
-    Network::open(Some(net_state.path()), &name)
+    Network::open(Some(net_state), name)
         .unwrap()
         .remove()
         .unwrap();
-    assert!(Network::list(Some(net_state.path())).unwrap().is_empty());
+    assert!(Network::list(Some(net_state)).unwrap().is_empty());
     let links = berth_testkit::run("ip", &["-o", "link", "show"]);
     assert!(
         !links.contains(&format!(" {name}:")),
         "bridge left: {links}"
     );
-    let e = Network::open(Some(net_state.path()), &name).unwrap_err();
+    let e = Network::open(Some(net_state), name).unwrap_err();
     assert!(e.to_string().contains("no network named"), "{e}");
     assert_eq!(
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
         fwd_before
     );
-    // No IPAM state, record or hosts file left (the firewall's lock stays).
-    let left: Vec<_> = std::fs::read_dir(net_state.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "nft.lock")
-        .collect();
-    assert!(left.is_empty(), "network state left: {left:?}");
+    assert_no_network_state(net_state);
 }
 
 #[test]
 fn port_published_on_loopback_reaches_busybox_nc() {
     berth_testkit::privileged!();
     let root = state_root();
-    let net_state = tempfile::tempdir().unwrap();
-    let name = berth_testkit::unique_name("nl");
-    let _link = berth_testkit::Link::adopt(name.clone());
-    let net = Network::create(&name)
-        .subnet("10.231.10.0/24")
-        .masquerade(false)
-        .ip_forward(false)
-        .state_dir(net_state.path())
-        .create()
-        .unwrap();
+    let tn = test_network("nl", "10.231.10.0/24");
+    let (name, net) = (tn.name.as_str(), tn.net.clone());
     // A free host port: bind, note, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -194,5 +205,82 @@ fn port_published_on_loopback_reaches_busybox_nc() {
     c.destroy().unwrap();
     net.remove().unwrap();
     let rules = berth_testkit::run("nft", &["list", "ruleset"]);
-    assert!(!rules.contains(&name), "nft rules left: {rules}");
+    assert!(!rules.contains(name), "nft rules left: {rules}");
+}
+
+/// Run by `names_go_when_a_crashed_owners_container_is_collected` in a
+/// process of its own: start a container on network `BERTH_NET_OWNER`
+/// (`root:netstate:network:id`), then wait to be killed.
+#[test]
+fn net_owner_helper() {
+    let Ok(spec) = std::env::var("BERTH_NET_OWNER") else {
+        return;
+    };
+    let v: Vec<&str> = spec.split(':').collect();
+    let [root, netstate, net, id] = v[..] else {
+        panic!("{spec}")
+    };
+    own_until_killed(
+        busybox(id, &tempfile::TempDir::new().unwrap())
+            .state_root(root)
+            .network(Network::named(net).state_dir(netstate).alias("crashy")),
+    );
+}
+
+#[test]
+fn names_go_when_a_crashed_owners_container_is_collected() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let tn = test_network("ng", "10.231.13.0/24");
+    let (name, net_state, net) = (tn.name.as_str(), tn.state.path(), tn.net.clone());
+    let watcher = berth_testkit::unique_name("w");
+    let w = busybox(&watcher, &root)
+        .network(net.clone())
+        .command(["/bin/sleep", "60"])
+        .spawn()
+        .unwrap();
+    let crashy = berth_testkit::unique_name("cr");
+    let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "net_owner_helper",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "BERTH_NET_OWNER",
+            format!(
+                "{}:{}:{name}:{crashy}",
+                root.path().display(),
+                net_state.display()
+            ),
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let resolves = |target: &str| {
+        let out = w
+            .exec(["/bin/sh", "-c", &resolve_script(target)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("PING")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !resolves("crashy") {
+        assert!(Instant::now() < deadline, "crashy never resolved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The owner dies without destroying its container; gc collects it.
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    let r = berth::gc(Some(root.path())).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.reclaimed, vec![crashy.clone()]);
+    assert!(
+        !resolves("crashy") && !resolves(&crashy),
+        "names outlived gc"
+    );
+    w.destroy().unwrap();
+    net.remove().unwrap();
+    assert_no_network_state(net_state);
 }

@@ -13,12 +13,7 @@ use common::*;
 /// Only the firewall's lock file stays in `dir` (its inode must not change
 /// under a concurrent locker): no IPAM, record or ip_forward state.
 fn assert_no_state_left(dir: &std::path::Path) {
-    let left: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "nft.lock")
-        .collect();
+    let left = berth_testkit::files_left(dir, &["nft.lock"]);
     assert!(left.is_empty(), "state left: {left:?}");
 }
 

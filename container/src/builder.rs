@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_cgroups::{CgroupBuilder, Resources};
@@ -830,15 +830,17 @@ impl ContainerBuilder {
                 "working directory {cwd:?} must be absolute"
             )));
         }
+        if self.rootless && matches!(self.network.kind, NetKind::Bridge(_) | NetKind::User(_)) {
+            return Err(Error::invalid(
+                "bridge networking needs root (rootless containers get loopback only)",
+            ));
+        }
         let bridge = match &self.network.kind {
-            NetKind::Bridge(b) => {
-                if self.rootless {
-                    return Err(Error::invalid(
-                        "bridge networking needs root (rootless containers get loopback only)",
-                    ));
-                }
-                Some(b.clone())
-            }
+            NetKind::Bridge(b) => Some(b.clone()),
+            _ => None,
+        };
+        let user_net = match &self.network.kind {
+            NetKind::User(u) => Some(u.clone()),
             _ => None,
         };
         let policy = self.security_policy(image_user)?;
@@ -938,7 +940,7 @@ impl ContainerBuilder {
                 .into_bytes(),
             ),
         ];
-        if bridge.is_some() {
+        if bridge.is_some() || user_net.is_some() {
             if let Ok(r) = std::fs::read("/etc/resolv.conf") {
                 etc.push(("/etc/resolv.conf", r));
             }
@@ -988,6 +990,10 @@ impl ContainerBuilder {
         // ---- The spawn plan. ----
         // An overlay root's writable layer, for Container::diff/commit.
         let send_upper = !matches!(self.rootfs.kind, RootfsKind::Dir(_));
+        // A user-defined network: its handle now (rebuilt from its record
+        // when given by name), and the host file bound at /etc/hosts.
+        let user_handle = user_net.as_ref().map(|u| u.resolve()).transpose()?;
+        let hosts_src = user_handle.as_ref().map(|n| n.hosts_path(&self.id));
         let fs_plan = FsPlan {
             state_dir: &state_dir,
             rootfs: &self.rootfs.kind,
@@ -1001,6 +1007,7 @@ impl ContainerBuilder {
             sysctls: &self.sysctls,
             etc_files: &etc,
             send_upper,
+            hosts_bound: hosts_src.as_deref(),
         };
         let mut steps = fs::plan(&fs_plan)?;
         if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {
@@ -1104,25 +1111,49 @@ impl ContainerBuilder {
             sp.cgroup_fd(fd);
         }
         let attachment: Arc<Mutex<Option<berth_netsetup::Attachment>>> = Arc::new(Mutex::new(None));
-        if let Some(b) = &bridge {
-            let mut bn = BridgeNetwork::new(&b.name)
-                .bridge(b.bridge.as_deref().unwrap_or(&b.name))
-                .masquerade(b.masquerade)
-                .ip_forward(b.ip_forward);
-            if let Some(d) = &b.state_dir {
-                bn = bn.state_dir(d.clone());
+        // The network to attach (bridge or user-defined) and how.
+        let user = user_net.zip(user_handle);
+        let to_attach = match (&bridge, &user) {
+            (Some(b), _) => {
+                let mut bn = BridgeNetwork::new(&b.name)
+                    .bridge(b.bridge.as_deref().unwrap_or(&b.name))
+                    .masquerade(b.masquerade)
+                    .ip_forward(b.ip_forward);
+                if let Some(d) = &b.state_dir {
+                    bn = bn.state_dir(d.clone());
+                }
+                if let Some(s) = &b.subnet {
+                    bn = bn.subnet(s);
+                }
+                Some((bn.ensure()?, Attach::new(&self.id), &b.ports))
             }
-            if let Some(s) = &b.subnet {
-                bn = bn.subnet(s);
+            (None, Some((u, net))) => {
+                // Names: the hosts file is written here, before the child
+                // binds it at /etc/hosts, and kept listing every member of
+                // the network by berth-netsetup (in place: the bind holds
+                // its inode; it deletes the file when the container goes).
+                let hosts = net.hosts_path(&self.id);
+                let base = etc
+                    .iter()
+                    .find(|(p, _)| *p == "/etc/hosts")
+                    .map(|(_, d)| d.as_slice())
+                    .unwrap_or_default();
+                write_world_readable(&hosts, base)?;
+                let mut attach = Attach::new(&self.id).name(&self.id).hosts_file(hosts);
+                for a in &u.aliases {
+                    attach = attach.name(a);
+                }
+                Some((net.clone(), attach, &u.ports))
             }
-            let net = bn.ensure()?;
+            (None, None) => None,
+        };
+        if let Some((net, mut attach, ports)) = to_attach {
             st.network = Some(NetworkState {
-                network: b.name.clone(),
+                network: net.name().to_string(),
                 state_dir: net.state_dir().to_path_buf(),
             });
             st.write(&state_dir)?;
-            let mut attach = Attach::new(&self.id);
-            for p in &b.ports {
+            for p in ports {
                 attach = attach.publish(*p);
             }
             let slot = attachment.clone();
@@ -1163,6 +1194,9 @@ impl ContainerBuilder {
                 }
                 if let Some(n) = &st.network {
                     let _ = berth_netsetup::gc_container(&n.state_dir, None, &self.id);
+                }
+                if let Some(h) = &hosts_src {
+                    let _ = std::fs::remove_file(h);
                 }
                 drop(cgroup);
                 return Err(e);
@@ -1240,6 +1274,23 @@ impl ContainerBuilder {
             timeout: self.timeout.map(|t| (spawned_at, t)),
         })
     }
+}
+
+/// Write `data` to file `path` (created 0644: the container's users read
+/// it; a leftover of a crashed container of the same id is truncated),
+/// never through a symlink.
+fn write_world_readable(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("create", path, e))?;
+    f.write_all(data).map_err(|e| Error::io("write", path, e))
 }
 
 /// The node name of our UTS namespace (uname(2)).

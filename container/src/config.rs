@@ -164,6 +164,8 @@ pub(crate) enum NetKind {
     Loopback,
     Host,
     Bridge(BridgeSpec),
+    /// A user-defined network (network.rs).
+    User(crate::network::UserSpec),
 }
 
 #[derive(Debug, Clone)]
@@ -269,7 +271,8 @@ impl Network {
     }
 
     /// Bridge networks only: set `net.ipv4.ip_forward=1` on the host (default
-    /// on, needed for masquerade and published ports; never set back).
+    /// on, needed for masquerade and published ports; the original value
+    /// comes back when the last network that turned it on is removed).
     ///
     /// ```
     /// let n = berth::Network::bridge("web").ip_forward(false);
@@ -281,27 +284,35 @@ impl Network {
         self
     }
 
-    /// Bridge networks only: berth-netsetup's state directory (IPAM and
-    /// firewall bookkeeping; default `berth_netsetup::DEFAULT_STATE_DIR`).
+    /// Bridge networks and [`Network::named`] ones: berth-netsetup's state
+    /// directory (IPAM and firewall bookkeeping, network records; default
+    /// `berth_netsetup::DEFAULT_STATE_DIR`).
     ///
     /// ```
     /// let n = berth::Network::bridge("web").state_dir("/run/my-nets");
     /// ```
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Network {
-        if let NetKind::Bridge(b) = &mut self.kind {
-            b.state_dir = Some(dir.into());
+        match &mut self.kind {
+            NetKind::Bridge(b) => b.state_dir = Some(dir.into()),
+            NetKind::User(u) if u.handle.is_none() => u.state_dir = Some(dir.into()),
+            _ => {}
         }
         self
     }
 
-    /// Bridge networks only: publish a port (DNAT from the host).
+    /// Bridge and user-defined networks: publish a port (DNAT from the
+    /// host; `host_ip` 127.0.0.1 publishes on the host's loopback only, as
+    /// `docker run -p 127.0.0.1:8080:80` does). A host port that a socket
+    /// is bound to, or another container published, is an error naming it.
     ///
     /// ```
     /// let n = berth::Network::bridge("web").publish(berth_netsetup::PortMapping::tcp(8080, 80));
     /// ```
     pub fn publish(mut self, port: PortMapping) -> Network {
-        if let NetKind::Bridge(b) = &mut self.kind {
-            b.ports.push(port);
+        match &mut self.kind {
+            NetKind::Bridge(b) => b.ports.push(port),
+            NetKind::User(u) => u.ports.push(port),
+            _ => {}
         }
         self
     }

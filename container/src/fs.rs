@@ -36,6 +36,11 @@ pub(crate) struct FsPlan<'a> {
     pub etc_files: &'a [(&'static str, Vec<u8>)],
     /// Send the overlay's upper directory to the parent (commit.rs).
     pub send_upper: bool,
+    /// `/etc/hosts` is this host file, written by the parent and bound
+    /// read-only in every case (a user-defined network keeps it current
+    /// from the host: berth-netsetup's hosts files). Not in the state
+    /// directory, which the child covers with a tmpfs.
+    pub hosts_bound: Option<&'a Path>,
 }
 
 /// `mount_setattr(2)` (Linux 5.12): `MOUNT_ATTR_RDONLY`, include/uapi/linux/mount.h.
@@ -526,6 +531,10 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 // Only a regular file is written (reopened through its
                 // O_PATH fd); a link dangling inside the root is replaced.
                 s.push(r(Step::write_file(path, data.clone())).follow_symlink());
+                if let (Some(h), "/etc/hosts") = (p.hosts_bound, *path) {
+                    // The file just written is the mount point.
+                    s.push(r(Step::bind(h, path, false, true)).follow_symlink());
+                }
             }
         } else {
             // Never write into the user's directory (and rootless, the
@@ -534,9 +543,16 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
             // child, inside the root).
             for (path, data) in p.etc_files {
                 let name = Path::new(path).file_name().unwrap_or_default();
-                s.push(Step::write_file(p.state_dir.join(name), data.clone()));
+                // A bound hosts file is the parent's (already written).
+                let src = match (p.hosts_bound, *path) {
+                    (Some(h), "/etc/hosts") => h.to_path_buf(),
+                    _ => {
+                        s.push(Step::write_file(p.state_dir.join(name), data.clone()));
+                        p.state_dir.join(name)
+                    }
+                };
                 s.push(
-                    r(Step::bind(p.state_dir.join(name), path, false, true))
+                    r(Step::bind(src, path, false, true))
                         .follow_symlink()
                         .skip_missing(),
                 );

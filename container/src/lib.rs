@@ -44,6 +44,7 @@ mod error;
 mod exec;
 mod fs;
 mod limits;
+mod network;
 mod output;
 mod perf;
 mod pty;
@@ -57,6 +58,7 @@ pub use container::{
 };
 pub use error::{Error, Result};
 pub use limits::{AppliedLimits, SkippedLimit};
+pub use network::NetworkBuilder;
 pub use pty::open_pty_and_send_master;
 pub use state::{default_state_root, delete, gc, GcReport, NetworkState, State, STATE_FILE};
 
@@ -65,7 +67,7 @@ pub use std::process::{ExitStatus, Output};
 
 pub use berth_cgroups::{Limit, Resources};
 pub use berth_namespaces::{IdMap, Namespaces, Stdio};
-pub use berth_netsetup::PortMapping;
+pub use berth_netsetup::{NetworkRecord, PortMapping};
 /// What [`Container::diff`], [`Container::commit`] and
 /// [`ContainerBuilder::image_config`] take and return (berth-overlay's).
 pub use berth_overlay::{Compression, Image, ImageConfig, ImageLayout, LayerBlob, LayerStore};

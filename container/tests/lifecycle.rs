@@ -104,13 +104,7 @@ fn gc_owner_helper() {
         return;
     };
     let (root, id) = spec.split_once(':').unwrap();
-    let c = busybox(id, &tempfile::TempDir::new().unwrap())
-        .state_root(root)
-        .command(["/bin/sleep", "300"])
-        .spawn()
-        .unwrap();
-    println!("ready {}", c.pid());
-    std::thread::sleep(Duration::from_secs(300));
+    own_until_killed(busybox(id, &tempfile::TempDir::new().unwrap()).state_root(root));
 }
 
 #[test]

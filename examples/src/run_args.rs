@@ -6,9 +6,95 @@ use std::path::PathBuf;
 pub const USAGE: &str =
     "usage: berth-run [--rootfs DIR | --image LAYOUT[:REF]] [--name ID] [--hostname H] \
 [--memory SIZE] [--cpus N] [--pids N] [--cpuset LIST] [--net none|loopback|bridge|host] \
-[--publish HOST:CONT[/tcp|/udp]] [--read-only] [--tmpfs PATH] [--volume SRC:DST[:ro]] \
+[--network NAME [--network-alias A]] [--publish [IP:]HOST:CONT[/tcp|/udp]] [--read-only] \
+[--tmpfs PATH] [--volume SRC:DST[:ro]] \
 [--user UID[:GID]] [--cap-add CAP] [--cap-drop CAP] [--seccomp default|unconfined|FILE] \
-[--env K=V] [--workdir DIR] [--init] [--rootless] [--timeout SECS] -- CMD [ARG...]";
+[--env K=V] [--workdir DIR] [--init] [--rootless] [--timeout SECS] -- CMD [ARG...]
+       berth-run network create NAME [--driver bridge] [--subnet CIDR]
+       berth-run network ls
+       berth-run network rm NAME...
+(user-defined networks live in $BERTH_NETWORK_STATE_DIR, default /run/berth-net)";
+
+/// `berth-run network ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkCmd {
+    /// `network create NAME [--driver bridge] [--subnet CIDR]`.
+    Create {
+        /// Network name.
+        name: String,
+        /// `--driver` (only `bridge` today).
+        driver: String,
+        /// `--subnet`.
+        subnet: Option<String>,
+    },
+    /// `network ls`.
+    Ls,
+    /// `network rm NAME...`.
+    Rm(Vec<String>),
+}
+
+impl NetworkCmd {
+    /// Parse the arguments after `network`.
+    pub fn parse<I, S>(args: I) -> Result<NetworkCmd, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut it = args.into_iter().map(Into::into);
+        let sub = it.next().ok_or("network: expected create, ls or rm")?;
+        let rest: Vec<String> = it.collect();
+        match sub.as_str() {
+            "create" => {
+                let (mut name, mut driver, mut subnet) = (None, "bridge".to_string(), None);
+                let mut it = rest.into_iter();
+                while let Some(arg) = it.next() {
+                    let (flag, inline) = match arg.split_once('=') {
+                        Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                        _ => (arg.clone(), None),
+                    };
+                    let mut value = || {
+                        inline
+                            .clone()
+                            .or_else(|| it.next())
+                            .ok_or_else(|| format!("network create: {flag} needs a value"))
+                    };
+                    match flag.as_str() {
+                        "--driver" => driver = value()?,
+                        "--subnet" => subnet = Some(value()?),
+                        f if f.starts_with('-') => {
+                            return Err(format!("network create: unknown option {f}"))
+                        }
+                        _ if name.is_none() => name = Some(arg),
+                        _ => return Err(format!("network create: unexpected argument {arg:?}")),
+                    }
+                }
+                if driver != "bridge" {
+                    return Err(format!(
+                        "network create: driver {driver:?} is not supported (only bridge)"
+                    ));
+                }
+                Ok(NetworkCmd::Create {
+                    name: name.ok_or("network create: a NAME is required")?,
+                    driver,
+                    subnet,
+                })
+            }
+            "ls" | "list" => match rest.first() {
+                None => Ok(NetworkCmd::Ls),
+                Some(a) => Err(format!("network ls: unexpected argument {a:?}")),
+            },
+            "rm" | "remove" => {
+                if rest.is_empty() {
+                    return Err("network rm: at least one NAME is required".into());
+                }
+                Ok(NetworkCmd::Rm(rest))
+            }
+            other => Err(format!(
+                "network: unknown command {other:?} (create, ls or rm)"
+            )),
+        }
+    }
+}
 
 /// `--net`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +125,8 @@ pub enum SeccompArg {
 /// A `--publish` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Publish {
+    /// Only on this host address (`127.0.0.1:8080:80`).
+    pub host_ip: Option<std::net::Ipv4Addr>,
     /// Port on the host.
     pub host: u16,
     /// Port in the container.
@@ -79,6 +167,11 @@ pub struct RunArgs {
     pub cpuset: Option<String>,
     /// `--net`.
     pub net: Net,
+    /// `--network NAME`: a user-defined network (`none`, `loopback`,
+    /// `bridge` and `host` set [`RunArgs::net`] instead).
+    pub network: Option<String>,
+    /// `--network-alias`.
+    pub network_aliases: Vec<String>,
     /// `--publish`.
     pub publish: Vec<Publish>,
     /// `--read-only`.
@@ -131,15 +224,23 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn parse_publish(s: &str) -> Result<Publish, String> {
-    let bad = || format!("invalid --publish {s:?}: expected HOST:CONTAINER[/tcp|/udp]");
+    let bad = || format!("invalid --publish {s:?}: expected [IP:]HOST:CONTAINER[/tcp|/udp]");
     let (ports, proto) = match s.split_once('/') {
         Some((p, "tcp")) => (p, false),
         Some((p, "udp")) => (p, true),
         Some(_) => return Err(bad()),
         None => (s, false),
     };
+    let (ip, ports) = match ports.matches(':').count() {
+        2 => {
+            let (ip, rest) = ports.split_once(':').ok_or_else(bad)?;
+            (Some(ip.parse().map_err(|_| bad())?), rest)
+        }
+        _ => (None, ports),
+    };
     let (h, c) = ports.split_once(':').ok_or_else(bad)?;
     Ok(Publish {
+        host_ip: ip,
         host: h.parse().map_err(|_| bad())?,
         container: c.parse().map_err(|_| bad())?,
         udp: proto,
@@ -264,6 +365,14 @@ impl RunArgs {
                         }
                     }
                 }
+                "--network" => match v.as_str() {
+                    "none" => a.net = Net::None,
+                    "loopback" => a.net = Net::Loopback,
+                    "bridge" => a.net = Net::Bridge,
+                    "host" => a.net = Net::Host,
+                    _ => a.network = Some(v),
+                },
+                "--network-alias" => a.network_aliases.push(v),
                 "--publish" => a.publish.push(parse_publish(&v)?),
                 "--tmpfs" => {
                     if !v.starts_with('/') {
@@ -307,8 +416,11 @@ impl RunArgs {
         if a.rootfs.is_some() && a.image.is_some() {
             return Err("--rootfs and --image are mutually exclusive".into());
         }
-        if !a.publish.is_empty() && a.net != Net::Bridge {
-            return Err("--publish needs --net bridge".into());
+        if !a.publish.is_empty() && a.net != Net::Bridge && a.network.is_none() {
+            return Err("--publish needs --net bridge or --network NAME".into());
+        }
+        if !a.network_aliases.is_empty() && a.network.is_none() {
+            return Err("--network-alias needs --network NAME (a user-defined network)".into());
         }
         if a.command.is_empty() && a.image.is_none() && !a.help {
             return Err("no command given".into());
@@ -384,11 +496,13 @@ mod tests {
             a.publish,
             vec![
                 Publish {
+                    host_ip: None,
                     host: 8080,
                     container: 80,
                     udp: false
                 },
                 Publish {
+                    host_ip: None,
                     host: 53,
                     container: 53,
                     udp: true
@@ -438,6 +552,47 @@ mod tests {
     }
 
     #[test]
+    fn user_networks_and_loopback_publish() {
+        let a = RunArgs::parse([
+            "--network",
+            "mynet",
+            "--name",
+            "web",
+            "--network-alias",
+            "www",
+            "--publish",
+            "127.0.0.1:8080:80",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(a.network.as_deref(), Some("mynet"));
+        assert_eq!(a.network_aliases, ["www"]);
+        assert_eq!(a.publish[0].host_ip, Some(std::net::Ipv4Addr::LOCALHOST));
+        assert_eq!((a.publish[0].host, a.publish[0].container), (8080, 80));
+        // The --net values work as --network too.
+        let a = RunArgs::parse(["--network", "host", "x"]).unwrap();
+        assert_eq!((a.net, a.network), (Net::Host, None));
+        assert_eq!(
+            NetworkCmd::parse(["create", "n1", "--subnet", "10.9.0.0/24"]).unwrap(),
+            NetworkCmd::Create {
+                name: "n1".into(),
+                driver: "bridge".into(),
+                subnet: Some("10.9.0.0/24".into())
+            }
+        );
+        assert_eq!(NetworkCmd::parse(["ls"]).unwrap(), NetworkCmd::Ls);
+        assert_eq!(
+            NetworkCmd::parse(["rm", "a", "b"]).unwrap(),
+            NetworkCmd::Rm(vec!["a".into(), "b".into()])
+        );
+        let e = NetworkCmd::parse(["create", "n", "--driver", "vxlan"]).unwrap_err();
+        assert!(e.contains("vxlan") && e.contains("only bridge"), "{e}");
+        assert!(NetworkCmd::parse(["create"]).unwrap_err().contains("NAME"));
+        assert!(NetworkCmd::parse(["rm"]).unwrap_err().contains("NAME"));
+        assert!(NetworkCmd::parse(["frob"]).unwrap_err().contains("frob"));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("100").unwrap(), 100);
         assert_eq!(parse_size("4k").unwrap(), 4096);
@@ -459,6 +614,8 @@ mod tests {
         assert!(e(&[]).contains("no command"));
         assert!(e(&["--publish", "80", "--net", "bridge", "x"]).contains("80"));
         assert!(e(&["--publish", "1:2", "x"]).contains("--net bridge"));
+        assert!(e(&["--network-alias", "a", "x"]).contains("--network NAME"));
+        assert!(e(&["--publish", "nope:1:2", "--network", "n", "x"]).contains("nope"));
         assert!(e(&["--volume", "/a", "x"]).contains("/a"));
         assert!(e(&["--user", "bob", "x"]).contains("bob"));
         assert!(e(&["--rootfs", "/a", "--image", "/b", "x"]).contains("exclusive"));

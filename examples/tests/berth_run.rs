@@ -3,8 +3,14 @@
 use std::process::Command;
 
 fn berth_run(args: &[&str]) -> (i32, String, String) {
+    berth_run_env(args, &[])
+}
+
+/// `berth-run args` with environment variables `env` added.
+fn berth_run_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_berth-run"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run berth-run");
@@ -219,4 +225,113 @@ fn default_inheritable_capabilities_are_empty() {
          CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n"
     );
     assert!(left_behind(&name).is_empty(), "{:?}", left_behind(&name));
+}
+
+/// `berth-run network create/ls/rm`, and `--network NAME --name X
+/// --network-alias A`: members resolve each other by name and alias, the
+/// name goes with its container, `rm` leaves nothing and puts `ip_forward`
+/// back. The networks live in a state directory of the test's own.
+#[test]
+fn network_subcommands_and_names() {
+    berth_testkit::privileged!();
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| berth_run_env(args, &[("BERTH_NETWORK_STATE_DIR", state.path())]);
+    let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let net = berth_testkit::unique_name("rn");
+    let _link = berth_testkit::Link::adopt(net.clone());
+    let (code, _, err) = run(&["network", "create", &net, "--driver", "macvlan"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("macvlan") && err.contains("only bridge"),
+        "{err}"
+    );
+    let (code, out, err) = run(&["network", "create", &net, "--subnet", "10.231.12.0/24"]);
+    assert_eq!((code, out.trim()), (0, net.as_str()), "{err}");
+    let (code, _, err) = run(&["network", "create", &net]);
+    assert_eq!(code, 125);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, out, _) = run(&["network", "ls"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!(
+            "{net}\tbridge\t{net}\t10.231.12.0/24\t10.231.12.1"
+        ))),
+        "{out}"
+    );
+
+    // A member with a name and an alias, kept running.
+    let r = rootfs();
+    let db = berth_testkit::unique_name("rdb");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_berth-run"))
+        .args([
+            "--rootfs",
+            &r,
+            "--network",
+            &net,
+            "--name",
+            &db,
+            "--network-alias",
+            "primary",
+            "--init",
+            "--",
+            "/bin/sleep",
+            "60",
+        ])
+        .env("BERTH_NETWORK_STATE_DIR", state.path())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ping = |target: &str| {
+        run(&[
+            "--rootfs",
+            &r,
+            "--network",
+            &net,
+            "--",
+            "/bin/ping",
+            "-c1",
+            "-W2",
+            target,
+        ])
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (code, out, err) = ping("primary");
+        if code == 0 {
+            assert!(out.contains("10.231.12."), "{out}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ping primary: {out}{err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, out, err) = ping(&db);
+    assert_eq!(code, 0, "ping {db}: {out}{err}");
+    // The network cannot go while a container is on it.
+    let (code, _, err) = run(&["network", "rm", &net]);
+    assert_eq!(code, 125);
+    assert!(err.contains(&db), "{err}");
+    // The member goes: its names stop resolving.
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    first.wait().unwrap();
+    for target in ["primary", db.as_str()] {
+        let (code, out, err) = ping(target);
+        assert_ne!(code, 0, "{target} still resolves: {out}");
+        assert!(err.contains("bad address"), "{target}: {out}{err}");
+    }
+    let (code, out, err) = run(&["network", "rm", &net]);
+    assert_eq!((code, out.trim()), (0, net.as_str()), "{err}");
+    let (_, out, _) = run(&["network", "ls"]);
+    assert!(!out.contains(&net), "{out}");
+    let links = berth_testkit::run("ip", &["-o", "link", "show"]);
+    assert!(!links.contains(&format!(" {net}:")), "bridge left: {links}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        fwd,
+        "ip_forward restored"
+    );
+    assert!(left_behind(&db).is_empty(), "{:?}", left_behind(&db));
 }

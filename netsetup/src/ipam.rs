@@ -29,6 +29,13 @@ pub struct Allocation {
     /// The host end of its veth, so leftovers can be found by container id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ifname: Option<String>,
+    /// Names other members resolve to `addr` (container name, aliases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// The container's hosts file, kept listing every member's names (see
+    /// [`crate::Attach::hosts_file`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +47,13 @@ struct State {
     #[serde(default)]
     last: Option<Ipv4Addr>,
     allocations: BTreeMap<String, Allocation>,
+}
+
+/// A member's names and hosts file (see hosts.rs).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Names {
+    pub names: Vec<String>,
+    pub hosts_file: Option<PathBuf>,
 }
 
 /// Address allocator of one network (see the module docs for the locking).
@@ -144,36 +158,11 @@ impl Ipam {
     /// busy disk; the swap costs microseconds. A plain `rename` remains the
     /// fallback (first write, or a filesystem without RENAME_EXCHANGE).
     fn store(&self, s: &State) -> Result<()> {
-        let tmp = self.state.with_extension("json.tmp");
         let data = serde_json::to_vec(s).map_err(|e| Error::CorruptState {
             path: self.state.clone(),
             reason: e.to_string(),
         })?;
-        // A fresh file (not truncated: truncating one triggers the same
-        // flush on close), 0600, O_CREAT|O_EXCL|O_NOFOLLOW: whatever sits
-        // at the temp name (a leftover, a planted symlink) is unlinked,
-        // never written through.
-        match fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &tmp, e)),
-        }
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(&data)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        drop(f);
-        if exchange(&tmp, &self.state).is_ok() {
-            // The old state now sits at `tmp`; a leftover is removed on the next store.
-            let _ = fs::remove_file(&tmp);
-            return Ok(());
-        }
-        fs::rename(&tmp, &self.state).map_err(|e| Error::io("rename into", &self.state, e))
+        replace_file(&self.state, &data)
     }
 
     fn reserved(&self, a: Ipv4Addr) -> Option<&'static str> {
@@ -204,7 +193,7 @@ impl Ipam {
     /// broadcast address). A container that already has one is
     /// [`Error::AlreadyAttached`]; a full pool is [`Error::PoolExhausted`].
     pub fn allocate(&self, container: &str, host_ifname: Option<&str>) -> Result<Ipv4Addr> {
-        self.allocate_inner(container, host_ifname, None)
+        self.allocate_inner(container, host_ifname, None, &Names::default())
     }
 
     /// Give `container` exactly `addr` if it is free and not reserved.
@@ -214,14 +203,19 @@ impl Ipam {
         addr: Ipv4Addr,
         host_ifname: Option<&str>,
     ) -> Result<Ipv4Addr> {
-        self.allocate_inner(container, host_ifname, Some(addr))
+        self.allocate_inner(container, host_ifname, Some(addr), &Names::default())
     }
 
-    fn allocate_inner(
+    /// Allocate (`want`: that address, else the next free one) with the
+    /// member's names and hosts file; every member's hosts file is brought
+    /// up to date under the lock (hosts.rs). When `container`'s own hosts
+    /// file cannot be written, nothing is allocated.
+    pub(crate) fn allocate_inner(
         &self,
         container: &str,
         host_ifname: Option<&str>,
         want: Option<Ipv4Addr>,
+        names: &Names,
     ) -> Result<Ipv4Addr> {
         validate_id("container id", container)?;
         let _l = self.lock()?;
@@ -283,8 +277,17 @@ impl Ipam {
             Allocation {
                 addr,
                 host_ifname: host_ifname.map(str::to_string),
+                names: names.names.clone(),
+                hosts_file: names.hosts_file.clone(),
             },
         );
+        if !names.names.is_empty() || names.hosts_file.is_some() {
+            if let Err(e) = crate::hosts::sync(&self.network, &s.allocations, Some(container)) {
+                s.allocations.remove(container);
+                let _ = crate::hosts::sync(&self.network, &s.allocations, None);
+                return Err(e);
+            }
+        }
         self.store(&s)?;
         tracing::debug!(network = %self.network, container, %addr, "ipam allocated");
         Ok(addr)
@@ -300,8 +303,20 @@ impl Ipam {
         let _l = self.lock()?;
         let mut s = self.load()?;
         let old = s.allocations.remove(container);
-        if old.is_some() {
+        if let Some(a) = &old {
             self.store(&s)?;
+            if let Some(p) = &a.hosts_file {
+                // Its own file goes with it (see Attach::hosts_file).
+                match fs::remove_file(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(path = %p.display(), error = %e, "remove hosts file"),
+                }
+            }
+            if !a.names.is_empty() {
+                // Its name disappears from every other member's hosts file.
+                crate::hosts::sync(&self.network, &s.allocations, None)?;
+            }
             tracing::debug!(network = %self.network, container, "ipam released");
         }
         Ok(old)
@@ -341,7 +356,7 @@ impl Ipam {
 
 /// The contents of state file `path` (`None`: there is none), read without
 /// following a symlink (see [`open_private_file`]).
-fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
     let Some(mut f) = open_private_file(path, libc::O_RDONLY)? else {
         return Ok(None);
     };
@@ -349,6 +364,46 @@ fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
     f.read_to_end(&mut b)
         .map_err(|e| Error::io("read", path, e))?;
     Ok(Some(b))
+}
+
+/// Replace state file `path` with `data` atomically (the caller holds the
+/// file's lock): write a fresh temp file, then swap it in with
+/// `renameat2(RENAME_EXCHANGE)` (Linux ≥ 3.15 on ext4, ≥ 3.18 on tmpfs;
+/// rename(2)) and unlink the old one. Not a plain `rename` over the existing
+/// file: ext4 (when `/run` is not a tmpfs) then flushes the new file's data
+/// first (`auto_da_alloc`, ext4(5)), milliseconds per container start on a
+/// busy disk; the swap costs microseconds. A plain `rename` remains the
+/// fallback (first write, or a filesystem without RENAME_EXCHANGE).
+pub(crate) fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = {
+        let mut t = path.as_os_str().to_owned();
+        t.push(".tmp");
+        PathBuf::from(t)
+    };
+    // A fresh file (not truncated: truncating one triggers the same
+    // flush on close), 0600, O_CREAT|O_EXCL|O_NOFOLLOW: whatever sits
+    // at the temp name (a leftover, a planted symlink) is unlinked,
+    // never written through.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove", &tmp, e)),
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
+    drop(f);
+    if exchange(&tmp, path).is_ok() {
+        // The old state now sits at `tmp`; a leftover is removed on the next store.
+        let _ = fs::remove_file(&tmp);
+        return Ok(());
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))
 }
 
 /// `renameat2(a, b, RENAME_EXCHANGE)`: swap two existing paths atomically.

@@ -15,7 +15,15 @@
 //!   masquerade; [`Network::attach`] a container's netns (veth, `eth0`,
 //!   address, default route, optional MAC, published ports) → [`Attachment`].
 //! - [`Ipam`]: per-network address allocation persisted under a file lock.
-//! - [`Firewall`]: NAT and published ports in nftables table `ip berth`.
+//! - [`Firewall`]: NAT and published ports in nftables table `ip berth`
+//!   (ports published on 127.0.0.1 included, as `docker run -p
+//!   127.0.0.1:H:C`).
+//! - User-defined networks: [`BridgeNetwork::persist`] records one,
+//!   [`list_networks`] and [`BridgeNetwork::from_record`] find it again from
+//!   any process; names on a network ([`Attach::name`],
+//!   [`Attach::hosts_file`]): every member's hosts file lists the members.
+//! - `net.ipv4.ip_forward`: turned on by the first network, put back by the
+//!   last one removed ([`BridgeNetwork::ip_forward`]).
 //! - [`asynchronous`]: the same operations for tokio users.
 //!
 //! ```no_run
@@ -34,6 +42,8 @@
 pub mod asynchronous;
 mod cidr;
 mod error;
+mod forward;
+mod hosts;
 mod ipam;
 mod macvlan;
 mod nat;
@@ -51,7 +61,8 @@ pub use nat::{Firewall, PortMapping, Protocol, NFT_TABLE};
 pub use netlink::{LinkInfoSummary, Netlink, RouteSummary, VethSpec};
 pub use netns::{NetNs, NETNS_RUN_DIR};
 pub use network::{
-    gc_container, Attach, Attachment, BridgeNetwork, Network, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
+    gc_container, list_networks, network_record, Attach, Attachment, BridgeNetwork, Network,
+    NetworkRecord, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
 };
 
 /// Longest interface name: `IFNAMSIZ` (16) minus the NUL (include/uapi/linux/if.h).

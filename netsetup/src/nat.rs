@@ -22,14 +22,29 @@
 //!   chain output      { type nat hook output priority -100;      fib daddr type local jump published }
 //!   chain postrouting { type nat hook postrouting priority srcnat;
 //!                       ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 masquerade comment "berth net=demo"
-//!                       ip saddr 10.88.0.0/16 ip daddr 10.88.0.0/16 ct status dnat masquerade comment "berth net=demo" }
+//!                       ip saddr 10.88.0.0/16 ip daddr 10.88.0.0/16 ct status dnat masquerade comment "berth net=demo"
+//!                       ip saddr 127.0.0.0/8 ip daddr 10.88.0.0/16 masquerade comment "berth net=demo" }
+//!   chain guard       { type filter hook prerouting priority raw;
+//!                       iifname "demo" ip daddr 127.0.0.0/8 drop comment "berth net=demo" }
 //! }
 //! ```
 //! Published ports answer on every local address of the host (`fib daddr
 //! type local`), or only on `host_ip` when one is given: from other hosts and
-//! other netns (prerouting) and from the host itself (output). Loopback
-//! addresses (`127.0.0.0/8`) are *not* forwarded: the kernel refuses to route
-//! them off `lo` unless `route_localnet` is set, which berth does not do.
+//! other netns (prerouting) and from the host itself (output), loopback
+//! included, as `docker run -p 127.0.0.1:8080:80` does. A connection to
+//! 127.0.0.1 is DNATed in the output chain and leaves through the bridge
+//! with a loopback source: the bridge has `route_localnet = 1` (set by
+//! [`crate::BridgeNetwork::ensure`]; without it the kernel refuses that
+//! route and the reply), and the third postrouting rule masquerades the
+//! loopback source to the bridge address, so the container answers the
+//! gateway. This is Docker's kernel path (`userland-proxy: false`), not its
+//! `docker-proxy`: berth is a library without a daemon, a proxy would be a
+//! process per port that must outlive the program that started the
+//! container, copy every byte, and hide the client's address.
+//! `route_localnet` would also let a container send to the host's
+//! 127.0.0.0/8 through the bridge (the CVE-2020-8558 pattern); the `guard`
+//! chain drops that before routing (priority raw, before the NAT of the
+//! replies, whose destination is still the bridge address there).
 //! Containers reach published ports of their own network through a host
 //! address too (hairpin: masqueraded, so replies come back through the host).
 
@@ -43,8 +58,8 @@ use crate::error::{Error, Result};
 use crate::ipam::lock_file;
 use crate::netns::NetNs;
 use crate::nftnl::{
-    dnat_to, match_ct_dnat, match_daddr_local, match_dport, match_ip_prefix, Batch, BatchError,
-    Expr, Hook, NfSocket, RuleInfo,
+    dnat_to, match_ct_dnat, match_daddr_local, match_dport, match_iifname, match_ip_prefix, Batch,
+    BatchError, Expr, Hook, NfSocket, RuleInfo,
 };
 use crate::validate_id;
 
@@ -203,7 +218,7 @@ fn ns_id_of_path(path: &std::ffi::CStr) -> Option<(u64, u64)> {
 }
 
 /// `(st_dev, st_ino)` of the namespace file `ns`.
-fn ns_id_of(ns: &NetNs) -> Option<(u64, u64)> {
+pub(crate) fn ns_id_of(ns: &NetNs) -> Option<(u64, u64)> {
     // SAFETY: fstat into a zeroed plain-data struct on a valid fd.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
@@ -292,9 +307,60 @@ fn base_present(rules: &[RuleInfo]) -> bool {
     rules.iter().any(|r| r.chain == "prerouting") && rules.iter().any(|r| r.chain == "output")
 }
 
-/// Rules that keep berth's table alive: published ports and masquerades.
+/// Rules that keep berth's table alive: published ports, masquerades and
+/// loopback guards.
 fn is_ours(r: &RuleInfo) -> bool {
-    r.chain == "published" || r.chain == "postrouting"
+    r.chain == "published" || r.chain == "postrouting" || r.chain == "guard"
+}
+
+/// The loopback range, 127.0.0.0/8.
+const LOOPBACK: (Ipv4Addr, u8) = (Ipv4Addr::new(127, 0, 0, 0), 8);
+
+/// The batch that gives network comment `c` exactly its rules (see the
+/// module docs): nothing when they are all there, else the ones it has
+/// replaced by the full set in one transaction. Planned from `rules`.
+fn network_batch(
+    rules: &[RuleInfo],
+    c: &str,
+    bridge: &str,
+    subnet: Ipv4Net,
+    masquerade: bool,
+) -> Batch {
+    let mine: Vec<&RuleInfo> = rules
+        .iter()
+        .filter(|r| r.comment.as_deref() == Some(c))
+        .collect();
+    let want = 2 + if masquerade { 2 } else { 0 };
+    let guards = mine.iter().filter(|r| r.chain == "guard").count();
+    let mut b = Batch::default();
+    if mine.len() == want && guards == 1 && base_present(rules) {
+        return b;
+    }
+    if !base_present(rules) {
+        base_into(&mut b);
+    }
+    // priority raw = -300 (nft(8)): before conntrack's NAT of replies.
+    b.add_typed_chain(NFT_TABLE, "guard", Some((Hook::Prerouting, -300)), "filter");
+    for r in &mine {
+        b.del_rule(NFT_TABLE, &r.chain, r.handle);
+    }
+    if masquerade {
+        masquerade_into(&mut b, c, subnet);
+    }
+    let (net, len) = (subnet.network(), subnet.prefix_len());
+    let lo_src: Vec<Expr> = match_ip_prefix(false, LOOPBACK.0, LOOPBACK.1, true)
+        .into_iter()
+        .chain(match_ip_prefix(true, net, len, true))
+        .chain([Expr::Masq])
+        .collect();
+    b.add_rule(NFT_TABLE, "postrouting", &lo_src, Some(c), false);
+    let guard: Vec<Expr> = match_iifname(bridge)
+        .into_iter()
+        .chain(match_ip_prefix(true, LOOPBACK.0, LOOPBACK.1, true))
+        .chain([Expr::Drop])
+        .collect();
+    b.add_rule(NFT_TABLE, "guard", &guard, Some(c), false);
+    b
 }
 
 /// Queue table, chains and jump rules (idempotent: the two jump rules are
@@ -325,27 +391,32 @@ fn masquerade_batch(rules: &[RuleInfo], c: &str, subnet: Ipv4Net) -> Batch {
         base_into(&mut b);
     }
     if !rules.iter().any(|r| r.comment.as_deref() == Some(c)) {
-        let (net, len) = (subnet.network(), subnet.prefix_len());
-        let src = match_ip_prefix(false, net, len, true);
-        let outside: Vec<Expr> = src
-            .iter()
-            .cloned()
-            .chain(match_ip_prefix(true, net, len, false))
-            .chain([Expr::Masq])
-            .collect();
-        b.add_rule(NFT_TABLE, "postrouting", &outside, Some(c), false);
-        // Second rule: hairpin — a container reaching a published port of a
-        // container on the same network through a host address; without
-        // masquerade the reply would bypass the host and miss the DNAT state.
-        let hairpin: Vec<Expr> = src
-            .into_iter()
-            .chain(match_ip_prefix(true, net, len, true))
-            .chain(match_ct_dnat())
-            .chain([Expr::Masq])
-            .collect();
-        b.add_rule(NFT_TABLE, "postrouting", &hairpin, Some(c), false);
+        masquerade_into(&mut b, c, subnet);
     }
     b
+}
+
+/// Queue the two masquerade rules of network comment `c`.
+fn masquerade_into(b: &mut Batch, c: &str, subnet: Ipv4Net) {
+    let (net, len) = (subnet.network(), subnet.prefix_len());
+    let src = match_ip_prefix(false, net, len, true);
+    let outside: Vec<Expr> = src
+        .iter()
+        .cloned()
+        .chain(match_ip_prefix(true, net, len, false))
+        .chain([Expr::Masq])
+        .collect();
+    b.add_rule(NFT_TABLE, "postrouting", &outside, Some(c), false);
+    // Second rule: hairpin — a container reaching a published port of a
+    // container on the same network through a host address; without
+    // masquerade the reply would bypass the host and miss the DNAT state.
+    let hairpin: Vec<Expr> = src
+        .into_iter()
+        .chain(match_ip_prefix(true, net, len, true))
+        .chain(match_ct_dnat())
+        .chain([Expr::Masq])
+        .collect();
+    b.add_rule(NFT_TABLE, "postrouting", &hairpin, Some(c), false);
 }
 
 impl Firewall {
@@ -512,7 +583,30 @@ impl Firewall {
             .map(drop)
     }
 
-    /// Remove the masquerade rule of `network`, and the table when nothing of berth's is left in it.
+    /// The rules of `network` on bridge `bridge`: the loopback masquerade
+    /// and guard (see the module docs), plus the masquerade of `subnet`
+    /// when `masquerade`. Idempotent: when they are all there this is one
+    /// read-only netlink dump; otherwise they are replaced in one
+    /// transaction.
+    pub fn add_network_rules(
+        &self,
+        network: &str,
+        bridge: &str,
+        subnet: Ipv4Net,
+        masquerade: bool,
+    ) -> Result<()> {
+        validate_id("network name", network)?;
+        crate::validate_ifname(bridge)?;
+        let c = net_comment(network);
+        if network_batch(&self.raw_rules()?, &c, bridge, subnet, masquerade).is_empty() {
+            return Ok(());
+        }
+        let _l = lock_file(&self.lock)?;
+        self.transact(|rules| Ok((network_batch(rules, &c, bridge, subnet, masquerade), ())))
+            .map(drop)
+    }
+
+    /// Remove the rules of `network`, and the table when nothing of berth's is left in it.
     pub fn remove_network(&self, network: &str) -> Result<()> {
         let _l = lock_file(&self.lock)?;
         let c = net_comment(network);

@@ -425,6 +425,14 @@ pub(crate) fn refuse_router_advertisements(confs: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Set `net.ipv4.conf.<ifname>.route_localnet = 1` in the calling thread's
+/// netns: loopback addresses routed to and from `ifname` are not martians
+/// (ip-sysctl.rst, Linux ≥ 3.6).
+pub(crate) fn set_route_localnet(ifname: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv4/conf/{ifname}/route_localnet");
+    fs::write(&path, b"1").map_err(|e| Error::io("write", path, e))
+}
+
 pub(crate) fn lo_up(nl: &mut Netlink) -> Result<()> {
     // ifindex 1 is always `lo` in every network namespace (net/core/dev.c, loopback_net_init).
     nl.set_up(1)

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ipam::{ipam_from_state_file, Ipam};
 use crate::nat::{Firewall, PortMapping};
 use crate::netlink::{Netlink, VethSpec};
-use crate::netns::{read_ip_forward, refuse_router_advertisements, NetNs};
+use crate::netns::{read_ip_forward, refuse_router_advertisements, set_route_localnet, NetNs};
 use crate::nftnl::NfSocket;
 use crate::{validate_id, validate_ifname};
 
@@ -59,9 +59,112 @@ pub struct BridgeNetwork {
     masquerade: bool,
     ip_forward: bool,
     mtu: Option<u32>,
+    persist: bool,
+}
+
+/// The configuration of a user-defined network, recorded in its state
+/// directory as `<name>.network` by [`BridgeNetwork::persist`]: what
+/// [`list_networks`] shows and [`BridgeNetwork::from_record`] rebuilds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkRecord {
+    /// Network name.
+    pub name: String,
+    /// Driver (`bridge`).
+    pub driver: String,
+    /// Bridge interface.
+    pub bridge: String,
+    /// Subnet (CIDR).
+    pub subnet: String,
+    /// Gateway (bridge) address.
+    pub gateway: Ipv4Addr,
+    /// Masquerade traffic leaving the subnet.
+    pub masquerade: bool,
+    /// `ip_forward` turned on for it.
+    pub ip_forward: bool,
+    /// MTU, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+fn record_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("{name}.network"))
+}
+
+/// The record of user-defined network `name` in `state_dir` (`None`: there
+/// is no such network).
+pub fn network_record(state_dir: impl AsRef<Path>, name: &str) -> Result<Option<NetworkRecord>> {
+    validate_id("network name", name)?;
+    let p = record_path(state_dir.as_ref(), name);
+    let Some(b) = crate::ipam::read_state_file(&p)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&b)
+        .map(Some)
+        .map_err(|e| Error::CorruptState {
+            path: p,
+            reason: e.to_string(),
+        })
+}
+
+/// Every user-defined network recorded in `state_dir`, by name.
+pub fn list_networks(state_dir: impl AsRef<Path>) -> Result<Vec<NetworkRecord>> {
+    let dir = state_dir.as_ref();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read dir", dir, e)),
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".network")) else {
+            continue;
+        };
+        if let Some(r) = network_record(dir, n)? {
+            out.push(r);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 impl BridgeNetwork {
+    /// The builder of a recorded network (see [`network_record`]), its
+    /// state directory `state_dir`, ready to [`ensure`](Self::ensure).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), berth_netsetup::Error> {
+    /// let dir = berth_netsetup::DEFAULT_STATE_DIR;
+    /// if let Some(r) = berth_netsetup::network_record(dir, "mynet")? {
+    ///     let net = berth_netsetup::BridgeNetwork::from_record(&r).state_dir(dir).ensure()?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_record(r: &NetworkRecord) -> Self {
+        let mut b = Self::new(&r.name)
+            .bridge(&r.bridge)
+            .subnet(&r.subnet)
+            .gateway(r.gateway)
+            .masquerade(r.masquerade)
+            .ip_forward(r.ip_forward)
+            .persist(true);
+        b.mtu = r.mtu;
+        b
+    }
+
+    /// Record the network's configuration in its state directory
+    /// (`<name>.network`), as a user-defined network: [`list_networks`]
+    /// shows it, [`BridgeNetwork::from_record`] rebuilds it in another
+    /// process, [`Network::remove`] deletes the record. Default off.
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("mynet").persist(true);
+    /// ```
+    pub fn persist(mut self, on: bool) -> Self {
+        self.persist = on;
+        self
+    }
+
     /// A network called `name` (1–64 of `[A-Za-z0-9_.-]`), by default on
     /// bridge `name`, subnet `10.88.0.0/16`, gateway the first address,
     /// masquerade on, state in [`DEFAULT_STATE_DIR`], in the caller's netns.
@@ -80,6 +183,7 @@ impl BridgeNetwork {
             masquerade: true,
             ip_forward: true,
             mtu: None,
+            persist: false,
         }
     }
 
@@ -157,9 +261,11 @@ impl BridgeNetwork {
     }
 
     /// Set `net.ipv4.ip_forward = 1` in the host netns (default on; needed
-    /// for masquerade and published ports). berth never sets it back to 0 by
-    /// itself: other networks may rely on it. The previous value is in
-    /// [`Network::ip_forward_was`].
+    /// for masquerade and published ports). The first network that turns it
+    /// on records the value it found in the state directory; the last such
+    /// network [`Network::remove`]d (by any process) puts it back. When it
+    /// was on before berth's first network, berth never turns it off. The
+    /// previous value is in [`Network::ip_forward_was`].
     ///
     /// ```
     /// let b = berth_netsetup::BridgeNetwork::new("demo").ip_forward(false);
@@ -298,15 +404,34 @@ impl BridgeNetwork {
                 nl.set_up(index)?;
             }
             if self.ip_forward {
-                prev_forward = Some(match forwarding {
-                    Some(true) => true,
-                    _ => host.set_ip_forward(true)?,
-                });
+                prev_forward = Some(crate::forward::acquire(
+                    &state_dir, &host, &self.name, forwarding,
+                )?);
             }
+            // Without masquerade the firewall is left alone until a port is
+            // published (see Network::attach).
             if self.masquerade {
-                firewall.add_masquerade(&self.name, subnet)?;
+                firewall.add_network_rules(&self.name, &bridge, subnet, true)?;
             }
             ipam.init()?;
+            if self.persist {
+                let r = NetworkRecord {
+                    name: self.name.clone(),
+                    driver: "bridge".into(),
+                    bridge: bridge.clone(),
+                    subnet: subnet.to_string(),
+                    gateway,
+                    masquerade: self.masquerade,
+                    ip_forward: self.ip_forward,
+                    mtu: self.mtu,
+                };
+                let p = record_path(&state_dir, &self.name);
+                let data = serde_json::to_vec(&r).map_err(|e| Error::CorruptState {
+                    path: p.clone(),
+                    reason: e.to_string(),
+                })?;
+                crate::ipam::replace_file(&p, &data)?;
+            }
             Ok(index)
         })();
         let bridge_index = match setup {
@@ -316,11 +441,9 @@ impl BridgeNetwork {
                     if let Ok(Some(i)) = nl.link_index(&bridge) {
                         let _ = nl.delete_link(i);
                     }
-                    if self.masquerade {
-                        let _ = firewall.remove_network(&self.name);
-                    }
-                    if prev_forward == Some(false) {
-                        let _ = host.set_ip_forward(false);
+                    let _ = firewall.remove_network(&self.name);
+                    if prev_forward.is_some() {
+                        let _ = crate::forward::release(&state_dir, &host, &self.name);
                     }
                 }
                 return Err(e);
@@ -335,6 +458,7 @@ impl BridgeNetwork {
                 subnet,
                 gateway,
                 mtu: self.mtu,
+                masquerade: self.masquerade,
                 ipam,
                 firewall,
                 host_nl: Mutex::new(nl),
@@ -354,6 +478,7 @@ struct Inner {
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
     mtu: Option<u32>,
+    masquerade: bool,
     ipam: Ipam,
     firewall: Firewall,
     host_nl: Mutex<Netlink>,
@@ -386,6 +511,8 @@ pub struct Attach {
     mac: Option<[u8; 6]>,
     address: Option<Ipv4Addr>,
     ports: Vec<PortMapping>,
+    names: Vec<String>,
+    hosts_file: Option<PathBuf>,
 }
 
 impl Attach {
@@ -402,6 +529,8 @@ impl Attach {
             mac: None,
             address: None,
             ports: Vec::new(),
+            names: Vec::new(),
+            hosts_file: None,
         }
     }
 
@@ -446,6 +575,35 @@ impl Attach {
     /// ```
     pub fn address(mut self, ip: Ipv4Addr) -> Self {
         self.address = Some(ip);
+        self
+    }
+
+    /// A name other members of the network resolve to this container's
+    /// address (its name, then aliases; 1–64 of `[A-Za-z0-9_.-]`). Names
+    /// are listed in the hosts file of every member that has one (see
+    /// [`Attach::hosts_file`]) and disappear when the container detaches.
+    ///
+    /// ```
+    /// let a = berth_netsetup::Attach::new("web-1").name("web-1").name("www");
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.names.push(name.to_string());
+        self
+    }
+
+    /// The container's hosts file, as seen from the host (e.g. the file
+    /// bind-mounted at its `/etc/hosts`; [`Network::hosts_path`] is a place
+    /// for it): berth keeps a section in it listing every named member of
+    /// the network, updated in place as members come and go (never
+    /// replaced: a bind mount holds its inode). It must exist; it is
+    /// deleted when the container's entry is released (detach, release,
+    /// garbage collection).
+    ///
+    /// ```
+    /// let a = berth_netsetup::Attach::new("web-1").hosts_file("/run/berth/web-1/hosts");
+    /// ```
+    pub fn hosts_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.hosts_file = Some(path.into());
         self
     }
 
@@ -529,6 +687,14 @@ impl Network {
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
     }
+    /// A place for `container`'s hosts file (see [`Attach::hosts_file`]):
+    /// `<state_dir>/<network>.<container>.hosts`, in the private state
+    /// directory, outside anything the container's own mounts hide.
+    pub fn hosts_path(&self, container: &str) -> PathBuf {
+        self.inner
+            .state_dir
+            .join(format!("{}.{container}.hosts", self.inner.name))
+    }
     /// The namespace the network lives in (the host's, unless
     /// [`BridgeNetwork::host_netns`] said otherwise).
     pub fn host_netns(&self) -> &NetNs {
@@ -588,6 +754,14 @@ impl Network {
         // Never `all`/`default` of the host's own netns (or the caller's),
         // should one be attached as if it were a container's.
         let own_netns = !netns.is_current() && !netns.same_as(&inner.host);
+        let names = opts
+            .names
+            .iter()
+            .try_for_each(|n| validate_id("container name or alias", n))
+            .map(|()| crate::ipam::Names {
+                names: opts.names.clone(),
+                hosts_file: opts.hosts_file.clone(),
+            });
         let (allocated, veth, cnl) = std::thread::scope(|s| {
             let (made_tx, made_rx) = std::sync::mpsc::channel::<bool>();
             let opener = s.spawn(move || -> Result<Netlink> {
@@ -600,12 +774,11 @@ impl Network {
                 }
                 Ok(nl)
             });
-            let allocated = match opts.address {
-                Some(a) => inner
+            let allocated = names.and_then(|names| {
+                inner
                     .ipam
-                    .allocate_addr(&opts.container, a, Some(&host_ifname)),
-                None => inner.ipam.allocate(&opts.container, Some(&host_ifname)),
-            };
+                    .allocate_inner(&opts.container, Some(&host_ifname), opts.address, &names)
+            });
             let veth = allocated.is_ok().then(|| inner.nl().create_veth(&spec));
             let _ = made_tx.send(matches!(veth, Some(Ok(_))));
             let cnl = match opener.join() {
@@ -652,6 +825,26 @@ impl Network {
             )?;
             // No published port: no firewall work at all.
             if !opts.ports.is_empty() {
+                // Ports published on 127.0.0.1 (`-p 127.0.0.1:H:C`, and
+                // every port published on all addresses): the DNAT in the
+                // output chain sends a packet with a loopback source out
+                // the bridge, which the kernel refuses (and the reply to a
+                // loopback address coming in) unless `route_localnet` is set
+                // on the bridge (ip-sysctl.rst, `conf/<if>/route_localnet`,
+                // Linux ≥ 3.6). Set only after the network's rules are in
+                // place: they masquerade 127.0.0.0/8 towards the subnet and
+                // drop what containers send to 127.0.0.0/8 through the
+                // bridge, so the host's loopback services stay out of the
+                // containers' reach (nat.rs). The setting goes with the bridge.
+                inner.firewall.add_network_rules(
+                    &inner.name,
+                    &inner.bridge,
+                    inner.subnet,
+                    inner.masquerade,
+                )?;
+                inner
+                    .host
+                    .run_local(|| set_route_localnet(&inner.bridge))??;
                 rules = inner
                     .firewall
                     .publish_rules(&opts.container, addr, &opts.ports)?
@@ -723,9 +916,12 @@ impl Network {
     }
 
     /// Tear the network down: delete the bridge (the kernel drops its
-    /// routes and detaches remaining ports), its masquerade rule (and berth's
-    /// nft table when nothing else of berth's is in it), and its IPAM state.
-    /// Continues past errors and reports them all. `ip_forward` is left as is.
+    /// routes and detaches remaining ports), its nft rules (and berth's
+    /// nft table when nothing else of berth's is in it), its IPAM state and
+    /// its record. When it is the last network that relied on the
+    /// `ip_forward` berth turned on, the original value is put back (see
+    /// [`BridgeNetwork::ip_forward`]). Continues past errors and reports
+    /// them all.
     pub fn remove(self) -> Result<()> {
         let inner = &self.inner;
         let mut errs = Vec::new();
@@ -746,6 +942,15 @@ impl Network {
         }
         if let Err(e) = inner.ipam.destroy() {
             errs.push(e);
+        }
+        if let Err(e) = crate::forward::release(&inner.state_dir, &inner.host, &inner.name) {
+            errs.push(e);
+        }
+        let rec = record_path(&inner.state_dir, &inner.name);
+        match std::fs::remove_file(&rec) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errs.push(Error::io("remove", rec, e)),
         }
         tracing::info!(network = %inner.name, errors = errs.len(), "network removed");
         teardown_result(errs)

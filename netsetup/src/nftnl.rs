@@ -112,6 +112,12 @@ const NFT_CMP_NEQ: u32 = 1;
 const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 const NFT_META_L4PROTO: u32 = 16;
+/// `enum nft_meta_keys`: NFT_META_IIFNAME.
+const NFT_META_IIFNAME: u32 = 6;
+/// `NF_DROP` (linux/netfilter.h).
+const NF_DROP: u32 = 0;
+/// `IFNAMSIZ`: `meta iifname` compares the full 16 bytes, NUL-padded.
+const IFNAMSIZ: usize = 16;
 const NFT_CT_STATUS: u32 = 2;
 const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
 const NFTA_FIB_F_DADDR: u32 = 1 << 1;
@@ -191,6 +197,10 @@ pub(crate) enum Expr {
     Cmp { eq: bool, data: Vec<u8> },
     /// `meta l4proto` into reg 1.
     MetaL4Proto,
+    /// `meta iifname` into reg 1.
+    MetaIifname,
+    /// Verdict `drop`.
+    Drop,
     /// `ct status` into reg 1.
     CtStatus,
     /// `fib daddr type` into reg 1.
@@ -211,7 +221,8 @@ impl Expr {
             Expr::Payload { .. } => "payload",
             Expr::Mask(_) => "bitwise",
             Expr::Cmp { .. } => "cmp",
-            Expr::MetaL4Proto => "meta",
+            Expr::MetaL4Proto | Expr::MetaIifname => "meta",
+            Expr::Drop => "immediate",
             Expr::CtStatus => "ct",
             Expr::FibDaddrType => "fib",
             Expr::Jump(_) | Expr::Immediate { .. } => "immediate",
@@ -255,6 +266,16 @@ impl Expr {
             Expr::MetaL4Proto => {
                 a.be32(NFTA_META_KEY, NFT_META_L4PROTO);
                 a.be32(NFTA_META_DREG, NFT_REG_1);
+            }
+            Expr::MetaIifname => {
+                a.be32(NFTA_META_KEY, NFT_META_IIFNAME);
+                a.be32(NFTA_META_DREG, NFT_REG_1);
+            }
+            Expr::Drop => {
+                a.be32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+                a.nest(NFTA_IMMEDIATE_DATA, |a| {
+                    a.nest(NFTA_DATA_VERDICT, |a| a.be32(NFTA_VERDICT_CODE, NF_DROP))
+                });
             }
             Expr::CtStatus => {
                 a.be32(NFTA_CT_KEY, NFT_CT_STATUS);
@@ -339,6 +360,13 @@ pub(crate) fn match_daddr_local() -> Vec<Expr> {
             data: RTN_LOCAL.to_ne_bytes().to_vec(),
         },
     ]
+}
+
+/// `iifname "<ifname>"`.
+pub(crate) fn match_iifname(ifname: &str) -> Vec<Expr> {
+    let mut data = ifname.as_bytes().to_vec();
+    data.resize(IFNAMSIZ, 0);
+    vec![Expr::MetaIifname, Expr::Cmp { eq: true, data }]
 }
 
 /// `ct status dnat`.
@@ -574,6 +602,18 @@ impl Batch {
     /// `add chain` — a regular chain, or a nat base chain on `hook` with
     /// `priority` and policy accept (no error when it exists alike).
     pub(crate) fn add_chain(&mut self, table: &str, chain: &str, base: Option<(Hook, i32)>) {
+        self.add_typed_chain(table, chain, base, "nat")
+    }
+
+    /// `add chain` — a base chain of type `kind` (`nat`, `filter`) when
+    /// `base` is given, policy accept (no error when it exists alike).
+    pub(crate) fn add_typed_chain(
+        &mut self,
+        table: &str,
+        chain: &str,
+        base: Option<(Hook, i32)>,
+        kind: &str,
+    ) {
         self.push(
             NFT_MSG_NEWCHAIN,
             NLM_F_CREATE,
@@ -587,7 +627,7 @@ impl Batch {
                         a.be32(NFTA_HOOK_PRIORITY, prio as u32);
                     });
                     a.be32(NFTA_CHAIN_POLICY, NF_ACCEPT);
-                    a.strz(NFTA_CHAIN_TYPE, "nat");
+                    a.strz(NFTA_CHAIN_TYPE, kind);
                 }
             },
         );

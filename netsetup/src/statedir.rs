@@ -105,13 +105,23 @@ fn check_owner_and_tighten(fd: &OwnedFd, path: &Path, kind: libc::mode_t) -> Res
     Ok(())
 }
 
-/// Names berth's network state uses: `<network>.json` (and its `.tmp`),
-/// `<network>.lock`, `nft.lock`.
+/// Names berth's network state uses: `<network>.json` (IPAM),
+/// `<network>.network` (a user-defined network's record),
+/// `ip_forward.state` (see `forward.rs`), their `.tmp` files,
+/// `<network>.<container>.hosts` (see [`crate::Network::hosts_path`]),
+/// `<network>.lock`, `nft.lock`, `ip_forward.lock`.
 fn is_state_name(name: &std::ffi::OsStr) -> bool {
     let n = name.as_bytes();
-    [&b".json"[..], b".json.tmp", b".lock"]
-        .iter()
-        .any(|ext| n.ends_with(ext))
+    [
+        &b".json"[..],
+        b".network",
+        b".state",
+        b".hosts",
+        b".tmp",
+        b".lock",
+    ]
+    .iter()
+    .any(|ext| n.ends_with(ext))
 }
 
 /// Before tightening `dir` (mode `mode`): it must be a directory of network

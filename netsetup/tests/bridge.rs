@@ -10,15 +10,6 @@ use std::net::Ipv4Addr;
 use berth_netsetup::{gc_container, Attach, BridgeNetwork, Error, NetNs, PortMapping};
 use common::*;
 
-fn network(host: &TestNs, state: &std::path::Path, name: &str, subnet: &str) -> BridgeNetwork {
-    BridgeNetwork::new(name)
-        .bridge(&format!("br-{name}"))
-        .subnet(subnet)
-        .state_dir(state)
-        .host_netns(&host.handle)
-        .unwrap()
-}
-
 #[test]
 fn two_containers_talk_over_the_bridge_and_teardown_leaves_nothing() {
     berth_testkit::privileged!();

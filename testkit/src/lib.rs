@@ -312,6 +312,19 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The names of the entries of `dir` other than `except` (what a test
+/// left behind in a state directory).
+pub fn files_left(dir: &Path, except: &[&str]) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !except.contains(&n.as_str()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Run a command and report only whether it succeeded (used in cleanup paths).
 pub fn run_ok(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd)

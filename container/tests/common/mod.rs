@@ -101,3 +101,11 @@ pub fn assert_no_footprint(root: &std::path::Path, id: &str) {
         }
     );
 }
+
+/// The body of an owner-helper test (run in a process of its own): spawn
+/// `b` running `sleep 300`, print `ready <pid>`, wait to be killed.
+pub fn own_until_killed(b: ContainerBuilder) {
+    let c = b.command(["/bin/sleep", "300"]).spawn().unwrap();
+    println!("ready {}", c.pid());
+    std::thread::sleep(std::time::Duration::from_secs(300));
+}

@@ -3,17 +3,21 @@
 //! ```text
 //! sudo berth-run --rootfs /srv/busybox --memory 64m --pids 32 -- /bin/sh -c 'echo hi'
 //! sudo berth-run -- /bin/sh          # the host's / as a private read-only overlay
+//! sudo berth-run network create mynet --subnet 10.89.0.0/24
+//! sudo berth-run --network mynet --name db --network-alias primary --rootfs /srv/bb -- sleep 600 &
+//! sudo berth-run --network mynet --rootfs /srv/bb -- ping -c1 primary
 //! ```
 //!
 //! Exit status: the workload's (128+N when it was killed by signal N); berth's
 //! own errors print one line on stderr and exit 125. See `--help`.
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use berth::{Container, Limit, Mount, Network, PortMapping, Resources, Rootfs, Seccomp};
-use berth_examples::run_args::{Net, RunArgs, SeccompArg, USAGE};
+use berth_examples::run_args::{Net, NetworkCmd, RunArgs, SeccompArg, USAGE};
 
 /// The container init's pid, for the signal forwarder.
 static INIT_PID: AtomicI32 = AtomicI32::new(0);
@@ -61,21 +65,32 @@ fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
     if limited {
         b = b.resources(r);
     }
-    b = b.network(match a.net {
-        Net::None => Network::none(),
-        Net::Loopback => Network::loopback(),
-        Net::Host => Network::host(),
-        Net::Bridge => {
-            let mut n = Network::bridge("berth0");
-            for p in &a.publish {
-                n = n.publish(if p.udp {
-                    PortMapping::udp(p.host, p.container)
-                } else {
-                    PortMapping::tcp(p.host, p.container)
-                });
+    let publish = |mut n: Network| {
+        for p in &a.publish {
+            let mut m = if p.udp {
+                PortMapping::udp(p.host, p.container)
+            } else {
+                PortMapping::tcp(p.host, p.container)
+            };
+            if let Some(ip) = p.host_ip {
+                m = m.host_ip(ip);
             }
-            n
+            n = n.publish(m);
         }
+        n
+    };
+    b = b.network(match (&a.network, a.net) {
+        (Some(name), _) => {
+            let mut n = Network::named(name).state_dir(net_state_dir());
+            for alias in &a.network_aliases {
+                n = n.alias(alias);
+            }
+            publish(n)
+        }
+        (None, Net::None) => Network::none(),
+        (None, Net::Loopback) => Network::loopback(),
+        (None, Net::Host) => Network::host(),
+        (None, Net::Bridge) => publish(Network::bridge("berth0")),
     });
     b = b.read_only_root(a.read_only);
     for t in &a.tmpfs {
@@ -122,6 +137,50 @@ fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
     Ok(b)
 }
 
+/// Where user-defined networks live: `$BERTH_NETWORK_STATE_DIR`, else
+/// berth-netsetup's default.
+fn net_state_dir() -> PathBuf {
+    std::env::var_os("BERTH_NETWORK_STATE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(berth_netsetup::DEFAULT_STATE_DIR))
+}
+
+/// `berth-run network ...`.
+fn network(cmd: &NetworkCmd) -> Result<(), berth::Error> {
+    let dir = net_state_dir();
+    match cmd {
+        NetworkCmd::Create {
+            name,
+            driver,
+            subnet,
+        } => {
+            let mut b = Network::create(name).driver(driver).state_dir(&dir);
+            if let Some(s) = subnet {
+                b = b.subnet(s);
+            }
+            b.create()?;
+            println!("{name}");
+        }
+        NetworkCmd::Ls => {
+            println!("NAME\tDRIVER\tBRIDGE\tSUBNET\tGATEWAY");
+            for n in Network::list(Some(&dir))? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    n.name, n.driver, n.bridge, n.subnet, n.gateway
+                );
+            }
+        }
+        NetworkCmd::Rm(names) => {
+            for name in names {
+                Network::open(Some(&dir), name)?.remove()?;
+                println!("{name}");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(a: &RunArgs) -> Result<i32, berth::Error> {
     let mut c = build(a)?.spawn()?;
     INIT_PID.store(c.pid(), Ordering::SeqCst);
@@ -150,6 +209,18 @@ fn run(a: &RunArgs) -> Result<i32, berth::Error> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("network") {
+        let res = NetworkCmd::parse(std::env::args().skip(2))
+            .map_err(|e| format!("{e}\n{USAGE}"))
+            .and_then(|cmd| network(&cmd).map_err(|e| e.to_string()));
+        return match res {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("berth-run: {e}");
+                ExitCode::from(125)
+            }
+        };
+    }
     let args = match RunArgs::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {

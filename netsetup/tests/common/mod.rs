@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_netsetup::NetNs;
+use berth_netsetup::{BridgeNetwork, NetNs};
 use berth_testkit::{run, Netns};
 
 /// A named test netns (removed on drop) plus a handle on it.
@@ -158,4 +158,14 @@ pub fn host_ip_forward() -> String {
         .unwrap()
         .trim()
         .to_string()
+}
+
+/// Network `name` on bridge `br-<name>` in the test's "host" netns.
+pub fn network(host: &TestNs, state: &Path, name: &str, subnet: &str) -> BridgeNetwork {
+    BridgeNetwork::new(name)
+        .bridge(&format!("br-{name}"))
+        .subnet(subnet)
+        .state_dir(state)
+        .host_netns(&host.handle)
+        .unwrap()
 }

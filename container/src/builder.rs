@@ -817,7 +817,7 @@ impl ContainerBuilder {
             NetKind::Bridge(b) => {
                 if self.rootless {
                     return Err(Error::invalid(
-                        "bridge networking needs root (rootless containers get loopback only)",
+                        "bridge networking needs root (rootless containers get loopback or Network::pasta())",
                     ));
                 }
                 Some(b.clone())
@@ -905,7 +905,7 @@ impl ContainerBuilder {
                 .into_bytes(),
             ),
         ];
-        if bridge.is_some() {
+        if bridge.is_some() || matches!(self.network.kind, NetKind::Pasta(_)) {
             if let Ok(r) = std::fs::read("/etc/resolv.conf") {
                 etc.push(("/etc/resolv.conf", r));
             }
@@ -1057,6 +1057,17 @@ impl ContainerBuilder {
             sp.cgroup_fd(fd);
         }
         let attachment: Arc<Mutex<Option<berth_netsetup::Attachment>>> = Arc::new(Mutex::new(None));
+        let pasta: Arc<Mutex<Option<crate::pasta::Pasta>>> = Arc::new(Mutex::new(None));
+        if let NetKind::Pasta(ports) = &self.network.kind {
+            let (ports, dir, slot) = (ports.clone(), state_dir.clone(), pasta.clone());
+            sp.after_clone(move |child| {
+                let p = crate::pasta::Pasta::start(child.pid(), &ports, &dir)?;
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(p);
+                }
+                Ok(())
+            });
+        }
         if let Some(b) = &bridge {
             let mut bn = BridgeNetwork::new(&b.name)
                 .bridge(b.bridge.as_deref().unwrap_or(&b.name))
@@ -1107,7 +1118,12 @@ impl ContainerBuilder {
                 } else {
                     e.into()
                 };
-                // Undo in reverse: attachment (if the hook got that far), cgroup, state.
+                // Undo in reverse: pasta and attachment (if the hook got that far), cgroup, state.
+                if let Some(p) = pasta.lock().ok().and_then(|mut s| s.take()) {
+                    if let Err(e2) = p.stop() {
+                        tracing::warn!(container = %self.id, error = %e2, "undo: stop pasta");
+                    }
+                }
                 if let Some(a) = attachment.lock().ok().and_then(|mut s| s.take()) {
                     if let Err(e2) = a.release() {
                         tracing::warn!(container = %self.id, error = %e2, "undo: release network");
@@ -1121,6 +1137,7 @@ impl ContainerBuilder {
             }
         };
         let attachment = attachment.lock().ok().and_then(|mut s| s.take());
+        let pasta = pasta.lock().ok().and_then(|mut s| s.take());
         let mount_ns = crate::perf::hold_mount_ns(child.pid());
         let pty_master = match pty_rx.map(|rx| rx.receive()).transpose() {
             Ok(m) => m,
@@ -1159,6 +1176,7 @@ impl ContainerBuilder {
             status: None,
             cgroup,
             attachment,
+            pasta,
             exec: ExecConfig {
                 policy,
                 namespaces: ns,

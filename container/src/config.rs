@@ -156,6 +156,8 @@ pub(crate) enum NetKind {
     Loopback,
     Host,
     Bridge(BridgeSpec),
+    /// Rootless networking through pasta, with these published ports.
+    Pasta(Vec<PortMapping>),
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +226,22 @@ impl Network {
         }
     }
 
+    /// Rootless networking through `pasta` (Debian package `passt`), as
+    /// rootless podman does: a tap interface with the host's address and
+    /// routes, outbound TCP/UDP as sockets of the calling user (connections
+    /// to the gateway address reach the host's loopback), and published
+    /// ports ([`Network::publish`]) forwarded by pasta. Needs no privilege;
+    /// pasta is ended when the container is destroyed.
+    ///
+    /// ```
+    /// let n = berth::Network::pasta().publish(berth_netsetup::PortMapping::tcp(8080, 80));
+    /// ```
+    pub fn pasta() -> Network {
+        Network {
+            kind: NetKind::Pasta(Vec::new()),
+        }
+    }
+
     /// Bridge networks only: the bridge interface name (default: the network name).
     ///
     /// ```
@@ -286,14 +304,17 @@ impl Network {
         self
     }
 
-    /// Bridge networks only: publish a port (DNAT from the host).
+    /// Bridge and pasta networks: publish a port (DNAT from the host for a
+    /// bridge, a forward by pasta).
     ///
     /// ```
     /// let n = berth::Network::bridge("web").publish(berth_netsetup::PortMapping::tcp(8080, 80));
     /// ```
     pub fn publish(mut self, port: PortMapping) -> Network {
-        if let NetKind::Bridge(b) = &mut self.kind {
-            b.ports.push(port);
+        match &mut self.kind {
+            NetKind::Bridge(b) => b.ports.push(port),
+            NetKind::Pasta(ports) => ports.push(port),
+            _ => {}
         }
         self
     }

@@ -42,6 +42,7 @@ mod container;
 mod error;
 mod exec;
 mod fs;
+mod pasta;
 mod perf;
 mod pty;
 mod state;

@@ -887,6 +887,8 @@ impl ContainerBuilder {
             cgroup: planned_cgroup,
             mounts: Vec::new(),
             network: None,
+            pasta_pid: None,
+            pasta_start: None,
             created: stopped,
             detached: false,
             created_at: state::now_secs(),
@@ -1151,6 +1153,10 @@ impl ContainerBuilder {
         };
         st.pid = Some(child.pid());
         st.pid_start = state::proc_start_time(child.pid());
+        if let Some(p) = &pasta {
+            st.pasta_pid = Some(p.pid());
+            st.pasta_start = state::proc_start_time(p.pid());
+        }
         if let Err(e) = st.write(&state_dir) {
             let _ = child.kill(libc::SIGKILL);
             let _ = child.wait();

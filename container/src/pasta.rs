@@ -139,31 +139,19 @@ impl Pasta {
             .trim()
             .parse()
             .map_err(|_| fail(format!("pid file holds {text:?}")))?;
-        // SAFETY: plain syscall; the fd returned is owned by nobody else.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, daemon, 0) };
-        if fd < 0 {
-            return Err(Error::io(
-                "pidfd_open pasta",
-                format!("/proc/{daemon}"),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fd was just returned by pidfd_open.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        // The pid is pasta's (the pidfd now pins it): `passt` or `passt.avx2`.
-        let comm = std::fs::read_to_string(format!("/proc/{daemon}/comm")).unwrap_or_default();
-        if !comm.starts_with("passt") && !comm.starts_with("pasta") {
-            return Err(fail(format!(
-                "pid {daemon} is {:?}, not pasta",
-                comm.trim()
-            )));
-        }
+        let pidfd =
+            open_pasta(daemon)?.ok_or_else(|| fail(format!("pid {daemon} is not pasta")))?;
         tracing::debug!(container_pid = pid, pasta = daemon, "pasta network ready");
         Ok(Pasta {
             pid: daemon,
             pidfd,
             done: false,
         })
+    }
+
+    /// The daemon's pid (recorded in the state, for `gc`).
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
     }
 
     /// Let pasta run on (a detached container keeps its network).
@@ -218,6 +206,43 @@ impl Pasta {
         }
         Ok(())
     }
+}
+
+/// A pidfd of `pid` if it is a pasta process (`passt`, `passt.avx2`, …;
+/// checked after the pidfd pins the pid), `None` if it is gone or another
+/// program.
+fn open_pasta(pid: i32) -> Result<Option<OwnedFd>> {
+    // SAFETY: plain syscall; the fd returned is owned by nobody else.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(None);
+        }
+        return Err(Error::io("pidfd_open pasta", format!("/proc/{pid}"), e));
+    }
+    // SAFETY: fd was just returned by pidfd_open.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    Ok((comm.starts_with("passt") || comm.starts_with("pasta")).then_some(pidfd))
+}
+
+/// End the pasta daemon a state record names (`gc` after the owner died):
+/// only if `pid` still is pasta started at `start` (field 22 of
+/// `/proc/<pid>/stat`), so a reused pid is never signalled.
+pub(crate) fn stop_recorded(pid: i32, start: u64) -> Result<()> {
+    let Some(pidfd) = open_pasta(pid)? else {
+        return Ok(());
+    };
+    if crate::state::proc_start_time(pid) != Some(start) {
+        return Ok(());
+    }
+    Pasta {
+        pid,
+        pidfd,
+        done: false,
+    }
+    .stop()
 }
 
 impl Drop for Pasta {

@@ -20,6 +20,9 @@ const INNER: &str = "BERTH_ROOTLESS_PASTA_INNER";
 /// pasta gives it to the container and maps it to the host's loopback.
 const GATEWAY: &str = "198.51.100.1";
 const PUBLISHED: u16 = 18080;
+/// Set for the third-level process that starts a container and dies
+/// without tearing it down.
+const CRASH: &str = "BERTH_ROOTLESS_PASTA_CRASH";
 
 /// Processes of the calling user whose name starts with `passt` (pasta
 /// runs as `passt` or `passt.avx2`).
@@ -43,6 +46,47 @@ fn pasta_processes() -> Vec<u32> {
         }
     }
     out
+}
+
+/// The run state of `pid` (`S`, `R`, `Z`, …), `None` once it is gone.
+fn run_state(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+}
+
+/// Gone, or a zombie its new parent (init) has not reaped yet.
+fn ended(pid: u32) -> bool {
+    matches!(run_state(pid).as_deref(), None | Some("Z") | Some("X"))
+}
+
+/// Runs as uid 65534 (only when started by `pasta_inner`): start a
+/// container with pasta, print pasta's pid, exit without any teardown.
+#[test]
+fn pasta_crash_owner() {
+    let Some(spec) = std::env::var_os(CRASH) else {
+        return;
+    };
+    let spec = spec.to_string_lossy().into_owned();
+    let (state, rootfs) = spec.split_once(':').unwrap();
+    let before = pasta_processes();
+    let c = Container::builder("pasta-crash")
+        .rootfs(Rootfs::dir(rootfs))
+        .state_root(state)
+        .network(Network::pasta())
+        .command(["/bin/sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let mine: Vec<u32> = pasta_processes()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    println!("PASTA-PID={}", mine[0]);
+    std::mem::forget(c);
+    std::process::exit(0);
 }
 
 /// A TCP server on the loopback: answers one line with `pong:<line>`,
@@ -156,18 +200,31 @@ fn pasta_inner() {
         ("out-udp".to_string(), "127.0.0.1".to_string())
     );
     c.destroy().unwrap();
-    // Gone, or a zombie its new parent (init) has not reaped yet.
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", serving[0])).unwrap_or_default();
-    let run_state = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .next();
-    assert!(
-        matches!(run_state, None | Some("Z") | Some("X")),
-        "pasta ended with the container: {stat}"
-    );
+    assert!(ended(serving[0]), "pasta ended with the container");
+    assert_eq!(std::fs::read_dir(state).unwrap().count(), 0);
+    // An owner that dies without teardown: gc ends its pasta.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "pasta_crash_owner",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env_remove(INNER)
+        .env(CRASH, &spec)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let orphan: u32 = text
+        .lines()
+        .find_map(|l| l.split("PASTA-PID=").nth(1))
+        .unwrap_or_else(|| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        .parse()
+        .unwrap();
+    assert!(!ended(orphan), "pasta outlives its dead owner until gc");
+    let report = berth::gc(Some(std::path::Path::new(state))).unwrap();
+    assert_eq!(report.reclaimed, ["pasta-crash"], "{report:?}");
+    assert!(ended(orphan), "gc ended the orphaned pasta");
     assert_eq!(std::fs::read_dir(state).unwrap().count(), 0);
     // No pasta to run: a clear error, and nothing left behind.
     std::env::set_var("PATH", "/nonexistent");

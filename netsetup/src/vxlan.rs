@@ -143,6 +143,45 @@ impl Netlink {
         })
     }
 
+    /// The VNI, local address and port of VXLAN device `name`, or `None`
+    /// when there is no such link or it is not a VXLAN device.
+    pub fn vxlan_config(&mut self, name: &str) -> Result<Option<(u32, Option<Ipv4Addr>, u16)>> {
+        validate_ifname(name)?;
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let replies = match self.request(RouteNetlinkMessage::GetLink(m), 0) {
+            Ok(v) => v,
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(Error::netlink("RTM_GETLINK", name, e)),
+        };
+        for r in replies {
+            let RouteNetlinkMessage::NewLink(l) = r else {
+                continue;
+            };
+            for a in &l.attributes {
+                let LinkAttribute::LinkInfo(infos) = a else {
+                    continue;
+                };
+                for i in infos {
+                    let LinkInfo::Data(InfoData::Vxlan(data)) = i else {
+                        continue;
+                    };
+                    let (mut vni, mut local, mut port) = (None, None, VXLAN_PORT);
+                    for d in data {
+                        match d {
+                            InfoVxlan::Id(v) => vni = Some(*v),
+                            InfoVxlan::Local(a) => local = Some(*a),
+                            InfoVxlan::Port(p) => port = *p,
+                            _ => {}
+                        }
+                    }
+                    return Ok(vni.map(|v| (v, local, port)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn fdb_message(index: u32, mac: [u8; 6], dst: Ipv4Addr) -> NeighbourMessage {
         let mut m = NeighbourMessage::default();
         m.header.family = AddressFamily::Bridge;
@@ -627,6 +666,19 @@ impl VxlanNetwork {
             if l.kind.as_deref() != Some("vxlan") {
                 return Err(Error::LinkExists { name: vx_name });
             }
+            // Ours from an earlier ensure only if it is the same overlay.
+            let want = (self.vni, Some(me.vtep), self.port);
+            if let Some(have) = nl.vxlan_config(&vx_name)? {
+                if have != want {
+                    return Err(Error::InvalidArgument {
+                        what: "VXLAN device",
+                        reason: format!(
+                            "{vx_name} exists with VNI {} local {:?} port {}, not VNI {} local {} port {}",
+                            have.0, have.1, have.2, self.vni, me.vtep, self.port
+                        ),
+                    });
+                }
+            }
         }
         let bridge_existed = nl.link_index(&bridge)?.is_some();
 
@@ -652,7 +704,7 @@ impl VxlanNetwork {
             let index = match &existing_vx {
                 Some(l) => l.index,
                 None => {
-                    let i = nl.create_vxlan(&VxlanSpec {
+                    let made = nl.create_vxlan(&VxlanSpec {
                         name: &vx_name,
                         vni: self.vni,
                         local: me.vtep,
@@ -660,9 +712,23 @@ impl VxlanNetwork {
                         port: self.port,
                         learning: self.learning,
                         mtu: Some(mtu),
-                    })?;
-                    created_vx = Some(i);
-                    i
+                    });
+                    match made {
+                        Ok(i) => {
+                            created_vx = Some(i);
+                            i
+                        }
+                        // A concurrent ensure of the same overlay made it meanwhile.
+                        Err(Error::LinkExists { .. })
+                            if nl.vxlan_config(&vx_name)?
+                                == Some((self.vni, Some(me.vtep), self.port)) =>
+                        {
+                            nl.link_index(&vx_name)?.ok_or(Error::LinkExists {
+                                name: vx_name.clone(),
+                            })?
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             };
             // A bridge port: it must not take routes or addresses from

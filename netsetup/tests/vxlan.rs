@@ -279,6 +279,24 @@ fn bad_member_lists_are_refused_and_leave_nothing() {
     let e = overlay(h, state.path(), &members).ensure().unwrap_err();
     assert!(e.to_string().contains(VX), "{e}");
     h.ip(&["link", "del", VX]);
+    // a VXLAN device of that name but another VNI: not reused
+    h.ip(&[
+        "link",
+        "add",
+        VX,
+        "type",
+        "vxlan",
+        "id",
+        "7",
+        "local",
+        "192.0.2.1",
+        "dstport",
+        "4789",
+    ]);
+    let e = overlay(h, state.path(), &members).ensure().unwrap_err();
+    assert!(e.to_string().contains("VNI 7"), "{e}");
+    assert_eq!(h.link_names(), ["lo", "ul0", VX]);
+    h.ip(&["link", "del", VX]);
     // the VNI already used on this port by another device: found only when
     // the bridge network exists; it is removed again, ip_forward restored
     h.handle.set_ip_forward(false).unwrap();
@@ -326,5 +344,36 @@ fn bad_member_lists_are_refused_and_leave_nothing() {
     assert!(e.to_string().contains("inside the subnet"), "{e}");
     assert_eq!(h.link_names(), ["lo", "ul0"]);
     assert!(h.nft_tables().is_empty());
+    assert!(state_files(state.path()).is_empty());
+}
+
+#[test]
+fn concurrent_ensures_of_one_overlay_agree() {
+    berth_testkit::privileged!();
+    let lab = Lab::new(1);
+    let h = &lab.hosts[0];
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let members = dir.path().join("ov.members");
+    std::fs::write(&members, MEMBERS).unwrap();
+    let indexes: Vec<u32> = std::thread::scope(|s| {
+        let ts: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| overlay(h, state.path(), &members).ensure().unwrap()))
+            .collect();
+        ts.into_iter()
+            .map(|t| t.join().unwrap().vxlan_index())
+            .collect()
+    });
+    assert!(indexes.iter().all(|i| *i == indexes[0]), "{indexes:?}");
+    let ov = overlay(h, state.path(), &members).ensure().unwrap();
+    let mut peers = ov.peers().unwrap();
+    peers.sort();
+    assert_eq!(
+        peers,
+        [Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 3)],
+        "each peer once"
+    );
+    ov.remove().unwrap();
+    assert_eq!(h.link_names(), ["lo", "ul0"]);
     assert!(state_files(state.path()).is_empty());
 }

@@ -246,11 +246,12 @@ fn three_hosts_share_one_overlay_and_teardown_leaves_nothing() {
 #[test]
 fn bad_member_lists_are_refused_and_leave_nothing() {
     berth_testkit::privileged!();
-    let lab = Lab::new(1);
-    let h = &lab.hosts[0];
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let members = dir.path().join("ov.members");
+    let (lab, dir, state) = (
+        Lab::new(1),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (h, members) = (&lab.hosts[0], dir.path().join("ov.members"));
     for (text, want) in [
         (
             "192.0.2.1 10.200.0.0/23\n192.0.2.2 10.200.1.0/24\n",
@@ -350,11 +351,12 @@ fn bad_member_lists_are_refused_and_leave_nothing() {
 #[test]
 fn concurrent_ensures_of_one_overlay_agree() {
     berth_testkit::privileged!();
-    let lab = Lab::new(1);
-    let h = &lab.hosts[0];
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let members = dir.path().join("ov.members");
+    let (lab, dir, state) = (
+        Lab::new(1),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (h, members) = (&lab.hosts[0], dir.path().join("ov.members"));
     std::fs::write(&members, MEMBERS).unwrap();
     let indexes: Vec<u32> = std::thread::scope(|s| {
         let ts: Vec<_> = (0..4)

@@ -745,7 +745,10 @@ impl VxlanNetwork {
                 if let Some(i) = created_vx {
                     let _ = nl.delete_link(i);
                 }
-                if !bridge_existed {
+                // The bridge network goes too if this call made it — and no
+                // concurrent ensure of the same overlay made it work since
+                // (its VXLAN device would be there).
+                if !bridge_existed && matches!(nl.link_index(&vx_name), Ok(None)) {
                     if network.ip_forward_was() == Some(false) {
                         let _ = host.set_ip_forward(false);
                     }

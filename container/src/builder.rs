@@ -832,7 +832,7 @@ impl ContainerBuilder {
         }
         if self.rootless && matches!(self.network.kind, NetKind::Bridge(_) | NetKind::User(_)) {
             return Err(Error::invalid(
-                "bridge networking needs root (rootless containers get loopback only)",
+                "bridge networking needs root (rootless containers get loopback or Network::pasta())",
             ));
         }
         let bridge = match &self.network.kind {
@@ -922,6 +922,8 @@ impl ContainerBuilder {
             cgroup: planned_cgroup,
             mounts: Vec::new(),
             network: None,
+            pasta_pid: None,
+            pasta_start: None,
             created: stopped,
             detached: false,
             created_at: state::now_secs(),
@@ -940,7 +942,8 @@ impl ContainerBuilder {
                 .into_bytes(),
             ),
         ];
-        if bridge.is_some() || user_net.is_some() {
+        if bridge.is_some() || user_net.is_some() || matches!(self.network.kind, NetKind::Pasta(_))
+        {
             if let Ok(r) = std::fs::read("/etc/resolv.conf") {
                 etc.push(("/etc/resolv.conf", r));
             }
@@ -1111,6 +1114,17 @@ impl ContainerBuilder {
             sp.cgroup_fd(fd);
         }
         let attachment: Arc<Mutex<Option<berth_netsetup::Attachment>>> = Arc::new(Mutex::new(None));
+        let pasta: Arc<Mutex<Option<crate::pasta::Pasta>>> = Arc::new(Mutex::new(None));
+        if let NetKind::Pasta(ports) = &self.network.kind {
+            let (ports, dir, slot) = (ports.clone(), state_dir.clone(), pasta.clone());
+            sp.after_clone(move |child| {
+                let p = crate::pasta::Pasta::start(child.pid(), &ports, &dir)?;
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(p);
+                }
+                Ok(())
+            });
+        }
         // The network to attach (bridge or user-defined) and how.
         let user = user_net.zip(user_handle);
         let to_attach = match (&bridge, &user) {
@@ -1186,7 +1200,12 @@ impl ContainerBuilder {
                 } else {
                     e.into()
                 };
-                // Undo in reverse: attachment (if the hook got that far), cgroup, state.
+                // Undo in reverse: pasta and attachment (if the hook got that far), cgroup, state.
+                if let Some(p) = pasta.lock().ok().and_then(|mut s| s.take()) {
+                    if let Err(e2) = p.stop() {
+                        tracing::warn!(container = %self.id, error = %e2, "undo: stop pasta");
+                    }
+                }
                 if let Some(a) = attachment.lock().ok().and_then(|mut s| s.take()) {
                     if let Err(e2) = a.release() {
                         tracing::warn!(container = %self.id, error = %e2, "undo: release network");
@@ -1203,6 +1222,7 @@ impl ContainerBuilder {
             }
         };
         let attachment = attachment.lock().ok().and_then(|mut s| s.take());
+        let pasta = pasta.lock().ok().and_then(|mut s| s.take());
         let mount_ns = crate::perf::hold_mount_ns(child.pid());
         let received = pty_rx
             .map(|rx| rx.receive())
@@ -1220,6 +1240,10 @@ impl ContainerBuilder {
         };
         st.pid = Some(child.pid());
         st.pid_start = state::proc_start_time(child.pid());
+        if let Some(p) = &pasta {
+            st.pasta_pid = Some(p.pid());
+            st.pasta_start = state::proc_start_time(p.pid());
+        }
         if let Err(e) = st.write(&state_dir) {
             let _ = child.kill(libc::SIGKILL);
             let _ = child.wait();
@@ -1245,6 +1269,7 @@ impl ContainerBuilder {
             status: None,
             cgroup,
             attachment,
+            pasta,
             exec: ExecConfig {
                 policy,
                 namespaces: ns,

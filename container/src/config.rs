@@ -166,6 +166,8 @@ pub(crate) enum NetKind {
     Bridge(BridgeSpec),
     /// A user-defined network (network.rs).
     User(crate::network::UserSpec),
+    /// Rootless networking through pasta, with these published ports.
+    Pasta(Vec<PortMapping>),
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +233,22 @@ impl Network {
                 state_dir: None,
                 ports: Vec::new(),
             }),
+        }
+    }
+
+    /// Rootless networking through `pasta` (Debian package `passt`), as
+    /// rootless podman does: a tap interface with the host's address and
+    /// routes, outbound TCP/UDP as sockets of the calling user (connections
+    /// to the gateway address reach the host's loopback), and published
+    /// ports ([`Network::publish`]) forwarded by pasta. Needs no privilege;
+    /// pasta is ended when the container is destroyed.
+    ///
+    /// ```
+    /// let n = berth::Network::pasta().publish(berth_netsetup::PortMapping::tcp(8080, 80));
+    /// ```
+    pub fn pasta() -> Network {
+        Network {
+            kind: NetKind::Pasta(Vec::new()),
         }
     }
 
@@ -300,10 +318,11 @@ impl Network {
         self
     }
 
-    /// Bridge and user-defined networks: publish a port (DNAT from the
-    /// host; `host_ip` 127.0.0.1 publishes on the host's loopback only, as
-    /// `docker run -p 127.0.0.1:8080:80` does). A host port that a socket
-    /// is bound to, or another container published, is an error naming it.
+    /// Bridge, user-defined and pasta networks: publish a port (DNAT from
+    /// the host for a bridge; `host_ip` 127.0.0.1 publishes on the host's
+    /// loopback only, as `docker run -p 127.0.0.1:8080:80` does; a forward
+    /// by pasta). A host port that a socket is bound to, or another
+    /// container published, is an error naming it.
     ///
     /// ```
     /// let n = berth::Network::bridge("web").publish(berth_netsetup::PortMapping::tcp(8080, 80));
@@ -312,6 +331,7 @@ impl Network {
         match &mut self.kind {
             NetKind::Bridge(b) => b.ports.push(port),
             NetKind::User(u) => u.ports.push(port),
+            NetKind::Pasta(ports) => ports.push(port),
             _ => {}
         }
         self

@@ -147,6 +147,8 @@ pub struct Container {
     pub(crate) status: Option<ExitStatus>,
     pub(crate) cgroup: Option<Cgroup>,
     pub(crate) attachment: Option<berth_netsetup::Attachment>,
+    /// pasta serving a [`Network::pasta`](crate::Network::pasta) container.
+    pub(crate) pasta: Option<crate::pasta::Pasta>,
     pub(crate) exec: ExecConfig,
     pub(crate) image_ref: Option<berth_overlay::LayerStore>,
     pub(crate) pty: Option<OwnedFd>,
@@ -415,6 +417,9 @@ impl Container {
         if let Some(a) = self.attachment.take() {
             std::mem::forget(a);
         }
+        if let Some(p) = self.pasta.take() {
+            p.leave();
+        }
         self.destroyed = true;
         Ok(self.state_dir.clone())
     }
@@ -454,6 +459,11 @@ impl Container {
         if let Some(a) = self.attachment.take() {
             if let Err(e) = a.release() {
                 errors.push(e.into());
+            }
+        }
+        if let Some(p) = self.pasta.take() {
+            if let Err(e) = p.stop() {
+                errors.push(e);
             }
         }
         if let Some(cg) = self.cgroup.take() {

@@ -26,6 +26,15 @@ pub enum Error {
     /// Loading or attaching an eBPF program failed.
     #[error(transparent)]
     Ebpf(#[from] berth_ebpf_probes::Error),
+    /// `pasta` (rootless networking) could not be started or did not
+    /// configure the container's network namespace.
+    #[error("rootless network (pasta) for container pid {pid}: {reason}")]
+    Pasta {
+        /// The container's init.
+        pid: i32,
+        /// What went wrong, with pasta's own messages.
+        reason: String,
+    },
     /// The configuration was rejected before anything was created.
     #[error("invalid container configuration: {what}")]
     InvalidConfig {

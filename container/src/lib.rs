@@ -46,6 +46,7 @@ mod fs;
 mod limits;
 mod network;
 mod output;
+mod pasta;
 mod perf;
 mod pty;
 mod state;

@@ -171,6 +171,13 @@ pub struct State {
     pub mounts: Vec<PathBuf>,
     /// The bridge network attachment, if any.
     pub network: Option<NetworkState>,
+    /// The pasta daemon of a `Network::pasta` container (its pid), so `gc`
+    /// can end it when the owner died without tearing down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pasta_pid: Option<i32>,
+    /// Start time of `pasta_pid` (as [`State::pid_start`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pasta_start: Option<u64>,
     /// Created with two-phase start and not started yet.
     pub created: bool,
     /// The owner let the container run on without it; `gc` leaves it alone
@@ -742,6 +749,11 @@ pub(crate) fn reclaim(dir: &Path, st: &State, cgroup_pending: bool) -> Vec<Error
             }
         }
     }
+    if let (Some(pid), Some(start)) = (st.pasta_pid, st.pasta_start) {
+        if let Err(e) = crate::pasta::stop_recorded(pid, start) {
+            errs.push(e);
+        }
+    }
     if let Some(n) = &st.network {
         if let Err(e) = berth_netsetup::gc_container(&n.state_dir, None, &st.id) {
             errs.push(e.into());
@@ -857,6 +869,8 @@ mod tests {
             cgroup: None,
             mounts: vec![],
             network: None,
+            pasta_pid: None,
+            pasta_start: None,
             created: false,
             detached: false,
             created_at: now_secs(),
@@ -1039,6 +1053,8 @@ mod tests {
                 network: "n".into(),
                 state_dir: "/run/n".into(),
             }),
+            pasta_pid: None,
+            pasta_start: None,
             created: true,
             detached: false,
             created_at: 5,

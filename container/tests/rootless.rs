@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 
 use berth::{Container, Rootfs, Stdio};
 
@@ -72,44 +71,5 @@ fn rootless_container_as_nobody() {
     if std::env::var_os(INNER).is_some() {
         return;
     }
-    // A rootfs owned by the unprivileged user, as rootless images are
-    // unpacked (files of an unmapped owner cannot be copied up: EOVERFLOW).
-    let copy = berth_testkit::busybox_rootfs_copy();
-    std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(berth_testkit::run_ok(
-        "chown",
-        &["-R", "65534:65534", &copy.path().display().to_string()]
-    ));
-    let rootfs = copy.path();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("rootless-test");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let state = dir.path().join("state");
-    // The state root belongs to the rootless user (one it does not own,
-    // or others can write, is refused).
-    std::fs::create_dir(&state).unwrap();
-    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(&exe)
-        .args([
-            "rootless_inner",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER, format!("{}:{}", state.display(), rootfs.display()))
-        .env_remove("XDG_RUNTIME_DIR")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("ROOTLESS-CONTAINER-OK"),
-        "rootless run failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::AsNobody::new().run(&[], "rootless_inner", INNER, "ROOTLESS-CONTAINER-OK");
 }

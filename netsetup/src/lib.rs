@@ -14,6 +14,10 @@
 //! - [`BridgeNetwork`] → [`Network`]: a bridge with a gateway address, IPAM,
 //!   masquerade; [`Network::attach`] a container's netns (veth, `eth0`,
 //!   address, default route, optional MAC, published ports) → [`Attachment`].
+//! - [`VxlanNetwork`] → [`Overlay`]: a network spanning hosts — a local
+//!   bridge per host joined by a VXLAN device with static peers, each host
+//!   allocating from its own range of the subnet, MTU reduced by the
+//!   encapsulation.
 //! - [`Ipam`]: per-network address allocation persisted under a file lock.
 //! - [`Firewall`]: NAT and published ports in nftables table `ip berth`
 //!   (ports published on 127.0.0.1 included, as `docker run -p
@@ -52,6 +56,7 @@ mod netns;
 mod network;
 mod nftnl;
 mod statedir;
+mod vxlan;
 
 pub use cidr::Ipv4Net;
 pub use error::{Error, Result};
@@ -63,6 +68,9 @@ pub use netns::{NetNs, NETNS_RUN_DIR};
 pub use network::{
     gc_container, list_networks, network_record, Attach, Attachment, BridgeNetwork, Network,
     NetworkRecord, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
+};
+pub use vxlan::{
+    FdbEntry, Overlay, OverlayMember, VxlanNetwork, VxlanSpec, VXLAN_OVERHEAD, VXLAN_PORT,
 };
 
 /// Longest interface name: `IFNAMSIZ` (16) minus the NUL (include/uapi/linux/if.h).

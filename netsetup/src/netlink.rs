@@ -264,7 +264,10 @@ impl Netlink {
         self.recv_until_done(seq, false)
     }
 
-    fn dump(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+    pub(crate) fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         let seq = self.send(msg, NLM_F_DUMP)?;
         self.recv_until_done(seq, true)
     }

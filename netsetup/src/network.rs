@@ -53,6 +53,7 @@ pub struct BridgeNetwork {
     name: String,
     bridge: Option<String>,
     subnet: String,
+    ip_range: Option<String>,
     gateway: Option<Ipv4Addr>,
     state_dir: Option<PathBuf>,
     host: Option<NetNs>,
@@ -177,6 +178,7 @@ impl BridgeNetwork {
             name: name.to_string(),
             bridge: None,
             subnet: "10.88.0.0/16".to_string(),
+            ip_range: None,
             gateway: None,
             state_dir: None,
             host: None,
@@ -204,6 +206,22 @@ impl BridgeNetwork {
     /// ```
     pub fn subnet(mut self, cidr: &str) -> Self {
         self.subnet = cidr.to_string();
+        self
+    }
+
+    /// Hand out container addresses only from `cidr`, a part of the subnet
+    /// (`docker network create --ip-range`); interfaces and routes still
+    /// use the whole subnet. An overlay spanning hosts gives each host its
+    /// own range, so no two hosts allocate the same address. The default
+    /// gateway is then the range's first address.
+    ///
+    /// ```
+    /// let b = berth_netsetup::BridgeNetwork::new("ov")
+    ///     .subnet("10.200.0.0/16")
+    ///     .ip_range("10.200.2.0/24");
+    /// ```
+    pub fn ip_range(mut self, cidr: &str) -> Self {
+        self.ip_range = Some(cidr.to_string());
         self
     }
 
@@ -298,10 +316,24 @@ impl BridgeNetwork {
         let bridge = self.bridge.clone().unwrap_or_else(|| self.name.clone());
         validate_ifname(&bridge)?;
         let subnet: Ipv4Net = self.subnet.parse()?;
+        // IPAM's pool: the whole subnet, or the part given by ip_range.
+        let pool: Ipv4Net = match &self.ip_range {
+            None => subnet,
+            Some(r) => {
+                let pool: Ipv4Net = r.parse()?;
+                if pool.prefix_len() < subnet.prefix_len() || !subnet.contains(pool.network()) {
+                    return Err(Error::InvalidCidr {
+                        cidr: r.clone(),
+                        reason: "the IP range must lie inside the subnet",
+                    });
+                }
+                pool
+            }
+        };
         let gateway = match self.gateway {
             Some(g) => g,
-            None => subnet.nth(1).ok_or(Error::InvalidCidr {
-                cidr: self.subnet.clone(),
+            None => pool.nth(1).ok_or(Error::InvalidCidr {
+                cidr: pool.to_string(),
                 reason: "no room for a gateway",
             })?,
         };
@@ -309,7 +341,7 @@ impl BridgeNetwork {
             .state_dir
             .clone()
             .unwrap_or_else(|| default_state_dir(&self.name));
-        let ipam = Ipam::new(&state_dir, &self.name, subnet, gateway)?;
+        let ipam = Ipam::new(&state_dir, &self.name, pool, gateway)?;
         // Refuse (or tighten) the state directory before creating anything.
         crate::statedir::private_dir(&state_dir)?;
         let host = match &self.host {

@@ -109,3 +109,76 @@ pub fn own_until_killed(b: ContainerBuilder) {
     println!("ready {}", c.pid());
     std::thread::sleep(std::time::Duration::from_secs(300));
 }
+
+/// What a rootless test needs before it re-executes itself as uid/gid
+/// 65534: a busybox rootfs owned by that user (as rootless images are
+/// unpacked: files of an unmapped owner cannot be copied up, EOVERFLOW), a
+/// copy of the test binary it can execute, and a state root it owns.
+pub struct AsNobody {
+    pub rootfs: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+    pub exe: PathBuf,
+    pub state: PathBuf,
+}
+
+impl AsNobody {
+    pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let rootfs = berth_testkit::busybox_rootfs_copy();
+        std::fs::set_permissions(rootfs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(berth_testkit::run_ok(
+            "chown",
+            &["-R", "65534:65534", &rootfs.path().display().to_string()]
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.path().join("rootless-test");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The state root belongs to the rootless user (one it does not own,
+        // or others can write, is refused).
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        Self {
+            rootfs,
+            dir,
+            exe,
+            state,
+        }
+    }
+
+    /// Run test `test` of the copied binary as 65534 (after `prefix`, e.g.
+    /// `ip netns exec NAME`) with `env_key` = `<state>:<rootfs>`; asserts it
+    /// succeeded and printed `ok_marker`.
+    pub fn run(&self, prefix: &[&str], test: &str, env_key: &str, ok_marker: &str) {
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.extend([
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+        ]);
+        let out = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .arg(&self.exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(
+                env_key,
+                format!("{}:{}", self.state.display(), self.rootfs.path().display()),
+            )
+            .env_remove("XDG_RUNTIME_DIR")
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(ok_marker),
+            "{test} as nobody failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -279,6 +279,7 @@ fn network_subcommands_and_names() {
         ])
         .env("BERTH_NETWORK_STATE_DIR", state.path())
         .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let ping = |target: &str| {
@@ -294,12 +295,22 @@ fn network_subcommands_and_names() {
             target,
         ])
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    // Generous: a loaded machine (CI with parallel test binaries) starts
+    // the member slowly; a member that failed is reported at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (code, out, err) = ping("primary");
         if code == 0 {
             assert!(out.contains("10.231.12."), "{out}");
             break;
+        }
+        if let Some(st) = first.try_wait().unwrap() {
+            let mut e = String::new();
+            if let Some(mut p) = first.stderr.take() {
+                use std::io::Read;
+                let _ = p.read_to_string(&mut e);
+            }
+            panic!("the member exited early ({st}): {e}");
         }
         assert!(
             std::time::Instant::now() < deadline,

@@ -13,7 +13,9 @@ use berth_security::{
     DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
 };
 
-use crate::config::{Mount, NetKind, Network, Rootfs, RootfsKind, Seccomp};
+use crate::config::{
+    DeviceNode, Mount, NetKind, Network, Propagation, Rootfs, RootfsKind, Seccomp,
+};
 use crate::container::{Container, ExecConfig};
 use crate::error::{Error, Result};
 use crate::fs::{self, FsPlan};
@@ -81,6 +83,9 @@ pub struct ContainerBuilder {
     pub(crate) kill_with_owner: bool,
     pub(crate) netns_pool: Option<bool>,
     pub(crate) inherit_fds: Vec<(OwnedFd, std::os::fd::RawFd)>,
+    pub(crate) umask: u32,
+    pub(crate) rootfs_propagation: Option<(Propagation, bool)>,
+    pub(crate) devices: Vec<DeviceNode>,
 }
 
 /// Longest container id (it names a cgroup, a state directory, nft comments).
@@ -183,6 +188,9 @@ impl ContainerBuilder {
             kill_with_owner: true,
             netns_pool: None,
             inherit_fds: Vec::new(),
+            umask: 0o022,
+            rootfs_propagation: None,
+            devices: Vec::new(),
         }
     }
 
@@ -562,6 +570,50 @@ impl ContainerBuilder {
         self
     }
 
+    /// The workload's file mode creation mask (default `0o022`; umask(2)),
+    /// set last in the filesystem setup.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").umask(0o077);
+    /// ```
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = mask;
+        self
+    }
+
+    /// Propagation of the container's root mount (default private and
+    /// recursive; runtime-spec `linux.rootfsPropagation`), `recursive` for
+    /// the `r` forms. `Slave` and `Shared` make the mount namespace a
+    /// slave of the host's first, so the host's mount events below the
+    /// root filesystem reach the container; the container's never reach
+    /// the host (a `Shared` root is shared among the container's own
+    /// mounts and a slave of the host's: runc's `shared` would also push
+    /// the container's mounts onto the host).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").rootfs_propagation(berth::Propagation::Slave, true);
+    /// ```
+    pub fn rootfs_propagation(mut self, p: Propagation, recursive: bool) -> Self {
+        self.rootfs_propagation = Some((p, recursive));
+        self
+    }
+
+    /// Create a device node in the container (runtime-spec
+    /// `linux.devices`) with its type, numbers, mode and owner, and allow
+    /// it (read, write, mknod) in the device filter, after the filter's
+    /// own rules. With a user namespace, where `mknod(2)` of a device is
+    /// refused, the host's node at the same path is bind-mounted instead.
+    ///
+    /// ```
+    /// use berth::{DeviceNode, DeviceNodeKind};
+    /// let b = berth::Container::builder("c")
+    ///     .device_node(DeviceNode::new("/dev/fuse", DeviceNodeKind::Char, 10, 229).mode(0o666));
+    /// ```
+    pub fn device_node(mut self, d: DeviceNode) -> Self {
+        self.devices.push(d);
+        self
+    }
+
     /// Join an existing namespace (`/proc/<pid>/ns/<type>` or a bind-mounted
     /// namespace file) instead of creating that type.
     ///
@@ -744,6 +796,33 @@ impl ContainerBuilder {
         }
         for m in &self.mounts {
             m.validate()?;
+        }
+        for d in &self.devices {
+            d.validate()?;
+        }
+        if self.umask > 0o777 {
+            return Err(Error::invalid(format!(
+                "umask {:o} is not a permission mask",
+                self.umask
+            )));
+        }
+        // The device nodes asked for are usable: allowed after the
+        // filter's own rules (as runc appends linux.devices to the rules).
+        if let Some(f) = &mut self.device_filter {
+            use berth_ebpf_probes::{DeviceAccess, DeviceKind, DeviceRule};
+            for d in &self.devices {
+                let kind = match d.kind {
+                    crate::DeviceNodeKind::Char => DeviceKind::Char,
+                    crate::DeviceNodeKind::Block => DeviceKind::Block,
+                    crate::DeviceNodeKind::Fifo => continue,
+                };
+                f.rule(DeviceRule::allow(
+                    kind,
+                    Some(d.major),
+                    Some(d.minor),
+                    DeviceAccess::all(),
+                ));
+            }
         }
         let ns = self.namespaces();
         // Without a UTS namespace of its own the container shares (or
@@ -961,6 +1040,14 @@ impl ContainerBuilder {
             readonly: &self.readonly_paths,
             sysctls: &self.sysctls,
             etc_files: &etc,
+            umask: self.umask,
+            root_propagation: self.rootfs_propagation,
+            devices: &self.devices,
+            // mknod(2) of a device needs CAP_MKNOD in the initial user
+            // namespace: with a user namespace the host's nodes are bound.
+            bind_devices: self.rootless
+                || ns.contains(Namespaces::USER)
+                || self.joins.iter().any(|(_, n)| n.contains(Namespaces::USER)),
         };
         let mut steps = fs::plan(&fs_plan)?;
         if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {

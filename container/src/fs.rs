@@ -7,7 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 use berth_namespaces::Step;
 
-use crate::config::{Mount, MountKind, Propagation, RootfsKind};
+use crate::config::{
+    attr, DeviceNode, DeviceNodeKind, Mount, MountKind, MountOpts, Propagation, RootfsKind,
+};
 use crate::error::{Error, Result};
 
 /// Devices created in `/dev`: name, major, minor (devices.txt of the kernel docs).
@@ -34,10 +36,15 @@ pub(crate) struct FsPlan<'a> {
     pub sysctls: &'a [(String, String)],
     /// (path inside the container, content) written into the writable rootfs.
     pub etc_files: &'a [(&'static str, Vec<u8>)],
+    /// The workload's umask.
+    pub umask: u32,
+    /// `linux.rootfsPropagation`: the root mount's type, recursive.
+    pub root_propagation: Option<(Propagation, bool)>,
+    /// Extra device nodes (`linux.devices`).
+    pub devices: &'a [DeviceNode],
+    /// Bind the host's device nodes instead of mknod (a user namespace).
+    pub bind_devices: bool,
 }
-
-/// `mount_setattr(2)` (Linux 5.12): `MOUNT_ATTR_RDONLY`, include/uapi/linux/mount.h.
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
 
 /// `struct mount_attr` of `mount_setattr(2)`.
 #[repr(C)]
@@ -67,10 +74,8 @@ struct InRootMount {
     fstype: Option<CString>,
     flags: libc::c_ulong,
     data: Option<CString>,
-    readonly: bool,
-    recursive: bool,
-    /// `MS_SLAVE`/`MS_SHARED` (with `MS_REC`) or 0.
-    propagation: libc::c_ulong,
+    /// Attributes (`mount_setattr`) and propagation set after the mount.
+    opts: MountOpts,
 }
 
 /// A mount on `dst` (a path inside the container) below the new root
@@ -92,9 +97,7 @@ fn mount_in_root(
     fstype: Option<&str>,
     flags: libc::c_ulong,
     data: Option<&str>,
-    readonly: bool,
-    recursive: bool,
-    propagation: libc::c_ulong,
+    opts: MountOpts,
 ) -> Result<Step> {
     let cs = |s: &[u8]| {
         CString::new(s).map_err(|_| Error::invalid(format!("path {dst:?} contains a NUL byte")))
@@ -129,9 +132,7 @@ fn mount_in_root(
         fstype: fstype.map(|f| cs(f.as_bytes())).transpose()?,
         flags,
         data: data.map(|d| cs(d.as_bytes())).transpose()?,
-        readonly,
-        recursive,
-        propagation,
+        opts,
     };
     // SAFETY: the hook makes raw syscalls only, on C strings and stack
     // buffers prepared here; it allocates nothing.
@@ -220,44 +221,48 @@ impl InRootMount {
             if r < 0 {
                 return Err(e);
             }
-            if !self.readonly && self.propagation == 0 {
+            let o = &self.opts;
+            let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
+            if !any_attr && o.propagation == 0 {
                 return Ok(());
             }
             // A fresh in-root fd now resolves to the new mount's root.
             let mfd = open_in_root(rootfd, target)?;
-            let mut r = Ok(());
-            if self.readonly {
+            let setattr = |set: u64, clr: u64, at: libc::c_int| {
+                if set | clr == 0 {
+                    return Ok(());
+                }
                 let attr = MountAttr {
-                    attr_set: MOUNT_ATTR_RDONLY,
-                    attr_clr: 0,
+                    attr_set: set,
+                    attr_clr: clr,
                     propagation: 0,
                     userns_fd: 0,
                 };
-                let at = libc::AT_EMPTY_PATH
-                    | if self.recursive {
-                        libc::AT_RECURSIVE
-                    } else {
-                        0
-                    };
                 if libc::syscall(
                     libc::SYS_mount_setattr,
                     mfd,
                     c"".as_ptr(),
-                    at,
+                    libc::AT_EMPTY_PATH | at,
                     &attr as *const MountAttr,
                     std::mem::size_of::<MountAttr>(),
                 ) < 0
                 {
-                    r = Err(errno());
+                    Err(errno())
+                } else {
+                    Ok(())
                 }
-            }
-            if r.is_ok() && self.propagation != 0 {
+            };
+            // The `r` forms first (the mount and its submounts), then the
+            // mount's own words.
+            let mut r = setattr(o.rattr_set, o.rattr_clr, libc::AT_RECURSIVE)
+                .and_then(|()| setattr(o.attr_set, o.attr_clr, 0));
+            if r.is_ok() && o.propagation != 0 {
                 let path = berth_namespaces::proc_self_fd(mfd);
                 if libc::mount(
                     std::ptr::null(),
                     path.as_ptr().cast(),
                     std::ptr::null(),
-                    self.propagation,
+                    o.propagation,
                     std::ptr::null(),
                 ) < 0
                 {
@@ -423,7 +428,18 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     let t = p.state_dir.join("rootfs");
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let mut s = Vec::with_capacity(64);
-    s.push(Step::make_private("/", true));
+    // Private, so mounts made in the child never reach the host; a slave
+    // (as runc's default) for a slave or shared root or mount: host events
+    // still arrive, nothing goes back.
+    let slave = matches!(
+        p.root_propagation,
+        Some((Propagation::Slave | Propagation::Shared, _))
+    ) || p.mounts.iter().any(Mount::wants_host_events);
+    if slave {
+        s.push(Step::make_slave("/", true));
+    } else {
+        s.push(Step::make_private("/", true));
+    }
     // A tmpfs over the state directory, in the container's mount namespace
     // only: the rootfs mount point, the overlay's writable layer and the
     // /etc copies live there, in memory, never on the host's disk, and
@@ -557,7 +573,10 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     let dev = Path::new("/dev");
     for (name, maj, min) in DEV_NODES {
         let node = dev.join(name);
-        if p.rootless {
+        if p.devices.iter().any(|d| d.path == node) {
+            continue; // linux.devices gives its own
+        }
+        if p.bind_devices {
             // No CAP_MKNOD in the init user namespace: bind the host's node
             // over an empty file.
             s.push(r(Step::mknod(&node, libc::S_IFREG | 0o644, 0)));
@@ -568,6 +587,34 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 libc::S_IFCHR | 0o666,
                 libc::makedev(maj, min),
             )));
+        }
+    }
+    let mut chowns = Vec::new();
+    for d in p.devices {
+        let mut parents: Vec<&Path> = d
+            .path
+            .ancestors()
+            .skip(1)
+            .filter(|a| *a != Path::new("/") && *a != dev)
+            .collect();
+        parents.reverse();
+        for a in parents {
+            s.push(r(Step::mkdir(a, 0o755)));
+        }
+        if p.bind_devices && d.kind != DeviceNodeKind::Fifo {
+            // No CAP_MKNOD in the initial user namespace: the host's node
+            // at the same path, bound over an empty file (as runc does).
+            s.push(r(Step::mknod(&d.path, libc::S_IFREG | 0o644, 0)));
+            s.push(r(Step::bind(&d.path, &d.path, false, false)));
+        } else {
+            s.push(r(Step::mknod(
+                &d.path,
+                d.type_bits() | d.mode,
+                libc::makedev(d.major, d.minor),
+            )));
+            if d.uid != 0 || d.gid != 0 {
+                chowns.push(chown_step(&d.path, d.uid, d.gid)?);
+            }
         }
     }
     for (target, link) in [
@@ -660,11 +707,20 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 propagation,
             } => {
                 let rec = if *recursive { libc::MS_REC } else { 0 };
-                let prop = match propagation {
-                    Propagation::Private => 0,
-                    Propagation::Slave => libc::MS_SLAVE | rec,
-                    Propagation::Shared => libc::MS_SHARED | rec,
-                };
+                let mut o = m.opts;
+                if *readonly {
+                    // `read_only()`: the whole tree of a recursive bind.
+                    let (set, clr) = if *recursive {
+                        (&mut o.rattr_set, &mut o.rattr_clr)
+                    } else {
+                        (&mut o.attr_set, &mut o.attr_clr)
+                    };
+                    *set |= attr::RDONLY;
+                    *clr &= !attr::RDONLY;
+                }
+                if o.propagation == 0 && *propagation != Propagation::Private {
+                    o.propagation = propagation.ms_flag() | rec;
+                }
                 s.push(mount_in_root(
                     &t,
                     &m.dst,
@@ -673,9 +729,7 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     None,
                     libc::MS_BIND | rec,
                     None,
-                    *readonly,
-                    *recursive,
-                    prop,
+                    o,
                 )?);
             }
             MountKind::Tmpfs { size, mode } => {
@@ -689,11 +743,9 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     false,
                     Some(Path::new("tmpfs")),
                     Some("tmpfs"),
-                    libc::MS_NOSUID | libc::MS_NODEV,
+                    libc::MS_NOSUID | libc::MS_NODEV | m.opts.sb_flags,
                     Some(&data),
-                    false,
-                    false,
-                    0,
+                    m.opts,
                 )?);
             }
         }
@@ -710,6 +762,38 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         }
         s.push(Step::mount(None::<&str>, "/", None, flags, None));
     }
-    s.push(umask_step(0o022));
+    // Owners of made device nodes, inside the new root (lchown: never
+    // through a link).
+    s.extend(chowns);
+    if let Some((prop, rec)) = p.root_propagation {
+        let rec = if rec { libc::MS_REC } else { 0 };
+        s.push(Step::mount(
+            None::<&str>,
+            "/",
+            None,
+            prop.ms_flag() | rec,
+            None,
+        ));
+    }
+    s.push(umask_step(p.umask));
     Ok(s)
+}
+
+/// `lchown(path)` after `pivot_root` (the path is the container's).
+fn chown_step(path: &Path, uid: u32, gid: u32) -> Result<Step> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+    // SAFETY: lchown(2) is a raw syscall on a C string prepared here.
+    Ok(unsafe {
+        Step::hook(
+            format!("lchown {} {uid}:{gid}", path.display()),
+            move || {
+                if libc::lchown(c.as_ptr(), uid, gid) < 0 {
+                    Err(*libc::__errno_location())
+                } else {
+                    Ok(())
+                }
+            },
+        )
+    })
 }

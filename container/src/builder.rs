@@ -1048,6 +1048,8 @@ impl ContainerBuilder {
             bind_devices: self.rootless
                 || ns.contains(Namespaces::USER)
                 || self.joins.iter().any(|(_, n)| n.contains(Namespaces::USER)),
+            // SAFETY: geteuid cannot fail.
+            userns_by_root: ns.contains(Namespaces::USER) && unsafe { libc::geteuid() } == 0,
         };
         let mut steps = fs::plan(&fs_plan)?;
         if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {

@@ -459,6 +459,8 @@ pub struct Mount {
     pub(crate) dst: PathBuf,
     pub(crate) kind: MountKind,
     pub(crate) opts: MountOpts,
+    /// Filesystem data words (`key=value`) of a tmpfs, after size and mode.
+    pub(crate) data: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -491,6 +493,7 @@ impl Mount {
                 propagation: Propagation::Private,
             },
             opts: MountOpts::default(),
+            data: Vec::new(),
         }
     }
 
@@ -507,6 +510,7 @@ impl Mount {
                 mode: 0o1777,
             },
             opts: MountOpts::default(),
+            data: Vec::new(),
         }
     }
 
@@ -555,7 +559,9 @@ impl Mount {
     /// `slave`, `private`, `unbindable` and the `r` forms; superblock
     /// flags `sync`, `dirsync`, `mand`, `lazytime`, `iversion`, `silent`
     /// and their negations (a tmpfs's own; ignored for bind mounts, whose
-    /// superblock is the host's); `defaults`. Later words win. `idmap`,
+    /// superblock is the host's); `defaults`; `key=value` words are a
+    /// tmpfs's data (`nr_inodes=`, `uid=`, ...; ignored for bind mounts,
+    /// as `mount(2)` ignores data with `MS_BIND`). Later words win. `idmap`,
     /// `ridmap`, `tmpcopyup`, `remount` and unknown words are errors.
     ///
     /// ```
@@ -569,6 +575,23 @@ impl Mount {
     {
         for w in words {
             let w = w.as_ref();
+            if w.contains('=') {
+                // Filesystem data: a tmpfs's (nr_inodes=, uid=, ...);
+                // a bind mount has none (mount(2) ignores data with
+                // MS_BIND, as runc passes it).
+                if w.contains([',', '\0']) {
+                    return Err(Error::invalid(format!(
+                        "mount option {w:?} at {:?} contains ',' or NUL",
+                        self.dst
+                    )));
+                }
+                if matches!(self.kind, MountKind::Tmpfs { .. }) {
+                    self.data.push(w.to_string());
+                } else {
+                    tracing::debug!(option = w, dst = %self.dst.display(), "filesystem data of a bind mount ignored");
+                }
+                continue;
+            }
             match self.opts.apply(w) {
                 Ok(true) => {}
                 Ok(false) => {

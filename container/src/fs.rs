@@ -44,6 +44,10 @@ pub(crate) struct FsPlan<'a> {
     pub devices: &'a [DeviceNode],
     /// Bind the host's device nodes instead of mknod (a user namespace).
     pub bind_devices: bool,
+    /// A user namespace made by root: the container's root (a mapped id,
+    /// not the host's root) may not search the private state root nor the
+    /// bundle's directory.
+    pub userns_by_root: bool,
 }
 
 /// `struct mount_attr` of `mount_setattr(2)`.
@@ -445,19 +449,40 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     // /etc copies live there, in memory, never on the host's disk, and
     // vanish with the container (nothing to delete on the host but
     // state.json).
+    //
+    // With a user namespace made by root the child runs as the mapped root
+    // (another host id), which may not search the 0700 state root: the
+    // tmpfs goes over the state root itself (only its parent is searched;
+    // in the container's namespace only, hiding the other containers'
+    // state from it) and the state directory is made in it.
+    let scratch = match p.state_dir.parent() {
+        Some(root) if p.userns_by_root => root,
+        _ => p.state_dir,
+    };
     s.push(Step::mount(
         Some("tmpfs"),
-        p.state_dir,
+        scratch,
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
         Some("mode=755"),
     ));
+    if scratch != p.state_dir {
+        s.push(Step::mkdir(p.state_dir, 0o755));
+    }
     s.push(Step::mkdir(&t, 0o755));
     s.push(umask_step(0));
 
     // Root filesystem at <state>/rootfs.
     let mut writable_root = !p.rootless;
     match p.rootfs {
+        RootfsKind::Dir(dir) if p.userns_by_root => {
+            // A detached copy made here, by the host's root, moved into
+            // place by the child: the mapped root need not search the
+            // bundle's (often 0700) directory (open_tree(2), Linux 5.2).
+            let tree = berth_namespaces::detached_bind(dir, true)?;
+            s.push(Step::move_mount(tree, &t));
+            writable_root = false; // the user's directory: don't write into it
+        }
         RootfsKind::Dir(dir) => {
             s.push(Step::bind(dir, &t, true, false));
             writable_root = false; // the user's directory: don't write into it
@@ -736,6 +761,10 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 let mut data = format!("mode={mode:o}");
                 if let Some(sz) = size {
                     data.push_str(&format!(",size={sz}"));
+                }
+                for d in &m.data {
+                    data.push(',');
+                    data.push_str(d);
                 }
                 s.push(mount_in_root(
                     &t,

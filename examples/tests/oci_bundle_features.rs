@@ -175,9 +175,9 @@ fn mount_options_and_propagation_are_applied() {
         { "destination": "/t/shared", "type": "tmpfs", "source": "tmpfs",
           "options": ["shared", "noexec", "nosymfollow", "dirsync", "strictatime", "nodiratime", "mode=700"] },
         { "destination": "/t/private", "type": "tmpfs", "source": "tmpfs",
-          "options": ["private", "ro", "noatime"] },
+          "options": ["private", "ro", "noatime", "nr_inodes=100"] },
         { "destination": "/t/unbindable", "type": "bind", "source": s,
-          "options": ["bind", "unbindable", "ro", "nosuid", "nodev"] },
+          "options": ["bind", "unbindable", "ro", "nosuid", "nodev", "mode=755"] },
         { "destination": "/t/rslave", "source": s,
           "options": ["rbind", "rslave", "rro", "rnoexec"] },
         { "destination": "/t/shared-bind", "source": s,
@@ -204,8 +204,9 @@ fn mount_options_and_propagation_are_applied() {
         "super options {sup:?}"
     );
 
-    let (o, opt, _) = fields(mountinfo_line(&mi, "/t/private"));
+    let (o, opt, sup) = fields(mountinfo_line(&mi, "/t/private"));
     assert!(opt.is_empty(), "private tmpfs has propagation {opt:?}");
+    assert!(sup.contains(&"nr_inodes=100".to_string()), "{sup:?}");
     assert!(
         o.contains(&"ro".to_string()) && o.contains(&"noatime".to_string()),
         "{o:?}"
@@ -313,6 +314,10 @@ fn root_made_user_namespace_gets_the_hosts_device_nodes() {
         .as_array_mut()
         .unwrap()
         .push(json!({ "type": "user" }));
+    // The --root's parent must be searchable by the container's root (its
+    // own 0700 directory and the bundle's need not be).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     env.cfg["linux"]["uidMappings"] =
         json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
     env.cfg["linux"]["gidMappings"] =

@@ -108,7 +108,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 /// Sysctls that belong to a namespace the container owns (as runc allows).
-fn sysctl_allowed(key: &str, own_netns: bool) -> bool {
+fn sysctl_allowed(key: &str, own_netns: bool, own_ipcns: bool) -> bool {
     const IPC: [&str; 7] = [
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -118,9 +118,8 @@ fn sysctl_allowed(key: &str, own_netns: bool) -> bool {
         "kernel.shmmax",
         "kernel.shmmni",
     ];
-    IPC.contains(&key)
-        || key == "kernel.shm_rmid_forced"
-        || key.starts_with("fs.mqueue.")
+    (own_ipcns
+        && (IPC.contains(&key) || key == "kernel.shm_rmid_forced" || key.starts_with("fs.mqueue.")))
         || (own_netns && key.starts_with("net."))
 }
 
@@ -625,8 +624,11 @@ impl ContainerBuilder {
         self
     }
 
-    /// Do not create these namespace types (share the caller's). Mount and
-    /// pid namespaces cannot be skipped: the standard filesystem needs them.
+    /// Do not create these namespace types (share the caller's). Without a
+    /// mount namespace of its own nothing is mounted: the container is
+    /// chrooted into a directory root filesystem as it is (no /proc, /dev,
+    /// /sys), and extra mounts, a read-only root, device nodes, a terminal
+    /// and image root filesystems are refused.
     ///
     /// ```
     /// let b = berth::Container::builder("c").share_namespaces(berth_namespaces::Namespaces::IPC);
@@ -830,10 +832,20 @@ impl ContainerBuilder {
         // then (as runc: "unable to set hostname without a private UTS
         // namespace") and report the shared one (uname(2)).
         let own_uts = ns.contains(Namespaces::UTS);
+        let joined: Namespaces = self
+            .joins
+            .iter()
+            .fold(Namespaces::empty(), |a, (_, n)| a | *n);
+        // A hostname is set in a UTS namespace of the container's own or
+        // one it joins (as runc, which sets it in a joined one: a pod's
+        // containers carry the sandbox's); with the runtime's (host's) it
+        // is an error, as runc's "unable to set hostname without a private
+        // UTS namespace".
+        let set_hostname = own_uts || (joined.contains(Namespaces::UTS) && self.hostname.is_some());
         let hostname = match &self.hostname {
-            Some(h) if !own_uts => {
+            Some(h) if !set_hostname => {
                 return Err(Error::invalid(format!(
-                    "hostname {h:?} needs a new UTS namespace (the container shares or joins one)"
+                    "hostname {h:?} needs a UTS namespace of the container's own or joined (it shares the runtime's)"
                 )))
             }
             Some(h) => h.clone(),
@@ -848,13 +860,36 @@ impl ContainerBuilder {
         if let Some(r) = &self.resources {
             r.settings()?;
         }
-        if !ns.contains(Namespaces::MOUNT | Namespaces::PID) {
-            return Err(Error::invalid(
-                "the mount and pid namespaces cannot be shared: the container filesystem needs them",
-            ));
+        // Without a mount namespace of its own (the runtime's, or one
+        // joined) berth mounts nothing: the container is chrooted into its
+        // root filesystem as it is (fs::plan_without_mount_ns).
+        let own_mnt = ns.contains(Namespaces::MOUNT);
+        if !own_mnt {
+            let why = if !self.mounts.is_empty() {
+                Some("extra mounts")
+            } else if self.read_only_root {
+                Some("a read-only root")
+            } else if !self.devices.is_empty() {
+                Some("device nodes")
+            } else if self.tty {
+                Some("a terminal (its devpts)")
+            } else if matches!(self.rootfs.kind, RootfsKind::Layers(_)) {
+                Some("an image root filesystem (an overlay mount)")
+            } else {
+                None
+            };
+            if let Some(what) = why {
+                return Err(Error::invalid(format!(
+                    "{what} need a mount namespace of the container's own; berth never mounts into the runtime's or a joined one"
+                )));
+            }
         }
         for (k, _) in &self.sysctls {
-            if !sysctl_allowed(k, ns.contains(Namespaces::NET)) {
+            // A namespace of the container's own or joined, never the
+            // runtime's (host's).
+            let net = (ns | joined).contains(Namespaces::NET);
+            let ipc = (ns | joined).contains(Namespaces::IPC);
+            if !sysctl_allowed(k, net, ipc) {
                 return Err(Error::invalid(format!(
                     "sysctl {k:?} is not namespaced for this container; refusing to change the host's"
                 )));
@@ -1051,7 +1086,11 @@ impl ContainerBuilder {
             // SAFETY: geteuid cannot fail.
             userns_by_root: ns.contains(Namespaces::USER) && unsafe { libc::geteuid() } == 0,
         };
-        let mut steps = fs::plan(&fs_plan)?;
+        let mut steps = if own_mnt {
+            fs::plan(&fs_plan)?
+        } else {
+            fs::plan_without_mount_ns(&fs_plan)?
+        };
         if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {
             steps.push(lo_up_step());
         }
@@ -1099,7 +1138,7 @@ impl ContainerBuilder {
         });
         let lo_up = matches!(self.network.kind, NetKind::Loopback);
         crate::perf::use_netns_pool(&mut sp, ns, self.netns_pool, lo_up);
-        if own_uts {
+        if set_hostname {
             sp.hostname(&hostname);
         }
         for (fd, child_fd) in std::mem::take(&mut self.inherit_fds) {
@@ -1455,9 +1494,10 @@ mod tests {
 
     #[test]
     fn sysctls() {
-        assert!(sysctl_allowed("net.ipv4.ip_forward", true));
-        assert!(!sysctl_allowed("net.ipv4.ip_forward", false));
-        assert!(sysctl_allowed("kernel.shmmax", false));
-        assert!(!sysctl_allowed("kernel.panic", true));
+        assert!(sysctl_allowed("net.ipv4.ip_forward", true, false));
+        assert!(!sysctl_allowed("net.ipv4.ip_forward", false, true));
+        assert!(sysctl_allowed("kernel.shmmax", false, true));
+        assert!(!sysctl_allowed("kernel.shmmax", true, false));
+        assert!(!sysctl_allowed("kernel.panic", true, true));
     }
 }

@@ -20,10 +20,10 @@ use crate::error::{Error, Result};
 /// with every option of the spec's Linux mount-options table that
 /// [`Mount::options`] takes, tmpfs size/mode; the standard proc, sysfs,
 /// devpts, mqueue, shm and cgroup mounts are the container's standard
-/// filesystem), `hostname` (an error without a new UTS namespace, as
-/// runc's; without one the container keeps the UTS namespace it shares or
-/// joins), and `linux`: namespaces (created, joined by path, or shared
-/// when absent), uid/gid mappings, resources (cgroup v2 via
+/// filesystem), `hostname` (set in a new or joined UTS namespace, as
+/// runc; an error with the runtime's, as runc's), and `linux`: namespaces
+/// (created, joined by path, or the runtime's when absent: see
+/// [`ContainerBuilder::share_namespaces`]), uid/gid mappings, resources (cgroup v2 via
 /// `Resources::from_oci`, devices via the eBPF device filter), devices
 /// (nodes made, or the host's bound with a user namespace, and allowed in
 /// the device filter), cgroupsPath (absolute: below the cgroup2 root;

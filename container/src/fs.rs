@@ -826,3 +826,49 @@ fn chown_step(path: &Path, uid: u32, gid: u32) -> Result<Step> {
         )
     })
 }
+
+/// The steps for a container without a mount namespace of its own (it
+/// shares the runtime's or joined one, runtime-spec: a namespace not
+/// listed is inherited): nothing is mounted (no standard filesystem, so
+/// masked and read-only paths have nothing to protect and are skipped;
+/// the builder refuses what needs a mount), namespaced sysctls are
+/// written through the runtime's procfs (they show the writer's
+/// namespaces), then `chroot(2)` into a directory root filesystem, as runc
+/// does without a mount namespace (runc also mounts into the shared
+/// namespace; berth never changes a mount namespace it does not own).
+pub(crate) fn plan_without_mount_ns(p: &FsPlan<'_>) -> Result<Vec<Step>> {
+    let mut s = Vec::new();
+    if !p.masked.is_empty() || !p.readonly.is_empty() {
+        tracing::warn!(
+            "no mount namespace of the container's own: masked and read-only paths skipped (no /proc or /sys is mounted)"
+        );
+    }
+    for (k, v) in p.sysctls {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        s.push(Step::write_file(path, v.as_bytes().to_vec()));
+    }
+    match p.rootfs {
+        RootfsKind::Dir(dir) => {
+            let c = CString::new(dir.as_os_str().as_bytes())
+                .map_err(|_| Error::invalid(format!("root {dir:?} contains a NUL byte")))?;
+            // SAFETY: chroot(2) and chdir(2) on a C string prepared here.
+            s.push(unsafe {
+                Step::hook(format!("chroot {}", dir.display()), move || {
+                    if libc::chroot(c.as_ptr()) < 0 || libc::chdir(c"/".as_ptr()) < 0 {
+                        Err(*libc::__errno_location())
+                    } else {
+                        Ok(())
+                    }
+                })
+            });
+        }
+        RootfsKind::Host => {}
+        RootfsKind::Layers(_) => {
+            return Err(Error::invalid(
+                "an image root filesystem needs a mount namespace of the container's own",
+            ))
+        }
+    }
+    s.push(umask_step(p.umask));
+    Ok(s)
+}

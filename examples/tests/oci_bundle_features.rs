@@ -362,3 +362,158 @@ fn relative_cgroups_path_is_made_below_the_runtimes_cgroup() {
     assert_eq!(out.trim(), format!("0::{}", want.display()));
     assert!(!h.join(&want).exists(), "the container's cgroup was left");
 }
+
+/// `readlink /proc/<pid>/ns/<name>` (`net:[4026531992]`).
+fn ns_of(pid: &str, name: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn omitted_namespaces_are_the_runtimes() {
+    berth_testkit::privileged!();
+    let env = Env::new("true");
+    let mut env = env;
+    env.cfg["process"]["args"] = json!(["/bin/sleep", "60"]);
+    env.cfg["linux"]["namespaces"] = json!([]);
+    env.cfg.as_object_mut().unwrap().remove("hostname");
+    std::fs::write(env.dir.path().join("config.json"), env.cfg.to_string()).unwrap();
+    let b = env.dir.path().display().to_string();
+    // Not a pipe: the created container keeps its stdio open.
+    let log = env.dir.path().join("create.log");
+    let st = Command::new(bin())
+        .arg("--root")
+        .arg(&env.root)
+        .args(["create", "--bundle", &b, &env.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&log).unwrap());
+    let st = Command::new(bin())
+        .arg("--root")
+        .arg(&env.root)
+        .args(["state", &env.id])
+        .output()
+        .unwrap();
+    let st: Value = serde_json::from_slice(&st.stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap().to_string();
+    for ns in ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"] {
+        assert_eq!(ns_of(&pid, ns), ns_of("self", ns), "namespace {ns}");
+    }
+    // Nothing was mounted into the shared namespace; the root is the
+    // bundle's (chroot).
+    let rootfs = env.cfg["root"]["path"].as_str().unwrap().to_string();
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !after.lines().any(|l| l.contains(&rootfs)),
+        "mounts under the root in the runtime's namespace:\n{after}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        Path::new(&rootfs)
+    );
+
+    // What would need a mount in the shared namespace is refused.
+    let mut env2 = Env::new("true");
+    env2.cfg["linux"]["namespaces"] = json!([{ "type": "pid" }]);
+    env2.cfg["mounts"] = json!([{ "destination": "/t", "type": "tmpfs", "source": "tmpfs" }]);
+    env2.cfg.as_object_mut().unwrap().remove("hostname");
+    let (code, _, err) = env2.run();
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("mount namespace of the container's own"),
+        "{err}"
+    );
+    assert!(!env2.root.join(&env2.id).exists());
+}
+
+/// A pod sandbox's stand-in: new net, ipc, uts and pid namespaces held
+/// by `sleep` (pid 1 there); killed on drop (with unshare, `--kill-child`).
+struct Sandbox(std::process::Child);
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox(
+            Command::new("unshare")
+                .args([
+                    "--net",
+                    "--ipc",
+                    "--uts",
+                    "--pid",
+                    "--kill-child",
+                    "sleep",
+                    "60",
+                ])
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// The sleeping pid 1 of the sandbox's pid namespace (host pid).
+    fn pid(&self) -> String {
+        let p = self.0.id();
+        for _ in 0..200 {
+            let c =
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            if let Some(c) = c.split_whitespace().next() {
+                // After its exec, the child holds the sandbox's namespaces.
+                if std::fs::read_link(format!("/proc/{c}/exe"))
+                    .is_ok_and(|e| e.to_string_lossy().contains("sleep"))
+                {
+                    return c.to_string();
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the sandbox's sleep did not start");
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pod_containers_join_the_sandboxes_namespaces_by_path() {
+    berth_testkit::privileged!();
+    let sandbox = Sandbox::new();
+    let sp = sandbox.pid();
+    let mut env = Env::new(
+        "for n in net ipc uts pid mnt; do readlink /proc/self/ns/$n; done; hostname; \
+         echo $$; cat /proc/1/comm",
+    );
+    env.cfg["hostname"] = json!("pod-host");
+    env.cfg["linux"]["namespaces"] = json!([
+        { "type": "mount" }, { "type": "cgroup" },
+        { "type": "network", "path": format!("/proc/{sp}/ns/net") },
+        { "type": "ipc", "path": format!("/proc/{sp}/ns/ipc") },
+        { "type": "uts", "path": format!("/proc/{sp}/ns/uts") },
+        { "type": "pid", "path": format!("/proc/{sp}/ns/pid") },
+    ]);
+    let out = env.ok();
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l.len(), 8, "{out}");
+    for (i, n) in ["net", "ipc", "uts", "pid"].iter().enumerate() {
+        assert_eq!(l[i], ns_of(&sp, n), "namespace {n}");
+    }
+    // Its own mount namespace: neither the sandbox's nor the runtime's.
+    assert_ne!(l[4], ns_of(&sp, "mnt"));
+    assert_ne!(l[4], ns_of("self", "mnt"));
+    // The hostname is set in the joined UTS namespace, as runc does.
+    assert_eq!(l[5], "pod-host");
+    let uts = Command::new("nsenter")
+        .args(["-t", &sp, "-u", "hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&uts.stdout).trim(), "pod-host");
+    // A process of the sandbox's pid namespace, which it sees.
+    assert_ne!(l[6], "1");
+    assert_eq!(l[7], "sleep");
+}

@@ -800,9 +800,13 @@ impl Spawner {
                 "namespaces {both:?} are both created and joined"
             )));
         }
-        if joined.contains(Namespaces::PID) && !self.namespaces.is_empty() {
+        // Joining a pid namespace forks once more after the joins (the
+        // grandchild shares the namespaces the clone made), except that a
+        // new user namespace leaves no capability over the joined pid
+        // namespace's owner (setns(2): EPERM).
+        if joined.contains(Namespaces::PID) && self.namespaces.contains(Namespaces::USER) {
             return Err(Error::invalid(
-                "joining a pid namespace cannot be combined with creating namespaces",
+                "joining a pid namespace cannot be combined with creating a user namespace",
             ));
         }
         if joined.contains(Namespaces::PID) && self.init {

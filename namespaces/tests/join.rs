@@ -13,6 +13,17 @@ fn ns_of(pid: i32, name: &str) -> String {
         .into_owned()
 }
 
+/// Wait for the target's "up" line.
+fn wait_up(target: &mut berth_namespaces::Child) {
+    let mut buf = [0u8; 3];
+    target
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+}
+
 const NAMES: [&str; 8] = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"];
 
 #[test]
@@ -25,13 +36,7 @@ fn join_by_pidfd_lands_in_the_same_namespaces() {
         .stdout(Stdio::Piped)
         .spawn()
         .unwrap();
-    let mut buf = [0u8; 3];
-    target
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut buf)
-        .unwrap();
+    wait_up(&mut target);
     let script = NAMES
         .iter()
         .map(|n| format!("readlink /proc/self/ns/{n}"))
@@ -118,6 +123,41 @@ fn join_enters_the_cgroup_too() {
     let s = ok_stdout(&out);
     let v2 = s.lines().find(|l| l.starts_with("0::")).unwrap();
     assert_eq!(v2, format!("0::/{name}"), "{s}");
+    target.kill(libc::SIGKILL).unwrap();
+    target.wait().unwrap();
+}
+
+#[test]
+fn joining_a_pid_namespace_while_creating_others() {
+    berth_testkit::privileged!();
+    let mut target = sh_in_rootfs("echo up; exec sleep 30", Namespaces::PID | Namespaces::NET)
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    wait_up(&mut target);
+    // A pod's container: the sandbox's pid and network namespaces, a
+    // mount and UTS namespace of its own.
+    let out = Spawner::new([
+        "/bin/sh",
+        "-c",
+        "for n in pid net mnt uts; do readlink /proc/self/ns/$n; done",
+    ])
+    .env_clear()
+    .env("PATH", "/bin")
+    .namespaces(Namespaces::MOUNT | Namespaces::UTS)
+    .join_path(format!("/proc/{}/ns/pid", target.pid()), Namespaces::PID)
+    .join_path(format!("/proc/{}/ns/net", target.pid()), Namespaces::NET)
+    .output()
+    .unwrap();
+    let s = ok_stdout(&out);
+    let l: Vec<&str> = s.lines().collect();
+    assert_eq!(l.len(), 4, "{s}");
+    assert_eq!(l[0], ns_of(target.pid(), "pid"));
+    assert_eq!(l[1], ns_of(target.pid(), "net"));
+    for (i, n) in [(2, "mnt"), (3, "uts")] {
+        assert_ne!(l[i], own_ns(n), "{n}");
+        assert_ne!(l[i], ns_of(target.pid(), n), "{n}");
+    }
     target.kill(libc::SIGKILL).unwrap();
     target.wait().unwrap();
 }

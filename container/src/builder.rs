@@ -1084,7 +1084,8 @@ impl ContainerBuilder {
                 || ns.contains(Namespaces::USER)
                 || self.joins.iter().any(|(_, n)| n.contains(Namespaces::USER)),
             // SAFETY: geteuid cannot fail.
-            userns_by_root: ns.contains(Namespaces::USER) && unsafe { libc::geteuid() } == 0,
+            userns_by_root: (ns | joined).contains(Namespaces::USER)
+                && unsafe { libc::geteuid() } == 0,
         };
         let mut steps = if own_mnt {
             fs::plan(&fs_plan)?

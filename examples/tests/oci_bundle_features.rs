@@ -517,3 +517,41 @@ fn pod_containers_join_the_sandboxes_namespaces_by_path() {
     assert_ne!(l[6], "1");
     assert_eq!(l[7], "sleep");
 }
+
+#[test]
+fn joined_user_namespace_owns_the_created_ones() {
+    berth_testkit::privileged!();
+    // A user namespace (root inside = host 210000) held by `sleep`.
+    let mut holder = berth_namespaces::Spawner::new(["/bin/sleep", "60"])
+        .namespaces(berth_namespaces::Namespaces::USER)
+        .uid_map(berth_namespaces::IdMap::new(0, 210000, 65536))
+        .gid_map(berth_namespaces::IdMap::new(0, 210000, 65536))
+        .spawn()
+        .unwrap();
+    let hp = holder.pid().to_string();
+    let want_user = ns_of(&hp, "user");
+    let mut env = Env::new(
+        "readlink /proc/self/ns/user; hostname; cat /proc/self/uid_map; \
+         stat -c '%t:%T' /dev/null; echo x > /dev/null && echo ok",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": "user", "path": format!("/proc/{hp}/ns/user") }));
+    let r = env.run();
+    holder.kill(libc::SIGKILL).unwrap();
+    holder.wait().unwrap();
+    let (code, out, err) = r;
+    assert_eq!(code, 0, "{err}");
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], want_user, "{out}");
+    // The UTS namespace made in it is its own: the hostname could be set.
+    assert_eq!(l[1], "features");
+    assert_eq!(
+        l[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "210000", "65536"]
+    );
+    assert_eq!(&l[3..], ["1:3", "ok"]);
+}

@@ -161,3 +161,42 @@ fn joining_a_pid_namespace_while_creating_others() {
     target.kill(libc::SIGKILL).unwrap();
     target.wait().unwrap();
 }
+
+#[test]
+fn namespaces_created_with_a_joined_user_namespace_belong_to_it() {
+    berth_testkit::privileged!();
+    // A user namespace (root inside = host 300000) held by a sleeping
+    // process of this test.
+    let mut holder = sh_in_rootfs("echo up; exec sleep 30", Namespaces::USER)
+        .uid_map(IdMap::new(0, 300000, 65536))
+        .gid_map(IdMap::new(0, 300000, 65536))
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    wait_up(&mut holder);
+    let target = holder.pid();
+    let want_user = ns_of(target, "user");
+    // sethostname needs CAP_SYS_ADMIN over the owner of the new UTS
+    // namespace: only if it was made inside the joined user namespace.
+    let out = Spawner::new([
+        "/bin/sh",
+        "-c",
+        "hostname; readlink /proc/self/ns/user; cat /proc/self/uid_map",
+    ])
+    .env_clear()
+    .env("PATH", "/bin")
+    .namespaces(Namespaces::UTS | Namespaces::MOUNT | Namespaces::IPC)
+    .join_path(format!("/proc/{target}/ns/user"), Namespaces::USER)
+    .hostname("in-joined-user")
+    .output();
+    holder.kill(libc::SIGKILL).unwrap();
+    holder.wait().unwrap();
+    let s = ok_stdout(&out.unwrap());
+    let l: Vec<&str> = s.lines().collect();
+    assert_eq!(l[0], "in-joined-user", "{s}");
+    assert_eq!(l[1], want_user);
+    assert_eq!(
+        l[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "300000", "65536"]
+    );
+}

@@ -650,6 +650,9 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         ("/proc/kcore", "core"),
         ("pts/ptmx", "ptmx"),
     ] {
+        if p.devices.iter().any(|d| d.path == dev.join(link)) {
+            continue; // a node asked for (/dev/ptmx of a privileged container), as runc
+        }
         s.push(r(Step::symlink(target, dev.join(link))));
     }
     s.push(r(Step::mkdir("/dev/pts", 0o755)));

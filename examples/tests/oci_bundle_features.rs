@@ -280,7 +280,7 @@ fn rootfs_propagation_is_the_roots() {
 fn linux_devices_are_created_and_usable() {
     berth_testkit::privileged!();
     let mut env = Env::new(
-        "stat -c '%F %t:%T %a %u:%g' /dev/mynull /dev/sub/myzero /dev/myfifo; \
+        "stat -c '%F %t:%T %a %u:%g' /dev/mynull /dev/sub/myzero /dev/myfifo /dev/ptmx; \
          echo data > /dev/mynull && echo wrote; head -c 5 /dev/sub/myzero | wc -c",
     );
     env.cfg["linux"]["devices"] = json!([
@@ -288,6 +288,10 @@ fn linux_devices_are_created_and_usable() {
           "fileMode": 0o646, "uid": 1, "gid": 2 },
         { "path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5 },
         { "path": "/dev/myfifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o600 },
+        // Standard nodes and links given again (engines list them for
+        // privileged containers): the bundle's win.
+        { "path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666 },
+        { "path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2, "fileMode": 0o666 },
     ]);
     // Deny every device first, as engines do: the nodes asked for must be
     // allowed by the device filter all the same. (The workload has no
@@ -299,6 +303,7 @@ fn linux_devices_are_created_and_usable() {
         "character special file 1:3 646 1:2\n\
          character special file 1:5 666 0:0\n\
          fifo 0:0 600 0:0\n\
+         character special file 5:2 666 0:0\n\
          wrote\n5\n",
     );
 }

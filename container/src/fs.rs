@@ -205,21 +205,28 @@ impl InRootMount {
                 }
             }
             let target = &self.walk[last].0;
+            // Neither source nor type: the tree was moved in already
+            // (move_mount), only its attributes are set here.
+            let moved = self.source.is_none() && self.fstype.is_none();
             let tfd = open_in_root(rootfd, target)?;
             let path = berth_namespaces::proc_self_fd(tfd);
-            let r = libc::mount(
-                self.source
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr()),
-                path.as_ptr().cast(),
-                self.fstype
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr()),
-                self.flags,
-                self.data
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-            );
+            let r = if moved {
+                0
+            } else {
+                libc::mount(
+                    self.source
+                        .as_ref()
+                        .map_or(std::ptr::null(), |s| s.as_ptr()),
+                    path.as_ptr().cast(),
+                    self.fstype
+                        .as_ref()
+                        .map_or(std::ptr::null(), |s| s.as_ptr()),
+                    self.flags,
+                    self.data
+                        .as_ref()
+                        .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+                )
+            };
             let e = errno();
             libc::close(tfd);
             if r < 0 {
@@ -748,6 +755,24 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 }
                 if o.propagation == 0 && *propagation != Propagation::Private {
                     o.propagation = propagation.ms_flag() | rec;
+                }
+                if p.userns_by_root && src.is_dir() {
+                    // The mapped root may not search the source's parents
+                    // (a 0700 volume directory): a detached copy made
+                    // here, moved onto the in-root destination by the
+                    // child (as runc opens mount sources before entering
+                    // the user namespace), then its attributes.
+                    let mut prefix = PathBuf::from("/");
+                    for c in m.dst.components() {
+                        if let Component::Normal(n) = c {
+                            prefix.push(n);
+                            s.push(r(Step::mkdir(&prefix, 0o755)));
+                        }
+                    }
+                    let tree = berth_namespaces::detached_bind(src, *recursive)?;
+                    s.push(r(Step::move_mount(tree, &m.dst)));
+                    s.push(mount_in_root(&t, &m.dst, false, None, None, 0, None, o)?);
+                    continue;
                 }
                 s.push(mount_in_root(
                     &t,

@@ -311,17 +311,27 @@ fn linux_devices_are_created_and_usable() {
 #[test]
 fn root_made_user_namespace_gets_the_hosts_device_nodes() {
     berth_testkit::privileged!();
+    use std::os::unix::fs::PermissionsExt;
     let mut env = Env::new(
         "stat -c '%F %t:%T' /dev/null /dev/zero; echo x > /dev/null && head -c 3 /dev/zero | wc -c; \
-         cat /proc/self/uid_map",
+         cat /proc/self/uid_map; cat /vol/f; touch /vol/g 2>/dev/null || echo read-only",
     );
+    // A volume below a 0700 directory of the host's root: the mapped root
+    // cannot search it, the runtime opens it for the container.
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::create_dir(vol.path().join("v")).unwrap();
+    std::fs::write(vol.path().join("v/f"), "volume\n").unwrap();
+    std::fs::set_permissions(vol.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.cfg["mounts"] = json!([
+        { "destination": "/proc", "type": "proc", "source": "proc" },
+        { "destination": "/vol", "source": vol.path().join("v"), "options": ["rbind", "ro"] },
+    ]);
     env.cfg["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
         .push(json!({ "type": "user" }));
     // The --root's parent must be searchable by the container's root (its
     // own 0700 directory and the bundle's need not be).
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     env.cfg["linux"]["uidMappings"] =
         json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
@@ -334,6 +344,8 @@ fn root_made_user_namespace_gets_the_hosts_device_nodes() {
     assert_eq!(l.next(), Some("3"), "{out}");
     let map: Vec<&str> = l.next().unwrap().split_whitespace().collect();
     assert_eq!(map, ["0", "200000", "65536"]);
+    assert_eq!(l.next(), Some("volume"), "{out}");
+    assert_eq!(l.next(), Some("read-only"), "{out}");
 }
 
 /// The calling process's cgroup2 path (`0::` line of /proc/self/cgroup).

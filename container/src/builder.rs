@@ -13,7 +13,9 @@ use berth_security::{
     DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
 };
 
-use crate::config::{Mount, NetKind, Network, Rootfs, RootfsKind, Seccomp};
+use crate::config::{
+    DeviceNode, Mount, NetKind, Network, Propagation, Rootfs, RootfsKind, Seccomp,
+};
 use crate::container::{Container, ExecConfig};
 use crate::error::{Error, Result};
 use crate::fs::{self, FsPlan};
@@ -83,6 +85,9 @@ pub struct ContainerBuilder {
     pub(crate) inherit_fds: Vec<(OwnedFd, std::os::fd::RawFd)>,
     pub(crate) image_config: Option<berth_overlay::ImageConfig>,
     pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) umask: u32,
+    pub(crate) rootfs_propagation: Option<(Propagation, bool)>,
+    pub(crate) devices: Vec<DeviceNode>,
 }
 
 /// Longest container id (it names a cgroup, a state directory, nft comments).
@@ -105,7 +110,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 /// Sysctls that belong to a namespace the container owns (as runc allows).
-fn sysctl_allowed(key: &str, own_netns: bool) -> bool {
+fn sysctl_allowed(key: &str, own_netns: bool, own_ipcns: bool) -> bool {
     const IPC: [&str; 7] = [
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -115,9 +120,8 @@ fn sysctl_allowed(key: &str, own_netns: bool) -> bool {
         "kernel.shmmax",
         "kernel.shmmni",
     ];
-    IPC.contains(&key)
-        || key == "kernel.shm_rmid_forced"
-        || key.starts_with("fs.mqueue.")
+    (own_ipcns
+        && (IPC.contains(&key) || key == "kernel.shm_rmid_forced" || key.starts_with("fs.mqueue.")))
         || (own_netns && key.starts_with("net."))
 }
 
@@ -187,6 +191,9 @@ impl ContainerBuilder {
             inherit_fds: Vec::new(),
             image_config: None,
             timeout: None,
+            umask: 0o022,
+            rootfs_propagation: None,
+            devices: Vec::new(),
         }
     }
 
@@ -570,6 +577,50 @@ impl ContainerBuilder {
         self
     }
 
+    /// The workload's file mode creation mask (default `0o022`; umask(2)),
+    /// set last in the filesystem setup.
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").umask(0o077);
+    /// ```
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = mask;
+        self
+    }
+
+    /// Propagation of the container's root mount (default private and
+    /// recursive; runtime-spec `linux.rootfsPropagation`), `recursive` for
+    /// the `r` forms. `Slave` and `Shared` make the mount namespace a
+    /// slave of the host's first, so the host's mount events below the
+    /// root filesystem reach the container; the container's never reach
+    /// the host (a `Shared` root is shared among the container's own
+    /// mounts and a slave of the host's: runc's `shared` would also push
+    /// the container's mounts onto the host).
+    ///
+    /// ```
+    /// let b = berth::Container::builder("c").rootfs_propagation(berth::Propagation::Slave, true);
+    /// ```
+    pub fn rootfs_propagation(mut self, p: Propagation, recursive: bool) -> Self {
+        self.rootfs_propagation = Some((p, recursive));
+        self
+    }
+
+    /// Create a device node in the container (runtime-spec
+    /// `linux.devices`) with its type, numbers, mode and owner, and allow
+    /// it (read, write, mknod) in the device filter, after the filter's
+    /// own rules. With a user namespace, where `mknod(2)` of a device is
+    /// refused, the host's node at the same path is bind-mounted instead.
+    ///
+    /// ```
+    /// use berth::{DeviceNode, DeviceNodeKind};
+    /// let b = berth::Container::builder("c")
+    ///     .device_node(DeviceNode::new("/dev/fuse", DeviceNodeKind::Char, 10, 229).mode(0o666));
+    /// ```
+    pub fn device_node(mut self, d: DeviceNode) -> Self {
+        self.devices.push(d);
+        self
+    }
+
     /// Join an existing namespace (`/proc/<pid>/ns/<type>` or a bind-mounted
     /// namespace file) instead of creating that type.
     ///
@@ -581,8 +632,11 @@ impl ContainerBuilder {
         self
     }
 
-    /// Do not create these namespace types (share the caller's). Mount and
-    /// pid namespaces cannot be skipped: the standard filesystem needs them.
+    /// Do not create these namespace types (share the caller's). Without a
+    /// mount namespace of its own nothing is mounted: the container is
+    /// chrooted into a directory root filesystem as it is (no /proc, /dev,
+    /// /sys), and extra mounts, a read-only root, device nodes, a terminal
+    /// and image root filesystems are refused.
     ///
     /// ```
     /// let b = berth::Container::builder("c").share_namespaces(berth_namespaces::Namespaces::IPC);
@@ -762,16 +816,53 @@ impl ContainerBuilder {
         for m in &self.mounts {
             m.validate()?;
         }
+        for d in &self.devices {
+            d.validate()?;
+        }
+        if self.umask > 0o777 {
+            return Err(Error::invalid(format!(
+                "umask {:o} is not a permission mask",
+                self.umask
+            )));
+        }
+        // The device nodes asked for are usable: allowed after the
+        // filter's own rules (as runc appends linux.devices to the rules).
+        if let Some(f) = &mut self.device_filter {
+            use berth_ebpf_probes::{DeviceAccess, DeviceKind, DeviceRule};
+            for d in &self.devices {
+                let kind = match d.kind {
+                    crate::DeviceNodeKind::Char => DeviceKind::Char,
+                    crate::DeviceNodeKind::Block => DeviceKind::Block,
+                    crate::DeviceNodeKind::Fifo => continue,
+                };
+                f.rule(DeviceRule::allow(
+                    kind,
+                    Some(d.major),
+                    Some(d.minor),
+                    DeviceAccess::all(),
+                ));
+            }
+        }
         let ns = self.namespaces();
         // Without a UTS namespace of its own the container shares (or
         // joins) one whose name is not ours to change: refuse a hostname
         // then (as runc: "unable to set hostname without a private UTS
         // namespace") and report the shared one (uname(2)).
         let own_uts = ns.contains(Namespaces::UTS);
+        let joined: Namespaces = self
+            .joins
+            .iter()
+            .fold(Namespaces::empty(), |a, (_, n)| a | *n);
+        // A hostname is set in a UTS namespace of the container's own or
+        // one it joins (as runc, which sets it in a joined one: a pod's
+        // containers carry the sandbox's); with the runtime's (host's) it
+        // is an error, as runc's "unable to set hostname without a private
+        // UTS namespace".
+        let set_hostname = own_uts || (joined.contains(Namespaces::UTS) && self.hostname.is_some());
         let hostname = match &self.hostname {
-            Some(h) if !own_uts => {
+            Some(h) if !set_hostname => {
                 return Err(Error::invalid(format!(
-                    "hostname {h:?} needs a new UTS namespace (the container shares or joins one)"
+                    "hostname {h:?} needs a UTS namespace of the container's own or joined (it shares the runtime's)"
                 )))
             }
             Some(h) => h.clone(),
@@ -786,13 +877,36 @@ impl ContainerBuilder {
         if let Some(r) = &self.resources {
             r.settings()?;
         }
-        if !ns.contains(Namespaces::MOUNT | Namespaces::PID) {
-            return Err(Error::invalid(
-                "the mount and pid namespaces cannot be shared: the container filesystem needs them",
-            ));
+        // Without a mount namespace of its own (the runtime's, or one
+        // joined) berth mounts nothing: the container is chrooted into its
+        // root filesystem as it is (fs::plan_without_mount_ns).
+        let own_mnt = ns.contains(Namespaces::MOUNT);
+        if !own_mnt {
+            let why = if !self.mounts.is_empty() {
+                Some("extra mounts")
+            } else if self.read_only_root {
+                Some("a read-only root")
+            } else if !self.devices.is_empty() {
+                Some("device nodes")
+            } else if self.tty {
+                Some("a terminal (its devpts)")
+            } else if matches!(self.rootfs.kind, RootfsKind::Layers(_)) {
+                Some("an image root filesystem (an overlay mount)")
+            } else {
+                None
+            };
+            if let Some(what) = why {
+                return Err(Error::invalid(format!(
+                    "{what} need a mount namespace of the container's own; berth never mounts into the runtime's or a joined one"
+                )));
+            }
         }
         for (k, _) in &self.sysctls {
-            if !sysctl_allowed(k, ns.contains(Namespaces::NET)) {
+            // A namespace of the container's own or joined, never the
+            // runtime's (host's).
+            let net = (ns | joined).contains(Namespaces::NET);
+            let ipc = (ns | joined).contains(Namespaces::IPC);
+            if !sysctl_allowed(k, net, ipc) {
                 return Err(Error::invalid(format!(
                     "sysctl {k:?} is not namespaced for this container; refusing to change the host's"
                 )));
@@ -1011,8 +1125,23 @@ impl ContainerBuilder {
             etc_files: &etc,
             send_upper,
             hosts_bound: hosts_src.as_deref(),
+            umask: self.umask,
+            root_propagation: self.rootfs_propagation,
+            devices: &self.devices,
+            // mknod(2) of a device needs CAP_MKNOD in the initial user
+            // namespace: with a user namespace the host's nodes are bound.
+            bind_devices: self.rootless
+                || ns.contains(Namespaces::USER)
+                || self.joins.iter().any(|(_, n)| n.contains(Namespaces::USER)),
+            // SAFETY: geteuid cannot fail.
+            userns_by_root: (ns | joined).contains(Namespaces::USER)
+                && unsafe { libc::geteuid() } == 0,
         };
-        let mut steps = fs::plan(&fs_plan)?;
+        let mut steps = if own_mnt {
+            fs::plan(&fs_plan)?
+        } else {
+            fs::plan_without_mount_ns(&fs_plan)?
+        };
         if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {
             steps.push(lo_up_step());
         }
@@ -1067,7 +1196,7 @@ impl ContainerBuilder {
         };
         let lo_up = matches!(self.network.kind, NetKind::Loopback);
         crate::perf::use_netns_pool(&mut sp, ns, self.netns_pool, lo_up);
-        if own_uts {
+        if set_hostname {
             sp.hostname(&hostname);
         }
         for (fd, child_fd) in std::mem::take(&mut self.inherit_fds) {
@@ -1508,9 +1637,10 @@ mod tests {
 
     #[test]
     fn sysctls() {
-        assert!(sysctl_allowed("net.ipv4.ip_forward", true));
-        assert!(!sysctl_allowed("net.ipv4.ip_forward", false));
-        assert!(sysctl_allowed("kernel.shmmax", false));
-        assert!(!sysctl_allowed("kernel.panic", true));
+        assert!(sysctl_allowed("net.ipv4.ip_forward", true, false));
+        assert!(!sysctl_allowed("net.ipv4.ip_forward", false, true));
+        assert!(sysctl_allowed("kernel.shmmax", false, true));
+        assert!(!sysctl_allowed("kernel.shmmax", true, false));
+        assert!(!sysctl_allowed("kernel.panic", true, true));
     }
 }

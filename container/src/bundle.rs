@@ -7,31 +7,35 @@ use berth_security::{Capabilities, Rlimit, SeccompProfile};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::builder::ContainerBuilder;
-use crate::config::{Mount, Network, Propagation, Rootfs, Seccomp};
+use crate::config::{DeviceNode, DeviceNodeKind, Mount, Network, Propagation, Rootfs, Seccomp};
 use crate::error::{Error, Result};
 
 /// An OCI runtime bundle: a directory with `config.json` and (usually) the
 /// root filesystem it names.
 ///
 /// [`builder`](Self::builder) maps the spec onto a [`ContainerBuilder`]:
-/// `process` (args, env, cwd, user and additional gids, capabilities,
-/// rlimits, noNewPrivileges, apparmorProfile, oomScoreAdj, terminal),
-/// `root` (path, readonly), `mounts` (bind/rbind with ro/rw/propagation
-/// options, tmpfs with size/mode; the standard proc, sysfs, devpts, mqueue,
-/// shm and cgroup mounts are the container's standard filesystem),
-/// `hostname` (an error without a new UTS namespace, as runc's; without
-/// one the container keeps the UTS namespace it shares or joins), and
-/// `linux`: namespaces (created, joined by path, or shared
-/// when absent), uid/gid mappings, resources (cgroup v2 via
-/// `Resources::from_oci`, devices via the eBPF device filter),
-/// cgroupsPath, sysctl, seccomp, maskedPaths, readonlyPaths,
-/// rootfsPropagation (private only). Anything else that is set (an SELinux
-/// label or mountLabel, io priority, scheduler, CPU affinity, devices to
-/// create, intelRdt, personality, time offsets, memory policy, net devices,
-/// a domainname, unknown mount types or options) is an [`Error::Bundle`]
-/// naming it. Hooks are not run by the builder: they are returned by
-/// [`hooks`](Self::hooks) for the runtime to run at the points the spec
-/// defines.
+/// `process` (args, env, cwd, user, additional gids and umask,
+/// capabilities, rlimits, noNewPrivileges, apparmorProfile, oomScoreAdj,
+/// terminal), `root` (path, readonly), `mounts` (bind/rbind and tmpfs
+/// with every option of the spec's Linux mount-options table that
+/// [`Mount::options`] takes, tmpfs size/mode; the standard proc, sysfs,
+/// devpts, mqueue, shm and cgroup mounts are the container's standard
+/// filesystem), `hostname` (set in a new or joined UTS namespace, as
+/// runc; an error with the runtime's, as runc's), and `linux`: namespaces
+/// (created, joined by path, or the runtime's when absent: see
+/// [`ContainerBuilder::share_namespaces`]), uid/gid mappings, resources (cgroup v2 via
+/// `Resources::from_oci`, devices via the eBPF device filter), devices
+/// (nodes made, or the host's bound with a user namespace, and allowed in
+/// the device filter), cgroupsPath (absolute: below the cgroup2 root;
+/// relative: below the parent of the runtime's own cgroup, as runc's
+/// cgroupfs driver; missing parents are made), sysctl, seccomp,
+/// maskedPaths, readonlyPaths, rootfsPropagation. Anything else that is
+/// set (an SELinux label or mountLabel, io priority, scheduler, CPU
+/// affinity, intelRdt, personality, time offsets, memory policy, net
+/// devices, a domainname, unknown mount types or options, `idmap` mounts)
+/// is an [`Error::Bundle`] naming it. Hooks are not run by the builder:
+/// they are returned by [`hooks`](Self::hooks) for the runtime to run at
+/// the points the spec defines.
 ///
 /// Loaded by a user other than root the bundle is rootless: its user
 /// namespace maps the caller (single-id maps of the caller's own ids are
@@ -44,6 +48,18 @@ use crate::error::{Error, Result};
 pub struct Bundle {
     dir: PathBuf,
     spec: Spec,
+}
+
+/// An [`Error::Bundle`] for `config.json` at `path` carrying `e`'s text.
+fn bundle_err(path: &Path, e: Error) -> Error {
+    let reason = match e {
+        Error::InvalidConfig { what } => what,
+        other => other.to_string(),
+    };
+    Error::Bundle {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 fn unsupported(path: &Path, what: &str) -> Error {
@@ -153,10 +169,8 @@ impl Bundle {
         if let Some(g) = user.additional_gids() {
             b = b.groups(g.iter().copied());
         }
-        // berth always starts the workload with umask 0022 (the last step
-        // of the plan), the value engines ask for by default.
-        if user.umask().is_some_and(|m| m != 0o022) {
-            return Err(unsupported(p, "process.user.umask other than 0022"));
+        if let Some(m) = user.umask() {
+            b = b.umask(m);
         }
         b = b.tty(proc_.terminal().unwrap_or(false));
         if let Some(c) = proc_.capabilities() {
@@ -221,24 +235,15 @@ impl Bundle {
                     self.dir.join(src)
                 };
                 let mut mm = Mount::bind(src, &dst).recursive(opts.iter().any(|o| o == "rbind"));
-                for o in &opts {
-                    mm = match o.as_str() {
-                        "bind" | "rbind" | "rw" | "nosuid" | "nodev" | "noexec" | "private"
-                        | "rprivate" => mm,
-                        "ro" => mm.read_only(),
-                        "slave" | "rslave" => mm.propagation(Propagation::Slave),
-                        "shared" | "rshared" => mm.propagation(Propagation::Shared),
-                        other => {
-                            return Err(unsupported(
-                                p,
-                                &format!("bind mount option {other:?} (at {dst:?})"),
-                            ))
-                        }
-                    };
-                }
+                let words: Vec<&String> = opts
+                    .iter()
+                    .filter(|o| !matches!(o.as_str(), "bind" | "rbind"))
+                    .collect();
+                mm = mm.options(words).map_err(|e| bundle_err(p, e))?;
                 b = b.mount(mm);
             } else if typ == "tmpfs" {
                 let mut mm = Mount::tmpfs(&dst);
+                let mut words = Vec::new();
                 for o in &opts {
                     if let Some(s) = o.strip_prefix("size=") {
                         let bytes = parse_tmpfs_size(s).ok_or_else(|| Error::Bundle {
@@ -252,13 +257,11 @@ impl Bundle {
                             reason: format!("tmpfs mode {m:?} at {dst:?}"),
                         })?;
                         mm = mm.mode(mode);
-                    } else if !matches!(
-                        o.as_str(),
-                        "nosuid" | "nodev" | "noexec" | "rw" | "strictatime" | "relatime"
-                    ) {
-                        return Err(unsupported(p, &format!("tmpfs option {o:?} (at {dst:?})")));
+                    } else {
+                        words.push(o);
                     }
                 }
+                mm = mm.options(words).map_err(|e| bundle_err(p, e))?;
                 b = b.mount(mm);
             } else {
                 return Err(unsupported(p, &format!("mount type {typ:?} at {dst:?}")));
@@ -359,9 +362,23 @@ impl Bundle {
                 tracing::warn!(bundle = %self.dir.display(), cgroups_path = %cp.display(),
                     "rootless: the cgroup parent is not writable; no cgroup, limits not applied");
                 b = b.ignore_unavailable(true);
-            } else {
+            } else if cp.is_absolute() {
                 b.cgroup_name = Some(PathBuf::from(name));
                 b = b.cgroup_parent(parent.to_path_buf());
+            } else {
+                // Relative: below the parent of the runtime's own cgroup
+                // (its own has processes, so no controllers could be
+                // enabled below it), as runc's cgroupfs v2 driver
+                // (libcontainer/cgroups/fs2/defaultpath.go); missing
+                // parents are created (and, as runc's, left on delete).
+                let h = crate::builder::cached_hierarchy()?;
+                let own = h.own_cgroup_dir();
+                b.cgroup_name = Some(rel.to_path_buf());
+                let base = match own.parent() {
+                    Some(up) if own != h.mount_point() => up.to_path_buf(),
+                    _ => own.clone(),
+                };
+                b = b.cgroup_parent(base);
             }
         } else if b.rootless && b.resources.as_ref().is_some_and(|r| !r.is_empty()) {
             tracing::warn!(bundle = %self.dir.display(),
@@ -384,16 +401,66 @@ impl Bundle {
         if let Some(r) = linux.readonly_paths() {
             b = b.readonly_paths(r.clone());
         }
-        if let Some(rp) = linux.rootfs_propagation() {
-            if !matches!(rp.as_str(), "private" | "rprivate" | "") {
-                return Err(unsupported(p, &format!("rootfsPropagation {rp:?}")));
-            }
+        if let Some(rp) = linux
+            .rootfs_propagation()
+            .as_deref()
+            .filter(|r| !r.is_empty())
+        {
+            let (rec, w) = match rp.strip_prefix('r') {
+                Some(w) => (true, w),
+                None => (false, rp),
+            };
+            let prop = match w {
+                "private" => Propagation::Private,
+                "slave" => Propagation::Slave,
+                "shared" => Propagation::Shared,
+                "unbindable" => Propagation::Unbindable,
+                _ => {
+                    return Err(Error::Bundle {
+                        path: cfg.clone(),
+                        reason: format!("rootfsPropagation {rp:?} is not a propagation type"),
+                    })
+                }
+            };
+            b = b.rootfs_propagation(prop, rec);
         }
         if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(unsupported(p, "linux.mountLabel (SELinux)"));
         }
-        if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(unsupported(p, "linux.devices (extra device nodes)"));
+        for d in linux.devices().clone().unwrap_or_default() {
+            use oci_spec::runtime::LinuxDeviceType;
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => DeviceNodeKind::Char,
+                LinuxDeviceType::B => DeviceNodeKind::Block,
+                LinuxDeviceType::P => DeviceNodeKind::Fifo,
+                LinuxDeviceType::A => {
+                    return Err(Error::Bundle {
+                        path: cfg.clone(),
+                        reason: format!(
+                            "linux.devices {:?}: type \"a\" is not a node type",
+                            d.path()
+                        ),
+                    })
+                }
+            };
+            let num = |n: i64, what: &str| {
+                u32::try_from(n).map_err(|_| Error::Bundle {
+                    path: cfg.clone(),
+                    reason: format!("linux.devices {:?}: {what} {n}", d.path()),
+                })
+            };
+            let mut node = DeviceNode::new(
+                d.path().clone(),
+                kind,
+                num(d.major(), "major")?,
+                num(d.minor(), "minor")?,
+            );
+            // runtime-spec: fileMode defaults to 0666 for runc (0o666 here too).
+            if let Some(m) = d.file_mode() {
+                node = node.mode(m & 0o7777);
+            }
+            node = node.owner(d.uid().unwrap_or(0), d.gid().unwrap_or(0));
+            b = b.device_node(node);
         }
         if linux.intel_rdt().is_some() {
             return Err(unsupported(p, "linux.intelRdt"));

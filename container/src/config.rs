@@ -351,6 +351,145 @@ pub enum Propagation {
     Slave,
     /// `MS_SHARED`: events go both ways.
     Shared,
+    /// `MS_UNBINDABLE`: private, and the mount cannot be bind-mounted.
+    Unbindable,
+}
+
+impl Propagation {
+    /// The `mount(2)` propagation flag (`MS_PRIVATE`, `MS_SLAVE`,
+    /// `MS_SHARED`, `MS_UNBINDABLE`).
+    pub(crate) fn ms_flag(self) -> libc::c_ulong {
+        match self {
+            Propagation::Private => libc::MS_PRIVATE,
+            Propagation::Slave => libc::MS_SLAVE,
+            Propagation::Shared => libc::MS_SHARED,
+            Propagation::Unbindable => libc::MS_UNBINDABLE,
+        }
+    }
+}
+
+/// `mount_setattr(2)` attributes (Linux 5.12, include/uapi/linux/mount.h).
+pub(crate) mod attr {
+    pub const RDONLY: u64 = 0x1;
+    pub const NOSUID: u64 = 0x2;
+    pub const NODEV: u64 = 0x4;
+    pub const NOEXEC: u64 = 0x8;
+    /// The atime mode mask: relatime (0), noatime, strictatime.
+    pub const ATIME: u64 = 0x70;
+    pub const NOATIME: u64 = 0x10;
+    pub const STRICTATIME: u64 = 0x20;
+    pub const NODIRATIME: u64 = 0x80;
+    /// Linux 5.10.
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+/// What a mount's option words (the runtime-spec's Linux mount options,
+/// fstab(5) words) ask for beyond its kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MountOpts {
+    /// Superblock flags for the `mount(2)` of a new filesystem (sync,
+    /// dirsync, mand, lazytime, iversion, silent). Ignored for bind
+    /// mounts: their superblock is the source's (the host's).
+    pub sb_flags: libc::c_ulong,
+    /// Per-mount attributes set/cleared on the mount itself.
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    /// Per-mount attributes set/cleared on the mount and every submount
+    /// (the `r` forms: `rro`, `rnosuid`, ...; `AT_RECURSIVE`).
+    pub rattr_set: u64,
+    pub rattr_clr: u64,
+    /// `MS_SHARED`/`MS_SLAVE`/`MS_PRIVATE`/`MS_UNBINDABLE` (with `MS_REC`
+    /// for the `r` forms), or 0 for the kind's default.
+    pub propagation: libc::c_ulong,
+}
+
+impl MountOpts {
+    /// Apply one option word; `Ok(false)` when the word is not a mount
+    /// option this parser knows (the caller decides: data, or an error).
+    pub(crate) fn apply(&mut self, word: &str) -> std::result::Result<bool, String> {
+        use attr::*;
+        let (rec, w) = match word.strip_prefix('r') {
+            // `r` forms of per-mount attributes and propagation; not
+            // "ro", "rw", "relatime", "remount" (words of their own).
+            Some(rest) if !matches!(word, "ro" | "rw" | "relatime" | "remount") => (true, rest),
+            _ => (false, word),
+        };
+        // (set, clear) of per-mount attributes.
+        let a: Option<(u64, u64)> = match w {
+            "ro" => Some((RDONLY, 0)),
+            "rw" => Some((0, RDONLY)),
+            "nosuid" => Some((NOSUID, 0)),
+            "suid" => Some((0, NOSUID)),
+            "nodev" => Some((NODEV, 0)),
+            "dev" => Some((0, NODEV)),
+            "noexec" => Some((NOEXEC, 0)),
+            "exec" => Some((0, NOEXEC)),
+            "noatime" => Some((NOATIME, ATIME)),
+            "strictatime" | "norelatime" => Some((STRICTATIME, ATIME)),
+            "relatime" | "atime" | "nostrictatime" => Some((0, ATIME)),
+            "nodiratime" => Some((NODIRATIME, 0)),
+            "diratime" => Some((0, NODIRATIME)),
+            "nosymfollow" => Some((NOSYMFOLLOW, 0)),
+            "symfollow" => Some((0, NOSYMFOLLOW)),
+            _ => None,
+        };
+        if let Some((set, clr)) = a {
+            let (s, c) = if rec {
+                (&mut self.rattr_set, &mut self.rattr_clr)
+            } else {
+                (&mut self.attr_set, &mut self.attr_clr)
+            };
+            // A later word wins over an earlier one.
+            *s = (*s & !clr & !set) | set;
+            *c = (*c & !set) | clr;
+            return Ok(true);
+        }
+        let prop = match w {
+            "shared" => Some(libc::MS_SHARED),
+            "slave" => Some(libc::MS_SLAVE),
+            "private" => Some(libc::MS_PRIVATE),
+            "unbindable" => Some(libc::MS_UNBINDABLE),
+            _ => None,
+        };
+        if let Some(p) = prop {
+            self.propagation = p | if rec { libc::MS_REC } else { 0 };
+            return Ok(true);
+        }
+        if rec {
+            return Ok(false);
+        }
+        let sb: Option<(libc::c_ulong, bool)> = match w {
+            "sync" => Some((libc::MS_SYNCHRONOUS, true)),
+            "async" => Some((libc::MS_SYNCHRONOUS, false)),
+            "dirsync" => Some((libc::MS_DIRSYNC, true)),
+            "mand" => Some((libc::MS_MANDLOCK, true)),
+            "nomand" => Some((libc::MS_MANDLOCK, false)),
+            "lazytime" => Some((libc::MS_LAZYTIME, true)),
+            "nolazytime" => Some((libc::MS_LAZYTIME, false)),
+            "iversion" => Some((libc::MS_I_VERSION, true)),
+            "noiversion" => Some((libc::MS_I_VERSION, false)),
+            "silent" => Some((libc::MS_SILENT, true)),
+            "loud" => Some((libc::MS_SILENT, false)),
+            "defaults" => Some((0, true)),
+            _ => None,
+        };
+        if let Some((f, on)) = sb {
+            if on {
+                self.sb_flags |= f;
+            } else {
+                self.sb_flags &= !f;
+            }
+            return Ok(true);
+        }
+        match w {
+            "idmap" | "ridmap" => Err(format!(
+                "{word:?} (an id-mapped mount needs the container's user namespace at mount time; not supported)"
+            )),
+            "tmpcopyup" => Err(format!("{word:?} (a crun extension; not supported)")),
+            "remount" => Err(format!("{word:?} (a new mount is not a remount)")),
+            _ => Ok(false),
+        }
+    }
 }
 
 /// An extra mount inside the container: a bind mount or a tmpfs.
@@ -358,6 +497,9 @@ pub enum Propagation {
 pub struct Mount {
     pub(crate) dst: PathBuf,
     pub(crate) kind: MountKind,
+    pub(crate) opts: MountOpts,
+    /// Filesystem data words (`key=value`) of a tmpfs, after size and mode.
+    pub(crate) data: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -389,6 +531,8 @@ impl Mount {
                 recursive: true,
                 propagation: Propagation::Private,
             },
+            opts: MountOpts::default(),
+            data: Vec::new(),
         }
     }
 
@@ -404,6 +548,8 @@ impl Mount {
                 size: None,
                 mode: 0o1777,
             },
+            opts: MountOpts::default(),
+            data: Vec::new(),
         }
     }
 
@@ -443,6 +589,67 @@ impl Mount {
         self
     }
 
+    /// Mount options as words of the runtime-spec's Linux mount-options
+    /// table (fstab(5)): `ro`/`rw`, `[no]suid`, `[no]dev`, `[no]exec`,
+    /// `noatime`/`relatime`/`strictatime`/`atime` and their `no` forms,
+    /// `[no]diratime`, `[no]symfollow` (Linux 5.10) on the mount itself,
+    /// or on it and every submount with an `r` prefix (`rro`, `rnosuid`,
+    /// ...; `mount_setattr(2)`, Linux 5.12); propagation `shared`,
+    /// `slave`, `private`, `unbindable` and the `r` forms; superblock
+    /// flags `sync`, `dirsync`, `mand`, `lazytime`, `iversion`, `silent`
+    /// and their negations (a tmpfs's own; ignored for bind mounts, whose
+    /// superblock is the host's); `defaults`; `key=value` words are a
+    /// tmpfs's data (`nr_inodes=`, `uid=`, ...; ignored for bind mounts,
+    /// as `mount(2)` ignores data with `MS_BIND`). Later words win. `idmap`,
+    /// `ridmap`, `tmpcopyup`, `remount` and unknown words are errors.
+    ///
+    /// ```
+    /// let m = berth::Mount::tmpfs("/scratch").options(["noexec", "shared"])?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn options<I, S>(mut self, words: I) -> Result<Mount>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for w in words {
+            let w = w.as_ref();
+            if w.contains('=') {
+                // Filesystem data: a tmpfs's (nr_inodes=, uid=, ...);
+                // a bind mount has none (mount(2) ignores data with
+                // MS_BIND, as runc passes it).
+                if w.contains([',', '\0']) {
+                    return Err(Error::invalid(format!(
+                        "mount option {w:?} at {:?} contains ',' or NUL",
+                        self.dst
+                    )));
+                }
+                if matches!(self.kind, MountKind::Tmpfs { .. }) {
+                    self.data.push(w.to_string());
+                } else {
+                    tracing::debug!(option = w, dst = %self.dst.display(), "filesystem data of a bind mount ignored");
+                }
+                continue;
+            }
+            match self.opts.apply(w) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Error::invalid(format!(
+                        "mount option {w:?} at {:?} is not a known mount option",
+                        self.dst
+                    )))
+                }
+                Err(why) => {
+                    return Err(Error::invalid(format!(
+                        "mount option {why} at {:?}",
+                        self.dst
+                    )))
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// Tmpfs mounts: size limit in bytes.
     ///
     /// ```
@@ -465,6 +672,20 @@ impl Mount {
             *m = mode;
         }
         self
+    }
+
+    /// Slave or shared propagation: the mount should keep receiving the
+    /// host's mount events (its namespace then starts as a slave of the
+    /// host's rather than private).
+    pub(crate) fn wants_host_events(&self) -> bool {
+        let legacy = matches!(
+            self.kind,
+            MountKind::Bind {
+                propagation: Propagation::Slave | Propagation::Shared,
+                ..
+            }
+        );
+        legacy || self.opts.propagation & (libc::MS_SLAVE | libc::MS_SHARED) != 0
     }
 
     /// The mount point inside the container.
@@ -515,4 +736,101 @@ pub enum Seccomp {
     Unconfined,
     /// This profile.
     Profile(berth_security::SeccompProfile),
+}
+
+/// The type of a [`DeviceNode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceNodeKind {
+    /// A character device (`S_IFCHR`; OCI `c` and `u`).
+    Char,
+    /// A block device (`S_IFBLK`; OCI `b`).
+    Block,
+    /// A FIFO (`S_IFIFO`; OCI `p`): no numbers, no device-filter rule.
+    Fifo,
+}
+
+/// A device node created in the container (runtime-spec `linux.devices`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: DeviceNodeKind,
+    pub(crate) major: u32,
+    pub(crate) minor: u32,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+impl DeviceNode {
+    /// Node `path` (absolute, inside the container) of `kind` with these
+    /// numbers, mode 0666, owned by root.
+    ///
+    /// ```
+    /// let d = berth::DeviceNode::new("/dev/fuse", berth::DeviceNodeKind::Char, 10, 229);
+    /// ```
+    pub fn new(path: impl Into<PathBuf>, kind: DeviceNodeKind, major: u32, minor: u32) -> Self {
+        DeviceNode {
+            path: path.into(),
+            kind,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// Permission bits (default 0666).
+    ///
+    /// ```
+    /// let d = berth::DeviceNode::new("/dev/fuse", berth::DeviceNodeKind::Char, 10, 229).mode(0o600);
+    /// ```
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Owner (uid and gid inside the container; default 0).
+    ///
+    /// ```
+    /// let d = berth::DeviceNode::new("/dev/fuse", berth::DeviceNodeKind::Char, 10, 229).owner(1000, 1000);
+    /// ```
+    pub fn owner(mut self, uid: u32, gid: u32) -> Self {
+        self.uid = uid;
+        self.gid = gid;
+        self
+    }
+
+    /// `S_IF*` type bits for mknod(2).
+    pub(crate) fn type_bits(&self) -> u32 {
+        match self.kind {
+            DeviceNodeKind::Char => libc::S_IFCHR,
+            DeviceNodeKind::Block => libc::S_IFBLK,
+            DeviceNodeKind::Fifo => libc::S_IFIFO,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let p = &self.path;
+        if !p.is_absolute()
+            || p == Path::new("/")
+            || p.components().any(|c| {
+                matches!(
+                    c,
+                    std::path::Component::ParentDir | std::path::Component::CurDir
+                )
+            })
+        {
+            return Err(Error::invalid(format!(
+                "device node path {p:?} must be an absolute path without `.` or `..`"
+            )));
+        }
+        if self.mode > 0o7777 {
+            return Err(Error::invalid(format!(
+                "device node {p:?}: mode {:o} is not a permission mode",
+                self.mode
+            )));
+        }
+        Ok(())
+    }
 }

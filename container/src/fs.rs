@@ -7,7 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 use berth_namespaces::Step;
 
-use crate::config::{Mount, MountKind, Propagation, RootfsKind};
+use crate::config::{
+    attr, DeviceNode, DeviceNodeKind, Mount, MountKind, MountOpts, Propagation, RootfsKind,
+};
 use crate::error::{Error, Result};
 
 /// Devices created in `/dev`: name, major, minor (devices.txt of the kernel docs).
@@ -41,10 +43,19 @@ pub(crate) struct FsPlan<'a> {
     /// from the host: berth-netsetup's hosts files). Not in the state
     /// directory, which the child covers with a tmpfs.
     pub hosts_bound: Option<&'a Path>,
+    /// The workload's umask.
+    pub umask: u32,
+    /// `linux.rootfsPropagation`: the root mount's type, recursive.
+    pub root_propagation: Option<(Propagation, bool)>,
+    /// Extra device nodes (`linux.devices`).
+    pub devices: &'a [DeviceNode],
+    /// Bind the host's device nodes instead of mknod (a user namespace).
+    pub bind_devices: bool,
+    /// A user namespace made by root: the container's root (a mapped id,
+    /// not the host's root) may not search the private state root nor the
+    /// bundle's directory.
+    pub userns_by_root: bool,
 }
-
-/// `mount_setattr(2)` (Linux 5.12): `MOUNT_ATTR_RDONLY`, include/uapi/linux/mount.h.
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
 
 /// `struct mount_attr` of `mount_setattr(2)`.
 #[repr(C)]
@@ -74,10 +85,8 @@ struct InRootMount {
     fstype: Option<CString>,
     flags: libc::c_ulong,
     data: Option<CString>,
-    readonly: bool,
-    recursive: bool,
-    /// `MS_SLAVE`/`MS_SHARED` (with `MS_REC`) or 0.
-    propagation: libc::c_ulong,
+    /// Attributes (`mount_setattr`) and propagation set after the mount.
+    opts: MountOpts,
 }
 
 /// A mount on `dst` (a path inside the container) below the new root
@@ -99,9 +108,7 @@ fn mount_in_root(
     fstype: Option<&str>,
     flags: libc::c_ulong,
     data: Option<&str>,
-    readonly: bool,
-    recursive: bool,
-    propagation: libc::c_ulong,
+    opts: MountOpts,
 ) -> Result<Step> {
     let cs = |s: &[u8]| {
         CString::new(s).map_err(|_| Error::invalid(format!("path {dst:?} contains a NUL byte")))
@@ -136,9 +143,7 @@ fn mount_in_root(
         fstype: fstype.map(|f| cs(f.as_bytes())).transpose()?,
         flags,
         data: data.map(|d| cs(d.as_bytes())).transpose()?,
-        readonly,
-        recursive,
-        propagation,
+        opts,
     };
     // SAFETY: the hook makes raw syscalls only, on C strings and stack
     // buffers prepared here; it allocates nothing.
@@ -207,64 +212,75 @@ impl InRootMount {
                 }
             }
             let target = &self.walk[last].0;
+            // Neither source nor type: the tree was moved in already
+            // (move_mount), only its attributes are set here.
+            let moved = self.source.is_none() && self.fstype.is_none();
             let tfd = open_in_root(rootfd, target)?;
             let path = berth_namespaces::proc_self_fd(tfd);
-            let r = libc::mount(
-                self.source
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr()),
-                path.as_ptr().cast(),
-                self.fstype
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr()),
-                self.flags,
-                self.data
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-            );
+            let r = if moved {
+                0
+            } else {
+                libc::mount(
+                    self.source
+                        .as_ref()
+                        .map_or(std::ptr::null(), |s| s.as_ptr()),
+                    path.as_ptr().cast(),
+                    self.fstype
+                        .as_ref()
+                        .map_or(std::ptr::null(), |s| s.as_ptr()),
+                    self.flags,
+                    self.data
+                        .as_ref()
+                        .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+                )
+            };
             let e = errno();
             libc::close(tfd);
             if r < 0 {
                 return Err(e);
             }
-            if !self.readonly && self.propagation == 0 {
+            let o = &self.opts;
+            let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
+            if !any_attr && o.propagation == 0 {
                 return Ok(());
             }
             // A fresh in-root fd now resolves to the new mount's root.
             let mfd = open_in_root(rootfd, target)?;
-            let mut r = Ok(());
-            if self.readonly {
+            let setattr = |set: u64, clr: u64, at: libc::c_int| {
+                if set | clr == 0 {
+                    return Ok(());
+                }
                 let attr = MountAttr {
-                    attr_set: MOUNT_ATTR_RDONLY,
-                    attr_clr: 0,
+                    attr_set: set,
+                    attr_clr: clr,
                     propagation: 0,
                     userns_fd: 0,
                 };
-                let at = libc::AT_EMPTY_PATH
-                    | if self.recursive {
-                        libc::AT_RECURSIVE
-                    } else {
-                        0
-                    };
                 if libc::syscall(
                     libc::SYS_mount_setattr,
                     mfd,
                     c"".as_ptr(),
-                    at,
+                    libc::AT_EMPTY_PATH | at,
                     &attr as *const MountAttr,
                     std::mem::size_of::<MountAttr>(),
                 ) < 0
                 {
-                    r = Err(errno());
+                    Err(errno())
+                } else {
+                    Ok(())
                 }
-            }
-            if r.is_ok() && self.propagation != 0 {
+            };
+            // The `r` forms first (the mount and its submounts), then the
+            // mount's own words.
+            let mut r = setattr(o.rattr_set, o.rattr_clr, libc::AT_RECURSIVE)
+                .and_then(|()| setattr(o.attr_set, o.attr_clr, 0));
+            if r.is_ok() && o.propagation != 0 {
                 let path = berth_namespaces::proc_self_fd(mfd);
                 if libc::mount(
                     std::ptr::null(),
                     path.as_ptr().cast(),
                     std::ptr::null(),
-                    self.propagation,
+                    o.propagation,
                     std::ptr::null(),
                 ) < 0
                 {
@@ -430,25 +446,58 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     let t = p.state_dir.join("rootfs");
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let mut s = Vec::with_capacity(64);
-    s.push(Step::make_private("/", true));
+    // Private, so mounts made in the child never reach the host; a slave
+    // (as runc's default) for a slave or shared root or mount: host events
+    // still arrive, nothing goes back.
+    let slave = matches!(
+        p.root_propagation,
+        Some((Propagation::Slave | Propagation::Shared, _))
+    ) || p.mounts.iter().any(Mount::wants_host_events);
+    if slave {
+        s.push(Step::make_slave("/", true));
+    } else {
+        s.push(Step::make_private("/", true));
+    }
     // A tmpfs over the state directory, in the container's mount namespace
     // only: the rootfs mount point, the overlay's writable layer and the
     // /etc copies live there, in memory, never on the host's disk, and
     // vanish with the container (nothing to delete on the host but
     // state.json).
+    //
+    // With a user namespace made by root the child runs as the mapped root
+    // (another host id), which may not search the 0700 state root: the
+    // tmpfs goes over the state root itself (only its parent is searched;
+    // in the container's namespace only, hiding the other containers'
+    // state from it) and the state directory is made in it.
+    let scratch = match p.state_dir.parent() {
+        Some(root) if p.userns_by_root => root,
+        _ => p.state_dir,
+    };
     s.push(Step::mount(
         Some("tmpfs"),
-        p.state_dir,
+        scratch,
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
         Some("mode=755"),
     ));
+    if scratch != p.state_dir {
+        s.push(Step::mkdir(p.state_dir, 0o755));
+    }
     s.push(Step::mkdir(&t, 0o755));
     s.push(umask_step(0));
 
     // Root filesystem at <state>/rootfs.
     let mut writable_root = !p.rootless;
     let overlay_lowers: Option<Vec<String>> = match p.rootfs {
+        RootfsKind::Dir(dir) if p.userns_by_root => {
+            // A detached copy made here, by the host's root, moved into
+            // place by the child: the mapped root need not search the
+            // bundle's (often 0700) directory (open_tree(2), Linux 5.2).
+            let tree = berth_namespaces::detached_bind(dir, true)?;
+            s.push(Step::move_mount(tree, &t));
+            writable_root = false; // the user's directory: don't write into it
+            None
+        }
         // The user's directory, read-only: never modified. An overlay with
         // its writable layer on the state tmpfs takes the mount points
         // berth makes (`/proc`, `/dev`, a tmpfs destination...) and the
@@ -582,7 +631,10 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     let dev = Path::new("/dev");
     for (name, maj, min) in DEV_NODES {
         let node = dev.join(name);
-        if p.rootless {
+        if p.devices.iter().any(|d| d.path == node) {
+            continue; // linux.devices gives its own
+        }
+        if p.bind_devices {
             // No CAP_MKNOD in the init user namespace: bind the host's node
             // over an empty file.
             s.push(r(Step::mknod(&node, libc::S_IFREG | 0o644, 0)));
@@ -595,6 +647,34 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
             )));
         }
     }
+    let mut chowns = Vec::new();
+    for d in p.devices {
+        let mut parents: Vec<&Path> = d
+            .path
+            .ancestors()
+            .skip(1)
+            .filter(|a| *a != Path::new("/") && *a != dev)
+            .collect();
+        parents.reverse();
+        for a in parents {
+            s.push(r(Step::mkdir(a, 0o755)));
+        }
+        if p.bind_devices && d.kind != DeviceNodeKind::Fifo {
+            // No CAP_MKNOD in the initial user namespace: the host's node
+            // at the same path, bound over an empty file (as runc does).
+            s.push(r(Step::mknod(&d.path, libc::S_IFREG | 0o644, 0)));
+            s.push(r(Step::bind(&d.path, &d.path, false, false)));
+        } else {
+            s.push(r(Step::mknod(
+                &d.path,
+                d.type_bits() | d.mode,
+                libc::makedev(d.major, d.minor),
+            )));
+            if d.uid != 0 || d.gid != 0 {
+                chowns.push(chown_step(&d.path, d.uid, d.gid)?);
+            }
+        }
+    }
     for (target, link) in [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -603,6 +683,9 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         ("/proc/kcore", "core"),
         ("pts/ptmx", "ptmx"),
     ] {
+        if p.devices.iter().any(|d| d.path == dev.join(link)) {
+            continue; // a node asked for (/dev/ptmx of a privileged container), as runc
+        }
         s.push(r(Step::symlink(target, dev.join(link))));
     }
     s.push(r(Step::mkdir("/dev/pts", 0o755)));
@@ -685,11 +768,38 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 propagation,
             } => {
                 let rec = if *recursive { libc::MS_REC } else { 0 };
-                let prop = match propagation {
-                    Propagation::Private => 0,
-                    Propagation::Slave => libc::MS_SLAVE | rec,
-                    Propagation::Shared => libc::MS_SHARED | rec,
-                };
+                let mut o = m.opts;
+                if *readonly {
+                    // `read_only()`: the whole tree of a recursive bind.
+                    let (set, clr) = if *recursive {
+                        (&mut o.rattr_set, &mut o.rattr_clr)
+                    } else {
+                        (&mut o.attr_set, &mut o.attr_clr)
+                    };
+                    *set |= attr::RDONLY;
+                    *clr &= !attr::RDONLY;
+                }
+                if o.propagation == 0 && *propagation != Propagation::Private {
+                    o.propagation = propagation.ms_flag() | rec;
+                }
+                if p.userns_by_root && src.is_dir() {
+                    // The mapped root may not search the source's parents
+                    // (a 0700 volume directory): a detached copy made
+                    // here, moved onto the in-root destination by the
+                    // child (as runc opens mount sources before entering
+                    // the user namespace), then its attributes.
+                    let mut prefix = PathBuf::from("/");
+                    for c in m.dst.components() {
+                        if let Component::Normal(n) = c {
+                            prefix.push(n);
+                            s.push(r(Step::mkdir(&prefix, 0o755)));
+                        }
+                    }
+                    let tree = berth_namespaces::detached_bind(src, *recursive)?;
+                    s.push(r(Step::move_mount(tree, &m.dst)));
+                    s.push(mount_in_root(&t, &m.dst, false, None, None, 0, None, o)?);
+                    continue;
+                }
                 s.push(mount_in_root(
                     &t,
                     &m.dst,
@@ -698,9 +808,7 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     None,
                     libc::MS_BIND | rec,
                     None,
-                    *readonly,
-                    *recursive,
-                    prop,
+                    o,
                 )?);
             }
             MountKind::Tmpfs { size, mode } => {
@@ -708,17 +816,19 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                 if let Some(sz) = size {
                     data.push_str(&format!(",size={sz}"));
                 }
+                for d in &m.data {
+                    data.push(',');
+                    data.push_str(d);
+                }
                 s.push(mount_in_root(
                     &t,
                     &m.dst,
                     false,
                     Some(Path::new("tmpfs")),
                     Some("tmpfs"),
-                    libc::MS_NOSUID | libc::MS_NODEV,
+                    libc::MS_NOSUID | libc::MS_NODEV | m.opts.sb_flags,
                     Some(&data),
-                    false,
-                    false,
-                    0,
+                    m.opts,
                 )?);
             }
         }
@@ -735,6 +845,84 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         }
         s.push(Step::mount(None::<&str>, "/", None, flags, None));
     }
-    s.push(umask_step(0o022));
+    // Owners of made device nodes, inside the new root (lchown: never
+    // through a link).
+    s.extend(chowns);
+    if let Some((prop, rec)) = p.root_propagation {
+        let rec = if rec { libc::MS_REC } else { 0 };
+        s.push(Step::mount(
+            None::<&str>,
+            "/",
+            None,
+            prop.ms_flag() | rec,
+            None,
+        ));
+    }
+    s.push(umask_step(p.umask));
+    Ok(s)
+}
+
+/// `lchown(path)` after `pivot_root` (the path is the container's).
+fn chown_step(path: &Path, uid: u32, gid: u32) -> Result<Step> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
+    // SAFETY: lchown(2) is a raw syscall on a C string prepared here.
+    Ok(unsafe {
+        Step::hook(
+            format!("lchown {} {uid}:{gid}", path.display()),
+            move || {
+                if libc::lchown(c.as_ptr(), uid, gid) < 0 {
+                    Err(*libc::__errno_location())
+                } else {
+                    Ok(())
+                }
+            },
+        )
+    })
+}
+
+/// The steps for a container without a mount namespace of its own (it
+/// shares the runtime's or joined one, runtime-spec: a namespace not
+/// listed is inherited): nothing is mounted (no standard filesystem, so
+/// masked and read-only paths have nothing to protect and are skipped;
+/// the builder refuses what needs a mount), namespaced sysctls are
+/// written through the runtime's procfs (they show the writer's
+/// namespaces), then `chroot(2)` into a directory root filesystem, as runc
+/// does without a mount namespace (runc also mounts into the shared
+/// namespace; berth never changes a mount namespace it does not own).
+pub(crate) fn plan_without_mount_ns(p: &FsPlan<'_>) -> Result<Vec<Step>> {
+    let mut s = Vec::new();
+    if !p.masked.is_empty() || !p.readonly.is_empty() {
+        tracing::warn!(
+            "no mount namespace of the container's own: masked and read-only paths skipped (no /proc or /sys is mounted)"
+        );
+    }
+    for (k, v) in p.sysctls {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        s.push(Step::write_file(path, v.as_bytes().to_vec()));
+    }
+    match p.rootfs {
+        RootfsKind::Dir(dir) => {
+            let c = CString::new(dir.as_os_str().as_bytes())
+                .map_err(|_| Error::invalid(format!("root {dir:?} contains a NUL byte")))?;
+            // SAFETY: chroot(2) and chdir(2) on a C string prepared here.
+            s.push(unsafe {
+                Step::hook(format!("chroot {}", dir.display()), move || {
+                    if libc::chroot(c.as_ptr()) < 0 || libc::chdir(c"/".as_ptr()) < 0 {
+                        Err(*libc::__errno_location())
+                    } else {
+                        Ok(())
+                    }
+                })
+            });
+        }
+        RootfsKind::Host => {}
+        RootfsKind::Layers(_) => {
+            return Err(Error::invalid(
+                "an image root filesystem needs a mount namespace of the container's own",
+            ))
+        }
+    }
+    s.push(umask_step(p.umask));
     Ok(s)
 }

@@ -53,7 +53,9 @@ mod state;
 
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};
 pub use bundle::Bundle;
-pub use config::{default_store_dir, Mount, Network, Propagation, Rootfs, Seccomp};
+pub use config::{
+    default_store_dir, DeviceNode, DeviceNodeKind, Mount, Network, Propagation, Rootfs, Seccomp,
+};
 pub use container::{
     Container, ContainerEvent, ContainerStats, Events, Exec, ExecChild, InterfaceStats,
 };

@@ -47,6 +47,7 @@ pub(crate) const P_EXEC: u32 = 14;
 pub(crate) const P_SIGMASK: u32 = 15;
 pub(crate) const P_SETID: u32 = 16;
 pub(crate) const P_NETNS: u32 = 17;
+pub(crate) const P_UNSHARE: u32 = 18;
 
 /// Exit code of a child whose parent vanished before it could be told to go.
 pub(crate) const EXIT_PARENT_GONE: i32 = 126;
@@ -78,6 +79,9 @@ pub(crate) struct ChildPlan<'a> {
     pub pooled_netns: RawFd,
     pub join_pid: bool,
     pub join_user: bool,
+    /// `CLONE_NEW*` flags to unshare after the joins (with a joined user
+    /// namespace, which then owns them), 0 for none.
+    pub unshare_flags: libc::c_int,
     pub init: bool,
     pub cwd: Option<&'a CStr>,
     /// In a new user namespace with maps: (uid, gid, clear supplementary groups).
@@ -238,6 +242,12 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
                 }
                 if let Err(e) = cvt(libc::syscall(libc::SYS_setresuid, 0, 0, 0)) {
                     fail(err, R_PHASE, P_SETID, e);
+                }
+            }
+            // unshare(2): the new namespaces, owned by the joined user one.
+            if plan.unshare_flags != 0 {
+                if let Err(e) = cvt_i(libc::unshare(plan.unshare_flags)) {
+                    fail(err, R_PHASE, P_UNSHARE, e);
                 }
             }
             if plan.join_pid {

@@ -832,9 +832,13 @@ impl Spawner {
                 "namespaces {both:?} are both created and joined"
             )));
         }
-        if joined.contains(Namespaces::PID) && !self.namespaces.is_empty() {
+        // Joining a pid namespace forks once more after the joins (the
+        // grandchild shares the namespaces the clone made), except that a
+        // new user namespace leaves no capability over the joined pid
+        // namespace's owner (setns(2): EPERM).
+        if joined.contains(Namespaces::PID) && self.namespaces.contains(Namespaces::USER) {
             return Err(Error::invalid(
-                "joining a pid namespace cannot be combined with creating namespaces",
+                "joining a pid namespace cannot be combined with creating a user namespace",
             ));
         }
         if joined.contains(Namespaces::PID) && self.init {
@@ -1063,6 +1067,20 @@ impl Spawner {
         // A pooled network namespace replaces CLONE_NEWNET (not with a new
         // user namespace: its root must own the network namespace).
         let mut ns_flags = self.namespaces;
+        // Joining a user namespace: the namespaces to create must belong
+        // to it (runtime-spec: a joined namespace is entered before
+        // anything is created in it), so they are unshared after the
+        // joins instead of made by clone (not a time namespace: the clone
+        // makes it, as setns(2) into a user namespace leaves it alone).
+        let join_user = join_fds.iter().any(|(_, t)| t & libc::CLONE_NEWUSER != 0);
+        let unshare_after_joins = if join_user {
+            ns_flags & !Namespaces::TIME
+        } else {
+            Namespaces::empty()
+        };
+        ns_flags.remove(unshare_after_joins);
+        // A pid namespace unshared applies to children: fork as for a join.
+        join_pid |= unshare_after_joins.contains(Namespaces::PID);
         let pooled_netns = match &self.netns_pool {
             Some(pool)
                 if ns_flags.contains(Namespaces::NET) && !ns_flags.contains(Namespaces::USER) =>
@@ -1147,7 +1165,8 @@ impl Spawner {
             joins: &join_fds,
             pooled_netns: pooled_netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
             join_pid,
-            join_user: join_fds.iter().any(|(_, t)| t & libc::CLONE_NEWUSER != 0),
+            join_user,
+            unshare_flags: unshare_after_joins.bits() as libc::c_int,
             init: self.init,
             cwd: cwd.as_deref(),
             become_id,
@@ -1372,6 +1391,7 @@ impl Spawner {
             child::P_SYNC => "read the parent's go signal".into(),
             child::P_DUMPABLE => "prctl(PR_SET_DUMPABLE, 0)".into(),
             child::P_JOIN_FORK => "fork into the joined pid namespace".into(),
+            child::P_UNSHARE => "unshare the new namespaces in the joined user namespace".into(),
             child::P_TIME_UNSHARE => "unshare(CLONE_NEWTIME)".into(),
             child::P_TIME_OFFSETS => "write(\"/proc/self/timens_offsets\")".into(),
             child::P_TIME_SETNS => "setns(\"/proc/self/ns/time_for_children\")".into(),

@@ -529,7 +529,8 @@ impl Step {
     /// parent's fd; an existing symlink there is refused (`ELOOP`, for
     /// `mkdir`) or `EEXIST`. [`mount`](Self::mount), [`bind`](Self::bind),
     /// [`mask`](Self::mask) and [`read_only`](Self::read_only) mount onto
-    /// `/proc/self/fd/<n>` of the resolved `O_PATH` fd (the host's procfs);
+    /// `/proc/self/fd/<n>` of the resolved `O_PATH` fd (the host's procfs),
+    /// [`move_mount`](Self::move_mount) moves onto that fd;
     /// [`write_file`](Self::write_file) writes only a regular file,
     /// reopened through that fd (never a device or FIFO), and creates a
     /// missing one with `O_EXCL` in its in-root parent. A symlink as the
@@ -546,7 +547,9 @@ impl Step {
     pub fn in_root(mut self, root: impl AsRef<Path>) -> Step {
         use std::path::Component;
         let primary = match &self.kind {
-            StepKind::Mount { target, .. } | StepKind::Bind { target, .. } => target,
+            StepKind::Mount { target, .. }
+            | StepKind::Bind { target, .. }
+            | StepKind::MoveMount { target, .. } => target,
             StepKind::Mkdir { path, .. }
             | StepKind::Mknod { path, .. }
             | StepKind::WriteFile { path, .. }
@@ -1175,6 +1178,18 @@ impl InRoot {
                         set_readonly_fd(self.target(root)?.0, *recursive)?;
                     }
                     Ok(())
+                }
+                StepKind::MoveMount { fd, .. } => {
+                    let t = self.target(root)?;
+                    cvt(libc::syscall(
+                        sys::SYS_MOVE_MOUNT,
+                        fd.as_raw_fd(),
+                        c"".as_ptr(),
+                        t.0,
+                        c"".as_ptr(),
+                        sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
+                    ))
+                    .map(drop)
                 }
                 StepKind::Mask { .. } => {
                     let t = match self.target(root) {

@@ -25,6 +25,8 @@ pub(crate) const SYS_MOUNT_SETATTR: libc::c_long = 442;
 /// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits.
 pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+/// `move_mount(2)`: the target is the fd itself.
+pub(crate) const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 pub(crate) const OPEN_TREE_CLONE: libc::c_uint = 1;
 pub(crate) const AT_RECURSIVE: libc::c_uint = 0x8000;
 pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;

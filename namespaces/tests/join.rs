@@ -13,6 +13,17 @@ fn ns_of(pid: i32, name: &str) -> String {
         .into_owned()
 }
 
+/// Wait for the target's "up" line.
+fn wait_up(target: &mut berth_namespaces::Child) {
+    let mut buf = [0u8; 3];
+    target
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+}
+
 const NAMES: [&str; 8] = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"];
 
 #[test]
@@ -25,13 +36,7 @@ fn join_by_pidfd_lands_in_the_same_namespaces() {
         .stdout(Stdio::Piped)
         .spawn()
         .unwrap();
-    let mut buf = [0u8; 3];
-    target
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut buf)
-        .unwrap();
+    wait_up(&mut target);
     let script = NAMES
         .iter()
         .map(|n| format!("readlink /proc/self/ns/{n}"))
@@ -120,4 +125,78 @@ fn join_enters_the_cgroup_too() {
     assert_eq!(v2, format!("0::/{name}"), "{s}");
     target.kill(libc::SIGKILL).unwrap();
     target.wait().unwrap();
+}
+
+#[test]
+fn joining_a_pid_namespace_while_creating_others() {
+    berth_testkit::privileged!();
+    let mut target = sh_in_rootfs("echo up; exec sleep 30", Namespaces::PID | Namespaces::NET)
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    wait_up(&mut target);
+    // A pod's container: the sandbox's pid and network namespaces, a
+    // mount and UTS namespace of its own.
+    let out = Spawner::new([
+        "/bin/sh",
+        "-c",
+        "for n in pid net mnt uts; do readlink /proc/self/ns/$n; done",
+    ])
+    .env_clear()
+    .env("PATH", "/bin")
+    .namespaces(Namespaces::MOUNT | Namespaces::UTS)
+    .join_path(format!("/proc/{}/ns/pid", target.pid()), Namespaces::PID)
+    .join_path(format!("/proc/{}/ns/net", target.pid()), Namespaces::NET)
+    .output()
+    .unwrap();
+    let s = ok_stdout(&out);
+    let l: Vec<&str> = s.lines().collect();
+    assert_eq!(l.len(), 4, "{s}");
+    assert_eq!(l[0], ns_of(target.pid(), "pid"));
+    assert_eq!(l[1], ns_of(target.pid(), "net"));
+    for (i, n) in [(2, "mnt"), (3, "uts")] {
+        assert_ne!(l[i], own_ns(n), "{n}");
+        assert_ne!(l[i], ns_of(target.pid(), n), "{n}");
+    }
+    target.kill(libc::SIGKILL).unwrap();
+    target.wait().unwrap();
+}
+
+#[test]
+fn namespaces_created_with_a_joined_user_namespace_belong_to_it() {
+    berth_testkit::privileged!();
+    // A user namespace (root inside = host 300000) held by a sleeping
+    // process of this test.
+    let mut holder = sh_in_rootfs("echo up; exec sleep 30", Namespaces::USER)
+        .uid_map(IdMap::new(0, 300000, 65536))
+        .gid_map(IdMap::new(0, 300000, 65536))
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap();
+    wait_up(&mut holder);
+    let target = holder.pid();
+    let want_user = ns_of(target, "user");
+    // sethostname needs CAP_SYS_ADMIN over the owner of the new UTS
+    // namespace: only if it was made inside the joined user namespace.
+    let out = Spawner::new([
+        "/bin/sh",
+        "-c",
+        "hostname; readlink /proc/self/ns/user; cat /proc/self/uid_map",
+    ])
+    .env_clear()
+    .env("PATH", "/bin")
+    .namespaces(Namespaces::UTS | Namespaces::MOUNT | Namespaces::IPC)
+    .join_path(format!("/proc/{target}/ns/user"), Namespaces::USER)
+    .hostname("in-joined-user")
+    .output();
+    holder.kill(libc::SIGKILL).unwrap();
+    holder.wait().unwrap();
+    let s = ok_stdout(&out.unwrap());
+    let l: Vec<&str> = s.lines().collect();
+    assert_eq!(l[0], "in-joined-user", "{s}");
+    assert_eq!(l[1], want_user);
+    assert_eq!(
+        l[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "300000", "65536"]
+    );
 }

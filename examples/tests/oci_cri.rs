@@ -210,3 +210,44 @@ fn state_has_the_fields_go_runc_reads() {
     s.ok(&["delete", &s.id]);
     assert!(!Path::new(&s.root).join(&s.id).exists());
 }
+
+/// The shim's error contract (containerd 1.6 `getLastRuntimeError`): when
+/// a command fails it decodes `--log` as a stream of JSON objects
+/// `{level, msg, time}` (`time` as Go's `time.Time`, RFC 3339) and takes
+/// the `msg` of the last one whose level is exactly `error`; that is the
+/// message Kubernetes shows (`OCI runtime create failed: <msg>`). A guard
+/// (it passed when written): a failing create leaves such a line naming
+/// the cause, and nothing behind.
+#[test]
+fn a_failing_create_leaves_the_error_line_the_shim_reads() {
+    berth_testkit::privileged!();
+    let s = Shim::new(&["/bin/true"]);
+    let cfg = s.bundle().join("config.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["process"]["cwd"] = json!("relative/cwd");
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let b = s.bundle();
+    let (code, _, _) = s.run(&["create", "--bundle", b.to_str().unwrap(), &s.id]);
+    assert_ne!(code, 0, "create with a relative cwd must fail");
+    let log = std::fs::read_to_string(b.join("log.json")).unwrap();
+    let mut last_error = None;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let e: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line is not one JSON object ({e}): {line}"));
+        let t = e["time"].as_str().unwrap_or_default();
+        assert!(parse_rfc3339_utc(t).is_some(), "time {t:?} in {line}");
+        if e["level"] == "error" {
+            last_error = e["msg"].as_str().map(str::to_string);
+        }
+    }
+    let msg = last_error.unwrap_or_else(|| panic!("no level=error line in {log:?}"));
+    assert!(
+        msg.contains("cwd"),
+        "the error does not name the cause: {msg}"
+    );
+    // Nothing left: no state, no record.
+    let (code, _, err) = s.run(&["state", &s.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!s.root.join(&s.id).exists());
+}

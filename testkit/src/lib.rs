@@ -296,6 +296,31 @@ pub fn busybox_rootfs_copy() -> tempfile::TempDir {
     dir
 }
 
+/// Copy the busybox rootfs to `dest` (a new directory, e.g. an OCI
+/// bundle's `rootfs`), preserving modes and links.
+pub fn copy_busybox_rootfs_to(dest: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(busybox_rootfs())
+        .arg(dest)
+        .status()
+        .expect("run cp");
+    assert!(
+        st.success(),
+        "cp -a of the busybox rootfs to {dest:?} failed"
+    );
+}
+
+/// A finished command's exit code (-1 when killed by a signal), stdout and
+/// stderr (lossy UTF-8).
+pub fn outcome(out: std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Run a command (test helper); panics with its output when it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)

@@ -116,11 +116,18 @@ fn log_mut() -> &'static mut Option<Log> {
     unsafe { &mut *std::ptr::addr_of_mut!(LOG) }
 }
 
-/// RFC 3339 UTC time from the system clock (civil-from-days, H. Hinnant).
+/// RFC 3339 UTC time from the system clock.
 fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+/// RFC 3339 UTC time, nanoseconds, of `d` since the epoch (civil-from-days,
+/// H. Hinnant); Go's `time.RFC3339Nano` parses it (runc's `created`).
+fn rfc3339(d: Duration) -> String {
     let secs = d.as_secs() as i64;
     let (days, sod) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let z = days + 719468;
@@ -409,12 +416,23 @@ fn state_json(ctx: &Ctx, id: &str, meta: &Value) -> Value {
         ("stopped", _) | (_, None) => 0,
         (_, Some(st)) => st.pid.unwrap_or(0),
     };
+    // runc's fields: go-runc (containerd's shim) reads `rootfs` and
+    // `created`; `owner` is empty in runc's `state`. A record made before
+    // `created` was kept falls back to berth's whole-second creation time.
+    let created = match (meta["created"].as_str(), &st) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(st)) => rfc3339(Duration::from_secs(st.created_at)),
+        (None, None) => String::new(),
+    };
     json!({
         "ociVersion": OCI_VERSION,
         "id": id,
         "status": s,
         "pid": pid,
         "bundle": meta["bundle"],
+        "rootfs": meta["rootfs"].as_str().unwrap_or_default(),
+        "created": created,
+        "owner": "",
         "annotations": meta["annotations"],
     })
 }
@@ -760,9 +778,18 @@ fn close_preserved(a: &Args) {
 
 fn new_meta(bundle: &berth::Bundle, id: &str) -> Value {
     let ann = bundle.spec().annotations().clone().unwrap_or_default();
+    // The rootfs as runc reports it: `root.path` against the bundle.
+    let rootfs = bundle
+        .spec()
+        .root()
+        .as_ref()
+        .map(|r| bundle.dir().join(r.path()).display().to_string())
+        .unwrap_or_default();
     json!({
         "id": id,
         "bundle": bundle.dir().display().to_string(),
+        "rootfs": rootfs,
+        "created": now_rfc3339(),
         "annotations": ann,
         "holder_pid": 0,
         "holder_start": 0,

@@ -3,7 +3,7 @@
 //! Each job is a container with cpu, memory and pids limits (skipped, and
 //! said so once, where the host's cgroup2 lacks the controllers:
 //! `ignore_unavailable(true)` and [`berth::Container::applied`]), a
-//! read-only root with a writable tmpfs `/tmp`, a 2 s timeout that kills
+//! read-only root with a writable tmpfs `/tmp`, a 3 s timeout that kills
 //! it, and its stdout and stderr captured
 //! ([`berth::Container::wait_with_output`]). Four worker threads take jobs
 //! from a shared counter; a container spawned from any thread lives as
@@ -66,7 +66,7 @@ fn run(rootfs: &str, n: usize) -> Result<Row, Error> {
                 .pids_max(Limit::Value(32)),
         )
         .ignore_unavailable(true)
-        .timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(3))
         .command(["/bin/sh", "-c", &script(n)])
         .stdout(berth::Stdio::Piped)
         .stderr(berth::Stdio::Piped)

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! job  exit  duration  out  err  timed out
-//!   0     0    0.05 s   24    0  no
+//!   0     0    0.02 s   16    0  no
 //! ```
 //!
 //! Run as root with a root filesystem holding `/bin/sh` (a busybox tree,

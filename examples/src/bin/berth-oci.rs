@@ -18,6 +18,17 @@
 //!   the container (berth prepares namespaces and pivots in one step),
 //!   startContainer just before the workload is released, poststart after
 //!   it, poststop on `delete` (and after `run`). Timeouts are honoured.
+//!   As the runtime spec's lifecycle says (runc 1.1 differs): a failing
+//!   poststart or poststop hook is a warning and the remaining hooks run;
+//!   a failing prestart/createRuntime/createContainer hook fails `create`,
+//!   destroys the container, then runs the poststop hooks.
+//! - `kill`, `delete`, `start` answer as runc 1.1 (exit 1 with "container
+//!   not running", "does not exist", "that is not stopped", ...: engines
+//!   match these texts); `kill --all` of a stopped container succeeds.
+//!   `pause` of a created container is refused (runc freezes it).
+//! - Unix sockets (the holder's, `--console-socket`) work under paths of
+//!   any depth (see `SockPath`); `delete` of the last container removes
+//!   `.meta`, so the root holds nothing berth-oci made (as runc).
 //! - Limits for controllers the cgroup2 hierarchy lacks (a hybrid host:
 //!   v1 controllers beside a cgroup2 mount) are an error (runc would use
 //!   cgroup v1), unless the operator opts in (see Security).
@@ -270,6 +281,29 @@ impl Ctx {
         })?;
         serde_json::from_slice(&b).map_err(|e| format!("parse {}: {e}", p.display()))
     }
+    /// Prepare the root and write `id`'s first metadata. A concurrent
+    /// `delete` may remove `.meta` while it is empty ([`Ctx::remove_meta`]),
+    /// so a write that finds it gone prepares it again.
+    fn first_meta(&self, id: &str, v: &Value) -> Res<()> {
+        let mut tries = 0;
+        loop {
+            self.prepare_root()?;
+            match self.write_meta(id, v) {
+                Err(_) if tries < 8 && !self.meta_dir().exists() => tries += 1,
+                r => return r,
+            }
+        }
+    }
+    /// Remove `id`'s metadata (record, configuration snapshot, holder
+    /// socket), and `.meta` itself once empty, so that the root holds
+    /// nothing berth-oci made once every container is deleted (as runc).
+    fn remove_meta(&self, id: &str) {
+        for p in [self.sock_path(id), self.config_path(id), self.meta_path(id)] {
+            let _ = std::fs::remove_file(p);
+        }
+        // rmdir(2) fails (ENOTEMPTY) while another container has a record.
+        let _ = std::fs::remove_dir(self.meta_dir());
+    }
     fn write_meta(&self, id: &str, v: &Value) -> Res<()> {
         let p = self.meta_path(id);
         let tmp = self.meta_dir().join(format!(".{id}.tmp"));
@@ -475,6 +509,17 @@ fn run_hooks(kind: &str, hooks: Option<&Vec<oci_spec::runtime::Hook>>, state: &V
     Ok(())
 }
 
+/// Run poststart or poststop hooks as the runtime spec's lifecycle asks:
+/// a hook that fails (or times out) is logged as a warning and the
+/// remaining hooks and the lifecycle go on as if it had succeeded.
+fn run_hooks_warn(kind: &str, hooks: Option<&Vec<oci_spec::runtime::Hook>>, state: &Value) {
+    for h in hooks.into_iter().flatten() {
+        if let Err(e) = run_hooks(kind, Some(&vec![h.clone()]), state) {
+            log("warning", &e);
+        }
+    }
+}
+
 /// The hooks of the configuration snapshot of `id` (never the bundle's
 /// `config.json`, which may have changed since create).
 fn snapshot_hooks(ctx: &Ctx, id: &str) -> Option<oci_spec::runtime::Hooks> {
@@ -519,10 +564,48 @@ fn load_config(ctx: &Ctx, id: &str) -> Res<oci_spec::runtime::Spec> {
 
 // ---------------------------------------------------------------- console
 
+/// A unix socket path short enough for `sockaddr_un` (108 bytes with its
+/// NUL, unix(7)) whatever the depth of `path`: a longer one is reached as
+/// `/proc/self/fd/<fd>/<name>` through an `O_PATH` fd of its directory,
+/// held by the returned value for as long as the path is used (as crun
+/// does; a `chdir` would change the whole process' directory).
+struct SockPath {
+    path: PathBuf,
+    _dir: Option<OwnedFd>,
+}
+
+impl SockPath {
+    fn new(path: &Path) -> Res<SockPath> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        if path.as_os_str().as_bytes().len() < 100 {
+            return Ok(SockPath {
+                path: path.to_path_buf(),
+                _dir: None,
+            });
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(format!("socket path {}: no file name", path.display()));
+        };
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|e| format!("open the directory of socket {}: {e}", path.display()))?;
+        let dir = OwnedFd::from(dir);
+        Ok(SockPath {
+            path: PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name),
+            _dir: Some(dir),
+        })
+    }
+}
+
 /// Send `fd` over the unix socket at `path` (SCM_RIGHTS), as runc does for
-/// `--console-socket`.
+/// `--console-socket`; any path depth works ([`SockPath`]).
 fn send_fd(path: &str, fd: RawFd) -> Res<()> {
-    let s = UnixStream::connect(path).map_err(|e| format!("connect console socket {path}: {e}"))?;
+    let sp = SockPath::new(Path::new(path))?;
+    let s =
+        UnixStream::connect(&sp.path).map_err(|e| format!("connect console socket {path}: {e}"))?;
     let name = b"/dev/ptmx";
     let mut iov = libc::iovec {
         iov_base: name.as_ptr() as *mut libc::c_void,
@@ -788,21 +871,19 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
     let mut meta = new_meta(&bundle, &id);
-    ctx.write_meta(&id, &meta)?;
+    ctx.first_meta(&id, &meta)?;
     if let Err(e) = save_config(ctx, &id, bundle.spec()) {
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
+        ctx.remove_meta(&id);
         return Err(e);
     }
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
-        let _ = std::fs::remove_file(ctx.config_path(&id));
+        ctx.remove_meta(&id);
         return Err(format!("pipe: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: fresh fds from pipe2.
@@ -810,8 +891,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     // SAFETY: the program is single-threaded, so the child may run Rust code.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
-        let _ = std::fs::remove_file(ctx.config_path(&id));
+        ctx.remove_meta(&id);
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
@@ -835,9 +915,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
         let mut st = 0;
         // SAFETY: our own child.
         unsafe { libc::waitpid(pid, &mut st, 0) };
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
-        let _ = std::fs::remove_file(ctx.config_path(&id));
-        let _ = std::fs::remove_file(ctx.sock_path(&id));
+        ctx.remove_meta(&id);
         Err(if msg.is_empty() {
             "create failed (holder exited)".into()
         } else {
@@ -913,7 +991,9 @@ fn holder(
     if let Err(e) = ctx.write_meta(id, meta) {
         return fail(&mut w, e);
     }
-    let listener = match UnixListener::bind(ctx.sock_path(id)) {
+    let listener = match SockPath::new(&ctx.sock_path(id))
+        .and_then(|p| UnixListener::bind(&p.path).map_err(|e| e.to_string()))
+    {
         Ok(l) => l,
         Err(e) => return fail(&mut w, format!("bind {}: {e}", ctx.sock_path(id).display())),
     };
@@ -962,7 +1042,10 @@ fn holder(
             .and_then(|_| run_hooks("createRuntime", h.create_runtime().as_ref(), &st))
             .and_then(|_| run_hooks("createContainer", h.create_container().as_ref(), &st));
         if let Err(e) = r {
+            // The spec's lifecycle: error, stop, destroy, then poststop.
             let _ = c.destroy();
+            st["status"] = json!("stopped");
+            run_hooks_warn("poststop", h.poststop().as_ref(), &st);
             return fail(&mut w, e);
         }
     }
@@ -1016,12 +1099,27 @@ fn cmd_start(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     let meta = ctx.load_meta(&id)?;
     let (s, _) = status(ctx, &id, &meta);
-    if s != "created" {
-        return Err(format!(
-            "cannot start container {id}: it is {s}, not created"
-        ));
+    // runc's messages for each state.
+    match s {
+        "created" => {}
+        "stopped" => {
+            return Err(format!(
+                "cannot start container {id}: cannot start a container that has stopped"
+            ))
+        }
+        "running" => {
+            return Err(format!(
+                "cannot start container {id}: cannot start an already running container"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "cannot start container {id}: cannot start a container in the {s} state"
+            ))
+        }
     }
-    let mut sock = UnixStream::connect(ctx.sock_path(&id))
+    let mut sock = SockPath::new(&ctx.sock_path(&id))
+        .and_then(|p| UnixStream::connect(&p.path).map_err(|e| e.to_string()))
         .map_err(|e| format!("connect to holder of {id}: {e}"))?;
     sock.write_all(b"start\n")
         .map_err(|e| format!("send start to {id}: {e}"))?;
@@ -1032,9 +1130,7 @@ fn cmd_start(ctx: &Ctx, a: &Args) -> Res<i32> {
     }
     if let Some(h) = snapshot_hooks(ctx, &id) {
         let st = state_json(ctx, &id, &meta);
-        if let Err(e) = run_hooks("poststart", h.poststart().as_ref(), &st) {
-            log("warning", &e);
-        }
+        run_hooks_warn("poststart", h.poststart().as_ref(), &st);
     }
     Ok(0)
 }
@@ -1047,18 +1143,16 @@ fn cmd_run(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
     let mut meta = new_meta(&bundle, &id);
     meta["holder_pid"] = json!(std::process::id());
     meta["holder_start"] = json!(start_time(std::process::id() as i32).unwrap_or(0));
-    ctx.write_meta(&id, &meta)?;
+    ctx.first_meta(&id, &meta)?;
     let r =
         save_config(ctx, &id, bundle.spec()).and_then(|_| run_inner(ctx, a, &id, &bundle, &meta));
-    let _ = std::fs::remove_file(ctx.config_path(&id));
-    let _ = std::fs::remove_file(ctx.meta_path(&id));
+    ctx.remove_meta(&id);
     r
 }
 
@@ -1088,27 +1182,32 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
     st["status"] = json!("creating");
     if let Some(h) = &hooks {
         #[allow(deprecated)]
-        run_hooks("prestart", h.prestart().as_ref(), &st)?;
-        run_hooks("createRuntime", h.create_runtime().as_ref(), &st)?;
-        run_hooks("createContainer", h.create_container().as_ref(), &st)?;
-        st["status"] = json!("created");
-        run_hooks("startContainer", h.start_container().as_ref(), &st)?;
+        let r = run_hooks("prestart", h.prestart().as_ref(), &st)
+            .and_then(|_| run_hooks("createRuntime", h.create_runtime().as_ref(), &st))
+            .and_then(|_| run_hooks("createContainer", h.create_container().as_ref(), &st))
+            .and_then(|_| {
+                st["status"] = json!("created");
+                run_hooks("startContainer", h.start_container().as_ref(), &st)
+            });
+        if let Err(e) = r {
+            // The spec's lifecycle: error, stop, destroy, then poststop.
+            let _ = c.destroy();
+            st["status"] = json!("stopped");
+            run_hooks_warn("poststop", h.poststop().as_ref(), &st);
+            return Err(e);
+        }
     }
     c.start()
         .map_err(|e| format!("start container {id}: {e}"))?;
     if let Some(h) = &hooks {
         let st = state_json(ctx, id, meta);
-        if let Err(e) = run_hooks("poststart", h.poststart().as_ref(), &st) {
-            log("warning", &e);
-        }
+        run_hooks_warn("poststart", h.poststart().as_ref(), &st);
     }
     let s = c.wait().map_err(|e| format!("wait for {id}: {e}"))?;
     let stopped = state_json(ctx, id, meta);
     c.destroy().map_err(|e| format!("destroy {id}: {e}"))?;
     if let Some(h) = &hooks {
-        if let Err(e) = run_hooks("poststop", h.poststop().as_ref(), &stopped) {
-            log("warning", &e);
-        }
+        run_hooks_warn("poststop", h.poststop().as_ref(), &stopped);
     }
     Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
 }
@@ -1123,7 +1222,8 @@ fn cmd_state(ctx: &Ctx, a: &Args) -> Res<i32> {
 
 fn parse_signal(s: &str) -> Res<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 probes (kill(2)), as runc accepts.
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(format!("invalid signal number {n}"));
@@ -1175,26 +1275,41 @@ fn cgroup_procs(st: &berth::State) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// runc's message for a container whose init is gone: containerd's shim
+/// (`checkKillError`) and conmon match this text and treat it as "already
+/// finished", not as a failure.
+const NOT_RUNNING: &str = "container not running";
+
+/// `kill ID [SIGNAL]` as runc 1.1: a missing container is "does not
+/// exist" (checked before the signal is parsed); a stopped one is
+/// "container not running" (exit 1), except with `--all`, which then
+/// succeeds with nothing to signal; signal 0 probes.
 fn cmd_kill(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
-    let sig = parse_signal(a.pos.get(1).map(String::as_str).unwrap_or("TERM"))?;
     let meta = ctx.load_meta(&id)?;
+    let sig = parse_signal(a.pos.get(1).map(String::as_str).unwrap_or("TERM"))?;
+    let all = a.bool("all") || a.bool("a");
     let (s, st) = status(ctx, &id, &meta);
     let st = match (s, st) {
         ("created" | "running" | "paused", Some(st)) => st,
-        _ => return Err(format!("cannot kill container {id}: it is {s}")),
+        _ if all => return Ok(0),
+        _ => return Err(format!("cannot kill container {id}: {NOT_RUNNING}")),
     };
     // Without a cgroup (rootless) --all signals the init, whose pid
     // namespace ends with it.
-    if (a.bool("all") || a.bool("a")) && st.cgroup.is_some() {
+    if all && st.cgroup.is_some() {
         for p in cgroup_procs(&st) {
             // SAFETY: kill(2) on a pid read from the container's cgroup.
             unsafe { libc::kill(p, sig) };
         }
         return Ok(0);
     }
-    st.signal(sig).map_err(|e| format!("kill {id}: {e}"))?;
-    Ok(0)
+    match st.signal(sig) {
+        Ok(()) => Ok(0),
+        // It exited between the status check and the signal.
+        Err(_) if !st.is_running() => Err(format!("cannot kill container {id}: {NOT_RUNNING}")),
+        Err(e) => Err(format!("kill {id}: {e}")),
+    }
 }
 
 fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
@@ -1203,7 +1318,7 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
     let meta = match ctx.load_meta(&id) {
         Ok(m) => m,
         Err(e) => {
-            let _ = std::fs::remove_file(ctx.config_path(&id));
+            ctx.remove_meta(&id);
             if ctx.root.join(&id).join(berth::STATE_FILE).exists() {
                 // berth state without metadata (interrupted create).
                 let _ = berth::delete(Some(&ctx.root), &id);
@@ -1214,8 +1329,9 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
     };
     let (s, st) = status(ctx, &id, &meta);
     if (s == "running" || s == "paused") && !force {
+        // runc's words (engines match "not stopped").
         return Err(format!(
-            "cannot delete container {id}: it is {s} (use --force)"
+            "cannot delete container {id} that is not stopped: {s} (use --force)"
         ));
     }
     let stopped_state = {
@@ -1241,13 +1357,9 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
         berth::delete(Some(&ctx.root), &id).map_err(|e| format!("delete {id}: {e}"))?;
     }
     let hooks = snapshot_hooks(ctx, &id);
-    let _ = std::fs::remove_file(ctx.sock_path(&id));
-    let _ = std::fs::remove_file(ctx.config_path(&id));
-    let _ = std::fs::remove_file(ctx.meta_path(&id));
+    ctx.remove_meta(&id);
     if let Some(h) = hooks {
-        if let Err(e) = run_hooks("poststop", h.poststop().as_ref(), &stopped_state) {
-            log("warning", &e);
-        }
+        run_hooks_warn("poststop", h.poststop().as_ref(), &stopped_state);
     }
     Ok(0)
 }
@@ -1269,9 +1381,10 @@ fn cmd_pause_resume(ctx: &Ctx, a: &Args, pause: bool) -> Res<i32> {
     let want = if pause { "running" } else { "paused" };
     let st = match st {
         Some(st) if s == want => st,
+        // runc's classes: "container not running" / "container not paused".
         _ => {
             return Err(format!(
-                "cannot {} container {id}: it is {s}, not {want}",
+                "cannot {} container {id}: it is {s}: container not {want}",
                 if pause { "pause" } else { "resume" }
             ))
         }

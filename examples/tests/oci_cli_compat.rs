@@ -467,3 +467,201 @@ fn hooks_follow_the_runtime_spec_lifecycle() {
         berth.root_entries()
     );
 }
+
+/// The memory usage of `pid`'s own memory cgroup, read from its file (v1
+/// `memory.usage_in_bytes` on a hybrid host, else cgroup2
+/// `memory.current`), and that cgroup's path.
+fn memory_cgroup_usage(pid: i32) -> (String, u64) {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let (file, path) = match cg
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p))
+    {
+        Some(p) => (
+            format!("/sys/fs/cgroup/memory{p}/memory.usage_in_bytes"),
+            p.to_string(),
+        ),
+        None => {
+            let p = cg.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+            (format!("/sys/fs/cgroup{p}/memory.current"), p.to_string())
+        }
+    };
+    let n = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (path, n)
+}
+
+#[test]
+fn events_stats_are_the_containers_own() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["sleep", "60"], json!({}));
+    let berth = Rt::new(BIN, b.path().join("root"));
+    let id = berth_testkit::unique_name("cce");
+    berth.make(&b, &id, "running");
+    let st: Value = serde_json::from_str(&berth.ok(&["state", &id])).unwrap();
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    let ev: Value = serde_json::from_str(&berth.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+    let d = &ev["data"];
+    // One idle process: its own pids count, not the host's.
+    assert_eq!(d["pids"]["current"], 1, "{d}");
+    // Memory: the container's own memory cgroup (never the runtime's or
+    // the session's), and the number in its file.
+    let (cg, usage) = memory_cgroup_usage(pid);
+    let (mine, _) = memory_cgroup_usage(std::process::id() as i32);
+    assert_ne!(cg, mine, "the container shares the test's memory cgroup");
+    let got = d["memory"]["usage"]["usage"].as_u64().unwrap();
+    assert!(got > 0 && got < 64 << 20, "{got} bytes for an idle sleep");
+    assert!(
+        got.abs_diff(usage) < 1 << 20,
+        "stats {got}, cgroup file {usage}"
+    );
+    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{d}");
+    // An exec'd process is counted with the container too (same memory
+    // cgroup as the init; no cgroup namespace here, host paths).
+    let out = berth.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    let line = |t: &str| {
+        t.lines()
+            .find(|l| l.contains(":memory:"))
+            .map(str::to_string)
+    };
+    let init = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(line(&out), line(&init), "{out}");
+    // Streaming: a stats event per interval until the container stops.
+    let child = Command::new(BIN)
+        .arg("--root")
+        .arg(&berth.root)
+        .args(["events", "--interval", "100ms", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    berth.ok(&["kill", &id, "KILL"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l["type"] == "stats" && l["id"] == id.as_str()));
+    berth.wait_status(&id, "stopped");
+    let (code, _, err) = berth.run(&["events", "--stats", &id]);
+    assert_eq!(code, 1);
+    assert!(err.contains("container not running"), "{err}");
+    berth.ok(&["delete", &id]);
+    // The container's own groups went with it.
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory{cg}")).exists() || cg == mine);
+    assert!(
+        berth.root_entries().is_empty(),
+        "{:?}",
+        berth.root_entries()
+    );
+}
+
+#[test]
+fn ps_runs_ps_and_keeps_the_containers_lines() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["sleep", "61"], json!({}));
+    let berth = Rt::new(BIN, b.path().join("root"));
+    let id = berth_testkit::unique_name("ccp");
+    berth.make(&b, &id, "running");
+    let st: Value = serde_json::from_str(&berth.ok(&["state", &id])).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    // runc's default: `ps -ef`, its header, the container's lines.
+    let out = berth.ok(&["ps", &id]);
+    let mut lines = out.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("UID") && header.contains("PID") && header.contains("CMD"),
+        "{out}"
+    );
+    let rest: Vec<&str> = lines.collect();
+    assert_eq!(rest.len(), 1, "{out}");
+    assert_eq!(
+        rest[0].split_whitespace().nth(1),
+        Some(pid.to_string().as_str()),
+        "{out}"
+    );
+    assert!(rest[0].ends_with("sleep 61"), "{out}");
+    // ps arguments after the id.
+    let out = berth.ok(&["ps", &id, "-o", "pid,comm"]);
+    assert_eq!(
+        out.lines()
+            .nth(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![pid.to_string().as_str(), "sleep"]),
+        "{out}"
+    );
+    let js: Value = serde_json::from_str(&berth.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(js, json!([pid]));
+    berth.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn update_takes_runcs_flags_and_features_follow_the_spec() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["sleep", "60"], json!({}));
+    let berth = Rt::new(BIN, b.path().join("root"));
+    let id = berth_testkit::unique_name("ccu");
+    berth.make(&b, &id, "running");
+    let (code, _, err) = berth.run(&["update", "--pids-limit", "42", &id]);
+    let st = berth::State::load(Some(&berth.root), &id).unwrap();
+    let pids_max = st.cgroup.unwrap().join("pids.max");
+    if pids_max.exists() {
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "42");
+    } else {
+        // Hybrid host without pids in cgroup2: the flag was understood and
+        // the answer names the controller.
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("pids") && !err.contains("unknown flag"),
+            "{err}"
+        );
+    }
+    let (code, _, err) = berth.run(&["update", "--memory", "12x", &id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--memory"), "{err}");
+    // No flag: nothing to change, as runc.
+    berth.ok(&["update", &id]);
+    berth.ok(&["delete", "--force", &id]);
+
+    let f: Value = serde_json::from_str(&berth.ok(&["features"])).unwrap();
+    for k in [
+        "ociVersionMin",
+        "ociVersionMax",
+        "hooks",
+        "mountOptions",
+        "linux",
+        "annotations",
+    ] {
+        assert!(f.get(k).is_some(), "features lacks {k}: {f}");
+    }
+    for k in [
+        "namespaces",
+        "capabilities",
+        "cgroup",
+        "seccomp",
+        "apparmor",
+        "selinux",
+    ] {
+        assert!(f["linux"].get(k).is_some(), "features.linux lacks {k}");
+    }
+    assert!(f["linux"]["seccomp"]["operators"].as_array().is_some());
+    // Annotations are berth-oci's own, not runc's.
+    assert!(
+        f["annotations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains("runc")),
+        "{f}"
+    );
+}

@@ -1021,6 +1021,14 @@ fn holder(
         let _ = c.destroy();
         return fail(&mut w, e);
     }
+    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
+        meta["v1_cgroups"] = json!(v1_join(id, &st));
+        if let Err(e) = ctx.write_meta(id, meta) {
+            let _ = c.destroy();
+            v1_remove(&v1_recorded(meta));
+            return fail(&mut w, e);
+        }
+    }
     close_preserved(a);
     if tty {
         let cs = a.get("console-socket").unwrap_or_default();
@@ -1168,6 +1176,12 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
         .create()
         .map_err(|e| format!("create container {id}: {e}"))?;
     ctx.private_state(id)?;
+    let mut meta = meta.clone();
+    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
+        meta["v1_cgroups"] = json!(v1_join(id, &st));
+        ctx.write_meta(id, &meta)?;
+    }
+    let meta = &meta;
     close_preserved(a);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &c.pid().to_string())?;
@@ -1206,6 +1220,7 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
     let s = c.wait().map_err(|e| format!("wait for {id}: {e}"))?;
     let stopped = state_json(ctx, id, meta);
     c.destroy().map_err(|e| format!("destroy {id}: {e}"))?;
+    v1_remove(&v1_recorded(meta));
     if let Some(h) = &hooks {
         run_hooks_warn("poststop", h.poststop().as_ref(), &stopped);
     }
@@ -1355,6 +1370,7 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
             }
         }
         berth::delete(Some(&ctx.root), &id).map_err(|e| format!("delete {id}: {e}"))?;
+        v1_remove(&v1_recorded(&meta));
     }
     let hooks = snapshot_hooks(ctx, &id);
     ctx.remove_meta(&id);
@@ -1372,6 +1388,208 @@ fn open_cgroup(id: &str, st: &berth::State) -> Res<berth_cgroups::Cgroup> {
     let h = berth_cgroups::Hierarchy::discover().map_err(|e| e.to_string())?;
     let rel = cg.strip_prefix(h.mount_point()).unwrap_or(cg);
     berth_cgroups::Cgroup::open(&h, rel).map_err(|e| e.to_string())
+}
+
+/// The v1 hierarchies a hybrid host binds the controllers engines read
+/// statistics from (containerd's shim and cAdvisor read the init's
+/// `/proc/<pid>/cgroup`), paired with the cgroup2 controller that makes a
+/// v1 group unnecessary.
+const V1_STATS: [(berth_cgroups::Controller, &str); 3] = [
+    (berth_cgroups::Controller::Memory, "memory"),
+    (berth_cgroups::Controller::Pids, "pids"),
+    (berth_cgroups::Controller::Cpu, "cpuacct"),
+];
+
+/// On a hybrid host, the container's own groups in the v1 hierarchies of
+/// [`V1_STATS`] whose controller cgroup2 lacks (a v1 hierarchy has
+/// `cgroup.procs` but no `cgroup.controllers`). A cgroupsPath (absolute,
+/// the engine's choice) is used as is, as runc does; berth-oci's default
+/// `<own>/berth-oci/<id>` nests under the runtime's own v1 group, so the
+/// caller's v1 limits still hold.
+fn v1_dirs(st: &berth::State) -> Vec<PathBuf> {
+    let (Some(cg), Ok(h)) = (&st.cgroup, berth_cgroups::Hierarchy::discover()) else {
+        return Vec::new();
+    };
+    let Ok(rel) = cg.strip_prefix(h.mount_point()) else {
+        return Vec::new();
+    };
+    let own2 = h.own_cgroup_dir();
+    let under_own = cg.strip_prefix(&own2).ok();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let have = h.root_controllers().ok();
+    V1_STATS
+        .iter()
+        .filter(|(c, _)| !have.as_ref().is_some_and(|h| h.contains(*c)))
+        .filter_map(|(_, name)| {
+            let m = Path::new("/sys/fs/cgroup").join(name);
+            if !m.join("cgroup.procs").exists() || m.join("cgroup.controllers").exists() {
+                return None;
+            }
+            // `N:ctrl[,ctrl]:/path` of ours for this hierarchy.
+            let mine = own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                ctrls
+                    .split(',')
+                    .any(|c| c == *name)
+                    .then(|| path.trim_start_matches('/'))
+            });
+            Some(match (under_own, mine) {
+                (Some(rest), Some(mine)) => m.join(mine).join(rest),
+                _ => m.join(rel),
+            })
+        })
+        .collect()
+}
+
+/// Move the container's processes (its cgroup2 `cgroup.procs`; their
+/// children follow) into its own v1 groups ([`v1_dirs`]), made on
+/// demand, so that the statistics engines read from v1 on a hybrid host
+/// are the container's, never the session's (no limit is set there). A
+/// failure is a warning: the container runs as before. Returns the groups
+/// joined, for the metadata (`v1_cgroups`): `delete` and `events` use
+/// these, whoever calls them.
+fn v1_join(id: &str, st: &berth::State) -> Vec<PathBuf> {
+    let pids = cgroup_procs(st);
+    let mut joined = Vec::new();
+    for d in v1_dirs(st) {
+        let r = std::fs::create_dir_all(&d).and_then(|()| {
+            pids.iter()
+                .try_for_each(|p| std::fs::write(d.join("cgroup.procs"), p.to_string()))
+        });
+        match r {
+            Ok(()) => joined.push(d),
+            Err(e) => log(
+                "warning",
+                &format!("{id}: join v1 cgroup {}: {e}", d.display()),
+            ),
+        }
+    }
+    joined
+}
+
+/// The v1 groups recorded in a container's metadata (see [`v1_join`]),
+/// only ones under `/sys/fs/cgroup`.
+fn v1_recorded(meta: &Value) -> Vec<PathBuf> {
+    meta["v1_cgroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(PathBuf::from))
+        .filter(|p| {
+            p.starts_with("/sys/fs/cgroup")
+                && !p.components().any(|c| c == std::path::Component::ParentDir)
+        })
+        .collect()
+}
+
+/// Remove the container's v1 groups once their processes are gone
+/// (rmdir(2) is EBUSY while a task remains; the init was just killed).
+fn v1_remove(dirs: &[PathBuf]) {
+    for d in dirs {
+        let t = Instant::now();
+        while d.exists() && std::fs::remove_dir(d).is_err() && t.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A number from a cgroup file (`max` and absent: `None`).
+fn cg_num(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// `events --stats` data in runc 1.1's shape (`types.Stats`), from the
+/// container's own groups only: cpu from its cgroup2 `cpu.stat`; memory
+/// and pids from cgroup2 when it has the controller, else from the
+/// container's v1 groups ([`v1_dirs`]); pids without either is the count
+/// of its cgroup2 `cgroup.threads`. Never the runtime's or the host's.
+fn stats_json(id: &str, st: &berth::State, meta: &Value) -> Res<Value> {
+    let cg = open_cgroup(id, st)?;
+    let s = cg.stats().map_err(|e| format!("stats of {id}: {e}"))?;
+    let v1 = v1_recorded(meta);
+    let v1_dir = |name: &str| {
+        v1.iter()
+            .find(|d| d.starts_with(Path::new("/sys/fs/cgroup").join(name)))
+            .cloned()
+    };
+    let mut data = json!({"blkio": {}, "hugetlb": {}, "intel_rdt": {}, "network_interfaces": null});
+    if let Some(c) = &s.cpu {
+        data["cpu"] = json!({
+            "usage": {"total": c.usage_usec * 1000, "kernel": c.system_usec * 1000, "user": c.user_usec * 1000},
+            "throttling": {"periods": c.nr_periods, "throttled_periods": c.nr_throttled, "throttled_time": c.throttled_usec * 1000},
+        });
+    }
+    if let Some(m) = &s.memory {
+        let limit = cg_num(&cg.path().join("memory.max")).unwrap_or(u64::MAX);
+        data["memory"] = json!({
+            "usage": {"usage": m.current, "max": m.peak.unwrap_or(0), "limit": limit, "failcnt": m.events.max},
+            "raw": m.stat,
+        });
+    } else if let Some(d) = v1_dir("memory") {
+        let raw: serde_json::Map<String, Value> = std::fs::read_to_string(d.join("memory.stat"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(k, v)| Some((k.to_string(), json!(v.parse::<u64>().ok()?))))
+            .collect();
+        data["memory"] = json!({
+            "usage": {
+                "usage": cg_num(&d.join("memory.usage_in_bytes")).unwrap_or(0),
+                "max": cg_num(&d.join("memory.max_usage_in_bytes")).unwrap_or(0),
+                "limit": cg_num(&d.join("memory.limit_in_bytes")).unwrap_or(u64::MAX),
+                "failcnt": cg_num(&d.join("memory.failcnt")).unwrap_or(0),
+            },
+            "cache": raw.get("cache").cloned().unwrap_or(json!(0)),
+            "raw": raw,
+        });
+    }
+    data["pids"] = if let Some(p) = &s.pids {
+        json!({"current": p.current, "limit": cg_num(&cg.path().join("pids.max")).unwrap_or(0)})
+    } else if let Some(d) = v1_dir("pids") {
+        json!({"current": cg_num(&d.join("pids.current")).unwrap_or(0), "limit": cg_num(&d.join("pids.max")).unwrap_or(0)})
+    } else {
+        let n = cg.threads().map(|t| t.len()).unwrap_or(0);
+        json!({"current": n, "limit": 0})
+    };
+    Ok(json!({"type": "stats", "id": id, "data": data}))
+}
+
+/// `events [--stats] [--interval D] ID` as runc 1.1: `--stats` prints one
+/// stats event; otherwise a stats event every interval (default 5s; `5s`,
+/// `500ms` or seconds) until the container stops. A stopped container is
+/// "container not running".
+fn cmd_events(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let interval = match a.get("interval").unwrap_or("5s") {
+        v if v.ends_with("ms") => v
+            .trim_end_matches("ms")
+            .parse()
+            .ok()
+            .map(Duration::from_millis),
+        v => v
+            .trim_end_matches('s')
+            .parse()
+            .ok()
+            .map(Duration::from_secs_f64),
+    }
+    .filter(|d| !d.is_zero())
+    .ok_or_else(|| "--interval: a positive duration expected (5s, 500ms)".to_string())?;
+    loop {
+        let (s, st) = status(ctx, &id, &meta);
+        let st = match (s, st) {
+            ("created" | "running" | "paused", Some(st)) => st,
+            _ if !a.bool("stats") => return Ok(0),
+            _ => return Err(format!("events of container {id}: {NOT_RUNNING}")),
+        };
+        println!("{}", stats_json(&id, &st, &meta)?);
+        if a.bool("stats") {
+            return Ok(0);
+        }
+        std::thread::sleep(interval);
+    }
 }
 
 fn cmd_pause_resume(ctx: &Ctx, a: &Args, pause: bool) -> Res<i32> {
@@ -1398,29 +1616,100 @@ fn cmd_pause_resume(ctx: &Ctx, a: &Args, pause: bool) -> Res<i32> {
     Ok(0)
 }
 
+/// `ps [--format table|json] ID [PS_ARGS...]` as runc 1.1: `ps(1)` with
+/// the given arguments (default `-ef`), its header and the lines whose
+/// `PID` column is one of the container's processes (its cgroup's
+/// `cgroup.procs`); `--format json` is the list of those pids.
 fn cmd_ps(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     let meta = ctx.load_meta(&id)?;
     let (_, st) = status(ctx, &id, &meta);
     let pids = st.as_ref().map(cgroup_procs).unwrap_or_default();
-    if a.get("format").or(a.get("f")) == Some("json") {
-        println!("{}", json!(pids));
-    } else {
-        println!("{:>8} CMD", "PID");
-        for p in pids {
-            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|b| {
-                    b.split(|c| *c == 0)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            println!("{p:>8} {cmd}");
+    match a.get("format").or(a.get("f")).unwrap_or("table") {
+        "json" => {
+            println!("{}", json!(pids));
+            return Ok(0);
+        }
+        "table" => {}
+        other => return Err(format!("invalid format option {other:?}: table or json")),
+    }
+    let ps_args: Vec<&str> = match a.pos.get(1..) {
+        Some(rest) if !rest.is_empty() => rest.iter().map(String::as_str).collect(),
+        _ => vec!["-ef"],
+    };
+    let out = Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .map_err(|e| format!("run ps {ps_args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ps {ps_args:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| format!("ps {ps_args:?}: no PID column in {header:?}"))?;
+    println!("{header}");
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{l}");
         }
     }
     Ok(0)
+}
+
+/// runc 1.1's `update` flags as a `linux.resources` document (only the
+/// flags given; sizes take k/m/g suffixes, `-1` is unlimited).
+fn update_flags(a: &Args) -> Res<Value> {
+    fn num(flag: &str, v: &str, sized: bool) -> Res<i64> {
+        let t = v.trim().to_ascii_lowercase();
+        let t = t.strip_suffix('b').unwrap_or(&t);
+        let (n, mul) = match t.chars().last() {
+            Some('k') if sized => (&t[..t.len() - 1], 1 << 10),
+            Some('m') if sized => (&t[..t.len() - 1], 1 << 20),
+            Some('g') if sized => (&t[..t.len() - 1], 1 << 30),
+            _ => (t, 1),
+        };
+        n.parse::<i64>()
+            .ok()
+            .and_then(|n| if n < 0 { Some(n) } else { n.checked_mul(mul) })
+            .ok_or_else(|| format!("--{flag} {v:?}: a number expected"))
+    }
+    let mut r = json!({});
+    let table: [(&str, &str, &str, bool); 11] = [
+        ("memory", "memory", "limit", true),
+        ("memory-reservation", "memory", "reservation", true),
+        ("memory-swap", "memory", "swap", true),
+        ("cpu-share", "cpu", "shares", false),
+        ("cpu-quota", "cpu", "quota", false),
+        ("cpu-period", "cpu", "period", false),
+        ("cpu-rt-runtime", "cpu", "realtimeRuntime", false),
+        ("cpu-rt-period", "cpu", "realtimePeriod", false),
+        ("blkio-weight", "blockIO", "weight", false),
+        ("pids-limit", "pids", "limit", false),
+        ("kernel-memory", "memory", "kernel", true),
+    ];
+    for (flag, group, key, sized) in table {
+        if let Some(v) = a.get(flag) {
+            r[group][key] = json!(num(flag, v, sized)?);
+        }
+    }
+    for (flag, key) in [("cpuset-cpus", "cpus"), ("cpuset-mems", "mems")] {
+        if let Some(v) = a.get(flag) {
+            r["cpu"][key] = json!(v);
+        }
+    }
+    Ok(r)
 }
 
 fn cmd_update(ctx: &Ctx, a: &Args) -> Res<i32> {
@@ -1430,9 +1719,18 @@ fn cmd_update(ctx: &Ctx, a: &Args) -> Res<i32> {
     let Some(st) = st.filter(|_| s != "stopped") else {
         return Err(format!("cannot update container {id}: it is {s}"));
     };
-    let src = a
-        .get("resources")
-        .ok_or_else(|| "update needs --resources FILE|-".to_string())?;
+    let Some(src) = a.get("resources").or(a.get("r")) else {
+        let r = update_flags(a)?;
+        if r.as_object().is_some_and(|o| o.is_empty()) {
+            return Ok(0);
+        }
+        let r: oci_spec::runtime::LinuxResources =
+            serde_json::from_value(r).map_err(|e| format!("parse resources: {e}"))?;
+        let res = berth::Resources::from_oci(&r).map_err(|e| e.to_string())?;
+        let cg = open_cgroup(&id, &st)?;
+        cg.apply(&res).map_err(|e| format!("update {id}: {e}"))?;
+        return Ok(0);
+    };
     let text = if src == "-" {
         let mut t = String::new();
         std::io::stdin()
@@ -1505,11 +1803,22 @@ fn cmd_features() -> Res<i32> {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": berth::CapSet::all().names(),
             "cgroup": {"v1": false, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"]},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"],
+                "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"],
+                "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+            },
             "apparmor": {"enabled": true},
-            "selinux": {"enabled": false}
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
         },
-        "annotations": {"org.opencontainers.runc.version": "berth-oci"}
+        // The spec leaves annotation keys to the runtime (runc's are
+        // org.opencontainers.runc.*): ours name berth-oci.
+        "annotations": {"org.berth.oci.version": env!("CARGO_PKG_VERSION")}
     });
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     Ok(0)
@@ -1532,6 +1841,16 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
             ))
         }
     };
+    // The exec'd process inherits our v1 groups: make them the
+    // container's (hybrid host; see v1_join), as runc's exec joins all.
+    for d in v1_recorded(&meta) {
+        if let Err(e) = std::fs::write(d.join("cgroup.procs"), std::process::id().to_string()) {
+            log(
+                "warning",
+                &format!("{id}: exec: join v1 cgroup {}: {e}", d.display()),
+            );
+        }
+    }
     let spec = load_config(ctx, &id)?;
     let base = spec.process().clone();
     let mut args: Vec<String> = a.pos[1..].to_vec();
@@ -1872,7 +2191,7 @@ fn sealed_copy_of_self(exe: &std::fs::File) -> Res<OwnedFd> {
 // ---------------------------------------------------------------- main
 
 const USAGE: &str = "usage: berth-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] \
-[--allow-unenforced-limits] COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
+[--allow-unenforced-limits] COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps events pause resume update list features";
 
 fn real_main() -> Res<i32> {
     record_start_fds();
@@ -1982,13 +2301,38 @@ fn real_main() -> Res<i32> {
         "delete" => cmd_delete(&ctx, &Args::parse(rest, &[], &["force", "f"], false)?),
         "pause" => cmd_pause_resume(&ctx, &Args::parse(rest, &[], &[], false)?, true),
         "resume" => cmd_pause_resume(&ctx, &Args::parse(rest, &[], &[], false)?, false),
-        "ps" => cmd_ps(&ctx, &Args::parse(rest, &["format", "f"], &[], false)?),
-        "update" => cmd_update(&ctx, &Args::parse(rest, &["resources", "r"], &[], false)?),
+        "ps" => cmd_ps(&ctx, &Args::parse(rest, &["format", "f"], &[], true)?),
+        "update" => cmd_update(
+            &ctx,
+            &Args::parse(
+                rest,
+                &[
+                    "resources",
+                    "r",
+                    "memory",
+                    "memory-reservation",
+                    "memory-swap",
+                    "kernel-memory",
+                    "cpu-share",
+                    "cpu-quota",
+                    "cpu-period",
+                    "cpu-rt-runtime",
+                    "cpu-rt-period",
+                    "cpuset-cpus",
+                    "cpuset-mems",
+                    "blkio-weight",
+                    "pids-limit",
+                ],
+                &[],
+                false,
+            )?,
+        ),
         "list" => cmd_list(
             &ctx,
             &Args::parse(rest, &["format", "f"], &["quiet", "q"], false)?,
         ),
         "features" => cmd_features(),
+        "events" => cmd_events(&ctx, &Args::parse(rest, &["interval"], &["stats"], false)?),
         "exec" => cmd_exec(
             &ctx,
             &Args::parse(

@@ -665,3 +665,46 @@ fn update_takes_runcs_flags_and_features_follow_the_spec() {
         "{f}"
     );
 }
+
+#[test]
+fn without_a_cgroup_namespace_only_the_own_cgroup_is_visible() {
+    berth_testkit::privileged!();
+    // No cgroup and no network namespace: /sys is the host's (read-only),
+    // and /sys/fs/cgroup must not show the host's cgroup tree.
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "ls /sys/fs/cgroup; echo procs $(cat /sys/fs/cgroup/cgroup.procs)",
+        ],
+        json!({ "linux": { "namespaces": [
+            { "type": "pid" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }
+        ]}}),
+    );
+    let berth = Rt::new(BIN, b.path().join("root"));
+    let (code, out, err) = berth.run(&["run", "--bundle", b.path().to_str().unwrap(), "ccg"]);
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<&str> = out.lines().collect();
+    for host in [
+        "unified",
+        "memory",
+        "systemd",
+        "berth-oci",
+        "init.scope",
+        "system.slice",
+    ] {
+        assert!(
+            !names.contains(&host),
+            "host cgroup tree visible: {names:?}"
+        );
+    }
+    assert!(names.contains(&"cgroup.procs"), "{out}");
+    // Its own group: the container's init (pid 1 in its pid namespace) is there.
+    let procs = out.lines().find_map(|l| l.strip_prefix("procs ")).unwrap();
+    assert!(procs.split(' ').any(|p| p == "1"), "{out}");
+    assert!(
+        berth.root_entries().is_empty(),
+        "{:?}",
+        berth.root_entries()
+    );
+}

@@ -382,6 +382,25 @@ fn delete_leaves_nothing_in_the_root() {
         "left in --root: {:?}",
         berth.root_entries()
     );
+    // Nor a cgroup (cgroup2 or the v1 groups of a hybrid host).
+    let mut ids = ids;
+    ids.extend(["ccd-run".to_string(), "ccd-bad".to_string()]);
+    for id in &ids {
+        let out = Command::new("find")
+            .args([
+                "/sys/fs/cgroup",
+                "-maxdepth",
+                "8",
+                "-type",
+                "d",
+                "-name",
+                id,
+            ])
+            .output()
+            .unwrap();
+        let found = String::from_utf8_lossy(&out.stdout);
+        assert!(found.trim().is_empty(), "cgroups left: {found}");
+    }
 }
 
 /// A hook that appends `<name> <status> <pid>` (from the state on its

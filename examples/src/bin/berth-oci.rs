@@ -1021,14 +1021,6 @@ fn holder(
         let _ = c.destroy();
         return fail(&mut w, e);
     }
-    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
-        meta["v1_cgroups"] = json!(v1_join(id, &st));
-        if let Err(e) = ctx.write_meta(id, meta) {
-            let _ = c.destroy();
-            v1_remove(&v1_recorded(meta));
-            return fail(&mut w, e);
-        }
-    }
     close_preserved(a);
     if tty {
         let cs = a.get("console-socket").unwrap_or_default();
@@ -1054,6 +1046,15 @@ fn holder(
             let _ = c.destroy();
             st["status"] = json!("stopped");
             run_hooks_warn("poststop", h.poststop().as_ref(), &st);
+            return fail(&mut w, e);
+        }
+    }
+    // Joined last, once nothing can fail before the hand-over.
+    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
+        meta["v1_cgroups"] = json!(v1_join(id, &st));
+        if let Err(e) = ctx.write_meta(id, meta) {
+            let _ = c.destroy();
+            v1_remove(&v1_recorded(meta));
             return fail(&mut w, e);
         }
     }
@@ -1176,12 +1177,6 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
         .create()
         .map_err(|e| format!("create container {id}: {e}"))?;
     ctx.private_state(id)?;
-    let mut meta = meta.clone();
-    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
-        meta["v1_cgroups"] = json!(v1_join(id, &st));
-        ctx.write_meta(id, &meta)?;
-    }
-    let meta = &meta;
     close_preserved(a);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &c.pid().to_string())?;
@@ -1211,8 +1206,20 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
             return Err(e);
         }
     }
-    c.start()
-        .map_err(|e| format!("start container {id}: {e}"))?;
+    // Joined last before the start (see v1_join); left on any failure.
+    let mut meta = meta.clone();
+    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
+        meta["v1_cgroups"] = json!(v1_join(id, &st));
+    }
+    let meta = &meta;
+    let r = ctx
+        .write_meta(id, meta)
+        .and_then(|()| c.start().map_err(|e| format!("start container {id}: {e}")));
+    if let Err(e) = r {
+        let _ = c.destroy();
+        v1_remove(&v1_recorded(meta));
+        return Err(e);
+    }
     if let Some(h) = &hooks {
         let st = state_json(ctx, id, meta);
         run_hooks_warn("poststart", h.poststart().as_ref(), &st);

@@ -427,15 +427,26 @@ fn hooks_follow_the_runtime_spec_lifecycle() {
     let b = Bundle::new(
         &["sleep", "60"],
         json!({ "hooks": {
-            "poststart": [hook(&log, "poststart1", 1), hook(&log, "poststart2", 0)],
+            "poststart": [
+                hook(&log, "poststart1", 1),
+                { "path": berth_testkit::busybox_binary(), "args": ["sleep", "30"], "timeout": 1 },
+                hook(&log, "poststart2", 0)
+            ],
             "poststop": [hook(&log, "poststop1", 1), hook(&log, "poststop2", 0)],
         }}),
     );
     let berth = Rt::new(BIN, b.path().join("root"));
     let id = berth_testkit::unique_name("cch");
     berth.create(&b, &id);
+    let t = Instant::now();
     let (code, _, err) = berth.run(&["start", &id]);
     assert_eq!(code, 0, "a failing poststart hook failed start: {err}");
+    // The slow one was stopped at its timeout, with a warning.
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "timeout not honoured"
+    );
+    assert!(err.contains("timed out"), "{err}");
     assert!(
         err.contains("warning") && err.contains("poststart"),
         "{err}"

@@ -490,6 +490,22 @@ fn hooks_follow_the_runtime_spec_lifecycle() {
         "{got}"
     );
     assert!(!got.contains("createRuntime"), "{got}");
+
+    // poststart of a workload that exits at once still gets "running" and
+    // the init's pid (lifecycle step 9; the validation suite's hooks_stdin).
+    std::fs::remove_file(&log).unwrap();
+    let b = Bundle::new(
+        &["true"],
+        json!({ "hooks": { "poststart": [hook(&log, "poststart", 0)] }}),
+    );
+    let berth = Rt::new(BIN, b.path().join("root"));
+    berth.create(&b, &id);
+    let pid = serde_json::from_str::<Value>(&berth.ok(&["state", &id])).unwrap()["pid"].clone();
+    berth.ok(&["start", &id]);
+    assert_eq!(read(), "poststart \"status\":\"running\" 1\n");
+    assert!(pid.as_i64().unwrap() > 0);
+    berth.wait_status(&id, "stopped");
+    berth.ok(&["delete", &id]);
     assert!(berth.run(&["state", &id]).2.contains("does not exist"));
     assert!(
         berth.root_entries().is_empty(),

@@ -43,8 +43,15 @@
 //!   (`<root>/.meta/<id>.config`), never the bundle again; `create`,
 //!   `run` and `exec` run from a read-only bind mount of the binary (a
 //!   sealed memfd copy when not root), as runc 1.2.
-//! - `ps` prints host pids and command lines (not runc's `ps -ef`
-//!   columns); `ps --format json` is the pid list as runc's.
+//! - `ps` runs `ps(1)` (`-ef` or the arguments after the id) and keeps
+//!   the header and the container's lines, as runc; `--format json` is
+//!   the pid list. `events [--stats] [--interval D]` prints runc 1.1's
+//!   stats events (no OOM events) from the container's own groups. On a
+//!   hybrid host the container and exec'd processes also join their own
+//!   (limitless) v1 memory/pids/cpuacct groups, as runc's v1 mode, so
+//!   engines reading v1 statistics see the container's numbers; a
+//!   container without a cgroup namespace sees only its own cgroup2
+//!   group at /sys/fs/cgroup.
 //! - Only the cgroupfs driver: `--systemd-cgroup` is an error.
 //! - `--preserve-fds N` (create, run, exec) checks that fds 3..3+N were
 //!   open when berth-oci started and fails otherwise (runc passes on

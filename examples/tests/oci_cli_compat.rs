@@ -150,6 +150,17 @@ impl Rt {
     }
 }
 
+impl Drop for Rt {
+    /// A failing test leaves no container: `delete --force` of each one
+    /// `list` names.
+    fn drop(&mut self) {
+        let (_, out, _) = self.run(&["list", "-q"]);
+        for id in out.lines() {
+            self.run(&["delete", "--force", id]);
+        }
+    }
+}
+
 /// runc 1.1.5's answers (measured on the development host, and checked
 /// against the installed runc by the test when there is one): per state
 /// and command, the exit code and a text the message must contain
@@ -577,6 +588,18 @@ fn events_stats_are_the_containers_own() {
     };
     let init = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert_eq!(line(&out), line(&init), "{out}");
+    // ... while the runtime's own exec process, waiting for it, is not.
+    let mut waiter = Command::new(BIN)
+        .arg("--root")
+        .arg(&berth.root)
+        .args(["exec", &id, "sleep", "2"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let w = std::fs::read_to_string(format!("/proc/{}/cgroup", waiter.id())).unwrap();
+    assert_ne!(line(&w), line(&init), "{w}");
+    assert!(waiter.wait().unwrap().success());
     // Streaming: a stats event per interval until the container stops.
     let child = Command::new(BIN)
         .arg("--root")

@@ -1500,6 +1500,39 @@ fn v1_join(id: &str, st: &berth::State) -> Vec<PathBuf> {
     joined
 }
 
+/// Our own groups in the v1 hierarchies of `dirs` (from
+/// `/proc/self/cgroup`).
+fn v1_own_groups(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    dirs.iter()
+        .filter_map(|d| {
+            let name = d.strip_prefix("/sys/fs/cgroup").ok()?.components().next()?;
+            let name = name.as_os_str().to_str()?;
+            own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                ctrls.split(',').any(|c| c == name).then(|| {
+                    Path::new("/sys/fs/cgroup")
+                        .join(name)
+                        .join(path.trim_start_matches('/'))
+                })
+            })
+        })
+        .collect()
+}
+
+/// Move this process into the v1 groups `dirs` (a failure is a warning).
+fn v1_move_self(id: &str, dirs: &[PathBuf]) {
+    for d in dirs {
+        if let Err(e) = std::fs::write(d.join("cgroup.procs"), std::process::id().to_string()) {
+            log(
+                "warning",
+                &format!("{id}: move to v1 cgroup {}: {e}", d.display()),
+            );
+        }
+    }
+}
+
 /// The v1 groups recorded in a container's metadata (see [`v1_join`]),
 /// only ones under `/sys/fs/cgroup`.
 fn v1_recorded(meta: &Value) -> Vec<PathBuf> {
@@ -1874,15 +1907,12 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
         }
     };
     // The exec'd process inherits our v1 groups: make them the
-    // container's (hybrid host; see v1_join), as runc's exec joins all.
-    for d in v1_recorded(&meta) {
-        if let Err(e) = std::fs::write(d.join("cgroup.procs"), std::process::id().to_string()) {
-            log(
-                "warning",
-                &format!("{id}: exec: join v1 cgroup {}: {e}", d.display()),
-            );
-        }
-    }
+    // container's while it is spawned (hybrid host; see v1_join), as
+    // runc's exec joins all; we go back to ours right after, so that only
+    // the container's processes are left in them for delete.
+    let v1 = v1_recorded(&meta);
+    let ours = v1_own_groups(&v1);
+    v1_move_self(id.as_str(), &v1);
     let spec = load_config(ctx, &id)?;
     let base = spec.process().clone();
     let mut args: Vec<String> = a.pos[1..].to_vec();
@@ -1995,6 +2025,7 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
         }
         _ => ex.spawn().map_err(spawn_err)?,
     };
+    v1_move_self(id.as_str(), &ours);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &child.pid().to_string())?;
     }

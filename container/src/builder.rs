@@ -1118,6 +1118,7 @@ impl ContainerBuilder {
             rootless: self.rootless,
             own_netns: ns.contains(Namespaces::NET),
             cgroupns: ns.contains(Namespaces::CGROUP) && cgroup.is_some(),
+            cgroup_dir: cgroup.as_ref().map(|c| c.path()),
             mounts: &self.mounts,
             masked: &self.masked,
             readonly: &self.readonly_paths,

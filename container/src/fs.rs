@@ -30,6 +30,8 @@ pub(crate) struct FsPlan<'a> {
     pub rootless: bool,
     pub own_netns: bool,
     pub cgroupns: bool,
+    /// The container's own cgroup directory (host path), if it has one.
+    pub cgroup_dir: Option<&'a Path>,
     pub mounts: &'a [Mount],
     pub masked: &'a [String],
     pub readonly: &'a [String],
@@ -742,6 +744,12 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         }
     } else {
         s.push(r(Step::bind("/sys", "/sys", true, true)));
+    }
+    if let (false, Some(cg)) = (p.cgroupns, p.cgroup_dir) {
+        // Without a cgroup namespace, only the container's own group at
+        // /sys/fs/cgroup (read-only), never the host's tree (the /sys
+        // bind carries it): as runc does for cgroup v2.
+        s.push(r(Step::bind(cg, "/sys/fs/cgroup", false, true)));
     }
 
     // Namespaced sysctls, before /proc/sys turns read-only (the key is

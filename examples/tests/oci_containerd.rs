@@ -311,3 +311,44 @@ fn mounts_under(dirs: &[&Path]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The shim's kill of a task whose process already exited (containerd's
+/// StopPodSandbox: KILL to all of the sandbox's processes): berth-oci's
+/// answer must be one the shim reads as "already finished" (issue 21
+/// item 1), as runc's: `kill --all` succeeds, a plain kill is "process
+/// already finished: not found", never "unknown error after kill".
+#[test]
+fn ctr_kill_of_an_exited_task_is_already_finished() {
+    berth_testkit::privileged!();
+    let Some(d) = Daemon::start() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let tar = build_archive(work.path());
+    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    let id = berth_testkit::unique_name("ck");
+    d.ctr_ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BIN,
+        IMAGE,
+        &id,
+        "sh",
+        "-c",
+        "exit 0",
+    ]);
+    let t = Instant::now();
+    while !d.ctr_ok(&["tasks", "ls"]).contains("STOPPED") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _, err) = d.ctr(&["tasks", "kill", "--all", "-s", "KILL", &id]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = d.ctr(&["tasks", "kill", "-s", "KILL", &id]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("already finished") && !err.contains("unknown error"),
+        "{err}"
+    );
+    d.ctr_ok(&["tasks", "delete", &id]);
+    d.ctr_ok(&["containers", "rm", &id]);
+}

@@ -243,3 +243,82 @@ fn container_cgroups() -> Vec<String> {
     v.sort();
     v
 }
+
+/// podman with a runtime root deeper than `sockaddr_un` allows (issue 21
+/// item 6): `run` works (the holder's socket under the root is bound and
+/// reached through its directory's fd), and what podman deletes with the
+/// root leaves nothing in it. (podman's own `--runroot` is limited to 50
+/// characters; its exit-command cleanup calls the runtime without
+/// `--runtime-flag`s, with runc as with berth-oci, so the `--rm` run's
+/// state is deleted here by hand with the same root.)
+#[test]
+fn podman_with_a_runtime_root_deeper_than_sun_len() {
+    berth_testkit::privileged!();
+    let Some(p) = Podman::new() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let tar = build_archive(work.path());
+    p.ok(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
+    let mut root = p.dir.path().join("rt");
+    while root.as_os_str().len() <= 120 {
+        root = root.join("d".repeat(30));
+    }
+    let flag = format!("root={}", root.display());
+    let (code, out, err) = p.run(&[
+        "--runtime-flag",
+        &flag,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo deep",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "deep\n"), "{err}");
+    let name = berth_testkit::unique_name("pmd");
+    p.ok(&[
+        "--runtime-flag",
+        &flag,
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let out = p.ok(&[
+        "--runtime-flag",
+        &flag,
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo in-deep",
+    ]);
+    assert_eq!(out, "in-deep\n");
+    p.ok(&["--runtime-flag", &flag, "rm", "-f", "-t", "0", &name]);
+    let list = Command::new(BIN)
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&list.stdout).lines() {
+        let st = Command::new(BIN)
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "--force", id])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the runtime root: {left:?}");
+}

@@ -321,6 +321,36 @@ pub fn outcome(out: std::process::Output) -> (i32, String, String) {
     )
 }
 
+/// Accept one connection on `listener` and receive the fd sent on it with
+/// SCM_RIGHTS (a `--console-socket` peer: the pty master).
+pub fn recv_fd(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (s, _) = listener.accept().unwrap();
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u8; 64];
+    // SAFETY: zeroed msghdr; pointers into live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.len();
+    // SAFETY: valid socket and msghdr.
+    let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, 0) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel filled the control buffer.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!c.is_null(), "no control message");
+        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    }
+}
+
 /// Run a command (test helper); panics with its output when it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)

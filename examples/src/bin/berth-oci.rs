@@ -18,6 +18,17 @@
 //!   the container (berth prepares namespaces and pivots in one step),
 //!   startContainer just before the workload is released, poststart after
 //!   it, poststop on `delete` (and after `run`). Timeouts are honoured.
+//!   As the runtime spec's lifecycle says (runc 1.1 differs): a failing
+//!   poststart or poststop hook is a warning and the remaining hooks run;
+//!   a failing prestart/createRuntime/createContainer hook fails `create`,
+//!   destroys the container, then runs the poststop hooks.
+//! - `kill`, `delete`, `start` answer as runc 1.1 (exit 1 with "container
+//!   not running", "does not exist", "that is not stopped", ...: engines
+//!   match these texts); `kill --all` of a stopped container succeeds.
+//!   `pause` of a created container is refused (runc freezes it).
+//! - Unix sockets (the holder's, `--console-socket`) work under paths of
+//!   any depth (see `SockPath`); `delete` of the last container removes
+//!   `.meta`, so the root holds nothing berth-oci made (as runc).
 //! - Limits for controllers the cgroup2 hierarchy lacks (a hybrid host:
 //!   v1 controllers beside a cgroup2 mount) are an error (runc would use
 //!   cgroup v1), unless the operator opts in (see Security).
@@ -32,8 +43,15 @@
 //!   (`<root>/.meta/<id>.config`), never the bundle again; `create`,
 //!   `run` and `exec` run from a read-only bind mount of the binary (a
 //!   sealed memfd copy when not root), as runc 1.2.
-//! - `ps` prints host pids and command lines (not runc's `ps -ef`
-//!   columns); `ps --format json` is the pid list as runc's.
+//! - `ps` runs `ps(1)` (`-ef` or the arguments after the id) and keeps
+//!   the header and the container's lines, as runc; `--format json` is
+//!   the pid list. `events [--stats] [--interval D]` prints runc 1.1's
+//!   stats events (no OOM events) from the container's own groups. On a
+//!   hybrid host the container and exec'd processes also join their own
+//!   (limitless) v1 memory/pids/cpuacct groups, as runc's v1 mode, so
+//!   engines reading v1 statistics see the container's numbers; a
+//!   container without a cgroup namespace sees only its own cgroup2
+//!   group at /sys/fs/cgroup.
 //! - Only the cgroupfs driver: `--systemd-cgroup` is an error.
 //! - `--preserve-fds N` (create, run, exec) checks that fds 3..3+N were
 //!   open when berth-oci started and fails otherwise (runc passes on
@@ -277,6 +295,29 @@ impl Ctx {
         })?;
         serde_json::from_slice(&b).map_err(|e| format!("parse {}: {e}", p.display()))
     }
+    /// Prepare the root and write `id`'s first metadata. A concurrent
+    /// `delete` may remove `.meta` while it is empty ([`Ctx::remove_meta`]),
+    /// so a write that finds it gone prepares it again.
+    fn first_meta(&self, id: &str, v: &Value) -> Res<()> {
+        let mut tries = 0;
+        loop {
+            self.prepare_root()?;
+            match self.write_meta(id, v) {
+                Err(_) if tries < 8 && !self.meta_dir().exists() => tries += 1,
+                r => return r,
+            }
+        }
+    }
+    /// Remove `id`'s metadata (record, configuration snapshot, holder
+    /// socket), and `.meta` itself once empty, so that the root holds
+    /// nothing berth-oci made once every container is deleted (as runc).
+    fn remove_meta(&self, id: &str) {
+        for p in [self.sock_path(id), self.config_path(id), self.meta_path(id)] {
+            let _ = std::fs::remove_file(p);
+        }
+        // rmdir(2) fails (ENOTEMPTY) while another container has a record.
+        let _ = std::fs::remove_dir(self.meta_dir());
+    }
     fn write_meta(&self, id: &str, v: &Value) -> Res<()> {
         let p = self.meta_path(id);
         let tmp = self.meta_dir().join(format!(".{id}.tmp"));
@@ -493,6 +534,35 @@ fn run_hooks(kind: &str, hooks: Option<&Vec<oci_spec::runtime::Hook>>, state: &V
     Ok(())
 }
 
+/// Run poststart or poststop hooks as the runtime spec's lifecycle asks:
+/// a hook that fails (or times out) is logged as a warning and the
+/// remaining hooks and the lifecycle go on as if it had succeeded.
+fn run_hooks_warn(kind: &str, hooks: Option<&Vec<oci_spec::runtime::Hook>>, state: &Value) {
+    for h in hooks.into_iter().flatten() {
+        if let Err(e) = run_hooks(kind, Some(&vec![h.clone()]), state) {
+            log("warning", &e);
+        }
+    }
+}
+
+/// The state poststart hooks get: the runtime spec's lifecycle step 9
+/// comes after the workload started, so `running` with the init's pid,
+/// also when a short workload has already exited (the validation suite's
+/// hooks_stdin expects this).
+fn poststart_state(ctx: &Ctx, id: &str, meta: &Value) -> Value {
+    let mut v = state_json(ctx, id, meta);
+    if v["status"] == "stopped" {
+        v["status"] = json!("running");
+        if let Some(pid) = berth::State::load(Some(&ctx.root), id)
+            .ok()
+            .and_then(|s| s.pid)
+        {
+            v["pid"] = json!(pid);
+        }
+    }
+    v
+}
+
 /// The hooks of the configuration snapshot of `id` (never the bundle's
 /// `config.json`, which may have changed since create).
 fn snapshot_hooks(ctx: &Ctx, id: &str) -> Option<oci_spec::runtime::Hooks> {
@@ -537,10 +607,48 @@ fn load_config(ctx: &Ctx, id: &str) -> Res<oci_spec::runtime::Spec> {
 
 // ---------------------------------------------------------------- console
 
+/// A unix socket path short enough for `sockaddr_un` (108 bytes with its
+/// NUL, unix(7)) whatever the depth of `path`: a longer one is reached as
+/// `/proc/self/fd/<fd>/<name>` through an `O_PATH` fd of its directory,
+/// held by the returned value for as long as the path is used (as crun
+/// does; a `chdir` would change the whole process' directory).
+struct SockPath {
+    path: PathBuf,
+    _dir: Option<OwnedFd>,
+}
+
+impl SockPath {
+    fn new(path: &Path) -> Res<SockPath> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        if path.as_os_str().as_bytes().len() < 100 {
+            return Ok(SockPath {
+                path: path.to_path_buf(),
+                _dir: None,
+            });
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(format!("socket path {}: no file name", path.display()));
+        };
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|e| format!("open the directory of socket {}: {e}", path.display()))?;
+        let dir = OwnedFd::from(dir);
+        Ok(SockPath {
+            path: PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name),
+            _dir: Some(dir),
+        })
+    }
+}
+
 /// Send `fd` over the unix socket at `path` (SCM_RIGHTS), as runc does for
-/// `--console-socket`.
+/// `--console-socket`; any path depth works ([`SockPath`]).
 fn send_fd(path: &str, fd: RawFd) -> Res<()> {
-    let s = UnixStream::connect(path).map_err(|e| format!("connect console socket {path}: {e}"))?;
+    let sp = SockPath::new(Path::new(path))?;
+    let s =
+        UnixStream::connect(&sp.path).map_err(|e| format!("connect console socket {path}: {e}"))?;
     let name = b"/dev/ptmx";
     let mut iov = libc::iovec {
         iov_base: name.as_ptr() as *mut libc::c_void,
@@ -815,21 +923,19 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
     let mut meta = new_meta(&bundle, &id);
-    ctx.write_meta(&id, &meta)?;
+    ctx.first_meta(&id, &meta)?;
     if let Err(e) = save_config(ctx, &id, bundle.spec()) {
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
+        ctx.remove_meta(&id);
         return Err(e);
     }
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
-        let _ = std::fs::remove_file(ctx.config_path(&id));
+        ctx.remove_meta(&id);
         return Err(format!("pipe: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: fresh fds from pipe2.
@@ -837,8 +943,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
     // SAFETY: the program is single-threaded, so the child may run Rust code.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
-        let _ = std::fs::remove_file(ctx.config_path(&id));
+        ctx.remove_meta(&id);
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
@@ -862,9 +967,7 @@ fn cmd_create(ctx: &Ctx, a: &Args) -> Res<i32> {
         let mut st = 0;
         // SAFETY: our own child.
         unsafe { libc::waitpid(pid, &mut st, 0) };
-        let _ = std::fs::remove_file(ctx.meta_path(&id));
-        let _ = std::fs::remove_file(ctx.config_path(&id));
-        let _ = std::fs::remove_file(ctx.sock_path(&id));
+        ctx.remove_meta(&id);
         Err(if msg.is_empty() {
             "create failed (holder exited)".into()
         } else {
@@ -940,7 +1043,9 @@ fn holder(
     if let Err(e) = ctx.write_meta(id, meta) {
         return fail(&mut w, e);
     }
-    let listener = match UnixListener::bind(ctx.sock_path(id)) {
+    let listener = match SockPath::new(&ctx.sock_path(id))
+        .and_then(|p| UnixListener::bind(&p.path).map_err(|e| e.to_string()))
+    {
         Ok(l) => l,
         Err(e) => return fail(&mut w, format!("bind {}: {e}", ctx.sock_path(id).display())),
     };
@@ -989,7 +1094,19 @@ fn holder(
             .and_then(|_| run_hooks("createRuntime", h.create_runtime().as_ref(), &st))
             .and_then(|_| run_hooks("createContainer", h.create_container().as_ref(), &st));
         if let Err(e) = r {
+            // The spec's lifecycle: error, stop, destroy, then poststop.
             let _ = c.destroy();
+            st["status"] = json!("stopped");
+            run_hooks_warn("poststop", h.poststop().as_ref(), &st);
+            return fail(&mut w, e);
+        }
+    }
+    // Joined last, once nothing can fail before the hand-over.
+    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
+        meta["v1_cgroups"] = json!(v1_join(id, &st));
+        if let Err(e) = ctx.write_meta(id, meta) {
+            let _ = c.destroy();
+            v1_remove(&v1_recorded(meta));
             return fail(&mut w, e);
         }
     }
@@ -1043,12 +1160,27 @@ fn cmd_start(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     let meta = ctx.load_meta(&id)?;
     let (s, _) = status(ctx, &id, &meta);
-    if s != "created" {
-        return Err(format!(
-            "cannot start container {id}: it is {s}, not created"
-        ));
+    // runc's messages for each state.
+    match s {
+        "created" => {}
+        "stopped" => {
+            return Err(format!(
+                "cannot start container {id}: cannot start a container that has stopped"
+            ))
+        }
+        "running" => {
+            return Err(format!(
+                "cannot start container {id}: cannot start an already running container"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "cannot start container {id}: cannot start a container in the {s} state"
+            ))
+        }
     }
-    let mut sock = UnixStream::connect(ctx.sock_path(&id))
+    let mut sock = SockPath::new(&ctx.sock_path(&id))
+        .and_then(|p| UnixStream::connect(&p.path).map_err(|e| e.to_string()))
         .map_err(|e| format!("connect to holder of {id}: {e}"))?;
     sock.write_all(b"start\n")
         .map_err(|e| format!("send start to {id}: {e}"))?;
@@ -1058,10 +1190,8 @@ fn cmd_start(ctx: &Ctx, a: &Args) -> Res<i32> {
         return Err(reply.trim().trim_start_matches("err ").to_string());
     }
     if let Some(h) = snapshot_hooks(ctx, &id) {
-        let st = state_json(ctx, &id, &meta);
-        if let Err(e) = run_hooks("poststart", h.poststart().as_ref(), &st) {
-            log("warning", &e);
-        }
+        let st = poststart_state(ctx, &id, &meta);
+        run_hooks_warn("poststart", h.poststart().as_ref(), &st);
     }
     Ok(0)
 }
@@ -1074,18 +1204,16 @@ fn cmd_run(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     preserved_fds(a)?;
     let bundle = load_bundle(a)?;
-    ctx.prepare_root()?;
     if ctx.meta_path(&id).exists() || ctx.root.join(&id).exists() {
         return Err(format!("container {id} already exists"));
     }
     let mut meta = new_meta(&bundle, &id);
     meta["holder_pid"] = json!(std::process::id());
     meta["holder_start"] = json!(start_time(std::process::id() as i32).unwrap_or(0));
-    ctx.write_meta(&id, &meta)?;
+    ctx.first_meta(&id, &meta)?;
     let r =
         save_config(ctx, &id, bundle.spec()).and_then(|_| run_inner(ctx, a, &id, &bundle, &meta));
-    let _ = std::fs::remove_file(ctx.config_path(&id));
-    let _ = std::fs::remove_file(ctx.meta_path(&id));
+    ctx.remove_meta(&id);
     r
 }
 
@@ -1115,27 +1243,45 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
     st["status"] = json!("creating");
     if let Some(h) = &hooks {
         #[allow(deprecated)]
-        run_hooks("prestart", h.prestart().as_ref(), &st)?;
-        run_hooks("createRuntime", h.create_runtime().as_ref(), &st)?;
-        run_hooks("createContainer", h.create_container().as_ref(), &st)?;
-        st["status"] = json!("created");
-        run_hooks("startContainer", h.start_container().as_ref(), &st)?;
-    }
-    c.start()
-        .map_err(|e| format!("start container {id}: {e}"))?;
-    if let Some(h) = &hooks {
-        let st = state_json(ctx, id, meta);
-        if let Err(e) = run_hooks("poststart", h.poststart().as_ref(), &st) {
-            log("warning", &e);
+        let r = run_hooks("prestart", h.prestart().as_ref(), &st)
+            .and_then(|_| run_hooks("createRuntime", h.create_runtime().as_ref(), &st))
+            .and_then(|_| run_hooks("createContainer", h.create_container().as_ref(), &st))
+            .and_then(|_| {
+                st["status"] = json!("created");
+                run_hooks("startContainer", h.start_container().as_ref(), &st)
+            });
+        if let Err(e) = r {
+            // The spec's lifecycle: error, stop, destroy, then poststop.
+            let _ = c.destroy();
+            st["status"] = json!("stopped");
+            run_hooks_warn("poststop", h.poststop().as_ref(), &st);
+            return Err(e);
         }
+    }
+    // Joined last before the start (see v1_join); left on any failure.
+    let mut meta = meta.clone();
+    if let Ok(st) = berth::State::load(Some(&ctx.root), id) {
+        meta["v1_cgroups"] = json!(v1_join(id, &st));
+    }
+    let meta = &meta;
+    let r = ctx
+        .write_meta(id, meta)
+        .and_then(|()| c.start().map_err(|e| format!("start container {id}: {e}")));
+    if let Err(e) = r {
+        let _ = c.destroy();
+        v1_remove(&v1_recorded(meta));
+        return Err(e);
+    }
+    if let Some(h) = &hooks {
+        let st = poststart_state(ctx, id, meta);
+        run_hooks_warn("poststart", h.poststart().as_ref(), &st);
     }
     let s = c.wait().map_err(|e| format!("wait for {id}: {e}"))?;
     let stopped = state_json(ctx, id, meta);
     c.destroy().map_err(|e| format!("destroy {id}: {e}"))?;
+    v1_remove(&v1_recorded(meta));
     if let Some(h) = &hooks {
-        if let Err(e) = run_hooks("poststop", h.poststop().as_ref(), &stopped) {
-            log("warning", &e);
-        }
+        run_hooks_warn("poststop", h.poststop().as_ref(), &stopped);
     }
     Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
 }
@@ -1150,7 +1296,8 @@ fn cmd_state(ctx: &Ctx, a: &Args) -> Res<i32> {
 
 fn parse_signal(s: &str) -> Res<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 probes (kill(2)), as runc accepts.
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(format!("invalid signal number {n}"));
@@ -1202,26 +1349,41 @@ fn cgroup_procs(st: &berth::State) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// runc's message for a container whose init is gone: containerd's shim
+/// (`checkKillError`) and conmon match this text and treat it as "already
+/// finished", not as a failure.
+const NOT_RUNNING: &str = "container not running";
+
+/// `kill ID [SIGNAL]` as runc 1.1: a missing container is "does not
+/// exist" (checked before the signal is parsed); a stopped one is
+/// "container not running" (exit 1), except with `--all`, which then
+/// succeeds with nothing to signal; signal 0 probes.
 fn cmd_kill(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
-    let sig = parse_signal(a.pos.get(1).map(String::as_str).unwrap_or("TERM"))?;
     let meta = ctx.load_meta(&id)?;
+    let sig = parse_signal(a.pos.get(1).map(String::as_str).unwrap_or("TERM"))?;
+    let all = a.bool("all") || a.bool("a");
     let (s, st) = status(ctx, &id, &meta);
     let st = match (s, st) {
         ("created" | "running" | "paused", Some(st)) => st,
-        _ => return Err(format!("cannot kill container {id}: it is {s}")),
+        _ if all => return Ok(0),
+        _ => return Err(format!("cannot kill container {id}: {NOT_RUNNING}")),
     };
     // Without a cgroup (rootless) --all signals the init, whose pid
     // namespace ends with it.
-    if (a.bool("all") || a.bool("a")) && st.cgroup.is_some() {
+    if all && st.cgroup.is_some() {
         for p in cgroup_procs(&st) {
             // SAFETY: kill(2) on a pid read from the container's cgroup.
             unsafe { libc::kill(p, sig) };
         }
         return Ok(0);
     }
-    st.signal(sig).map_err(|e| format!("kill {id}: {e}"))?;
-    Ok(0)
+    match st.signal(sig) {
+        Ok(()) => Ok(0),
+        // It exited between the status check and the signal.
+        Err(_) if !st.is_running() => Err(format!("cannot kill container {id}: {NOT_RUNNING}")),
+        Err(e) => Err(format!("kill {id}: {e}")),
+    }
 }
 
 fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
@@ -1230,7 +1392,7 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
     let meta = match ctx.load_meta(&id) {
         Ok(m) => m,
         Err(e) => {
-            let _ = std::fs::remove_file(ctx.config_path(&id));
+            ctx.remove_meta(&id);
             if ctx.root.join(&id).join(berth::STATE_FILE).exists() {
                 // berth state without metadata (interrupted create).
                 let _ = berth::delete(Some(&ctx.root), &id);
@@ -1241,8 +1403,9 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
     };
     let (s, st) = status(ctx, &id, &meta);
     if (s == "running" || s == "paused") && !force {
+        // runc's words (engines match "not stopped").
         return Err(format!(
-            "cannot delete container {id}: it is {s} (use --force)"
+            "cannot delete container {id} that is not stopped: {s} (use --force)"
         ));
     }
     let stopped_state = {
@@ -1266,15 +1429,12 @@ fn cmd_delete(ctx: &Ctx, a: &Args) -> Res<i32> {
             }
         }
         berth::delete(Some(&ctx.root), &id).map_err(|e| format!("delete {id}: {e}"))?;
+        v1_remove(&v1_recorded(&meta));
     }
     let hooks = snapshot_hooks(ctx, &id);
-    let _ = std::fs::remove_file(ctx.sock_path(&id));
-    let _ = std::fs::remove_file(ctx.config_path(&id));
-    let _ = std::fs::remove_file(ctx.meta_path(&id));
+    ctx.remove_meta(&id);
     if let Some(h) = hooks {
-        if let Err(e) = run_hooks("poststop", h.poststop().as_ref(), &stopped_state) {
-            log("warning", &e);
-        }
+        run_hooks_warn("poststop", h.poststop().as_ref(), &stopped_state);
     }
     Ok(0)
 }
@@ -1289,6 +1449,241 @@ fn open_cgroup(id: &str, st: &berth::State) -> Res<berth_cgroups::Cgroup> {
     berth_cgroups::Cgroup::open(&h, rel).map_err(|e| e.to_string())
 }
 
+/// The v1 hierarchies a hybrid host binds the controllers engines read
+/// statistics from (containerd's shim and cAdvisor read the init's
+/// `/proc/<pid>/cgroup`), paired with the cgroup2 controller that makes a
+/// v1 group unnecessary.
+const V1_STATS: [(berth_cgroups::Controller, &str); 3] = [
+    (berth_cgroups::Controller::Memory, "memory"),
+    (berth_cgroups::Controller::Pids, "pids"),
+    (berth_cgroups::Controller::Cpu, "cpuacct"),
+];
+
+/// On a hybrid host, the container's own groups in the v1 hierarchies of
+/// [`V1_STATS`] whose controller cgroup2 lacks (a v1 hierarchy has
+/// `cgroup.procs` but no `cgroup.controllers`). A cgroupsPath (absolute,
+/// the engine's choice) is used as is, as runc does; berth-oci's default
+/// `<own>/berth-oci/<id>` nests under the runtime's own v1 group, so the
+/// caller's v1 limits still hold.
+fn v1_dirs(st: &berth::State) -> Vec<PathBuf> {
+    let (Some(cg), Ok(h)) = (&st.cgroup, berth_cgroups::Hierarchy::discover()) else {
+        return Vec::new();
+    };
+    let Ok(rel) = cg.strip_prefix(h.mount_point()) else {
+        return Vec::new();
+    };
+    let own2 = h.own_cgroup_dir();
+    let under_own = cg.strip_prefix(&own2).ok();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let have = h.root_controllers().ok();
+    V1_STATS
+        .iter()
+        .filter(|(c, _)| !have.as_ref().is_some_and(|h| h.contains(*c)))
+        .filter_map(|(_, name)| {
+            let m = Path::new("/sys/fs/cgroup").join(name);
+            if !m.join("cgroup.procs").exists() || m.join("cgroup.controllers").exists() {
+                return None;
+            }
+            // `N:ctrl[,ctrl]:/path` of ours for this hierarchy.
+            let mine = own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                ctrls
+                    .split(',')
+                    .any(|c| c == *name)
+                    .then(|| path.trim_start_matches('/'))
+            });
+            Some(match (under_own, mine) {
+                (Some(rest), Some(mine)) => m.join(mine).join(rest),
+                _ => m.join(rel),
+            })
+        })
+        .collect()
+}
+
+/// Move the container's processes (its cgroup2 `cgroup.procs`; their
+/// children follow) into its own v1 groups ([`v1_dirs`]), made on
+/// demand, so that the statistics engines read from v1 on a hybrid host
+/// are the container's, never the session's (no limit is set there). A
+/// failure is a warning: the container runs as before. Returns the groups
+/// joined, for the metadata (`v1_cgroups`): `delete` and `events` use
+/// these, whoever calls them.
+fn v1_join(id: &str, st: &berth::State) -> Vec<PathBuf> {
+    let pids = cgroup_procs(st);
+    let mut joined = Vec::new();
+    for d in v1_dirs(st) {
+        let r = std::fs::create_dir_all(&d).and_then(|()| {
+            pids.iter()
+                .try_for_each(|p| std::fs::write(d.join("cgroup.procs"), p.to_string()))
+        });
+        match r {
+            Ok(()) => joined.push(d),
+            Err(e) => log(
+                "warning",
+                &format!("{id}: join v1 cgroup {}: {e}", d.display()),
+            ),
+        }
+    }
+    joined
+}
+
+/// Our own groups in the v1 hierarchies of `dirs` (from
+/// `/proc/self/cgroup`).
+fn v1_own_groups(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    dirs.iter()
+        .filter_map(|d| {
+            let name = d.strip_prefix("/sys/fs/cgroup").ok()?.components().next()?;
+            let name = name.as_os_str().to_str()?;
+            own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                ctrls.split(',').any(|c| c == name).then(|| {
+                    Path::new("/sys/fs/cgroup")
+                        .join(name)
+                        .join(path.trim_start_matches('/'))
+                })
+            })
+        })
+        .collect()
+}
+
+/// Move this process into the v1 groups `dirs` (a failure is a warning).
+fn v1_move_self(id: &str, dirs: &[PathBuf]) {
+    for d in dirs {
+        if let Err(e) = std::fs::write(d.join("cgroup.procs"), std::process::id().to_string()) {
+            log(
+                "warning",
+                &format!("{id}: move to v1 cgroup {}: {e}", d.display()),
+            );
+        }
+    }
+}
+
+/// The v1 groups recorded in a container's metadata (see [`v1_join`]),
+/// only ones under `/sys/fs/cgroup`.
+fn v1_recorded(meta: &Value) -> Vec<PathBuf> {
+    meta["v1_cgroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(PathBuf::from))
+        .filter(|p| {
+            p.starts_with("/sys/fs/cgroup")
+                && !p.components().any(|c| c == std::path::Component::ParentDir)
+        })
+        .collect()
+}
+
+/// Remove the container's v1 groups once their processes are gone
+/// (rmdir(2) is EBUSY while a task remains; the init was just killed).
+fn v1_remove(dirs: &[PathBuf]) {
+    for d in dirs {
+        let t = Instant::now();
+        while d.exists() && std::fs::remove_dir(d).is_err() && t.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A number from a cgroup file (`max` and absent: `None`).
+fn cg_num(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// `events --stats` data in runc 1.1's shape (`types.Stats`), from the
+/// container's own groups only: cpu from its cgroup2 `cpu.stat`; memory
+/// and pids from cgroup2 when it has the controller, else from the
+/// container's v1 groups ([`v1_dirs`]); pids without either is the count
+/// of its cgroup2 `cgroup.threads`. Never the runtime's or the host's.
+fn stats_json(id: &str, st: &berth::State, meta: &Value) -> Res<Value> {
+    let cg = open_cgroup(id, st)?;
+    let s = cg.stats().map_err(|e| format!("stats of {id}: {e}"))?;
+    let v1 = v1_recorded(meta);
+    let v1_dir = |name: &str| {
+        v1.iter()
+            .find(|d| d.starts_with(Path::new("/sys/fs/cgroup").join(name)))
+            .cloned()
+    };
+    let mut data = json!({"blkio": {}, "hugetlb": {}, "intel_rdt": {}, "network_interfaces": null});
+    if let Some(c) = &s.cpu {
+        data["cpu"] = json!({
+            "usage": {"total": c.usage_usec * 1000, "kernel": c.system_usec * 1000, "user": c.user_usec * 1000},
+            "throttling": {"periods": c.nr_periods, "throttled_periods": c.nr_throttled, "throttled_time": c.throttled_usec * 1000},
+        });
+    }
+    if let Some(m) = &s.memory {
+        let limit = cg_num(&cg.path().join("memory.max")).unwrap_or(u64::MAX);
+        data["memory"] = json!({
+            "usage": {"usage": m.current, "max": m.peak.unwrap_or(0), "limit": limit, "failcnt": m.events.max},
+            "raw": m.stat,
+        });
+    } else if let Some(d) = v1_dir("memory") {
+        let raw: serde_json::Map<String, Value> = std::fs::read_to_string(d.join("memory.stat"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(k, v)| Some((k.to_string(), json!(v.parse::<u64>().ok()?))))
+            .collect();
+        data["memory"] = json!({
+            "usage": {
+                "usage": cg_num(&d.join("memory.usage_in_bytes")).unwrap_or(0),
+                "max": cg_num(&d.join("memory.max_usage_in_bytes")).unwrap_or(0),
+                "limit": cg_num(&d.join("memory.limit_in_bytes")).unwrap_or(u64::MAX),
+                "failcnt": cg_num(&d.join("memory.failcnt")).unwrap_or(0),
+            },
+            "cache": raw.get("cache").cloned().unwrap_or(json!(0)),
+            "raw": raw,
+        });
+    }
+    data["pids"] = if let Some(p) = &s.pids {
+        json!({"current": p.current, "limit": cg_num(&cg.path().join("pids.max")).unwrap_or(0)})
+    } else if let Some(d) = v1_dir("pids") {
+        json!({"current": cg_num(&d.join("pids.current")).unwrap_or(0), "limit": cg_num(&d.join("pids.max")).unwrap_or(0)})
+    } else {
+        let n = cg.threads().map(|t| t.len()).unwrap_or(0);
+        json!({"current": n, "limit": 0})
+    };
+    Ok(json!({"type": "stats", "id": id, "data": data}))
+}
+
+/// `events [--stats] [--interval D] ID` as runc 1.1: `--stats` prints one
+/// stats event; otherwise a stats event every interval (default 5s; `5s`,
+/// `500ms` or seconds) until the container stops. A stopped container is
+/// "container not running".
+fn cmd_events(ctx: &Ctx, a: &Args) -> Res<i32> {
+    let id = a.id()?;
+    let meta = ctx.load_meta(&id)?;
+    let interval = match a.get("interval").unwrap_or("5s") {
+        v if v.ends_with("ms") => v
+            .trim_end_matches("ms")
+            .parse()
+            .ok()
+            .map(Duration::from_millis),
+        v => v
+            .trim_end_matches('s')
+            .parse()
+            .ok()
+            .map(Duration::from_secs_f64),
+    }
+    .filter(|d| !d.is_zero())
+    .ok_or_else(|| "--interval: a positive duration expected (5s, 500ms)".to_string())?;
+    loop {
+        let (s, st) = status(ctx, &id, &meta);
+        let st = match (s, st) {
+            ("created" | "running" | "paused", Some(st)) => st,
+            _ if !a.bool("stats") => return Ok(0),
+            _ => return Err(format!("events of container {id}: {NOT_RUNNING}")),
+        };
+        println!("{}", stats_json(&id, &st, &meta)?);
+        if a.bool("stats") {
+            return Ok(0);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
 fn cmd_pause_resume(ctx: &Ctx, a: &Args, pause: bool) -> Res<i32> {
     let id = a.id()?;
     let meta = ctx.load_meta(&id)?;
@@ -1296,9 +1691,10 @@ fn cmd_pause_resume(ctx: &Ctx, a: &Args, pause: bool) -> Res<i32> {
     let want = if pause { "running" } else { "paused" };
     let st = match st {
         Some(st) if s == want => st,
+        // runc's classes: "container not running" / "container not paused".
         _ => {
             return Err(format!(
-                "cannot {} container {id}: it is {s}, not {want}",
+                "cannot {} container {id}: it is {s}: container not {want}",
                 if pause { "pause" } else { "resume" }
             ))
         }
@@ -1312,29 +1708,100 @@ fn cmd_pause_resume(ctx: &Ctx, a: &Args, pause: bool) -> Res<i32> {
     Ok(0)
 }
 
+/// `ps [--format table|json] ID [PS_ARGS...]` as runc 1.1: `ps(1)` with
+/// the given arguments (default `-ef`), its header and the lines whose
+/// `PID` column is one of the container's processes (its cgroup's
+/// `cgroup.procs`); `--format json` is the list of those pids.
 fn cmd_ps(ctx: &Ctx, a: &Args) -> Res<i32> {
     let id = a.id()?;
     let meta = ctx.load_meta(&id)?;
     let (_, st) = status(ctx, &id, &meta);
     let pids = st.as_ref().map(cgroup_procs).unwrap_or_default();
-    if a.get("format").or(a.get("f")) == Some("json") {
-        println!("{}", json!(pids));
-    } else {
-        println!("{:>8} CMD", "PID");
-        for p in pids {
-            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|b| {
-                    b.split(|c| *c == 0)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            println!("{p:>8} {cmd}");
+    match a.get("format").or(a.get("f")).unwrap_or("table") {
+        "json" => {
+            println!("{}", json!(pids));
+            return Ok(0);
+        }
+        "table" => {}
+        other => return Err(format!("invalid format option {other:?}: table or json")),
+    }
+    let ps_args: Vec<&str> = match a.pos.get(1..) {
+        Some(rest) if !rest.is_empty() => rest.iter().map(String::as_str).collect(),
+        _ => vec!["-ef"],
+    };
+    let out = Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .map_err(|e| format!("run ps {ps_args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ps {ps_args:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| format!("ps {ps_args:?}: no PID column in {header:?}"))?;
+    println!("{header}");
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{l}");
         }
     }
     Ok(0)
+}
+
+/// runc 1.1's `update` flags as a `linux.resources` document (only the
+/// flags given; sizes take k/m/g suffixes, `-1` is unlimited).
+fn update_flags(a: &Args) -> Res<Value> {
+    fn num(flag: &str, v: &str, sized: bool) -> Res<i64> {
+        let t = v.trim().to_ascii_lowercase();
+        let t = t.strip_suffix('b').unwrap_or(&t);
+        let (n, mul) = match t.chars().last() {
+            Some('k') if sized => (&t[..t.len() - 1], 1 << 10),
+            Some('m') if sized => (&t[..t.len() - 1], 1 << 20),
+            Some('g') if sized => (&t[..t.len() - 1], 1 << 30),
+            _ => (t, 1),
+        };
+        n.parse::<i64>()
+            .ok()
+            .and_then(|n| if n < 0 { Some(n) } else { n.checked_mul(mul) })
+            .ok_or_else(|| format!("--{flag} {v:?}: a number expected"))
+    }
+    let mut r = json!({});
+    let table: [(&str, &str, &str, bool); 11] = [
+        ("memory", "memory", "limit", true),
+        ("memory-reservation", "memory", "reservation", true),
+        ("memory-swap", "memory", "swap", true),
+        ("cpu-share", "cpu", "shares", false),
+        ("cpu-quota", "cpu", "quota", false),
+        ("cpu-period", "cpu", "period", false),
+        ("cpu-rt-runtime", "cpu", "realtimeRuntime", false),
+        ("cpu-rt-period", "cpu", "realtimePeriod", false),
+        ("blkio-weight", "blockIO", "weight", false),
+        ("pids-limit", "pids", "limit", false),
+        ("kernel-memory", "memory", "kernel", true),
+    ];
+    for (flag, group, key, sized) in table {
+        if let Some(v) = a.get(flag) {
+            r[group][key] = json!(num(flag, v, sized)?);
+        }
+    }
+    for (flag, key) in [("cpuset-cpus", "cpus"), ("cpuset-mems", "mems")] {
+        if let Some(v) = a.get(flag) {
+            r["cpu"][key] = json!(v);
+        }
+    }
+    Ok(r)
 }
 
 fn cmd_update(ctx: &Ctx, a: &Args) -> Res<i32> {
@@ -1344,9 +1811,18 @@ fn cmd_update(ctx: &Ctx, a: &Args) -> Res<i32> {
     let Some(st) = st.filter(|_| s != "stopped") else {
         return Err(format!("cannot update container {id}: it is {s}"));
     };
-    let src = a
-        .get("resources")
-        .ok_or_else(|| "update needs --resources FILE|-".to_string())?;
+    let Some(src) = a.get("resources").or(a.get("r")) else {
+        let r = update_flags(a)?;
+        if r.as_object().is_some_and(|o| o.is_empty()) {
+            return Ok(0);
+        }
+        let r: oci_spec::runtime::LinuxResources =
+            serde_json::from_value(r).map_err(|e| format!("parse resources: {e}"))?;
+        let res = berth::Resources::from_oci(&r).map_err(|e| e.to_string())?;
+        let cg = open_cgroup(&id, &st)?;
+        cg.apply(&res).map_err(|e| format!("update {id}: {e}"))?;
+        return Ok(0);
+    };
     let text = if src == "-" {
         let mut t = String::new();
         std::io::stdin()
@@ -1419,11 +1895,22 @@ fn cmd_features() -> Res<i32> {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": berth::CapSet::all().names(),
             "cgroup": {"v1": false, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"]},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"],
+                "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"],
+                "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+            },
             "apparmor": {"enabled": true},
-            "selinux": {"enabled": false}
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
         },
-        "annotations": {"org.opencontainers.runc.version": "berth-oci"}
+        // The spec leaves annotation keys to the runtime (runc's are
+        // org.opencontainers.runc.*): ours name berth-oci.
+        "annotations": {"org.berth.oci.version": env!("CARGO_PKG_VERSION")}
     });
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     Ok(0)
@@ -1446,6 +1933,13 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
             ))
         }
     };
+    // The exec'd process inherits our v1 groups: make them the
+    // container's while it is spawned (hybrid host; see v1_join), as
+    // runc's exec joins all; we go back to ours right after, so that only
+    // the container's processes are left in them for delete.
+    let v1 = v1_recorded(&meta);
+    let ours = v1_own_groups(&v1);
+    v1_move_self(id.as_str(), &v1);
     let spec = load_config(ctx, &id)?;
     let base = spec.process().clone();
     let mut args: Vec<String> = a.pos[1..].to_vec();
@@ -1558,6 +2052,7 @@ fn cmd_exec(ctx: &Ctx, a: &Args) -> Res<i32> {
         }
         _ => ex.spawn().map_err(spawn_err)?,
     };
+    v1_move_self(id.as_str(), &ours);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &child.pid().to_string())?;
     }
@@ -1786,7 +2281,7 @@ fn sealed_copy_of_self(exe: &std::fs::File) -> Res<OwnedFd> {
 // ---------------------------------------------------------------- main
 
 const USAGE: &str = "usage: berth-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] \
-[--allow-unenforced-limits] COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps pause resume update list features";
+[--allow-unenforced-limits] COMMAND [OPTIONS] ID\ncommands: create start run state kill delete exec ps events pause resume update list features";
 
 fn real_main() -> Res<i32> {
     record_start_fds();
@@ -1896,13 +2391,38 @@ fn real_main() -> Res<i32> {
         "delete" => cmd_delete(&ctx, &Args::parse(rest, &[], &["force", "f"], false)?),
         "pause" => cmd_pause_resume(&ctx, &Args::parse(rest, &[], &[], false)?, true),
         "resume" => cmd_pause_resume(&ctx, &Args::parse(rest, &[], &[], false)?, false),
-        "ps" => cmd_ps(&ctx, &Args::parse(rest, &["format", "f"], &[], false)?),
-        "update" => cmd_update(&ctx, &Args::parse(rest, &["resources", "r"], &[], false)?),
+        "ps" => cmd_ps(&ctx, &Args::parse(rest, &["format", "f"], &[], true)?),
+        "update" => cmd_update(
+            &ctx,
+            &Args::parse(
+                rest,
+                &[
+                    "resources",
+                    "r",
+                    "memory",
+                    "memory-reservation",
+                    "memory-swap",
+                    "kernel-memory",
+                    "cpu-share",
+                    "cpu-quota",
+                    "cpu-period",
+                    "cpu-rt-runtime",
+                    "cpu-rt-period",
+                    "cpuset-cpus",
+                    "cpuset-mems",
+                    "blkio-weight",
+                    "pids-limit",
+                ],
+                &[],
+                false,
+            )?,
+        ),
         "list" => cmd_list(
             &ctx,
             &Args::parse(rest, &["format", "f"], &["quiet", "q"], false)?,
         ),
         "features" => cmd_features(),
+        "events" => cmd_events(&ctx, &Args::parse(rest, &["interval"], &["stats"], false)?),
         "exec" => cmd_exec(
             &ctx,
             &Args::parse(

@@ -63,6 +63,14 @@ pub enum ContainerEvent {
     },
     /// The container's init exited (reap it with [`Container::wait`]).
     Exited,
+    /// The workload runs: yielded first by the async stream
+    /// (`Container::events_async`, feature `tokio`) of a started container.
+    Started,
+    /// Every process was frozen ([`Container::pause`]; `cgroup.events`
+    /// `frozen 1`).
+    Paused,
+    /// The container was thawed ([`Container::resume`]; `frozen 0`).
+    Resumed,
 }
 
 /// A stream of [`ContainerEvent`]s: cgroup notifications (inotify on
@@ -91,6 +99,8 @@ impl Events {
                         berth_cgroups::Event::MemoryMax { count } => {
                             out.push(ContainerEvent::MemoryMax { count })
                         }
+                        berth_cgroups::Event::Frozen => out.push(ContainerEvent::Paused),
+                        berth_cgroups::Event::Thawed => out.push(ContainerEvent::Resumed),
                         _ => {}
                     }
                 }

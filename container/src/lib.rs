@@ -35,6 +35,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod builder;
 mod bundle;
 mod commit;
@@ -51,6 +53,8 @@ mod perf;
 mod pty;
 mod state;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncEvents;
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};
 pub use bundle::Bundle;
 pub use config::{default_store_dir, Mount, Network, Propagation, Rootfs, Seccomp};

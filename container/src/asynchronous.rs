@@ -47,7 +47,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::unix::pipe;
 
-use crate::container::{Container, ContainerEvent};
+use crate::container::{container_event, Container, ContainerEvent};
 use crate::error::{Error, Result};
 use crate::exec::{Exec, ExecChild};
 use crate::ContainerBuilder;
@@ -435,9 +435,9 @@ impl AsyncEvents {
             // are passed over.
             while self.pending.is_empty() {
                 match w.poll_next(cx) {
-                    Poll::Ready(Ok(events)) => {
-                        self.pending.extend(events.into_iter().filter_map(map))
-                    }
+                    Poll::Ready(Ok(events)) => self
+                        .pending
+                        .extend(events.into_iter().filter_map(container_event)),
                     Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                     Poll::Pending => break,
                 }
@@ -458,18 +458,6 @@ impl AsyncEvents {
             Some(e) => Poll::Ready(Some(Ok(e))),
             None => Poll::Pending,
         }
-    }
-}
-
-/// A cgroup event as a container event (`None`: not reported).
-fn map(e: berth_cgroups::Event) -> Option<ContainerEvent> {
-    use berth_cgroups::Event as E;
-    match e {
-        E::OomKill { count } | E::OomGroupKill { count } => Some(ContainerEvent::OomKill { count }),
-        E::MemoryMax { count } => Some(ContainerEvent::MemoryMax { count }),
-        E::Frozen => Some(ContainerEvent::Paused),
-        E::Thawed => Some(ContainerEvent::Resumed),
-        _ => None,
     }
 }
 

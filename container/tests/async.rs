@@ -17,6 +17,16 @@ async fn next(e: &mut berth::AsyncEvents) -> Option<berth::Result<ContainerEvent
         .expect("an event within 10 s")
 }
 
+/// Processes whose command line contains `tag`.
+fn processes_with(tag: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(tag))
+        .count()
+}
+
 /// Threads of this test process.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
@@ -197,12 +207,14 @@ async fn events_stream_yields_start_pause_resume_and_exit() {
             );
         }
     }
-    // Nothing else is pending: the next event waits.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), events.next())
-            .await
-            .is_err()
-    );
+    // Nothing else is pending: the next event waits, asleep in the
+    // reactor (no timer waking the runtime's one thread every few ms).
+    let before = own_wakeups();
+    assert!(tokio::time::timeout(Duration::from_secs(1), events.next())
+        .await
+        .is_err());
+    let wakeups = own_wakeups() - before;
+    assert!(wakeups <= 3, "{wakeups} wake-ups in 1 s of quiet: polling");
     c.kill().unwrap();
     assert_eq!(
         next(&mut events).await.unwrap().unwrap(),
@@ -262,4 +274,37 @@ async fn async_exec_output_status_and_wait() {
     c.wait_async().await.unwrap();
     c.destroy_async().await.unwrap();
     assert_no_footprint(root.path(), &id);
+}
+
+/// A `spawn_async` dropped while the clone and setup run on the blocking
+/// pool: the spawn finishes there and the container it made is removed —
+/// no process, mount, cgroup or state directory stays. The pool has one
+/// thread, so a no-op queued after the drop completes only once the spawn
+/// (and the drop of its result) is done.
+#[test]
+fn dropped_spawn_leaves_nothing() {
+    berth_testkit::privileged!();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let root = state_root();
+    rt.block_on(async {
+        for i in 0..3 {
+            let id = berth_testkit::unique_name(&format!("asp{i}"));
+            let tag = format!("tag-{id}");
+            let r = tokio::time::timeout(
+                Duration::from_millis(i),
+                busybox(&id, &root)
+                    .command(["/bin/sh", "-c", &format!("sleep 1000; : {tag}")])
+                    .spawn_async(),
+            )
+            .await;
+            assert!(r.is_err(), "the spawn finished within {i} ms");
+            tokio::task::spawn_blocking(|| ()).await.unwrap();
+            assert_eq!(processes_with(&tag), 0, "a dropped spawn left its process");
+            assert_no_footprint(root.path(), &id);
+        }
+    });
 }

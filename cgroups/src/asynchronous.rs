@@ -112,6 +112,19 @@ impl AsyncEventWatcher {
         }
     }
 
+    /// The changes since the last call, read now from the files without
+    /// waiting for a notification (kernfs sends those from a work queue,
+    /// so one can trail the change it reports).
+    ///
+    /// ```no_run
+    /// # fn demo(mut w: berth_cgroups::asynchronous::AsyncEventWatcher) -> Result<(), berth_cgroups::Error> {
+    /// let events = w.read_now()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_now(&mut self) -> Result<Vec<Event>> {
+        self.fd.get_mut().wait(Some(Duration::ZERO))
+    }
+
     /// The inner blocking watcher (for [`EventWatcher::state`] and
     /// [`EventWatcher::memory_events`]).
     ///

@@ -451,6 +451,17 @@ impl AsyncEvents {
                     source: e,
                 })));
             }
+            // The counters are updated before the victim dies, but their
+            // inotify event comes from a work queue and can trail the
+            // pidfd: read the files once more before the stream ends.
+            if let Some(w) = &mut self.watcher {
+                match w.read_now() {
+                    Ok(events) => self
+                        .pending
+                        .extend(events.into_iter().filter_map(container_event)),
+                    Err(e) => return Poll::Ready(Some(Err(e.into()))),
+                }
+            }
             self.pending.push_back(ContainerEvent::Exited);
             self.pidfd = None;
         }

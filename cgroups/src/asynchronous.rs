@@ -43,7 +43,8 @@ pub struct AsyncEventWatcher {
 
 impl AsyncEventWatcher {
     /// Register `watcher`'s inotify fd (non-blocking) with the current
-    /// tokio runtime's reactor.
+    /// tokio runtime's reactor; an error outside a runtime. (A runtime
+    /// built without IO, no `enable_io`, panics in tokio.)
     ///
     /// ```no_run
     /// # async fn demo(cg: berth_cgroups::Cgroup) -> Result<(), berth_cgroups::Error> {
@@ -52,6 +53,14 @@ impl AsyncEventWatcher {
     /// ```
     pub fn new(watcher: EventWatcher) -> Result<Self> {
         let path = watcher.path().to_path_buf();
+        // AsyncFd panics outside a runtime: say so as an error instead.
+        if let Err(e) = tokio::runtime::Handle::try_current() {
+            return Err(Error::Sys {
+                call: "register the inotify fd with tokio (no runtime)",
+                path,
+                source: std::io::Error::other(e.to_string()),
+            });
+        }
         // SAFETY: the watcher owns its inotify fd for its whole life and
         // `as_raw_fd` always returns that same fd.
         let fd = unsafe { AsyncFd::register_with_interest(watcher, Interest::READABLE) }.map_err(

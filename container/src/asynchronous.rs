@@ -76,6 +76,10 @@ fn register_pidfd(pidfd: BorrowedFd<'_>, id: &str) -> Result<AsyncFd<OwnedFd>> {
         id: id.to_string(),
         source,
     };
+    // AsyncFd panics outside a runtime: say so as an error instead.
+    if let Err(e) = tokio::runtime::Handle::try_current() {
+        return Err(err(io::Error::other(e.to_string())));
+    }
     let fd = pidfd.try_clone_to_owned().map_err(err)?;
     // SAFETY: the OwnedFd is moved into the AsyncFd and stays open, the
     // same fd, until the AsyncFd is dropped.

@@ -310,3 +310,20 @@ fn dropped_spawn_leaves_nothing() {
         }
     });
 }
+
+/// Outside a tokio runtime the async stream is an error naming the cause,
+/// not a panic in tokio.
+#[test]
+fn events_async_outside_a_runtime_is_an_error() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let id = berth_testkit::unique_name("anrt");
+    let c = busybox(&id, &root)
+        .command(["/bin/sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let e = c.events_async().unwrap_err();
+    assert!(e.to_string().contains("tokio"), "{e}");
+    c.destroy().unwrap();
+    assert_no_footprint(root.path(), &id);
+}

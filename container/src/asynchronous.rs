@@ -565,3 +565,33 @@ impl ExecChild {
         Ok(captured.output(status))
     }
 }
+
+impl crate::NetworkBuilder {
+    /// [`create`](Self::create) on tokio's blocking pool (netlink
+    /// round-trips, nft rules, file locks). Dropped before it completes,
+    /// the network is still made: remove it with
+    /// [`Network::remove_async`](crate::Network::remove_async).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), berth::Error> {
+    /// let net = berth::Network::create("mynet").subnet("10.89.0.0/24").create_async().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_async(self) -> Result<crate::Network> {
+        blocking("network", move || self.create()).await
+    }
+}
+
+impl crate::Network {
+    /// [`remove`](Self::remove) on tokio's blocking pool; dropped before it
+    /// completes, the removal still finishes there.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), berth::Error> {
+    /// berth::Network::open(None, "mynet")?.remove_async().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_async(self) -> Result<()> {
+        blocking("network", move || self.remove()).await
+    }
+}

@@ -327,3 +327,26 @@ fn events_async_outside_a_runtime_is_an_error() {
     c.destroy().unwrap();
     assert_no_footprint(root.path(), &id);
 }
+
+/// A network made and removed from async code: the bridge exists between,
+/// and nothing of it (link, state) is left after.
+#[tokio::test(flavor = "current_thread")]
+async fn network_create_and_remove_async() {
+    berth_testkit::privileged!();
+    let state = tempfile::tempdir().unwrap();
+    let name = berth_testkit::unique_name("anet");
+    let _link = berth_testkit::Link::adopt(name.clone());
+    let net = berth::Network::create(&name)
+        .subnet("10.231.77.0/24")
+        .masquerade(false)
+        .ip_forward(false)
+        .state_dir(state.path())
+        .create_async()
+        .await
+        .unwrap();
+    assert!(std::path::Path::new(&format!("/sys/class/net/{name}")).exists());
+    net.remove_async().await.unwrap();
+    assert!(!std::path::Path::new(&format!("/sys/class/net/{name}")).exists());
+    let left = berth_testkit::files_left(state.path(), &["nft.lock"]);
+    assert!(left.is_empty(), "network state left: {left:?}");
+}

@@ -225,7 +225,9 @@ impl ContainerBuilder {
 
     /// [`output`](Self::output), awaited: stdout and stderr captured
     /// through tokio pipes, the builder's [`timeout`](Self::timeout) a
-    /// tokio timer, the container removed before it returns.
+    /// tokio timer (so with a timeout the runtime needs its timer:
+    /// `enable_time` or `enable_all`), the container removed before it
+    /// returns.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), berth::Error> {

@@ -31,6 +31,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 mod cgroup;
 mod error;
 mod hierarchy;

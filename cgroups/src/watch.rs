@@ -276,6 +276,18 @@ impl EventWatcher {
         }
     }
 
+    /// The watched cgroup's directory.
+    ///
+    /// ```no_run
+    /// # fn demo(cg: berth_cgroups::Cgroup) -> Result<(), berth_cgroups::Error> {
+    /// let w = cg.watch()?;
+    /// assert_eq!(w.path(), cg.path());
+    /// # Ok(()) }
+    /// ```
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The memory counters as of the last [`wait`](Self::wait).
     pub fn memory_events(&self) -> MemoryEvents {
         self.last_mem

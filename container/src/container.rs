@@ -63,6 +63,14 @@ pub enum ContainerEvent {
     },
     /// The container's init exited (reap it with [`Container::wait`]).
     Exited,
+    /// The workload runs: yielded first by the async stream
+    /// (`Container::events_async`, feature `tokio`) of a started container.
+    Started,
+    /// Every process was frozen ([`Container::pause`]; `cgroup.events`
+    /// `frozen 1`).
+    Paused,
+    /// The container was thawed ([`Container::resume`]; `frozen 0`).
+    Resumed,
 }
 
 /// A stream of [`ContainerEvent`]s: cgroup notifications (inotify on
@@ -82,18 +90,11 @@ impl Events {
         loop {
             let mut out = Vec::new();
             if let Some(w) = &mut self.watcher {
-                for e in w.wait(Some(Duration::ZERO))? {
-                    match e {
-                        berth_cgroups::Event::OomKill { count }
-                        | berth_cgroups::Event::OomGroupKill { count } => {
-                            out.push(ContainerEvent::OomKill { count })
-                        }
-                        berth_cgroups::Event::MemoryMax { count } => {
-                            out.push(ContainerEvent::MemoryMax { count })
-                        }
-                        _ => {}
-                    }
-                }
+                out.extend(
+                    w.wait(Some(Duration::ZERO))?
+                        .into_iter()
+                        .filter_map(container_event),
+                );
             }
             if !self.exited && poll_in(&self.pidfd, 0) {
                 self.exited = true;
@@ -102,25 +103,55 @@ impl Events {
             if !out.is_empty() {
                 return Ok(out);
             }
-            let left = match deadline {
+            let ms = match deadline {
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         return Ok(out);
                     }
-                    d - now
+                    (d - now).as_millis().clamp(1, i32::MAX as u128) as i32
                 }
-                None => Duration::from_millis(50),
+                None => -1,
             };
-            // Sleep on the pidfd (or briefly, so cgroup events are seen too).
-            let ms = left.min(Duration::from_millis(50)).as_millis() as i32;
-            if self.exited {
-                std::thread::sleep(Duration::from_millis(ms as u64));
-            } else {
-                poll_in(&self.pidfd, ms.max(1));
+            // Sleep on the inotify fd and the pidfd together: woken by the
+            // next change, never by a timer.
+            use std::os::fd::AsRawFd;
+            let mut fds = Vec::with_capacity(2);
+            if let Some(w) = &self.watcher {
+                fds.push(w.as_raw_fd());
             }
+            if !self.exited {
+                fds.push(self.pidfd.as_raw_fd());
+            }
+            poll_any(&fds, ms);
         }
     }
+}
+
+/// A cgroup event as a container event (`None`: not reported).
+pub(crate) fn container_event(e: berth_cgroups::Event) -> Option<ContainerEvent> {
+    use berth_cgroups::Event as E;
+    match e {
+        E::OomKill { count } | E::OomGroupKill { count } => Some(ContainerEvent::OomKill { count }),
+        E::MemoryMax { count } => Some(ContainerEvent::MemoryMax { count }),
+        E::Frozen => Some(ContainerEvent::Paused),
+        E::Thawed => Some(ContainerEvent::Resumed),
+        _ => None,
+    }
+}
+
+/// poll(2) for `POLLIN` on `fds` (none: just sleep `ms`, -1 forever).
+fn poll_any(fds: &[std::os::fd::RawFd], ms: i32) {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: a valid array of pollfds on open fds (an EINTR just loops).
+    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
 }
 
 fn poll_in(fd: &OwnedFd, ms: i32) -> bool {

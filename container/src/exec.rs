@@ -650,6 +650,61 @@ impl Exec<'_> {
     }
 }
 
+/// Hooks for the async API (asynchronous.rs).
+#[cfg(feature = "tokio")]
+impl Exec<'_> {
+    /// The container id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This exec owning a duplicate of the init's pidfd, so it can move to
+    /// tokio's blocking pool. `capture`: stdout and stderr piped, stdin
+    /// `/dev/null` unless set (what [`output`](Self::output) does).
+    pub(crate) fn into_owned(self, capture: bool) -> Result<Exec<'static>> {
+        let pidfd = match self.pidfd {
+            None => None,
+            Some(Pidfd::Owned(o)) => Some(Pidfd::Owned(o)),
+            Some(Pidfd::Borrowed(b)) => {
+                Some(Pidfd::Owned(b.try_clone_to_owned().map_err(|source| {
+                    Error::Process {
+                        what: "dup the init's pidfd for exec",
+                        id: self.id.clone(),
+                        source,
+                    }
+                })?))
+            }
+        };
+        let (mut stdin, mut stdout, mut stderr) = (self.stdin, self.stdout, self.stderr);
+        if capture {
+            stdout = Stdio::Piped;
+            stderr = Stdio::Piped;
+            if matches!(stdin, Stdio::Inherit) {
+                stdin = Stdio::Null;
+            }
+        }
+        Ok(Exec {
+            id: self.id,
+            pidfd,
+            namespaces: self.namespaces,
+            cgroup: self.cgroup,
+            cgroup_desc: self.cgroup_desc,
+            argv: self.argv,
+            env: self.env,
+            cwd: self.cwd,
+            policy: self.policy,
+            stdin,
+            stdout,
+            stderr,
+            keep_fds: self.keep_fds,
+            tty: self.tty,
+            pdeathsig: self.pdeathsig,
+            pid: self.pid,
+            ask: self.ask,
+        })
+    }
+}
+
 /// `base` with `add` added to the bounding, effective and permitted sets
 /// and `drop` removed from all five; an added capability outside `base`'s
 /// bounding set is refused (`ALL` in `add`: every one of the bounding set).
@@ -777,6 +832,12 @@ impl ExecChild {
             stdout,
             stderr,
         })
+    }
+
+    /// Its pidfd while this handle owns the process (async wait).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.child.as_ref().map(|c| c.pidfd())
     }
 
     /// Give up ownership: it is neither killed nor reaped by this handle.

@@ -29,12 +29,35 @@
 //! A state directory (default `/run/berth/<id>`) records what [`gc`] needs
 //! to reclaim a container whose owner died.
 //!
+//! With the cargo feature `tokio`, every blocking call has an awaited
+//! twin — `ContainerBuilder::spawn_async`, `output_async`,
+//! `status_async`, `Container::wait_async`, `wait_with_output_async`,
+//! `destroy_async`, `Exec::output_async` — and
+//! `Container::events_async` is a `Stream` of [`ContainerEvent`]s. Waits
+//! are the init's pidfd in tokio's reactor (no thread per container),
+//! events are inotify on the cgroup's files, and every future is
+//! cancel-safe: dropped, it leaves the container running and whole, or
+//! removed (see the `asynchronous` module's source for the rules).
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), berth::Error> {
+//! let out = berth::Container::builder("job-1")
+//!     .command(["/bin/sh", "-c", "echo hi"])
+//!     .timeout(std::time::Duration::from_secs(30))
+//!     .output_async()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Kernel: Linux 5.8 or newer (`clone3` with `CLONE_INTO_CGROUP` 5.7,
 //! `setns` on a pidfd 5.8, `mount_setattr` 5.12 for read-only binds),
 //! cgroup v2 for resources, overlayfs; rootless overlay needs 5.11.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod builder;
 mod bundle;
 mod commit;
@@ -51,6 +74,8 @@ mod perf;
 mod pty;
 mod state;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncEvents;
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};
 pub use bundle::Bundle;
 pub use config::{

@@ -12,7 +12,7 @@ use crate::{ContainerBuilder, Stdio};
 
 /// How long the pipes are still drained after a timeout killed the
 /// container (its last writers die with its pid namespace).
-const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
 
 impl ContainerBuilder {
     /// A deadline for [`output`](Self::output), [`status`](Self::status)
@@ -52,6 +52,13 @@ impl ContainerBuilder {
     /// # Ok::<(), berth::Error>(())
     /// ```
     pub fn output(mut self) -> Result<Output> {
+        self.output_stdio();
+        self.spawn()?.wait_with_output()
+    }
+
+    /// What `output` captures: stdout and stderr piped and stdin
+    /// `/dev/null` unless set.
+    pub(crate) fn output_stdio(&mut self) {
         if matches!(self.stdin, Stdio::Inherit) {
             self.stdin = Stdio::Null;
         }
@@ -61,7 +68,6 @@ impl ContainerBuilder {
         if matches!(self.stderr, Stdio::Inherit) {
             self.stderr = Stdio::Piped;
         }
-        self.spawn()?.wait_with_output()
     }
 
     /// Run the container to completion and return its exit status, like
@@ -190,14 +196,7 @@ impl Container {
         let id = self.id.clone();
         let limit = self.timeout.map(|(_, l)| l);
         self.destroy()?;
-        match limit {
-            Some(timeout) if timed_out => Err(Error::Timeout {
-                id,
-                timeout,
-                output: Box::new(output),
-            }),
-            _ => Ok(output),
-        }
+        timed_result(id, limit, timed_out, output)
     }
 
     fn process_error(&self, what: &'static str, source: std::io::Error) -> Error {
@@ -206,5 +205,23 @@ impl Container {
             id: self.id.clone(),
             source,
         }
+    }
+}
+
+/// `output`, or [`Error::Timeout`] carrying it when the builder's `limit`
+/// passed and the container was killed.
+pub(crate) fn timed_result(
+    id: String,
+    limit: Option<Duration>,
+    timed_out: bool,
+    output: Output,
+) -> Result<Output> {
+    match limit {
+        Some(timeout) if timed_out => Err(Error::Timeout {
+            id,
+            timeout,
+            output: Box::new(output),
+        }),
+        _ => Ok(output),
     }
 }

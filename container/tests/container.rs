@@ -615,3 +615,30 @@ fn many_layers_beyond_one_page() {
         "127\n"
     );
 }
+
+/// `Events::next` sleeps on the inotify fd and the pidfd, not on a timer:
+/// a second of waiting on a quiet container wakes its thread about once
+/// (it used to wake every 50 ms, 20 times).
+#[test]
+fn events_wait_without_polling() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let id = berth_testkit::unique_name("evq");
+    let mut c = busybox(&id, &root)
+        .command(["/bin/sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let mut ev = c.events().unwrap();
+    let before = own_wakeups();
+    let got = ev.next(Some(Duration::from_secs(1))).unwrap();
+    let wakeups = own_wakeups() - before;
+    assert!(got.is_empty(), "{got:?}");
+    assert!(
+        wakeups <= 3,
+        "{wakeups} wake-ups in 1 s of waiting for events: polling"
+    );
+    c.kill().unwrap();
+    let got = ev.next(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(got, vec![berth::ContainerEvent::Exited]);
+    c.destroy().unwrap();
+}

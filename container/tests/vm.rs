@@ -8,9 +8,32 @@ use std::time::Duration;
 use berth::{ContainerEvent, Limit, Mount, Resources, Stdio};
 use common::*;
 
+/// Held by the tests that cause OOM kills: one counts every OOM kill of
+/// the machine and must see only its own.
+static OOM_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A container limited to 32 MiB (no swap) that writes 200 MB to a tmpfs:
+/// its pages are charged to the container, so it is OOM-killed.
+fn memory_hog(id: &str, root: &tempfile::TempDir) -> berth::ContainerBuilder {
+    busybox(id, root)
+        .resources(
+            Resources::new()
+                .memory_max(Limit::Value(32 << 20))
+                .memory_swap_max(Limit::Value(0)),
+        )
+        .mount(Mount::tmpfs("/big"))
+        .command([
+            "/bin/sh",
+            "-c",
+            "head -c 200000000 /dev/zero > /big/fill; echo survived",
+        ])
+        .stdout(Stdio::Null)
+}
+
 #[test]
 fn over_memory_workload_is_oom_killed_and_reported() {
     berth_testkit::vm_only!();
+    let _serial = OOM_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let root = state_root();
     let id = berth_testkit::unique_name("oom");
     // A bystander container without a limit: the OOM kill must stay
@@ -29,22 +52,7 @@ fn over_memory_workload_is_oom_killed_and_reported() {
             .map_or(0, |v| v.trim().parse().unwrap())
     };
     let ooms_before = vm_ooms();
-    let mut c = busybox(&id, &root)
-        .resources(
-            Resources::new()
-                .memory_max(Limit::Value(32 << 20))
-                .memory_swap_max(Limit::Value(0)),
-        )
-        .mount(Mount::tmpfs("/big"))
-        // Fill an unlimited tmpfs: its pages are charged to the container.
-        .command([
-            "/bin/sh",
-            "-c",
-            "head -c 200000000 /dev/zero > /big/fill; echo survived",
-        ])
-        .stdout(Stdio::Null)
-        .spawn()
-        .unwrap();
+    let mut c = memory_hog(&id, &root).spawn().unwrap();
     let mut events = c.events().unwrap();
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -213,4 +221,46 @@ fn fork_bomb_stops_at_pids_max_and_host_stays_responsive() {
     println!("destroy of the bomb took {:?}", t.elapsed());
     let f = footprint(root.path(), &id);
     assert!(f.cgroups.is_empty() && f.state.is_empty(), "{f:?}");
+}
+
+/// The async events stream (feature `tokio`) reports the OOM kill of a
+/// workload over its memory limit, then its exit, on a current-thread
+/// runtime (run with `scripts/vm-test -p berth --features tokio --test vm`).
+#[cfg(feature = "tokio")]
+#[test]
+fn async_events_report_an_oom_kill() {
+    berth_testkit::vm_only!();
+    let _serial = OOM_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let root = state_root();
+    let id = berth_testkit::unique_name("aoom");
+    rt.block_on(async {
+        let mut c = memory_hog(&id, &root).spawn_async().await.unwrap();
+        let mut events = c.events_async().unwrap();
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(120), async {
+            while let Some(e) = events.next().await {
+                let e = e.unwrap();
+                seen.push(e);
+                if e == ContainerEvent::Exited {
+                    break;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no exit within 120 s: {seen:?}"));
+        assert_eq!(seen.first(), Some(&ContainerEvent::Started), "{seen:?}");
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, ContainerEvent::OomKill { count } if *count >= 1)),
+            "no OOM kill reported: {seen:?}"
+        );
+        println!("async events of an OOM: {seen:?}");
+        c.wait_async().await.unwrap();
+        c.destroy_async().await.unwrap();
+    });
+    assert_no_footprint(root.path(), &id);
 }

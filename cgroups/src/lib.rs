@@ -29,7 +29,7 @@
 //! # Ok::<(), berth_cgroups::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod cgroup;
 mod error;

@@ -33,7 +33,7 @@
 //! `setns` on a pidfd 5.8, `mount_setattr` 5.12 for read-only binds),
 //! cgroup v2 for resources, overlayfs; rootless overlay needs 5.11.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod builder;
 mod bundle;

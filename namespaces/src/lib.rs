@@ -19,7 +19,7 @@
 //! # Ok::<(), berth_namespaces::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod child;
 mod error;

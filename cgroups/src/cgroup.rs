@@ -49,6 +49,7 @@ pub struct ApplyReport {
 /// (killing what is left, best effort, errors logged); [`Cgroup::remove`] does
 /// the same and reports errors. Handles from [`Cgroup::open`] leave the group alone.
 #[derive(Debug)]
+#[doc(alias("cgroup2"))]
 pub struct Cgroup {
     fd: OwnedFd,
     path: PathBuf,
@@ -641,11 +642,13 @@ impl Cgroup {
     }
 
     /// Controllers available in this group (`cgroup.controllers`).
+    #[doc(alias("cgroup.controllers"))]
     pub fn controllers(&self) -> Result<Controllers> {
         Ok(Controllers::parse(&self.read_file("cgroup.controllers")?))
     }
 
     /// Controllers enabled for this group's children (`cgroup.subtree_control`).
+    #[doc(alias("cgroup.subtree_control"))]
     pub fn subtree_control(&self) -> Result<Controllers> {
         Ok(Controllers::parse(
             &self.read_file("cgroup.subtree_control")?,
@@ -669,6 +672,7 @@ impl Cgroup {
     }
 
     /// Move process `pid` (all its threads) into the group (`cgroup.procs`).
+    #[doc(alias("cgroup.procs"))]
     pub fn add_process(&self, pid: u32) -> Result<()> {
         self.write_file("cgroup.procs", &pid.to_string())
     }
@@ -733,11 +737,13 @@ impl Cgroup {
     }
 
     /// Pids of the processes in the group itself (`cgroup.procs`).
+    #[doc(alias("cgroup.procs"))]
     pub fn procs(&self) -> Result<Vec<u32>> {
         self.read_ids("cgroup.procs")
     }
 
     /// Tids of the threads in the group itself (`cgroup.threads`).
+    #[doc(alias("cgroup.threads"))]
     pub fn threads(&self) -> Result<Vec<u32>> {
         self.read_ids("cgroup.threads")
     }
@@ -816,6 +822,7 @@ impl Cgroup {
     }
 
     /// The state in `cgroup.events` (populated, frozen).
+    #[doc(alias("cgroup.events"))]
     pub fn events(&self) -> Result<CgroupEvents> {
         CgroupEvents::parse(&self.read_file("cgroup.events")?)
     }
@@ -823,6 +830,7 @@ impl Cgroup {
     /// Read every statistics file the group has; parts whose controller is
     /// not enabled are `None`. For repeated reads of one group,
     /// [`stats_reader`](Self::stats_reader) keeps the files open.
+    #[doc(alias("memory.stat", "cpu.stat", "io.stat"))]
     pub fn stats(&self) -> Result<Stats> {
         let mut buf = Vec::with_capacity(4096);
         collect_stats(&mut buf, |i, buf| self.read_opt(STAT_FILES[i], buf))
@@ -903,6 +911,7 @@ impl Cgroup {
 
     /// Freeze the group (`cgroup.freeze`, kernel 5.2+) and wait until
     /// `cgroup.events` says `frozen 1` (up to [`DEFAULT_TIMEOUT`]).
+    #[doc(alias("cgroup.freeze"))]
     pub fn freeze(&self) -> Result<()> {
         self.freeze_timeout(DEFAULT_TIMEOUT)
     }
@@ -919,6 +928,7 @@ impl Cgroup {
     }
 
     /// [`thaw`](Self::thaw) with a chosen timeout.
+    #[doc(alias("cgroup.freeze"))]
     pub fn thaw_timeout(&self, timeout: Duration) -> Result<()> {
         self.write_file("cgroup.freeze", "0")?;
         self.wait_events("thawed", timeout, |e| !e.frozen)
@@ -928,6 +938,7 @@ impl Cgroup {
     /// it is empty. Uses `cgroup.kill` (5.14+); on older kernels, freezes the
     /// group, kills each pid from `cgroup.procs` (recursively), thaws, and
     /// repeats until empty.
+    #[doc(alias("cgroup.kill"))]
     pub fn kill(&self) -> Result<()> {
         self.kill_timeout(DEFAULT_TIMEOUT)
     }
@@ -1027,6 +1038,7 @@ impl Cgroup {
 
     /// Kill what is left in the group, remove its descendants (deepest
     /// first) and the group itself, retrying `rmdir` while it drains (EBUSY).
+    #[doc(alias("rmdir"))]
     pub fn remove(mut self) -> Result<()> {
         self.remove_on_drop = false;
         self.remove_inner(DEFAULT_TIMEOUT)

@@ -91,6 +91,7 @@ impl fmt::Display for Controller {
 /// A set of controllers, as read from `cgroup.controllers` or
 /// `cgroup.subtree_control`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[doc(alias("cgroup.controllers"))]
 pub struct Controllers(u16);
 
 impl Controllers {
@@ -240,6 +241,7 @@ pub fn parse_proc_cgroup(text: &str) -> Result<PathBuf> {
 /// The cgroup2 hierarchy this process sees: its mount point, the process's own
 /// cgroup in it, and where controllers missing from it are bound (v1 mounts).
 #[derive(Debug, Clone)]
+#[doc(alias("cgroup2", "/sys/fs/cgroup"))]
 pub struct Hierarchy {
     mount_point: PathBuf,
     own_cgroup: PathBuf,

@@ -28,6 +28,7 @@ fn flat_keyed<'a>(
 
 /// `cpu.stat` (usage is always there; throttling fields need the cpu controller).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("cpu.stat"))]
 pub struct CpuStat {
     /// Total CPU time, µs.
     pub usage_usec: u64,
@@ -69,6 +70,7 @@ impl CpuStat {
 
 /// `memory.events` counters (also the shape of `memory.events.local`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[doc(alias("memory.events"))]
 pub struct MemoryEvents {
     /// Times usage went under `memory.low` protection pressure.
     pub low: u64,
@@ -106,6 +108,7 @@ impl MemoryEvents {
 
 /// Memory statistics: `memory.current`, `memory.peak` (5.19+), `memory.stat`, `memory.events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("memory.stat"))]
 pub struct MemoryStats {
     /// Current usage, bytes.
     pub current: u64,
@@ -128,6 +131,7 @@ impl MemoryStats {
 
 /// One device's line of `io.stat`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("io.stat"))]
 pub struct IoDeviceStat {
     /// Device major.
     pub major: u32,
@@ -187,6 +191,7 @@ pub fn parse_io_stat(text: &str) -> Result<Vec<IoDeviceStat>> {
 
 /// `pids.current`, `pids.peak` (6.1+) and `pids.events` `max`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[doc(alias("pids.current", "pids.max"))]
 pub struct PidsStats {
     /// Current number of tasks.
     pub current: u64,
@@ -220,6 +225,7 @@ pub struct PressureLine {
 
 /// A PSI file (`cpu.pressure`, `memory.pressure`, `io.pressure`; kernel 4.20+, `CONFIG_PSI`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[doc(alias("PSI", "memory.pressure", "cpu.pressure", "io.pressure"))]
 pub struct Pressure {
     /// Some tasks stalled.
     pub some: PressureLine,
@@ -284,6 +290,7 @@ pub struct Stats {
 
 /// The state in `cgroup.events`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[doc(alias("cgroup.events"))]
 pub struct CgroupEvents {
     /// Some process is in the group or a descendant.
     pub populated: bool,

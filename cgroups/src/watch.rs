@@ -63,6 +63,7 @@ pub enum Event {
 /// ([`AsRawFd`]) for use in an event loop: when it is readable, call
 /// [`wait`](Self::wait) with a zero timeout.
 #[derive(Debug)]
+#[doc(alias("inotify", "memory.events", "cgroup.events"))]
 pub struct EventWatcher {
     inotify: OwnedFd,
     events_fd: OwnedFd,

@@ -280,6 +280,7 @@ impl Container {
     /// c.signal(Signal::SIGTERM)?;
     /// # Ok::<(), berth::Error>(())
     /// ```
+    #[doc(alias("pidfd_send_signal"))]
     pub fn signal(&mut self, signal: crate::Signal) -> Result<()> {
         if self.status.is_some() {
             return Ok(());
@@ -340,12 +341,14 @@ impl Container {
     }
 
     /// Freeze every process of the container (cgroup.freeze, Linux 5.2).
+    #[doc(alias("cgroup.freeze", "freeze"))]
     pub fn pause(&self) -> Result<()> {
         self.cgroup_ref("pause")?.freeze()?;
         Ok(())
     }
 
     /// Thaw a paused container.
+    #[doc(alias("thaw", "unpause"))]
     pub fn resume(&self) -> Result<()> {
         self.cgroup_ref("resume")?.thaw()?;
         Ok(())

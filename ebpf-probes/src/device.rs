@@ -23,6 +23,7 @@ use crate::sys::{self, AttachType, ProgType, Program, BPF_F_ALLOW_MULTI, BPF_F_R
 bitflags::bitflags! {
     /// Device access bits, valued as the kernel's `BPF_DEVCG_ACC_*`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[doc(alias("BPF_DEVCG_ACC_READ", "BPF_DEVCG_ACC_WRITE", "BPF_DEVCG_ACC_MKNOD"))]
     pub struct DeviceAccess: u32 {
         /// `m`: mknod(2) of the device node.
         const MKNOD = 1;
@@ -64,6 +65,7 @@ impl DeviceAccess {
 
 /// Which device nodes a rule covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[doc(alias("BPF_DEVCG_DEV_CHAR", "BPF_DEVCG_DEV_BLOCK"))]
 pub enum DeviceKind {
     /// `a`: character and block devices.
     All,
@@ -200,6 +202,7 @@ impl DeviceRule {
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("BPF_PROG_TYPE_CGROUP_DEVICE", "BPF_CGROUP_DEVICE", "devices.allow"))]
 pub struct DeviceFilter {
     rules: Vec<DeviceRule>,
 }
@@ -377,6 +380,7 @@ impl DeviceFilter {
     /// println!("verified as program {}", prog.id()?);
     /// # Ok::<(), berth_ebpf_probes::Error>(())
     /// ```
+    #[doc(alias("BPF_PROG_LOAD"))]
     pub fn load(&self) -> Result<Program> {
         sys::require_kernel(
             "cgroup device programs (BPF_PROG_TYPE_CGROUP_DEVICE)",
@@ -402,6 +406,7 @@ impl DeviceFilter {
     /// filter.keep_attached(); // lives as long as the cgroup
     /// # Ok::<(), berth_ebpf_probes::Error>(())
     /// ```
+    #[doc(alias("BPF_PROG_ATTACH"))]
     pub fn attach(&self, cgroup: impl AsFd) -> Result<AttachedDeviceFilter> {
         let cgroup = dup(cgroup.as_fd())?;
         let prog = self.load()?;
@@ -434,6 +439,7 @@ pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
 /// A device filter attached to a cgroup; detached on drop (best effort)
 /// or by [`detach`](Self::detach), which reports the error.
 #[derive(Debug)]
+#[doc(alias("BPF_CGROUP_DEVICE", "BPF_PROG_ATTACH"))]
 pub struct AttachedDeviceFilter {
     cgroup: OwnedFd,
     prog: Option<Program>,

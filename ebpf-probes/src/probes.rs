@@ -143,6 +143,11 @@ fn exec_program(
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias(
+    "BPF_PROG_TYPE_TRACEPOINT",
+    "sched_process_exec",
+    "BPF_MAP_TYPE_RINGBUF"
+))]
 pub struct ExecProbe {
     // Field order is drop order: detach first, then the program and buffer.
     link: TracepointLink,
@@ -302,6 +307,7 @@ fn syscall_program(cgroup: u64, map_fd: i32) -> Result<Vec<Insn>> {
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias("BPF_PROG_TYPE_RAW_TRACEPOINT", "sys_enter", "BPF_RAW_TRACEPOINT_OPEN"))]
 pub struct SyscallCounter {
     link: OwnedFd,
     prog: Program,
@@ -433,6 +439,11 @@ fn skb_program(map_fd: i32, slot: i32) -> Result<Vec<Insn>> {
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias(
+    "BPF_PROG_TYPE_CGROUP_SKB",
+    "BPF_CGROUP_INET_INGRESS",
+    "BPF_CGROUP_INET_EGRESS"
+))]
 pub struct NetCounter {
     cgroup: OwnedFd,
     ingress: Option<Program>,

@@ -38,10 +38,13 @@ pub const BPF_F_REPLACE: u32 = 4;
 #[repr(u32)]
 pub enum MapType {
     /// `BPF_MAP_TYPE_HASH` (Linux 3.19).
+    #[doc(alias("BPF_MAP_TYPE_HASH"))]
     Hash = 1,
     /// `BPF_MAP_TYPE_ARRAY` (Linux 3.19).
+    #[doc(alias("BPF_MAP_TYPE_ARRAY"))]
     Array = 2,
     /// `BPF_MAP_TYPE_RINGBUF` (Linux 5.8); key and value size 0, size a power-of-2 number of pages.
+    #[doc(alias("BPF_MAP_TYPE_RINGBUF"))]
     RingBuf = 27,
 }
 
@@ -68,10 +71,13 @@ pub enum ProgType {
 #[repr(u32)]
 pub enum AttachType {
     /// `BPF_CGROUP_INET_INGRESS` (Linux 4.10).
+    #[doc(alias("BPF_CGROUP_INET_INGRESS"))]
     CgroupInetIngress = 0,
     /// `BPF_CGROUP_INET_EGRESS` (Linux 4.10).
+    #[doc(alias("BPF_CGROUP_INET_EGRESS"))]
     CgroupInetEgress = 1,
     /// `BPF_CGROUP_DEVICE` (Linux 4.15).
+    #[doc(alias("BPF_CGROUP_DEVICE"))]
     CgroupDevice = 6,
 }
 
@@ -338,6 +344,7 @@ pub(crate) fn require_kernel(feature: &'static str, needed: (u32, u32)) -> Resul
 
 /// A BPF map, closed on drop.
 #[derive(Debug)]
+#[doc(alias("BPF_MAP_CREATE"))]
 pub struct Map {
     fd: OwnedFd,
     map_type: MapType,
@@ -410,6 +417,7 @@ impl Map {
     }
 
     /// `BPF_MAP_LOOKUP_ELEM`: the value for `key`, `None` when absent.
+    #[doc(alias("BPF_MAP_LOOKUP_ELEM"))]
     pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check(key, self.value_size as usize)?;
         let mut value = vec![0u8; self.value_size as usize];
@@ -427,6 +435,7 @@ impl Map {
     }
 
     /// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`.
+    #[doc(alias("BPF_MAP_UPDATE_ELEM"))]
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.check(key, value.len())?;
         let mut attr = MapElemAttr {
@@ -441,6 +450,7 @@ impl Map {
     }
 
     /// `BPF_MAP_DELETE_ELEM`; `Ok(false)` when the key was absent.
+    #[doc(alias("BPF_MAP_DELETE_ELEM"))]
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check(key, self.value_size as usize)?;
         let mut attr = MapElemAttr {
@@ -456,6 +466,7 @@ impl Map {
     }
 
     /// All keys, by `BPF_MAP_GET_NEXT_KEY` iteration.
+    #[doc(alias("BPF_MAP_GET_NEXT_KEY"))]
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         let mut cur: Option<Vec<u8>> = None;
@@ -494,6 +505,7 @@ impl AsRawFd for Map {
 /// A loaded BPF program, unloaded when its last reference (this fd, an
 /// attachment, a link) goes.
 #[derive(Debug)]
+#[doc(alias("BPF_PROG_LOAD"))]
 pub struct Program {
     fd: OwnedFd,
     name: String,
@@ -632,6 +644,7 @@ impl Program {
 
     /// The kernel's id for this program (`BPF_OBJ_GET_INFO_BY_FD`), as
     /// [`query_cgroup`] and `bpftool prog` list it.
+    #[doc(alias("BPF_OBJ_GET_INFO_BY_FD"))]
     pub fn id(&self) -> Result<u32> {
         let mut info = ProgInfo::default();
         let mut attr = InfoAttr {
@@ -649,6 +662,7 @@ impl Program {
     /// (runs, total nanoseconds) accounted while statistics are enabled
     /// ([`enable_run_time_stats`]), from `/proc/self/fdinfo/<fd>`
     /// (`run_cnt`, `run_time_ns`; Linux 5.1).
+    #[doc(alias("BPF_ENABLE_STATS"))]
     pub fn run_stats(&self) -> Result<(u64, u64)> {
         let path = format!("/proc/self/fdinfo/{}", self.fd.as_raw_fd());
         let text = std::fs::read_to_string(&path).map_err(|source| Error::File {
@@ -680,6 +694,7 @@ impl AsRawFd for Program {
 
 /// `BPF_PROG_ATTACH` of `prog` to the cgroup directory `cgroup`.
 /// `replace`: with [`BPF_F_REPLACE`], the program to swap out atomically.
+#[doc(alias("BPF_PROG_ATTACH"))]
 pub fn attach_cgroup(
     cgroup: BorrowedFd<'_>,
     prog: &Program,
@@ -707,6 +722,7 @@ pub fn attach_cgroup(
 }
 
 /// `BPF_PROG_DETACH` of `prog` from the cgroup directory `cgroup`.
+#[doc(alias("BPF_PROG_DETACH"))]
 pub fn detach_cgroup(
     cgroup: BorrowedFd<'_>,
     prog: &Program,
@@ -732,6 +748,7 @@ pub fn detach_cgroup(
 
 /// `BPF_PROG_QUERY`: ids of the programs attached directly to `cgroup` at
 /// `attach_type` (Linux 4.15).
+#[doc(alias("BPF_PROG_QUERY"))]
 pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; 256];
     loop {
@@ -767,6 +784,7 @@ pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<V
 /// fd is open the kernel accounts each program's run count and run time
 /// ([`Program::run_stats`]); closing it turns accounting off again (unlike
 /// the `kernel.bpf_stats_enabled` sysctl, nothing global is left changed).
+#[doc(alias("BPF_ENABLE_STATS"))]
 pub fn enable_run_time_stats() -> Result<OwnedFd> {
     require_kernel("BPF run-time statistics (BPF_ENABLE_STATS)", (5, 8))?;
     #[repr(C)]
@@ -782,6 +800,7 @@ pub fn enable_run_time_stats() -> Result<OwnedFd> {
 /// 5.7): the returned link fd is the attachment, and closing it detaches
 /// the program, so nothing outlives its owner even on a crash. Links
 /// coexist with `BPF_F_ALLOW_MULTI` attachments.
+#[doc(alias("BPF_LINK_CREATE"))]
 pub fn link_cgroup(
     cgroup: BorrowedFd<'_>,
     prog: &Program,
@@ -809,6 +828,7 @@ pub fn link_cgroup(
 /// `BPF_RAW_TRACEPOINT_OPEN`: attach a raw tracepoint program to the
 /// tracepoint `name` (e.g. `sys_enter`); the returned fd is the attachment
 /// and detaches on close (Linux 4.17).
+#[doc(alias("BPF_RAW_TRACEPOINT_OPEN"))]
 pub fn raw_tracepoint_open(name: &str, prog: &Program) -> Result<OwnedFd> {
     require_kernel("raw tracepoints (BPF_RAW_TRACEPOINT_OPEN)", (4, 17))?;
     let c = CString::new(name).map_err(|_| Error::Syscall {

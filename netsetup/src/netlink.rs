@@ -31,6 +31,7 @@ const RECV_BUF: usize = 64 * 1024;
 
 /// A blocking rtnetlink socket, bound to the network namespace it was opened in.
 #[derive(Debug)]
+#[doc(alias("rtnetlink", "NETLINK_ROUTE"))]
 pub struct Netlink {
     fd: OwnedFd,
     seq: u32,
@@ -374,6 +375,7 @@ impl Netlink {
     }
 
     /// ifindex of the interface `name`, or `None` when it does not exist.
+    #[doc(alias("if_nametoindex", "RTM_GETLINK"))]
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         Ok(self.link_by_name(name)?.map(|l| l.index))
     }
@@ -408,6 +410,7 @@ impl Netlink {
 
     /// Create a bridge named `name` (down; see [`Netlink::set_up`]).
     /// Kernel: `CONFIG_BRIDGE`, ip-link(8) `type bridge`.
+    #[doc(alias("RTM_NEWLINK", "IFLA_INFO_KIND", "bridge"))]
     pub fn create_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<u32> {
         validate_ifname(name)?;
         let mut m = LinkMessage::default();
@@ -439,6 +442,7 @@ impl Netlink {
     ///
     /// Kernel: `CONFIG_VETH`; the peer's `IFLA_NET_NS_FD` is honoured since
     /// Linux 3.0 (veth(4), rtnetlink(7)).
+    #[doc(alias("RTM_NEWLINK", "veth", "VETH_INFO_PEER"))]
     pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(u32, Option<u32>)> {
         validate_ifname(spec.host)?;
         validate_ifname(spec.peer)?;
@@ -533,6 +537,7 @@ impl Netlink {
     }
 
     /// Bring a link up (`IFF_UP`).
+    #[doc(alias("IFF_UP", "RTM_NEWLINK"))]
     pub fn set_up(&mut self, index: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK up", |m| {
             m.header.flags = LinkFlags::Up;
@@ -541,6 +546,7 @@ impl Netlink {
     }
 
     /// Bring a link down.
+    #[doc(alias("IFF_UP", "RTM_NEWLINK"))]
     pub fn set_down(&mut self, index: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK down", |m| {
             m.header.flags = LinkFlags::empty();
@@ -549,6 +555,7 @@ impl Netlink {
     }
 
     /// Set a link's MTU.
+    #[doc(alias("IFLA_MTU"))]
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK mtu", |m| {
             m.attributes.push(LinkAttribute::Mtu(mtu))
@@ -556,6 +563,7 @@ impl Netlink {
     }
 
     /// Set a link's hardware address.
+    #[doc(alias("IFLA_ADDRESS"))]
     pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
         self.set_link(index, "RTM_SETLINK address", |m| {
             m.attributes.push(LinkAttribute::Address(mac.to_vec()))
@@ -563,6 +571,7 @@ impl Netlink {
     }
 
     /// Rename a link (it must be down).
+    #[doc(alias("IFLA_IFNAME"))]
     pub fn rename(&mut self, index: u32, new_name: &str) -> Result<()> {
         validate_ifname(new_name)?;
         self.set_link(index, "RTM_SETLINK ifname", |m| {
@@ -572,6 +581,7 @@ impl Netlink {
     }
 
     /// Enslave a link to a bridge.
+    #[doc(alias("IFLA_MASTER"))]
     pub fn set_controller(&mut self, index: u32, bridge: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK master", |m| {
             m.attributes.push(LinkAttribute::Controller(bridge))
@@ -579,6 +589,7 @@ impl Netlink {
     }
 
     /// Move a link into another network namespace (by netns fd).
+    #[doc(alias("IFLA_NET_NS_FD"))]
     pub fn move_to_netns(&mut self, index: u32, netns: BorrowedFd<'_>) -> Result<()> {
         self.set_link(index, "RTM_SETLINK netns", |m| {
             m.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()))
@@ -593,6 +604,7 @@ impl Netlink {
     /// it itself — a veth goes with its peer when the container's network
     /// namespace is torn down (`cleanup_net`, asynchronous to the exit of
     /// the container's last process).
+    #[doc(alias("RTM_DELLINK"))]
     pub fn delete_link(&mut self, index: u32) -> Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;
@@ -635,6 +647,7 @@ impl Netlink {
 
     /// Add an IPv4 or IPv6 address to a link. With `exist_ok`, an address
     /// that is already there (`EEXIST`) is not an error.
+    #[doc(alias("RTM_NEWADDR"))]
     pub fn add_address(
         &mut self,
         index: u32,
@@ -658,6 +671,7 @@ impl Netlink {
     }
 
     /// Remove an address from a link.
+    #[doc(alias("RTM_DELADDR"))]
     pub fn del_address(&mut self, index: u32, ip: IpAddr, prefix_len: u8) -> Result<()> {
         let m = Self::addr_message(index, ip, prefix_len);
         self.request(RouteNetlinkMessage::DelAddress(m), 0)
@@ -672,6 +686,7 @@ impl Netlink {
     }
 
     /// Addresses of a link (or all links with `index` = 0), as (ifindex, address, prefix).
+    #[doc(alias("RTM_GETADDR"))]
     pub fn addresses(&mut self, index: u32) -> Result<Vec<(u32, IpAddr, u8)>> {
         let v = self
             .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
@@ -718,6 +733,7 @@ impl Netlink {
     }
 
     /// Add a default route via `gateway` out of `oif` (main table).
+    #[doc(alias("RTM_NEWROUTE"))]
     pub fn add_default_route(&mut self, gateway: IpAddr, oif: u32) -> Result<()> {
         let m = Self::default_route_message(gateway, oif);
         self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
@@ -732,6 +748,7 @@ impl Netlink {
     }
 
     /// Routes of the main table for one family.
+    #[doc(alias("RTM_GETROUTE"))]
     pub fn routes(&mut self, v6: bool) -> Result<Vec<RouteSummary>> {
         let mut q = RouteMessage::default();
         q.header.address_family = if v6 {
@@ -800,6 +817,7 @@ impl AsRawFd for Netlink {
 
 /// What [`Netlink::create_veth`] creates.
 #[derive(Debug, Clone, Copy)]
+#[doc(alias("veth", "VETH_INFO_PEER"))]
 pub struct VethSpec<'a> {
     /// Name of the end that stays in this netns.
     pub host: &'a str,

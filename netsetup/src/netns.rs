@@ -26,6 +26,7 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// [`NetNs::create_named`] also owns the bind mount and removes it on drop
 /// (best effort) unless [`NetNs::keep`] was called.
 #[derive(Debug)]
+#[doc(alias("CLONE_NEWNET", "setns", "netns"))]
 pub struct NetNs {
     fd: OwnedFd,
     label: String,
@@ -143,6 +144,7 @@ impl NetNs {
 
     /// A new, anonymous network namespace held only by this handle (it
     /// disappears with the last fd or process in it). Only `lo` (down) exists.
+    #[doc(alias("unshare", "CLONE_NEWNET"))]
     pub fn new_anonymous() -> Result<Self> {
         let fd = on_helper(|| -> io::Result<OwnedFd> {
             unshare_net()?;
@@ -160,6 +162,7 @@ impl NetNs {
     /// `ip netns add <name>` makes, so `ip netns exec` sees it). The handle
     /// owns the mount: dropped or [`NetNs::remove`]d, it unmounts and unlinks.
     /// A name that exists is [`Error::LinkExists`]-like: [`Error::Netns`] with `EEXIST`.
+    #[doc(alias("/run/netns"))]
     pub fn create_named(name: &str) -> Result<Self> {
         validate_netns_name(name)?;
         let dir = Path::new(NETNS_RUN_DIR);
@@ -247,6 +250,7 @@ impl NetNs {
     }
 
     /// Run `f` on a helper thread that entered this namespace, and return its result.
+    #[doc(alias("setns"))]
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
         let raw = self.fd.as_raw_fd();
         on_helper(move || -> Result<T> {
@@ -313,6 +317,7 @@ impl NetNs {
     }
 
     /// Read `net.ipv4.ip_forward` of this namespace.
+    #[doc(alias("net.ipv4.ip_forward"))]
     pub fn ip_forward(&self) -> Result<bool> {
         self.run_local(read_ip_forward)?
     }

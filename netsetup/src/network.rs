@@ -49,6 +49,7 @@ fn default_state_dir(name: &str) -> PathBuf {
 /// # Ok::<(), berth_netsetup::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias("bridge", "RTM_NEWLINK", "docker0"))]
 pub struct BridgeNetwork {
     name: String,
     bridge: Option<String>,
@@ -536,6 +537,7 @@ pub struct Network {
 
 /// How to attach a container to a network; see [`Network::attach`].
 #[derive(Debug, Clone)]
+#[doc(alias("veth", "RTM_NEWLINK"))]
 pub struct Attach {
     container: String,
     ifname: String,

@@ -70,6 +70,7 @@ impl RedirectDir {
 /// `lowerdir+` Linux ≥ 6.8 (older kernels use the legacy string, see [`MountMethod`]).
 /// man: fsopen(2), fsconfig(2), fsmount(2), move_mount(2); Documentation/filesystems/overlayfs.rst.
 #[derive(Debug, Clone, Default)]
+#[doc(alias("overlay", "overlayfs"))]
 pub struct Overlay {
     lowers: Vec<PathBuf>,
     upper: Option<PathBuf>,
@@ -104,6 +105,7 @@ impl Overlay {
     ///     .mount("/mnt/rootfs")?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("lowerdir"))]
     pub fn lower(mut self, dir: impl Into<PathBuf>) -> Self {
         self.lowers.push(dir.into());
         self
@@ -117,6 +119,7 @@ impl Overlay {
     ///     .mount("/mnt/rootfs")?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("lowerdir"))]
     pub fn lowers<I, P>(mut self, dirs: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -136,6 +139,7 @@ impl Overlay {
     ///     .mount("/c/rootfs")?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("upperdir"))]
     pub fn upper(mut self, dir: impl Into<PathBuf>) -> Self {
         self.upper = Some(dir.into());
         self
@@ -146,6 +150,7 @@ impl Overlay {
     /// ```no_run
     /// let ov = berth_overlay::Overlay::new().lower("/l").upper("/c/upper").work("/c/work");
     /// ```
+    #[doc(alias("workdir"))]
     pub fn work(mut self, dir: impl Into<PathBuf>) -> Self {
         self.work = Some(dir.into());
         self
@@ -314,6 +319,7 @@ impl Overlay {
     /// m.unmount()?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("fsopen", "fsconfig", "fsmount"))]
     pub fn mount(&self, target: impl AsRef<Path>) -> Result<OverlayMount> {
         self.validate()?;
         self.mount_inner(target.as_ref())
@@ -358,6 +364,7 @@ impl Overlay {
     /// let fd: std::os::fd::OwnedFd = det.into_fd();
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("fsmount", "open_tree"))]
     pub fn mount_detached(&self) -> Result<DetachedOverlay> {
         self.validate()?;
         self.detached_inner().map_err(|e| self.explain(e))
@@ -735,6 +742,7 @@ impl Drop for OverlayMount {
 /// A detached overlay mount (from `fsmount(2)` or `open_tree(2)`), not yet
 /// attached to any mount point. Closing it unattached releases the overlay.
 #[derive(Debug)]
+#[doc(alias("move_mount"))]
 pub struct DetachedOverlay {
     fd: OwnedFd,
 }

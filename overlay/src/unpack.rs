@@ -19,6 +19,7 @@ use crate::{Error, Result};
 
 /// How OCI whiteouts (`.wh.<name>`, `.wh..wh..opq`) are written for overlayfs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[doc(alias("whiteout", ".wh."))]
 pub enum WhiteoutFormat {
     /// Whiteouts as 0:0 character devices and opaque directories as
     /// `trusted.overlay.opaque=y` (needs `CAP_SYS_ADMIN` for the xattr;

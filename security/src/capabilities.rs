@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 
 /// A set of capabilities, stored as the kernel's 64-bit mask (bit `n` is capability `n`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[doc(alias("capset", "cap_user_data_t"))]
 pub struct CapSet(u64);
 
 /// The 14 capabilities Docker grants a container by default.
@@ -211,6 +212,7 @@ impl fmt::Debug for CapSet {
 /// permitted = effective = ambient. Set ambient (⊆ permitted ∩ inheritable)
 /// to let a non-root workload keep granted capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[doc(alias("capset", "PR_CAP_AMBIENT", "PR_CAPBSET_DROP"))]
 pub struct Capabilities {
     /// Bounding set: everything outside it is dropped with `PR_CAPBSET_DROP`.
     pub bounding: CapSet,

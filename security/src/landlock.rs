@@ -73,6 +73,7 @@ fn handled_for_abi(abi: i64) -> u64 {
 /// assert_eq!(l.rules().len(), 2);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("landlock_create_ruleset", "landlock_add_rule"))]
 pub struct Landlock {
     rules: Vec<(PathBuf, FsAccess)>,
 }

@@ -13,6 +13,7 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 /// A resource that can be limited (`RLIMIT_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)] // the names are the kernel's
+#[doc(alias("RLIMIT_NOFILE", "setrlimit"))]
 pub enum Resource {
     Cpu,
     Fsize,

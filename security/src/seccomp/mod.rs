@@ -25,8 +25,10 @@ pub use bpf::SeccompProgram;
 pub const DEFAULT_PROFILE_JSON: &str = include_str!("default.json");
 
 /// `SECCOMP_FILTER_FLAG_LOG`: log every action except `RET_ALLOW` (Linux 4.14).
+#[doc(alias("SECCOMP_FILTER_FLAG_LOG"))]
 pub const FLAG_LOG: u32 = 2;
 /// `SECCOMP_FILTER_FLAG_SPEC_ALLOW`: keep speculative store bypass mitigation off (Linux 4.17).
+#[doc(alias("SECCOMP_FILTER_FLAG_SPEC_ALLOW"))]
 pub const FLAG_SPEC_ALLOW: u32 = 4;
 /// `SECCOMP_FILTER_FLAG_TSYNC`: accepted in profiles but never passed to the
 /// kernel, the child is single-threaded when it installs the filter.
@@ -36,18 +38,25 @@ const FLAG_TSYNC: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `SCMP_ACT_KILL` / `SCMP_ACT_KILL_THREAD`: kill the calling thread.
+    #[doc(alias("SECCOMP_RET_KILL_THREAD"))]
     KillThread,
     /// `SCMP_ACT_KILL_PROCESS`: kill the whole process with SIGSYS (Linux 4.14).
+    #[doc(alias("SECCOMP_RET_KILL_PROCESS"))]
     KillProcess,
     /// `SCMP_ACT_TRAP`: send SIGSYS with this value in `si_errno`.
+    #[doc(alias("SECCOMP_RET_TRAP"))]
     Trap(u16),
     /// `SCMP_ACT_ERRNO`: fail the syscall with this errno.
+    #[doc(alias("SECCOMP_RET_ERRNO"))]
     Errno(u16),
     /// `SCMP_ACT_TRACE`: notify a ptrace tracer with this value.
+    #[doc(alias("SECCOMP_RET_TRACE"))]
     Trace(u16),
     /// `SCMP_ACT_LOG`: allow and log (Linux 4.14).
+    #[doc(alias("SECCOMP_RET_LOG"))]
     Log,
     /// `SCMP_ACT_ALLOW`: allow.
+    #[doc(alias("SECCOMP_RET_ALLOW"))]
     Allow,
 }
 
@@ -115,6 +124,7 @@ impl Action {
 
 /// Comparison operator of an argument filter (`SCMP_CMP_*`), unsigned 64-bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[doc(alias("SCMP_CMP_EQ", "SCMP_CMP_MASKED_EQ"))]
 pub enum CmpOp {
     /// `arg != value`
     Ne,
@@ -198,6 +208,7 @@ pub struct SyscallRule {
 /// spec ([`SeccompProfile::from_oci`]), then [`compile`](SeccompProfile::compile)d
 /// to BPF in the parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(alias("SECCOMP_SET_MODE_FILTER", "seccomp"))]
 pub struct SeccompProfile {
     /// Action for syscalls no rule matches.
     pub default_action: Action,

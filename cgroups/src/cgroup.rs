@@ -17,9 +17,25 @@ use crate::sys;
 use crate::watch::EventWatcher;
 
 /// Default time [`Cgroup::freeze`], [`Cgroup::kill`] and [`Cgroup::remove`] wait.
+///
+/// ```
+/// assert_eq!(berth_cgroups::DEFAULT_TIMEOUT.as_secs(), 10);
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A setting left out by `ignore_unavailable` because its controller is missing.
+///
+/// ```no_run
+/// use berth_cgroups::{CgroupBuilder, Limit, Resources};
+/// let (cg, report) = CgroupBuilder::new("job-1")
+///     .resources(Resources::new().pids_max(Limit::Value(64)))
+///     .ignore_unavailable(true)
+///     .create_with_report()?;
+/// for s in &report.skipped {
+///     eprintln!("not enforced: {s:?}");
+/// }
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     /// The missing controller.
@@ -33,6 +49,15 @@ pub struct Skipped {
 }
 
 /// What [`Cgroup::apply`] wrote and what it skipped.
+///
+/// ```no_run
+/// use berth_cgroups::{CgroupBuilder, Limit, Resources};
+/// let cg = CgroupBuilder::new("job-2").create()?;
+/// let report = cg.apply(&Resources::new().memory_max(Limit::Value(256 << 20)))?;
+/// println!("{report:?}");
+/// cg.remove()?;
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// `(file, value)` written, in order.
@@ -48,6 +73,18 @@ pub struct ApplyReport {
 /// A handle made by [`CgroupBuilder::create`] removes its group on drop
 /// (killing what is left, best effort, errors logged); [`Cgroup::remove`] does
 /// the same and reports errors. Handles from [`Cgroup::open`] leave the group alone.
+///
+/// ```no_run
+/// use berth_cgroups::{Cgroup, Limit, Resources};
+/// let cg = Cgroup::builder("job-3")
+///     .resources(Resources::new().memory_max(Limit::Value(64 << 20)).pids_max(Limit::Value(32)))
+///     .create()?; // mkdir + memory.max, pids.max
+/// cg.add_process(std::process::id())?; // cgroup.procs
+/// println!("{:?}", cg.stats()?.memory);
+/// cg.freeze()?; // cgroup.freeze = 1
+/// cg.thaw()?;
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("cgroup2"))]
 pub struct Cgroup {
@@ -1229,6 +1266,16 @@ fn collect_stats(
 /// Re-reads one group's statistics through files opened once; see
 /// [`Cgroup::stats_reader`]. Files absent when it was made (controller not
 /// enabled) stay absent.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-4").create()?;
+/// let mut reader = cg.stats_reader()?; // files opened once
+/// for _ in 0..3 {
+///     let s = reader.read()?;
+///     println!("{:?}", s.cpu);
+/// }
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StatsReader {
     path: PathBuf,

@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::sys;
 
 /// A cgroup v2 controller.
+///
+/// ```
+/// use berth_cgroups::Controller;
+/// assert_eq!(Controller::Memory.name(), "memory");
+/// assert_eq!(Controller::from_name("pids"), Some(Controller::Pids));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Controller {
@@ -90,6 +96,13 @@ impl fmt::Display for Controller {
 
 /// A set of controllers, as read from `cgroup.controllers` or
 /// `cgroup.subtree_control`.
+///
+/// ```
+/// use berth_cgroups::{Controller, Controllers};
+/// let c = Controllers::parse("cpuset cpu io memory pids\n"); // cgroup.controllers
+/// assert!(c.contains(Controller::Memory));
+/// assert_eq!(c.iter().count(), 5);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 #[doc(alias("cgroup.controllers"))]
 pub struct Controllers(u16);
@@ -153,6 +166,12 @@ impl fmt::Display for Controllers {
 }
 
 /// One line of `/proc/self/mountinfo` (only the fields this crate uses).
+///
+/// ```
+/// let text = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+/// let mounts = berth_cgroups::parse_mountinfo(text).unwrap();
+/// assert_eq!(mounts[0].fs_type, "cgroup2");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
     /// The root of the mount within its filesystem (field 4).
@@ -240,6 +259,13 @@ pub fn parse_proc_cgroup(text: &str) -> Result<PathBuf> {
 
 /// The cgroup2 hierarchy this process sees: its mount point, the process's own
 /// cgroup in it, and where controllers missing from it are bound (v1 mounts).
+///
+/// ```no_run
+/// let h = berth_cgroups::Hierarchy::discover()?; // from /proc/self/mountinfo
+/// println!("cgroup2 at {}, we are in {}", h.mount_point().display(), h.own_cgroup().display());
+/// println!("root controllers: {:?}", h.root_controllers()?);
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[doc(alias("cgroup2", "/sys/fs/cgroup"))]
 pub struct Hierarchy {

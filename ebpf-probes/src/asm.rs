@@ -28,6 +28,13 @@ use crate::error::{Error, Result};
 /// A BPF register. `R0` holds return values, `R1`–`R5` helper arguments
 /// (clobbered by calls), `R6`–`R9` are callee-saved, `R10` is the read-only
 /// frame pointer.
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_reg(Reg::R6, Reg::R1).mov64_imm(Reg::R0, 0).exit(); // keep the context in R6
+/// assert_eq!(a.build().unwrap()[0].regs, 0x16); // dst R6, src R1
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 #[allow(missing_docs)]
@@ -46,6 +53,13 @@ pub enum Reg {
 }
 
 /// Width of a memory access.
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg, Size};
+/// let mut a = Asm::new();
+/// a.load(Size::W, Reg::R2, Reg::R1, 0).mov64_imm(Reg::R0, 0).exit(); // r2 = *(u32 *)(r1 + 0)
+/// assert_eq!(a.build().unwrap()[0].code, 0x61); // BPF_LDX | BPF_W | BPF_MEM
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     /// 1 byte (`BPF_B`).
@@ -70,6 +84,13 @@ impl Size {
 }
 
 /// Arithmetic operations (`BPF_ALU` / `BPF_ALU64`).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{AluOp, Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 6).alu64_imm(AluOp::Add, Reg::R0, 1).exit(); // r0 = 6 + 1
+/// assert_eq!(a.build().unwrap().len(), 3);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum AluOp {
@@ -107,6 +128,15 @@ impl AluOp {
 }
 
 /// Conditional jump comparisons (`BPF_JMP`, 64-bit operands).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, JmpOp, Reg};
+/// let mut a = Asm::new();
+/// let zero = a.new_label();
+/// a.mov64_imm(Reg::R0, 1).jmp_imm(JmpOp::Eq, Reg::R1, 0, zero).exit();
+/// a.bind(zero).mov64_imm(Reg::R0, 0).exit();
+/// assert_eq!(a.build().unwrap()[1].off, 1); // skips the first exit
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JmpOp {
     /// `==`
@@ -153,6 +183,13 @@ impl JmpOp {
 
 /// Kernel helper functions this crate calls, by their stable numbers
 /// (`include/uapi/linux/bpf.h`, `___BPF_FUNC_MAPPER`).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Helper};
+/// let mut a = Asm::new();
+/// a.call(Helper::GetCurrentCgroupId).exit(); // r0 = bpf_get_current_cgroup_id()
+/// assert_eq!(a.build().unwrap()[0].imm, 80);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum Helper {
@@ -193,6 +230,15 @@ const OP_EXIT: u8 = 0x90;
 const PSEUDO_MAP_FD: u8 = 1;
 
 /// One encoded instruction slot (`struct bpf_insn`).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 0).exit();
+/// let insns = a.build().unwrap();
+/// assert_eq!(insns[1].code, 0x95); // BPF_JMP | BPF_EXIT
+/// assert_eq!(insns[0].to_bytes(), [0xb7, 0, 0, 0, 0, 0, 0, 0]); // r0 = 0
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct Insn {
@@ -228,10 +274,35 @@ impl Insn {
 }
 
 /// A jump target, created by [`Asm::new_label`] and placed by [`Asm::bind`].
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// let end = a.new_label();
+/// a.mov64_imm(Reg::R0, 1).ja(end).mov64_imm(Reg::R0, 0);
+/// a.bind(end).exit();
+/// let unbound = {
+///     let mut b = Asm::new();
+///     let l = b.new_label();
+///     b.ja(l).exit();
+///     b.build()
+/// };
+/// assert!(a.build().is_ok() && unbound.is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Label(usize);
 
 /// The assembler: append instructions, bind labels, then [`build`](Asm::build).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 1).exit(); // return 1: allow
+/// assert_eq!(a.len(), 2);
+/// let insns = a.build().unwrap();
+/// // ready for berth_ebpf_probes::sys::Program::load
+/// assert_eq!(insns.len(), 2);
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct Asm {
     insns: Vec<Insn>,

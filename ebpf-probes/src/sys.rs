@@ -29,11 +29,25 @@ const BPF_LINK_CREATE: i32 = 28;
 const BPF_ENABLE_STATS: i32 = 32;
 
 /// `BPF_F_ALLOW_MULTI`: several programs per cgroup and attach type (Linux 4.15).
+///
+/// ```
+/// assert_eq!(berth_ebpf_probes::sys::BPF_F_ALLOW_MULTI, 2);
+/// ```
 pub const BPF_F_ALLOW_MULTI: u32 = 2;
 /// `BPF_F_REPLACE`: atomically swap `replace_bpf_fd` for the new program (Linux 5.6).
+///
+/// ```
+/// assert_eq!(berth_ebpf_probes::sys::BPF_F_REPLACE, 4);
+/// ```
 pub const BPF_F_REPLACE: u32 = 4;
 
 /// Map types this crate creates (`enum bpf_map_type`).
+///
+/// ```
+/// use berth_ebpf_probes::sys::MapType;
+/// assert_eq!(MapType::Hash as u32, 1); // BPF_MAP_TYPE_HASH
+/// assert_eq!(MapType::RingBuf as u32, 27);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum MapType {
@@ -49,6 +63,11 @@ pub enum MapType {
 }
 
 /// Program types this crate loads (`enum bpf_prog_type`).
+///
+/// ```
+/// use berth_ebpf_probes::sys::ProgType;
+/// assert_eq!(ProgType::CgroupDevice as u32, 15); // BPF_PROG_TYPE_CGROUP_DEVICE
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ProgType {
@@ -67,6 +86,11 @@ pub enum ProgType {
 }
 
 /// Cgroup attach points (`enum bpf_attach_type`).
+///
+/// ```
+/// use berth_ebpf_probes::sys::AttachType;
+/// assert_eq!(AttachType::CgroupDevice as u32, 6); // BPF_CGROUP_DEVICE
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum AttachType {
@@ -245,6 +269,11 @@ fn cap_eff() -> Option<u64> {
 
 /// A one-line explanation of why BPF may be refused here: euid, effective
 /// capabilities, and `/proc/sys/kernel/unprivileged_bpf_disabled`.
+///
+/// ```
+/// let why = berth_ebpf_probes::privilege_diagnosis();
+/// assert!(!why.is_empty());
+/// ```
 pub fn privilege_diagnosis() -> String {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
@@ -281,6 +310,11 @@ pub fn privilege_diagnosis() -> String {
 /// / `CAP_SYS_ADMIN` effective, or unprivileged BPF enabled
 /// (`/proc/sys/kernel/unprivileged_bpf_disabled` = 0). Returns a
 /// [`Error::PermissionDenied`] naming what is missing.
+///
+/// ```no_run
+/// berth_ebpf_probes::check_privileges()?; // CAP_BPF (or CAP_SYS_ADMIN) and CAP_PERFMON
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 pub fn check_privileges() -> Result<()> {
     let caps = cap_eff().unwrap_or(0);
     if caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)) != 0 {
@@ -294,6 +328,11 @@ pub fn check_privileges() -> Result<()> {
 }
 
 /// The running kernel's `(major, minor)` from `uname(2)`, and the full release string.
+///
+/// ```
+/// let ((major, minor), release) = berth_ebpf_probes::sys::kernel_version();
+/// assert!(major >= 3, "{release}");
+/// ```
 pub fn kernel_version() -> ((u32, u32), String) {
     // SAFETY: utsname is plain old data; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
@@ -343,6 +382,16 @@ pub(crate) fn require_kernel(feature: &'static str, needed: (u32, u32)) -> Resul
 }
 
 /// A BPF map, closed on drop.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{Map, MapType};
+/// let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?; // BPF_MAP_CREATE
+/// map.update(&7u32.to_ne_bytes(), &42u64.to_ne_bytes())?;
+/// assert_eq!(map.lookup(&7u32.to_ne_bytes())?, Some(42u64.to_ne_bytes().to_vec()));
+/// assert_eq!(map.keys()?.len(), 1);
+/// assert!(map.delete(&7u32.to_ne_bytes())?);
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("BPF_MAP_CREATE"))]
 pub struct Map {
@@ -504,6 +553,22 @@ impl AsRawFd for Map {
 
 /// A loaded BPF program, unloaded when its last reference (this fd, an
 /// attachment, a link) goes.
+///
+/// ```no_run
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// use berth_ebpf_probes::sys::{attach_cgroup, detach_cgroup, AttachType, ProgType, Program};
+/// use std::os::fd::AsFd;
+/// // A device filter that allows everything: return 1.
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 1).exit();
+/// let insns = a.build()?;
+/// let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+/// println!("loaded {} as id {}", prog.name(), prog.id()?);
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// attach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice, 0, None)?;
+/// detach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("BPF_PROG_LOAD"))]
 pub struct Program {
@@ -694,6 +759,15 @@ impl AsRawFd for Program {
 
 /// `BPF_PROG_ATTACH` of `prog` to the cgroup directory `cgroup`.
 /// `replace`: with [`BPF_F_REPLACE`], the program to swap out atomically.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{attach_cgroup, AttachType, BPF_F_ALLOW_MULTI};
+/// use std::os::fd::AsFd;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// attach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice, BPF_F_ALLOW_MULTI, None)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[doc(alias("BPF_PROG_ATTACH"))]
 pub fn attach_cgroup(
     cgroup: BorrowedFd<'_>,
@@ -722,6 +796,16 @@ pub fn attach_cgroup(
 }
 
 /// `BPF_PROG_DETACH` of `prog` from the cgroup directory `cgroup`.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{attach_cgroup, detach_cgroup, AttachType};
+/// use std::os::fd::AsFd;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// attach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice, 0, None)?;
+/// detach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[doc(alias("BPF_PROG_DETACH"))]
 pub fn detach_cgroup(
     cgroup: BorrowedFd<'_>,
@@ -748,6 +832,15 @@ pub fn detach_cgroup(
 
 /// `BPF_PROG_QUERY`: ids of the programs attached directly to `cgroup` at
 /// `attach_type` (Linux 4.15).
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{query_cgroup, AttachType};
+/// use std::os::fd::AsFd;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// let ids = query_cgroup(cg.as_fd(), AttachType::CgroupDevice)?;
+/// println!("device programs attached: {ids:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[doc(alias("BPF_PROG_QUERY"))]
 pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; 256];
@@ -784,6 +877,14 @@ pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<V
 /// fd is open the kernel accounts each program's run count and run time
 /// ([`Program::run_stats`]); closing it turns accounting off again (unlike
 /// the `kernel.bpf_stats_enabled` sysctl, nothing global is left changed).
+///
+/// ```no_run
+/// let stats_on = berth_ebpf_probes::sys::enable_run_time_stats()?;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let (runs, ns) = prog.run_stats()?;
+/// drop(stats_on); // accounting off again
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[doc(alias("BPF_ENABLE_STATS"))]
 pub fn enable_run_time_stats() -> Result<OwnedFd> {
     require_kernel("BPF run-time statistics (BPF_ENABLE_STATS)", (5, 8))?;
@@ -800,6 +901,16 @@ pub fn enable_run_time_stats() -> Result<OwnedFd> {
 /// 5.7): the returned link fd is the attachment, and closing it detaches
 /// the program, so nothing outlives its owner even on a crash. Links
 /// coexist with `BPF_F_ALLOW_MULTI` attachments.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{link_cgroup, AttachType};
+/// use std::os::fd::AsFd;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// let link = link_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice)?;
+/// drop(link); // detaches
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[doc(alias("BPF_LINK_CREATE"))]
 pub fn link_cgroup(
     cgroup: BorrowedFd<'_>,
@@ -828,6 +939,14 @@ pub fn link_cgroup(
 /// `BPF_RAW_TRACEPOINT_OPEN`: attach a raw tracepoint program to the
 /// tracepoint `name` (e.g. `sys_enter`); the returned fd is the attachment
 /// and detaches on close (Linux 4.17).
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::raw_tracepoint_open;
+/// let (prog, _counts) = berth_ebpf_probes::SyscallCounter::load(0)?;
+/// let attachment = raw_tracepoint_open("sys_enter", &prog)?;
+/// drop(attachment); // detaches
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[doc(alias("BPF_RAW_TRACEPOINT_OPEN"))]
 pub fn raw_tracepoint_open(name: &str, prog: &Program) -> Result<OwnedFd> {
     require_kernel("raw tracepoints (BPF_RAW_TRACEPOINT_OPEN)", (4, 17))?;

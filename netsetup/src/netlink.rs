@@ -30,6 +30,17 @@ use crate::validate_ifname;
 const RECV_BUF: usize = 64 * 1024;
 
 /// A blocking rtnetlink socket, bound to the network namespace it was opened in.
+///
+/// ```no_run
+/// use berth_netsetup::Netlink;
+/// let mut nl = Netlink::open()?; // rtnetlink in the caller's network namespace
+/// let lo = nl.link_index("lo")?.expect("every netns has lo");
+/// nl.set_up(lo)?;
+/// for link in nl.links()? {
+///     println!("{} {} up={}", link.index, link.name, link.up);
+/// }
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("rtnetlink", "NETLINK_ROUTE"))]
 pub struct Netlink {
@@ -39,6 +50,15 @@ pub struct Netlink {
 }
 
 /// A link as seen by [`Netlink::links`].
+///
+/// ```no_run
+/// let mut nl = berth_netsetup::Netlink::open()?;
+/// if let Some(lo) = nl.link_by_name("lo")? {
+///     assert_eq!(lo.name, "lo");
+///     println!("lo: index {} mtu {:?}", lo.index, lo.mtu);
+/// }
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfoSummary {
     /// ifindex.
@@ -60,6 +80,14 @@ pub struct LinkInfoSummary {
 }
 
 /// An IPv4/IPv6 route as seen by [`Netlink::routes`] (main table only).
+///
+/// ```no_run
+/// let mut nl = berth_netsetup::Netlink::open()?;
+/// for r in nl.routes(false)? {
+///     println!("{}/{} via {:?} dev {:?}", r.destination, r.prefix_len, r.gateway, r.oif);
+/// }
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSummary {
     /// Destination network (`0.0.0.0` with prefix 0 for a default route).
@@ -816,6 +844,22 @@ impl AsRawFd for Netlink {
 }
 
 /// What [`Netlink::create_veth`] creates.
+///
+/// ```no_run
+/// use berth_netsetup::{NetNs, VethSpec};
+/// let ns = NetNs::new_anonymous()?;
+/// let mut nl = berth_netsetup::Netlink::open()?;
+/// let (host, _) = nl.create_veth(&VethSpec {
+///     host: "veth-demo",
+///     peer: "eth0",
+///     peer_netns: Some(std::os::fd::AsFd::as_fd(&ns)),
+///     controller: None,
+///     peer_mac: None,
+///     mtu: Some(1500),
+/// })?;
+/// nl.delete_link(host)?; // removes both ends
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[doc(alias("veth", "VETH_INFO_PEER"))]
 pub struct VethSpec<'a> {

@@ -25,6 +25,16 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// the handle (an open nsfs fd keeps it alive). A handle made by
 /// [`NetNs::create_named`] also owns the bind mount and removes it on drop
 /// (best effort) unless [`NetNs::keep`] was called.
+///
+/// ```no_run
+/// use berth_netsetup::NetNs;
+/// let ns = NetNs::new_anonymous()?; // unshare(CLONE_NEWNET), held by its fd
+/// ns.set_lo_up()?;
+/// let links = ns.netlink()?.links()?; // rtnetlink inside it
+/// assert_eq!(links.len(), 1); // just lo
+/// let inside = ns.run(|| std::fs::read_to_string("/proc/net/dev"))?; // setns in a helper thread
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("CLONE_NEWNET", "setns", "netns"))]
 pub struct NetNs {

@@ -27,6 +27,14 @@ use crate::unpack::{unpack, UnpackOptions, UnpackStats, WhiteoutFormat};
 use crate::{Error, Result};
 
 /// A layer present in the store.
+///
+/// ```no_run
+/// use berth_overlay::{ImportOptions, LayerStore};
+/// let store = LayerStore::open("/var/lib/berth/layers")?;
+/// let layer = store.import(std::fs::File::open("base.tar.gz")?, &ImportOptions::default())?;
+/// println!("{} unpacked at {}", layer.digest, layer.dir.display());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Layer {
     /// Digest of the blob it was imported from (the OCI layer digest).
@@ -41,6 +49,14 @@ pub struct Layer {
 }
 
 /// What to check and how to unpack in [`LayerStore::import`].
+///
+/// ```no_run
+/// use berth_overlay::{Compression, ImportOptions, LayerStore};
+/// let opts = ImportOptions { compression: Some(Compression::Gzip), ..Default::default() };
+/// let store = LayerStore::open("/var/lib/berth/layers")?;
+/// let layer = store.import(std::fs::File::open("base.tar.gz")?, &opts)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// Compression of the stream; `None` = sniff the magic bytes.
@@ -55,6 +71,14 @@ pub struct ImportOptions {
 }
 
 /// What [`LayerStore::gc`] removed.
+///
+/// ```no_run
+/// let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+/// store.remove_ref("old-app")?;
+/// let report = store.gc()?; // layers no reference names
+/// println!("removed {} layers", report.removed.len());
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
     /// Layers removed because no reference names them.
@@ -67,6 +91,16 @@ pub struct GcReport {
 /// processes: imports stage into `<root>/tmp/` and appear with one atomic
 /// `rename(2)`, importers hold a shared `flock(2)` on `<root>/lock`, and
 /// [`gc`](LayerStore::gc) takes it exclusively.
+///
+/// ```no_run
+/// use berth_overlay::{ImportOptions, LayerStore};
+/// let store = LayerStore::open("/var/lib/berth/layers")?;
+/// let layer = store.import(std::fs::File::open("base.tar")?, &ImportOptions::default())?;
+/// store.set_ref("app", &[layer.digest.clone()])?; // keeps it from gc
+/// assert!(store.get(&layer.digest)?.is_some());
+/// println!("{} layers", store.layers()?.len());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct LayerStore {
     root: PathBuf,
@@ -75,6 +109,13 @@ pub struct LayerStore {
 static STAGE_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A held `flock(2)` on the store's lock file (released on drop).
+///
+/// ```no_run
+/// let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+/// let _lock = store.lock_shared()?; // gc waits while this is held
+/// let layers = store.layers()?;
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,

@@ -8,6 +8,12 @@ use crate::error::{Error, Result};
 use crate::hierarchy::{Controller, Controllers};
 
 /// A limit that is either a number or the kernel's `max` (no limit).
+///
+/// ```
+/// use berth_cgroups::Limit;
+/// assert_eq!(Limit::Max.to_string(), "max"); // what memory.max, pids.max read when unlimited
+/// assert_eq!(Limit::from(64u64).to_string(), "64");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[doc(alias("max"))]
 pub enum Limit {
@@ -33,6 +39,12 @@ impl From<u64> for Limit {
 }
 
 /// `cpu.max`: a bandwidth quota per period, both in microseconds.
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().cpu_max(50_000, 100_000); // half a CPU
+/// let max = r.cpu.max.unwrap();
+/// assert_eq!((max.quota_us, max.period_us), (Some(50_000), 100_000));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[doc(alias("cpu.max"))]
 pub struct CpuMax {
@@ -43,6 +55,11 @@ pub struct CpuMax {
 }
 
 /// The `cpu` controller's settings.
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().cpu_weight(200).cpu_max(25_000, 100_000);
+/// assert_eq!(r.cpu.weight, Some(200));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias("cpu.max", "cpu.weight", "cpu.idle"))]
 pub struct Cpu {
@@ -55,6 +72,11 @@ pub struct Cpu {
 }
 
 /// The `cpuset` controller's settings (lists such as `0-3,6`).
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().cpuset_cpus("0-1").cpuset_mems("0");
+/// assert_eq!(r.cpuset.cpus.as_deref(), Some("0-1"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias("cpuset.cpus", "cpuset.mems"))]
 pub struct Cpuset {
@@ -65,6 +87,12 @@ pub struct Cpuset {
 }
 
 /// The `memory` controller's settings (bytes; the kernel rounds to pages).
+///
+/// ```
+/// use berth_cgroups::{Limit, Resources};
+/// let r = Resources::new().memory_max(Limit::Value(256 << 20)).memory_high(Limit::Value(200 << 20));
+/// assert_eq!(r.memory.max, Some(Limit::Value(256 << 20)));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias(
     "memory.max",
@@ -89,6 +117,13 @@ pub struct Memory {
 }
 
 /// Per-device `io.max` limits (unset fields stay `max`).
+///
+/// ```
+/// use berth_cgroups::{IoMax, Resources};
+/// // 10 MB/s of writes to device 8:0
+/// let r = Resources::new().io_max(IoMax { major: 8, minor: 0, wbps: Some(10 << 20), ..Default::default() });
+/// assert_eq!(r.io.max.len(), 1);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias("io.max"))]
 pub struct IoMax {
@@ -107,6 +142,13 @@ pub struct IoMax {
 }
 
 /// A per-device `io.weight` override.
+///
+/// ```
+/// use berth_cgroups::{IoDeviceWeight, Resources};
+/// let mut r = Resources::new().io_weight(100);
+/// r.io.device_weights.push(IoDeviceWeight { major: 8, minor: 0, weight: 500 });
+/// assert_eq!(r.io.weight, Some(100));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[doc(alias("io.weight"))]
 pub struct IoDeviceWeight {
@@ -119,6 +161,12 @@ pub struct IoDeviceWeight {
 }
 
 /// The `io` controller's settings.
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().io_weight(50);
+/// assert_eq!(r.io.weight, Some(50));
+/// assert!(r.io.max.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias("io.max", "io.weight"))]
 pub struct Io {
@@ -131,6 +179,12 @@ pub struct Io {
 }
 
 /// A `hugetlb.<size>.max` limit.
+///
+/// ```
+/// use berth_cgroups::{Limit, Resources};
+/// let r = Resources::new().hugetlb("2MB", Limit::Value(0)); // hugetlb.2MB.max = 0
+/// assert_eq!(r.hugetlb[0].page_size, "2MB");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[doc(alias("hugetlb"))]
 pub struct HugetlbLimit {
@@ -174,6 +228,13 @@ pub struct Resources {
 }
 
 /// One file to write: which controller it needs, the file name, the value.
+///
+/// ```
+/// use berth_cgroups::{Limit, Resources};
+/// let r = Resources::new().pids_max(Limit::Value(64));
+/// let settings = r.settings().unwrap();
+/// assert!(settings.iter().any(|s| s.file == "pids.max" && s.value == "64"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     /// The controller that provides the file (`None` for core `cgroup.*` files).

@@ -270,6 +270,13 @@ impl Pressure {
 
 /// Everything [`Cgroup::stats`](crate::Cgroup::stats) reads; a group whose
 /// controller is not enabled has `None` for that part.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-5").create()?;
+/// let s = cg.stats()?;
+/// println!("memory {:?}\ncpu {:?}\npids {:?}", s.memory, s.cpu, s.pids);
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     /// `cpu.stat`.
@@ -289,6 +296,13 @@ pub struct Stats {
 }
 
 /// The state in `cgroup.events`.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-6").create()?;
+/// let ev = cg.events()?; // cgroup.events
+/// println!("{ev:?}");
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[doc(alias("cgroup.events"))]
 pub struct CgroupEvents {

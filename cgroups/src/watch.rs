@@ -62,6 +62,13 @@ pub enum Event {
 /// Watches one cgroup; see [`Cgroup::watch`]. The inotify fd is exposed
 /// ([`AsRawFd`]) for use in an event loop: when it is readable, call
 /// [`wait`](Self::wait) with a zero timeout.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-8").create()?;
+/// let mut w = cg.watch()?; // inotify on cgroup.events and memory.events
+/// println!("{w:?}");
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("inotify", "memory.events", "cgroup.events"))]
 pub struct EventWatcher {

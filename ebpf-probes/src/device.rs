@@ -22,6 +22,12 @@ use crate::sys::{self, AttachType, ProgType, Program, BPF_F_ALLOW_MULTI, BPF_F_R
 
 bitflags::bitflags! {
     /// Device access bits, valued as the kernel's `BPF_DEVCG_ACC_*`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::DeviceAccess;
+    /// let a = DeviceAccess::parse("rwm").unwrap(); // as in devices.allow
+    /// assert_eq!(a, DeviceAccess::READ | DeviceAccess::WRITE | DeviceAccess::MKNOD);
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     #[doc(alias("BPF_DEVCG_ACC_READ", "BPF_DEVCG_ACC_WRITE", "BPF_DEVCG_ACC_MKNOD"))]
     pub struct DeviceAccess: u32 {
@@ -64,6 +70,11 @@ impl DeviceAccess {
 }
 
 /// Which device nodes a rule covers.
+///
+/// ```
+/// use berth_ebpf_probes::{DeviceAccess, DeviceKind, DeviceRule};
+/// let null = DeviceRule::allow(DeviceKind::Char, Some(1), Some(3), DeviceAccess::READ | DeviceAccess::WRITE);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[doc(alias("BPF_DEVCG_DEV_CHAR", "BPF_DEVCG_DEV_BLOCK"))]
 pub enum DeviceKind {
@@ -81,6 +92,14 @@ pub const MAX_MAJOR: u32 = (1 << 12) - 1;
 pub const MAX_MINOR: u32 = (1 << 20) - 1;
 
 /// One device rule: allow or deny `access` to devices of `kind`, `major`, `minor`.
+///
+/// ```
+/// use berth_ebpf_probes::{DeviceAccess, DeviceFilter, DeviceKind, DeviceRule};
+/// let mut f = DeviceFilter::new();
+/// f.rule(DeviceRule::allow(DeviceKind::Char, Some(1), Some(3), DeviceAccess::READ | DeviceAccess::WRITE)); // /dev/null
+/// let insns = f.compile().unwrap(); // a BPF_PROG_TYPE_CGROUP_DEVICE program
+/// assert!(!insns.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeviceRule {
     /// Allow (true) or deny (false).
@@ -438,6 +457,15 @@ pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
 
 /// A device filter attached to a cgroup; detached on drop (best effort)
 /// or by [`detach`](Self::detach), which reports the error.
+///
+/// ```no_run
+/// use berth_ebpf_probes::DeviceFilter;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// let attached = DeviceFilter::container_default().attach(&cg)?; // BPF_PROG_ATTACH
+/// println!("program id {}", attached.program_id()?);
+/// attached.detach()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("BPF_CGROUP_DEVICE", "BPF_PROG_ATTACH"))]
 pub struct AttachedDeviceFilter {

@@ -44,6 +44,13 @@ use std::path::Path;
 
 bitflags::bitflags! {
     /// The eight namespace types, as their `CLONE_NEW*` flags (namespaces(7)).
+    ///
+    /// ```
+    /// use berth_namespaces::Namespaces;
+    /// let ns = Namespaces::MOUNT | Namespaces::PID | Namespaces::NET; // CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET
+    /// assert!(ns.contains(Namespaces::NET));
+    /// assert_eq!(Namespaces::NET.proc_name(), Some("net")); // /proc/<pid>/ns/net
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct Namespaces: u64 {
         /// Mount namespace (`CLONE_NEWNS`, Linux 2.4.19).

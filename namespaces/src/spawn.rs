@@ -18,6 +18,17 @@ use crate::sys;
 use crate::{IdMap, Namespaces};
 
 /// Where a standard stream of the child goes, like [`std::process::Stdio`].
+///
+/// ```no_run
+/// use berth_namespaces::{Namespaces, Spawner, Stdio};
+/// let out = Spawner::new(["/bin/hostname"])
+///     .namespaces(Namespaces::UTS)
+///     .hostname("box")
+///     .stdout(Stdio::Piped)
+///     .output()?;
+/// assert_eq!(out.stdout, b"box\n");
+/// # Ok::<(), berth_namespaces::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub enum Stdio {
     /// The parent's stream (default).
@@ -62,6 +73,15 @@ enum FdSource {
 /// offsets, (5) hostname/domainname, (6) stdio and kept fds, (7) the plan's
 /// [`Step`]s in order, (8) cwd, (9) the optional init forks the workload,
 /// (10) every other fd is closed, (11) two-phase start waits, (12) `execve`.
+///
+/// ```no_run
+/// use berth_namespaces::{Namespaces, Spawner};
+/// let mut child = Spawner::new(["/bin/sh", "-c", "echo pid $$"]) // pid 1 in its namespace
+///     .namespaces(Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS)
+///     .spawn()?; // clone3(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS), then execve
+/// let status = child.wait()?;
+/// # Ok::<(), berth_namespaces::Error>(())
+/// ```
 #[doc(alias("clone3", "clone", "CLONE_INTO_CGROUP", "unshare"))]
 pub struct Spawner {
     program: OsString,

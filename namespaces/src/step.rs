@@ -21,6 +21,14 @@ pub type HookFn = Box<dyn Fn() -> Result<(), i32> + Send + Sync + 'static>;
 /// A failing step stops the child; [`Spawner::spawn`](crate::Spawner::spawn)
 /// returns [`Error::Child`](crate::Error::Child) naming the step, its path
 /// and the errno.
+///
+/// ```
+/// use berth_namespaces::Step;
+/// let plan = [Step::mkdir("/tmp/box", 0o755), Step::pivot_root("/tmp/box"), Step::chdir("/")];
+/// for s in &plan {
+///     println!("{}", s.describe()); // steps run in the child between clone and execve
+/// }
+/// ```
 pub struct Step {
     pub(crate) kind: StepKind,
     /// Set when a path or string given to the constructor held a NUL byte.

@@ -57,6 +57,15 @@ pub(crate) struct Names {
 }
 
 /// Address allocator of one network (see the module docs for the locking).
+///
+/// ```no_run
+/// use berth_netsetup::Ipam;
+/// let ipam = Ipam::new("/run/berth/net", "demo", "10.99.0.0/24".parse()?, "10.99.0.1".parse()?)?;
+/// let ip = ipam.allocate("web-1", None)?;
+/// assert_eq!(ipam.lookup("web-1")?.map(|a| a.addr), Some(ip));
+/// ipam.release("web-1")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Ipam {
     network: String,

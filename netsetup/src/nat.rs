@@ -67,6 +67,12 @@ use crate::validate_id;
 pub const NFT_TABLE: &str = "berth";
 
 /// Transport protocol of a published port.
+///
+/// ```
+/// use berth_netsetup::{PortMapping, Protocol};
+/// assert_eq!(PortMapping::udp(5353, 53).proto, Protocol::Udp);
+/// assert_eq!(Protocol::Tcp.as_str(), "tcp");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// TCP.
@@ -92,6 +98,12 @@ impl fmt::Display for Protocol {
 }
 
 /// A published port: host `[host_ip:]host_port` → container `container_port`.
+///
+/// ```
+/// use berth_netsetup::PortMapping;
+/// // docker run -p 127.0.0.1:8080:80
+/// let p = PortMapping::tcp(8080, 80).host_ip("127.0.0.1".parse().unwrap());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[doc(alias("DNAT", "publish"))]
 pub struct PortMapping {
@@ -193,6 +205,18 @@ impl From<RuleInfo> for NftRule {
 /// net/netfilter/nf_tables_api.c), about 10 ms here. A process that starts
 /// containers with published ports one after another then pays that once,
 /// when it exits, not per container.
+///
+/// ```no_run
+/// use berth_netsetup::{Firewall, PortMapping};
+/// let fw = Firewall::new("/run/berth/net");
+/// fw.ensure_base()?; // table inet berth
+/// fw.publish("web-1", "10.88.0.2".parse().unwrap(), &[PortMapping::tcp(8080, 80)])?; // NFT_MSG_NEWRULE
+/// for rule in fw.rules()? {
+///     println!("{rule:?}");
+/// }
+/// fw.unpublish("web-1")?;
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("nftables", "NFT_MSG_NEWRULE", "NETLINK_NETFILTER"))]
 pub struct Firewall {

@@ -23,6 +23,11 @@ static LOWERDIR_APPEND: AtomicU8 = AtomicU8::new(0);
 static SET_FD_OPATH: AtomicU8 = AtomicU8::new(0);
 
 /// How [`Overlay`] talks to the kernel.
+///
+/// ```
+/// use berth_overlay::{MountMethod, Overlay};
+/// let o = Overlay::new().lower("/l").upper("/u").work("/w").method(MountMethod::Legacy); // mount(2), not fsopen
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MountMethod {
     /// The new mount API appending each layer with `lowerdir+` (Linux ≥ 6.8),
@@ -39,6 +44,11 @@ pub enum MountMethod {
 }
 
 /// The `redirect_dir=` overlay option (see the kernel's overlayfs documentation).
+///
+/// ```
+/// use berth_overlay::{Overlay, RedirectDir};
+/// let o = Overlay::new().lower("/l").upper("/u").work("/w").redirect_dir(RedirectDir::Off);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectDir {
     /// `redirect_dir=on`: create and follow redirects.
@@ -69,6 +79,18 @@ impl RedirectDir {
 /// Kernel: overlayfs (`CONFIG_OVERLAY_FS`), the new mount API needs Linux ≥ 5.2,
 /// `lowerdir+` Linux ≥ 6.8 (older kernels use the legacy string, see [`MountMethod`]).
 /// man: fsopen(2), fsconfig(2), fsmount(2), move_mount(2); Documentation/filesystems/overlayfs.rst.
+///
+/// ```no_run
+/// use berth_overlay::Overlay;
+/// // mount -t overlay overlay -o lowerdir=/img/top:/img/base,upperdir=/c/upper,workdir=/c/work /c/rootfs
+/// let m = Overlay::new()
+///     .lowers(["/img/top", "/img/base"])
+///     .upper("/c/upper")
+///     .work("/c/work")
+///     .mount("/c/rootfs")?;
+/// m.unmount()?;
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 #[doc(alias("overlay", "overlayfs"))]
 pub struct Overlay {
@@ -682,6 +704,13 @@ fn mount_err_s(step: &str, target: &str, kernel: String, source: io::Error) -> E
 
 /// A mounted overlay. Unmounted (lazily, `MNT_DETACH`) on drop with errors
 /// logged; call [`unmount`](OverlayMount::unmount) to see errors.
+///
+/// ```no_run
+/// let m = berth_overlay::Overlay::new().lower("/img").read_only().mount("/mnt/ro")?;
+/// assert_eq!(m.target(), std::path::Path::new("/mnt/ro"));
+/// m.unmount()?; // also on drop, best effort
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "dropping the guard unmounts the overlay"]
 pub struct OverlayMount {
@@ -741,6 +770,12 @@ impl Drop for OverlayMount {
 
 /// A detached overlay mount (from `fsmount(2)` or `open_tree(2)`), not yet
 /// attached to any mount point. Closing it unattached releases the overlay.
+///
+/// ```no_run
+/// let d = berth_overlay::Overlay::new().lower("/img").upper("/c/u").work("/c/w").mount_detached()?;
+/// let m = d.attach("/c/rootfs")?; // move_mount
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug)]
 #[doc(alias("move_mount"))]
 pub struct DetachedOverlay {

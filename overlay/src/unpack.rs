@@ -41,6 +41,11 @@ impl WhiteoutFormat {
 }
 
 /// Options of [`unpack`].
+///
+/// ```
+/// let opts = berth_overlay::UnpackOptions::default();
+/// println!("{opts:?}");
+/// ```
 #[derive(Debug, Clone)]
 pub struct UnpackOptions {
     /// Whiteout format (default [`WhiteoutFormat::Trusted`]).

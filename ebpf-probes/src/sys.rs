@@ -404,6 +404,12 @@ pub struct Map {
 
 impl Map {
     /// `BPF_MAP_CREATE`. `name` is truncated to 15 bytes.
+    ///
+    /// ```no_run
+    /// use berth_ebpf_probes::sys::{Map, MapType};
+    /// let counts = Map::create(MapType::Array, "counts", 4, 8, 512)?; // u32 -> u64, 512 slots
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn create(
         map_type: MapType,
         name: &str,
@@ -440,11 +446,25 @@ impl Map {
     }
 
     /// The map's type.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// assert_eq!(map.map_type(), MapType::Hash);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn map_type(&self) -> MapType {
         self.map_type
     }
 
     /// Maximum number of entries (bytes for a ring buffer).
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// assert_eq!(map.max_entries(), 16);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn max_entries(&self) -> u32 {
         self.max_entries
     }
@@ -466,6 +486,13 @@ impl Map {
     }
 
     /// `BPF_MAP_LOOKUP_ELEM`: the value for `key`, `None` when absent.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// assert_eq!(map.lookup(&1u32.to_ne_bytes())?, None);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     #[doc(alias("BPF_MAP_LOOKUP_ELEM"))]
     pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check(key, self.value_size as usize)?;
@@ -484,6 +511,13 @@ impl Map {
     }
 
     /// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// map.update(&1u32.to_ne_bytes(), &5u64.to_ne_bytes())?;
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     #[doc(alias("BPF_MAP_UPDATE_ELEM"))]
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.check(key, value.len())?;
@@ -499,6 +533,15 @@ impl Map {
     }
 
     /// `BPF_MAP_DELETE_ELEM`; `Ok(false)` when the key was absent.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// map.update(&1u32.to_ne_bytes(), &5u64.to_ne_bytes())?;
+    /// assert!(map.delete(&1u32.to_ne_bytes())?);
+    /// assert!(!map.delete(&1u32.to_ne_bytes())?);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     #[doc(alias("BPF_MAP_DELETE_ELEM"))]
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check(key, self.value_size as usize)?;
@@ -515,6 +558,15 @@ impl Map {
     }
 
     /// All keys, by `BPF_MAP_GET_NEXT_KEY` iteration.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// for key in map.keys()? {
+    ///     println!("{key:?}");
+    /// }
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     #[doc(alias("BPF_MAP_GET_NEXT_KEY"))]
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
@@ -583,6 +635,16 @@ const LOG_SIZE: usize = 1 << 20;
 impl Program {
     /// `BPF_PROG_LOAD`. On failure the load is retried with a level-1
     /// verifier log, returned in [`Error::Verifier`].
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn load(
         prog_type: ProgType,
         name: &str,
@@ -649,6 +711,17 @@ impl Program {
     /// Load like [`load`](Self::load), always with a verifier log at
     /// `log_level` (1 = verdicts per instruction, 2 = full states, 4 =
     /// statistics only; they combine), and return the log with the program.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// let (prog, log) = Program::load_with_log(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice), 4)?;
+    /// println!("verifier: {log}");
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn load_with_log(
         prog_type: ProgType,
         name: &str,
@@ -698,17 +771,50 @@ impl Program {
     }
 
     /// The name given at load.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// assert_eq!(prog.name(), "allow_all");
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The program type.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// assert_eq!(prog.prog_type(), ProgType::CgroupDevice);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn prog_type(&self) -> ProgType {
         self.prog_type
     }
 
     /// The kernel's id for this program (`BPF_OBJ_GET_INFO_BY_FD`), as
     /// [`query_cgroup`] and `bpftool prog` list it.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// println!("bpftool prog show id {}", prog.id()?);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     #[doc(alias("BPF_OBJ_GET_INFO_BY_FD"))]
     pub fn id(&self) -> Result<u32> {
         let mut info = ProgInfo::default();
@@ -727,6 +833,18 @@ impl Program {
     /// (runs, total nanoseconds) accounted while statistics are enabled
     /// ([`enable_run_time_stats`]), from `/proc/self/fdinfo/<fd>`
     /// (`run_cnt`, `run_time_ns`; Linux 5.1).
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// let _on = berth_ebpf_probes::sys::enable_run_time_stats()?;
+    /// let (runs, run_ns) = prog.run_stats()?;
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     #[doc(alias("BPF_ENABLE_STATS"))]
     pub fn run_stats(&self) -> Result<(u64, u64)> {
         let path = format!("/proc/self/fdinfo/{}", self.fd.as_raw_fd());

@@ -215,6 +215,12 @@ fn family_of(ip: &IpAddr) -> AddressFamily {
 
 impl Netlink {
     /// Open a `NETLINK_ROUTE` socket in the calling thread's network namespace.
+    ///
+    /// ```no_run
+    /// let mut nl = berth_netsetup::Netlink::open()?; // the caller's network namespace
+    /// let n = nl.links()?.len();
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn open() -> Result<Self> {
         let fd = open_socket(libc::NETLINK_ROUTE)
             .map_err(|(op, e)| Error::netlink(op, "NETLINK_ROUTE", e))?;
@@ -227,6 +233,14 @@ impl Netlink {
 
     /// Wrap an already open `NETLINK_ROUTE` socket (e.g. one received from a
     /// helper that opened it inside another netns).
+    ///
+    /// ```no_run
+    /// use std::os::fd::{FromRawFd, OwnedFd};
+    /// let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    /// assert!(fd >= 0);
+    /// let mut nl = berth_netsetup::Netlink::from_fd(unsafe { OwnedFd::from_raw_fd(fd) });
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn from_fd(fd: OwnedFd) -> Self {
         Self {
             fd,
@@ -354,6 +368,14 @@ impl Netlink {
     /// `with_lo`), link `index` up, address `ip/prefix_len`, and a default
     /// route via `gateway` out of it — in that order (the route needs the
     /// address's prefix route, which needs the link up).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let eth0 = nl.create_bridge("eth0", None)?; // any link will do
+    /// nl.configure_interface(eth0, "10.88.0.2".parse().unwrap(), 16, Some("10.88.0.1".parse().unwrap()), true)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn configure_interface(
         &mut self,
         index: u32,
@@ -403,12 +425,28 @@ impl Netlink {
     }
 
     /// ifindex of the interface `name`, or `None` when it does not exist.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// assert!(nl.link_index("lo")?.is_some());
+    /// assert_eq!(nl.link_index("nope0")?, None);
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("if_nametoindex", "RTM_GETLINK"))]
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         Ok(self.link_by_name(name)?.map(|l| l.index))
     }
 
     /// The interface `name`, or `None` when it does not exist (`RTM_GETLINK`).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let lo = nl.link_by_name("lo")?.expect("lo exists");
+    /// println!("lo up: {}", lo.up);
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<LinkInfoSummary>> {
         validate_ifname(name)?;
         let mut m = LinkMessage::default();
@@ -424,6 +462,15 @@ impl Netlink {
     }
 
     /// Every link of this namespace (`RTM_GETLINK` dump).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// for l in nl.links()? {
+    ///     println!("{}: {} kind {:?}", l.index, l.name, l.kind);
+    /// }
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn links(&mut self) -> Result<Vec<LinkInfoSummary>> {
         let v = self
             .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
@@ -438,6 +485,15 @@ impl Netlink {
 
     /// Create a bridge named `name` (down; see [`Netlink::set_up`]).
     /// Kernel: `CONFIG_BRIDGE`, ip-link(8) `type bridge`.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", Some(1500))?;
+    /// nl.set_up(br)?;
+    /// nl.delete_link(br)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_NEWLINK", "IFLA_INFO_KIND", "bridge"))]
     pub fn create_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<u32> {
         validate_ifname(name)?;
@@ -470,6 +526,17 @@ impl Netlink {
     ///
     /// Kernel: `CONFIG_VETH`; the peer's `IFLA_NET_NS_FD` is honoured since
     /// Linux 3.0 (veth(4), rtnetlink(7)).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// use berth_netsetup::VethSpec;
+    /// let (host, peer) = nl.create_veth(&VethSpec {
+    ///     host: "veth-a", peer: "veth-b", peer_netns: None, controller: None, peer_mac: None, mtu: None,
+    /// })?;
+    /// nl.delete_link(host)?; // the peer goes with it
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_NEWLINK", "veth", "VETH_INFO_PEER"))]
     pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(u32, Option<u32>)> {
         validate_ifname(spec.host)?;
@@ -565,6 +632,14 @@ impl Netlink {
     }
 
     /// Bring a link up (`IFF_UP`).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let lo = nl.link_index("lo")?.unwrap();
+    /// nl.set_up(lo)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("IFF_UP", "RTM_NEWLINK"))]
     pub fn set_up(&mut self, index: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK up", |m| {
@@ -574,6 +649,15 @@ impl Netlink {
     }
 
     /// Bring a link down.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_up(br)?;
+    /// nl.set_down(br)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("IFF_UP", "RTM_NEWLINK"))]
     pub fn set_down(&mut self, index: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK down", |m| {
@@ -583,6 +667,14 @@ impl Netlink {
     }
 
     /// Set a link's MTU.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_mtu(br, 1400)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("IFLA_MTU"))]
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK mtu", |m| {
@@ -591,6 +683,14 @@ impl Netlink {
     }
 
     /// Set a link's hardware address.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_mac(br, [0x02, 0, 0, 0, 0, 1])?; // locally administered
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("IFLA_ADDRESS"))]
     pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
         self.set_link(index, "RTM_SETLINK address", |m| {
@@ -599,6 +699,14 @@ impl Netlink {
     }
 
     /// Rename a link (it must be down).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-old", None)?;
+    /// nl.rename(br, "br-new")?; // the link must be down
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("IFLA_IFNAME"))]
     pub fn rename(&mut self, index: u32, new_name: &str) -> Result<()> {
         validate_ifname(new_name)?;
@@ -609,6 +717,18 @@ impl Netlink {
     }
 
     /// Enslave a link to a bridge.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// use berth_netsetup::VethSpec;
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// let (host, _) = nl.create_veth(&VethSpec {
+    ///     host: "veth-a", peer: "veth-b", peer_netns: None, controller: None, peer_mac: None, mtu: None,
+    /// })?;
+    /// nl.set_controller(host, br)?; // ip link set veth-a master br-demo
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("IFLA_MASTER"))]
     pub fn set_controller(&mut self, index: u32, bridge: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK master", |m| {
@@ -617,6 +737,19 @@ impl Netlink {
     }
 
     /// Move a link into another network namespace (by netns fd).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// use berth_netsetup::{NetNs, VethSpec};
+    /// use std::os::fd::AsFd;
+    /// let other = NetNs::new_anonymous()?;
+    /// let (host, _) = nl.create_veth(&VethSpec {
+    ///     host: "veth-a", peer: "veth-b", peer_netns: None, controller: None, peer_mac: None, mtu: None,
+    /// })?;
+    /// nl.move_to_netns(host, other.as_fd())?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("IFLA_NET_NS_FD"))]
     pub fn move_to_netns(&mut self, index: u32, netns: BorrowedFd<'_>) -> Result<()> {
         self.set_link(index, "RTM_SETLINK netns", |m| {
@@ -632,6 +765,14 @@ impl Netlink {
     /// it itself — a veth goes with its peer when the container's network
     /// namespace is torn down (`cleanup_net`, asynchronous to the exit of
     /// the container's last process).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.delete_link(br)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_DELLINK"))]
     pub fn delete_link(&mut self, index: u32) -> Result<()> {
         let mut m = LinkMessage::default();
@@ -675,6 +816,14 @@ impl Netlink {
 
     /// Add an IPv4 or IPv6 address to a link. With `exist_ok`, an address
     /// that is already there (`EEXIST`) is not an error.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.add_address(br, "10.99.0.1".parse().unwrap(), 24, false)?; // ip addr add 10.99.0.1/24 dev br-demo
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_NEWADDR"))]
     pub fn add_address(
         &mut self,
@@ -699,6 +848,16 @@ impl Netlink {
     }
 
     /// Remove an address from a link.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// let ip = "10.99.0.1".parse().unwrap();
+    /// nl.add_address(br, ip, 24, false)?;
+    /// nl.del_address(br, ip, 24)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_DELADDR"))]
     pub fn del_address(&mut self, index: u32, ip: IpAddr, prefix_len: u8) -> Result<()> {
         let m = Self::addr_message(index, ip, prefix_len);
@@ -714,6 +873,17 @@ impl Netlink {
     }
 
     /// Addresses of a link (or all links with `index` = 0), as (ifindex, address, prefix).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// ns.set_lo_up()?;
+    /// let lo = nl.link_index("lo")?.unwrap();
+    /// for (_, ip, prefix) in nl.addresses(lo)? {
+    ///     println!("{ip}/{prefix}"); // 127.0.0.1/8, ::1/128
+    /// }
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_GETADDR"))]
     pub fn addresses(&mut self, index: u32) -> Result<Vec<(u32, IpAddr, u8)>> {
         let v = self
@@ -761,6 +931,16 @@ impl Netlink {
     }
 
     /// Add a default route via `gateway` out of `oif` (main table).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_up(br)?;
+    /// nl.add_address(br, "10.99.0.2".parse().unwrap(), 24, false)?;
+    /// nl.add_default_route("10.99.0.1".parse().unwrap(), br)?; // ip route add default via 10.99.0.1
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_NEWROUTE"))]
     pub fn add_default_route(&mut self, gateway: IpAddr, oif: u32) -> Result<()> {
         let m = Self::default_route_message(gateway, oif);
@@ -776,6 +956,15 @@ impl Netlink {
     }
 
     /// Routes of the main table for one family.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// for r in nl.routes(false)? {
+    ///     println!("{}/{} via {:?}", r.destination, r.prefix_len, r.gateway);
+    /// }
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     #[doc(alias("RTM_GETROUTE"))]
     pub fn routes(&mut self, v6: bool) -> Result<Vec<RouteSummary>> {
         let mut q = RouteMessage::default();

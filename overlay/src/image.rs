@@ -139,11 +139,23 @@ impl ImageLayout {
     }
 
     /// The layout directory.
+    ///
+    /// ```no_run
+    /// let layout = berth_overlay::ImageLayout::open("/images/busybox")?;
+    /// assert!(layout.dir().join("index.json").exists());
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Reference names (`org.opencontainers.image.ref.name`) in `index.json`.
+    ///
+    /// ```no_run
+    /// let layout = berth_overlay::ImageLayout::open("/images/busybox")?;
+    /// println!("{:?}", layout.references()); // org.opencontainers.image.ref.name of each manifest
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn references(&self) -> Vec<String> {
         self.index
             .manifests()

@@ -158,6 +158,12 @@ impl LayerStore {
     }
 
     /// The store's root directory.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// assert_eq!(store.root(), std::path::Path::new("/var/lib/berth/layers"));
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -174,6 +180,12 @@ impl LayerStore {
 
     /// Take the store's lock shared: while held, [`gc`](LayerStore::gc) waits.
     /// Hold it from importing layers until they are referenced ([`set_ref`](LayerStore::set_ref)).
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// let _guard = store.lock_shared()?; // gc waits
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn lock_shared(&self) -> Result<StoreLock> {
         self.lock(libc::LOCK_SH)
     }
@@ -183,6 +195,13 @@ impl LayerStore {
     }
 
     /// The layer with blob digest `digest`, if present.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// let d: berth_overlay::Digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000".parse()?;
+    /// assert!(store.get(&d)?.is_none());
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn get(&self, digest: &Digest) -> Result<Option<Layer>> {
         let dir = self.layer_dir(digest);
         let meta = dir.join("layer.json");
@@ -202,6 +221,14 @@ impl LayerStore {
     }
 
     /// Every layer in the store, sorted by digest.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// for l in store.layers()? {
+    ///     println!("{} {} bytes", l.digest, l.size);
+    /// }
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn layers(&self) -> Result<Vec<Layer>> {
         let dir = self.root.join("layers/sha256");
         let mut out = Vec::new();
@@ -343,6 +370,13 @@ impl LayerStore {
     }
 
     /// Remove reference `name` (no error if absent).
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// store.remove_ref("old-app")?;
+    /// store.gc()?; // its layers go unless another ref names them
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn remove_ref(&self, name: &str) -> Result<()> {
         let file = self.ref_path(name)?;
         match fs::remove_file(&file) {
@@ -369,6 +403,13 @@ impl LayerStore {
     /// Remove every layer no reference names, and leftovers of interrupted
     /// imports. Takes the store lock exclusively (waits for running imports).
     /// Layers are first renamed out of `layers/` so a removal is never half-visible.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// let report = store.gc()?;
+    /// println!("{} layers, {} stale stagings removed", report.removed.len(), report.stale_staging);
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn gc(&self) -> Result<GcReport> {
         let _lock = self.lock(libc::LOCK_EX)?;
         let mut keep = std::collections::HashSet::new();

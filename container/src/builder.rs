@@ -228,6 +228,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").hostname("web");
     /// ```
+    #[doc(alias("sethostname", "CLONE_NEWUTS"))]
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = Some(name.into());
         self
@@ -298,6 +299,7 @@ impl ContainerBuilder {
     /// let b = berth::Container::builder("c")
     ///     .resources(Resources::new().memory_max(Limit::Value(256 << 20)).pids_max(Limit::Value(128)));
     /// ```
+    #[doc(alias("memory.max", "pids.max", "cpu.max", "io.max", "cpu.weight"))]
     pub fn resources(mut self, r: Resources) -> Self {
         self.resources = Some(r);
         self
@@ -364,6 +366,7 @@ impl ContainerBuilder {
     /// use berth_security::{CapSet, Capabilities};
     /// let b = berth::Container::builder("c").capabilities(Capabilities::uniform(CapSet::empty()));
     /// ```
+    #[doc(alias("capset"))]
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.capabilities = Some(caps);
         self
@@ -374,6 +377,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").seccomp(berth::Seccomp::Unconfined);
     /// ```
+    #[doc(alias("SECCOMP_SET_MODE_FILTER"))]
     pub fn seccomp(mut self, s: Seccomp) -> Self {
         self.seccomp = s;
         self
@@ -384,6 +388,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").no_new_privs(false);
     /// ```
+    #[doc(alias("PR_SET_NO_NEW_PRIVS"))]
     pub fn no_new_privs(mut self, on: bool) -> Self {
         self.no_new_privs = on;
         self
@@ -395,6 +400,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").device_filter(None);
     /// ```
+    #[doc(alias("BPF_PROG_TYPE_CGROUP_DEVICE", "devices.allow"))]
     pub fn device_filter(mut self, f: Option<berth_ebpf_probes::DeviceFilter>) -> Self {
         self.device_filter = f;
         self
@@ -405,6 +411,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").rlimit(berth_security::Resource::Nofile, 1024, 1024);
     /// ```
+    #[doc(alias("setrlimit"))]
     pub fn rlimit(mut self, resource: Resource, soft: u64, hard: u64) -> Self {
         self.rlimits.push((resource, soft, hard));
         self
@@ -576,6 +583,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").join_namespace("/run/netns/web", berth_namespaces::Namespaces::NET);
     /// ```
+    #[doc(alias("setns"))]
     pub fn join_namespace(mut self, path: impl Into<PathBuf>, ns: Namespaces) -> Self {
         self.joins.push((path.into(), ns));
         self
@@ -587,6 +595,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").share_namespaces(berth_namespaces::Namespaces::IPC);
     /// ```
+    #[doc(alias("setns"))]
     pub fn share_namespaces(mut self, ns: Namespaces) -> Self {
         self.skip_namespaces |= ns;
         self
@@ -652,6 +661,7 @@ impl ContainerBuilder {
     /// c.wait()?;
     /// # Ok::<(), berth::Error>(())
     /// ```
+    #[doc(alias("clone3", "pivot_root", "execve"))]
     pub fn spawn(self) -> Result<Container> {
         self.build(false)
     }

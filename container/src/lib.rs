@@ -32,6 +32,19 @@
 //! Kernel: Linux 5.8 or newer (`clone3` with `CLONE_INTO_CGROUP` 5.7,
 //! `setns` on a pidfd 5.8, `mount_setattr` 5.12 for read-only binds),
 //! cgroup v2 for resources, overlayfs; rootless overlay needs 5.11.
+//!
+//! # Finding your way
+//!
+//! Every type `berth`'s API takes or returns is re-exported here, so these
+//! pages link all of them. The layers underneath are here whole too, for
+//! what `berth` does not wrap: [`namespaces`] (`clone3`, `setns`, the step
+//! plan), [`cgroups`], [`overlay`] (mounts, layer store, OCI layouts),
+//! [`netsetup`] ([`netsetup::Netlink`], [`netsetup::NetNs`], nftables),
+//! [`security`] and [`ebpf`] (the `bpf(2)` layer [`ebpf::sys`] and its
+//! assembler [`ebpf::asm`]). Search by the kernel's word: `CLONE_NEWNET`,
+//! `pivot_root`, `memory.max`, `cgroup.freeze`, `SECCOMP_SET_MODE_FILTER`,
+//! `PR_SET_NO_NEW_PRIVS`, `lowerdir`, `RTM_NEWLINK`, `NFT_MSG_NEWRULE`,
+//! `BPF_PROG_TYPE_CGROUP_DEVICE`… each finds the item that does it.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 

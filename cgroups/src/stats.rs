@@ -27,6 +27,11 @@ fn flat_keyed<'a>(
 }
 
 /// `cpu.stat` (usage is always there; throttling fields need the cpu controller).
+///
+/// ```
+/// let s = berth_cgroups::CpuStat::parse("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n").unwrap(); // cpu.stat
+/// assert_eq!(s.usage_usec, 1500);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias("cpu.stat"))]
 pub struct CpuStat {
@@ -69,6 +74,11 @@ impl CpuStat {
 }
 
 /// `memory.events` counters (also the shape of `memory.events.local`).
+///
+/// ```
+/// let e = berth_cgroups::MemoryEvents::parse("low 0\nhigh 2\nmax 5\noom 1\noom_kill 1\n").unwrap(); // memory.events
+/// assert_eq!((e.max, e.oom_kill), (5, 1));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[doc(alias("memory.events"))]
 pub struct MemoryEvents {
@@ -107,6 +117,11 @@ impl MemoryEvents {
 }
 
 /// Memory statistics: `memory.current`, `memory.peak` (5.19+), `memory.stat`, `memory.events`.
+///
+/// ```
+/// let stat = berth_cgroups::MemoryStats::parse_stat("anon 4096\nfile 8192\n").unwrap(); // memory.stat
+/// assert_eq!(stat["file"], 8192);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias("memory.stat"))]
 pub struct MemoryStats {
@@ -130,6 +145,11 @@ impl MemoryStats {
 }
 
 /// One device's line of `io.stat`.
+///
+/// ```
+/// let devs = berth_cgroups::parse_io_stat("8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n").unwrap(); // io.stat
+/// assert_eq!((devs[0].major, devs[0].rbytes), (8, 4096));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[doc(alias("io.stat"))]
 pub struct IoDeviceStat {
@@ -190,6 +210,12 @@ pub fn parse_io_stat(text: &str) -> Result<Vec<IoDeviceStat>> {
 }
 
 /// `pids.current`, `pids.peak` (6.1+) and `pids.events` `max`.
+///
+/// ```
+/// // pids.current and pids.max are single-value files
+/// assert_eq!(berth_cgroups::parse_single("pids.current", "12\n").unwrap(), Some(12));
+/// assert_eq!(berth_cgroups::parse_single("pids.max", "max\n").unwrap(), None);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[doc(alias("pids.current", "pids.max"))]
 pub struct PidsStats {
@@ -211,6 +237,11 @@ pub fn parse_single(what: &str, text: &str) -> Result<Option<u64>> {
 }
 
 /// One line of a PSI file.
+///
+/// ```
+/// let p = berth_cgroups::Pressure::parse("memory.pressure", "some avg10=1.50 avg60=0.20 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n").unwrap();
+/// assert_eq!(p.some.total, 12345);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PressureLine {
     /// Share of time stalled over 10 s, percent.
@@ -224,6 +255,11 @@ pub struct PressureLine {
 }
 
 /// A PSI file (`cpu.pressure`, `memory.pressure`, `io.pressure`; kernel 4.20+, `CONFIG_PSI`).
+///
+/// ```
+/// let p = berth_cgroups::Pressure::parse("cpu.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n").unwrap();
+/// assert!(p.full.is_none());
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[doc(alias("PSI", "memory.pressure", "cpu.pressure", "io.pressure"))]
 pub struct Pressure {

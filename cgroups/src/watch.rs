@@ -16,6 +16,18 @@ use crate::stats::{CgroupEvents, MemoryEvents};
 use crate::sys;
 
 /// A change observed in a cgroup.
+///
+/// ```no_run
+/// use berth_cgroups::{Cgroup, Event};
+/// let cg = Cgroup::builder("job-12").create()?;
+/// let mut w = cg.watch()?;
+/// for e in w.wait(None)? {
+///     if let Event::Empty = e {
+///         println!("last process gone");
+///     }
+/// }
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

@@ -27,6 +27,15 @@ const COMM_LEN: i32 = 16;
 pub const EXEC_FILENAME_MAX: usize = 256;
 
 /// One `execve(2)` seen inside the probed cgroup.
+///
+/// ```no_run
+/// let cg = berth_ebpf_probes::open_cgroup("/sys/fs/cgroup/unified/web-1")?;
+/// let mut probe = berth_ebpf_probes::ExecProbe::attach(&cg)?;
+/// for ev in probe.read(std::time::Duration::from_secs(1))? {
+///     println!("{} {} {}", ev.pid, ev.comm, ev.filename);
+/// }
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecEvent {
     /// `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_ns`).
@@ -392,6 +401,14 @@ impl SyscallCounter {
 }
 
 /// Bytes and packets through one cgroup's sockets.
+///
+/// ```no_run
+/// let cg = berth_ebpf_probes::open_cgroup("/sys/fs/cgroup/unified/web-1")?;
+/// let counter = berth_ebpf_probes::NetCounter::attach(&cg)?;
+/// let stats = counter.stats()?;
+/// println!("{stats:?}");
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetStats {
     /// Bytes received (IP header included, as `skb->len` at cgroup ingress).

@@ -100,6 +100,12 @@ impl Namespaces {
 /// One line of a `uid_map`/`gid_map` (user_namespaces(7)): ids
 /// `inside..inside+count` in the new namespace are `outside..outside+count`
 /// in the parent's.
+///
+/// ```
+/// use berth_namespaces::{IdMap, Namespaces, Spawner};
+/// let mut s = Spawner::new(["/bin/id"]);
+/// s.namespaces(Namespaces::USER).uid_map(IdMap::new(0, 100000, 65536)); // "0 100000 65536" in uid_map
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[doc(alias("uid_map", "gid_map"))]
 pub struct IdMap {

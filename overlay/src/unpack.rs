@@ -18,6 +18,11 @@ use crate::sys;
 use crate::{Error, Result};
 
 /// How OCI whiteouts (`.wh.<name>`, `.wh..wh..opq`) are written for overlayfs.
+///
+/// ```
+/// use berth_overlay::{UnpackOptions, WhiteoutFormat};
+/// let opts = UnpackOptions { whiteouts: WhiteoutFormat::UserXattr, ..Default::default() }; // rootless overlay
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[doc(alias("whiteout", ".wh."))]
 pub enum WhiteoutFormat {

@@ -14,6 +14,13 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// A set of Landlock filesystem access rights (`LANDLOCK_ACCESS_FS_*`).
+///
+/// ```
+/// use berth_security::{FsAccess, Landlock};
+/// let rw = FsAccess::READ_FILE.union(FsAccess::WRITE_FILE); // LANDLOCK_ACCESS_FS_READ_FILE | _WRITE_FILE
+/// let ruleset = Landlock::new().allow("/data", rw);
+/// assert_eq!(ruleset.rules().len(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsAccess(u64);
 

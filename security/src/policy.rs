@@ -437,6 +437,13 @@ impl RawCaps {
 /// [`apply_in_child`](PreparedSecurity::apply_in_child).
 ///
 /// Owns the Landlock ruleset fd (close-on-exec; closed on drop in the parent).
+///
+/// ```no_run
+/// let prepared = berth_security::SecurityPolicy::docker_default().no_new_privs(true).prepare()?;
+/// // everything compiled and opened in the parent; the child only applies it
+/// assert!(prepared.seccomp_program().is_some());
+/// # Ok::<(), berth_security::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct PreparedSecurity {
     rlimits: Vec<(u32, libc::rlimit64)>,

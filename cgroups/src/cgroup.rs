@@ -17,9 +17,25 @@ use crate::sys;
 use crate::watch::EventWatcher;
 
 /// Default time [`Cgroup::freeze`], [`Cgroup::kill`] and [`Cgroup::remove`] wait.
+///
+/// ```
+/// assert_eq!(berth_cgroups::DEFAULT_TIMEOUT.as_secs(), 10);
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A setting left out by `ignore_unavailable` because its controller is missing.
+///
+/// ```no_run
+/// use berth_cgroups::{CgroupBuilder, Limit, Resources};
+/// let (cg, report) = CgroupBuilder::new("job-1")
+///     .resources(Resources::new().pids_max(Limit::Value(64)))
+///     .ignore_unavailable(true)
+///     .create_with_report()?;
+/// for s in &report.skipped {
+///     eprintln!("not enforced: {s:?}");
+/// }
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     /// The missing controller.
@@ -33,6 +49,15 @@ pub struct Skipped {
 }
 
 /// What [`Cgroup::apply`] wrote and what it skipped.
+///
+/// ```no_run
+/// use berth_cgroups::{CgroupBuilder, Limit, Resources};
+/// let cg = CgroupBuilder::new("job-2").create()?;
+/// let report = cg.apply(&Resources::new().memory_max(Limit::Value(256 << 20)))?;
+/// println!("{report:?}");
+/// cg.remove()?;
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// `(file, value)` written, in order.
@@ -48,7 +73,20 @@ pub struct ApplyReport {
 /// A handle made by [`CgroupBuilder::create`] removes its group on drop
 /// (killing what is left, best effort, errors logged); [`Cgroup::remove`] does
 /// the same and reports errors. Handles from [`Cgroup::open`] leave the group alone.
+///
+/// ```no_run
+/// use berth_cgroups::{Cgroup, Limit, Resources};
+/// let cg = Cgroup::builder("job-3")
+///     .resources(Resources::new().memory_max(Limit::Value(64 << 20)).pids_max(Limit::Value(32)))
+///     .create()?; // mkdir + memory.max, pids.max
+/// cg.add_process(std::process::id())?; // cgroup.procs
+/// println!("{:?}", cg.stats()?.memory);
+/// cg.freeze()?; // cgroup.freeze = 1
+/// cg.thaw()?;
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("cgroup2"))]
 pub struct Cgroup {
     fd: OwnedFd,
     path: PathBuf,
@@ -231,6 +269,11 @@ impl CgroupBuilder {
     }
 
     /// Create the group; see [`create_with_report`](Self::create_with_report).
+    ///
+    /// ```no_run
+    /// let cg = berth_cgroups::CgroupBuilder::new("job-10").create()?; // mkdir, then the resources
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn create(self) -> Result<Cgroup> {
         self.create_with_report().map(|(c, _)| c)
     }
@@ -238,6 +281,16 @@ impl CgroupBuilder {
     /// Validate everything, enable the needed controllers down the tree,
     /// create the directories, apply the resources, and return the handle and
     /// what was applied/skipped. On error, every directory it created is removed.
+    ///
+    /// ```no_run
+    /// use berth_cgroups::{CgroupBuilder, Limit, Resources};
+    /// let (cg, report) = CgroupBuilder::new("job-11")
+    ///     .resources(Resources::new().pids_max(Limit::Value(16)))
+    ///     .ignore_unavailable(true)
+    ///     .create_with_report()?;
+    /// println!("skipped: {:?}", report.skipped);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn create_with_report(self) -> Result<(Cgroup, ApplyReport)> {
         let comps = check_rel_path(&self.name)?;
         let settings = self.resources.settings()?;
@@ -532,6 +585,13 @@ impl Cgroup {
 
     /// Open an existing group at `rel` (relative to the mount; `""` or `/` is
     /// the root). The handle does not remove the group on drop.
+    ///
+    /// ```no_run
+    /// use berth_cgroups::{Cgroup, Hierarchy};
+    /// let h = Hierarchy::discover()?;
+    /// let cg = Cgroup::open(&h, "system.slice")?; // an existing cgroup, not removed on drop
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn open(hierarchy: &Hierarchy, rel: impl AsRef<Path>) -> Result<Cgroup> {
         let rel = rel.as_ref();
         let rel = rel.strip_prefix("/").unwrap_or(rel);
@@ -561,6 +621,13 @@ impl Cgroup {
     }
 
     /// True when this handle is the hierarchy's root cgroup.
+    ///
+    /// ```no_run
+    /// use berth_cgroups::{Cgroup, Hierarchy};
+    /// let h = Hierarchy::discover()?;
+    /// assert!(Cgroup::open(&h, "")?.is_root());
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn is_root(&self) -> bool {
         self.path == self.hierarchy.mount_point()
     }
@@ -576,6 +643,13 @@ impl Cgroup {
     }
 
     /// The group's directory.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// println!("{}", cg.path().display()); // e.g. /sys/fs/cgroup/<own>/job-9
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -583,21 +657,49 @@ impl Cgroup {
     /// The cgroup id: the directory's inode number, which is what
     /// `bpf_get_current_cgroup_id()` returns and what `CLONE_INTO_CGROUP`
     /// users print (kernfs node id, 64-bit hosts).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// println!("cgroup id {} (bpf_get_current_cgroup_id)", cg.id());
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn id(&self) -> u64 {
         self.id
     }
 
     /// The hierarchy the group lives in.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// println!("{}", cg.hierarchy().mount_point().display());
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn hierarchy(&self) -> &Hierarchy {
         &self.hierarchy
     }
 
     /// Whether dropping the handle removes the group.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// let mut cg = Cgroup::builder("keep-me").create()?;
+    /// cg.set_remove_on_drop(false); // outlives this handle
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn set_remove_on_drop(&mut self, yes: bool) {
         self.remove_on_drop = yes;
     }
 
     /// Read an interface file of the group as text.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// let max = cg.read_file("pids.max")?; // "max\n"
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn read_file(&self, name: &str) -> Result<String> {
         let mut buf = Vec::new();
         self.read_into(name, &mut buf)?;
@@ -624,6 +726,13 @@ impl Cgroup {
     }
 
     /// Write `value` to an interface file of the group (one `write(2)`).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.write_file("memory.high", "100M")?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn write_file(&self, name: &str, value: &str) -> Result<()> {
         if name.contains('/') {
             return Err(Error::InvalidPath {
@@ -641,11 +750,29 @@ impl Cgroup {
     }
 
     /// Controllers available in this group (`cgroup.controllers`).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// let c = cg.controllers()?; // cgroup.controllers
+    /// println!("{c:?}");
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.controllers"))]
     pub fn controllers(&self) -> Result<Controllers> {
         Ok(Controllers::parse(&self.read_file("cgroup.controllers")?))
     }
 
     /// Controllers enabled for this group's children (`cgroup.subtree_control`).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// let c = cg.subtree_control()?; // what children get
+    /// println!("{c:?}");
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.subtree_control"))]
     pub fn subtree_control(&self) -> Result<Controllers> {
         Ok(Controllers::parse(
             &self.read_file("cgroup.subtree_control")?,
@@ -656,6 +783,13 @@ impl Cgroup {
     /// [`Error::InternalProcesses`] when the group has processes (cgroup v2's
     /// no-internal-processes rule; the root is exempt), and with
     /// [`Error::MissingController`] when the group itself lacks `c`.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.enable_for_children(berth_cgroups::Controller::Memory)?; // +memory in cgroup.subtree_control
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn enable_for_children(&self, c: Controller) -> Result<()> {
         if !self.controllers()?.contains(c) {
             return Err(Error::MissingController {
@@ -669,6 +803,14 @@ impl Cgroup {
     }
 
     /// Move process `pid` (all its threads) into the group (`cgroup.procs`).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.add_process(std::process::id())?; // echo $$ > cgroup.procs
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.procs"))]
     pub fn add_process(&self, pid: u32) -> Result<()> {
         self.write_file("cgroup.procs", &pid.to_string())
     }
@@ -677,6 +819,15 @@ impl Cgroup {
     /// only, so the pid is read from `/proc/self/fdinfo/<pidfd>` and the pidfd
     /// is checked with `pidfd_send_signal(2)` (5.1+) after the move, so a
     /// process that exited (and whose pid could be reused) is reported as ESRCH.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    /// let pidfd = unsafe { OwnedFd::from_raw_fd(libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) as i32) };
+    /// cg.add_pidfd(pidfd.as_fd())?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn add_pidfd(&self, pidfd: BorrowedFd<'_>) -> Result<()> {
         let info_path = format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd());
         let info = std::fs::read_to_string(&info_path).map_err(|source| Error::Read {
@@ -733,11 +884,27 @@ impl Cgroup {
     }
 
     /// Pids of the processes in the group itself (`cgroup.procs`).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// println!("pids: {:?}", cg.procs()?);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.procs"))]
     pub fn procs(&self) -> Result<Vec<u32>> {
         self.read_ids("cgroup.procs")
     }
 
     /// Tids of the threads in the group itself (`cgroup.threads`).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// println!("tids: {:?}", cg.threads()?);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.threads"))]
     pub fn threads(&self) -> Result<Vec<u32>> {
         self.read_ids("cgroup.threads")
     }
@@ -745,12 +912,31 @@ impl Cgroup {
     /// Validate and write `resources`; fails with
     /// [`Error::MissingController`] before writing anything when a needed
     /// controller is not enabled for this group.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// use berth_cgroups::{Limit, Resources};
+    /// let report = cg.apply(&Resources::new().memory_max(Limit::Value(128 << 20)))?; // memory.max
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn apply(&self, resources: &Resources) -> Result<ApplyReport> {
         self.apply_with(resources, false)
     }
 
     /// Like [`apply`](Self::apply); with `ignore_unavailable` the settings of
     /// missing controllers are skipped and listed in the report.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// use berth_cgroups::{Limit, Resources};
+    /// let report = cg.apply_with(&Resources::new().pids_max(Limit::Value(32)), true)?;
+    /// for s in &report.skipped {
+    ///     eprintln!("not enforced: {s:?}");
+    /// }
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn apply_with(
         &self,
         resources: &Resources,
@@ -816,6 +1002,14 @@ impl Cgroup {
     }
 
     /// The state in `cgroup.events` (populated, frozen).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// println!("{:?}", cg.events()?); // populated, frozen
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.events"))]
     pub fn events(&self) -> Result<CgroupEvents> {
         CgroupEvents::parse(&self.read_file("cgroup.events")?)
     }
@@ -823,6 +1017,15 @@ impl Cgroup {
     /// Read every statistics file the group has; parts whose controller is
     /// not enabled are `None`. For repeated reads of one group,
     /// [`stats_reader`](Self::stats_reader) keeps the files open.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// let s = cg.stats()?;
+    /// println!("{:?}", s.pids);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("memory.stat", "cpu.stat", "io.stat"))]
     pub fn stats(&self) -> Result<Stats> {
         let mut buf = Vec::with_capacity(4096);
         collect_stats(&mut buf, |i, buf| self.read_opt(STAT_FILES[i], buf))
@@ -831,6 +1034,15 @@ impl Cgroup {
     /// A reader that opens the group's statistics files once and re-reads
     /// them with `pread(2)` at offset 0 on each [`StatsReader::read`]
     /// (kernfs regenerates the content), saving the path lookups.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// let mut r = cg.stats_reader()?;
+    /// let first = r.read()?;
+    /// let second = r.read()?; // no reopen
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn stats_reader(&self) -> Result<StatsReader> {
         let mut fds: Vec<Option<OwnedFd>> = Vec::with_capacity(STAT_FILES.len());
         for f in STAT_FILES {
@@ -854,6 +1066,14 @@ impl Cgroup {
 
     /// A watcher yielding typed events of this group (populated/empty,
     /// frozen, OOM...), driven by inotify; see [`EventWatcher`].
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// let mut w = cg.watch()?;
+    /// let events = w.wait(Some(std::time::Duration::from_secs(1)))?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn watch(&self) -> Result<EventWatcher> {
         EventWatcher::new(self)
     }
@@ -903,22 +1123,54 @@ impl Cgroup {
 
     /// Freeze the group (`cgroup.freeze`, kernel 5.2+) and wait until
     /// `cgroup.events` says `frozen 1` (up to [`DEFAULT_TIMEOUT`]).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.freeze()?; // cgroup.freeze = 1, waits for frozen 1 in cgroup.events
+    /// cg.thaw()?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.freeze"))]
     pub fn freeze(&self) -> Result<()> {
         self.freeze_timeout(DEFAULT_TIMEOUT)
     }
 
     /// [`freeze`](Self::freeze) with a chosen timeout.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.freeze_timeout(std::time::Duration::from_secs(2))?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn freeze_timeout(&self, timeout: Duration) -> Result<()> {
         self.write_file("cgroup.freeze", "1")?;
         self.wait_events("frozen", timeout, |e| e.frozen)
     }
 
     /// Thaw the group and wait until `cgroup.events` says `frozen 0`.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.freeze()?;
+    /// cg.thaw()?; // cgroup.freeze = 0
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn thaw(&self) -> Result<()> {
         self.thaw_timeout(DEFAULT_TIMEOUT)
     }
 
     /// [`thaw`](Self::thaw) with a chosen timeout.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.thaw_timeout(std::time::Duration::from_secs(2))?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.freeze"))]
     pub fn thaw_timeout(&self, timeout: Duration) -> Result<()> {
         self.write_file("cgroup.freeze", "0")?;
         self.wait_events("thawed", timeout, |e| !e.frozen)
@@ -928,11 +1180,26 @@ impl Cgroup {
     /// it is empty. Uses `cgroup.kill` (5.14+); on older kernels, freezes the
     /// group, kills each pid from `cgroup.procs` (recursively), thaws, and
     /// repeats until empty.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.kill()?; // cgroup.kill = 1, waits until empty
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("cgroup.kill"))]
     pub fn kill(&self) -> Result<()> {
         self.kill_timeout(DEFAULT_TIMEOUT)
     }
 
     /// [`kill`](Self::kill) with a chosen timeout.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.kill_timeout(std::time::Duration::from_secs(5))?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn kill_timeout(&self, timeout: Duration) -> Result<()> {
         self.refuse_root("killing every process of the root cgroup is refused")?;
         match sys::write_at(self.fd.as_fd(), OsStr::new("cgroup.kill"), b"1") {
@@ -956,6 +1223,13 @@ impl Cgroup {
     /// automatically by [`kill`](Self::kill) there: freeze the group (when
     /// `cgroup.freeze` exists), SIGKILL every pid in it and its descendants,
     /// thaw, and repeat until no process is left.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.kill_each(std::time::Duration::from_secs(5))?; // kernels without cgroup.kill
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn kill_each(&self, timeout: Duration) -> Result<()> {
         self.kill_loop(timeout)
     }
@@ -1027,6 +1301,15 @@ impl Cgroup {
 
     /// Kill what is left in the group, remove its descendants (deepest
     /// first) and the group itself, retrying `rmdir` while it drains (EBUSY).
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// cg.kill()?;
+    /// cg.remove()?; // rmdir, reporting every error
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
+    #[doc(alias("rmdir"))]
     pub fn remove(mut self) -> Result<()> {
         self.remove_on_drop = false;
         self.remove_inner(DEFAULT_TIMEOUT)
@@ -1217,6 +1500,16 @@ fn collect_stats(
 /// Re-reads one group's statistics through files opened once; see
 /// [`Cgroup::stats_reader`]. Files absent when it was made (controller not
 /// enabled) stay absent.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-4").create()?;
+/// let mut reader = cg.stats_reader()?; // files opened once
+/// for _ in 0..3 {
+///     let s = reader.read()?;
+///     println!("{:?}", s.cpu);
+/// }
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StatsReader {
     path: PathBuf,
@@ -1226,6 +1519,14 @@ pub struct StatsReader {
 
 impl StatsReader {
     /// Read all statistics now.
+    ///
+    /// ```no_run
+    /// # use berth_cgroups::Cgroup;
+    /// # let cg = Cgroup::builder("job-9").create()?;
+    /// let mut r = cg.stats_reader()?;
+    /// let s = r.read()?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn read(&mut self) -> Result<Stats> {
         let fds = &self.fds;
         let path = &self.path;

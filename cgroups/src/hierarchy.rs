@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::sys;
 
 /// A cgroup v2 controller.
+///
+/// ```
+/// use berth_cgroups::Controller;
+/// assert_eq!(Controller::Memory.name(), "memory");
+/// assert_eq!(Controller::from_name("pids"), Some(Controller::Pids));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Controller {
@@ -34,6 +40,10 @@ pub enum Controller {
 
 impl Controller {
     /// Every controller this crate knows.
+    ///
+    /// ```
+    /// assert!(berth_cgroups::Controller::ALL.contains(&berth_cgroups::Controller::Pids));
+    /// ```
     pub const ALL: [Controller; 9] = [
         Controller::Cpu,
         Controller::Cpuset,
@@ -90,32 +100,70 @@ impl fmt::Display for Controller {
 
 /// A set of controllers, as read from `cgroup.controllers` or
 /// `cgroup.subtree_control`.
+///
+/// ```
+/// use berth_cgroups::{Controller, Controllers};
+/// let c = Controllers::parse("cpuset cpu io memory pids\n"); // cgroup.controllers
+/// assert!(c.contains(Controller::Memory));
+/// assert_eq!(c.iter().count(), 5);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[doc(alias("cgroup.controllers"))]
 pub struct Controllers(u16);
 
 impl Controllers {
     /// The empty set.
+    ///
+    /// ```
+    /// assert!(berth_cgroups::Controllers::empty().is_empty());
+    /// ```
     pub const fn empty() -> Self {
         Controllers(0)
     }
     /// Add a controller.
+    ///
+    /// ```
+    /// use berth_cgroups::{Controller, Controllers};
+    /// let mut c = Controllers::empty();
+    /// c.insert(Controller::Io);
+    /// assert!(c.contains(Controller::Io));
+    /// ```
     pub fn insert(&mut self, c: Controller) {
         self.0 |= 1 << (c as u16);
     }
     /// Whether `c` is in the set.
+    ///
+    /// ```
+    /// use berth_cgroups::{Controller, Controllers};
+    /// assert!(Controllers::parse("memory pids").contains(Controller::Pids));
+    /// ```
     pub fn contains(&self, c: Controller) -> bool {
         self.0 & (1 << (c as u16)) != 0
     }
     /// True when no controller is in the set.
+    ///
+    /// ```
+    /// assert!(berth_cgroups::Controllers::parse("").is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.0 == 0
     }
     /// The controllers in the set, in a fixed order.
+    ///
+    /// ```
+    /// let names: Vec<_> = berth_cgroups::Controllers::parse("cpu memory").iter().map(|c| c.name()).collect();
+    /// assert_eq!(names.len(), 2);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = Controller> + '_ {
         Controller::ALL.into_iter().filter(|c| self.contains(*c))
     }
     /// Parse a space-separated list (the format of `cgroup.controllers`);
     /// names this crate does not know are ignored.
+    ///
+    /// ```
+    /// let c = berth_cgroups::Controllers::parse("cpuset cpu io memory hugetlb pids rdma misc\n");
+    /// assert_eq!(c.iter().count(), 8);
+    /// ```
     pub fn parse(s: &str) -> Self {
         let mut set = Controllers::empty();
         for name in s.split_whitespace() {
@@ -152,6 +200,12 @@ impl fmt::Display for Controllers {
 }
 
 /// One line of `/proc/self/mountinfo` (only the fields this crate uses).
+///
+/// ```
+/// let text = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+/// let mounts = berth_cgroups::parse_mountinfo(text).unwrap();
+/// assert_eq!(mounts[0].fs_type, "cgroup2");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
     /// The root of the mount within its filesystem (field 4).
@@ -189,6 +243,11 @@ fn unescape(s: &str) -> PathBuf {
 }
 
 /// Parse `/proc/self/mountinfo` text (see `proc_pid_mountinfo(5)`).
+///
+/// ```
+/// let text = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+/// assert_eq!(berth_cgroups::parse_mountinfo(text).unwrap()[0].mount_point, std::path::Path::new("/sys/fs/cgroup"));
+/// ```
 pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -217,6 +276,11 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>> {
 
 /// Parse `/proc/self/cgroup` text and return the cgroup v2 path (the `0::`
 /// line), e.g. `/user.slice/session-1.scope`. See `cgroups(7)`.
+///
+/// ```
+/// let own = berth_cgroups::parse_proc_cgroup("0::/user.slice/session-1.scope\n").unwrap();
+/// assert_eq!(own, std::path::Path::new("/user.slice/session-1.scope"));
+/// ```
 pub fn parse_proc_cgroup(text: &str) -> Result<PathBuf> {
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("0::") {
@@ -239,7 +303,15 @@ pub fn parse_proc_cgroup(text: &str) -> Result<PathBuf> {
 
 /// The cgroup2 hierarchy this process sees: its mount point, the process's own
 /// cgroup in it, and where controllers missing from it are bound (v1 mounts).
+///
+/// ```no_run
+/// let h = berth_cgroups::Hierarchy::discover()?; // from /proc/self/mountinfo
+/// println!("cgroup2 at {}, we are in {}", h.mount_point().display(), h.own_cgroup().display());
+/// println!("root controllers: {:?}", h.root_controllers()?);
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone)]
+#[doc(alias("cgroup2", "/sys/fs/cgroup"))]
 pub struct Hierarchy {
     mount_point: PathBuf,
     own_cgroup: PathBuf,
@@ -326,6 +398,14 @@ impl Hierarchy {
     /// Like [`discover`](Self::discover) from given `mountinfo` and
     /// `/proc/self/cgroup` texts; the chosen mount point is still verified
     /// with `statfs(2)`.
+    ///
+    /// ```no_run
+    /// let h = berth_cgroups::Hierarchy::from_texts(
+    ///     &std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+    ///     &std::fs::read_to_string("/proc/self/cgroup").unwrap(),
+    /// )?;
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn from_texts(mountinfo: &str, proc_cgroup: &str) -> Result<Self> {
         let mounts = parse_mountinfo(mountinfo)?;
         let own = parse_proc_cgroup(proc_cgroup)?;
@@ -350,6 +430,11 @@ impl Hierarchy {
 
     /// Use `mount_point` as the hierarchy (verified with `statfs(2)`); the
     /// process's own cgroup is read from `/proc/self/cgroup`.
+    ///
+    /// ```no_run
+    /// let h = berth_cgroups::Hierarchy::at("/sys/fs/cgroup")?; // statfs says CGROUP2_SUPER_MAGIC
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn at(mount_point: impl Into<PathBuf>) -> Result<Self> {
         let mount_point = mount_point.into();
         verify_cgroup2(&mount_point)?;
@@ -366,21 +451,45 @@ impl Hierarchy {
     }
 
     /// Where cgroup2 is mounted (e.g. `/sys/fs/cgroup/unified` on a hybrid host).
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// println!("{}", h.mount_point().display());
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn mount_point(&self) -> &Path {
         &self.mount_point
     }
 
     /// The process's own cgroup, relative to the mount (e.g. `/` or `/user.slice/x.scope`).
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// println!("we are in {}", h.own_cgroup().display()); // from /proc/self/cgroup
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn own_cgroup(&self) -> &Path {
         &self.own_cgroup
     }
 
     /// The absolute directory of the process's own cgroup.
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// assert!(h.own_cgroup_dir().join("cgroup.procs").exists());
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn own_cgroup_dir(&self) -> PathBuf {
         self.join(&self.own_cgroup)
     }
 
     /// `mount_point` joined with a hierarchy-relative path (leading `/` allowed).
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// let dir = h.join(std::path::Path::new("jobs/job-1"));
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn join(&self, rel: &Path) -> PathBuf {
         let rel = rel.strip_prefix("/").unwrap_or(rel);
         if rel.as_os_str().is_empty() {
@@ -391,16 +500,34 @@ impl Hierarchy {
     }
 
     /// Controllers the root of the hierarchy offers (`cgroup.controllers` at the mount).
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// println!("{:?}", h.root_controllers()?);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn root_controllers(&self) -> Result<Controllers> {
         read_controllers(&self.mount_point.join("cgroup.controllers"))
     }
 
     /// Controllers available in the cgroup directory `dir` (its `cgroup.controllers`).
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// println!("{:?}", h.controllers_at(&h.own_cgroup_dir())?);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn controllers_at(&self, dir: &Path) -> Result<Controllers> {
         read_controllers(&dir.join("cgroup.controllers"))
     }
 
     /// Controllers enabled for the children of `dir` (its `cgroup.subtree_control`).
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// println!("{:?}", h.subtree_control_at(&h.own_cgroup_dir())?);
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn subtree_control_at(&self, dir: &Path) -> Result<Controllers> {
         read_controllers(&dir.join("cgroup.subtree_control"))
     }
@@ -408,6 +535,13 @@ impl Hierarchy {
     /// A sentence saying where `c` is bound when it is missing at `cgroup`:
     /// a cgroup v1 hierarchy, not enabled in an ancestor's
     /// `cgroup.subtree_control`, or absent from the kernel.
+    ///
+    /// ```no_run
+    /// # let h = berth_cgroups::Hierarchy::discover()?;
+    /// // "memory is bound to the cgroup v1 hierarchy at /sys/fs/cgroup/memory" on a hybrid host
+    /// println!("{}", h.where_bound(berth_cgroups::Controller::Memory, h.own_cgroup()));
+    /// # Ok::<(), berth_cgroups::Error>(())
+    /// ```
     pub fn where_bound(&self, c: Controller, cgroup: &Path) -> String {
         let v1 = self.v1_mounts.get_or_init(|| {
             fs::read_to_string("/proc/self/mountinfo")
@@ -487,6 +621,11 @@ fn relative_own(mount_root: &Path, own: &Path) -> PathBuf {
 }
 
 /// Check with `statfs(2)` that `path` is a cgroup2 filesystem (`CGROUP2_SUPER_MAGIC`, `<linux/magic.h>`).
+///
+/// ```no_run
+/// berth_cgroups::verify_cgroup2(std::path::Path::new("/sys/fs/cgroup"))?;
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 pub fn verify_cgroup2(path: &Path) -> Result<()> {
     let fd = sys::open_dir(path).map_err(|source| Error::Open {
         path: path.to_path_buf(),

@@ -29,7 +29,7 @@
 //! # Ok::<(), berth_cgroups::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 #[cfg(feature = "tokio")]
 pub mod asynchronous;

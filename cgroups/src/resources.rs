@@ -8,7 +8,14 @@ use crate::error::{Error, Result};
 use crate::hierarchy::{Controller, Controllers};
 
 /// A limit that is either a number or the kernel's `max` (no limit).
+///
+/// ```
+/// use berth_cgroups::Limit;
+/// assert_eq!(Limit::Max.to_string(), "max"); // what memory.max, pids.max read when unlimited
+/// assert_eq!(Limit::from(64u64).to_string(), "64");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(alias("max"))]
 pub enum Limit {
     /// No limit (`max`).
     Max,
@@ -32,7 +39,14 @@ impl From<u64> for Limit {
 }
 
 /// `cpu.max`: a bandwidth quota per period, both in microseconds.
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().cpu_max(50_000, 100_000); // half a CPU
+/// let max = r.cpu.max.unwrap();
+/// assert_eq!((max.quota_us, max.period_us), (Some(50_000), 100_000));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(alias("cpu.max"))]
 pub struct CpuMax {
     /// Run time allowed per period (`None` = `max`, no limit); at least 1000 µs.
     pub quota_us: Option<u64>,
@@ -41,7 +55,13 @@ pub struct CpuMax {
 }
 
 /// The `cpu` controller's settings.
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().cpu_weight(200).cpu_max(25_000, 100_000);
+/// assert_eq!(r.cpu.weight, Some(200));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("cpu.max", "cpu.weight", "cpu.idle"))]
 pub struct Cpu {
     /// `cpu.weight`, 1..=10000 (default 100).
     pub weight: Option<u64>,
@@ -52,7 +72,13 @@ pub struct Cpu {
 }
 
 /// The `cpuset` controller's settings (lists such as `0-3,6`).
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().cpuset_cpus("0-1").cpuset_mems("0");
+/// assert_eq!(r.cpuset.cpus.as_deref(), Some("0-1"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("cpuset.cpus", "cpuset.mems"))]
 pub struct Cpuset {
     /// `cpuset.cpus`.
     pub cpus: Option<String>,
@@ -61,7 +87,20 @@ pub struct Cpuset {
 }
 
 /// The `memory` controller's settings (bytes; the kernel rounds to pages).
+///
+/// ```
+/// use berth_cgroups::{Limit, Resources};
+/// let r = Resources::new().memory_max(Limit::Value(256 << 20)).memory_high(Limit::Value(200 << 20));
+/// assert_eq!(r.memory.max, Some(Limit::Value(256 << 20)));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias(
+    "memory.max",
+    "memory.high",
+    "memory.low",
+    "memory.min",
+    "memory.swap.max"
+))]
 pub struct Memory {
     /// `memory.min`: hard protection.
     pub min: Option<Limit>,
@@ -78,7 +117,15 @@ pub struct Memory {
 }
 
 /// Per-device `io.max` limits (unset fields stay `max`).
+///
+/// ```
+/// use berth_cgroups::{IoMax, Resources};
+/// // 10 MB/s of writes to device 8:0
+/// let r = Resources::new().io_max(IoMax { major: 8, minor: 0, wbps: Some(10 << 20), ..Default::default() });
+/// assert_eq!(r.io.max.len(), 1);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("io.max"))]
 pub struct IoMax {
     /// Device major number.
     pub major: u32,
@@ -95,7 +142,15 @@ pub struct IoMax {
 }
 
 /// A per-device `io.weight` override.
+///
+/// ```
+/// use berth_cgroups::{IoDeviceWeight, Resources};
+/// let mut r = Resources::new().io_weight(100);
+/// r.io.device_weights.push(IoDeviceWeight { major: 8, minor: 0, weight: 500 });
+/// assert_eq!(r.io.weight, Some(100));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[doc(alias("io.weight"))]
 pub struct IoDeviceWeight {
     /// Device major number.
     pub major: u32,
@@ -106,7 +161,14 @@ pub struct IoDeviceWeight {
 }
 
 /// The `io` controller's settings.
+///
+/// ```
+/// let r = berth_cgroups::Resources::new().io_weight(50);
+/// assert_eq!(r.io.weight, Some(50));
+/// assert!(r.io.max.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("io.max", "io.weight"))]
 pub struct Io {
     /// `io.weight` default, 1..=10000.
     pub weight: Option<u64>,
@@ -117,7 +179,14 @@ pub struct Io {
 }
 
 /// A `hugetlb.<size>.max` limit.
+///
+/// ```
+/// use berth_cgroups::{Limit, Resources};
+/// let r = Resources::new().hugetlb("2MB", Limit::Value(0)); // hugetlb.2MB.max = 0
+/// assert_eq!(r.hugetlb[0].page_size, "2MB");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(alias("hugetlb"))]
 pub struct HugetlbLimit {
     /// Page size as the kernel names it in the file: `2MB`, `1GB`, `64KB`.
     pub page_size: String,
@@ -139,6 +208,7 @@ pub struct HugetlbLimit {
 /// assert_eq!(r.settings().unwrap().len(), 4);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("memory.max", "pids.max", "cpu.max", "io.max", "cpu.weight"))]
 pub struct Resources {
     /// `cpu.*`.
     pub cpu: Cpu,
@@ -158,6 +228,13 @@ pub struct Resources {
 }
 
 /// One file to write: which controller it needs, the file name, the value.
+///
+/// ```
+/// use berth_cgroups::{Limit, Resources};
+/// let r = Resources::new().pids_max(Limit::Value(64));
+/// let settings = r.settings().unwrap();
+/// assert!(settings.iter().any(|s| s.file == "pids.max" && s.value == "64"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     /// The controller that provides the file (`None` for core `cgroup.*` files).
@@ -179,6 +256,7 @@ impl Resources {
     /// ```
     /// let r = berth_cgroups::Resources::new().cpu_weight(50);
     /// ```
+    #[doc(alias("cpu.weight"))]
     pub fn cpu_weight(mut self, w: u64) -> Self {
         self.cpu.weight = Some(w);
         self
@@ -189,6 +267,7 @@ impl Resources {
     /// ```
     /// let r = berth_cgroups::Resources::new().cpu_max(50_000, 100_000);
     /// ```
+    #[doc(alias("cpu.max"))]
     pub fn cpu_max(mut self, quota_us: u64, period_us: u64) -> Self {
         self.cpu.max = Some(CpuMax {
             quota_us: Some(quota_us),
@@ -202,6 +281,7 @@ impl Resources {
     /// ```
     /// let r = berth_cgroups::Resources::new().cpu_idle(true);
     /// ```
+    #[doc(alias("cpu.idle"))]
     pub fn cpu_idle(mut self, idle: bool) -> Self {
         self.cpu.idle = Some(idle);
         self
@@ -212,6 +292,7 @@ impl Resources {
     /// ```
     /// let r = berth_cgroups::Resources::new().cpuset_cpus("0");
     /// ```
+    #[doc(alias("cpuset.cpus"))]
     pub fn cpuset_cpus(mut self, cpus: impl Into<String>) -> Self {
         self.cpuset.cpus = Some(cpus.into());
         self
@@ -222,6 +303,7 @@ impl Resources {
     /// ```
     /// let r = berth_cgroups::Resources::new().cpuset_mems("0");
     /// ```
+    #[doc(alias("cpuset.mems"))]
     pub fn cpuset_mems(mut self, mems: impl Into<String>) -> Self {
         self.cpuset.mems = Some(mems.into());
         self
@@ -233,6 +315,7 @@ impl Resources {
     /// use berth_cgroups::{Limit, Resources};
     /// let r = Resources::new().memory_max(Limit::Value(256 << 20));
     /// ```
+    #[doc(alias("memory.max"))]
     pub fn memory_max(mut self, l: Limit) -> Self {
         self.memory.max = Some(l);
         self
@@ -244,6 +327,7 @@ impl Resources {
     /// use berth_cgroups::{Limit, Resources};
     /// let r = Resources::new().memory_high(Limit::Value(128 << 20));
     /// ```
+    #[doc(alias("memory.high"))]
     pub fn memory_high(mut self, l: Limit) -> Self {
         self.memory.high = Some(l);
         self
@@ -255,6 +339,7 @@ impl Resources {
     /// use berth_cgroups::{Limit, Resources};
     /// let r = Resources::new().memory_low(Limit::Value(16 << 20));
     /// ```
+    #[doc(alias("memory.low"))]
     pub fn memory_low(mut self, l: Limit) -> Self {
         self.memory.low = Some(l);
         self
@@ -266,6 +351,7 @@ impl Resources {
     /// use berth_cgroups::{Limit, Resources};
     /// let r = Resources::new().memory_min(Limit::Value(8 << 20));
     /// ```
+    #[doc(alias("memory.min"))]
     pub fn memory_min(mut self, l: Limit) -> Self {
         self.memory.min = Some(l);
         self
@@ -277,6 +363,7 @@ impl Resources {
     /// use berth_cgroups::{Limit, Resources};
     /// let r = Resources::new().memory_swap_max(Limit::Value(0));
     /// ```
+    #[doc(alias("memory.swap.max"))]
     pub fn memory_swap_max(mut self, l: Limit) -> Self {
         self.memory.swap_max = Some(l);
         self
@@ -287,6 +374,7 @@ impl Resources {
     /// ```
     /// let r = berth_cgroups::Resources::new().memory_oom_group(true);
     /// ```
+    #[doc(alias("memory.oom.group"))]
     pub fn memory_oom_group(mut self, on: bool) -> Self {
         self.memory.oom_group = Some(on);
         self
@@ -297,6 +385,7 @@ impl Resources {
     /// ```
     /// let r = berth_cgroups::Resources::new().io_weight(100);
     /// ```
+    #[doc(alias("io.weight"))]
     pub fn io_weight(mut self, w: u64) -> Self {
         self.io.weight = Some(w);
         self
@@ -308,6 +397,7 @@ impl Resources {
     /// use berth_cgroups::{IoMax, Resources};
     /// let r = Resources::new().io_max(IoMax { major: 8, minor: 0, wbps: Some(1 << 20), ..Default::default() });
     /// ```
+    #[doc(alias("io.max"))]
     pub fn io_max(mut self, m: IoMax) -> Self {
         self.io.max.push(m);
         self
@@ -319,6 +409,7 @@ impl Resources {
     /// use berth_cgroups::{Limit, Resources};
     /// let r = Resources::new().pids_max(Limit::Value(100));
     /// ```
+    #[doc(alias("pids.max"))]
     pub fn pids_max(mut self, l: Limit) -> Self {
         self.pids_max = Some(l);
         self

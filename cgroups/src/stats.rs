@@ -27,7 +27,13 @@ fn flat_keyed<'a>(
 }
 
 /// `cpu.stat` (usage is always there; throttling fields need the cpu controller).
+///
+/// ```
+/// let s = berth_cgroups::CpuStat::parse("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n").unwrap(); // cpu.stat
+/// assert_eq!(s.usage_usec, 1500);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("cpu.stat"))]
 pub struct CpuStat {
     /// Total CPU time, µs.
     pub usage_usec: u64,
@@ -68,7 +74,13 @@ impl CpuStat {
 }
 
 /// `memory.events` counters (also the shape of `memory.events.local`).
+///
+/// ```
+/// let e = berth_cgroups::MemoryEvents::parse("low 0\nhigh 2\nmax 5\noom 1\noom_kill 1\n").unwrap(); // memory.events
+/// assert_eq!((e.max, e.oom_kill), (5, 1));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[doc(alias("memory.events"))]
 pub struct MemoryEvents {
     /// Times usage went under `memory.low` protection pressure.
     pub low: u64,
@@ -105,7 +117,13 @@ impl MemoryEvents {
 }
 
 /// Memory statistics: `memory.current`, `memory.peak` (5.19+), `memory.stat`, `memory.events`.
+///
+/// ```
+/// let stat = berth_cgroups::MemoryStats::parse_stat("anon 4096\nfile 8192\n").unwrap(); // memory.stat
+/// assert_eq!(stat["file"], 8192);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("memory.stat"))]
 pub struct MemoryStats {
     /// Current usage, bytes.
     pub current: u64,
@@ -127,7 +145,13 @@ impl MemoryStats {
 }
 
 /// One device's line of `io.stat`.
+///
+/// ```
+/// let devs = berth_cgroups::parse_io_stat("8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n").unwrap(); // io.stat
+/// assert_eq!((devs[0].major, devs[0].rbytes), (8, 4096));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("io.stat"))]
 pub struct IoDeviceStat {
     /// Device major.
     pub major: u32,
@@ -186,7 +210,14 @@ pub fn parse_io_stat(text: &str) -> Result<Vec<IoDeviceStat>> {
 }
 
 /// `pids.current`, `pids.peak` (6.1+) and `pids.events` `max`.
+///
+/// ```
+/// // pids.current and pids.max are single-value files
+/// assert_eq!(berth_cgroups::parse_single("pids.current", "12\n").unwrap(), Some(12));
+/// assert_eq!(berth_cgroups::parse_single("pids.max", "max\n").unwrap(), None);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[doc(alias("pids.current", "pids.max"))]
 pub struct PidsStats {
     /// Current number of tasks.
     pub current: u64,
@@ -206,6 +237,11 @@ pub fn parse_single(what: &str, text: &str) -> Result<Option<u64>> {
 }
 
 /// One line of a PSI file.
+///
+/// ```
+/// let p = berth_cgroups::Pressure::parse("memory.pressure", "some avg10=1.50 avg60=0.20 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n").unwrap();
+/// assert_eq!(p.some.total, 12345);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PressureLine {
     /// Share of time stalled over 10 s, percent.
@@ -219,7 +255,13 @@ pub struct PressureLine {
 }
 
 /// A PSI file (`cpu.pressure`, `memory.pressure`, `io.pressure`; kernel 4.20+, `CONFIG_PSI`).
+///
+/// ```
+/// let p = berth_cgroups::Pressure::parse("cpu.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n").unwrap();
+/// assert!(p.full.is_none());
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[doc(alias("PSI", "memory.pressure", "cpu.pressure", "io.pressure"))]
 pub struct Pressure {
     /// Some tasks stalled.
     pub some: PressureLine,
@@ -264,6 +306,13 @@ impl Pressure {
 
 /// Everything [`Cgroup::stats`](crate::Cgroup::stats) reads; a group whose
 /// controller is not enabled has `None` for that part.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-5").create()?;
+/// let s = cg.stats()?;
+/// println!("memory {:?}\ncpu {:?}\npids {:?}", s.memory, s.cpu, s.pids);
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     /// `cpu.stat`.
@@ -283,7 +332,15 @@ pub struct Stats {
 }
 
 /// The state in `cgroup.events`.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-6").create()?;
+/// let ev = cg.events()?; // cgroup.events
+/// println!("{ev:?}");
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[doc(alias("cgroup.events"))]
 pub struct CgroupEvents {
     /// Some process is in the group or a descendant.
     pub populated: bool,

@@ -16,6 +16,18 @@ use crate::stats::{CgroupEvents, MemoryEvents};
 use crate::sys;
 
 /// A change observed in a cgroup.
+///
+/// ```no_run
+/// use berth_cgroups::{Cgroup, Event};
+/// let cg = Cgroup::builder("job-12").create()?;
+/// let mut w = cg.watch()?;
+/// for e in w.wait(None)? {
+///     if let Event::Empty = e {
+///         println!("last process gone");
+///     }
+/// }
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -62,7 +74,15 @@ pub enum Event {
 /// Watches one cgroup; see [`Cgroup::watch`]. The inotify fd is exposed
 /// ([`AsRawFd`]) for use in an event loop: when it is readable, call
 /// [`wait`](Self::wait) with a zero timeout.
+///
+/// ```no_run
+/// let cg = berth_cgroups::Cgroup::builder("job-8").create()?;
+/// let mut w = cg.watch()?; // inotify on cgroup.events and memory.events
+/// println!("{w:?}");
+/// # Ok::<(), berth_cgroups::Error>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("inotify", "memory.events", "cgroup.events"))]
 pub struct EventWatcher {
     inotify: OwnedFd,
     events_fd: OwnedFd,

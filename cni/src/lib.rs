@@ -34,7 +34,7 @@
 //!
 //! [CNI]: https://github.com/containernetworking/cni/blob/main/SPEC.md
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod bridge;
 mod error;

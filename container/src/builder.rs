@@ -235,6 +235,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").hostname("web");
     /// ```
+    #[doc(alias("sethostname", "CLONE_NEWUTS"))]
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = Some(name.into());
         self
@@ -305,6 +306,7 @@ impl ContainerBuilder {
     /// let b = berth::Container::builder("c")
     ///     .resources(Resources::new().memory_max(Limit::Value(256 << 20)).pids_max(Limit::Value(128)));
     /// ```
+    #[doc(alias("memory.max", "pids.max", "cpu.max", "io.max", "cpu.weight"))]
     pub fn resources(mut self, r: Resources) -> Self {
         self.resources = Some(r);
         self
@@ -371,6 +373,7 @@ impl ContainerBuilder {
     /// use berth_security::{CapSet, Capabilities};
     /// let b = berth::Container::builder("c").capabilities(Capabilities::uniform(CapSet::empty()));
     /// ```
+    #[doc(alias("capset"))]
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.capabilities = Some(caps);
         self
@@ -381,6 +384,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").seccomp(berth::Seccomp::Unconfined);
     /// ```
+    #[doc(alias("SECCOMP_SET_MODE_FILTER"))]
     pub fn seccomp(mut self, s: Seccomp) -> Self {
         self.seccomp = s;
         self
@@ -391,6 +395,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").no_new_privs(false);
     /// ```
+    #[doc(alias("PR_SET_NO_NEW_PRIVS"))]
     pub fn no_new_privs(mut self, on: bool) -> Self {
         self.no_new_privs = on;
         self
@@ -402,6 +407,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").device_filter(None);
     /// ```
+    #[doc(alias("BPF_PROG_TYPE_CGROUP_DEVICE", "devices.allow"))]
     pub fn device_filter(mut self, f: Option<berth_ebpf_probes::DeviceFilter>) -> Self {
         self.device_filter = f;
         self
@@ -412,6 +418,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").rlimit(berth_security::Resource::Nofile, 1024, 1024);
     /// ```
+    #[doc(alias("setrlimit"))]
     pub fn rlimit(mut self, resource: Resource, soft: u64, hard: u64) -> Self {
         self.rlimits.push((resource, soft, hard));
         self
@@ -627,6 +634,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").join_namespace("/run/netns/web", berth_namespaces::Namespaces::NET);
     /// ```
+    #[doc(alias("setns"))]
     pub fn join_namespace(mut self, path: impl Into<PathBuf>, ns: Namespaces) -> Self {
         self.joins.push((path.into(), ns));
         self
@@ -641,6 +649,7 @@ impl ContainerBuilder {
     /// ```
     /// let b = berth::Container::builder("c").share_namespaces(berth_namespaces::Namespaces::IPC);
     /// ```
+    #[doc(alias("setns"))]
     pub fn share_namespaces(mut self, ns: Namespaces) -> Self {
         self.skip_namespaces |= ns;
         self
@@ -706,6 +715,7 @@ impl ContainerBuilder {
     /// c.wait()?;
     /// # Ok::<(), berth::Error>(())
     /// ```
+    #[doc(alias("clone3", "pivot_root", "execve"))]
     pub fn spawn(self) -> Result<Container> {
         self.build(false)
     }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 
 /// The container's root filesystem.
 #[derive(Debug, Clone)]
+#[doc(alias("pivot_root", "rootfs"))]
 pub struct Rootfs {
     pub(crate) kind: RootfsKind,
     pub(crate) config: Option<ImageConfig>,
@@ -71,6 +72,7 @@ impl Rootfs {
     /// ```
     /// let r = berth::Rootfs::layers(["/layers/app", "/layers/base"]);
     /// ```
+    #[doc(alias("overlay", "lowerdir"))]
     pub fn layers<I, P>(dirs: I) -> Rootfs
     where
         I: IntoIterator<Item = P>,
@@ -728,6 +730,7 @@ impl Mount {
 
 /// Which seccomp filter the workload gets.
 #[derive(Debug, Clone, Default)]
+#[doc(alias("SECCOMP_SET_MODE_FILTER"))]
 pub enum Seccomp {
     /// Docker's default profile (compiled once per capability set and cached).
     #[default]

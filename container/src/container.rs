@@ -24,6 +24,14 @@ pub(crate) struct ExecConfig {
 
 /// Byte and packet counters of one interface inside the container
 /// (`/proc/<pid>/net/dev`, seen from the container's network namespace).
+///
+/// ```no_run
+/// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+/// for i in c.stats()?.interfaces {
+///     println!("{}: rx {} tx {}", i.name, i.rx_bytes, i.tx_bytes);
+/// }
+/// # Ok::<(), berth::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InterfaceStats {
     /// Interface name.
@@ -39,6 +47,15 @@ pub struct InterfaceStats {
 }
 
 /// [`Container::stats`]: the cgroup's statistics and the network counters.
+///
+/// ```no_run
+/// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+/// let s = c.stats()?;
+/// if let Some(cg) = s.cgroup {
+///     println!("{:?}", cg.memory);
+/// }
+/// # Ok::<(), berth::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ContainerStats {
     /// cgroup statistics (parts whose controller is absent are `None`).
@@ -48,6 +65,19 @@ pub struct ContainerStats {
 }
 
 /// Something that happened to a container ([`Container::events`]).
+///
+/// ```no_run
+/// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+/// let mut events = c.events()?;
+/// for e in events.next(Some(std::time::Duration::from_secs(1)))? {
+///     match e {
+///         berth::ContainerEvent::OomKill { count } => eprintln!("{count} OOM kills"),
+///         berth::ContainerEvent::Exited => break,
+///         other => eprintln!("{other:?}"),
+///     }
+/// }
+/// # Ok::<(), berth::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ContainerEvent {
@@ -75,6 +105,19 @@ pub enum ContainerEvent {
 
 /// A stream of [`ContainerEvent`]s: cgroup notifications (inotify on
 /// `memory.events`/`cgroup.events`) plus the init's pidfd becoming readable.
+///
+/// ```no_run
+/// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+/// let mut events = c.events()?;
+/// loop {
+///     let batch = events.next(None)?;
+///     if batch.contains(&berth::ContainerEvent::Exited) {
+///         break;
+///     }
+/// }
+/// c.wait()?;
+/// # Ok::<(), berth::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Events {
     watcher: Option<berth_cgroups::EventWatcher>,
@@ -85,6 +128,13 @@ pub struct Events {
 impl Events {
     /// Wait up to `timeout` (forever with `None`) for events; an empty
     /// vector means the timeout passed.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let mut events = c.events()?;
+    /// let none_yet = events.next(Some(std::time::Duration::ZERO))?.is_empty();
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<Vec<ContainerEvent>> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
@@ -169,6 +219,21 @@ fn poll_in(fd: &OwnedFd, ms: i32) -> bool {
 /// A created or running container. Owns its process, cgroup, network
 /// attachment and state directory; [`destroy`](Self::destroy) removes them
 /// all and reports every error, `Drop` does the same best effort.
+///
+/// ```no_run
+/// use berth::{Container, Rootfs};
+/// let mut c = Container::builder("job-7")
+///     .rootfs(Rootfs::host())
+///     .command(["/bin/sleep", "5"])
+///     .spawn()?;
+/// println!("{} runs as pid {}", c.id(), c.pid());
+/// c.pause()?;
+/// c.resume()?;
+/// c.kill()?;
+/// c.wait()?;
+/// c.destroy()?;
+/// # Ok::<(), berth::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Container {
     pub(crate) id: String,
@@ -204,26 +269,58 @@ pub struct Container {
 
 impl Container {
     /// The container id.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// assert_eq!(c.id(), "c");
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The init's pid in the caller's pid namespace.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// println!("/proc/{}/status", c.pid());
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn pid(&self) -> i32 {
         self.state.pid.unwrap_or(0)
     }
 
     /// The state directory (`state.json` inside).
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// assert!(c.state_dir().join("state.json").exists());
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
     /// The recorded state.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// assert_eq!(c.state().id, "c");
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn state(&self) -> &State {
         &self.state
     }
 
     /// The container's cgroup, when it has one.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// if let Some(cg) = c.cgroup() {
+    ///     println!("cgroup {}", cg.path().display());
+    /// }
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn cgroup(&self) -> Option<&Cgroup> {
         self.cgroup.as_ref()
     }
@@ -243,11 +340,26 @@ impl Container {
     }
 
     /// The container's address on its bridge network.
+    ///
+    /// ```no_run
+    /// let c = berth::Container::builder("web")
+    ///     .network(berth::Network::bridge("berth0"))
+    ///     .command(["sleep", "10"])
+    ///     .spawn()?;
+    /// println!("reach it at {:?}", c.address());
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn address(&self) -> Option<std::net::Ipv4Addr> {
         self.attachment.as_ref().map(|a| a.address())
     }
 
     /// The pty master when created with [`tty`](crate::ContainerBuilder::tty).
+    ///
+    /// ```no_run
+    /// let c = berth::Container::builder("sh").tty(true).command(["/bin/sh"]).spawn()?;
+    /// let master = c.pty().expect("tty(true) gives a pty");
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn pty(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pty.as_ref().map(|f| f.as_fd())
     }
@@ -263,6 +375,13 @@ impl Container {
 
     /// Release a container made with [`create`](crate::ContainerBuilder::create):
     /// it calls `execve` now.
+    ///
+    /// ```no_run
+    /// let mut c = berth::Container::builder("c").command(["true"]).create()?; // created, not started
+    /// c.start()?; // execve now
+    /// c.wait()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn start(&mut self) -> Result<()> {
         self.child()?.start()?;
         self.state.created = false;
@@ -271,6 +390,13 @@ impl Container {
 
     /// Wait for the init to exit (the workload's status; 128+N style
     /// signals are in `ExitStatusExt::signal`).
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let status = c.wait()?;
+    /// println!("exited: {status}");
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn wait(&mut self) -> Result<ExitStatus> {
         if let Some(s) = self.status {
             return Ok(s);
@@ -281,6 +407,14 @@ impl Container {
     }
 
     /// The exit status if the init has exited, without blocking.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// if c.try_wait()?.is_none() {
+    ///     println!("still running");
+    /// }
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         if let Some(s) = self.status {
             return Ok(Some(s));
@@ -291,6 +425,15 @@ impl Container {
     }
 
     /// Wait at most `timeout`; `None` when it is still running.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// if c.wait_timeout(std::time::Duration::from_secs(1))?.is_none() {
+    ///     c.kill()?;
+    ///     c.wait()?;
+    /// }
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
         if let Some(s) = self.status {
             return Ok(Some(s));
@@ -311,6 +454,7 @@ impl Container {
     /// c.signal(Signal::SIGTERM)?;
     /// # Ok::<(), berth::Error>(())
     /// ```
+    #[doc(alias("pidfd_send_signal"))]
     pub fn signal(&mut self, signal: crate::Signal) -> Result<()> {
         if self.status.is_some() {
             return Ok(());
@@ -371,12 +515,28 @@ impl Container {
     }
 
     /// Freeze every process of the container (cgroup.freeze, Linux 5.2).
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// c.pause()?; // every process frozen
+    /// c.resume()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    #[doc(alias("cgroup.freeze", "freeze"))]
     pub fn pause(&self) -> Result<()> {
         self.cgroup_ref("pause")?.freeze()?;
         Ok(())
     }
 
     /// Thaw a paused container.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// c.pause()?;
+    /// c.resume()?; // running again
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    #[doc(alias("thaw", "unpause"))]
     pub fn resume(&self) -> Result<()> {
         self.cgroup_ref("resume")?.thaw()?;
         Ok(())
@@ -394,6 +554,13 @@ impl Container {
     }
 
     /// cgroup statistics plus per-interface network counters.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let stats = c.stats()?;
+    /// println!("{:?}", stats.cgroup.and_then(|s| s.pids));
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn stats(&self) -> Result<ContainerStats> {
         let cgroup = match &self.cgroup {
             Some(c) => Some(c.stats()?),
@@ -410,6 +577,13 @@ impl Container {
     }
 
     /// A stream of OOM-kill, memory-limit and exit events.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let mut events = c.events()?;
+    /// let batch = events.next(Some(std::time::Duration::from_secs(5)))?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn events(&mut self) -> Result<Events> {
         let watcher = match &self.cgroup {
             Some(c) => Some(c.watch()?),
@@ -435,6 +609,12 @@ impl Container {
     /// Let the container run on after this handle is dropped: the state is
     /// marked detached (so [`gc`](crate::gc) leaves it while it runs) and
     /// its cgroup and network are kept. Returns the state directory.
+    ///
+    /// ```no_run
+    /// let c = berth::Container::builder("daemon").command(["sleep", "1000"]).spawn()?;
+    /// let state_dir = c.detach()?; // keeps running; berth::delete or berth::gc later
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn detach(mut self) -> Result<PathBuf> {
         self.state.detached = true;
         self.state.write(&self.state_dir)?;
@@ -457,6 +637,14 @@ impl Container {
 
     /// Kill every process, then remove the cgroup, the network attachment
     /// and the state directory. Continues past errors and reports them all.
+    ///
+    /// ```no_run
+    /// # let mut c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// c.kill()?;
+    /// c.wait()?;
+    /// c.destroy()?; // cgroup, mounts, network, state directory
+    /// # Ok::<(), berth::Error>(())
+    /// ```
     pub fn destroy(mut self) -> Result<()> {
         self.teardown()
     }

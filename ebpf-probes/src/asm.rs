@@ -28,6 +28,13 @@ use crate::error::{Error, Result};
 /// A BPF register. `R0` holds return values, `R1`–`R5` helper arguments
 /// (clobbered by calls), `R6`–`R9` are callee-saved, `R10` is the read-only
 /// frame pointer.
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_reg(Reg::R6, Reg::R1).mov64_imm(Reg::R0, 0).exit(); // keep the context in R6
+/// assert_eq!(a.build().unwrap()[0].regs, 0x16); // dst R6, src R1
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 #[allow(missing_docs)]
@@ -46,6 +53,13 @@ pub enum Reg {
 }
 
 /// Width of a memory access.
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg, Size};
+/// let mut a = Asm::new();
+/// a.load(Size::W, Reg::R2, Reg::R1, 0).mov64_imm(Reg::R0, 0).exit(); // r2 = *(u32 *)(r1 + 0)
+/// assert_eq!(a.build().unwrap()[0].code, 0x61); // BPF_LDX | BPF_W | BPF_MEM
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     /// 1 byte (`BPF_B`).
@@ -70,6 +84,13 @@ impl Size {
 }
 
 /// Arithmetic operations (`BPF_ALU` / `BPF_ALU64`).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{AluOp, Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 6).alu64_imm(AluOp::Add, Reg::R0, 1).exit(); // r0 = 6 + 1
+/// assert_eq!(a.build().unwrap().len(), 3);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum AluOp {
@@ -107,6 +128,15 @@ impl AluOp {
 }
 
 /// Conditional jump comparisons (`BPF_JMP`, 64-bit operands).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, JmpOp, Reg};
+/// let mut a = Asm::new();
+/// let zero = a.new_label();
+/// a.mov64_imm(Reg::R0, 1).jmp_imm(JmpOp::Eq, Reg::R1, 0, zero).exit();
+/// a.bind(zero).mov64_imm(Reg::R0, 0).exit();
+/// assert_eq!(a.build().unwrap()[1].off, 1); // skips the first exit
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JmpOp {
     /// `==`
@@ -153,6 +183,13 @@ impl JmpOp {
 
 /// Kernel helper functions this crate calls, by their stable numbers
 /// (`include/uapi/linux/bpf.h`, `___BPF_FUNC_MAPPER`).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Helper};
+/// let mut a = Asm::new();
+/// a.call(Helper::GetCurrentCgroupId).exit(); // r0 = bpf_get_current_cgroup_id()
+/// assert_eq!(a.build().unwrap()[0].imm, 80);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum Helper {
@@ -193,6 +230,15 @@ const OP_EXIT: u8 = 0x90;
 const PSEUDO_MAP_FD: u8 = 1;
 
 /// One encoded instruction slot (`struct bpf_insn`).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 0).exit();
+/// let insns = a.build().unwrap();
+/// assert_eq!(insns[1].code, 0x95); // BPF_JMP | BPF_EXIT
+/// assert_eq!(insns[0].to_bytes(), [0xb7, 0, 0, 0, 0, 0, 0, 0]); // r0 = 0
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct Insn {
@@ -217,6 +263,13 @@ impl Insn {
     }
 
     /// The 8 bytes the kernel reads (little-endian host).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.exit();
+    /// assert_eq!(a.build().unwrap()[0].to_bytes()[0], 0x95);
+    /// ```
     pub fn to_bytes(self) -> [u8; 8] {
         let mut b = [0u8; 8];
         b[0] = self.code;
@@ -228,10 +281,35 @@ impl Insn {
 }
 
 /// A jump target, created by [`Asm::new_label`] and placed by [`Asm::bind`].
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// let end = a.new_label();
+/// a.mov64_imm(Reg::R0, 1).ja(end).mov64_imm(Reg::R0, 0);
+/// a.bind(end).exit();
+/// let unbound = {
+///     let mut b = Asm::new();
+///     let l = b.new_label();
+///     b.ja(l).exit();
+///     b.build()
+/// };
+/// assert!(a.build().is_ok() && unbound.is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Label(usize);
 
 /// The assembler: append instructions, bind labels, then [`build`](Asm::build).
+///
+/// ```
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 1).exit(); // return 1: allow
+/// assert_eq!(a.len(), 2);
+/// let insns = a.build().unwrap();
+/// // ready for berth_ebpf_probes::sys::Program::load
+/// assert_eq!(insns.len(), 2);
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct Asm {
     insns: Vec<Insn>,
@@ -243,21 +321,50 @@ pub struct Asm {
 
 impl Asm {
     /// An empty program.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// assert!(a.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Number of instruction slots so far.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.ld_imm64(Reg::R1, u64::MAX); // two slots
+    /// assert_eq!(a.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.insns.len()
     }
 
     /// True when no instruction was emitted yet.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// assert!(a.is_empty());
+    /// a.exit();
+    /// assert!(!a.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.insns.is_empty()
     }
 
     /// A fresh, unbound label.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// let done = a.new_label();
+    /// a.ja(done).bind(done).exit();
+    /// assert_eq!(a.build().unwrap()[0].off, 0);
+    /// ```
     pub fn new_label(&mut self) -> Label {
         self.labels.push(None);
         Label(self.labels.len() - 1)
@@ -265,6 +372,15 @@ impl Asm {
 
     /// Place `label` at the next instruction. Binding twice is an error
     /// reported by [`build`](Asm::build).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// let l = a.new_label();
+    /// a.mov64_imm(Reg::R0, 0).ja(l).mov64_imm(Reg::R0, 1);
+    /// a.bind(l).exit(); // the jump lands here
+    /// assert_eq!(a.build().unwrap()[1].off, 1);
+    /// ```
     pub fn bind(&mut self, label: Label) -> &mut Self {
         match self.labels.get_mut(label.0) {
             Some(slot @ None) => *slot = Some(self.insns.len()),
@@ -282,21 +398,47 @@ impl Asm {
     }
 
     /// `dst = imm` (64-bit, sign-extended).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_imm(Reg::R0, -1).exit(); // r0 = -1
+    /// assert_eq!(a.build().unwrap()[0].imm, -1);
+    /// ```
     pub fn mov64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
         self.alu64_imm(AluOp::Mov, dst, imm)
     }
 
     /// `dst = src` (64-bit).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_reg(Reg::R0, Reg::R1).exit(); // r0 = r1
+    /// assert_eq!(a.build().unwrap()[0].code, 0xbf);
+    /// ```
     pub fn mov64_reg(&mut self, dst: Reg, src: Reg) -> &mut Self {
         self.alu64_reg(AluOp::Mov, dst, src)
     }
 
     /// `dst op= imm` (64-bit).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_imm(Reg::R0, 1).alu64_imm(AluOp::Lsh, Reg::R0, 4).exit(); // r0 = 1 << 4
+    /// ```
     pub fn alu64_imm(&mut self, op: AluOp, dst: Reg, imm: i32) -> &mut Self {
         self.push(Insn::new(CLASS_ALU64 | op.bits() | SRC_K, dst, 0, 0, imm))
     }
 
     /// `dst op= src` (64-bit).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_imm(Reg::R0, 2).mov64_imm(Reg::R1, 3).alu64_reg(AluOp::Add, Reg::R0, Reg::R1).exit(); // r0 += r1
+    /// ```
     pub fn alu64_reg(&mut self, op: AluOp, dst: Reg, src: Reg) -> &mut Self {
         self.push(Insn::new(
             CLASS_ALU64 | op.bits() | SRC_X,
@@ -308,11 +450,23 @@ impl Asm {
     }
 
     /// `dst op= imm` (32-bit; the upper half of `dst` is zeroed).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_imm(Reg::R0, 0xff).alu32_imm(AluOp::And, Reg::R0, 0x0f).exit(); // w0 &= 0xf
+    /// ```
     pub fn alu32_imm(&mut self, op: AluOp, dst: Reg, imm: i32) -> &mut Self {
         self.push(Insn::new(CLASS_ALU | op.bits() | SRC_K, dst, 0, 0, imm))
     }
 
     /// `dst = *(size *)(src + off)`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.load(Size::W, Reg::R0, Reg::R1, 0).exit(); // r0 = *(u32 *)(r1 + 0): the first ctx field
+    /// ```
     pub fn load(&mut self, size: Size, dst: Reg, src: Reg, off: i16) -> &mut Self {
         self.push(Insn::new(
             CLASS_LDX | size.bits() | MODE_MEM,
@@ -324,6 +478,13 @@ impl Asm {
     }
 
     /// `*(size *)(dst + off) = src`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_imm(Reg::R1, 7).store(Size::DW, Reg::R10, -8, Reg::R1); // *(u64 *)(fp - 8) = r1
+    /// a.mov64_imm(Reg::R0, 0).exit();
+    /// ```
     pub fn store(&mut self, size: Size, dst: Reg, off: i16, src: Reg) -> &mut Self {
         self.push(Insn::new(
             CLASS_STX | size.bits() | MODE_MEM,
@@ -335,6 +496,12 @@ impl Asm {
     }
 
     /// `*(size *)(dst + off) = imm`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.store_imm(Size::W, Reg::R10, -4, 0).mov64_imm(Reg::R0, 0).exit(); // *(u32 *)(fp - 4) = 0
+    /// ```
     pub fn store_imm(&mut self, size: Size, dst: Reg, off: i16, imm: i32) -> &mut Self {
         self.push(Insn::new(
             CLASS_ST | size.bits() | MODE_MEM,
@@ -347,6 +514,13 @@ impl Asm {
 
     /// Atomic `*(size *)(dst + off) += src` (`BPF_ATOMIC | BPF_ADD`, the
     /// old `BPF_XADD`; `size` must be `W` or `DW`).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_imm(Reg::R1, 1).atomic_add(Size::DW, Reg::R0, 0, Reg::R1); // lock *(u64 *)(r0 + 0) += r1
+    /// a.exit();
+    /// ```
     pub fn atomic_add(&mut self, size: Size, dst: Reg, off: i16, src: Reg) -> &mut Self {
         if !matches!(size, Size::W | Size::DW) {
             self.errors
@@ -362,6 +536,13 @@ impl Asm {
     }
 
     /// `dst = imm` (full 64-bit immediate; two slots).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.ld_imm64(Reg::R0, 1 << 40).exit();
+    /// assert_eq!(a.build().unwrap().len(), 3); // two slots + exit
+    /// ```
     pub fn ld_imm64(&mut self, dst: Reg, imm: u64) -> &mut Self {
         self.push(Insn::new(
             CLASS_LD | Size::DW.bits() | MODE_IMM,
@@ -377,6 +558,14 @@ impl Asm {
     }
 
     /// `dst = map` (the kernel replaces the fd by the map pointer; two slots).
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.ld_map_fd(Reg::R1, 5); // BPF_PSEUDO_MAP_FD: the kernel swaps in the map
+    /// a.mov64_imm(Reg::R0, 0).exit();
+    /// assert_eq!(a.build().unwrap()[0].regs >> 4, 1);
+    /// ```
     pub fn ld_map_fd(&mut self, dst: Reg, map_fd: i32) -> &mut Self {
         self.push(Insn::new(
             CLASS_LD | Size::DW.bits() | MODE_IMM,
@@ -389,12 +578,30 @@ impl Asm {
     }
 
     /// `if dst op imm goto label`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// let big = a.new_label();
+    /// a.mov64_imm(Reg::R0, 0).jmp_imm(JmpOp::Gt, Reg::R1, 100, big).exit();
+    /// a.bind(big).mov64_imm(Reg::R0, 1).exit();
+    /// assert!(a.build().is_ok());
+    /// ```
     pub fn jmp_imm(&mut self, op: JmpOp, dst: Reg, imm: i32, label: Label) -> &mut Self {
         self.fixups.push((self.insns.len(), label));
         self.push(Insn::new(CLASS_JMP | op.bits() | SRC_K, dst, 0, 0, imm))
     }
 
     /// `if dst op src goto label`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// let same = a.new_label();
+    /// a.mov64_imm(Reg::R0, 0).jmp_reg(JmpOp::Eq, Reg::R1, Reg::R2, same).exit();
+    /// a.bind(same).mov64_imm(Reg::R0, 1).exit();
+    /// assert!(a.build().is_ok());
+    /// ```
     pub fn jmp_reg(&mut self, op: JmpOp, dst: Reg, src: Reg, label: Label) -> &mut Self {
         self.fixups.push((self.insns.len(), label));
         self.push(Insn::new(
@@ -407,17 +614,39 @@ impl Asm {
     }
 
     /// `goto label`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// let end = a.new_label();
+    /// a.mov64_imm(Reg::R0, 0).ja(end).mov64_imm(Reg::R0, 1);
+    /// a.bind(end).exit();
+    /// ```
     pub fn ja(&mut self, label: Label) -> &mut Self {
         self.fixups.push((self.insns.len(), label));
         self.push(Insn::new(CLASS_JMP | OP_JA, Reg::R0, 0, 0, 0))
     }
 
     /// Call a kernel helper; result in `R0`, `R1`–`R5` clobbered.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.call(Helper::KtimeGetNs).exit(); // r0 = bpf_ktime_get_ns()
+    /// assert_eq!(a.build().unwrap()[0].imm, 5);
+    /// ```
     pub fn call(&mut self, helper: Helper) -> &mut Self {
         self.push(Insn::new(CLASS_JMP | OP_CALL, Reg::R0, 0, 0, helper as i32))
     }
 
     /// Return `R0`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// a.mov64_imm(Reg::R0, 1).exit(); // return r0
+    /// assert_eq!(a.build().unwrap()[1].code, 0x95);
+    /// ```
     pub fn exit(&mut self) -> &mut Self {
         self.push(Insn::new(CLASS_JMP | OP_EXIT, Reg::R0, 0, 0, 0))
     }
@@ -426,6 +655,14 @@ impl Asm {
     ///
     /// Fails on a label used but never bound, bound twice, bound past the
     /// last instruction, or a jump farther than ±32767 slots.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::asm::*;
+    /// let mut a = Asm::new();
+    /// let nowhere = a.new_label();
+    /// a.ja(nowhere).exit();
+    /// assert!(a.build().is_err()); // label never bound
+    /// ```
     pub fn build(mut self) -> Result<Vec<Insn>> {
         if let Some(e) = self.errors.first() {
             return Err(Error::Asm(e.clone()));

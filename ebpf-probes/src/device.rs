@@ -22,7 +22,14 @@ use crate::sys::{self, AttachType, ProgType, Program, BPF_F_ALLOW_MULTI, BPF_F_R
 
 bitflags::bitflags! {
     /// Device access bits, valued as the kernel's `BPF_DEVCG_ACC_*`.
+    ///
+    /// ```
+    /// use berth_ebpf_probes::DeviceAccess;
+    /// let a = DeviceAccess::parse("rwm").unwrap(); // as in devices.allow
+    /// assert_eq!(a, DeviceAccess::READ | DeviceAccess::WRITE | DeviceAccess::MKNOD);
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[doc(alias("BPF_DEVCG_ACC_READ", "BPF_DEVCG_ACC_WRITE", "BPF_DEVCG_ACC_MKNOD"))]
     pub struct DeviceAccess: u32 {
         /// `m`: mknod(2) of the device node.
         const MKNOD = 1;
@@ -63,7 +70,13 @@ impl DeviceAccess {
 }
 
 /// Which device nodes a rule covers.
+///
+/// ```
+/// use berth_ebpf_probes::{DeviceAccess, DeviceKind, DeviceRule};
+/// let null = DeviceRule::allow(DeviceKind::Char, Some(1), Some(3), DeviceAccess::READ | DeviceAccess::WRITE);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[doc(alias("BPF_DEVCG_DEV_CHAR", "BPF_DEVCG_DEV_BLOCK"))]
 pub enum DeviceKind {
     /// `a`: character and block devices.
     All,
@@ -79,6 +92,14 @@ pub const MAX_MAJOR: u32 = (1 << 12) - 1;
 pub const MAX_MINOR: u32 = (1 << 20) - 1;
 
 /// One device rule: allow or deny `access` to devices of `kind`, `major`, `minor`.
+///
+/// ```
+/// use berth_ebpf_probes::{DeviceAccess, DeviceFilter, DeviceKind, DeviceRule};
+/// let mut f = DeviceFilter::new();
+/// f.rule(DeviceRule::allow(DeviceKind::Char, Some(1), Some(3), DeviceAccess::READ | DeviceAccess::WRITE)); // /dev/null
+/// let insns = f.compile().unwrap(); // a BPF_PROG_TYPE_CGROUP_DEVICE program
+/// assert!(!insns.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeviceRule {
     /// Allow (true) or deny (false).
@@ -200,6 +221,7 @@ impl DeviceRule {
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("BPF_PROG_TYPE_CGROUP_DEVICE", "BPF_CGROUP_DEVICE", "devices.allow"))]
 pub struct DeviceFilter {
     rules: Vec<DeviceRule>,
 }
@@ -377,6 +399,7 @@ impl DeviceFilter {
     /// println!("verified as program {}", prog.id()?);
     /// # Ok::<(), berth_ebpf_probes::Error>(())
     /// ```
+    #[doc(alias("BPF_PROG_LOAD"))]
     pub fn load(&self) -> Result<Program> {
         sys::require_kernel(
             "cgroup device programs (BPF_PROG_TYPE_CGROUP_DEVICE)",
@@ -402,6 +425,7 @@ impl DeviceFilter {
     /// filter.keep_attached(); // lives as long as the cgroup
     /// # Ok::<(), berth_ebpf_probes::Error>(())
     /// ```
+    #[doc(alias("BPF_PROG_ATTACH"))]
     pub fn attach(&self, cgroup: impl AsFd) -> Result<AttachedDeviceFilter> {
         let cgroup = dup(cgroup.as_fd())?;
         let prog = self.load()?;
@@ -433,7 +457,17 @@ pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
 
 /// A device filter attached to a cgroup; detached on drop (best effort)
 /// or by [`detach`](Self::detach), which reports the error.
+///
+/// ```no_run
+/// use berth_ebpf_probes::DeviceFilter;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// let attached = DeviceFilter::container_default().attach(&cg)?; // BPF_PROG_ATTACH
+/// println!("program id {}", attached.program_id()?);
+/// attached.detach()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("BPF_CGROUP_DEVICE", "BPF_PROG_ATTACH"))]
 pub struct AttachedDeviceFilter {
     cgroup: OwnedFd,
     prog: Option<Program>,

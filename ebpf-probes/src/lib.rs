@@ -5,7 +5,7 @@
 //! filter, and exec/syscall/network probes keyed by cgroup id. No C
 //! toolchain, no ELF objects.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod asm;
 mod cgroup;

@@ -27,6 +27,15 @@ const COMM_LEN: i32 = 16;
 pub const EXEC_FILENAME_MAX: usize = 256;
 
 /// One `execve(2)` seen inside the probed cgroup.
+///
+/// ```no_run
+/// let cg = berth_ebpf_probes::open_cgroup("/sys/fs/cgroup/unified/web-1")?;
+/// let mut probe = berth_ebpf_probes::ExecProbe::attach(&cg)?;
+/// for ev in probe.read(std::time::Duration::from_secs(1))? {
+///     println!("{} {} {}", ev.pid, ev.comm, ev.filename);
+/// }
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecEvent {
     /// `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_ns`).
@@ -143,6 +152,11 @@ fn exec_program(
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias(
+    "BPF_PROG_TYPE_TRACEPOINT",
+    "sched_process_exec",
+    "BPF_MAP_TYPE_RINGBUF"
+))]
 pub struct ExecProbe {
     // Field order is drop order: detach first, then the program and buffer.
     link: TracepointLink,
@@ -302,6 +316,7 @@ fn syscall_program(cgroup: u64, map_fd: i32) -> Result<Vec<Insn>> {
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias("BPF_PROG_TYPE_RAW_TRACEPOINT", "sys_enter", "BPF_RAW_TRACEPOINT_OPEN"))]
 pub struct SyscallCounter {
     link: OwnedFd,
     prog: Program,
@@ -386,6 +401,14 @@ impl SyscallCounter {
 }
 
 /// Bytes and packets through one cgroup's sockets.
+///
+/// ```no_run
+/// let cg = berth_ebpf_probes::open_cgroup("/sys/fs/cgroup/unified/web-1")?;
+/// let counter = berth_ebpf_probes::NetCounter::attach(&cg)?;
+/// let stats = counter.stats()?;
+/// println!("{stats:?}");
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetStats {
     /// Bytes received (IP header included, as `skb->len` at cgroup ingress).
@@ -433,6 +456,11 @@ fn skb_program(map_fd: i32, slot: i32) -> Result<Vec<Insn>> {
 /// # Ok::<(), berth_ebpf_probes::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias(
+    "BPF_PROG_TYPE_CGROUP_SKB",
+    "BPF_CGROUP_INET_INGRESS",
+    "BPF_CGROUP_INET_EGRESS"
+))]
 pub struct NetCounter {
     cgroup: OwnedFd,
     ingress: Option<Program>,

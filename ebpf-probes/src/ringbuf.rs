@@ -17,6 +17,15 @@ const DISCARD: u32 = 1 << 30;
 const HDR: usize = 8;
 
 /// A BPF ring buffer map and its memory mappings; unmapped and closed on drop.
+///
+/// ```no_run
+/// let mut rb = berth_ebpf_probes::ringbuf::RingBuf::new("events", 64 * 1024)?; // BPF_MAP_TYPE_RINGBUF
+/// // ...load a program that bpf_ringbuf_output()s into rb.map()...
+/// if rb.wait(std::time::Duration::from_secs(1))? {
+///     rb.consume(|record| println!("{} bytes", record.len()));
+/// }
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct RingBuf {
     map: Map,

@@ -29,23 +29,45 @@ const BPF_LINK_CREATE: i32 = 28;
 const BPF_ENABLE_STATS: i32 = 32;
 
 /// `BPF_F_ALLOW_MULTI`: several programs per cgroup and attach type (Linux 4.15).
+///
+/// ```
+/// assert_eq!(berth_ebpf_probes::sys::BPF_F_ALLOW_MULTI, 2);
+/// ```
 pub const BPF_F_ALLOW_MULTI: u32 = 2;
 /// `BPF_F_REPLACE`: atomically swap `replace_bpf_fd` for the new program (Linux 5.6).
+///
+/// ```
+/// assert_eq!(berth_ebpf_probes::sys::BPF_F_REPLACE, 4);
+/// ```
 pub const BPF_F_REPLACE: u32 = 4;
 
 /// Map types this crate creates (`enum bpf_map_type`).
+///
+/// ```
+/// use berth_ebpf_probes::sys::MapType;
+/// assert_eq!(MapType::Hash as u32, 1); // BPF_MAP_TYPE_HASH
+/// assert_eq!(MapType::RingBuf as u32, 27);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum MapType {
     /// `BPF_MAP_TYPE_HASH` (Linux 3.19).
+    #[doc(alias("BPF_MAP_TYPE_HASH"))]
     Hash = 1,
     /// `BPF_MAP_TYPE_ARRAY` (Linux 3.19).
+    #[doc(alias("BPF_MAP_TYPE_ARRAY"))]
     Array = 2,
     /// `BPF_MAP_TYPE_RINGBUF` (Linux 5.8); key and value size 0, size a power-of-2 number of pages.
+    #[doc(alias("BPF_MAP_TYPE_RINGBUF"))]
     RingBuf = 27,
 }
 
 /// Program types this crate loads (`enum bpf_prog_type`).
+///
+/// ```
+/// use berth_ebpf_probes::sys::ProgType;
+/// assert_eq!(ProgType::CgroupDevice as u32, 15); // BPF_PROG_TYPE_CGROUP_DEVICE
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ProgType {
@@ -64,14 +86,22 @@ pub enum ProgType {
 }
 
 /// Cgroup attach points (`enum bpf_attach_type`).
+///
+/// ```
+/// use berth_ebpf_probes::sys::AttachType;
+/// assert_eq!(AttachType::CgroupDevice as u32, 6); // BPF_CGROUP_DEVICE
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum AttachType {
     /// `BPF_CGROUP_INET_INGRESS` (Linux 4.10).
+    #[doc(alias("BPF_CGROUP_INET_INGRESS"))]
     CgroupInetIngress = 0,
     /// `BPF_CGROUP_INET_EGRESS` (Linux 4.10).
+    #[doc(alias("BPF_CGROUP_INET_EGRESS"))]
     CgroupInetEgress = 1,
     /// `BPF_CGROUP_DEVICE` (Linux 4.15).
+    #[doc(alias("BPF_CGROUP_DEVICE"))]
     CgroupDevice = 6,
 }
 
@@ -239,6 +269,11 @@ fn cap_eff() -> Option<u64> {
 
 /// A one-line explanation of why BPF may be refused here: euid, effective
 /// capabilities, and `/proc/sys/kernel/unprivileged_bpf_disabled`.
+///
+/// ```
+/// let why = berth_ebpf_probes::privilege_diagnosis();
+/// assert!(!why.is_empty());
+/// ```
 pub fn privilege_diagnosis() -> String {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
@@ -275,6 +310,11 @@ pub fn privilege_diagnosis() -> String {
 /// / `CAP_SYS_ADMIN` effective, or unprivileged BPF enabled
 /// (`/proc/sys/kernel/unprivileged_bpf_disabled` = 0). Returns a
 /// [`Error::PermissionDenied`] naming what is missing.
+///
+/// ```no_run
+/// berth_ebpf_probes::check_privileges()?; // CAP_BPF (or CAP_SYS_ADMIN) and CAP_PERFMON
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 pub fn check_privileges() -> Result<()> {
     let caps = cap_eff().unwrap_or(0);
     if caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)) != 0 {
@@ -288,6 +328,11 @@ pub fn check_privileges() -> Result<()> {
 }
 
 /// The running kernel's `(major, minor)` from `uname(2)`, and the full release string.
+///
+/// ```
+/// let ((major, minor), release) = berth_ebpf_probes::sys::kernel_version();
+/// assert!(major >= 3, "{release}");
+/// ```
 pub fn kernel_version() -> ((u32, u32), String) {
     // SAFETY: utsname is plain old data; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
@@ -337,7 +382,18 @@ pub(crate) fn require_kernel(feature: &'static str, needed: (u32, u32)) -> Resul
 }
 
 /// A BPF map, closed on drop.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{Map, MapType};
+/// let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?; // BPF_MAP_CREATE
+/// map.update(&7u32.to_ne_bytes(), &42u64.to_ne_bytes())?;
+/// assert_eq!(map.lookup(&7u32.to_ne_bytes())?, Some(42u64.to_ne_bytes().to_vec()));
+/// assert_eq!(map.keys()?.len(), 1);
+/// assert!(map.delete(&7u32.to_ne_bytes())?);
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("BPF_MAP_CREATE"))]
 pub struct Map {
     fd: OwnedFd,
     map_type: MapType,
@@ -348,6 +404,12 @@ pub struct Map {
 
 impl Map {
     /// `BPF_MAP_CREATE`. `name` is truncated to 15 bytes.
+    ///
+    /// ```no_run
+    /// use berth_ebpf_probes::sys::{Map, MapType};
+    /// let counts = Map::create(MapType::Array, "counts", 4, 8, 512)?; // u32 -> u64, 512 slots
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn create(
         map_type: MapType,
         name: &str,
@@ -384,11 +446,25 @@ impl Map {
     }
 
     /// The map's type.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// assert_eq!(map.map_type(), MapType::Hash);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn map_type(&self) -> MapType {
         self.map_type
     }
 
     /// Maximum number of entries (bytes for a ring buffer).
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// assert_eq!(map.max_entries(), 16);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn max_entries(&self) -> u32 {
         self.max_entries
     }
@@ -410,6 +486,14 @@ impl Map {
     }
 
     /// `BPF_MAP_LOOKUP_ELEM`: the value for `key`, `None` when absent.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// assert_eq!(map.lookup(&1u32.to_ne_bytes())?, None);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
+    #[doc(alias("BPF_MAP_LOOKUP_ELEM"))]
     pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check(key, self.value_size as usize)?;
         let mut value = vec![0u8; self.value_size as usize];
@@ -427,6 +511,14 @@ impl Map {
     }
 
     /// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// map.update(&1u32.to_ne_bytes(), &5u64.to_ne_bytes())?;
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
+    #[doc(alias("BPF_MAP_UPDATE_ELEM"))]
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.check(key, value.len())?;
         let mut attr = MapElemAttr {
@@ -441,6 +533,16 @@ impl Map {
     }
 
     /// `BPF_MAP_DELETE_ELEM`; `Ok(false)` when the key was absent.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// map.update(&1u32.to_ne_bytes(), &5u64.to_ne_bytes())?;
+    /// assert!(map.delete(&1u32.to_ne_bytes())?);
+    /// assert!(!map.delete(&1u32.to_ne_bytes())?);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
+    #[doc(alias("BPF_MAP_DELETE_ELEM"))]
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check(key, self.value_size as usize)?;
         let mut attr = MapElemAttr {
@@ -456,6 +558,16 @@ impl Map {
     }
 
     /// All keys, by `BPF_MAP_GET_NEXT_KEY` iteration.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::sys::{Map, MapType};
+    /// # let map = Map::create(MapType::Hash, "demo", 4, 8, 16)?;
+    /// for key in map.keys()? {
+    ///     println!("{key:?}");
+    /// }
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
+    #[doc(alias("BPF_MAP_GET_NEXT_KEY"))]
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         let mut cur: Option<Vec<u8>> = None;
@@ -493,7 +605,24 @@ impl AsRawFd for Map {
 
 /// A loaded BPF program, unloaded when its last reference (this fd, an
 /// attachment, a link) goes.
+///
+/// ```no_run
+/// use berth_ebpf_probes::asm::{Asm, Reg};
+/// use berth_ebpf_probes::sys::{attach_cgroup, detach_cgroup, AttachType, ProgType, Program};
+/// use std::os::fd::AsFd;
+/// // A device filter that allows everything: return 1.
+/// let mut a = Asm::new();
+/// a.mov64_imm(Reg::R0, 1).exit();
+/// let insns = a.build()?;
+/// let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+/// println!("loaded {} as id {}", prog.name(), prog.id()?);
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// attach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice, 0, None)?;
+/// detach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("BPF_PROG_LOAD"))]
 pub struct Program {
     fd: OwnedFd,
     name: String,
@@ -506,6 +635,16 @@ const LOG_SIZE: usize = 1 << 20;
 impl Program {
     /// `BPF_PROG_LOAD`. On failure the load is retried with a level-1
     /// verifier log, returned in [`Error::Verifier`].
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn load(
         prog_type: ProgType,
         name: &str,
@@ -572,6 +711,17 @@ impl Program {
     /// Load like [`load`](Self::load), always with a verifier log at
     /// `log_level` (1 = verdicts per instruction, 2 = full states, 4 =
     /// statistics only; they combine), and return the log with the program.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// let (prog, log) = Program::load_with_log(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice), 4)?;
+    /// println!("verifier: {log}");
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn load_with_log(
         prog_type: ProgType,
         name: &str,
@@ -621,17 +771,51 @@ impl Program {
     }
 
     /// The name given at load.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// assert_eq!(prog.name(), "allow_all");
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The program type.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// assert_eq!(prog.prog_type(), ProgType::CgroupDevice);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
     pub fn prog_type(&self) -> ProgType {
         self.prog_type
     }
 
     /// The kernel's id for this program (`BPF_OBJ_GET_INFO_BY_FD`), as
     /// [`query_cgroup`] and `bpftool prog` list it.
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// println!("bpftool prog show id {}", prog.id()?);
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
+    #[doc(alias("BPF_OBJ_GET_INFO_BY_FD"))]
     pub fn id(&self) -> Result<u32> {
         let mut info = ProgInfo::default();
         let mut attr = InfoAttr {
@@ -649,6 +833,19 @@ impl Program {
     /// (runs, total nanoseconds) accounted while statistics are enabled
     /// ([`enable_run_time_stats`]), from `/proc/self/fdinfo/<fd>`
     /// (`run_cnt`, `run_time_ns`; Linux 5.1).
+    ///
+    /// ```no_run
+    /// # use berth_ebpf_probes::asm::{Asm, Reg};
+    /// # use berth_ebpf_probes::sys::{AttachType, ProgType, Program};
+    /// # let mut a = Asm::new();
+    /// # a.mov64_imm(Reg::R0, 1).exit();
+    /// # let insns = a.build()?;
+    /// # let prog = Program::load(ProgType::CgroupDevice, "allow_all", &insns, "GPL", Some(AttachType::CgroupDevice))?;
+    /// let _on = berth_ebpf_probes::sys::enable_run_time_stats()?;
+    /// let (runs, run_ns) = prog.run_stats()?;
+    /// # Ok::<(), berth_ebpf_probes::Error>(())
+    /// ```
+    #[doc(alias("BPF_ENABLE_STATS"))]
     pub fn run_stats(&self) -> Result<(u64, u64)> {
         let path = format!("/proc/self/fdinfo/{}", self.fd.as_raw_fd());
         let text = std::fs::read_to_string(&path).map_err(|source| Error::File {
@@ -680,6 +877,16 @@ impl AsRawFd for Program {
 
 /// `BPF_PROG_ATTACH` of `prog` to the cgroup directory `cgroup`.
 /// `replace`: with [`BPF_F_REPLACE`], the program to swap out atomically.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{attach_cgroup, AttachType, BPF_F_ALLOW_MULTI};
+/// use std::os::fd::AsFd;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// attach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice, BPF_F_ALLOW_MULTI, None)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias("BPF_PROG_ATTACH"))]
 pub fn attach_cgroup(
     cgroup: BorrowedFd<'_>,
     prog: &Program,
@@ -707,6 +914,17 @@ pub fn attach_cgroup(
 }
 
 /// `BPF_PROG_DETACH` of `prog` from the cgroup directory `cgroup`.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{attach_cgroup, detach_cgroup, AttachType};
+/// use std::os::fd::AsFd;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// attach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice, 0, None)?;
+/// detach_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias("BPF_PROG_DETACH"))]
 pub fn detach_cgroup(
     cgroup: BorrowedFd<'_>,
     prog: &Program,
@@ -732,6 +950,16 @@ pub fn detach_cgroup(
 
 /// `BPF_PROG_QUERY`: ids of the programs attached directly to `cgroup` at
 /// `attach_type` (Linux 4.15).
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{query_cgroup, AttachType};
+/// use std::os::fd::AsFd;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// let ids = query_cgroup(cg.as_fd(), AttachType::CgroupDevice)?;
+/// println!("device programs attached: {ids:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias("BPF_PROG_QUERY"))]
 pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; 256];
     loop {
@@ -767,6 +995,15 @@ pub fn query_cgroup(cgroup: BorrowedFd<'_>, attach_type: AttachType) -> Result<V
 /// fd is open the kernel accounts each program's run count and run time
 /// ([`Program::run_stats`]); closing it turns accounting off again (unlike
 /// the `kernel.bpf_stats_enabled` sysctl, nothing global is left changed).
+///
+/// ```no_run
+/// let stats_on = berth_ebpf_probes::sys::enable_run_time_stats()?;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let (runs, ns) = prog.run_stats()?;
+/// drop(stats_on); // accounting off again
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
+#[doc(alias("BPF_ENABLE_STATS"))]
 pub fn enable_run_time_stats() -> Result<OwnedFd> {
     require_kernel("BPF run-time statistics (BPF_ENABLE_STATS)", (5, 8))?;
     #[repr(C)]
@@ -782,6 +1019,17 @@ pub fn enable_run_time_stats() -> Result<OwnedFd> {
 /// 5.7): the returned link fd is the attachment, and closing it detaches
 /// the program, so nothing outlives its owner even on a crash. Links
 /// coexist with `BPF_F_ALLOW_MULTI` attachments.
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::{link_cgroup, AttachType};
+/// use std::os::fd::AsFd;
+/// let prog = berth_ebpf_probes::DeviceFilter::container_default().load()?;
+/// let cg = std::fs::File::open("/sys/fs/cgroup/my-job")?;
+/// let link = link_cgroup(cg.as_fd(), &prog, AttachType::CgroupDevice)?;
+/// drop(link); // detaches
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias("BPF_LINK_CREATE"))]
 pub fn link_cgroup(
     cgroup: BorrowedFd<'_>,
     prog: &Program,
@@ -809,6 +1057,15 @@ pub fn link_cgroup(
 /// `BPF_RAW_TRACEPOINT_OPEN`: attach a raw tracepoint program to the
 /// tracepoint `name` (e.g. `sys_enter`); the returned fd is the attachment
 /// and detaches on close (Linux 4.17).
+///
+/// ```no_run
+/// use berth_ebpf_probes::sys::raw_tracepoint_open;
+/// let (prog, _counts) = berth_ebpf_probes::SyscallCounter::load(0)?;
+/// let attachment = raw_tracepoint_open("sys_enter", &prog)?;
+/// drop(attachment); // detaches
+/// # Ok::<(), berth_ebpf_probes::Error>(())
+/// ```
+#[doc(alias("BPF_RAW_TRACEPOINT_OPEN"))]
 pub fn raw_tracepoint_open(name: &str, prog: &Program) -> Result<OwnedFd> {
     require_kernel("raw tracepoints (BPF_RAW_TRACEPOINT_OPEN)", (4, 17))?;
     let c = CString::new(name).map_err(|_| Error::Syscall {

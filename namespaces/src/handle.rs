@@ -41,6 +41,15 @@ pub(crate) struct Pending {
 /// Dropping a `Child` that was not waited for kills it with `SIGKILL` and
 /// reaps it, so no process outlives its handle by accident; use
 /// [`into_pidfd`](Self::into_pidfd) to let it run on.
+///
+/// ```no_run
+/// use berth_namespaces::{Namespaces, Spawner};
+/// let mut child = Spawner::new(["/bin/sleep", "10"]).namespaces(Namespaces::PID).spawn()?;
+/// println!("pid {} (pidfd held)", child.pid());
+/// child.kill(libc::SIGTERM)?;
+/// let status = child.wait()?;
+/// # Ok::<(), berth_namespaces::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Child {
     pub(crate) pid: i32,

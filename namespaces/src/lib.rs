@@ -19,7 +19,7 @@
 //! # Ok::<(), berth_namespaces::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod child;
 mod error;
@@ -44,23 +44,38 @@ use std::path::Path;
 
 bitflags::bitflags! {
     /// The eight namespace types, as their `CLONE_NEW*` flags (namespaces(7)).
+    ///
+    /// ```
+    /// use berth_namespaces::Namespaces;
+    /// let ns = Namespaces::MOUNT | Namespaces::PID | Namespaces::NET; // CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET
+    /// assert!(ns.contains(Namespaces::NET));
+    /// assert_eq!(Namespaces::NET.proc_name(), Some("net")); // /proc/<pid>/ns/net
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct Namespaces: u64 {
         /// Mount namespace (`CLONE_NEWNS`, Linux 2.4.19).
+        #[doc(alias("CLONE_NEWNS"))]
         const MOUNT = libc::CLONE_NEWNS as u64;
         /// UTS namespace: hostname and domainname (`CLONE_NEWUTS`, 2.6.19).
+        #[doc(alias("CLONE_NEWUTS"))]
         const UTS = libc::CLONE_NEWUTS as u64;
         /// System V IPC and POSIX message queues (`CLONE_NEWIPC`, 2.6.19).
+        #[doc(alias("CLONE_NEWIPC"))]
         const IPC = libc::CLONE_NEWIPC as u64;
         /// PID namespace: the child is pid 1 (`CLONE_NEWPID`, 2.6.24).
+        #[doc(alias("CLONE_NEWPID"))]
         const PID = libc::CLONE_NEWPID as u64;
         /// Network namespace: only `lo` (`CLONE_NEWNET`, 2.6.29).
+        #[doc(alias("CLONE_NEWNET"))]
         const NET = libc::CLONE_NEWNET as u64;
         /// User namespace (`CLONE_NEWUSER`, 3.8); see [`Spawner::uid_map`].
+        #[doc(alias("CLONE_NEWUSER"))]
         const USER = libc::CLONE_NEWUSER as u64;
         /// Cgroup namespace (`CLONE_NEWCGROUP`, 4.6).
+        #[doc(alias("CLONE_NEWCGROUP"))]
         const CGROUP = libc::CLONE_NEWCGROUP as u64;
         /// Time namespace (`CLONE_NEWTIME`, 5.6); see [`Spawner::time_offsets`].
+        #[doc(alias("CLONE_NEWTIME"))]
         const TIME = libc::CLONE_NEWTIME as u64;
     }
 }
@@ -85,7 +100,14 @@ impl Namespaces {
 /// One line of a `uid_map`/`gid_map` (user_namespaces(7)): ids
 /// `inside..inside+count` in the new namespace are `outside..outside+count`
 /// in the parent's.
+///
+/// ```
+/// use berth_namespaces::{IdMap, Namespaces, Spawner};
+/// let mut s = Spawner::new(["/bin/id"]);
+/// s.namespaces(Namespaces::USER).uid_map(IdMap::new(0, 100000, 65536)); // "0 100000 65536" in uid_map
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[doc(alias("uid_map", "gid_map"))]
 pub struct IdMap {
     /// First id inside the new user namespace.
     pub inside: u32,

@@ -18,6 +18,17 @@ use crate::sys;
 use crate::{IdMap, Namespaces};
 
 /// Where a standard stream of the child goes, like [`std::process::Stdio`].
+///
+/// ```no_run
+/// use berth_namespaces::{Namespaces, Spawner, Stdio};
+/// let out = Spawner::new(["/bin/hostname"])
+///     .namespaces(Namespaces::UTS)
+///     .hostname("box")
+///     .stdout(Stdio::Piped)
+///     .output()?;
+/// assert_eq!(out.stdout, b"box\n");
+/// # Ok::<(), berth_namespaces::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub enum Stdio {
     /// The parent's stream (default).
@@ -62,6 +73,16 @@ enum FdSource {
 /// offsets, (5) hostname/domainname, (6) stdio and kept fds, (7) the plan's
 /// [`Step`]s in order, (8) cwd, (9) the optional init forks the workload,
 /// (10) every other fd is closed, (11) two-phase start waits, (12) `execve`.
+///
+/// ```no_run
+/// use berth_namespaces::{Namespaces, Spawner};
+/// let mut child = Spawner::new(["/bin/sh", "-c", "echo pid $$"]) // pid 1 in its namespace
+///     .namespaces(Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS)
+///     .spawn()?; // clone3(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS), then execve
+/// let status = child.wait()?;
+/// # Ok::<(), berth_namespaces::Error>(())
+/// ```
+#[doc(alias("clone3", "clone", "CLONE_INTO_CGROUP", "unshare"))]
 pub struct Spawner {
     program: OsString,
     args: Vec<OsString>,
@@ -331,6 +352,7 @@ impl Spawner {
     /// use berth_namespaces::{Namespaces, Spawner};
     /// let s = Spawner::new(["/bin/true"]).namespaces(Namespaces::USER).setgroups_deny(true);
     /// ```
+    #[doc(alias("setgroups"))]
     pub fn setgroups_deny(&mut self, deny: bool) -> &mut Self {
         self.setgroups_deny = Some(deny);
         self
@@ -367,6 +389,7 @@ impl Spawner {
     /// let s = Spawner::new(["/bin/cat", "/proc/uptime"])
     ///     .namespaces(Namespaces::TIME).time_offsets(0, 86_400);
     /// ```
+    #[doc(alias("timens_offsets"))]
     pub fn time_offsets(&mut self, monotonic_secs: i64, boottime_secs: i64) -> &mut Self {
         self.time_offsets = Some((monotonic_secs, boottime_secs));
         self
@@ -381,6 +404,7 @@ impl Spawner {
     /// let s = Spawner::new(["/bin/true"]).cgroup_fd(dir.into());
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[doc(alias("CLONE_INTO_CGROUP"))]
     pub fn cgroup_fd(&mut self, dir: OwnedFd) -> &mut Self {
         self.cgroup_desc = format!("fd {}", dir.as_raw_fd());
         self.cgroup = Some(Ok(dir));
@@ -394,6 +418,7 @@ impl Spawner {
     /// use berth_namespaces::Spawner;
     /// let s = Spawner::new(["/bin/true"]).cgroup_path("/sys/fs/cgroup/unified/c1");
     /// ```
+    #[doc(alias("CLONE_INTO_CGROUP"))]
     pub fn cgroup_path(&mut self, path: impl AsRef<Path>) -> &mut Self {
         let path = path.as_ref();
         self.cgroup_desc = format!("{path:?}");
@@ -420,6 +445,7 @@ impl Spawner {
     /// ```
     /// let s = berth_namespaces::Spawner::new(["/bin/sleep", "60"]).parent_death_signal(libc::SIGKILL);
     /// ```
+    #[doc(alias("PR_SET_PDEATHSIG"))]
     pub fn parent_death_signal(&mut self, sig: i32) -> &mut Self {
         self.pdeathsig = sig;
         self
@@ -553,6 +579,7 @@ impl Spawner {
     ///     .status()?;
     /// # Ok(()) }
     /// ```
+    #[doc(alias("setns"))]
     pub fn join_pidfd(&mut self, pidfd: impl AsFd, ns: Namespaces) -> &mut Self {
         self.joins.push(JoinSpec::Pidfd {
             fd: pidfd.as_fd().try_clone_to_owned(),
@@ -569,6 +596,7 @@ impl Spawner {
     /// use berth_namespaces::{Namespaces, Spawner};
     /// let s = Spawner::new(["/bin/ip", "link"]).join_path("/run/netns/blue", Namespaces::NET);
     /// ```
+    #[doc(alias("setns"))]
     pub fn join_path(&mut self, path: impl AsRef<Path>, ns: Namespaces) -> &mut Self {
         self.joins.push(JoinSpec::Path {
             path: path.as_ref().to_owned(),
@@ -727,6 +755,7 @@ impl Spawner {
     /// child.wait()?;
     /// # Ok::<(), berth_namespaces::Error>(())
     /// ```
+    #[doc(alias("clone3", "execve"))]
     pub fn spawn(&mut self) -> Result<Child> {
         self.spawn_inner(false)
     }

@@ -21,6 +21,14 @@ pub type HookFn = Box<dyn Fn() -> Result<(), i32> + Send + Sync + 'static>;
 /// A failing step stops the child; [`Spawner::spawn`](crate::Spawner::spawn)
 /// returns [`Error::Child`](crate::Error::Child) naming the step, its path
 /// and the errno.
+///
+/// ```
+/// use berth_namespaces::Step;
+/// let plan = [Step::mkdir("/tmp/box", 0o755), Step::pivot_root("/tmp/box"), Step::chdir("/")];
+/// for s in &plan {
+///     println!("{}", s.describe()); // steps run in the child between clone and execve
+/// }
+/// ```
 pub struct Step {
     pub(crate) kind: StepKind,
     /// Set when a path or string given to the constructor held a NUL byte.
@@ -208,6 +216,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::make_private("/", true);
     /// ```
+    #[doc(alias("MS_PRIVATE"))]
     pub fn make_private(target: impl AsRef<Path>, recursive: bool) -> Step {
         Self::propagation(target, libc::MS_PRIVATE, recursive)
     }
@@ -219,6 +228,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::make_slave("/", true);
     /// ```
+    #[doc(alias("MS_SLAVE"))]
     pub fn make_slave(target: impl AsRef<Path>, recursive: bool) -> Step {
         Self::propagation(target, libc::MS_SLAVE, recursive)
     }
@@ -323,6 +333,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::mask("/proc/kcore");
     /// ```
+    #[doc(alias("maskedPaths"))]
     pub fn mask(path: impl AsRef<Path>) -> Step {
         let mut c = Conv::new();
         let kind = StepKind::Mask {
@@ -339,6 +350,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::read_only("/proc/sys");
     /// ```
+    #[doc(alias("MS_RDONLY", "mount_setattr"))]
     pub fn read_only(path: impl AsRef<Path>) -> Step {
         let mut c = Conv::new();
         let kind = StepKind::ReadOnly {
@@ -357,6 +369,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::pivot_root("/var/lib/c1/rootfs");
     /// ```
+    #[doc(alias("chroot"))]
     pub fn pivot_root(new_root: impl AsRef<Path>) -> Step {
         let mut c = Conv::new();
         let kind = StepKind::PivotRoot {
@@ -444,6 +457,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::set_groups(&[]);
     /// ```
+    #[doc(alias("setgroups"))]
     pub fn set_groups(groups: &[u32]) -> Step {
         Step {
             kind: StepKind::SetGroups(groups.to_vec()),
@@ -458,6 +472,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::set_gid(0);
     /// ```
+    #[doc(alias("setresgid"))]
     pub fn set_gid(gid: u32) -> Step {
         Step {
             kind: StepKind::SetGid(gid),
@@ -472,6 +487,7 @@ impl Step {
     /// use berth_namespaces::Step;
     /// let step = Step::set_uid(1000);
     /// ```
+    #[doc(alias("setresuid"))]
     pub fn set_uid(uid: u32) -> Step {
         Step {
             kind: StepKind::SetUid(uid),

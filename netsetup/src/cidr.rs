@@ -7,6 +7,13 @@ use std::str::FromStr;
 use crate::error::Error;
 
 /// An IPv4 network `a.b.c.d/len` with the host bits zero.
+///
+/// ```
+/// use berth_netsetup::Ipv4Net;
+/// let net: Ipv4Net = "10.88.0.0/16".parse().unwrap();
+/// assert!(net.contains("10.88.3.4".parse().unwrap()));
+/// assert_eq!(net.nth(1), Some("10.88.0.1".parse().unwrap()));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ipv4Net {
     addr: Ipv4Addr,

@@ -22,6 +22,15 @@ use crate::statedir::{open_private_file, private_dir};
 use crate::validate_id;
 
 /// One container's entry in a network.
+///
+/// ```no_run
+/// let ipam = berth_netsetup::Ipam::new("/run/berth/net", "demo", "10.99.0.0/24".parse()?, "10.99.0.1".parse()?)?;
+/// ipam.allocate("web-1", Some("veth1234"))?;
+/// if let Some(a) = ipam.lookup("web-1")? {
+///     println!("{} on {:?}", a.addr, a.host_ifname);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
     /// The container's address.
@@ -57,6 +66,15 @@ pub(crate) struct Names {
 }
 
 /// Address allocator of one network (see the module docs for the locking).
+///
+/// ```no_run
+/// use berth_netsetup::Ipam;
+/// let ipam = Ipam::new("/run/berth/net", "demo", "10.99.0.0/24".parse()?, "10.99.0.1".parse()?)?;
+/// let ip = ipam.allocate("web-1", None)?;
+/// assert_eq!(ipam.lookup("web-1")?.map(|a| a.addr), Some(ip));
+/// ipam.release("web-1")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Ipam {
     network: String,

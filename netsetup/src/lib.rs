@@ -41,7 +41,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod asynchronous;
 mod cidr;

@@ -67,6 +67,12 @@ use crate::validate_id;
 pub const NFT_TABLE: &str = "berth";
 
 /// Transport protocol of a published port.
+///
+/// ```
+/// use berth_netsetup::{PortMapping, Protocol};
+/// assert_eq!(PortMapping::udp(5353, 53).proto, Protocol::Udp);
+/// assert_eq!(Protocol::Tcp.as_str(), "tcp");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// TCP.
@@ -92,7 +98,14 @@ impl fmt::Display for Protocol {
 }
 
 /// A published port: host `[host_ip:]host_port` → container `container_port`.
+///
+/// ```
+/// use berth_netsetup::PortMapping;
+/// // docker run -p 127.0.0.1:8080:80
+/// let p = PortMapping::tcp(8080, 80).host_ip("127.0.0.1".parse().unwrap());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[doc(alias("DNAT", "publish"))]
 pub struct PortMapping {
     /// TCP or UDP.
     pub proto: Protocol,
@@ -192,7 +205,20 @@ impl From<RuleInfo> for NftRule {
 /// net/netfilter/nf_tables_api.c), about 10 ms here. A process that starts
 /// containers with published ports one after another then pays that once,
 /// when it exits, not per container.
+///
+/// ```no_run
+/// use berth_netsetup::{Firewall, PortMapping};
+/// let fw = Firewall::new("/run/berth/net");
+/// fw.ensure_base()?; // table inet berth
+/// fw.publish("web-1", "10.88.0.2".parse().unwrap(), &[PortMapping::tcp(8080, 80)])?; // NFT_MSG_NEWRULE
+/// for rule in fw.rules()? {
+///     println!("{rule:?}");
+/// }
+/// fw.unpublish("web-1")?;
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("nftables", "NFT_MSG_NEWRULE", "NETLINK_NETFILTER"))]
 pub struct Firewall {
     netns: Option<NetNs>,
     /// `(st_dev, st_ino)` of the namespace the socket is (to be) opened in.
@@ -551,6 +577,7 @@ impl Firewall {
     }
 
     /// Every rule of berth's table (empty when the table does not exist).
+    #[doc(alias("NFT_MSG_GETRULE"))]
     pub fn rules(&self) -> Result<Vec<NftRule>> {
         Ok(self.raw_rules()?.into_iter().map(NftRule::from).collect())
     }
@@ -566,6 +593,7 @@ impl Firewall {
     /// Masquerade traffic from `subnet` leaving it (idempotent per network).
     /// When the rules are already there this is one read-only netlink dump:
     /// no lock, no transaction.
+    #[doc(alias("masquerade", "SNAT", "NFT_MSG_NEWRULE"))]
     pub fn add_masquerade(&self, network: &str, subnet: Ipv4Net) -> Result<()> {
         validate_id("network name", network)?;
         let c = net_comment(network);
@@ -607,6 +635,7 @@ impl Firewall {
     }
 
     /// Remove the rules of `network`, and the table when nothing of berth's is left in it.
+    #[doc(alias("NFT_MSG_DELRULE"))]
     pub fn remove_network(&self, network: &str) -> Result<()> {
         let _l = lock_file(&self.lock)?;
         let c = net_comment(network);
@@ -639,6 +668,7 @@ impl Firewall {
     /// Publish `ports` of `container` (address `addr`). A port already
     /// published by another container, or bound by a socket in this
     /// namespace, is [`Error::PortTaken`]; then nothing is added.
+    #[doc(alias("DNAT", "NFT_MSG_NEWRULE"))]
     pub fn publish(&self, container: &str, addr: Ipv4Addr, ports: &[PortMapping]) -> Result<()> {
         self.publish_rules(container, addr, ports).map(drop)
     }
@@ -758,6 +788,7 @@ impl Firewall {
     /// Remove every rule tagged with `container` (deleted by handle in one
     /// transaction, or with the table when nothing else of berth's is left);
     /// returns how many went.
+    #[doc(alias("NFT_MSG_DELRULE"))]
     pub fn unpublish(&self, container: &str) -> Result<usize> {
         self.unpublish_rules(container, &[])
     }

@@ -30,7 +30,19 @@ use crate::validate_ifname;
 const RECV_BUF: usize = 64 * 1024;
 
 /// A blocking rtnetlink socket, bound to the network namespace it was opened in.
+///
+/// ```no_run
+/// use berth_netsetup::Netlink;
+/// let mut nl = Netlink::open()?; // rtnetlink in the caller's network namespace
+/// let lo = nl.link_index("lo")?.expect("every netns has lo");
+/// nl.set_up(lo)?;
+/// for link in nl.links()? {
+///     println!("{} {} up={}", link.index, link.name, link.up);
+/// }
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("rtnetlink", "NETLINK_ROUTE"))]
 pub struct Netlink {
     fd: OwnedFd,
     seq: u32,
@@ -38,6 +50,15 @@ pub struct Netlink {
 }
 
 /// A link as seen by [`Netlink::links`].
+///
+/// ```no_run
+/// let mut nl = berth_netsetup::Netlink::open()?;
+/// if let Some(lo) = nl.link_by_name("lo")? {
+///     assert_eq!(lo.name, "lo");
+///     println!("lo: index {} mtu {:?}", lo.index, lo.mtu);
+/// }
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfoSummary {
     /// ifindex.
@@ -59,6 +80,14 @@ pub struct LinkInfoSummary {
 }
 
 /// An IPv4/IPv6 route as seen by [`Netlink::routes`] (main table only).
+///
+/// ```no_run
+/// let mut nl = berth_netsetup::Netlink::open()?;
+/// for r in nl.routes(false)? {
+///     println!("{}/{} via {:?} dev {:?}", r.destination, r.prefix_len, r.gateway, r.oif);
+/// }
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSummary {
     /// Destination network (`0.0.0.0` with prefix 0 for a default route).
@@ -186,6 +215,12 @@ fn family_of(ip: &IpAddr) -> AddressFamily {
 
 impl Netlink {
     /// Open a `NETLINK_ROUTE` socket in the calling thread's network namespace.
+    ///
+    /// ```no_run
+    /// let mut nl = berth_netsetup::Netlink::open()?; // the caller's network namespace
+    /// let n = nl.links()?.len();
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn open() -> Result<Self> {
         let fd = open_socket(libc::NETLINK_ROUTE)
             .map_err(|(op, e)| Error::netlink(op, "NETLINK_ROUTE", e))?;
@@ -198,6 +233,14 @@ impl Netlink {
 
     /// Wrap an already open `NETLINK_ROUTE` socket (e.g. one received from a
     /// helper that opened it inside another netns).
+    ///
+    /// ```no_run
+    /// use std::os::fd::{FromRawFd, OwnedFd};
+    /// let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    /// assert!(fd >= 0);
+    /// let mut nl = berth_netsetup::Netlink::from_fd(unsafe { OwnedFd::from_raw_fd(fd) });
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn from_fd(fd: OwnedFd) -> Self {
         Self {
             fd,
@@ -325,6 +368,14 @@ impl Netlink {
     /// `with_lo`), link `index` up, address `ip/prefix_len`, and a default
     /// route via `gateway` out of it — in that order (the route needs the
     /// address's prefix route, which needs the link up).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let eth0 = nl.create_bridge("eth0", None)?; // any link will do
+    /// nl.configure_interface(eth0, "10.88.0.2".parse().unwrap(), 16, Some("10.88.0.1".parse().unwrap()), true)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn configure_interface(
         &mut self,
         index: u32,
@@ -374,11 +425,28 @@ impl Netlink {
     }
 
     /// ifindex of the interface `name`, or `None` when it does not exist.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// assert!(nl.link_index("lo")?.is_some());
+    /// assert_eq!(nl.link_index("nope0")?, None);
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("if_nametoindex", "RTM_GETLINK"))]
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         Ok(self.link_by_name(name)?.map(|l| l.index))
     }
 
     /// The interface `name`, or `None` when it does not exist (`RTM_GETLINK`).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let lo = nl.link_by_name("lo")?.expect("lo exists");
+    /// println!("lo up: {}", lo.up);
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<LinkInfoSummary>> {
         validate_ifname(name)?;
         let mut m = LinkMessage::default();
@@ -394,6 +462,15 @@ impl Netlink {
     }
 
     /// Every link of this namespace (`RTM_GETLINK` dump).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// for l in nl.links()? {
+    ///     println!("{}: {} kind {:?}", l.index, l.name, l.kind);
+    /// }
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn links(&mut self) -> Result<Vec<LinkInfoSummary>> {
         let v = self
             .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
@@ -408,6 +485,16 @@ impl Netlink {
 
     /// Create a bridge named `name` (down; see [`Netlink::set_up`]).
     /// Kernel: `CONFIG_BRIDGE`, ip-link(8) `type bridge`.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", Some(1500))?;
+    /// nl.set_up(br)?;
+    /// nl.delete_link(br)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_NEWLINK", "IFLA_INFO_KIND", "bridge"))]
     pub fn create_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<u32> {
         validate_ifname(name)?;
         let mut m = LinkMessage::default();
@@ -439,6 +526,18 @@ impl Netlink {
     ///
     /// Kernel: `CONFIG_VETH`; the peer's `IFLA_NET_NS_FD` is honoured since
     /// Linux 3.0 (veth(4), rtnetlink(7)).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// use berth_netsetup::VethSpec;
+    /// let (host, peer) = nl.create_veth(&VethSpec {
+    ///     host: "veth-a", peer: "veth-b", peer_netns: None, controller: None, peer_mac: None, mtu: None,
+    /// })?;
+    /// nl.delete_link(host)?; // the peer goes with it
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_NEWLINK", "veth", "VETH_INFO_PEER"))]
     pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(u32, Option<u32>)> {
         validate_ifname(spec.host)?;
         validate_ifname(spec.peer)?;
@@ -533,6 +632,15 @@ impl Netlink {
     }
 
     /// Bring a link up (`IFF_UP`).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let lo = nl.link_index("lo")?.unwrap();
+    /// nl.set_up(lo)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFF_UP", "RTM_NEWLINK"))]
     pub fn set_up(&mut self, index: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK up", |m| {
             m.header.flags = LinkFlags::Up;
@@ -541,6 +649,16 @@ impl Netlink {
     }
 
     /// Bring a link down.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_up(br)?;
+    /// nl.set_down(br)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFF_UP", "RTM_NEWLINK"))]
     pub fn set_down(&mut self, index: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK down", |m| {
             m.header.flags = LinkFlags::empty();
@@ -549,6 +667,15 @@ impl Netlink {
     }
 
     /// Set a link's MTU.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_mtu(br, 1400)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFLA_MTU"))]
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK mtu", |m| {
             m.attributes.push(LinkAttribute::Mtu(mtu))
@@ -556,6 +683,15 @@ impl Netlink {
     }
 
     /// Set a link's hardware address.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_mac(br, [0x02, 0, 0, 0, 0, 1])?; // locally administered
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFLA_ADDRESS"))]
     pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
         self.set_link(index, "RTM_SETLINK address", |m| {
             m.attributes.push(LinkAttribute::Address(mac.to_vec()))
@@ -563,6 +699,15 @@ impl Netlink {
     }
 
     /// Rename a link (it must be down).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-old", None)?;
+    /// nl.rename(br, "br-new")?; // the link must be down
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFLA_IFNAME"))]
     pub fn rename(&mut self, index: u32, new_name: &str) -> Result<()> {
         validate_ifname(new_name)?;
         self.set_link(index, "RTM_SETLINK ifname", |m| {
@@ -572,6 +717,19 @@ impl Netlink {
     }
 
     /// Enslave a link to a bridge.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// use berth_netsetup::VethSpec;
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// let (host, _) = nl.create_veth(&VethSpec {
+    ///     host: "veth-a", peer: "veth-b", peer_netns: None, controller: None, peer_mac: None, mtu: None,
+    /// })?;
+    /// nl.set_controller(host, br)?; // ip link set veth-a master br-demo
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFLA_MASTER"))]
     pub fn set_controller(&mut self, index: u32, bridge: u32) -> Result<()> {
         self.set_link(index, "RTM_SETLINK master", |m| {
             m.attributes.push(LinkAttribute::Controller(bridge))
@@ -579,6 +737,20 @@ impl Netlink {
     }
 
     /// Move a link into another network namespace (by netns fd).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// use berth_netsetup::{NetNs, VethSpec};
+    /// use std::os::fd::AsFd;
+    /// let other = NetNs::new_anonymous()?;
+    /// let (host, _) = nl.create_veth(&VethSpec {
+    ///     host: "veth-a", peer: "veth-b", peer_netns: None, controller: None, peer_mac: None, mtu: None,
+    /// })?;
+    /// nl.move_to_netns(host, other.as_fd())?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFLA_NET_NS_FD"))]
     pub fn move_to_netns(&mut self, index: u32, netns: BorrowedFd<'_>) -> Result<()> {
         self.set_link(index, "RTM_SETLINK netns", |m| {
             m.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()))
@@ -593,6 +765,15 @@ impl Netlink {
     /// it itself — a veth goes with its peer when the container's network
     /// namespace is torn down (`cleanup_net`, asynchronous to the exit of
     /// the container's last process).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.delete_link(br)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_DELLINK"))]
     pub fn delete_link(&mut self, index: u32) -> Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;
@@ -635,6 +816,15 @@ impl Netlink {
 
     /// Add an IPv4 or IPv6 address to a link. With `exist_ok`, an address
     /// that is already there (`EEXIST`) is not an error.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.add_address(br, "10.99.0.1".parse().unwrap(), 24, false)?; // ip addr add 10.99.0.1/24 dev br-demo
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_NEWADDR"))]
     pub fn add_address(
         &mut self,
         index: u32,
@@ -658,6 +848,17 @@ impl Netlink {
     }
 
     /// Remove an address from a link.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// let ip = "10.99.0.1".parse().unwrap();
+    /// nl.add_address(br, ip, 24, false)?;
+    /// nl.del_address(br, ip, 24)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_DELADDR"))]
     pub fn del_address(&mut self, index: u32, ip: IpAddr, prefix_len: u8) -> Result<()> {
         let m = Self::addr_message(index, ip, prefix_len);
         self.request(RouteNetlinkMessage::DelAddress(m), 0)
@@ -672,6 +873,18 @@ impl Netlink {
     }
 
     /// Addresses of a link (or all links with `index` = 0), as (ifindex, address, prefix).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// ns.set_lo_up()?;
+    /// let lo = nl.link_index("lo")?.unwrap();
+    /// for (_, ip, prefix) in nl.addresses(lo)? {
+    ///     println!("{ip}/{prefix}"); // 127.0.0.1/8, ::1/128
+    /// }
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_GETADDR"))]
     pub fn addresses(&mut self, index: u32) -> Result<Vec<(u32, IpAddr, u8)>> {
         let v = self
             .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
@@ -718,6 +931,17 @@ impl Netlink {
     }
 
     /// Add a default route via `gateway` out of `oif` (main table).
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// nl.set_up(br)?;
+    /// nl.add_address(br, "10.99.0.2".parse().unwrap(), 24, false)?;
+    /// nl.add_default_route("10.99.0.1".parse().unwrap(), br)?; // ip route add default via 10.99.0.1
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_NEWROUTE"))]
     pub fn add_default_route(&mut self, gateway: IpAddr, oif: u32) -> Result<()> {
         let m = Self::default_route_message(gateway, oif);
         self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
@@ -732,6 +956,16 @@ impl Netlink {
     }
 
     /// Routes of the main table for one family.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// for r in nl.routes(false)? {
+    ///     println!("{}/{} via {:?}", r.destination, r.prefix_len, r.gateway);
+    /// }
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("RTM_GETROUTE"))]
     pub fn routes(&mut self, v6: bool) -> Result<Vec<RouteSummary>> {
         let mut q = RouteMessage::default();
         q.header.address_family = if v6 {
@@ -799,7 +1033,24 @@ impl AsRawFd for Netlink {
 }
 
 /// What [`Netlink::create_veth`] creates.
+///
+/// ```no_run
+/// use berth_netsetup::{NetNs, VethSpec};
+/// let ns = NetNs::new_anonymous()?;
+/// let mut nl = berth_netsetup::Netlink::open()?;
+/// let (host, _) = nl.create_veth(&VethSpec {
+///     host: "veth-demo",
+///     peer: "eth0",
+///     peer_netns: Some(std::os::fd::AsFd::as_fd(&ns)),
+///     controller: None,
+///     peer_mac: None,
+///     mtu: Some(1500),
+/// })?;
+/// nl.delete_link(host)?; // removes both ends
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
+#[doc(alias("veth", "VETH_INFO_PEER"))]
 pub struct VethSpec<'a> {
     /// Name of the end that stays in this netns.
     pub host: &'a str,

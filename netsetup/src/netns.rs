@@ -19,13 +19,28 @@ use crate::netlink::Netlink;
 use crate::validate_netns_name;
 
 /// Directory where named namespaces are bind-mounted (compatible with `ip netns`).
+///
+/// ```
+/// assert_eq!(berth_netsetup::NETNS_RUN_DIR, "/run/netns"); // where `ip netns` puts names
+/// ```
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
 /// A handle on a network namespace. The namespace lives at least as long as
 /// the handle (an open nsfs fd keeps it alive). A handle made by
 /// [`NetNs::create_named`] also owns the bind mount and removes it on drop
 /// (best effort) unless [`NetNs::keep`] was called.
+///
+/// ```no_run
+/// use berth_netsetup::NetNs;
+/// let ns = NetNs::new_anonymous()?; // unshare(CLONE_NEWNET), held by its fd
+/// ns.set_lo_up()?;
+/// let links = ns.netlink()?.links()?; // rtnetlink inside it
+/// assert_eq!(links.len(), 1); // just lo
+/// let inside = ns.run(|| std::fs::read_to_string("/proc/net/dev"))?; // setns in a helper thread
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("CLONE_NEWNET", "setns", "netns"))]
 pub struct NetNs {
     fd: OwnedFd,
     label: String,
@@ -62,11 +77,22 @@ fn on_helper<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 impl NetNs {
     /// The calling thread's current network namespace.
+    ///
+    /// ```no_run
+    /// let here = berth_netsetup::NetNs::current()?;
+    /// assert!(here.is_current());
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn current() -> Result<Self> {
         Self::from_path("/proc/thread-self/ns/net")
     }
 
     /// Open a namespace file (`/proc/<pid>/ns/net`, `/run/netns/<name>`, …).
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::from_path("/proc/1/ns/net")?; // the host's (pid 1's)
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let fd = open_ns_file(path).map_err(|e| Error::netns("open", path.display(), e))?;
@@ -78,6 +104,11 @@ impl NetNs {
     }
 
     /// The network namespace of process `pid` (`/proc/<pid>/ns/net`).
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::from_pid(1)?; // /proc/1/ns/net
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn from_pid(pid: i32) -> Result<Self> {
         Self::from_path(format!("/proc/{pid}/ns/net"))
     }
@@ -87,6 +118,13 @@ impl NetNs {
     /// or on older kernels a helper thread that does
     /// `setns(pidfd, CLONE_NEWNET)` (Linux ≥ 5.8) and opens its own
     /// `/proc/thread-self/ns/net`.
+    ///
+    /// ```no_run
+    /// use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    /// let pidfd = unsafe { OwnedFd::from_raw_fd(libc::syscall(libc::SYS_pidfd_open, 1, 0) as i32) };
+    /// let ns = berth_netsetup::NetNs::from_pidfd(pidfd.as_fd())?; // setns-able, no /proc lookup race
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn from_pidfd(pidfd: BorrowedFd<'_>) -> Result<Self> {
         let raw = pidfd.as_raw_fd();
         /// `_IO(PIDFS_IOCTL_MAGIC 0xFF, 4)` (include/uapi/linux/pidfd.h).
@@ -132,6 +170,12 @@ impl NetNs {
     }
 
     /// Wrap an already open nsfs fd.
+    ///
+    /// ```no_run
+    /// let fd: std::os::fd::OwnedFd = std::fs::File::open("/proc/self/ns/net").unwrap().into();
+    /// let ns = berth_netsetup::NetNs::from_fd(fd);
+    /// assert!(ns.is_current());
+    /// ```
     pub fn from_fd(fd: OwnedFd) -> Self {
         let label = format!("fd {}", fd.as_raw_fd());
         Self {
@@ -143,6 +187,13 @@ impl NetNs {
 
     /// A new, anonymous network namespace held only by this handle (it
     /// disappears with the last fd or process in it). Only `lo` (down) exists.
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?; // gone when dropped
+    /// assert!(!ns.is_current());
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("unshare", "CLONE_NEWNET"))]
     pub fn new_anonymous() -> Result<Self> {
         let fd = on_helper(|| -> io::Result<OwnedFd> {
             unshare_net()?;
@@ -160,6 +211,13 @@ impl NetNs {
     /// `ip netns add <name>` makes, so `ip netns exec` sees it). The handle
     /// owns the mount: dropped or [`NetNs::remove`]d, it unmounts and unlinks.
     /// A name that exists is [`Error::LinkExists`]-like: [`Error::Netns`] with `EEXIST`.
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::create_named("demo")?; // /run/netns/demo, like `ip netns add demo`
+    /// ns.remove()?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("/run/netns"))]
     pub fn create_named(name: &str) -> Result<Self> {
         validate_netns_name(name)?;
         let dir = Path::new(NETNS_RUN_DIR);
@@ -208,12 +266,23 @@ impl NetNs {
     }
 
     /// Open the named namespace `/run/netns/<name>` (not owned: never removed by this handle).
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::open_named("demo")?; // /run/netns/demo
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn open_named(name: &str) -> Result<Self> {
         validate_netns_name(name)?;
         Self::from_path(Path::new(NETNS_RUN_DIR).join(name))
     }
 
     /// Another handle on the same namespace (a dup'ed fd; it never owns a bind mount).
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// let again = ns.try_clone()?; // dup(2): the netns lives while either is open
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn try_clone(&self) -> Result<Self> {
         let fd = self
             .fd
@@ -227,18 +296,35 @@ impl NetNs {
     }
 
     /// Give up ownership of the bind mount: it stays after this handle is dropped.
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::create_named("kept")?.keep(); // /run/netns/kept stays after drop
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn keep(mut self) -> Self {
         self.owned_mount = None;
         self
     }
 
     /// The bind mount path, for a handle from [`NetNs::create_named`].
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::create_named("demo")?;
+    /// assert_eq!(ns.path(), Some(std::path::Path::new("/run/netns/demo")));
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn path(&self) -> Option<&Path> {
         self.owned_mount.as_deref()
     }
 
     /// Unmount and unlink a named namespace this handle owns (the namespace
     /// itself goes when the last fd/process leaves it); reports the error.
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::create_named("demo")?;
+    /// ns.remove()?; // unmount and unlink /run/netns/demo
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn remove(mut self) -> Result<()> {
         match self.owned_mount.take() {
             Some(p) => remove_bind(&p),
@@ -247,6 +333,13 @@ impl NetNs {
     }
 
     /// Run `f` on a helper thread that entered this namespace, and return its result.
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// let devs = ns.run(|| std::fs::read_to_string("/proc/thread-self/net/dev"))?; // only lo in there
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("setns"))]
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
         let raw = self.fd.as_raw_fd();
         on_helper(move || -> Result<T> {
@@ -257,6 +350,13 @@ impl NetNs {
 
     /// True when this is the calling thread's own network namespace (same
     /// nsfs inode as `/proc/thread-self/ns/net`; namespaces(7)).
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// assert!(!ns.is_current());
+    /// assert!(berth_netsetup::NetNs::current()?.is_current());
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn is_current(&self) -> bool {
         // SAFETY: fstat/stat into zeroed plain-data structs; the fd is valid.
         unsafe {
@@ -294,6 +394,13 @@ impl NetNs {
 
     /// A netlink socket opened inside this namespace; usable from any thread.
     /// (Opened on the calling thread when that is already in this namespace.)
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// let mut nl = ns.netlink()?; // an rtnetlink socket opened inside
+    /// assert_eq!(nl.links()?.len(), 1);
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn netlink(&self) -> Result<Netlink> {
         self.run_local(Netlink::open)?
     }
@@ -307,17 +414,38 @@ impl NetNs {
     }
 
     /// Bring the loopback interface up (all a loopback-only container needs).
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// ns.set_lo_up()?;
+    /// assert!(ns.netlink()?.link_by_name("lo")?.unwrap().up);
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn set_lo_up(&self) -> Result<()> {
         let mut nl = self.netlink()?;
         lo_up(&mut nl)
     }
 
     /// Read `net.ipv4.ip_forward` of this namespace.
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// assert!(!ns.ip_forward()?); // net.ipv4.ip_forward starts off in a new netns
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("net.ipv4.ip_forward"))]
     pub fn ip_forward(&self) -> Result<bool> {
         self.run_local(read_ip_forward)?
     }
 
     /// Set `net.ipv4.ip_forward` of this namespace; returns the previous value.
+    ///
+    /// ```no_run
+    /// let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// let was = ns.set_ip_forward(true)?; // returns the previous value, to restore later
+    /// ns.set_ip_forward(was)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
     pub fn set_ip_forward(&self, on: bool) -> Result<bool> {
         self.run_local(|| write_ip_forward(on))?
     }

@@ -49,6 +49,7 @@ fn default_state_dir(name: &str) -> PathBuf {
 /// # Ok::<(), berth_netsetup::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias("bridge", "RTM_NEWLINK", "docker0"))]
 pub struct BridgeNetwork {
     name: String,
     bridge: Option<String>,
@@ -66,6 +67,13 @@ pub struct BridgeNetwork {
 /// The configuration of a user-defined network, recorded in its state
 /// directory as `<name>.network` by [`BridgeNetwork::persist`]: what
 /// [`list_networks`] shows and [`BridgeNetwork::from_record`] rebuilds.
+///
+/// ```no_run
+/// for net in berth_netsetup::list_networks(berth_netsetup::DEFAULT_STATE_DIR)? {
+///     println!("{} {} on {}", net.name, net.subnet, net.bridge);
+/// }
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkRecord {
     /// Network name.
@@ -528,6 +536,17 @@ impl Inner {
 
 /// A bridge network that exists (see [`BridgeNetwork::ensure`]). Dropping it
 /// leaves the network in place; [`Network::remove`] tears it down.
+///
+/// ```no_run
+/// use berth_netsetup::{Attach, BridgeNetwork, NetNs};
+/// let net = BridgeNetwork::new("demo").subnet("10.99.0.0/24").ensure()?; // bridge, IPAM, nft rules
+/// let ns = NetNs::new_anonymous()?;
+/// let att = net.attach(&ns, &Attach::new("web-1"))?; // veth pair, address, route
+/// println!("web-1 at {}", att.address());
+/// att.detach()?;
+/// net.remove()?;
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Network {
     inner: Arc<Inner>,
@@ -535,7 +554,16 @@ pub struct Network {
 }
 
 /// How to attach a container to a network; see [`Network::attach`].
+///
+/// ```no_run
+/// use berth_netsetup::{Attach, BridgeNetwork, NetNs, PortMapping};
+/// let net = BridgeNetwork::new("demo").ensure()?;
+/// let ns = NetNs::new_anonymous()?;
+/// let att = net.attach(&ns, &Attach::new("web-1").ifname("eth0").publish(PortMapping::tcp(8080, 80)))?;
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug, Clone)]
+#[doc(alias("veth", "RTM_NEWLINK"))]
 pub struct Attach {
     container: String,
     ifname: String,
@@ -1005,6 +1033,16 @@ fn teardown_result(errs: Vec<Error>) -> Result<()> {
 /// kernel deletes the veth with the namespace), or [`Attachment::detach`]
 /// when the netns lives on. Dropped without either, it detaches fully (best
 /// effort, errors logged).
+///
+/// ```no_run
+/// use berth_netsetup::{Attach, BridgeNetwork, NetNs};
+/// let net = BridgeNetwork::new("demo").ensure()?;
+/// let ns = NetNs::new_anonymous()?;
+/// let att = net.attach(&ns, &Attach::new("web-1"))?;
+/// println!("{}/{}", att.address(), att.prefix_len());
+/// att.detach()?; // veth, address, published ports
+/// # Ok::<(), berth_netsetup::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Attachment {
     net: Arc<Inner>,

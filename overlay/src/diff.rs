@@ -14,6 +14,14 @@ use crate::sys;
 use crate::{Error, Result};
 
 /// The result of writing a layer: digests and size of what was written.
+///
+/// ```no_run
+/// use berth_overlay::{diff, Compression};
+/// let out = std::fs::File::create("/tmp/layer.tar.gz").unwrap();
+/// let blob = diff("/c/upper", out, Compression::Gzip)?; // the upper dir as an OCI layer
+/// println!("{} ({} bytes), diff_id {}", blob.digest, blob.size, blob.diff_id);
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerBlob {
     /// sha256 of the blob as written (compressed): the OCI layer digest.

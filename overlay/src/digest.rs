@@ -10,6 +10,13 @@ use crate::Error;
 
 /// A content digest `sha256:<64 lowercase hex>`. Parsing validates it strictly,
 /// so a digest can be used as a path component safely.
+///
+/// ```
+/// use berth_overlay::Digest;
+/// let d = Digest::of(b"hello");
+/// assert!(d.to_string().starts_with("sha256:"));
+/// assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     hex: String,
@@ -83,6 +90,12 @@ impl<'de> serde::Deserialize<'de> for Digest {
 }
 
 /// Compression of a layer blob.
+///
+/// ```
+/// use berth_overlay::Compression;
+/// assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip); // gzip magic
+/// assert_eq!(Compression::Zstd.media_type(), "application/vnd.oci.image.layer.v1.tar+zstd");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     /// Plain tar (`application/vnd.oci.image.layer.v1.tar`).

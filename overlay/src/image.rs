@@ -14,6 +14,10 @@ use crate::unpack::UnpackOptions;
 use crate::{Error, Result};
 
 /// The annotation naming a manifest in `index.json`.
+///
+/// ```
+/// assert_eq!(berth_overlay::REF_NAME_ANNOTATION, "org.opencontainers.image.ref.name");
+/// ```
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 const MANIFEST_MT: &str = "application/vnd.oci.image.manifest.v1+json";
 const DOCKER_MANIFEST_MT: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -22,6 +26,15 @@ const DOCKER_LIST_MT: &str = "application/vnd.docker.distribution.manifest.list.
 const CONFIG_MT: &str = "application/vnd.oci.image.config.v1+json";
 
 /// The parts of an image config a container needs to start the image's process.
+///
+/// ```
+/// let cfg = berth_overlay::ImageConfig {
+///     entrypoint: vec!["/bin/sh".into(), "-c".into()],
+///     cmd: vec!["echo hi".into()],
+///     ..Default::default()
+/// };
+/// assert_eq!(cfg.argv(), ["/bin/sh", "-c", "echo hi"]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageConfig {
     /// `Env`: `KEY=value` strings.
@@ -48,6 +61,15 @@ impl ImageConfig {
 }
 
 /// An image resolved from a layout and imported into a [`LayerStore`].
+///
+/// ```no_run
+/// use berth_overlay::{ImageLayout, LayerStore, Overlay};
+/// let store = LayerStore::open("/var/lib/berth/layers")?;
+/// let image = ImageLayout::open("/images/busybox")?.import(&store, "latest", &Default::default())?;
+/// println!("{} layers, argv {:?}", image.layers.len(), image.config.argv());
+/// let rootfs = Overlay::new().lowers(&image.lower_dirs).upper("/c/u").work("/c/w").mount("/c/rootfs")?;
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Image {
     /// Digest of the manifest.
@@ -62,6 +84,12 @@ pub struct Image {
 }
 
 /// A local OCI image layout directory (`oci-layout`, `index.json`, `blobs/`).
+///
+/// ```no_run
+/// let layout = berth_overlay::ImageLayout::open("/images/busybox")?; // oci-layout, index.json, blobs/
+/// println!("{} holds {:?}", layout.dir().display(), layout.references());
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ImageLayout {
     dir: PathBuf,
@@ -111,11 +139,23 @@ impl ImageLayout {
     }
 
     /// The layout directory.
+    ///
+    /// ```no_run
+    /// let layout = berth_overlay::ImageLayout::open("/images/busybox")?;
+    /// assert!(layout.dir().join("index.json").exists());
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Reference names (`org.opencontainers.image.ref.name`) in `index.json`.
+    ///
+    /// ```no_run
+    /// let layout = berth_overlay::ImageLayout::open("/images/busybox")?;
+    /// println!("{:?}", layout.references()); // org.opencontainers.image.ref.name of each manifest
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn references(&self) -> Vec<String> {
         self.index
             .manifests()
@@ -393,6 +433,15 @@ pub struct ImageBuilder {
 }
 
 /// What [`ImageBuilder::write`] produced.
+///
+/// ```no_run
+/// let written = berth_overlay::ImageBuilder::new("latest")
+///     .layer_dir("/build/rootfs")
+///     .cmd(["/bin/sh"])
+///     .write("/images/mine")?;
+/// println!("manifest {} with {} layers", written.manifest_digest, written.layers.len());
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct WrittenImage {
     /// Digest of the manifest.

@@ -14,7 +14,7 @@
 //!   digest verification, staged and published atomically, references and GC.
 //! - [`ImageLayout`] / [`ImageBuilder`]: read and write local OCI image layouts.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod diff;
 mod digest;

@@ -23,6 +23,11 @@ static LOWERDIR_APPEND: AtomicU8 = AtomicU8::new(0);
 static SET_FD_OPATH: AtomicU8 = AtomicU8::new(0);
 
 /// How [`Overlay`] talks to the kernel.
+///
+/// ```
+/// use berth_overlay::{MountMethod, Overlay};
+/// let o = Overlay::new().lower("/l").upper("/u").work("/w").method(MountMethod::Legacy); // mount(2), not fsopen
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MountMethod {
     /// The new mount API appending each layer with `lowerdir+` (Linux ≥ 6.8),
@@ -39,6 +44,11 @@ pub enum MountMethod {
 }
 
 /// The `redirect_dir=` overlay option (see the kernel's overlayfs documentation).
+///
+/// ```
+/// use berth_overlay::{Overlay, RedirectDir};
+/// let o = Overlay::new().lower("/l").upper("/u").work("/w").redirect_dir(RedirectDir::Off);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectDir {
     /// `redirect_dir=on`: create and follow redirects.
@@ -69,7 +79,20 @@ impl RedirectDir {
 /// Kernel: overlayfs (`CONFIG_OVERLAY_FS`), the new mount API needs Linux ≥ 5.2,
 /// `lowerdir+` Linux ≥ 6.8 (older kernels use the legacy string, see [`MountMethod`]).
 /// man: fsopen(2), fsconfig(2), fsmount(2), move_mount(2); Documentation/filesystems/overlayfs.rst.
+///
+/// ```no_run
+/// use berth_overlay::Overlay;
+/// // mount -t overlay overlay -o lowerdir=/img/top:/img/base,upperdir=/c/upper,workdir=/c/work /c/rootfs
+/// let m = Overlay::new()
+///     .lowers(["/img/top", "/img/base"])
+///     .upper("/c/upper")
+///     .work("/c/work")
+///     .mount("/c/rootfs")?;
+/// m.unmount()?;
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
+#[doc(alias("overlay", "overlayfs"))]
 pub struct Overlay {
     lowers: Vec<PathBuf>,
     upper: Option<PathBuf>,
@@ -104,6 +127,7 @@ impl Overlay {
     ///     .mount("/mnt/rootfs")?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("lowerdir"))]
     pub fn lower(mut self, dir: impl Into<PathBuf>) -> Self {
         self.lowers.push(dir.into());
         self
@@ -117,6 +141,7 @@ impl Overlay {
     ///     .mount("/mnt/rootfs")?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("lowerdir"))]
     pub fn lowers<I, P>(mut self, dirs: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -136,6 +161,7 @@ impl Overlay {
     ///     .mount("/c/rootfs")?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("upperdir"))]
     pub fn upper(mut self, dir: impl Into<PathBuf>) -> Self {
         self.upper = Some(dir.into());
         self
@@ -146,6 +172,7 @@ impl Overlay {
     /// ```no_run
     /// let ov = berth_overlay::Overlay::new().lower("/l").upper("/c/upper").work("/c/work");
     /// ```
+    #[doc(alias("workdir"))]
     pub fn work(mut self, dir: impl Into<PathBuf>) -> Self {
         self.work = Some(dir.into());
         self
@@ -314,6 +341,7 @@ impl Overlay {
     /// m.unmount()?;
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("fsopen", "fsconfig", "fsmount"))]
     pub fn mount(&self, target: impl AsRef<Path>) -> Result<OverlayMount> {
         self.validate()?;
         self.mount_inner(target.as_ref())
@@ -358,6 +386,7 @@ impl Overlay {
     /// let fd: std::os::fd::OwnedFd = det.into_fd();
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
+    #[doc(alias("fsmount", "open_tree"))]
     pub fn mount_detached(&self) -> Result<DetachedOverlay> {
         self.validate()?;
         self.detached_inner().map_err(|e| self.explain(e))
@@ -675,6 +704,13 @@ fn mount_err_s(step: &str, target: &str, kernel: String, source: io::Error) -> E
 
 /// A mounted overlay. Unmounted (lazily, `MNT_DETACH`) on drop with errors
 /// logged; call [`unmount`](OverlayMount::unmount) to see errors.
+///
+/// ```no_run
+/// let m = berth_overlay::Overlay::new().lower("/img").read_only().mount("/mnt/ro")?;
+/// assert_eq!(m.target(), std::path::Path::new("/mnt/ro"));
+/// m.unmount()?; // also on drop, best effort
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "dropping the guard unmounts the overlay"]
 pub struct OverlayMount {
@@ -734,7 +770,14 @@ impl Drop for OverlayMount {
 
 /// A detached overlay mount (from `fsmount(2)` or `open_tree(2)`), not yet
 /// attached to any mount point. Closing it unattached releases the overlay.
+///
+/// ```no_run
+/// let d = berth_overlay::Overlay::new().lower("/img").upper("/c/u").work("/c/w").mount_detached()?;
+/// let m = d.attach("/c/rootfs")?; // move_mount
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug)]
+#[doc(alias("move_mount"))]
 pub struct DetachedOverlay {
     fd: OwnedFd,
 }

@@ -27,6 +27,14 @@ use crate::unpack::{unpack, UnpackOptions, UnpackStats, WhiteoutFormat};
 use crate::{Error, Result};
 
 /// A layer present in the store.
+///
+/// ```no_run
+/// use berth_overlay::{ImportOptions, LayerStore};
+/// let store = LayerStore::open("/var/lib/berth/layers")?;
+/// let layer = store.import(std::fs::File::open("base.tar.gz")?, &ImportOptions::default())?;
+/// println!("{} unpacked at {}", layer.digest, layer.dir.display());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Layer {
     /// Digest of the blob it was imported from (the OCI layer digest).
@@ -41,6 +49,14 @@ pub struct Layer {
 }
 
 /// What to check and how to unpack in [`LayerStore::import`].
+///
+/// ```no_run
+/// use berth_overlay::{Compression, ImportOptions, LayerStore};
+/// let opts = ImportOptions { compression: Some(Compression::Gzip), ..Default::default() };
+/// let store = LayerStore::open("/var/lib/berth/layers")?;
+/// let layer = store.import(std::fs::File::open("base.tar.gz")?, &opts)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// Compression of the stream; `None` = sniff the magic bytes.
@@ -55,6 +71,14 @@ pub struct ImportOptions {
 }
 
 /// What [`LayerStore::gc`] removed.
+///
+/// ```no_run
+/// let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+/// store.remove_ref("old-app")?;
+/// let report = store.gc()?; // layers no reference names
+/// println!("removed {} layers", report.removed.len());
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
     /// Layers removed because no reference names them.
@@ -67,6 +91,16 @@ pub struct GcReport {
 /// processes: imports stage into `<root>/tmp/` and appear with one atomic
 /// `rename(2)`, importers hold a shared `flock(2)` on `<root>/lock`, and
 /// [`gc`](LayerStore::gc) takes it exclusively.
+///
+/// ```no_run
+/// use berth_overlay::{ImportOptions, LayerStore};
+/// let store = LayerStore::open("/var/lib/berth/layers")?;
+/// let layer = store.import(std::fs::File::open("base.tar")?, &ImportOptions::default())?;
+/// store.set_ref("app", &[layer.digest.clone()])?; // keeps it from gc
+/// assert!(store.get(&layer.digest)?.is_some());
+/// println!("{} layers", store.layers()?.len());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct LayerStore {
     root: PathBuf,
@@ -75,6 +109,13 @@ pub struct LayerStore {
 static STAGE_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A held `flock(2)` on the store's lock file (released on drop).
+///
+/// ```no_run
+/// let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+/// let _lock = store.lock_shared()?; // gc waits while this is held
+/// let layers = store.layers()?;
+/// # Ok::<(), berth_overlay::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
@@ -117,6 +158,12 @@ impl LayerStore {
     }
 
     /// The store's root directory.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// assert_eq!(store.root(), std::path::Path::new("/var/lib/berth/layers"));
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -133,6 +180,12 @@ impl LayerStore {
 
     /// Take the store's lock shared: while held, [`gc`](LayerStore::gc) waits.
     /// Hold it from importing layers until they are referenced ([`set_ref`](LayerStore::set_ref)).
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// let _guard = store.lock_shared()?; // gc waits
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn lock_shared(&self) -> Result<StoreLock> {
         self.lock(libc::LOCK_SH)
     }
@@ -142,6 +195,13 @@ impl LayerStore {
     }
 
     /// The layer with blob digest `digest`, if present.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// let d: berth_overlay::Digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000".parse()?;
+    /// assert!(store.get(&d)?.is_none());
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn get(&self, digest: &Digest) -> Result<Option<Layer>> {
         let dir = self.layer_dir(digest);
         let meta = dir.join("layer.json");
@@ -161,6 +221,14 @@ impl LayerStore {
     }
 
     /// Every layer in the store, sorted by digest.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// for l in store.layers()? {
+    ///     println!("{} {} bytes", l.digest, l.size);
+    /// }
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn layers(&self) -> Result<Vec<Layer>> {
         let dir = self.root.join("layers/sha256");
         let mut out = Vec::new();
@@ -302,6 +370,13 @@ impl LayerStore {
     }
 
     /// Remove reference `name` (no error if absent).
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// store.remove_ref("old-app")?;
+    /// store.gc()?; // its layers go unless another ref names them
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn remove_ref(&self, name: &str) -> Result<()> {
         let file = self.ref_path(name)?;
         match fs::remove_file(&file) {
@@ -328,6 +403,13 @@ impl LayerStore {
     /// Remove every layer no reference names, and leftovers of interrupted
     /// imports. Takes the store lock exclusively (waits for running imports).
     /// Layers are first renamed out of `layers/` so a removal is never half-visible.
+    ///
+    /// ```no_run
+    /// # let store = berth_overlay::LayerStore::open("/var/lib/berth/layers")?;
+    /// let report = store.gc()?;
+    /// println!("{} layers, {} stale stagings removed", report.removed.len(), report.stale_staging);
+    /// # Ok::<(), berth_overlay::Error>(())
+    /// ```
     pub fn gc(&self) -> Result<GcReport> {
         let _lock = self.lock(libc::LOCK_EX)?;
         let mut keep = std::collections::HashSet::new();

@@ -18,7 +18,13 @@ use crate::sys;
 use crate::{Error, Result};
 
 /// How OCI whiteouts (`.wh.<name>`, `.wh..wh..opq`) are written for overlayfs.
+///
+/// ```
+/// use berth_overlay::{UnpackOptions, WhiteoutFormat};
+/// let opts = UnpackOptions { whiteouts: WhiteoutFormat::UserXattr, ..Default::default() }; // rootless overlay
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[doc(alias("whiteout", ".wh."))]
 pub enum WhiteoutFormat {
     /// Whiteouts as 0:0 character devices and opaque directories as
     /// `trusted.overlay.opaque=y` (needs `CAP_SYS_ADMIN` for the xattr;
@@ -40,6 +46,11 @@ impl WhiteoutFormat {
 }
 
 /// Options of [`unpack`].
+///
+/// ```
+/// let opts = berth_overlay::UnpackOptions::default();
+/// println!("{opts:?}");
+/// ```
 #[derive(Debug, Clone)]
 pub struct UnpackOptions {
     /// Whiteout format (default [`WhiteoutFormat::Trusted`]).

@@ -12,7 +12,15 @@ use caps::Capability;
 use crate::error::{Error, Result};
 
 /// A set of capabilities, stored as the kernel's 64-bit mask (bit `n` is capability `n`).
+///
+/// ```
+/// use berth_security::CapSet;
+/// let set = CapSet::from_names(["CAP_NET_BIND_SERVICE", "CAP_CHOWN"]).unwrap();
+/// assert!(set.is_subset(CapSet::docker_default()));
+/// assert_eq!(set.names().len(), 2);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[doc(alias("capset", "cap_user_data_t"))]
 pub struct CapSet(u64);
 
 /// The 14 capabilities Docker grants a container by default.
@@ -210,7 +218,14 @@ impl fmt::Debug for CapSet {
 /// permitted = inheritable ∪ bounding; a non-root workload gets
 /// permitted = effective = ambient. Set ambient (⊆ permitted ∩ inheritable)
 /// to let a non-root workload keep granted capabilities.
+///
+/// ```
+/// use berth_security::{CapSet, Capabilities};
+/// let caps = Capabilities::uniform(CapSet::from_names(["CAP_NET_BIND_SERVICE"]).unwrap());
+/// caps.validate().unwrap(); // effective ⊆ permitted, ambient ⊆ permitted ∩ inheritable
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[doc(alias("capset", "PR_CAP_AMBIENT", "PR_CAPBSET_DROP"))]
 pub struct Capabilities {
     /// Bounding set: everything outside it is dropped with `PR_CAPBSET_DROP`.
     pub bounding: CapSet,

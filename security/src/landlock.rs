@@ -14,6 +14,13 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// A set of Landlock filesystem access rights (`LANDLOCK_ACCESS_FS_*`).
+///
+/// ```
+/// use berth_security::{FsAccess, Landlock};
+/// let rw = FsAccess::READ_FILE.union(FsAccess::WRITE_FILE); // LANDLOCK_ACCESS_FS_READ_FILE | _WRITE_FILE
+/// let ruleset = Landlock::new().allow("/data", rw);
+/// assert_eq!(ruleset.rules().len(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsAccess(u64);
 
@@ -73,6 +80,7 @@ fn handled_for_abi(abi: i64) -> u64 {
 /// assert_eq!(l.rules().len(), 2);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(alias("landlock_create_ruleset", "landlock_add_rule"))]
 pub struct Landlock {
     rules: Vec<(PathBuf, FsAccess)>,
 }

@@ -18,7 +18,7 @@
 //! # Ok::<(), berth_security::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod apply;
 mod capabilities;

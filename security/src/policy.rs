@@ -128,6 +128,7 @@ impl SecurityPolicy {
     /// let p = SecurityPolicy::new().capabilities(Capabilities::uniform(caps));
     /// # Ok::<(), berth_security::Error>(())
     /// ```
+    #[doc(alias("capset"))]
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.capabilities = Some(caps);
         self
@@ -153,6 +154,7 @@ impl SecurityPolicy {
     /// use berth_security::{SeccompProfile, SecurityPolicy};
     /// let p = SecurityPolicy::new().seccomp(SeccompProfile::docker_default());
     /// ```
+    #[doc(alias("SECCOMP_SET_MODE_FILTER"))]
     pub fn seccomp(mut self, profile: SeccompProfile) -> Self {
         self.seccomp = Some(profile);
         self.seccomp_program = None;
@@ -169,6 +171,7 @@ impl SecurityPolicy {
     /// let p = SecurityPolicy::new().no_new_privs(true).seccomp_program(prog);
     /// # Ok::<(), berth_security::Error>(())
     /// ```
+    #[doc(alias("SECCOMP_SET_MODE_FILTER"))]
     pub fn seccomp_program(mut self, program: SeccompProgram) -> Self {
         self.seccomp_program = Some(program);
         self.seccomp = None;
@@ -192,6 +195,7 @@ impl SecurityPolicy {
     /// ```
     /// let p = berth_security::SecurityPolicy::new().no_new_privs(true);
     /// ```
+    #[doc(alias("PR_SET_NO_NEW_PRIVS"))]
     pub fn no_new_privs(mut self, on: bool) -> Self {
         self.no_new_privs = on;
         self
@@ -202,6 +206,7 @@ impl SecurityPolicy {
     /// ```
     /// let p = berth_security::SecurityPolicy::new().user(1000, 1000);
     /// ```
+    #[doc(alias("setresuid", "setresgid"))]
     pub fn user(mut self, uid: u32, gid: u32) -> Self {
         let groups = self.identity.take().map(|i| i.groups).unwrap_or_default();
         self.identity = Some(Identity { uid, gid, groups });
@@ -213,6 +218,7 @@ impl SecurityPolicy {
     /// ```
     /// let p = berth_security::SecurityPolicy::new().user(1000, 1000).groups([10, 20]);
     /// ```
+    #[doc(alias("setgroups"))]
     pub fn groups(mut self, groups: impl IntoIterator<Item = u32>) -> Self {
         let groups: Vec<u32> = groups.into_iter().collect();
         match &mut self.identity {
@@ -234,6 +240,7 @@ impl SecurityPolicy {
     /// use berth_security::{Resource, SecurityPolicy};
     /// let p = SecurityPolicy::new().rlimit(Resource::Nofile, 1024, 4096);
     /// ```
+    #[doc(alias("setrlimit", "prlimit"))]
     pub fn rlimit(mut self, resource: Resource, soft: u64, hard: u64) -> Self {
         self.rlimits.push(Rlimit {
             resource,
@@ -285,6 +292,7 @@ impl SecurityPolicy {
     /// let p = SecurityPolicy::new().no_new_privs(true)
     ///     .landlock(Landlock::new().allow("/", FsAccess::READ).allow("/tmp", FsAccess::ALL));
     /// ```
+    #[doc(alias("landlock_restrict_self"))]
     pub fn landlock(mut self, ruleset: Landlock) -> Self {
         self.landlock = Some(ruleset);
         self
@@ -429,6 +437,13 @@ impl RawCaps {
 /// [`apply_in_child`](PreparedSecurity::apply_in_child).
 ///
 /// Owns the Landlock ruleset fd (close-on-exec; closed on drop in the parent).
+///
+/// ```no_run
+/// let prepared = berth_security::SecurityPolicy::docker_default().no_new_privs(true).prepare()?;
+/// // everything compiled and opened in the parent; the child only applies it
+/// assert!(prepared.seccomp_program().is_some());
+/// # Ok::<(), berth_security::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct PreparedSecurity {
     rlimits: Vec<(u32, libc::rlimit64)>,

@@ -11,8 +11,14 @@ use crate::error::{Error, Result};
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
 /// A resource that can be limited (`RLIMIT_*`).
+///
+/// ```
+/// use berth_security::Resource;
+/// assert_eq!(Resource::Nofile.raw(), libc::RLIMIT_NOFILE as u32);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)] // the names are the kernel's
+#[doc(alias("RLIMIT_NOFILE", "setrlimit"))]
 pub enum Resource {
     Cpu,
     Fsize,
@@ -90,6 +96,12 @@ impl FromStr for Resource {
 }
 
 /// One limit: soft ≤ hard ([`RLIM_INFINITY`] for none).
+///
+/// ```
+/// use berth_security::{Resource, Rlimit};
+/// let r = Rlimit::new(Resource::Nofile, 1024, 4096).unwrap();
+/// assert!(Rlimit::new(Resource::Nofile, 8, 4).is_err()); // soft above hard
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
     /// The resource.

@@ -13,7 +13,7 @@
 //! - RAII guards that remove what a test created even when it panics:
 //!   [`CgroupDir`], [`Netns`], [`Link`], [`Mount`], [`NftTable`].
 //! - Leak counters: [`open_fds`], [`child_pids`], [`mount_count`].
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use std::ffi::CString;
 use std::fs;

@@ -71,6 +71,18 @@ fn off_arg_hi(i: u8) -> u32 {
 }
 
 /// A compiled seccomp filter, ready to install in a child.
+///
+/// ```
+/// use berth_security::{Action, CapSet, CompileContext, SeccompProfile, SyscallRule};
+/// let program = SeccompProfile::new(Action::Errno(1))
+///     .rule(SyscallRule::new(["getpid"], Action::Allow))
+///     .compile(&CompileContext::new(CapSet::empty()))
+///     .unwrap();
+/// assert!(!program.is_empty()); // classic BPF: struct sock_filter[]
+/// for (code, jt, jf, k) in program.instructions().iter().take(3) {
+///     println!("{code:#06x} {jt} {jf} {k:#x}");
+/// }
+/// ```
 #[derive(Clone)]
 pub struct SeccompProgram {
     pub(crate) filter: Vec<libc::sock_filter>,

@@ -25,29 +25,44 @@ pub use bpf::SeccompProgram;
 pub const DEFAULT_PROFILE_JSON: &str = include_str!("default.json");
 
 /// `SECCOMP_FILTER_FLAG_LOG`: log every action except `RET_ALLOW` (Linux 4.14).
+#[doc(alias("SECCOMP_FILTER_FLAG_LOG"))]
 pub const FLAG_LOG: u32 = 2;
 /// `SECCOMP_FILTER_FLAG_SPEC_ALLOW`: keep speculative store bypass mitigation off (Linux 4.17).
+#[doc(alias("SECCOMP_FILTER_FLAG_SPEC_ALLOW"))]
 pub const FLAG_SPEC_ALLOW: u32 = 4;
 /// `SECCOMP_FILTER_FLAG_TSYNC`: accepted in profiles but never passed to the
 /// kernel, the child is single-threaded when it installs the filter.
 const FLAG_TSYNC: u32 = 1;
 
 /// What the kernel does when a rule matches (`SECCOMP_RET_*`).
+///
+/// ```
+/// use berth_security::Action;
+/// assert_eq!(Action::Allow.ret(), 0x7fff_0000); // SECCOMP_RET_ALLOW
+/// assert_eq!(Action::Errno(1).ret(), 0x0005_0001); // SECCOMP_RET_ERRNO | EPERM
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `SCMP_ACT_KILL` / `SCMP_ACT_KILL_THREAD`: kill the calling thread.
+    #[doc(alias("SECCOMP_RET_KILL_THREAD"))]
     KillThread,
     /// `SCMP_ACT_KILL_PROCESS`: kill the whole process with SIGSYS (Linux 4.14).
+    #[doc(alias("SECCOMP_RET_KILL_PROCESS"))]
     KillProcess,
     /// `SCMP_ACT_TRAP`: send SIGSYS with this value in `si_errno`.
+    #[doc(alias("SECCOMP_RET_TRAP"))]
     Trap(u16),
     /// `SCMP_ACT_ERRNO`: fail the syscall with this errno.
+    #[doc(alias("SECCOMP_RET_ERRNO"))]
     Errno(u16),
     /// `SCMP_ACT_TRACE`: notify a ptrace tracer with this value.
+    #[doc(alias("SECCOMP_RET_TRACE"))]
     Trace(u16),
     /// `SCMP_ACT_LOG`: allow and log (Linux 4.14).
+    #[doc(alias("SECCOMP_RET_LOG"))]
     Log,
     /// `SCMP_ACT_ALLOW`: allow.
+    #[doc(alias("SECCOMP_RET_ALLOW"))]
     Allow,
 }
 
@@ -114,7 +129,14 @@ impl Action {
 }
 
 /// Comparison operator of an argument filter (`SCMP_CMP_*`), unsigned 64-bit.
+///
+/// ```
+/// use berth_security::{Action, CmpOp, SyscallRule};
+/// // allow personality(0xffffffff) only (a query)
+/// let rule = SyscallRule::new(["personality"], Action::Allow).arg(0, CmpOp::Eq, 0xffff_ffff, 0).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[doc(alias("SCMP_CMP_EQ", "SCMP_CMP_MASKED_EQ"))]
 pub enum CmpOp {
     /// `arg != value`
     Ne,
@@ -177,6 +199,11 @@ pub struct Conditions {
 
 /// One syscall rule: these syscalls, with these argument conditions (all
 /// must hold), get this action.
+///
+/// ```
+/// use berth_security::{Action, SeccompProfile, SyscallRule};
+/// let profile = SeccompProfile::new(Action::Errno(1)).rule(SyscallRule::new(["read", "write", "exit_group"], Action::Allow));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyscallRule {
     /// Syscall names (unknown names are skipped with a warning at compile time).
@@ -197,7 +224,15 @@ pub struct SyscallRule {
 /// Parsed from Docker's JSON ([`SeccompProfile::from_docker_json`]) or the OCI
 /// spec ([`SeccompProfile::from_oci`]), then [`compile`](SeccompProfile::compile)d
 /// to BPF in the parent.
+///
+/// ```
+/// use berth_security::{Action, CapSet, CompileContext, SeccompProfile, SyscallRule};
+/// let profile = SeccompProfile::new(Action::Errno(1))
+///     .rule(SyscallRule::new(["read", "write", "exit_group"], Action::Allow));
+/// let program = profile.compile(&CompileContext::new(CapSet::empty())).unwrap(); // for SECCOMP_SET_MODE_FILTER
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(alias("SECCOMP_SET_MODE_FILTER", "seccomp"))]
 pub struct SeccompProfile {
     /// Action for syscalls no rule matches.
     pub default_action: Action,
@@ -209,6 +244,11 @@ pub struct SeccompProfile {
 
 /// What a profile is compiled against: the capabilities the container gets
 /// (for `includes.caps`/`excludes.caps`) and the kernel version (for `minKernel`).
+///
+/// ```
+/// use berth_security::{CapSet, CompileContext, SeccompProfile};
+/// let program = SeccompProfile::docker_default_program(&CompileContext::new(CapSet::docker_default())).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompileContext {
     /// Granted capabilities (the bounding set, as Docker uses).

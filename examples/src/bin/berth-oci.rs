@@ -65,10 +65,17 @@
 //!   namespace ends with it) instead of walking a cgroup; `pause` needs a
 //!   cgroup and fails without one.
 //! - A `hostname` without a new UTS namespace is refused, as runc does
-//!   ("unable to set hostname without a private UTS namespace"), and also
-//!   with a *joined* UTS namespace (runc renames the joined namespace;
-//!   berth never renames a namespace it did not create). Without a
+//!   ("unable to set hostname without a private UTS namespace"); with a
+//!   *joined* UTS namespace it is set there, as runc does (containerd
+//!   gives every container of a pod the sandbox's hostname). Without a
 //!   hostname the container shares or joins the UTS namespace given.
+//! - A namespace omitted from `linux.namespaces` is the runtime's; without
+//!   a mount namespace of its own the container is chrooted into its
+//!   rootfs and nothing is mounted (runc mounts `/proc` and the rest into
+//!   the shared namespace and leaves them there); options that need mounts
+//!   are then refused.
+//! - `rootfsPropagation` `shared` makes `/` shared *and* a slave of the
+//!   host's mounts, so the container's mounts never reach the host.
 //! - Without a `linux.cgroupsPath` the container's cgroup is
 //!   `berth-oci/<id>` under the runtime's own cgroup (berth-run's are
 //!   `berth/<id>`, so one id can run in both); a cgroupsPath is used as

@@ -331,19 +331,21 @@ impl Exec<'_> {
         self
     }
 
-    /// The signal the process gets when the thread that spawned it dies
-    /// (`PR_SET_PDEATHSIG`); 0 for none. [`Container::exec`] defaults to
-    /// `SIGKILL`, [`in_state`](Exec::in_state) to none.
+    /// The signal the process gets when the process that spawned it dies
+    /// (`PR_SET_PDEATHSIG`, tied to the owning process as for containers);
+    /// `None` for none. [`Container::exec`] defaults to `SIGKILL`,
+    /// [`in_state`](Exec::in_state) to none.
     ///
     /// ```no_run
     /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
-    /// let child = c.exec(["sleep", "5"]).parent_death_signal(0).spawn()?;
+    /// let child = c.exec(["sleep", "5"]).parent_death_signal(None).spawn()?;
     /// # Ok::<(), berth::Error>(())
     /// ```
     ///
     /// [`Container::exec`]: crate::Container::exec
-    pub fn parent_death_signal(mut self, sig: i32) -> Self {
-        self.pdeathsig = sig;
+    #[doc(alias("PR_SET_PDEATHSIG"))]
+    pub fn parent_death_signal(mut self, sig: Option<crate::Signal>) -> Self {
+        self.pdeathsig = sig.map_or(0, |s| s as i32);
         self
     }
 
@@ -801,8 +803,29 @@ impl ExecChild {
     }
 
     /// Send it `signal` (pidfd_send_signal(2): never a reused pid).
-    pub fn kill(&mut self, signal: i32) -> Result<()> {
-        Ok(self.inner()?.kill(signal)?)
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let mut child = c.exec(["sleep", "60"]).spawn()?;
+    /// child.signal(berth::Signal::SIGTERM)?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    #[doc(alias("pidfd_send_signal"))]
+    pub fn signal(&mut self, signal: crate::Signal) -> Result<()> {
+        Ok(self.inner()?.kill(signal as i32)?)
+    }
+
+    /// Kill it: `SIGKILL`, like [`std::process::Child::kill`].
+    ///
+    /// ```no_run
+    /// # let c = berth::Container::builder("c").command(["sleep", "10"]).spawn()?;
+    /// let mut child = c.exec(["sleep", "60"]).spawn()?;
+    /// child.kill()?;
+    /// child.wait()?;
+    /// # Ok::<(), berth::Error>(())
+    /// ```
+    pub fn kill(&mut self) -> Result<()> {
+        self.signal(crate::Signal::SIGKILL)
     }
 
     /// Close its stdin, read its piped stdout and stderr to the end, wait

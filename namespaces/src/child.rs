@@ -367,6 +367,12 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
             }
             libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
         }
+        // SIGPIPE back to its default, as std::process::Command does: a
+        // Rust parent ignores it, and an ignored signal stays ignored across
+        // execve (signal(7)), so `yes | head` inside would not end.
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &dfl, std::ptr::null_mut());
         // The final steps (a security policy: its seccomp filter last of
         // all): after them, only execve.
         run_steps(plan, first_final..plan.steps.len());

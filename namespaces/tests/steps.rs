@@ -380,3 +380,21 @@ fn final_steps_run_last_and_step_fds_reach_them_only() {
     assert!(matches!(s.output(), Err(Error::InvalidConfig { .. })));
     drop((kept, stray));
 }
+
+/// A Rust parent ignores SIGPIPE; the child gets it back at its default,
+/// as with std::process::Command (bit 13 of SigIgn is clear).
+#[test]
+fn sigpipe_is_back_to_default_in_the_child() {
+    berth_testkit::privileged!();
+    let mut s = Spawner::new(["/bin/sh", "-c", "grep SigIgn /proc/self/status"]);
+    s.stdout(Stdio::Piped);
+    let out = s.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mask = u64::from_str_radix(text.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored: {text}"
+    );
+}

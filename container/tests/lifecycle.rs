@@ -40,7 +40,7 @@ fn assert_nothing_left(root: &Path, id: &str, net_state: Option<&Path>) {
 fn bad_input_leaves_nothing_behind() {
     berth_testkit::privileged!();
     let root = state_root();
-    let mounts_before = berth_testkit::mount_count();
+    let mounts_before = mount_points();
 
     let id = berth_testkit::unique_name("bad1");
     let e = busybox(&id, &root)
@@ -93,7 +93,25 @@ fn bad_input_leaves_nothing_behind() {
     let e = busybox("bad/id", &root).spawn().unwrap_err();
     assert!(e.to_string().contains("bad/id"), "{e}");
 
-    assert_eq!(berth_testkit::mount_count(), mounts_before);
+    // No mount appeared (others' mounts may come and go meanwhile: a count
+    // failed while another process unmounted its own).
+    let new: Vec<String> = mount_points()
+        .into_iter()
+        .filter(|m| !mounts_before.contains(m))
+        .collect();
+    assert!(new.is_empty(), "mounts left behind: {new:?}");
+}
+
+/// The host's mount points, each with its mount id (mountinfo fields 1 and 5).
+fn mount_points() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            format!("{} {}", f[0], f[4])
+        })
+        .collect()
 }
 
 /// Not a test on its own: the body of the re-executed owner process of

@@ -239,6 +239,34 @@ fn network_subcommands_and_names() {
     let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let net = berth_testkit::unique_name("rn");
     let _link = berth_testkit::Link::adopt(net.clone());
+    // On a failed assertion: end the member, remove the network (its nft
+    // rules) and put ip_forward back, so a failure leaves the host as it was.
+    let member = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let _cleanup = {
+        let (member, net, fwd) = (member.clone(), net.clone(), fwd.clone());
+        let dir = state.path().to_path_buf();
+        OnDrop(Some(move || {
+            let pid = member.load(std::sync::atomic::Ordering::SeqCst);
+            if pid > 0 {
+                // SAFETY: kill(2) on our own child, not yet reaped (its pid
+                // is cleared once the test reaps it).
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                for _ in 0..100 {
+                    let st =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    if st.is_empty() || st.contains(") Z ") {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+            let _ = berth_run_env(
+                &["network", "rm", &net],
+                &[("BERTH_NETWORK_STATE_DIR", dir.as_path())],
+            );
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", &fwd);
+        }))
+    };
     let (code, _, err) = run(&["network", "create", &net, "--driver", "macvlan"]);
     assert_eq!(code, 125);
     assert!(
@@ -282,6 +310,7 @@ fn network_subcommands_and_names() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    member.store(first.id() as i32, std::sync::atomic::Ordering::SeqCst);
     let ping = |target: &str| {
         run(&[
             "--rootfs",
@@ -328,6 +357,7 @@ fn network_subcommands_and_names() {
     // SAFETY: kill(2) on the child we spawned.
     unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
     first.wait().unwrap();
+    member.store(0, std::sync::atomic::Ordering::SeqCst);
     for target in ["primary", db.as_str()] {
         let (code, out, err) = ping(target);
         assert_ne!(code, 0, "{target} still resolves: {out}");
@@ -345,4 +375,15 @@ fn network_subcommands_and_names() {
         "ip_forward restored"
     );
     assert!(left_behind(&db).is_empty(), "{:?}", left_behind(&db));
+}
+
+/// Runs its closure when dropped (also while a failed assertion unwinds).
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }

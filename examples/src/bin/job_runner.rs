@@ -23,7 +23,6 @@
 //! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use berth::{Container, Error, Limit, Mount, Resources, Rootfs};
@@ -98,22 +97,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: job_runner ROOTFS (a directory with /bin/sh)")?;
     let next = AtomicUsize::new(0);
-    let rows = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS {
-            s.spawn(|| loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= JOBS {
-                    break;
-                }
-                match run(&rootfs, n) {
-                    Ok(row) => rows.lock().unwrap().push(row),
-                    Err(e) => eprintln!("job {n}: {e}"),
-                }
-            });
-        }
+    // Each worker returns the rows of the jobs it ran (no shared lock).
+    let mut rows: Vec<Row> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= JOBS {
+                            return mine;
+                        }
+                        match run(&rootfs, n) {
+                            Ok(row) => mine.push(row),
+                            Err(e) => eprintln!("job {n}: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        // A worker that panicked contributes no rows: the count below says so.
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
     });
-    let mut rows = rows.into_inner()?;
     rows.sort_by_key(|r| r.job);
     println!("job  exit  duration  out  err  timed out");
     for r in &rows {

@@ -286,6 +286,7 @@ fn state_root_is_private_and_tightened() {
     assert_eq!(mode(&b.root.join(".meta")), 0o700, ".meta");
     assert_eq!(mode(&b.root.join(&b.id)), 0o700, "container directory");
     assert_eq!(mode(&meta), 0o600, "metadata");
+    assert_eq!(mode(&state), 0o600, "state file");
     // The path a local user would need is closed at the root.
     let root = b.root.display().to_string();
     for argv in [

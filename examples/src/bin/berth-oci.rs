@@ -378,18 +378,6 @@ impl Ctx {
         }
         Ok(())
     }
-
-    /// Make container `id`'s state directory 0700 and its state file 0600
-    /// (the library creates them with the process umask).
-    fn private_state(&self, id: &str) -> Res<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = self.root.join(id);
-        for (p, mode) in [(dir.join(berth::STATE_FILE), 0o600), (dir, 0o700)] {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("chmod {mode:o} {}: {e}", p.display()))?;
-        }
-        Ok(())
-    }
 }
 
 /// Write `data` to a new or truncated regular file at `p`, mode 0600,
@@ -1072,14 +1060,12 @@ fn holder(
         Ok(b) => b,
         Err(e) => return fail(&mut w, e),
     };
+    // The library makes the container's state directory 0700 and its
+    // state file 0600 (O_EXCL|O_NOFOLLOW) itself.
     let mut c = match b.create() {
         Ok(c) => c,
         Err(e) => return fail(&mut w, format!("create container {id}: {e}")),
     };
-    if let Err(e) = ctx.private_state(id) {
-        let _ = c.destroy();
-        return fail(&mut w, e);
-    }
     close_preserved(a);
     if tty {
         let cs = a.get("console-socket").unwrap_or_default();
@@ -1235,7 +1221,6 @@ fn run_inner(ctx: &Ctx, a: &Args, id: &str, bundle: &berth::Bundle, meta: &Value
         .kill_with_owner(true)
         .create()
         .map_err(|e| format!("create container {id}: {e}"))?;
-    ctx.private_state(id)?;
     close_preserved(a);
     if let Some(pf) = a.get("pid-file") {
         write_pid_file(pf, &c.pid().to_string())?;

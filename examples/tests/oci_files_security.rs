@@ -355,7 +355,9 @@ fn cap_inh(process: Value) -> String {
 
 /// Item 10: no inheritable capabilities unless the bundle asks for them
 /// (CVE-2022-24769), whether the bundle lists other sets, an empty
-/// inheritable set, or no capabilities at all.
+/// inheritable set, or no capabilities at all. A guard: berth-oci already
+/// passed the bundle's set through before issue 20 (the library's default
+/// was what filled it, tested in container/tests/default_hardening.rs).
 #[test]
 fn inheritable_set_is_empty_unless_asked() {
     berth_testkit::privileged!();

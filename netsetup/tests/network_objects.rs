@@ -133,7 +133,8 @@ fn port_published_on_loopback_is_reachable_from_the_hosts_loopback() {
 }
 
 /// A host port with a listening socket on it is refused, naming the port,
-/// and the failed attach leaves nothing (veth, IPAM entry, nft rule).
+/// and the failed attach leaves nothing (veth, IPAM entry, nft rule). A
+/// guard: the bind check already refused it before networks were objects.
 #[test]
 fn port_in_use_is_an_error_naming_it_and_leaves_nothing() {
     berth_testkit::privileged!();

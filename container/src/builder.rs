@@ -599,10 +599,14 @@ impl ContainerBuilder {
     /// recursive; runtime-spec `linux.rootfsPropagation`), `recursive` for
     /// the `r` forms. `Slave` and `Shared` make the mount namespace a
     /// slave of the host's first, so the host's mount events below the
-    /// root filesystem reach the container; the container's never reach
-    /// the host (a `Shared` root is shared among the container's own
-    /// mounts and a slave of the host's: runc's `shared` would also push
-    /// the container's mounts onto the host).
+    /// root filesystem reach the container; the container's own mounts
+    /// reach the host only below a bind mount that asks for `shared`
+    /// propagation too (Kubernetes' `Bidirectional`, written by
+    /// containerd as a `rshared` root and an `rshared` bind): that bind
+    /// stays a peer of its host source, as with runc. Elsewhere a
+    /// `Shared` root is shared among the container's own mounts and a
+    /// slave of the host's (runc's would also push mounts made on the
+    /// root filesystem onto the host's copy of it).
     ///
     /// ```
     /// let b = berth::Container::builder("c").rootfs_propagation(berth::Propagation::Slave, true);

@@ -351,7 +351,14 @@ pub enum Propagation {
     Private,
     /// `MS_SLAVE`: host mount events arrive, nothing goes back.
     Slave,
-    /// `MS_SHARED`: events go both ways.
+    /// `MS_SHARED`: events go both ways when the root's propagation is
+    /// shared too ([`ContainerBuilder::rootfs_propagation`], as runc):
+    /// the bind stays a peer of a shared host source, so mounts made
+    /// below it in the container appear on the host. Otherwise (and
+    /// always in a user namespace) host events arrive and the container's
+    /// stay inside ("slave and shared").
+    ///
+    /// [`ContainerBuilder::rootfs_propagation`]: crate::ContainerBuilder::rootfs_propagation
     Shared,
     /// `MS_UNBINDABLE`: private, and the mount cannot be bind-mounted.
     Unbindable,

@@ -89,6 +89,11 @@ struct InRootMount {
     data: Option<CString>,
     /// Attributes (`mount_setattr`) and propagation set after the mount.
     opts: MountOpts,
+    /// Propagation set before `opts`' (0: none): a detached copy of a
+    /// host tree (`open_tree`) is still a peer of the host's mounts; this
+    /// cuts it as the container's namespace copy was cut (`MS_SLAVE` or
+    /// `MS_PRIVATE`, with `MS_REC`).
+    cut: libc::c_ulong,
 }
 
 /// A mount on `dst` (a path inside the container) below the new root
@@ -111,6 +116,7 @@ fn mount_in_root(
     flags: libc::c_ulong,
     data: Option<&str>,
     opts: MountOpts,
+    cut: libc::c_ulong,
 ) -> Result<Step> {
     let cs = |s: &[u8]| {
         CString::new(s).map_err(|_| Error::invalid(format!("path {dst:?} contains a NUL byte")))
@@ -146,6 +152,7 @@ fn mount_in_root(
         flags,
         data: data.map(|d| cs(d.as_bytes())).transpose()?,
         opts,
+        cut,
     };
     // SAFETY: the hook makes raw syscalls only, on C strings and stack
     // buffers prepared here; it allocates nothing.
@@ -243,7 +250,7 @@ impl InRootMount {
             }
             let o = &self.opts;
             let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
-            if !any_attr && o.propagation == 0 {
+            if !any_attr && o.propagation == 0 && self.cut == 0 {
                 return Ok(());
             }
             // A fresh in-root fd now resolves to the new mount's root.
@@ -276,17 +283,22 @@ impl InRootMount {
             // mount's own words.
             let mut r = setattr(o.rattr_set, o.rattr_clr, libc::AT_RECURSIVE)
                 .and_then(|()| setattr(o.attr_set, o.attr_clr, 0));
-            if r.is_ok() && o.propagation != 0 {
-                let path = berth_namespaces::proc_self_fd(mfd);
-                if libc::mount(
-                    std::ptr::null(),
-                    path.as_ptr().cast(),
-                    std::ptr::null(),
-                    o.propagation,
-                    std::ptr::null(),
-                ) < 0
-                {
-                    r = Err(errno());
+            // The cut first, then the propagation asked for (a shared
+            // mount after an `MS_SLAVE` cut is "slave and shared":
+            // mount_namespaces(7)).
+            for flags in [self.cut, o.propagation] {
+                if r.is_ok() && flags != 0 {
+                    let path = berth_namespaces::proc_self_fd(mfd);
+                    if libc::mount(
+                        std::ptr::null(),
+                        path.as_ptr().cast(),
+                        std::ptr::null(),
+                        flags,
+                        std::ptr::null(),
+                    ) < 0
+                    {
+                        r = Err(errno());
+                    }
                 }
             }
             libc::close(mfd);
@@ -460,6 +472,15 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     } else {
         s.push(Step::make_private("/", true));
     }
+    // What the step above made of the copies of the host's mounts: a
+    // detached copy of a host tree (open_tree, made by the parent) is cut
+    // the same way, unless it is a bidirectional bind.
+    let ns_copy = libc::MS_REC
+        | if slave {
+            libc::MS_SLAVE
+        } else {
+            libc::MS_PRIVATE
+        };
     // A tmpfs over the state directory, in the container's mount namespace
     // only: the rootfs mount point, the overlay's writable layer and the
     // /etc copies live there, in memory, never on the host's disk, and
@@ -787,15 +808,35 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     *set |= attr::RDONLY;
                     *clr &= !attr::RDONLY;
                 }
-                if o.propagation == 0 && *propagation != Propagation::Private {
+                if o.propagation == 0 {
+                    // Private (the default) too, explicitly: the copy of
+                    // the source is a slave when another mount or the
+                    // root asks for host events.
                     o.propagation = propagation.ms_flag() | rec;
                 }
-                if p.userns_by_root && src.is_dir() {
-                    // The mapped root may not search the source's parents
-                    // (a 0700 volume directory): a detached copy made
-                    // here, moved onto the in-root destination by the
-                    // child (as runc opens mount sources before entering
-                    // the user namespace), then its attributes.
+                // Bidirectional (Kubernetes' `Bidirectional`: a shared
+                // bind and a shared root, as containerd writes it): the
+                // bind must stay a peer of the host's source, which the
+                // container's namespace copy no longer is (made a slave
+                // above, as runc's rslave default would). The parent's
+                // detached copy (open_tree(2) OPEN_TREE_CLONE, Linux 5.2)
+                // of a shared mount is a peer of it, and stays one when
+                // moved onto a non-shared mount (mount_namespaces(7)), so
+                // mounts made below it in the container reach the host.
+                // A user namespace's copies are slaves (the kernel's rule
+                // for a less privileged namespace), so never there.
+                let peer = o.propagation & libc::MS_SHARED != 0
+                    && matches!(p.root_propagation, Some((Propagation::Shared, _)))
+                    && !p.rootless
+                    && !p.userns_by_root;
+                if (p.userns_by_root || peer) && src.is_dir() {
+                    // Also with a user namespace made by root: the mapped
+                    // root may not search the source's parents (a 0700
+                    // volume directory): a detached copy made here, moved
+                    // onto the in-root destination by the child (as runc
+                    // opens mount sources before entering the user
+                    // namespace), then its attributes and propagation
+                    // (cut first unless it stays a peer).
                     let mut prefix = PathBuf::from("/");
                     for c in m.dst.components() {
                         if let Component::Normal(n) = c {
@@ -805,7 +846,10 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     }
                     let tree = berth_namespaces::detached_bind(src, *recursive)?;
                     s.push(r(Step::move_mount(tree, &m.dst)));
-                    s.push(mount_in_root(&t, &m.dst, false, None, None, 0, None, o)?);
+                    let cut = if peer { 0 } else { ns_copy };
+                    s.push(mount_in_root(
+                        &t, &m.dst, false, None, None, 0, None, o, cut,
+                    )?);
                     continue;
                 }
                 s.push(mount_in_root(
@@ -817,6 +861,7 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     libc::MS_BIND | rec,
                     None,
                     o,
+                    0,
                 )?);
             }
             MountKind::Tmpfs { size, mode } => {
@@ -837,6 +882,7 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     libc::MS_NOSUID | libc::MS_NODEV | m.opts.sb_flags,
                     Some(&data),
                     m.opts,
+                    0,
                 )?);
             }
         }

@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 ///
 /// [`builder`](Self::builder) maps the spec onto a [`ContainerBuilder`]:
 /// `process` (args, env, cwd, user, additional gids and umask,
-/// capabilities, rlimits, noNewPrivileges, apparmorProfile, oomScoreAdj,
+/// capabilities (ambient ones the kernel cannot raise are left out, as
+/// runc: [`Capabilities::from_oci`](crate::Capabilities::from_oci)), rlimits, noNewPrivileges, apparmorProfile, oomScoreAdj,
 /// terminal), `root` (path, readonly), `mounts` (bind/rbind and tmpfs
 /// with every option of the spec's Linux mount-options table that
 /// [`Mount::options`] takes, tmpfs size/mode; the standard proc, sysfs,
@@ -24,7 +25,9 @@ use crate::error::{Error, Result};
 /// runc; an error with the runtime's, as runc's), and `linux`: namespaces
 /// (created, joined by path, or the runtime's when absent: see
 /// [`ContainerBuilder::share_namespaces`]), uid/gid mappings, resources (cgroup v2 via
-/// `Resources::from_oci`, devices via the eBPF device filter), devices
+/// `Resources::from_oci`, devices via the eBPF device filter, followed,
+/// as runc appends its default devices, by the standard nodes' allowlist
+/// of [`DeviceFilter::container_default`](crate::DeviceFilter::container_default)), devices
 /// (nodes made, or the host's bound with a user namespace, and allowed in
 /// the device filter), cgroupsPath (absolute: below the cgroup2 root;
 /// relative: below the parent of the runtime's own cgroup, as runc's
@@ -331,7 +334,20 @@ impl Bundle {
         if let Some(r) = linux.resources() {
             b = b.resources(berth_cgroups::Resources::from_oci(r)?);
             if let Some(devs) = r.devices() {
-                b = b.device_filter(Some(berth_ebpf_probes::DeviceFilter::from_oci(devs)?));
+                use berth_ebpf_probes::DeviceFilter;
+                let mut f = DeviceFilter::from_oci(devs)?;
+                // The standard nodes stay usable whatever the rules deny
+                // (`runc spec`'s bundle denies every device and lists no
+                // node): runc appends its default allowed devices after the
+                // spec's rules (libcontainer/specconv, AllowedDevices);
+                // berth's allowlist is the same without /dev/net/tun
+                // (DeviceFilter::container_default).
+                for rule in DeviceFilter::container_default().rules() {
+                    if rule.allow {
+                        f.rule(*rule);
+                    }
+                }
+                b = b.device_filter(Some(f));
             }
         }
         if b.rootless {

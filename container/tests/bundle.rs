@@ -49,32 +49,39 @@ fn config(rootfs: &str, vol: &str) -> serde_json::Value {
     })
 }
 
+/// Write `cfg` as a bundle's `config.json`, run it under berth (state in
+/// `root`), return its stdout once it exited successfully and was destroyed.
+fn run_bundle(cfg: &serde_json::Value, root: &std::path::Path, prefix: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let id = berth_testkit::unique_name(prefix);
+    let mut c = Bundle::load(dir.path())
+        .unwrap()
+        .builder(&id)
+        .unwrap()
+        .state_root(root)
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Piped)
+        .spawn()
+        .unwrap_or_else(|e| panic!("bundle refused: {e}"));
+    let mut out = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(c.wait().unwrap().success(), "{out}");
+    c.destroy().unwrap();
+    out
+}
+
 #[test]
 fn bundle_is_mapped_and_observed() {
     berth_testkit::privileged!();
     let root = state_root();
-    let dir = tempfile::tempdir().unwrap();
     let vol = tempfile::tempdir().unwrap();
     std::fs::write(vol.path().join("f"), "from-vol\n").unwrap();
     let cfg = config(
         &berth_testkit::busybox_rootfs().display().to_string(),
         &vol.path().display().to_string(),
     );
-    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-    let id = berth_testkit::unique_name("oci");
-    let mut c = Bundle::load(dir.path())
-        .unwrap()
-        .builder(&id)
-        .unwrap()
-        .state_root(root.path())
-        .stdin(Stdio::Null)
-        .stdout(Stdio::Piped)
-        .spawn()
-        .unwrap();
-    let mut out = String::new();
-    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    assert!(c.wait().unwrap().success(), "{out}");
-    c.destroy().unwrap();
+    let out = run_bundle(&cfg, root.path(), "oci");
     assert_eq!(
         out,
         "oci-box\n1000\n1000 5\nbar\n/tmp\n123\nCapEff:\t0000000000000021\nCapBnd:\t0000000000000021\nNoNewPrivs:\t1\nSeccomp:\t2\nfrom-vol\nrootro\nsize=2048k\nmkdir-denied\n0\n1\n"
@@ -260,4 +267,113 @@ fn image_user_names_resolve_in_the_rootfs() {
     let e = run("evil", &[], &[("etc/passwd", &abs)]).unwrap_err();
     assert!(e.contains("no user \"evil\""), "{e}");
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}
+
+/// `config.json` as `runc spec` (runc 1.1) writes it, with `terminal`
+/// off, the root at `rootfs` and `uid`: ambient capabilities without
+/// inheritable ones.
+fn runc_spec_config(rootfs: &std::path::Path, uid: u32, args: &[&str]) -> serde_json::Value {
+    let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    serde_json::json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": false, "user": { "uid": uid, "gid": uid }, "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps },
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+            "noNewPrivileges": true
+        },
+        "root": { "path": rootfs, "readonly": true },
+        "hostname": "runc",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
+        ],
+        "linux": {
+            "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
+            "namespaces": [{ "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// The installed runc, if any (`/usr/sbin/runc` on Debian).
+fn runc_binary() -> Option<std::path::PathBuf> {
+    [
+        "/usr/sbin/runc",
+        "/usr/bin/runc",
+        "/usr/local/sbin/runc",
+        "/usr/local/bin/runc",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// Run `cfg` with runc (its own state root), return its stdout.
+fn run_with_runc(runc: &std::path::Path, cfg: &serde_json::Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let id = berth_testkit::unique_name("runc-ref");
+    let out = std::process::Command::new(runc)
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle"])
+        .arg(dir.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "runc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `runc spec`'s default bundle asks for ambient capabilities it gives no
+/// inheritable ones for. The kernel raises an ambient capability only when
+/// it is permitted and inheritable (PR_CAP_AMBIENT_RAISE, prctl(2)); runc
+/// 1.1 tries, ignores the refusal and runs the container: root gets the
+/// three in permitted and effective (execve as uid 0), uid 1000 none, and
+/// the ambient and inheritable sets stay empty. berth runs it with the
+/// same sets (compared with runc when it is installed, else with the
+/// values runc 1.1.5 showed on this host). The bundle also denies every
+/// device and lists no node: the standard nodes are made all the same,
+/// as runc appends its default allowed devices to the spec's rules.
+#[test]
+fn runc_spec_default_bundle_runs_with_runcs_capabilities() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let rootfs = berth_testkit::busybox_rootfs();
+    let args = ["/bin/grep", "^Cap", "/proc/self/status"];
+    for (uid, measured) in [
+        (
+            0,
+            "CapInh:\t0000000000000000\nCapPrm:\t0000000020000420\nCapEff:\t0000000020000420\n\
+             CapBnd:\t0000000020000420\nCapAmb:\t0000000000000000\n",
+        ),
+        (
+            1000,
+            "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
+             CapBnd:\t0000000020000420\nCapAmb:\t0000000000000000\n",
+        ),
+    ] {
+        let cfg = runc_spec_config(rootfs, uid, &args);
+        let out = run_bundle(&cfg, root.path(), "oci-runc-spec");
+        let want = match runc_binary() {
+            Some(runc) => run_with_runc(&runc, &cfg),
+            None => measured.to_string(),
+        };
+        assert_eq!(out, want, "uid {uid}: berth's sets, then runc's");
+    }
 }

@@ -288,6 +288,24 @@ impl Capabilities {
     }
 
     /// From the OCI runtime spec's `process.capabilities`.
+    ///
+    /// Ambient capabilities that are not both permitted and inheritable
+    /// are left out, with a warning: the kernel cannot raise them
+    /// (`PR_CAP_AMBIENT_RAISE` is `EPERM`, prctl(2)), and runc 1.1 tries,
+    /// ignores the refusal and runs the process without them. `runc
+    /// spec`'s default bundle asks for three ambient capabilities and no
+    /// inheritable ones; it runs with empty ambient and inheritable sets,
+    /// as under runc. (Sets built by hand keep the strict check of
+    /// [`validate`](Self::validate): there an ambient set the kernel
+    /// cannot give is a mistake to report, not a spec to follow.)
+    ///
+    /// ```
+    /// let oci: oci_spec::runtime::LinuxCapabilities = serde_json::from_str(
+    ///     r#"{"permitted": ["CAP_KILL"], "effective": ["CAP_KILL"], "ambient": ["CAP_KILL"]}"#,
+    /// ).unwrap();
+    /// let c = berth_security::Capabilities::from_oci(&oci);
+    /// assert!(c.ambient.is_empty() && c.validate().is_ok());
+    /// ```
     pub fn from_oci(c: &oci_spec::runtime::LinuxCapabilities) -> Self {
         let conv = |s: &Option<oci_spec::runtime::Capabilities>| -> CapSet {
             let mut out = CapSet::empty();
@@ -301,12 +319,21 @@ impl Capabilities {
             }
             out
         };
+        let (permitted, inheritable) = (conv(c.permitted()), conv(c.inheritable()));
+        let asked = conv(c.ambient());
+        let ambient = asked.intersection(permitted.intersection(inheritable));
+        if ambient != asked {
+            tracing::warn!(
+                dropped = ?asked.difference(ambient).names(),
+                "ambient capabilities that are not both permitted and inheritable cannot be raised; left out, as runc"
+            );
+        }
         Capabilities {
             bounding: conv(c.bounding()),
             effective: conv(c.effective()),
-            permitted: conv(c.permitted()),
-            inheritable: conv(c.inheritable()),
-            ambient: conv(c.ambient()),
+            permitted,
+            inheritable,
+            ambient,
         }
     }
 

@@ -621,6 +621,8 @@ impl ContainerBuilder {
     /// it (read, write, mknod) in the device filter, after the filter's
     /// own rules. With a user namespace, where `mknod(2)` of a device is
     /// refused, the host's node at the same path is bind-mounted instead.
+    /// `/dev/ptmx` stays the link to `pts/ptmx`, the container's own devpts
+    /// instance, as runc leaves it.
     ///
     /// ```
     /// use berth::{DeviceNode, DeviceNodeKind};

@@ -672,6 +672,15 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     }
     let mut chowns = Vec::new();
     for d in p.devices {
+        if d.path == dev.join("ptmx") {
+            // Always the link to the container's own devpts instance
+            // (below): runc makes the node, then replaces it with the link
+            // when it sets up /dev (setupPtmx). A 5:2 node would open the
+            // devpts mounted beside it all the same (pts(4), Linux 4.7),
+            // but tools and critest look for the link.
+            tracing::debug!("linux.devices /dev/ptmx: the pts/ptmx link instead, as runc");
+            continue;
+        }
         let mut parents: Vec<&Path> = d
             .path
             .ancestors()
@@ -706,8 +715,8 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
         ("/proc/kcore", "core"),
         ("pts/ptmx", "ptmx"),
     ] {
-        if p.devices.iter().any(|d| d.path == dev.join(link)) {
-            continue; // a node asked for (/dev/ptmx of a privileged container), as runc
+        if link != "ptmx" && p.devices.iter().any(|d| d.path == dev.join(link)) {
+            continue; // a node asked for wins over the link, as runc's setupDevSymlinks
         }
         s.push(r(Step::symlink(target, dev.join(link))));
     }

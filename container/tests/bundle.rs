@@ -377,3 +377,29 @@ fn runc_spec_default_bundle_runs_with_runcs_capabilities() {
         assert_eq!(out, want, "uid {uid}: berth's sets, then runc's");
     }
 }
+
+/// critest's Privileged specs list `/dev/ptmx` (char 5:2) in
+/// `linux.devices`. runc 1.1 makes the node, then replaces it with the
+/// `pts/ptmx` link when it sets up `/dev` (setupPtmx), so `/dev/ptmx`
+/// always opens the container's own devpts instance; berth does the same.
+/// Inside: what `/dev/ptmx` is, and a pty opened through it (busybox
+/// telnetd in inetd mode: posix_openpt("/dev/ptmx"), grantpt, unlockpt,
+/// the peer opened by name, its login program prints its tty). runc 1.1.5
+/// printed exactly this on this host.
+#[test]
+fn ptmx_in_linux_devices_is_the_devpts_link_and_openpty_works() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let script = "stat -c %F /dev/ptmx; readlink /dev/ptmx; ln -s /bin/busybox /dev/shm/tty; \
+                  (sleep 1) | busybox telnetd -i -l /dev/shm/tty 2>&1 | tr -cd '[:alnum:]/\\n' | grep pts";
+    let mut cfg = runc_spec_config(
+        berth_testkit::busybox_rootfs(),
+        0,
+        &["/bin/sh", "-c", script],
+    );
+    cfg["linux"]["devices"] = serde_json::json!([
+        { "path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2, "fileMode": 0o666, "uid": 0, "gid": 0 }
+    ]);
+    let out = run_bundle(&cfg, root.path(), "oci-ptmx");
+    assert_eq!(out, "symbolic link\npts/ptmx\n/dev/pts/0\n");
+}

@@ -761,25 +761,37 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
             nosuid_nodev_noexec | libc::MS_RDONLY,
             None,
         )));
-        if p.cgroupns {
-            // The container's own cgroup as the root of /sys/fs/cgroup
-            // (a new cgroup namespace, cgroup_namespaces(7)).
-            s.push(r(Step::mount(
-                Some("cgroup2"),
-                "/sys/fs/cgroup",
-                Some("cgroup2"),
-                nosuid_nodev_noexec | libc::MS_RDONLY,
-                None,
-            )));
-        }
     } else {
+        // The host's /sys, with its /sys/fs/cgroup tree (every v1
+        // hierarchy, the whole unified one): covered below in every case.
         s.push(r(Step::bind("/sys", "/sys", true, true)));
     }
-    if let (false, Some(cg)) = (p.cgroupns, p.cgroup_dir) {
+    if p.cgroupns {
+        // The container's own cgroup as the root of /sys/fs/cgroup
+        // (a new cgroup namespace, cgroup_namespaces(7)).
+        s.push(r(Step::mount(
+            Some("cgroup2"),
+            "/sys/fs/cgroup",
+            Some("cgroup2"),
+            nosuid_nodev_noexec | libc::MS_RDONLY,
+            None,
+        )));
+    } else if let Some(cg) = p.cgroup_dir {
         // Without a cgroup namespace, only the container's own group at
-        // /sys/fs/cgroup (read-only), never the host's tree (the /sys
-        // bind carries it): as runc does for cgroup v2.
+        // /sys/fs/cgroup (read-only), never the host's tree: as runc
+        // does for cgroup v2.
         s.push(r(Step::bind(cg, "/sys/fs/cgroup", false, true)));
+    } else if !p.own_netns {
+        // No cgroup of its own (rootless without a delegated one): an
+        // empty read-only tmpfs over the host's tree the /sys bind
+        // carries, as a new sysfs shows an empty /sys/fs/cgroup.
+        s.push(r(Step::mount(
+            Some("tmpfs"),
+            "/sys/fs/cgroup",
+            Some("tmpfs"),
+            nosuid_nodev_noexec | libc::MS_RDONLY,
+            Some("mode=755"),
+        )));
     }
 
     // Namespaced sysctls, before /proc/sys turns read-only (the key is

@@ -61,6 +61,19 @@ fn rootless_inner() {
     );
     // The write went to the private overlay layer, not the shared rootfs.
     assert!(!std::path::Path::new(rootfs).join("tmp/rootless-w").exists());
+    // The host's network namespace: /sys is the host's (bound), but its
+    // /sys/fs/cgroup tree is not shown; the container has no cgroup of its
+    // own (none delegated) and sees an empty directory.
+    let sys_out = run(
+        Container::builder("rootless-hostnet")
+            .rootfs(Rootfs::dir(rootfs))
+            .state_root(state)
+            .network(berth::Network::host()),
+        "ls -A /sys/fs/cgroup | wc -l; ls /sys/class/net | grep -c .",
+    );
+    let (cg, links) = sys_out.split_once('\n').unwrap();
+    assert_eq!(cg, "0", "the host's cgroup tree is visible: {sys_out}");
+    assert_ne!(links.trim(), "0", "/sys is not the host's: {sys_out}");
     assert_eq!(std::fs::read_dir(state).unwrap().count(), 0);
     println!("ROOTLESS-CONTAINER-OK");
 }

@@ -321,6 +321,10 @@ pub struct NetConf {
     /// MTU of the bridge and veth pairs.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Hairpin mode on each pod's bridge port (default true): a pod
+    /// reaches itself through its own published port or a Service address.
+    #[serde(default)]
+    pub hairpin_mode: Option<bool>,
     /// State directory (IPAM files, nft lock); default [`crate::DEFAULT_DATA_DIR`].
     #[serde(default)]
     pub data_dir: Option<PathBuf>,

@@ -80,3 +80,78 @@ fn del_ignores_an_unreadable_runtime_config() {
     host.assert_no_attachments("N");
     assert!(pod.addrs("eth0").is_empty(), "eth0 left in the pod");
 }
+
+/// Hairpin: a pod reaches its own published port through the gateway (a
+/// Kubernetes pod reaching itself through its Service), with `ipMasq` on
+/// and off (a node whose pod network is routed). With the bridge netfilter
+/// hooks on (as on this host), the DNATed frame is bridged back to the port
+/// it came from, which the bridge refuses unless the port is in hairpin
+/// mode; and the DNATed packet comes back to the pod with its own source address
+/// unless the host masquerades it, and the pod drops it (a martian); the
+/// reference `portmap` plugin masquerades it whatever the bridge's `ipMasq`.
+#[test]
+fn a_pod_reaches_its_own_published_port() {
+    berth_testkit::privileged!();
+    let host = Host::new();
+    for masq in [true, false] {
+        let mut conf = host.conf("1.0.0");
+        conf["ipMasq"] = json!(masq);
+        conf["capabilities"] = json!({"portMappings": true});
+        conf["runtimeConfig"] = json!({"portMappings": [{"HostPort": 8084, "ContainerPort": 80}]});
+        let pod = Pod::new();
+        let env = Host::pod_env("self", &pod.path);
+        let r = host.cni("ADD", &env, &conf);
+        let ip = result_ip(r.ok());
+        let port = r.ok()["interfaces"][1]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            hairpin_of(&host, &port),
+            Some(true),
+            "hairpinMode defaults to on"
+        );
+        let server = serve_once(listen_in(&pod.handle(), &format!("{ip}:80")));
+        // talk_from panics when the connection times out (the SYN dropped).
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            talk_from(&pod.handle(), "10.99.0.1:8084", "me")
+        }));
+        if got.is_err() {
+            // Let the server's accept return.
+            talk_from(&pod.handle(), &format!("{ip}:80"), "direct");
+        }
+        server.join().unwrap();
+        host.cni("DEL", &env, &conf).ok_empty();
+        assert_eq!(
+            got.ok().as_deref(),
+            Some("echo:me"),
+            "ipMasq {masq}: pod {ip} to its own published port 8084 through the gateway"
+        );
+        host.assert_no_attachments("N");
+    }
+}
+
+/// The hairpin flag of bridge port `port` in the test host (`ip -d link`).
+fn hairpin_of(host: &Host, port: &str) -> Option<bool> {
+    host.ip_json(&["-d", "link", "show", "dev", port])[0]["linkinfo"]["info_slave_data"]["hairpin"]
+        .as_bool()
+}
+
+/// `"hairpinMode": false` leaves the pod's bridge port as the kernel makes it.
+#[test]
+fn hairpin_mode_can_be_turned_off() {
+    berth_testkit::privileged!();
+    let host = Host::new();
+    let mut conf = host.conf("1.0.0");
+    conf["hairpinMode"] = json!(false);
+    let pod = Pod::new();
+    let env = Host::pod_env("nohp", &pod.path);
+    let r = host.cni("ADD", &env, &conf);
+    let port = r.ok()["interfaces"][1]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(hairpin_of(&host, &port), Some(false));
+    host.cni("DEL", &env, &conf).ok_empty();
+    host.assert_no_attachments("N");
+}

@@ -68,7 +68,9 @@ fn add(env: &Env, conf: &NetConf, s: &Settings) -> Result<Value> {
     let net = b
         .ensure()
         .map_err(|e| Error::netsetup("set up the bridge network", e))?;
-    let mut a = Attach::new(&key).ifname(ifname);
+    let mut a = Attach::new(&key)
+        .ifname(ifname)
+        .hairpin(conf.hairpin_mode.unwrap_or(true));
     if let Some(ip) = want {
         a = a.address(ip);
     }

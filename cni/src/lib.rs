@@ -165,7 +165,11 @@ fn dispatch(
             .and_then(Value::as_str);
         return Ok(Some(version_result(v)));
     }
-    let conf = NetConf::parse(stdin)?;
+    let conf = if env.command == Command::Del {
+        NetConf::parse_for_del(stdin)?
+    } else {
+        NetConf::parse(stdin)?
+    };
     if matches!(env.command, Command::Status | Command::Gc) && !conf.has_status_and_gc() {
         return Err(Error::new(
             code::INCOMPATIBLE_VERSION,

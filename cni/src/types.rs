@@ -206,19 +206,59 @@ pub struct IpamConf {
 }
 
 /// One `runtimeConfig.portMappings` entry (CONVENTIONS.md).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Keys are matched as Go's `encoding/json` (which the reference plugins
+/// use) matches them: the exact key, else any key equal to it ignoring
+/// ASCII case. containerd's CRI plugin sends `HostPort`, `ContainerPort`,
+/// `Protocol`, `HostIP` (go-cni's `PortMapping` has no JSON tags).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortMappingConf {
     /// Port on the host.
     pub host_port: u16,
     /// Port in the container.
     pub container_port: u16,
     /// `tcp` (default) or `udp`.
-    #[serde(default)]
     pub protocol: Option<String>,
     /// Only this host address (empty: any).
-    #[serde(default, rename = "hostIP")]
     pub host_ip: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for PortMappingConf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let m = serde_json::Map::<String, Value>::deserialize(d)?;
+        fn field<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+            m: &serde_json::Map<String, Value>,
+            key: &str,
+        ) -> std::result::Result<Option<T>, E> {
+            match go_field(m, key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => T::deserialize(v)
+                    .map(Some)
+                    .map_err(|e| E::custom(format!("portMappings {key}: {e}"))),
+            }
+        }
+        let required = |key: &str| {
+            field::<u16, D::Error>(&m, key)?
+                .ok_or_else(|| D::Error::custom(format!("portMappings: missing field `{key}`")))
+        };
+        Ok(Self {
+            host_port: required("hostPort")?,
+            container_port: required("containerPort")?,
+            protocol: field(&m, "protocol")?,
+            host_ip: field(&m, "hostIP")?,
+        })
+    }
+}
+
+/// Field `key` of a JSON object as Go's `encoding/json` finds it: the key
+/// itself, else the first key equal to it ignoring ASCII case.
+fn go_field<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    m.get(key).or_else(|| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 /// The capability arguments in `runtimeConfig` that this plugin uses.
@@ -281,6 +321,10 @@ pub struct NetConf {
     /// MTU of the bridge and veth pairs.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Hairpin mode on each pod's bridge port (default true): a pod
+    /// reaches itself through its own published port or a Service address.
+    #[serde(default)]
+    pub hairpin_mode: Option<bool>,
     /// State directory (IPAM files, nft lock); default [`crate::DEFAULT_DATA_DIR`].
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -308,7 +352,32 @@ impl NetConf {
     /// Decode stdin: not JSON is error 6, JSON of the wrong shape error 7,
     /// an unsupported `cniVersion` error 1.
     pub fn parse(stdin: &[u8]) -> Result<Self> {
-        let conf: NetConf = serde_json::from_slice(stdin).map_err(decode_error)?;
+        Self::checked(serde_json::from_slice(stdin).map_err(decode_error)?)
+    }
+
+    /// [`NetConf::parse`] for DEL, which uses no capability argument: a
+    /// `runtimeConfig` it cannot read is left out rather than refused,
+    /// since a DEL that fails leaves the runtime unable ever to remove the
+    /// sandbox (containerd retries StopPodSandbox forever).
+    pub fn parse_for_del(stdin: &[u8]) -> Result<Self> {
+        let err = match Self::parse(stdin) {
+            Err(e) if e.code == code::INVALID_CONFIG => e,
+            other => return other,
+        };
+        let mut v: Value = serde_json::from_slice(stdin).map_err(decode_error)?;
+        if v.as_object_mut()
+            .and_then(|m| m.remove("runtimeConfig"))
+            .is_none()
+        {
+            return Err(err);
+        }
+        let conf = Self::checked(serde_json::from_value(v).map_err(decode_error)?)?;
+        tracing::warn!(msg = %err.msg, "DEL: runtimeConfig left out");
+        Ok(conf)
+    }
+
+    /// The checks after decoding: the version and the network name.
+    fn checked(conf: NetConf) -> Result<Self> {
         check_version(&conf.cni_version)?;
         let name_ok = conf
             .name
@@ -623,6 +692,81 @@ mod tests {
         assert_eq!(
             code_of(r#"{"cniVersion":"1.0.0","name":"-x","type":"t"}"#),
             code::INVALID_CONFIG
+        );
+    }
+
+    #[test]
+    fn port_mapping_keys_match_as_in_go() {
+        let pm = |entry: &str| {
+            NetConf::parse(
+                format!(
+                    r#"{{"cniVersion":"1.0.0","name":"n","type":"berth-cni","runtimeConfig":{{"portMappings":[{entry}]}}}}"#
+                )
+                .as_bytes(),
+            )
+            .map(|c| c.runtime_config.port_mappings[0].clone())
+        };
+        // containerd's CRI plugin (go-cni's untagged Go struct).
+        let c =
+            pm(r#"{"HostPort":12000,"ContainerPort":80,"Protocol":"tcp","HostIP":""}"#).unwrap();
+        assert_eq!(
+            (
+                c.host_port,
+                c.container_port,
+                c.protocol.as_deref(),
+                c.host_ip.as_deref()
+            ),
+            (12000, 80, Some("tcp"), Some(""))
+        );
+        let c = pm(r#"{"hostport":1,"CONTAINERPORT":2,"hostIp":"127.0.0.1"}"#).unwrap();
+        assert_eq!((c.host_port, c.container_port), (1, 2));
+        assert_eq!(c.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(c.protocol, None);
+        // The exact key wins over a case-insensitive one, as in Go.
+        assert_eq!(
+            pm(r#"{"HostPort":1,"hostPort":3,"containerPort":2}"#)
+                .unwrap()
+                .host_port,
+            3
+        );
+        assert_eq!(
+            pm(r#"{"containerPort":2}"#).unwrap_err().code,
+            code::INVALID_CONFIG
+        );
+        assert_eq!(
+            pm(r#"{"hostPort":"1","containerPort":2}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_CONFIG
+        );
+        assert_eq!(
+            pm(r#"{"hostPort":1,"containerPort":70000}"#)
+                .unwrap_err()
+                .code,
+            7
+        );
+    }
+
+    #[test]
+    fn del_leaves_out_an_unreadable_runtime_config() {
+        let bad = br#"{"cniVersion":"1.0.0","name":"n","type":"berth-cni","runtimeConfig":{"portMappings":[{"hostPort":"x"}]}}"#;
+        assert_eq!(NetConf::parse(bad).unwrap_err().code, code::INVALID_CONFIG);
+        let c = NetConf::parse_for_del(bad).unwrap();
+        assert!(c.runtime_config.port_mappings.is_empty());
+        // Anything else wrong is still an error for DEL.
+        let bad = br#"{"cniVersion":"1.0.0","name":"n/x","type":"berth-cni","runtimeConfig":{"ips":[1]}}"#;
+        assert_eq!(
+            NetConf::parse_for_del(bad).unwrap_err().code,
+            code::INVALID_CONFIG
+        );
+        let bad = br#"{"cniVersion":"1.0.0","name":"n","type":7}"#;
+        assert_eq!(
+            NetConf::parse_for_del(bad).unwrap_err().code,
+            code::INVALID_CONFIG
+        );
+        assert_eq!(
+            NetConf::parse_for_del(b"{x").unwrap_err().code,
+            code::DECODE_FAILURE
         );
     }
 

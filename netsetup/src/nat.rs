@@ -46,7 +46,10 @@
 //! chain drops that before routing (priority raw, before the NAT of the
 //! replies, whose destination is still the bridge address there).
 //! Containers reach published ports of their own network through a host
-//! address too (hairpin: masqueraded, so replies come back through the host).
+//! address too (hairpin: masqueraded, so replies come back through the host;
+//! the hairpin rule is there whether or not the network masquerades what
+//! leaves it, and a container reaching its own port also needs its bridge
+//! port in hairpin mode, [`crate::Attach::hairpin`]).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -356,7 +359,7 @@ fn network_batch(
         .iter()
         .filter(|r| r.comment.as_deref() == Some(c))
         .collect();
-    let want = 2 + if masquerade { 2 } else { 0 };
+    let want = 3 + usize::from(masquerade);
     let guards = mine.iter().filter(|r| r.chain == "guard").count();
     let mut b = Batch::default();
     if mine.len() == want && guards == 1 && base_present(rules) {
@@ -371,8 +374,11 @@ fn network_batch(
         b.del_rule(NFT_TABLE, &r.chain, r.handle);
     }
     if masquerade {
-        masquerade_into(&mut b, c, subnet);
+        outside_masquerade_into(&mut b, c, subnet);
     }
+    // Hairpin whether or not traffic leaving the subnet is masqueraded:
+    // published ports are reached from the network itself too.
+    hairpin_masquerade_into(&mut b, c, subnet);
     let (net, len) = (subnet.network(), subnet.prefix_len());
     let lo_src: Vec<Expr> = match_ip_prefix(false, LOOPBACK.0, LOOPBACK.1, true)
         .into_iter()
@@ -424,19 +430,29 @@ fn masquerade_batch(rules: &[RuleInfo], c: &str, subnet: Ipv4Net) -> Batch {
 
 /// Queue the two masquerade rules of network comment `c`.
 fn masquerade_into(b: &mut Batch, c: &str, subnet: Ipv4Net) {
+    outside_masquerade_into(b, c, subnet);
+    hairpin_masquerade_into(b, c, subnet);
+}
+
+/// Queue the masquerade of traffic from `subnet` leaving it.
+fn outside_masquerade_into(b: &mut Batch, c: &str, subnet: Ipv4Net) {
     let (net, len) = (subnet.network(), subnet.prefix_len());
-    let src = match_ip_prefix(false, net, len, true);
-    let outside: Vec<Expr> = src
-        .iter()
-        .cloned()
+    let outside: Vec<Expr> = match_ip_prefix(false, net, len, true)
+        .into_iter()
         .chain(match_ip_prefix(true, net, len, false))
         .chain([Expr::Masq])
         .collect();
     b.add_rule(NFT_TABLE, "postrouting", &outside, Some(c), false);
-    // Second rule: hairpin — a container reaching a published port of a
-    // container on the same network through a host address; without
-    // masquerade the reply would bypass the host and miss the DNAT state.
-    let hairpin: Vec<Expr> = src
+}
+
+/// Queue the hairpin masquerade: a container reaching a published port of
+/// a container on the same network (itself included) through a host
+/// address. Without it the reply would bypass the host and miss the DNAT
+/// state, and a container reaching itself would get a packet from its own
+/// address, which it drops as a martian.
+fn hairpin_masquerade_into(b: &mut Batch, c: &str, subnet: Ipv4Net) {
+    let (net, len) = (subnet.network(), subnet.prefix_len());
+    let hairpin: Vec<Expr> = match_ip_prefix(false, net, len, true)
         .into_iter()
         .chain(match_ip_prefix(true, net, len, true))
         .chain(match_ct_dnat())
@@ -611,9 +627,9 @@ impl Firewall {
             .map(drop)
     }
 
-    /// The rules of `network` on bridge `bridge`: the loopback masquerade
-    /// and guard (see the module docs), plus the masquerade of `subnet`
-    /// when `masquerade`. Idempotent: when they are all there this is one
+    /// The rules of `network` on bridge `bridge`: the hairpin and loopback
+    /// masquerades and the guard (see the module docs), plus the
+    /// masquerade of what leaves `subnet` when `masquerade`. Idempotent: when they are all there this is one
     /// read-only netlink dump; otherwise they are replaced in one
     /// transaction.
     pub fn add_network_rules(

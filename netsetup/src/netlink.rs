@@ -16,7 +16,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -734,6 +735,40 @@ impl Netlink {
         self.set_link(index, "RTM_SETLINK master", |m| {
             m.attributes.push(LinkAttribute::Controller(bridge))
         })
+    }
+
+    /// Set the hairpin mode of a bridge port (`ip link set <port> type
+    /// bridge_slave hairpin on`): the bridge may send a frame back out of
+    /// the port it came in on, which a container needs to reach itself
+    /// through an address the host DNATs back to it (its own published
+    /// port). Kernel: `IFLA_BRPORT_MODE` in `IFLA_INFO_SLAVE_DATA` of
+    /// RTM_NEWLINK on an existing port (Linux ≥ 3.19,
+    /// `br_port_slave_changelink`); the link must be enslaved to a bridge.
+    ///
+    /// ```no_run
+    /// # let ns = berth_netsetup::NetNs::new_anonymous()?;
+    /// # let mut nl = ns.netlink()?; // a throwaway netns: nothing touches the host
+    /// use berth_netsetup::VethSpec;
+    /// let br = nl.create_bridge("br-demo", None)?;
+    /// let (host, _) = nl.create_veth(&VethSpec {
+    ///     host: "veth-a", peer: "veth-b", peer_netns: None, controller: Some(br), peer_mac: None, mtu: None,
+    /// })?;
+    /// nl.set_hairpin(host, true)?;
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    #[doc(alias("IFLA_BRPORT_MODE", "hairpin_mode"))]
+    pub fn set_hairpin(&mut self, index: u32, on: bool) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                on,
+            )])),
+        ]));
+        self.request(RouteNetlinkMessage::NewLink(m), 0)
+            .map(|_| ())
+            .map_err(|e| Error::netlink("RTM_NEWLINK hairpin", format!("ifindex {index}"), e))
     }
 
     /// Move a link into another network namespace (by netns fd).

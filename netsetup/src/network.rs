@@ -573,6 +573,7 @@ pub struct Attach {
     ports: Vec<PortMapping>,
     names: Vec<String>,
     hosts_file: Option<PathBuf>,
+    hairpin: bool,
 }
 
 impl Attach {
@@ -591,6 +592,7 @@ impl Attach {
             ports: Vec::new(),
             names: Vec::new(),
             hosts_file: None,
+            hairpin: false,
         }
     }
 
@@ -664,6 +666,26 @@ impl Attach {
     /// ```
     pub fn hosts_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.hosts_file = Some(path.into());
+        self
+    }
+
+    /// Hairpin mode on the host end's bridge port (default off): the
+    /// container can reach itself through an address the host DNATs back
+    /// to it — its own published port at the gateway or a host address, a
+    /// Kubernetes Service that picks this pod. With the bridge netfilter
+    /// hooks on (`br_netfilter`, `bridge-nf-call-iptables = 1`) such a
+    /// DNATed frame is bridged back towards the port it came from, which a
+    /// bridge refuses unless the port is in hairpin mode. (The network's
+    /// rules masquerade that traffic, so the container does not get a
+    /// packet from its own address; see nat.rs.) Flooded frames are sent
+    /// back to the container too: IPv6 DAD copes with its own looped-back
+    /// probes since Linux 4.16 (`enhanced_dad`, RFC 7527).
+    ///
+    /// ```
+    /// let a = berth_netsetup::Attach::new("web-1").hairpin(true);
+    /// ```
+    pub fn hairpin(mut self, on: bool) -> Self {
+        self.hairpin = on;
         self
     }
 
@@ -862,6 +884,9 @@ impl Network {
             inner
                 .host
                 .run_local(|| refuse_router_advertisements(&[&host_ifname]))??;
+            if opts.hairpin {
+                inner.nl().set_hairpin(hi, true)?;
+            }
             let mut cnl = cnl?;
             // The host end's IFLA_LINK names the peer's ifindex; fall back to a lookup.
             let eth_index = match peer_index {

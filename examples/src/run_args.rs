@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Usage text of `berth-run`.
 pub const USAGE: &str =
     "usage: berth-run [--rootfs DIR | --image LAYOUT[:REF]] [--name ID] [--hostname H] \
-[--memory SIZE] [--cpus N] [--pids N] [--cpuset LIST] [--net none|loopback|bridge|host] \
+[--memory SIZE] [--cpus N] [--pids N] [--cpuset LIST] [--net none|loopback|bridge|host|pasta] \
 [--network NAME [--network-alias A]] [--publish [IP:]HOST:CONT[/tcp|/udp]] [--read-only] \
 [--tmpfs PATH] [--volume SRC:DST[:ro]] \
 [--user UID[:GID]] [--cap-add CAP] [--cap-drop CAP] [--seccomp default|unconfined|FILE] \
@@ -104,10 +104,26 @@ pub enum Net {
     /// New netns, `lo` up (default).
     #[default]
     Loopback,
-    /// veth to the `berth0` bridge.
+    /// veth to the default network `berth0` (a bridge, recorded like a
+    /// user-defined network, so `network rm berth0` removes it).
     Bridge,
     /// The host's netns.
     Host,
+    /// Rootless networking through `pasta` (Debian's `passt`).
+    Pasta,
+}
+
+impl Net {
+    fn parse(v: &str) -> Option<Net> {
+        Some(match v {
+            "none" => Net::None,
+            "loopback" => Net::Loopback,
+            "bridge" => Net::Bridge,
+            "host" => Net::Host,
+            "pasta" => Net::Pasta,
+            _ => return None,
+        })
+    }
 }
 
 /// `--seccomp`.
@@ -353,24 +369,13 @@ impl RunArgs {
                 "--pids" => a.pids = Some(num("--pids", &v)?),
                 "--cpuset" => a.cpuset = Some(v),
                 "--net" => {
-                    a.net = match v.as_str() {
-                        "none" => Net::None,
-                        "loopback" => Net::Loopback,
-                        "bridge" => Net::Bridge,
-                        "host" => Net::Host,
-                        _ => {
-                            return Err(format!(
-                                "invalid --net {v:?}: none, loopback, bridge or host"
-                            ))
-                        }
-                    }
+                    a.net = Net::parse(&v).ok_or_else(|| {
+                        format!("invalid --net {v:?}: none, loopback, bridge, host or pasta")
+                    })?
                 }
-                "--network" => match v.as_str() {
-                    "none" => a.net = Net::None,
-                    "loopback" => a.net = Net::Loopback,
-                    "bridge" => a.net = Net::Bridge,
-                    "host" => a.net = Net::Host,
-                    _ => a.network = Some(v),
+                "--network" => match Net::parse(&v) {
+                    Some(n) => a.net = n,
+                    None => a.network = Some(v),
                 },
                 "--network-alias" => a.network_aliases.push(v),
                 "--publish" => a.publish.push(parse_publish(&v)?),
@@ -416,8 +421,11 @@ impl RunArgs {
         if a.rootfs.is_some() && a.image.is_some() {
             return Err("--rootfs and --image are mutually exclusive".into());
         }
-        if !a.publish.is_empty() && a.net != Net::Bridge && a.network.is_none() {
-            return Err("--publish needs --net bridge or --network NAME".into());
+        if !a.publish.is_empty()
+            && !matches!(a.net, Net::Bridge | Net::Pasta)
+            && a.network.is_none()
+        {
+            return Err("--publish needs --net bridge, --net pasta or --network NAME".into());
         }
         if !a.network_aliases.is_empty() && a.network.is_none() {
             return Err("--network-alias needs --network NAME (a user-defined network)".into());
@@ -572,6 +580,11 @@ mod tests {
         // The --net values work as --network too.
         let a = RunArgs::parse(["--network", "host", "x"]).unwrap();
         assert_eq!((a.net, a.network), (Net::Host, None));
+        // Rootless networking, with a published port.
+        let a = RunArgs::parse(["--net", "pasta", "--publish", "8080:80", "x"]).unwrap();
+        assert_eq!((a.net, a.publish.len()), (Net::Pasta, 1));
+        let a = RunArgs::parse(["--network", "pasta", "x"]).unwrap();
+        assert_eq!((a.net, a.network), (Net::Pasta, None));
         assert_eq!(
             NetworkCmd::parse(["create", "n1", "--subnet", "10.9.0.0/24"]).unwrap(),
             NetworkCmd::Create {

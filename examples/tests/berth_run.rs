@@ -8,7 +8,19 @@ fn berth_run(args: &[&str]) -> (i32, String, String) {
 
 /// `berth-run args` with environment variables `env` added.
 fn berth_run_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth-run"))
+    berth_run_in(&[], args, env)
+}
+
+/// `prefix berth-run args` (e.g. `ip netns exec NS`), environment `env` added.
+fn berth_run_in(
+    prefix: &[&str],
+    args: &[&str],
+    env: &[(&str, &std::path::Path)],
+) -> (i32, String, String) {
+    let exe = env!("CARGO_BIN_EXE_berth-run");
+    let argv: Vec<&str> = prefix.iter().copied().chain([exe]).collect();
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
         .args(args)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
@@ -375,6 +387,256 @@ fn network_subcommands_and_names() {
         "ip_forward restored"
     );
     assert!(left_behind(&db).is_empty(), "{:?}", left_behind(&db));
+}
+
+/// `net.ipv4.ip_forward` inside network namespace `ns`.
+fn ip_forward_in(ns: &berth_testkit::Netns) -> String {
+    berth_testkit::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns.name(),
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
+/// Issue 24 (#24 brief item 3): the default network `--net bridge` makes
+/// (`berth0`) has a record, so `network ls` shows it and `network rm
+/// berth0` removes its bridge, nft table and state and puts `ip_forward`
+/// back. berth-run runs inside a network namespace the test made (standing
+/// in for the host: the bridge, nft table and ip_forward are its own), its
+/// network state in a directory of the test's.
+#[test]
+fn default_bridge_network_can_be_removed() {
+    berth_testkit::privileged!();
+    let ns = berth_testkit::Netns::new();
+    let state = tempfile::tempdir().unwrap();
+    let env = [("BERTH_NETWORK_STATE_DIR", state.path())];
+    // nsenter, not `ip netns exec`: that one mounts a new /sys, hiding the
+    // cgroup2 mount under /sys/fs/cgroup that berth-run needs.
+    let netns_arg = format!("--net={}", ns.path().display());
+    let prefix = ["nsenter", &netns_arg];
+    let r = rootfs();
+    // A new namespace copies the host's value: start from "off".
+    berth_testkit::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns.name(),
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=0",
+        ],
+    );
+    assert_eq!(ip_forward_in(&ns), "0");
+    let name = berth_testkit::unique_name("br-def");
+    let (code, out, err) = berth_run_in(
+        &prefix,
+        &[
+            "--rootfs",
+            &r,
+            "--name",
+            &name,
+            "--net",
+            "bridge",
+            "--",
+            "/bin/sh",
+            "-c",
+            "ip -4 -o addr show eth0 | grep -o 'inet [0-9./]*'",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("inet 10.88."), "{out}");
+    assert_eq!(ip_forward_in(&ns), "1", "the bridge network turned it on");
+    let (code, out, err) = berth_run_in(&prefix, &["network", "ls"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("berth0\tbridge\tberth0\t10.88.0.0/16\t")),
+        "berth0 listed: {out}"
+    );
+    let (code, out, err) = berth_run_in(&prefix, &["network", "rm", "berth0"], &env);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "berth0"),
+        "network rm berth0: {err}"
+    );
+    assert_eq!(ip_forward_in(&ns), "0", "ip_forward restored");
+    let links = berth_testkit::run("ip", &["-n", ns.name(), "-o", "link", "show"]);
+    assert!(!links.contains(" berth0:"), "bridge left: {links}");
+    let tables = berth_testkit::run("ip", &["netns", "exec", ns.name(), "nft", "list", "tables"]);
+    assert!(!tables.contains("berth"), "nft table left: {tables}");
+    assert_eq!(
+        berth_testkit::files_left(state.path(), &["nft.lock"]),
+        Vec::<String>::new()
+    );
+    assert!(left_behind(&name).is_empty(), "{:?}", left_behind(&name));
+}
+
+/// `--net pasta`: rootless networking for berth-run. berth-run runs as
+/// uid/gid 65534 inside a network namespace the test made (its loopback, and
+/// a veth with an address and a default route to nowhere, which pasta
+/// copies); the container reaches a TCP listener the test opened on that
+/// namespace's loopback through the gateway address (pasta maps it to the
+/// loopback), and a port published with `--publish 127.0.0.1:H:80` reaches
+/// a server in the container.
+#[test]
+fn net_pasta_rootless() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    berth_testkit::privileged!();
+    assert!(
+        berth_testkit::run_ok("sh", &["-c", "command -v pasta"]),
+        "pasta is missing: install Debian's passt"
+    );
+    const GATEWAY: &str = "198.51.100.1";
+    let ns = berth_testkit::Netns::new();
+    let ip = |args: &[&str]| {
+        let mut a = vec!["-n", ns.name()];
+        a.extend_from_slice(args);
+        berth_testkit::run("ip", &a);
+    };
+    ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+    ip(&["addr", "add", "198.51.100.2/24", "dev", "d0"]);
+    ip(&["link", "set", "d0", "up"]);
+    ip(&["link", "set", "d1", "up"]);
+    ip(&["route", "add", "default", "via", GATEWAY, "dev", "d0"]);
+    let netns = berth_netsetup::NetNs::from_path(ns.path()).unwrap();
+    let bind = |port: u16| {
+        netns
+            .run(move || std::net::TcpListener::bind(("127.0.0.1", port)))
+            .unwrap()
+            .unwrap()
+    };
+    // The listener on the "host's" loopback: answers `pong:<line>` and
+    // reports the peer address it saw.
+    let listener = bind(0);
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        let mut line = String::new();
+        let mut b = [0u8; 1];
+        while s.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
+            line.push(b[0] as char);
+        }
+        s.write_all(format!("pong:{line}\n").as_bytes()).unwrap();
+        peer.ip().to_string()
+    });
+    // A free port in the namespace for the published one.
+    let published = bind(0).local_addr().unwrap().port();
+    // What the rootless user needs: a rootfs it owns, berth-run where it
+    // can execute it, a private runtime dir for the container state.
+    let rootfs = berth_testkit::busybox_rootfs_copy();
+    std::fs::set_permissions(rootfs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    berth_testkit::run(
+        "chown",
+        &["-R", "65534:65534", &rootfs.path().display().to_string()],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("berth-run");
+    std::fs::copy(env!("CARGO_BIN_EXE_berth-run"), &exe).unwrap();
+    let runtime = dir.path().join("xdg");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&runtime, Some(65534), Some(65534)).unwrap();
+    // nc's input stays open until the server has answered (bookworm's
+    // pasta does not pass the server's FIN on to a half-closed container).
+    let script =
+        format!("(echo out-tcp; sleep 2) | nc {GATEWAY} {port}; echo pub-reply | nc -l -p 80");
+    let spec = format!("127.0.0.1:{published}:80");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .args([
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(&exe)
+        .args([
+            "--rootfs",
+            &rootfs.path().display().to_string(),
+            "--net",
+            "pasta",
+            "--publish",
+            &spec,
+            "--timeout",
+            "60",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The published port: pasta accepts and closes until the container's
+    // server is up; retry until the answer comes.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let reply = loop {
+        let mut got = String::new();
+        let conn = netns
+            .run(move || std::net::TcpStream::connect(("127.0.0.1", published)))
+            .unwrap();
+        if let Ok(mut s) = conn {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let _ = s.write_all(b"pub-in\n");
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let _ = s.read_to_string(&mut got);
+        }
+        if !got.is_empty() || std::time::Instant::now() > end {
+            break got;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{}: {stdout}{stderr}", out.status);
+    assert_eq!(reply, "pub-reply\n", "{stdout}{stderr}");
+    assert_eq!(stdout, "pong:out-tcp\npub-in\n", "{stderr}");
+    // The listener saw pasta's own socket on the loopback.
+    assert_eq!(server.join().unwrap(), "127.0.0.1");
+    // Nothing left: no container state, no pasta of the rootless user.
+    let state = runtime.join("berth");
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // pasta keeps the namespace it was started in (the test's) as its
+    // outside: any passt process still there is one berth-run left.
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(ns.path()).unwrap().ino();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let in_ns = std::fs::metadata(e.path().join("ns/net")).is_ok_and(|m| m.ino() == ino);
+        assert!(
+            !(comm.starts_with("passt") && in_ns),
+            "pasta left running: {}",
+            e.path().display()
+        );
+    }
 }
 
 /// Runs its closure when dropped (also while a failed assertion unwinds).

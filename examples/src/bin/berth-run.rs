@@ -11,7 +11,7 @@
 //! Exit status: the workload's (128+N when it was killed by signal N); berth's
 //! own errors print one line on stderr and exit 125. See `--help`.
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -35,7 +35,9 @@ fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
         .name
         .clone()
         .unwrap_or_else(|| format!("berth-run-{}", std::process::id()));
-    let mut b = Container::builder(id).rootless(a.rootless);
+    // SAFETY: geteuid cannot fail.
+    let rootless = a.rootless || unsafe { libc::geteuid() } != 0;
+    let mut b = Container::builder(id).rootless(rootless);
     b = match (&a.rootfs, &a.image) {
         (Some(d), _) => b.rootfs(Rootfs::dir(d)),
         (None, Some((layout, reference))) => b.rootfs(Rootfs::image_layout(layout, reference)?),
@@ -90,7 +92,8 @@ fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
         (None, Net::None) => Network::none(),
         (None, Net::Loopback) => Network::loopback(),
         (None, Net::Host) => Network::host(),
-        (None, Net::Bridge) => publish(Network::bridge("berth0")),
+        (None, Net::Bridge) => publish(default_network(&net_state_dir())?),
+        (None, Net::Pasta) => publish(Network::pasta()),
     });
     b = b.read_only_root(a.read_only);
     for t in &a.tmpfs {
@@ -144,6 +147,26 @@ fn net_state_dir() -> PathBuf {
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(berth_netsetup::DEFAULT_STATE_DIR))
+}
+
+/// The network `--net bridge` joins.
+const DEFAULT_NETWORK: &str = "berth0";
+
+/// `--net bridge`: the default network `berth0` (bridge `berth0`, subnet
+/// `10.88.0.0/16`), made on first use and recorded like a user-defined
+/// network, so `network ls` shows it and `network rm berth0` removes its
+/// bridge, nft rules and IPAM state and puts `ip_forward` back. A `berth0`
+/// bridge of an earlier release (never recorded) is adopted on first use.
+fn default_network(dir: &Path) -> Result<Network, berth::Error> {
+    if berth_netsetup::network_record(dir, DEFAULT_NETWORK)?.is_none() {
+        if let Err(e) = Network::create(DEFAULT_NETWORK).state_dir(dir).create() {
+            // Another berth-run made it meanwhile: join that one.
+            if berth_netsetup::network_record(dir, DEFAULT_NETWORK)?.is_none() {
+                return Err(e);
+            }
+        }
+    }
+    Ok(Network::named(DEFAULT_NETWORK).state_dir(dir))
 }
 
 /// `berth-run network ...`.

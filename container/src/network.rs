@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use berth_netsetup::{BridgeNetwork, NetworkRecord, PortMapping};
+use berth_netsetup::{BridgeNetwork, MacvlanNetwork, NetworkRecord, PortMapping};
 
 use crate::config::{NetKind, Network};
 use crate::error::{Error, Result};
@@ -51,10 +51,34 @@ fn open_handle(state_dir: &Path, name: &str) -> Result<berth_netsetup::Network> 
             state_dir.display()
         ))
     })?;
-    Ok(BridgeNetwork::from_record(&r)
-        .state_dir(state_dir)
-        .ensure()?)
+    Ok(match r.driver.as_str() {
+        "macvlan" => MacvlanNetwork::from_record(&r)
+            .state_dir(state_dir)
+            .ensure()?,
+        _ => BridgeNetwork::from_record(&r)
+            .state_dir(state_dir)
+            .ensure()?,
+    })
 }
+
+/// A user-defined network with its handle.
+fn user_network(name: String, dir: PathBuf, handle: berth_netsetup::Network) -> Network {
+    Network {
+        kind: NetKind::User(UserSpec {
+            name,
+            state_dir: Some(dir),
+            handle: Some(handle),
+            ports: Vec::new(),
+            aliases: Vec::new(),
+        }),
+    }
+}
+
+/// berth-netsetup's default subnet (`BridgeNetwork::new`'s).
+const DEFAULT_SUBNET: &str = "10.88.0.0/16";
+
+/// The drivers [`NetworkBuilder::driver`] knows.
+const DRIVERS: &[&str] = &["bridge", "macvlan"];
 
 /// Builder of a user-defined network; [`NetworkBuilder::create`] makes it.
 ///
@@ -71,17 +95,33 @@ pub struct NetworkBuilder {
     masquerade: bool,
     ip_forward: bool,
     state_dir: Option<PathBuf>,
+    parent: Option<String>,
 }
 
 impl NetworkBuilder {
-    /// The driver: only `bridge` today (macvlan and VXLAN come later); any
-    /// other is refused by [`create`](Self::create).
+    /// The driver: `bridge` (the default: a bridge, veth pairs, NAT) or
+    /// `macvlan` (containers on a parent interface's segment through
+    /// macvlan interfaces in bridge mode; needs [`parent`](Self::parent)).
+    /// Any other is refused by [`create`](Self::create).
     ///
     /// ```
-    /// let b = berth::Network::create("mynet").driver("bridge");
+    /// let b = berth::Network::create("lan").driver("macvlan").parent("eth0");
     /// ```
     pub fn driver(mut self, driver: &str) -> Self {
         self.driver = driver.to_string();
+        self
+    }
+
+    /// macvlan: the parent interface (in the host's network namespace),
+    /// e.g. `eth0`. Containers can reach each other and the rest of the
+    /// parent's segment, but not the host through the parent's own address
+    /// (the macvlan bridge-mode rule).
+    ///
+    /// ```
+    /// let b = berth::Network::create("lan").driver("macvlan").parent("eth0");
+    /// ```
+    pub fn parent(mut self, ifname: &str) -> Self {
+        self.parent = Some(ifname.to_string());
         self
     }
 
@@ -137,14 +177,30 @@ impl NetworkBuilder {
         self
     }
 
-    /// Make the network: the bridge, its address, its nft rules, its IPAM
-    /// state and its record. A network of that name that exists already is
-    /// an error naming it; on any error nothing is left.
+    /// Make the network: for `bridge`, the bridge, its address, its nft
+    /// rules; for `macvlan`, nothing on the host (the parent must exist);
+    /// then its IPAM state and its record. A network of that name that
+    /// exists already, an unknown driver, a macvlan without a parent or
+    /// with one that does not exist, a subnet overlapping another recorded
+    /// network's: each an error naming it, and nothing is left.
     pub fn create(self) -> Result<Network> {
-        if self.driver != "bridge" {
+        if !DRIVERS.contains(&self.driver.as_str()) {
             return Err(Error::invalid(format!(
-                "network driver {:?}: only \"bridge\" is supported",
-                self.driver
+                "network driver {:?} is not one of {}",
+                self.driver,
+                DRIVERS.join(", ")
+            )));
+        }
+        if self.driver == "macvlan" && self.parent.is_none() {
+            return Err(Error::invalid(format!(
+                "network {:?}: the macvlan driver needs a parent interface",
+                self.name
+            )));
+        }
+        if self.driver != "macvlan" && self.parent.is_some() {
+            return Err(Error::invalid(format!(
+                "network {:?}: a parent interface is for the macvlan driver only",
+                self.name
             )));
         }
         let dir = self
@@ -157,6 +213,28 @@ impl NetworkBuilder {
                 self.name
             )));
         }
+        // Another recorded network's subnet (a macvlan subnet has no route
+        // on the host for the bridge driver's own check to find).
+        let subnet = self.subnet.as_deref().unwrap_or(DEFAULT_SUBNET);
+        let net: berth_netsetup::Ipv4Net = subnet.parse()?;
+        for other in berth_netsetup::list_networks(&dir)? {
+            let theirs: std::result::Result<berth_netsetup::Ipv4Net, _> = other.subnet.parse();
+            if theirs.is_ok_and(|t| t.overlaps(&net)) {
+                return Err(Error::invalid(format!(
+                    "network {:?}: subnet {subnet} overlaps {} of network {:?}",
+                    self.name, other.subnet, other.name
+                )));
+            }
+        }
+        if let Some(parent) = &self.parent {
+            let handle = MacvlanNetwork::new(&self.name)
+                .parent(parent)
+                .subnet(subnet)
+                .state_dir(&dir)
+                .persist(true)
+                .ensure()?;
+            return Ok(user_network(self.name, dir, handle));
+        }
         let mut b = BridgeNetwork::new(&self.name)
             .bridge(self.bridge.as_deref().unwrap_or(&self.name))
             .masquerade(self.masquerade)
@@ -167,15 +245,7 @@ impl NetworkBuilder {
             b = b.subnet(s);
         }
         let handle = b.ensure()?;
-        Ok(Network {
-            kind: NetKind::User(UserSpec {
-                name: self.name,
-                state_dir: Some(dir),
-                handle: Some(handle),
-                ports: Vec::new(),
-                aliases: Vec::new(),
-            }),
-        })
+        Ok(user_network(self.name, dir, handle))
     }
 }
 
@@ -197,6 +267,7 @@ impl Network {
             masquerade: true,
             ip_forward: true,
             state_dir: None,
+            parent: None,
         }
     }
 
@@ -232,15 +303,7 @@ impl Network {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(berth_netsetup::DEFAULT_STATE_DIR));
         let handle = open_handle(&dir, name)?;
-        Ok(Network {
-            kind: NetKind::User(UserSpec {
-                name: name.to_string(),
-                state_dir: Some(dir),
-                handle: Some(handle),
-                ports: Vec::new(),
-                aliases: Vec::new(),
-            }),
-        })
+        Ok(user_network(name.to_string(), dir, handle))
     }
 
     /// Every user-defined network recorded in `state_dir` (`None`:

@@ -177,15 +177,20 @@ fn network(cmd: &NetworkCmd) -> Result<(), berth::Error> {
             name,
             driver,
             subnet,
+            parent,
         } => {
             let mut b = Network::create(name).driver(driver).state_dir(&dir);
             if let Some(s) = subnet {
                 b = b.subnet(s);
             }
+            if let Some(p) = parent {
+                b = b.parent(p);
+            }
             b.create()?;
             println!("{name}");
         }
         NetworkCmd::Ls => {
+            // BRIDGE: the bridge, or macvlan's parent interface.
             println!("NAME\tDRIVER\tBRIDGE\tSUBNET\tGATEWAY");
             for n in Network::list(Some(&dir))? {
                 println!(

@@ -10,10 +10,27 @@ pub const USAGE: &str =
 [--tmpfs PATH] [--volume SRC:DST[:ro]] \
 [--user UID[:GID]] [--cap-add CAP] [--cap-drop CAP] [--seccomp default|unconfined|FILE] \
 [--env K=V] [--workdir DIR] [--init] [--rootless] [--timeout SECS] -- CMD [ARG...]
-       berth-run network create NAME [--driver bridge|macvlan] [--subnet CIDR] [--parent IF]
+       berth-run network create NAME [--driver bridge|macvlan|vxlan] [--subnet CIDR]
+           [--parent IF] (macvlan)
+           [--vni N --local ADDR --range CIDR --peer ADDR=CIDR... | --peers FILE] (vxlan)
        berth-run network ls
        berth-run network rm NAME...
 (user-defined networks live in $BERTH_NETWORK_STATE_DIR, default /run/berth-net)";
+
+/// `network create --driver vxlan` options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VxlanArgs {
+    /// `--vni`.
+    pub vni: Option<u32>,
+    /// `--local`: this host's underlay address.
+    pub local: Option<std::net::Ipv4Addr>,
+    /// `--range`: this host's slice of the subnet.
+    pub range: Option<String>,
+    /// `--peer ADDR=CIDR`: other hosts and their slices.
+    pub peers: Vec<(std::net::Ipv4Addr, String)>,
+    /// `--peers FILE`: the members file (`ADDR CIDR` lines, every host).
+    pub peers_file: Option<PathBuf>,
+}
 
 /// `berth-run network ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +45,8 @@ pub enum NetworkCmd {
         subnet: Option<String>,
         /// `--parent`: macvlan's parent interface.
         parent: Option<String>,
+        /// vxlan's options.
+        vxlan: VxlanArgs,
     },
     /// `network ls`.
     Ls,
@@ -49,6 +68,7 @@ impl NetworkCmd {
             "create" => {
                 let (mut name, mut driver, mut subnet, mut parent) =
                     (None, "bridge".to_string(), None, None);
+                let mut vx = VxlanArgs::default();
                 let mut it = rest.into_iter();
                 while let Some(arg) = it.next() {
                     let (flag, inline) = match arg.split_once('=') {
@@ -65,6 +85,31 @@ impl NetworkCmd {
                         "--driver" => driver = value()?,
                         "--subnet" => subnet = Some(value()?),
                         "--parent" => parent = Some(value()?),
+                        "--vni" => {
+                            let v = value()?;
+                            vx.vni = Some(v.parse().map_err(|_| {
+                                format!("network create: invalid --vni {v:?}: expected a number")
+                            })?);
+                        }
+                        "--local" => {
+                            let v = value()?;
+                            vx.local = Some(v.parse().map_err(|_| {
+                                format!("network create: invalid --local {v:?}: expected an IPv4 address")
+                            })?);
+                        }
+                        "--range" => vx.range = Some(value()?),
+                        "--peer" => {
+                            let v = value()?;
+                            let bad = || {
+                                format!(
+                                    "network create: invalid --peer {v:?}: expected ADDRESS=CIDR"
+                                )
+                            };
+                            let (a, r) = v.split_once('=').ok_or_else(bad)?;
+                            vx.peers
+                                .push((a.parse().map_err(|_| bad())?, r.to_string()));
+                        }
+                        "--peers" => vx.peers_file = Some(value()?.into()),
                         f if f.starts_with('-') => {
                             return Err(format!("network create: unknown option {f}"))
                         }
@@ -77,6 +122,7 @@ impl NetworkCmd {
                     driver,
                     subnet,
                     parent,
+                    vxlan: vx,
                 })
             }
             "ls" | "list" => match rest.first() {
@@ -592,6 +638,7 @@ mod tests {
                 driver: "bridge".into(),
                 subnet: Some("10.9.0.0/24".into()),
                 parent: None,
+                vxlan: VxlanArgs::default(),
             }
         );
         assert_eq!(
@@ -601,8 +648,48 @@ mod tests {
                 driver: "macvlan".into(),
                 subnet: None,
                 parent: Some("eth0".into()),
+                vxlan: VxlanArgs::default(),
             }
         );
+        let NetworkCmd::Create { driver, vxlan, .. } = NetworkCmd::parse([
+            "create",
+            "ov",
+            "--driver",
+            "vxlan",
+            "--vni",
+            "42",
+            "--local",
+            "192.0.2.1",
+            "--range",
+            "10.9.1.0/24",
+            "--peer",
+            "192.0.2.2=10.9.2.0/24",
+            "--peers=/etc/ov.members",
+        ])
+        .unwrap() else {
+            panic!("not create")
+        };
+        assert_eq!(driver, "vxlan");
+        assert_eq!(
+            vxlan,
+            VxlanArgs {
+                vni: Some(42),
+                local: Some([192, 0, 2, 1].into()),
+                range: Some("10.9.1.0/24".into()),
+                peers: vec![([192, 0, 2, 2].into(), "10.9.2.0/24".into())],
+                peers_file: Some("/etc/ov.members".into()),
+            }
+        );
+        for (bad, needle) in [
+            (["--vni", "x"], "--vni"),
+            (["--local", "h1"], "h1"),
+            (["--peer", "192.0.2.2"], "ADDRESS=CIDR"),
+        ] {
+            let mut a = vec!["create", "ov"];
+            a.extend(bad);
+            let e = NetworkCmd::parse(a).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
         assert_eq!(NetworkCmd::parse(["ls"]).unwrap(), NetworkCmd::Ls);
         assert_eq!(
             NetworkCmd::parse(["rm", "a", "b"]).unwrap(),

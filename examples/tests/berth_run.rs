@@ -607,6 +607,198 @@ fn macvlan_network_members_resolve_each_other() {
     assert!(left_behind(&db).is_empty(), "{:?}", left_behind(&db));
 }
 
+/// `network create --driver vxlan`: an overlay spanning two "hosts" —
+/// network namespaces the test made, joined by a veth underlay — each with
+/// berth-run's network state in a directory of its own (static peers on
+/// one, the members file on the other). A container on host 2 reaches a
+/// member on host 1 by address through the VXLAN device (MTU 1500 − 50),
+/// members on one host resolve each other by name; `network rm` removes the
+/// bridge, the VXLAN device, the nft table and the state and puts
+/// `ip_forward` back on both. Bad input (no VNI, a local address that is
+/// not on the host) is an error naming it and leaves nothing.
+#[test]
+fn vxlan_network_spans_two_hosts() {
+    berth_testkit::privileged!();
+    let hosts = [berth_testkit::Netns::new(), berth_testkit::Netns::new()];
+    berth_testkit::run(
+        "ip",
+        &[
+            "-n",
+            hosts[0].name(),
+            "link",
+            "add",
+            "u1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "u2",
+            "netns",
+            hosts[1].name(),
+        ],
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        let (dev, addr) = (format!("u{}", i + 1), format!("198.18.0.{}/24", i + 1));
+        berth_testkit::run("ip", &["-n", h.name(), "addr", "add", &addr, "dev", &dev]);
+        berth_testkit::run("ip", &["-n", h.name(), "link", "set", &dev, "up"]);
+        berth_testkit::run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                h.name(),
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=0",
+            ],
+        );
+    }
+    let states = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    // The members file the operator distributes (outside the state dirs).
+    let etc = tempfile::tempdir().unwrap();
+    let members = etc.path().join("ov.members");
+    std::fs::write(
+        &members,
+        "# overlay ov\n198.18.0.1 10.231.1.0/24\n198.18.0.2 10.231.2.0/24\n",
+    )
+    .unwrap();
+    let args: Vec<[String; 2]> = hosts
+        .iter()
+        .map(|h| ["nsenter".into(), format!("--net={}", h.path().display())])
+        .collect();
+    let on = |i: usize, a: &[&str]| {
+        let prefix: Vec<&str> = args[i].iter().map(String::as_str).collect();
+        berth_run_in(&prefix, a, &[("BERTH_NETWORK_STATE_DIR", states[i].path())])
+    };
+    let links: Vec<Vec<String>> = hosts.iter().map(links_in).collect();
+    let base = [
+        "network",
+        "create",
+        "ov",
+        "--driver",
+        "vxlan",
+        "--subnet",
+        "10.231.0.0/16",
+    ];
+    for (extra, needle) in [
+        (
+            vec!["--local", "198.18.0.1", "--range", "10.231.1.0/24"],
+            "VNI",
+        ),
+        (
+            vec![
+                "--vni",
+                "4242",
+                "--local",
+                "198.18.0.9",
+                "--range",
+                "10.231.1.0/24",
+            ],
+            "198.18.0.9",
+        ),
+    ] {
+        let a: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let (code, _, err) = on(0, &a);
+        assert_eq!(code, 125, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert_eq!(links_in(&hosts[0]), links[0], "{extra:?}");
+        assert_eq!(
+            berth_testkit::files_left(states[0].path(), &["nft.lock"]),
+            Vec::<String>::new()
+        );
+    }
+    let one = [
+        "--vni",
+        "4242",
+        "--local",
+        "198.18.0.1",
+        "--range",
+        "10.231.1.0/24",
+        "--peer",
+        "198.18.0.2=10.231.2.0/24",
+    ];
+    let members_arg = members.display().to_string();
+    let two = ["--vni", "4242", "--peers", members_arg.as_str()];
+    for (i, extra) in [&one[..], &two[..]].into_iter().enumerate() {
+        let a: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let (code, out, err) = on(i, &a);
+        assert_eq!((code, out.trim()), (0, "ov"), "host {}: {err}", i + 1);
+    }
+    let (_, out, _) = on(0, &["network", "ls"]);
+    assert!(
+        out.lines()
+            .any(|l| l == "ov\tvxlan\tov\t10.231.0.0/16\t10.231.1.1"),
+        "{out}"
+    );
+    let r = rootfs();
+    let web = berth_testkit::unique_name("vxweb");
+    let prefix0: Vec<&str> = args[0].iter().map(String::as_str).collect();
+    let mut member = Member::start(
+        &prefix0,
+        &[
+            "--rootfs",
+            &r,
+            "--network",
+            "ov",
+            "--name",
+            &web,
+            "--network-alias",
+            "www",
+            "--init",
+            "--",
+            "/bin/sleep",
+            "60",
+        ],
+        &[("BERTH_NETWORK_STATE_DIR", states[0].path())],
+    );
+    let ping = |i: usize, target: &str| {
+        on(
+            i,
+            &[
+                "--rootfs",
+                &r,
+                "--network",
+                "ov",
+                "--",
+                "/bin/sh",
+                "-c",
+                &format!("cat /sys/class/net/eth0/mtu && ping -c1 -W2 {target}"),
+            ],
+        )
+    };
+    // Same host: by name and alias.
+    let out = until_ok(&mut member, || ping(0, "www"));
+    assert!(out.starts_with("1450\n"), "MTU 1500 - 50: {out}");
+    assert!(out.contains("10.231.1."), "{out}");
+    let (code, out, err) = ping(0, &web);
+    assert_eq!(code, 0, "{out}{err}");
+    // The other host: through the overlay, to the address host 1 gave it.
+    let ipam: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(states[0].path().join("ov.json")).unwrap()).unwrap();
+    let addr = ipam["allocations"][&web]["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(addr.starts_with("10.231.1."), "{ipam}");
+    let out = until_ok(&mut member, || ping(1, &addr));
+    assert!(out.starts_with("1450\n") && out.contains(&addr), "{out}");
+    member.stop();
+    for (i, h) in hosts.iter().enumerate() {
+        let (code, out, err) = on(i, &["network", "rm", "ov"]);
+        assert_eq!((code, out.trim()), (0, "ov"), "host {}: {err}", i + 1);
+        assert_eq!(links_in(h), links[i], "host {}", i + 1);
+        assert_eq!(ip_forward_in(h), "0", "host {}", i + 1);
+        let tables =
+            berth_testkit::run("ip", &["netns", "exec", h.name(), "nft", "list", "tables"]);
+        assert!(!tables.contains("berth"), "nft table left: {tables}");
+        assert_eq!(
+            berth_testkit::files_left(states[i].path(), &["nft.lock"]),
+            Vec::<String>::new()
+        );
+    }
+    assert!(left_behind(&web).is_empty(), "{:?}", left_behind(&web));
+}
+
 /// `net.ipv4.ip_forward` inside network namespace `ns`.
 fn ip_forward_in(ns: &berth_testkit::Netns) -> String {
     berth_testkit::run(

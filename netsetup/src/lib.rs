@@ -70,7 +70,7 @@ pub use netlink::{LinkInfoSummary, Netlink, RouteSummary, VethSpec};
 pub use netns::{NetNs, NETNS_RUN_DIR};
 pub use network::{
     gc_container, list_networks, network_record, Attach, Attachment, BridgeNetwork, Network,
-    NetworkRecord, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
+    NetworkRecord, VxlanRecord, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
 };
 pub use vxlan::{
     FdbEntry, Overlay, OverlayMember, VxlanNetwork, VxlanSpec, VXLAN_OVERHEAD, VXLAN_PORT,

@@ -320,6 +320,7 @@ impl MacvlanNetwork {
                 masquerade: false,
                 ip_forward: false,
                 mtu: None,
+                vxlan: None,
             };
             if let Err(e) = crate::network::write_record(&state_dir, &r) {
                 let _ = ipam.destroy();

@@ -78,7 +78,7 @@ pub struct BridgeNetwork {
 pub struct NetworkRecord {
     /// Network name.
     pub name: String,
-    /// Driver (`bridge` or `macvlan`).
+    /// Driver (`bridge`, `macvlan` or `vxlan`).
     pub driver: String,
     /// Bridge interface (`macvlan`: the parent interface).
     pub bridge: String,
@@ -93,14 +93,45 @@ pub struct NetworkRecord {
     /// MTU, if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// `vxlan`: the overlay's configuration on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<VxlanRecord>,
+}
+
+/// The overlay part of a `vxlan` network's [`NetworkRecord`]: what
+/// [`crate::VxlanNetwork::from_record`] rebuilds it from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VxlanRecord {
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// This host's underlay address, if given (else found among the members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<Ipv4Addr>,
+    /// Members given one by one, as `VTEP RANGE` lines.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// The members file the operator distributes, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_file: Option<PathBuf>,
+    /// UDP port.
+    pub port: u16,
+    /// The VXLAN device's name.
+    pub ifname: String,
 }
 
 fn record_path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(format!("{name}.network"))
 }
 
-/// Write `r` as the record of its network in `state_dir` (atomically).
+/// Write `r` as the record of its network in `state_dir` (atomically),
+/// unless it is there already: every `ensure` of a recorded network
+/// (each container start) would rewrite it otherwise. Written under the
+/// network's IPAM lock, so concurrent writers never share the temp file.
 pub(crate) fn write_record(state_dir: &Path, r: &NetworkRecord) -> Result<()> {
+    if network_record(state_dir, &r.name)?.as_ref() == Some(r) {
+        return Ok(());
+    }
+    let _lock = crate::ipam::lock_file(&state_dir.join(format!("{}.lock", r.name)))?;
     let p = record_path(state_dir, &r.name);
     let data = serde_json::to_vec(r).map_err(|e| Error::CorruptState {
         path: p.clone(),
@@ -476,6 +507,7 @@ impl BridgeNetwork {
                         masquerade: self.masquerade,
                         ip_forward: self.ip_forward,
                         mtu: self.mtu,
+                        vxlan: None,
                     },
                 )?;
             }

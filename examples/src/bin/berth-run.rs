@@ -178,6 +178,7 @@ fn network(cmd: &NetworkCmd) -> Result<(), berth::Error> {
             driver,
             subnet,
             parent,
+            vxlan,
         } => {
             let mut b = Network::create(name).driver(driver).state_dir(&dir);
             if let Some(s) = subnet {
@@ -185,6 +186,21 @@ fn network(cmd: &NetworkCmd) -> Result<(), berth::Error> {
             }
             if let Some(p) = parent {
                 b = b.parent(p);
+            }
+            if let Some(v) = vxlan.vni {
+                b = b.vni(v);
+            }
+            if let Some(l) = vxlan.local {
+                b = b.local(l);
+            }
+            if let Some(r) = &vxlan.range {
+                b = b.range(r);
+            }
+            for (vtep, r) in &vxlan.peers {
+                b = b.peer(*vtep, r);
+            }
+            if let Some(f) = &vxlan.peers_file {
+                b = b.members_file(f);
             }
             b.create()?;
             println!("{name}");

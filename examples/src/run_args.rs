@@ -52,6 +52,9 @@ pub enum NetworkCmd {
     Ls,
     /// `network rm NAME...`.
     Rm(Vec<String>),
+    /// `network serve NAME`: the name responder of overlay NAME (started
+    /// by `network create --driver vxlan`; see `resolver`).
+    Serve(String),
 }
 
 impl NetworkCmd {
@@ -128,6 +131,10 @@ impl NetworkCmd {
             "ls" | "list" => match rest.first() {
                 None => Ok(NetworkCmd::Ls),
                 Some(a) => Err(format!("network ls: unexpected argument {a:?}")),
+            },
+            "serve" => match rest.as_slice() {
+                [name] => Ok(NetworkCmd::Serve(name.clone())),
+                _ => Err("network serve: exactly one NAME".into()),
             },
             "rm" | "remove" => {
                 if rest.is_empty() {

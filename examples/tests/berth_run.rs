@@ -611,9 +611,11 @@ fn macvlan_network_members_resolve_each_other() {
 /// network namespaces the test made, joined by a veth underlay — each with
 /// berth-run's network state in a directory of its own (static peers on
 /// one, the members file on the other). A container on host 2 reaches a
-/// member on host 1 by address through the VXLAN device (MTU 1500 − 50),
-/// members on one host resolve each other by name; `network rm` removes the
-/// bridge, the VXLAN device, the nft table and the state and puts
+/// member on host 1 by address through the VXLAN device (MTU 1500 − 50)
+/// and by name and alias (host 2's name responder asks host 1's over the
+/// overlay), members on one host resolve each other by name; the names go
+/// with the member, on both hosts; `network rm` removes the bridge, the
+/// VXLAN device, the nft table, the responder and the state and puts
 /// `ip_forward` back on both. Bad input (no VNI, a local address that is
 /// not on the host) is an error naming it and leaves nothing.
 #[test]
@@ -782,7 +784,26 @@ fn vxlan_network_spans_two_hosts() {
     assert!(addr.starts_with("10.231.1."), "{ipam}");
     let out = until_ok(&mut member, || ping(1, &addr));
     assert!(out.starts_with("1450\n") && out.contains(&addr), "{out}");
+    // ... and by name and alias: host 2's responder asks host 1's.
+    for target in [web.as_str(), "www"] {
+        let (code, out, err) = ping(1, target);
+        assert_eq!(code, 0, "{target} from host 2: {out}{err}");
+        assert!(out.contains(&format!("({addr})")), "{target}: {out}");
+    }
+    let responders: Vec<i32> = states
+        .iter()
+        .map(|s| {
+            let p = s.path().join("ov.resolver");
+            std::fs::read_to_string(p).unwrap().trim().parse().unwrap()
+        })
+        .collect();
     member.stop();
+    // Gone from both hosts' view with the member.
+    for (i, target) in [(0, "www"), (1, "www"), (1, web.as_str())] {
+        let (code, out, err) = ping(i, target);
+        assert_ne!(code, 0, "{target} still resolves on host {}: {out}", i + 1);
+        assert!(err.contains("bad address"), "{target}: {out}{err}");
+    }
     for (i, h) in hosts.iter().enumerate() {
         let (code, out, err) = on(i, &["network", "rm", "ov"]);
         assert_eq!((code, out.trim()), (0, "ov"), "host {}: {err}", i + 1);
@@ -794,6 +815,13 @@ fn vxlan_network_spans_two_hosts() {
         assert_eq!(
             berth_testkit::files_left(states[i].path(), &["nft.lock"]),
             Vec::<String>::new()
+        );
+    }
+    for pid in responders {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            st.is_empty() || st.contains(") Z "),
+            "responder {pid} left: {st}"
         );
     }
     assert!(left_behind(&web).is_empty(), "{:?}", left_behind(&web));

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use berth::{Container, Limit, Mount, Network, PortMapping, Resources, Rootfs, Seccomp};
+use berth_examples::resolver;
 use berth_examples::run_args::{Net, NetworkCmd, RunArgs, SeccompArg, USAGE};
 
 /// The container init's pid, for the signal forwarder.
@@ -81,6 +82,14 @@ fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
         }
         n
     };
+    // An overlay's members ask its responder for names on other hosts.
+    if let Some(name) = &a.network {
+        let dir = net_state_dir();
+        if berth_netsetup::network_record(&dir, name)?.is_some_and(|r| r.driver == "vxlan") {
+            let conf = resolver::resolv_conf(&dir, name);
+            b = b.mount(Mount::bind(&conf, "/etc/resolv.conf").read_only());
+        }
+    }
     b = b.network(match (&a.network, a.net) {
         (Some(name), _) => {
             let mut n = Network::named(name).state_dir(net_state_dir());
@@ -170,7 +179,8 @@ fn default_network(dir: &Path) -> Result<Network, berth::Error> {
 }
 
 /// `berth-run network ...`.
-fn network(cmd: &NetworkCmd) -> Result<(), berth::Error> {
+fn network(cmd: &NetworkCmd) -> Result<(), String> {
+    let e = |e: berth::Error| e.to_string();
     let dir = net_state_dir();
     match cmd {
         NetworkCmd::Create {
@@ -202,13 +212,21 @@ fn network(cmd: &NetworkCmd) -> Result<(), berth::Error> {
             if let Some(f) = &vxlan.peers_file {
                 b = b.members_file(f);
             }
-            b.create()?;
+            b.create().map_err(e)?;
+            // An overlay's members on other hosts are not in this host's
+            // IPAM: names across hosts go through a responder (resolver.rs).
+            if driver == "vxlan" {
+                if let Err(why) = resolver::start(&dir, name) {
+                    let _ = Network::open(Some(&dir), name).and_then(Network::remove);
+                    return Err(why);
+                }
+            }
             println!("{name}");
         }
         NetworkCmd::Ls => {
             // BRIDGE: the bridge, or macvlan's parent interface.
             println!("NAME\tDRIVER\tBRIDGE\tSUBNET\tGATEWAY");
-            for n in Network::list(Some(&dir))? {
+            for n in Network::list(Some(&dir)).map_err(e)? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     n.name, n.driver, n.bridge, n.subnet, n.gateway
@@ -217,10 +235,14 @@ fn network(cmd: &NetworkCmd) -> Result<(), berth::Error> {
         }
         NetworkCmd::Rm(names) => {
             for name in names {
-                Network::open(Some(&dir), name)?.remove()?;
+                Network::open(Some(&dir), name)
+                    .and_then(Network::remove)
+                    .map_err(e)?;
+                resolver::stop(&dir, name)?;
                 println!("{name}");
             }
         }
+        NetworkCmd::Serve(name) => resolver::serve(&dir, name)?,
     }
     Ok(())
 }
@@ -256,7 +278,7 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("network") {
         let res = NetworkCmd::parse(std::env::args().skip(2))
             .map_err(|e| format!("{e}\n{USAGE}"))
-            .and_then(|cmd| network(&cmd).map_err(|e| e.to_string()));
+            .and_then(|cmd| network(&cmd));
         return match res {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

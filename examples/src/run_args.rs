@@ -6,7 +6,7 @@ use std::path::PathBuf;
 pub const USAGE: &str =
     "usage: berth-run [--rootfs DIR | --image LAYOUT[:REF]] [--name ID] [--hostname H] \
 [--memory SIZE] [--cpus N] [--pids N] [--cpuset LIST] [--net none|loopback|bridge|host|pasta] \
-[--network NAME [--network-alias A]] [--publish [IP:]HOST:CONT[/tcp|/udp]] [--read-only] \
+[--network NAME [--network-alias A]] [--dns ADDR] [--publish [IP:]HOST:CONT[/tcp|/udp]] [--read-only] \
 [--tmpfs PATH] [--volume SRC:DST[:ro]] \
 [--user UID[:GID]] [--cap-add CAP] [--cap-drop CAP] [--seccomp default|unconfined|FILE] \
 [--env K=V] [--workdir DIR] [--init] [--rootless] [--timeout SECS] -- CMD [ARG...]
@@ -241,6 +241,8 @@ pub struct RunArgs {
     pub network: Option<String>,
     /// `--network-alias`.
     pub network_aliases: Vec<String>,
+    /// `--dns`: the container's resolvers (its `/etc/resolv.conf`).
+    pub dns: Vec<std::net::Ipv4Addr>,
     /// `--publish`.
     pub publish: Vec<Publish>,
     /// `--read-only`.
@@ -431,6 +433,10 @@ impl RunArgs {
                     None => a.network = Some(v),
                 },
                 "--network-alias" => a.network_aliases.push(v),
+                "--dns" => a.dns.push(
+                    v.parse()
+                        .map_err(|_| format!("invalid --dns {v:?}: expected an IPv4 address"))?,
+                ),
                 "--publish" => a.publish.push(parse_publish(&v)?),
                 "--tmpfs" => {
                     if !v.starts_with('/') {
@@ -628,6 +634,14 @@ mod tests {
         .unwrap();
         assert_eq!(a.network.as_deref(), Some("mynet"));
         assert_eq!(a.network_aliases, ["www"]);
+        let a = RunArgs::parse(["--dns", "127.0.0.1", "--dns=10.0.0.53", "x"]).unwrap();
+        assert_eq!(
+            a.dns,
+            [[127, 0, 0, 1], [10, 0, 0, 53]].map(std::net::Ipv4Addr::from)
+        );
+        assert!(RunArgs::parse(["--dns", "ns1", "x"])
+            .unwrap_err()
+            .contains("ns1"));
         assert_eq!(a.publish[0].host_ip, Some(std::net::Ipv4Addr::LOCALHOST));
         assert_eq!((a.publish[0].host, a.publish[0].container), (8080, 80));
         // The --net values work as --network too.

@@ -31,7 +31,9 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
+/// `dns`: a `resolv.conf` listing `--dns` servers, bound at the
+/// container's `/etc/resolv.conf` (removed by `run` afterwards).
+fn build(a: &RunArgs, dns: Option<&Path>) -> Result<berth::ContainerBuilder, berth::Error> {
     let id = a
         .name
         .clone()
@@ -83,7 +85,9 @@ fn build(a: &RunArgs) -> Result<berth::ContainerBuilder, berth::Error> {
         n
     };
     // An overlay's members ask its responder for names on other hosts.
-    if let Some(name) = &a.network {
+    if let Some(f) = dns {
+        b = b.mount(Mount::bind(f, "/etc/resolv.conf").read_only());
+    } else if let Some(name) = &a.network {
         let dir = net_state_dir();
         if berth_netsetup::network_record(&dir, name)?.is_some_and(|r| r.driver == "vxlan") {
             let conf = resolver::resolv_conf(&dir, name);
@@ -248,7 +252,29 @@ fn network(cmd: &NetworkCmd) -> Result<(), String> {
 }
 
 fn run(a: &RunArgs) -> Result<i32, berth::Error> {
-    let mut c = build(a)?.spawn()?;
+    if a.dns.is_empty() {
+        return run_with(a, None);
+    }
+    let conf = std::env::temp_dir().join(format!("berth-run-{}.resolv.conf", std::process::id()));
+    let text: String = a.dns.iter().map(|d| format!("nameserver {d}\n")).collect();
+    // A new file (O_EXCL: never through something planted at the name).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&conf)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .map_err(|e| berth::Error::Io {
+            what: "write --dns resolv.conf",
+            path: conf.clone(),
+            source: e,
+        })?;
+    let res = run_with(a, Some(&conf));
+    let _ = std::fs::remove_file(&conf);
+    res
+}
+
+fn run_with(a: &RunArgs, dns: Option<&Path>) -> Result<i32, berth::Error> {
+    let mut c = build(a, dns)?.spawn()?;
     INIT_PID.store(c.pid(), Ordering::SeqCst);
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: installing a handler that only calls kill(2).

@@ -634,9 +634,9 @@ mod tests {
         .unwrap();
         assert_eq!(a.network.as_deref(), Some("mynet"));
         assert_eq!(a.network_aliases, ["www"]);
-        let a = RunArgs::parse(["--dns", "127.0.0.1", "--dns=10.0.0.53", "x"]).unwrap();
+        let d = RunArgs::parse(["--dns", "127.0.0.1", "--dns=10.0.0.53", "x"]).unwrap();
         assert_eq!(
-            a.dns,
+            d.dns,
             [[127, 0, 0, 1], [10, 0, 0, 53]].map(std::net::Ipv4Addr::from)
         );
         assert!(RunArgs::parse(["--dns", "ns1", "x"])

@@ -15,7 +15,8 @@ pub const USAGE: &str =
            [--vni N --local ADDR --range CIDR --peer ADDR=CIDR... | --peers FILE] (vxlan)
        berth-run network ls
        berth-run network rm NAME...
-(user-defined networks live in $BERTH_NETWORK_STATE_DIR, default /run/berth-net)";
+(user-defined networks live in $BERTH_NETWORK_STATE_DIR, default /run/berth-net;
+ --net bridge joins the network berth0, made on first use; not root: --rootless is implied)";
 
 /// `network create --driver vxlan` options.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -596,6 +596,22 @@ fn macvlan_network_members_resolve_each_other() {
     assert_eq!(code, 0, "ping {db}: {out}{err}");
     // No bridge, no veth: the members hang off dm0 inside their own netns.
     assert_eq!(links_in(&ns), links);
+    // No NAT on macvlan: a published port is refused, naming the driver.
+    let (code, _, err) = run(&[
+        "--rootfs",
+        &r,
+        "--network",
+        "mv",
+        "--publish",
+        "8080:80",
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("macvlan") && err.contains("published"),
+        "{err}"
+    );
     member.stop();
     for target in ["primary", db.as_str()] {
         let (code, out, err) = ping(target);

@@ -6,4 +6,5 @@
 //! target holds only code the programs share.
 #![warn(missing_docs)]
 
+pub mod resolver;
 pub mod run_args;

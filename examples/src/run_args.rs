@@ -5,32 +5,57 @@ use std::path::PathBuf;
 /// Usage text of `berth-run`.
 pub const USAGE: &str =
     "usage: berth-run [--rootfs DIR | --image LAYOUT[:REF]] [--name ID] [--hostname H] \
-[--memory SIZE] [--cpus N] [--pids N] [--cpuset LIST] [--net none|loopback|bridge|host] \
-[--network NAME [--network-alias A]] [--publish [IP:]HOST:CONT[/tcp|/udp]] [--read-only] \
+[--memory SIZE] [--cpus N] [--pids N] [--cpuset LIST] [--net none|loopback|bridge|host|pasta] \
+[--network NAME [--network-alias A]] [--dns ADDR] [--publish [IP:]HOST:CONT[/tcp|/udp]] [--read-only] \
 [--tmpfs PATH] [--volume SRC:DST[:ro]] \
 [--user UID[:GID]] [--cap-add CAP] [--cap-drop CAP] [--seccomp default|unconfined|FILE] \
 [--env K=V] [--workdir DIR] [--init] [--rootless] [--timeout SECS] -- CMD [ARG...]
-       berth-run network create NAME [--driver bridge] [--subnet CIDR]
+       berth-run network create NAME [--driver bridge|macvlan|vxlan] [--subnet CIDR]
+           [--parent IF] (macvlan)
+           [--vni N --local ADDR --range CIDR --peer ADDR=CIDR... | --peers FILE] (vxlan)
        berth-run network ls
        berth-run network rm NAME...
-(user-defined networks live in $BERTH_NETWORK_STATE_DIR, default /run/berth-net)";
+(user-defined networks live in $BERTH_NETWORK_STATE_DIR, default /run/berth-net;
+ --net bridge joins the network berth0, made on first use; not root: --rootless is implied)";
+
+/// `network create --driver vxlan` options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VxlanArgs {
+    /// `--vni`.
+    pub vni: Option<u32>,
+    /// `--local`: this host's underlay address.
+    pub local: Option<std::net::Ipv4Addr>,
+    /// `--range`: this host's slice of the subnet.
+    pub range: Option<String>,
+    /// `--peer ADDR=CIDR`: other hosts and their slices.
+    pub peers: Vec<(std::net::Ipv4Addr, String)>,
+    /// `--peers FILE`: the members file (`ADDR CIDR` lines, every host).
+    pub peers_file: Option<PathBuf>,
+}
 
 /// `berth-run network ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkCmd {
-    /// `network create NAME [--driver bridge] [--subnet CIDR]`.
+    /// `network create NAME [--driver D] [--subnet CIDR] [--parent IF]`.
     Create {
         /// Network name.
         name: String,
-        /// `--driver` (only `bridge` today).
+        /// `--driver` (`bridge` or `macvlan`; checked by `berth::Network`).
         driver: String,
         /// `--subnet`.
         subnet: Option<String>,
+        /// `--parent`: macvlan's parent interface.
+        parent: Option<String>,
+        /// vxlan's options.
+        vxlan: VxlanArgs,
     },
     /// `network ls`.
     Ls,
     /// `network rm NAME...`.
     Rm(Vec<String>),
+    /// `network serve NAME`: the name responder of overlay NAME (started
+    /// by `network create --driver vxlan`; see `resolver`).
+    Serve(String),
 }
 
 impl NetworkCmd {
@@ -45,7 +70,9 @@ impl NetworkCmd {
         let rest: Vec<String> = it.collect();
         match sub.as_str() {
             "create" => {
-                let (mut name, mut driver, mut subnet) = (None, "bridge".to_string(), None);
+                let (mut name, mut driver, mut subnet, mut parent) =
+                    (None, "bridge".to_string(), None, None);
+                let mut vx = VxlanArgs::default();
                 let mut it = rest.into_iter();
                 while let Some(arg) = it.next() {
                     let (flag, inline) = match arg.split_once('=') {
@@ -61,6 +88,32 @@ impl NetworkCmd {
                     match flag.as_str() {
                         "--driver" => driver = value()?,
                         "--subnet" => subnet = Some(value()?),
+                        "--parent" => parent = Some(value()?),
+                        "--vni" => {
+                            let v = value()?;
+                            vx.vni = Some(v.parse().map_err(|_| {
+                                format!("network create: invalid --vni {v:?}: expected a number")
+                            })?);
+                        }
+                        "--local" => {
+                            let v = value()?;
+                            vx.local = Some(v.parse().map_err(|_| {
+                                format!("network create: invalid --local {v:?}: expected an IPv4 address")
+                            })?);
+                        }
+                        "--range" => vx.range = Some(value()?),
+                        "--peer" => {
+                            let v = value()?;
+                            let bad = || {
+                                format!(
+                                    "network create: invalid --peer {v:?}: expected ADDRESS=CIDR"
+                                )
+                            };
+                            let (a, r) = v.split_once('=').ok_or_else(bad)?;
+                            vx.peers
+                                .push((a.parse().map_err(|_| bad())?, r.to_string()));
+                        }
+                        "--peers" => vx.peers_file = Some(value()?.into()),
                         f if f.starts_with('-') => {
                             return Err(format!("network create: unknown option {f}"))
                         }
@@ -68,20 +121,21 @@ impl NetworkCmd {
                         _ => return Err(format!("network create: unexpected argument {arg:?}")),
                     }
                 }
-                if driver != "bridge" {
-                    return Err(format!(
-                        "network create: driver {driver:?} is not supported (only bridge)"
-                    ));
-                }
                 Ok(NetworkCmd::Create {
                     name: name.ok_or("network create: a NAME is required")?,
                     driver,
                     subnet,
+                    parent,
+                    vxlan: vx,
                 })
             }
             "ls" | "list" => match rest.first() {
                 None => Ok(NetworkCmd::Ls),
                 Some(a) => Err(format!("network ls: unexpected argument {a:?}")),
+            },
+            "serve" => match rest.as_slice() {
+                [name] => Ok(NetworkCmd::Serve(name.clone())),
+                _ => Err("network serve: exactly one NAME".into()),
             },
             "rm" | "remove" => {
                 if rest.is_empty() {
@@ -104,10 +158,26 @@ pub enum Net {
     /// New netns, `lo` up (default).
     #[default]
     Loopback,
-    /// veth to the `berth0` bridge.
+    /// veth to the default network `berth0` (a bridge, recorded like a
+    /// user-defined network, so `network rm berth0` removes it).
     Bridge,
     /// The host's netns.
     Host,
+    /// Rootless networking through `pasta` (Debian's `passt`).
+    Pasta,
+}
+
+impl Net {
+    fn parse(v: &str) -> Option<Net> {
+        Some(match v {
+            "none" => Net::None,
+            "loopback" => Net::Loopback,
+            "bridge" => Net::Bridge,
+            "host" => Net::Host,
+            "pasta" => Net::Pasta,
+            _ => return None,
+        })
+    }
 }
 
 /// `--seccomp`.
@@ -172,6 +242,8 @@ pub struct RunArgs {
     pub network: Option<String>,
     /// `--network-alias`.
     pub network_aliases: Vec<String>,
+    /// `--dns`: the container's resolvers (its `/etc/resolv.conf`).
+    pub dns: Vec<std::net::Ipv4Addr>,
     /// `--publish`.
     pub publish: Vec<Publish>,
     /// `--read-only`.
@@ -353,26 +425,19 @@ impl RunArgs {
                 "--pids" => a.pids = Some(num("--pids", &v)?),
                 "--cpuset" => a.cpuset = Some(v),
                 "--net" => {
-                    a.net = match v.as_str() {
-                        "none" => Net::None,
-                        "loopback" => Net::Loopback,
-                        "bridge" => Net::Bridge,
-                        "host" => Net::Host,
-                        _ => {
-                            return Err(format!(
-                                "invalid --net {v:?}: none, loopback, bridge or host"
-                            ))
-                        }
-                    }
+                    a.net = Net::parse(&v).ok_or_else(|| {
+                        format!("invalid --net {v:?}: none, loopback, bridge, host or pasta")
+                    })?
                 }
-                "--network" => match v.as_str() {
-                    "none" => a.net = Net::None,
-                    "loopback" => a.net = Net::Loopback,
-                    "bridge" => a.net = Net::Bridge,
-                    "host" => a.net = Net::Host,
-                    _ => a.network = Some(v),
+                "--network" => match Net::parse(&v) {
+                    Some(n) => a.net = n,
+                    None => a.network = Some(v),
                 },
                 "--network-alias" => a.network_aliases.push(v),
+                "--dns" => a.dns.push(
+                    v.parse()
+                        .map_err(|_| format!("invalid --dns {v:?}: expected an IPv4 address"))?,
+                ),
                 "--publish" => a.publish.push(parse_publish(&v)?),
                 "--tmpfs" => {
                     if !v.starts_with('/') {
@@ -416,8 +481,11 @@ impl RunArgs {
         if a.rootfs.is_some() && a.image.is_some() {
             return Err("--rootfs and --image are mutually exclusive".into());
         }
-        if !a.publish.is_empty() && a.net != Net::Bridge && a.network.is_none() {
-            return Err("--publish needs --net bridge or --network NAME".into());
+        if !a.publish.is_empty()
+            && !matches!(a.net, Net::Bridge | Net::Pasta)
+            && a.network.is_none()
+        {
+            return Err("--publish needs --net bridge, --net pasta or --network NAME".into());
         }
         if !a.network_aliases.is_empty() && a.network.is_none() {
             return Err("--network-alias needs --network NAME (a user-defined network)".into());
@@ -567,26 +635,88 @@ mod tests {
         .unwrap();
         assert_eq!(a.network.as_deref(), Some("mynet"));
         assert_eq!(a.network_aliases, ["www"]);
+        let d = RunArgs::parse(["--dns", "127.0.0.1", "--dns=10.0.0.53", "x"]).unwrap();
+        assert_eq!(
+            d.dns,
+            [[127, 0, 0, 1], [10, 0, 0, 53]].map(std::net::Ipv4Addr::from)
+        );
+        assert!(RunArgs::parse(["--dns", "ns1", "x"])
+            .unwrap_err()
+            .contains("ns1"));
         assert_eq!(a.publish[0].host_ip, Some(std::net::Ipv4Addr::LOCALHOST));
         assert_eq!((a.publish[0].host, a.publish[0].container), (8080, 80));
         // The --net values work as --network too.
         let a = RunArgs::parse(["--network", "host", "x"]).unwrap();
         assert_eq!((a.net, a.network), (Net::Host, None));
+        // Rootless networking, with a published port.
+        let a = RunArgs::parse(["--net", "pasta", "--publish", "8080:80", "x"]).unwrap();
+        assert_eq!((a.net, a.publish.len()), (Net::Pasta, 1));
+        let a = RunArgs::parse(["--network", "pasta", "x"]).unwrap();
+        assert_eq!((a.net, a.network), (Net::Pasta, None));
         assert_eq!(
             NetworkCmd::parse(["create", "n1", "--subnet", "10.9.0.0/24"]).unwrap(),
             NetworkCmd::Create {
                 name: "n1".into(),
                 driver: "bridge".into(),
-                subnet: Some("10.9.0.0/24".into())
+                subnet: Some("10.9.0.0/24".into()),
+                parent: None,
+                vxlan: VxlanArgs::default(),
             }
         );
+        assert_eq!(
+            NetworkCmd::parse(["create", "lan", "--driver=macvlan", "--parent", "eth0"]).unwrap(),
+            NetworkCmd::Create {
+                name: "lan".into(),
+                driver: "macvlan".into(),
+                subnet: None,
+                parent: Some("eth0".into()),
+                vxlan: VxlanArgs::default(),
+            }
+        );
+        let NetworkCmd::Create { driver, vxlan, .. } = NetworkCmd::parse([
+            "create",
+            "ov",
+            "--driver",
+            "vxlan",
+            "--vni",
+            "42",
+            "--local",
+            "192.0.2.1",
+            "--range",
+            "10.9.1.0/24",
+            "--peer",
+            "192.0.2.2=10.9.2.0/24",
+            "--peers=/etc/ov.members",
+        ])
+        .unwrap() else {
+            panic!("not create")
+        };
+        assert_eq!(driver, "vxlan");
+        assert_eq!(
+            vxlan,
+            VxlanArgs {
+                vni: Some(42),
+                local: Some([192, 0, 2, 1].into()),
+                range: Some("10.9.1.0/24".into()),
+                peers: vec![([192, 0, 2, 2].into(), "10.9.2.0/24".into())],
+                peers_file: Some("/etc/ov.members".into()),
+            }
+        );
+        for (bad, needle) in [
+            (["--vni", "x"], "--vni"),
+            (["--local", "h1"], "h1"),
+            (["--peer", "192.0.2.2"], "ADDRESS=CIDR"),
+        ] {
+            let mut a = vec!["create", "ov"];
+            a.extend(bad);
+            let e = NetworkCmd::parse(a).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
         assert_eq!(NetworkCmd::parse(["ls"]).unwrap(), NetworkCmd::Ls);
         assert_eq!(
             NetworkCmd::parse(["rm", "a", "b"]).unwrap(),
             NetworkCmd::Rm(vec!["a".into(), "b".into()])
         );
-        let e = NetworkCmd::parse(["create", "n", "--driver", "vxlan"]).unwrap_err();
-        assert!(e.contains("vxlan") && e.contains("only bridge"), "{e}");
         assert!(NetworkCmd::parse(["create"]).unwrap_err().contains("NAME"));
         assert!(NetworkCmd::parse(["rm"]).unwrap_err().contains("NAME"));
         assert!(NetworkCmd::parse(["frob"]).unwrap_err().contains("frob"));

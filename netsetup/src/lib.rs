@@ -18,6 +18,9 @@
 //!   bridge per host joined by a VXLAN device with static peers, each host
 //!   allocating from its own range of the subnet, MTU reduced by the
 //!   encapsulation.
+//! - [`MacvlanNetwork`] → [`Network`]: containers on a parent interface's
+//!   segment through macvlan interfaces (bridge mode), IPAM and names as on
+//!   a bridge network.
 //! - [`Ipam`]: per-network address allocation persisted under a file lock.
 //! - [`Firewall`]: NAT and published ports in nftables table `ip berth`
 //!   (ports published on 127.0.0.1 included, as `docker run -p
@@ -61,13 +64,13 @@ mod vxlan;
 pub use cidr::Ipv4Net;
 pub use error::{Error, Result};
 pub use ipam::{Allocation, Ipam};
-pub use macvlan::{MacvlanMode, MacvlanSpec};
+pub use macvlan::{MacvlanMode, MacvlanNetwork, MacvlanSpec};
 pub use nat::{Firewall, PortMapping, Protocol, NFT_TABLE};
 pub use netlink::{LinkInfoSummary, Netlink, RouteSummary, VethSpec};
 pub use netns::{NetNs, NETNS_RUN_DIR};
 pub use network::{
     gc_container, list_networks, network_record, Attach, Attachment, BridgeNetwork, Network,
-    NetworkRecord, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
+    NetworkRecord, VxlanRecord, DEFAULT_STATE_DIR, LEGACY_STATE_DIR,
 };
 pub use vxlan::{
     FdbEntry, Overlay, OverlayMember, VxlanNetwork, VxlanSpec, VXLAN_OVERHEAD, VXLAN_PORT,

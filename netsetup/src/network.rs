@@ -78,9 +78,9 @@ pub struct BridgeNetwork {
 pub struct NetworkRecord {
     /// Network name.
     pub name: String,
-    /// Driver (`bridge`).
+    /// Driver (`bridge`, `macvlan` or `vxlan`).
     pub driver: String,
-    /// Bridge interface.
+    /// Bridge interface (`macvlan`: the parent interface).
     pub bridge: String,
     /// Subnet (CIDR).
     pub subnet: String,
@@ -93,10 +93,51 @@ pub struct NetworkRecord {
     /// MTU, if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// `vxlan`: the overlay's configuration on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<VxlanRecord>,
+}
+
+/// The overlay part of a `vxlan` network's [`NetworkRecord`]: what
+/// [`crate::VxlanNetwork::from_record`] rebuilds it from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VxlanRecord {
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// This host's underlay address, if given (else found among the members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<Ipv4Addr>,
+    /// Members given one by one, as `VTEP RANGE` lines.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// The members file the operator distributes, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_file: Option<PathBuf>,
+    /// UDP port.
+    pub port: u16,
+    /// The VXLAN device's name.
+    pub ifname: String,
 }
 
 fn record_path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(format!("{name}.network"))
+}
+
+/// Write `r` as the record of its network in `state_dir` (atomically),
+/// unless it is there already: every `ensure` of a recorded network
+/// (each container start) would rewrite it otherwise. Written under the
+/// network's IPAM lock, so concurrent writers never share the temp file.
+pub(crate) fn write_record(state_dir: &Path, r: &NetworkRecord) -> Result<()> {
+    if network_record(state_dir, &r.name)?.as_ref() == Some(r) {
+        return Ok(());
+    }
+    let _lock = crate::ipam::lock_file(&state_dir.join(format!("{}.lock", r.name)))?;
+    let p = record_path(state_dir, &r.name);
+    let data = serde_json::to_vec(r).map_err(|e| Error::CorruptState {
+        path: p.clone(),
+        reason: e.to_string(),
+    })?;
+    crate::ipam::replace_file(&p, &data)
 }
 
 /// The record of user-defined network `name` in `state_dir` (`None`: there
@@ -455,22 +496,20 @@ impl BridgeNetwork {
             }
             ipam.init()?;
             if self.persist {
-                let r = NetworkRecord {
-                    name: self.name.clone(),
-                    driver: "bridge".into(),
-                    bridge: bridge.clone(),
-                    subnet: subnet.to_string(),
-                    gateway,
-                    masquerade: self.masquerade,
-                    ip_forward: self.ip_forward,
-                    mtu: self.mtu,
-                };
-                let p = record_path(&state_dir, &self.name);
-                let data = serde_json::to_vec(&r).map_err(|e| Error::CorruptState {
-                    path: p.clone(),
-                    reason: e.to_string(),
-                })?;
-                crate::ipam::replace_file(&p, &data)?;
+                write_record(
+                    &state_dir,
+                    &NetworkRecord {
+                        name: self.name.clone(),
+                        driver: "bridge".into(),
+                        bridge: bridge.clone(),
+                        subnet: subnet.to_string(),
+                        gateway,
+                        masquerade: self.masquerade,
+                        ip_forward: self.ip_forward,
+                        mtu: self.mtu,
+                        vxlan: None,
+                    },
+                )?;
             }
             Ok(index)
         })();
@@ -504,6 +543,7 @@ impl BridgeNetwork {
                 host_nl: Mutex::new(nl),
                 state_dir,
                 host,
+                macvlan: false,
             }),
             ip_forward_was: prev_forward,
         })
@@ -524,6 +564,9 @@ struct Inner {
     host_nl: Mutex<Netlink>,
     state_dir: PathBuf,
     host: NetNs,
+    /// `bridge`/`bridge_index` name the parent of the containers' macvlan
+    /// interfaces, not a bridge of ours (macvlan.rs).
+    macvlan: bool,
 }
 
 impl Inner {
@@ -737,6 +780,51 @@ fn default_host_ifname(network: &str, container: &str) -> String {
 }
 
 impl Network {
+    /// A macvlan network (see [`crate::MacvlanNetwork`]): containers get a
+    /// macvlan of `parent` (ifindex `parent_index` in `host`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn macvlan_parts(
+        name: &str,
+        parent: &str,
+        parent_index: u32,
+        subnet: Ipv4Net,
+        gateway: Ipv4Addr,
+        ipam: Ipam,
+        nl: Netlink,
+        state_dir: PathBuf,
+        host: NetNs,
+    ) -> Result<Network> {
+        let firewall = Firewall::in_netns(&host, &state_dir)?;
+        Ok(Network {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                bridge: parent.to_string(),
+                bridge_index: parent_index,
+                subnet,
+                gateway,
+                mtu: None,
+                masquerade: false,
+                ipam,
+                firewall,
+                host_nl: Mutex::new(nl),
+                state_dir,
+                host,
+                macvlan: true,
+            }),
+            ip_forward_was: None,
+        })
+    }
+
+    /// The driver: `"bridge"` (veth pairs to a bridge) or `"macvlan"`
+    /// (macvlan interfaces of a parent).
+    pub fn driver(&self) -> &'static str {
+        if self.inner.macvlan {
+            "macvlan"
+        } else {
+            "bridge"
+        }
+    }
+
     /// Network name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -813,6 +901,9 @@ impl Network {
         let inner = &self.inner;
         validate_id("container id", &opts.container)?;
         validate_ifname(&opts.ifname)?;
+        if inner.macvlan {
+            return self.attach_macvlan(netns, opts);
+        }
         let host_ifname = opts
             .host_ifname
             .clone()
@@ -961,6 +1052,92 @@ impl Network {
             addr,
             has_ports: !opts.ports.is_empty(),
             rules,
+            macvlan_netns: None,
+            done: false,
+        })
+    }
+
+    /// [`Network::attach`] on a macvlan network: an address from IPAM (with
+    /// the names), a macvlan of the parent created directly inside
+    /// `netns` (bridge mode), `lo` and it up, the address, a default route
+    /// via the gateway. No published ports: a macvlan container is on the
+    /// parent's segment itself, there is no NAT. On error, what was made
+    /// is removed again.
+    fn attach_macvlan(&self, netns: &NetNs, opts: &Attach) -> Result<Attachment> {
+        let inner = &self.inner;
+        if !opts.ports.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: "published ports",
+                reason: format!(
+                    "network {:?} is a macvlan network (no NAT): publish ports on a bridge network",
+                    inner.name
+                ),
+            });
+        }
+        for n in &opts.names {
+            validate_id("container name or alias", n)?;
+        }
+        let names = crate::ipam::Names {
+            names: opts.names.clone(),
+            hosts_file: opts.hosts_file.clone(),
+        };
+        let addr = inner
+            .ipam
+            .allocate_inner(&opts.container, None, opts.address, &names)?;
+        let res = (|| -> Result<()> {
+            inner.nl().create_macvlan(&crate::MacvlanSpec {
+                name: &opts.ifname,
+                parent: inner.bridge_index,
+                mode: crate::MacvlanMode::Bridge,
+                netns: Some(netns.as_fd()),
+                mac: opts.mac,
+                mtu: None,
+            })?;
+            let own_netns = !netns.is_current() && !netns.same_as(&inner.host);
+            let ifname = opts.ifname.clone();
+            let subnet = inner.subnet;
+            let gateway = inner.gateway;
+            netns.run(move || -> Result<()> {
+                if own_netns {
+                    refuse_router_advertisements(&["all", "default"])?;
+                }
+                refuse_router_advertisements(&[&ifname])?;
+                let mut nl = Netlink::open()?;
+                let index = nl.link_index(&ifname)?.ok_or_else(|| {
+                    Error::netlink(
+                        "RTM_GETLINK",
+                        &ifname,
+                        std::io::Error::from_raw_os_error(libc::ENODEV),
+                    )
+                })?;
+                nl.configure_interface(
+                    index,
+                    IpAddr::V4(addr),
+                    subnet.prefix_len(),
+                    Some(IpAddr::V4(gateway)),
+                    true,
+                )
+            })?
+        })();
+        if let Err(e) = res {
+            tracing::warn!(container = %opts.container, error = %e, "macvlan attach failed, undoing");
+            delete_macvlan(netns, &opts.ifname);
+            if let Err(e2) = inner.ipam.release(&opts.container) {
+                tracing::warn!(container = %opts.container, error = %e2, "undo: ipam release");
+            }
+            return Err(e);
+        }
+        tracing::debug!(network = %inner.name, container = %opts.container, %addr, parent = %inner.bridge, "attached (macvlan)");
+        Ok(Attachment {
+            net: inner.clone(),
+            container: opts.container.clone(),
+            host_ifname: String::new(),
+            host_index: 0,
+            ifname: opts.ifname.clone(),
+            addr,
+            has_ports: false,
+            rules: Vec::new(),
+            macvlan_netns: Some(netns.try_clone()?),
             done: false,
         })
     }
@@ -1010,6 +1187,16 @@ impl Network {
     pub fn remove(self) -> Result<()> {
         let inner = &self.inner;
         let mut errs = Vec::new();
+        if inner.macvlan {
+            // The parent is the host's interface, never ours to delete; no
+            // nft rules, no ip_forward. The containers' macvlans are theirs.
+            if let Err(e) = inner.ipam.destroy() {
+                errs.push(e);
+            }
+            remove_record(&inner.state_dir, &inner.name, &mut errs);
+            tracing::info!(network = %inner.name, errors = errs.len(), "macvlan network removed");
+            return teardown_result(errs);
+        }
         {
             let mut nl = inner.nl();
             match nl.link_by_name(&inner.bridge) {
@@ -1031,14 +1218,38 @@ impl Network {
         if let Err(e) = crate::forward::release(&inner.state_dir, &inner.host, &inner.name) {
             errs.push(e);
         }
-        let rec = record_path(&inner.state_dir, &inner.name);
-        match std::fs::remove_file(&rec) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => errs.push(Error::io("remove", rec, e)),
-        }
+        remove_record(&inner.state_dir, &inner.name, &mut errs);
         tracing::info!(network = %inner.name, errors = errs.len(), "network removed");
         teardown_result(errs)
+    }
+}
+
+/// Delete the record of network `name` (a missing one is fine).
+fn remove_record(state_dir: &Path, name: &str, errs: &mut Vec<Error>) {
+    let rec = record_path(state_dir, name);
+    match std::fs::remove_file(&rec) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errs.push(Error::io("remove", rec, e)),
+    }
+}
+
+/// Delete macvlan `ifname` inside `netns` if it is there (best effort:
+/// undo paths and detach).
+fn delete_macvlan(netns: &NetNs, ifname: &str) -> Option<Error> {
+    let r = netns.run(|| -> Result<()> {
+        let mut nl = Netlink::open()?;
+        match nl.link_by_name(ifname)? {
+            Some(l) if l.kind.as_deref() == Some("macvlan") => nl.delete_link(l.index),
+            _ => Ok(()),
+        }
+    });
+    match r {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(ifname, error = %e, "delete macvlan");
+            Some(e)
+        }
     }
 }
 
@@ -1079,6 +1290,8 @@ pub struct Attachment {
     has_ports: bool,
     /// Handles of its published-port rules.
     rules: Vec<u64>,
+    /// A macvlan attachment: the container's netns (the link lives only there).
+    macvlan_netns: Option<NetNs>,
     done: bool,
 }
 
@@ -1124,7 +1337,11 @@ impl Attachment {
                 errs.push(e);
             }
         }
-        if delete_veth {
+        if let Some(ns) = self.macvlan_netns.take() {
+            if delete_veth {
+                errs.extend(delete_macvlan(&ns, &self.ifname));
+            }
+        } else if delete_veth {
             let mut nl = self.net.nl();
             // Only delete what is still ours: same index, same name.
             match nl.link_by_name(&self.host_ifname) {

@@ -28,7 +28,7 @@ use crate::cidr::Ipv4Net;
 use crate::error::{Error, Result};
 use crate::netlink::{map_exists, Netlink};
 use crate::netns::{refuse_router_advertisements, NetNs};
-use crate::network::{Attach, Attachment, BridgeNetwork, Network};
+use crate::network::{Attach, Attachment, BridgeNetwork, Network, NetworkRecord, VxlanRecord};
 use crate::{validate_id, validate_ifname};
 
 /// The IANA VXLAN port (RFC 7348). The kernel's own default is still the
@@ -386,9 +386,62 @@ pub struct VxlanNetwork {
     host: Option<NetNs>,
     masquerade: bool,
     ip_forward: bool,
+    persist: bool,
 }
 
 impl VxlanNetwork {
+    /// Record the overlay as a user-defined network (driver `vxlan`, see
+    /// [`BridgeNetwork::persist`]): [`crate::list_networks`] shows it,
+    /// [`VxlanNetwork::from_record`] rebuilds it in another process,
+    /// [`Overlay::remove`] deletes the record. Default off.
+    ///
+    /// ```
+    /// let b = berth_netsetup::VxlanNetwork::new("ov1", 4200).persist(true);
+    /// ```
+    pub fn persist(mut self, on: bool) -> Self {
+        self.persist = on;
+        self
+    }
+
+    /// The builder of a recorded overlay (driver `vxlan`), ready for
+    /// [`state_dir`](Self::state_dir) and [`ensure`](Self::ensure); a
+    /// record without its overlay part, or with a bad member line, is an
+    /// error naming the network.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), berth_netsetup::Error> {
+    /// let dir = berth_netsetup::DEFAULT_STATE_DIR;
+    /// if let Some(r) = berth_netsetup::network_record(dir, "ov1")? {
+    ///     let ov = berth_netsetup::VxlanNetwork::from_record(&r)?.state_dir(dir).ensure()?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_record(r: &NetworkRecord) -> Result<Self> {
+        let v = r.vxlan.as_ref().ok_or_else(|| Error::InvalidArgument {
+            what: "network record",
+            reason: format!("network {:?} (driver vxlan) has no overlay part", r.name),
+        })?;
+        let mut b = Self::new(&r.name, v.vni)
+            .subnet(&r.subnet)
+            .bridge(&r.bridge)
+            .vxlan_ifname(&v.ifname)
+            .port(v.port)
+            .masquerade(r.masquerade)
+            .ip_forward(r.ip_forward)
+            .persist(true);
+        if let Some(l) = v.local {
+            b = b.local(l);
+        }
+        if let Some(f) = &v.members_file {
+            b = b.members_file(f);
+        }
+        b.members = OverlayMember::parse_list(&v.members.join("\n"))?;
+        if let Some(mtu) = r.mtu {
+            b.underlay_mtu = Some(mtu + VXLAN_OVERHEAD);
+        }
+        Ok(b)
+    }
+
     /// Overlay `name` (1–64 of `[A-Za-z0-9_.-]`) with VXLAN id `vni`; by
     /// default subnet `10.200.0.0/16`, bridge `name`, VXLAN device
     /// `vx<vni>`, port [`VXLAN_PORT`], learning off, masquerade on.
@@ -413,6 +466,7 @@ impl VxlanNetwork {
             host: None,
             masquerade: true,
             ip_forward: true,
+            persist: false,
         }
     }
 
@@ -757,6 +811,39 @@ impl VxlanNetwork {
                 return Err(e);
             }
         };
+        if self.persist {
+            let r = NetworkRecord {
+                name: self.name.clone(),
+                driver: "vxlan".into(),
+                bridge: bridge.clone(),
+                subnet: subnet.to_string(),
+                gateway: network.gateway(),
+                masquerade: self.masquerade,
+                ip_forward: self.ip_forward,
+                mtu: Some(mtu),
+                vxlan: Some(VxlanRecord {
+                    vni: self.vni,
+                    local: self.local,
+                    members: self
+                        .members
+                        .iter()
+                        .map(|m| format!("{} {}", m.vtep, m.range))
+                        .collect(),
+                    members_file: self.members_file.clone(),
+                    port: self.port,
+                    ifname: vx_name.clone(),
+                }),
+            };
+            if let Err(e) = crate::network::write_record(network.state_dir(), &r) {
+                if created_vx.is_some() {
+                    let _ = nl.delete_link(vxlan_index);
+                }
+                if !bridge_existed {
+                    let _ = network.remove();
+                }
+                return Err(e);
+            }
+        }
         tracing::info!(network = %self.name, vni = self.vni, local = %me.vtep, range = %me.range, peers = peers.len(), mtu, "vxlan overlay ready");
         Ok(Overlay {
             network,

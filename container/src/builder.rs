@@ -1316,6 +1316,11 @@ impl ContainerBuilder {
             for p in ports {
                 attach = attach.publish(*p);
             }
+            // A container reaches its own published ports through the
+            // gateway or a host address: the DNATed frame goes back out of
+            // the port it came in on when the bridge netfilter hooks are on
+            // (br_netfilter), which the bridge allows only in hairpin mode.
+            attach = attach.hairpin(!ports.is_empty());
             let slot = attachment.clone();
             sp.after_clone(move |child| {
                 let netns = NetNs::from_pidfd(child.pidfd())?;

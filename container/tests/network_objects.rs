@@ -284,3 +284,47 @@ fn names_go_when_a_crashed_owners_container_is_collected() {
     net.remove().unwrap();
     assert_no_network_state(net_state);
 }
+
+/// A container reaches its own published port through the network's
+/// gateway (hairpin): with the bridge netfilter hooks on (as Docker,
+/// containerd and podman hosts have them) the DNATed frame goes back out of
+/// the bridge port it came in on, which the bridge refuses unless that port
+/// is in hairpin mode.
+#[test]
+fn a_container_reaches_its_own_published_port() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let tn = test_network("nh", "10.231.11.0/24");
+    let (name, net) = (tn.name.as_str(), tn.net.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let id = berth_testkit::unique_name("hp");
+    // A listener in the background, then the container dials the gateway's
+    // published port until it answers (or 10 s pass).
+    let script = format!(
+        "while :; do echo hello-self | nc -l -p 8080; done & \
+         i=0; while [ $i -lt 100 ]; do \
+           out=$(nc -w 1 10.231.11.1 {port} </dev/null); \
+           [ -n \"$out\" ] && {{ echo \"$out\"; exit 0; }}; \
+           i=$((i+1)); sleep 0.1; \
+         done; echo unreachable; exit 1"
+    );
+    let out = busybox(&id, &root)
+        .network(net.clone().publish(PortMapping::tcp(port, 8080)))
+        .command(["/bin/sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "hello-self",
+        "the container could not reach its own published port {port} at the gateway: {out:?}"
+    );
+    net.remove().unwrap();
+    let rules = berth_testkit::run("nft", &["list", "ruleset"]);
+    assert!(!rules.contains(name), "nft rules left: {rules}");
+    assert_no_network_state(tn.state.path());
+}

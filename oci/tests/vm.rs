@@ -1,0 +1,145 @@
+//! VM tier (`scripts/vm-test -p berth-oci --test vm`): berth-oci under
+//! podman on a real cgroup2 hierarchy with every controller.
+
+use std::path::Path;
+
+/// `podman --runtime berth-oci run --memory …` on a real cgroup2 hierarchy
+/// (the host's hybrid cgroups lack the memory controller in cgroup2): the
+/// limit is observed from inside the container (its own `memory.max` via
+/// the cgroup namespace) and a process touching more than the limit is
+/// OOM-killed (exit 137). Private podman storage (vfs driver) and runtime
+/// dirs under `$TMPDIR` (a real tmpfs in the VM).
+#[test]
+fn podman_memory_limit_with_berth_oci() {
+    use std::process::{Command, Stdio};
+    berth_testkit::vm_only!();
+    if Command::new("podman").arg("--version").output().is_err() {
+        println!("skipped: podman is not installed (apt-get install podman)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_berth-oci");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("containers.conf"),
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\"]\n\
+         [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("registries.conf"),
+        "unqualified-search-registries = []\n",
+    )
+    .unwrap();
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman")
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args(["--storage-driver", "vfs", "--runtime", bin])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // An OCI archive of the busybox fixture.
+    let layout = d.join("layout");
+    berth_overlay::ImageBuilder::new("localhost/berth-busybox:latest")
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .env(["PATH=/bin:/usr/bin"])
+        .cmd(["/bin/sh"])
+        .write(&layout)
+        .unwrap();
+    let tar = d.join("image.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let (code, _, err) = podman(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
+    assert_eq!(code, 0, "{err}");
+    let (_, imgs, _) = podman(&["images", "--format", "{{.Id}}"]);
+    let img = imgs.lines().next().unwrap().trim().to_string();
+
+    // The limit, seen from inside.
+    let (code, out, err) = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        &img,
+        "cat",
+        "/sys/fs/cgroup/memory.max",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "67108864\n"), "{err}");
+    // Touching 64 MiB under a 24 MiB limit (no swap): the OOM killer ends
+    // the container's process, podman reports 137.
+    let (code, out, err) = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--memory",
+        "24m",
+        "--memory-swap",
+        "24m",
+        &img,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(code, 137, "{out}\n{err}");
+    // Without a limit the same process completes.
+    let (code, _, err) = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &img,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // --rm left nothing: no container, no berth-oci state, no container
+    // cgroup (libpod-<id>) under podman's parent (podman keeps its own
+    // `conmon` group there).
+    let (_, ps, _) = podman(&["ps", "-aq"]);
+    assert_eq!(ps.trim(), "");
+    let meta: Vec<_> = std::fs::read_dir("/run/berth-oci/.meta")
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(meta.is_empty(), "{meta:?}");
+    let parent = Path::new("/sys/fs/cgroup/libpod_parent");
+    let left: Vec<_> = std::fs::read_dir(parent)
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "conmon")
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = podman(&["system", "reset", "-f"]);
+}

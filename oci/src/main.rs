@@ -25,6 +25,8 @@
 //! - `kill`, `delete`, `start` answer as runc 1.1 (exit 1 with "container
 //!   not running", "does not exist", "that is not stopped", ...: engines
 //!   match these texts); `kill --all` of a stopped container succeeds.
+//!   `pause` of a created container freezes it, as runc's does; `state`
+//!   says `paused`, and after `resume` it is `created` again.
 //! - Unix sockets (the holder's, `--console-socket`) work under paths of
 //!   any depth (see `SockPath`); `delete` of the last container removes
 //!   `.meta`, so the root holds nothing berth-oci made (as runc).

@@ -351,13 +351,12 @@ impl Ctx {
         let s = match &st {
             None if rec.holder_alive() => Status::Creating,
             None => Status::Stopped,
-            Some(st) if st.created => {
-                if rec.holder_alive() && st.is_running() {
-                    Status::Created
-                } else {
-                    Status::Stopped
-                }
-            }
+            // A created container can be paused too (as runc's).
+            Some(st) if st.created => match (rec.holder_alive() && st.is_running(), frozen(st)) {
+                (false, _) => Status::Stopped,
+                (true, true) => Status::Paused,
+                (true, false) => Status::Created,
+            },
             Some(st) if st.is_running() => {
                 if frozen(st) {
                     Status::Paused

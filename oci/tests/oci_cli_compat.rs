@@ -208,6 +208,14 @@ const RUNC_TABLE: &[(&str, &str, i32, &str)] = &[
     ("missing", "delete --force X", 0, ""),
     ("missing", "state X", 1, "does not exist"),
     ("missing", "start X", 1, "does not exist"),
+    // libcontainer's Pause accepts running and created containers.
+    ("created", "pause X", 0, ""),
+    ("running", "pause X", 0, ""),
+    ("stopped", "pause X", 1, "container not running"),
+    ("missing", "pause X", 1, "does not exist"),
+    ("created", "resume X", 1, "container not paused"),
+    ("running", "resume X", 1, "container not paused"),
+    ("missing", "resume X", 1, "does not exist"),
 ];
 
 /// Every (state, command) of [`RUNC_TABLE`] against `rt`: the rows that
@@ -283,6 +291,59 @@ fn kill_of_a_container_that_exited_by_itself_is_not_running() {
         berth.root_entries().is_empty(),
         "{:?}",
         berth.root_entries()
+    );
+}
+
+/// Whether the cgroup2 group of berth-oci's container `id` under `root` is
+/// frozen, as the kernel says (`cgroup.events`: `frozen 1` once every task
+/// stopped, Linux 5.2).
+fn kernel_frozen(root: &Path, id: &str) -> bool {
+    let st = berth::State::load(Some(root), id).unwrap();
+    let events = std::fs::read_to_string(st.cgroup.unwrap().join("cgroup.events")).unwrap();
+    events.lines().any(|l| l == "frozen 1")
+}
+
+/// `pause` of a created container freezes it, as runc 1.1 does
+/// (libcontainer's Pause accepts Running and Created): `state` says
+/// `paused`, the kernel says the group is frozen; `resume` brings it
+/// back to `created`, and `start` then runs the workload.
+#[test]
+fn pause_of_a_created_container_freezes_it() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["sleep", "60"], json!({}));
+    let mut rts = vec![Rt::new(BIN, b.path().join("berth-root"))];
+    if Command::new("runc").arg("--version").output().is_ok() {
+        rts.push(Rt::new("runc", b.path().join("runc-root")));
+    }
+    for rt in &rts {
+        let id = berth_testkit::unique_name("ccp");
+        rt.create(&b, &id);
+        let (code, _, err) = rt.run(&["pause", &id]);
+        assert_eq!((code, err.as_str()), (0, ""), "{} pause of created", rt.bin);
+        assert_eq!(rt.status(&id), "paused", "{}", rt.bin);
+        if rt.bin == BIN {
+            let t = Instant::now();
+            while !kernel_frozen(&rt.root, &id) {
+                assert!(t.elapsed() < Duration::from_secs(5), "not frozen");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let (code, _, err) = rt.run(&["start", &id]);
+        assert_eq!(code, 1, "{} start of paused", rt.bin);
+        assert!(err.contains("paused"), "{err}");
+        rt.ok(&["resume", &id]);
+        assert_eq!(rt.status(&id), "created", "{}", rt.bin);
+        if rt.bin == BIN {
+            assert!(!kernel_frozen(&rt.root, &id));
+        }
+        rt.ok(&["start", &id]);
+        assert_eq!(rt.status(&id), "running", "{}", rt.bin);
+        rt.ok(&["delete", "--force", &id]);
+    }
+    assert!(
+        rts[0].root_entries().is_empty(),
+        "{:?}",
+        rts[0].root_entries()
     );
 }
 

@@ -6,19 +6,24 @@ use crate::error::{Error, Result};
 use crate::record::{Ctx, Status};
 
 /// `pause` (`pause` true) or `resume`, with runc's message classes
-/// ("container not running" / "container not paused").
+/// ("container not running" / "container not paused"). As runc 1.1
+/// (libcontainer's Pause accepts Running and Created), a created
+/// container is paused too; resumed, it is created again.
 pub fn cmd(ctx: &Ctx, a: &Args, pause: bool) -> Result<i32> {
     let id = a.id()?;
     let rec = ctx.load(&id)?;
     let (s, st) = ctx.status(&id, &rec);
-    let want = if pause {
-        Status::Running
+    let (op, allowed, want) = if pause {
+        (
+            "pause",
+            s == Status::Running || s == Status::Created,
+            "running",
+        )
     } else {
-        Status::Paused
+        ("resume", s == Status::Paused, "paused")
     };
-    let op = if pause { "pause" } else { "resume" };
     let st = match st {
-        Some(st) if s == want => st,
+        Some(st) if allowed => st,
         _ => {
             return Err(Error::BadState {
                 op,

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+mod common;
+
+use common::*;
+
 const IMAGE: &str = "docker.io/library/berth-busybox:latest";
 
 struct Daemon {
@@ -154,33 +157,12 @@ impl Drop for Daemon {
     }
 }
 
-fn build_archive(dir: &Path) -> PathBuf {
-    let layout = dir.join("layout");
-    berth_overlay::ImageBuilder::new(IMAGE)
-        .layer_dir(berth_testkit::busybox_rootfs())
-        .env(["PATH=/bin:/usr/bin", "IMG=busybox"])
-        .cmd(["/bin/sh"])
-        .write(&layout)
-        .unwrap();
-    let tar = dir.join("image.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
-    tar
-}
-
 #[test]
 fn ctr_runs_the_battery_with_berth_oci() {
     berth_testkit::privileged!();
     let Some(d) = Daemon::start() else { return };
     let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
+    let tar = image_archive(work.path(), IMAGE);
     d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
     let imgs = d.ctr_ok(&["images", "ls", "-q"]);
     assert!(imgs.contains(IMAGE), "{imgs}");
@@ -299,19 +281,6 @@ fn ctr_runs_the_battery_with_berth_oci() {
     );
 }
 
-/// Mount points in our mount namespace under any of `dirs`, sorted.
-fn mounts_under(dirs: &[&Path]) -> Vec<String> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut v: Vec<String> = mi
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| dirs.iter().any(|d| Path::new(m).starts_with(d)))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 /// The shim's kill of a task whose process already exited (containerd's
 /// StopPodSandbox: KILL to all of the sandbox's processes): berth-oci's
 /// answer must be one the shim reads as "already finished" (issue 21
@@ -322,7 +291,7 @@ fn ctr_kill_of_an_exited_task_is_already_finished() {
     berth_testkit::privileged!();
     let Some(d) = Daemon::start() else { return };
     let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
+    let tar = image_archive(work.path(), IMAGE);
     d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
     let id = berth_testkit::unique_name("ck");
     d.ctr_ok(&[

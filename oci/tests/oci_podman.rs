@@ -9,7 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+mod common;
+
+use common::*;
+
 const IMAGE: &str = "localhost/berth-busybox:latest";
 
 struct Podman {
@@ -119,34 +122,13 @@ fn default_root_entries() -> Vec<String> {
     v
 }
 
-fn build_archive(dir: &Path) -> PathBuf {
-    let layout = dir.join("layout");
-    berth_overlay::ImageBuilder::new(IMAGE)
-        .layer_dir(berth_testkit::busybox_rootfs())
-        .env(["PATH=/bin:/usr/bin", "IMG=busybox"])
-        .cmd(["/bin/sh"])
-        .write(&layout)
-        .unwrap();
-    let tar = dir.join("image.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
-    tar
-}
-
 #[test]
 fn podman_runs_the_battery_with_berth_oci() {
     berth_testkit::privileged!();
     let Some(p) = Podman::new() else { return };
     let before = default_root_entries();
     let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
+    let tar = image_archive(work.path(), IMAGE);
     let a = format!("oci-archive:{}", tar.display());
     p.ok(&["pull", "-q", &a]);
     let imgs = p.ok(&["images", "--format", "{{.Id}}"]);
@@ -216,19 +198,6 @@ fn podman_runs_the_battery_with_berth_oci() {
     );
 }
 
-/// Mount points in our mount namespace under any of `dirs`, sorted.
-fn mounts_under(dirs: &[&Path]) -> Vec<String> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut v: Vec<String> = mi
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| dirs.iter().any(|d| Path::new(m).starts_with(d)))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 /// The container cgroups under podman's cgroupfs parent.
 fn container_cgroups() -> Vec<String> {
     let mut v: Vec<String> = libpod_parent()
@@ -256,7 +225,7 @@ fn podman_with_a_runtime_root_deeper_than_sun_len() {
     berth_testkit::privileged!();
     let Some(p) = Podman::new() else { return };
     let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
+    let tar = image_archive(work.path(), IMAGE);
     p.ok(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
     let mut root = p.dir.path().join("rt");
     while root.as_os_str().len() <= 120 {

@@ -3,6 +3,10 @@
 
 use std::path::Path;
 
+mod common;
+
+use common::*;
+
 /// `podman --runtime berth-oci run --memory …` on a real cgroup2 hierarchy
 /// (the host's hybrid cgroups lack the memory controller in cgroup2): the
 /// limit is observed from inside the container (its own `memory.max` via
@@ -17,7 +21,7 @@ fn podman_memory_limit_with_berth_oci() {
         println!("skipped: podman is not installed (apt-get install podman)");
         return;
     }
-    let bin = env!("CARGO_BIN_EXE_berth-oci");
+    let bin = BIN;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -53,23 +57,7 @@ fn podman_memory_limit_with_berth_oci() {
         )
     };
     // An OCI archive of the busybox fixture.
-    let layout = d.join("layout");
-    berth_overlay::ImageBuilder::new("localhost/berth-busybox:latest")
-        .layer_dir(berth_testkit::busybox_rootfs())
-        .env(["PATH=/bin:/usr/bin"])
-        .cmd(["/bin/sh"])
-        .write(&layout)
-        .unwrap();
-    let tar = d.join("image.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    let tar = image_archive(d, "localhost/berth-busybox:latest");
     let (code, _, err) = podman(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
     assert_eq!(code, 0, "{err}");
     let (_, imgs, _) = podman(&["images", "--format", "{{.Id}}"]);

@@ -286,16 +286,38 @@ impl Oci {
     /// `berth-oci --root R ARGS…`, with `{}` in `args` replaced by the
     /// bundle directory and `ID` by the container id.
     pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_with(&[], args)
+    }
+
+    /// [`Oci::cmd`] with more global flags (after `--root`).
+    pub fn cmd_with(&self, global: &[&str], args: &[&str]) -> Command {
         let b = self.bundle().to_str().unwrap();
-        let args: Vec<&str> = args
-            .iter()
-            .map(|a| match *a {
-                "{}" => b,
-                "ID" => self.id.as_str(),
-                a => a,
-            })
-            .collect();
-        self.rt.cmd(&args)
+        let mut all = global.to_vec();
+        all.extend(args.iter().map(|a| match *a {
+            "{}" => b,
+            "ID" => self.id.as_str(),
+            a => a,
+        }));
+        self.rt.cmd(&all)
+    }
+
+    /// Run with more global flags; its [`std::process::Output`] (through
+    /// files, see [`Rt::outcome`]).
+    pub fn out(&self, global: &[&str], args: &[&str]) -> std::process::Output {
+        let (code, out, err) = Rt::outcome(self.cmd_with(global, args));
+        use std::os::unix::process::ExitStatusExt;
+        std::process::Output {
+            status: std::process::ExitStatus::from_raw((code & 0xff) << 8),
+            stdout: out.into_bytes(),
+            stderr: err.into_bytes(),
+        }
+    }
+
+    /// Run with more global flags, which must succeed; stdout.
+    pub fn ok_with(&self, global: &[&str], args: &[&str]) -> String {
+        let (code, out, err) = Rt::outcome(self.cmd_with(global, args));
+        assert_eq!(code, 0, "berth-oci {args:?}: {err}");
+        out
     }
 
     /// Run; (exit code, stdout, stderr) (see [`Rt::outcome`]).
@@ -379,4 +401,41 @@ impl Drop for Oci {
     fn drop(&mut self) {
         let _ = self.run(&["delete", "--force", "ID"]);
     }
+}
+
+/// An OCI image archive of the busybox fixture (one layer, `PATH`, `IMG`,
+/// `/bin/sh`) named `image`, written in `dir`: what `ctr images import`
+/// and podman's `oci-archive:` read.
+pub fn image_archive(dir: &Path, image: &str) -> PathBuf {
+    let layout = dir.join("layout");
+    berth_overlay::ImageBuilder::new(image)
+        .layer_dir(berth_testkit::busybox_rootfs())
+        .env(["PATH=/bin:/usr/bin", "IMG=busybox"])
+        .cmd(["/bin/sh"])
+        .write(&layout)
+        .unwrap();
+    let tar = dir.join("image.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    tar
+}
+
+/// Mount points in our mount namespace under any of `dirs`, sorted.
+pub fn mounts_under(dirs: &[&Path]) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut v: Vec<String> = mi
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| dirs.iter().any(|d| Path::new(m).starts_with(d)))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
 }

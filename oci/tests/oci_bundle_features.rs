@@ -66,39 +66,6 @@ fn umask_comes_from_the_bundle() {
     assert_eq!(env.run_ok(), "0027\n640\n750\n");
 }
 
-/// A tmpfs of this test made shared on the host (the source of the
-/// slave/shared bind mounts); unmounted on drop.
-struct SharedSource(tempfile::TempDir);
-
-impl SharedSource {
-    fn new() -> SharedSource {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().to_str().unwrap().to_string();
-        assert!(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "berth-test", &p])
-            .status()
-            .unwrap()
-            .success());
-        assert!(Command::new("mount")
-            .args(["--make-shared", &p])
-            .status()
-            .unwrap()
-            .success());
-        std::fs::create_dir(d.path().join("sub")).unwrap();
-        SharedSource(d)
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for SharedSource {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn mount_options_and_propagation_are_applied() {
     berth_testkit::privileged!();
@@ -492,4 +459,65 @@ fn joined_user_namespace_owns_the_created_ones() {
         ["0", "210000", "65536"]
     );
     assert_eq!(&l[3..], ["1:3", "ok"]);
+}
+
+/// What static busybox needs to run `cat FILE` (from `strace -f`, as in
+/// container/tests/seccomp_last.rs), and `execve` itself.
+const CAT_ONLY: &[&str] = &[
+    "execve",
+    "arch_prctl",
+    "brk",
+    "close",
+    "exit",
+    "exit_group",
+    "getrandom",
+    "getuid",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "openat",
+    "prctl",
+    "prlimit64",
+    "read",
+    "readlink",
+    "rseq",
+    "sendfile",
+    "set_robust_list",
+    "set_tid_address",
+    "write",
+    "fstat",
+    "newfstatat",
+    "lseek",
+];
+
+/// Issue 21 item 3 through berth-oci: a bundle whose seccomp profile
+/// allows the workload's calls and nothing of the runtime's setup
+/// (`close_range`, `chdir`, `fork`, signal resets, `setgroups`, `capset`,
+/// ...) runs, by `run` and by `create` + `start`, and the workload runs
+/// under the filter (`Seccomp: 2`). With `noNewPrivileges`, as runc: without
+/// it the filter goes in before the identity and capability calls (only
+/// CAP_SYS_ADMIN can install it then), which the profile must allow.
+#[test]
+fn seccomp_profile_allowing_only_the_workload_runs() {
+    berth_testkit::privileged!();
+    let seccomp = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{ "names": CAT_ONLY, "action": "SCMP_ACT_ALLOW" }]
+    });
+    let mut env = sh("");
+    env.bundle.cfg["process"]["args"] = json!(["/bin/cat", "/proc/self/status"]);
+    env.bundle.cfg["process"]["noNewPrivileges"] = json!(true);
+    env.bundle.cfg["linux"]["seccomp"] = seccomp;
+    let out = env.run_ok();
+    assert!(out.lines().any(|l| l == "Seccomp:\t2"), "{out}");
+    env.bundle.write();
+    env.create_start();
+    env.wait_status("stopped");
+    assert!(
+        env.output().lines().any(|l| l == "Seccomp:\t2"),
+        "{}",
+        env.output()
+    );
+    env.ok(&["delete", "ID"]);
 }

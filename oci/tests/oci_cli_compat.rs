@@ -7,7 +7,7 @@
 //! `delete`, and `events --stats`/`ps`/`features`/`update` (privileged
 //! tier).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -201,18 +201,6 @@ fn pause_of_a_created_container_freezes_it() {
         "{:?}",
         rts[0].root_entries()
     );
-}
-
-/// A directory more than `len` bytes deep under `base`.
-fn deep_dir(base: &Path, len: usize) -> PathBuf {
-    let mut p = base.to_path_buf();
-    let mut i = 0;
-    while p.as_os_str().len() <= len {
-        p = p.join(format!("{i:02}{}", "d".repeat(40)));
-        i += 1;
-    }
-    std::fs::create_dir_all(&p).unwrap();
-    p
 }
 
 #[test]

@@ -321,3 +321,105 @@ fn ctr_kill_of_an_exited_task_is_already_finished() {
     d.ctr_ok(&["tasks", "delete", &id]);
     d.ctr_ok(&["containers", "rm", &id]);
 }
+
+/// The pid of task `id` (`ctr tasks ls`: TASK PID STATUS).
+fn task_pid(d: &Daemon, id: &str) -> i32 {
+    let tasks = d.ctr_ok(&["tasks", "ls"]);
+    tasks
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&id)).then(|| f[1].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no task {id} in {tasks}"))
+}
+
+/// Issue 21's items through the shim with a runc root deeper than
+/// `sockaddr_un` allows (`ctr run --runc-root`, item 6; the holder's
+/// socket lives under it): a container joining another's network
+/// namespace by path (`--with-ns`, item 2), the default seccomp profile
+/// installed (`--seccomp`, item 3: `Seccomp: 2` seen by the workload,
+/// which ran), an `rslave` bind mount of a shared host mount (item 4: a
+/// slave, `master:` in the container's mountinfo), `ctr tasks ps` (the
+/// shim's `ps --format json`, item 7) and kill of the task (item 1); the
+/// root holds nothing berth-oci made at the end (item 6).
+#[test]
+fn ctr_items_with_a_runc_root_deeper_than_sun_len() {
+    berth_testkit::privileged!();
+    let Some(d) = Daemon::start() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let tar = image_archive(work.path(), IMAGE);
+    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    let root = deep_dir(&d.dir.path().join("rr"), 120);
+    let rr = format!("--runc-root={}", root.display());
+    let a = berth_testkit::unique_name("cd");
+    d.ctr_ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BIN,
+        &rr,
+        IMAGE,
+        &a,
+        "sleep",
+        "60",
+    ]);
+    let pid = task_pid(&d, &a);
+    // The shim passes `--root <runc root>/<namespace>` (and makes that
+    // directory itself): berth-oci's record of `a` is there.
+    let rt_root = root.join(&d.ns);
+    assert!(rt_root.join(".meta").join(format!("{a}.json")).exists());
+    // Item 2: the network namespace of `a`, joined by path.
+    let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let with = format!("network:/proc/{pid}/ns/net");
+    let (code, out, err) = d.run(
+        &[&rr, "--with-ns", &with],
+        &["readlink", "/proc/self/ns/net"],
+    );
+    assert_eq!(code, 0, "{err}\n{}", d.log());
+    assert_eq!(out.trim(), net.to_str().unwrap());
+    // Item 3: seccomp (filter mode) is in place when the workload runs.
+    let (code, out, err) = d.run(
+        &[&rr, "--seccomp"],
+        &["grep", "Seccomp:", "/proc/self/status"],
+    );
+    assert_eq!(
+        (code, out.split_whitespace().nth(1)),
+        (0, Some("2")),
+        "{out}{err}"
+    );
+    // Item 4: rslave bind of a shared mount.
+    let src = SharedSource::new();
+    let m = format!(
+        "type=bind,src={},dst=/m,options=rbind:rslave:ro",
+        src.path().display()
+    );
+    let (code, out, err) = d.run(&[&rr, "--mount", &m], &["cat", "/proc/self/mountinfo"]);
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/m"))
+        .unwrap_or_else(|| panic!("no /m in {out}"));
+    assert!(line.contains(" master:"), "not a slave: {line}");
+    // Item 7: the shim's ps (`berth-oci ps --format json`) lists the init.
+    let ps = d.ctr_ok(&["tasks", "ps", &a]);
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "{ps}"
+    );
+    // Item 1: kill, stopped, deleted.
+    d.ctr_ok(&["tasks", "kill", "-s", "KILL", &a]);
+    let t = Instant::now();
+    while !d.ctr_ok(&["tasks", "ls"]).contains("STOPPED") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ctr_ok(&["tasks", "delete", &a]);
+    d.ctr_ok(&["containers", "rm", &a]);
+    // Item 6: nothing of berth-oci's left in its root.
+    let left: Vec<_> = std::fs::read_dir(&rt_root)
+        .map(|r| r.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the runtime root: {left:?}");
+}

@@ -236,6 +236,17 @@ impl Rt {
     }
 }
 
+impl Rt {
+    /// `delete --force` of every container `list` names, each of which
+    /// must succeed.
+    pub fn delete_all(&self) {
+        let (_, out, _) = self.run(&["list", "-q"]);
+        for id in out.lines() {
+            self.ok(&["delete", "--force", id]);
+        }
+    }
+}
+
 impl Drop for Rt {
     fn drop(&mut self) {
         let (_, out, _) = self.run(&["list", "-q"]);
@@ -438,4 +449,49 @@ pub fn mounts_under(dirs: &[&Path]) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// A tmpfs of this test made shared on the host (the source of the
+/// slave/shared bind mounts); unmounted on drop.
+pub struct SharedSource(tempfile::TempDir);
+
+impl SharedSource {
+    pub fn new() -> SharedSource {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().to_str().unwrap().to_string();
+        assert!(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "berth-test", &p])
+            .status()
+            .unwrap()
+            .success());
+        assert!(Command::new("mount")
+            .args(["--make-shared", &p])
+            .status()
+            .unwrap()
+            .success());
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        SharedSource(d)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for SharedSource {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+/// A directory more than `len` bytes deep under `base`.
+pub fn deep_dir(base: &Path, len: usize) -> PathBuf {
+    let mut p = base.to_path_buf();
+    let mut i = 0;
+    while p.as_os_str().len() <= len {
+        p = p.join(format!("{i:02}{}", "d".repeat(40)));
+        i += 1;
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    p
 }

@@ -109,6 +109,57 @@ fn podman_memory_limit_with_berth_oci() {
         "count=1",
     ]);
     assert_eq!(code, 0, "{err}");
+    // `podman update` (issue 21 item 7; the runtime's `update --resources
+    // -`) with a runtime root deeper than sockaddr_un: the new limit is the
+    // container's own, seen from inside; then `events --stats` by hand
+    // reports the container's memory (a few hundred kB), never the VM's.
+    let root = deep_dir(&d.join("rt"), 120);
+    let flag = format!("root={}", root.display());
+    let name = berth_testkit::unique_name("vmu");
+    let deep = |args: &[&str]| {
+        let mut v = vec!["--runtime-flag", flag.as_str()];
+        v.extend_from_slice(args);
+        podman(&v)
+    };
+    let (code, _, err) = deep(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--name",
+        &name,
+        &img,
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = deep(&["update", "--memory", "32m", &name]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = deep(&["exec", &name, "cat", "/sys/fs/cgroup/memory.max"]);
+    assert_eq!((code, out.as_str()), (0, "33554432\n"), "{err}");
+    let (_, id, _) = deep(&["inspect", "--format", "{{.Id}}", &name]);
+    let ev = Command::new(bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["events", "--stats", id.trim()])
+        .output()
+        .unwrap();
+    let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap();
+    let usage = ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap();
+    let limit = ev["data"]["memory"]["usage"]["limit"].as_u64().unwrap();
+    assert!(usage > 0 && usage < 16 << 20, "{ev}");
+    assert_eq!(limit, 32 << 20, "{ev}");
+    let (code, _, err) = deep(&["rm", "-f", "-t", "0", &name]);
+    assert_eq!(code, 0, "{err}");
+    Rt::new(bin, root.clone()).delete_all();
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the runtime root: {left:?}");
+
     // --rm left nothing: no container, no berth-oci state, no container
     // cgroup (libpod-<id>) under podman's parent (podman keeps its own
     // `conmon` group there).

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 mod common;
 
 use common::*;
@@ -419,6 +421,78 @@ fn ctr_items_with_a_runc_root_deeper_than_sun_len() {
     d.ctr_ok(&["containers", "rm", &a]);
     // Item 6: nothing of berth-oci's left in its root.
     let left: Vec<_> = std::fs::read_dir(&rt_root)
+        .map(|r| r.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the runtime root: {left:?}");
+}
+
+/// Hooks through containerd (issue 21 item 5): `ctr run --config` hands
+/// berth-oci a configuration of ours (with a runtime root deeper than
+/// `sockaddr_un` allows); every hook runs once, in the spec's order, with
+/// the state on stdin: prestart, createRuntime and createContainer see
+/// `creating`, startContainer `created`, poststart `running`, poststop
+/// `stopped`.
+#[test]
+fn ctr_runs_the_hooks_in_the_spec_order() {
+    berth_testkit::privileged!();
+    let Some(d) = Daemon::start() else { return };
+    let root = deep_dir(&d.dir.path().join("rr"), 120);
+    let rr = format!("--runc-root={}", root.display());
+    let b = Bundle::new(&["/bin/echo", "ran"], json!({}));
+    let seen = b.path().join("hooks.log");
+    let hook = |kind: &str| {
+        let script = format!(
+            "printf '{kind} ' >> {s}; cat >> {s}; echo >> {s}",
+            s = seen.display()
+        );
+        json!([{ "path": "/bin/sh", "args": ["sh", "-c", script] }])
+    };
+    let kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    let mut cfg = b.cfg.clone();
+    cfg["root"]["path"] = json!(b.path().join("rootfs"));
+    for k in kinds {
+        cfg["hooks"][k] = hook(k);
+    }
+    let spec = b.path().join("spec.json");
+    std::fs::write(&spec, cfg.to_string()).unwrap();
+    let id = berth_testkit::unique_name("ch");
+    let (code, out, err) = d.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        BIN,
+        &rr,
+        "--config",
+        spec.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!((code, out.as_str()), (0, "ran\n"), "{err}\n{}", d.log());
+    let log = std::fs::read_to_string(&seen).unwrap();
+    let got: Vec<(String, String)> = log
+        .lines()
+        .map(|l| {
+            let (k, st) = l.split_once(' ').unwrap();
+            let st: Value = serde_json::from_str(st).unwrap();
+            assert_eq!(st["id"], id.as_str(), "{l}");
+            (k.to_string(), st["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let want: Vec<(String, String)> = kinds
+        .iter()
+        .zip([
+            "creating", "creating", "creating", "created", "running", "stopped",
+        ])
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(got, want, "{log}");
+    let left: Vec<_> = std::fs::read_dir(root.join(&d.ns))
         .map(|r| r.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left in the runtime root: {left:?}");

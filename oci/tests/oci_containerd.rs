@@ -104,6 +104,13 @@ impl Daemon {
         out
     }
 
+    /// Import the busybox image ([`IMAGE`]) from an archive built in the
+    /// daemon's directory.
+    fn import_image(&self) {
+        let tar = image_archive(self.dir.path(), IMAGE);
+        self.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
@@ -163,9 +170,7 @@ impl Drop for Daemon {
 fn ctr_runs_the_battery_with_berth_oci() {
     berth_testkit::privileged!();
     let Some(d) = Daemon::start() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = image_archive(work.path(), IMAGE);
-    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    d.import_image();
     let imgs = d.ctr_ok(&["images", "ls", "-q"]);
     assert!(imgs.contains(IMAGE), "{imgs}");
     let mounts_before = mounts_under(&[d.dir.path(), Path::new("/run/containerd/runc")]);
@@ -292,9 +297,7 @@ fn ctr_runs_the_battery_with_berth_oci() {
 fn ctr_kill_of_an_exited_task_is_already_finished() {
     berth_testkit::privileged!();
     let Some(d) = Daemon::start() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = image_archive(work.path(), IMAGE);
-    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    d.import_image();
     let id = berth_testkit::unique_name("ck");
     d.ctr_ok(&[
         "run",
@@ -349,9 +352,7 @@ fn task_pid(d: &Daemon, id: &str) -> i32 {
 fn ctr_items_with_a_runc_root_deeper_than_sun_len() {
     berth_testkit::privileged!();
     let Some(d) = Daemon::start() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = image_archive(work.path(), IMAGE);
-    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    d.import_image();
     let root = deep_dir(&d.dir.path().join("rr"), 120);
     let rr = format!("--runc-root={}", root.display());
     let a = berth_testkit::unique_name("cd");

@@ -90,6 +90,13 @@ impl Podman {
         )
     }
 
+    /// Pull the busybox image ([`IMAGE`]) from an archive built in
+    /// podman's directory.
+    fn pull_image(&self) {
+        let tar = image_archive(self.dir.path(), IMAGE);
+        self.ok(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 0, "podman {args:?}: {err}\n{out}");
@@ -135,10 +142,7 @@ fn podman_runs_the_battery_with_berth_oci() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = Podman::new() else { return };
     let before = default_root_entries();
-    let work = tempfile::tempdir().unwrap();
-    let tar = image_archive(work.path(), IMAGE);
-    let a = format!("oci-archive:{}", tar.display());
-    p.ok(&["pull", "-q", &a]);
+    p.pull_image();
     let imgs = p.ok(&["images", "--format", "{{.Id}}"]);
     let img = imgs.lines().next().unwrap().trim().to_string();
     let mounts_before = mounts_under(&[p.dir.path(), Path::new("/run/berth-oci")]);
@@ -233,9 +237,7 @@ fn podman_with_a_runtime_root_deeper_than_sun_len() {
     berth_testkit::privileged!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = Podman::new() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = image_archive(work.path(), IMAGE);
-    p.ok(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
+    p.pull_image();
     let mut root = p.dir.path().join("rt");
     while root.as_os_str().len() <= 120 {
         root = root.join("d".repeat(30));
@@ -315,9 +317,7 @@ fn podman_items_with_a_runtime_root_deeper_than_sun_len() {
     berth_testkit::privileged!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = Podman::new() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = image_archive(work.path(), IMAGE);
-    p.ok(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
+    p.pull_image();
     let root = deep_dir(&p.dir.path().join("rt"), 120);
     let flag = format!("root={}", root.display());
     // Item 5: a hook for prestart and poststop, appending its stdin.

@@ -7,7 +7,7 @@
 //! nft table and ip_forward are the test's own.
 //!
 //! Skipped with a message when podman or the berth-oci binary (built by
-//! `cargo build -p berth-examples --bin berth-oci`, or named by `BERTH_OCI`)
+//! `cargo build -p berth-oci`, or named by `BERTH_OCI`)
 //! is missing.
 
 mod common;
@@ -30,7 +30,7 @@ fn berth_oci() -> Option<PathBuf> {
         Some(p)
     } else {
         println!(
-            "skipped: {} not built (cargo build -p berth-examples --bin berth-oci)",
+            "skipped: {} not built (cargo build -p berth-oci)",
             p.display()
         );
         None

@@ -7,159 +7,15 @@
 //! `delete`, and `events --stats`/`ps`/`features`/`update` (privileged
 //! tier).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+mod common;
 
-/// A bundle: `config.json` and its own copy of the busybox rootfs.
-struct Bundle {
-    dir: tempfile::TempDir,
-    _rootfs: tempfile::TempDir,
-}
-
-impl Bundle {
-    /// `args` as the process; `extra` top-level keys merged in.
-    fn new(args: &[&str], extra: Value) -> Bundle {
-        let dir = tempfile::Builder::new()
-            .prefix("bcc")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let rootfs = berth_testkit::busybox_rootfs_copy();
-        let mut cfg = json!({
-            "ociVersion": "1.0.2",
-            "root": { "path": rootfs.path() },
-            "process": {
-                "args": args, "env": ["PATH=/bin"], "cwd": "/",
-                "user": { "uid": 0, "gid": 0 }
-            },
-            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }],
-            "linux": { "namespaces": [
-                { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
-                { "type": "mount" }, { "type": "network" }
-            ]}
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            cfg[k] = v.clone();
-        }
-        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-        Bundle {
-            dir,
-            _rootfs: rootfs,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-/// One runtime binary with its own `--root`.
-struct Rt {
-    bin: String,
-    root: PathBuf,
-}
-
-impl Rt {
-    fn new(bin: &str, root: PathBuf) -> Rt {
-        Rt {
-            bin: bin.to_string(),
-            root,
-        }
-    }
-
-    /// Run; (exit code, stdout, stderr). Output goes through files, not
-    /// pipes: a created container keeps the stdio `create` was given.
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let (mut o, mut e) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-        let st = Command::new(&self.bin)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(o.try_clone().unwrap())
-            .stderr(e.try_clone().unwrap())
-            .status()
-            .unwrap();
-        let read = |f: &mut std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut s = String::new();
-            f.rewind().unwrap();
-            f.read_to_string(&mut s).unwrap();
-            s
-        };
-        (st.code().unwrap_or(-1), read(&mut o), read(&mut e))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "{} {args:?}: {err}", self.bin);
-        out
-    }
-
-    fn create(&self, b: &Bundle, id: &str) {
-        self.ok(&["create", "--bundle", b.path().to_str().unwrap(), id]);
-    }
-
-    fn status(&self, id: &str) -> String {
-        let (code, out, err) = self.run(&["state", id]);
-        if code != 0 {
-            return err;
-        }
-        let v: Value = serde_json::from_str(&out).unwrap();
-        v["status"].as_str().unwrap().to_string()
-    }
-
-    fn wait_status(&self, id: &str, want: &str) {
-        let t = Instant::now();
-        while self.status(id) != want {
-            assert!(t.elapsed() < Duration::from_secs(10), "{id}: not {want}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Bring a new container `id` to `state` (`missing`: nothing).
-    fn make(&self, b: &Bundle, id: &str, state: &str) {
-        match state {
-            "missing" => {}
-            "created" => self.create(b, id),
-            _ => {
-                self.create(b, id);
-                self.ok(&["start", id]);
-                if state == "stopped" {
-                    self.ok(&["kill", id, "KILL"]);
-                    self.wait_status(id, "stopped");
-                }
-            }
-        }
-    }
-
-    /// The names in `--root` (runc and berth-oci make it on first use).
-    fn root_entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.root)
-            .map(|rd| {
-                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Rt {
-    /// A failing test leaves no container: `delete --force` of each one
-    /// `list` names.
-    fn drop(&mut self) {
-        let (_, out, _) = self.run(&["list", "-q"]);
-        for id in out.lines() {
-            self.run(&["delete", "--force", id]);
-        }
-    }
-}
+use common::*;
 
 /// runc 1.1.5's answers (measured on the development host, and checked
 /// against the installed runc by the test when there is one): per state
@@ -208,6 +64,14 @@ const RUNC_TABLE: &[(&str, &str, i32, &str)] = &[
     ("missing", "delete --force X", 0, ""),
     ("missing", "state X", 1, "does not exist"),
     ("missing", "start X", 1, "does not exist"),
+    // libcontainer's Pause accepts running and created containers.
+    ("created", "pause X", 0, ""),
+    ("running", "pause X", 0, ""),
+    ("stopped", "pause X", 1, "container not running"),
+    ("missing", "pause X", 1, "does not exist"),
+    ("created", "resume X", 1, "container not paused"),
+    ("running", "resume X", 1, "container not paused"),
+    ("missing", "resume X", 1, "does not exist"),
 ];
 
 /// Every (state, command) of [`RUNC_TABLE`] against `rt`: the rows that
@@ -286,16 +150,57 @@ fn kill_of_a_container_that_exited_by_itself_is_not_running() {
     );
 }
 
-/// A directory more than `len` bytes deep under `base`.
-fn deep_dir(base: &Path, len: usize) -> PathBuf {
-    let mut p = base.to_path_buf();
-    let mut i = 0;
-    while p.as_os_str().len() <= len {
-        p = p.join(format!("{i:02}{}", "d".repeat(40)));
-        i += 1;
+/// Whether the cgroup2 group of berth-oci's container `id` under `root` is
+/// frozen, as the kernel says (`cgroup.events`: `frozen 1` once every task
+/// stopped, Linux 5.2).
+fn kernel_frozen(root: &Path, id: &str) -> bool {
+    let st = berth::State::load(Some(root), id).unwrap();
+    let events = std::fs::read_to_string(st.cgroup.unwrap().join("cgroup.events")).unwrap();
+    events.lines().any(|l| l == "frozen 1")
+}
+
+/// `pause` of a created container freezes it, as runc 1.1 does
+/// (libcontainer's Pause accepts Running and Created): `state` says
+/// `paused`, the kernel says the group is frozen; `resume` brings it
+/// back to `created`, and `start` then runs the workload.
+#[test]
+fn pause_of_a_created_container_freezes_it() {
+    berth_testkit::privileged!();
+    let b = Bundle::new(&["sleep", "60"], json!({}));
+    let mut rts = vec![Rt::new(BIN, b.path().join("berth-root"))];
+    if Command::new("runc").arg("--version").output().is_ok() {
+        rts.push(Rt::new("runc", b.path().join("runc-root")));
     }
-    std::fs::create_dir_all(&p).unwrap();
-    p
+    for rt in &rts {
+        let id = berth_testkit::unique_name("ccp");
+        rt.create(&b, &id);
+        let (code, _, err) = rt.run(&["pause", &id]);
+        assert_eq!((code, err.as_str()), (0, ""), "{} pause of created", rt.bin);
+        assert_eq!(rt.status(&id), "paused", "{}", rt.bin);
+        if rt.bin == BIN {
+            let t = Instant::now();
+            while !kernel_frozen(&rt.root, &id) {
+                assert!(t.elapsed() < Duration::from_secs(5), "not frozen");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let (code, _, err) = rt.run(&["start", &id]);
+        assert_eq!(code, 1, "{} start of paused", rt.bin);
+        assert!(err.contains("paused"), "{err}");
+        rt.ok(&["resume", &id]);
+        assert_eq!(rt.status(&id), "created", "{}", rt.bin);
+        if rt.bin == BIN {
+            assert!(!kernel_frozen(&rt.root, &id));
+        }
+        rt.ok(&["start", &id]);
+        assert_eq!(rt.status(&id), "running", "{}", rt.bin);
+        rt.ok(&["delete", "--force", &id]);
+    }
+    assert!(
+        rts[0].root_entries().is_empty(),
+        "{:?}",
+        rts[0].root_entries()
+    );
 }
 
 #[test]

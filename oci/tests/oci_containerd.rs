@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+use serde_json::{json, Value};
+
+mod common;
+
+use common::*;
+
 const IMAGE: &str = "docker.io/library/berth-busybox:latest";
 
 struct Daemon {
@@ -99,6 +104,13 @@ impl Daemon {
         out
     }
 
+    /// Import the busybox image ([`IMAGE`]) from an archive built in the
+    /// daemon's directory.
+    fn import_image(&self) {
+        let tar = image_archive(self.dir.path(), IMAGE);
+        self.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
@@ -154,34 +166,11 @@ impl Drop for Daemon {
     }
 }
 
-fn build_archive(dir: &Path) -> PathBuf {
-    let layout = dir.join("layout");
-    berth_overlay::ImageBuilder::new(IMAGE)
-        .layer_dir(berth_testkit::busybox_rootfs())
-        .env(["PATH=/bin:/usr/bin", "IMG=busybox"])
-        .cmd(["/bin/sh"])
-        .write(&layout)
-        .unwrap();
-    let tar = dir.join("image.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
-    tar
-}
-
 #[test]
 fn ctr_runs_the_battery_with_berth_oci() {
     berth_testkit::privileged!();
     let Some(d) = Daemon::start() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
-    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    d.import_image();
     let imgs = d.ctr_ok(&["images", "ls", "-q"]);
     assert!(imgs.contains(IMAGE), "{imgs}");
     let mounts_before = mounts_under(&[d.dir.path(), Path::new("/run/containerd/runc")]);
@@ -299,19 +288,6 @@ fn ctr_runs_the_battery_with_berth_oci() {
     );
 }
 
-/// Mount points in our mount namespace under any of `dirs`, sorted.
-fn mounts_under(dirs: &[&Path]) -> Vec<String> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut v: Vec<String> = mi
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| dirs.iter().any(|d| Path::new(m).starts_with(d)))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 /// The shim's kill of a task whose process already exited (containerd's
 /// StopPodSandbox: KILL to all of the sandbox's processes): berth-oci's
 /// answer must be one the shim reads as "already finished" (issue 21
@@ -321,9 +297,7 @@ fn mounts_under(dirs: &[&Path]) -> Vec<String> {
 fn ctr_kill_of_an_exited_task_is_already_finished() {
     berth_testkit::privileged!();
     let Some(d) = Daemon::start() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
-    d.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    d.import_image();
     let id = berth_testkit::unique_name("ck");
     d.ctr_ok(&[
         "run",
@@ -351,4 +325,176 @@ fn ctr_kill_of_an_exited_task_is_already_finished() {
     );
     d.ctr_ok(&["tasks", "delete", &id]);
     d.ctr_ok(&["containers", "rm", &id]);
+}
+
+/// The pid of task `id` (`ctr tasks ls`: TASK PID STATUS).
+fn task_pid(d: &Daemon, id: &str) -> i32 {
+    let tasks = d.ctr_ok(&["tasks", "ls"]);
+    tasks
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&id)).then(|| f[1].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no task {id} in {tasks}"))
+}
+
+/// Issue 21's items through the shim with a runc root deeper than
+/// `sockaddr_un` allows (`ctr run --runc-root`, item 6; the holder's
+/// socket lives under it): a container joining another's network
+/// namespace by path (`--with-ns`, item 2), the default seccomp profile
+/// installed (`--seccomp`, item 3: `Seccomp: 2` seen by the workload,
+/// which ran), an `rslave` bind mount of a shared host mount (item 4: a
+/// slave, `master:` in the container's mountinfo), `ctr tasks ps` (the
+/// shim's `ps --format json`, item 7) and kill of the task (item 1); the
+/// root holds nothing berth-oci made at the end (item 6).
+#[test]
+fn ctr_items_with_a_runc_root_deeper_than_sun_len() {
+    berth_testkit::privileged!();
+    let Some(d) = Daemon::start() else { return };
+    d.import_image();
+    let root = deep_dir(&d.dir.path().join("rr"), 120);
+    let rr = format!("--runc-root={}", root.display());
+    let a = berth_testkit::unique_name("cd");
+    d.ctr_ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BIN,
+        &rr,
+        IMAGE,
+        &a,
+        "sleep",
+        "60",
+    ]);
+    let pid = task_pid(&d, &a);
+    // The shim passes `--root <runc root>/<namespace>` (and makes that
+    // directory itself): berth-oci's record of `a` is there.
+    let rt_root = root.join(&d.ns);
+    assert!(rt_root.join(".meta").join(format!("{a}.json")).exists());
+    // Item 2: the network namespace of `a`, joined by path.
+    let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let with = format!("network:/proc/{pid}/ns/net");
+    let (code, out, err) = d.run(
+        &[&rr, "--with-ns", &with],
+        &["readlink", "/proc/self/ns/net"],
+    );
+    assert_eq!(code, 0, "{err}\n{}", d.log());
+    assert_eq!(out.trim(), net.to_str().unwrap());
+    // Item 3: seccomp (filter mode) is in place when the workload runs.
+    let (code, out, err) = d.run(
+        &[&rr, "--seccomp"],
+        &["grep", "Seccomp:", "/proc/self/status"],
+    );
+    assert_eq!(
+        (code, out.split_whitespace().nth(1)),
+        (0, Some("2")),
+        "{out}{err}"
+    );
+    // Item 4: rslave bind of a shared mount.
+    let src = SharedSource::new();
+    let m = format!(
+        "type=bind,src={},dst=/m,options=rbind:rslave:ro",
+        src.path().display()
+    );
+    let (code, out, err) = d.run(&[&rr, "--mount", &m], &["cat", "/proc/self/mountinfo"]);
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/m"))
+        .unwrap_or_else(|| panic!("no /m in {out}"));
+    assert!(line.contains(" master:"), "not a slave: {line}");
+    // Item 7: the shim's ps (`berth-oci ps --format json`) lists the init.
+    let ps = d.ctr_ok(&["tasks", "ps", &a]);
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "{ps}"
+    );
+    // Item 1: kill, stopped, deleted.
+    d.ctr_ok(&["tasks", "kill", "-s", "KILL", &a]);
+    let t = Instant::now();
+    while !d.ctr_ok(&["tasks", "ls"]).contains("STOPPED") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ctr_ok(&["tasks", "delete", &a]);
+    d.ctr_ok(&["containers", "rm", &a]);
+    // Item 6: nothing of berth-oci's left in its root.
+    let left: Vec<_> = std::fs::read_dir(&rt_root)
+        .map(|r| r.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the runtime root: {left:?}");
+}
+
+/// Hooks through containerd (issue 21 item 5): `ctr run --config` hands
+/// berth-oci a configuration of ours (with a runtime root deeper than
+/// `sockaddr_un` allows); every hook runs once, in the spec's order, with
+/// the state on stdin: prestart, createRuntime and createContainer see
+/// `creating`, startContainer `created`, poststart `running`, poststop
+/// `stopped`.
+#[test]
+fn ctr_runs_the_hooks_in_the_spec_order() {
+    berth_testkit::privileged!();
+    let Some(d) = Daemon::start() else { return };
+    let root = deep_dir(&d.dir.path().join("rr"), 120);
+    let rr = format!("--runc-root={}", root.display());
+    let b = Bundle::new(&["/bin/echo", "ran"], json!({}));
+    let seen = b.path().join("hooks.log");
+    let hook = |kind: &str| {
+        let script = format!(
+            "printf '{kind} ' >> {s}; cat >> {s}; echo >> {s}",
+            s = seen.display()
+        );
+        json!([{ "path": "/bin/sh", "args": ["sh", "-c", script] }])
+    };
+    let kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    let mut cfg = b.cfg.clone();
+    cfg["root"]["path"] = json!(b.path().join("rootfs"));
+    for k in kinds {
+        cfg["hooks"][k] = hook(k);
+    }
+    let spec = b.path().join("spec.json");
+    std::fs::write(&spec, cfg.to_string()).unwrap();
+    let id = berth_testkit::unique_name("ch");
+    let (code, out, err) = d.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        BIN,
+        &rr,
+        "--config",
+        spec.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!((code, out.as_str()), (0, "ran\n"), "{err}\n{}", d.log());
+    let log = std::fs::read_to_string(&seen).unwrap();
+    let got: Vec<(String, String)> = log
+        .lines()
+        .map(|l| {
+            let (k, st) = l.split_once(' ').unwrap();
+            let st: Value = serde_json::from_str(st).unwrap();
+            assert_eq!(st["id"], id.as_str(), "{l}");
+            (k.to_string(), st["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let want: Vec<(String, String)> = kinds
+        .iter()
+        .zip([
+            "creating", "creating", "creating", "created", "running", "stopped",
+        ])
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(got, want, "{log}");
+    let left: Vec<_> = std::fs::read_dir(root.join(&d.ns))
+        .map(|r| r.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the runtime root: {left:?}");
 }

@@ -5,122 +5,40 @@
 //! `delete`; what the shim reads back is checked field by field against
 //! what runc 1.1 gives it (privileged tier; no critest needed).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+mod common;
+
+use common::*;
 
 /// A bundle as the shim lays it out (config.json, rootfs/, log.json and
-/// init.pid beside them), a private runtime root, and `delete --force` on
-/// drop so a failing test leaves nothing.
-struct Shim {
-    dir: tempfile::TempDir,
-    root: PathBuf,
-    id: String,
+/// init.pid beside them, a sandbox's annotation), and berth-oci with the
+/// shim's global flags (`--log <bundle>/log.json --log-format json`).
+fn shim(args: &[&str]) -> Oci {
+    let mut cfg = config(args);
+    cfg["ociVersion"] = json!("1.0.2-dev");
+    cfg["annotations"] = json!({ "io.kubernetes.cri.container-type": "sandbox" });
+    let s = Oci::new("cri", cfg);
+    let log = s.bundle().join("log.json").display().to_string();
+    s.with_global(&["--log", &log, "--log-format", "json"])
 }
 
-impl Shim {
-    fn new(args: &[&str]) -> Shim {
-        let dir = tempfile::tempdir().unwrap();
-        berth_testkit::copy_busybox_rootfs_to(&dir.path().join("rootfs"));
-        let cfg = json!({
-            "ociVersion": "1.0.2-dev",
-            "root": { "path": "rootfs" },
-            "annotations": { "io.kubernetes.cri.container-type": "sandbox" },
-            "process": {
-                "args": args, "env": ["PATH=/bin"], "cwd": "/",
-                "user": { "uid": 0, "gid": 0 }
-            },
-            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }],
-            "linux": { "namespaces": [
-                { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
-                { "type": "mount" }, { "type": "network" }
-            ]}
-        });
-        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-        Shim {
-            root: dir.path().join("runtime-root"),
-            id: berth_testkit::unique_name("cri"),
-            dir,
-        }
-    }
-
-    fn bundle(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).unwrap()
-    }
-
-    /// `berth-oci --root R --log B/log.json --log-format json ARGS…`
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        berth_testkit::outcome(self.cmd().args(args).output().unwrap())
-    }
-
-    /// `berth-oci` with the shim's global flags.
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--log")
-            .arg(self.bundle().join("log.json"))
-            .args(["--log-format", "json"])
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "berth-oci {args:?}: {err}");
-        out
-    }
-
-    /// `create`, the container's stdio on a file as the shim's pipes (a
-    /// pipe read to EOF here would wait for the container's end, as with
-    /// runc, whose init holds it too).
-    fn create(&self) {
-        let b = self.bundle();
-        let out = std::fs::File::create(b.join("stdio")).unwrap();
-        let st = self
-            .cmd()
-            .arg("create")
-            .arg("--bundle")
-            .arg(&b)
-            .arg("--pid-file")
-            .arg(b.join("init.pid"))
-            .arg(&self.id)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "create: {}",
-            std::fs::read_to_string(b.join("log.json")).unwrap_or_default()
-        );
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_str(&self.ok(&["state", &self.id])).unwrap()
-    }
-
-    fn wait_status(&self, want: &str) -> Value {
-        let t = Instant::now();
-        loop {
-            let st = self.state();
-            if st["status"] == want {
-                return st;
-            }
-            assert!(t.elapsed() < Duration::from_secs(10), "{st} (want {want})");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Shim {
-    fn drop(&mut self) {
-        let _ = self.run(&["delete", "--force", &self.id]);
-    }
+/// `create --pid-file <bundle>/init.pid`, the container's stdio on a file
+/// as the shim's pipes (a pipe read to EOF here would wait for the
+/// container's end, as with runc, whose init holds it too).
+fn create(s: &Oci) {
+    let b = s.bundle();
+    let pf = b.join("init.pid").display().to_string();
+    let code = s.create_to(&b.join("stdio"), &["--pid-file", &pf]);
+    assert_eq!(
+        code,
+        0,
+        "create: {}",
+        std::fs::read_to_string(b.join("log.json")).unwrap_or_default()
+    );
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time as Go's
@@ -166,9 +84,9 @@ fn now() -> f64 {
 #[test]
 fn state_has_the_fields_go_runc_reads() {
     berth_testkit::privileged!();
-    let s = Shim::new(&["/bin/sleep", "60"]);
+    let s = shim(&["/bin/sleep", "60"]);
     let before = now();
-    s.create();
+    create(&s);
     let after = now();
     let pid: i64 = std::fs::read_to_string(s.bundle().join("init.pid"))
         .unwrap()
@@ -221,7 +139,7 @@ fn state_has_the_fields_go_runc_reads() {
 #[test]
 fn a_failing_create_leaves_the_error_line_the_shim_reads() {
     berth_testkit::privileged!();
-    let s = Shim::new(&["/bin/true"]);
+    let s = shim(&["/bin/true"]);
     let cfg = s.bundle().join("config.json");
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
     v["process"]["cwd"] = json!("relative/cwd");

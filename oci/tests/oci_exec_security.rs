@@ -18,125 +18,27 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
 const WATCH: &str = "BERTH_OCI_WATCH";
+
+mod common;
+
+use common::*;
 
 // ------------------------------------------------------------- helpers --
 
-/// A bundle (own busybox rootfs), a private `--root`, a container id;
-/// `delete --force` on drop.
-struct Oci {
-    dir: tempfile::TempDir,
-    root: PathBuf,
-    id: String,
-}
-
-impl Oci {
-    fn new(process: Value, extra: Value) -> Oci {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("rootfs");
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(berth_testkit::busybox_rootfs())
-            .arg(&rootfs)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let mut cfg = json!({
-            "ociVersion": "1.0.2",
-            "root": { "path": "rootfs" },
-            "hostname": "sec",
-            "process": process,
-            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }],
-            "linux": { "namespaces": [
-                { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
-                { "type": "mount" }, { "type": "network" }
-            ]}
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            cfg[k] = v.clone();
-        }
-        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-        Oci {
-            root: dir.path().join("state"),
-            id: berth_testkit::unique_name("osec"),
-            dir,
-        }
-    }
-
-    fn bundle(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(&self.root).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "berth-oci {args:?} failed: {err}");
-        out
-    }
-
-    /// `create` (the container's stdout/stderr to `<bundle>/out`) and `start`.
-    fn create_start(&self) {
-        let out = std::fs::File::create(self.bundle().join("out")).unwrap();
-        let err = out.try_clone().unwrap();
-        let b = self.bundle().display().to_string();
-        let st = self
-            .cmd(&["create", "--bundle", &b, &self.id])
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .unwrap();
-        assert!(st.success(), "create: {}", self.output());
-        self.ok(&["start", &self.id]);
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.bundle().join("out")).unwrap_or_default()
-    }
-
-    fn init_pid(&self) -> i32 {
-        let v: Value = serde_json::from_str(&self.ok(&["state", &self.id])).unwrap();
-        v["pid"].as_i64().unwrap() as i32
-    }
-
-    /// Rewrite the bundle's config.json through `f`.
-    fn edit_config(&self, f: impl FnOnce(&mut Value)) {
-        let p = self.bundle().join("config.json");
-        let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        f(&mut c);
-        std::fs::write(&p, c.to_string()).unwrap();
-    }
-}
-
-impl Drop for Oci {
-    fn drop(&mut self) {
-        let _ = self
-            .cmd(&["delete", "--force", &self.id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+/// A bundle whose process is `process` (hostname `sec`), `extra`'s
+/// top-level keys set.
+fn oci(process: Value, extra: Value) -> Oci {
+    let mut cfg = config(&[]);
+    merge(&mut cfg, json!({ "hostname": "sec", "process": process }));
+    merge(&mut cfg, extra);
+    Oci::new("osec", cfg)
 }
 
 /// The `Cap*:` lines of a `/proc/<pid>/status` text, as (name, hex).
@@ -410,7 +312,7 @@ fn exec_never_exposes_the_runtime_to_the_container() {
         .as_array_mut()
         .unwrap()
         .sort_by_key(|v| v.to_string());
-    let c = Oci::new(
+    let c = oci(
         json!({
             "args": ["/watcher", "watcher_inside", "--exact", "--nocapture",
                      "--test-threads=1", "-q"],
@@ -511,7 +413,7 @@ fn exec_never_exposes_the_runtime_to_the_container() {
 #[test]
 fn runtime_binary_behind_proc_exe_is_never_writable() {
     berth_testkit::privileged!();
-    let oci = Oci::new(sleeper(None), json!({}));
+    let oci = oci(sleeper(None), json!({}));
     oci.create_start();
     let mut child = oci
         .cmd(&["exec", &oci.id, "/bin/sleep", "1"])
@@ -584,7 +486,7 @@ fn sleeper(caps: Option<Value>) -> Value {
 /// A started container whose init has CAP_KILL only (bit 5).
 fn kill_only_sleeper() -> Oci {
     let kill = json!(["CAP_KILL"]);
-    let c = Oci::new(
+    let c = oci(
         sleeper(Some(
             json!({ "bounding": kill, "effective": kill, "permitted": kill }),
         )),
@@ -597,7 +499,7 @@ fn kill_only_sleeper() -> Oci {
 #[test]
 fn exec_ignores_a_bundle_edited_after_create() {
     berth_testkit::privileged!();
-    let c = kill_only_sleeper();
+    let mut c = kill_only_sleeper();
     // The snapshot is the runtime's alone.
     let snap = c.root.join(".meta").join(format!("{}.config", c.id));
     let mode = std::os::unix::fs::PermissionsExt::mode(&snap.metadata().unwrap().permissions());
@@ -637,7 +539,7 @@ fn exec_ignores_a_bundle_edited_after_create() {
 #[test]
 fn exec_without_bundle_capabilities_gets_the_inits_none() {
     berth_testkit::privileged!();
-    let c = Oci::new(sleeper(None), json!({}));
+    let c = oci(sleeper(None), json!({}));
     c.create_start();
     let init = init_status(&c);
     let out = exec_caps(&c, &[]);

@@ -9,106 +9,27 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-const OCI: &str = env!("CARGO_BIN_EXE_berth-oci");
-const RUN: &str = env!("CARGO_BIN_EXE_berth-run");
+mod common;
 
-/// A bundle over a copy of the busybox rootfs running `args`, with
-/// `linux` merged into the default namespaces, and a private `--root`
-/// (inside the bundle's directory); `delete --force` on drop.
-struct Bundle {
-    dir: tempfile::TempDir,
-    root: PathBuf,
-    id: String,
+use common::*;
+
+/// berth-run, from the package berth-examples: built next to berth-oci in
+/// the same target directory (`cargo build -p berth-examples --bin
+/// berth-run`), or named by `BERTH_RUN`.
+fn berth_run() -> Option<PathBuf> {
+    let p = std::env::var_os("BERTH_RUN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(BIN).with_file_name("berth-run"));
+    p.exists().then_some(p)
 }
 
-impl Bundle {
-    fn new(args: &[&str], process: Value, linux: Value) -> Bundle {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(Command::new("cp")
-            .arg("-a")
-            .arg(berth_testkit::busybox_rootfs())
-            .arg(dir.path().join("rootfs"))
-            .status()
-            .unwrap()
-            .success());
-        let mut proc_ = json!({ "args": args, "env": ["PATH=/bin"], "cwd": "/",
-            "user": { "uid": 0, "gid": 0 } });
-        let mut lin = json!({ "namespaces": [{ "type": "pid" }, { "type": "ipc" },
-            { "type": "uts" }, { "type": "mount" }, { "type": "network" }] });
-        for (dst, src) in [(&mut proc_, process), (&mut lin, linux)] {
-            for (k, v) in src.as_object().unwrap() {
-                dst[k] = v.clone();
-            }
-        }
-        let cfg = json!({ "ociVersion": "1.0.2", "root": { "path": "rootfs" },
-            "process": proc_, "linux": lin,
-            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }] });
-        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-        Bundle {
-            root: dir.path().join("state"),
-            id: berth_testkit::unique_name("ocif"),
-            dir,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `berth-oci --root <root> <global…> <args…>` with `{}` in `args`
-    /// replaced by the bundle directory and `ID` by the container id.
-    fn cmd(&self, global: &[&str], args: &[&str]) -> Command {
-        let mut c = Command::new(OCI);
-        c.arg("--root").arg(&self.root).args(global);
-        for a in args {
-            match *a {
-                "{}" => c.arg(self.path()),
-                "ID" => c.arg(&self.id),
-                a => c.arg(a),
-            };
-        }
-        c.stdin(Stdio::null());
-        c
-    }
-
-    /// Its output; `create`'s stdio (the container's) goes to null, so
-    /// that the reader is not held open by the container.
-    fn out(&self, global: &[&str], args: &[&str]) -> Output {
-        let mut c = self.cmd(global, args);
-        if args.first() == Some(&"create") {
-            let err = self.path().join("create.err");
-            c.stdout(Stdio::null())
-                .stderr(std::fs::File::create(&err).unwrap());
-            let st = c.status().unwrap();
-            let stderr = std::fs::read(&err).unwrap();
-            return Output {
-                status: st,
-                stdout: Vec::new(),
-                stderr,
-            };
-        }
-        c.output().unwrap()
-    }
-
-    fn ok(&self, global: &[&str], args: &[&str]) -> String {
-        let o = self.out(global, args);
-        assert!(
-            o.status.success(),
-            "berth-oci {args:?}: {}",
-            text(&o.stderr)
-        );
-        text(&o.stdout)
-    }
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        let _ = self.out(&[], &["delete", "--force", "ID"]);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// A bundle running `args`, with `process` and `linux` keys set in the
+/// default process and `linux` sections, and a private `--root`.
+fn bundle(args: &[&str], process: Value, linux: Value) -> Oci {
+    let mut cfg = config(args);
+    merge(&mut cfg["process"], process);
+    merge(&mut cfg["linux"], linux);
+    Oci::new("ocif", cfg)
 }
 
 fn mode(p: &Path) -> u32 {
@@ -176,17 +97,17 @@ fn plant(dir: &Path, name: &str, victim: &Victim, tmp_target: &Path) {
 #[test]
 fn pid_file_and_log_never_follow_planted_symlinks() {
     berth_testkit::privileged!();
-    let b = Bundle::new(&["/bin/sleep", "60"], json!({}), json!({}));
+    let b = bundle(&["/bin/sleep", "60"], json!({}), json!({}));
     let victims = tempfile::tempdir().unwrap();
     let victim = Victim::new(victims.path(), "victim");
     // A dangling target too: nothing may be created where it points.
     let dangling = victims.path().join("dangling-target");
-    let d = b.path().join("pids");
+    let d = b.bundle().join("pids");
     std::fs::create_dir(&d).unwrap();
     plant(&d, "create.pid", &victim, &victim.path);
     plant(&d, "exec.pid", &victim, &victim.path);
     plant(&d, "run.pid", &victim, &dangling);
-    let log = b.path().join("log.json");
+    let log = b.bundle().join("log.json");
     std::os::unix::fs::symlink(&victim.path, &log).unwrap();
 
     // --log through a symlink: refused, victim untouched.
@@ -200,7 +121,7 @@ fn pid_file_and_log_never_follow_planted_symlinks() {
     assert!(!b.root.join(&b.id).exists());
 
     let pf = |n: &str| d.join(n).display().to_string();
-    b.ok(
+    b.ok_with(
         &[],
         &[
             "create",
@@ -212,7 +133,7 @@ fn pid_file_and_log_never_follow_planted_symlinks() {
         ],
     );
     victim.assert_untouched("create --pid-file");
-    let state: Value = serde_json::from_str(&b.ok(&[], &["state", "ID"])).unwrap();
+    let state: Value = serde_json::from_str(&b.ok_with(&[], &["state", "ID"])).unwrap();
     let pid = state["pid"].as_i64().unwrap();
     assert!(!std::fs::symlink_metadata(d.join("create.pid"))
         .unwrap()
@@ -222,8 +143,8 @@ fn pid_file_and_log_never_follow_planted_symlinks() {
         std::fs::read_to_string(d.join("create.pid")).unwrap(),
         pid.to_string()
     );
-    b.ok(&[], &["start", "ID"]);
-    b.ok(
+    b.ok_with(&[], &["start", "ID"]);
+    b.ok_with(
         &[],
         &[
             "exec",
@@ -238,10 +159,10 @@ fn pid_file_and_log_never_follow_planted_symlinks() {
     victim.assert_untouched("exec --pid-file");
     let epid = std::fs::read_to_string(d.join("exec.pid")).unwrap();
     assert!(epid.parse::<i32>().is_ok(), "{epid:?}");
-    b.ok(&[], &["delete", "--force", "ID"]);
+    b.ok_with(&[], &["delete", "--force", "ID"]);
 
-    let r = Bundle::new(&["/bin/true"], json!({}), json!({}));
-    r.ok(
+    let r = bundle(&["/bin/true"], json!({}), json!({}));
+    r.ok_with(
         &[],
         &["run", "--bundle", "{}", "--pid-file", &pf("run.pid"), "ID"],
     );
@@ -268,13 +189,13 @@ fn pid_file_and_log_never_follow_planted_symlinks() {
 #[test]
 fn state_root_is_private_and_tightened() {
     berth_testkit::privileged!();
-    let b = Bundle::new(&["/bin/sleep", "60"], json!({}), json!({}));
+    let b = bundle(&["/bin/sleep", "60"], json!({}), json!({}));
     // Only the state root itself may stop nobody.
-    std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(b.bundle(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::create_dir(&b.root).unwrap();
     std::fs::set_permissions(&b.root, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let log = b.path().join("log");
-    b.ok(
+    let log = b.bundle().join("log");
+    b.ok_with(
         &["--log", log.to_str().unwrap()],
         &["create", "--bundle", "{}", "ID"],
     );
@@ -306,7 +227,7 @@ fn state_root_is_private_and_tightened() {
             text(&o.stderr)
         );
     }
-    b.ok(&[], &["delete", "--force", "ID"]);
+    b.ok_with(&[], &["delete", "--force", "ID"]);
 }
 
 /// Item 8: berth-run and berth-oci each have their own cgroup parent, so
@@ -314,10 +235,14 @@ fn state_root_is_private_and_tightened() {
 #[test]
 fn same_id_in_berth_run_and_berth_oci() {
     berth_testkit::privileged!();
-    let b = Bundle::new(&["/bin/sleep", "60"], json!({}), json!({}));
-    b.ok(&[], &["create", "--bundle", "{}", "ID"]);
-    b.ok(&[], &["start", "ID"]);
-    let o = Command::new(RUN)
+    let Some(run) = berth_run() else {
+        println!("skipped: berth-run not built (cargo build -p berth-examples --bin berth-run)");
+        return;
+    };
+    let b = bundle(&["/bin/sleep", "60"], json!({}), json!({}));
+    b.ok_with(&[], &["create", "--bundle", "{}", "ID"]);
+    b.ok_with(&[], &["start", "ID"]);
+    let o = Command::new(run)
         .arg("--name")
         .arg(&b.id)
         .arg("--rootfs")
@@ -337,18 +262,18 @@ fn same_id_in_berth_run_and_berth_oci() {
         cg.ends_with(format!("berth-oci/{}", b.id)),
         "berth-oci's cgroup: {cg:?}"
     );
-    b.ok(&[], &["delete", "--force", "ID"]);
+    b.ok_with(&[], &["delete", "--force", "ID"]);
 }
 
 /// The `CapInh:` mask of `/proc/self/status` printed by a container whose
 /// bundle's process has these fields (`capabilities`, or none).
 fn cap_inh(process: Value) -> String {
-    let b = Bundle::new(
+    let b = bundle(
         &["/bin/grep", "CapInh", "/proc/self/status"],
         process,
         json!({}),
     );
-    b.ok(&[], &["run", "--bundle", "{}", "ID"])
+    b.ok_with(&[], &["run", "--bundle", "{}", "ID"])
         .trim()
         .to_string()
 }
@@ -413,7 +338,7 @@ fn unenforceable_limits_are_refused_unless_allowed() {
         println!("skipped: this host's cgroup2 offers pids (the limit is enforced)");
         return;
     }
-    let b = Bundle::new(
+    let b = bundle(
         &["/bin/echo", "ran"],
         json!({}),
         json!({ "resources": { "pids": { "limit": 20 }, "memory": { "limit": 67108864 } } }),
@@ -435,13 +360,21 @@ fn unenforceable_limits_are_refused_unless_allowed() {
         .unwrap_or_default();
     assert!(meta.is_empty(), "{meta:?}");
     assert_eq!(find_named(&mount, &b.id), Vec::<PathBuf>::new());
-    assert_eq!(berth_testkit::child_pids(), children);
+    // (Other tests' berth-oci commands may be children of this process
+    // too, at any moment: only ours, named by the id, count.)
+    let ours = |pids: Vec<u32>| -> Vec<String> {
+        pids.iter()
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default())
+            .filter(|c| c.contains(b.id.as_str()))
+            .collect()
+    };
+    assert_eq!(ours(berth_testkit::child_pids()), ours(children));
     let holders = Command::new("pgrep").args(["-f", &b.id]).output().unwrap();
     assert!(holders.stdout.is_empty(), "{}", text(&holders.stdout));
 
     // The flag: runs, and the log names what is not enforced.
-    let log = b.path().join("log");
-    let out = b.ok(
+    let log = b.bundle().join("log");
+    let out = b.ok_with(
         &["--allow-unenforced-limits", "--log", log.to_str().unwrap()],
         &["run", "--bundle", "{}", "ID"],
     );
@@ -453,7 +386,7 @@ fn unenforceable_limits_are_refused_unless_allowed() {
     );
     // The environment variable: runs.
     let o = b
-        .cmd(&[], &["run", "--bundle", "{}", "ID"])
+        .cmd_with(&[], &["run", "--bundle", "{}", "ID"])
         .env("BERTH_OCI_ALLOW_UNENFORCED_LIMITS", "1")
         .output()
         .unwrap();
@@ -461,7 +394,7 @@ fn unenforceable_limits_are_refused_unless_allowed() {
     assert_eq!(text(&o.stdout), "ran\n");
     // Any other value is not an opt-in.
     let o = b
-        .cmd(&[], &["run", "--bundle", "{}", "ID"])
+        .cmd_with(&[], &["run", "--bundle", "{}", "ID"])
         .env("BERTH_OCI_ALLOW_UNENFORCED_LIMITS", "0")
         .output()
         .unwrap();

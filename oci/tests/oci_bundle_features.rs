@@ -8,91 +8,26 @@
 //! `BERTH_OCI_BIN` runs them against another build (to see them fail on
 //! the code before a change).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-fn bin() -> String {
-    std::env::var("BERTH_OCI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth-oci").into())
-}
+mod common;
 
-/// A bundle (own copy of the busybox rootfs) running `sh -c script`, a
-/// private `--root`, a container id; `delete --force` on drop.
-struct Env {
-    dir: tempfile::TempDir,
-    _rootfs: tempfile::TempDir,
-    root: PathBuf,
-    id: String,
-    cfg: Value,
-}
+use common::*;
 
-impl Env {
-    fn new(script: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = berth_testkit::busybox_rootfs_copy();
-        let cfg = json!({
-            "ociVersion": "1.0.2",
-            "root": { "path": rootfs.path() },
-            "hostname": "features",
-            "process": {
-                "args": ["/bin/sh", "-c", script],
-                "env": ["PATH=/bin"],
-                "cwd": "/",
-                "user": { "uid": 0, "gid": 0 }
-            },
-            "mounts": [{ "destination": "/proc", "type": "proc", "source": "proc" }],
-            "linux": { "namespaces": [
-                { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
-                { "type": "mount" }, { "type": "cgroup" }, { "type": "network" }
-            ]}
-        });
-        Env {
-            root: dir.path().join("state"),
-            id: berth_testkit::unique_name("feat"),
-            dir,
-            _rootfs: rootfs,
-            cfg,
-        }
-    }
-
-    /// `berth-oci run`: (exit code, stdout, stderr).
-    fn run(&self) -> (i32, String, String) {
-        std::fs::write(self.dir.path().join("config.json"), self.cfg.to_string()).unwrap();
-        let b = self.dir.path().display().to_string();
-        let out = Command::new(bin())
-            .arg("--root")
-            .arg(&self.root)
-            .args(["run", "--bundle", &b, &self.id])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// `run`, which must succeed; its stdout.
-    fn ok(&self) -> String {
-        let (code, out, err) = self.run();
-        assert_eq!(code, 0, "berth-oci run failed: {err}\nstdout: {out}");
-        assert!(!self.root.join(&self.id).exists(), "state left after run");
-        out
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = Command::new(bin())
-            .arg("--root")
-            .arg(&self.root)
-            .args(["delete", "--force", &self.id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+/// A bundle running `sh -c script` (hostname `features`, a cgroup
+/// namespace too); tests set more in `env.bundle.cfg` before
+/// `run_bundle`/`run_ok`.
+fn sh(script: &str) -> Oci {
+    let mut cfg = config(&["/bin/sh", "-c", script]);
+    cfg["hostname"] = json!("features");
+    cfg["linux"]["namespaces"] = json!([
+        { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
+        { "type": "mount" }, { "type": "cgroup" }, { "type": "network" }
+    ]);
+    Oci::new("feat", cfg)
 }
 
 /// The mountinfo line (container's) whose mount point is `dst`.
@@ -126,42 +61,9 @@ fn has_prefix(v: &[String], p: &str) -> bool {
 #[test]
 fn umask_comes_from_the_bundle() {
     berth_testkit::privileged!();
-    let mut env = Env::new("umask; touch /tmp/f; mkdir /tmp/d; stat -c %a /tmp/f /tmp/d");
-    env.cfg["process"]["user"]["umask"] = json!(0o027);
-    assert_eq!(env.ok(), "0027\n640\n750\n");
-}
-
-/// A tmpfs of this test made shared on the host (the source of the
-/// slave/shared bind mounts); unmounted on drop.
-struct SharedSource(tempfile::TempDir);
-
-impl SharedSource {
-    fn new() -> SharedSource {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().to_str().unwrap().to_string();
-        assert!(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "berth-test", &p])
-            .status()
-            .unwrap()
-            .success());
-        assert!(Command::new("mount")
-            .args(["--make-shared", &p])
-            .status()
-            .unwrap()
-            .success());
-        std::fs::create_dir(d.path().join("sub")).unwrap();
-        SharedSource(d)
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for SharedSource {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
+    let mut env = sh("umask; touch /tmp/f; mkdir /tmp/d; stat -c %a /tmp/f /tmp/d");
+    env.bundle.cfg["process"]["user"]["umask"] = json!(0o027);
+    assert_eq!(env.run_ok(), "0027\n640\n750\n");
 }
 
 #[test]
@@ -169,8 +71,8 @@ fn mount_options_and_propagation_are_applied() {
     berth_testkit::privileged!();
     let src = SharedSource::new();
     let s = src.path().display().to_string();
-    let mut env = Env::new("cat /proc/self/mountinfo");
-    env.cfg["mounts"] = json!([
+    let mut env = sh("cat /proc/self/mountinfo");
+    env.bundle.cfg["mounts"] = json!([
         { "destination": "/proc", "type": "proc", "source": "proc" },
         { "destination": "/t/shared", "type": "tmpfs", "source": "tmpfs",
           "options": ["shared", "noexec", "nosymfollow", "dirsync", "strictatime", "nodiratime", "mode=700"] },
@@ -183,7 +85,7 @@ fn mount_options_and_propagation_are_applied() {
         { "destination": "/t/shared-bind", "source": s,
           "options": ["bind", "shared", "rw", "suid"] },
     ]);
-    let mi = env.ok();
+    let mi = env.run_ok();
 
     let (o, opt, sup) = fields(mountinfo_line(&mi, "/t/shared"));
     assert!(has_prefix(&opt, "shared:"), "shared tmpfs: {opt:?}");
@@ -241,11 +143,11 @@ fn mount_options_and_propagation_are_applied() {
 fn unknown_or_unsupported_mount_options_are_refused() {
     berth_testkit::privileged!();
     for bad in ["idmap", "tmpcopyup", "bogus"] {
-        let mut env = Env::new("true");
-        env.cfg["mounts"] = json!([
+        let mut env = sh("true");
+        env.bundle.cfg["mounts"] = json!([
             { "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": [bad] }
         ]);
-        let (code, _, err) = env.run();
+        let (code, _, err) = env.run_bundle();
         assert_ne!(code, 0);
         assert!(err.contains(bad), "{bad}: {err}");
         assert!(!env.root.join(&env.id).exists());
@@ -261,9 +163,9 @@ fn rootfs_propagation_is_the_roots() {
         ("rslave", ""),
         ("private", ""),
     ] {
-        let mut env = Env::new("cat /proc/self/mountinfo");
-        env.cfg["linux"]["rootfsPropagation"] = json!(prop);
-        let mi = env.ok();
+        let mut env = sh("cat /proc/self/mountinfo");
+        env.bundle.cfg["linux"]["rootfsPropagation"] = json!(prop);
+        let mi = env.run_ok();
         let (_, opt, _) = fields(mountinfo_line(&mi, "/"));
         if want.is_empty() {
             assert!(
@@ -279,11 +181,11 @@ fn rootfs_propagation_is_the_roots() {
 #[test]
 fn linux_devices_are_created_and_usable() {
     berth_testkit::privileged!();
-    let mut env = Env::new(
+    let mut env = sh(
         "stat -c '%F %t:%T %a %u:%g' /dev/mynull /dev/sub/myzero /dev/myfifo /dev/ptmx; \
          echo data > /dev/mynull && echo wrote; head -c 5 /dev/sub/myzero | wc -c",
     );
-    env.cfg["linux"]["devices"] = json!([
+    env.bundle.cfg["linux"]["devices"] = json!([
         { "path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
           "fileMode": 0o646, "uid": 1, "gid": 2 },
         { "path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5 },
@@ -296,8 +198,9 @@ fn linux_devices_are_created_and_usable() {
     // Deny every device first, as engines do: the nodes asked for must be
     // allowed by the device filter all the same. (The workload has no
     // capabilities: the node's "other" bits let it write.)
-    env.cfg["linux"]["resources"] = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
-    let out = env.ok();
+    env.bundle.cfg["linux"]["resources"] =
+        json!({ "devices": [{ "allow": false, "access": "rwm" }] });
+    let out = env.run_ok();
     assert_eq!(
         out,
         "character special file 1:3 646 1:2\n\
@@ -312,7 +215,7 @@ fn linux_devices_are_created_and_usable() {
 fn root_made_user_namespace_gets_the_hosts_device_nodes() {
     berth_testkit::privileged!();
     use std::os::unix::fs::PermissionsExt;
-    let mut env = Env::new(
+    let mut env = sh(
         "stat -c '%F %t:%T' /dev/null /dev/zero; echo x > /dev/null && head -c 3 /dev/zero | wc -c; \
          cat /proc/self/uid_map; cat /vol/f; touch /vol/g 2>/dev/null || echo read-only",
     );
@@ -322,22 +225,22 @@ fn root_made_user_namespace_gets_the_hosts_device_nodes() {
     std::fs::create_dir(vol.path().join("v")).unwrap();
     std::fs::write(vol.path().join("v/f"), "volume\n").unwrap();
     std::fs::set_permissions(vol.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    env.cfg["mounts"] = json!([
+    env.bundle.cfg["mounts"] = json!([
         { "destination": "/proc", "type": "proc", "source": "proc" },
         { "destination": "/vol", "source": vol.path().join("v"), "options": ["rbind", "ro"] },
     ]);
-    env.cfg["linux"]["namespaces"]
+    env.bundle.cfg["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
         .push(json!({ "type": "user" }));
     // The --root's parent must be searchable by the container's root (its
     // own 0700 directory and the bundle's need not be).
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    env.cfg["linux"]["uidMappings"] =
+    std::fs::set_permissions(env.bundle(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.bundle.cfg["linux"]["uidMappings"] =
         json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
-    env.cfg["linux"]["gidMappings"] =
+    env.bundle.cfg["linux"]["gidMappings"] =
         json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
-    let out = env.ok();
+    let out = env.run_ok();
     let mut l = out.lines();
     assert_eq!(l.next(), Some("character special file 1:3"), "{out}");
     assert_eq!(l.next(), Some("character special file 1:5"), "{out}");
@@ -360,15 +263,15 @@ fn own_cgroup() -> String {
 #[test]
 fn relative_cgroups_path_is_made_below_the_runtimes_cgroup() {
     berth_testkit::privileged!();
-    let mut env = Env::new("grep '^0::' /proc/self/cgroup");
+    let mut env = sh("grep '^0::' /proc/self/cgroup");
     // No cgroup namespace: the path is the hierarchy's.
-    env.cfg["linux"]["namespaces"] = json!([
+    env.bundle.cfg["linux"]["namespaces"] = json!([
         { "type": "pid" }, { "type": "ipc" }, { "type": "uts" },
         { "type": "mount" }, { "type": "network" }
     ]);
     let top = berth_testkit::unique_name("rel");
-    env.cfg["linux"]["cgroupsPath"] = json!(format!("{top}/inner/c"));
-    let out = env.ok();
+    env.bundle.cfg["linux"]["cgroupsPath"] = json!(format!("{top}/inner/c"));
+    let out = env.run_ok();
     let own = own_cgroup();
     let base = Path::new(&own).parent().unwrap_or(Path::new("/"));
     let want = base.join(&top).join("inner/c");
@@ -391,39 +294,23 @@ fn ns_of(pid: &str, name: &str) -> String {
 #[test]
 fn omitted_namespaces_are_the_runtimes() {
     berth_testkit::privileged!();
-    let env = Env::new("true");
+    let env = sh("true");
     let mut env = env;
-    env.cfg["process"]["args"] = json!(["/bin/sleep", "60"]);
-    env.cfg["linux"]["namespaces"] = json!([]);
-    env.cfg.as_object_mut().unwrap().remove("hostname");
-    std::fs::write(env.dir.path().join("config.json"), env.cfg.to_string()).unwrap();
-    let b = env.dir.path().display().to_string();
+    env.bundle.cfg["process"]["args"] = json!(["/bin/sleep", "60"]);
+    env.bundle.cfg["linux"]["namespaces"] = json!([]);
+    env.bundle.cfg.as_object_mut().unwrap().remove("hostname");
+    env.bundle.write();
     // Not a pipe: the created container keeps its stdio open.
-    let log = env.dir.path().join("create.log");
-    let st = Command::new(bin())
-        .arg("--root")
-        .arg(&env.root)
-        .args(["create", "--bundle", &b, &env.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .status()
-        .unwrap();
-    assert!(st.success(), "{}", std::fs::read_to_string(&log).unwrap());
-    let st = Command::new(bin())
-        .arg("--root")
-        .arg(&env.root)
-        .args(["state", &env.id])
-        .output()
-        .unwrap();
-    let st: Value = serde_json::from_slice(&st.stdout).unwrap();
-    let pid = st["pid"].as_i64().unwrap().to_string();
+    let log = env.bundle().join("create.log");
+    let code = env.create_to(&log, &[]);
+    assert_eq!(code, 0, "{}", std::fs::read_to_string(&log).unwrap());
+    let pid = env.init_pid().to_string();
     for ns in ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"] {
         assert_eq!(ns_of(&pid, ns), ns_of("self", ns), "namespace {ns}");
     }
     // Nothing was mounted into the shared namespace; the root is the
     // bundle's (chroot).
-    let rootfs = env.cfg["root"]["path"].as_str().unwrap().to_string();
+    let rootfs = env.bundle().join("rootfs").display().to_string();
     let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !after.lines().any(|l| l.contains(&rootfs)),
@@ -435,11 +322,12 @@ fn omitted_namespaces_are_the_runtimes() {
     );
 
     // What would need a mount in the shared namespace is refused.
-    let mut env2 = Env::new("true");
-    env2.cfg["linux"]["namespaces"] = json!([{ "type": "pid" }]);
-    env2.cfg["mounts"] = json!([{ "destination": "/t", "type": "tmpfs", "source": "tmpfs" }]);
-    env2.cfg.as_object_mut().unwrap().remove("hostname");
-    let (code, _, err) = env2.run();
+    let mut env2 = sh("true");
+    env2.bundle.cfg["linux"]["namespaces"] = json!([{ "type": "pid" }]);
+    env2.bundle.cfg["mounts"] =
+        json!([{ "destination": "/t", "type": "tmpfs", "source": "tmpfs" }]);
+    env2.bundle.cfg.as_object_mut().unwrap().remove("hostname");
+    let (code, _, err) = env2.run_bundle();
     assert_ne!(code, 0);
     assert!(
         err.contains("mount namespace of the container's own"),
@@ -502,19 +390,19 @@ fn pod_containers_join_the_sandboxes_namespaces_by_path() {
     berth_testkit::privileged!();
     let sandbox = Sandbox::new();
     let sp = sandbox.pid();
-    let mut env = Env::new(
+    let mut env = sh(
         "for n in net ipc uts pid mnt; do readlink /proc/self/ns/$n; done; hostname; \
          echo $$; cat /proc/1/comm",
     );
-    env.cfg["hostname"] = json!("pod-host");
-    env.cfg["linux"]["namespaces"] = json!([
+    env.bundle.cfg["hostname"] = json!("pod-host");
+    env.bundle.cfg["linux"]["namespaces"] = json!([
         { "type": "mount" }, { "type": "cgroup" },
         { "type": "network", "path": format!("/proc/{sp}/ns/net") },
         { "type": "ipc", "path": format!("/proc/{sp}/ns/ipc") },
         { "type": "uts", "path": format!("/proc/{sp}/ns/uts") },
         { "type": "pid", "path": format!("/proc/{sp}/ns/pid") },
     ]);
-    let out = env.ok();
+    let out = env.run_ok();
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l.len(), 8, "{out}");
     for (i, n) in ["net", "ipc", "uts", "pid"].iter().enumerate() {
@@ -547,17 +435,17 @@ fn joined_user_namespace_owns_the_created_ones() {
         .unwrap();
     let hp = holder.pid().to_string();
     let want_user = ns_of(&hp, "user");
-    let mut env = Env::new(
+    let mut env = sh(
         "readlink /proc/self/ns/user; hostname; cat /proc/self/uid_map; \
          stat -c '%t:%T' /dev/null; echo x > /dev/null && echo ok",
     );
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    env.cfg["linux"]["namespaces"]
+    std::fs::set_permissions(env.bundle(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.bundle.cfg["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
         .push(json!({ "type": "user", "path": format!("/proc/{hp}/ns/user") }));
-    let r = env.run();
+    let r = env.run_bundle();
     holder.kill(libc::SIGKILL).unwrap();
     holder.wait().unwrap();
     let (code, out, err) = r;
@@ -571,4 +459,65 @@ fn joined_user_namespace_owns_the_created_ones() {
         ["0", "210000", "65536"]
     );
     assert_eq!(&l[3..], ["1:3", "ok"]);
+}
+
+/// What static busybox needs to run `cat FILE` (from `strace -f`, as in
+/// container/tests/seccomp_last.rs), and `execve` itself.
+const CAT_ONLY: &[&str] = &[
+    "execve",
+    "arch_prctl",
+    "brk",
+    "close",
+    "exit",
+    "exit_group",
+    "getrandom",
+    "getuid",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "openat",
+    "prctl",
+    "prlimit64",
+    "read",
+    "readlink",
+    "rseq",
+    "sendfile",
+    "set_robust_list",
+    "set_tid_address",
+    "write",
+    "fstat",
+    "newfstatat",
+    "lseek",
+];
+
+/// Issue 21 item 3 through berth-oci: a bundle whose seccomp profile
+/// allows the workload's calls and nothing of the runtime's setup
+/// (`close_range`, `chdir`, `fork`, signal resets, `setgroups`, `capset`,
+/// ...) runs, by `run` and by `create` + `start`, and the workload runs
+/// under the filter (`Seccomp: 2`). With `noNewPrivileges`, as runc: without
+/// it the filter goes in before the identity and capability calls (only
+/// CAP_SYS_ADMIN can install it then), which the profile must allow.
+#[test]
+fn seccomp_profile_allowing_only_the_workload_runs() {
+    berth_testkit::privileged!();
+    let seccomp = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{ "names": CAT_ONLY, "action": "SCMP_ACT_ALLOW" }]
+    });
+    let mut env = sh("");
+    env.bundle.cfg["process"]["args"] = json!(["/bin/cat", "/proc/self/status"]);
+    env.bundle.cfg["process"]["noNewPrivileges"] = json!(true);
+    env.bundle.cfg["linux"]["seccomp"] = seccomp;
+    let out = env.run_ok();
+    assert!(out.lines().any(|l| l == "Seccomp:\t2"), "{out}");
+    env.bundle.write();
+    env.create_start();
+    env.wait_status("stopped");
+    assert!(
+        env.output().lines().any(|l| l == "Seccomp:\t2"),
+        "{}",
+        env.output()
+    );
+    env.ok(&["delete", "ID"]);
 }

@@ -9,8 +9,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-oci");
+use serde_json::{json, Value};
+
+mod common;
+
+use common::*;
+
 const IMAGE: &str = "localhost/berth-busybox:latest";
+
+/// One podman test at a time: the battery compares the container cgroups
+/// under podman's shared `libpod_parent` and berth-oci's default root
+/// before and after, which another test's containers would change.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Podman {
     dir: tempfile::TempDir,
@@ -80,6 +90,13 @@ impl Podman {
         )
     }
 
+    /// Pull the busybox image ([`IMAGE`]) from an archive built in
+    /// podman's directory.
+    fn pull_image(&self) {
+        let tar = image_archive(self.dir.path(), IMAGE);
+        self.ok(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 0, "podman {args:?}: {err}\n{out}");
@@ -119,36 +136,13 @@ fn default_root_entries() -> Vec<String> {
     v
 }
 
-fn build_archive(dir: &Path) -> PathBuf {
-    let layout = dir.join("layout");
-    berth_overlay::ImageBuilder::new(IMAGE)
-        .layer_dir(berth_testkit::busybox_rootfs())
-        .env(["PATH=/bin:/usr/bin", "IMG=busybox"])
-        .cmd(["/bin/sh"])
-        .write(&layout)
-        .unwrap();
-    let tar = dir.join("image.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
-    tar
-}
-
 #[test]
 fn podman_runs_the_battery_with_berth_oci() {
     berth_testkit::privileged!();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = Podman::new() else { return };
     let before = default_root_entries();
-    let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
-    let a = format!("oci-archive:{}", tar.display());
-    p.ok(&["pull", "-q", &a]);
+    p.pull_image();
     let imgs = p.ok(&["images", "--format", "{{.Id}}"]);
     let img = imgs.lines().next().unwrap().trim().to_string();
     let mounts_before = mounts_under(&[p.dir.path(), Path::new("/run/berth-oci")]);
@@ -216,19 +210,6 @@ fn podman_runs_the_battery_with_berth_oci() {
     );
 }
 
-/// Mount points in our mount namespace under any of `dirs`, sorted.
-fn mounts_under(dirs: &[&Path]) -> Vec<String> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut v: Vec<String> = mi
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| dirs.iter().any(|d| Path::new(m).starts_with(d)))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 /// The container cgroups under podman's cgroupfs parent.
 fn container_cgroups() -> Vec<String> {
     let mut v: Vec<String> = libpod_parent()
@@ -254,10 +235,9 @@ fn container_cgroups() -> Vec<String> {
 #[test]
 fn podman_with_a_runtime_root_deeper_than_sun_len() {
     berth_testkit::privileged!();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = Podman::new() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let tar = build_archive(work.path());
-    p.ok(&["pull", "-q", &format!("oci-archive:{}", tar.display())]);
+    p.pull_image();
     let mut root = p.dir.path().join("rt");
     while root.as_os_str().len() <= 120 {
         root = root.join("d".repeat(30));
@@ -301,21 +281,146 @@ fn podman_with_a_runtime_root_deeper_than_sun_len() {
     ]);
     assert_eq!(out, "in-deep\n");
     p.ok(&["--runtime-flag", &flag, "rm", "-f", "-t", "0", &name]);
-    let list = Command::new(BIN)
-        .arg("--root")
-        .arg(&root)
-        .args(["list", "-q"])
-        .output()
-        .unwrap();
-    for id in String::from_utf8_lossy(&list.stdout).lines() {
-        let st = Command::new(BIN)
-            .arg("--root")
-            .arg(&root)
-            .args(["delete", "--force", id])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    Rt::new(BIN, root.clone()).delete_all();
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the runtime root: {left:?}");
+}
+
+/// The namespaces (`net`, `pid`, `ipc`, `uts`) of process `pid`, as
+/// `readlink /proc/PID/ns/*` gives them, one a line.
+fn namespaces(pid: &str) -> String {
+    ["net", "pid", "ipc", "uts"]
+        .iter()
+        .map(|n| {
+            let l = std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap();
+            format!("{}\n", l.display())
+        })
+        .collect()
+}
+
+/// Issue 21's items through podman with a runtime root deeper than
+/// `sockaddr_un` allows (item 6): a container joining another's net,
+/// pid, ipc and uts namespaces (`--network/--pid/--ipc/--uts
+/// container:`, item 2), podman's default seccomp profile in place when
+/// the workload runs (item 3), `--device` and an `rslave` bind of a
+/// shared host mount (item 4), an OCI hook from `--hooks-dir` on the
+/// spec's lifecycle with the state on stdin (item 5: prestart sees
+/// `creating`, poststop `stopped`), `podman kill` (item 1); the root holds
+/// nothing berth-oci made at the end (item 6). (podman's exit-command
+/// cleanup calls the runtime without `--runtime-flag`s, so the state of
+/// the stopped containers is deleted here by hand with the same root.)
+#[test]
+fn podman_items_with_a_runtime_root_deeper_than_sun_len() {
+    berth_testkit::privileged!();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(p) = Podman::new() else { return };
+    p.pull_image();
+    let root = deep_dir(&p.dir.path().join("rt"), 120);
+    let flag = format!("root={}", root.display());
+    // Item 5: a hook for prestart and poststop, appending its stdin.
+    let hooks = p.dir.path().join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    let seen = p.dir.path().join("hook-states");
+    let hook = json!({
+        "version": "1.0.0",
+        "hook": { "path": "/bin/sh",
+                  "args": ["sh", "-c", format!("cat >> {}; echo >> {}", seen.display(), seen.display())] },
+        "when": { "always": true },
+        "stages": ["prestart", "poststop"]
+    });
+    std::fs::write(hooks.join("berth.json"), hook.to_string()).unwrap();
+    let hd = hooks.display().to_string();
+    let pm = |args: &[&str]| {
+        let mut v = vec!["--runtime-flag", &flag, "--hooks-dir", &hd];
+        v.extend_from_slice(args);
+        p.run(&v)
+    };
+    let a = berth_testkit::unique_name("pmi");
+    let (code, _, err) = pm(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &a,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, pid, _) = pm(&["inspect", "--format", "{{.State.Pid}}", &a]);
+    let pid = pid.trim().to_string();
+    // Item 2.
+    let c = format!("container:{a}");
+    let (code, out, err) = pm(&[
+        "run",
+        "--rm",
+        "--network",
+        &c,
+        "--pid",
+        &c,
+        "--ipc",
+        &c,
+        "--uts",
+        &c,
+        IMAGE,
+        "sh",
+        "-c",
+        "for n in net pid ipc uts; do readlink /proc/self/ns/$n; done",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, namespaces(&pid));
+    // Item 3, and item 4: a device node and an rslave bind mount.
+    let src = SharedSource::new();
+    let m = format!(
+        "type=bind,src={},dst=/m,bind-propagation=rslave",
+        src.path().display()
+    );
+    let (code, out, err) = pm(&[
+        "run", "--rm", "--network", "none", "--device", "/dev/zero:/dev/myzero", "--mount", &m,
+        IMAGE, "sh", "-c",
+        "grep Seccomp: /proc/self/status; head -c 3 /dev/myzero | wc -c; grep ' /m ' /proc/self/mountinfo",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().and_then(|l| l.split_whitespace().nth(1)),
+        Some("2"),
+        "{out}"
+    );
+    assert_eq!(lines.next().map(str::trim), Some("3"), "{out}");
+    assert!(
+        lines.next().is_some_and(|l| l.contains(" master:")),
+        "{out}"
+    );
+    // Item 1.
+    let (code, _, err) = pm(&["kill", &a]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = pm(&["wait", &a]);
+    assert_eq!(code, 0, "{err}");
+    // What podman's cleanup did not delete (another root), by hand: runs
+    // the poststop hooks.
+    Rt::new(BIN, root.clone()).delete_all();
+    let (code, _, err) = pm(&["rm", "-f", &a]);
+    assert_eq!(code, 0, "{err}");
+    // Item 5: each container's prestart saw it creating, its poststop
+    // stopped (one JSON state a line).
+    let states: Vec<Value> = std::fs::read_to_string(&seen)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let status = |s: &str| states.iter().filter(|v| v["status"] == s).count();
+    assert_eq!(
+        (status("creating"), status("stopped")),
+        (3, 3),
+        "{states:?}"
+    );
+    // Item 6.
     let left: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().file_name())

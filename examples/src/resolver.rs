@@ -30,7 +30,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_netsetup::{network_record, OverlayMember};
+use berth_netsetup::{network_record, Ipam, Ipv4Net, OverlayMember};
 
 /// DNS port.
 const PORT: u16 = 53;
@@ -69,6 +69,18 @@ fn gateways(state_dir: &Path, network: &str) -> Result<(Ipv4Addr, Vec<Ipv4Addr>)
         .filter_map(|m| m.range.nth(1))
         .collect();
     Ok((r.gateway, peers))
+}
+
+/// The IPAM of this host's part of overlay `network`.
+fn overlay_ipam(state_dir: &Path, network: &str) -> Result<Ipam, String> {
+    let r = network_record(state_dir, network)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no network named {network:?}"))?;
+    let subnet: Ipv4Net = r
+        .subnet
+        .parse()
+        .map_err(|e| format!("network {network:?}: subnet {:?}: {e}", r.subnet))?;
+    Ipam::new(state_dir, network, subnet, r.gateway).map_err(|e| e.to_string())
 }
 
 /// Start the responder of overlay `network` (`berth-run network serve`,
@@ -173,7 +185,7 @@ pub fn serve(state_dir: &Path, network: &str) -> Result<(), String> {
         .and_then(|mut f| writeln!(f, "{}", std::process::id()))
         .and_then(|()| std::fs::rename(&tmp, &pidfile))
         .map_err(|e| format!("write {}: {e}", pidfile.display()))?;
-    let ipam = state_dir.join(format!("{network}.json"));
+    let ipam = overlay_ipam(state_dir, network)?;
     let upstream = host_resolvers(gateway);
     let mut buf = [0u8; 512];
     loop {
@@ -237,17 +249,14 @@ impl Question {
     }
 }
 
-/// `name`'s address among this host's members (IPAM state, read now).
-fn local_lookup(ipam: &Path, name: &str) -> Option<Ipv4Addr> {
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(ipam).ok()?).ok()?;
-    state["allocations"].as_object()?.values().find_map(|a| {
-        let names = a["names"].as_array()?;
-        names
-            .iter()
-            .any(|n| n.as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-            .then(|| a["addr"].as_str()?.parse().ok())
-            .flatten()
-    })
+/// `name`'s address among this host's members (the network's IPAM state,
+/// read under its lock at each query).
+fn local_lookup(ipam: &Ipam, name: &str) -> Option<Ipv4Addr> {
+    let allocations = ipam.allocations().ok()?;
+    allocations
+        .values()
+        .find(|a| a.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        .map(|a| a.addr)
 }
 
 /// The reply to query `q`: `addr` as its A record (other types: no
@@ -383,15 +392,17 @@ mod tests {
     #[test]
     fn members_are_found_by_any_of_their_names() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("ov.json");
         std::fs::write(
-            &p,
-            r#"{"allocations":{"c1":{"addr":"10.9.1.2","names":["c1","www"]},"c2":{"addr":"10.9.1.3"}}}"#,
+            dir.path().join("ov.json"),
+            r#"{"subnet":"10.9.1.0/24","gateway":"10.9.1.1","allocations":{"c1":{"addr":"10.9.1.2","names":["c1","www"]},"c2":{"addr":"10.9.1.3"}}}"#,
         )
         .unwrap();
-        assert_eq!(local_lookup(&p, "www"), Some(Ipv4Addr::new(10, 9, 1, 2)));
-        assert_eq!(local_lookup(&p, "C1"), Some(Ipv4Addr::new(10, 9, 1, 2)));
-        assert_eq!(local_lookup(&p, "c2"), None, "no names, no entry");
-        assert_eq!(local_lookup(&dir.path().join("none.json"), "c1"), None);
+        let net = "10.9.1.0/24".parse().unwrap();
+        let ipam = Ipam::new(dir.path(), "ov", net, Ipv4Addr::new(10, 9, 1, 1)).unwrap();
+        assert_eq!(local_lookup(&ipam, "www"), Some(Ipv4Addr::new(10, 9, 1, 2)));
+        assert_eq!(local_lookup(&ipam, "C1"), Some(Ipv4Addr::new(10, 9, 1, 2)));
+        assert_eq!(local_lookup(&ipam, "c2"), None, "no names, no entry");
+        let none = Ipam::new(dir.path(), "none", net, Ipv4Addr::new(10, 9, 1, 1)).unwrap();
+        assert_eq!(local_lookup(&none, "c1"), None);
     }
 }

@@ -939,6 +939,60 @@ fn default_bridge_network_can_be_removed() {
     assert!(left_behind(&name).is_empty(), "{:?}", left_behind(&name));
 }
 
+/// A container reaches its own published port through its gateway
+/// (hairpin): the gateway's DNAT sends the packet back out of the bridge
+/// port it came in on, which the bridge refuses unless that port is in
+/// hairpin mode (with the bridge netfilter hooks on, as on Docker,
+/// containerd and podman hosts). berth-run runs inside a network namespace
+/// the test made, so the bridge, its nft table and `ip_forward` (routing
+/// the DNATed packet needs it; the default network turns it on) are that
+/// namespace's.
+#[test]
+fn a_container_reaches_its_own_published_port() {
+    berth_testkit::privileged!();
+    let ns = berth_testkit::Netns::new();
+    let state = tempfile::tempdir().unwrap();
+    let env = [("BERTH_NETWORK_STATE_DIR", state.path())];
+    let netns_arg = format!("--net={}", ns.path().display());
+    let prefix = ["nsenter", &netns_arg];
+    let r = rootfs();
+    let name = berth_testkit::unique_name("hairpin");
+    // A listener in the background, then the container dials its own
+    // published port at the gateway until it answers (or ~10 s pass).
+    let script = "while :; do echo hello-self | nc -l -p 8080; done & \
+         i=0; while [ $i -lt 100 ]; do \
+           out=$(nc -w 1 10.88.0.1 18080 </dev/null); \
+           [ -n \"$out\" ] && { echo \"$out\"; exit 0; }; \
+           i=$((i+1)); sleep 0.1; \
+         done; echo unreachable; exit 1";
+    let (code, out, err) = berth_run_in(
+        &prefix,
+        &[
+            "--rootfs",
+            &r,
+            "--name",
+            &name,
+            "--net",
+            "bridge",
+            "--publish",
+            "18080:8080",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+        &env,
+    );
+    let (rm, _, rm_err) = berth_run_in(&prefix, &["network", "rm", "berth0"], &env);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "hello-self"),
+        "the container could not reach its own published port at the gateway: {err}"
+    );
+    assert_eq!(rm, 0, "network rm berth0: {rm_err}");
+    assert!(left_behind(&name).is_empty(), "{:?}", left_behind(&name));
+}
+
 /// `--net pasta`: rootless networking for berth-run. berth-run runs as
 /// uid/gid 65534 inside a network namespace the test made (its loopback, and
 /// a veth with an address and a default route to nowhere, which pasta

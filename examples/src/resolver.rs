@@ -30,7 +30,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_netsetup::{network_record, Ipam, Ipv4Net, OverlayMember};
+use berth_netsetup::{network_record, Ipam, OverlayMember};
 
 /// DNS port.
 const PORT: u16 = 53;
@@ -69,18 +69,6 @@ fn gateways(state_dir: &Path, network: &str) -> Result<(Ipv4Addr, Vec<Ipv4Addr>)
         .filter_map(|m| m.range.nth(1))
         .collect();
     Ok((r.gateway, peers))
-}
-
-/// The IPAM of this host's part of overlay `network`.
-fn overlay_ipam(state_dir: &Path, network: &str) -> Result<Ipam, String> {
-    let r = network_record(state_dir, network)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no network named {network:?}"))?;
-    let subnet: Ipv4Net = r
-        .subnet
-        .parse()
-        .map_err(|e| format!("network {network:?}: subnet {:?}: {e}", r.subnet))?;
-    Ipam::new(state_dir, network, subnet, r.gateway).map_err(|e| e.to_string())
 }
 
 /// Start the responder of overlay `network` (`berth-run network serve`,
@@ -185,7 +173,6 @@ pub fn serve(state_dir: &Path, network: &str) -> Result<(), String> {
         .and_then(|mut f| writeln!(f, "{}", std::process::id()))
         .and_then(|()| std::fs::rename(&tmp, &pidfile))
         .map_err(|e| format!("write {}: {e}", pidfile.display()))?;
-    let ipam = overlay_ipam(state_dir, network)?;
     let upstream = host_resolvers(gateway);
     let mut buf = [0u8; 512];
     loop {
@@ -196,7 +183,7 @@ pub fn serve(state_dir: &Path, network: &str) -> Result<(), String> {
         let Some(question) = Question::parse(q) else {
             continue;
         };
-        let reply = match local_lookup(&ipam, &question.name) {
+        let reply = match local_lookup(state_dir, network, &question.name) {
             Some(addr) => Some(answer(q, &question, Some(addr))),
             None if question.rd => ask(&peers, gateway, q, PEER_TIMEOUT, true)
                 .or_else(|| ask(&upstream, gateway, q, FORWARD_TIMEOUT, false)),
@@ -250,9 +237,9 @@ impl Question {
 }
 
 /// `name`'s address among this host's members (the network's IPAM state,
-/// read under its lock at each query).
-fn local_lookup(ipam: &Ipam, name: &str) -> Option<Ipv4Addr> {
-    let allocations = ipam.allocations().ok()?;
+/// opened and read under its lock at each query: members come and go).
+fn local_lookup(state_dir: &Path, network: &str, name: &str) -> Option<Ipv4Addr> {
+    let allocations = Ipam::open(state_dir, network).ok()?.allocations().ok()?;
     allocations
         .values()
         .find(|a| a.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
@@ -392,17 +379,22 @@ mod tests {
     #[test]
     fn members_are_found_by_any_of_their_names() {
         let dir = tempfile::tempdir().unwrap();
+        // An overlay host's IPAM: its own range, not the overlay's subnet.
         std::fs::write(
             dir.path().join("ov.json"),
             r#"{"subnet":"10.9.1.0/24","gateway":"10.9.1.1","allocations":{"c1":{"addr":"10.9.1.2","names":["c1","www"]},"c2":{"addr":"10.9.1.3"}}}"#,
         )
         .unwrap();
-        let net = "10.9.1.0/24".parse().unwrap();
-        let ipam = Ipam::new(dir.path(), "ov", net, Ipv4Addr::new(10, 9, 1, 1)).unwrap();
-        assert_eq!(local_lookup(&ipam, "www"), Some(Ipv4Addr::new(10, 9, 1, 2)));
-        assert_eq!(local_lookup(&ipam, "C1"), Some(Ipv4Addr::new(10, 9, 1, 2)));
-        assert_eq!(local_lookup(&ipam, "c2"), None, "no names, no entry");
-        let none = Ipam::new(dir.path(), "none", net, Ipv4Addr::new(10, 9, 1, 1)).unwrap();
-        assert_eq!(local_lookup(&none, "c1"), None);
+        let d = dir.path();
+        assert_eq!(
+            local_lookup(d, "ov", "www"),
+            Some(Ipv4Addr::new(10, 9, 1, 2))
+        );
+        assert_eq!(
+            local_lookup(d, "ov", "C1"),
+            Some(Ipv4Addr::new(10, 9, 1, 2))
+        );
+        assert_eq!(local_lookup(d, "ov", "c2"), None, "no names, no entry");
+        assert_eq!(local_lookup(d, "none", "c1"), None);
     }
 }

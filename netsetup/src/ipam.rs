@@ -124,6 +124,24 @@ impl Ipam {
         })
     }
 
+    /// The allocator of an existing network `network` whose state is in
+    /// `<state_dir>/<network>.json`, with the subnet (this host's range, for
+    /// an overlay) and gateway recorded there: for readers such as a name
+    /// responder that do not know them. `ENOENT` when the network has no
+    /// state (yet).
+    ///
+    /// ```no_run
+    /// let ipam = berth_netsetup::Ipam::open("/run/berth/net", "demo")?;
+    /// for (id, a) in ipam.allocations()? {
+    ///     println!("{id} {} {:?}", a.addr, a.names);
+    /// }
+    /// # Ok::<(), berth_netsetup::Error>(())
+    /// ```
+    pub fn open(state_dir: impl AsRef<Path>, network: &str) -> Result<Self> {
+        validate_id("network name", network)?;
+        ipam_from_state_file(&state_dir.as_ref().join(format!("{network}.json")))
+    }
+
     /// The network's subnet.
     pub fn subnet(&self) -> Ipv4Net {
         self.subnet

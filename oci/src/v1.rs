@@ -19,6 +19,10 @@ const V1_STATS: [(berth_cgroups::Controller, &str); 3] = [
     (berth_cgroups::Controller::Cpu, "cpuacct"),
 ];
 
+/// The cgroup2 parent berth-oci makes below its own group when a bundle
+/// has no cgroupsPath (see `builder`).
+pub const DEFAULT_PARENT: &str = "berth-oci";
+
 /// Our own group in the v1 hierarchy of controller `name`, as
 /// `/proc/self/cgroup` (`N:ctrl[,ctrl]:/path`) gives it, without the
 /// leading `/`.
@@ -36,9 +40,12 @@ fn own_path<'a>(own: &'a str, name: &str) -> Option<&'a str> {
 /// On a hybrid host, the container's own groups in the v1 hierarchies of
 /// [`V1_STATS`] whose controller cgroup2 lacks (a v1 hierarchy has
 /// `cgroup.procs` but no `cgroup.controllers`). A cgroupsPath (absolute,
-/// the engine's choice) is used as is, as runc does; berth-oci's default
-/// `<own>/berth-oci/<id>` nests under the runtime's own v1 group, so the
-/// caller's v1 limits still hold.
+/// the engine's choice) is used as is, from each hierarchy's root, as runc
+/// does; berth-oci's default `<own>/berth-oci/<id>` nests under the
+/// runtime's own v1 group, so the caller's v1 limits still hold. Which of
+/// the two it is shows in the cgroup2 path: only the default lies below
+/// `<own>/berth-oci` (the own cgroup2 group may be the root, which every
+/// path lies below).
 fn dirs(st: &berth::State) -> Vec<PathBuf> {
     let (Some(cg), Ok(h)) = (&st.cgroup, berth_cgroups::Hierarchy::discover()) else {
         return Vec::new();
@@ -47,7 +54,10 @@ fn dirs(st: &berth::State) -> Vec<PathBuf> {
         return Vec::new();
     };
     let own2 = h.own_cgroup_dir();
-    let under_own = cg.strip_prefix(&own2).ok();
+    let under_own = cg
+        .strip_prefix(&own2)
+        .ok()
+        .filter(|rest| rest.starts_with(DEFAULT_PARENT));
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let have = h.root_controllers().ok();
     V1_STATS

@@ -79,7 +79,7 @@ pub fn builder_for(
     b = unenforced_limits(ctx, bundle, id, rootless, b)?;
     if let (Ok(h), false, None) = (berth_cgroups::Hierarchy::discover(), rootless, cpath) {
         // Our own parent, beside berth-run's `berth` (cgroupsPath: as given).
-        let parent = h.own_cgroup_dir().join("berth-oci");
+        let parent = h.own_cgroup_dir().join(crate::v1::DEFAULT_PARENT);
         std::fs::create_dir_all(&parent).map_err(Error::io(format!(
             "create cgroup parent {}",
             parent.display()

@@ -19,6 +19,10 @@ const V1_STATS: [(berth_cgroups::Controller, &str); 3] = [
     (berth_cgroups::Controller::Cpu, "cpuacct"),
 ];
 
+/// The cgroup2 parent berth-oci makes below its own group when a bundle
+/// has no cgroupsPath (see `builder`).
+pub const DEFAULT_PARENT: &str = "berth-oci";
+
 /// Our own group in the v1 hierarchy of controller `name`, as
 /// `/proc/self/cgroup` (`N:ctrl[,ctrl]:/path`) gives it, without the
 /// leading `/`.
@@ -36,9 +40,12 @@ fn own_path<'a>(own: &'a str, name: &str) -> Option<&'a str> {
 /// On a hybrid host, the container's own groups in the v1 hierarchies of
 /// [`V1_STATS`] whose controller cgroup2 lacks (a v1 hierarchy has
 /// `cgroup.procs` but no `cgroup.controllers`). A cgroupsPath (absolute,
-/// the engine's choice) is used as is, as runc does; berth-oci's default
-/// `<own>/berth-oci/<id>` nests under the runtime's own v1 group, so the
-/// caller's v1 limits still hold.
+/// the engine's choice) is used as is, from each hierarchy's root, as runc
+/// does; berth-oci's default `<own>/berth-oci/<id>` nests under the
+/// runtime's own v1 group, so the caller's v1 limits still hold. Which of
+/// the two it is shows in the cgroup2 path: only the default lies below
+/// `<own>/berth-oci` (the own cgroup2 group may be the root, which every
+/// path lies below).
 fn dirs(st: &berth::State) -> Vec<PathBuf> {
     let (Some(cg), Ok(h)) = (&st.cgroup, berth_cgroups::Hierarchy::discover()) else {
         return Vec::new();
@@ -47,23 +54,73 @@ fn dirs(st: &berth::State) -> Vec<PathBuf> {
         return Vec::new();
     };
     let own2 = h.own_cgroup_dir();
-    let under_own = cg.strip_prefix(&own2).ok();
+    let under_own = cg
+        .strip_prefix(&own2)
+        .ok()
+        .filter(|rest| rest.starts_with(DEFAULT_PARENT));
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let have = h.root_controllers().ok();
+    hierarchies()
+        .into_iter()
+        .map(|name| {
+            let m = Path::new("/sys/fs/cgroup").join(name);
+            match (under_own, own_path(&own, name)) {
+                (Some(rest), Some(mine)) => m.join(mine).join(rest),
+                _ => m.join(rel),
+            }
+        })
+        .collect()
+}
+
+/// The v1 hierarchies of [`V1_STATS`] a hybrid host binds a controller in
+/// that cgroup2 lacks (the ones [`join`] will write to).
+fn hierarchies() -> Vec<&'static str> {
+    let have = berth_cgroups::Hierarchy::discover()
+        .ok()
+        .and_then(|h| h.root_controllers().ok());
     V1_STATS
         .iter()
         .filter(|(c, _)| !have.as_ref().is_some_and(|h| h.contains(*c)))
-        .filter_map(|(_, name)| {
+        .map(|(_, name)| *name)
+        .filter(|name| {
             let m = Path::new("/sys/fs/cgroup").join(name);
-            if !m.join("cgroup.procs").exists() || m.join("cgroup.controllers").exists() {
-                return None;
-            }
-            Some(match (under_own, own_path(&own, name)) {
-                (Some(rest), Some(mine)) => m.join(mine).join(rest),
-                _ => m.join(rel),
-            })
+            m.join("cgroup.procs").exists() && !m.join("cgroup.controllers").exists()
         })
         .collect()
+}
+
+/// Start, in the background, the wait [`join`]'s first `cgroup.procs`
+/// write would otherwise do in line: a v1 attach takes the global
+/// `cgroup_threadgroup_rwsem` for writing, and after a quiet spell that
+/// first waits for an RCU grace period (`percpu_down_write` →
+/// `rcu_sync_enter`, kernel/cgroup/cgroup.c `cgroup_attach_lock`,
+/// kernel/rcu/sync.c): 8–28 ms here, then 0.1–0.2 ms for the writes that
+/// follow within the grace period's hold-off. A thread rewrites this
+/// process's pid into its own v1 group (a move to where it already is,
+/// which changes nothing) while the container is built, so the wait
+/// overlaps the child's setup instead of adding to `create`. runc pays
+/// that wait in line. Nothing to do without a v1 hierarchy to join.
+pub fn prewarm() {
+    let Some(name) = hierarchies().into_iter().next() else {
+        return;
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let Some(mine) = own_path(&own, name) else {
+        return;
+    };
+    let procs = Path::new("/sys/fs/cgroup")
+        .join(name)
+        .join(mine)
+        .join("cgroup.procs");
+    let pid = std::process::id().to_string();
+    let spawned = std::thread::Builder::new()
+        .name("v1-prewarm".into())
+        .spawn(move || {
+            // A failure costs only the overlap: join pays the wait itself.
+            let _ = std::fs::write(&procs, pid);
+        });
+    if let Err(e) = spawned {
+        log::warn(&format!("v1 prewarm thread: {e}"));
+    }
 }
 
 /// Move the container's processes (its cgroup2 `cgroup.procs`; their

@@ -682,3 +682,61 @@ fn without_a_cgroup_namespace_only_the_own_cgroup_is_visible() {
         berth.root_entries()
     );
 }
+
+/// An engine's absolute cgroupsPath (containerd: `/<namespace>/<id>`,
+/// podman: `/libpod_parent/libpod-<id>`) names the container's v1
+/// accounting groups on a hybrid host from each hierarchy's root, as runc
+/// puts them — never below the calling process's own v1 group (the shim's
+/// or conmon's), where `delete` would leave the intermediate directories.
+#[test]
+fn absolute_cgroups_path_v1_groups_are_from_the_root() {
+    berth_testkit::privileged!();
+    let mine = memory_cgroup_usage(std::process::id() as i32).0;
+    if !Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() || mine == "/" {
+        eprintln!("skipped: needs a v1 memory hierarchy and a test process below its root");
+        return;
+    }
+    let parent = berth_testkit::unique_name("cgabs");
+    let id = berth_testkit::unique_name("cga");
+    let b = Bundle::new(
+        &["sleep", "60"],
+        json!({ "linux": { "cgroupsPath": format!("/{parent}/{id}") } }),
+    );
+    let berth = Rt::new(BIN, b.path().join("root"));
+    berth.make(&b, &id, "running");
+    let pid = serde_json::from_str::<Value>(&berth.ok(&["state", &id])).unwrap()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    let (cg, _) = memory_cgroup_usage(pid);
+    berth.ok(&["kill", &id, "KILL"]);
+    berth.wait_status(&id, "stopped");
+    berth.ok(&["delete", &id]);
+    let nested = Path::new("/sys/fs/cgroup/memory")
+        .join(mine.trim_start_matches('/'))
+        .join(&parent);
+    let nested_left = nested.exists();
+    // What this test made, wherever it went (parents stay after delete, as
+    // with runc: the engine owns them).
+    for d in [
+        Path::new("/sys/fs/cgroup/memory").join(&parent),
+        nested.clone(),
+    ] {
+        let _ = std::fs::remove_dir(d.join(&id));
+        let _ = std::fs::remove_dir(&d);
+    }
+    for h in ["pids", "cpu,cpuacct", "cpuacct", "unified"] {
+        let d = Path::new("/sys/fs/cgroup").join(h).join(&parent);
+        let _ = std::fs::remove_dir(d.join(&id));
+        let _ = std::fs::remove_dir(&d);
+    }
+    assert_eq!(
+        cg,
+        format!("/{parent}/{id}"),
+        "the container's v1 memory group"
+    );
+    assert!(
+        !nested_left,
+        "{} made below the runtime's own group",
+        nested.display()
+    );
+}

@@ -151,6 +151,8 @@ fn build(
     rec: &mut Record,
 ) -> Result<(berth::Container, UnixListener, OciState)> {
     rec.hold_here();
+    // The holder is a forked copy: threads may start here, not before.
+    v1::prewarm();
     ctx.write(rec)?;
     let listener = sock::bind(&ctx.sock_path(id))?;
     let tty = wants_tty(bundle);

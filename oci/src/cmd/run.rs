@@ -34,6 +34,7 @@ fn run_inner(
     bundle: &berth::Bundle,
     mut rec: Record,
 ) -> Result<i32> {
+    v1::prewarm();
     let mut c = builder_for(ctx, bundle, id, a)?
         .kill_with_owner(true)
         .create()

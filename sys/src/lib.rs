@@ -21,6 +21,7 @@
 
 pub mod errno;
 pub mod fs;
+pub mod inotify;
 pub mod magic;
 pub mod netlink;
 pub mod ns;

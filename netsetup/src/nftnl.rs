@@ -17,7 +17,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use netlink_packet_core::{
     NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
@@ -753,12 +753,12 @@ impl NfSocket {
     }
 
     fn send(&self, data: &[u8]) -> io::Result<()> {
-        send_datagram(&self.fd, data)
+        send_datagram(self.fd.as_fd(), data)
     }
 
     /// One recv; `Ok(None)` when nothing is queued and `nonblock`.
     fn recv(&mut self, nonblock: bool) -> io::Result<Option<usize>> {
-        recv_datagram(&self.fd, &mut self.buf, nonblock)
+        recv_datagram(self.fd.as_fd(), &mut self.buf, nonblock)
     }
 
     /// Decode the messages of the last recv of `n` bytes.

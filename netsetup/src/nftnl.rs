@@ -1107,4 +1107,121 @@ mod tests {
         assert_eq!(r.chain, "published");
         assert_eq!(r.comment.as_deref(), Some("berth ctr=x port=tcp/*:80"));
     }
+
+    /// Golden bytes of the nftables encoder (no root, no kernel): the batch
+    /// `add table ip t; add chain ip t prerouting { type nat hook prerouting
+    /// priority -100; policy accept; }; add rule ip t prerouting meta
+    /// l4proto tcp tcp dport 8080 dnat to 10.88.0.2:80`, sent by
+    /// [`NfSocket::commit`] to a fake kernel (a Unix datagram socket pair
+    /// that never answers: the commit then fails with "0 of 3 messages
+    /// acknowledged"), against the batch nft sends for the same ruleset.
+    ///
+    /// How nft's bytes were obtained (nftables 1.0.6, Linux 6.18), in a
+    /// network namespace made for the capture (`unshare -n`, gone
+    /// afterwards), the three commands above in `golden.nft`:
+    ///
+    /// ```sh
+    /// unshare -n strace -e trace=sendmsg -e write=3 nft -f golden.nft
+    /// unshare -n nft --debug=netlink -f golden.nft   # the expressions, decoded
+    /// ```
+    ///
+    /// (`-e write=3` dumps the bytes of the `sendmsg` on the netlink socket.)
+    /// The expressions of the rule are byte for byte nft's; the table and
+    /// chain carry the same attributes (nft adds `NFTA_TABLE_FLAGS` 0 and
+    /// orders the chain's differently); berth asks for an ACK per message
+    /// and creates the table with `NLM_F_CREATE` (no error when it exists).
+    #[test]
+    fn batch_is_golden_and_its_rule_is_byte_for_byte_nfts() {
+        use std::os::unix::net::UnixDatagram;
+        const NFT_BEGIN: &str = "140000001000010000000000000000000000000a";
+        const NFT_TABLE: &str =
+            "24000000000a010001000000000000000200000006000100740000000800020000000000";
+        const NFT_CHAIN: &str = "50000000030a010402000000000000000200000006000100740000000f000300707265726f7574696e670000080007006e617400080005000000000114000480080001000000000008000200ffffff9c";
+        const NFT_RULE: &str = "70010000060a010c03000000000000000200000006000100740000000f000200707265726f7574696e6700004401048024000180090001006d6574610000000014000280080002000000001008000100000000012c00018008000100636d700020000280080001000000000108000200000000000c0003800500010006000000340001800c0001007061796c6f6164002400028008000100000000010800020000000002080003000000000208000400000000022c00018008000100636d700020000280080001000000000108000200000000000c000380060001001f9000002c0001800e000100696d6d6564696174650000001800028008000100000000010c000280080001000a5800022c0001800e000100696d6d6564696174650000001800028008000100000000020c000280060001000050000038000180080001006e6174002c00028008000100000000010800020000000002080003000000000108000500000000020800070000000002";
+        const NFT_END: &str = "140000001100010004000000000000000000000a";
+        /// berth's batch, recorded from this encoder (sequence numbers 1 to 5).
+        const BERTH: &str = "140000001000010001000000000000000000000a1c000000000a050402000000\
+            0000000002000000060001007400000050000000030a05040300000000000000\
+            0200000006000100740000000f000300707265726f7574696e67000014000480\
+            080001000000000008000200ffffff9c0800050000000001080007006e617400\
+            70010000060a050c04000000000000000200000006000100740000000f000200\
+            707265726f7574696e6700004401048024000180090001006d65746100000000\
+            14000280080002000000001008000100000000012c00018008000100636d7000\
+            20000280080001000000000108000200000000000c0003800500010006000000\
+            340001800c0001007061796c6f61640024000280080001000000000108000200\
+            00000002080003000000000208000400000000022c00018008000100636d7000\
+            20000280080001000000000108000200000000000c000380060001001f900000\
+            2c0001800e000100696d6d656469617465000000180002800800010000000001\
+            0c000280080001000a5800022c0001800e000100696d6d656469617465000000\
+            1800028008000100000000020c00028006000100005000003800018008000100\
+            6e6174002c000280080001000000000108000200000000020800030000000001\
+            0800050000000002080007000000000214000000110001000500000000000000\
+            0000000a";
+        let unhex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let hex = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
+
+        let (ours, kernel) = UnixDatagram::pair().unwrap();
+        let mut sock = NfSocket {
+            fd: OwnedFd::from(ours),
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        };
+        let mut b = Batch::default();
+        b.add_table("t");
+        b.add_chain("t", "prerouting", Some((Hook::Prerouting, -100)));
+        let mut rule = match_dport(libc::IPPROTO_TCP as u8, 8080);
+        rule.extend(dnat_to(Ipv4Addr::new(10, 88, 0, 2), 80));
+        b.add_rule("t", "prerouting", &rule, None, false);
+        let e = sock.commit(b, None).unwrap_err();
+        assert!(e.source.to_string().contains("0 of 3"), "{e:?}");
+        let mut got = vec![0u8; 64 * 1024];
+        let n = kernel.recv(&mut got).unwrap();
+        got.truncate(n);
+        assert_eq!(hex(&got), BERTH);
+
+        let msgs = split_messages(&got).unwrap();
+        assert_eq!(msgs.len(), 5);
+        fn seq_flags(m: &[u8]) -> (u16, &[u8]) {
+            (u16::from_ne_bytes([m[6], m[7]]), &m[16..])
+        }
+        // Batch begin and end: the same but for the sequence numbers.
+        for (mine, theirs) in [(msgs[0].1, NFT_BEGIN), (msgs[4].1, NFT_END)] {
+            let theirs = unhex(theirs);
+            assert_eq!(mine[..8], theirs[..8]);
+            assert_eq!(mine[16..], theirs[16..]);
+        }
+        // The table: NFTA_TABLE_NAME "t" (nft adds NFTA_TABLE_FLAGS 0).
+        let table = unhex(NFT_TABLE);
+        let (flags, body) = seq_flags(msgs[1].1);
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE);
+        assert_eq!(body, &table[16..28]);
+        // The chain: nft's attributes, in another order.
+        let chain = unhex(NFT_CHAIN);
+        let (flags, body) = seq_flags(msgs[2].1);
+        assert_eq!(flags, seq_flags(&chain).0 | NLM_F_ACK);
+        let sorted = |b: &[u8]| {
+            let mut v = Vec::new();
+            let mut off = 4;
+            while off < b.len() {
+                let len = usize::from(u16::from_ne_bytes([b[off], b[off + 1]]));
+                v.push(b[off..off + len].to_vec());
+                off += (len + 3) & !3;
+            }
+            v.sort();
+            v
+        };
+        assert_eq!(body[..4], chain[16..20]);
+        assert_eq!(sorted(body), sorted(&chain[16..]));
+        // The rule: byte for byte nft's but for the sequence number and ACK.
+        let nft_rule = unhex(NFT_RULE);
+        let (flags, body) = seq_flags(msgs[3].1);
+        assert_eq!(flags, seq_flags(&nft_rule).0 | NLM_F_ACK);
+        assert_eq!(msgs[3].1[..6], nft_rule[..6]);
+        assert_eq!(hex(body), hex(&nft_rule[16..]));
+    }
 }

@@ -19,12 +19,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+pub mod at;
+pub mod cstr;
 pub mod errno;
 pub mod fs;
 pub mod inotify;
 pub mod magic;
+pub mod mount_api;
 pub mod netlink;
 pub mod ns;
+pub mod openat2;
 pub mod pidfd;
 pub mod poll;
 pub mod private;

@@ -22,6 +22,16 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// `open(path, O_PATH|O_CLOEXEC)` (open(2)): a handle naming the file
+/// (following symbolic links), for `*at` calls and Landlock rules.
+pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// `open(path, flags|O_NOFOLLOW|O_CLOEXEC, mode)` (open(2)): a symbolic
 /// link at the last component is never followed (`ELOOP`, or `ENOTDIR`
 /// with `O_DIRECTORY`). `mode` matters only with `O_CREAT`.

@@ -36,6 +36,13 @@ pub fn is_zombie(pid: i32) -> bool {
     matches!(state.as_deref(), Some("Z") | Some("X") | None)
 }
 
+/// The running kernel's release (`uname(2)` `release`, e.g. `6.1.0-18-amd64`).
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +60,6 @@ mod tests {
         assert!(start_time(me).is_some());
         assert!(!is_zombie(me));
         assert!(is_zombie(i32::MAX));
+        assert!(kernel_release().starts_with(|c: char| c.is_ascii_digit()));
     }
 }

@@ -138,25 +138,15 @@ impl RingBuf {
         if prod > self.cons_pos().load(Ordering::Acquire) {
             return Ok(true);
         }
-        let mut pfd = libc::pollfd {
-            fd: self.map.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: pfd is a valid pollfd array of length 1.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                return Ok(false);
-            }
-            return Err(Error::Syscall {
+        match berth_sys::poll::poll_one(self.map.as_fd(), berth_sys::poll::PollFlags::POLLIN, ms) {
+            Ok(ready) => Ok(ready),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(false),
+            Err(e) => Err(Error::Syscall {
                 op: "poll on ring buffer".into(),
                 source: e,
-            });
+            }),
         }
-        Ok(r > 0)
     }
 }
 

@@ -275,8 +275,7 @@ fn cap_eff() -> Option<u64> {
 /// assert!(!why.is_empty());
 /// ```
 pub fn privilege_diagnosis() -> String {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = berth_sys::fs::euid();
     let caps = cap_eff().unwrap_or(0);
     let has = |bit: u32| caps & (1u64 << bit) != 0;
     let unpriv = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
@@ -334,18 +333,10 @@ pub fn check_privileges() -> Result<()> {
 /// assert!(major >= 3, "{release}");
 /// ```
 pub fn kernel_version() -> ((u32, u32), String) {
-    // SAFETY: utsname is plain old data; uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: u is a valid utsname to write into.
-    if unsafe { libc::uname(&mut u) } != 0 {
+    let rel = berth_sys::proc::kernel_release();
+    if rel.is_empty() {
         return ((0, 0), "unknown".into());
     }
-    let rel: String = u
-        .release
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8 as char)
-        .collect();
     let mut it = rel
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|p| p.parse::<u32>().ok());

@@ -26,118 +26,79 @@ use netlink_packet_core::{
 };
 
 use crate::netlink::{open_socket, recv_datagram, send_datagram, split_messages};
+use berth_sys::netlink::NETLINK_NETFILTER;
+// Attribute types, generated from <linux/netfilter/nf_tables.h> (libc has none);
+// the other numbers are libc's.
+use berth_sys::nft_abi::{
+    NFTA_BITWISE_DREG, NFTA_BITWISE_LEN, NFTA_BITWISE_MASK, NFTA_BITWISE_SREG, NFTA_BITWISE_XOR,
+    NFTA_CHAIN_HOOK, NFTA_CHAIN_NAME, NFTA_CHAIN_POLICY, NFTA_CHAIN_TABLE, NFTA_CHAIN_TYPE,
+    NFTA_CMP_DATA, NFTA_CMP_OP, NFTA_CMP_SREG, NFTA_CT_DREG, NFTA_CT_KEY, NFTA_DATA_VALUE,
+    NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_FIB_DREG, NFTA_FIB_FLAGS,
+    NFTA_FIB_F_DADDR, NFTA_FIB_RESULT, NFTA_GEN_ID, NFTA_HOOK_HOOKNUM, NFTA_HOOK_PRIORITY,
+    NFTA_IMMEDIATE_DATA, NFTA_IMMEDIATE_DREG, NFTA_LIST_ELEM, NFTA_META_DREG, NFTA_META_KEY,
+    NFTA_NAT_FAMILY, NFTA_NAT_FLAGS, NFTA_NAT_REG_ADDR_MIN, NFTA_NAT_REG_PROTO_MIN, NFTA_NAT_TYPE,
+    NFTA_PAYLOAD_BASE, NFTA_PAYLOAD_DREG, NFTA_PAYLOAD_LEN, NFTA_PAYLOAD_OFFSET, NFTA_RULE_CHAIN,
+    NFTA_RULE_EXPRESSIONS, NFTA_RULE_HANDLE, NFTA_RULE_TABLE, NFTA_RULE_USERDATA, NFTA_TABLE_NAME,
+    NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_FIB_RESULT_ADDRTYPE,
+};
 
-/// `NETLINK_NETFILTER` (include/uapi/linux/netlink.h).
-const NETLINK_NETFILTER: i32 = 12;
 /// `NFNL_SUBSYS_NFTABLES` (nfnetlink.h).
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_SUBSYS_NFTABLES: u16 = libc::NFNL_SUBSYS_NFTABLES as u16;
 /// `NFNL_MSG_BATCH_BEGIN` = `NLMSG_MIN_TYPE`, `NFNL_MSG_BATCH_END` = +1.
-const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFNL_MSG_BATCH_BEGIN: u16 = libc::NFNL_MSG_BATCH_BEGIN as u16;
+const NFNL_MSG_BATCH_END: u16 = libc::NFNL_MSG_BATCH_END as u16;
 /// `NFPROTO_IPV4` (linux/netfilter.h): the `ip` family.
-pub(crate) const NFPROTO_IPV4: u8 = 2;
+pub(crate) const NFPROTO_IPV4: u8 = libc::NFPROTO_IPV4 as u8;
 
 // enum nf_tables_msg_types
-const NFT_MSG_NEWTABLE: u8 = 0;
-const NFT_MSG_GETTABLE: u8 = 1;
-const NFT_MSG_DELTABLE: u8 = 2;
-const NFT_MSG_NEWCHAIN: u8 = 3;
-const NFT_MSG_NEWRULE: u8 = 6;
-const NFT_MSG_GETRULE: u8 = 7;
-const NFT_MSG_DELRULE: u8 = 8;
-const NFT_MSG_NEWGEN: u8 = 15;
-const NFT_MSG_GETGEN: u8 = 16;
-/// `NFTA_GEN_ID` (enum nft_gen_attributes).
-const NFTA_GEN_ID: u16 = 1;
+const NFT_MSG_NEWTABLE: u8 = libc::NFT_MSG_NEWTABLE as u8;
+const NFT_MSG_GETTABLE: u8 = libc::NFT_MSG_GETTABLE as u8;
+const NFT_MSG_DELTABLE: u8 = libc::NFT_MSG_DELTABLE as u8;
+const NFT_MSG_NEWCHAIN: u8 = libc::NFT_MSG_NEWCHAIN as u8;
+const NFT_MSG_NEWRULE: u8 = libc::NFT_MSG_NEWRULE as u8;
+const NFT_MSG_GETRULE: u8 = libc::NFT_MSG_GETRULE as u8;
+const NFT_MSG_DELRULE: u8 = libc::NFT_MSG_DELRULE as u8;
+const NFT_MSG_NEWGEN: u8 = libc::NFT_MSG_NEWGEN as u8;
+const NFT_MSG_GETGEN: u8 = libc::NFT_MSG_GETGEN as u8;
 /// `NFNL_BATCH_GENID` (nfnetlink.h): the batch applies only if the ruleset
 /// generation is still this one, else the kernel answers `ERESTART`
 /// (Linux ≥ 4.19; older kernels ignore it).
-const NFNL_BATCH_GENID: u16 = 1;
-
-// attributes
-const NFTA_TABLE_NAME: u16 = 1;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_CHAIN_HOOK: u16 = 4;
-const NFTA_CHAIN_POLICY: u16 = 5;
-const NFTA_CHAIN_TYPE: u16 = 7;
-const NFTA_HOOK_HOOKNUM: u16 = 1;
-const NFTA_HOOK_PRIORITY: u16 = 2;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_HANDLE: u16 = 3;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_RULE_USERDATA: u16 = 7;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-const NFTA_IMMEDIATE_DREG: u16 = 1;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFTA_CMP_SREG: u16 = 1;
-const NFTA_CMP_OP: u16 = 2;
-const NFTA_CMP_DATA: u16 = 3;
-const NFTA_PAYLOAD_DREG: u16 = 1;
-const NFTA_PAYLOAD_BASE: u16 = 2;
-const NFTA_PAYLOAD_OFFSET: u16 = 3;
-const NFTA_PAYLOAD_LEN: u16 = 4;
-const NFTA_BITWISE_SREG: u16 = 1;
-const NFTA_BITWISE_DREG: u16 = 2;
-const NFTA_BITWISE_LEN: u16 = 3;
-const NFTA_BITWISE_MASK: u16 = 4;
-const NFTA_BITWISE_XOR: u16 = 5;
-const NFTA_META_DREG: u16 = 1;
-const NFTA_META_KEY: u16 = 2;
-const NFTA_CT_DREG: u16 = 1;
-const NFTA_CT_KEY: u16 = 2;
-const NFTA_FIB_DREG: u16 = 1;
-const NFTA_FIB_RESULT: u16 = 2;
-const NFTA_FIB_FLAGS: u16 = 3;
-const NFTA_NAT_TYPE: u16 = 1;
-const NFTA_NAT_FAMILY: u16 = 2;
-const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
-const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
-const NFTA_NAT_FLAGS: u16 = 7;
+const NFNL_BATCH_GENID: u16 = libc::NFNL_BATCH_GENID as u16;
 
 // values
-const NFT_REG_VERDICT: u32 = 0;
-const NFT_REG_1: u32 = 1;
-const NFT_REG_2: u32 = 2;
-const NFT_JUMP: i32 = -3;
-const NFT_CMP_EQ: u32 = 0;
-const NFT_CMP_NEQ: u32 = 1;
-const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
-const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
-const NFT_META_L4PROTO: u32 = 16;
+const NFT_REG_VERDICT: u32 = libc::NFT_REG_VERDICT as u32;
+const NFT_REG_1: u32 = libc::NFT_REG_1 as u32;
+const NFT_REG_2: u32 = libc::NFT_REG_2 as u32;
+const NFT_JUMP: i32 = libc::NFT_JUMP;
+const NFT_CMP_EQ: u32 = libc::NFT_CMP_EQ as u32;
+const NFT_CMP_NEQ: u32 = libc::NFT_CMP_NEQ as u32;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = libc::NFT_PAYLOAD_NETWORK_HEADER as u32;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32;
+const NFT_META_L4PROTO: u32 = libc::NFT_META_L4PROTO as u32;
 /// `enum nft_meta_keys`: NFT_META_IIFNAME.
-const NFT_META_IIFNAME: u32 = 6;
+const NFT_META_IIFNAME: u32 = libc::NFT_META_IIFNAME as u32;
 /// `NF_DROP` (linux/netfilter.h).
-const NF_DROP: u32 = 0;
+const NF_DROP: u32 = libc::NF_DROP as u32;
 /// `IFNAMSIZ`: `meta iifname` compares the full 16 bytes, NUL-padded.
 const IFNAMSIZ: usize = 16;
-const NFT_CT_STATUS: u32 = 2;
-const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
-const NFTA_FIB_F_DADDR: u32 = 1 << 1;
-const NFT_NAT_DNAT: u32 = 1;
+const NFT_CT_STATUS: u32 = libc::NFT_CT_STATUS as u32;
+const NFT_NAT_DNAT: u32 = libc::NFT_NAT_DNAT as u32;
 const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
 /// `RTN_LOCAL` (linux/rtnetlink.h), what `fib daddr type local` compares with.
-const RTN_LOCAL: u32 = 2;
+const RTN_LOCAL: u32 = libc::RTN_LOCAL as u32;
 /// `IPS_DST_NAT` (linux/netfilter/nf_conntrack_common.h): `ct status dnat`.
 const IPS_DST_NAT: u32 = 1 << 5;
 /// `NF_ACCEPT` (linux/netfilter.h): base chain policy.
-const NF_ACCEPT: u32 = 1;
+const NF_ACCEPT: u32 = libc::NF_ACCEPT as u32;
 /// libnftnl's `NFTNL_UDATA_RULE_COMMENT`.
 const UDATA_RULE_COMMENT: u8 = 0;
 
 /// Netfilter hooks (enum nf_inet_hooks, linux/netfilter.h).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Hook {
-    Prerouting = 0,
-    Output = 3,
-    Postrouting = 4,
+    Prerouting = libc::NF_INET_PRE_ROUTING as isize,
+    Output = libc::NF_INET_LOCAL_OUT as isize,
+    Postrouting = libc::NF_INET_POST_ROUTING as isize,
 }
 
 /// Netlink attributes, written in place (header, value, padding to 4).

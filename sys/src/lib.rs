@@ -28,6 +28,7 @@ pub mod landlock;
 pub mod magic;
 pub mod mount_api;
 pub mod netlink;
+pub mod nft_abi;
 pub mod ns;
 pub mod openat2;
 pub mod perf;

@@ -42,33 +42,16 @@ fn open_nofollow(path: &Path, flags: OFlag) -> Result<io::Result<OwnedFd>> {
 /// (`path` for errors), a single link for a file, and take group and other
 /// bits off its mode (0700/0600), logging when that changed anything.
 fn check_owner_and_tighten(fd: &OwnedFd, path: &Path, kind: libc::mode_t) -> Result<()> {
-    let st = berth_sys::fs::fstat(fd.as_fd()).map_err(|e| Error::io("fstat", path, e))?;
-    if st.st_mode & libc::S_IFMT != kind {
-        return Err(unsafe_state(
-            path,
-            if kind == libc::S_IFDIR {
-                "not a directory"
-            } else {
-                "not a regular file"
-            },
-        ));
-    }
-    let euid = berth_sys::fs::euid();
-    if st.st_uid != euid {
-        return Err(unsafe_state(
-            path,
-            format!("owned by uid {}, not by the caller (uid {euid})", st.st_uid),
-        ));
-    }
-    // A second hard link could name a file elsewhere (planted while the
-    // directory was open): never use, let alone chmod, such a file.
-    if kind == libc::S_IFREG && st.st_nlink != 1 {
-        return Err(unsafe_state(
-            path,
-            format!("has {} hard links, expected 1", st.st_nlink),
-        ));
-    }
-    let mode = st.st_mode & 0o7777;
+    use berth_sys::private::{check_fd_owner, Kind, OwnerCheckError};
+    let k = if kind == libc::S_IFDIR {
+        Kind::Dir
+    } else {
+        Kind::File
+    };
+    let mode = check_fd_owner(fd.as_fd(), k).map_err(|e| match e {
+        OwnerCheckError::Io(e) => Error::io("fstat", path, e),
+        OwnerCheckError::Unsafe(reason) => unsafe_state(path, reason),
+    })?;
     if mode & 0o077 != 0 {
         if kind == libc::S_IFDIR {
             dedicated(path, mode)?;

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -128,9 +129,80 @@ fn check_private(dir: &Path, what: &str, tighten: bool) -> Result<(), PrivateDir
     Ok(())
 }
 
+/// What [`check_fd_owner`] expects the open file to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory (`S_IFDIR`).
+    Dir,
+    /// A regular file (`S_IFREG`) with a single link.
+    File,
+}
+
+/// Why [`check_fd_owner`] refused, or that `fstat(2)` failed.
+#[derive(Debug)]
+pub enum OwnerCheckError {
+    /// `fstat(2)` failed.
+    Io(io::Error),
+    /// The file is not private to the caller; the reason, e.g. `owned by
+    /// uid 1000, not by the caller (uid 0)`.
+    Unsafe(String),
+}
+
+/// The fd-based check of a private state file or directory already opened
+/// without following links (see [`crate::fs::open_nofollow`]): it must be
+/// of `kind`, owned by the caller, and (a file) have a single link — a
+/// second hard link could name a file elsewhere, planted while the
+/// directory was open to others. Returns its permission bits (`& 0o7777`),
+/// for the caller to tighten (or not) by its own rule.
+pub fn check_fd_owner(fd: BorrowedFd<'_>, kind: Kind) -> Result<u32, OwnerCheckError> {
+    let st = crate::fs::fstat(fd).map_err(OwnerCheckError::Io)?;
+    let (want, what) = match kind {
+        Kind::Dir => (libc::S_IFDIR, "not a directory"),
+        Kind::File => (libc::S_IFREG, "not a regular file"),
+    };
+    if st.st_mode & libc::S_IFMT != want {
+        return Err(OwnerCheckError::Unsafe(what.into()));
+    }
+    let euid = crate::fs::euid();
+    if st.st_uid != euid {
+        return Err(OwnerCheckError::Unsafe(format!(
+            "owned by uid {}, not by the caller (uid {euid})",
+            st.st_uid
+        )));
+    }
+    if kind == Kind::File && st.st_nlink != 1 {
+        return Err(OwnerCheckError::Unsafe(format!(
+            "has {} hard links, expected 1",
+            st.st_nlink
+        )));
+    }
+    Ok(st.st_mode & 0o7777)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fd_owner_check_refuses_the_wrong_kind_and_a_second_link() {
+        use crate::fs::{open_nofollow, OFlag};
+        use std::os::fd::AsFd;
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, b"").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+        let fd = open_nofollow(&f, OFlag::O_RDONLY, 0).unwrap();
+        assert_eq!(check_fd_owner(fd.as_fd(), Kind::File).unwrap(), 0o640);
+        match check_fd_owner(fd.as_fd(), Kind::Dir) {
+            Err(OwnerCheckError::Unsafe(r)) => assert_eq!(r, "not a directory"),
+            other => panic!("{other:?}"),
+        }
+        fs::hard_link(&f, t.path().join("g")).unwrap();
+        match check_fd_owner(fd.as_fd(), Kind::File) {
+            Err(OwnerCheckError::Unsafe(r)) => assert_eq!(r, "has 2 hard links, expected 1"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).unwrap().mode() & 0o7777

@@ -36,4 +36,5 @@ pub mod pidfd;
 pub mod poll;
 pub mod private;
 pub mod proc;
+pub mod scm;
 pub mod signal;

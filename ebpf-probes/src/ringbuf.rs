@@ -43,8 +43,7 @@ impl RingBuf {
     /// Create a ring buffer of `size` bytes (rounded up to a power-of-two
     /// number of pages) and map it.
     pub fn new(name: &str, size: usize) -> Result<RingBuf> {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let page = berth_sys::proc::page_size().max(4096);
         let size = size.max(page).next_power_of_two();
         let map = Map::create(MapType::RingBuf, name, 0, 0, size as u32)?;
         let mmap = |len: usize, prot: i32, off: usize| -> Result<*mut u8> {

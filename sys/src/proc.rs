@@ -43,6 +43,15 @@ pub fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
+/// The memory page size (`sysconf(_SC_PAGESIZE)`, sysconf(3)); 4096 if
+/// unknown.
+pub fn page_size() -> usize {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
+        Ok(Some(n)) if n > 0 => n as usize,
+        _ => 4096,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +70,6 @@ mod tests {
         assert!(!is_zombie(me));
         assert!(is_zombie(i32::MAX));
         assert!(kernel_release().starts_with(|c: char| c.is_ascii_digit()));
+        assert!(page_size().is_power_of_two() && page_size() >= 4096);
     }
 }

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod at;
+pub mod bpf_abi;
 pub mod cstr;
 pub mod errno;
 pub mod fs;

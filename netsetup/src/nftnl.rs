@@ -80,7 +80,7 @@ const NFT_META_IIFNAME: u32 = libc::NFT_META_IIFNAME as u32;
 /// `NF_DROP` (linux/netfilter.h).
 const NF_DROP: u32 = libc::NF_DROP as u32;
 /// `IFNAMSIZ`: `meta iifname` compares the full 16 bytes, NUL-padded.
-const IFNAMSIZ: usize = 16;
+const IFNAMSIZ: usize = libc::IFNAMSIZ;
 const NFT_CT_STATUS: u32 = libc::NFT_CT_STATUS as u32;
 const NFT_NAT_DNAT: u32 = libc::NFT_NAT_DNAT as u32;
 const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;

@@ -392,7 +392,7 @@ impl CgroupBuilder {
                 }
                 let child_path = cur_path.join(comp);
                 let last = std::ptr::eq(comp, comps.last().unwrap_or(comp));
-                let made = match sys::mkdirat(cur.as_fd(), comp) {
+                let made = match sys::mkdirat(cur.as_fd(), comp, 0o755) {
                     Ok(()) => true,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !last => false,
                     Err(source) => {
@@ -529,7 +529,7 @@ fn walk_to_parent(
         let next = match sys::open_subdir(cur.as_fd(), comp) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound && default_parent => {
-                match sys::mkdirat(cur.as_fd(), comp) {
+                match sys::mkdirat(cur.as_fd(), comp, 0o755) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(source) => {
@@ -564,7 +564,7 @@ pub(crate) fn verify_fd_cgroup2(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })?;
-    if t != sys::CGROUP2_SUPER_MAGIC {
+    if t != berth_sys::magic::CGROUP2_SUPER_MAGIC {
         return Err(Error::NotCgroup2 {
             path: path.to_path_buf(),
             fs_type: t,
@@ -850,21 +850,11 @@ impl Cgroup {
             });
         }
         self.add_process(pid as u32)?;
-        // SAFETY: plain syscall on a valid fd with a null siginfo.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_raw_fd(),
-                0,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
+        if let Err(source) = berth_sys::pidfd::send_signal(pidfd, 0) {
             return Err(Error::Sys {
                 call: "pidfd_send_signal",
                 path: self.path.clone(),
-                source: io::Error::last_os_error(),
+                source,
             });
         }
         Ok(())
@@ -1046,7 +1036,7 @@ impl Cgroup {
     pub fn stats_reader(&self) -> Result<StatsReader> {
         let mut fds: Vec<Option<OwnedFd>> = Vec::with_capacity(STAT_FILES.len());
         for f in STAT_FILES {
-            match sys::openat(self.fd.as_fd(), OsStr::new(f), libc::O_RDONLY) {
+            match sys::openat(self.fd.as_fd(), OsStr::new(f), sys::OFlag::O_RDONLY) {
                 Ok(fd) => fds.push(Some(fd)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => fds.push(None),
                 Err(source) => {
@@ -1087,15 +1077,19 @@ impl Cgroup {
         timeout: Duration,
         done: impl Fn(CgroupEvents) -> bool,
     ) -> Result<()> {
-        let fd = sys::openat(self.fd.as_fd(), OsStr::new("cgroup.events"), libc::O_RDONLY)
-            .map_err(|source| Error::Open {
-                path: self.path.join("cgroup.events"),
-                source,
-            })?;
+        let fd = sys::openat(
+            self.fd.as_fd(),
+            OsStr::new("cgroup.events"),
+            sys::OFlag::O_RDONLY,
+        )
+        .map_err(|source| Error::Open {
+            path: self.path.join("cgroup.events"),
+            source,
+        })?;
         let deadline = Instant::now() + timeout;
         let mut buf = Vec::new();
         loop {
-            sys::pread_all(fd.as_raw_fd(), &mut buf).map_err(|source| Error::Read {
+            sys::pread_all(fd.as_fd(), &mut buf).map_err(|source| Error::Read {
                 path: self.path.join("cgroup.events"),
                 source,
             })?;
@@ -1110,14 +1104,12 @@ impl Cgroup {
                     timeout,
                 });
             }
-            let ms = (deadline - now).as_millis().min(50) as libc::c_int;
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLPRI,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+            let ms = (deadline - now).as_millis().min(50) as i32;
+            let _ = berth_sys::poll::poll_one(
+                fd.as_fd(),
+                berth_sys::poll::PollFlags::POLLPRI,
+                ms.max(1),
+            );
         }
     }
 
@@ -1244,8 +1236,7 @@ impl Cgroup {
                 break;
             }
             for pid in pids {
-                // SAFETY: plain kill(2).
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                let _ = berth_sys::signal::kill(pid as i32, berth_sys::signal::Signal::SIGKILL);
             }
             if freezable {
                 // Frozen tasks die once thawed; SIGKILL is delivered regardless.
@@ -1318,12 +1309,11 @@ impl Cgroup {
     fn remove_inner(&self, timeout: Duration) -> Result<()> {
         self.refuse_root("the root cgroup cannot be removed")?;
         let deadline = Instant::now() + timeout;
-        let parent = sys::openat(self.fd.as_fd(), OsStr::new(".."), libc::O_DIRECTORY).map_err(
-            |source| Error::Open {
+        let parent = sys::openat(self.fd.as_fd(), OsStr::new(".."), sys::OFlag::O_DIRECTORY)
+            .map_err(|source| Error::Open {
                 path: self.path.join(".."),
                 source,
-            },
-        )?;
+            })?;
         let name = self.path.file_name().ok_or_else(|| Error::InvalidPath {
             path: self.path.clone(),
             reason: "the root cgroup cannot be removed",
@@ -1532,7 +1522,7 @@ impl StatsReader {
         let path = &self.path;
         collect_stats(&mut self.buf, |i, buf| match &fds[i] {
             None => Ok(false),
-            Some(fd) => sys::pread_all(fd.as_raw_fd(), buf)
+            Some(fd) => sys::pread_all(fd.as_fd(), buf)
                 .map(|()| true)
                 .map_err(|source| Error::Read {
                     path: path.join(STAT_FILES[i]),

@@ -39,7 +39,8 @@ mod hierarchy;
 mod oci;
 mod resources;
 mod stats;
-mod sys;
+/// The kernel layer: every file system call of this crate is berth-sys's.
+use berth_sys::fs as sys;
 mod watch;
 
 pub use cgroup::{ApplyReport, Cgroup, CgroupBuilder, Skipped, StatsReader, DEFAULT_TIMEOUT};

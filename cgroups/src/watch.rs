@@ -4,9 +4,9 @@
 //! `file_modified` notification, cgroup v2 since 4.5; `inotify(7)`), so the
 //! watcher sleeps in `poll(2)` until something happens: no periodic polling.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,7 @@ pub enum Event {
 #[derive(Debug)]
 #[doc(alias("inotify", "memory.events", "cgroup.events"))]
 pub struct EventWatcher {
-    inotify: OwnedFd,
+    inotify: berth_sys::inotify::Inotify,
     events_fd: OwnedFd,
     memory_fd: Option<OwnedFd>,
     path: PathBuf,
@@ -95,7 +95,7 @@ pub struct EventWatcher {
 
 impl AsRawFd for EventWatcher {
     fn as_raw_fd(&self) -> RawFd {
-        self.inotify.as_raw_fd()
+        self.inotify.as_fd().as_raw_fd()
     }
 }
 
@@ -109,33 +109,30 @@ impl EventWatcher {
             path: path.clone(),
             source,
         };
-        // SAFETY: plain syscall.
-        let ifd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if ifd < 0 {
-            return Err(sys_err("inotify_init1", io::Error::last_os_error()));
-        }
-        // SAFETY: ifd was just returned by inotify_init1 and is owned by nobody else.
-        let inotify = unsafe { OwnedFd::from_raw_fd(ifd) };
+        let inotify =
+            berth_sys::inotify::Inotify::new_nonblock().map_err(|e| sys_err("inotify_init1", e))?;
         let dirfd = cg.as_fd().as_raw_fd();
         let add = |file: &str| -> io::Result<()> {
             // Through /proc/self/fd so the watch follows our directory fd, not a path.
-            let p = CString::new(format!("/proc/self/fd/{dirfd}/{file}"))
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            // SAFETY: valid inotify fd and NUL-terminated path.
-            let r = unsafe { libc::inotify_add_watch(ifd, p.as_ptr(), libc::IN_MODIFY) };
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
+            inotify.watch_modify(std::path::Path::new(&format!(
+                "/proc/self/fd/{dirfd}/{file}"
+            )))
         };
         add("cgroup.events").map_err(|e| sys_err("inotify_add_watch(cgroup.events)", e))?;
-        let events_fd = sys::openat(cg.as_fd(), OsStr::new("cgroup.events"), libc::O_RDONLY)
-            .map_err(|source| Error::Open {
-                path: path.join("cgroup.events"),
-                source,
-            })?;
-        let memory_fd = match sys::openat(cg.as_fd(), OsStr::new("memory.events"), libc::O_RDONLY) {
+        let events_fd = sys::openat(
+            cg.as_fd(),
+            OsStr::new("cgroup.events"),
+            sys::OFlag::O_RDONLY,
+        )
+        .map_err(|source| Error::Open {
+            path: path.join("cgroup.events"),
+            source,
+        })?;
+        let memory_fd = match sys::openat(
+            cg.as_fd(),
+            OsStr::new("memory.events"),
+            sys::OFlag::O_RDONLY,
+        ) {
             Ok(fd) => {
                 add("memory.events").map_err(|e| sys_err("inotify_add_watch(memory.events)", e))?;
                 Some(fd)
@@ -164,16 +161,14 @@ impl EventWatcher {
     }
 
     fn read_state(&mut self) -> Result<(CgroupEvents, MemoryEvents)> {
-        sys::pread_all(self.events_fd.as_raw_fd(), &mut self.buf).map_err(|source| {
-            Error::Read {
-                path: self.path.join("cgroup.events"),
-                source,
-            }
+        sys::pread_all(self.events_fd.as_fd(), &mut self.buf).map_err(|source| Error::Read {
+            path: self.path.join("cgroup.events"),
+            source,
         })?;
         let e = CgroupEvents::parse(&String::from_utf8_lossy(&self.buf))?;
         let m = match &self.memory_fd {
             Some(fd) => {
-                sys::pread_all(fd.as_raw_fd(), &mut self.buf).map_err(|source| Error::Read {
+                sys::pread_all(fd.as_fd(), &mut self.buf).map_err(|source| Error::Read {
                     path: self.path.join("memory.events"),
                     source,
                 })?;
@@ -239,20 +234,7 @@ impl EventWatcher {
     }
 
     fn drain(&mut self) {
-        let mut b = [0u8; 4096];
-        loop {
-            // SAFETY: reading into a local buffer of the given size.
-            let n = unsafe {
-                libc::read(
-                    self.inotify.as_raw_fd(),
-                    b.as_mut_ptr().cast::<libc::c_void>(),
-                    b.len(),
-                )
-            };
-            if n <= 0 {
-                return;
-            }
-        }
+        self.inotify.drain();
     }
 
     /// Return the changes since the last call (or since creation), waiting
@@ -266,25 +248,22 @@ impl EventWatcher {
             if !ev.is_empty() {
                 return Ok(ev);
             }
-            let ms: libc::c_int = match deadline {
+            let ms: i32 = match deadline {
                 None => -1,
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Ok(Vec::new());
                     }
-                    (d - now).as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+                    (d - now).as_millis().clamp(1, i32::MAX as u128) as i32
                 }
             };
-            let mut pfd = libc::pollfd {
-                fd: self.inotify.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
+            let r = berth_sys::poll::poll_one(
+                self.inotify.as_fd(),
+                berth_sys::poll::PollFlags::POLLIN,
+                ms,
+            );
+            if let Err(e) = r {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(Error::Sys {
                         call: "poll(inotify)",

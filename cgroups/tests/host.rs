@@ -173,6 +173,7 @@ fn add_by_pidfd() {
     // SAFETY: pidfd_open(2) returns a new fd we own.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
     assert!(raw >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: the fresh pidfd is owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
     cg.add_pidfd(std::os::fd::AsFd::as_fd(&pidfd)).unwrap();
     assert_eq!(cg.procs().unwrap(), vec![child.id()]);
@@ -189,6 +190,7 @@ fn add_by_pidfd() {
     // A non-pidfd is refused with a clear error.
     let f = std::fs::File::open("/proc/self/status").unwrap();
     let e = cg
+        // SAFETY: f stays open for the call.
         .add_pidfd(unsafe { std::os::fd::BorrowedFd::borrow_raw(f.as_raw_fd()) })
         .unwrap_err();
     assert!(matches!(e, Error::Parse { .. }), "{e}");

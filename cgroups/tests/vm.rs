@@ -34,6 +34,7 @@ fn helper_entry() {
                 // SAFETY: the child only calls async-signal-safe pause/_exit.
                 let pid = unsafe { libc::fork() };
                 if pid == 0 {
+                    // SAFETY: async-signal-safe calls only, in the forked child.
                     unsafe {
                         libc::pause();
                         libc::_exit(0)
@@ -48,6 +49,7 @@ fn helper_entry() {
                 }
             }
             for k in kids {
+                // SAFETY: kill(2) of a child this test forked.
                 unsafe { libc::kill(k, libc::SIGKILL) };
             }
         }

@@ -211,23 +211,25 @@ pub enum Helper {
     RingbufOutput = 130,
 }
 
-const CLASS_LD: u8 = 0x00;
-const CLASS_LDX: u8 = 0x01;
-const CLASS_ST: u8 = 0x02;
-const CLASS_STX: u8 = 0x03;
-const CLASS_ALU: u8 = 0x04;
-const CLASS_JMP: u8 = 0x05;
-const CLASS_ALU64: u8 = 0x07;
-const MODE_IMM: u8 = 0x00;
-const MODE_MEM: u8 = 0x60;
-const MODE_ATOMIC: u8 = 0xc0;
-const SRC_K: u8 = 0x00;
-const SRC_X: u8 = 0x08;
-const OP_JA: u8 = 0x00;
-const OP_CALL: u8 = 0x80;
-const OP_EXIT: u8 = 0x90;
+// Instruction fields, generated from <linux/bpf_common.h> and <linux/bpf.h>.
+use berth_sys::bpf_abi;
+const CLASS_LD: u8 = bpf_abi::BPF_LD;
+const CLASS_LDX: u8 = bpf_abi::BPF_LDX;
+const CLASS_ST: u8 = bpf_abi::BPF_ST;
+const CLASS_STX: u8 = bpf_abi::BPF_STX;
+const CLASS_ALU: u8 = bpf_abi::BPF_ALU;
+const CLASS_JMP: u8 = bpf_abi::BPF_JMP;
+const CLASS_ALU64: u8 = bpf_abi::BPF_ALU64;
+const MODE_IMM: u8 = bpf_abi::BPF_IMM;
+const MODE_MEM: u8 = bpf_abi::BPF_MEM;
+const MODE_ATOMIC: u8 = bpf_abi::BPF_ATOMIC;
+const SRC_K: u8 = bpf_abi::BPF_K;
+const SRC_X: u8 = bpf_abi::BPF_X;
+const OP_JA: u8 = bpf_abi::BPF_JA;
+const OP_CALL: u8 = bpf_abi::BPF_CALL;
+const OP_EXIT: u8 = bpf_abi::BPF_EXIT;
 /// `BPF_PSEUDO_MAP_FD`: the src field of a 64-bit load that carries a map fd.
-const PSEUDO_MAP_FD: u8 = 1;
+const PSEUDO_MAP_FD: u8 = bpf_abi::BPF_PSEUDO_MAP_FD;
 
 /// One encoded instruction slot (`struct bpf_insn`).
 ///

@@ -3,16 +3,11 @@
 //! This crate never depends on `berth-cgroups`: callers hand it the cgroup
 //! as a directory fd (anything [`AsFd`]) or a path.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-
-/// `CGROUP2_SUPER_MAGIC` from `include/uapi/linux/magic.h` (`statfs(2)`).
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// Open a cgroup v2 directory (`O_RDONLY | O_DIRECTORY | O_CLOEXEC`) and
 /// check with `fstatfs(2)` that it is on cgroup2 (a tmpfs at
@@ -29,27 +24,10 @@ pub fn open_cgroup(path: impl AsRef<Path>) -> Result<OwnedFd> {
         path: path.to_path_buf(),
         source,
     };
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| file_err("opening cgroup", io::Error::from_raw_os_error(libc::EINVAL)))?;
-    // SAFETY: c is a valid NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(file_err("opening cgroup", io::Error::last_os_error()));
-    }
-    // SAFETY: open returned a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: statfs is plain old data.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is open, st is writable.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(file_err("fstatfs of cgroup", io::Error::last_os_error()));
-    }
-    if st.f_type as i64 != CGROUP2_SUPER_MAGIC {
+    let fd = berth_sys::fs::open_dir(path).map_err(|e| file_err("opening cgroup", e))?;
+    let is_cgroup2 = berth_sys::magic::check_cgroup2(fd.as_fd())
+        .map_err(|e| file_err("fstatfs of cgroup", e))?;
+    if is_cgroup2.is_err() {
         return Err(file_err(
             "not a cgroup v2 directory (fstatfs magic differs from CGROUP2_SUPER_MAGIC)",
             io::Error::from_raw_os_error(libc::ENOTDIR),
@@ -63,15 +41,9 @@ pub fn open_cgroup(path: impl AsRef<Path>) -> Result<OwnedFd> {
 /// (kernfs node id, 64-bit since Linux 5.5; helper since 4.18).
 pub fn cgroup_id(cgroup: impl AsFd) -> Result<u64> {
     let fd = cgroup.as_fd();
-    // SAFETY: stat is plain old data.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is a live descriptor, st is writable.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(Error::File {
-            what: "fstat of cgroup",
-            path: format!("/proc/self/fd/{}", fd.as_raw_fd()).into(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(st.st_ino)
+    berth_sys::fs::inode(fd).map_err(|source| Error::File {
+        what: "fstat of cgroup",
+        path: format!("/proc/self/fd/{}", fd.as_raw_fd()).into(),
+        source,
+    })
 }

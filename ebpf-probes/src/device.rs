@@ -32,11 +32,11 @@ bitflags::bitflags! {
     #[doc(alias("BPF_DEVCG_ACC_READ", "BPF_DEVCG_ACC_WRITE", "BPF_DEVCG_ACC_MKNOD"))]
     pub struct DeviceAccess: u32 {
         /// `m`: mknod(2) of the device node.
-        const MKNOD = 1;
+        const MKNOD = berth_sys::bpf_abi::BPF_DEVCG_ACC_MKNOD;
         /// `r`: open for reading.
-        const READ = 2;
+        const READ = berth_sys::bpf_abi::BPF_DEVCG_ACC_READ;
         /// `w`: open for writing.
-        const WRITE = 4;
+        const WRITE = berth_sys::bpf_abi::BPF_DEVCG_ACC_WRITE;
     }
 }
 
@@ -336,8 +336,8 @@ impl DeviceFilter {
             let deny_bits = (!r.access.bits() & DeviceAccess::all().bits()) << 16;
             let (type_mask, type_value) = match r.kind {
                 DeviceKind::All => (0, 0),
-                DeviceKind::Char => (0xffff, 2),
-                DeviceKind::Block => (0xffff, 1),
+                DeviceKind::Char => (0xffff, berth_sys::bpf_abi::BPF_DEVCG_DEV_CHAR as i32),
+                DeviceKind::Block => (0xffff, berth_sys::bpf_abi::BPF_DEVCG_DEV_BLOCK as i32),
             };
             let mask = deny_bits | type_mask;
             // (source register, and-mask or None, value to xor); values fit

@@ -43,8 +43,7 @@ impl RingBuf {
     /// Create a ring buffer of `size` bytes (rounded up to a power-of-two
     /// number of pages) and map it.
     pub fn new(name: &str, size: usize) -> Result<RingBuf> {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let page = berth_sys::proc::page_size().max(4096);
         let size = size.max(page).next_power_of_two();
         let map = Map::create(MapType::RingBuf, name, 0, 0, size as u32)?;
         let mmap = |len: usize, prot: i32, off: usize| -> Result<*mut u8> {
@@ -138,25 +137,15 @@ impl RingBuf {
         if prod > self.cons_pos().load(Ordering::Acquire) {
             return Ok(true);
         }
-        let mut pfd = libc::pollfd {
-            fd: self.map.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: pfd is a valid pollfd array of length 1.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                return Ok(false);
-            }
-            return Err(Error::Syscall {
+        match berth_sys::poll::poll_one(self.map.as_fd(), berth_sys::poll::PollFlags::POLLIN, ms) {
+            Ok(ready) => Ok(ready),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(false),
+            Err(e) => Err(Error::Syscall {
                 op: "poll on ring buffer".into(),
                 source: e,
-            });
+            }),
         }
-        Ok(r > 0)
     }
 }
 

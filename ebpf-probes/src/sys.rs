@@ -12,34 +12,26 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::asm::Insn;
+// bpf(2) commands, generated from <linux/bpf.h> (libc has none).
 use crate::error::{Error, Result};
-
-const BPF_MAP_CREATE: i32 = 0;
-const BPF_MAP_LOOKUP_ELEM: i32 = 1;
-const BPF_MAP_UPDATE_ELEM: i32 = 2;
-const BPF_MAP_DELETE_ELEM: i32 = 3;
-const BPF_MAP_GET_NEXT_KEY: i32 = 4;
-const BPF_PROG_LOAD: i32 = 5;
-const BPF_PROG_ATTACH: i32 = 8;
-const BPF_PROG_DETACH: i32 = 9;
-const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
-const BPF_PROG_QUERY: i32 = 16;
-const BPF_RAW_TRACEPOINT_OPEN: i32 = 17;
-const BPF_LINK_CREATE: i32 = 28;
-const BPF_ENABLE_STATS: i32 = 32;
+use berth_sys::bpf_abi::{
+    BPF_ENABLE_STATS, BPF_LINK_CREATE, BPF_MAP_CREATE, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY,
+    BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_ATTACH,
+    BPF_PROG_DETACH, BPF_PROG_LOAD, BPF_PROG_QUERY, BPF_RAW_TRACEPOINT_OPEN,
+};
 
 /// `BPF_F_ALLOW_MULTI`: several programs per cgroup and attach type (Linux 4.15).
 ///
 /// ```
 /// assert_eq!(berth_ebpf_probes::sys::BPF_F_ALLOW_MULTI, 2);
 /// ```
-pub const BPF_F_ALLOW_MULTI: u32 = 2;
+pub const BPF_F_ALLOW_MULTI: u32 = berth_sys::bpf_abi::BPF_F_ALLOW_MULTI;
 /// `BPF_F_REPLACE`: atomically swap `replace_bpf_fd` for the new program (Linux 5.6).
 ///
 /// ```
 /// assert_eq!(berth_ebpf_probes::sys::BPF_F_REPLACE, 4);
 /// ```
-pub const BPF_F_REPLACE: u32 = 4;
+pub const BPF_F_REPLACE: u32 = berth_sys::bpf_abi::BPF_F_REPLACE;
 
 /// Map types this crate creates (`enum bpf_map_type`).
 ///
@@ -53,13 +45,13 @@ pub const BPF_F_REPLACE: u32 = 4;
 pub enum MapType {
     /// `BPF_MAP_TYPE_HASH` (Linux 3.19).
     #[doc(alias("BPF_MAP_TYPE_HASH"))]
-    Hash = 1,
+    Hash = berth_sys::bpf_abi::BPF_MAP_TYPE_HASH,
     /// `BPF_MAP_TYPE_ARRAY` (Linux 3.19).
     #[doc(alias("BPF_MAP_TYPE_ARRAY"))]
-    Array = 2,
+    Array = berth_sys::bpf_abi::BPF_MAP_TYPE_ARRAY,
     /// `BPF_MAP_TYPE_RINGBUF` (Linux 5.8); key and value size 0, size a power-of-2 number of pages.
     #[doc(alias("BPF_MAP_TYPE_RINGBUF"))]
-    RingBuf = 27,
+    RingBuf = berth_sys::bpf_abi::BPF_MAP_TYPE_RINGBUF,
 }
 
 /// Program types this crate loads (`enum bpf_prog_type`).
@@ -73,16 +65,16 @@ pub enum MapType {
 pub enum ProgType {
     /// `BPF_PROG_TYPE_TRACEPOINT` (Linux 4.7).
     #[doc(alias = "BPF_PROG_TYPE_TRACEPOINT")]
-    Tracepoint = 5,
+    Tracepoint = berth_sys::bpf_abi::BPF_PROG_TYPE_TRACEPOINT,
     /// `BPF_PROG_TYPE_CGROUP_SKB` (Linux 4.10).
     #[doc(alias = "BPF_PROG_TYPE_CGROUP_SKB")]
-    CgroupSkb = 8,
+    CgroupSkb = berth_sys::bpf_abi::BPF_PROG_TYPE_CGROUP_SKB,
     /// `BPF_PROG_TYPE_CGROUP_DEVICE` (Linux 4.15).
     #[doc(alias = "BPF_PROG_TYPE_CGROUP_DEVICE")]
-    CgroupDevice = 15,
+    CgroupDevice = berth_sys::bpf_abi::BPF_PROG_TYPE_CGROUP_DEVICE,
     /// `BPF_PROG_TYPE_RAW_TRACEPOINT` (Linux 4.17).
     #[doc(alias = "BPF_PROG_TYPE_RAW_TRACEPOINT")]
-    RawTracepoint = 17,
+    RawTracepoint = berth_sys::bpf_abi::BPF_PROG_TYPE_RAW_TRACEPOINT,
 }
 
 /// Cgroup attach points (`enum bpf_attach_type`).
@@ -96,13 +88,13 @@ pub enum ProgType {
 pub enum AttachType {
     /// `BPF_CGROUP_INET_INGRESS` (Linux 4.10).
     #[doc(alias("BPF_CGROUP_INET_INGRESS"))]
-    CgroupInetIngress = 0,
+    CgroupInetIngress = berth_sys::bpf_abi::BPF_CGROUP_INET_INGRESS,
     /// `BPF_CGROUP_INET_EGRESS` (Linux 4.10).
     #[doc(alias("BPF_CGROUP_INET_EGRESS"))]
-    CgroupInetEgress = 1,
+    CgroupInetEgress = berth_sys::bpf_abi::BPF_CGROUP_INET_EGRESS,
     /// `BPF_CGROUP_DEVICE` (Linux 4.15).
     #[doc(alias("BPF_CGROUP_DEVICE"))]
-    CgroupDevice = 6,
+    CgroupDevice = berth_sys::bpf_abi::BPF_CGROUP_DEVICE,
 }
 
 #[repr(C)]
@@ -255,10 +247,7 @@ pub(crate) fn syscall_error(op: impl Into<String>, source: io::Error) -> Error {
 }
 
 /// `CAP_SYS_ADMIN` and `CAP_BPF` (Linux 5.8) bit numbers, `capabilities(7)`.
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
-const CAP_NET_ADMIN: u32 = 12;
+use berth_sys::bpf_abi::{CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN};
 
 /// The effective capability mask of this process (`CapEff` in `/proc/self/status`).
 fn cap_eff() -> Option<u64> {
@@ -275,8 +264,7 @@ fn cap_eff() -> Option<u64> {
 /// assert!(!why.is_empty());
 /// ```
 pub fn privilege_diagnosis() -> String {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = berth_sys::fs::euid();
     let caps = cap_eff().unwrap_or(0);
     let has = |bit: u32| caps & (1u64 << bit) != 0;
     let unpriv = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
@@ -334,18 +322,10 @@ pub fn check_privileges() -> Result<()> {
 /// assert!(major >= 3, "{release}");
 /// ```
 pub fn kernel_version() -> ((u32, u32), String) {
-    // SAFETY: utsname is plain old data; uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: u is a valid utsname to write into.
-    if unsafe { libc::uname(&mut u) } != 0 {
+    let rel = berth_sys::proc::kernel_release();
+    if rel.is_empty() {
         return ((0, 0), "unknown".into());
     }
-    let rel: String = u
-        .release
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8 as char)
-        .collect();
     let mut it = rel
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|p| p.parse::<u32>().ok());

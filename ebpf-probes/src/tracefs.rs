@@ -4,7 +4,7 @@
 //! `PERF_EVENT_IOC_SET_BPF`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -76,47 +76,13 @@ pub fn tracefs_root() -> Result<PathBuf> {
 /// A new tracefs superblock mounted nowhere (fsopen(2), fsconfig(2),
 /// fsmount(2), Linux 5.2), `nosuid,nodev,noexec`; `O_CLOEXEC`.
 fn detached_tracefs() -> io::Result<OwnedFd> {
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
-    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
-    let check = |r: libc::c_long| -> io::Result<OwnedFd> {
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            // SAFETY: a fresh fd returned by the kernel, owned once.
-            Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
-        }
-    };
-    // SAFETY: a valid NUL-terminated fs type name.
-    let fs =
-        check(unsafe { libc::syscall(libc::SYS_fsopen, c"tracefs".as_ptr(), FSOPEN_CLOEXEC) })?;
-    let null = std::ptr::null::<libc::c_char>();
-    // SAFETY: CMD_CREATE takes no key or value.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            null,
-            null,
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: plain syscall on our fs context fd.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        )
-    })
+    use berth_sys::mount_api::{fsconfig_create, fsmount, fsopen, MountAttr};
+    let fs = fsopen(c"tracefs")?;
+    fsconfig_create(fs.as_fd())?;
+    fsmount(
+        fs.as_fd(),
+        MountAttr::NOSUID | MountAttr::NODEV | MountAttr::NOEXEC,
+    )
 }
 
 /// A classic tracepoint's id and field layout, from tracefs.
@@ -218,30 +184,6 @@ pub(crate) fn parse_format(text: &str) -> Vec<(String, u32, u32)> {
     out
 }
 
-/// `struct perf_event_attr` up to `PERF_ATTR_SIZE_VER0` (64 bytes), enough
-/// for a tracepoint (`perf_event_open(2)`).
-#[repr(C)]
-#[derive(Default)]
-struct PerfEventAttr {
-    type_: u32,
-    size: u32,
-    config: u64,
-    sample_period: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    config1: u64,
-}
-
-const PERF_TYPE_TRACEPOINT: u32 = 2;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
-/// `_IOW('$', 8, __u32)`.
-const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
-/// `_IO('$', 0)`.
-const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
-
 /// A BPF program attached to a classic tracepoint through a perf event
 /// (Linux 4.7); closing the perf event fd detaches it.
 #[derive(Debug)]
@@ -253,47 +195,20 @@ impl TracepointLink {
     /// Open the tracepoint as a perf event on CPU 0 for all processes
     /// (the attached program runs on every CPU), attach `prog`, enable.
     pub fn attach(tp: &TracepointFormat, prog: &Program) -> Result<TracepointLink> {
-        let attr = PerfEventAttr {
-            type_: PERF_TYPE_TRACEPOINT,
-            size: std::mem::size_of::<PerfEventAttr>() as u32,
-            config: tp.id,
-            sample_period: 1,
-            wakeup_events: 1,
-            ..Default::default()
-        };
-        // SAFETY: attr is a valid perf_event_attr prefix with its size set.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_perf_event_open,
-                &attr as *const PerfEventAttr,
-                -1 as libc::pid_t,
-                0 as libc::c_int,
-                -1 as libc::c_int,
-                PERF_FLAG_FD_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(syscall_error(
+        let perf = berth_sys::perf::open_tracepoint(tp.id).map_err(|e| {
+            syscall_error(
                 format!("perf_event_open(tracepoint {} id {})", tp.name, tp.id),
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: a fresh fd we own.
-        let perf = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        // SAFETY: perf is a perf event fd; the argument is a program fd.
-        if unsafe { libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()) } != 0 {
-            return Err(syscall_error(
+                e,
+            )
+        })?;
+        berth_sys::perf::set_bpf(perf.as_fd(), prog.as_fd()).map_err(|e| {
+            syscall_error(
                 format!("PERF_EVENT_IOC_SET_BPF({} on {})", prog.name(), tp.name),
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: as above; ENABLE takes no argument.
-        if unsafe { libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0) } != 0 {
-            return Err(syscall_error(
-                format!("PERF_EVENT_IOC_ENABLE({})", tp.name),
-                io::Error::last_os_error(),
-            ));
-        }
+                e,
+            )
+        })?;
+        berth_sys::perf::enable(perf.as_fd())
+            .map_err(|e| syscall_error(format!("PERF_EVENT_IOC_ENABLE({})", tp.name), e))?;
         Ok(TracepointLink { perf })
     }
 }

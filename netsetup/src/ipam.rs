@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,7 @@ use crate::cidr::Ipv4Net;
 use crate::error::{Error, Result};
 use crate::statedir::{open_private_file, private_dir};
 use crate::validate_id;
+use berth_sys::fs::OFlag;
 
 /// One container's entry in a network.
 ///
@@ -393,7 +394,7 @@ impl Ipam {
 /// The contents of state file `path` (`None`: there is none), read without
 /// following a symlink (see [`open_private_file`]).
 pub(crate) fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
-    let Some(mut f) = open_private_file(path, libc::O_RDONLY)? else {
+    let Some(mut f) = open_private_file(path, OFlag::O_RDONLY)? else {
         return Ok(None);
     };
     let mut b = Vec::new();
@@ -444,23 +445,7 @@ pub(crate) fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
 
 /// `renameat2(a, b, RENAME_EXCHANGE)`: swap two existing paths atomically.
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: two valid NUL-terminated paths relative to the cwd.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    berth_sys::fs::rename_exchange(a, b)
 }
 
 /// A held `flock(2)`; dropping it unlocks with `LOCK_UN` *before* closing.
@@ -475,8 +460,7 @@ pub(crate) struct LockGuard(fs::File);
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        // SAFETY: flock on a valid fd we own.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        let _ = berth_sys::fs::flock(self.0.as_fd(), berth_sys::fs::FlockOp::Unlock);
     }
 }
 
@@ -491,7 +475,7 @@ pub(crate) fn lock_file(path: &Path) -> Result<LockGuard> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         private_dir(dir)?;
     }
-    let f = open_private_file(path, libc::O_WRONLY | libc::O_CREAT)?.ok_or_else(|| {
+    let f = open_private_file(path, OFlag::O_WRONLY | OFlag::O_CREAT)?.ok_or_else(|| {
         Error::io(
             "open lock",
             path,
@@ -499,13 +483,10 @@ pub(crate) fn lock_file(path: &Path) -> Result<LockGuard> {
         )
     })?;
     loop {
-        // SAFETY: flock on a valid fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(LockGuard(f));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(Error::io("flock", path, e));
+        match berth_sys::fs::flock(f.as_fd(), berth_sys::fs::FlockOp::Exclusive) {
+            Ok(()) => return Ok(LockGuard(f)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("flock", path, e)),
         }
     }
 }

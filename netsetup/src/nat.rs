@@ -238,22 +238,13 @@ type Parked = (u32, (u64, u64), NfSocket);
 static PARKED: Mutex<Option<Parked>> = Mutex::new(None);
 
 /// `(st_dev, st_ino)` of the nsfs file at `path` (namespaces(7)).
-fn ns_id_of_path(path: &std::ffi::CStr) -> Option<(u64, u64)> {
-    // SAFETY: stat into a zeroed plain-data struct; `path` is NUL-terminated.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        (libc::stat(path.as_ptr(), &mut st) == 0).then_some((st.st_dev, st.st_ino))
-    }
+fn ns_id_of_path(path: &str) -> Option<(u64, u64)> {
+    berth_sys::fs::dev_ino(std::path::Path::new(path))
 }
 
 /// `(st_dev, st_ino)` of the namespace file `ns`.
 pub(crate) fn ns_id_of(ns: &NetNs) -> Option<(u64, u64)> {
-    // SAFETY: fstat into a zeroed plain-data struct on a valid fd.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        (libc::fstat(std::os::fd::AsRawFd::as_raw_fd(ns), &mut st) == 0)
-            .then_some((st.st_dev, st.st_ino))
-    }
+    berth_sys::fs::fd_dev_ino(std::os::fd::AsFd::as_fd(ns))
 }
 
 /// Keep `sock` (healthy: every reply read) for the next [`Firewall`] of the
@@ -263,7 +254,7 @@ pub(crate) fn ns_id_of(ns: &NetNs) -> Option<(u64, u64)> {
 /// not share the socket with its parent.
 fn park(id: Option<(u64, u64)>, sock: NfSocket) {
     let Some(id) = id else { return };
-    if ns_id_of_path(c"/proc/self/ns/net") != Some(id) {
+    if ns_id_of_path("/proc/self/ns/net") != Some(id) {
         return;
     }
     let mut g = PARKED.lock().unwrap_or_else(|p| p.into_inner());
@@ -466,7 +457,7 @@ impl Firewall {
     pub fn new(state_dir: impl AsRef<Path>) -> Self {
         Self {
             netns: None,
-            netns_id: ns_id_of_path(c"/proc/thread-self/ns/net"),
+            netns_id: ns_id_of_path("/proc/thread-self/ns/net"),
             lock: state_dir.as_ref().join("nft.lock"),
             sock: Mutex::new(None),
         }
@@ -847,7 +838,7 @@ mod tests {
     /// namespace alive). Root only (NETLINK_NETFILTER); read-only requests.
     #[test]
     fn own_netns_socket_is_parked_and_reused_other_netns_is_not() {
-        if unsafe { libc::geteuid() } != 0 {
+        if berth_sys::fs::euid() != 0 {
             eprintln!("SKIPPED: needs root");
             return;
         }

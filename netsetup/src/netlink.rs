@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO,
@@ -101,90 +101,9 @@ pub struct RouteSummary {
     pub oif: Option<u32>,
 }
 
-/// A `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)` in the
-/// calling thread's network namespace, bound with port id 0 (the kernel
-/// assigns one; netlink(7)). On failure, the call that failed and its
-/// error. Shared by the rtnetlink and nftables clients.
-pub(crate) fn open_socket(
-    protocol: libc::c_int,
-) -> std::result::Result<OwnedFd, (&'static str, io::Error)> {
-    // SAFETY: plain socket(2) call with constant arguments.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    };
-    if fd < 0 {
-        return Err(("socket(AF_NETLINK)", io::Error::last_os_error()));
-    }
-    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_nl is plain data; zeroed is a valid value (pid 0 = kernel assigns).
-    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    sa.nl_family = libc::AF_NETLINK as u16;
-    // SAFETY: sa is a valid sockaddr_nl of the size we pass.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if r < 0 {
-        return Err(("bind(AF_NETLINK)", io::Error::last_os_error()));
-    }
-    Ok(fd)
-}
-
-/// `send(2)` of one whole request buffer (one or more messages) to the
-/// kernel on a netlink socket.
-pub(crate) fn send_datagram(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
-    // SAFETY: data is a valid buffer of data.len() bytes; the kernel is the peer.
-    let n = unsafe {
-        libc::send(
-            fd.as_raw_fd(),
-            data.as_ptr() as *const libc::c_void,
-            data.len(),
-            0,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// One `recv(2)` on the netlink socket `fd` into `buf`, retrying EINTR;
-/// `Ok(None)` when `nonblock` and nothing is queued. Shared by the
-/// rtnetlink and nftables clients.
-pub(crate) fn recv_datagram(
-    fd: &OwnedFd,
-    buf: &mut [u8],
-    nonblock: bool,
-) -> io::Result<Option<usize>> {
-    loop {
-        // SAFETY: buf is a valid writable buffer of its length.
-        let n = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                if nonblock { libc::MSG_DONTWAIT } else { 0 },
-            )
-        };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock if nonblock => return Ok(None),
-            _ => return Err(e),
-        }
-    }
-}
+/// The netlink socket calls (open and bind, send, recv), shared by the
+/// rtnetlink and nftables clients: berth-sys's.
+pub(crate) use berth_sys::netlink::{open_socket, recv as recv_datagram, send as send_datagram};
 
 /// The netlink messages of one received datagram, each with its sequence
 /// number (netlink(7): a 16-byte `nlmsghdr` whose first word is the
@@ -223,7 +142,7 @@ impl Netlink {
     /// # Ok::<(), berth_netsetup::Error>(())
     /// ```
     pub fn open() -> Result<Self> {
-        let fd = open_socket(libc::NETLINK_ROUTE)
+        let fd = open_socket(berth_sys::netlink::NETLINK_ROUTE)
             .map_err(|(op, e)| Error::netlink(op, "NETLINK_ROUTE", e))?;
         Ok(Self {
             fd,
@@ -259,7 +178,7 @@ impl Netlink {
         nl.finalize();
         let mut out = vec![0u8; nl.buffer_len()];
         nl.serialize(&mut out);
-        send_datagram(&self.fd, &out)?;
+        send_datagram(self.fd.as_fd(), &out)?;
         Ok(self.seq)
     }
 
@@ -267,7 +186,7 @@ impl Netlink {
     fn recv_until_done(&mut self, seq: u32, dump: bool) -> io::Result<Vec<RouteNetlinkMessage>> {
         let mut out = Vec::new();
         loop {
-            let n = recv_datagram(&self.fd, &mut self.buf, false)?.unwrap_or(0);
+            let n = recv_datagram(self.fd.as_fd(), &mut self.buf, false)?.unwrap_or(0);
             for (msg_seq, chunk) in split_messages(&self.buf[..n])? {
                 if msg_seq != seq {
                     continue; // a stale reply to an earlier request
@@ -337,11 +256,11 @@ impl Netlink {
             out.resize(start + nl.buffer_len(), 0);
             nl.serialize(&mut out[start..]);
         }
-        send_datagram(&self.fd, &out).map_err(|e| (0, e))?;
+        send_datagram(self.fd.as_fd(), &out).map_err(|e| (0, e))?;
         let mut results: Vec<Option<Option<i32>>> = vec![None; n];
         let mut left = n;
         while left > 0 {
-            let got = recv_datagram(&self.fd, &mut self.buf, false)
+            let got = recv_datagram(self.fd.as_fd(), &mut self.buf, false)
                 .map_err(|e| (0, e))?
                 .unwrap_or(0);
             for (seq, chunk) in split_messages(&self.buf[..got]).map_err(|e| (0, e))? {

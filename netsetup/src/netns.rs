@@ -7,10 +7,9 @@
 //! argument (Linux 5.8), `/proc/<pid>/ns/net` and `/proc/thread-self/ns/net`
 //! (namespaces(7), proc(5)).
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -51,21 +50,9 @@ fn open_ns_file(path: &Path) -> io::Result<OwnedFd> {
     Ok(fs::File::open(path)?.into())
 }
 
-fn setns_net(fd: RawFd) -> io::Result<()> {
-    // SAFETY: setns on a valid fd; only affects the calling (helper) thread.
-    if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn unshare_net() -> io::Result<()> {
-    // SAFETY: unshare(CLONE_NEWNET) only affects the calling (helper) thread.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+/// setns(2) and unshare(2) of `CLONE_NEWNET`: only ever on a helper
+/// thread (or one that exits afterwards).
+use berth_sys::ns::{setns_net, unshare_net};
 
 /// Run `f` on a fresh helper thread (scoped, so `f` may borrow).
 fn on_helper<T: Send>(f: impl FnOnce() -> T + Send) -> T {
@@ -127,38 +114,18 @@ impl NetNs {
     /// ```
     pub fn from_pidfd(pidfd: BorrowedFd<'_>) -> Result<Self> {
         let raw = pidfd.as_raw_fd();
-        /// `_IO(PIDFS_IOCTL_MAGIC 0xFF, 4)` (include/uapi/linux/pidfd.h).
-        const PIDFD_GET_NET_NAMESPACE: libc::c_ulong = 0xFF04;
-        // Only ever send this ioctl to a pidfd (on another kind of fd the
-        // number could mean something else): pidfd_send_signal(2) with
-        // signal 0 fails with EBADF on anything but a pidfd (Linux ≥ 5.1).
-        // SAFETY: a syscall with a caller-provided fd, no signal, no info.
-        let is_pidfd = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                raw,
-                0,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        } == 0;
-        let nsfd = if is_pidfd {
-            // SAFETY: an ioctl without argument on a pidfd; on success it
-            // returns a new nsfs fd that we then own.
-            unsafe { libc::ioctl(raw, PIDFD_GET_NET_NAMESPACE as _, 0) }
-        } else {
-            -1
-        };
-        if nsfd >= 0 {
+        // PIDFD_GET_NET_NAMESPACE (Linux 6.11), sent only to a live pidfd
+        // (on another kind of fd the number could mean something else);
+        // else setns(2) into the pidfd (5.8) on a helper thread.
+        if let Ok(fd) = berth_sys::pidfd::net_namespace(pidfd) {
             return Ok(Self {
-                // SAFETY: nsfd was just returned by the kernel and is owned by nobody else.
-                fd: unsafe { OwnedFd::from_raw_fd(nsfd) },
+                fd,
                 label: format!("pidfd {raw}"),
                 owned_mount: None,
             });
         }
         let fd = on_helper(move || -> io::Result<OwnedFd> {
-            setns_net(raw)?;
+            setns_net(pidfd)?;
             open_ns_file(Path::new("/proc/thread-self/ns/net"))
         })
         .map_err(|e| Error::netns("setns(pidfd)", format!("pidfd {raw}"), e))?;
@@ -229,27 +196,16 @@ impl NetNs {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::netns("create", path.display(), e))?;
-        let target =
-            CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
+        if path.as_os_str().as_bytes().contains(&0) {
+            return Err(Error::InvalidArgument {
                 what: "netns name",
                 reason: "contains NUL".into(),
-            })?;
+            });
+        }
         let res = on_helper(|| -> io::Result<OwnedFd> {
             unshare_net()?;
-            let src = c"/proc/thread-self/ns/net";
-            // SAFETY: both are valid NUL-terminated paths; a bind mount of an nsfs file.
-            let r = unsafe {
-                libc::mount(
-                    src.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                )
-            };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            // A bind mount of the nsfs file pins the namespace.
+            berth_sys::ns::bind_mount(Path::new("/proc/thread-self/ns/net"), &path)?;
             open_ns_file(Path::new("/proc/thread-self/ns/net"))
         });
         match res {
@@ -341,9 +297,9 @@ impl NetNs {
     /// ```
     #[doc(alias("setns"))]
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
-        let raw = self.fd.as_raw_fd();
+        let fd = self.fd.as_fd();
         on_helper(move || -> Result<T> {
-            setns_net(raw).map_err(|e| Error::netns("setns", &self.label, e))?;
+            setns_net(fd).map_err(|e| Error::netns("setns", &self.label, e))?;
             Ok(f())
         })
     }
@@ -358,28 +314,13 @@ impl NetNs {
     /// # Ok::<(), berth_netsetup::Error>(())
     /// ```
     pub fn is_current(&self) -> bool {
-        // SAFETY: fstat/stat into zeroed plain-data structs; the fd is valid.
-        unsafe {
-            let mut a: libc::stat = std::mem::zeroed();
-            let mut b: libc::stat = std::mem::zeroed();
-            libc::fstat(self.fd.as_raw_fd(), &mut a) == 0
-                && libc::stat(c"/proc/thread-self/ns/net".as_ptr(), &mut b) == 0
-                && a.st_dev == b.st_dev
-                && a.st_ino == b.st_ino
-        }
+        let a = berth_sys::fs::fd_dev_ino(self.fd.as_fd());
+        a.is_some() && a == berth_sys::fs::dev_ino(Path::new("/proc/thread-self/ns/net"))
     }
 
     /// True when both handles name the same namespace (same nsfs inode).
     pub(crate) fn same_as(&self, other: &NetNs) -> bool {
-        // SAFETY: fstat into zeroed plain-data structs; both fds are valid.
-        unsafe {
-            let mut a: libc::stat = std::mem::zeroed();
-            let mut b: libc::stat = std::mem::zeroed();
-            libc::fstat(self.fd.as_raw_fd(), &mut a) == 0
-                && libc::fstat(other.fd.as_raw_fd(), &mut b) == 0
-                && a.st_dev == b.st_dev
-                && a.st_ino == b.st_ino
-        }
+        berth_sys::fs::same_file(self.fd.as_fd(), other.fd.as_fd())
     }
 
     /// Like [`NetNs::run`], but when this is already the calling thread's
@@ -409,7 +350,7 @@ impl NetNs {
     /// which it moves into the namespace for good: only for a helper thread
     /// that exits afterwards (see [`crate::Network::attach`]).
     pub(crate) fn netlink_moving_this_thread(&self) -> Result<Netlink> {
-        setns_net(self.fd.as_raw_fd()).map_err(|e| Error::netns("setns", &self.label, e))?;
+        setns_net(self.fd.as_fd()).map_err(|e| Error::netns("setns", &self.label, e))?;
         Netlink::open()
     }
 
@@ -456,53 +397,17 @@ impl NetNs {
 /// bind-mounted there later show up in every mount namespace that has a copy
 /// of it (mount_namespaces(7), shared subtrees).
 fn make_run_dir_shared() -> Result<()> {
-    let dir = c"/run/netns";
-    let none = c"none";
-    let share = || {
-        // SAFETY: valid NUL-terminated strings; a propagation-type change only.
-        unsafe {
-            libc::mount(
-                none.as_ptr(),
-                dir.as_ptr(),
-                none.as_ptr(),
-                libc::MS_SHARED | libc::MS_REC,
-                std::ptr::null(),
-            )
+    let dir = Path::new(NETNS_RUN_DIR);
+    match berth_sys::ns::make_shared_rec(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) => {
+            return Err(Error::netns("make shared", NETNS_RUN_DIR, e))
         }
-    };
-    if share() == 0 {
-        return Ok(());
+        // EINVAL: not a mount point yet.
+        Err(_) => {}
     }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() != Some(libc::EINVAL) {
-        return Err(Error::netns("make shared", NETNS_RUN_DIR, e));
-    }
-    // EINVAL: not a mount point yet.
-    // SAFETY: valid NUL-terminated strings; bind-mount the directory onto itself.
-    let r = unsafe {
-        libc::mount(
-            dir.as_ptr(),
-            dir.as_ptr(),
-            none.as_ptr(),
-            libc::MS_BIND | libc::MS_REC,
-            std::ptr::null(),
-        )
-    };
-    if r != 0 {
-        return Err(Error::netns(
-            "bind mount",
-            NETNS_RUN_DIR,
-            io::Error::last_os_error(),
-        ));
-    }
-    if share() != 0 {
-        return Err(Error::netns(
-            "make shared",
-            NETNS_RUN_DIR,
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    berth_sys::ns::bind_self_rec(dir).map_err(|e| Error::netns("bind mount", NETNS_RUN_DIR, e))?;
+    berth_sys::ns::make_shared_rec(dir).map_err(|e| Error::netns("make shared", NETNS_RUN_DIR, e))
 }
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
@@ -567,13 +472,13 @@ pub(crate) fn lo_up(nl: &mut Netlink) -> Result<()> {
 }
 
 fn remove_bind(p: &Path) -> Result<()> {
-    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
-        what: "netns path",
-        reason: "contains NUL".into(),
-    })?;
-    // SAFETY: c is a valid NUL-terminated path.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
-        let e = io::Error::last_os_error();
+    if p.as_os_str().as_bytes().contains(&0) {
+        return Err(Error::InvalidArgument {
+            what: "netns path",
+            reason: "contains NUL".into(),
+        });
+    }
+    if let Err(e) = berth_sys::ns::umount_detach(p) {
         if e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::ENOENT) {
             return Err(Error::netns("umount", p.display(), e));
         }

@@ -758,9 +758,7 @@ fn fnv(data: &[u8]) -> u64 {
 /// hash of the pid, a process-wide counter and the clock.
 fn unique_bits() -> u64 {
     let mut b = [0u8; 8];
-    // SAFETY: b is a valid writable buffer of 8 bytes.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 8, libc::GRND_NONBLOCK) };
-    if n == 8 {
+    if let Ok(8) = berth_sys::fs::getrandom_nonblock(&mut b) {
         return u64::from_ne_bytes(b);
     }
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -17,7 +17,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use netlink_packet_core::{
     NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
@@ -26,118 +26,79 @@ use netlink_packet_core::{
 };
 
 use crate::netlink::{open_socket, recv_datagram, send_datagram, split_messages};
+use berth_sys::netlink::NETLINK_NETFILTER;
+// Attribute types, generated from <linux/netfilter/nf_tables.h> (libc has none);
+// the other numbers are libc's.
+use berth_sys::nft_abi::{
+    NFTA_BITWISE_DREG, NFTA_BITWISE_LEN, NFTA_BITWISE_MASK, NFTA_BITWISE_SREG, NFTA_BITWISE_XOR,
+    NFTA_CHAIN_HOOK, NFTA_CHAIN_NAME, NFTA_CHAIN_POLICY, NFTA_CHAIN_TABLE, NFTA_CHAIN_TYPE,
+    NFTA_CMP_DATA, NFTA_CMP_OP, NFTA_CMP_SREG, NFTA_CT_DREG, NFTA_CT_KEY, NFTA_DATA_VALUE,
+    NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_FIB_DREG, NFTA_FIB_FLAGS,
+    NFTA_FIB_F_DADDR, NFTA_FIB_RESULT, NFTA_GEN_ID, NFTA_HOOK_HOOKNUM, NFTA_HOOK_PRIORITY,
+    NFTA_IMMEDIATE_DATA, NFTA_IMMEDIATE_DREG, NFTA_LIST_ELEM, NFTA_META_DREG, NFTA_META_KEY,
+    NFTA_NAT_FAMILY, NFTA_NAT_FLAGS, NFTA_NAT_REG_ADDR_MIN, NFTA_NAT_REG_PROTO_MIN, NFTA_NAT_TYPE,
+    NFTA_PAYLOAD_BASE, NFTA_PAYLOAD_DREG, NFTA_PAYLOAD_LEN, NFTA_PAYLOAD_OFFSET, NFTA_RULE_CHAIN,
+    NFTA_RULE_EXPRESSIONS, NFTA_RULE_HANDLE, NFTA_RULE_TABLE, NFTA_RULE_USERDATA, NFTA_TABLE_NAME,
+    NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_FIB_RESULT_ADDRTYPE,
+};
 
-/// `NETLINK_NETFILTER` (include/uapi/linux/netlink.h).
-const NETLINK_NETFILTER: i32 = 12;
 /// `NFNL_SUBSYS_NFTABLES` (nfnetlink.h).
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_SUBSYS_NFTABLES: u16 = libc::NFNL_SUBSYS_NFTABLES as u16;
 /// `NFNL_MSG_BATCH_BEGIN` = `NLMSG_MIN_TYPE`, `NFNL_MSG_BATCH_END` = +1.
-const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFNL_MSG_BATCH_BEGIN: u16 = libc::NFNL_MSG_BATCH_BEGIN as u16;
+const NFNL_MSG_BATCH_END: u16 = libc::NFNL_MSG_BATCH_END as u16;
 /// `NFPROTO_IPV4` (linux/netfilter.h): the `ip` family.
-pub(crate) const NFPROTO_IPV4: u8 = 2;
+pub(crate) const NFPROTO_IPV4: u8 = libc::NFPROTO_IPV4 as u8;
 
 // enum nf_tables_msg_types
-const NFT_MSG_NEWTABLE: u8 = 0;
-const NFT_MSG_GETTABLE: u8 = 1;
-const NFT_MSG_DELTABLE: u8 = 2;
-const NFT_MSG_NEWCHAIN: u8 = 3;
-const NFT_MSG_NEWRULE: u8 = 6;
-const NFT_MSG_GETRULE: u8 = 7;
-const NFT_MSG_DELRULE: u8 = 8;
-const NFT_MSG_NEWGEN: u8 = 15;
-const NFT_MSG_GETGEN: u8 = 16;
-/// `NFTA_GEN_ID` (enum nft_gen_attributes).
-const NFTA_GEN_ID: u16 = 1;
+const NFT_MSG_NEWTABLE: u8 = libc::NFT_MSG_NEWTABLE as u8;
+const NFT_MSG_GETTABLE: u8 = libc::NFT_MSG_GETTABLE as u8;
+const NFT_MSG_DELTABLE: u8 = libc::NFT_MSG_DELTABLE as u8;
+const NFT_MSG_NEWCHAIN: u8 = libc::NFT_MSG_NEWCHAIN as u8;
+const NFT_MSG_NEWRULE: u8 = libc::NFT_MSG_NEWRULE as u8;
+const NFT_MSG_GETRULE: u8 = libc::NFT_MSG_GETRULE as u8;
+const NFT_MSG_DELRULE: u8 = libc::NFT_MSG_DELRULE as u8;
+const NFT_MSG_NEWGEN: u8 = libc::NFT_MSG_NEWGEN as u8;
+const NFT_MSG_GETGEN: u8 = libc::NFT_MSG_GETGEN as u8;
 /// `NFNL_BATCH_GENID` (nfnetlink.h): the batch applies only if the ruleset
 /// generation is still this one, else the kernel answers `ERESTART`
 /// (Linux ≥ 4.19; older kernels ignore it).
-const NFNL_BATCH_GENID: u16 = 1;
-
-// attributes
-const NFTA_TABLE_NAME: u16 = 1;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_CHAIN_HOOK: u16 = 4;
-const NFTA_CHAIN_POLICY: u16 = 5;
-const NFTA_CHAIN_TYPE: u16 = 7;
-const NFTA_HOOK_HOOKNUM: u16 = 1;
-const NFTA_HOOK_PRIORITY: u16 = 2;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_HANDLE: u16 = 3;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_RULE_USERDATA: u16 = 7;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-const NFTA_IMMEDIATE_DREG: u16 = 1;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFTA_CMP_SREG: u16 = 1;
-const NFTA_CMP_OP: u16 = 2;
-const NFTA_CMP_DATA: u16 = 3;
-const NFTA_PAYLOAD_DREG: u16 = 1;
-const NFTA_PAYLOAD_BASE: u16 = 2;
-const NFTA_PAYLOAD_OFFSET: u16 = 3;
-const NFTA_PAYLOAD_LEN: u16 = 4;
-const NFTA_BITWISE_SREG: u16 = 1;
-const NFTA_BITWISE_DREG: u16 = 2;
-const NFTA_BITWISE_LEN: u16 = 3;
-const NFTA_BITWISE_MASK: u16 = 4;
-const NFTA_BITWISE_XOR: u16 = 5;
-const NFTA_META_DREG: u16 = 1;
-const NFTA_META_KEY: u16 = 2;
-const NFTA_CT_DREG: u16 = 1;
-const NFTA_CT_KEY: u16 = 2;
-const NFTA_FIB_DREG: u16 = 1;
-const NFTA_FIB_RESULT: u16 = 2;
-const NFTA_FIB_FLAGS: u16 = 3;
-const NFTA_NAT_TYPE: u16 = 1;
-const NFTA_NAT_FAMILY: u16 = 2;
-const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
-const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
-const NFTA_NAT_FLAGS: u16 = 7;
+const NFNL_BATCH_GENID: u16 = libc::NFNL_BATCH_GENID as u16;
 
 // values
-const NFT_REG_VERDICT: u32 = 0;
-const NFT_REG_1: u32 = 1;
-const NFT_REG_2: u32 = 2;
-const NFT_JUMP: i32 = -3;
-const NFT_CMP_EQ: u32 = 0;
-const NFT_CMP_NEQ: u32 = 1;
-const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
-const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
-const NFT_META_L4PROTO: u32 = 16;
+const NFT_REG_VERDICT: u32 = libc::NFT_REG_VERDICT as u32;
+const NFT_REG_1: u32 = libc::NFT_REG_1 as u32;
+const NFT_REG_2: u32 = libc::NFT_REG_2 as u32;
+const NFT_JUMP: i32 = libc::NFT_JUMP;
+const NFT_CMP_EQ: u32 = libc::NFT_CMP_EQ as u32;
+const NFT_CMP_NEQ: u32 = libc::NFT_CMP_NEQ as u32;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = libc::NFT_PAYLOAD_NETWORK_HEADER as u32;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32;
+const NFT_META_L4PROTO: u32 = libc::NFT_META_L4PROTO as u32;
 /// `enum nft_meta_keys`: NFT_META_IIFNAME.
-const NFT_META_IIFNAME: u32 = 6;
+const NFT_META_IIFNAME: u32 = libc::NFT_META_IIFNAME as u32;
 /// `NF_DROP` (linux/netfilter.h).
-const NF_DROP: u32 = 0;
+const NF_DROP: u32 = libc::NF_DROP as u32;
 /// `IFNAMSIZ`: `meta iifname` compares the full 16 bytes, NUL-padded.
-const IFNAMSIZ: usize = 16;
-const NFT_CT_STATUS: u32 = 2;
-const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
-const NFTA_FIB_F_DADDR: u32 = 1 << 1;
-const NFT_NAT_DNAT: u32 = 1;
+const IFNAMSIZ: usize = libc::IFNAMSIZ;
+const NFT_CT_STATUS: u32 = libc::NFT_CT_STATUS as u32;
+const NFT_NAT_DNAT: u32 = libc::NFT_NAT_DNAT as u32;
 const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
 /// `RTN_LOCAL` (linux/rtnetlink.h), what `fib daddr type local` compares with.
-const RTN_LOCAL: u32 = 2;
+const RTN_LOCAL: u32 = libc::RTN_LOCAL as u32;
 /// `IPS_DST_NAT` (linux/netfilter/nf_conntrack_common.h): `ct status dnat`.
 const IPS_DST_NAT: u32 = 1 << 5;
 /// `NF_ACCEPT` (linux/netfilter.h): base chain policy.
-const NF_ACCEPT: u32 = 1;
+const NF_ACCEPT: u32 = libc::NF_ACCEPT as u32;
 /// libnftnl's `NFTNL_UDATA_RULE_COMMENT`.
 const UDATA_RULE_COMMENT: u8 = 0;
 
 /// Netfilter hooks (enum nf_inet_hooks, linux/netfilter.h).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Hook {
-    Prerouting = 0,
-    Output = 3,
-    Postrouting = 4,
+    Prerouting = libc::NF_INET_PRE_ROUTING as isize,
+    Output = libc::NF_INET_LOCAL_OUT as isize,
+    Postrouting = libc::NF_INET_POST_ROUTING as isize,
 }
 
 /// Netlink attributes, written in place (header, value, padding to 4).
@@ -753,12 +714,12 @@ impl NfSocket {
     }
 
     fn send(&self, data: &[u8]) -> io::Result<()> {
-        send_datagram(&self.fd, data)
+        send_datagram(self.fd.as_fd(), data)
     }
 
     /// One recv; `Ok(None)` when nothing is queued and `nonblock`.
     fn recv(&mut self, nonblock: bool) -> io::Result<Option<usize>> {
-        recv_datagram(&self.fd, &mut self.buf, nonblock)
+        recv_datagram(self.fd.as_fd(), &mut self.buf, nonblock)
     }
 
     /// Decode the messages of the last recv of `n` bytes.
@@ -1106,5 +1067,122 @@ mod tests {
         let r = parse_rule(&m.attrs);
         assert_eq!(r.chain, "published");
         assert_eq!(r.comment.as_deref(), Some("berth ctr=x port=tcp/*:80"));
+    }
+
+    /// Golden bytes of the nftables encoder (no root, no kernel): the batch
+    /// `add table ip t; add chain ip t prerouting { type nat hook prerouting
+    /// priority -100; policy accept; }; add rule ip t prerouting meta
+    /// l4proto tcp tcp dport 8080 dnat to 10.88.0.2:80`, sent by
+    /// [`NfSocket::commit`] to a fake kernel (a Unix datagram socket pair
+    /// that never answers: the commit then fails with "0 of 3 messages
+    /// acknowledged"), against the batch nft sends for the same ruleset.
+    ///
+    /// How nft's bytes were obtained (nftables 1.0.6, Linux 6.18), in a
+    /// network namespace made for the capture (`unshare -n`, gone
+    /// afterwards), the three commands above in `golden.nft`:
+    ///
+    /// ```sh
+    /// unshare -n strace -e trace=sendmsg -e write=3 nft -f golden.nft
+    /// unshare -n nft --debug=netlink -f golden.nft   # the expressions, decoded
+    /// ```
+    ///
+    /// (`-e write=3` dumps the bytes of the `sendmsg` on the netlink socket.)
+    /// The expressions of the rule are byte for byte nft's; the table and
+    /// chain carry the same attributes (nft adds `NFTA_TABLE_FLAGS` 0 and
+    /// orders the chain's differently); berth asks for an ACK per message
+    /// and creates the table with `NLM_F_CREATE` (no error when it exists).
+    #[test]
+    fn batch_is_golden_and_its_rule_is_byte_for_byte_nfts() {
+        use std::os::unix::net::UnixDatagram;
+        const NFT_BEGIN: &str = "140000001000010000000000000000000000000a";
+        const NFT_TABLE: &str =
+            "24000000000a010001000000000000000200000006000100740000000800020000000000";
+        const NFT_CHAIN: &str = "50000000030a010402000000000000000200000006000100740000000f000300707265726f7574696e670000080007006e617400080005000000000114000480080001000000000008000200ffffff9c";
+        const NFT_RULE: &str = "70010000060a010c03000000000000000200000006000100740000000f000200707265726f7574696e6700004401048024000180090001006d6574610000000014000280080002000000001008000100000000012c00018008000100636d700020000280080001000000000108000200000000000c0003800500010006000000340001800c0001007061796c6f6164002400028008000100000000010800020000000002080003000000000208000400000000022c00018008000100636d700020000280080001000000000108000200000000000c000380060001001f9000002c0001800e000100696d6d6564696174650000001800028008000100000000010c000280080001000a5800022c0001800e000100696d6d6564696174650000001800028008000100000000020c000280060001000050000038000180080001006e6174002c00028008000100000000010800020000000002080003000000000108000500000000020800070000000002";
+        const NFT_END: &str = "140000001100010004000000000000000000000a";
+        /// berth's batch, recorded from this encoder (sequence numbers 1 to 5).
+        const BERTH: &str = "140000001000010001000000000000000000000a1c000000000a050402000000\
+            0000000002000000060001007400000050000000030a05040300000000000000\
+            0200000006000100740000000f000300707265726f7574696e67000014000480\
+            080001000000000008000200ffffff9c0800050000000001080007006e617400\
+            70010000060a050c04000000000000000200000006000100740000000f000200\
+            707265726f7574696e6700004401048024000180090001006d65746100000000\
+            14000280080002000000001008000100000000012c00018008000100636d7000\
+            20000280080001000000000108000200000000000c0003800500010006000000\
+            340001800c0001007061796c6f61640024000280080001000000000108000200\
+            00000002080003000000000208000400000000022c00018008000100636d7000\
+            20000280080001000000000108000200000000000c000380060001001f900000\
+            2c0001800e000100696d6d656469617465000000180002800800010000000001\
+            0c000280080001000a5800022c0001800e000100696d6d656469617465000000\
+            1800028008000100000000020c00028006000100005000003800018008000100\
+            6e6174002c000280080001000000000108000200000000020800030000000001\
+            0800050000000002080007000000000214000000110001000500000000000000\
+            0000000a";
+        let unhex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let hex = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
+
+        let (ours, kernel) = UnixDatagram::pair().unwrap();
+        let mut sock = NfSocket {
+            fd: OwnedFd::from(ours),
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        };
+        let mut b = Batch::default();
+        b.add_table("t");
+        b.add_chain("t", "prerouting", Some((Hook::Prerouting, -100)));
+        let mut rule = match_dport(libc::IPPROTO_TCP as u8, 8080);
+        rule.extend(dnat_to(Ipv4Addr::new(10, 88, 0, 2), 80));
+        b.add_rule("t", "prerouting", &rule, None, false);
+        let e = sock.commit(b, None).unwrap_err();
+        assert!(e.source.to_string().contains("0 of 3"), "{e:?}");
+        let mut got = vec![0u8; 64 * 1024];
+        let n = kernel.recv(&mut got).unwrap();
+        got.truncate(n);
+        assert_eq!(hex(&got), BERTH);
+
+        let msgs = split_messages(&got).unwrap();
+        assert_eq!(msgs.len(), 5);
+        fn seq_flags(m: &[u8]) -> (u16, &[u8]) {
+            (u16::from_ne_bytes([m[6], m[7]]), &m[16..])
+        }
+        // Batch begin and end: the same but for the sequence numbers.
+        for (mine, theirs) in [(msgs[0].1, NFT_BEGIN), (msgs[4].1, NFT_END)] {
+            let theirs = unhex(theirs);
+            assert_eq!(mine[..8], theirs[..8]);
+            assert_eq!(mine[16..], theirs[16..]);
+        }
+        // The table: NFTA_TABLE_NAME "t" (nft adds NFTA_TABLE_FLAGS 0).
+        let table = unhex(NFT_TABLE);
+        let (flags, body) = seq_flags(msgs[1].1);
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE);
+        assert_eq!(body, &table[16..28]);
+        // The chain: nft's attributes, in another order.
+        let chain = unhex(NFT_CHAIN);
+        let (flags, body) = seq_flags(msgs[2].1);
+        assert_eq!(flags, seq_flags(&chain).0 | NLM_F_ACK);
+        let sorted = |b: &[u8]| {
+            let mut v = Vec::new();
+            let mut off = 4;
+            while off < b.len() {
+                let len = usize::from(u16::from_ne_bytes([b[off], b[off + 1]]));
+                v.push(b[off..off + len].to_vec());
+                off += (len + 3) & !3;
+            }
+            v.sort();
+            v
+        };
+        assert_eq!(body[..4], chain[16..20]);
+        assert_eq!(sorted(body), sorted(&chain[16..]));
+        // The rule: byte for byte nft's but for the sequence number and ACK.
+        let nft_rule = unhex(NFT_RULE);
+        let (flags, body) = seq_flags(msgs[3].1);
+        assert_eq!(flags, seq_flags(&nft_rule).0 | NLM_F_ACK);
+        assert_eq!(msgs[3].1[..6], nft_rule[..6]);
+        assert_eq!(hex(body), hex(&nft_rule[16..]));
     }
 }

@@ -8,13 +8,14 @@
 //! still open to others) is never followed: the open fails with `ELOOP`
 //! (open(2)) and the error names the file.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
+
+use berth_sys::fs::OFlag;
 
 use crate::error::{Error, Result};
 
@@ -25,76 +26,38 @@ fn unsafe_state(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-fn cpath(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
-        what: "state path",
-        reason: format!("{} contains NUL", path.display()),
-    })
-}
-
-/// `open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0600)`.
-fn open_nofollow(path: &Path, flags: libc::c_int) -> Result<io::Result<OwnedFd>> {
-    let c = cpath(path)?;
-    // SAFETY: a valid NUL-terminated path; the fd is owned right away.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Ok(Err(io::Error::last_os_error()));
+/// `open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0600)`; a path with a NUL
+/// byte is an invalid argument (the outer error).
+fn open_nofollow(path: &Path, flags: OFlag) -> Result<io::Result<OwnedFd>> {
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(Error::InvalidArgument {
+            what: "state path",
+            reason: format!("{} contains NUL", path.display()),
+        });
     }
-    // SAFETY: fresh fd owned by nobody else.
-    Ok(Ok(unsafe { OwnedFd::from_raw_fd(fd) }))
+    Ok(berth_sys::fs::open_nofollow(path, flags, 0o600))
 }
 
 /// Check the type (`kind`, `S_IFDIR` or `S_IFREG`) and owner of `fd`
 /// (`path` for errors), a single link for a file, and take group and other
 /// bits off its mode (0700/0600), logging when that changed anything.
 fn check_owner_and_tighten(fd: &OwnedFd, path: &Path, kind: libc::mode_t) -> Result<()> {
-    // SAFETY: fstat into a zeroed plain-data struct on a valid fd.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(Error::io("fstat", path, io::Error::last_os_error()));
-    }
-    if st.st_mode & libc::S_IFMT != kind {
-        return Err(unsafe_state(
-            path,
-            if kind == libc::S_IFDIR {
-                "not a directory"
-            } else {
-                "not a regular file"
-            },
-        ));
-    }
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if st.st_uid != euid {
-        return Err(unsafe_state(
-            path,
-            format!("owned by uid {}, not by the caller (uid {euid})", st.st_uid),
-        ));
-    }
-    // A second hard link could name a file elsewhere (planted while the
-    // directory was open): never use, let alone chmod, such a file.
-    if kind == libc::S_IFREG && st.st_nlink != 1 {
-        return Err(unsafe_state(
-            path,
-            format!("has {} hard links, expected 1", st.st_nlink),
-        ));
-    }
-    let mode = st.st_mode & 0o7777;
+    use berth_sys::private::{check_fd_owner, Kind, OwnerCheckError};
+    let k = if kind == libc::S_IFDIR {
+        Kind::Dir
+    } else {
+        Kind::File
+    };
+    let mode = check_fd_owner(fd.as_fd(), k).map_err(|e| match e {
+        OwnerCheckError::Io(e) => Error::io("fstat", path, e),
+        OwnerCheckError::Unsafe(reason) => unsafe_state(path, reason),
+    })?;
     if mode & 0o077 != 0 {
         if kind == libc::S_IFDIR {
             dedicated(path, mode)?;
         }
         let private = if kind == libc::S_IFDIR { 0o700 } else { 0o600 };
-        // SAFETY: fchmod on a valid fd.
-        if unsafe { libc::fchmod(fd.as_raw_fd(), private) } < 0 {
-            return Err(Error::io("chmod", path, io::Error::last_os_error()));
-        }
+        berth_sys::fs::fchmod(fd.as_fd(), private).map_err(|e| Error::io("chmod", path, e))?;
         tracing::warn!(
             path = %path.display(),
             was = format!("{mode:o}"),
@@ -157,7 +120,7 @@ fn dedicated(dir: &Path, mode: u32) -> Result<()> {
 /// other bits taken off an existing one that holds network state only
 /// (another looser directory, e.g. `/tmp` given by mistake, is refused).
 pub(crate) fn private_dir(dir: &Path) -> Result<()> {
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
     let mut res = open_nofollow(dir, flags)?;
     if matches!(&res, Err(e) if e.kind() == io::ErrorKind::NotFound) {
         match fs::DirBuilder::new()
@@ -194,7 +157,7 @@ pub(crate) fn private_dir(dir: &Path) -> Result<()> {
 /// 0600), never through a symbolic link; check it is a regular file of the
 /// caller with a single link (a hard link could name another file), and
 /// tighten a looser mode to 0600. `Ok(None)`: it does not exist.
-pub(crate) fn open_private_file(path: &Path, flags: libc::c_int) -> Result<Option<fs::File>> {
+pub(crate) fn open_private_file(path: &Path, flags: OFlag) -> Result<Option<fs::File>> {
     let fd = match open_nofollow(path, flags)? {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -460,6 +460,7 @@ fn attach_a_child_process_by_pid_and_pidfd_then_let_it_exit() {
     // crate will hand it over between clone and the child's go signal
     let mut cmd = std::process::Command::new("sleep");
     cmd.arg("60");
+    // SAFETY: the pre_exec closure calls only unshare(2) (async-signal-safe).
     unsafe {
         cmd.pre_exec(|| {
             if libc::unshare(libc::CLONE_NEWNET) != 0 {
@@ -479,12 +480,16 @@ fn attach_a_child_process_by_pid_and_pidfd_then_let_it_exit() {
     let child = Reap(cmd.spawn().unwrap());
     let pid = child.0.id() as i32;
     let by_pid = NetNs::from_pid(pid).unwrap();
+    // SAFETY: a syscall with integer arguments.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     assert!(pidfd >= 0);
+    // SAFETY: the fresh pidfd is owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
     let by_pidfd = NetNs::from_pidfd(pidfd.as_fd()).unwrap();
     let ino = |fd: i32| {
+        // SAFETY: stat is plain data; all zeroes is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat on a valid fd into a writable struct.
         assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
         st.st_ino
     };

@@ -44,6 +44,8 @@ fn ra_packet() -> Vec<u8> {
 /// (receivers drop any other, RFC 4861 §6.1.2).
 fn send_ra(ns: &NetNs, ifname: &str) {
     let name = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: libc calls on a NUL-terminated name, a socket this closure
+    // owns and closes, and local buffers of the sizes passed.
     ns.run(move || unsafe {
         let idx = libc::if_nametoindex(name.as_ptr());
         assert_ne!(idx, 0, "if_nametoindex: {}", io::Error::last_os_error());

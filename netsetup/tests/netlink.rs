@@ -10,7 +10,9 @@ use berth_netsetup::{Error, NetNs, Netlink, VethSpec};
 use common::*;
 
 fn ino(fd: &impl AsRawFd) -> (u64, u64) {
+    // SAFETY: stat is plain data; all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on a valid fd into a writable struct.
     assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) }, 0);
     (st.st_dev, st.st_ino)
 }
@@ -132,8 +134,10 @@ fn netns_handles() {
     let by_pid = NetNs::from_pid(std::process::id() as i32).unwrap();
     assert_eq!(ino(&me), ino(&by_pid));
     // from a pidfd (pidfd_open, Linux ≥ 5.3; setns on it ≥ 5.8)
+    // SAFETY: a syscall with integer arguments.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
     assert!(pidfd >= 0);
+    // SAFETY: the fresh pidfd is owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
     let by_pidfd = NetNs::from_pidfd(pidfd.as_fd()).unwrap();
     assert_eq!(ino(&me), ino(&by_pidfd));

@@ -22,7 +22,21 @@ mod error;
 mod image;
 mod mount;
 mod store;
-mod sys;
+/// The kernel layer: berth-sys's calls, under the names this crate uses.
+mod sys {
+    pub(crate) use berth_sys::at::{
+        fchmod, fchmodat, fchown, futimens, lchownat, linkat, lutimensat, mkdirat, mknodat,
+        symlinkat, unlinkat,
+    };
+    pub(crate) use berth_sys::cstr::{bytes as cbytes, path as cpath};
+    pub(crate) use berth_sys::mount_api::{
+        fs_log, fsconfig_create, fsconfig_fd, fsconfig_flag, fsconfig_string, fsmount, fsopen,
+        mount_fs, move_mount_to, open_tree_clone, umount, MountAttr,
+    };
+    pub(crate) use berth_sys::openat2::{
+        fsetxattr, lstatat, lxattrs, openat, openat2, ResolveFlags,
+    };
+}
 mod unpack;
 
 pub use diff::{diff, diff_excluding, LayerBlob};

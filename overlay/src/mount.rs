@@ -412,9 +412,8 @@ impl Overlay {
             self.mount_legacy(&tmp, &ct)?;
             let cloned = sys::open_tree_clone(&ct)
                 .map_err(|e| mount_err("open_tree(OPEN_TREE_CLONE)", &tmp, String::new(), e));
-            // SAFETY: ct is a valid C string.
-            if unsafe { libc::umount2(ct.as_ptr(), libc::MNT_DETACH) } != 0 {
-                tracing::warn!(path = %tmp.display(), error = %io::Error::last_os_error(), "unmount temporary overlay");
+            if let Err(e) = sys::umount(&ct, true) {
+                tracing::warn!(path = %tmp.display(), error = %e, "unmount temporary overlay");
             }
             cloned
         })();
@@ -458,8 +457,7 @@ impl Overlay {
             }
             let v = short_path(dir, FSCONFIG_STRING_MAX, held)
                 .map_err(|e| fail(&format!("open {}", dir.display()), e))?;
-            sys::fsconfig(fs.as_fd(), sys::FSCONFIG_SET_STRING, Some(key), Some(&v))
-                .map_err(|e| fail(&step(), e))
+            sys::fsconfig_string(fs.as_fd(), key, &v).map_err(|e| fail(&step(), e))
         };
         for l in &self.lowers {
             add(c"lowerdir+", l, &mut held)?;
@@ -471,7 +469,7 @@ impl Overlay {
         }
         for (flag, on) in [(c"userxattr", self.userxattr), (c"volatile", self.volatile)] {
             if on {
-                sys::fsconfig(fs.as_fd(), sys::FSCONFIG_SET_FLAG, Some(flag), None)
+                sys::fsconfig_flag(fs.as_fd(), flag)
                     .map_err(|e| fail(&format!("fsconfig {}", flag.to_string_lossy()), e))?;
             }
         }
@@ -480,15 +478,14 @@ impl Overlay {
                 .map_err(|_| fail("option", io::Error::from(io::ErrorKind::InvalidInput)))?;
             let v = CString::new(val)
                 .map_err(|_| fail("option", io::Error::from(io::ErrorKind::InvalidInput)))?;
-            sys::fsconfig(fs.as_fd(), sys::FSCONFIG_SET_STRING, Some(&k), Some(&v))
+            sys::fsconfig_string(fs.as_fd(), &k, &v)
                 .map_err(|e| fail(&format!("fsconfig {key}={val}"), e))?;
         }
-        sys::fsconfig(fs.as_fd(), sys::FSCONFIG_CMD_CREATE, None, None)
-            .map_err(|e| fail("fsconfig create", e))?;
+        sys::fsconfig_create(fs.as_fd()).map_err(|e| fail("fsconfig create", e))?;
         let attr = if self.read_only || self.upper.is_none() {
-            sys::MOUNT_ATTR_RDONLY
+            sys::MountAttr::RDONLY
         } else {
-            0
+            sys::MountAttr::empty()
         };
         let m = sys::fsmount(fs.as_fd(), attr).map_err(|e| fail("fsmount", e))?;
         drop(held);
@@ -542,30 +539,10 @@ impl Overlay {
                 io::Error::from(io::ErrorKind::InvalidInput),
             )
         })?;
-        let mut flags: libc::c_ulong = 0;
-        if self.read_only || self.upper.is_none() {
-            flags |= libc::MS_RDONLY;
-        }
-        // SAFETY: all pointers are valid C strings for the duration of the call.
-        let r = unsafe {
-            libc::mount(
-                c"overlay".as_ptr(),
-                ctarget.as_ptr(),
-                c"overlay".as_ptr(),
-                flags,
-                cdata.as_ptr().cast(),
-            )
-        };
+        let read_only = self.read_only || self.upper.is_none();
+        let r = sys::mount_fs(c"overlay", ctarget, c"overlay", read_only, &cdata);
         drop(held);
-        if r != 0 {
-            return Err(mount_err(
-                "mount(2)",
-                target,
-                String::new(),
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        r.map_err(|e| mount_err("mount(2)", target, String::new(), e))
     }
 
     /// The classic option string; with `by_fd`, each directory as `/proc/self/fd/N`.
@@ -625,19 +602,8 @@ fn lowerdir_append_supported() -> bool {
     }
     let supported = (|| {
         let fs = sys::fsopen(c"overlay").ok()?;
-        sys::fsconfig(
-            fs.as_fd(),
-            sys::FSCONFIG_SET_STRING,
-            Some(c"lowerdir+"),
-            Some(c"/"),
-        )
-        .ok()?;
-        let bogus = sys::fsconfig(
-            fs.as_fd(),
-            sys::FSCONFIG_SET_FLAG,
-            Some(c"berth-probe-no-such-option"),
-            None,
-        );
+        sys::fsconfig_string(fs.as_fd(), c"lowerdir+", c"/").ok()?;
+        let bogus = sys::fsconfig_flag(fs.as_fd(), c"berth-probe-no-such-option");
         Some(bogus.is_err())
     })()
     .unwrap_or(false);
@@ -731,13 +697,10 @@ impl OverlayMount {
             target: self.target.clone(),
             source: e,
         })?;
-        // SAFETY: c is a valid C string.
-        if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
-            return Err(Error::Unmount {
-                target: self.target.clone(),
-                source: io::Error::last_os_error(),
-            });
-        }
+        sys::umount(&c, false).map_err(|source| Error::Unmount {
+            target: self.target.clone(),
+            source,
+        })?;
         self.active = false;
         Ok(())
     }
@@ -756,9 +719,8 @@ impl Drop for OverlayMount {
         }
         match sys::cpath(&self.target) {
             Ok(c) => {
-                // SAFETY: c is a valid C string.
-                if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-                    tracing::warn!(target = %self.target.display(), error = %io::Error::last_os_error(), "unmount overlay on drop");
+                if let Err(e) = sys::umount(&c, true) {
+                    tracing::warn!(target = %self.target.display(), error = %e, "unmount overlay on drop");
                 }
             }
             Err(e) => {

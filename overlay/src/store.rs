@@ -22,7 +22,6 @@ use std::sync::mpsc;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::{Compression, Digest, HashingReader};
-use crate::sys;
 use crate::unpack::{unpack, UnpackOptions, UnpackStats, WhiteoutFormat};
 use crate::{Error, Result};
 
@@ -168,13 +167,19 @@ impl LayerStore {
         &self.root
     }
 
-    fn lock(&self, op: libc::c_int) -> Result<StoreLock> {
+    fn lock(&self, op: berth_sys::fs::FlockOp) -> Result<StoreLock> {
         let p = self.root.join("lock");
         let f = OpenOptions::new()
             .read(true)
             .open(&p)
             .map_err(|e| Error::io("open store lock", &p, e))?;
-        sys::flock(f.as_fd(), op).map_err(|e| Error::io("flock store lock", &p, e))?;
+        loop {
+            match berth_sys::fs::flock(f.as_fd(), op) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("flock store lock", &p, e)),
+            }
+        }
         Ok(StoreLock { _file: f })
     }
 
@@ -187,7 +192,7 @@ impl LayerStore {
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
     pub fn lock_shared(&self) -> Result<StoreLock> {
-        self.lock(libc::LOCK_SH)
+        self.lock(berth_sys::fs::FlockOp::Shared)
     }
 
     fn layer_dir(&self, d: &Digest) -> PathBuf {
@@ -411,7 +416,7 @@ impl LayerStore {
     /// # Ok::<(), berth_overlay::Error>(())
     /// ```
     pub fn gc(&self) -> Result<GcReport> {
-        let _lock = self.lock(libc::LOCK_EX)?;
+        let _lock = self.lock(berth_sys::fs::FlockOp::Exclusive)?;
         let mut keep = std::collections::HashSet::new();
         let refs = self.root.join("refs");
         for e in fs::read_dir(&refs).map_err(|e| Error::io("list references", &refs, e))? {
@@ -485,73 +490,21 @@ fn write_new(p: &Path, data: &[u8]) -> io::Result<()> {
 /// with [`Error::UnsafeDir`]: another user may have planted anything in
 /// it); read or search bits for group and others are removed (logged).
 /// A symlink to such a directory is accepted only from the caller or root.
+/// The rule is berth-sys's ([`berth_sys::private::ensure_private_dir`]).
 pub(crate) fn private_dir(dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut p = dir;
-    while let Err(e) = fs::symlink_metadata(p) {
-        if e.kind() != io::ErrorKind::NotFound {
-            return Err(Error::io("inspect layer store directory", p, e));
-        }
-        missing.push(p);
-        match p.parent() {
-            Some(q) if !q.as_os_str().is_empty() => p = q,
-            _ => break,
-        }
-    }
-    for d in missing.iter().rev() {
-        match fs::DirBuilder::new().mode(0o700).create(d) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(Error::io("create layer store directory", d, e))
-            }
-            // Made by another process in between: it must be private too.
-            Err(_) if *d != dir => check_private(d, false)?,
-            _ => {}
-        }
-    }
-    check_private(dir, true)
-}
-
-/// The checks of [`private_dir`] on the existing `dir`; `tighten` removes
-/// read and search bits of group and others.
-fn check_private(dir: &Path, tighten: bool) -> Result<()> {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let refuse = |reason: String| Error::UnsafeDir {
-        path: dir.to_path_buf(),
-        reason,
-    };
-    let l = fs::symlink_metadata(dir)
-        .map_err(|e| Error::io("inspect layer store directory", dir, e))?;
-    if l.file_type().is_symlink() && l.uid() != me && l.uid() != 0 {
-        return Err(refuse(format!(
-            "a symlink owned by uid {}, not by the caller (uid {me}) or root",
-            l.uid()
-        )));
-    }
-    let m = fs::metadata(dir).map_err(|e| Error::io("inspect layer store directory", dir, e))?;
-    let mode = m.mode() & 0o7777;
-    if !m.is_dir() {
-        return Err(refuse("not a directory".into()));
-    }
-    if m.uid() != me {
-        return Err(refuse(format!(
-            "owned by uid {} (mode {mode:04o}), not by the caller (uid {me})",
-            m.uid()
-        )));
-    }
-    if mode & 0o022 != 0 {
-        return Err(refuse(format!(
-            "owner uid {} but mode {mode:04o} is writable by group or others \
-             (anything in it may have been planted)",
-            m.uid()
-        )));
-    }
-    if tighten && mode & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o7700))
-            .map_err(|e| Error::io("tighten layer store directory", dir, e))?;
-        tracing::warn!(path = %dir.display(), old_mode = format!("{mode:04o}"), "layer store directory was open to other users: tightened to 0700");
-    }
-    Ok(())
+    use berth_sys::private::{ensure_private_dir, PrivateDirError, PrivateDirOp};
+    ensure_private_dir(dir, "layer store directory", true).map_err(|e| match e {
+        PrivateDirError::Io { op, path, source } => Error::io(
+            match op {
+                PrivateDirOp::Inspect => "inspect layer store directory",
+                PrivateDirOp::Create => "create layer store directory",
+                PrivateDirOp::Tighten => "tighten layer store directory",
+            },
+            path,
+            source,
+        ),
+        PrivateDirError::Unsafe { path, reason } => Error::UnsafeDir { path, reason },
+    })
 }
 
 fn remove_tree(p: &Path) {

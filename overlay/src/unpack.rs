@@ -64,8 +64,7 @@ pub struct UnpackOptions {
 
 impl Default for UnpackOptions {
     fn default() -> Self {
-        // SAFETY: geteuid cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = berth_sys::fs::euid() == 0;
         Self {
             whiteouts: WhiteoutFormat::Trusted,
             same_owner: root,
@@ -182,7 +181,9 @@ fn join(parts: &[&[u8]]) -> Vec<u8> {
     parts.join(&b'/')
 }
 
-const RESOLVE: u64 = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_MAGICLINKS;
+const RESOLVE: sys::ResolveFlags = sys::ResolveFlags::BENEATH
+    .union(sys::ResolveFlags::NO_SYMLINKS)
+    .union(sys::ResolveFlags::NO_MAGICLINKS);
 // No O_NOFOLLOW: RESOLVE_NO_SYMLINKS already refuses a trailing symlink with ELOOP.
 const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY;
 
@@ -256,10 +257,7 @@ impl Unpacker {
             let next = match sys::openat2(cur.as_fd(), &name, DIR_FLAGS, 0, RESOLVE) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    // SAFETY: name is a valid C string, cur a directory fd.
-                    let r = unsafe { libc::mkdirat(cur.as_raw_fd(), name.as_ptr(), 0o755) };
-                    if r != 0 {
-                        let e = io::Error::last_os_error();
+                    if let Err(e) = sys::mkdirat(cur.as_fd(), &name, 0o755) {
                         if e.raw_os_error() != Some(libc::EEXIST) {
                             return Err(Error::Unpack {
                                 entry: lossy(entry),
@@ -310,13 +308,10 @@ impl Unpacker {
             })?;
             return Ok(false);
         }
-        // SAFETY: valid fd and C string.
-        sys::ret(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map_err(|e| {
-            Error::Unpack {
-                entry: lossy(entry),
-                op: "unlinkat existing",
-                source: e,
-            }
+        sys::unlinkat(dir.as_fd(), name).map_err(|e| Error::Unpack {
+            entry: lossy(entry),
+            op: "unlinkat existing",
+            source: e,
         })?;
         Ok(false)
     }
@@ -367,15 +362,12 @@ impl Unpacker {
                     reason: err.to_string(),
                 })?;
                 Self::clear(pfd, &target, false, &raw)?;
-                // SAFETY: valid fd and C string; 0:0 char device is overlay's whiteout.
-                sys::ret(unsafe {
-                    libc::mknodat(
-                        pfd.as_raw_fd(),
-                        target.as_ptr(),
-                        libc::S_IFCHR | (mode & 0o777),
-                        libc::makedev(0, 0),
-                    )
-                })
+                sys::mknodat(
+                    pfd.as_fd(),
+                    &target,
+                    libc::S_IFCHR | (mode & 0o777),
+                    libc::makedev(0, 0),
+                )
                 .map_err(|err| Error::Unpack {
                     entry: lossy(&raw),
                     op: "mknodat whiteout",
@@ -397,25 +389,20 @@ impl Unpacker {
                 let pfd = self.dir(parent, &raw, true)?;
                 let kept = Self::clear(pfd, &cname, true, &raw)?;
                 if !kept {
-                    // SAFETY: valid fd and C string.
-                    sys::ret(unsafe { libc::mkdirat(pfd.as_raw_fd(), cname.as_ptr(), 0o700) })
-                        .map_err(|err| Error::Unpack {
-                            entry: lossy(&raw),
-                            op: "mkdirat",
-                            source: err,
-                        })?;
+                    sys::mkdirat(pfd.as_fd(), &cname, 0o700).map_err(|err| Error::Unpack {
+                        entry: lossy(&raw),
+                        op: "mkdirat",
+                        source: err,
+                    })?;
                 }
                 let dfd = sys::openat2(pfd, &cname, DIR_FLAGS, 0, RESOLVE)
                     .map_err(|err| Self::unsafe_err(&raw, err))?;
                 if same_owner {
-                    // SAFETY: valid fd.
-                    sys::ret(unsafe { libc::fchown(dfd.as_raw_fd(), uid, gid) }).map_err(
-                        |err| Error::Unpack {
-                            entry: lossy(&raw),
-                            op: "fchown",
-                            source: err,
-                        },
-                    )?;
+                    sys::fchown(dfd.as_fd(), uid, gid).map_err(|err| Error::Unpack {
+                        entry: lossy(&raw),
+                        op: "fchown",
+                        source: err,
+                    })?;
                 }
                 set_xattrs(dfd.as_fd(), &xattrs, &raw)?;
                 self.dirs.push(DirMeta {
@@ -461,32 +448,22 @@ impl Unpacker {
                 // Order matters: chown clears setuid bits and writes clear
                 // security.capability, so chown → chmod → xattrs → times.
                 if same_owner {
-                    // SAFETY: valid fd.
-                    sys::ret(unsafe { libc::fchown(f.as_raw_fd(), uid, gid) }).map_err(|err| {
-                        Error::Unpack {
-                            entry: lossy(&raw),
-                            op: "fchown",
-                            source: err,
-                        }
+                    sys::fchown(f.as_fd(), uid, gid).map_err(|err| Error::Unpack {
+                        entry: lossy(&raw),
+                        op: "fchown",
+                        source: err,
                     })?;
                 }
-                // SAFETY: valid fd.
-                sys::ret(unsafe { libc::fchmod(f.as_raw_fd(), mode) }).map_err(|err| {
-                    Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "fchmod",
-                        source: err,
-                    }
+                sys::fchmod(f.as_fd(), mode).map_err(|err| Error::Unpack {
+                    entry: lossy(&raw),
+                    op: "fchmod",
+                    source: err,
                 })?;
                 set_xattrs(f.as_fd(), &xattrs, &raw)?;
-                let ts = times(mtime);
-                // SAFETY: valid fd and timespec array.
-                sys::ret(unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) }).map_err(|err| {
-                    Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "futimens",
-                        source: err,
-                    }
+                sys::futimens(f.as_fd(), mtime).map_err(|err| Error::Unpack {
+                    entry: lossy(&raw),
+                    op: "futimens",
+                    source: err,
                 })?;
             }
             tar::EntryType::Symlink => {
@@ -502,11 +479,7 @@ impl Unpacker {
                 Self::clear(pfd, &cname, false, &raw)?;
                 // The link text is stored as is (absolute targets are normal in
                 // images); it is never followed while unpacking.
-                // SAFETY: valid C strings and fd.
-                sys::ret(unsafe {
-                    libc::symlinkat(ctarget.as_ptr(), pfd.as_raw_fd(), cname.as_ptr())
-                })
-                .map_err(|err| Error::Unpack {
+                sys::symlinkat(&ctarget, pfd.as_fd(), &cname).map_err(|err| Error::Unpack {
                     entry: lossy(&raw),
                     op: "symlinkat",
                     source: err,
@@ -551,20 +524,12 @@ impl Unpacker {
                 let pfd = self.dir(parent, &raw, true)?;
                 Self::clear(pfd, &cname, false, &raw)?;
                 // flags 0: never follow a symlink at the target.
-                // SAFETY: valid fds and C strings.
-                sys::ret(unsafe {
-                    libc::linkat(
-                        tfd.as_raw_fd(),
-                        ctname.as_ptr(),
-                        pfd.as_raw_fd(),
-                        cname.as_ptr(),
-                        0,
-                    )
-                })
-                .map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "linkat",
-                    source: err,
+                sys::linkat(tfd.as_fd(), &ctname, pfd.as_fd(), &cname).map_err(|err| {
+                    Error::Unpack {
+                        entry: lossy(&raw),
+                        op: "linkat",
+                        source: err,
+                    }
                 })?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -588,14 +553,12 @@ impl Unpacker {
                 };
                 let pfd = self.dir(parent, &raw, true)?;
                 Self::clear(pfd, &cname, false, &raw)?;
-                // SAFETY: valid fd and C string.
-                sys::ret(unsafe {
-                    libc::mknodat(pfd.as_raw_fd(), cname.as_ptr(), fmt | mode, dev)
-                })
-                .map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "mknodat",
-                    source: err,
+                sys::mknodat(pfd.as_fd(), &cname, fmt | mode, dev).map_err(|err| {
+                    Error::Unpack {
+                        entry: lossy(&raw),
+                        op: "mknodat",
+                        source: err,
+                    }
                 })?;
                 meta_at(pfd, &cname, same_owner, uid, gid, Some(mode), mtime, &raw)?;
             }
@@ -625,22 +588,15 @@ impl Unpacker {
                 sys::openat2(self.root.as_fd(), &p, DIR_FLAGS, 0, RESOLVE)
                     .map_err(|e| Self::unsafe_err(&d.path, e))?
             };
-            // SAFETY: valid fd.
-            sys::ret(unsafe { libc::fchmod(fd.as_raw_fd(), d.mode) }).map_err(|e| {
-                Error::Unpack {
-                    entry: lossy(&d.path),
-                    op: "fchmod dir",
-                    source: e,
-                }
+            sys::fchmod(fd.as_fd(), d.mode).map_err(|e| Error::Unpack {
+                entry: lossy(&d.path),
+                op: "fchmod dir",
+                source: e,
             })?;
-            let ts = times(d.mtime);
-            // SAFETY: valid fd and timespec array.
-            sys::ret(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }).map_err(|e| {
-                Error::Unpack {
-                    entry: lossy(&d.path),
-                    op: "futimens dir",
-                    source: e,
-                }
+            sys::futimens(fd.as_fd(), d.mtime).map_err(|e| Error::Unpack {
+                entry: lossy(&d.path),
+                op: "futimens dir",
+                source: e,
             })?;
         }
         Ok(())
@@ -648,21 +604,7 @@ impl Unpacker {
 }
 
 fn fstat_nlink(fd: BorrowedFd<'_>) -> u64 {
-    // SAFETY: zeroed stat is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and out-buffer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return 0;
-    }
-    st.st_nlink as u64
-}
-
-fn times(mtime: i64) -> [libc::timespec; 2] {
-    let t = libc::timespec {
-        tv_sec: mtime as libc::time_t,
-        tv_nsec: 0,
-    };
-    [t, t]
+    berth_sys::fs::fstat(fd).map_or(0, |st| st.st_nlink)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -677,17 +619,7 @@ fn meta_at(
     entry: &[u8],
 ) -> Result<()> {
     if same_owner {
-        // SAFETY: valid fd and C string.
-        sys::ret(unsafe {
-            libc::fchownat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                uid,
-                gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        })
-        .map_err(|e| Error::Unpack {
+        sys::lchownat(dir.as_fd(), name, uid, gid).map_err(|e| Error::Unpack {
             entry: lossy(entry),
             op: "fchownat",
             source: e,
@@ -695,26 +627,13 @@ fn meta_at(
     }
     if let Some(m) = mode {
         // Not a symlink here (devices and fifos), so following is moot; flags 0.
-        // SAFETY: valid fd and C string.
-        sys::ret(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), m, 0) }).map_err(|e| {
-            Error::Unpack {
-                entry: lossy(entry),
-                op: "fchmodat",
-                source: e,
-            }
+        sys::fchmodat(dir.as_fd(), name, m).map_err(|e| Error::Unpack {
+            entry: lossy(entry),
+            op: "fchmodat",
+            source: e,
         })?;
     }
-    let ts = times(mtime);
-    // SAFETY: valid fd, C string and timespec array.
-    sys::ret(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map_err(|e| Error::Unpack {
+    sys::lutimensat(dir.as_fd(), name, mtime).map_err(|e| Error::Unpack {
         entry: lossy(entry),
         op: "utimensat",
         source: e,

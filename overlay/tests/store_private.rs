@@ -92,6 +92,7 @@ fn store_hides_setuid_binaries_and_device_nodes_from_local_users() {
     let stat = as_nobody(|| {
         // SAFETY: a valid path and a stat buffer on the child's stack.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
         if unsafe { libc::stat(c_suid.as_ptr(), &mut st) } == 0 {
             0
         } else {

@@ -6,9 +6,7 @@
 //! Landlock ABI knows (v1: 13 rights, v2 `REFER` 5.19, v3 `TRUNCATE` 6.2,
 //! v5 `IOCTL_DEV` 6.10); anything not allowed by a rule is denied.
 
-use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -116,49 +114,14 @@ impl Landlock {
 
     /// The running kernel's Landlock ABI version (`LANDLOCK_CREATE_RULESET_VERSION`).
     pub fn abi_version() -> Result<i64> {
-        // SAFETY: the version query takes no attr pointer.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_create_ruleset,
-                std::ptr::null::<u8>(),
-                0usize,
-                1u32, // LANDLOCK_CREATE_RULESET_VERSION
-            )
-        };
-        if r < 0 {
-            return Err(Error::LandlockUnsupported {
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(r as i64)
+        berth_sys::landlock::abi_version().map_err(|source| Error::LandlockUnsupported { source })
     }
 
     /// Create the ruleset fd and add the rules (in the parent).
     pub(crate) fn prepare(&self) -> Result<OwnedFd> {
         let handled = handled_for_abi(Self::abi_version()?);
-        #[repr(C)]
-        struct RulesetAttr {
-            handled_access_fs: u64,
-        }
-        let attr = RulesetAttr {
-            handled_access_fs: handled,
-        };
-        // SAFETY: attr is a valid landlock_ruleset_attr of the given size.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_create_ruleset,
-                &attr as *const RulesetAttr,
-                std::mem::size_of::<RulesetAttr>(),
-                0u32,
-            )
-        };
-        if fd < 0 {
-            return Err(Error::LandlockUnsupported {
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: the kernel just returned this fd (O_CLOEXEC) and nobody else owns it.
-        let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let ruleset = berth_sys::landlock::create_ruleset(handled)
+            .map_err(|source| Error::LandlockUnsupported { source })?;
         for (path, access) in &self.rules {
             add_rule(&ruleset, path, access.bits() & handled)?;
         }
@@ -167,47 +130,17 @@ impl Landlock {
 }
 
 fn add_rule(ruleset: &OwnedFd, path: &Path, access: u64) -> Result<()> {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     let err = |source| Error::LandlockRule {
         path: path.to_path_buf(),
         source,
     };
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| err(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
-    // SAFETY: c is a valid NUL-terminated path.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd was just opened and is owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = berth_sys::fs::open_path(path).map_err(err)?;
     let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
     let allowed = if is_dir {
         access
     } else {
         access & FsAccess::FILE_ONLY
     };
-    #[repr(C, packed)]
-    struct PathBeneathAttr {
-        allowed_access: u64,
-        parent_fd: i32,
-    }
-    let attr = PathBeneathAttr {
-        allowed_access: allowed,
-        parent_fd: fd.as_raw_fd(),
-    };
-    // SAFETY: valid ruleset fd and a valid, packed landlock_path_beneath_attr.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_add_rule,
-            ruleset.as_raw_fd(),
-            1u32, // LANDLOCK_RULE_PATH_BENEATH
-            &attr as *const PathBeneathAttr,
-            0u32,
-        )
-    };
-    if r < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    Ok(())
+    berth_sys::landlock::add_path_beneath(ruleset.as_fd(), allowed, fd.as_fd()).map_err(err)
 }

@@ -103,6 +103,7 @@ fn non_root_keeps_granted_caps_via_ambient() {
 /// Syscalls the default profile must deny, with arguments that are harmless
 /// if they were allowed. One result byte each (0 or errno).
 fn denied_calls() -> i32 {
+    // SAFETY: raw syscalls with valid (or deliberately null) arguments, in the test's child.
     unsafe {
         let r = [
             res(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUTS)),
@@ -135,6 +136,7 @@ fn denied_calls() -> i32 {
 
 /// Ordinary work under the default profile. One result byte each.
 fn ordinary_calls() -> i32 {
+    // SAFETY: raw syscalls on local buffers and fds this function owns, in the test's child.
     unsafe {
         let mut r = [0u8; 6];
         let mut buf = [0u8; 8];
@@ -244,11 +246,13 @@ fn docker_default_policy_shows_in_status_and_exec_works() {
 }
 
 fn call_getppid() -> i32 {
+    // SAFETY: getppid takes no arguments.
     unsafe { libc::syscall(libc::SYS_getppid) };
     0
 }
 
 fn call_mkdirat() -> i32 {
+    // SAFETY: a raw syscall with a C string literal.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mkdirat,
@@ -361,8 +365,10 @@ fn no_new_privs_setuid_binary_gains_nothing() {
 fn suid_capable_tempdir() -> tempfile::TempDir {
     let tmp = std::env::temp_dir();
     let c = std::ffi::CString::new(tmp.to_str().unwrap()).unwrap();
+    // SAFETY: statvfs is plain data; all zeroes is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     let nosuid =
+        // SAFETY: a C string and a writable statvfs.
         unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 && st.f_flag & libc::ST_NOSUID != 0;
     if nosuid {
         tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
@@ -379,6 +385,7 @@ fn helper_print_ids() {
     if std::env::var("BERTH_SECURITY_HELPER").is_err() {
         return;
     }
+    // SAFETY: getuid and geteuid cannot fail.
     println!("ids: uid={} euid={}", unsafe { libc::getuid() }, unsafe {
         libc::geteuid()
     });

@@ -58,7 +58,7 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// syscall in that range).
 const MAX_EXCEPTIONS: usize = 3;
 /// `BPF_MAXINSNS` (`<linux/bpf_common.h>`).
-const BPF_MAXINSNS: usize = 4096;
+const BPF_MAXINSNS: usize = libc::BPF_MAXINSNS as usize;
 
 /// Offsets into `struct seccomp_data` (`<linux/seccomp.h>`).
 const OFF_NR: u32 = 0;

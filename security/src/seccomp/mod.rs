@@ -269,19 +269,7 @@ impl CompileContext {
 
 /// The running kernel's `(major, minor)` from `uname(2)`; `(0, 0)` if unparsable.
 pub fn running_kernel() -> (u32, u32) {
-    // SAFETY: utsname is plain bytes; uname fills it and cannot fail with a valid pointer.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return (0, 0);
-    }
-    let rel: Vec<u8> = u
-        .release
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8)
-        .collect();
-    parse_kernel_version(&String::from_utf8_lossy(&rel)).unwrap_or((0, 0))
+    parse_kernel_version(&berth_sys::proc::kernel_release()).unwrap_or((0, 0))
 }
 
 fn parse_kernel_version(s: &str) -> Option<(u32, u32)> {

@@ -106,6 +106,7 @@ pub fn run_child(sec: Option<&PreparedSecurity>, then: Then<'_>) -> Outcome {
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         // Child: no allocation from here on.
+        // SAFETY: async-signal-safe raw calls on fds this process owns.
         unsafe {
             libc::dup2(out_w.as_raw_fd(), 1);
             let report = |step: &str, errno: i32| {
@@ -165,11 +166,13 @@ pub fn busybox_run(sec: Option<&PreparedSecurity>, args: &[&str]) -> Outcome {
 
 /// The last errno (child side, async-signal-safe).
 pub fn errno() -> i32 {
+    // SAFETY: __errno_location always returns a valid thread-local pointer.
     unsafe { *libc::__errno_location() }
 }
 
 /// Write raw bytes to fd 1 (child side, async-signal-safe).
 pub fn out(bytes: &[u8]) {
+    // SAFETY: bytes is valid for its length.
     unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
 }
 

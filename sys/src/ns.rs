@@ -1,0 +1,65 @@
+//! Namespaces of the calling thread (setns(2), unshare(2)) and the mounts
+//! that pin a network namespace (mount(2), umount(2)), on nix. For a
+//! helper thread of the parent; the child after `clone` has its own
+//! async-signal-safe calls in berth-namespaces.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+
+/// `setns(fd, CLONE_NEWNET)` (setns(2), Linux 3.0+): move the calling
+/// thread into the network namespace of the nsfs fd (or pidfd, 5.8+) `fd`.
+pub fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(nix::sched::setns(fd, CloneFlags::CLONE_NEWNET)?)
+}
+
+/// `unshare(CLONE_NEWNET)` (unshare(2)): the calling thread gets a new
+/// network namespace.
+pub fn unshare_net() -> io::Result<()> {
+    Ok(nix::sched::unshare(CloneFlags::CLONE_NEWNET)?)
+}
+
+/// `mount(src, target, NULL, MS_BIND, NULL)` (mount(2)): bind-mount a file
+/// or directory (e.g. an nsfs file, to pin a namespace).
+pub fn bind_mount(src: &Path, target: &Path) -> io::Result<()> {
+    Ok(nix::mount::mount(
+        Some(src),
+        target,
+        None::<&Path>,
+        MsFlags::MS_BIND,
+        None::<&Path>,
+    )?)
+}
+
+/// `mount("none", dir, "none", MS_SHARED|MS_REC, NULL)`: make `dir`'s mount
+/// (and those below) shared (mount_namespaces(7)); `EINVAL` when `dir` is
+/// not a mount point.
+pub fn make_shared_rec(dir: &Path) -> io::Result<()> {
+    Ok(nix::mount::mount(
+        Some("none"),
+        dir,
+        Some("none"),
+        MsFlags::MS_SHARED | MsFlags::MS_REC,
+        None::<&Path>,
+    )?)
+}
+
+/// `mount(dir, dir, "none", MS_BIND|MS_REC, NULL)`: make `dir` a mount
+/// point by bind-mounting it onto itself.
+pub fn bind_self_rec(dir: &Path) -> io::Result<()> {
+    Ok(nix::mount::mount(
+        Some(dir),
+        dir,
+        Some("none"),
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&Path>,
+    )?)
+}
+
+/// `umount2(target, MNT_DETACH)` (umount(2)): lazy unmount.
+pub fn umount_detach(target: &Path) -> io::Result<()> {
+    Ok(nix::mount::umount2(target, MntFlags::MNT_DETACH)?)
+}

@@ -342,7 +342,6 @@ fn a_taken_published_port_fails_late_and_leaves_nothing() {
     let (name, net) = (tn.name.as_str(), tn.net.clone());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let kids = berth_testkit::child_pids();
     let id = berth_testkit::unique_name("pt");
     let e = busybox(&id, &root)
         .network(
@@ -353,8 +352,9 @@ fn a_taken_published_port_fails_late_and_leaves_nothing() {
         .spawn()
         .unwrap_err();
     assert!(e.to_string().contains(&port.to_string()), "{e}");
+    // (No process: its cgroup could not have been removed. The test's own
+    // children are not counted: the other tests of this file run beside it.)
     assert_no_footprint(root.path(), &id);
-    assert_eq!(berth_testkit::child_pids(), kids, "child left");
     let rules = berth_testkit::run("nft", &["list", "ruleset"]);
     assert!(!rules.contains(&id), "nft rules left for {id}: {rules}");
     // No hosts file, record or address of the container in the network's state.

@@ -509,6 +509,20 @@ impl Planner<'_, '_> {
         self.steps.push(step);
     }
 
+    /// `mkdir(dir, mode)` and a mount of `fstype` there, inside the root.
+    fn mkdir_and_mount(
+        &mut self,
+        dir: &str,
+        mode: u32,
+        source: &str,
+        fstype: &str,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) {
+        self.push_in_root(Step::mkdir(dir, mode));
+        self.push_in_root(Step::mount(Some(source), dir, Some(fstype), flags, data));
+    }
+
     /// Private, so mounts made in the child never reach the host; a slave
     /// (as runc's default) for a slave or shared root or mount: host events
     /// still arrive, nothing goes back. Returns what this made of the
@@ -685,28 +699,21 @@ impl Planner<'_, '_> {
 
     /// /proc: a new instance for the new pid namespace.
     fn proc(&mut self) {
-        self.push_in_root(Step::mkdir("/proc", 0o555));
-        self.push_in_root(Step::mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            NOSUID_NODEV_NOEXEC,
-            None,
-        ));
+        self.mkdir_and_mount("/proc", 0o555, "proc", "proc", NOSUID_NODEV_NOEXEC, None);
     }
 
     /// /dev: a small tmpfs with the standard nodes (those `linux.devices`
     /// does not give).
     fn dev_nodes(&mut self) {
         let p = self.p;
-        self.push_in_root(Step::mkdir("/dev", 0o755));
-        self.push_in_root(Step::mount(
-            Some("tmpfs"),
+        self.mkdir_and_mount(
             "/dev",
-            Some("tmpfs"),
+            0o755,
+            "tmpfs",
+            "tmpfs",
             libc::MS_NOSUID | libc::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
-        ));
+        );
         let dev = Path::new("/dev");
         for (name, maj, min) in DEV_NODES {
             let node = dev.join(name);
@@ -804,22 +811,22 @@ impl Planner<'_, '_> {
             libc::MS_NOSUID | libc::MS_NOEXEC,
             Some(pts_opts),
         ));
-        self.push_in_root(Step::mkdir("/dev/shm", 0o1777));
-        self.push_in_root(Step::mount(
-            Some("shm"),
+        self.mkdir_and_mount(
             "/dev/shm",
-            Some("tmpfs"),
+            0o1777,
+            "shm",
+            "tmpfs",
             NOSUID_NODEV_NOEXEC,
             Some("mode=1777,size=65536k"),
-        ));
-        self.push_in_root(Step::mkdir("/dev/mqueue", 0o755));
-        self.push_in_root(Step::mount(
-            Some("mqueue"),
+        );
+        self.mkdir_and_mount(
             "/dev/mqueue",
-            Some("mqueue"),
+            0o755,
+            "mqueue",
+            "mqueue",
             NOSUID_NODEV_NOEXEC,
             None,
-        ));
+        );
     }
 
     /// /sys read-only: a new sysfs instance needs a network namespace of

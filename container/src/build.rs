@@ -14,8 +14,8 @@ use berth_netsetup::{Attach, Attachment, BridgeNetwork, NetNs};
 use berth_security::{PreparedSecurity, SecurityPolicy};
 
 use crate::builder::{
-    attach_device_filter, cached_hierarchy, controlling_tty_step, lo_up_step, parse_image_user,
-    set_env, sysctl_allowed, uts_nodename, validate_id, write_world_readable, ContainerBuilder,
+    cached_hierarchy, controlling_tty_step, lo_up_step, parse_image_user, set_env, sysctl_allowed,
+    uts_nodename, validate_id, write_world_readable, ContainerBuilder,
 };
 use crate::config::{BridgeSpec, NetKind, RootfsKind};
 use crate::container::{Container, ExecConfig};
@@ -557,7 +557,8 @@ impl ContainerBuilder {
         // Confirms the cgroup (the first record had it as planned only).
         st.write(state_dir)?;
         if let Some(f) = &self.device_filter {
-            cgroup.with(|cg| attach_device_filter(cg, f)).transpose()?;
+            // The default allowlist is loaded once per process.
+            cgroup.with(|cg| f.attach_shared(cg)).transpose()?;
         }
         Ok((cgroup, applied))
     }

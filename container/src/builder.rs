@@ -1,7 +1,7 @@
 //! The `ContainerBuilder`: configuration, validation and the spawn path.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -881,71 +881,11 @@ pub(crate) fn default_seccomp(caps: CapSet) -> Result<SeccompProgram> {
     Ok(prog)
 }
 
-/// Attach `filter`: the default allowlist is loaded once per process and
-/// the same program attached to every container's cgroup. Removing the
-/// cgroup detaches it (cgroup-bpf(7)), so no handle is kept.
-pub(crate) fn attach_device_filter(
-    cg: &berth_cgroups::Cgroup,
-    filter: &berth_ebpf_probes::DeviceFilter,
-) -> Result<()> {
-    use berth_ebpf_probes::sys::{attach_cgroup, AttachType, Program, BPF_F_ALLOW_MULTI};
-    static DEFAULT: OnceLock<Mutex<Option<Program>>> = OnceLock::new();
-    let default = berth_ebpf_probes::DeviceFilter::container_default();
-    if filter.rules() == default.rules() {
-        let slot = DEFAULT.get_or_init(|| Mutex::new(None));
-        let mut g = slot
-            .lock()
-            .map_err(|_| Error::invalid("device filter cache poisoned"))?;
-        if g.is_none() {
-            *g = Some(default.load()?);
-        }
-        if let Some(p) = g.as_ref() {
-            attach_cgroup(
-                cg.as_fd(),
-                p,
-                AttachType::CgroupDevice,
-                BPF_F_ALLOW_MULTI,
-                None,
-            )?;
-        }
-        return Ok(());
-    }
-    filter.attach(cg.as_fd())?.keep_attached();
-    Ok(())
-}
-
-/// Child step: bring `lo` up with two ioctls (netdevice(7)).
+/// Child step: bring `lo` up (berth-netsetup's child-safe action).
 pub(crate) fn lo_up_step() -> Step {
-    // SAFETY: socket/ioctl/close are raw syscalls on stack data.
-    unsafe {
-        Step::hook("bring lo up (SIOCSIFFLAGS)", || {
-            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if s < 0 {
-                return Err(*libc::__errno_location());
-            }
-            let mut ifr: libc::ifreq = std::mem::zeroed();
-            ifr.ifr_name[0] = b'l' as libc::c_char;
-            ifr.ifr_name[1] = b'o' as libc::c_char;
-            if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-                let e = *libc::__errno_location();
-                libc::close(s);
-                return Err(e);
-            }
-            if ifr.ifr_ifru.ifru_flags & libc::IFF_UP as libc::c_short != 0 {
-                // Already up (a pooled namespace): skip the rtnl_lock.
-                libc::close(s);
-                return Ok(());
-            }
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            let r = libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
-            let e = *libc::__errno_location();
-            libc::close(s);
-            if r < 0 {
-                return Err(e);
-            }
-            Ok(())
-        })
-    }
+    // SAFETY: berth_netsetup::child::lo_up makes raw syscalls on stack data
+    // only (its contract): no allocation, no lock.
+    unsafe { Step::hook("bring lo up (SIOCSIFFLAGS)", berth_netsetup::child::lo_up) }
 }
 
 /// Child step: new session with the pty on fd 0 as controlling terminal.

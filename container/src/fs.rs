@@ -1,7 +1,7 @@
 //! The standard container filesystem as a berth-namespaces step plan,
 //! built in the parent, executed by the child with raw syscalls.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -330,128 +330,6 @@ fn overlay_path(p: &Path) -> Result<String> {
     Ok(s.to_string())
 }
 
-/// An overlay mounted in the child with `fsopen("overlay")`, one
-/// `fsconfig(FSCONFIG_SET_STRING, "lowerdir+")` per layer (Linux 6.8; older
-/// kernels fail the step with EINVAL), upper and work dirs, `fsmount` and
-/// `move_mount` onto `target` (fsopen(2), fsconfig(2), move_mount(2)). For
-/// layer lists whose classic option string exceeds the one page mount(2)
-/// takes.
-fn overlay_by_fsconfig(
-    lowers: &[String],
-    upper: &str,
-    work: &str,
-    userxattr: bool,
-    target: &Path,
-) -> Result<Step> {
-    let cs = |s: &[u8]| {
-        CString::new(s)
-            .map_err(|_| Error::invalid(format!("overlay path {s:?} contains a NUL byte")))
-    };
-    let m = FsconfigOverlay {
-        lowers: lowers
-            .iter()
-            .map(|l| cs(l.as_bytes()))
-            .collect::<Result<_>>()?,
-        upper: cs(upper.as_bytes())?,
-        work: cs(work.as_bytes())?,
-        userxattr,
-        target: cs(target.as_os_str().as_bytes())?,
-    };
-    // SAFETY: the hook makes raw syscalls only, on C strings prepared here;
-    // it allocates nothing.
-    Ok(unsafe {
-        Step::hook(
-            format!(
-                "overlay of {} layers by fsconfig(lowerdir+) on {}",
-                lowers.len(),
-                target.display()
-            ),
-            move || m.run(),
-        )
-    })
-}
-
-/// Prepared data of [`overlay_by_fsconfig`].
-struct FsconfigOverlay {
-    lowers: Vec<CString>,
-    upper: CString,
-    work: CString,
-    userxattr: bool,
-    target: CString,
-}
-
-impl FsconfigOverlay {
-    fn run(&self) -> std::result::Result<(), i32> {
-        // <linux/mount.h>
-        const FSOPEN_CLOEXEC: libc::c_uint = 1;
-        const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-        const FSCONFIG_SET_STRING: libc::c_uint = 1;
-        const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-        const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-        const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-        // SAFETY (whole body): raw syscalls on C strings owned by `self`;
-        // both fds are closed on every path.
-        unsafe {
-            let errno = || *libc::__errno_location();
-            let fs = libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) as i32;
-            if fs < 0 {
-                return Err(errno());
-            }
-            let set = |key: &CStr, val: Option<&CString>| -> std::result::Result<(), i32> {
-                let (cmd, v) = match val {
-                    Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
-                    None => (FSCONFIG_SET_FLAG, std::ptr::null()),
-                };
-                if libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), v, 0) < 0 {
-                    Err(errno())
-                } else {
-                    Ok(())
-                }
-            };
-            let mut r = Ok(());
-            for l in &self.lowers {
-                r = r.and_then(|()| set(c"lowerdir+", Some(l)));
-            }
-            r = r
-                .and_then(|()| set(c"upperdir", Some(&self.upper)))
-                .and_then(|()| set(c"workdir", Some(&self.work)));
-            if self.userxattr {
-                r = r.and_then(|()| set(c"userxattr", None));
-            }
-            if let Err(e) = r {
-                libc::close(fs);
-                return Err(e);
-            }
-            let null: *const libc::c_char = std::ptr::null();
-            if libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
-                let e = errno();
-                libc::close(fs);
-                return Err(e);
-            }
-            let mnt = libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0) as i32;
-            let e = errno();
-            libc::close(fs);
-            if mnt < 0 {
-                return Err(e);
-            }
-            let r = libc::syscall(
-                libc::SYS_move_mount,
-                mnt,
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                self.target.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            );
-            let e = errno();
-            libc::close(mnt);
-            if r < 0 {
-                return Err(e);
-            }
-            Ok(())
-        }
-    }
-}
-
 /// Build the steps: rootfs, /etc files, /proc, /dev, /sys, sysctls, masks,
 /// read-only paths, extra mounts, pivot_root. Every path inside the new root
 /// is resolved inside it (`Step::in_root`, `mount_in_root`): the image never
@@ -609,40 +487,42 @@ impl Planner<'_, '_> {
     /// An overlay of `lowers` with its writable layer on the state
     /// directory's tmpfs (above): private, gone with the container, and on
     /// another filesystem than any lower layer (overlayfs refuses an upper
-    /// inside a lower, e.g. below the host's `/`).
+    /// inside a lower, e.g. below the host's `/`). Mounted by the child
+    /// with berth-overlay's rule (`MountMethod::Auto`: `lowerdir+` through
+    /// the new mount API on Linux ≥ 6.8, else the classic option string of
+    /// one page; Documentation/filesystems/overlayfs.rst).
     fn overlay(&mut self, lowers: &[String]) -> Result<()> {
         let p = self.p;
         if lowers.is_empty() {
             return Err(Error::invalid("an image rootfs needs at least one layer"));
         }
         let rw = p.state_dir.join("rw");
-        let rw_s = overlay_path(&rw)?;
+        overlay_path(&rw)?;
         self.push(Step::mkdir(&rw, 0o755));
         self.push(Step::mkdir(rw.join("upper"), 0o755));
         self.push(Step::mkdir(rw.join("work"), 0o755));
-        let mut data = format!(
-            "lowerdir={},upperdir={rw_s}/upper,workdir={rw_s}/work",
-            lowers.join(":")
-        );
+        let mut ov = berth_overlay::Overlay::new()
+            .lowers(lowers)
+            .upper(rw.join("upper"))
+            .work(rw.join("work"));
         if p.rootless {
             // Unprivileged overlay (Linux 5.11): xattrs in the user.* namespace.
-            data.push_str(",userxattr");
+            ov = ov.userxattr();
         }
-        // Documentation/filesystems/overlayfs.rst; the legacy string is
-        // limited to one page. Longer layer lists go through the new
-        // mount API, one `lowerdir+` parameter per layer (Linux 6.8).
-        let step = if data.len() >= 4000 {
-            overlay_by_fsconfig(
-                lowers,
-                &format!("{rw_s}/upper"),
-                &format!("{rw_s}/work"),
-                p.rootless,
-                &self.root,
-            )?
-        } else {
-            Step::mount(Some("overlay"), &self.root, Some("overlay"), 0, Some(&data))
+        let m = ov.prepare_child_mount(&self.root)?;
+        let how = match m.methods() {
+            (true, true) => "fsconfig(lowerdir+), else mount(2)",
+            (true, false) => "fsconfig(lowerdir+)",
+            _ => "mount(2)",
         };
-        self.push(step);
+        let name = format!(
+            "overlay of {} layers on {} by {how}",
+            m.layers(),
+            self.root.display()
+        );
+        // SAFETY: ChildOverlay::mount makes raw syscalls only, on data
+        // prepared here (berth-overlay's contract); it allocates nothing.
+        self.push(unsafe { Step::hook(name, move || m.mount()) });
         // The upper layer root gets the lower's mode; a host `/` is 0755.
         if p.send_upper {
             self.push(crate::commit::send_upper_step(&rw.join("upper"))?);
@@ -1286,10 +1166,9 @@ mod tests {
         let s = describe(&p);
         let overlay = pos(
             &s,
-            &[
-                &format!("mount(\"overlay\" -> \"{ROOT}\", type \"overlay\""),
-                &format!("lowerdir=/srv/rootfs,upperdir={STATE}/rw/upper,workdir={STATE}/rw/work"),
-            ],
+            &[&format!(
+                "hook(\"overlay of 1 layers on {ROOT} by fsconfig(lowerdir+), else mount(2)\")"
+            )],
         );
         assert!(pos(&s, &[&format!("mkdir(\"{STATE}/rw/work\"")]) < overlay);
         // Writable layer: the /etc files are written into it, not bound.
@@ -1323,9 +1202,8 @@ mod tests {
             s[1]
         );
         assert_eq!(s[2], format!("mkdir(\"{STATE}\", 0o755)"));
-        pos(&s, &["lowerdir=/l/1:/l/0,"]);
         // The upper layer is sent to the parent right after the overlay.
-        let overlay = pos(&s, &["mount(\"overlay\""]);
+        let overlay = pos(&s, &["hook(\"overlay of 2 layers on"]);
         assert!(s[overlay + 1].starts_with("hook("), "{}", s[overlay + 1]);
         // No mknod of a device: an empty file with the host's node bound on it.
         assert_eq!(count(&s, &["mknod(\"/dev/", "0o20666"]), 0);
@@ -1413,8 +1291,13 @@ mod tests {
             .collect();
         let rootfs = RootfsKind::Layers(layers);
         let s = describe(&defaults(&rootfs));
-        assert_eq!(count(&s, &["mount(\"overlay\""]), 0);
-        pos(&s, &["hook(\"overlay of 200 layers by fsconfig(lowerdir+)"]);
+        // Beyond the page mount(2) takes: lowerdir+ only.
+        pos(
+            &s,
+            &[&format!(
+                "hook(\"overlay of 200 layers on {ROOT} by fsconfig(lowerdir+)\")"
+            )],
+        );
     }
 
     #[test]

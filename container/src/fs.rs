@@ -169,7 +169,6 @@ impl InRootMount {
         // SAFETY (whole body): raw syscalls on C strings owned by `self` and
         // on stack buffers; every fd opened here is closed on every path.
         unsafe {
-            let errno = || *libc::__errno_location();
             let rootfd = libc::open(
                 self.root.as_ptr(),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -183,10 +182,28 @@ impl InRootMount {
         }
     }
 
+    /// The mount below the root `rootfd`: missing components made, the
+    /// mount, then its attributes.
+    ///
+    /// # Safety
+    /// `rootfd` is an open directory fd (the child's only caller: `run`).
     unsafe fn run_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        // SAFETY: the callee's contract is ours.
+        unsafe {
+            self.make_path(rootfd)?;
+            self.mount_at(rootfd)?;
+            self.set_attributes(rootfd)
+        }
+    }
+
+    /// Each missing component of the destination, made inside the root
+    /// (`mkdirat`, or an empty file for the last one of a file bind).
+    ///
+    /// # Safety
+    /// As [`run_at`](Self::run_at).
+    unsafe fn make_path(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
         // SAFETY (whole body): see `run`.
         unsafe {
-            let errno = || *libc::__errno_location();
             let last = self.walk.len() - 1;
             for (i, (prefix, parent, name)) in self.walk.iter().enumerate() {
                 match open_in_root(rootfd, prefix) {
@@ -220,41 +237,70 @@ impl InRootMount {
                     return Err(e);
                 }
             }
-            let target = &self.walk[last].0;
-            // Neither source nor type: the tree was moved in already
-            // (move_mount), only its attributes are set here.
-            let moved = self.source.is_none() && self.fstype.is_none();
-            let tfd = open_in_root(rootfd, target)?;
+            Ok(())
+        }
+    }
+
+    /// The mount onto the resolved destination (`/proc/self/fd/<n>` of an
+    /// in-root `O_PATH` fd). Neither source nor type: the tree was moved
+    /// in already (move_mount), only its attributes are set after this.
+    ///
+    /// # Safety
+    /// As [`run_at`](Self::run_at).
+    unsafe fn mount_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        let moved = self.source.is_none() && self.fstype.is_none();
+        // SAFETY (whole body): see `run`.
+        unsafe {
+            let tfd = open_in_root(rootfd, self.target())?;
+            if moved {
+                libc::close(tfd);
+                return Ok(());
+            }
             let path = berth_namespaces::proc_self_fd(tfd);
-            let r = if moved {
-                0
-            } else {
-                libc::mount(
-                    self.source
-                        .as_ref()
-                        .map_or(std::ptr::null(), |s| s.as_ptr()),
-                    path.as_ptr().cast(),
-                    self.fstype
-                        .as_ref()
-                        .map_or(std::ptr::null(), |s| s.as_ptr()),
-                    self.flags,
-                    self.data
-                        .as_ref()
-                        .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-                )
-            };
+            let r = libc::mount(
+                self.source
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr()),
+                path.as_ptr().cast(),
+                self.fstype
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr()),
+                self.flags,
+                self.data
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+            );
             let e = errno();
             libc::close(tfd);
             if r < 0 {
                 return Err(e);
             }
-            let o = &self.opts;
-            let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
-            if !any_attr && o.propagation == 0 && self.cut == 0 {
-                return Ok(());
-            }
-            // A fresh in-root fd now resolves to the new mount's root.
-            let mfd = open_in_root(rootfd, target)?;
+            Ok(())
+        }
+    }
+
+    /// The destination relative to the root (the last prefix of the walk).
+    fn target(&self) -> &CString {
+        &self.walk[self.walk.len() - 1].0
+    }
+
+    /// Attributes (`mount_setattr`, the `r` forms first: the mount and its
+    /// submounts, then the mount's own words), then the cut and the
+    /// propagation asked for (a shared mount after an `MS_SLAVE` cut is
+    /// "slave and shared": mount_namespaces(7)), on a fresh in-root fd,
+    /// which now resolves to the new mount's root.
+    ///
+    /// # Safety
+    /// As [`run_at`](Self::run_at).
+    unsafe fn set_attributes(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        let o = &self.opts;
+        let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
+        if !any_attr && o.propagation == 0 && self.cut == 0 {
+            return Ok(());
+        }
+        // SAFETY (whole body): see `run`.
+        unsafe {
+            let mfd = open_in_root(rootfd, self.target())?;
             let setattr = |set: u64, clr: u64, at: libc::c_int| {
                 if set | clr == 0 {
                     return Ok(());
@@ -279,13 +325,8 @@ impl InRootMount {
                     Ok(())
                 }
             };
-            // The `r` forms first (the mount and its submounts), then the
-            // mount's own words.
             let mut r = setattr(o.rattr_set, o.rattr_clr, libc::AT_RECURSIVE)
                 .and_then(|()| setattr(o.attr_set, o.attr_clr, 0));
-            // The cut first, then the propagation asked for (a shared
-            // mount after an `MS_SLAVE` cut is "slave and shared":
-            // mount_namespaces(7)).
             for flags in [self.cut, o.propagation] {
                 if r.is_ok() && flags != 0 {
                     let path = berth_namespaces::proc_self_fd(mfd);
@@ -305,6 +346,12 @@ impl InRootMount {
             r
         }
     }
+}
+
+/// The calling thread's errno.
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
 }
 
 fn umask_step(mask: libc::mode_t) -> Step {

@@ -176,33 +176,20 @@ impl InRootMount {
             if rootfd < 0 {
                 return Err(errno());
             }
-            let r = self.run_at(rootfd);
+            let r = self
+                .make_path(rootfd)
+                .and_then(|()| self.mount_at(rootfd))
+                .and_then(|()| self.set_attributes(rootfd));
             libc::close(rootfd);
             r
         }
     }
 
-    /// The mount below the root `rootfd`: missing components made, the
-    /// mount, then its attributes.
-    ///
-    /// # Safety
-    /// `rootfd` is an open directory fd (the child's only caller: `run`).
-    unsafe fn run_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
-        // SAFETY: the callee's contract is ours.
-        unsafe {
-            self.make_path(rootfd)?;
-            self.mount_at(rootfd)?;
-            self.set_attributes(rootfd)
-        }
-    }
-
     /// Each missing component of the destination, made inside the root
     /// (`mkdirat`, or an empty file for the last one of a file bind).
-    ///
-    /// # Safety
-    /// As [`run_at`](Self::run_at).
-    unsafe fn make_path(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
-        // SAFETY (whole body): see `run`.
+    fn make_path(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        // SAFETY (whole body): raw syscalls on C strings owned by `self`;
+        // every fd opened here is closed on every path.
         unsafe {
             let last = self.walk.len() - 1;
             for (i, (prefix, parent, name)) in self.walk.iter().enumerate() {
@@ -244,10 +231,7 @@ impl InRootMount {
     /// The mount onto the resolved destination (`/proc/self/fd/<n>` of an
     /// in-root `O_PATH` fd). Neither source nor type: the tree was moved
     /// in already (move_mount), only its attributes are set after this.
-    ///
-    /// # Safety
-    /// As [`run_at`](Self::run_at).
-    unsafe fn mount_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+    fn mount_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
         let moved = self.source.is_none() && self.fstype.is_none();
         // SAFETY (whole body): see `run`.
         unsafe {
@@ -289,10 +273,7 @@ impl InRootMount {
     /// propagation asked for (a shared mount after an `MS_SLAVE` cut is
     /// "slave and shared": mount_namespaces(7)), on a fresh in-root fd,
     /// which now resolves to the new mount's root.
-    ///
-    /// # Safety
-    /// As [`run_at`](Self::run_at).
-    unsafe fn set_attributes(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+    fn set_attributes(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
         let o = &self.opts;
         let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
         if !any_attr && o.propagation == 0 && self.cut == 0 {
@@ -348,10 +329,11 @@ impl InRootMount {
     }
 }
 
-/// The calling thread's errno.
+/// The calling thread's errno (no allocation: an OS error is a code).
 fn errno() -> i32 {
-    // SAFETY: __errno_location returns the calling thread's errno slot.
-    unsafe { *libc::__errno_location() }
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn umask_step(mask: libc::mode_t) -> Step {

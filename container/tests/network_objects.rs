@@ -340,6 +340,8 @@ fn a_taken_published_port_fails_late_and_leaves_nothing() {
     let root = state_root();
     let tn = test_network("nt", "10.231.14.0/24");
     let (name, net) = (tn.name.as_str(), tn.net.clone());
+    // Its firewall rules go even when an assertion below fails.
+    let mut removal = RemoveOnDrop(Some(net.clone()));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let id = berth_testkit::unique_name("pt");
@@ -364,8 +366,19 @@ fn a_taken_published_port_fails_late_and_leaves_nothing() {
         assert!(!text.contains(&id), "{f} still names {id}: {text}");
     }
     drop(taken);
-    net.remove().unwrap();
+    removal.0.take().unwrap().remove().unwrap();
     let rules = berth_testkit::run("nft", &["list", "ruleset"]);
     assert!(!rules.contains(name), "nft rules left: {rules}");
     assert_no_network_state(tn.state.path());
+}
+
+/// Removes a network (its bridge and firewall rules) when dropped.
+struct RemoveOnDrop(Option<Network>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            let _ = n.remove();
+        }
+    }
 }

@@ -1,25 +1,20 @@
 //! The `ContainerBuilder`: configuration, validation and the spawn path.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
-use berth_cgroups::{CgroupBuilder, Resources};
-use berth_namespaces::{IdMap, Namespaces, Spawner, Stdio, Step};
-use berth_netsetup::{Attach, BridgeNetwork, NetNs};
+use berth_cgroups::Resources;
+use berth_namespaces::{IdMap, Namespaces, Stdio, Step};
 use berth_security::{
     CapSet, Capabilities, CompileContext, Resource, SeccompProfile, SeccompProgram, SecurityPolicy,
     DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
 };
 
-use crate::config::{
-    DeviceNode, Mount, NetKind, Network, Propagation, Rootfs, RootfsKind, Seccomp,
-};
-use crate::container::{Container, ExecConfig};
+use crate::config::{DeviceNode, Mount, Network, Propagation, Rootfs, Seccomp};
+use crate::container::Container;
 use crate::error::{Error, Result};
-use crate::fs::{self, FsPlan};
-use crate::state::{self, NetworkState, State};
 
 /// Configures a container, shaped like [`std::process::Command`]: set
 /// options, then [`spawn`](Self::spawn) (runs it) or [`create`](Self::create)
@@ -110,7 +105,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 /// Sysctls that belong to a namespace the container owns (as runc allows).
-fn sysctl_allowed(key: &str, own_netns: bool, own_ipcns: bool) -> bool {
+pub(crate) fn sysctl_allowed(key: &str, own_netns: bool, own_ipcns: bool) -> bool {
     const IPC: [&str; 7] = [
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -739,7 +734,7 @@ impl ContainerBuilder {
         self.build(true)
     }
 
-    fn namespaces(&self) -> Namespaces {
+    pub(crate) fn namespaces(&self) -> Namespaces {
         let mut ns = Namespaces::MOUNT
             | Namespaces::UTS
             | Namespaces::IPC
@@ -758,7 +753,10 @@ impl ContainerBuilder {
         ns
     }
 
-    fn security_policy(&self, image_user: Option<(u32, u32, Vec<u32>)>) -> Result<SecurityPolicy> {
+    pub(crate) fn security_policy(
+        &self,
+        image_user: Option<(u32, u32, Vec<u32>)>,
+    ) -> Result<SecurityPolicy> {
         let caps = match self.capabilities {
             Some(c) => c,
             None => Capabilities::uniform(CapSet::docker_with(&self.cap_add, &self.cap_drop)?),
@@ -797,665 +795,12 @@ impl ContainerBuilder {
         }
         Ok(p)
     }
-
-    fn build(mut self, stopped: bool) -> Result<Container> {
-        // ---- Validation: nothing is created before all of it passed. ----
-        validate_id(&self.id)?;
-        let image = self
-            .image_config
-            .clone()
-            .or_else(|| self.rootfs.config.clone())
-            .unwrap_or_default();
-        match &self.rootfs.kind {
-            RootfsKind::Dir(d) if !d.is_dir() => {
-                return Err(Error::RootfsMissing { path: d.clone() })
-            }
-            RootfsKind::Layers(ls) => {
-                for l in ls {
-                    if !l.is_dir() {
-                        return Err(Error::RootfsMissing { path: l.clone() });
-                    }
-                }
-            }
-            _ => {}
-        }
-        let mut argv = self.command.clone();
-        if argv.is_empty() {
-            argv = image.argv();
-        }
-        if argv.is_empty() {
-            argv = vec!["/bin/sh".to_string()];
-        }
-        if argv[0].is_empty() {
-            return Err(Error::invalid("empty program name"));
-        }
-        for m in &self.mounts {
-            m.validate()?;
-        }
-        for d in &self.devices {
-            d.validate()?;
-        }
-        if self.umask > 0o777 {
-            return Err(Error::invalid(format!(
-                "umask {:o} is not a permission mask",
-                self.umask
-            )));
-        }
-        // The device nodes asked for are usable: allowed after the
-        // filter's own rules (as runc appends linux.devices to the rules).
-        if let Some(f) = &mut self.device_filter {
-            use berth_ebpf_probes::{DeviceAccess, DeviceKind, DeviceRule};
-            for d in &self.devices {
-                let kind = match d.kind {
-                    crate::DeviceNodeKind::Char => DeviceKind::Char,
-                    crate::DeviceNodeKind::Block => DeviceKind::Block,
-                    crate::DeviceNodeKind::Fifo => continue,
-                };
-                f.rule(DeviceRule::allow(
-                    kind,
-                    Some(d.major),
-                    Some(d.minor),
-                    DeviceAccess::all(),
-                ));
-            }
-        }
-        let ns = self.namespaces();
-        // Without a UTS namespace of its own the container shares (or
-        // joins) one whose name is not ours to change: refuse a hostname
-        // then (as runc: "unable to set hostname without a private UTS
-        // namespace") and report the shared one (uname(2)).
-        let own_uts = ns.contains(Namespaces::UTS);
-        let joined: Namespaces = self
-            .joins
-            .iter()
-            .fold(Namespaces::empty(), |a, (_, n)| a | *n);
-        // A hostname is set in a UTS namespace of the container's own or
-        // one it joins (as runc, which sets it in a joined one: a pod's
-        // containers carry the sandbox's); with the runtime's (host's) it
-        // is an error, as runc's "unable to set hostname without a private
-        // UTS namespace".
-        let set_hostname = own_uts || (joined.contains(Namespaces::UTS) && self.hostname.is_some());
-        let hostname = match &self.hostname {
-            Some(h) if !set_hostname => {
-                return Err(Error::invalid(format!(
-                    "hostname {h:?} needs a UTS namespace of the container's own or joined (it shares the runtime's)"
-                )))
-            }
-            Some(h) => h.clone(),
-            None if own_uts => self.id.chars().take(63).collect(),
-            None => uts_nodename(),
-        };
-        if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['\0', '/']) {
-            return Err(Error::invalid(format!(
-                "hostname {hostname:?} is not valid"
-            )));
-        }
-        if let Some(r) = &self.resources {
-            r.settings()?;
-        }
-        // Without a mount namespace of its own (the runtime's, or one
-        // joined) berth mounts nothing: the container is chrooted into its
-        // root filesystem as it is (fs::plan_without_mount_ns).
-        let own_mnt = ns.contains(Namespaces::MOUNT);
-        if !own_mnt {
-            let why = if !self.mounts.is_empty() {
-                Some("extra mounts")
-            } else if self.read_only_root {
-                Some("a read-only root")
-            } else if !self.devices.is_empty() {
-                Some("device nodes")
-            } else if self.tty {
-                Some("a terminal (its devpts)")
-            } else if matches!(self.rootfs.kind, RootfsKind::Layers(_)) {
-                Some("an image root filesystem (an overlay mount)")
-            } else {
-                None
-            };
-            if let Some(what) = why {
-                return Err(Error::invalid(format!(
-                    "{what} need a mount namespace of the container's own; berth never mounts into the runtime's or a joined one"
-                )));
-            }
-        }
-        for (k, _) in &self.sysctls {
-            // A namespace of the container's own or joined, never the
-            // runtime's (host's).
-            let net = (ns | joined).contains(Namespaces::NET);
-            let ipc = (ns | joined).contains(Namespaces::IPC);
-            if !sysctl_allowed(k, net, ipc) {
-                return Err(Error::invalid(format!(
-                    "sysctl {k:?} is not namespaced for this container; refusing to change the host's"
-                )));
-            }
-        }
-        let image_user = match image.user.as_deref() {
-            None | Some("") => None,
-            Some(u) if u.split(':').all(|p| p.parse::<u32>().is_ok()) => {
-                let (uid, gid) = parse_image_user(u)?;
-                Some((uid, gid, Vec::new()))
-            }
-            // Names: looked up in the rootfs's /etc/passwd and /etc/group.
-            Some(u) => {
-                let roots = match &self.rootfs.kind {
-                    RootfsKind::Dir(d) => vec![d.clone()],
-                    RootfsKind::Layers(l) => l.clone(),
-                    RootfsKind::Host => vec![PathBuf::from("/")],
-                };
-                Some(crate::bundle::resolve_image_user(&roots, u)?)
-            }
-        };
-        let cwd = self
-            .cwd
-            .clone()
-            .or_else(|| {
-                image
-                    .working_dir
-                    .clone()
-                    .filter(|w| !w.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| PathBuf::from("/"));
-        if !cwd.is_absolute() {
-            return Err(Error::invalid(format!(
-                "working directory {cwd:?} must be absolute"
-            )));
-        }
-        if self.rootless && matches!(self.network.kind, NetKind::Bridge(_) | NetKind::User(_)) {
-            return Err(Error::invalid(
-                "bridge networking needs root (rootless containers get loopback or Network::pasta())",
-            ));
-        }
-        let bridge = match &self.network.kind {
-            NetKind::Bridge(b) => Some(b.clone()),
-            _ => None,
-        };
-        let user_net = match &self.network.kind {
-            NetKind::User(u) => Some(u.clone()),
-            _ => None,
-        };
-        let policy = self.security_policy(image_user)?;
-        let prepared = Arc::new(policy.prepare()?);
-
-        // Environment: defaults, the image's, then the caller's.
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "PATH".into(),
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ),
-            ("HOSTNAME".into(), hostname.clone()),
-            ("HOME".into(), "/root".into()),
-        ];
-        if self.tty {
-            env.push(("TERM".into(), "xterm".into()));
-        }
-        for kv in &image.env {
-            if let Some((k, v)) = kv.split_once('=') {
-                set_env(&mut env, k, v);
-            }
-        }
-        for (k, v) in &self.env {
-            if k.is_empty() || k.contains('=') {
-                return Err(Error::invalid(format!("environment variable name {k:?}")));
-            }
-            set_env(&mut env, k, v);
-        }
-
-        // What Container::commit records as the new image's config.
-        let commit_config = berth_overlay::ImageConfig {
-            env: env
-                .iter()
-                .filter(|(k, _)| k != "HOSTNAME")
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect(),
-            cmd: argv.clone(),
-            entrypoint: Vec::new(),
-            working_dir: Some(cwd.to_string_lossy().into_owned()),
-            user: self
-                .user
-                .map(|(u, g)| format!("{u}:{g}"))
-                .or_else(|| image.user.clone()),
-        };
-
-        // ---- Side effects start here; the guard undoes them on error. ----
-        let state_root = self
-            .state_root
-            .clone()
-            .unwrap_or_else(state::default_state_root);
-        // 0700, ours, not writable by others (state.rs).
-        state::private_root(&state_root, true)?;
-        // Every kernel object is recorded before it is made, and the state
-        // directory appears atomically with the first record (which names
-        // the cgroup about to be created): an owner killed at any point
-        // leaves a record `gc` acts on (state.rs).
-        let want_cgroup = !self.rootless || self.cgroup_parent.is_some();
-        let cgroup_name: PathBuf = self
-            .cgroup_name
-            .clone()
-            .unwrap_or_else(|| self.id.clone().into());
-        let planned_cgroup = if want_cgroup {
-            Some(state::planned_cgroup(
-                &cached_hierarchy()?,
-                self.cgroup_parent.as_deref(),
-                &cgroup_name,
-            ))
-        } else {
-            None
-        };
-        // Cached per process: a CLI pays one /proc read for create and destroy.
-        let (owner, owner_start) = state::own_start();
-        let mut st = State {
-            id: self.id.clone(),
-            pid: None,
-            pid_start: None,
-            owner_pid: owner,
-            owner_start,
-            cgroup: planned_cgroup,
-            mounts: Vec::new(),
-            network: None,
-            pasta_pid: None,
-            pasta_start: None,
-            created: stopped,
-            detached: false,
-            created_at: state::now_secs(),
-        };
-        let state_dir = state::create_state_dir(&state_root, &st)?;
-        let mut guard = StateDirGuard(Some(state_dir.clone()));
-
-        // /etc files.
-        let mut etc: Vec<(&'static str, Vec<u8>)> = vec![
-            ("/etc/hostname", format!("{hostname}\n").into_bytes()),
-            (
-                "/etc/hosts",
-                format!(
-                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-                )
-                .into_bytes(),
-            ),
-        ];
-        if bridge.is_some() || user_net.is_some() || matches!(self.network.kind, NetKind::Pasta(_))
-        {
-            if let Ok(r) = std::fs::read("/etc/resolv.conf") {
-                etc.push(("/etc/resolv.conf", r));
-            }
-        }
-        if matches!(self.network.kind, NetKind::Host) {
-            etc.clear();
-        }
-
-        // cgroup: created (with its limits) before the process, which is
-        // cloned straight into it.
-        let mut applied = crate::limits::AppliedLimits::default();
-        let cgroup = if want_cgroup {
-            let mut b = CgroupBuilder::new(cgroup_name)
-                .hierarchy(cached_hierarchy()?)
-                .ignore_unavailable(self.ignore_unavailable);
-            if let Some(p) = &self.cgroup_parent {
-                b = b.parent(p.clone());
-            }
-            if let Some(r) = &self.resources {
-                b = b.resources(r.clone());
-            }
-            // berth-cgroups logs each skipped limit (once) with where its
-            // controller is bound; the program gets them in `applied`.
-            let (cg, report) = b.create_with_report()?;
-            applied = crate::limits::AppliedLimits::from_report(report);
-            st.cgroup = Some(cg.path().to_path_buf());
-            Some(cg)
-        } else {
-            if let Some(r) = self.resources.as_ref().filter(|r| !r.is_empty()) {
-                const NO_CGROUP: &str =
-                    "rootless containers get cgroup limits only under a delegated cgroup_parent";
-                if !self.ignore_unavailable {
-                    return Err(Error::invalid(NO_CGROUP));
-                }
-                applied = crate::limits::AppliedLimits::all_skipped(&self.id, r, NO_CGROUP)?;
-            }
-            None
-        };
-        if cgroup.is_some() {
-            // Confirms the cgroup (the first record had it as planned only).
-            st.write(&state_dir)?;
-        }
-        if let (Some(cg), Some(f)) = (&cgroup, &self.device_filter) {
-            attach_device_filter(cg, f)?;
-        }
-
-        // ---- The spawn plan. ----
-        // An overlay root's writable layer, for Container::diff/commit.
-        let send_upper = !matches!(self.rootfs.kind, RootfsKind::Dir(_));
-        // A user-defined network: its handle now (rebuilt from its record
-        // when given by name), and the host file bound at /etc/hosts.
-        let user_handle = user_net.as_ref().map(|u| u.resolve()).transpose()?;
-        let hosts_src = user_handle.as_ref().map(|n| n.hosts_path(&self.id));
-        let fs_plan = FsPlan {
-            state_dir: &state_dir,
-            rootfs: &self.rootfs.kind,
-            read_only_root: self.read_only_root,
-            rootless: self.rootless,
-            own_netns: ns.contains(Namespaces::NET),
-            cgroupns: ns.contains(Namespaces::CGROUP) && cgroup.is_some(),
-            cgroup_dir: cgroup.as_ref().map(|c| c.path()),
-            mounts: &self.mounts,
-            masked: &self.masked,
-            readonly: &self.readonly_paths,
-            sysctls: &self.sysctls,
-            etc_files: &etc,
-            send_upper,
-            hosts_bound: hosts_src.as_deref(),
-            umask: self.umask,
-            root_propagation: self.rootfs_propagation,
-            devices: &self.devices,
-            // mknod(2) of a device needs CAP_MKNOD in the initial user
-            // namespace: with a user namespace the host's nodes are bound.
-            bind_devices: self.rootless
-                || ns.contains(Namespaces::USER)
-                || self.joins.iter().any(|(_, n)| n.contains(Namespaces::USER)),
-            // SAFETY: geteuid cannot fail.
-            userns_by_root: (ns | joined).contains(Namespaces::USER)
-                && unsafe { libc::geteuid() } == 0,
-        };
-        let mut steps = if own_mnt {
-            fs::plan(&fs_plan)?
-        } else {
-            fs::plan_without_mount_ns(&fs_plan)?
-        };
-        if matches!(self.network.kind, NetKind::Loopback) && ns.contains(Namespaces::NET) {
-            steps.push(lo_up_step());
-        }
-        // tty: a pty of the container's own devpts, opened by a step after
-        // pivot_root; its slave becomes fds 0-2 (pty.rs).
-        let mut pty_plan = None;
-        if self.tty {
-            let (rx, child_sock, step) = crate::pty::plan()?;
-            self.stdin = Stdio::Inherit;
-            self.stdout = Stdio::Inherit;
-            self.stderr = Stdio::Inherit;
-            steps.push(step);
-            steps.push(controlling_tty_step());
-            pty_plan = Some((rx, child_sock));
-        }
-        let sec = prepared.clone();
-        // SAFETY: apply_in_child only runs raw syscalls on data prepared
-        // above (berth-security's contract). It is the final step: after
-        // the start wait, right before execve, so the seccomp filter sees
-        // nothing of berth's own setup (runtime-spec: seccomp is the last
-        // thing before the user's process starts).
-        let policy_step = unsafe {
-            Step::hook(
-                "apply security policy (rlimits, capabilities, no_new_privs, seccomp)",
-                move || sec.apply_in_child().map_err(|f| f.errno),
-            )
-        };
-
-        let mut sp = Spawner::new(&argv);
-        sp.env_clear()
-            .namespaces(ns)
-            .current_dir(&cwd)
-            .init(self.init)
-            .stdin(std::mem::take(&mut self.stdin))
-            .stdout(std::mem::take(&mut self.stdout))
-            .stderr(std::mem::take(&mut self.stderr))
-            .steps(steps)
-            .final_step(policy_step);
-        if self.kill_with_owner {
-            sp.parent_death_signal(libc::SIGKILL);
-        }
-        let pty_rx = pty_plan.map(|(rx, child_sock)| {
-            sp.map_fd(child_sock, crate::pty::CHILD_SOCKET_FD);
-            rx
-        });
-        let upper_rx = if send_upper {
-            let (rx, child_sock) = crate::pty::fd_channel("the writable layer")?;
-            sp.map_fd(child_sock, crate::commit::UPPER_SOCKET_FD);
-            Some(rx)
-        } else {
-            None
-        };
-        let lo_up = matches!(self.network.kind, NetKind::Loopback);
-        crate::perf::use_netns_pool(&mut sp, ns, self.netns_pool, lo_up);
-        if set_hostname {
-            sp.hostname(&hostname);
-        }
-        for (fd, child_fd) in std::mem::take(&mut self.inherit_fds) {
-            sp.map_fd(fd, child_fd);
-        }
-        for (k, v) in &env {
-            sp.env(k, v);
-        }
-        for (p, n) in &self.joins {
-            sp.join_path(p, *n);
-        }
-        if ns.contains(Namespaces::USER) {
-            if self.uid_maps.is_empty() {
-                // SAFETY: getuid/getgid cannot fail.
-                sp.uid_map(IdMap::new(0, unsafe { libc::getuid() }, 1));
-                // SAFETY: as above.
-                sp.gid_map(IdMap::new(0, unsafe { libc::getgid() }, 1));
-                sp.setgroups_deny(true);
-            } else {
-                for m in &self.uid_maps {
-                    sp.uid_map(*m);
-                }
-                for m in &self.gid_maps {
-                    sp.gid_map(*m);
-                }
-                // An unprivileged caller may write one single-id line
-                // mapping its own uid (gid, with setgroups denied) itself
-                // (user_namespaces(7)); anything else needs the setuid
-                // helpers and /etc/subuid.
-                // SAFETY: geteuid/getegid cannot fail.
-                let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-                let own = |maps: &[IdMap], id: u32| {
-                    maps.len() == 1 && maps[0].count == 1 && maps[0].outside == id
-                };
-                let direct = own(&self.uid_maps, euid) && own(&self.gid_maps, egid);
-                sp.use_id_map_tools(euid != 0 && !direct);
-            }
-        }
-        if let Some(cg) = &cgroup {
-            let fd = cg
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| Error::io("dup cgroup fd", cg.path(), e))?;
-            sp.cgroup_fd(fd);
-        }
-        let attachment: Arc<Mutex<Option<berth_netsetup::Attachment>>> = Arc::new(Mutex::new(None));
-        let pasta: Arc<Mutex<Option<crate::pasta::Pasta>>> = Arc::new(Mutex::new(None));
-        if let NetKind::Pasta(ports) = &self.network.kind {
-            let (ports, dir, slot) = (ports.clone(), state_dir.clone(), pasta.clone());
-            sp.after_clone(move |child| {
-                let p = crate::pasta::Pasta::start(child.pid(), &ports, &dir)?;
-                if let Ok(mut s) = slot.lock() {
-                    *s = Some(p);
-                }
-                Ok(())
-            });
-        }
-        // The network to attach (bridge or user-defined) and how.
-        let user = user_net.zip(user_handle);
-        let to_attach = match (&bridge, &user) {
-            (Some(b), _) => {
-                let mut bn = BridgeNetwork::new(&b.name)
-                    .bridge(b.bridge.as_deref().unwrap_or(&b.name))
-                    .masquerade(b.masquerade)
-                    .ip_forward(b.ip_forward);
-                if let Some(d) = &b.state_dir {
-                    bn = bn.state_dir(d.clone());
-                }
-                if let Some(s) = &b.subnet {
-                    bn = bn.subnet(s);
-                }
-                Some((bn.ensure()?, Attach::new(&self.id), &b.ports))
-            }
-            (None, Some((u, net))) => {
-                // Names: the hosts file is written here, before the child
-                // binds it at /etc/hosts, and kept listing every member of
-                // the network by berth-netsetup (in place: the bind holds
-                // its inode; it deletes the file when the container goes).
-                let hosts = net.hosts_path(&self.id);
-                let base = etc
-                    .iter()
-                    .find(|(p, _)| *p == "/etc/hosts")
-                    .map(|(_, d)| d.as_slice())
-                    .unwrap_or_default();
-                write_world_readable(&hosts, base)?;
-                let mut attach = Attach::new(&self.id).name(&self.id).hosts_file(hosts);
-                for a in &u.aliases {
-                    attach = attach.name(a);
-                }
-                Some((net.clone(), attach, &u.ports))
-            }
-            (None, None) => None,
-        };
-        if let Some((net, mut attach, ports)) = to_attach {
-            st.network = Some(NetworkState {
-                network: net.name().to_string(),
-                state_dir: net.state_dir().to_path_buf(),
-            });
-            st.write(&state_dir)?;
-            for p in ports {
-                attach = attach.publish(*p);
-            }
-            // A container reaches its own published ports through the
-            // gateway or a host address: the DNATed frame goes back out of
-            // the port it came in on when the bridge netfilter hooks are on
-            // (br_netfilter), which the bridge allows only in hairpin mode.
-            attach = attach.hairpin(!ports.is_empty());
-            let slot = attachment.clone();
-            sp.after_clone(move |child| {
-                let netns = NetNs::from_pidfd(child.pidfd())?;
-                let att = net.attach(&netns, &attach)?;
-                if let Ok(mut s) = slot.lock() {
-                    *s = Some(att);
-                }
-                Ok(())
-            });
-        }
-        let spawned_at = std::time::Instant::now();
-        let spawned = if stopped {
-            sp.spawn_stopped()
-        } else {
-            sp.spawn()
-        };
-        drop(sp);
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                let e = if e.errno() == Some(libc::ENOENT)
-                    && matches!(&e, berth_namespaces::Error::Child { step, .. } if step.starts_with("execve"))
-                {
-                    Error::CommandNotFound {
-                        program: argv[0].clone(),
-                        source: e,
-                    }
-                } else {
-                    e.into()
-                };
-                // Undo in reverse: pasta and attachment (if the hook got that far), cgroup, state.
-                if let Some(p) = pasta.lock().ok().and_then(|mut s| s.take()) {
-                    if let Err(e2) = p.stop() {
-                        tracing::warn!(container = %self.id, error = %e2, "undo: stop pasta");
-                    }
-                }
-                if let Some(a) = attachment.lock().ok().and_then(|mut s| s.take()) {
-                    if let Err(e2) = a.release() {
-                        tracing::warn!(container = %self.id, error = %e2, "undo: release network");
-                    }
-                }
-                if let Some(n) = &st.network {
-                    let _ = berth_netsetup::gc_container(&n.state_dir, None, &self.id);
-                }
-                if let Some(h) = &hosts_src {
-                    let _ = std::fs::remove_file(h);
-                }
-                drop(cgroup);
-                return Err(e);
-            }
-        };
-        let attachment = attachment.lock().ok().and_then(|mut s| s.take());
-        let pasta = pasta.lock().ok().and_then(|mut s| s.take());
-        let mount_ns = crate::perf::hold_mount_ns(child.pid());
-        let received = pty_rx
-            .map(|rx| rx.receive())
-            .transpose()
-            .and_then(|m| Ok((m, upper_rx.map(|rx| rx.receive()).transpose()?)));
-        let (pty_master, upper) = match received {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = child.kill(libc::SIGKILL);
-                let _ = child.wait();
-                drop(attachment);
-                drop(cgroup);
-                return Err(e);
-            }
-        };
-        st.pid = Some(child.pid());
-        st.pid_start = state::proc_start_time(child.pid());
-        if let Some(p) = &pasta {
-            st.pasta_pid = Some(p.pid());
-            st.pasta_start = state::proc_start_time(p.pid());
-        }
-        if let Err(e) = st.write(&state_dir) {
-            let _ = child.kill(libc::SIGKILL);
-            let _ = child.wait();
-            drop(attachment);
-            drop(cgroup);
-            return Err(e);
-        }
-        if let Some((store, _, digests)) = &self.rootfs.image_ref {
-            // Keep the layers from the store's gc while the container lives.
-            if let Err(e) = store.set_ref(&format!("container-{}", self.id), digests) {
-                tracing::warn!(container = %self.id, error = %e, "could not reference the image layers");
-            }
-        }
-        guard.0 = None;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        Ok(Container {
-            id: self.id,
-            state_dir,
-            state: st,
-            child: Some(child),
-            status: None,
-            cgroup,
-            attachment,
-            pasta,
-            exec: ExecConfig {
-                policy,
-                namespaces: ns,
-                env,
-                cwd,
-            },
-            image_ref: self.rootfs.image_ref.map(|(s, _, _)| s),
-            pty: pty_master,
-            stdin,
-            stdout,
-            stderr,
-            destroyed: false,
-            mount_ns,
-            layer: upper.map(|upper| crate::commit::WritableLayer {
-                upper,
-                lowers: match &self.rootfs.kind {
-                    RootfsKind::Layers(l) => Some(l.clone()),
-                    _ => None,
-                },
-                exclude: etc
-                    .iter()
-                    .map(|(p, _)| p.trim_start_matches('/').into())
-                    .collect(),
-                config: commit_config,
-            }),
-            applied,
-            timeout: self.timeout.map(|t| (spawned_at, t)),
-        })
-    }
 }
 
 /// Write `data` to file `path` (created 0644: the container's users read
 /// it; a leftover of a crashed container of the same id is truncated),
 /// never through a symlink.
-fn write_world_readable(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_world_readable(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -1470,7 +815,7 @@ fn write_world_readable(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// The node name of our UTS namespace (uname(2)).
-fn uts_nodename() -> String {
+pub(crate) fn uts_nodename() -> String {
     // SAFETY: uname fills a zeroed utsname.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer; uname cannot fail with one.
@@ -1482,7 +827,7 @@ fn uts_nodename() -> String {
         .collect()
 }
 
-fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+pub(crate) fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
     match env.iter_mut().find(|(ek, _)| ek == k) {
         Some(e) => e.1 = v.to_string(),
         None => env.push((k.to_string(), v.to_string())),
@@ -1491,7 +836,7 @@ fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
 
 /// The image config's `User` when all numeric: `uid` or `uid:gid` (names
 /// are looked up in the rootfs by `bundle::resolve_image_user`).
-fn parse_image_user(u: &str) -> Result<(u32, u32)> {
+pub(crate) fn parse_image_user(u: &str) -> Result<(u32, u32)> {
     let bad = || {
         Error::invalid(format!(
             "image user {u:?}: only numeric uid[:gid] is supported"
@@ -1502,19 +847,6 @@ fn parse_image_user(u: &str) -> Result<(u32, u32)> {
         None => {
             let uid = u.parse().map_err(|_| bad())?;
             Ok((uid, uid))
-        }
-    }
-}
-
-/// Removes a half-made state directory on error.
-struct StateDirGuard(Option<PathBuf>);
-
-impl Drop for StateDirGuard {
-    fn drop(&mut self) {
-        if let Some(d) = self.0.take() {
-            if let Err(e) = state::remove_state_dir(&d) {
-                tracing::warn!(error = %e, "undo: remove state directory");
-            }
         }
     }
 }
@@ -1549,71 +881,11 @@ pub(crate) fn default_seccomp(caps: CapSet) -> Result<SeccompProgram> {
     Ok(prog)
 }
 
-/// Attach `filter`: the default allowlist is loaded once per process and
-/// the same program attached to every container's cgroup. Removing the
-/// cgroup detaches it (cgroup-bpf(7)), so no handle is kept.
-fn attach_device_filter(
-    cg: &berth_cgroups::Cgroup,
-    filter: &berth_ebpf_probes::DeviceFilter,
-) -> Result<()> {
-    use berth_ebpf_probes::sys::{attach_cgroup, AttachType, Program, BPF_F_ALLOW_MULTI};
-    static DEFAULT: OnceLock<Mutex<Option<Program>>> = OnceLock::new();
-    let default = berth_ebpf_probes::DeviceFilter::container_default();
-    if filter.rules() == default.rules() {
-        let slot = DEFAULT.get_or_init(|| Mutex::new(None));
-        let mut g = slot
-            .lock()
-            .map_err(|_| Error::invalid("device filter cache poisoned"))?;
-        if g.is_none() {
-            *g = Some(default.load()?);
-        }
-        if let Some(p) = g.as_ref() {
-            attach_cgroup(
-                cg.as_fd(),
-                p,
-                AttachType::CgroupDevice,
-                BPF_F_ALLOW_MULTI,
-                None,
-            )?;
-        }
-        return Ok(());
-    }
-    filter.attach(cg.as_fd())?.keep_attached();
-    Ok(())
-}
-
-/// Child step: bring `lo` up with two ioctls (netdevice(7)).
-fn lo_up_step() -> Step {
-    // SAFETY: socket/ioctl/close are raw syscalls on stack data.
-    unsafe {
-        Step::hook("bring lo up (SIOCSIFFLAGS)", || {
-            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if s < 0 {
-                return Err(*libc::__errno_location());
-            }
-            let mut ifr: libc::ifreq = std::mem::zeroed();
-            ifr.ifr_name[0] = b'l' as libc::c_char;
-            ifr.ifr_name[1] = b'o' as libc::c_char;
-            if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-                let e = *libc::__errno_location();
-                libc::close(s);
-                return Err(e);
-            }
-            if ifr.ifr_ifru.ifru_flags & libc::IFF_UP as libc::c_short != 0 {
-                // Already up (a pooled namespace): skip the rtnl_lock.
-                libc::close(s);
-                return Ok(());
-            }
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            let r = libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
-            let e = *libc::__errno_location();
-            libc::close(s);
-            if r < 0 {
-                return Err(e);
-            }
-            Ok(())
-        })
-    }
+/// Child step: bring `lo` up (berth-netsetup's child-safe action).
+pub(crate) fn lo_up_step() -> Step {
+    // SAFETY: berth_netsetup::child::lo_up makes raw syscalls on stack data
+    // only (its contract): no allocation, no lock.
+    unsafe { Step::hook("bring lo up (SIOCSIFFLAGS)", berth_netsetup::child::lo_up) }
 }
 
 /// Child step: new session with the pty on fd 0 as controlling terminal.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use berth_namespaces::{IdMap, Namespaces};
 use berth_security::{Capabilities, Rlimit, SeccompProfile};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxDevice, LinuxNamespaceType, Mount as OciMount, Process, Spec};
 
 use crate::builder::ContainerBuilder;
 use crate::config::{DeviceNode, DeviceNodeKind, Mount, Network, Propagation, Rootfs, Seccomp};
@@ -107,10 +107,8 @@ impl Bundle {
 
     /// A builder for container `id` configured from the spec.
     pub fn builder(&self, id: &str) -> Result<ContainerBuilder> {
-        let cfg = self.dir.join("config.json");
-        let p = &cfg;
         let spec = &self.spec;
-        let mut b = ContainerBuilder::new(id)
+        let b = ContainerBuilder::new(id)
             .masked_paths(Vec::<String>::new())
             .readonly_paths(Vec::<String>::new())
             .seccomp(Seccomp::Unconfined)
@@ -119,11 +117,48 @@ impl Bundle {
             // caller; no cgroup unless a delegated one is writable).
             // SAFETY: geteuid cannot fail.
             .rootless(unsafe { libc::geteuid() } != 0);
+        let b = self.root(b)?;
+        let proc_ = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| self.bad("no process"))?;
+        let mut b = self.process(b, proc_)?;
+        for m in spec.mounts().clone().unwrap_or_default() {
+            b = self.mount(b, &m)?;
+        }
+        let Some(linux) = spec.linux() else {
+            return Err(self.bad("no linux section"));
+        };
+        let b = self.namespaces(b, linux)?;
+        let b = self.resources(b, linux)?;
+        let b = self.cgroups_path(b, linux)?;
+        let b = self.linux_paths(b, linux)?;
+        let b = self.devices(b, linux)?;
+        self.linux_unsupported(linux)?;
+        Ok(b)
+    }
 
-        let root = spec.root().as_ref().ok_or_else(|| Error::Bundle {
-            path: cfg.clone(),
-            reason: "no root".into(),
-        })?;
+    /// `<dir>/config.json`, named in errors.
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    /// An [`Error::Bundle`] for this bundle's config.json.
+    fn bad(&self, reason: impl Into<String>) -> Error {
+        Error::Bundle {
+            path: self.config_path(),
+            reason: reason.into(),
+        }
+    }
+
+    fn unsupported(&self, what: &str) -> Error {
+        unsupported(&self.config_path(), what)
+    }
+
+    /// `root`, `hostname`, `domainname`.
+    fn root(&self, mut b: ContainerBuilder) -> Result<ContainerBuilder> {
+        let spec = &self.spec;
+        let root = spec.root().as_ref().ok_or_else(|| self.bad("no root"))?;
         let rp = if root.path().is_absolute() {
             root.path().clone()
         } else {
@@ -139,31 +174,23 @@ impl Bundle {
             b = b.hostname(h.clone());
         }
         if spec.domainname().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(unsupported(p, "domainname"));
+            return Err(self.unsupported("domainname"));
         }
+        Ok(b)
+    }
 
-        // process
-        let proc_ = spec.process().as_ref().ok_or_else(|| Error::Bundle {
-            path: cfg.clone(),
-            reason: "no process".into(),
-        })?;
+    /// `process`: args, env, cwd, user, terminal, capabilities, rlimits,
+    /// noNewPrivileges, apparmorProfile, oomScoreAdj.
+    fn process(&self, mut b: ContainerBuilder, proc_: &Process) -> Result<ContainerBuilder> {
         let args = proc_.args().clone().unwrap_or_default();
         if args.is_empty() {
-            return Err(Error::Bundle {
-                path: cfg.clone(),
-                reason: "process.args is empty".into(),
-            });
+            return Err(self.bad("process.args is empty"));
         }
         b = b.command(args);
         for kv in proc_.env().clone().unwrap_or_default() {
             match kv.split_once('=') {
                 Some((k, v)) => b = b.env(k, v),
-                None => {
-                    return Err(Error::Bundle {
-                        path: cfg.clone(),
-                        reason: format!("process.env entry {kv:?} has no '='"),
-                    })
-                }
+                None => return Err(self.bad(format!("process.env entry {kv:?} has no '='"))),
             }
         }
         b = b.current_dir(proc_.cwd().clone());
@@ -192,92 +219,102 @@ impl Bundle {
         if let Some(o) = proc_.oom_score_adj() {
             b = b.oom_score_adj(o);
         }
-        if proc_.selinux_label().is_some() {
-            return Err(unsupported(p, "process.selinuxLabel"));
-        }
-        if proc_.io_priority().is_some() {
-            return Err(unsupported(p, "process.ioPriority"));
-        }
-        if proc_.scheduler().is_some() {
-            return Err(unsupported(p, "process.scheduler"));
-        }
-        if proc_.exec_cpu_affinity().is_some() {
-            return Err(unsupported(p, "process.execCPUAffinity"));
-        }
+        self.process_unsupported(proc_)?;
+        Ok(b)
+    }
 
-        // mounts
-        for m in spec.mounts().clone().unwrap_or_default() {
-            let dst = m.destination().clone();
-            let typ = m.typ().clone().unwrap_or_default();
-            let opts = m.options().clone().unwrap_or_default();
-            let standard: &[(&str, &str)] = &[
-                ("/proc", "proc"),
-                ("/dev", "tmpfs"),
-                ("/dev/pts", "devpts"),
-                ("/dev/shm", "tmpfs"),
-                ("/dev/mqueue", "mqueue"),
-                ("/sys", "sysfs"),
-                ("/sys/fs/cgroup", "cgroup"),
-                ("/sys/fs/cgroup", "cgroup2"),
-            ];
-            if standard
-                .iter()
-                .any(|(d, t)| dst == Path::new(d) && typ == *t)
-            {
-                continue; // part of the standard filesystem
-            }
-            let is_bind = typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
-            if is_bind {
-                let src = m.source().clone().ok_or_else(|| Error::Bundle {
-                    path: cfg.clone(),
-                    reason: format!("bind mount at {dst:?} has no source"),
-                })?;
-                let src = if src.is_absolute() {
-                    src
-                } else {
-                    self.dir.join(src)
-                };
-                let mut mm = Mount::bind(src, &dst).recursive(opts.iter().any(|o| o == "rbind"));
-                let words: Vec<&String> = opts
-                    .iter()
-                    .filter(|o| !matches!(o.as_str(), "bind" | "rbind"))
-                    .collect();
-                mm = mm.options(words).map_err(|e| bundle_err(p, e))?;
-                b = b.mount(mm);
-            } else if typ == "tmpfs" {
-                let mut mm = Mount::tmpfs(&dst);
-                let mut words = Vec::new();
-                for o in &opts {
-                    if let Some(s) = o.strip_prefix("size=") {
-                        let bytes = parse_tmpfs_size(s).ok_or_else(|| Error::Bundle {
-                            path: cfg.clone(),
-                            reason: format!("tmpfs size {s:?} at {dst:?}"),
-                        })?;
-                        mm = mm.size(bytes);
-                    } else if let Some(m) = o.strip_prefix("mode=") {
-                        let mode = u32::from_str_radix(m, 8).map_err(|_| Error::Bundle {
-                            path: cfg.clone(),
-                            reason: format!("tmpfs mode {m:?} at {dst:?}"),
-                        })?;
-                        mm = mm.mode(mode);
-                    } else {
-                        words.push(o);
-                    }
-                }
-                mm = mm.options(words).map_err(|e| bundle_err(p, e))?;
-                b = b.mount(mm);
-            } else {
-                return Err(unsupported(p, &format!("mount type {typ:?} at {dst:?}")));
-            }
+    fn process_unsupported(&self, proc_: &Process) -> Result<()> {
+        let set = [
+            (proc_.selinux_label().is_some(), "process.selinuxLabel"),
+            (proc_.io_priority().is_some(), "process.ioPriority"),
+            (proc_.scheduler().is_some(), "process.scheduler"),
+            (
+                proc_.exec_cpu_affinity().is_some(),
+                "process.execCPUAffinity",
+            ),
+        ];
+        match set.iter().find(|(is_set, _)| *is_set) {
+            Some((_, what)) => Err(self.unsupported(what)),
+            None => Ok(()),
         }
+    }
 
-        // linux
-        let Some(linux) = spec.linux() else {
-            return Err(Error::Bundle {
-                path: cfg.clone(),
-                reason: "no linux section".into(),
-            });
+    /// One of `mounts`: a standard one (the container's standard
+    /// filesystem), a bind or a tmpfs.
+    fn mount(&self, b: ContainerBuilder, m: &OciMount) -> Result<ContainerBuilder> {
+        let dst = m.destination().clone();
+        let typ = m.typ().clone().unwrap_or_default();
+        let opts = m.options().clone().unwrap_or_default();
+        let standard: &[(&str, &str)] = &[
+            ("/proc", "proc"),
+            ("/dev", "tmpfs"),
+            ("/dev/pts", "devpts"),
+            ("/dev/shm", "tmpfs"),
+            ("/dev/mqueue", "mqueue"),
+            ("/sys", "sysfs"),
+            ("/sys/fs/cgroup", "cgroup"),
+            ("/sys/fs/cgroup", "cgroup2"),
+        ];
+        if standard
+            .iter()
+            .any(|(d, t)| dst == Path::new(d) && typ == *t)
+        {
+            return Ok(b); // part of the standard filesystem
+        }
+        let is_bind = typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
+        let mm = if is_bind {
+            self.bind_mount(m, &dst, &opts)?
+        } else if typ == "tmpfs" {
+            self.tmpfs_mount(&dst, &opts)?
+        } else {
+            return Err(self.unsupported(&format!("mount type {typ:?} at {dst:?}")));
         };
+        Ok(b.mount(mm))
+    }
+
+    fn bind_mount(&self, m: &OciMount, dst: &Path, opts: &[String]) -> Result<Mount> {
+        let src = m
+            .source()
+            .clone()
+            .ok_or_else(|| self.bad(format!("bind mount at {dst:?} has no source")))?;
+        let src = if src.is_absolute() {
+            src
+        } else {
+            self.dir.join(src)
+        };
+        let words: Vec<&String> = opts
+            .iter()
+            .filter(|o| !matches!(o.as_str(), "bind" | "rbind"))
+            .collect();
+        Mount::bind(src, dst)
+            .recursive(opts.iter().any(|o| o == "rbind"))
+            .options(words)
+            .map_err(|e| bundle_err(&self.config_path(), e))
+    }
+
+    fn tmpfs_mount(&self, dst: &Path, opts: &[String]) -> Result<Mount> {
+        let mut mm = Mount::tmpfs(dst);
+        let mut words = Vec::new();
+        for o in opts {
+            if let Some(s) = o.strip_prefix("size=") {
+                let bytes = parse_tmpfs_size(s)
+                    .ok_or_else(|| self.bad(format!("tmpfs size {s:?} at {dst:?}")))?;
+                mm = mm.size(bytes);
+            } else if let Some(m) = o.strip_prefix("mode=") {
+                let mode = u32::from_str_radix(m, 8)
+                    .map_err(|_| self.bad(format!("tmpfs mode {m:?} at {dst:?}")))?;
+                mm = mm.mode(mode);
+            } else {
+                words.push(o);
+            }
+        }
+        mm.options(words)
+            .map_err(|e| bundle_err(&self.config_path(), e))
+    }
+
+    /// `linux.namespaces` (created, joined by path, else the runtime's) and
+    /// the uid/gid mappings.
+    fn namespaces(&self, mut b: ContainerBuilder, linux: &Linux) -> Result<ContainerBuilder> {
         let mut created = Namespaces::empty();
         let mut has_net = false;
         for ns in linux.namespaces().clone().unwrap_or_default() {
@@ -300,7 +337,7 @@ impl Bundle {
             }
         }
         if created.contains(Namespaces::TIME) {
-            return Err(unsupported(p, "a new time namespace"));
+            return Err(self.unsupported("a new time namespace"));
         }
         b = b.network(if has_net {
             Network::loopback()
@@ -314,23 +351,21 @@ impl Bundle {
             | Namespaces::CGROUP;
         let joined: Namespaces = b.joins.iter().fold(Namespaces::empty(), |a, (_, n)| a | *n);
         b = b.share_namespaces(all & !created & !joined);
-        if let Some(m) = linux.uid_mappings() {
-            for x in m {
-                b = b.uid_map(IdMap::new(x.container_id(), x.host_id(), x.size()));
-            }
+        for x in linux.uid_mappings().iter().flatten() {
+            b = b.uid_map(IdMap::new(x.container_id(), x.host_id(), x.size()));
         }
-        if let Some(m) = linux.gid_mappings() {
-            for x in m {
-                b = b.gid_map(IdMap::new(x.container_id(), x.host_id(), x.size()));
-            }
+        for x in linux.gid_mappings().iter().flatten() {
+            b = b.gid_map(IdMap::new(x.container_id(), x.host_id(), x.size()));
         }
         if !created.contains(Namespaces::USER) && (!b.uid_maps.is_empty() || !b.gid_maps.is_empty())
         {
-            return Err(Error::Bundle {
-                path: cfg.clone(),
-                reason: "uid/gid mappings without a new user namespace".into(),
-            });
+            return Err(self.bad("uid/gid mappings without a new user namespace"));
         }
+        Ok(b)
+    }
+
+    /// `linux.resources`: cgroup limits and the device rules.
+    fn resources(&self, mut b: ContainerBuilder, linux: &Linux) -> Result<ContainerBuilder> {
         if let Some(r) = linux.resources() {
             b = b.resources(berth_cgroups::Resources::from_oci(r)?);
             if let Some(devs) = r.devices() {
@@ -358,49 +393,57 @@ impl Bundle {
             // the caller's access. runc skips device rules rootless too.
             b = b.device_filter(None);
         }
-        if let Some(cp) = linux.cgroups_path() {
-            let s = cp.to_string_lossy();
-            if s.contains(':') {
-                return Err(unsupported(
-                    p,
-                    "a systemd-style cgroupsPath (slice:prefix:name)",
-                ));
-            }
-            let rel = cp.strip_prefix("/").unwrap_or(cp);
-            let name = rel.file_name().ok_or_else(|| Error::Bundle {
-                path: cfg.clone(),
-                reason: format!("cgroupsPath {cp:?} has no name"),
-            })?;
-            let parent = rel.parent().unwrap_or(Path::new(""));
-            if b.rootless && !delegated(parent) {
-                // Rootless without a writable (delegated) cgroup: no cgroup
-                // and no limits, as runc does for rootless containers.
-                tracing::warn!(bundle = %self.dir.display(), cgroups_path = %cp.display(),
-                    "rootless: the cgroup parent is not writable; no cgroup, limits not applied");
+        Ok(b)
+    }
+
+    /// `linux.cgroupsPath`: absolute below the cgroup2 root, relative
+    /// below the parent of the runtime's own cgroup; rootless only when
+    /// delegated.
+    fn cgroups_path(&self, mut b: ContainerBuilder, linux: &Linux) -> Result<ContainerBuilder> {
+        let Some(cp) = linux.cgroups_path() else {
+            if b.rootless && b.resources.as_ref().is_some_and(|r| !r.is_empty()) {
+                tracing::warn!(bundle = %self.dir.display(),
+                    "rootless without cgroupsPath: no cgroup, limits not applied");
                 b = b.ignore_unavailable(true);
-            } else if cp.is_absolute() {
-                b.cgroup_name = Some(PathBuf::from(name));
-                b = b.cgroup_parent(parent.to_path_buf());
-            } else {
-                // Relative: below the parent of the runtime's own cgroup
-                // (its own has processes, so no controllers could be
-                // enabled below it), as runc's cgroupfs v2 driver
-                // (libcontainer/cgroups/fs2/defaultpath.go); missing
-                // parents are created (and, as runc's, left on delete).
-                let h = crate::builder::cached_hierarchy()?;
-                let own = h.own_cgroup_dir();
-                b.cgroup_name = Some(rel.to_path_buf());
-                let base = match own.parent() {
-                    Some(up) if own != h.mount_point() => up.to_path_buf(),
-                    _ => own.clone(),
-                };
-                b = b.cgroup_parent(base);
             }
-        } else if b.rootless && b.resources.as_ref().is_some_and(|r| !r.is_empty()) {
-            tracing::warn!(bundle = %self.dir.display(),
-                "rootless without cgroupsPath: no cgroup, limits not applied");
-            b = b.ignore_unavailable(true);
+            return Ok(b);
+        };
+        if cp.to_string_lossy().contains(':') {
+            return Err(self.unsupported("a systemd-style cgroupsPath (slice:prefix:name)"));
         }
+        let rel = cp.strip_prefix("/").unwrap_or(cp);
+        let name = rel
+            .file_name()
+            .ok_or_else(|| self.bad(format!("cgroupsPath {cp:?} has no name")))?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if b.rootless && !delegated(parent) {
+            // Rootless without a writable (delegated) cgroup: no cgroup
+            // and no limits, as runc does for rootless containers.
+            tracing::warn!(bundle = %self.dir.display(), cgroups_path = %cp.display(),
+                "rootless: the cgroup parent is not writable; no cgroup, limits not applied");
+            return Ok(b.ignore_unavailable(true));
+        }
+        if cp.is_absolute() {
+            b.cgroup_name = Some(PathBuf::from(name));
+            return Ok(b.cgroup_parent(parent.to_path_buf()));
+        }
+        // Relative: below the parent of the runtime's own cgroup (its own
+        // has processes, so no controllers could be enabled below it), as
+        // runc's cgroupfs v2 driver (libcontainer/cgroups/fs2/defaultpath.go);
+        // missing parents are created (and, as runc's, left on delete).
+        let h = crate::builder::cached_hierarchy()?;
+        let own = h.own_cgroup_dir();
+        b.cgroup_name = Some(rel.to_path_buf());
+        let base = match own.parent() {
+            Some(up) if own != h.mount_point() => up.to_path_buf(),
+            _ => own.clone(),
+        };
+        Ok(b.cgroup_parent(base))
+    }
+
+    /// `linux.sysctl`, `seccomp`, `maskedPaths`, `readonlyPaths`,
+    /// `rootfsPropagation`, `mountLabel`.
+    fn linux_paths(&self, mut b: ContainerBuilder, linux: &Linux) -> Result<ContainerBuilder> {
         if let Some(sys) = linux.sysctl() {
             let mut keys: Vec<_> = sys.iter().collect();
             keys.sort();
@@ -432,68 +475,73 @@ impl Bundle {
                 "shared" => Propagation::Shared,
                 "unbindable" => Propagation::Unbindable,
                 _ => {
-                    return Err(Error::Bundle {
-                        path: cfg.clone(),
-                        reason: format!("rootfsPropagation {rp:?} is not a propagation type"),
-                    })
+                    return Err(self.bad(format!(
+                        "rootfsPropagation {rp:?} is not a propagation type"
+                    )))
                 }
             };
             b = b.rootfs_propagation(prop, rec);
         }
         if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(unsupported(p, "linux.mountLabel (SELinux)"));
-        }
-        for d in linux.devices().clone().unwrap_or_default() {
-            use oci_spec::runtime::LinuxDeviceType;
-            let kind = match d.typ() {
-                LinuxDeviceType::C | LinuxDeviceType::U => DeviceNodeKind::Char,
-                LinuxDeviceType::B => DeviceNodeKind::Block,
-                LinuxDeviceType::P => DeviceNodeKind::Fifo,
-                LinuxDeviceType::A => {
-                    return Err(Error::Bundle {
-                        path: cfg.clone(),
-                        reason: format!(
-                            "linux.devices {:?}: type \"a\" is not a node type",
-                            d.path()
-                        ),
-                    })
-                }
-            };
-            let num = |n: i64, what: &str| {
-                u32::try_from(n).map_err(|_| Error::Bundle {
-                    path: cfg.clone(),
-                    reason: format!("linux.devices {:?}: {what} {n}", d.path()),
-                })
-            };
-            let mut node = DeviceNode::new(
-                d.path().clone(),
-                kind,
-                num(d.major(), "major")?,
-                num(d.minor(), "minor")?,
-            );
-            // runtime-spec: fileMode defaults to 0666 for runc (0o666 here too).
-            if let Some(m) = d.file_mode() {
-                node = node.mode(m & 0o7777);
-            }
-            node = node.owner(d.uid().unwrap_or(0), d.gid().unwrap_or(0));
-            b = b.device_node(node);
-        }
-        if linux.intel_rdt().is_some() {
-            return Err(unsupported(p, "linux.intelRdt"));
-        }
-        if linux.personality().is_some() {
-            return Err(unsupported(p, "linux.personality"));
-        }
-        if linux.time_offsets().is_some() {
-            return Err(unsupported(p, "linux.timeOffsets"));
-        }
-        if linux.memory_policy().is_some() {
-            return Err(unsupported(p, "linux.memoryPolicy"));
-        }
-        if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(unsupported(p, "linux.netDevices"));
+            return Err(self.unsupported("linux.mountLabel (SELinux)"));
         }
         Ok(b)
+    }
+
+    /// `linux.devices`: nodes made (or the host's bound).
+    fn devices(&self, mut b: ContainerBuilder, linux: &Linux) -> Result<ContainerBuilder> {
+        for d in linux.devices().iter().flatten() {
+            b = b.device_node(self.device(d)?);
+        }
+        Ok(b)
+    }
+
+    fn device(&self, d: &LinuxDevice) -> Result<DeviceNode> {
+        use oci_spec::runtime::LinuxDeviceType;
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => DeviceNodeKind::Char,
+            LinuxDeviceType::B => DeviceNodeKind::Block,
+            LinuxDeviceType::P => DeviceNodeKind::Fifo,
+            LinuxDeviceType::A => {
+                return Err(self.bad(format!(
+                    "linux.devices {:?}: type \"a\" is not a node type",
+                    d.path()
+                )))
+            }
+        };
+        let num = |n: i64, what: &str| {
+            u32::try_from(n)
+                .map_err(|_| self.bad(format!("linux.devices {:?}: {what} {n}", d.path())))
+        };
+        let mut node = DeviceNode::new(
+            d.path().clone(),
+            kind,
+            num(d.major(), "major")?,
+            num(d.minor(), "minor")?,
+        );
+        // runtime-spec: fileMode defaults to 0666 for runc (0o666 here too).
+        if let Some(m) = d.file_mode() {
+            node = node.mode(m & 0o7777);
+        }
+        Ok(node.owner(d.uid().unwrap_or(0), d.gid().unwrap_or(0)))
+    }
+
+    /// What berth does not do: an error naming it.
+    fn linux_unsupported(&self, linux: &Linux) -> Result<()> {
+        let set = [
+            (linux.intel_rdt().is_some(), "linux.intelRdt"),
+            (linux.personality().is_some(), "linux.personality"),
+            (linux.time_offsets().is_some(), "linux.timeOffsets"),
+            (linux.memory_policy().is_some(), "linux.memoryPolicy"),
+            (
+                linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+                "linux.netDevices",
+            ),
+        ];
+        match set.iter().find(|(is_set, _)| *is_set) {
+            Some((_, what)) => Err(self.unsupported(what)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The standard container filesystem as a berth-namespaces step plan,
 //! built in the parent, executed by the child with raw syscalls.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -169,7 +169,6 @@ impl InRootMount {
         // SAFETY (whole body): raw syscalls on C strings owned by `self` and
         // on stack buffers; every fd opened here is closed on every path.
         unsafe {
-            let errno = || *libc::__errno_location();
             let rootfd = libc::open(
                 self.root.as_ptr(),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -177,16 +176,21 @@ impl InRootMount {
             if rootfd < 0 {
                 return Err(errno());
             }
-            let r = self.run_at(rootfd);
+            let r = self
+                .make_path(rootfd)
+                .and_then(|()| self.mount_at(rootfd))
+                .and_then(|()| self.set_attributes(rootfd));
             libc::close(rootfd);
             r
         }
     }
 
-    unsafe fn run_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
-        // SAFETY (whole body): see `run`.
+    /// Each missing component of the destination, made inside the root
+    /// (`mkdirat`, or an empty file for the last one of a file bind).
+    fn make_path(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        // SAFETY (whole body): raw syscalls on C strings owned by `self`;
+        // every fd opened here is closed on every path.
         unsafe {
-            let errno = || *libc::__errno_location();
             let last = self.walk.len() - 1;
             for (i, (prefix, parent, name)) in self.walk.iter().enumerate() {
                 match open_in_root(rootfd, prefix) {
@@ -220,41 +224,64 @@ impl InRootMount {
                     return Err(e);
                 }
             }
-            let target = &self.walk[last].0;
-            // Neither source nor type: the tree was moved in already
-            // (move_mount), only its attributes are set here.
-            let moved = self.source.is_none() && self.fstype.is_none();
-            let tfd = open_in_root(rootfd, target)?;
+            Ok(())
+        }
+    }
+
+    /// The mount onto the resolved destination (`/proc/self/fd/<n>` of an
+    /// in-root `O_PATH` fd). Neither source nor type: the tree was moved
+    /// in already (move_mount), only its attributes are set after this.
+    fn mount_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        let moved = self.source.is_none() && self.fstype.is_none();
+        // SAFETY (whole body): see `run`.
+        unsafe {
+            let tfd = open_in_root(rootfd, self.target())?;
+            if moved {
+                libc::close(tfd);
+                return Ok(());
+            }
             let path = berth_namespaces::proc_self_fd(tfd);
-            let r = if moved {
-                0
-            } else {
-                libc::mount(
-                    self.source
-                        .as_ref()
-                        .map_or(std::ptr::null(), |s| s.as_ptr()),
-                    path.as_ptr().cast(),
-                    self.fstype
-                        .as_ref()
-                        .map_or(std::ptr::null(), |s| s.as_ptr()),
-                    self.flags,
-                    self.data
-                        .as_ref()
-                        .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-                )
-            };
+            let r = libc::mount(
+                self.source
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr()),
+                path.as_ptr().cast(),
+                self.fstype
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr()),
+                self.flags,
+                self.data
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+            );
             let e = errno();
             libc::close(tfd);
             if r < 0 {
                 return Err(e);
             }
-            let o = &self.opts;
-            let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
-            if !any_attr && o.propagation == 0 && self.cut == 0 {
-                return Ok(());
-            }
-            // A fresh in-root fd now resolves to the new mount's root.
-            let mfd = open_in_root(rootfd, target)?;
+            Ok(())
+        }
+    }
+
+    /// The destination relative to the root (the last prefix of the walk).
+    fn target(&self) -> &CString {
+        &self.walk[self.walk.len() - 1].0
+    }
+
+    /// Attributes (`mount_setattr`, the `r` forms first: the mount and its
+    /// submounts, then the mount's own words), then the cut and the
+    /// propagation asked for (a shared mount after an `MS_SLAVE` cut is
+    /// "slave and shared": mount_namespaces(7)), on a fresh in-root fd,
+    /// which now resolves to the new mount's root.
+    fn set_attributes(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
+        let o = &self.opts;
+        let any_attr = o.attr_set | o.attr_clr | o.rattr_set | o.rattr_clr != 0;
+        if !any_attr && o.propagation == 0 && self.cut == 0 {
+            return Ok(());
+        }
+        // SAFETY (whole body): see `run`.
+        unsafe {
+            let mfd = open_in_root(rootfd, self.target())?;
             let setattr = |set: u64, clr: u64, at: libc::c_int| {
                 if set | clr == 0 {
                     return Ok(());
@@ -279,13 +306,8 @@ impl InRootMount {
                     Ok(())
                 }
             };
-            // The `r` forms first (the mount and its submounts), then the
-            // mount's own words.
             let mut r = setattr(o.rattr_set, o.rattr_clr, libc::AT_RECURSIVE)
                 .and_then(|()| setattr(o.attr_set, o.attr_clr, 0));
-            // The cut first, then the propagation asked for (a shared
-            // mount after an `MS_SLAVE` cut is "slave and shared":
-            // mount_namespaces(7)).
             for flags in [self.cut, o.propagation] {
                 if r.is_ok() && flags != 0 {
                     let path = berth_namespaces::proc_self_fd(mfd);
@@ -305,6 +327,13 @@ impl InRootMount {
             r
         }
     }
+}
+
+/// The calling thread's errno (no allocation: an OS error is a code).
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn umask_step(mask: libc::mode_t) -> Step {
@@ -330,561 +359,468 @@ fn overlay_path(p: &Path) -> Result<String> {
     Ok(s.to_string())
 }
 
-/// An overlay mounted in the child with `fsopen("overlay")`, one
-/// `fsconfig(FSCONFIG_SET_STRING, "lowerdir+")` per layer (Linux 6.8; older
-/// kernels fail the step with EINVAL), upper and work dirs, `fsmount` and
-/// `move_mount` onto `target` (fsopen(2), fsconfig(2), move_mount(2)). For
-/// layer lists whose classic option string exceeds the one page mount(2)
-/// takes.
-fn overlay_by_fsconfig(
-    lowers: &[String],
-    upper: &str,
-    work: &str,
-    userxattr: bool,
-    target: &Path,
-) -> Result<Step> {
-    let cs = |s: &[u8]| {
-        CString::new(s)
-            .map_err(|_| Error::invalid(format!("overlay path {s:?} contains a NUL byte")))
-    };
-    let m = FsconfigOverlay {
-        lowers: lowers
-            .iter()
-            .map(|l| cs(l.as_bytes()))
-            .collect::<Result<_>>()?,
-        upper: cs(upper.as_bytes())?,
-        work: cs(work.as_bytes())?,
-        userxattr,
-        target: cs(target.as_os_str().as_bytes())?,
-    };
-    // SAFETY: the hook makes raw syscalls only, on C strings prepared here;
-    // it allocates nothing.
-    Ok(unsafe {
-        Step::hook(
-            format!(
-                "overlay of {} layers by fsconfig(lowerdir+) on {}",
-                lowers.len(),
-                target.display()
-            ),
-            move || m.run(),
-        )
-    })
-}
-
-/// Prepared data of [`overlay_by_fsconfig`].
-struct FsconfigOverlay {
-    lowers: Vec<CString>,
-    upper: CString,
-    work: CString,
-    userxattr: bool,
-    target: CString,
-}
-
-impl FsconfigOverlay {
-    fn run(&self) -> std::result::Result<(), i32> {
-        // <linux/mount.h>
-        const FSOPEN_CLOEXEC: libc::c_uint = 1;
-        const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-        const FSCONFIG_SET_STRING: libc::c_uint = 1;
-        const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-        const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-        const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-        // SAFETY (whole body): raw syscalls on C strings owned by `self`;
-        // both fds are closed on every path.
-        unsafe {
-            let errno = || *libc::__errno_location();
-            let fs = libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) as i32;
-            if fs < 0 {
-                return Err(errno());
-            }
-            let set = |key: &CStr, val: Option<&CString>| -> std::result::Result<(), i32> {
-                let (cmd, v) = match val {
-                    Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
-                    None => (FSCONFIG_SET_FLAG, std::ptr::null()),
-                };
-                if libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), v, 0) < 0 {
-                    Err(errno())
-                } else {
-                    Ok(())
-                }
-            };
-            let mut r = Ok(());
-            for l in &self.lowers {
-                r = r.and_then(|()| set(c"lowerdir+", Some(l)));
-            }
-            r = r
-                .and_then(|()| set(c"upperdir", Some(&self.upper)))
-                .and_then(|()| set(c"workdir", Some(&self.work)));
-            if self.userxattr {
-                r = r.and_then(|()| set(c"userxattr", None));
-            }
-            if let Err(e) = r {
-                libc::close(fs);
-                return Err(e);
-            }
-            let null: *const libc::c_char = std::ptr::null();
-            if libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
-                let e = errno();
-                libc::close(fs);
-                return Err(e);
-            }
-            let mnt = libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0) as i32;
-            let e = errno();
-            libc::close(fs);
-            if mnt < 0 {
-                return Err(e);
-            }
-            let r = libc::syscall(
-                libc::SYS_move_mount,
-                mnt,
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                self.target.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            );
-            let e = errno();
-            libc::close(mnt);
-            if r < 0 {
-                return Err(e);
-            }
-            Ok(())
-        }
-    }
-}
-
 /// Build the steps: rootfs, /etc files, /proc, /dev, /sys, sysctls, masks,
 /// read-only paths, extra mounts, pivot_root. Every path inside the new root
 /// is resolved inside it (`Step::in_root`, `mount_in_root`): the image never
 /// steers a write, mkdir, mknod, symlink or mount onto the host.
 pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
-    let t = p.state_dir.join("rootfs");
-    let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    let mut s = Vec::with_capacity(64);
-    // Private, so mounts made in the child never reach the host; a slave
-    // (as runc's default) for a slave or shared root or mount: host events
-    // still arrive, nothing goes back.
-    let slave = matches!(
-        p.root_propagation,
-        Some((Propagation::Slave | Propagation::Shared, _))
-    ) || p.mounts.iter().any(Mount::wants_host_events);
-    if slave {
-        s.push(Step::make_slave("/", true));
-    } else {
-        s.push(Step::make_private("/", true));
-    }
-    // What the step above made of the copies of the host's mounts: a
-    // detached copy of a host tree (open_tree, made by the parent) is cut
-    // the same way, unless it is a bidirectional bind.
-    let ns_copy = libc::MS_REC
-        | if slave {
-            libc::MS_SLAVE
-        } else {
-            libc::MS_PRIVATE
-        };
-    // A tmpfs over the state directory, in the container's mount namespace
-    // only: the rootfs mount point, the overlay's writable layer and the
-    // /etc copies live there, in memory, never on the host's disk, and
-    // vanish with the container (nothing to delete on the host but
-    // state.json).
-    //
-    // With a user namespace made by root the child runs as the mapped root
-    // (another host id), which may not search the 0700 state root: the
-    // tmpfs goes over the state root itself (only its parent is searched;
-    // in the container's namespace only, hiding the other containers'
-    // state from it) and the state directory is made in it.
-    let scratch = match p.state_dir.parent() {
-        Some(root) if p.userns_by_root => root,
-        _ => p.state_dir,
+    let mut pl = Planner {
+        p,
+        root: p.state_dir.join("rootfs"),
+        steps: Vec::with_capacity(64),
     };
-    s.push(Step::mount(
-        Some("tmpfs"),
-        scratch,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=755"),
-    ));
-    if scratch != p.state_dir {
-        s.push(Step::mkdir(p.state_dir, 0o755));
+    let ns_copy = pl.propagation();
+    pl.scratch();
+    let writable_root = pl.root_filesystem()?;
+    pl.etc_files(writable_root);
+    pl.proc();
+    pl.dev_nodes();
+    let chowns = pl.extra_devices()?;
+    pl.dev_links_and_mounts();
+    pl.sys();
+    pl.sysctls_masks_read_only();
+    for m in p.mounts {
+        pl.user_mount(m, ns_copy)?;
     }
-    s.push(Step::mkdir(&t, 0o755));
-    s.push(umask_step(0));
+    pl.after_pivot_root(chowns);
+    Ok(pl.steps)
+}
 
-    // Root filesystem at <state>/rootfs.
-    let mut writable_root = !p.rootless;
-    let overlay_lowers: Option<Vec<String>> = match p.rootfs {
-        RootfsKind::Dir(dir) if p.userns_by_root => {
-            // A detached copy made here, by the host's root, moved into
-            // place by the child: the mapped root need not search the
-            // bundle's (often 0700) directory (open_tree(2), Linux 5.2).
-            let tree = berth_namespaces::detached_bind(dir, true)?;
-            s.push(Step::move_mount(tree, &t));
-            writable_root = false; // the user's directory: don't write into it
-            None
+/// The plan being built: its input, the new root (`<state>/rootfs`), the steps so far.
+struct Planner<'p, 'a> {
+    p: &'p FsPlan<'a>,
+    root: PathBuf,
+    steps: Vec<Step>,
+}
+
+impl Planner<'_, '_> {
+    fn push(&mut self, step: Step) {
+        self.steps.push(step);
+    }
+
+    /// Every path below is inside the new root, which the image controls:
+    /// each step resolves it there (`Step::in_root`: openat2 with
+    /// RESOLVE_IN_ROOT, mkdirat/mknodat/symlinkat on an in-root parent fd,
+    /// mounts onto /proc/self/fd/<n> of an in-root O_PATH fd), so a symlink
+    /// in the rootfs (`etc -> /host/dir`, `etc/hosts -> ../../victim`,
+    /// `proc -> /`) never reaches the host. A symlink as the last component
+    /// of a mount point or a made directory is refused (ELOOP), as runc
+    /// refuses mounts onto symlinks; the /etc files and masks follow links
+    /// inside the root (the container reads them through those links too).
+    fn in_root(&self, step: Step) -> Step {
+        step.in_root(&self.root)
+    }
+
+    fn push_in_root(&mut self, step: Step) {
+        let step = self.in_root(step);
+        self.steps.push(step);
+    }
+
+    /// `mkdir(dir, mode)` and a mount of `fstype` there, inside the root.
+    fn mkdir_and_mount(
+        &mut self,
+        dir: &str,
+        mode: u32,
+        source: &str,
+        fstype: &str,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) {
+        self.push_in_root(Step::mkdir(dir, mode));
+        self.push_in_root(Step::mount(Some(source), dir, Some(fstype), flags, data));
+    }
+
+    /// Private, so mounts made in the child never reach the host; a slave
+    /// (as runc's default) for a slave or shared root or mount: host events
+    /// still arrive, nothing goes back. Returns what this made of the
+    /// copies of the host's mounts: a detached copy of a host tree
+    /// (open_tree, made by the parent) is cut the same way, unless it is a
+    /// bidirectional bind.
+    fn propagation(&mut self) -> libc::c_ulong {
+        let p = self.p;
+        let slave = matches!(
+            p.root_propagation,
+            Some((Propagation::Slave | Propagation::Shared, _))
+        ) || p.mounts.iter().any(Mount::wants_host_events);
+        if slave {
+            self.push(Step::make_slave("/", true));
+            libc::MS_REC | libc::MS_SLAVE
+        } else {
+            self.push(Step::make_private("/", true));
+            libc::MS_REC | libc::MS_PRIVATE
         }
-        // The user's directory, read-only: never modified. An overlay with
-        // its writable layer on the state tmpfs takes the mount points
-        // berth makes (`/proc`, `/dev`, a tmpfs destination...) and the
-        // /etc files, which then exist even when the directory lacks them;
-        // `/` is made read-only after `pivot_root`.
-        RootfsKind::Dir(dir) if p.read_only_root => Some(vec![overlay_path(dir)?]),
-        RootfsKind::Dir(dir) => {
-            // Writable: the container writes into the user's directory.
-            s.push(Step::bind(dir, &t, true, false));
-            writable_root = false; // but berth's /etc copies are bound over
-            None
+    }
+
+    /// A tmpfs over the state directory, in the container's mount namespace
+    /// only: the rootfs mount point, the overlay's writable layer and the
+    /// /etc copies live there, in memory, never on the host's disk, and
+    /// vanish with the container (nothing to delete on the host but
+    /// state.json).
+    ///
+    /// With a user namespace made by root the child runs as the mapped root
+    /// (another host id), which may not search the 0700 state root: the
+    /// tmpfs goes over the state root itself (only its parent is searched;
+    /// in the container's namespace only, hiding the other containers'
+    /// state from it) and the state directory is made in it.
+    fn scratch(&mut self) {
+        let p = self.p;
+        let scratch = match p.state_dir.parent() {
+            Some(root) if p.userns_by_root => root,
+            _ => p.state_dir,
+        };
+        self.push(Step::mount(
+            Some("tmpfs"),
+            scratch,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=755"),
+        ));
+        if scratch != p.state_dir {
+            self.push(Step::mkdir(p.state_dir, 0o755));
         }
-        RootfsKind::Layers(l) => Some(l.iter().map(|d| overlay_path(d)).collect::<Result<_>>()?),
-        RootfsKind::Host => Some(vec!["/".to_string()]),
-    };
-    if let Some(lowers) = overlay_lowers {
+        self.push(Step::mkdir(&self.root, 0o755));
+        self.push(umask_step(0));
+    }
+
+    /// The root filesystem at `<state>/rootfs`. Returns whether berth may
+    /// write into it (the /etc files).
+    fn root_filesystem(&mut self) -> Result<bool> {
+        let p = self.p;
+        let lowers: Vec<String> = match p.rootfs {
+            RootfsKind::Dir(dir) if p.userns_by_root => {
+                // A detached copy made here, by the host's root, moved into
+                // place by the child: the mapped root need not search the
+                // bundle's (often 0700) directory (open_tree(2), Linux 5.2).
+                let tree = berth_namespaces::detached_bind(dir, true)?;
+                self.push(Step::move_mount(tree, &self.root));
+                return Ok(false); // the user's directory: don't write into it
+            }
+            // The user's directory, read-only: never modified. An overlay
+            // with its writable layer on the state tmpfs takes the mount
+            // points berth makes (`/proc`, `/dev`, a tmpfs destination...)
+            // and the /etc files, which then exist even when the directory
+            // lacks them; `/` is made read-only after `pivot_root`.
+            RootfsKind::Dir(dir) if p.read_only_root => vec![overlay_path(dir)?],
+            RootfsKind::Dir(dir) => {
+                // Writable: the container writes into the user's directory.
+                self.push(Step::bind(dir, &self.root, true, false));
+                return Ok(false); // but berth's /etc copies are bound over
+            }
+            RootfsKind::Layers(l) => l.iter().map(|d| overlay_path(d)).collect::<Result<_>>()?,
+            RootfsKind::Host => vec!["/".to_string()],
+        };
+        self.overlay(&lowers)?;
+        Ok(!p.rootless)
+    }
+
+    /// An overlay of `lowers` with its writable layer on the state
+    /// directory's tmpfs (above): private, gone with the container, and on
+    /// another filesystem than any lower layer (overlayfs refuses an upper
+    /// inside a lower, e.g. below the host's `/`). Mounted by the child
+    /// with berth-overlay's rule (`MountMethod::Auto`: `lowerdir+` through
+    /// the new mount API on Linux ≥ 6.8, else the classic option string of
+    /// one page; Documentation/filesystems/overlayfs.rst).
+    fn overlay(&mut self, lowers: &[String]) -> Result<()> {
+        let p = self.p;
         if lowers.is_empty() {
             return Err(Error::invalid("an image rootfs needs at least one layer"));
         }
         let rw = p.state_dir.join("rw");
-        let rw_s = overlay_path(&rw)?;
-        // The writable layer is on the state directory's tmpfs (above):
-        // private, gone with the container, and on another filesystem
-        // than any lower layer (overlayfs refuses an upper inside a
-        // lower, e.g. below the host's `/`).
-        s.push(Step::mkdir(&rw, 0o755));
-        s.push(Step::mkdir(rw.join("upper"), 0o755));
-        s.push(Step::mkdir(rw.join("work"), 0o755));
-        let mut data = format!(
-            "lowerdir={},upperdir={rw_s}/upper,workdir={rw_s}/work",
-            lowers.join(":")
-        );
+        overlay_path(&rw)?;
+        self.push(Step::mkdir(&rw, 0o755));
+        self.push(Step::mkdir(rw.join("upper"), 0o755));
+        self.push(Step::mkdir(rw.join("work"), 0o755));
+        let mut ov = berth_overlay::Overlay::new()
+            .lowers(lowers)
+            .upper(rw.join("upper"))
+            .work(rw.join("work"));
         if p.rootless {
             // Unprivileged overlay (Linux 5.11): xattrs in the user.* namespace.
-            data.push_str(",userxattr");
+            ov = ov.userxattr();
         }
-        // Documentation/filesystems/overlayfs.rst; the legacy string is
-        // limited to one page. Longer layer lists go through the new
-        // mount API, one `lowerdir+` parameter per layer (Linux 6.8).
-        if data.len() >= 4000 {
-            s.push(overlay_by_fsconfig(
-                &lowers,
-                &format!("{rw_s}/upper"),
-                &format!("{rw_s}/work"),
-                p.rootless,
-                &t,
-            )?);
-        } else {
-            s.push(Step::mount(
-                Some("overlay"),
-                &t,
-                Some("overlay"),
-                0,
-                Some(&data),
-            ));
-        }
+        let m = ov.prepare_child_mount(&self.root)?;
+        let how = match m.methods() {
+            (true, true) => "fsconfig(lowerdir+), else mount(2)",
+            (true, false) => "fsconfig(lowerdir+)",
+            _ => "mount(2)",
+        };
+        let name = format!(
+            "overlay of {} layers on {} by {how}",
+            m.layers(),
+            self.root.display()
+        );
+        // SAFETY: ChildOverlay::mount makes raw syscalls only, on data
+        // prepared here (berth-overlay's contract); it allocates nothing.
+        self.push(unsafe { Step::hook(name, move || m.mount()) });
         // The upper layer root gets the lower's mode; a host `/` is 0755.
         if p.send_upper {
-            s.push(crate::commit::send_upper_step(&rw.join("upper"))?);
+            self.push(crate::commit::send_upper_step(&rw.join("upper"))?);
         }
+        Ok(())
     }
 
-    // Every path below is inside the new root, which the image controls:
-    // each step resolves it there (`Step::in_root`: openat2 with
-    // RESOLVE_IN_ROOT, mkdirat/mknodat/symlinkat on an in-root parent fd,
-    // mounts onto /proc/self/fd/<n> of an in-root O_PATH fd), so a symlink
-    // in the rootfs (`etc -> /host/dir`, `etc/hosts -> ../../victim`,
-    // `proc -> /`) never reaches the host. A symlink as the last component
-    // of a mount point or a made directory is refused (ELOOP), as runc
-    // refuses mounts onto symlinks; the /etc files and masks follow links
-    // inside the root (the container reads them through those links too).
-    let r = |step: Step| step.in_root(&t);
-
-    // /etc/hostname, /etc/hosts, /etc/resolv.conf: first, while nothing but
-    // the image is in the root (no /proc, /sys, /dev a link could reach).
-    if !p.etc_files.is_empty() {
+    /// /etc/hostname, /etc/hosts, /etc/resolv.conf: first, while nothing
+    /// but the image is in the root (no /proc, /sys, /dev a link could
+    /// reach). Written into a `writable_root`, else bound over the files
+    /// the rootfs has.
+    fn etc_files(&mut self, writable_root: bool) {
+        let p = self.p;
+        if p.etc_files.is_empty() {
+            return;
+        }
         if writable_root {
-            s.push(r(Step::mkdir("/etc", 0o755)));
+            self.push_in_root(Step::mkdir("/etc", 0o755));
             for (path, data) in p.etc_files {
                 // Only a regular file is written (reopened through its
                 // O_PATH fd); a link dangling inside the root is replaced.
-                s.push(r(Step::write_file(path, data.clone())).follow_symlink());
+                self.push(
+                    self.in_root(Step::write_file(path, data.clone()))
+                        .follow_symlink(),
+                );
                 if let (Some(h), "/etc/hosts") = (p.hosts_bound, *path) {
                     // The file just written is the mount point.
-                    s.push(r(Step::bind(h, path, false, true)).follow_symlink());
+                    self.push(
+                        self.in_root(Step::bind(h, path, false, true))
+                            .follow_symlink(),
+                    );
                 }
             }
-        } else {
-            // Never write into the user's directory (and rootless, the
-            // image's /etc belongs to an unmapped owner): bind our copies
-            // over the files the rootfs already has (looked up in the
-            // child, inside the root).
-            for (path, data) in p.etc_files {
-                let name = Path::new(path).file_name().unwrap_or_default();
-                // A bound hosts file is the parent's (already written).
-                let src = match (p.hosts_bound, *path) {
-                    (Some(h), "/etc/hosts") => h.to_path_buf(),
-                    _ => {
-                        s.push(Step::write_file(p.state_dir.join(name), data.clone()));
-                        p.state_dir.join(name)
-                    }
-                };
-                s.push(
-                    r(Step::bind(src, path, false, true))
-                        .follow_symlink()
-                        .skip_missing(),
-                );
+            return;
+        }
+        // Never write into the user's directory (and rootless, the image's
+        // /etc belongs to an unmapped owner): bind our copies over the
+        // files the rootfs already has (looked up in the child, inside the
+        // root).
+        for (path, data) in p.etc_files {
+            let name = Path::new(path).file_name().unwrap_or_default();
+            // A bound hosts file is the parent's (already written).
+            let src = match (p.hosts_bound, *path) {
+                (Some(h), "/etc/hosts") => h.to_path_buf(),
+                _ => {
+                    self.push(Step::write_file(p.state_dir.join(name), data.clone()));
+                    p.state_dir.join(name)
+                }
+            };
+            let bind = self.in_root(Step::bind(src, path, false, true));
+            self.push(bind.follow_symlink().skip_missing());
+        }
+    }
+
+    /// /proc: a new instance for the new pid namespace.
+    fn proc(&mut self) {
+        self.mkdir_and_mount("/proc", 0o555, "proc", "proc", NOSUID_NODEV_NOEXEC, None);
+    }
+
+    /// /dev: a small tmpfs with the standard nodes (those `linux.devices`
+    /// does not give).
+    fn dev_nodes(&mut self) {
+        let p = self.p;
+        self.mkdir_and_mount(
+            "/dev",
+            0o755,
+            "tmpfs",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        );
+        let dev = Path::new("/dev");
+        for (name, maj, min) in DEV_NODES {
+            let node = dev.join(name);
+            if p.devices.iter().any(|d| d.path == node) {
+                continue; // linux.devices gives its own
+            }
+            if p.bind_devices {
+                // No CAP_MKNOD in the init user namespace: bind the host's
+                // node over an empty file.
+                self.push_in_root(Step::mknod(&node, libc::S_IFREG | 0o644, 0));
+                self.push_in_root(Step::bind(dev.join(name), &node, false, false));
+            } else {
+                self.push_in_root(Step::mknod(
+                    &node,
+                    libc::S_IFCHR | 0o666,
+                    libc::makedev(maj, min),
+                ));
             }
         }
     }
 
-    // /proc: a new instance for the new pid namespace.
-    s.push(r(Step::mkdir("/proc", 0o555)));
-    s.push(r(Step::mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        nosuid_nodev_noexec,
-        None,
-    )));
-
-    // /dev: a small tmpfs with the standard nodes.
-    s.push(r(Step::mkdir("/dev", 0o755)));
-    s.push(r(Step::mount(
-        Some("tmpfs"),
-        "/dev",
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )));
-    let dev = Path::new("/dev");
-    for (name, maj, min) in DEV_NODES {
-        let node = dev.join(name);
-        if p.devices.iter().any(|d| d.path == node) {
-            continue; // linux.devices gives its own
-        }
-        if p.bind_devices {
-            // No CAP_MKNOD in the init user namespace: bind the host's node
-            // over an empty file.
-            s.push(r(Step::mknod(&node, libc::S_IFREG | 0o644, 0)));
-            s.push(r(Step::bind(dev.join(name), &node, false, false)));
-        } else {
-            s.push(r(Step::mknod(
-                &node,
-                libc::S_IFCHR | 0o666,
-                libc::makedev(maj, min),
-            )));
-        }
-    }
-    let mut chowns = Vec::new();
-    for d in p.devices {
-        if d.path == dev.join("ptmx") {
-            // Always the link to the container's own devpts instance
-            // (below): runc makes the node, then replaces it with the link
-            // when it sets up /dev (setupPtmx). A 5:2 node would open the
-            // devpts mounted beside it all the same (pts(4), Linux 4.7),
-            // but tools and critest look for the link.
-            tracing::debug!("linux.devices /dev/ptmx: the pts/ptmx link instead, as runc");
-            continue;
-        }
-        let mut parents: Vec<&Path> = d
-            .path
-            .ancestors()
-            .skip(1)
-            .filter(|a| *a != Path::new("/") && *a != dev)
-            .collect();
-        parents.reverse();
-        for a in parents {
-            s.push(r(Step::mkdir(a, 0o755)));
-        }
-        if p.bind_devices && d.kind != DeviceNodeKind::Fifo {
-            // No CAP_MKNOD in the initial user namespace: the host's node
-            // at the same path, bound over an empty file (as runc does).
-            s.push(r(Step::mknod(&d.path, libc::S_IFREG | 0o644, 0)));
-            s.push(r(Step::bind(&d.path, &d.path, false, false)));
-        } else {
-            s.push(r(Step::mknod(
-                &d.path,
-                d.type_bits() | d.mode,
-                libc::makedev(d.major, d.minor),
-            )));
-            if d.uid != 0 || d.gid != 0 {
-                chowns.push(chown_step(&d.path, d.uid, d.gid)?);
+    /// `linux.devices`, with their parent directories; returns the steps
+    /// setting their owners, run after `pivot_root`.
+    fn extra_devices(&mut self) -> Result<Vec<Step>> {
+        let p = self.p;
+        let dev = Path::new("/dev");
+        let mut chowns = Vec::new();
+        for d in p.devices {
+            if d.path == dev.join("ptmx") {
+                // Always the link to the container's own devpts instance
+                // (below): runc makes the node, then replaces it with the
+                // link when it sets up /dev (setupPtmx). A 5:2 node would
+                // open the devpts mounted beside it all the same (pts(4),
+                // Linux 4.7), but tools and critest look for the link.
+                tracing::debug!("linux.devices /dev/ptmx: the pts/ptmx link instead, as runc");
+                continue;
+            }
+            let mut parents: Vec<&Path> = d
+                .path
+                .ancestors()
+                .skip(1)
+                .filter(|a| *a != Path::new("/") && *a != dev)
+                .collect();
+            parents.reverse();
+            for a in parents {
+                self.push_in_root(Step::mkdir(a, 0o755));
+            }
+            if p.bind_devices && d.kind != DeviceNodeKind::Fifo {
+                // No CAP_MKNOD in the initial user namespace: the host's
+                // node at the same path, bound over an empty file (as runc
+                // does).
+                self.push_in_root(Step::mknod(&d.path, libc::S_IFREG | 0o644, 0));
+                self.push_in_root(Step::bind(&d.path, &d.path, false, false));
+            } else {
+                self.push_in_root(Step::mknod(
+                    &d.path,
+                    d.type_bits() | d.mode,
+                    libc::makedev(d.major, d.minor),
+                ));
+                if d.uid != 0 || d.gid != 0 {
+                    chowns.push(chown_step(&d.path, d.uid, d.gid)?);
+                }
             }
         }
+        Ok(chowns)
     }
-    for (target, link) in [
-        ("/proc/self/fd", "fd"),
-        ("/proc/self/fd/0", "stdin"),
-        ("/proc/self/fd/1", "stdout"),
-        ("/proc/self/fd/2", "stderr"),
-        ("/proc/kcore", "core"),
-        ("pts/ptmx", "ptmx"),
-    ] {
-        if link != "ptmx" && p.devices.iter().any(|d| d.path == dev.join(link)) {
-            continue; // a node asked for wins over the link, as runc's setupDevSymlinks
-        }
-        s.push(r(Step::symlink(target, dev.join(link))));
-    }
-    s.push(r(Step::mkdir("/dev/pts", 0o755)));
-    let pts_opts = if p.rootless {
-        "newinstance,ptmxmode=0666,mode=0620"
-    } else {
-        "newinstance,ptmxmode=0666,mode=0620,gid=5"
-    };
-    s.push(r(Step::mount(
-        Some("devpts"),
-        "/dev/pts",
-        Some("devpts"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some(pts_opts),
-    )));
-    s.push(r(Step::mkdir("/dev/shm", 0o1777)));
-    s.push(r(Step::mount(
-        Some("shm"),
-        "/dev/shm",
-        Some("tmpfs"),
-        nosuid_nodev_noexec,
-        Some("mode=1777,size=65536k"),
-    )));
-    s.push(r(Step::mkdir("/dev/mqueue", 0o755)));
-    s.push(r(Step::mount(
-        Some("mqueue"),
-        "/dev/mqueue",
-        Some("mqueue"),
-        nosuid_nodev_noexec,
-        None,
-    )));
 
-    // /sys read-only: a new sysfs instance needs a network namespace of our
-    // own (sysfs shows the netns' devices); otherwise a read-only bind.
-    s.push(r(Step::mkdir("/sys", 0o555)));
-    if p.own_netns {
-        s.push(r(Step::mount(
-            Some("sysfs"),
-            "/sys",
-            Some("sysfs"),
-            nosuid_nodev_noexec | libc::MS_RDONLY,
+    /// The standard links of /dev, then devpts, shm and mqueue.
+    fn dev_links_and_mounts(&mut self) {
+        let p = self.p;
+        let dev = Path::new("/dev");
+        for (target, link) in [
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+            ("/proc/kcore", "core"),
+            ("pts/ptmx", "ptmx"),
+        ] {
+            if link != "ptmx" && p.devices.iter().any(|d| d.path == dev.join(link)) {
+                continue; // a node asked for wins over the link, as runc's setupDevSymlinks
+            }
+            self.push_in_root(Step::symlink(target, dev.join(link)));
+        }
+        self.push_in_root(Step::mkdir("/dev/pts", 0o755));
+        let pts_opts = if p.rootless {
+            "newinstance,ptmxmode=0666,mode=0620"
+        } else {
+            "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        };
+        self.push_in_root(Step::mount(
+            Some("devpts"),
+            "/dev/pts",
+            Some("devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(pts_opts),
+        ));
+        self.mkdir_and_mount(
+            "/dev/shm",
+            0o1777,
+            "shm",
+            "tmpfs",
+            NOSUID_NODEV_NOEXEC,
+            Some("mode=1777,size=65536k"),
+        );
+        self.mkdir_and_mount(
+            "/dev/mqueue",
+            0o755,
+            "mqueue",
+            "mqueue",
+            NOSUID_NODEV_NOEXEC,
             None,
-        )));
-    } else {
-        // The host's /sys, with its /sys/fs/cgroup tree (every v1
-        // hierarchy, the whole unified one): covered below in every case.
-        s.push(r(Step::bind("/sys", "/sys", true, true)));
-    }
-    if p.cgroupns {
-        // The container's own cgroup as the root of /sys/fs/cgroup
-        // (a new cgroup namespace, cgroup_namespaces(7)).
-        s.push(r(Step::mount(
-            Some("cgroup2"),
-            "/sys/fs/cgroup",
-            Some("cgroup2"),
-            nosuid_nodev_noexec | libc::MS_RDONLY,
-            None,
-        )));
-    } else if let Some(cg) = p.cgroup_dir {
-        // Without a cgroup namespace, only the container's own group at
-        // /sys/fs/cgroup (read-only), never the host's tree: as runc
-        // does for cgroup v2.
-        s.push(r(Step::bind(cg, "/sys/fs/cgroup", false, true)));
-    } else if !p.own_netns {
-        // No cgroup of its own (rootless without a delegated one): an
-        // empty read-only tmpfs over the host's tree the /sys bind
-        // carries, as a new sysfs shows an empty /sys/fs/cgroup.
-        s.push(r(Step::mount(
-            Some("tmpfs"),
-            "/sys/fs/cgroup",
-            Some("tmpfs"),
-            nosuid_nodev_noexec | libc::MS_RDONLY,
-            Some("mode=755"),
-        )));
+        );
     }
 
-    // Namespaced sysctls, before /proc/sys turns read-only (the key is
-    // checked against the namespaced list by the builder; `..` in it makes
-    // the step invalid).
-    for (k, v) in p.sysctls {
-        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
-        s.push(r(Step::write_file(path, v.as_bytes().to_vec())));
-    }
-    for m in p.masked {
-        s.push(r(Step::mask(m)).follow_symlink());
-    }
-    for ro in p.readonly {
-        s.push(r(Step::read_only(ro)).follow_symlink());
+    /// /sys read-only: a new sysfs instance needs a network namespace of
+    /// our own (sysfs shows the netns' devices); otherwise a read-only
+    /// bind. Then /sys/fs/cgroup.
+    fn sys(&mut self) {
+        let p = self.p;
+        self.push_in_root(Step::mkdir("/sys", 0o555));
+        if p.own_netns {
+            self.push_in_root(Step::mount(
+                Some("sysfs"),
+                "/sys",
+                Some("sysfs"),
+                NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+                None,
+            ));
+        } else {
+            // The host's /sys, with its /sys/fs/cgroup tree (every v1
+            // hierarchy, the whole unified one): covered below in every case.
+            self.push_in_root(Step::bind("/sys", "/sys", true, true));
+        }
+        if p.cgroupns {
+            // The container's own cgroup as the root of /sys/fs/cgroup
+            // (a new cgroup namespace, cgroup_namespaces(7)).
+            self.push_in_root(Step::mount(
+                Some("cgroup2"),
+                "/sys/fs/cgroup",
+                Some("cgroup2"),
+                NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+                None,
+            ));
+        } else if let Some(cg) = p.cgroup_dir {
+            // Without a cgroup namespace, only the container's own group at
+            // /sys/fs/cgroup (read-only), never the host's tree: as runc
+            // does for cgroup v2.
+            self.push_in_root(Step::bind(cg, "/sys/fs/cgroup", false, true));
+        } else if !p.own_netns {
+            // No cgroup of its own (rootless without a delegated one): an
+            // empty read-only tmpfs over the host's tree the /sys bind
+            // carries, as a new sysfs shows an empty /sys/fs/cgroup.
+            self.push_in_root(Step::mount(
+                Some("tmpfs"),
+                "/sys/fs/cgroup",
+                Some("tmpfs"),
+                NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+                Some("mode=755"),
+            ));
+        }
     }
 
-    // Extra mounts.
-    for m in p.mounts {
-        match &m.kind {
-            MountKind::Bind {
-                src,
-                readonly,
-                recursive,
-                propagation,
-            } => {
-                let rec = if *recursive { libc::MS_REC } else { 0 };
-                let mut o = m.opts;
-                if *readonly {
-                    // `read_only()`: the whole tree of a recursive bind.
-                    let (set, clr) = if *recursive {
-                        (&mut o.rattr_set, &mut o.rattr_clr)
-                    } else {
-                        (&mut o.attr_set, &mut o.attr_clr)
-                    };
-                    *set |= attr::RDONLY;
-                    *clr &= !attr::RDONLY;
-                }
-                if o.propagation == 0 {
-                    // Private (the default) too, explicitly: the copy of
-                    // the source is a slave when another mount or the
-                    // root asks for host events.
-                    o.propagation = propagation.ms_flag() | rec;
-                }
-                // Bidirectional (Kubernetes' `Bidirectional`: a shared
-                // bind and a shared root, as containerd writes it): the
-                // bind must stay a peer of the host's source, which the
-                // container's namespace copy no longer is (made a slave
-                // above, as runc's rslave default would). The parent's
-                // detached copy (open_tree(2) OPEN_TREE_CLONE, Linux 5.2)
-                // of a shared mount is a peer of it, and stays one when
-                // moved onto a non-shared mount (mount_namespaces(7)), so
-                // mounts made below it in the container reach the host.
-                // A user namespace's copies are slaves (the kernel's rule
-                // for a less privileged namespace), so never there.
-                let peer = o.propagation & libc::MS_SHARED != 0
-                    && matches!(p.root_propagation, Some((Propagation::Shared, _)))
-                    && !p.rootless
-                    && !p.userns_by_root;
-                if (p.userns_by_root || peer) && src.is_dir() {
-                    // Also with a user namespace made by root: the mapped
-                    // root may not search the source's parents (a 0700
-                    // volume directory): a detached copy made here, moved
-                    // onto the in-root destination by the child (as runc
-                    // opens mount sources before entering the user
-                    // namespace), then its attributes and propagation
-                    // (cut first unless it stays a peer).
-                    let mut prefix = PathBuf::from("/");
-                    for c in m.dst.components() {
-                        if let Component::Normal(n) = c {
-                            prefix.push(n);
-                            s.push(r(Step::mkdir(&prefix, 0o755)));
-                        }
-                    }
-                    let tree = berth_namespaces::detached_bind(src, *recursive)?;
-                    s.push(r(Step::move_mount(tree, &m.dst)));
-                    let cut = if peer { 0 } else { ns_copy };
-                    s.push(mount_in_root(
-                        &t, &m.dst, false, None, None, 0, None, o, cut,
-                    )?);
-                    continue;
-                }
-                s.push(mount_in_root(
-                    &t,
-                    &m.dst,
-                    !src.is_dir(),
-                    Some(src),
-                    None,
-                    libc::MS_BIND | rec,
-                    None,
-                    o,
-                    0,
-                )?);
+    /// Namespaced sysctls, before /proc/sys turns read-only (the key is
+    /// checked against the namespaced list by the builder; `..` in it
+    /// makes the step invalid); then masked and read-only paths.
+    fn sysctls_masks_read_only(&mut self) {
+        let p = self.p;
+        for (k, v) in p.sysctls {
+            let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+            self.push_in_root(Step::write_file(path, v.as_bytes().to_vec()));
+        }
+        for m in p.masked {
+            self.push(self.in_root(Step::mask(m)).follow_symlink());
+        }
+        for ro in p.readonly {
+            self.push(self.in_root(Step::read_only(ro)).follow_symlink());
+        }
+    }
+
+    /// An extra mount; `ns_copy` is what [`propagation`](Self::propagation)
+    /// made of the host's mounts.
+    fn user_mount(&mut self, m: &Mount, ns_copy: libc::c_ulong) -> Result<()> {
+        let step = match &m.kind {
+            MountKind::Bind { src, .. } if self.detached_source(m) => {
+                return self.detached_bind_mount(m, src, ns_copy)
             }
+            MountKind::Bind { src, recursive, .. } => mount_in_root(
+                &self.root,
+                &m.dst,
+                !src.is_dir(),
+                Some(src),
+                None,
+                libc::MS_BIND | if *recursive { libc::MS_REC } else { 0 },
+                None,
+                self.bind_opts(m),
+                0,
+            )?,
             MountKind::Tmpfs { size, mode } => {
                 let mut data = format!("mode={mode:o}");
                 if let Some(sz) = size {
@@ -894,8 +830,8 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     data.push(',');
                     data.push_str(d);
                 }
-                s.push(mount_in_root(
-                    &t,
+                mount_in_root(
+                    &self.root,
                     &m.dst,
                     false,
                     Some(Path::new("tmpfs")),
@@ -904,38 +840,144 @@ pub(crate) fn plan(p: &FsPlan<'_>) -> Result<Vec<Step>> {
                     Some(&data),
                     m.opts,
                     0,
-                )?);
+                )?
             }
+        };
+        self.push(step);
+        Ok(())
+    }
+
+    /// A bind mount's attributes and propagation: `read_only()` sets
+    /// `MOUNT_ATTR_RDONLY` (on the whole tree of a recursive bind), and
+    /// private (the default) is set explicitly too: the copy of the source
+    /// is a slave when another mount or the root asks for host events.
+    fn bind_opts(&self, m: &Mount) -> MountOpts {
+        let mut o = m.opts;
+        let MountKind::Bind {
+            readonly,
+            recursive,
+            propagation,
+            ..
+        } = &m.kind
+        else {
+            return o;
+        };
+        if *readonly {
+            let (set, clr) = if *recursive {
+                (&mut o.rattr_set, &mut o.rattr_clr)
+            } else {
+                (&mut o.attr_set, &mut o.attr_clr)
+            };
+            *set |= attr::RDONLY;
+            *clr &= !attr::RDONLY;
+        }
+        if o.propagation == 0 {
+            o.propagation = propagation.ms_flag() | if *recursive { libc::MS_REC } else { 0 };
+        }
+        o
+    }
+
+    /// Bidirectional (Kubernetes' `Bidirectional`: a shared bind and a
+    /// shared root, as containerd writes it): the bind must stay a peer of
+    /// the host's source, which the container's namespace copy no longer
+    /// is (made a slave above, as runc's rslave default would). The
+    /// parent's detached copy (open_tree(2) OPEN_TREE_CLONE, Linux 5.2) of
+    /// a shared mount is a peer of it, and stays one when moved onto a
+    /// non-shared mount (mount_namespaces(7)), so mounts made below it in
+    /// the container reach the host. A user namespace's copies are slaves
+    /// (the kernel's rule for a less privileged namespace), so never there.
+    fn stays_peer(&self, m: &Mount) -> bool {
+        let p = self.p;
+        self.bind_opts(m).propagation & libc::MS_SHARED != 0
+            && matches!(p.root_propagation, Some((Propagation::Shared, _)))
+            && !p.rootless
+            && !p.userns_by_root
+    }
+
+    /// A directory bind made from a detached copy taken by the parent: a
+    /// peer (above), or with a user namespace made by root, whose mapped
+    /// root may not search the source's parents (a 0700 volume directory;
+    /// as runc opens mount sources before entering the user namespace).
+    fn detached_source(&self, m: &Mount) -> bool {
+        match &m.kind {
+            MountKind::Bind { src, .. } => {
+                (self.p.userns_by_root || self.stays_peer(m)) && src.is_dir()
+            }
+            MountKind::Tmpfs { .. } => false,
         }
     }
 
-    s.push(Step::pivot_root(&t));
-    if p.read_only_root {
-        // Per-mount read-only flag on `/` only (MS_REMOUNT|MS_BIND, mount(2));
-        // /dev, /proc, tmpfs mounts keep theirs.
-        let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
-        if p.rootless {
-            // Flags locked by the user namespace must be kept.
-            flags |= libc::MS_NOSUID | libc::MS_NODEV;
+    /// The detached copy of `src`, moved onto the in-root destination by
+    /// the child, then its attributes and propagation (cut first unless it
+    /// stays a peer).
+    fn detached_bind_mount(&mut self, m: &Mount, src: &Path, ns_copy: libc::c_ulong) -> Result<()> {
+        let recursive = matches!(
+            m.kind,
+            MountKind::Bind {
+                recursive: true,
+                ..
+            }
+        );
+        let mut prefix = PathBuf::from("/");
+        for c in m.dst.components() {
+            if let Component::Normal(n) = c {
+                prefix.push(n);
+                self.push_in_root(Step::mkdir(&prefix, 0o755));
+            }
         }
-        s.push(Step::mount(None::<&str>, "/", None, flags, None));
-    }
-    // Owners of made device nodes, inside the new root (lchown: never
-    // through a link).
-    s.extend(chowns);
-    if let Some((prop, rec)) = p.root_propagation {
-        let rec = if rec { libc::MS_REC } else { 0 };
-        s.push(Step::mount(
-            None::<&str>,
-            "/",
+        let tree = berth_namespaces::detached_bind(src, recursive)?;
+        self.push_in_root(Step::move_mount(tree, &m.dst));
+        let cut = if self.stays_peer(m) { 0 } else { ns_copy };
+        let step = mount_in_root(
+            &self.root,
+            &m.dst,
+            false,
             None,
-            prop.ms_flag() | rec,
             None,
-        ));
+            0,
+            None,
+            self.bind_opts(m),
+            cut,
+        )?;
+        self.push(step);
+        Ok(())
     }
-    s.push(umask_step(p.umask));
-    Ok(s)
+
+    /// `pivot_root`, then what is set on the container's own paths: `/`
+    /// read-only, the owners of made device nodes (`chowns`), the root's
+    /// propagation, the workload's umask.
+    fn after_pivot_root(&mut self, chowns: Vec<Step>) {
+        let p = self.p;
+        self.push(Step::pivot_root(&self.root));
+        if p.read_only_root {
+            // Per-mount read-only flag on `/` only (MS_REMOUNT|MS_BIND,
+            // mount(2)); /dev, /proc, tmpfs mounts keep theirs.
+            let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+            if p.rootless {
+                // Flags locked by the user namespace must be kept.
+                flags |= libc::MS_NOSUID | libc::MS_NODEV;
+            }
+            self.push(Step::mount(None::<&str>, "/", None, flags, None));
+        }
+        // Owners of made device nodes, inside the new root (lchown: never
+        // through a link).
+        self.steps.extend(chowns);
+        if let Some((prop, rec)) = p.root_propagation {
+            let rec = if rec { libc::MS_REC } else { 0 };
+            self.push(Step::mount(
+                None::<&str>,
+                "/",
+                None,
+                prop.ms_flag() | rec,
+                None,
+            ));
+        }
+        self.push(umask_step(p.umask));
+    }
 }
+
+/// The flags of /proc, /dev/shm, /dev/mqueue, /sys and /sys/fs/cgroup.
+const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
 /// `lchown(path)` after `pivot_root` (the path is the container's).
 fn chown_step(path: &Path, uid: u32, gid: u32) -> Result<Step> {
@@ -1000,4 +1042,317 @@ pub(crate) fn plan_without_mount_ns(p: &FsPlan<'_>) -> Result<Vec<Step>> {
     }
     s.push(umask_step(p.umask));
     Ok(s)
+}
+
+/// The plan's order and kinds of steps for representative configurations,
+/// through [`Step::describe`]: no root needed (nothing runs).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATE: &str = "/run/berth-test/c1";
+    const ROOT: &str = "/run/berth-test/c1/rootfs";
+
+    /// A default container's plan input: own network and cgroup namespaces,
+    /// the /etc files, one masked and one read-only path, a sysctl.
+    fn defaults(rootfs: &RootfsKind) -> FsPlan<'_> {
+        FsPlan {
+            state_dir: Path::new(STATE),
+            rootfs,
+            read_only_root: false,
+            rootless: false,
+            own_netns: true,
+            cgroupns: true,
+            cgroup_dir: Some(Path::new("/sys/fs/cgroup/unified/berth/c1")),
+            mounts: &[],
+            masked: Box::leak(Box::new(vec!["/proc/kcore".to_string()])),
+            readonly: Box::leak(Box::new(vec!["/proc/sys".to_string()])),
+            sysctls: Box::leak(Box::new(vec![(
+                "net.ipv4.ip_forward".to_string(),
+                "1".to_string(),
+            )])),
+            etc_files: Box::leak(Box::new(vec![
+                ("/etc/hostname", b"c1\n".to_vec()),
+                ("/etc/hosts", b"127.0.0.1\tlocalhost\n".to_vec()),
+            ])),
+            send_upper: false,
+            hosts_bound: None,
+            umask: 0o022,
+            root_propagation: None,
+            devices: &[],
+            bind_devices: false,
+            userns_by_root: false,
+        }
+    }
+
+    fn describe(p: &FsPlan<'_>) -> Vec<String> {
+        plan(p).unwrap().iter().map(Step::describe).collect()
+    }
+
+    /// Index of the first step containing every needle (panics with the plan).
+    fn pos(steps: &[String], needles: &[&str]) -> usize {
+        steps
+            .iter()
+            .position(|s| needles.iter().all(|n| s.contains(n)))
+            .unwrap_or_else(|| panic!("no step with {needles:?} in\n{:#?}", steps))
+    }
+
+    fn count(steps: &[String], needles: &[&str]) -> usize {
+        steps
+            .iter()
+            .filter(|s| needles.iter().all(|n| s.contains(n)))
+            .count()
+    }
+
+    fn flags(f: libc::c_ulong) -> String {
+        format!("flags {f:#x}")
+    }
+
+    fn in_order(steps: &[String], order: &[&[&str]]) {
+        let at: Vec<usize> = order.iter().map(|n| pos(steps, n)).collect();
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "{order:?} at {at:?}, not in order:\n{steps:#?}"
+        );
+    }
+
+    #[test]
+    fn default_directory_root() {
+        let rootfs = RootfsKind::Dir("/srv/rootfs".into());
+        let s = describe(&defaults(&rootfs));
+        // Private first; the state tmpfs, the root bound there; umask 0 for
+        // the setup, the workload's last.
+        assert_eq!(
+            s[0],
+            format!(
+                "mount_propagation(\"/\", {})",
+                flags(libc::MS_PRIVATE | libc::MS_REC)
+            )
+        );
+        assert!(s[1].starts_with(&format!("mount(\"tmpfs\" -> \"{STATE}\", type \"tmpfs\"")));
+        assert_eq!(s[2], format!("mkdir(\"{ROOT}\", 0o755)"));
+        assert_eq!(s[3], "hook(\"umask\")");
+        assert_eq!(
+            s[4],
+            format!("bind(\"/srv/rootfs\" -> \"{ROOT}\", recursive)")
+        );
+        assert_eq!(s.last().unwrap(), "hook(\"umask\")");
+        // The user's directory is never written: /etc copies bound over.
+        assert_eq!(count(&s, &["write_file(\"/run/berth-test/c1/host"]), 2);
+        assert_eq!(
+            count(&s, &["bind(", "-> \"/etc/", "skipped when missing"]),
+            2
+        );
+        in_order(
+            &s,
+            &[
+                &["bind(", "-> \"/etc/hostname\""],
+                &["mount(\"proc\" -> \"/proc\""],
+                &["mount(\"tmpfs\" -> \"/dev\""],
+                &["mknod(\"/dev/null\", 0o20666, dev 0x103)"],
+                &["symlink(\"/dev/ptmx\" -> \"pts/ptmx\")"],
+                &["mount(\"devpts\" -> \"/dev/pts\""],
+                &["mount(\"shm\" -> \"/dev/shm\""],
+                &["mount(\"mqueue\" -> \"/dev/mqueue\""],
+                &["mount(\"sysfs\" -> \"/sys\""],
+                &["mount(\"cgroup2\" -> \"/sys/fs/cgroup\""],
+                &["write_file(\"/proc/sys/net/ipv4/ip_forward\""],
+                &["mask(\"/proc/kcore\")"],
+                &["read_only(\"/proc/sys\")"],
+                &[&format!("pivot_root(\"{ROOT}\")")],
+            ],
+        );
+        // Every path below the new root is resolved inside it.
+        let first_in_root = pos(&s, &["bind(", "-> \"/etc/hostname\""]);
+        let pivot = pos(&s, &["pivot_root("]);
+        // (but the copies of the /etc files, written in the state tmpfs).
+        for step in &s[first_in_root..pivot] {
+            let copy = step.starts_with(&format!("write_file(\"{STATE}/"));
+            assert!(
+                copy || step.contains(&format!("inside the root \"{ROOT}\"")),
+                "{step}"
+            );
+        }
+        // The six standard nodes, made (no user namespace).
+        assert_eq!(count(&s, &["mknod(\"/dev/", "0o20666"]), DEV_NODES.len());
+        assert_eq!(count(&s, &["remount"]), 0);
+        assert_eq!(
+            count(
+                &s,
+                &[&flags(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY)]
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn read_only_root_is_an_overlay_remounted_read_only_after_pivot_root() {
+        let rootfs = RootfsKind::Dir("/srv/rootfs".into());
+        let p = FsPlan {
+            read_only_root: true,
+            ..defaults(&rootfs)
+        };
+        let s = describe(&p);
+        let overlay = pos(
+            &s,
+            &[&format!(
+                "hook(\"overlay of 1 layers on {ROOT} by fsconfig(lowerdir+), else mount(2)\")"
+            )],
+        );
+        assert!(pos(&s, &[&format!("mkdir(\"{STATE}/rw/work\"")]) < overlay);
+        // Writable layer: the /etc files are written into it, not bound.
+        assert_eq!(count(&s, &["write_file(\"/etc/hostname\""]), 1);
+        let remount = pos(
+            &s,
+            &[
+                "mount(none -> \"/\"",
+                &flags(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY),
+            ],
+        );
+        assert!(pos(&s, &["pivot_root("]) < remount);
+        assert_eq!(count(&s, &["bind(\"/srv/rootfs\""]), 0);
+    }
+
+    #[test]
+    fn user_namespace_made_by_root_binds_nodes_and_covers_the_state_root() {
+        let rootfs = RootfsKind::Layers(vec!["/l/1".into(), "/l/0".into()]);
+        let p = FsPlan {
+            userns_by_root: true,
+            bind_devices: true,
+            send_upper: true,
+            ..defaults(&rootfs)
+        };
+        let s = describe(&p);
+        // The tmpfs goes over the state root (the mapped root may not
+        // search it), the state directory is made in it.
+        assert!(
+            s[1].starts_with("mount(\"tmpfs\" -> \"/run/berth-test\""),
+            "{}",
+            s[1]
+        );
+        assert_eq!(s[2], format!("mkdir(\"{STATE}\", 0o755)"));
+        // The upper layer is sent to the parent right after the overlay.
+        let overlay = pos(&s, &["hook(\"overlay of 2 layers on"]);
+        assert!(s[overlay + 1].starts_with("hook("), "{}", s[overlay + 1]);
+        // No mknod of a device: an empty file with the host's node bound on it.
+        assert_eq!(count(&s, &["mknod(\"/dev/", "0o20666"]), 0);
+        for (name, _, _) in DEV_NODES {
+            let node = format!("\"/dev/{name}\"");
+            let file = pos(&s, &["mknod(", &node, "0o100644"]);
+            let bind = pos(&s, &[&format!("bind({node} -> {node}")]);
+            assert!(file < bind, "{name}");
+        }
+    }
+
+    #[test]
+    fn rshared_root_and_bind_make_the_copy_a_slave_and_share_root_last() {
+        let rootfs = RootfsKind::Dir("/srv/rootfs".into());
+        // A file source: bound by the child (a directory would be a
+        // detached copy made here, which needs root).
+        let mounts = [Mount::bind("/etc/hostname", "/data/name").propagation(Propagation::Shared)];
+        let p = FsPlan {
+            root_propagation: Some((Propagation::Shared, true)),
+            mounts: &mounts,
+            ..defaults(&rootfs)
+        };
+        let s = describe(&p);
+        assert_eq!(
+            s[0],
+            format!(
+                "mount_propagation(\"/\", {})",
+                flags(libc::MS_SLAVE | libc::MS_REC)
+            )
+        );
+        in_order(
+            &s,
+            &[
+                &["read_only(\"/proc/sys\")"],
+                &["hook(\"mount /data/name inside the root\")"],
+                &["pivot_root("],
+                &[
+                    "mount(none -> \"/\"",
+                    &flags(libc::MS_SHARED | libc::MS_REC),
+                ],
+            ],
+        );
+        assert_eq!(s.last().unwrap(), "hook(\"umask\")");
+    }
+
+    #[test]
+    fn devices_ptmx_stays_the_link_others_are_made_and_owned() {
+        let rootfs = RootfsKind::Dir("/srv/rootfs".into());
+        let devices = [
+            DeviceNode::new("/dev/ptmx", DeviceNodeKind::Char, 5, 2),
+            DeviceNode::new("/dev/net/tun", DeviceNodeKind::Char, 10, 200).owner(1000, 1000),
+            DeviceNode::new("/dev/null", DeviceNodeKind::Char, 1, 3).mode(0o600),
+            DeviceNode::new("/dev/stdin", DeviceNodeKind::Fifo, 0, 0),
+        ];
+        let p = FsPlan {
+            devices: &devices,
+            ..defaults(&rootfs)
+        };
+        let s = describe(&p);
+        // /dev/ptmx: no node, the link to the container's devpts.
+        assert_eq!(count(&s, &["mknod(\"/dev/ptmx\""]), 0);
+        pos(&s, &["symlink(\"/dev/ptmx\" -> \"pts/ptmx\")"]);
+        // A node asked for replaces the default one and the default link.
+        assert_eq!(count(&s, &["mknod(\"/dev/null\""]), 1);
+        pos(&s, &["mknod(\"/dev/null\", 0o20600, dev 0x103)"]);
+        assert_eq!(count(&s, &["symlink(\"/dev/stdin\""]), 0);
+        pos(&s, &["mknod(\"/dev/stdin\", 0o10666"]);
+        // Parents made first; the owner set after pivot_root (lchown).
+        in_order(
+            &s,
+            &[
+                &["mount(\"tmpfs\" -> \"/dev\""],
+                &["mkdir(\"/dev/net\", 0o755)"],
+                &["mknod(\"/dev/net/tun\", 0o20666, dev 0xac8)"],
+                &["pivot_root("],
+                &["hook(\"lchown /dev/net/tun 1000:1000\")"],
+            ],
+        );
+    }
+
+    #[test]
+    fn many_layers_go_through_fsconfig() {
+        let layers: Vec<PathBuf> = (0..200)
+            .map(|i| PathBuf::from(format!("/var/lib/berth/layers/{i:064}")))
+            .collect();
+        let rootfs = RootfsKind::Layers(layers);
+        let s = describe(&defaults(&rootfs));
+        // Beyond the page mount(2) takes: lowerdir+ only.
+        pos(
+            &s,
+            &[&format!(
+                "hook(\"overlay of 200 layers on {ROOT} by fsconfig(lowerdir+)\")"
+            )],
+        );
+    }
+
+    #[test]
+    fn bad_roots_are_refused() {
+        let empty = RootfsKind::Layers(Vec::new());
+        assert!(plan(&defaults(&empty)).is_err());
+        let comma = RootfsKind::Layers(vec!["/l/a,b".into()]);
+        let e = plan(&defaults(&comma)).unwrap_err().to_string();
+        assert!(e.contains("/l/a,b"), "{e}");
+    }
+
+    #[test]
+    fn without_a_mount_namespace_only_sysctls_chroot_and_umask() {
+        let rootfs = RootfsKind::Dir("/srv/rootfs".into());
+        let s: Vec<String> = plan_without_mount_ns(&defaults(&rootfs))
+            .unwrap()
+            .iter()
+            .map(Step::describe)
+            .collect();
+        assert_eq!(
+            s,
+            [
+                "write_file(\"/proc/sys/net/ipv4/ip_forward\", 1 bytes)",
+                "hook(\"chroot /srv/rootfs\")",
+                "hook(\"umask\")"
+            ]
+        );
+    }
 }

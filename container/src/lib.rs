@@ -71,6 +71,7 @@
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
+mod build;
 mod builder;
 mod bundle;
 mod commit;
@@ -86,6 +87,7 @@ mod pasta;
 mod perf;
 mod pty;
 mod state;
+mod undo;
 
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncEvents;

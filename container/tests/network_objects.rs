@@ -284,3 +284,57 @@ fn names_go_when_a_crashed_owners_container_is_collected() {
     net.remove().unwrap();
     assert_no_network_state(net_state);
 }
+
+/// Issue 23 item 3: a failure at the last phase of `build()` (the network
+/// attach, run after the clone: the child, its cgroup, its state directory
+/// and its hosts file exist) undoes everything. The published host port is
+/// taken by a listener of the test's own, so the attach fails with
+/// `PortTaken`.
+#[test]
+fn a_taken_published_port_fails_late_and_leaves_nothing() {
+    berth_testkit::privileged!();
+    let root = state_root();
+    let tn = test_network("nt", "10.231.14.0/24");
+    let (name, net) = (tn.name.as_str(), tn.net.clone());
+    // Its firewall rules go even when an assertion below fails.
+    let mut removal = RemoveOnDrop(Some(net.clone()));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let id = berth_testkit::unique_name("pt");
+    let e = busybox(&id, &root)
+        .network(
+            net.clone()
+                .publish(PortMapping::tcp(port, 8080).host_ip(std::net::Ipv4Addr::LOCALHOST)),
+        )
+        .command(["/bin/true"])
+        .spawn()
+        .unwrap_err();
+    assert!(e.to_string().contains(&port.to_string()), "{e}");
+    // (No process: its cgroup could not have been removed. The test's own
+    // children are not counted: the other tests of this file run beside it.)
+    assert_no_footprint(root.path(), &id);
+    let rules = berth_testkit::run("nft", &["list", "ruleset"]);
+    assert!(!rules.contains(&id), "nft rules left for {id}: {rules}");
+    // No hosts file, record or address of the container in the network's state.
+    for f in berth_testkit::files_left(tn.state.path(), &[]) {
+        assert!(!f.contains(&id), "network state left: {f}");
+        let text = std::fs::read_to_string(tn.state.path().join(&f)).unwrap_or_default();
+        assert!(!text.contains(&id), "{f} still names {id}: {text}");
+    }
+    drop(taken);
+    removal.0.take().unwrap().remove().unwrap();
+    let rules = berth_testkit::run("nft", &["list", "ruleset"]);
+    assert!(!rules.contains(name), "nft rules left: {rules}");
+    assert_no_network_state(tn.state.path());
+}
+
+/// Removes a network (its bridge and firewall rules) when dropped.
+struct RemoveOnDrop(Option<Network>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            let _ = n.remove();
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub use cgroup::{cgroup_id, open_cgroup};
 pub use error::{Error, Result};
 mod device;
 mod probes;
+mod shared;
 
 pub use device::{
     AttachedDeviceFilter, DeviceAccess, DeviceFilter, DeviceKind, DeviceRule, MAX_MAJOR, MAX_MINOR,

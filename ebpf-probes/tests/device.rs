@@ -314,3 +314,37 @@ fn cgroup_link_detaches_when_closed() {
     }
     assert_eq!(null_ok_zero(&cg, 0), 0);
 }
+
+/// `attach_shared`: the container default is loaded once per process, the
+/// same program attached to every cgroup; another filter gets its own,
+/// enforced; nothing is detached when the call returns.
+#[test]
+fn attach_shared_loads_the_default_once() {
+    berth_testkit::privileged!();
+    let query = |cg: &common::TestCgroup| {
+        sys::query_cgroup(cg.fd.as_fd(), AttachType::CgroupDevice).unwrap()
+    };
+    let (a, b, c) = (
+        test_cgroup("bsha"),
+        test_cgroup("bshb"),
+        test_cgroup("bshc"),
+    );
+    DeviceFilter::container_default()
+        .attach_shared(&a.fd)
+        .unwrap();
+    DeviceFilter::container_default()
+        .attach_shared(&b.fd)
+        .unwrap();
+    let (ia, ib) = (query(&a), query(&b));
+    assert_eq!(ia.len(), 1, "{ia:?}");
+    assert_eq!(ia, ib, "the default program is loaded once");
+    only_null().attach_shared(&c.fd).unwrap();
+    let ic = query(&c);
+    assert_eq!(ic.len(), 1, "{ic:?}");
+    assert_ne!(ic, ia);
+    assert_eq!(
+        null_ok_zero(&c, libc::EPERM),
+        0,
+        "inside: null ok, zero EPERM"
+    );
+}

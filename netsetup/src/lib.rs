@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 
 pub mod asynchronous;
+pub mod child;
 mod cidr;
 mod error;
 mod forward;

@@ -43,6 +43,6 @@ pub use diff::{diff, diff_excluding, LayerBlob};
 pub use digest::{Compression, Digest};
 pub use error::{Error, Result};
 pub use image::{Image, ImageBuilder, ImageConfig, ImageLayout, WrittenImage, REF_NAME_ANNOTATION};
-pub use mount::{DetachedOverlay, MountMethod, Overlay, OverlayMount, RedirectDir};
+pub use mount::{ChildOverlay, DetachedOverlay, MountMethod, Overlay, OverlayMount, RedirectDir};
 pub use store::{GcReport, ImportOptions, Layer, LayerStore, StoreLock};
 pub use unpack::{unpack, UnpackOptions, UnpackStats, WhiteoutFormat};

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use crate::sys;
 use crate::{Error, Result};
 
+mod child;
+pub use child::ChildOverlay;
+
 /// Page size the kernel allows for legacy `mount(2)` option data (one page).
 const LEGACY_DATA_MAX: usize = 4095;
 /// `fsconfig(2)` copies at most 255 bytes of a string value (fs/fsopen.c).

@@ -1181,9 +1181,9 @@ impl ContainerBuilder {
         // nothing of berth's own setup (runtime-spec: seccomp is the last
         // thing before the user's process starts).
         let policy_step = unsafe {
-            Step::hook(
+            Step::hook_detailed(
                 "apply security policy (rlimits, capabilities, no_new_privs, seccomp)",
-                move || sec.apply_in_child().map_err(|f| f.errno),
+                move || sec.apply_in_child().map_err(crate::error::step_failure),
             )
         };
 
@@ -1342,7 +1342,7 @@ impl ContainerBuilder {
             Ok(c) => c,
             Err(e) => {
                 let e = if e.errno() == Some(libc::ENOENT)
-                    && matches!(&e, berth_namespaces::Error::Child { step, .. } if step.starts_with("execve"))
+                    && matches!(&e, berth_namespaces::Error::Exec { .. })
                 {
                     Error::CommandNotFound {
                         program: argv[0].clone(),

@@ -141,8 +141,10 @@ fn set_pdeathsig(sig: libc::c_int) -> Result<(), i32> {
 /// undoes the panic count, which on the `CLONE_VM` path lives in the
 /// parent's memory (the global count) and thread-local storage (the
 /// child runs on the parent thread's TLS). The panic hook (std prints the
-/// message to stderr) runs before: a panic in the child is a bug, and this
-/// only limits its harm.
+/// message to stderr) runs before, and takes locks (std's backtrace lock,
+/// malloc's): if another thread of the parent held one at the clone, the
+/// plain-fork child blocks there for good and the spawn waits for it. A
+/// panic in the child stays a bug; this only limits its harm.
 ///
 /// # Safety
 /// Must only be called in the child right after `clone3`; `plan` must point

@@ -8,6 +8,17 @@ use std::path::PathBuf;
 use berth_namespaces::Spawner;
 use berth_namespaces::Step;
 
+/// Every test here takes it: the panic hook std runs in a panicking child
+/// takes locks (std's backtrace lock, malloc's) that a concurrently
+/// running test thread may have held at the clone, which would then stay
+/// locked in the child forever (a panicking hook is a bug for exactly this
+/// reason; the guard only keeps it from unwinding into the parent).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Writes the pid of any process that unwinds through the frame holding
 /// it: the test's own frame, which a child must never unwind through.
 struct UnwindWitness {
@@ -33,6 +44,7 @@ fn panicking_hook() -> Step {
 /// so an unwinding panic would run this test's frames in the child.
 #[test]
 fn a_panicking_hook_on_the_fork_path_fails_the_spawn_and_unwinds_nothing() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let witness = UnwindWitness {
         path: dir.path().join("unwound"),
@@ -58,6 +70,7 @@ fn a_panicking_hook_on_the_fork_path_fails_the_spawn_and_unwinds_nothing() {
 /// thread's TLS, where std keeps the panic count; it must come back to 0.
 #[test]
 fn a_panicking_hook_on_the_vfork_path_leaves_the_parent_sound() {
+    let _serial = one_at_a_time();
     let r = Spawner::new(["/bin/true"]).step(panicking_hook()).spawn();
     let parent_panicking = std::thread::panicking();
     let msg = match &r {
@@ -75,6 +88,7 @@ fn a_panicking_hook_on_the_vfork_path_leaves_the_parent_sound() {
 /// A final step runs after `start()`: its failure names it, not `execve`.
 #[test]
 fn a_final_step_failing_after_start_is_named() {
+    let _serial = one_at_a_time();
     let mut sp = Spawner::new(["/bin/true"]);
     // SAFETY: returns an errno, nothing else.
     sp.final_step(unsafe { Step::hook("refuse", || Err(libc::EPERM)) });
@@ -88,6 +102,7 @@ fn a_final_step_failing_after_start_is_named() {
 /// for a final step failing after `start()`.
 #[test]
 fn a_detailed_hook_names_its_failing_part() {
+    let _serial = one_at_a_time();
     use berth_namespaces::StepFailure;
     let refuse = || {
         // SAFETY: returns a constant, nothing else.
@@ -122,6 +137,7 @@ fn a_detailed_hook_names_its_failing_part() {
 /// A failed `execve` is its own typed error, with the text it always had.
 #[test]
 fn exec_failure_is_typed() {
+    let _serial = one_at_a_time();
     let e = Spawner::new(["/nonexistent/berth-prog"])
         .spawn()
         .unwrap_err();

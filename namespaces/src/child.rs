@@ -102,8 +102,7 @@ fn fail_phase(fd: RawFd, phase: Phase, errno: i32) -> ! {
 
 fn fail_with(fd: RawFd, e: &ChildError<&str>) -> ! {
     protocol::send(fd, &Report::failure(e));
-    // SAFETY: _exit is async-signal-safe and never returns.
-    unsafe { libc::_exit(EXIT_FAILED) }
+    sys::exit_now(EXIT_FAILED)
 }
 
 /// Plain fork as a raw syscall (no atfork handlers, no glibc locks).
@@ -237,40 +236,35 @@ unsafe fn run_plan(plan: &ChildPlan<'_>, at: &Cell<At>) -> ! {
 
 /// First of all, so the parent's hook already finds us in it: setns(2)
 /// into the pooled network namespace (Linux 3.0).
-unsafe fn enter_pooled_netns(plan: &ChildPlan<'_>) {
+fn enter_pooled_netns(plan: &ChildPlan<'_>) {
     if plan.pooled_netns < 0 {
         return;
     }
-    // SAFETY: setns and close on an fd the parent prepared for us.
-    unsafe {
-        if let Err(e) = cvt_i(libc::setns(plan.pooled_netns, libc::CLONE_NEWNET)) {
-            fail_phase(plan.err_w, Phase::Netns, e);
-        }
-        libc::close(plan.pooled_netns);
+    if let Err(e) = sys::setns(plan.pooled_netns, libc::CLONE_NEWNET) {
+        fail_phase(plan.err_w, Phase::Netns, e);
     }
+    sys::close(plan.pooled_netns);
     if plan.sync_r >= 0 {
         protocol::send(plan.err_w, &Report::netns());
     }
 }
 
 /// Wait until the parent wrote the id maps and ran its hook.
-unsafe fn wait_for_parent(plan: &ChildPlan<'_>) {
+fn wait_for_parent(plan: &ChildPlan<'_>) {
     if plan.sync_r < 0 {
         return;
     }
     match sys::read_byte(plan.sync_r) {
         Ok(true) => {}
-        // SAFETY: _exit never returns.
-        Ok(false) => unsafe { libc::_exit(EXIT_PARENT_GONE) },
+        Ok(false) => sys::exit_now(EXIT_PARENT_GONE),
         Err(e) => fail_phase(plan.err_w, Phase::Sync, e),
     }
-    // SAFETY: our copy of the sync pipe's read end.
-    unsafe { libc::close(plan.sync_r) };
+    sys::close(plan.sync_r);
 }
 
 /// `setgroups([])` (when `clear`), `setresgid`, `setresuid` as raw
 /// syscalls (glibc's wrappers would signal the parent's threads).
-unsafe fn set_ids(uid: libc::uid_t, gid: libc::gid_t, clear: bool) -> Result<(), i32> {
+fn set_ids(uid: libc::uid_t, gid: libc::gid_t, clear: bool) -> Result<(), i32> {
     // SAFETY: raw syscalls on integers (a null list for setgroups).
     unsafe {
         if clear {
@@ -288,10 +282,9 @@ unsafe fn set_ids(uid: libc::uid_t, gid: libc::gid_t, clear: bool) -> Result<(),
 /// The maps are written: take ids of the new namespace, or the process
 /// would keep the parent's (unmapped) kernel ids and run as "nobody"
 /// inside while still being the parent's user on the host.
-unsafe fn become_ids(plan: &ChildPlan<'_>) {
+fn become_ids(plan: &ChildPlan<'_>) {
     if let Some((uid, gid, clear_groups)) = plan.become_id {
-        // SAFETY: raw syscalls on integers.
-        if let Err(e) = unsafe { set_ids(uid, gid, clear_groups) } {
+        if let Err(e) = set_ids(uid, gid, clear_groups) {
             fail_phase(plan.err_w, Phase::Setid, e);
         }
     }
@@ -411,19 +404,17 @@ unsafe fn set_uts_and_fds(plan: &ChildPlan<'_>) {
 }
 
 /// Two-phase start: report readiness, then wait for start().
-unsafe fn wait_for_start(plan: &ChildPlan<'_>) {
+fn wait_for_start(plan: &ChildPlan<'_>) {
     if plan.start_r < 0 {
         return;
     }
     protocol::send(plan.err_w, &Report::ready());
     match sys::read_byte(plan.start_r) {
         Ok(true) => {}
-        // SAFETY: _exit never returns.
-        Ok(false) => unsafe { libc::_exit(EXIT_PARENT_GONE) },
+        Ok(false) => sys::exit_now(EXIT_PARENT_GONE),
         Err(e) => fail_phase(plan.err_w, Phase::Start, e),
     }
-    // SAFETY: our copy of the start pipe's read end.
-    unsafe { libc::close(plan.start_r) };
+    sys::close(plan.start_r);
 }
 
 /// Signal dispositions for the program: the parent's handlers gone (on the

@@ -645,9 +645,9 @@ impl ContainerBuilder {
         // nothing of berth's own setup (runtime-spec: seccomp is the last
         // thing before the user's process starts).
         let policy_step = unsafe {
-            Step::hook(
+            Step::hook_detailed(
                 "apply security policy (rlimits, capabilities, no_new_privs, seccomp)",
-                move || sec.apply_in_child().map_err(|f| f.errno),
+                move || sec.apply_in_child().map_err(crate::error::step_failure),
             )
         };
         let mut sp = Spawner::new(&v.argv);
@@ -871,9 +871,7 @@ fn spawn_child(
 /// A spawn failure as the caller's error: a program that does not exist is
 /// [`Error::CommandNotFound`].
 fn spawn_error(e: berth_namespaces::Error, program: &str) -> Error {
-    if e.errno() == Some(libc::ENOENT)
-        && matches!(&e, berth_namespaces::Error::Child { step, .. } if step.starts_with("execve"))
-    {
+    if e.errno() == Some(libc::ENOENT) && matches!(&e, berth_namespaces::Error::Exec { .. }) {
         Error::CommandNotFound {
             program: program.to_string(),
             source: e,

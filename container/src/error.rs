@@ -164,6 +164,17 @@ impl Error {
     }
 }
 
+/// berth-security's failure in the child as berth-namespaces reports it:
+/// the part of the policy that failed (`capset`,
+/// `seccomp(SECCOMP_SET_MODE_FILTER)`, …) and its errno, so the spawn's
+/// error names it after the hook.
+pub(crate) fn step_failure(f: berth_security::ChildFailure) -> berth_namespaces::StepFailure {
+    berth_namespaces::StepFailure {
+        step: f.step,
+        errno: f.errno,
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -585,8 +585,10 @@ impl Exec<'_> {
         // SAFETY: berth-security's apply_in_child is allocation-free. The
         // final step: nothing but execve runs after its seccomp filter.
         sp.final_step(unsafe {
-            Step::hook("apply security policy", move || {
-                prepared.apply_in_child().map_err(|f| f.errno)
+            Step::hook_detailed("apply security policy", move || {
+                prepared
+                    .apply_in_child()
+                    .map_err(crate::error::step_failure)
             })
         });
         Ok((sp, rx))

@@ -4,50 +4,14 @@
 //! may be multi-threaded and the child owns a copy of its memory in whatever
 //! state other threads left it.
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
+use std::panic::AssertUnwindSafe;
 
+use crate::protocol::{self, At, ChildError, Phase, Report};
 use crate::step::Step;
 use crate::sys::{self, cvt, cvt_i};
-
-/// A report sent over the CLOEXEC error pipe: 16 bytes, written atomically.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
-pub(crate) struct Report {
-    pub kind: u32,
-    pub index: u32,
-    pub value: i32,
-    pub pad: u32,
-}
-
-pub(crate) const R_STEP: u32 = 1;
-pub(crate) const R_PHASE: u32 = 2;
-pub(crate) const R_JOIN: u32 = 3;
-pub(crate) const R_PID: u32 = 4;
-pub(crate) const R_READY: u32 = 5;
-/// The child entered its pooled network namespace (sent only when the
-/// parent waits for it before running its hook).
-pub(crate) const R_NETNS: u32 = 6;
-
-pub(crate) const P_PDEATHSIG: u32 = 0;
-pub(crate) const P_SYNC: u32 = 1;
-pub(crate) const P_DUMPABLE: u32 = 2;
-pub(crate) const P_JOIN_FORK: u32 = 3;
-pub(crate) const P_TIME_UNSHARE: u32 = 4;
-pub(crate) const P_TIME_OFFSETS: u32 = 5;
-pub(crate) const P_TIME_SETNS: u32 = 6;
-pub(crate) const P_HOSTNAME: u32 = 7;
-pub(crate) const P_DOMAINNAME: u32 = 8;
-pub(crate) const P_FDS: u32 = 9;
-pub(crate) const P_CWD: u32 = 10;
-pub(crate) const P_INIT_FORK: u32 = 11;
-pub(crate) const P_CLOSE_FDS: u32 = 12;
-pub(crate) const P_START: u32 = 13;
-pub(crate) const P_EXEC: u32 = 14;
-pub(crate) const P_SIGMASK: u32 = 15;
-pub(crate) const P_SETID: u32 = 16;
-pub(crate) const P_NETNS: u32 = 17;
-pub(crate) const P_UNSHARE: u32 = 18;
 
 /// Exit code of a child whose parent vanished before it could be told to go.
 pub(crate) const EXIT_PARENT_GONE: i32 = 126;
@@ -118,27 +82,27 @@ fn stamp(plan: &ChildPlan<'_>, slot: usize) {
     }
 }
 
-fn report(fd: RawFd, kind: u32, index: u32, value: i32) {
-    let r = Report {
-        kind,
-        index,
-        value,
-        pad: 0,
-    };
-    // SAFETY: Report is plain old data; viewing it as bytes is sound.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            (&r as *const Report).cast::<u8>(),
-            std::mem::size_of::<Report>(),
-        )
-    };
-    let _ = sys::write_all(fd, bytes);
+/// Report a failure at `at` and end the child.
+fn fail(fd: RawFd, at: At, errno: i32) -> ! {
+    fail_with(
+        fd,
+        &ChildError {
+            at,
+            errno,
+            detail: "",
+            panicked: false,
+        },
+    )
 }
 
-fn fail(fd: RawFd, kind: u32, index: u32, errno: i32) -> ! {
-    report(fd, kind, index, errno);
-    // SAFETY: _exit is async-signal-safe and never returns.
-    unsafe { libc::_exit(EXIT_FAILED) }
+/// Report the failure of the fixed phase `phase` and end the child.
+fn fail_phase(fd: RawFd, phase: Phase, errno: i32) -> ! {
+    fail(fd, At::Phase(phase), errno)
+}
+
+fn fail_with(fd: RawFd, e: &ChildError<&str>) -> ! {
+    protocol::send(fd, &Report::failure(e));
+    sys::exit_now(EXIT_FAILED)
 }
 
 /// Plain fork as a raw syscall (no atfork handlers, no glibc locks).
@@ -165,160 +129,79 @@ fn set_pdeathsig(sig: libc::c_int) -> Result<(), i32> {
 
 /// Run the plan and exec; never returns.
 ///
+/// The guard against unwinding: a panic anywhere in the child (berth's code
+/// or a [`Step::hook`]) must never unwind into the frames it shares with
+/// the parent — on the plain-fork path they are a copy of the spawning
+/// thread's stack, so unwinding would run the parent's destructors and
+/// `catch_unwind`s (a test harness's) in the child, which then went on as
+/// a second copy of the program. It is caught here, at the child's entry,
+/// reported as a panic at the step or phase it happened in, and the child
+/// `_exit`s. `catch_unwind` rather than a drop guard, because it also
+/// undoes the panic count, which on the `CLONE_VM` path lives in the
+/// parent's memory (the global count) and thread-local storage (the
+/// child runs on the parent thread's TLS). The panic hook (std prints the
+/// message to stderr) runs before, and takes locks (std's backtrace lock,
+/// malloc's): if another thread of the parent held one at the clone, the
+/// plain-fork child blocks there for good and the spawn waits for it. A
+/// panic in the child stays a bug; this only limits its harm.
+///
 /// # Safety
 /// Must only be called in the child right after `clone3`; `plan` must point
 /// at data that stays valid (it is the child's copy of the parent's memory).
 pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
+    let at = Cell::new(At::Phase(Phase::Setup));
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { run_plan(plan, &at) }
+    }));
+    // Only a panic gets here: run_plan execs or exits. Its payload is left
+    // alone (no destructor of ours runs after a panic).
+    if let Err(payload) = caught {
+        std::mem::forget(payload);
+    }
+    fail_with(
+        plan.err_w,
+        &ChildError {
+            at: at.get(),
+            errno: 0,
+            detail: "",
+            panicked: true,
+        },
+    )
+}
+
+/// The child's whole run: prologue, steps, epilogue, `execve`. `at` tracks
+/// the step running, for the report of a panic.
+///
+/// # Safety
+/// As [`run`].
+unsafe fn run_plan(plan: &ChildPlan<'_>, at: &Cell<At>) -> ! {
     let err = plan.err_w;
-    // SAFETY (whole body): raw syscalls with pointers into `plan`, which the
-    // parent built before clone and which the child owns a copy of.
     stamp(plan, T_START);
+    // SAFETY (whole body): the functions called run raw syscalls with
+    // pointers into `plan`, which the parent built before clone and which
+    // the child owns a copy of.
     unsafe {
-        // First of all, so the parent's hook already finds us in it:
-        // setns(2) into the pooled network namespace (Linux 3.0).
-        if plan.pooled_netns >= 0 {
-            if let Err(e) = cvt_i(libc::setns(plan.pooled_netns, libc::CLONE_NEWNET)) {
-                fail(err, R_PHASE, P_NETNS, e);
-            }
-            libc::close(plan.pooled_netns);
-            if plan.sync_r >= 0 {
-                report(err, R_NETNS, 0, 0);
-            }
-        }
+        enter_pooled_netns(plan);
         // Parent death: PR_SET_PDEATHSIG, prctl(2). Cleared by credential
         // changes and fork, so it is set again after the plan.
         if plan.pdeathsig != 0 {
             if let Err(e) = set_pdeathsig(plan.pdeathsig) {
-                fail(err, R_PHASE, P_PDEATHSIG, e);
+                fail_phase(err, Phase::Pdeathsig, e);
             }
         }
-        // Wait until the parent wrote the id maps and ran its hook.
-        if plan.sync_r >= 0 {
-            match sys::read_byte(plan.sync_r) {
-                Ok(true) => {}
-                Ok(false) => libc::_exit(EXIT_PARENT_GONE),
-                Err(e) => fail(err, R_PHASE, P_SYNC, e),
-            }
-            libc::close(plan.sync_r);
-        }
-        // The maps are written: take ids of the new namespace, or the process
-        // would keep the parent's (unmapped) kernel ids and run as "nobody"
-        // inside while still being the parent's user on the host.
-        if let Some((uid, gid, clear_groups)) = plan.become_id {
-            if clear_groups {
-                if let Err(e) = cvt(libc::syscall(
-                    libc::SYS_setgroups,
-                    0usize,
-                    std::ptr::null::<libc::gid_t>(),
-                )) {
-                    fail(err, R_PHASE, P_SETID, e);
-                }
-            }
-            if let Err(e) = cvt(libc::syscall(libc::SYS_setresgid, gid, gid, gid)) {
-                fail(err, R_PHASE, P_SETID, e);
-            }
-            if let Err(e) = cvt(libc::syscall(libc::SYS_setresuid, uid, uid, uid)) {
-                fail(err, R_PHASE, P_SETID, e);
-            }
-        }
+        wait_for_parent(plan);
+        become_ids(plan);
         if !plan.joins.is_empty() {
-            // Non-dumpable before entering a foreign pid namespace, so its
-            // processes cannot ptrace us or read our memory via /proc.
-            if let Err(e) = cvt_i(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0)) {
-                fail(err, R_PHASE, P_DUMPABLE, e);
-            }
-            for (i, (fd, nstype)) in plan.joins.iter().enumerate() {
-                // setns(2): a pidfd with several CLONE_NEW* flags needs Linux 5.8.
-                if let Err(e) = cvt_i(libc::setns(*fd, *nstype)) {
-                    fail(err, R_JOIN, i as u32, e);
-                }
-            }
-            if plan.join_user {
-                // Like nsenter: take uid/gid 0 of the joined user namespace
-                // (dropping supplementary groups where setgroups is allowed).
-                let _ = libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>());
-                if let Err(e) = cvt(libc::syscall(libc::SYS_setresgid, 0, 0, 0)) {
-                    fail(err, R_PHASE, P_SETID, e);
-                }
-                if let Err(e) = cvt(libc::syscall(libc::SYS_setresuid, 0, 0, 0)) {
-                    fail(err, R_PHASE, P_SETID, e);
-                }
-            }
-            // unshare(2): the new namespaces, owned by the joined user one.
-            if plan.unshare_flags != 0 {
-                if let Err(e) = cvt_i(libc::unshare(plan.unshare_flags)) {
-                    fail(err, R_PHASE, P_UNSHARE, e);
-                }
-            }
-            if plan.join_pid {
-                // A pid namespace applies to children only: fork once more,
-                // with CLONE_PARENT so the real process is the spawner's child.
-                match raw_fork(libc::CLONE_PARENT as libc::c_ulong) {
-                    Err(e) => fail(err, R_PHASE, P_JOIN_FORK, e),
-                    Ok(0) => {
-                        if plan.pdeathsig != 0 {
-                            if let Err(e) = set_pdeathsig(plan.pdeathsig) {
-                                fail(err, R_PHASE, P_PDEATHSIG, e);
-                            }
-                        }
-                    }
-                    Ok(pid) => {
-                        report(err, R_PID, 0, pid);
-                        libc::_exit(0);
-                    }
-                }
-            }
+            join(plan);
         }
         if let Some(offsets) = plan.time_offsets {
-            // time_namespaces(7), Linux 5.6 (setns into a time ns 5.8): offsets
-            // can only be written before a process enters the namespace, so
-            // unshare it for children, write them, then enter it ourselves.
-            if let Err(e) = cvt_i(libc::unshare(libc::CLONE_NEWTIME)) {
-                fail(err, R_PHASE, P_TIME_UNSHARE, e);
-            }
-            let fd = match cvt_i(libc::open(
-                c"/proc/self/timens_offsets".as_ptr(),
-                libc::O_WRONLY | libc::O_CLOEXEC,
-            )) {
-                Ok(fd) => fd,
-                Err(e) => fail(err, R_PHASE, P_TIME_OFFSETS, e),
-            };
-            if let Err(e) = sys::write_all(fd, offsets) {
-                fail(err, R_PHASE, P_TIME_OFFSETS, e);
-            }
-            libc::close(fd);
-            let ns = match cvt_i(libc::open(
-                c"/proc/self/ns/time_for_children".as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )) {
-                Ok(fd) => fd,
-                Err(e) => fail(err, R_PHASE, P_TIME_SETNS, e),
-            };
-            if let Err(e) = cvt_i(libc::setns(ns, libc::CLONE_NEWTIME)) {
-                fail(err, R_PHASE, P_TIME_SETNS, e);
-            }
-            libc::close(ns);
+            enter_time_ns(err, offsets);
         }
-        if let Some(h) = plan.hostname {
-            if let Err(e) = cvt_i(libc::sethostname(h.as_ptr(), h.to_bytes().len())) {
-                fail(err, R_PHASE, P_HOSTNAME, e);
-            }
-        }
-        if let Some(d) = plan.domainname {
-            if let Err(e) = cvt_i(libc::setdomainname(d.as_ptr(), d.to_bytes().len())) {
-                fail(err, R_PHASE, P_DOMAINNAME, e);
-            }
-        }
-        // Sources were placed above every target by the parent, so no dup2
-        // here can clobber a source or an internal fd.
-        for (src, dst) in plan.fd_moves {
-            if let Err(e) = cvt_i(libc::dup2(*src, *dst)) {
-                fail(err, R_PHASE, P_FDS, e);
-            }
-        }
+        set_uts_and_fds(plan);
         stamp(plan, T_STEPS);
         let first_final = plan.steps.len() - plan.final_steps;
-        run_steps(plan, 0..first_final);
+        run_steps(plan, 0..first_final, at);
         // Close everything the workload must not inherit (close_range(2),
         // Linux 5.9): fds another thread opened without O_CLOEXEC, and fds of
         // other spawns in flight, whose EOF would otherwise be delayed.
@@ -326,31 +209,219 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
         // resolve through an inherited host directory fd (CVE-2024-21626).
         for (first, last) in plan.close_ranges {
             if let Err(e) = sys::close_range(*first, *last, 0) {
-                fail(err, R_PHASE, P_CLOSE_FDS, e);
+                fail_phase(err, Phase::CloseFds, e);
             }
         }
         if let Some(cwd) = plan.cwd {
             if let Err(e) = cvt_i(libc::chdir(cwd.as_ptr())) {
-                fail(err, R_PHASE, P_CWD, e);
+                fail_phase(err, Phase::Cwd, e);
             }
         }
         if plan.init {
-            run_init(plan);
+            run_init(plan, at);
         } else if plan.pdeathsig != 0 {
             if let Err(e) = set_pdeathsig(plan.pdeathsig) {
-                fail(err, R_PHASE, P_PDEATHSIG, e);
+                fail_phase(err, Phase::Pdeathsig, e);
             }
         }
-        if plan.start_r >= 0 {
-            // Two-phase start: report readiness, then wait for start().
-            report(err, R_READY, 0, 0);
-            match sys::read_byte(plan.start_r) {
-                Ok(true) => {}
-                Ok(false) => libc::_exit(EXIT_PARENT_GONE),
-                Err(e) => fail(err, R_PHASE, P_START, e),
-            }
-            libc::close(plan.start_r);
+        wait_for_start(plan);
+        reset_signals(plan);
+        // The final steps (a security policy: its seccomp filter last of
+        // all): after them, only execve.
+        run_steps(plan, first_final..plan.steps.len(), at);
+        stamp(plan, T_STEPS + 1 + plan.steps.len());
+        exec(plan)
+    }
+}
+
+/// First of all, so the parent's hook already finds us in it: setns(2)
+/// into the pooled network namespace (Linux 3.0).
+fn enter_pooled_netns(plan: &ChildPlan<'_>) {
+    if plan.pooled_netns < 0 {
+        return;
+    }
+    if let Err(e) = sys::setns(plan.pooled_netns, libc::CLONE_NEWNET) {
+        fail_phase(plan.err_w, Phase::Netns, e);
+    }
+    sys::close(plan.pooled_netns);
+    if plan.sync_r >= 0 {
+        protocol::send(plan.err_w, &Report::netns());
+    }
+}
+
+/// Wait until the parent wrote the id maps and ran its hook.
+fn wait_for_parent(plan: &ChildPlan<'_>) {
+    if plan.sync_r < 0 {
+        return;
+    }
+    match sys::read_byte(plan.sync_r) {
+        Ok(true) => {}
+        Ok(false) => sys::exit_now(EXIT_PARENT_GONE),
+        Err(e) => fail_phase(plan.err_w, Phase::Sync, e),
+    }
+    sys::close(plan.sync_r);
+}
+
+/// `setgroups([])` (when `clear`), `setresgid`, `setresuid` as raw
+/// syscalls (glibc's wrappers would signal the parent's threads).
+fn set_ids(uid: libc::uid_t, gid: libc::gid_t, clear: bool) -> Result<(), i32> {
+    // SAFETY: raw syscalls on integers (a null list for setgroups).
+    unsafe {
+        if clear {
+            cvt(libc::syscall(
+                libc::SYS_setgroups,
+                0usize,
+                std::ptr::null::<libc::gid_t>(),
+            ))?;
         }
+        cvt(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+        cvt(libc::syscall(libc::SYS_setresuid, uid, uid, uid)).map(drop)
+    }
+}
+
+/// The maps are written: take ids of the new namespace, or the process
+/// would keep the parent's (unmapped) kernel ids and run as "nobody"
+/// inside while still being the parent's user on the host.
+fn become_ids(plan: &ChildPlan<'_>) {
+    if let Some((uid, gid, clear_groups)) = plan.become_id {
+        if let Err(e) = set_ids(uid, gid, clear_groups) {
+            fail_phase(plan.err_w, Phase::Setid, e);
+        }
+    }
+}
+
+/// Enter the joined namespaces (user first), unshare what is created in a
+/// joined user namespace, and fork into a joined pid namespace.
+unsafe fn join(plan: &ChildPlan<'_>) {
+    let err = plan.err_w;
+    // SAFETY (whole body): raw syscalls on integers and fds the parent
+    // prepared.
+    unsafe {
+        // Non-dumpable before entering a foreign pid namespace, so its
+        // processes cannot ptrace us or read our memory via /proc.
+        if let Err(e) = cvt_i(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0)) {
+            fail_phase(err, Phase::Dumpable, e);
+        }
+        for (i, (fd, nstype)) in plan.joins.iter().enumerate() {
+            // setns(2): a pidfd with several CLONE_NEW* flags needs Linux 5.8.
+            if let Err(e) = cvt_i(libc::setns(*fd, *nstype)) {
+                fail(err, At::Join(i), e);
+            }
+        }
+        if plan.join_user {
+            // Like nsenter: take uid/gid 0 of the joined user namespace
+            // (dropping supplementary groups where setgroups is allowed).
+            let _ = libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>());
+            if let Err(e) = set_ids(0, 0, false) {
+                fail_phase(err, Phase::Setid, e);
+            }
+        }
+        // unshare(2): the new namespaces, owned by the joined user one.
+        if plan.unshare_flags != 0 {
+            if let Err(e) = cvt_i(libc::unshare(plan.unshare_flags)) {
+                fail_phase(err, Phase::Unshare, e);
+            }
+        }
+        if plan.join_pid {
+            // A pid namespace applies to children only: fork once more,
+            // with CLONE_PARENT so the real process is the spawner's child.
+            match raw_fork(libc::CLONE_PARENT as libc::c_ulong) {
+                Err(e) => fail_phase(err, Phase::JoinFork, e),
+                Ok(0) => {
+                    if plan.pdeathsig != 0 {
+                        if let Err(e) = set_pdeathsig(plan.pdeathsig) {
+                            fail_phase(err, Phase::Pdeathsig, e);
+                        }
+                    }
+                }
+                Ok(pid) => {
+                    protocol::send(err, &Report::pid(pid));
+                    libc::_exit(0);
+                }
+            }
+        }
+    }
+}
+
+/// time_namespaces(7), Linux 5.6 (setns into a time ns 5.8): offsets can
+/// only be written before a process enters the namespace, so unshare it
+/// for children, write them, then enter it ourselves.
+unsafe fn enter_time_ns(err: RawFd, offsets: &[u8]) {
+    // SAFETY (whole body): raw syscalls on C string literals, `offsets`
+    // and fds opened here.
+    unsafe {
+        if let Err(e) = cvt_i(libc::unshare(libc::CLONE_NEWTIME)) {
+            fail_phase(err, Phase::TimeUnshare, e);
+        }
+        let fd = match cvt_i(libc::open(
+            c"/proc/self/timens_offsets".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )) {
+            Ok(fd) => fd,
+            Err(e) => fail_phase(err, Phase::TimeOffsets, e),
+        };
+        if let Err(e) = sys::write_all(fd, offsets) {
+            fail_phase(err, Phase::TimeOffsets, e);
+        }
+        libc::close(fd);
+        let ns = match cvt_i(libc::open(
+            c"/proc/self/ns/time_for_children".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )) {
+            Ok(fd) => fd,
+            Err(e) => fail_phase(err, Phase::TimeSetns, e),
+        };
+        if let Err(e) = cvt_i(libc::setns(ns, libc::CLONE_NEWTIME)) {
+            fail_phase(err, Phase::TimeSetns, e);
+        }
+        libc::close(ns);
+    }
+}
+
+/// Hostname, domainname, then stdio and kept fds into place.
+unsafe fn set_uts_and_fds(plan: &ChildPlan<'_>) {
+    let err = plan.err_w;
+    // SAFETY (whole body): C strings and fds of the plan.
+    unsafe {
+        if let Some(h) = plan.hostname {
+            if let Err(e) = cvt_i(libc::sethostname(h.as_ptr(), h.to_bytes().len())) {
+                fail_phase(err, Phase::Hostname, e);
+            }
+        }
+        if let Some(d) = plan.domainname {
+            if let Err(e) = cvt_i(libc::setdomainname(d.as_ptr(), d.to_bytes().len())) {
+                fail_phase(err, Phase::Domainname, e);
+            }
+        }
+        // Sources were placed above every target by the parent, so no dup2
+        // here can clobber a source or an internal fd.
+        for (src, dst) in plan.fd_moves {
+            if let Err(e) = cvt_i(libc::dup2(*src, *dst)) {
+                fail_phase(err, Phase::Fds, e);
+            }
+        }
+    }
+}
+
+/// Two-phase start: report readiness, then wait for start().
+fn wait_for_start(plan: &ChildPlan<'_>) {
+    if plan.start_r < 0 {
+        return;
+    }
+    protocol::send(plan.err_w, &Report::ready());
+    match sys::read_byte(plan.start_r) {
+        Ok(true) => {}
+        Ok(false) => sys::exit_now(EXIT_PARENT_GONE),
+        Err(e) => fail_phase(plan.err_w, Phase::Start, e),
+    }
+    sys::close(plan.start_r);
+}
+
+/// Signal dispositions for the program: the parent's handlers gone (on the
+/// `CLONE_VM` path, then its mask restored) and SIGPIPE at its default.
+unsafe fn reset_signals(plan: &ChildPlan<'_>) {
+    // SAFETY (whole body): sigaction and sigmask on zeroed locals.
+    unsafe {
         if let Some(mask) = &plan.orig_mask {
             // We share the parent's memory: no handler of the parent may run
             // here. Reset caught signals to default, then unblock.
@@ -373,40 +444,54 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         libc::sigaction(libc::SIGPIPE, &dfl, std::ptr::null_mut());
-        // The final steps (a security policy: its seccomp filter last of
-        // all): after them, only execve.
-        run_steps(plan, first_final..plan.steps.len());
-        stamp(plan, T_STEPS + 1 + plan.steps.len());
-        let mut result = libc::ENOENT;
-        let mut saw_eacces = false;
-        for path in plan.exec_paths {
-            libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
-            let e = sys::errno();
-            match e {
-                libc::EACCES => saw_eacces = true,
-                libc::ENOENT | libc::ENOTDIR => {}
-                _ => fail(err, R_PHASE, P_EXEC, e),
-            }
-            result = e;
-        }
-        if saw_eacces {
-            result = libc::EACCES;
-        }
-        fail(err, R_PHASE, P_EXEC, result)
     }
 }
 
+/// `execve` each candidate path in turn (a `PATH` search): the first
+/// error other than "not there" ends it; else `EACCES` if one was seen,
+/// else the last error.
+unsafe fn exec(plan: &ChildPlan<'_>) -> ! {
+    let mut result = libc::ENOENT;
+    let mut saw_eacces = false;
+    for path in plan.exec_paths {
+        // SAFETY: NUL-terminated path and argv/envp arrays the parent built.
+        unsafe { libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr()) };
+        let e = sys::errno();
+        match e {
+            libc::EACCES => saw_eacces = true,
+            libc::ENOENT | libc::ENOTDIR => {}
+            _ => fail_phase(plan.err_w, Phase::Exec, e),
+        }
+        result = e;
+    }
+    if saw_eacces {
+        result = libc::EACCES;
+    }
+    fail_phase(plan.err_w, Phase::Exec, result)
+}
+
 /// Run `plan.steps[range]`, stamping the timer after each; a failure is
-/// reported as that step's and ends the child.
-fn run_steps(plan: &ChildPlan<'_>, range: std::ops::Range<usize>) {
+/// reported as that step's (with the sub-step a hook names) and ends the
+/// child.
+fn run_steps(plan: &ChildPlan<'_>, range: std::ops::Range<usize>, at: &Cell<At>) {
     for i in range {
         if let Some(step) = plan.steps.get(i) {
-            if let Err(e) = step.run() {
-                fail(plan.err_w, R_STEP, i as u32, e);
+            at.set(At::Step(i));
+            if let Err(f) = step.run() {
+                fail_with(
+                    plan.err_w,
+                    &ChildError {
+                        at: At::Step(i),
+                        errno: f.errno,
+                        detail: f.step,
+                        panicked: false,
+                    },
+                );
             }
         }
         stamp(plan, T_STEPS + 1 + i);
     }
+    at.set(At::Phase(Phase::Setup));
 }
 
 /// The minimal pid-1 init: forks the workload, then forwards every signal it
@@ -414,7 +499,7 @@ fn run_steps(plan: &ChildPlan<'_>, range: std::ops::Range<usize>) {
 /// with the workload's exit code, or 128 + signal number if it was killed
 /// (an init cannot be killed by its own signal). Returns only in the
 /// workload.
-unsafe fn run_init(plan: &ChildPlan<'_>) {
+unsafe fn run_init(plan: &ChildPlan<'_>, at: &Cell<At>) {
     let err = plan.err_w;
     // SAFETY (whole body): sigset operations on locals and raw syscalls.
     unsafe {
@@ -424,15 +509,15 @@ unsafe fn run_init(plan: &ChildPlan<'_>) {
         // Blocked signals are queued even for a pid-ns init with default
         // handlers (the kernel only drops unblocked ones), so sigwaitinfo sees them.
         if libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
-            fail(err, R_PHASE, P_SIGMASK, libc::EINVAL);
+            fail_phase(err, Phase::Sigmask, libc::EINVAL);
         }
         // Orphans reparent to us also when we are not pid 1 (PR_SET_CHILD_SUBREAPER, 3.4).
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         let workload = match raw_fork(0) {
-            Err(e) => fail(err, R_PHASE, P_INIT_FORK, e),
+            Err(e) => fail_phase(err, Phase::InitFork, e),
             Ok(0) => {
                 if libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) != 0 {
-                    fail(err, R_PHASE, P_SIGMASK, libc::EINVAL);
+                    fail_phase(err, Phase::Sigmask, libc::EINVAL);
                 }
                 return;
             }
@@ -441,12 +526,25 @@ unsafe fn run_init(plan: &ChildPlan<'_>) {
         // The init holds no more privilege than the workload: it applies the
         // final steps (the security policy) too, before closing its fds (a
         // step may use one, e.g. a Landlock ruleset).
-        run_steps(plan, plan.steps.len() - plan.final_steps..plan.steps.len());
+        run_steps(
+            plan,
+            plan.steps.len() - plan.final_steps..plan.steps.len(),
+            at,
+        );
         // The init keeps no fds: the error pipe and stdio belong to the workload.
         let _ = sys::close_range(0, u32::MAX, 0);
+        forward_and_reap(&all, workload)
+    }
+}
+
+/// The init's loop: forward every signal to `workload`, reap every child,
+/// exit with the workload's status.
+unsafe fn forward_and_reap(all: &libc::sigset_t, workload: libc::pid_t) -> ! {
+    // SAFETY (whole body): raw syscalls on locals.
+    unsafe {
         loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
+            let sig = libc::sigwaitinfo(all, &mut info);
             if sig < 0 {
                 if sys::errno() == libc::EINTR {
                     continue;
@@ -456,31 +554,31 @@ unsafe fn run_init(plan: &ChildPlan<'_>) {
                 // namespace.
                 libc::_exit(EXIT_INIT_CANNOT_WAIT);
             }
-            if sig == libc::SIGCHLD {
-                loop {
-                    let mut status = 0;
-                    let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
-                    if pid < 0 && sys::errno() != libc::ECHILD && sys::errno() != libc::EINTR {
-                        // Refused (no wait4 in a seccomp filter): it could
-                        // never see the workload end.
-                        libc::_exit(EXIT_INIT_CANNOT_WAIT);
-                    }
-                    if pid <= 0 {
-                        break;
-                    }
-                    if pid == workload {
-                        let code = if libc::WIFEXITED(status) {
-                            libc::WEXITSTATUS(status)
-                        } else if libc::WIFSIGNALED(status) {
-                            128 + libc::WTERMSIG(status)
-                        } else {
-                            255
-                        };
-                        libc::_exit(code);
-                    }
-                }
-            } else {
+            if sig != libc::SIGCHLD {
                 libc::kill(workload, sig);
+                continue;
+            }
+            loop {
+                let mut status = 0;
+                let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                if pid < 0 && sys::errno() != libc::ECHILD && sys::errno() != libc::EINTR {
+                    // Refused (no wait4 in a seccomp filter): it could
+                    // never see the workload end.
+                    libc::_exit(EXIT_INIT_CANNOT_WAIT);
+                }
+                if pid <= 0 {
+                    break;
+                }
+                if pid == workload {
+                    let code = if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else if libc::WIFSIGNALED(status) {
+                        128 + libc::WTERMSIG(status)
+                    } else {
+                        255
+                    };
+                    libc::_exit(code);
+                }
             }
         }
     }

@@ -37,6 +37,26 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// `execve` of the program failed in the child (`ENOENT`: not found,
+    /// `EACCES`: not executable, …); reported over the error pipe.
+    #[error("execve({program:?}): {} ({source})", errno_label(source))]
+    Exec {
+        /// The program (`argv[0]` or [`Spawner::program`](crate::Spawner::program)).
+        program: std::ffi::OsString,
+        /// The errno `execve` failed with.
+        #[source]
+        source: io::Error,
+    },
+    /// A step (most likely a [`Step::hook`](crate::Step::hook)) or berth's
+    /// own code panicked in the child. The panic was caught at the child's
+    /// entry, which then ended: it never unwinds into the parent's frames.
+    #[error("{step} panicked in the child (child-side code must not panic); the child exited")]
+    ChildPanicked {
+        /// The step, or the part of the child's setup, that panicked.
+        step: String,
+        /// Index of the step in the plan, when it was a plan step.
+        index: Option<usize>,
+    },
     /// `newuidmap`/`newgidmap` refused the mapping.
     #[error("{tool} for pid {pid} failed ({status}): {stderr}")]
     IdMapTool {
@@ -77,7 +97,9 @@ impl Error {
     /// The errno behind this error, when there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Setup { source, .. } | Error::Child { source, .. } => source.raw_os_error(),
+            Error::Setup { source, .. }
+            | Error::Child { source, .. }
+            | Error::Exec { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

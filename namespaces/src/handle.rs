@@ -7,6 +7,7 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::protocol::{At, ChildError};
 use crate::sys;
 
 /// A borrowed view of a just-cloned child, given to the
@@ -32,7 +33,19 @@ impl ChildRef<'_> {
 pub(crate) struct Pending {
     pub start_w: OwnedFd,
     pub err_r: OwnedFd,
-    pub exec_desc: String,
+    /// What can fail after `start()`, for its error.
+    pub after_start: AfterStart,
+}
+
+/// What runs in a two-phase child after `start()`: the final steps, then
+/// `execve`, described for the error of a failure.
+pub(crate) struct AfterStart {
+    /// The program to `execve`.
+    pub program: std::ffi::OsString,
+    /// Index of the first final step in the plan.
+    pub first_final: usize,
+    /// The final steps, described.
+    pub final_steps: Vec<String>,
 }
 
 /// A spawned process, owning a pidfd for race-free `wait`/`kill`
@@ -67,10 +80,26 @@ pub struct Child {
     pub stderr: Option<ChildStderr>,
 }
 
+impl AfterStart {
+    /// The error of a failure after `start()`: a final step's (the plan's
+    /// last `final_steps.len()` steps), else `execve`'s.
+    fn error(&self, e: &ChildError<String>) -> Error {
+        if let At::Step(i) = e.at {
+            if let Some(desc) = i
+                .checked_sub(self.first_final)
+                .and_then(|k| self.final_steps.get(k))
+            {
+                return crate::spawn::step_error(desc.clone(), Some(i), e);
+            }
+        }
+        crate::spawn::exec_error(&self.program, e.errno)
+    }
+}
+
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
-            .field("exec", &self.exec_desc)
+            .field("program", &self.after_start.program)
             .finish()
     }
 }
@@ -189,15 +218,20 @@ impl Child {
         sys::write_all(p.start_w.as_raw_fd(), &[1])
             .map_err(|e| Error::setup(format!("start child {}", self.pid), e))?;
         drop(p.start_w);
-        match crate::spawn::read_report(p.err_r.as_raw_fd())
+        // After start() the child sends nothing but the failure of its
+        // final steps or of execve.
+        match crate::protocol::read(p.err_r.as_raw_fd())
             .map_err(|e| Error::setup_io("read the child's error pipe", e))?
         {
             None => Ok(()),
-            Some(r) => Err(Error::Child {
-                step: p.exec_desc.clone(),
-                index: None,
-                source: io::Error::from_raw_os_error(r.value),
-            }),
+            Some(crate::protocol::Message::Failed(e)) => Err(p.after_start.error(&e)),
+            Some(m) => Err(Error::setup_io(
+                format!("read the error pipe of child {}", self.pid),
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unexpected report {m:?}"),
+                ),
+            )),
         }
     }
 

@@ -26,6 +26,7 @@ mod error;
 mod handle;
 mod owner;
 mod pool;
+mod protocol;
 mod release;
 mod spawn;
 mod step;
@@ -36,7 +37,7 @@ pub use handle::{Child, ChildRef};
 pub use pool::{NetnsPool, PoolStats, SHARED_POOL_SIZE};
 pub use release::release_in_background;
 pub use spawn::{Spawner, Stdio};
-pub use step::{open_in_root, proc_self_fd, HookFn, Step};
+pub use step::{open_in_root, proc_self_fd, HookFn, Step, StepFailure};
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

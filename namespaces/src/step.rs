@@ -13,6 +13,35 @@ use crate::sys::{self, cvt, cvt_i};
 /// An async-signal-safe callback run in the child (see [`Step::hook`]).
 pub type HookFn = Box<dyn Fn() -> Result<(), i32> + Send + Sync + 'static>;
 
+/// How a child-side hook failed: the part of it that failed and the errno
+/// (see [`Step::hook_detailed`]). Plain data, so the child reports it
+/// without allocating; the parent's [`Error::Child`](crate::Error::Child)
+/// names the part after the hook, e.g. `hook("apply security policy"):
+/// capset: EPERM`.
+///
+/// ```
+/// use berth_namespaces::StepFailure;
+/// let f = StepFailure { step: "capset", errno: libc::EPERM };
+/// let plain: StepFailure = libc::EINVAL.into(); // no part named
+/// assert_eq!(plain.step, "");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepFailure {
+    /// The part of the hook that failed (`""`: the hook as a whole).
+    pub step: &'static str,
+    /// The errno it failed with.
+    pub errno: i32,
+}
+
+impl From<i32> for StepFailure {
+    fn from(errno: i32) -> Self {
+        StepFailure { step: "", errno }
+    }
+}
+
+/// A hook as stored: every hook reports a [`StepFailure`].
+type DetailedHookFn = Box<dyn Fn() -> Result<(), StepFailure> + Send + Sync + 'static>;
+
 /// One step of the child plan.
 ///
 /// Steps run in the child in the order they were added to the
@@ -102,7 +131,7 @@ pub(crate) enum StepKind {
     SetUid(libc::uid_t),
     Hook {
         name: Cow<'static, str>,
-        f: HookFn,
+        f: DetailedHookFn,
     },
     /// `op` with its path resolved inside a root (see [`Step::in_root`]).
     InRoot {
@@ -523,6 +552,35 @@ impl Step {
     where
         F: Fn() -> Result<(), i32> + Send + Sync + 'static,
     {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Self::hook_detailed(name, move || f().map_err(StepFailure::from)) }
+    }
+
+    /// Like [`hook`](Self::hook), for a hook made of several parts that
+    /// says which one failed: the error names the hook, then that part
+    /// (`hook("apply security policy"): capset: EPERM (…)`), e.g.
+    /// berth-security's `ChildFailure { step, errno }`.
+    ///
+    /// # Safety
+    /// As for [`hook`](Self::hook): `f` must be async-signal-safe.
+    ///
+    /// ```
+    /// use berth_namespaces::{Step, StepFailure};
+    /// // SAFETY: prctl is a raw syscall, nothing is allocated.
+    /// let step = unsafe {
+    ///     Step::hook_detailed("lock down", || {
+    ///         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+    ///             let errno = *libc::__errno_location();
+    ///             return Err(StepFailure { step: "no_new_privs", errno });
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// };
+    /// ```
+    pub unsafe fn hook_detailed<F>(name: impl Into<Cow<'static, str>>, f: F) -> Step
+    where
+        F: Fn() -> Result<(), StepFailure> + Send + Sync + 'static,
+    {
         Step {
             kind: StepKind::Hook {
                 name: name.into(),
@@ -674,8 +732,11 @@ impl Step {
     }
 
     /// Run the step. Called in the child only: raw syscalls, no allocation.
-    pub(crate) fn run(&self) -> Result<(), i32> {
-        run_kind(&self.kind)
+    pub(crate) fn run(&self) -> Result<(), StepFailure> {
+        match &self.kind {
+            StepKind::Hook { f, .. } => f(),
+            kind => run_kind(kind).map_err(StepFailure::from),
+        }
     }
 }
 
@@ -760,7 +821,26 @@ fn describe_kind(kind: &StepKind) -> String {
     }
 }
 
+/// Run a step in the child: raw syscalls only, no allocation.
 fn run_kind(kind: &StepKind) -> Result<(), i32> {
+    match kind {
+        StepKind::Mount { .. }
+        | StepKind::Bind { .. }
+        | StepKind::Propagation { .. }
+        | StepKind::MoveMount { .. }
+        | StepKind::Mask { .. }
+        | StepKind::ReadOnly { .. }
+        | StepKind::PivotRoot { .. } => run_mount_kind(kind),
+        StepKind::Mkdir { .. }
+        | StepKind::Mknod { .. }
+        | StepKind::Symlink { .. }
+        | StepKind::WriteFile { .. } => run_file_kind(kind),
+        _ => run_process_kind(kind),
+    }
+}
+
+/// The steps that mount, change mounts or the root.
+fn run_mount_kind(kind: &StepKind) -> Result<(), i32> {
     // SAFETY (whole body): every pointer passed below comes from a CString
     // or buffer owned by `kind`, alive for the call.
     unsafe {
@@ -815,34 +895,6 @@ fn run_kind(kind: &StepKind) -> Result<(), i32> {
                 sys::MOVE_MOUNT_F_EMPTY_PATH,
             ))
             .map(drop),
-            StepKind::Mkdir { path, mode } => match cvt_i(libc::mkdir(path.as_ptr(), *mode)) {
-                Err(libc::EEXIST) => {
-                    let mut st: libc::stat = std::mem::zeroed();
-                    cvt_i(libc::stat(path.as_ptr(), &mut st))?;
-                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                        Ok(())
-                    } else {
-                        Err(libc::EEXIST)
-                    }
-                }
-                r => r.map(drop),
-            },
-            StepKind::Mknod { path, mode, dev } => {
-                cvt_i(libc::mknod(path.as_ptr(), *mode, *dev)).map(drop)
-            }
-            StepKind::Symlink { target, link } => {
-                cvt_i(libc::symlink(target.as_ptr(), link.as_ptr())).map(drop)
-            }
-            StepKind::WriteFile { path, data } => {
-                let fd = cvt_i(libc::open(
-                    path.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                    0o644 as libc::c_uint,
-                ))?;
-                let r = sys::write_all(fd, data);
-                libc::close(fd);
-                r
-            }
             StepKind::Mask { path } => {
                 let mut st: libc::stat = std::mem::zeroed();
                 match cvt_i(libc::stat(path.as_ptr(), &mut st)) {
@@ -875,6 +927,56 @@ fn run_kind(kind: &StepKind) -> Result<(), i32> {
                 cvt_i(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
                 cvt_i(libc::chdir(c"/".as_ptr())).map(drop)
             }
+            _ => Err(libc::EINVAL),
+        }
+    }
+}
+
+/// The steps that make files.
+fn run_file_kind(kind: &StepKind) -> Result<(), i32> {
+    // SAFETY (whole body): every pointer passed below comes from a CString
+    // or buffer owned by `kind`, alive for the call.
+    unsafe {
+        match kind {
+            StepKind::Mkdir { path, mode } => match cvt_i(libc::mkdir(path.as_ptr(), *mode)) {
+                Err(libc::EEXIST) => {
+                    let mut st: libc::stat = std::mem::zeroed();
+                    cvt_i(libc::stat(path.as_ptr(), &mut st))?;
+                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                        Ok(())
+                    } else {
+                        Err(libc::EEXIST)
+                    }
+                }
+                r => r.map(drop),
+            },
+            StepKind::Mknod { path, mode, dev } => {
+                cvt_i(libc::mknod(path.as_ptr(), *mode, *dev)).map(drop)
+            }
+            StepKind::Symlink { target, link } => {
+                cvt_i(libc::symlink(target.as_ptr(), link.as_ptr())).map(drop)
+            }
+            StepKind::WriteFile { path, data } => {
+                let fd = cvt_i(libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                    0o644 as libc::c_uint,
+                ))?;
+                let r = sys::write_all(fd, data);
+                libc::close(fd);
+                r
+            }
+            _ => Err(libc::EINVAL),
+        }
+    }
+}
+
+/// The steps that change the process (ids, limits, names, hooks) and in-root steps.
+fn run_process_kind(kind: &StepKind) -> Result<(), i32> {
+    // SAFETY (whole body): every pointer passed below comes from a CString
+    // or buffer owned by `kind`, alive for the call.
+    unsafe {
+        match kind {
             StepKind::Chdir { path } => cvt_i(libc::chdir(path.as_ptr())).map(drop),
             StepKind::Sethostname(n) => {
                 cvt_i(libc::sethostname(n.as_ptr(), n.as_bytes().len())).map(drop)
@@ -915,8 +1017,9 @@ fn run_kind(kind: &StepKind) -> Result<(), i32> {
             .map(drop),
             StepKind::SetGid(g) => cvt(libc::syscall(libc::SYS_setresgid, *g, *g, *g)).map(drop),
             StepKind::SetUid(u) => cvt(libc::syscall(libc::SYS_setresuid, *u, *u, *u)).map(drop),
-            StepKind::Hook { f, .. } => f(),
+            StepKind::Hook { f, .. } => f().map_err(|e| e.errno),
             StepKind::InRoot { at, op } => at.run(op),
+            _ => Err(libc::EINVAL),
         }
     }
 }
@@ -1117,6 +1220,17 @@ impl InRoot {
     }
 
     fn run_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
+        match op {
+            StepKind::Mkdir { .. }
+            | StepKind::Mknod { .. }
+            | StepKind::Symlink { .. }
+            | StepKind::WriteFile { .. } => self.make_at(root, op),
+            _ => self.mount_at(root, op),
+        }
+    }
+
+    /// The steps that make a file in the root: on the in-root parent's fd.
+    fn make_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
         // SAFETY (whole body): raw syscalls on C strings owned by `self` and
         // `op` and on stack buffers; every fd is closed by `Fd`.
         unsafe {
@@ -1153,6 +1267,17 @@ impl InRoot {
                     let f = self.open_for_write(root)?;
                     sys::write_all(f.0, data)
                 }
+                _ => Err(libc::EINVAL),
+            }
+        }
+    }
+
+    /// The steps that mount in the root: onto the in-root target's fd.
+    fn mount_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
+        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // `op` and on stack buffers; every fd is closed by `Fd`.
+        unsafe {
+            match op {
                 StepKind::Mount {
                     source,
                     fstype,

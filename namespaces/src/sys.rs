@@ -91,6 +91,26 @@ pub(crate) fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<
     cvt(unsafe { libc::syscall(SYS_CLOSE_RANGE, first, last, flags) }).map(|_| ())
 }
 
+/// `_exit(2)`: end the process at once (no atexit handlers, no flushing),
+/// as the child does after a report or when its parent is gone.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// `close(2)` of an fd the caller owns (in the child: its copies of the
+/// parent's pipe ends and namespace fds, used once).
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: a syscall on an integer; the caller owns the fd.
+    unsafe { libc::close(fd) };
+}
+
+/// `setns(2)` into the namespace behind `fd` (Linux 3.0; a pidfd 5.8).
+pub(crate) fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
+    // SAFETY: a syscall on integers.
+    cvt_i(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
 /// Write the whole buffer, retrying on EINTR and short writes.
 pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
     while !buf.is_empty() {

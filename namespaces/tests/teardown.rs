@@ -58,6 +58,7 @@ fn own_fd_links() -> Vec<String> {
 
 #[test]
 fn held_until_reaped_then_released_in_the_background() {
+    berth_testkit::privileged!();
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let bb = berth_testkit::busybox_binary();
     // The child mounts a tmpfs in its (private) namespace, something to
@@ -92,6 +93,7 @@ fn held_until_reaped_then_released_in_the_background() {
 
 #[test]
 fn nothing_held_without_the_option_or_without_a_mount_namespace() {
+    berth_testkit::privileged!();
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let bb = berth_testkit::busybox_binary();
     for (ns, on) in [
@@ -121,6 +123,7 @@ fn nothing_held_without_the_option_or_without_a_mount_namespace() {
 
 #[test]
 fn dropping_an_unwaited_child_releases_it_too() {
+    berth_testkit::privileged!();
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let bb = berth_testkit::busybox_binary();
     let child = Spawner::new([bb.to_str().unwrap(), "sleep", "30"])

@@ -138,6 +138,16 @@ struct DirMeta {
     mtime: i64,
 }
 
+/// What an entry's header says, read once before the entry is written.
+struct Header<'a> {
+    raw: &'a [u8],
+    mode: u32,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    mtime: i64,
+    xattrs: Vec<(CString, Vec<u8>)>,
+}
+
 struct Unpacker {
     root: OwnedFd,
     opts: UnpackOptions,
@@ -234,10 +244,7 @@ impl Unpacker {
                 source: e,
             });
         }
-        let path = sys::cbytes(&join(parts)).map_err(|e| Error::UnsafeEntry {
-            entry: lossy(entry),
-            reason: e.to_string(),
-        })?;
+        let path = to_c(&join(parts), entry)?;
         match sys::openat2(self.root.as_fd(), &path, DIR_FLAGS, 0, RESOLVE) {
             Ok(fd) => return Ok(fd),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {}
@@ -250,10 +257,7 @@ impl Unpacker {
             source: e,
         })?;
         for c in parts {
-            let name = sys::cbytes(c).map_err(|e| Error::UnsafeEntry {
-                entry: lossy(entry),
-                reason: e.to_string(),
-            })?;
+            let name = to_c(c, entry)?;
             let next = match sys::openat2(cur.as_fd(), &name, DIR_FLAGS, 0, RESOLVE) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
@@ -316,27 +320,31 @@ impl Unpacker {
         Ok(false)
     }
 
+    /// One archive entry: read its header, then dispatch on its kind.
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = e.path_bytes().into_owned();
         let hdr = e.header().clone();
         let kind = hdr.entry_type();
         let parts = components(&raw, "path")?;
-        let mode = hdr.mode().unwrap_or(0o644) & 0o7777;
-        let uid = hdr.uid().unwrap_or(0) as libc::uid_t;
-        let gid = hdr.gid().unwrap_or(0) as libc::gid_t;
-        let mtime = hdr.mtime().unwrap_or(0) as i64;
-        let xattrs = pax_xattrs(e).map_err(|err| Error::Stream {
-            what: "pax header",
-            source: err,
-        })?;
+        let h = Header {
+            mode: hdr.mode().unwrap_or(0o644) & 0o7777,
+            uid: hdr.uid().unwrap_or(0) as libc::uid_t,
+            gid: hdr.gid().unwrap_or(0) as libc::gid_t,
+            mtime: hdr.mtime().unwrap_or(0) as i64,
+            xattrs: pax_xattrs(e).map_err(|err| Error::Stream {
+                what: "pax header",
+                source: err,
+            })?,
+            raw: &raw,
+        };
 
         let Some((&name, parent)) = parts.split_last() else {
             // The root itself ("./"): only its metadata.
             if kind.is_dir() {
                 self.dirs.push(DirMeta {
                     path: Vec::new(),
-                    mode,
-                    mtime,
+                    mode: h.mode,
+                    mtime: h.mtime,
                 });
             }
             return Ok(());
@@ -344,229 +352,242 @@ impl Unpacker {
 
         // OCI whiteouts.
         if let Some(rest) = name.strip_prefix(b".wh.") {
-            let fmt = self.opts.whiteouts;
-            let same_owner = self.opts.same_owner;
-            let pfd = self.dir(parent, &raw, true)?;
-            if rest == b".wh..opq" {
-                sys::fsetxattr(pfd, fmt.opaque_xattr(), b"y").map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "set opaque xattr",
-                    source: err,
-                })?;
-            } else if rest.starts_with(b".wh.") || rest.is_empty() {
-                tracing::debug!(entry = %lossy(&raw), "ignoring special whiteout entry");
-                return Ok(());
-            } else {
-                let target = sys::cbytes(rest).map_err(|err| Error::UnsafeEntry {
-                    entry: lossy(&raw),
-                    reason: err.to_string(),
-                })?;
-                Self::clear(pfd, &target, false, &raw)?;
-                sys::mknodat(
-                    pfd.as_fd(),
-                    &target,
-                    libc::S_IFCHR | (mode & 0o777),
-                    libc::makedev(0, 0),
-                )
-                .map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "mknodat whiteout",
-                    source: err,
-                })?;
-                meta_at(pfd, &target, same_owner, uid, gid, None, mtime, &raw)?;
-                self.stats.whiteouts += 1;
-            }
-            return Ok(());
+            return self.whiteout(parent, rest, &h);
         }
 
-        let cname = sys::cbytes(name).map_err(|err| Error::UnsafeEntry {
-            entry: lossy(&raw),
-            reason: err.to_string(),
-        })?;
-        let same_owner = self.opts.same_owner;
+        let cname = to_c(name, h.raw)?;
         match kind {
-            tar::EntryType::Directory => {
-                let pfd = self.dir(parent, &raw, true)?;
-                let kept = Self::clear(pfd, &cname, true, &raw)?;
-                if !kept {
-                    sys::mkdirat(pfd.as_fd(), &cname, 0o700).map_err(|err| Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "mkdirat",
-                        source: err,
-                    })?;
-                }
-                let dfd = sys::openat2(pfd, &cname, DIR_FLAGS, 0, RESOLVE)
-                    .map_err(|err| Self::unsafe_err(&raw, err))?;
-                if same_owner {
-                    sys::fchown(dfd.as_fd(), uid, gid).map_err(|err| Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "fchown",
-                        source: err,
-                    })?;
-                }
-                set_xattrs(dfd.as_fd(), &xattrs, &raw)?;
-                self.dirs.push(DirMeta {
-                    path: join(&parts),
-                    mode,
-                    mtime,
-                });
-            }
+            tar::EntryType::Directory => self.directory(&parts, &cname, &h),
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let pfd = self.dir(parent, &raw, true)?;
-                Self::clear(pfd, &cname, false, &raw)?;
-                let fd = sys::openat(
-                    pfd,
-                    &cname,
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-                    0o600,
-                )
-                .map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "openat create",
-                    source: err,
-                })?;
-                let mut f = File::from(fd);
-                loop {
-                    let n = match e.read(&mut self.buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(err) => {
-                            return Err(Error::Stream {
-                                what: "tar entry data",
-                                source: err,
-                            })
-                        }
-                    };
-                    f.write_all(&self.buf[..n]).map_err(|err| Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "write",
-                        source: err,
-                    })?;
-                    self.stats.bytes += n as u64;
-                }
-                // Order matters: chown clears setuid bits and writes clear
-                // security.capability, so chown → chmod → xattrs → times.
-                if same_owner {
-                    sys::fchown(f.as_fd(), uid, gid).map_err(|err| Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "fchown",
-                        source: err,
-                    })?;
-                }
-                sys::fchmod(f.as_fd(), mode).map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "fchmod",
-                    source: err,
-                })?;
-                set_xattrs(f.as_fd(), &xattrs, &raw)?;
-                sys::futimens(f.as_fd(), mtime).map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "futimens",
-                    source: err,
-                })?;
+                self.regular(e, parent, &cname, &h)
             }
             tar::EntryType::Symlink => {
-                let target = e
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
-                let ctarget = sys::cbytes(&target).map_err(|err| Error::UnsafeEntry {
-                    entry: lossy(&raw),
-                    reason: err.to_string(),
-                })?;
-                let pfd = self.dir(parent, &raw, true)?;
-                Self::clear(pfd, &cname, false, &raw)?;
-                // The link text is stored as is (absolute targets are normal in
-                // images); it is never followed while unpacking.
-                sys::symlinkat(&ctarget, pfd.as_fd(), &cname).map_err(|err| Error::Unpack {
-                    entry: lossy(&raw),
-                    op: "symlinkat",
-                    source: err,
-                })?;
-                meta_at(pfd, &cname, same_owner, uid, gid, None, mtime, &raw)?;
+                let target = link_name(e);
+                self.symlink(parent, &cname, &target, &h)
             }
             tar::EntryType::Link => {
-                let target = e
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
-                let tparts = components(&target, "hardlink target")?;
-                let Some((&tname, tparent)) = tparts.split_last() else {
-                    return Err(Error::UnsafeEntry {
-                        entry: lossy(&raw),
-                        reason: "hardlink to the layer root".into(),
-                    });
-                };
-                let ctname = sys::cbytes(tname).map_err(|err| Error::UnsafeEntry {
-                    entry: lossy(&raw),
-                    reason: err.to_string(),
-                })?;
-                let tfd = self.open_dir(tparent, &raw, false)?;
-                match sys::lstatat(tfd.as_fd(), &ctname) {
-                    Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-                        return Err(Error::UnsafeEntry {
-                            entry: lossy(&raw),
-                            reason: "hardlink to a directory".into(),
-                        })
-                    }
-                    Ok(_) => {}
-                    Err(err) => {
-                        return Err(Error::UnsafeEntry {
-                            entry: lossy(&raw),
-                            reason: format!(
-                                "hardlink target {:?} not in the layer: {err}",
-                                lossy(&target)
-                            ),
-                        })
-                    }
-                }
-                let pfd = self.dir(parent, &raw, true)?;
-                Self::clear(pfd, &cname, false, &raw)?;
-                // flags 0: never follow a symlink at the target.
-                sys::linkat(tfd.as_fd(), &ctname, pfd.as_fd(), &cname).map_err(|err| {
-                    Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "linkat",
-                        source: err,
-                    }
-                })?;
+                let target = link_name(e);
+                self.hardlink(parent, &cname, &target, &h)
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let is_dev = !matches!(kind, tar::EntryType::Fifo);
-                if is_dev && !self.opts.devices {
-                    tracing::debug!(entry = %lossy(&raw), "skipping device node (unprivileged unpack)");
-                    return Ok(());
-                }
-                let fmt = match kind {
-                    tar::EntryType::Char => libc::S_IFCHR,
-                    tar::EntryType::Block => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
-                };
-                let dev = if is_dev {
-                    libc::makedev(
-                        hdr.device_major().ok().flatten().unwrap_or(0),
-                        hdr.device_minor().ok().flatten().unwrap_or(0),
-                    )
-                } else {
-                    0
-                };
-                let pfd = self.dir(parent, &raw, true)?;
-                Self::clear(pfd, &cname, false, &raw)?;
-                sys::mknodat(pfd.as_fd(), &cname, fmt | mode, dev).map_err(|err| {
-                    Error::Unpack {
-                        entry: lossy(&raw),
-                        op: "mknodat",
-                        source: err,
-                    }
-                })?;
-                meta_at(pfd, &cname, same_owner, uid, gid, Some(mode), mtime, &raw)?;
+                self.node(&hdr, parent, &cname, &h)
             }
             other => {
-                tracing::debug!(entry = %lossy(&raw), kind = ?other, "skipping unsupported tar entry type");
+                tracing::debug!(entry = %lossy(h.raw), kind = ?other, "skipping unsupported tar entry type");
+                Ok(())
             }
         }
+    }
+
+    /// An OCI whiteout `.wh.<rest>` in `parent`: the opaque marker, or a
+    /// 0:0 character device replacing `<rest>`.
+    fn whiteout(&mut self, parent: &[&[u8]], rest: &[u8], h: &Header<'_>) -> Result<()> {
+        let fmt = self.opts.whiteouts;
+        let same_owner = self.opts.same_owner;
+        let pfd = self.dir(parent, h.raw, true)?;
+        if rest == b".wh..opq" {
+            sys::fsetxattr(pfd, fmt.opaque_xattr(), b"y")
+                .map_err(|err| unpack_err(h.raw, "set opaque xattr", err))?;
+        } else if rest.starts_with(b".wh.") || rest.is_empty() {
+            tracing::debug!(entry = %lossy(h.raw), "ignoring special whiteout entry");
+            return Ok(());
+        } else {
+            let target = to_c(rest, h.raw)?;
+            Self::clear(pfd, &target, false, h.raw)?;
+            sys::mknodat(
+                pfd.as_fd(),
+                &target,
+                libc::S_IFCHR | (h.mode & 0o777),
+                libc::makedev(0, 0),
+            )
+            .map_err(|err| unpack_err(h.raw, "mknodat whiteout", err))?;
+            meta_at(pfd, &target, same_owner, h, None)?;
+            self.stats.whiteouts += 1;
+        }
         Ok(())
+    }
+
+    /// A directory: kept if it exists (else made 0700), owner and xattrs now,
+    /// mode and mtime in [`Self::finish_dirs`].
+    fn directory(&mut self, parts: &[&[u8]], cname: &CString, h: &Header<'_>) -> Result<()> {
+        let same_owner = self.opts.same_owner;
+        let parent = &parts[..parts.len() - 1];
+        let pfd = self.dir(parent, h.raw, true)?;
+        let kept = Self::clear(pfd, cname, true, h.raw)?;
+        if !kept {
+            sys::mkdirat(pfd.as_fd(), cname, 0o700)
+                .map_err(|err| unpack_err(h.raw, "mkdirat", err))?;
+        }
+        let dfd = sys::openat2(pfd, cname, DIR_FLAGS, 0, RESOLVE)
+            .map_err(|err| Self::unsafe_err(h.raw, err))?;
+        if same_owner {
+            sys::fchown(dfd.as_fd(), h.uid, h.gid)
+                .map_err(|err| unpack_err(h.raw, "fchown", err))?;
+        }
+        set_xattrs(dfd.as_fd(), &h.xattrs, h.raw)?;
+        self.dirs.push(DirMeta {
+            path: join(parts),
+            mode: h.mode,
+            mtime: h.mtime,
+        });
+        Ok(())
+    }
+
+    /// A regular file: created `O_EXCL | O_NOFOLLOW`, its data copied, then
+    /// owner, mode, xattrs and times.
+    fn regular<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        parent: &[&[u8]],
+        cname: &CString,
+        h: &Header<'_>,
+    ) -> Result<()> {
+        let same_owner = self.opts.same_owner;
+        let pfd = self.dir(parent, h.raw, true)?;
+        Self::clear(pfd, cname, false, h.raw)?;
+        let fd = sys::openat(
+            pfd,
+            cname,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+            0o600,
+        )
+        .map_err(|err| unpack_err(h.raw, "openat create", err))?;
+        let mut f = File::from(fd);
+        self.copy_data(e, &mut f, h.raw)?;
+        // Order matters: chown clears setuid bits and writes clear
+        // security.capability, so chown → chmod → xattrs → times.
+        if same_owner {
+            sys::fchown(f.as_fd(), h.uid, h.gid).map_err(|err| unpack_err(h.raw, "fchown", err))?;
+        }
+        sys::fchmod(f.as_fd(), h.mode).map_err(|err| unpack_err(h.raw, "fchmod", err))?;
+        set_xattrs(f.as_fd(), &h.xattrs, h.raw)?;
+        sys::futimens(f.as_fd(), h.mtime).map_err(|err| unpack_err(h.raw, "futimens", err))?;
+        Ok(())
+    }
+
+    /// Copy the entry's data into `f`, counting the bytes.
+    fn copy_data<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        f: &mut File,
+        raw: &[u8],
+    ) -> Result<()> {
+        loop {
+            let n = match e.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    return Err(Error::Stream {
+                        what: "tar entry data",
+                        source: err,
+                    })
+                }
+            };
+            f.write_all(&self.buf[..n])
+                .map_err(|err| unpack_err(raw, "write", err))?;
+            self.stats.bytes += n as u64;
+        }
+        Ok(())
+    }
+
+    /// A symlink, its text stored as is.
+    fn symlink(
+        &mut self,
+        parent: &[&[u8]],
+        cname: &CString,
+        target: &[u8],
+        h: &Header<'_>,
+    ) -> Result<()> {
+        let same_owner = self.opts.same_owner;
+        let ctarget = to_c(target, h.raw)?;
+        let pfd = self.dir(parent, h.raw, true)?;
+        Self::clear(pfd, cname, false, h.raw)?;
+        // The link text is stored as is (absolute targets are normal in
+        // images); it is never followed while unpacking.
+        sys::symlinkat(&ctarget, pfd.as_fd(), cname)
+            .map_err(|err| unpack_err(h.raw, "symlinkat", err))?;
+        meta_at(pfd, cname, same_owner, h, None)
+    }
+
+    /// A hardlink to `target`, which must already be in the layer and not be
+    /// a directory.
+    fn hardlink(
+        &mut self,
+        parent: &[&[u8]],
+        cname: &CString,
+        target: &[u8],
+        h: &Header<'_>,
+    ) -> Result<()> {
+        let raw = h.raw;
+        let tparts = components(target, "hardlink target")?;
+        let Some((&tname, tparent)) = tparts.split_last() else {
+            return Err(Error::UnsafeEntry {
+                entry: lossy(raw),
+                reason: "hardlink to the layer root".into(),
+            });
+        };
+        let ctname = to_c(tname, raw)?;
+        let tfd = self.open_dir(tparent, raw, false)?;
+        match sys::lstatat(tfd.as_fd(), &ctname) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                return Err(Error::UnsafeEntry {
+                    entry: lossy(raw),
+                    reason: "hardlink to a directory".into(),
+                })
+            }
+            Ok(_) => {}
+            Err(err) => {
+                return Err(Error::UnsafeEntry {
+                    entry: lossy(raw),
+                    reason: format!(
+                        "hardlink target {:?} not in the layer: {err}",
+                        lossy(target)
+                    ),
+                })
+            }
+        }
+        let pfd = self.dir(parent, raw, true)?;
+        Self::clear(pfd, cname, false, raw)?;
+        // flags 0: never follow a symlink at the target.
+        sys::linkat(tfd.as_fd(), &ctname, pfd.as_fd(), cname)
+            .map_err(|err| unpack_err(raw, "linkat", err))?;
+        Ok(())
+    }
+
+    /// A character or block device (only when [`UnpackOptions::devices`]) or a fifo.
+    fn node(
+        &mut self,
+        hdr: &tar::Header,
+        parent: &[&[u8]],
+        cname: &CString,
+        h: &Header<'_>,
+    ) -> Result<()> {
+        let kind = hdr.entry_type();
+        let is_dev = !matches!(kind, tar::EntryType::Fifo);
+        if is_dev && !self.opts.devices {
+            tracing::debug!(entry = %lossy(h.raw), "skipping device node (unprivileged unpack)");
+            return Ok(());
+        }
+        let same_owner = self.opts.same_owner;
+        let fmt = match kind {
+            tar::EntryType::Char => libc::S_IFCHR,
+            tar::EntryType::Block => libc::S_IFBLK,
+            _ => libc::S_IFIFO,
+        };
+        let dev = if is_dev {
+            libc::makedev(
+                hdr.device_major().ok().flatten().unwrap_or(0),
+                hdr.device_minor().ok().flatten().unwrap_or(0),
+            )
+        } else {
+            0
+        };
+        let pfd = self.dir(parent, h.raw, true)?;
+        Self::clear(pfd, cname, false, h.raw)?;
+        sys::mknodat(pfd.as_fd(), cname, fmt | h.mode, dev)
+            .map_err(|err| unpack_err(h.raw, "mknodat", err))?;
+        meta_at(pfd, cname, same_owner, h, Some(h.mode))
     }
 
     /// Apply directory modes and mtimes last (children would change the mtime;
@@ -581,10 +602,7 @@ impl Unpacker {
                     source: e,
                 })?
             } else {
-                let p = sys::cbytes(&d.path).map_err(|e| Error::UnsafeEntry {
-                    entry: lossy(&d.path),
-                    reason: e.to_string(),
-                })?;
+                let p = to_c(&d.path, &d.path)?;
                 sys::openat2(self.root.as_fd(), &p, DIR_FLAGS, 0, RESOLVE)
                     .map_err(|e| Self::unsafe_err(&d.path, e))?
             };
@@ -607,38 +625,50 @@ fn fstat_nlink(fd: BorrowedFd<'_>) -> u64 {
     berth_sys::fs::fstat(fd).map_or(0, |st| st.st_nlink)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Owner (when `same_owner`), mode (when given) and mtime of `name` in `dir`,
+/// never following a symlink.
 fn meta_at(
     dir: BorrowedFd<'_>,
     name: &CString,
     same_owner: bool,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
+    h: &Header<'_>,
     mode: Option<u32>,
-    mtime: i64,
-    entry: &[u8],
 ) -> Result<()> {
+    let entry = h.raw;
     if same_owner {
-        sys::lchownat(dir.as_fd(), name, uid, gid).map_err(|e| Error::Unpack {
-            entry: lossy(entry),
-            op: "fchownat",
-            source: e,
-        })?;
+        sys::lchownat(dir.as_fd(), name, h.uid, h.gid)
+            .map_err(|e| unpack_err(entry, "fchownat", e))?;
     }
     if let Some(m) = mode {
         // Not a symlink here (devices and fifos), so following is moot; flags 0.
-        sys::fchmodat(dir.as_fd(), name, m).map_err(|e| Error::Unpack {
-            entry: lossy(entry),
-            op: "fchmodat",
-            source: e,
-        })?;
+        sys::fchmodat(dir.as_fd(), name, m).map_err(|e| unpack_err(entry, "fchmodat", e))?;
     }
-    sys::lutimensat(dir.as_fd(), name, mtime).map_err(|e| Error::Unpack {
-        entry: lossy(entry),
-        op: "utimensat",
-        source: e,
-    })?;
+    sys::lutimensat(dir.as_fd(), name, h.mtime).map_err(|e| unpack_err(entry, "utimensat", e))?;
     Ok(())
+}
+
+/// `name` as a C string, or [`Error::UnsafeEntry`] for `entry` (a NUL inside).
+fn to_c(name: &[u8], entry: &[u8]) -> Result<CString> {
+    sys::cbytes(name).map_err(|e| Error::UnsafeEntry {
+        entry: lossy(entry),
+        reason: e.to_string(),
+    })
+}
+
+/// [`Error::Unpack`] for `op` on `entry`.
+fn unpack_err(entry: &[u8], op: &'static str, source: io::Error) -> Error {
+    Error::Unpack {
+        entry: lossy(entry),
+        op,
+        source,
+    }
+}
+
+/// The link target of a symlink or hardlink entry (empty when it has none).
+fn link_name<R: Read>(e: &tar::Entry<'_, R>) -> Vec<u8> {
+    e.link_name_bytes()
+        .map(|c| c.into_owned())
+        .unwrap_or_default()
 }
 
 /// `SCHILY.xattr.<name>` records of the entry's PAX header.

@@ -195,162 +195,233 @@ impl Walk<'_> {
             .all(|n| self.exclude.iter().any(|e| *e == relp.join(n))))
     }
 
+    /// Export the directory `rel` (open as `dir`), its entries in name order.
     fn walk<W: Write>(
         &mut self,
         dir: BorrowedFd<'_>,
         rel: &Path,
         b: &mut tar::Builder<W>,
     ) -> Result<()> {
-        let base = self.base;
-        let abs = base.join(rel);
+        let abs = self.base.join(rel);
         for name in names_in(dir, &abs)? {
             let relp = rel.join(&name);
             if self.exclude.contains(&relp) {
                 continue;
             }
-            let absp = base.join(&relp);
-            let one = at(dir, &name);
-            let cname = sys::cbytes(name.as_bytes()).map_err(|e| Error::io("path", &absp, e))?;
-            let md = fs::symlink_metadata(&one).map_err(|e| Error::io("lstat", &absp, e))?;
-            let cpath = sys::cpath(&one).map_err(|e| Error::io("path", &absp, e))?;
-            let xattrs = sys::lxattrs(&cpath).map_err(|e| Error::io("read xattrs", &absp, e))?;
-            let mut opaque = false;
-            let mut keep = Vec::new();
-            for (k, v) in xattrs {
-                let overlay_key = k
-                    .strip_prefix(b"trusted.overlay.")
-                    .or_else(|| k.strip_prefix(b"user.overlay."));
-                match overlay_key {
-                    Some(b"opaque") if v == b"y" => opaque = true,
-                    Some(b"redirect") | Some(b"metacopy") => {
-                        return Err(Error::Unexportable {
-                            path: absp,
-                            reason: format!(
-                                "has {}; mount with redirect_dir=off and metacopy=off to diff",
-                                String::from_utf8_lossy(&k)
-                            ),
-                        })
-                    }
-                    Some(_) => {}
-                    None => keep.push((k, v)),
-                }
-            }
-            let ft = md.file_type();
-            let werr = |e: io::Error| Error::Stream {
-                what: "write tar entry",
-                source: e,
-            };
-
-            if ft.is_char_device() && md.rdev() == 0 {
-                // Overlay whiteout → OCI `.wh.<name>`.
-                let mut h = header(&md);
-                let mut wh = OsStr::new(".wh.").to_os_string();
-                wh.push(&name);
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, rel.join(wh), io::empty())
-                    .map_err(werr)?;
-                continue;
-            }
-            // A regular file is read through the fd it is examined by (O_PATH,
-            // reopened through /proc/self/fd: the same inode, never a path
-            // looked up again), with the header from that fd's metadata.
-            let mut file = None;
-            let md = if ft.is_file() {
-                let p = sys::openat(dir, &cname, libc::O_PATH | libc::O_NOFOLLOW, 0)
-                    .map_err(|e| Error::io("open", &absp, e))?;
-                let pmd = File::from(p.try_clone().map_err(|e| Error::io("dup", &absp, e))?)
-                    .metadata()
-                    .map_err(|e| Error::io("fstat", &absp, e))?;
-                if !pmd.is_file() {
-                    return Err(Error::io(
-                        "open (replaced while exported)",
-                        &absp,
-                        io::Error::from_raw_os_error(libc::ESTALE),
-                    ));
-                }
-                let f = File::open(format!("/proc/self/fd/{}", p.as_raw_fd()))
-                    .map_err(|e| Error::io("open", &absp, e))?;
-                file = Some(f);
-                pmd
-            } else {
-                md
-            };
-            let mut h = header(&md);
-            if !keep.is_empty() {
-                let recs: Vec<(String, Vec<u8>)> = keep
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
-                            v.clone(),
-                        )
-                    })
-                    .collect();
-                b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                    .map_err(werr)?;
-            }
-            if ft.is_dir() {
-                let sub = sys::openat(
-                    dir,
-                    &cname,
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    0,
-                )
-                .map_err(|e| Error::io("open directory", &absp, e))?;
-                if self.only_excluded(sub.as_fd(), &relp)? {
-                    continue;
-                }
-                h.set_entry_type(tar::EntryType::Directory);
-                b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
-                if opaque {
-                    let mut o = tar::Header::new_gnu();
-                    o.set_entry_type(tar::EntryType::Regular);
-                    o.set_mode(0);
-                    o.set_mtime(0);
-                    o.set_size(0);
-                    b.append_data(&mut o, relp.join(".wh..wh..opq"), io::empty())
-                        .map_err(werr)?;
-                }
-                self.walk(sub.as_fd(), &relp, b)?;
-            } else if ft.is_symlink() {
-                let target = fs::read_link(&one).map_err(|e| Error::io("readlink", &absp, e))?;
-                h.set_entry_type(tar::EntryType::Symlink);
-                b.append_link(&mut h, &relp, &target).map_err(werr)?;
-            } else if let Some(f) = file {
-                if md.nlink() > 1 {
-                    if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
-                        h.set_entry_type(tar::EntryType::Link);
-                        h.set_size(0);
-                        b.append_link(&mut h, &relp, first).map_err(werr)?;
-                        continue;
-                    }
-                    self.links.insert((md.dev(), md.ino()), relp.clone());
-                }
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(md.len());
-                // Exactly the size in the header, even if the file changes
-                // size while it is read (zeros past a shrunk end).
-                let data = f.take(md.len()).chain(io::repeat(0)).take(md.len());
-                b.append_data(&mut h, &relp, data).map_err(werr)?;
-            } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-                h.set_entry_type(if ft.is_char_device() {
-                    tar::EntryType::Char
-                } else if ft.is_block_device() {
-                    tar::EntryType::Block
-                } else {
-                    tar::EntryType::Fifo
-                });
-                if !ft.is_fifo() {
-                    h.set_device_major(libc::major(md.rdev())).map_err(werr)?;
-                    h.set_device_minor(libc::minor(md.rdev())).map_err(werr)?;
-                }
-                b.append_data(&mut h, &relp, io::empty()).map_err(werr)?;
-            } else {
-                tracing::debug!(path = %absp.display(), "skipping socket in layer export");
-            }
+            self.entry(dir, rel, &name, relp, b)?;
         }
         Ok(())
     }
+
+    /// Export `name` of the directory `rel` (open as `dir`): examined once
+    /// through `dir`, then written by its kind.
+    fn entry<W: Write>(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        rel: &Path,
+        name: &OsStr,
+        relp: PathBuf,
+        b: &mut tar::Builder<W>,
+    ) -> Result<()> {
+        let absp = self.base.join(&relp);
+        let one = at(dir, name);
+        let cname = sys::cbytes(name.as_bytes()).map_err(|e| Error::io("path", &absp, e))?;
+        let md = fs::symlink_metadata(&one).map_err(|e| Error::io("lstat", &absp, e))?;
+        let cpath = sys::cpath(&one).map_err(|e| Error::io("path", &absp, e))?;
+        let xattrs = sys::lxattrs(&cpath).map_err(|e| Error::io("read xattrs", &absp, e))?;
+        let (opaque, keep) = split_xattrs(xattrs, &absp)?;
+        let ft = md.file_type();
+
+        if ft.is_char_device() && md.rdev() == 0 {
+            // Overlay whiteout → OCI `.wh.<name>`.
+            let mut h = header(&md);
+            let mut wh = OsStr::new(".wh.").to_os_string();
+            wh.push(name);
+            h.set_entry_type(tar::EntryType::Regular);
+            return b
+                .append_data(&mut h, rel.join(wh), io::empty())
+                .map_err(werr);
+        }
+        let (file, md) = if ft.is_file() {
+            let (f, pmd) = open_regular(dir, &cname, &absp)?;
+            (Some(f), pmd)
+        } else {
+            (None, md)
+        };
+        let mut h = header(&md);
+        append_xattrs(b, &keep)?;
+        if ft.is_dir() {
+            self.directory(dir, &cname, h, opaque, &relp, &absp, b)
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&one).map_err(|e| Error::io("readlink", &absp, e))?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, &relp, &target).map_err(werr)
+        } else if let Some(f) = file {
+            self.regular(f, &md, h, relp, b)
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            h.set_entry_type(if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            });
+            if !ft.is_fifo() {
+                h.set_device_major(libc::major(md.rdev())).map_err(werr)?;
+                h.set_device_minor(libc::minor(md.rdev())).map_err(werr)?;
+            }
+            b.append_data(&mut h, &relp, io::empty()).map_err(werr)
+        } else {
+            tracing::debug!(path = %absp.display(), "skipping socket in layer export");
+            Ok(())
+        }
+    }
+
+    /// A directory (unless it holds excluded entries only), its opaque
+    /// marker, then its entries.
+    #[allow(clippy::too_many_arguments)]
+    fn directory<W: Write>(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        cname: &std::ffi::CStr,
+        mut h: tar::Header,
+        opaque: bool,
+        relp: &Path,
+        absp: &Path,
+        b: &mut tar::Builder<W>,
+    ) -> Result<()> {
+        let sub = sys::openat(
+            dir,
+            cname,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(|e| Error::io("open directory", absp, e))?;
+        if self.only_excluded(sub.as_fd(), relp)? {
+            return Ok(());
+        }
+        h.set_entry_type(tar::EntryType::Directory);
+        b.append_data(&mut h, relp, io::empty()).map_err(werr)?;
+        if opaque {
+            let mut o = tar::Header::new_gnu();
+            o.set_entry_type(tar::EntryType::Regular);
+            o.set_mode(0);
+            o.set_mtime(0);
+            o.set_size(0);
+            b.append_data(&mut o, relp.join(".wh..wh..opq"), io::empty())
+                .map_err(werr)?;
+        }
+        self.walk(sub.as_fd(), relp, b)
+    }
+
+    /// A regular file: a hard link to the first path of its inode already
+    /// written, else its data.
+    fn regular<W: Write>(
+        &mut self,
+        f: File,
+        md: &fs::Metadata,
+        mut h: tar::Header,
+        relp: PathBuf,
+        b: &mut tar::Builder<W>,
+    ) -> Result<()> {
+        if md.nlink() > 1 {
+            if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                return b.append_link(&mut h, &relp, first).map_err(werr);
+            }
+            self.links.insert((md.dev(), md.ino()), relp.clone());
+        }
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(md.len());
+        // Exactly the size in the header, even if the file changes
+        // size while it is read (zeros past a shrunk end).
+        let data = f.take(md.len()).chain(io::repeat(0)).take(md.len());
+        b.append_data(&mut h, &relp, data).map_err(werr)
+    }
+}
+
+/// An xattr: name and value.
+type Xattr = (Vec<u8>, Vec<u8>);
+
+/// A tar write error.
+fn werr(e: io::Error) -> Error {
+    Error::Stream {
+        what: "write tar entry",
+        source: e,
+    }
+}
+
+/// Overlay's own xattrs of the entry at `absp` taken out of `xattrs`:
+/// whether it is an opaque directory, and the xattrs to export. A redirect
+/// or metacopy xattr cannot be exported.
+fn split_xattrs(xattrs: Vec<Xattr>, absp: &Path) -> Result<(bool, Vec<Xattr>)> {
+    let mut opaque = false;
+    let mut keep = Vec::new();
+    for (k, v) in xattrs {
+        let overlay_key = k
+            .strip_prefix(b"trusted.overlay.")
+            .or_else(|| k.strip_prefix(b"user.overlay."));
+        match overlay_key {
+            Some(b"opaque") if v == b"y" => opaque = true,
+            Some(b"redirect") | Some(b"metacopy") => {
+                return Err(Error::Unexportable {
+                    path: absp.to_path_buf(),
+                    reason: format!(
+                        "has {}; mount with redirect_dir=off and metacopy=off to diff",
+                        String::from_utf8_lossy(&k)
+                    ),
+                })
+            }
+            Some(_) => {}
+            None => keep.push((k, v)),
+        }
+    }
+    Ok((opaque, keep))
+}
+
+/// A regular file `name` of `dir` opened through the fd it is examined by
+/// (O_PATH, reopened through /proc/self/fd: the same inode, never a path
+/// looked up again), with that fd's metadata for the header.
+fn open_regular(
+    dir: BorrowedFd<'_>,
+    cname: &std::ffi::CStr,
+    absp: &Path,
+) -> Result<(File, fs::Metadata)> {
+    let p = sys::openat(dir, cname, libc::O_PATH | libc::O_NOFOLLOW, 0)
+        .map_err(|e| Error::io("open", absp, e))?;
+    let pmd = File::from(p.try_clone().map_err(|e| Error::io("dup", absp, e))?)
+        .metadata()
+        .map_err(|e| Error::io("fstat", absp, e))?;
+    if !pmd.is_file() {
+        return Err(Error::io(
+            "open (replaced while exported)",
+            absp,
+            io::Error::from_raw_os_error(libc::ESTALE),
+        ));
+    }
+    let f = File::open(format!("/proc/self/fd/{}", p.as_raw_fd()))
+        .map_err(|e| Error::io("open", absp, e))?;
+    Ok((f, pmd))
+}
+
+/// The exported xattrs as one PAX header of `SCHILY.xattr.<name>` records
+/// (nothing when there are none).
+fn append_xattrs<W: Write>(b: &mut tar::Builder<W>, keep: &[Xattr]) -> Result<()> {
+    if keep.is_empty() {
+        return Ok(());
+    }
+    let recs: Vec<(String, Vec<u8>)> = keep
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
+                v.clone(),
+            )
+        })
+        .collect();
+    b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+        .map_err(werr)
 }
 
 /// A tar header from the entry's mode, owner and mtime (size 0).
@@ -362,4 +433,45 @@ fn header(md: &fs::Metadata) -> tar::Header {
     h.set_mtime(md.mtime().max(0) as u64);
     h.set_size(0);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+        (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn overlay_xattrs_are_taken_out_and_opaque_is_seen() {
+        let (opaque, keep) = split_xattrs(
+            vec![
+                x("user.overlay.opaque", "y"),
+                x("trusted.overlay.origin", "o"),
+                x("security.capability", "c"),
+                x("user.mine", "m"),
+            ],
+            Path::new("/l/d"),
+        )
+        .unwrap();
+        assert!(opaque);
+        assert_eq!(
+            keep,
+            vec![x("security.capability", "c"), x("user.mine", "m")]
+        );
+        let (opaque, keep) =
+            split_xattrs(vec![x("trusted.overlay.opaque", "n")], Path::new("/l/d")).unwrap();
+        assert!(!opaque);
+        assert!(keep.is_empty());
+    }
+
+    #[test]
+    fn redirect_and_metacopy_cannot_be_exported() {
+        for k in ["trusted.overlay.redirect", "user.overlay.metacopy"] {
+            let err = split_xattrs(vec![x(k, "")], Path::new("/l/f")).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(k) && msg.contains("/l/f"), "{msg}");
+        }
+    }
 }

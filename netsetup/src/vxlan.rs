@@ -26,7 +26,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::cidr::Ipv4Net;
 use crate::error::{Error, Result};
-use crate::netlink::{map_exists, Netlink};
+use crate::netlink::{map_exists, LinkInfoSummary, Netlink};
 use crate::netns::{refuse_router_advertisements, NetNs};
 use crate::network::{Attach, Attachment, BridgeNetwork, Network, NetworkRecord, VxlanRecord};
 use crate::{validate_id, validate_ifname};
@@ -632,16 +632,7 @@ impl VxlanNetwork {
     /// (entries of hosts no longer listed are removed). On error, what this
     /// call created is removed again.
     pub fn ensure(&self) -> Result<Overlay> {
-        validate_id("network name", &self.name)?;
-        if self.vni > 0x00ff_ffff {
-            return Err(Error::InvalidArgument {
-                what: "VXLAN id",
-                reason: format!("{} does not fit in 24 bits", self.vni),
-            });
-        }
-        let subnet: Ipv4Net = self.subnet.parse()?;
-        let members = self.all_members()?;
-        check_members(subnet, &members)?;
+        let (subnet, members) = self.checked_members()?;
         let bridge = self.bridge.clone().unwrap_or_else(|| self.name.clone());
         validate_ifname(&bridge)?;
         let vx_name = self
@@ -657,48 +648,7 @@ impl VxlanNetwork {
         // Which member is this host: the given address, or the member
         // address configured here. Its interface is the underlay.
         let addrs = nl.addresses(0)?;
-        let on_host = |a: Ipv4Addr| {
-            addrs
-                .iter()
-                .find(|(_, ip, _)| *ip == IpAddr::V4(a))
-                .map(|(i, _, _)| *i)
-        };
-        let me = match self.local {
-            Some(l) => members
-                .iter()
-                .find(|m| m.vtep == l)
-                .copied()
-                .ok_or_else(|| Error::InvalidArgument {
-                    what: "overlay members",
-                    reason: format!("the local address {l} is not a member"),
-                })?,
-            None => {
-                let mine: Vec<_> = members
-                    .iter()
-                    .filter(|m| on_host(m.vtep).is_some())
-                    .collect();
-                match mine.as_slice() {
-                    [m] => **m,
-                    [] => {
-                        return Err(Error::InvalidArgument {
-                            what: "overlay members",
-                            reason: "no member address is configured on this host".into(),
-                        })
-                    }
-                    _ => {
-                        return Err(Error::InvalidArgument {
-                            what: "overlay members",
-                            reason: "several member addresses are on this host: give .local()"
-                                .into(),
-                        })
-                    }
-                }
-            }
-        };
-        let underlay = on_host(me.vtep).ok_or_else(|| Error::InvalidArgument {
-            what: "overlay local address",
-            reason: format!("{} is not configured on an interface here", me.vtep),
-        })?;
+        let (me, underlay) = local_member(self.local, &members, &addrs)?;
         let underlay_mtu = match self.underlay_mtu {
             Some(m) => m,
             None => nl
@@ -708,91 +658,32 @@ impl VxlanNetwork {
                 .and_then(|l| l.mtu)
                 .unwrap_or(1500),
         };
-        let mtu = underlay_mtu
-            .checked_sub(VXLAN_OVERHEAD)
-            .filter(|m| *m >= 576)
-            .ok_or_else(|| Error::InvalidArgument {
-                what: "underlay MTU",
-                reason: format!("{underlay_mtu} leaves less than 576 bytes inside VXLAN"),
-            })?;
-        let existing_vx = nl.link_by_name(&vx_name)?;
-        if let Some(l) = &existing_vx {
-            if l.kind.as_deref() != Some("vxlan") {
-                return Err(Error::LinkExists { name: vx_name });
-            }
-            // Ours from an earlier ensure only if it is the same overlay.
-            let want = (self.vni, Some(me.vtep), self.port);
-            if let Some(have) = nl.vxlan_config(&vx_name)? {
-                if have != want {
-                    return Err(Error::InvalidArgument {
-                        what: "VXLAN device",
-                        reason: format!(
-                            "{vx_name} exists with VNI {} local {:?} port {}, not VNI {} local {} port {}",
-                            have.0, have.1, have.2, self.vni, me.vtep, self.port
-                        ),
-                    });
-                }
-            }
-        }
+        let mtu = overlay_mtu(underlay_mtu)?;
+        let existing_vx = self.existing_vxlan(&mut nl, &vx_name, me)?;
         let bridge_existed = nl.link_index(&bridge)?.is_some();
 
-        let mut b = BridgeNetwork::new(&self.name)
-            .bridge(&bridge)
-            .subnet(&self.subnet)
-            .ip_range(&me.range.to_string())
-            .mtu(mtu)
-            .masquerade(self.masquerade)
-            .ip_forward(self.ip_forward)
-            .host_netns(&host)?;
-        if let Some(d) = &self.state_dir {
-            b = b.state_dir(d);
-        }
-        let network = b.ensure()?;
+        let network = self.bridge_network(&bridge, me, mtu, &host)?;
         let peers: Vec<Ipv4Addr> = members
             .iter()
             .filter(|m| m.vtep != me.vtep)
             .map(|m| m.vtep)
             .collect();
         let mut created_vx = None;
-        let res = (|| -> Result<u32> {
-            let index = match &existing_vx {
-                Some(l) => l.index,
-                None => {
-                    let made = nl.create_vxlan(&VxlanSpec {
-                        name: &vx_name,
-                        vni: self.vni,
-                        local: me.vtep,
-                        underlay: Some(underlay),
-                        port: self.port,
-                        learning: self.learning,
-                        mtu: Some(mtu),
-                    });
-                    match made {
-                        Ok(i) => {
-                            created_vx = Some(i);
-                            i
-                        }
-                        // A concurrent ensure of the same overlay made it meanwhile.
-                        Err(Error::LinkExists { .. })
-                            if nl.vxlan_config(&vx_name)?
-                                == Some((self.vni, Some(me.vtep), self.port)) =>
-                        {
-                            nl.link_index(&vx_name)?.ok_or(Error::LinkExists {
-                                name: vx_name.clone(),
-                            })?
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-            // A bridge port: it must not take routes or addresses from
-            // router advertisements that containers send.
-            host.run_local(|| refuse_router_advertisements(&[&vx_name]))??;
-            nl.set_controller(index, network.bridge_index())?;
-            nl.set_up(index)?;
-            sync_peers(&mut nl, index, &peers)?;
-            Ok(index)
-        })();
+        let dev = VxlanDevice {
+            name: &vx_name,
+            me,
+            underlay,
+            mtu,
+        };
+        let res = self.attach_vxlan(
+            &mut nl,
+            &host,
+            existing_vx.as_ref().map(|l| l.index),
+            &dev,
+            &network,
+            &peers,
+            &mut created_vx,
+        );
         let vxlan_index = match res {
             Ok(i) => i,
             Err(e) => {
@@ -812,28 +703,7 @@ impl VxlanNetwork {
             }
         };
         if self.persist {
-            let r = NetworkRecord {
-                name: self.name.clone(),
-                driver: "vxlan".into(),
-                bridge: bridge.clone(),
-                subnet: subnet.to_string(),
-                gateway: network.gateway(),
-                masquerade: self.masquerade,
-                ip_forward: self.ip_forward,
-                mtu: Some(mtu),
-                vxlan: Some(VxlanRecord {
-                    vni: self.vni,
-                    local: self.local,
-                    members: self
-                        .members
-                        .iter()
-                        .map(|m| format!("{} {}", m.vtep, m.range))
-                        .collect(),
-                    members_file: self.members_file.clone(),
-                    port: self.port,
-                    ifname: vx_name.clone(),
-                }),
-            };
+            let r = self.record(&bridge, subnet, &network, mtu, &vx_name);
             if let Err(e) = crate::network::write_record(network.state_dir(), &r) {
                 if created_vx.is_some() {
                     let _ = nl.delete_link(vxlan_index);
@@ -853,6 +723,164 @@ impl VxlanNetwork {
             members,
             mtu,
         })
+    }
+
+    /// The name, VNI, subnet and member list checked before anything is
+    /// looked up or created.
+    fn checked_members(&self) -> Result<(Ipv4Net, Vec<OverlayMember>)> {
+        validate_id("network name", &self.name)?;
+        if self.vni > 0x00ff_ffff {
+            return Err(Error::InvalidArgument {
+                what: "VXLAN id",
+                reason: format!("{} does not fit in 24 bits", self.vni),
+            });
+        }
+        let subnet: Ipv4Net = self.subnet.parse()?;
+        let members = self.all_members()?;
+        check_members(subnet, &members)?;
+        Ok((subnet, members))
+    }
+
+    /// The VXLAN device `vx_name` if it exists: refused unless it is a VXLAN
+    /// device of this overlay (from an earlier ensure).
+    fn existing_vxlan(
+        &self,
+        nl: &mut Netlink,
+        vx_name: &str,
+        me: OverlayMember,
+    ) -> Result<Option<LinkInfoSummary>> {
+        let existing_vx = nl.link_by_name(vx_name)?;
+        if let Some(l) = &existing_vx {
+            if l.kind.as_deref() != Some("vxlan") {
+                return Err(Error::LinkExists {
+                    name: vx_name.to_string(),
+                });
+            }
+            // Ours from an earlier ensure only if it is the same overlay.
+            let want = (self.vni, Some(me.vtep), self.port);
+            if let Some(have) = nl.vxlan_config(vx_name)? {
+                if have != want {
+                    return Err(Error::InvalidArgument {
+                        what: "VXLAN device",
+                        reason: format!(
+                            "{vx_name} exists with VNI {} local {:?} port {}, not VNI {} local {} port {}",
+                            have.0, have.1, have.2, self.vni, me.vtep, self.port
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(existing_vx)
+    }
+
+    /// The local bridge network: this host's range as its IPAM pool, the
+    /// overlay's MTU.
+    fn bridge_network(
+        &self,
+        bridge: &str,
+        me: OverlayMember,
+        mtu: u32,
+        host: &NetNs,
+    ) -> Result<Network> {
+        let mut b = BridgeNetwork::new(&self.name)
+            .bridge(bridge)
+            .subnet(&self.subnet)
+            .ip_range(&me.range.to_string())
+            .mtu(mtu)
+            .masquerade(self.masquerade)
+            .ip_forward(self.ip_forward)
+            .host_netns(host)?;
+        if let Some(d) = &self.state_dir {
+            b = b.state_dir(d);
+        }
+        b.ensure()
+    }
+
+    /// The VXLAN device (made unless `existing`; its index in `created`
+    /// when this call made it) as a bridge port, up, with one flood entry
+    /// per peer. Returns its index.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_vxlan(
+        &self,
+        nl: &mut Netlink,
+        host: &NetNs,
+        existing: Option<u32>,
+        dev: &VxlanDevice<'_>,
+        network: &Network,
+        peers: &[Ipv4Addr],
+        created: &mut Option<u32>,
+    ) -> Result<u32> {
+        let vx_name = dev.name;
+        let index = match existing {
+            Some(i) => i,
+            None => {
+                let made = nl.create_vxlan(&VxlanSpec {
+                    name: vx_name,
+                    vni: self.vni,
+                    local: dev.me.vtep,
+                    underlay: Some(dev.underlay),
+                    port: self.port,
+                    learning: self.learning,
+                    mtu: Some(dev.mtu),
+                });
+                match made {
+                    Ok(i) => {
+                        *created = Some(i);
+                        i
+                    }
+                    // A concurrent ensure of the same overlay made it meanwhile.
+                    Err(Error::LinkExists { .. })
+                        if nl.vxlan_config(vx_name)?
+                            == Some((self.vni, Some(dev.me.vtep), self.port)) =>
+                    {
+                        nl.link_index(vx_name)?.ok_or(Error::LinkExists {
+                            name: vx_name.to_string(),
+                        })?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        // A bridge port: it must not take routes or addresses from
+        // router advertisements that containers send.
+        host.run_local(|| refuse_router_advertisements(&[vx_name]))??;
+        nl.set_controller(index, network.bridge_index())?;
+        nl.set_up(index)?;
+        sync_peers(nl, index, peers)?;
+        Ok(index)
+    }
+
+    /// The state record of this overlay.
+    fn record(
+        &self,
+        bridge: &str,
+        subnet: Ipv4Net,
+        network: &Network,
+        mtu: u32,
+        vx_name: &str,
+    ) -> NetworkRecord {
+        NetworkRecord {
+            name: self.name.clone(),
+            driver: "vxlan".into(),
+            bridge: bridge.to_string(),
+            subnet: subnet.to_string(),
+            gateway: network.gateway(),
+            masquerade: self.masquerade,
+            ip_forward: self.ip_forward,
+            mtu: Some(mtu),
+            vxlan: Some(VxlanRecord {
+                vni: self.vni,
+                local: self.local,
+                members: self
+                    .members
+                    .iter()
+                    .map(|m| format!("{} {}", m.vtep, m.range))
+                    .collect(),
+                members_file: self.members_file.clone(),
+                port: self.port,
+                ifname: vx_name.to_string(),
+            }),
+        }
     }
 }
 
@@ -1002,6 +1030,78 @@ impl Overlay {
     }
 }
 
+/// The VXLAN device of this host: its name, this host's member, the
+/// underlay interface, the overlay MTU.
+struct VxlanDevice<'a> {
+    name: &'a str,
+    me: OverlayMember,
+    underlay: u32,
+    mtu: u32,
+}
+
+/// This host's member and the index of its underlay interface: the member
+/// whose VTEP is `local` when given, else the only member whose VTEP is
+/// among `addrs` (the host's `(ifindex, address, prefix)`s).
+fn local_member(
+    local: Option<Ipv4Addr>,
+    members: &[OverlayMember],
+    addrs: &[(u32, IpAddr, u8)],
+) -> Result<(OverlayMember, u32)> {
+    let on_host = |a: Ipv4Addr| {
+        addrs
+            .iter()
+            .find(|(_, ip, _)| *ip == IpAddr::V4(a))
+            .map(|(i, _, _)| *i)
+    };
+    let me = match local {
+        Some(l) => members
+            .iter()
+            .find(|m| m.vtep == l)
+            .copied()
+            .ok_or_else(|| Error::InvalidArgument {
+                what: "overlay members",
+                reason: format!("the local address {l} is not a member"),
+            })?,
+        None => {
+            let mine: Vec<_> = members
+                .iter()
+                .filter(|m| on_host(m.vtep).is_some())
+                .collect();
+            match mine.as_slice() {
+                [m] => **m,
+                [] => {
+                    return Err(Error::InvalidArgument {
+                        what: "overlay members",
+                        reason: "no member address is configured on this host".into(),
+                    })
+                }
+                _ => {
+                    return Err(Error::InvalidArgument {
+                        what: "overlay members",
+                        reason: "several member addresses are on this host: give .local()".into(),
+                    })
+                }
+            }
+        }
+    };
+    let underlay = on_host(me.vtep).ok_or_else(|| Error::InvalidArgument {
+        what: "overlay local address",
+        reason: format!("{} is not configured on an interface here", me.vtep),
+    })?;
+    Ok((me, underlay))
+}
+
+/// The MTU inside VXLAN over an underlay of `underlay_mtu`: at least 576.
+fn overlay_mtu(underlay_mtu: u32) -> Result<u32> {
+    underlay_mtu
+        .checked_sub(VXLAN_OVERHEAD)
+        .filter(|m| *m >= 576)
+        .ok_or_else(|| Error::InvalidArgument {
+            what: "underlay MTU",
+            reason: format!("{underlay_mtu} leaves less than 576 bytes inside VXLAN"),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1053,5 +1153,45 @@ mod tests {
         assert!(e.to_string().contains("twice"), "{e}");
         assert!(check_members(s, &[m(1, "10.200.1.0/31")]).is_err());
         assert!(check_members(s, &[]).is_err());
+    }
+
+    #[test]
+    fn the_local_member_is_found_by_address_or_given() {
+        let m = |v: u8, r: &str| OverlayMember {
+            vtep: Ipv4Addr::new(192, 0, 2, v),
+            range: net(r),
+        };
+        let members = [m(1, "10.200.1.0/24"), m(2, "10.200.2.0/24")];
+        let addr = |i: u32, v: u8| (i, IpAddr::V4(Ipv4Addr::new(192, 0, 2, v)), 24);
+        assert_eq!(
+            local_member(None, &members, &[addr(7, 2)]).unwrap(),
+            (members[1], 7)
+        );
+        assert_eq!(
+            local_member(
+                Some(Ipv4Addr::new(192, 0, 2, 1)),
+                &members,
+                &[addr(3, 1), addr(4, 2)]
+            )
+            .unwrap(),
+            (members[0], 3)
+        );
+        let e = local_member(None, &members, &[]).unwrap_err();
+        assert!(e.to_string().contains("no member address"), "{e}");
+        let e = local_member(None, &members, &[addr(3, 1), addr(4, 2)]).unwrap_err();
+        assert!(e.to_string().contains("several member"), "{e}");
+        let e = local_member(Some(Ipv4Addr::new(192, 0, 2, 9)), &members, &[]).unwrap_err();
+        assert!(e.to_string().contains("not a member"), "{e}");
+        let e =
+            local_member(Some(Ipv4Addr::new(192, 0, 2, 1)), &members, &[addr(4, 2)]).unwrap_err();
+        assert!(e.to_string().contains("not configured"), "{e}");
+    }
+
+    #[test]
+    fn the_overlay_mtu_leaves_room_for_vxlan() {
+        assert_eq!(overlay_mtu(1500).unwrap(), 1450);
+        assert_eq!(overlay_mtu(626).unwrap(), 576);
+        assert!(overlay_mtu(625).is_err());
+        assert!(overlay_mtu(10).is_err());
     }
 }

@@ -364,28 +364,7 @@ impl BridgeNetwork {
         validate_id("network name", &self.name)?;
         let bridge = self.bridge.clone().unwrap_or_else(|| self.name.clone());
         validate_ifname(&bridge)?;
-        let subnet: Ipv4Net = self.subnet.parse()?;
-        // IPAM's pool: the whole subnet, or the part given by ip_range.
-        let pool: Ipv4Net = match &self.ip_range {
-            None => subnet,
-            Some(r) => {
-                let pool: Ipv4Net = r.parse()?;
-                if pool.prefix_len() < subnet.prefix_len() || !subnet.contains(pool.network()) {
-                    return Err(Error::InvalidCidr {
-                        cidr: r.clone(),
-                        reason: "the IP range must lie inside the subnet",
-                    });
-                }
-                pool
-            }
-        };
-        let gateway = match self.gateway {
-            Some(g) => g,
-            None => pool.nth(1).ok_or(Error::InvalidCidr {
-                cidr: pool.to_string(),
-                reason: "no room for a gateway",
-            })?,
-        };
+        let (subnet, pool, gateway) = self.addressing()?;
         let state_dir = self
             .state_dir
             .clone()
@@ -421,35 +400,7 @@ impl BridgeNetwork {
         }
         let own_index = existing.as_ref().map(|l| l.index);
         let already_up = existing.as_ref().is_some_and(|l| l.up);
-        for r in nl.routes(false)? {
-            let IpAddr::V4(d) = r.destination else {
-                continue;
-            };
-            if r.prefix_len == 0 || (own_index.is_some() && r.oif == own_index) {
-                continue;
-            }
-            let Ok(rn) = Ipv4Net::new(Ipv4Addr::from(u32::from(d)), r.prefix_len) else {
-                continue;
-            };
-            if rn.overlaps(&subnet) {
-                // The bridge may have been created (with its address, hence
-                // this route) by a concurrent ensure() of the same network
-                // since we looked it up: then the route is its own.
-                if own_index.is_none() {
-                    if let Some(l) = nl.link_by_name(&bridge)? {
-                        if l.kind.as_deref() == Some("bridge") && r.oif == Some(l.index) {
-                            continue;
-                        }
-                    }
-                }
-                return Err(Error::SubnetOverlap {
-                    network: self.name.clone(),
-                    subnet: subnet.to_string(),
-                    route: rn.to_string(),
-                    ifindex: r.oif.unwrap_or(0),
-                });
-            }
-        }
+        self.check_routes(&mut nl, &bridge, subnet, own_index)?;
         let firewall = Firewall::in_netns(&host, &state_dir)?;
         if let Some(sock) = parked.or(nf.ok().flatten()) {
             firewall.adopt_socket(sock);
@@ -459,22 +410,7 @@ impl BridgeNetwork {
         let setup = (|| -> Result<u32> {
             let index = match own_index {
                 Some(i) => i,
-                None => match nl.create_bridge(&bridge, self.mtu) {
-                    Ok(i) => i,
-                    // Another process ensured the same network meanwhile: use its bridge.
-                    Err(Error::LinkExists { .. }) => {
-                        created = false;
-                        match nl.link_by_name(&bridge)? {
-                            Some(l) if l.kind.as_deref() == Some("bridge") => l.index,
-                            _ => {
-                                return Err(Error::NotABridge {
-                                    name: bridge.clone(),
-                                })
-                            }
-                        }
-                    }
-                    Err(e) => return Err(e),
-                },
+                None => create_bridge(&mut nl, &bridge, self.mtu, &mut created)?,
             };
             // The bridge's own IPv6 stack receives what containers send to
             // ff02::1: it must not take a route or an address from their RAs.
@@ -496,20 +432,7 @@ impl BridgeNetwork {
             }
             ipam.init()?;
             if self.persist {
-                write_record(
-                    &state_dir,
-                    &NetworkRecord {
-                        name: self.name.clone(),
-                        driver: "bridge".into(),
-                        bridge: bridge.clone(),
-                        subnet: subnet.to_string(),
-                        gateway,
-                        masquerade: self.masquerade,
-                        ip_forward: self.ip_forward,
-                        mtu: self.mtu,
-                        vxlan: None,
-                    },
-                )?;
+                write_record(&state_dir, &self.record(&bridge, subnet, gateway))?;
             }
             Ok(index)
         })();
@@ -547,6 +470,113 @@ impl BridgeNetwork {
             }),
             ip_forward_was: prev_forward,
         })
+    }
+
+    /// The subnet, IPAM's pool (the whole subnet, or the part given by
+    /// ip_range) and the gateway (the pool's first address unless given).
+    fn addressing(&self) -> Result<(Ipv4Net, Ipv4Net, Ipv4Addr)> {
+        let subnet: Ipv4Net = self.subnet.parse()?;
+        let pool: Ipv4Net = match &self.ip_range {
+            None => subnet,
+            Some(r) => {
+                let pool: Ipv4Net = r.parse()?;
+                if pool.prefix_len() < subnet.prefix_len() || !subnet.contains(pool.network()) {
+                    return Err(Error::InvalidCidr {
+                        cidr: r.clone(),
+                        reason: "the IP range must lie inside the subnet",
+                    });
+                }
+                pool
+            }
+        };
+        let gateway = match self.gateway {
+            Some(g) => g,
+            None => pool.nth(1).ok_or(Error::InvalidCidr {
+                cidr: pool.to_string(),
+                reason: "no room for a gateway",
+            })?,
+        };
+        Ok((subnet, pool, gateway))
+    }
+
+    /// [`Error::SubnetOverlap`] if a route of the host (other than a default
+    /// route or the bridge's own) overlaps `subnet`.
+    fn check_routes(
+        &self,
+        nl: &mut Netlink,
+        bridge: &str,
+        subnet: Ipv4Net,
+        own_index: Option<u32>,
+    ) -> Result<()> {
+        for r in nl.routes(false)? {
+            let IpAddr::V4(d) = r.destination else {
+                continue;
+            };
+            if r.prefix_len == 0 || (own_index.is_some() && r.oif == own_index) {
+                continue;
+            }
+            let Ok(rn) = Ipv4Net::new(Ipv4Addr::from(u32::from(d)), r.prefix_len) else {
+                continue;
+            };
+            if rn.overlaps(&subnet) {
+                // The bridge may have been created (with its address, hence
+                // this route) by a concurrent ensure() of the same network
+                // since we looked it up: then the route is its own.
+                if own_index.is_none() {
+                    if let Some(l) = nl.link_by_name(bridge)? {
+                        if l.kind.as_deref() == Some("bridge") && r.oif == Some(l.index) {
+                            continue;
+                        }
+                    }
+                }
+                return Err(Error::SubnetOverlap {
+                    network: self.name.clone(),
+                    subnet: subnet.to_string(),
+                    route: rn.to_string(),
+                    ifindex: r.oif.unwrap_or(0),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The state record of this bridge network.
+    fn record(&self, bridge: &str, subnet: Ipv4Net, gateway: Ipv4Addr) -> NetworkRecord {
+        NetworkRecord {
+            name: self.name.clone(),
+            driver: "bridge".into(),
+            bridge: bridge.to_string(),
+            subnet: subnet.to_string(),
+            gateway,
+            masquerade: self.masquerade,
+            ip_forward: self.ip_forward,
+            mtu: self.mtu,
+            vxlan: None,
+        }
+    }
+}
+
+/// Create the bridge `bridge`; if another process made it meanwhile, use
+/// that bridge (and `created` becomes false). Returns its index.
+fn create_bridge(
+    nl: &mut Netlink,
+    bridge: &str,
+    mtu: Option<u32>,
+    created: &mut bool,
+) -> Result<u32> {
+    match nl.create_bridge(bridge, mtu) {
+        Ok(i) => Ok(i),
+        // Another process ensured the same network meanwhile: use its bridge.
+        Err(Error::LinkExists { .. }) => {
+            *created = false;
+            match nl.link_by_name(bridge)? {
+                Some(l) if l.kind.as_deref() == Some("bridge") => Ok(l.index),
+                _ => Err(Error::NotABridge {
+                    name: bridge.to_string(),
+                }),
+            }
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -1479,5 +1509,43 @@ mod tests {
             default_state_dir("no-such-network-xyz"),
             Path::new(DEFAULT_STATE_DIR)
         );
+    }
+
+    #[test]
+    fn pool_and_gateway_come_from_the_subnet_and_range() {
+        let (s, p, g) = BridgeNetwork::new("n")
+            .subnet("10.88.0.0/16")
+            .addressing()
+            .unwrap();
+        assert_eq!(
+            (s.to_string(), p.to_string()),
+            ("10.88.0.0/16".into(), "10.88.0.0/16".into())
+        );
+        assert_eq!(g, Ipv4Addr::new(10, 88, 0, 1));
+        let (_, p, g) = BridgeNetwork::new("n")
+            .subnet("10.88.0.0/16")
+            .ip_range("10.88.3.0/24")
+            .addressing()
+            .unwrap();
+        assert_eq!(p.to_string(), "10.88.3.0/24");
+        assert_eq!(g, Ipv4Addr::new(10, 88, 3, 1));
+        let (_, _, g) = BridgeNetwork::new("n")
+            .subnet("10.88.0.0/16")
+            .gateway(Ipv4Addr::new(10, 88, 9, 9))
+            .addressing()
+            .unwrap();
+        assert_eq!(g, Ipv4Addr::new(10, 88, 9, 9));
+        for range in ["10.89.0.0/24", "10.0.0.0/8"] {
+            let e = BridgeNetwork::new("n")
+                .subnet("10.88.0.0/16")
+                .ip_range(range)
+                .addressing()
+                .unwrap_err();
+            assert!(e.to_string().contains("inside the subnet"), "{e}");
+        }
+        assert!(BridgeNetwork::new("n")
+            .subnet("10.88.0.x/16")
+            .addressing()
+            .is_err());
     }
 }

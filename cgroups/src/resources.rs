@@ -458,17 +458,36 @@ impl Resources {
     /// (`/sys/dev/block/MAJ:MIN`).
     pub fn settings(&self) -> Result<Vec<Setting>> {
         let mut out = Vec::new();
-        let mut push = |c: Option<Controller>, file: &str, value: String| {
-            out.push(Setting {
-                controller: c,
-                file: file.to_string(),
-                value,
-            })
-        };
         // cpuset first: a later cpu/memory setting may depend on placement.
+        self.cpuset_settings(&mut out)?;
+        self.cpu_settings(&mut out)?;
+        self.memory_settings(&mut out);
+        self.io_settings(&mut out)?;
+        if let Some(p) = self.pids_max {
+            push(&mut out, Some(Controller::Pids), "pids.max", p.to_string());
+        }
+        for h in &self.hugetlb {
+            check_page_size(&h.page_size)?;
+            push(
+                &mut out,
+                Some(Controller::Hugetlb),
+                &format!("hugetlb.{}.max", h.page_size),
+                h.limit.to_string(),
+            );
+        }
+        for (file, value) in &self.unified {
+            let ctrl = check_unified_key(file)?;
+            push(&mut out, ctrl, file, value.clone());
+        }
+        Ok(out)
+    }
+
+    /// `cpuset.cpus`, `cpuset.mems`.
+    fn cpuset_settings(&self, out: &mut Vec<Setting>) -> Result<()> {
         if let Some(c) = &self.cpuset.cpus {
             parse_cpu_list("cpuset.cpus", c)?;
             push(
+                out,
                 Some(Controller::Cpuset),
                 "cpuset.cpus",
                 c.trim().to_string(),
@@ -477,14 +496,20 @@ impl Resources {
         if let Some(m) = &self.cpuset.mems {
             parse_cpu_list("cpuset.mems", m)?;
             push(
+                out,
                 Some(Controller::Cpuset),
                 "cpuset.mems",
                 m.trim().to_string(),
             );
         }
+        Ok(())
+    }
+
+    /// `cpu.weight`, `cpu.max`, `cpu.idle`.
+    fn cpu_settings(&self, out: &mut Vec<Setting>) -> Result<()> {
         if let Some(w) = self.cpu.weight {
             check_weight("cpu.weight", w)?;
-            push(Some(Controller::Cpu), "cpu.weight", w.to_string());
+            push(out, Some(Controller::Cpu), "cpu.weight", w.to_string());
         }
         if let Some(m) = self.cpu.max {
             if !(1000..=1_000_000).contains(&m.period_us) {
@@ -506,14 +531,25 @@ impl Resources {
                 Some(q) => q.to_string(),
             };
             push(
+                out,
                 Some(Controller::Cpu),
                 "cpu.max",
                 format!("{q} {}", m.period_us),
             );
         }
         if let Some(i) = self.cpu.idle {
-            push(Some(Controller::Cpu), "cpu.idle", (i as u8).to_string());
+            push(
+                out,
+                Some(Controller::Cpu),
+                "cpu.idle",
+                (i as u8).to_string(),
+            );
         }
+        Ok(())
+    }
+
+    /// `memory.{min,low,high,max,swap.max}`, `memory.oom.group`.
+    fn memory_settings(&self, out: &mut Vec<Setting>) {
         let mem = [
             ("memory.min", self.memory.min),
             ("memory.low", self.memory.low),
@@ -523,24 +559,35 @@ impl Resources {
         ];
         for (file, v) in mem {
             if let Some(v) = v {
-                push(Some(Controller::Memory), file, v.to_string());
+                push(out, Some(Controller::Memory), file, v.to_string());
             }
         }
         if let Some(g) = self.memory.oom_group {
             push(
+                out,
                 Some(Controller::Memory),
                 "memory.oom.group",
                 (g as u8).to_string(),
             );
         }
+    }
+
+    /// `io.weight` (default, then per device), `io.max` per device.
+    fn io_settings(&self, out: &mut Vec<Setting>) -> Result<()> {
         if let Some(w) = self.io.weight {
             check_weight("io.weight", w)?;
-            push(Some(Controller::Io), "io.weight", format!("default {w}"));
+            push(
+                out,
+                Some(Controller::Io),
+                "io.weight",
+                format!("default {w}"),
+            );
         }
         for d in &self.io.device_weights {
             check_weight("io.weight", d.weight)?;
             check_device(d.major, d.minor)?;
             push(
+                out,
                 Some(Controller::Io),
                 "io.weight",
                 format!("{}:{} {}", d.major, d.minor, d.weight),
@@ -567,24 +614,9 @@ impl Resources {
                     None => v.push_str(&format!(" {k}=max")),
                 }
             }
-            push(Some(Controller::Io), "io.max", v);
+            push(out, Some(Controller::Io), "io.max", v);
         }
-        if let Some(p) = self.pids_max {
-            push(Some(Controller::Pids), "pids.max", p.to_string());
-        }
-        for h in &self.hugetlb {
-            check_page_size(&h.page_size)?;
-            push(
-                Some(Controller::Hugetlb),
-                &format!("hugetlb.{}.max", h.page_size),
-                h.limit.to_string(),
-            );
-        }
-        for (file, value) in &self.unified {
-            let ctrl = check_unified_key(file)?;
-            push(ctrl, file, value.clone());
-        }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -682,6 +714,15 @@ pub fn parse_cpu_list(field: &'static str, s: &str) -> Result<Vec<u32>> {
     Ok(out)
 }
 
+/// Append the setting `file = value` of controller `c` to `out`.
+fn push(out: &mut Vec<Setting>, c: Option<Controller>, file: &str, value: String) {
+    out.push(Setting {
+        controller: c,
+        file: file.to_string(),
+        value,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,5 +807,68 @@ mod tests {
         assert_eq!(parse_cpu_list("c", "7\n").unwrap(), vec![7]);
         assert!(parse_cpu_list("c", "").unwrap().is_empty());
         assert!(parse_cpu_list("c", "1,,2").is_err());
+    }
+
+    #[test]
+    fn cpu_memory_and_io_settings_in_order() {
+        let mut r = Resources::new()
+            .io_weight(50)
+            .memory_high(Limit::Value(3))
+            .memory_min(Limit::Value(1))
+            .memory_low(Limit::Value(2))
+            .cpu_idle(true)
+            .cpuset_mems("0");
+        r.cpu.max = Some(CpuMax {
+            quota_us: None,
+            period_us: 100_000,
+        });
+        let files: Vec<_> = r
+            .settings()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.controller, s.file, s.value))
+            .collect();
+        let want = |c, f: &str, v: &str| (Some(c), f.to_string(), v.to_string());
+        assert_eq!(
+            files,
+            vec![
+                want(Controller::Cpuset, "cpuset.mems", "0"),
+                want(Controller::Cpu, "cpu.max", "max 100000"),
+                want(Controller::Cpu, "cpu.idle", "1"),
+                want(Controller::Memory, "memory.min", "1"),
+                want(Controller::Memory, "memory.low", "2"),
+                want(Controller::Memory, "memory.high", "3"),
+                want(Controller::Io, "io.weight", "default 50"),
+            ]
+        );
+        // io.max per device: only a block device of this machine.
+        let Some(dev) = std::fs::read_dir("/sys/dev/block")
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+        else {
+            return;
+        };
+        let name = dev.file_name().into_string().unwrap();
+        let (major, minor) = name.split_once(':').unwrap();
+        let (major, minor) = (major.parse().unwrap(), minor.parse().unwrap());
+        let m = IoMax {
+            major,
+            minor,
+            rbps: Some(7),
+            wiops: Some(9),
+            ..Default::default()
+        };
+        let s = Resources::new().io_max(m.clone()).settings().unwrap();
+        assert_eq!(s[0].file, "io.max");
+        assert_eq!(
+            s[0].value,
+            format!("{name} rbps=7 wbps=max riops=max wiops=9")
+        );
+        let e = Resources::new()
+            .io_max(IoMax { wbps: Some(0), ..m })
+            .settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("wbps=0"), "{e}");
     }
 }

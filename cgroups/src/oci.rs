@@ -1,7 +1,7 @@
 //! Conversion from the OCI runtime spec's `LinuxResources` (oci-spec crate),
 //! including cgroup v1-style values, as runc/crun do on cgroup v2.
 
-use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources, LinuxThrottleDevice};
 
 use crate::error::{Error, Result};
 use crate::resources::{CpuMax, HugetlbLimit, IoDeviceWeight, IoMax, Limit, Resources};
@@ -54,6 +54,33 @@ fn bytes_limit(field: &'static str, v: i64) -> Result<Limit> {
     }
 }
 
+/// The v1 memory+swap total `swap` (with the memory `limit`) as cgroup v2's
+/// `memory.swap.max` (swap alone).
+fn swap_max(swap: i64, limit: Option<i64>) -> Result<Limit> {
+    Ok(match (swap, limit) {
+        (-1, _) => Limit::Max,
+        (s, _) if s < 0 => return Err(bad("memory.swap", s, "must be -1 or >= 0")),
+        (0, Some(0)) | (0, None) => Limit::Value(0),
+        (s, Some(l)) if l >= 0 => {
+            if s < l {
+                return Err(bad(
+                    "memory.swap",
+                    s,
+                    "memory+swap must not be below memory.limit",
+                ));
+            }
+            Limit::Value((s - l) as u64)
+        }
+        (s, _) => {
+            return Err(bad(
+                "memory.swap",
+                s,
+                "needs a finite memory.limit to convert memory+swap to swap",
+            ))
+        }
+    })
+}
+
 impl Resources {
     /// Convert the OCI `linux.resources` object. cgroup v1-only fields
     /// (`kernel`, `kernelTCP`, `swappiness`, `realtime*`, `leafWeight`,
@@ -74,78 +101,10 @@ impl Resources {
     pub fn from_oci(oci: &LinuxResources) -> Result<Resources> {
         let mut r = Resources::default();
         if let Some(cpu) = oci.cpu() {
-            if let Some(s) = cpu.shares() {
-                let w = shares_to_weight(s);
-                if w != 0 {
-                    r.cpu.weight = Some(w);
-                }
-            }
-            match (cpu.quota(), cpu.period()) {
-                (None, None) => {}
-                (q, p) => {
-                    let period = p.unwrap_or(100_000);
-                    let quota = match q {
-                        None => None,
-                        Some(q) if q < 0 => None,
-                        Some(0) => {
-                            return Err(bad(
-                                "cpu.quota",
-                                0,
-                                "a zero quota would stop the container; use -1 for unlimited",
-                            ))
-                        }
-                        Some(q) => Some(q as u64),
-                    };
-                    r.cpu.max = Some(CpuMax {
-                        quota_us: quota,
-                        period_us: period,
-                    });
-                }
-            }
-            if let Some(i) = cpu.idle() {
-                r.cpu.idle = Some(i != 0);
-            }
-            if let Some(c) = cpu.cpus() {
-                r.cpuset.cpus = Some(c.clone());
-            }
-            if let Some(m) = cpu.mems() {
-                r.cpuset.mems = Some(m.clone());
-            }
+            r.cpu_from_oci(cpu)?;
         }
         if let Some(mem) = oci.memory() {
-            if let Some(l) = mem.limit() {
-                r.memory.max = Some(bytes_limit("memory.limit", l)?);
-            }
-            if let Some(l) = mem.reservation() {
-                r.memory.low = Some(bytes_limit("memory.reservation", l)?);
-            }
-            if let Some(swap) = mem.swap() {
-                r.memory.swap_max = Some(match (swap, mem.limit()) {
-                    (-1, _) => Limit::Max,
-                    (s, _) if s < 0 => return Err(bad("memory.swap", s, "must be -1 or >= 0")),
-                    (0, Some(0)) | (0, None) => Limit::Value(0),
-                    (s, Some(l)) if l >= 0 => {
-                        if s < l {
-                            return Err(bad(
-                                "memory.swap",
-                                s,
-                                "memory+swap must not be below memory.limit",
-                            ));
-                        }
-                        Limit::Value((s - l) as u64)
-                    }
-                    (s, _) => {
-                        return Err(bad(
-                            "memory.swap",
-                            s,
-                            "needs a finite memory.limit to convert memory+swap to swap",
-                        ))
-                    }
-                });
-            }
-            if mem.disable_oom_killer() == Some(true) {
-                tracing::warn!("OCI memory.disableOOMKiller has no cgroup v2 equivalent; ignored");
-            }
+            r.memory_from_oci(mem)?;
         }
         if let Some(p) = oci.pids() {
             r.pids_max = Some(if p.limit() > 0 {
@@ -155,58 +114,7 @@ impl Resources {
             });
         }
         if let Some(b) = oci.block_io() {
-            if let Some(w) = b.weight() {
-                let w = blkio_weight_to_io_weight(w as u64);
-                if w != 0 {
-                    r.io.weight = Some(w);
-                }
-            }
-            if let Some(ws) = b.weight_device() {
-                for d in ws {
-                    if let Some(w) = d.weight() {
-                        let (major, minor) = dev("blockIO.weightDevice", d.major(), d.minor())?;
-                        r.io.device_weights.push(IoDeviceWeight {
-                            major,
-                            minor,
-                            weight: blkio_weight_to_io_weight(w as u64).max(1),
-                        });
-                    }
-                }
-            }
-            let mut set = |list: &Option<Vec<LinuxThrottleDevice>>, which: u8| -> Result<()> {
-                for d in list.iter().flatten() {
-                    let (major, minor) = dev("blockIO.throttle", d.major(), d.minor())?;
-                    let idx = match r
-                        .io
-                        .max
-                        .iter()
-                        .position(|m| m.major == major && m.minor == minor)
-                    {
-                        Some(i) => i,
-                        None => {
-                            r.io.max.push(IoMax {
-                                major,
-                                minor,
-                                ..Default::default()
-                            });
-                            r.io.max.len() - 1
-                        }
-                    };
-                    let m = &mut r.io.max[idx];
-                    let rate = if d.rate() == 0 { None } else { Some(d.rate()) };
-                    match which {
-                        0 => m.rbps = rate,
-                        1 => m.wbps = rate,
-                        2 => m.riops = rate,
-                        _ => m.wiops = rate,
-                    }
-                }
-                Ok(())
-            };
-            set(b.throttle_read_bps_device(), 0)?;
-            set(b.throttle_write_bps_device(), 1)?;
-            set(b.throttle_read_iops_device(), 2)?;
-            set(b.throttle_write_iops_device(), 3)?;
+            r.block_io_from_oci(b)?;
         }
         for h in oci.hugepage_limits().iter().flatten() {
             r.hugetlb.push(HugetlbLimit {
@@ -222,6 +130,132 @@ impl Resources {
         // Validate now so a bad spec fails here, not at apply time.
         r.settings()?;
         Ok(r)
+    }
+
+    /// OCI `cpu`: shares → `cpu.weight`, quota/period → `cpu.max`, idle,
+    /// and the cpuset's cpus and mems.
+    fn cpu_from_oci(&mut self, cpu: &LinuxCpu) -> Result<()> {
+        let r = self;
+        if let Some(s) = cpu.shares() {
+            let w = shares_to_weight(s);
+            if w != 0 {
+                r.cpu.weight = Some(w);
+            }
+        }
+        match (cpu.quota(), cpu.period()) {
+            (None, None) => {}
+            (q, p) => {
+                let period = p.unwrap_or(100_000);
+                let quota = match q {
+                    None => None,
+                    Some(q) if q < 0 => None,
+                    Some(0) => {
+                        return Err(bad(
+                            "cpu.quota",
+                            0,
+                            "a zero quota would stop the container; use -1 for unlimited",
+                        ))
+                    }
+                    Some(q) => Some(q as u64),
+                };
+                r.cpu.max = Some(CpuMax {
+                    quota_us: quota,
+                    period_us: period,
+                });
+            }
+        }
+        if let Some(i) = cpu.idle() {
+            r.cpu.idle = Some(i != 0);
+        }
+        if let Some(c) = cpu.cpus() {
+            r.cpuset.cpus = Some(c.clone());
+        }
+        if let Some(m) = cpu.mems() {
+            r.cpuset.mems = Some(m.clone());
+        }
+        Ok(())
+    }
+
+    /// OCI `memory`: limit → `memory.max`, reservation → `memory.low`, the
+    /// v1 memory+swap total → `memory.swap.max`.
+    fn memory_from_oci(&mut self, mem: &LinuxMemory) -> Result<()> {
+        let r = self;
+        if let Some(l) = mem.limit() {
+            r.memory.max = Some(bytes_limit("memory.limit", l)?);
+        }
+        if let Some(l) = mem.reservation() {
+            r.memory.low = Some(bytes_limit("memory.reservation", l)?);
+        }
+        if let Some(swap) = mem.swap() {
+            r.memory.swap_max = Some(swap_max(swap, mem.limit())?);
+        }
+        if mem.disable_oom_killer() == Some(true) {
+            tracing::warn!("OCI memory.disableOOMKiller has no cgroup v2 equivalent; ignored");
+        }
+        Ok(())
+    }
+
+    /// OCI `blockIO`: weights → `io.weight`, throttles → `io.max` (one
+    /// entry per device).
+    fn block_io_from_oci(&mut self, b: &LinuxBlockIo) -> Result<()> {
+        let r = self;
+        if let Some(w) = b.weight() {
+            let w = blkio_weight_to_io_weight(w as u64);
+            if w != 0 {
+                r.io.weight = Some(w);
+            }
+        }
+        if let Some(ws) = b.weight_device() {
+            for d in ws {
+                if let Some(w) = d.weight() {
+                    let (major, minor) = dev("blockIO.weightDevice", d.major(), d.minor())?;
+                    r.io.device_weights.push(IoDeviceWeight {
+                        major,
+                        minor,
+                        weight: blkio_weight_to_io_weight(w as u64).max(1),
+                    });
+                }
+            }
+        }
+        r.throttle(b.throttle_read_bps_device(), 0)?;
+        r.throttle(b.throttle_write_bps_device(), 1)?;
+        r.throttle(b.throttle_read_iops_device(), 2)?;
+        r.throttle(b.throttle_write_iops_device(), 3)?;
+        Ok(())
+    }
+
+    /// One OCI throttle list into `io.max`: `which` is rbps, wbps, riops,
+    /// wiops (0..=3); a rate of 0 is unlimited.
+    fn throttle(&mut self, list: &Option<Vec<LinuxThrottleDevice>>, which: u8) -> Result<()> {
+        let r = self;
+        for d in list.iter().flatten() {
+            let (major, minor) = dev("blockIO.throttle", d.major(), d.minor())?;
+            let idx = match r
+                .io
+                .max
+                .iter()
+                .position(|m| m.major == major && m.minor == minor)
+            {
+                Some(i) => i,
+                None => {
+                    r.io.max.push(IoMax {
+                        major,
+                        minor,
+                        ..Default::default()
+                    });
+                    r.io.max.len() - 1
+                }
+            };
+            let m = &mut r.io.max[idx];
+            let rate = if d.rate() == 0 { None } else { Some(d.rate()) };
+            match which {
+                0 => m.rbps = rate,
+                1 => m.wbps = rate,
+                2 => m.riops = rate,
+                _ => m.wiops = rate,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1006,55 +1006,12 @@ impl Network {
             if opts.hairpin {
                 inner.nl().set_hairpin(hi, true)?;
             }
+            // The container netns socket stays open until the ports are published.
             let mut cnl = cnl?;
-            // The host end's IFLA_LINK names the peer's ifindex; fall back to a lookup.
-            let eth_index = match peer_index {
-                Some(i) if i != 0 => i,
-                _ => cnl.link_index(&opts.ifname)?.ok_or_else(|| {
-                    Error::netlink(
-                        "RTM_GETLINK",
-                        &opts.ifname,
-                        std::io::Error::from_raw_os_error(libc::ENODEV),
-                    )
-                })?,
-            };
-            // veth peers are created down (see Netlink::create_veth): `lo`
-            // up, `eth0` up, address, default route — one sendmsg.
-            cnl.configure_interface(
-                eth_index,
-                IpAddr::V4(addr),
-                inner.subnet.prefix_len(),
-                Some(IpAddr::V4(inner.gateway)),
-                true,
-            )?;
+            configure_container_end(&mut cnl, peer_index, opts, addr, inner)?;
             // No published port: no firewall work at all.
             if !opts.ports.is_empty() {
-                // Ports published on 127.0.0.1 (`-p 127.0.0.1:H:C`, and
-                // every port published on all addresses): the DNAT in the
-                // output chain sends a packet with a loopback source out
-                // the bridge, which the kernel refuses (and the reply to a
-                // loopback address coming in) unless `route_localnet` is set
-                // on the bridge (ip-sysctl.rst, `conf/<if>/route_localnet`,
-                // Linux ≥ 3.6). Set only after the network's rules are in
-                // place: they masquerade 127.0.0.0/8 towards the subnet and
-                // drop what containers send to 127.0.0.0/8 through the
-                // bridge, so the host's loopback services stay out of the
-                // containers' reach (nat.rs). The setting goes with the bridge.
-                inner.firewall.add_network_rules(
-                    &inner.name,
-                    &inner.bridge,
-                    inner.subnet,
-                    inner.masquerade,
-                )?;
-                inner
-                    .host
-                    .run_local(|| set_route_localnet(&inner.bridge))??;
-                rules = inner
-                    .firewall
-                    .publish_rules(&opts.container, addr, &opts.ports)?
-                    .into_iter()
-                    .map(|r| r.handle)
-                    .collect();
+                rules = publish_ports(inner, opts, addr)?;
             }
             Ok(())
         })();
@@ -1250,6 +1207,68 @@ impl Network {
         tracing::info!(network = %inner.name, errors = errs.len(), "network removed");
         teardown_result(errs)
     }
+}
+
+/// The container's end of the veth pair (`peer_index`, else looked up by
+/// name) through `cnl`, a socket in its netns: `lo` and it up, its
+/// address, the default route via the gateway.
+fn configure_container_end(
+    cnl: &mut Netlink,
+    peer_index: Option<u32>,
+    opts: &Attach,
+    addr: Ipv4Addr,
+    inner: &Inner,
+) -> Result<()> {
+    // The host end's IFLA_LINK names the peer's ifindex; fall back to a lookup.
+    let eth_index = match peer_index {
+        Some(i) if i != 0 => i,
+        _ => cnl.link_index(&opts.ifname)?.ok_or_else(|| {
+            Error::netlink(
+                "RTM_GETLINK",
+                &opts.ifname,
+                std::io::Error::from_raw_os_error(libc::ENODEV),
+            )
+        })?,
+    };
+    // veth peers are created down (see Netlink::create_veth): `lo`
+    // up, `eth0` up, address, default route — one sendmsg.
+    cnl.configure_interface(
+        eth_index,
+        IpAddr::V4(addr),
+        inner.subnet.prefix_len(),
+        Some(IpAddr::V4(inner.gateway)),
+        true,
+    )?;
+    Ok(())
+}
+
+/// The network's rules (masquerade of loopback sources), `route_localnet`
+/// on the bridge, then the container's published ports. Returns the
+/// rules' handles.
+fn publish_ports(inner: &Inner, opts: &Attach, addr: Ipv4Addr) -> Result<Vec<u64>> {
+    // Ports published on 127.0.0.1 (`-p 127.0.0.1:H:C`, and
+    // every port published on all addresses): the DNAT in the
+    // output chain sends a packet with a loopback source out
+    // the bridge, which the kernel refuses (and the reply to a
+    // loopback address coming in) unless `route_localnet` is set
+    // on the bridge (ip-sysctl.rst, `conf/<if>/route_localnet`,
+    // Linux ≥ 3.6). Set only after the network's rules are in
+    // place: they masquerade 127.0.0.0/8 towards the subnet and
+    // drop what containers send to 127.0.0.0/8 through the
+    // bridge, so the host's loopback services stay out of the
+    // containers' reach (nat.rs). The setting goes with the bridge.
+    inner
+        .firewall
+        .add_network_rules(&inner.name, &inner.bridge, inner.subnet, inner.masquerade)?;
+    inner
+        .host
+        .run_local(|| set_route_localnet(&inner.bridge))??;
+    Ok(inner
+        .firewall
+        .publish_rules(&opts.container, addr, &opts.ports)?
+        .into_iter()
+        .map(|r| r.handle)
+        .collect())
 }
 
 /// Delete the record of network `name` (a missing one is fine).

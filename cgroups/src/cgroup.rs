@@ -299,31 +299,7 @@ impl CgroupBuilder {
             None => Hierarchy::discover()?,
         };
         let mount = hierarchy.mount_point().to_path_buf();
-        let (parent_path, default_parent) = match &self.parent {
-            Some(p) if p.is_absolute() => {
-                if !p.starts_with(&mount) {
-                    return Err(Error::InvalidPath {
-                        path: p.clone(),
-                        reason: "parent is outside the cgroup2 mount",
-                    });
-                }
-                let rel = p.strip_prefix(&mount).unwrap_or(Path::new(""));
-                if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-                    return Err(Error::InvalidPath {
-                        path: p.clone(),
-                        reason: "`..` or `.` in the parent path",
-                    });
-                }
-                (p.clone(), false)
-            }
-            Some(p) => {
-                if !p.as_os_str().is_empty() {
-                    check_rel_path(p)?;
-                }
-                (hierarchy.join(p), false)
-            }
-            None => (hierarchy.own_cgroup_dir().join("berth"), true),
-        };
+        let (parent_path, default_parent) = parent_path(self.parent.as_deref(), &hierarchy)?;
 
         // Which controllers are needed, and which are there at all.
         let mut needed = self.controllers;
@@ -332,17 +308,7 @@ impl CgroupBuilder {
                 needed.insert(c);
             }
         }
-        let root_has = hierarchy.root_controllers()?;
-        let mut skipped = Vec::new();
-        let mut enable = Controllers::empty();
-        let mut missing = Controllers::empty();
-        for c in needed.iter() {
-            if root_has.contains(c) {
-                enable.insert(c);
-            } else {
-                missing.insert(c);
-            }
-        }
+        let (enable, missing) = split_available(needed, hierarchy.root_controllers()?);
         let leaf_path = comps.iter().fold(parent_path.clone(), |p, c| p.join(c));
         if !missing.is_empty() && !self.ignore_unavailable {
             let bound = missing
@@ -350,6 +316,7 @@ impl CgroupBuilder {
                 .map(|c| (c, hierarchy.where_bound(c, &parent_path)));
             return Err(missing_controllers(bound, leaf_path, mount));
         }
+        let mut skipped = Vec::new();
         for s in &settings {
             if let Some(c) = s.controller.filter(|c| missing.contains(*c)) {
                 skipped.push(Skipped {
@@ -361,86 +328,20 @@ impl CgroupBuilder {
             }
         }
 
-        // Open the parent: directly when nothing must be enabled on the way,
-        // else walk from the mount down, enabling as we go.
-        let direct = if enable.is_empty() {
-            match sys::open_dir(&parent_path) {
-                Ok(fd) => Some(fd),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && default_parent => None,
-                Err(source) => {
-                    return Err(Error::Open {
-                        path: parent_path.clone(),
-                        source,
-                    })
-                }
-            }
-        } else {
-            None
-        };
-        let (mut cur, mut cur_path) = match direct {
-            Some(fd) => (fd, parent_path.clone()),
-            None => walk_to_parent(&mount, &parent_path, enable, default_parent)?,
-        };
-        verify_fd_cgroup2(cur.as_fd(), &cur_path)?;
-
+        let (cur, cur_path) = open_parent(&mount, &parent_path, enable, default_parent)?;
         // Create the new components, remembering what to undo.
-        let mut created: Vec<(OwnedFd, OsString, PathBuf)> = Vec::new();
-        let result = (|| -> Result<OwnedFd> {
-            for comp in comps.iter() {
-                for c in enable.iter() {
-                    enable_at(cur.as_fd(), &cur_path, c)?;
-                }
-                let child_path = cur_path.join(comp);
-                let last = std::ptr::eq(comp, comps.last().unwrap_or(comp));
-                let made = match sys::mkdirat(cur.as_fd(), comp, 0o755) {
-                    Ok(()) => true,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !last => false,
-                    Err(source) => {
-                        return Err(Error::Create {
-                            path: child_path,
-                            source,
-                        })
-                    }
-                };
-                let child = match sys::open_subdir(cur.as_fd(), comp) {
-                    Ok(fd) => fd,
-                    Err(source) => {
-                        if made {
-                            let _ = sys::rmdirat(cur.as_fd(), comp);
-                        }
-                        return Err(Error::Open {
-                            path: child_path,
-                            source,
-                        });
-                    }
-                };
-                // Keep the parent's fd (not a dup) for the undo list.
-                let parent = std::mem::replace(&mut cur, child);
-                if made {
-                    created.push((parent, comp.clone(), child_path.clone()));
-                }
-                cur_path = child_path;
-            }
-            Ok(cur)
-        })();
-        let undo = |created: Vec<(OwnedFd, OsString, PathBuf)>| {
-            for (parent, name, path) in created.into_iter().rev() {
-                if let Err(e) = sys::rmdirat(parent.as_fd(), &name) {
-                    tracing::warn!(cgroup = %path.display(), error = %e, "could not remove cgroup after a failed create");
-                }
-            }
-        };
-        let fd = match result {
-            Ok(fd) => fd,
+        let mut created = Vec::new();
+        let (fd, cur_path) = match create_components(cur, cur_path, &comps, enable, &mut created) {
+            Ok(v) => v,
             Err(e) => {
-                undo(created);
+                undo_created(created);
                 return Err(e);
             }
         };
         let id = match sys::inode(fd.as_fd()) {
             Ok(id) => id,
             Err(source) => {
-                undo(created);
+                undo_created(created);
                 return Err(Error::Sys {
                     call: "fstat",
                     path: cur_path,
@@ -470,16 +371,154 @@ impl CgroupBuilder {
             }
             Err(e) => {
                 drop(cg);
-                undo(created);
+                undo_created(created);
                 Err(e)
             }
         }
     }
 }
 
-/// Open `parent_path` by walking down from the mount, enabling `enable` in
-/// each level's `cgroup.subtree_control`; the default `berth` parent is
-/// created on first use (and kept).
+/// The parent cgroup's path and whether it is the default one (`berth`
+/// below this process's own cgroup, created on first use): an absolute
+/// `parent` must be below the mount and have no `.`/`..`, a relative one
+/// is checked like a name and taken from the mount.
+fn parent_path(parent: Option<&Path>, hierarchy: &Hierarchy) -> Result<(PathBuf, bool)> {
+    let mount = hierarchy.mount_point();
+    Ok(match parent {
+        Some(p) if p.is_absolute() => {
+            if !p.starts_with(mount) {
+                return Err(Error::InvalidPath {
+                    path: p.to_path_buf(),
+                    reason: "parent is outside the cgroup2 mount",
+                });
+            }
+            let rel = p.strip_prefix(mount).unwrap_or(Path::new(""));
+            if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(Error::InvalidPath {
+                    path: p.to_path_buf(),
+                    reason: "`..` or `.` in the parent path",
+                });
+            }
+            (p.to_path_buf(), false)
+        }
+        Some(p) => {
+            if !p.as_os_str().is_empty() {
+                check_rel_path(p)?;
+            }
+            (hierarchy.join(p), false)
+        }
+        None => (hierarchy.own_cgroup_dir().join("berth"), true),
+    })
+}
+
+/// `needed` split into the controllers to enable (the root has them) and
+/// the missing ones.
+fn split_available(needed: Controllers, root_has: Controllers) -> (Controllers, Controllers) {
+    let mut enable = Controllers::empty();
+    let mut missing = Controllers::empty();
+    for c in needed.iter() {
+        if root_has.contains(c) {
+            enable.insert(c);
+        } else {
+            missing.insert(c);
+        }
+    }
+    (enable, missing)
+}
+
+/// Open the parent, checked to be on cgroup2: directly when nothing must be
+/// enabled on the way, else by walking from the mount down, enabling as we
+/// go (see [`walk_to_parent`]).
+fn open_parent(
+    mount: &Path,
+    parent_path: &Path,
+    enable: Controllers,
+    default_parent: bool,
+) -> Result<(OwnedFd, PathBuf)> {
+    let direct = if enable.is_empty() {
+        match sys::open_dir(parent_path) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && default_parent => None,
+            Err(source) => {
+                return Err(Error::Open {
+                    path: parent_path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    } else {
+        None
+    };
+    let (cur, cur_path) = match direct {
+        Some(fd) => (fd, parent_path.to_path_buf()),
+        None => walk_to_parent(mount, parent_path, enable, default_parent)?,
+    };
+    verify_fd_cgroup2(cur.as_fd(), &cur_path)?;
+    Ok((cur, cur_path))
+}
+
+/// A component made by [`create_components`]: its parent's fd, its name,
+/// its path (for messages).
+type Created = (OwnedFd, OsString, PathBuf);
+
+/// Create `comps` below `cur` (open as `cur_path`), enabling `enable` in
+/// each level first; an existing component is reused except the last.
+/// What was made goes to `created` (for [`undo_created`]). Returns the
+/// leaf's fd and path.
+fn create_components(
+    mut cur: OwnedFd,
+    mut cur_path: PathBuf,
+    comps: &[OsString],
+    enable: Controllers,
+    created: &mut Vec<Created>,
+) -> Result<(OwnedFd, PathBuf)> {
+    for comp in comps.iter() {
+        for c in enable.iter() {
+            enable_at(cur.as_fd(), &cur_path, c)?;
+        }
+        let child_path = cur_path.join(comp);
+        let last = std::ptr::eq(comp, comps.last().unwrap_or(comp));
+        let made = match sys::mkdirat(cur.as_fd(), comp, 0o755) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !last => false,
+            Err(source) => {
+                return Err(Error::Create {
+                    path: child_path,
+                    source,
+                })
+            }
+        };
+        let child = match sys::open_subdir(cur.as_fd(), comp) {
+            Ok(fd) => fd,
+            Err(source) => {
+                if made {
+                    let _ = sys::rmdirat(cur.as_fd(), comp);
+                }
+                return Err(Error::Open {
+                    path: child_path,
+                    source,
+                });
+            }
+        };
+        // Keep the parent's fd (not a dup) for the undo list.
+        let parent = std::mem::replace(&mut cur, child);
+        if made {
+            created.push((parent, comp.clone(), child_path.clone()));
+        }
+        cur_path = child_path;
+    }
+    Ok((cur, cur_path))
+}
+
+/// Remove what [`create_components`] made, deepest first.
+fn undo_created(created: Vec<Created>) {
+    for (parent, name, path) in created.into_iter().rev() {
+        if let Err(e) = sys::rmdirat(parent.as_fd(), &name) {
+            tracing::warn!(cgroup = %path.display(), error = %e, "could not remove cgroup after a failed create");
+        }
+    }
+}
+
 /// [`Error::MissingController`] naming every missing controller at once
 /// (a caller fixing one at a time would otherwise retry once per controller).
 fn missing_controllers(
@@ -509,6 +548,9 @@ fn missing_controllers(
     }
 }
 
+/// Open `parent_path` by walking down from the mount, enabling `enable` in
+/// each level's `cgroup.subtree_control`; the default `berth` parent is
+/// created on first use (and kept).
 fn walk_to_parent(
     mount: &Path,
     parent_path: &Path,
@@ -1394,6 +1436,51 @@ impl Drop for Cgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_paths_stay_inside_the_mount() {
+        // Discovery needs no privilege (mountinfo and statfs).
+        let Ok(h) = Hierarchy::discover() else {
+            return;
+        };
+        let mount = h.mount_point().to_path_buf();
+        assert_eq!(
+            parent_path(None, &h).unwrap(),
+            (h.own_cgroup_dir().join("berth"), true)
+        );
+        assert_eq!(
+            parent_path(Some(Path::new("a/b")), &h).unwrap(),
+            (mount.join("a/b"), false)
+        );
+        assert_eq!(
+            parent_path(Some(&mount.join("x")), &h).unwrap(),
+            (mount.join("x"), false)
+        );
+        for bad in [
+            PathBuf::from("/etc"),
+            mount.join("x/../../y"),
+            PathBuf::from("a/../.."),
+        ] {
+            let e = parent_path(Some(&bad), &h).unwrap_err();
+            assert!(matches!(e, Error::InvalidPath { .. }), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn needed_controllers_split_into_enable_and_missing() {
+        let needed: Controllers = [Controller::Cpu, Controller::Memory, Controller::Pids]
+            .into_iter()
+            .collect();
+        let root: Controllers = [Controller::Memory, Controller::Io].into_iter().collect();
+        let (enable, missing) = split_available(needed, root);
+        assert_eq!(enable, [Controller::Memory].into_iter().collect());
+        assert_eq!(
+            missing,
+            [Controller::Cpu, Controller::Pids].into_iter().collect()
+        );
+        let (enable, missing) = split_available(Controllers::empty(), root);
+        assert!(enable.is_empty() && missing.is_empty());
+    }
 
     #[test]
     fn rejects_escaping_paths() {

@@ -558,53 +558,7 @@ impl ImageBuilder {
         let mut layers = Vec::new();
         for (i, src) in self.layers.iter().enumerate() {
             let tmp = blobs.join(format!(".tmp-layer-{}-{i}", std::process::id()));
-            let res = (|| {
-                let blob = match src {
-                    LayerSource::Dir(d) => {
-                        let f = create_fresh(&tmp, 0o644)
-                            .map_err(|e| Error::io("create layer blob", &tmp, e))?;
-                        let mut w = io::BufWriter::with_capacity(1 << 20, f);
-                        let b = diff(d, &mut w, self.compression)?;
-                        w.flush()
-                            .map_err(|e| Error::io("write layer blob", &tmp, e))?;
-                        b
-                    }
-                    LayerSource::Blob(p, c) => {
-                        File::open(p)
-                            .and_then(|mut src| io::copy(&mut src, &mut create_fresh(&tmp, 0o644)?))
-                            .map_err(|e| Error::io("copy layer blob", p, e))?;
-                        let f =
-                            File::open(&tmp).map_err(|e| Error::io("read layer blob", &tmp, e))?;
-                        let mut hr = HashingReader::new(io::BufReader::new(f));
-                        let mut tar_h = crate::digest::HashingWriter::new(io::sink());
-                        let res = match c {
-                            Compression::None => io::copy(&mut hr, &mut tar_h),
-                            Compression::Gzip => io::copy(
-                                &mut flate2::read::MultiGzDecoder::new(&mut hr),
-                                &mut tar_h,
-                            ),
-                            Compression::Zstd => zstd::stream::read::Decoder::new(&mut hr)
-                                .and_then(|mut d| io::copy(&mut d, &mut tar_h)),
-                        };
-                        // A corrupt blob is kept as is (tests build bad images on purpose);
-                        // its diff_id is then the digest of what could be decoded.
-                        if let Err(e) = res {
-                            tracing::debug!(blob = %p.display(), error = %e, "layer blob does not decode");
-                        }
-                        io::copy(&mut hr, &mut io::sink())
-                            .map_err(|e| Error::io("read layer blob", &tmp, e))?;
-                        LayerBlob {
-                            digest: Digest::from_hasher(hr.hasher),
-                            diff_id: Digest::from_hasher(tar_h.hasher),
-                            size: hr.count,
-                            compression: *c,
-                        }
-                    }
-                };
-                let dst = blobs.join(blob.digest.hex());
-                fs::rename(&tmp, &dst).map_err(|e| Error::io("store layer blob", &dst, e))?;
-                Ok(blob)
-            })();
+            let res = self.write_layer(src, &tmp, &blobs);
             if res.is_err() {
                 let _ = fs::remove_file(&tmp);
             }
@@ -615,29 +569,7 @@ impl ImageBuilder {
             "aarch64" => "arm64",
             a => a,
         };
-        let mut cfg = serde_json::Map::new();
-        let c = &self.config;
-        if !c.env.is_empty() {
-            cfg.insert("Env".into(), c.env.clone().into());
-        }
-        if !c.entrypoint.is_empty() {
-            cfg.insert("Entrypoint".into(), c.entrypoint.clone().into());
-        }
-        if !c.cmd.is_empty() {
-            cfg.insert("Cmd".into(), c.cmd.clone().into());
-        }
-        if let Some(w) = &c.working_dir {
-            cfg.insert("WorkingDir".into(), w.clone().into());
-        }
-        if let Some(u) = &c.user {
-            cfg.insert("User".into(), u.clone().into());
-        }
-        let config = serde_json::json!({
-            "architecture": arch,
-            "os": "linux",
-            "config": cfg,
-            "rootfs": { "type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>() },
-        });
+        let config = self.config_json(arch, &layers);
         let (config_digest, config_size) = write_json_blob(&blobs, &config)?;
         let manifest = serde_json::json!({
             "schemaVersion": 2,
@@ -656,45 +588,24 @@ impl ImageBuilder {
         )?;
         // Merge into an existing index: replace the entry with the same ref name.
         let ip = dir.join("index.json");
-        let mut entries: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-        let mut unnamed = Vec::new();
-        if let Ok(b) = fs::read(&ip) {
-            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| Error::Json {
-                what: "parse existing index.json",
-                path: ip.clone(),
-                source: e,
-            })?;
-            for m in v
-                .get("manifests")
-                .and_then(|m| m.as_array())
-                .cloned()
-                .unwrap_or_default()
-            {
-                match m
-                    .pointer("/annotations/org.opencontainers.image.ref.name")
-                    .and_then(|n| n.as_str())
-                {
-                    Some(n) => {
-                        entries.insert(n.to_string(), m.clone());
-                    }
-                    None => unnamed.push(m),
-                }
-            }
-        }
-        entries.insert(
-            self.ref_name.clone(),
-            serde_json::json!({
-                "mediaType": MANIFEST_MT,
-                "digest": manifest_digest.to_string(),
-                "size": manifest_size,
-                "annotations": { REF_NAME_ANNOTATION: self.ref_name },
-                "platform": { "architecture": arch, "os": "linux" },
-            }),
-        );
-        let mut all = unnamed;
-        all.extend(entries.into_values());
-        let index =
-            serde_json::json!({ "schemaVersion": 2, "mediaType": INDEX_MT, "manifests": all });
+        let existing = match fs::read(&ip) {
+            Ok(b) => Some(
+                serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| Error::Json {
+                    what: "parse existing index.json",
+                    path: ip.clone(),
+                    source: e,
+                })?,
+            ),
+            Err(_) => None,
+        };
+        let entry = serde_json::json!({
+            "mediaType": MANIFEST_MT,
+            "digest": manifest_digest.to_string(),
+            "size": manifest_size,
+            "annotations": { REF_NAME_ANNOTATION: self.ref_name },
+            "platform": { "architecture": arch, "os": "linux" },
+        });
+        let index = merged_index(existing.as_ref(), &self.ref_name, entry);
         let ib = serde_json::to_vec_pretty(&index).map_err(|e| Error::Json {
             what: "write index.json",
             path: ip.clone(),
@@ -707,6 +618,116 @@ impl ImageBuilder {
             layers,
         })
     }
+
+    /// One layer blob written to `tmp`, then renamed to its digest in `blobs`.
+    fn write_layer(&self, src: &LayerSource, tmp: &Path, blobs: &Path) -> Result<LayerBlob> {
+        let blob = match src {
+            LayerSource::Dir(d) => {
+                let f =
+                    create_fresh(tmp, 0o644).map_err(|e| Error::io("create layer blob", tmp, e))?;
+                let mut w = io::BufWriter::with_capacity(1 << 20, f);
+                let b = diff(d, &mut w, self.compression)?;
+                w.flush()
+                    .map_err(|e| Error::io("write layer blob", tmp, e))?;
+                b
+            }
+            LayerSource::Blob(p, c) => copy_blob(p, *c, tmp)?,
+        };
+        let dst = blobs.join(blob.digest.hex());
+        fs::rename(tmp, &dst).map_err(|e| Error::io("store layer blob", &dst, e))?;
+        Ok(blob)
+    }
+
+    /// The image configuration: architecture, `config` (Env, Entrypoint,
+    /// Cmd, WorkingDir, User when set) and the layers' diff_ids.
+    fn config_json(&self, arch: &str, layers: &[LayerBlob]) -> serde_json::Value {
+        let mut cfg = serde_json::Map::new();
+        let c = &self.config;
+        if !c.env.is_empty() {
+            cfg.insert("Env".into(), c.env.clone().into());
+        }
+        if !c.entrypoint.is_empty() {
+            cfg.insert("Entrypoint".into(), c.entrypoint.clone().into());
+        }
+        if !c.cmd.is_empty() {
+            cfg.insert("Cmd".into(), c.cmd.clone().into());
+        }
+        if let Some(w) = &c.working_dir {
+            cfg.insert("WorkingDir".into(), w.clone().into());
+        }
+        if let Some(u) = &c.user {
+            cfg.insert("User".into(), u.clone().into());
+        }
+        serde_json::json!({
+            "architecture": arch,
+            "os": "linux",
+            "config": cfg,
+            "rootfs": { "type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>() },
+        })
+    }
+}
+
+/// A prebuilt layer blob `p` (compressed as `c`) copied to `tmp`, with its
+/// digest and the digest of what it decodes to (its diff_id).
+fn copy_blob(p: &Path, c: Compression, tmp: &Path) -> Result<LayerBlob> {
+    File::open(p)
+        .and_then(|mut src| io::copy(&mut src, &mut create_fresh(tmp, 0o644)?))
+        .map_err(|e| Error::io("copy layer blob", p, e))?;
+    let f = File::open(tmp).map_err(|e| Error::io("read layer blob", tmp, e))?;
+    let mut hr = HashingReader::new(io::BufReader::new(f));
+    let mut tar_h = crate::digest::HashingWriter::new(io::sink());
+    let res = match c {
+        Compression::None => io::copy(&mut hr, &mut tar_h),
+        Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(&mut hr), &mut tar_h),
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::new(&mut hr).and_then(|mut d| io::copy(&mut d, &mut tar_h))
+        }
+    };
+    // A corrupt blob is kept as is (tests build bad images on purpose);
+    // its diff_id is then the digest of what could be decoded.
+    if let Err(e) = res {
+        tracing::debug!(blob = %p.display(), error = %e, "layer blob does not decode");
+    }
+    io::copy(&mut hr, &mut io::sink()).map_err(|e| Error::io("read layer blob", tmp, e))?;
+    Ok(LayerBlob {
+        digest: Digest::from_hasher(hr.hasher),
+        diff_id: Digest::from_hasher(tar_h.hasher),
+        size: hr.count,
+        compression: c,
+    })
+}
+
+/// The image index: the `existing` one's manifests (named ones by ref
+/// name, replaced by `entry` for `ref_name`; unnamed ones first, kept).
+fn merged_index(
+    existing: Option<&serde_json::Value>,
+    ref_name: &str,
+    entry: serde_json::Value,
+) -> serde_json::Value {
+    let mut entries: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut unnamed = Vec::new();
+    if let Some(v) = existing {
+        for m in v
+            .get("manifests")
+            .and_then(|m| m.as_array())
+            .cloned()
+            .unwrap_or_default()
+        {
+            match m
+                .pointer("/annotations/org.opencontainers.image.ref.name")
+                .and_then(|n| n.as_str())
+            {
+                Some(n) => {
+                    entries.insert(n.to_string(), m.clone());
+                }
+                None => unnamed.push(m),
+            }
+        }
+    }
+    entries.insert(ref_name.to_string(), entry);
+    let mut all = unnamed;
+    all.extend(entries.into_values());
+    serde_json::json!({ "schemaVersion": 2, "mediaType": INDEX_MT, "manifests": all })
 }
 
 fn write_json_blob(blobs: &Path, v: &serde_json::Value) -> Result<(Digest, u64)> {
@@ -729,4 +750,37 @@ fn write_atomic(p: &Path, data: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         Error::io("rename into place", p, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(n: &str, digest: &str) -> serde_json::Value {
+        serde_json::json!({ "digest": digest, "annotations": { REF_NAME_ANNOTATION: n } })
+    }
+
+    #[test]
+    fn the_index_replaces_the_same_ref_and_keeps_the_others() {
+        let existing = serde_json::json!({
+            "manifests": [
+                named("b", "sha256:1"),
+                { "digest": "sha256:unnamed" },
+                named("a", "sha256:2"),
+            ]
+        });
+        let index = merged_index(Some(&existing), "b", named("b", "sha256:3"));
+        assert_eq!(index["schemaVersion"], 2);
+        assert_eq!(index["mediaType"], INDEX_MT);
+        let digests: Vec<_> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        // Unnamed first, then by ref name.
+        assert_eq!(digests, ["sha256:unnamed", "sha256:2", "sha256:3"]);
+        let fresh = merged_index(None, "x", named("x", "sha256:4"));
+        assert_eq!(fresh["manifests"].as_array().unwrap().len(), 1);
+    }
 }

@@ -249,10 +249,12 @@ impl Walk<'_> {
             (None, md)
         };
         let mut h = header(&md);
-        append_xattrs(b, &keep)?;
         if ft.is_dir() {
-            self.directory(dir, &cname, h, opaque, &relp, &absp, b)
-        } else if ft.is_symlink() {
+            // Its xattrs go with it, after it is known to be written.
+            return self.directory(dir, &cname, h, (opaque, &keep), &relp, &absp, b);
+        }
+        append_xattrs(b, &keep)?;
+        if ft.is_symlink() {
             let target = fs::read_link(&one).map_err(|e| Error::io("readlink", &absp, e))?;
             h.set_entry_type(tar::EntryType::Symlink);
             b.append_link(&mut h, &relp, &target).map_err(werr)
@@ -285,7 +287,7 @@ impl Walk<'_> {
         dir: BorrowedFd<'_>,
         cname: &std::ffi::CStr,
         mut h: tar::Header,
-        opaque: bool,
+        (opaque, xattrs): (bool, &[Xattr]),
         relp: &Path,
         absp: &Path,
         b: &mut tar::Builder<W>,
@@ -298,8 +300,11 @@ impl Walk<'_> {
         )
         .map_err(|e| Error::io("open directory", absp, e))?;
         if self.only_excluded(sub.as_fd(), relp)? {
+            // Left out, its xattrs too: a PAX header written before this
+            // check would apply to the next entry of the archive.
             return Ok(());
         }
+        append_xattrs(b, xattrs)?;
         h.set_entry_type(tar::EntryType::Directory);
         b.append_data(&mut h, relp, io::empty()).map_err(werr)?;
         if opaque {

@@ -95,3 +95,59 @@ fn excluded_entries_and_directories_holding_only_them_are_left_out() {
         .collect();
     assert_eq!(names, ["var", "var/log"]);
 }
+
+/// The xattrs of a directory left out (it holds excluded entries only)
+/// are left out with it: they never land on the entry written next.
+#[test]
+fn a_left_out_directorys_xattrs_do_not_go_to_the_next_entry() {
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    std::fs::create_dir_all(t.join("etc")).unwrap();
+    std::fs::create_dir_all(t.join("var")).unwrap();
+    std::fs::write(t.join("etc/hostname"), b"h").unwrap();
+    std::fs::write(t.join("var/log"), b"l").unwrap();
+    let path = std::ffi::CString::new(t.join("etc").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C strings and a buffer of the given length.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"user.berth-test".as_ptr(),
+            b"etc".as_ptr().cast(),
+            3,
+            0,
+        )
+    };
+    if r != 0 {
+        eprintln!(
+            "skipped: no user xattrs on {}: {}",
+            t.display(),
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let mut out = Vec::new();
+    berth_overlay::diff_excluding(t, &mut out, Compression::None, &["etc/hostname".into()])
+        .unwrap();
+    let mut a = tar::Archive::new(&out[..]);
+    let mut seen = Vec::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let xattrs: Vec<String> = e
+            .pax_extensions()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|x| x.unwrap().key().unwrap().to_string())
+            .filter(|k| k.contains("xattr"))
+            .collect();
+        seen.push((name, xattrs));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("var".to_string(), Vec::<String>::new()),
+            ("var/log".to_string(), Vec::new())
+        ]
+    );
+}

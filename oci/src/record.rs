@@ -421,13 +421,6 @@ fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
     f.write_all(data)
 }
 
-/// Field 22 of `/proc/<pid>/stat` (start time), to detect pid reuse.
-fn start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    if matches!(f.first(), Some(&"Z") | Some(&"X")) {
-        return None;
-    }
-    f.get(19)?.parse().ok()
-}
+// Field 22 of `/proc/<pid>/stat` (start time), to detect pid reuse;
+// `None` for a zombie.
+use berth_sys::proc::live_start_time as start_time;

@@ -168,8 +168,7 @@ impl ContainerBuilder {
             stdout: Stdio::Inherit,
             stderr: Stdio::Inherit,
             tty: false,
-            // SAFETY: geteuid cannot fail.
-            rootless: unsafe { libc::geteuid() } != 0,
+            rootless: berth_sys::fs::euid() != 0,
             uid_maps: Vec::new(),
             gid_maps: Vec::new(),
             state_root: None,

@@ -21,8 +21,7 @@ pub const STATE_FILE: &str = "state.json";
 /// `/tmp/berth-<uid>`. A spawn creates the root mode 0700 and refuses one
 /// another user made (see [`ContainerBuilder::state_root`](crate::ContainerBuilder::state_root)).
 pub fn default_state_root() -> PathBuf {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = berth_sys::fs::euid();
     if uid == 0 {
         return PathBuf::from("/run/berth");
     }
@@ -221,24 +220,13 @@ impl State {
     /// ```
     pub fn signal(&self, signal: i32) -> Result<()> {
         let fd = self.open_pidfd("signal")?;
-        // SAFETY: pidfd_send_signal(2) on our pidfd.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(Error::Process {
+        berth_sys::pidfd::send_signal(std::os::fd::AsFd::as_fd(&fd), signal).map_err(|source| {
+            Error::Process {
                 what: "pidfd_send_signal",
                 id: self.id.clone(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+                source,
+            }
+        })
     }
 
     /// A pidfd of the init, checked to be the recorded process (alive, same
@@ -636,12 +624,13 @@ pub(crate) fn reclaim(dir: &Path, st: &State, cgroup_pending: bool) -> Vec<Error
     }
     if !cgroup_done && st.is_running() {
         if let Some(pid) = st.pid {
-            // SAFETY: plain kill(2); the start time matched just above.
-            if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+            // The start time matched just above.
+            use berth_sys::signal::{kill, Signal};
+            if let Err(source) = kill(pid, Signal::SIGKILL) {
                 errs.push(Error::Process {
                     what: "kill",
                     id: st.id.clone(),
-                    source: std::io::Error::last_os_error(),
+                    source,
                 });
             }
         }
@@ -657,10 +646,7 @@ pub(crate) fn reclaim(dir: &Path, st: &State, cgroup_pending: bool) -> Vec<Error
         }
     }
     for m in &st.mounts {
-        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
-            // SAFETY: valid C string.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        let _ = berth_sys::ns::umount_detach(m);
     }
     if errs.is_empty() {
         if let Err(e) = remove_state_dir(dir) {

@@ -279,8 +279,7 @@ impl Ctx {
                 std::fs::symlink_metadata(&dir)
             }
             .map_err(Error::io(format!("stat {}", dir.display())))?;
-            // SAFETY: geteuid cannot fail.
-            let me = unsafe { libc::geteuid() };
+            let me = berth_sys::fs::euid();
             if !md.is_dir() || md.uid() != me {
                 return Err(Error::Config(format!(
                     "state directory {} is not a directory owned by uid {me}",

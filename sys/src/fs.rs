@@ -251,6 +251,21 @@ pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
+/// The effective group id of the calling process (getegid(2), never fails).
+pub fn egid() -> u32 {
+    nix::unistd::getegid().as_raw()
+}
+
+/// The real user id of the calling process (getuid(2), never fails).
+pub fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+/// The real group id of the calling process (getgid(2), never fails).
+pub fn gid() -> u32 {
+    nix::unistd::getgid().as_raw()
+}
+
 /// Fill `buf` from the kernel's random pool without blocking
 /// (`getrandom(buf, GRND_NONBLOCK)`, getrandom(2), Linux 3.17+); the number
 /// of bytes written.

@@ -373,21 +373,11 @@ pub(crate) fn create_state_dir(root: &Path, st: &State) -> Result<PathBuf> {
         std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::invalid(format!("state path {p:?} contains a NUL byte")))
     };
-    let (from, to) = (c(&tmp).map_err(undo)?, c(&dir).map_err(undo)?);
-    // SAFETY: renameat2(2) on two valid C strings.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if r == 0 {
+    c(&tmp).map_err(undo)?;
+    c(&dir).map_err(undo)?;
+    let Err(e) = berth_sys::fs::rename_noreplace(&tmp, &dir) else {
         return Ok(dir);
-    }
-    let e = std::io::Error::last_os_error();
+    };
     match e.raw_os_error() {
         Some(libc::EEXIST) | Some(libc::ENOTEMPTY) => Err(undo(exists())),
         Some(libc::EINVAL) | Some(libc::ENOSYS) => {

@@ -53,6 +53,14 @@ pub fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
+/// The node name of the caller's UTS namespace (`uname(2)` `nodename`,
+/// the hostname); empty if unknown.
+pub fn nodename() -> std::ffi::OsString {
+    nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_os_string())
+        .unwrap_or_default()
+}
+
 /// The memory page size (`sysconf(_SC_PAGESIZE)`, sysconf(3)); 4096 if
 /// unknown.
 pub fn page_size() -> usize {
@@ -82,6 +90,8 @@ mod tests {
         assert!(!is_zombie(me));
         assert!(is_zombie(i32::MAX));
         assert!(kernel_release().starts_with(|c: char| c.is_ascii_digit()));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(nodename().to_str(), Some(host.trim_end()));
         assert!(page_size().is_power_of_two() && page_size() >= 4096);
     }
 }

@@ -74,10 +74,12 @@ fn time_in_child(op: &dyn Fn() -> bool) -> Option<Duration> {
             libc::_exit(0);
         }
     }
-    // SAFETY: closing our copy of the write end; reading 8 bytes into a u64.
+    // SAFETY: closing our copy of the write end.
     unsafe { libc::close(fds[1]) };
     let mut v: u64 = u64::MAX;
+    // SAFETY: reading at most 8 bytes into a u64.
     let n = unsafe { libc::read(fds[0], (&mut v as *mut u64).cast(), 8) };
+    // SAFETY: closing our read end, used no more.
     unsafe { libc::close(fds[0]) };
     let mut st = 0;
     // SAFETY: reaping our own child.

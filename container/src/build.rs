@@ -598,9 +598,8 @@ impl ContainerBuilder {
             bind_devices: self.rootless
                 || ns.contains(Namespaces::USER)
                 || v.joined.contains(Namespaces::USER),
-            // SAFETY: geteuid cannot fail.
             userns_by_root: (ns | v.joined).contains(Namespaces::USER)
-                && unsafe { libc::geteuid() } == 0,
+                && berth_sys::fs::euid() == 0,
         };
         let mut steps = if ns.contains(Namespaces::MOUNT) {
             fs::plan(&fs_plan)?
@@ -701,10 +700,8 @@ impl ContainerBuilder {
     /// unless maps were given.
     fn id_maps(&self, sp: &mut Spawner) {
         if self.uid_maps.is_empty() {
-            // SAFETY: getuid/getgid cannot fail.
-            sp.uid_map(IdMap::new(0, unsafe { libc::getuid() }, 1));
-            // SAFETY: as above.
-            sp.gid_map(IdMap::new(0, unsafe { libc::getgid() }, 1));
+            sp.uid_map(IdMap::new(0, berth_sys::fs::uid(), 1));
+            sp.gid_map(IdMap::new(0, berth_sys::fs::gid(), 1));
             sp.setgroups_deny(true);
             return;
         }
@@ -717,8 +714,7 @@ impl ContainerBuilder {
         // An unprivileged caller may write one single-id line mapping its
         // own uid (gid, with setgroups denied) itself (user_namespaces(7));
         // anything else needs the setuid helpers and /etc/subuid.
-        // SAFETY: geteuid/getegid cannot fail.
-        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (euid, egid) = (berth_sys::fs::euid(), berth_sys::fs::egid());
         let own = |maps: &[IdMap], id: u32| {
             maps.len() == 1 && maps[0].count == 1 && maps[0].outside == id
         };

@@ -168,8 +168,7 @@ impl ContainerBuilder {
             stdout: Stdio::Inherit,
             stderr: Stdio::Inherit,
             tty: false,
-            // SAFETY: geteuid cannot fail.
-            rootless: unsafe { libc::geteuid() } != 0,
+            rootless: berth_sys::fs::euid() != 0,
             uid_maps: Vec::new(),
             gid_maps: Vec::new(),
             state_root: None,
@@ -816,14 +815,11 @@ pub(crate) fn write_world_readable(path: &Path, data: &[u8]) -> Result<()> {
 
 /// The node name of our UTS namespace (uname(2)).
 pub(crate) fn uts_nodename() -> String {
-    // SAFETY: uname fills a zeroed utsname.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer; uname cannot fail with one.
-    unsafe { libc::uname(&mut u) };
-    u.nodename
+    use std::os::unix::ffi::OsStrExt;
+    berth_sys::proc::nodename()
+        .as_bytes()
         .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8 as char)
+        .map(|c| *c as char)
         .collect()
 }
 

@@ -115,8 +115,7 @@ impl Bundle {
             .no_new_privs(false)
             // Not root: rootless (the bundle's user namespace maps the
             // caller; no cgroup unless a delegated one is writable).
-            // SAFETY: geteuid cannot fail.
-            .rootless(unsafe { libc::geteuid() } != 0);
+            .rootless(berth_sys::fs::euid() != 0);
         let b = self.root(b)?;
         let proc_ = spec
             .process()

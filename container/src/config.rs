@@ -135,8 +135,7 @@ impl Rootfs {
 /// [`LayerStore::open`] creates it 0700 and refuses one another user made:
 /// its layers keep their images' setuid binaries and device nodes.
 pub fn default_store_dir() -> PathBuf {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = berth_sys::fs::euid();
     if uid == 0 {
         return PathBuf::from("/var/lib/berth/store");
     }

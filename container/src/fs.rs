@@ -166,7 +166,7 @@ fn mount_in_root(
 
 impl InRootMount {
     fn run(&self) -> std::result::Result<(), i32> {
-        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
         // on stack buffers; every fd opened here is closed on every path.
         unsafe {
             let rootfd = libc::open(
@@ -188,7 +188,7 @@ impl InRootMount {
     /// Each missing component of the destination, made inside the root
     /// (`mkdirat`, or an empty file for the last one of a file bind).
     fn make_path(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
-        // SAFETY (whole body): raw syscalls on C strings owned by `self`;
+        // SAFETY: (whole body) raw syscalls on C strings owned by `self`;
         // every fd opened here is closed on every path.
         unsafe {
             let last = self.walk.len() - 1;
@@ -233,7 +233,7 @@ impl InRootMount {
     /// in already (move_mount), only its attributes are set after this.
     fn mount_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
         let moved = self.source.is_none() && self.fstype.is_none();
-        // SAFETY (whole body): see `run`.
+        // SAFETY: (whole body) see `run`.
         unsafe {
             let tfd = open_in_root(rootfd, self.target())?;
             if moved {
@@ -279,7 +279,7 @@ impl InRootMount {
         if !any_attr && o.propagation == 0 && self.cut == 0 {
             return Ok(());
         }
-        // SAFETY (whole body): see `run`.
+        // SAFETY: (whole body) see `run`.
         unsafe {
             let mfd = open_in_root(rootfd, self.target())?;
             let setattr = |set: u64, clr: u64, at: libc::c_int| {

@@ -14,7 +14,7 @@
 //! at teardown through a pidfd.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -168,18 +168,7 @@ impl Pasta {
     fn terminate(&mut self) -> Result<()> {
         self.done = true;
         let signal = |sig: i32| {
-            // SAFETY: plain syscall on a pidfd we own.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    self.pidfd.as_raw_fd(),
-                    sig,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
-            if r < 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = berth_sys::pidfd::send_signal(self.pidfd.as_fd(), sig) {
                 if e.raw_os_error() != Some(libc::ESRCH) {
                     return Err(Error::io(
                         "pidfd_send_signal pasta",
@@ -190,14 +179,10 @@ impl Pasta {
             }
             Ok(())
         };
+        // A pidfd polls readable once the process exits.
         let exited = |ms: i32| {
-            let mut p = libc::pollfd {
-                fd: self.pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; a pidfd polls readable once the process exits.
-            unsafe { libc::poll(&mut p, 1, ms) > 0 }
+            berth_sys::poll::poll_one(self.pidfd.as_fd(), berth_sys::poll::PollFlags::POLLIN, ms)
+                .unwrap_or(false)
         };
         signal(libc::SIGTERM)?;
         if !exited(1000) {
@@ -212,17 +197,11 @@ impl Pasta {
 /// checked after the pidfd pins the pid), `None` if it is gone or another
 /// program.
 fn open_pasta(pid: i32) -> Result<Option<OwnedFd>> {
-    // SAFETY: plain syscall; the fd returned is owned by nobody else.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            return Ok(None);
-        }
-        return Err(Error::io("pidfd_open pasta", format!("/proc/{pid}"), e));
-    }
-    // SAFETY: fd was just returned by pidfd_open.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let pidfd = match berth_sys::pidfd::open(pid, 0) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(Error::io("pidfd_open pasta", format!("/proc/{pid}"), e)),
+    };
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     Ok((comm.starts_with("passt") || comm.starts_with("pasta")).then_some(pidfd))
 }

@@ -9,7 +9,7 @@
 //! and 2, and sends the master back to the parent over a socketpair with
 //! `SCM_RIGHTS` (unix(7)). Raw syscalls on stack buffers only.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 
 use berth_namespaces::Step;
 
@@ -101,7 +101,7 @@ pub(crate) fn fd_channel(what: &'static str) -> Result<(MasterReceiver, OwnedFd)
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn open_pty_and_send_master(sock: RawFd) -> std::result::Result<(), i32> {
-    // SAFETY (whole body): raw syscalls on constants and stack buffers; every
+    // SAFETY: (whole body) raw syscalls on constants and stack buffers; every
     // fd opened here is closed on every path but the slave's copies on 0-2.
     unsafe {
         let errno = || *libc::__errno_location();
@@ -148,7 +148,7 @@ pub fn open_pty_and_send_master(sock: RawFd) -> std::result::Result<(), i32> {
 /// (cmsg(3), unix(7)). Raw syscalls on stack buffers only (async-signal-safe);
 /// closes neither fd.
 pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> std::result::Result<(), i32> {
-    // SAFETY (whole body): sendmsg on stack buffers.
+    // SAFETY: (whole body) sendmsg on stack buffers.
     unsafe {
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec {
@@ -184,36 +184,6 @@ impl MasterReceiver {
     pub(crate) fn receive(self) -> Result<OwnedFd> {
         let what = self.what;
         let err = |e: std::io::Error| Error::io("receive over a socketpair", what, e);
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut buf = [0u64; 8];
-        // SAFETY: msghdr over local buffers; the received fd is owned below.
-        unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = buf.as_mut_ptr().cast();
-            msg.msg_controllen = std::mem::size_of_val(&buf) as _;
-            let n = libc::recvmsg(
-                self.sock.as_raw_fd(),
-                &mut msg,
-                libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
-            );
-            if n < 0 {
-                return Err(err(std::io::Error::last_os_error()));
-            }
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            if c.is_null()
-                || (*c).cmsg_level != libc::SOL_SOCKET
-                || (*c).cmsg_type != libc::SCM_RIGHTS
-            {
-                return Err(err(std::io::Error::other("no fd in the message")));
-            }
-            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-            Ok(OwnedFd::from_raw_fd(fd))
-        }
+        berth_sys::scm::recv_fd(self.sock.as_fd(), true).map_err(err)
     }
 }

@@ -2,7 +2,7 @@
 //! delete a container, and the garbage collector that reclaims containers
 //! whose owner died.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,8 +21,7 @@ pub const STATE_FILE: &str = "state.json";
 /// `/tmp/berth-<uid>`. A spawn creates the root mode 0700 and refuses one
 /// another user made (see [`ContainerBuilder::state_root`](crate::ContainerBuilder::state_root)).
 pub fn default_state_root() -> PathBuf {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = berth_sys::fs::euid();
     if uid == 0 {
         return PathBuf::from("/run/berth");
     }
@@ -53,77 +52,18 @@ pub fn default_state_root() -> PathBuf {
 /// (an older berth's 0755) are removed, once, with a warning, as Docker
 /// tightens its own root at start.
 pub(crate) fn private_root(root: &Path, create: bool) -> Result<()> {
-    if create {
-        let mut missing = Vec::new();
-        let mut p = root;
-        while let Err(e) = std::fs::symlink_metadata(p) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(Error::io("inspect state root", p, e));
-            }
-            missing.push(p);
-            match p.parent() {
-                Some(q) if !q.as_os_str().is_empty() => p = q,
-                _ => break,
-            }
+    use berth_sys::private::{ensure_private_dir, PrivateDirError, PrivateDirOp};
+    ensure_private_dir(root, "state root", create).map_err(|e| match e {
+        PrivateDirError::Io { op, path, source } => {
+            let what = match op {
+                PrivateDirOp::Inspect => "inspect state root",
+                PrivateDirOp::Create => "create state root",
+                PrivateDirOp::Tighten => "tighten state root",
+            };
+            Error::io(what, path, source)
         }
-        for d in missing.iter().rev() {
-            match std::fs::DirBuilder::new().mode(0o700).create(d) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::io("create state root", d, e))
-                }
-                // Made by another process in between: it must be private too.
-                Err(_) if *d != root => check_private(d, false)?,
-                _ => {}
-            }
-        }
-    }
-    match std::fs::symlink_metadata(root) {
-        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        _ => check_private(root, true),
-    }
-}
-
-/// The checks of [`private_root`] on the existing `root`; `tighten`
-/// removes read and search bits of group and others.
-fn check_private(root: &Path, tighten: bool) -> Result<()> {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let refuse = |reason: String| Error::UnsafeStateRoot {
-        path: root.to_path_buf(),
-        reason,
-    };
-    let l =
-        std::fs::symlink_metadata(root).map_err(|e| Error::io("inspect state root", root, e))?;
-    if l.file_type().is_symlink() && l.uid() != me && l.uid() != 0 {
-        return Err(refuse(format!(
-            "a symlink owned by uid {}, not by the caller (uid {me}) or root",
-            l.uid()
-        )));
-    }
-    let m = std::fs::metadata(root).map_err(|e| Error::io("inspect state root", root, e))?;
-    let mode = m.mode() & 0o7777;
-    if !m.is_dir() {
-        return Err(refuse("not a directory".into()));
-    }
-    if m.uid() != me {
-        return Err(refuse(format!(
-            "owned by uid {} (mode {mode:04o}), not by the caller (uid {me})",
-            m.uid()
-        )));
-    }
-    if mode & 0o022 != 0 {
-        return Err(refuse(format!(
-            "owner uid {} but mode {mode:04o} is writable by group or others \
-             (anything in it may have been planted)",
-            m.uid()
-        )));
-    }
-    if tighten && mode & 0o077 != 0 {
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode & 0o7700))
-            .map_err(|e| Error::io("tighten state root", root, e))?;
-        tracing::warn!(path = %root.display(), old_mode = format!("{mode:04o}"), "state root was open to other users: tightened to 0700");
-    }
-    Ok(())
+        PrivateDirError::Unsafe { path, reason } => Error::UnsafeStateRoot { path, reason },
+    })
 }
 
 /// Open `path` for reading without following a symlink at its last
@@ -280,24 +220,13 @@ impl State {
     /// ```
     pub fn signal(&self, signal: i32) -> Result<()> {
         let fd = self.open_pidfd("signal")?;
-        // SAFETY: pidfd_send_signal(2) on our pidfd.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(Error::Process {
+        berth_sys::pidfd::send_signal(std::os::fd::AsFd::as_fd(&fd), signal).map_err(|source| {
+            Error::Process {
                 what: "pidfd_send_signal",
                 id: self.id.clone(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+                source,
+            }
+        })
     }
 
     /// A pidfd of the init, checked to be the recorded process (alive, same
@@ -313,18 +242,11 @@ impl State {
         let (Some(pid), true) = (self.pid, self.is_running()) else {
             return Err(esrch());
         };
-        // SAFETY: plain syscall; the fd is owned right away.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(Error::Process {
-                what: "pidfd_open",
-                id: self.id.clone(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: fresh fd from pidfd_open.
-        let fd =
-            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let fd = berth_sys::pidfd::open(pid, 0).map_err(|source| Error::Process {
+            what: "pidfd_open",
+            id: self.id.clone(),
+            source,
+        })?;
         if !self.is_running() {
             return Err(esrch());
         }
@@ -365,50 +287,13 @@ impl Record {
     }
 }
 
-/// `/proc/<pid>/stat` read with a 1 KiB first read: the file reports size
-/// 0, so `read_to_string` starts with a 32-byte read and doubles, six
-/// `read(2)`s for a ~300-byte line; here one read gets it all (proc(5): the
-/// line is bounded, the command name at most 64 bytes).
-fn read_proc_stat(pid: i32) -> Option<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let mut buf = Vec::with_capacity(1024);
-    loop {
-        let len = buf.len();
-        buf.resize(len + 1024, 0);
-        match f.read(&mut buf[len..]) {
-            Ok(0) => {
-                buf.truncate(len);
-                break;
-            }
-            Ok(n) => buf.truncate(len + n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
-            Err(_) => return None,
-        }
-    }
-    String::from_utf8(buf).ok()
-}
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`: clock ticks after boot
+/// (berth-sys's `proc::start_time`).
+pub(crate) use berth_sys::proc::start_time as proc_start_time;
 
-/// Field 22 (`starttime`) of `/proc/<pid>/stat`: clock ticks after boot.
-pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
-    let s = read_proc_stat(pid)?;
-    // The command name (field 2) may contain spaces and parentheses: skip
-    // to the last ')'.
-    let rest = &s[s.rfind(')')? + 1..];
-    // After ')': field 3 is state; starttime is field 22 → index 19 here.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Field 3 (`state`) of `/proc/<pid>/stat` is `Z` (zombie) or `X` (dead).
-pub(crate) fn proc_is_zombie(pid: i32) -> bool {
-    let Some(s) = read_proc_stat(pid) else {
-        return true;
-    };
-    let state = s
-        .rfind(')')
-        .and_then(|i| s[i + 1..].split_whitespace().next().map(str::to_string));
-    matches!(state.as_deref(), Some("Z") | Some("X") | None)
-}
+/// Field 3 (`state`) of `/proc/<pid>/stat` is `Z` (zombie) or `X` (dead),
+/// or the process is gone (berth-sys's `proc::is_zombie`).
+pub(crate) use berth_sys::proc::is_zombie as proc_is_zombie;
 
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -488,21 +373,11 @@ pub(crate) fn create_state_dir(root: &Path, st: &State) -> Result<PathBuf> {
         std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::invalid(format!("state path {p:?} contains a NUL byte")))
     };
-    let (from, to) = (c(&tmp).map_err(undo)?, c(&dir).map_err(undo)?);
-    // SAFETY: renameat2(2) on two valid C strings.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if r == 0 {
+    c(&tmp).map_err(undo)?;
+    c(&dir).map_err(undo)?;
+    let Err(e) = berth_sys::fs::rename_noreplace(&tmp, &dir) else {
         return Ok(dir);
-    }
-    let e = std::io::Error::last_os_error();
+    };
     match e.raw_os_error() {
         Some(libc::EEXIST) | Some(libc::ENOTEMPTY) => Err(undo(exists())),
         Some(libc::EINVAL) | Some(libc::ENOSYS) => {
@@ -739,12 +614,13 @@ pub(crate) fn reclaim(dir: &Path, st: &State, cgroup_pending: bool) -> Vec<Error
     }
     if !cgroup_done && st.is_running() {
         if let Some(pid) = st.pid {
-            // SAFETY: plain kill(2); the start time matched just above.
-            if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+            // The start time matched just above.
+            use berth_sys::signal::{kill, Signal};
+            if let Err(source) = kill(pid, Signal::SIGKILL) {
                 errs.push(Error::Process {
                     what: "kill",
                     id: st.id.clone(),
-                    source: std::io::Error::last_os_error(),
+                    source,
                 });
             }
         }
@@ -760,10 +636,7 @@ pub(crate) fn reclaim(dir: &Path, st: &State, cgroup_pending: bool) -> Vec<Error
         }
     }
     for m in &st.mounts {
-        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
-            // SAFETY: valid C string.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        let _ = berth_sys::ns::umount_detach(m);
     }
     if errs.is_empty() {
         if let Err(e) = remove_state_dir(dir) {

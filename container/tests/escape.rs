@@ -56,9 +56,11 @@ fn forked(f: impl FnOnce() -> libc::c_long) -> Result<(), i32> {
     if pid == 0 {
         let r = f();
         let code = if r < 0 { errno().clamp(1, 254) } else { 0 };
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         unsafe { libc::_exit(code) };
     }
     let mut st = 0;
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     unsafe { libc::waitpid(pid, &mut st, 0) };
     assert!(libc::WIFEXITED(st), "probe child died: {st:#x}");
     match libc::WEXITSTATUS(st) {
@@ -82,8 +84,10 @@ fn c(s: &str) -> CString {
 }
 
 fn probe_raw_socket(name: &str, want_denied: bool) {
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
     let res = if fd >= 0 {
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         unsafe { libc::close(fd) };
         Ok(())
     } else {
@@ -155,6 +159,7 @@ fn battery() {
     let _ = std::fs::create_dir_all("/tmp/esc");
 
     let (src, tgt, fst) = (c("none"), c("/tmp/esc"), c("tmpfs"));
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("mount(2) a tmpfs", &[libc::EPERM], || unsafe {
         libc::syscall(
             libc::SYS_mount,
@@ -169,17 +174,20 @@ fn battery() {
     sys_row(
         "unshare(CLONE_NEWUSER)",
         &[libc::EPERM, libc::ENOSPC, libc::EUSERS],
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         || unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) },
     );
     sys_row(
         "unshare(CLONE_NEWNS + CLONE_NEWCGROUP)",
         &[libc::EPERM],
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         || unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP) },
     );
 
     // setns into pid 1's (the container init's) mount namespace: needs
     // CAP_SYS_ADMIN. A host process's namespaces are not even reachable.
     let p1 = c("/proc/1/ns/mnt");
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("setns(/proc/1/ns/mnt)", &[libc::EPERM], || unsafe {
         let fd = libc::open(p1.as_ptr(), libc::O_RDONLY);
         if fd < 0 {
@@ -191,6 +199,7 @@ fn battery() {
     sys_row(
         "setns(another container's netns by host pid)",
         &[libc::ENOENT, libc::EPERM, libc::EACCES],
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         || unsafe {
             let fd = libc::open(other.as_ptr(), libc::O_RDONLY);
             if fd < 0 {
@@ -240,6 +249,7 @@ fn battery() {
         .split_once(':')
         .map_or((7, 0), |(a, b)| (a.parse().unwrap(), b.parse().unwrap()));
     let node = c("/tmp/esc-blk");
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     let r = unsafe {
         libc::mknod(
             node.as_ptr(),
@@ -251,8 +261,10 @@ fn battery() {
     if r < 0 {
         row(&name, true, &format!("mknod: {}", ename(errno())));
     } else {
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         let fd = unsafe { libc::open(node.as_ptr(), libc::O_RDONLY) };
         if fd >= 0 {
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::close(fd) };
             row(&name, false, "mknod ok, OPENED");
         } else {
@@ -261,15 +273,18 @@ fn battery() {
     }
 
     let empty = c("");
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("init_module", &[libc::EPERM], || unsafe {
         libc::syscall(libc::SYS_init_module, 0usize, 0usize, empty.as_ptr())
     });
     let devnull = c("/dev/null");
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("finit_module(/dev/null)", &[libc::EPERM], || unsafe {
         let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY);
         libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0)
     });
     // Invalid flags: were it allowed, the kernel would say EINVAL.
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("kexec_load", &[libc::EPERM], || unsafe {
         libc::syscall(
             libc::SYS_kexec_load,
@@ -280,6 +295,7 @@ fn battery() {
         )
     });
     // cmd 0 is invalid: were it allowed, the kernel would say EINVAL.
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("reboot", &[libc::EPERM], || unsafe {
         libc::syscall(
             libc::SYS_reboot,
@@ -289,10 +305,12 @@ fn battery() {
             0usize,
         )
     });
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("swapon(/dev/null)", &[libc::EPERM], || unsafe {
         libc::syscall(libc::SYS_swapon, devnull.as_ptr(), 0)
     });
     // An invalid timespec: were it allowed, the kernel would say EINVAL.
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("clock_settime(CLOCK_REALTIME)", &[libc::EPERM], || unsafe {
         let ts = libc::timespec {
             tv_sec: 0,
@@ -301,6 +319,7 @@ fn battery() {
         libc::syscall(libc::SYS_clock_settime, libc::CLOCK_REALTIME, &ts)
     });
     let (kt, kd) = (c("user"), c("berth-escape"));
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("add_key", &[libc::EPERM], || unsafe {
         libc::syscall(
             libc::SYS_add_key,
@@ -311,22 +330,27 @@ fn battery() {
             -2i32, // KEY_SPEC_PROCESS_KEYRING
         )
     });
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("keyctl(GET_KEYRING_ID)", &[libc::EPERM], || unsafe {
         libc::syscall(libc::SYS_keyctl, 0, -3i32, 0)
     });
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("bpf(BPF_MAP_CREATE)", &[libc::EPERM], || unsafe {
         let attr = [0u8; 128];
         libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len())
     });
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("perf_event_open", &[libc::EPERM, libc::EACCES], || unsafe {
         let mut attr = [0u8; 128];
         attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
         libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0, -1, -1, 0)
     });
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("userfaultfd", &[libc::EPERM], || unsafe {
         libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC)
     });
     let root = c("/");
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     sys_row("open_by_handle_at (shocker)", &[libc::EPERM], || unsafe {
         let mfd = libc::open(root.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
         // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[] }
@@ -345,11 +369,13 @@ fn battery() {
     sys_row(
         &format!("ptrace(PTRACE_SEIZE) host pid {host_pid}"),
         &[libc::ESRCH, libc::EPERM],
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         || unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_SEIZE, host_pid, 0, 0) },
     );
     sys_row(
         &format!("kill(host pid {host_pid}, 0)"),
         &[libc::ESRCH],
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         || unsafe { libc::syscall(libc::SYS_kill, host_pid, 0) },
     );
 
@@ -361,6 +387,7 @@ fn battery() {
     sys_row(
         "mount cgroup v1 (release_agent)",
         &[libc::EPERM],
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         || unsafe {
             libc::syscall(
                 libc::SYS_mount,
@@ -450,23 +477,29 @@ fn watch_exe(dur: Duration) {
             }
             seen.insert(n.clone());
             let p = c(&format!("/proc/{n}/exe"));
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             let fd = unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
             if fd < 0 {
                 continue;
             }
             opened += 1;
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::fstat(fd, &mut st) };
             if (st.st_dev, st.st_ino) == want {
                 host_binary += 1;
                 // The runc attack reopens it for writing through the fd.
                 let again = c(&format!("/proc/self/fd/{fd}"));
+                // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                 let w = unsafe { libc::open(again.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
                 if w >= 0 {
                     writable += 1;
+                    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                     unsafe { libc::close(w) };
                 }
             }
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::close(fd) };
         }
     }
@@ -616,6 +649,7 @@ fn escape_battery() {
     // way runc leaked one: berth must not pass it on to init or exec.
     let leak_dir = tempfile::TempDir::new().unwrap();
     let cpath = CString::new(leak_dir.path().to_str().unwrap()).unwrap();
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     let leaked = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
     assert!(leaked > 2);
 
@@ -729,6 +763,7 @@ fn escape_battery() {
     c3.wait().unwrap();
     c3.destroy().unwrap();
     text.push_str(&s);
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
 
     unsafe { libc::close(leaked) };
     victim.destroy().unwrap();

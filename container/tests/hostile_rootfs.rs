@@ -69,10 +69,8 @@ impl Host {
                 tv_nsec: 0,
             }; 2];
             // SAFETY: valid path and array.
-            assert_eq!(
-                unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), 0) },
-                0
-            );
+            let r = unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), 0) };
+            assert_eq!(r, 0);
         }
         Host { dir }
     }

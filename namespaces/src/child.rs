@@ -178,7 +178,7 @@ pub(crate) unsafe fn run(plan: &ChildPlan<'_>) -> ! {
 unsafe fn run_plan(plan: &ChildPlan<'_>, at: &Cell<At>) -> ! {
     let err = plan.err_w;
     stamp(plan, T_START);
-    // SAFETY (whole body): the functions called run raw syscalls with
+    // SAFETY: (whole body) the functions called run raw syscalls with
     // pointers into `plan`, which the parent built before clone and which
     // the child owns a copy of.
     unsafe {
@@ -294,7 +294,7 @@ fn become_ids(plan: &ChildPlan<'_>) {
 /// joined user namespace, and fork into a joined pid namespace.
 unsafe fn join(plan: &ChildPlan<'_>) {
     let err = plan.err_w;
-    // SAFETY (whole body): raw syscalls on integers and fds the parent
+    // SAFETY: (whole body) raw syscalls on integers and fds the parent
     // prepared.
     unsafe {
         // Non-dumpable before entering a foreign pid namespace, so its
@@ -347,7 +347,7 @@ unsafe fn join(plan: &ChildPlan<'_>) {
 /// only be written before a process enters the namespace, so unshare it
 /// for children, write them, then enter it ourselves.
 unsafe fn enter_time_ns(err: RawFd, offsets: &[u8]) {
-    // SAFETY (whole body): raw syscalls on C string literals, `offsets`
+    // SAFETY: (whole body) raw syscalls on C string literals, `offsets`
     // and fds opened here.
     unsafe {
         if let Err(e) = cvt_i(libc::unshare(libc::CLONE_NEWTIME)) {
@@ -381,7 +381,7 @@ unsafe fn enter_time_ns(err: RawFd, offsets: &[u8]) {
 /// Hostname, domainname, then stdio and kept fds into place.
 unsafe fn set_uts_and_fds(plan: &ChildPlan<'_>) {
     let err = plan.err_w;
-    // SAFETY (whole body): C strings and fds of the plan.
+    // SAFETY: (whole body) C strings and fds of the plan.
     unsafe {
         if let Some(h) = plan.hostname {
             if let Err(e) = cvt_i(libc::sethostname(h.as_ptr(), h.to_bytes().len())) {
@@ -420,7 +420,7 @@ fn wait_for_start(plan: &ChildPlan<'_>) {
 /// Signal dispositions for the program: the parent's handlers gone (on the
 /// `CLONE_VM` path, then its mask restored) and SIGPIPE at its default.
 unsafe fn reset_signals(plan: &ChildPlan<'_>) {
-    // SAFETY (whole body): sigaction and sigmask on zeroed locals.
+    // SAFETY: (whole body) sigaction and sigmask on zeroed locals.
     unsafe {
         if let Some(mask) = &plan.orig_mask {
             // We share the parent's memory: no handler of the parent may run
@@ -501,7 +501,7 @@ fn run_steps(plan: &ChildPlan<'_>, range: std::ops::Range<usize>, at: &Cell<At>)
 /// workload.
 unsafe fn run_init(plan: &ChildPlan<'_>, at: &Cell<At>) {
     let err = plan.err_w;
-    // SAFETY (whole body): sigset operations on locals and raw syscalls.
+    // SAFETY: (whole body) sigset operations on locals and raw syscalls.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
@@ -540,7 +540,7 @@ unsafe fn run_init(plan: &ChildPlan<'_>, at: &Cell<At>) {
 /// The init's loop: forward every signal to `workload`, reap every child,
 /// exit with the workload's status.
 unsafe fn forward_and_reap(all: &libc::sigset_t, workload: libc::pid_t) -> ! {
-    // SAFETY (whole body): raw syscalls on locals.
+    // SAFETY: (whole body) raw syscalls on locals.
     unsafe {
         loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();

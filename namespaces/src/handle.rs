@@ -1,7 +1,7 @@
 //! The handle of a spawned process: owns its pidfd.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::protocol::{At, ChildError};
 use crate::sys;
+use berth_sys::poll::PollFlags;
 
 /// A borrowed view of a just-cloned child, given to the
 /// [`after_clone`](crate::Spawner::after_clone) hook.
@@ -145,41 +146,19 @@ pub(crate) fn waitid_pidfd(fd: RawFd, extra: libc::c_int) -> io::Result<Option<E
     }
 }
 
-/// `pidfd_send_signal(2)`, Linux 5.1.
-pub(crate) fn pidfd_signal(fd: RawFd, sig: i32) -> io::Result<()> {
-    // SAFETY: plain syscall on integers.
-    let r = unsafe {
-        libc::syscall(
-            sys::SYS_PIDFD_SEND_SIGNAL,
-            fd,
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
+/// `pidfd_send_signal(2)`, Linux 5.1 (berth-sys's `pidfd::send_signal`).
+pub(crate) use berth_sys::pidfd::send_signal as pidfd_signal;
 
-/// `pidfd_open(2)`, Linux 5.3.
+/// `pidfd_open(2)`, Linux 5.3 (berth-sys's `pidfd::open`, no flags).
 pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the fd returned is ours.
-    let r = unsafe { libc::syscall(sys::SYS_PIDFD_OPEN, pid, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+    berth_sys::pidfd::open(pid, 0)
 }
 
 impl Child {
-    fn fd(&self) -> Result<RawFd> {
+    fn fd(&self) -> Result<BorrowedFd<'_>> {
         self.pidfd
             .as_ref()
-            .map(|f| f.as_raw_fd())
+            .map(|f| f.as_fd())
             .ok_or_else(|| Error::invalid("the child's pidfd was given away"))
     }
 
@@ -240,7 +219,7 @@ impl Child {
         if let Some(st) = self.status {
             return Ok(st);
         }
-        let fd = self.fd()?;
+        let fd = self.fd()?.as_raw_fd();
         let st = waitid_pidfd(fd, 0)
             .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?
             .ok_or_else(|| Error::invalid("waitid returned no status"))?;
@@ -262,7 +241,7 @@ impl Child {
         if let Some(st) = self.status {
             return Ok(Some(st));
         }
-        let fd = self.fd()?;
+        let fd = self.fd()?.as_raw_fd();
         let st = waitid_pidfd(fd, libc::WNOHANG)
             .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?;
         if let Some(st) = st {
@@ -276,26 +255,20 @@ impl Child {
         if let Some(st) = self.status {
             return Ok(Some(st));
         }
-        let fd = self.fd()?;
+        self.fd()?;
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
             let ms = left.as_millis().min(i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::setup_io(format!("poll(pidfd of {})", self.pid), e));
-            }
-            if r > 0 {
+            let ready = match self
+                .fd()
+                .map(|fd| berth_sys::poll::poll_one(fd, PollFlags::POLLIN, ms))?
+            {
+                Ok(ready) => ready,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::setup_io(format!("poll(pidfd of {})", self.pid), e)),
+            };
+            if ready {
                 return self.try_wait();
             }
             if left.is_zero() {
@@ -338,7 +311,7 @@ impl Drop for Child {
         }
         // Closing the start pipe makes a created-only child exit by itself; kill anyway.
         self.pending = None;
-        if let Err(e) = pidfd_signal(fd.as_raw_fd(), libc::SIGKILL) {
+        if let Err(e) = pidfd_signal(fd.as_fd(), libc::SIGKILL) {
             tracing::warn!(pid = self.pid, error = %e, "killing dropped child failed");
         }
         if let Err(e) = waitid_pidfd(fd.as_raw_fd(), 0) {

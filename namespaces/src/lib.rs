@@ -39,7 +39,7 @@ pub use release::release_in_background;
 pub use spawn::{Spawner, Stdio};
 pub use step::{open_in_root, proc_self_fd, HookFn, Step, StepFailure};
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -145,12 +145,6 @@ pub fn detached_bind(path: impl AsRef<Path>, recursive: bool) -> Result<OwnedFd>
     let path = path.as_ref();
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::invalid(format!("path {path:?} contains a NUL byte")))?;
-    let flags = sys::OPEN_TREE_CLONE
-        | libc::O_CLOEXEC as libc::c_uint
-        | if recursive { sys::AT_RECURSIVE } else { 0 };
-    // SAFETY: valid C string; the returned fd is owned by us.
-    let r = unsafe { libc::syscall(sys::SYS_OPEN_TREE, libc::AT_FDCWD, c.as_ptr(), flags) };
-    let fd = sys::cvt(r).map_err(|e| Error::setup(format!("open_tree({path:?})"), e))?;
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    berth_sys::mount_api::open_tree_clone_rec(&c, recursive)
+        .map_err(|e| Error::setup_io(format!("open_tree({path:?})"), e))
 }

@@ -355,18 +355,14 @@ fn keep_fresh(inner: &Inner, i: usize) {
         // unshare(2): CLONE_NEWNET moves only the calling thread (Linux
         // 2.6.24); the namespace we were in (the previous, handed-out one)
         // is now held only by whoever took it.
-        // SAFETY: plain syscall.
-        let mut r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        let mut errno = sys::errno();
-        if r == 0 && inner.loopback_up {
-            if let Err(e) = loopback_up() {
-                (r, errno) = (-1, e);
-            }
+        let mut r = berth_sys::ns::unshare_net().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
+        if r.is_ok() && inner.loopback_up {
+            r = loopback_up();
         }
         let Ok(mut s) = inner.state.lock() else {
             return;
         };
-        if r < 0 {
+        if let Err(errno) = r {
             tracing::warn!(
                 errno,
                 "netns pool: unshare(CLONE_NEWNET) or lo up failed; spawns create their own namespaces"

@@ -398,18 +398,17 @@ mod tests {
 
     #[test]
     fn pipe_read_whole_truncated_and_eof() {
-        let mut fds = [0; 2];
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        use std::os::fd::AsRawFd;
+        let (rd, wr) = std::io::pipe().unwrap();
         let r = Report::pid(7);
-        crate::sys::write_all(fds[1], r.as_bytes()).unwrap();
-        crate::sys::write_all(fds[1], &r.as_bytes()[..5]).unwrap();
-        unsafe { libc::close(fds[1]) };
-        assert_eq!(read(fds[0]).unwrap(), Some(Message::Pid(7)));
+        crate::sys::write_all(wr.as_raw_fd(), r.as_bytes()).unwrap();
+        crate::sys::write_all(wr.as_raw_fd(), &r.as_bytes()[..5]).unwrap();
+        drop(wr);
+        assert_eq!(read(rd.as_raw_fd()).unwrap(), Some(Message::Pid(7)));
         assert_eq!(
-            read(fds[0]).unwrap_err().kind(),
+            read(rd.as_raw_fd()).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
-        assert_eq!(read(fds[0]).unwrap(), None);
-        unsafe { libc::close(fds[0]) };
+        assert_eq!(read(rd.as_raw_fd()).unwrap(), None);
     }
 }

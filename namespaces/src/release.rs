@@ -9,7 +9,8 @@
 //! the process was reaped, then dropping it here, moves that work off the
 //! waiter's path (it still costs the same CPU, on another thread).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
 use std::sync::OnceLock;
 
 /// Drop `fd` (typically the last reference to a namespace) so that the
@@ -31,126 +32,41 @@ use std::sync::OnceLock;
 pub fn release_in_background(fd: OwnedFd) {
     static TX: OnceLock<Option<OwnedFd>> = OnceLock::new();
     if let Some(tx) = TX.get_or_init(start_releaser) {
-        if let Err(e) = send_fd(tx.as_raw_fd(), fd.as_raw_fd()) {
-            tracing::debug!(errno = e, "release thread gone; dropping the fd here");
+        if let Err(e) = berth_sys::scm::send_fd(tx.as_fd(), fd.as_fd()) {
+            tracing::debug!(error = %e, "release thread gone; dropping the fd here");
         }
     }
     drop(fd);
 }
 
-/// `sendmsg` of one fd with `SCM_RIGHTS` on a datagram socket.
-fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
-    let mut byte = 0u8;
-    let mut iov = libc::iovec {
-        iov_base: (&mut byte as *mut u8).cast(),
-        iov_len: 1,
-    };
-    // Room for one cmsghdr carrying one int, 8-byte aligned.
-    let mut cbuf = [0u64; 4];
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: `msg` has a control buffer of `space` bytes (<= 32), so the
-    // first header exists; its data holds exactly one fd.
-    let r = unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
-        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)
-    };
-    if r < 0 {
-        Err(crate::sys::errno())
-    } else {
-        Ok(())
-    }
-}
-
 /// Start the releasing thread; returns our end of the socket pair.
 fn start_releaser() -> Option<OwnedFd> {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair fills two fds on success.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return None;
-    }
-    // SAFETY: fresh fds, owned once each.
-    let (tx, rx) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+    let (tx, rx) = UnixDatagram::pair().ok()?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
     let rx_fd = rx.as_raw_fd();
     std::thread::Builder::new()
         .name("berth-release".into())
         .stack_size(64 << 10)
         .spawn(move || {
-            // SAFETY: unshare and close_range on this thread's own
-            // (private, after unshare) fd table; `rx_fd` is kept.
-            let ok = unsafe {
-                libc::unshare(libc::CLONE_FILES) == 0 && {
-                    // Nothing of the process's table stays held here.
-                    if rx_fd > 0 {
-                        libc::syscall(libc::SYS_close_range, 0u32, (rx_fd - 1) as u32, 0u32);
-                    }
-                    libc::syscall(libc::SYS_close_range, (rx_fd + 1) as u32, u32::MAX, 0u32);
-                    true
-                }
-            };
+            let ok = berth_sys::ns::unshare_files().is_ok();
             let _ = ready_tx.send(ok);
             if !ok {
                 return;
             }
+            // Nothing of the process's table stays held here; `rx_fd` is kept.
+            if rx_fd > 0 {
+                let _ = crate::sys::close_range(0, (rx_fd - 1) as u32, 0);
+            }
+            let _ = crate::sys::close_range((rx_fd + 1) as u32, u32::MAX, 0);
+            // SAFETY: after unshare(CLONE_FILES) `rx_fd` names this thread's
+            // own copy in its private table: owned here alone.
+            let rx = unsafe { OwnedFd::from_raw_fd(rx_fd) };
             loop {
-                let mut byte = 0u8;
-                let mut iov = libc::iovec {
-                    iov_base: (&mut byte as *mut u8).cast(),
-                    iov_len: 1,
-                };
-                let mut cbuf = [0u64; 4];
-                // SAFETY: plain data; pointers outlive the call.
-                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-                msg.msg_iov = &mut iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = cbuf.as_mut_ptr().cast();
-                msg.msg_controllen = std::mem::size_of_val(&cbuf);
-                // SAFETY: valid msghdr; received fds land in our private table.
-                let r = unsafe { libc::recvmsg(rx_fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-                if r < 0 {
-                    if crate::sys::errno() == libc::EINTR {
-                        continue;
-                    }
-                    return;
-                }
-                if r == 0 {
-                    return;
-                }
-                // SAFETY: walking the control messages the kernel wrote.
-                unsafe {
-                    let mut c = libc::CMSG_FIRSTHDR(&msg);
-                    while !c.is_null() {
-                        if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS
-                        {
-                            let data = libc::CMSG_DATA(c).cast::<RawFd>();
-                            let n = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize)
-                                / std::mem::size_of::<RawFd>();
-                            for k in 0..n {
-                                // The last reference goes here: the teardown runs now.
-                                libc::close(std::ptr::read_unaligned(data.add(k)));
-                            }
-                        }
-                        c = libc::CMSG_NXTHDR(&msg, c);
-                    }
+                match berth_sys::scm::recv_fd(rx.as_fd(), false) {
+                    // The last reference goes here: the teardown runs now.
+                    Ok(fd) => drop(fd),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
                 }
             }
         })
@@ -158,5 +74,5 @@ fn start_releaser() -> Option<OwnedFd> {
     let ok = ready_rx.recv().ok()?;
     // The thread has its own copy of `rx` (or failed): ours goes.
     drop(rx);
-    ok.then_some(tx)
+    ok.then(|| tx.into())
 }

@@ -841,7 +841,7 @@ fn run_kind(kind: &StepKind) -> Result<(), i32> {
 
 /// The steps that mount, change mounts or the root.
 fn run_mount_kind(kind: &StepKind) -> Result<(), i32> {
-    // SAFETY (whole body): every pointer passed below comes from a CString
+    // SAFETY: (whole body) every pointer passed below comes from a CString
     // or buffer owned by `kind`, alive for the call.
     unsafe {
         match kind {
@@ -934,7 +934,7 @@ fn run_mount_kind(kind: &StepKind) -> Result<(), i32> {
 
 /// The steps that make files.
 fn run_file_kind(kind: &StepKind) -> Result<(), i32> {
-    // SAFETY (whole body): every pointer passed below comes from a CString
+    // SAFETY: (whole body) every pointer passed below comes from a CString
     // or buffer owned by `kind`, alive for the call.
     unsafe {
         match kind {
@@ -973,7 +973,7 @@ fn run_file_kind(kind: &StepKind) -> Result<(), i32> {
 
 /// The steps that change the process (ids, limits, names, hooks) and in-root steps.
 fn run_process_kind(kind: &StepKind) -> Result<(), i32> {
-    // SAFETY (whole body): every pointer passed below comes from a CString
+    // SAFETY: (whole body) every pointer passed below comes from a CString
     // or buffer owned by `kind`, alive for the call.
     unsafe {
         match kind {
@@ -1231,7 +1231,7 @@ impl InRoot {
 
     /// The steps that make a file in the root: on the in-root parent's fd.
     fn make_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
-        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
         // `op` and on stack buffers; every fd is closed by `Fd`.
         unsafe {
             match op {
@@ -1274,7 +1274,7 @@ impl InRoot {
 
     /// The steps that mount in the root: onto the in-root target's fd.
     fn mount_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
-        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
         // `op` and on stack buffers; every fd is closed by `Fd`.
         unsafe {
             match op {
@@ -1370,7 +1370,7 @@ impl InRoot {
     /// created with `O_EXCL|O_NOFOLLOW` in its in-root parent; a symlink
     /// dangling inside the root (followed) is replaced by the file.
     fn open_for_write(&self, root: libc::c_int) -> Result<Fd, i32> {
-        // SAFETY (whole body): raw syscalls on C strings owned by `self` and
+        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
         // stack buffers.
         unsafe {
             match self.target(root) {

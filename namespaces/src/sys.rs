@@ -7,14 +7,8 @@
 
 use std::os::fd::RawFd;
 
-/// `pidfd_send_signal(2)`, Linux 5.1.
-pub(crate) const SYS_PIDFD_SEND_SIGNAL: libc::c_long = 424;
-/// `open_tree(2)`, Linux 5.2.
-pub(crate) const SYS_OPEN_TREE: libc::c_long = 428;
 /// `move_mount(2)`, Linux 5.2.
 pub(crate) const SYS_MOVE_MOUNT: libc::c_long = 429;
-/// `pidfd_open(2)`, Linux 5.3.
-pub(crate) const SYS_PIDFD_OPEN: libc::c_long = 434;
 /// `clone3(2)`, Linux 5.3 (`CLONE_INTO_CGROUP` 5.7, `CLONE_NEWTIME` 5.6).
 pub(crate) const SYS_CLONE3: libc::c_long = 435;
 /// `close_range(2)`, Linux 5.9 (`CLOSE_RANGE_CLOEXEC` 5.11).
@@ -27,7 +21,6 @@ pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 /// `move_mount(2)`: the target is the fd itself.
 pub(crate) const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-pub(crate) const OPEN_TREE_CLONE: libc::c_uint = 1;
 pub(crate) const AT_RECURSIVE: libc::c_uint = 0x8000;
 pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
 

@@ -31,8 +31,7 @@ pub fn load_bundle(a: &Args) -> Result<berth::Bundle> {
 /// Whether berth-oci runs without root (rootless: no cgroup unless a
 /// delegated one, no device cgroup).
 pub fn rootless() -> bool {
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = berth_sys::fs::euid();
     euid != 0
 }
 

@@ -279,8 +279,7 @@ impl Ctx {
                 std::fs::symlink_metadata(&dir)
             }
             .map_err(Error::io(format!("stat {}", dir.display())))?;
-            // SAFETY: geteuid cannot fail.
-            let me = unsafe { libc::geteuid() };
+            let me = berth_sys::fs::euid();
             if !md.is_dir() || md.uid() != me {
                 return Err(Error::Config(format!(
                     "state directory {} is not a directory owned by uid {me}",
@@ -421,13 +420,6 @@ fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
     f.write_all(data)
 }
 
-/// Field 22 of `/proc/<pid>/stat` (start time), to detect pid reuse.
-fn start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    if matches!(f.first(), Some(&"Z") | Some(&"X")) {
-        return None;
-    }
-    f.get(19)?.parse().ok()
-}
+// Field 22 of `/proc/<pid>/stat` (start time), to detect pid reuse;
+// `None` for a zombie.
+use berth_sys::proc::live_start_time as start_time;

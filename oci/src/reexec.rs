@@ -3,7 +3,7 @@
 //! no process can open for writing (a read-only bind mount of it, or a
 //! sealed memfd copy), as runc 1.2 does.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result};
 use crate::log;
@@ -30,8 +30,9 @@ pub fn run_from_sealed_copy() -> Result<()> {
     let exe = std::fs::File::open("/proc/self/exe").map_err(Error::io("open /proc/self/exe"))?;
     // SAFETY: fcntl on our own fd; EINVAL for a file that is not a memfd.
     let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-    // SAFETY: fstatvfs into a zeroed struct.
+    // SAFETY: statvfs is plain data; all zeroes is a valid value.
     let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatvfs on our own open fd into a local struct.
     let ro = unsafe { libc::fstatvfs(exe.as_raw_fd(), &mut vfs) } == 0
         && vfs.f_flag & libc::ST_RDONLY != 0;
     if ro || (seals >= 0 && seals & ALL_SEALS == ALL_SEALS) {
@@ -93,53 +94,21 @@ pub fn run_from_sealed_copy() -> Result<()> {
 /// the binary through it is EROFS, and only CAP_SYS_ADMIN in the host's
 /// user namespace could make it writable again. Needs CAP_SYS_ADMIN.
 fn ro_bind_of_self() -> Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const MOUNT_ATTR_RDONLY: u64 = 1;
-    const MOUNT_ATTR_NOSUID: u64 = 2;
-    const MOUNT_ATTR_NODEV: u64 = 4;
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    // SAFETY: a C string literal; the fd is owned right away.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c"/proc/self/exe".as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(Error::last_os("open_tree(/proc/self/exe, OPEN_TREE_CLONE)"));
-    }
-    // SAFETY: a fresh fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr on our detached mount with a valid struct.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(Error::last_os(
-            "mount_setattr(MOUNT_ATTR_RDONLY) on a clone of /proc/self/exe",
-        ));
-    }
+    use berth_sys::mount_api::{mount_setattr, open_tree_clone, MountAttr};
+    let fd = open_tree_clone(c"/proc/self/exe")
+        .map_err(Error::io("open_tree(/proc/self/exe, OPEN_TREE_CLONE)"))?;
+    mount_setattr(
+        fd.as_fd(),
+        c"",
+        libc::AT_EMPTY_PATH as libc::c_uint,
+        MountAttr::RDONLY | MountAttr::NOSUID | MountAttr::NODEV,
+        MountAttr::empty(),
+        0,
+        None,
+    )
+    .map_err(Error::io(
+        "mount_setattr(MOUNT_ATTR_RDONLY) on a clone of /proc/self/exe",
+    ))?;
     Ok(fd)
 }
 

@@ -1,7 +1,7 @@
 //! Unix sockets under paths of any depth: the holder's socket and
 //! `--console-socket`, over which the pty master goes as runc sends it.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -67,33 +67,8 @@ pub fn connect(path: &Path, what: &str) -> Result<UnixStream> {
 
 /// Send `fd` over the unix socket at `path` (SCM_RIGHTS), as runc does for
 /// `--console-socket`; any path depth works ([`SockPath`]).
-pub fn send_fd(path: &str, fd: RawFd) -> Result<()> {
+pub fn send_fd(path: &str, fd: BorrowedFd<'_>) -> Result<()> {
     let s = connect(Path::new(path), &format!("connect console socket {path}"))?;
-    let name = b"/dev/ptmx";
-    let mut iov = libc::iovec {
-        iov_base: name.as_ptr() as *mut libc::c_void,
-        iov_len: name.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut buf = vec![0u8; space];
-    // SAFETY: zeroed msghdr is valid; pointers below point into live buffers.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = buf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = space;
-    // SAFETY: msg_control has room for one cmsg with one fd.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
-    }
-    // SAFETY: valid socket and msghdr.
-    if unsafe { libc::sendmsg(s.as_raw_fd(), &msg, 0) } < 0 {
-        return Err(Error::last_os(format!("send pty over {path}")));
-    }
-    Ok(())
+    berth_sys::scm::send_fd_with(s.as_fd(), fd, b"/dev/ptmx")
+        .map_err(Error::io(format!("send pty over {path}")))
 }

@@ -97,14 +97,17 @@ fn errno() -> i32 {
 fn devino(fd: i32) -> (u64, u64) {
     // SAFETY: fstat into a zeroed struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     unsafe { libc::fstat(fd, &mut st) };
     (st.st_dev, st.st_ino)
 }
 
 fn path_devino(p: &str) -> (u64, u64) {
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     let fd = unsafe { libc::open(c(p).as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
     assert!(fd >= 0, "open {p}: errno {}", errno());
     let r = devino(fd);
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     unsafe { libc::close(fd) };
     r
 }
@@ -135,10 +138,12 @@ impl Watcher {
         }
         let exe = format!("/proc/{p}/exe");
         let exe_c = c(&exe);
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         let fd = unsafe { libc::open(exe_c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd < 0 {
             let e = errno();
             let dir = c(&format!("/proc/{p}"));
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             if e == libc::ENOENT && unsafe { libc::access(dir.as_ptr(), libc::F_OK) } < 0 {
                 return false;
             }
@@ -155,21 +160,26 @@ impl Watcher {
                 ));
                 // The CVE-2019-5736 step: reopen the binary for writing.
                 let again = c(&format!("/proc/self/fd/{fd}"));
+                // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                 let w = unsafe { libc::open(again.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
                 if w >= 0 {
                     self.hit(format!("reopened /proc/{p}/exe for writing"));
+                    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                     unsafe { libc::close(w) };
                 }
             }
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::close(fd) };
         }
         self.seen.insert(p);
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         let w = unsafe { libc::open(exe_c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
         if w >= 0 {
             let di = devino(w);
             if di != self.busybox {
                 self.hit(format!("opened /proc/{p}/exe for writing"));
             }
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::close(w) };
         }
         if let Ok(rd) = std::fs::read_dir(format!("/proc/{p}/fd")) {
@@ -177,6 +187,7 @@ impl Watcher {
                 let n = e.file_name().to_string_lossy().into_owned();
                 let path = format!("/proc/{p}/fd/{n}");
                 let pc = c(&path);
+                // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                 let mut f = unsafe {
                     libc::open(
                         pc.as_ptr(),
@@ -184,13 +195,17 @@ impl Watcher {
                     )
                 };
                 if f < 0 {
+                    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                     f = unsafe { libc::open(pc.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
                 }
                 if f < 0 {
                     continue;
                 }
+                // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                 let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                 unsafe { libc::fstat(f, &mut st) };
+                // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                 unsafe { libc::close(f) };
                 let stdio_null = n.parse::<i32>().is_ok_and(|n| n <= 2)
                     && st.st_mode & libc::S_IFMT == libc::S_IFCHR
@@ -205,13 +220,17 @@ impl Watcher {
         let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, p, 0, 0) };
         if r == 0 {
             self.attached += 1;
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, p, 0, 0) };
             let mut status = 0;
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::waitpid(p, &mut status, libc::__WALL) };
             // Stopped (or gone): what is it running?
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             let fd = unsafe { libc::open(exe_c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
             if fd >= 0 {
                 let di = devino(fd);
+                // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
                 unsafe { libc::close(fd) };
                 if di != self.busybox {
                     let target = std::fs::read_link(&exe).unwrap_or_default();
@@ -221,6 +240,7 @@ impl Watcher {
                     ));
                 }
             }
+            // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
             unsafe { libc::ptrace(libc::PTRACE_DETACH, p, 0, 0) };
         }
         true
@@ -435,9 +455,11 @@ fn runtime_binary_behind_proc_exe_is_never_writable() {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&exe);
     assert!(child.wait().unwrap().success());
     let again = c(&format!("/proc/self/fd/{fd}"));
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     let w = unsafe { libc::open(again.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
     let e = errno();
     if w >= 0 {
+        // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
         unsafe { libc::close(w) };
     }
     assert!(
@@ -447,9 +469,12 @@ fn runtime_binary_behind_proc_exe_is_never_writable() {
     );
     // Refused for good, not only while some berth-oci runs the same file
     // (ETXTBSY): the mount behind it is read-only, or it is a sealed memfd.
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     assert_eq!(unsafe { libc::fstatvfs(fd, &mut vfs) }, 0);
     let ro_mount = vfs.f_flag & libc::ST_RDONLY != 0;
+    // SAFETY: a probe's raw syscall on live C strings, locals or its own fds.
     let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
     let sealed = seals >= 0 && seals & libc::F_SEAL_WRITE != 0;
     assert!(

@@ -222,6 +222,21 @@ pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
     )?)
 }
 
+/// Rename `from` to `to` unless `to` exists
+/// (`renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE)`, rename(2),
+/// Linux 3.15+: `EEXIST` when it does; `EINVAL` on a file system without
+/// the flag).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let cwd = nix::fcntl::AT_FDCWD;
+    Ok(nix::fcntl::renameat2(
+        cwd,
+        from,
+        cwd,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )?)
+}
+
 /// An operation of [`flock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlockOp {
@@ -249,6 +264,21 @@ pub fn flock(fd: BorrowedFd<'_>, op: FlockOp) -> io::Result<()> {
 /// The effective user id of the calling process (geteuid(2), never fails).
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
+}
+
+/// The effective group id of the calling process (getegid(2), never fails).
+pub fn egid() -> u32 {
+    nix::unistd::getegid().as_raw()
+}
+
+/// The real user id of the calling process (getuid(2), never fails).
+pub fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+/// The real group id of the calling process (getgid(2), never fails).
+pub fn gid() -> u32 {
+    nix::unistd::getgid().as_raw()
 }
 
 /// Fill `buf` from the kernel's random pool without blocking
@@ -344,6 +374,10 @@ mod tests {
         std::fs::write(&a, b"A").unwrap();
         std::fs::write(&b, b"B").unwrap();
         rename_exchange(&a, &b).unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        rename_noreplace(&a, &t.path().join("c")).unwrap();
+        rename_noreplace(&t.path().join("c"), &a).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), b"B");
         let f = std::fs::File::open(&a).unwrap();
         flock(f.as_fd(), FlockOp::Exclusive).unwrap();

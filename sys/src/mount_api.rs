@@ -134,13 +134,24 @@ pub fn move_mount_to(fd: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
 /// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)`
 /// (open_tree(2), Linux 5.2+): a detached copy of the mount at `path`.
 pub fn open_tree_clone(path: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: path is a valid C string.
+    open_tree_clone_rec(path, false)
+}
+
+/// [`open_tree_clone`]; `recursive`: with `AT_RECURSIVE`, the mounts
+/// below `path` are copied too (a recursive bind).
+pub fn open_tree_clone_rec(path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+    let rec = if recursive {
+        libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        0
+    };
+    // SAFETY: path is a valid C string; the flags are integers.
     owned(unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             path.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec,
         )
     })
 }

@@ -29,6 +29,16 @@ pub fn start_time(pid: i32) -> Option<u64> {
     parse_start_time(&read_stat(pid)?)
 }
 
+/// [`start_time`] of a process that runs: `None` also when it is a zombie
+/// or dead (field 3 `Z` or `X`), from one read of the line.
+pub fn live_start_time(pid: i32) -> Option<u64> {
+    let stat = read_stat(pid)?;
+    if matches!(after_comm(&stat)?.next(), Some("Z") | Some("X")) {
+        return None;
+    }
+    parse_start_time(&stat)
+}
+
 /// Field 3 (`state`) of `/proc/<pid>/stat` is `Z` (zombie) or `X` (dead),
 /// or the process is gone.
 pub fn is_zombie(pid: i32) -> bool {
@@ -40,6 +50,14 @@ pub fn is_zombie(pid: i32) -> bool {
 pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The node name of the caller's UTS namespace (`uname(2)` `nodename`,
+/// the hostname); empty if unknown.
+pub fn nodename() -> std::ffi::OsString {
+    nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_os_string())
         .unwrap_or_default()
 }
 
@@ -67,9 +85,13 @@ mod tests {
     fn own_process_has_a_start_time_and_is_not_a_zombie() {
         let me = std::process::id() as i32;
         assert!(start_time(me).is_some());
+        assert_eq!(live_start_time(me), start_time(me));
+        assert_eq!(live_start_time(i32::MAX), None);
         assert!(!is_zombie(me));
         assert!(is_zombie(i32::MAX));
         assert!(kernel_release().starts_with(|c: char| c.is_ascii_digit()));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(nodename().to_str(), Some(host.trim_end()));
         assert!(page_size().is_power_of_two() && page_size() >= 4096);
     }
 }

@@ -14,10 +14,16 @@ struct CmsgBuf([u8; 64]);
 /// Send `fd` with one data byte `0` over the connected Unix socket `sock`
 /// (`sendmsg(2)`, `MSG_NOSIGNAL`: a closed peer is `EPIPE`, not SIGPIPE).
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut byte = [0u8; 1];
+    send_fd_with(sock, fd, &[0])
+}
+
+/// [`send_fd`] with `data` (at least one byte: Linux sends no control
+/// message without data on a stream socket) as the message's data, e.g.
+/// the name of the file (`/dev/ptmx` for runc's `--console-socket`).
+pub fn send_fd_with(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
     };
     let mut cbuf = CmsgBuf([0; 64]);
     // SAFETY: CMSG_SPACE is arithmetic on its argument.
@@ -30,7 +36,7 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     msg.msg_controllen = space as _;
     // SAFETY: msg_control points to `space` (≤ 64) writable, aligned bytes,
     // so CMSG_FIRSTHDR is non-null and its data holds one int; sendmsg
-    // reads the iovec and control buffer, both alive for the call.
+    // only reads the iovec (`data`) and control buffer, alive for the call.
     let r = unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
@@ -101,6 +107,12 @@ mod tests {
         let mut s = String::new();
         g.read_to_string(&mut s).unwrap();
         assert_eq!(s, "sent");
+        send_fd_with(a.as_fd(), f.as_fd(), b"/dev/ptmx").unwrap();
+        let mut buf = [0u8; 9];
+        let got = recv_fd(b.as_fd(), false).unwrap();
+        assert!(crate::fs::same_file(got.as_fd(), f.as_fd()));
+        (&b).read_exact(&mut buf[1..]).unwrap();
+        assert_eq!(&buf[1..], b"dev/ptmx", "the rest of the data stays queued");
         (&a).write_all(b"x").unwrap();
         assert_eq!(
             recv_fd(b.as_fd(), false).unwrap_err().to_string(),

@@ -49,9 +49,9 @@ pub fn require_root(test: &str) -> bool {
     if is_root() {
         return true;
     }
-    let msg = format!("{test}: needs root (euid 0), running as euid {}", unsafe {
-        libc::geteuid()
-    });
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    let msg = format!("{test}: needs root (euid 0), running as euid {euid}");
     if require_privileged() {
         panic!("{msg}, and {REQUIRE_PRIVILEGED_ENV}=1 forbids skipping");
     }

@@ -305,6 +305,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("berth-soak: needs root (bridge networking, cgroups)");
         return ExitCode::from(2);

@@ -71,7 +71,7 @@ fn probe() {
         }
         fd as i64
     };
-    // SAFETY (for every block below): plain syscalls with valid arguments;
+    // SAFETY: (for every block below) plain syscalls with valid arguments;
     // the ones that succeed only change this short-lived process.
     unsafe {
         report("create /hello (read-only root)", create("/hello"));

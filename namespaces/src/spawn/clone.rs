@@ -214,7 +214,7 @@ pub(super) unsafe fn vfork_spawn(
     args: &mut sys::CloneArgs,
     pidfd_out: &mut RawFd,
 ) -> std::result::Result<libc::c_long, i32> {
-    // SAFETY (whole body): sigmask on locals, and clone with this thread's
+    // SAFETY: (whole body) sigmask on locals, and clone with this thread's
     // private stack (VforkStack) and a valid argument.
     unsafe {
         let stack = VforkStack::get()?;

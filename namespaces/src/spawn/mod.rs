@@ -22,7 +22,7 @@ pub use builder::{Spawner, Stdio};
 pub(crate) use decode::{exec_error, step_error};
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 use crate::handle::{self, AfterStart, Child, ChildRef, Pending};
@@ -40,7 +40,10 @@ struct KillGuard {
 impl Drop for KillGuard {
     fn drop(&mut self) {
         if let Some(fd) = self.pidfd {
-            let _ = handle::pidfd_signal(fd, libc::SIGKILL);
+            // SAFETY: an armed guard names `Cloned`'s open pidfd (updated
+            // when it is replaced, disarmed before it is moved out) and, as
+            // the first field, is dropped before it.
+            let _ = handle::pidfd_signal(unsafe { BorrowedFd::borrow_raw(fd) }, libc::SIGKILL);
             let _ = handle::waitid_pidfd(fd, 0);
         }
     }

@@ -9,7 +9,7 @@
 //! subreaper (containerd's shim, conmon), as with runc.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
 use crate::builder::{builder_for, load_bundle};
@@ -170,7 +170,7 @@ fn build(
     if tty {
         let cs = a.get("console-socket").unwrap_or_default();
         let r = match c.pty() {
-            Some(m) => sock::send_fd(cs, m.as_raw_fd()),
+            Some(m) => sock::send_fd(cs, m.as_fd()),
             None => Err(Error::Config("no pty master".into())),
         };
         if let Err(e) = r {

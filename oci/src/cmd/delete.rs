@@ -33,8 +33,8 @@ pub fn cmd(ctx: &Ctx, a: &Args) -> Result<i32> {
     let mut stopped_state = ctx.state(&id, &rec);
     stopped_state.status = Status::Stopped;
     if rec.holder_alive() {
-        // SAFETY: the holder's start time was just checked.
-        unsafe { libc::kill(rec.holder_pid, libc::SIGKILL) };
+        // The holder's start time was just checked.
+        let _ = berth_sys::signal::kill(rec.holder_pid, berth_sys::signal::Signal::SIGKILL);
         let t = Instant::now();
         while rec.holder_alive() && t.elapsed() < Duration::from_secs(2) {
             std::thread::sleep(Duration::from_millis(2));

@@ -5,7 +5,7 @@
 //! no fd of ours but stdio and `--preserve-fds` ones reaching it). Its
 //! settings come from the configuration snapshot taken at create.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 
 use serde_json::{json, Value};
@@ -85,7 +85,7 @@ pub fn cmd(ctx: &Ctx, a: &Args) -> Result<i32> {
         // we pass it on over the console socket.
         Some(cs) if req.tty => {
             let (child, master) = ex.tty(true).spawn_tty().map_err(spawn_err)?;
-            sock::send_fd(cs, master.as_raw_fd())?;
+            sock::send_fd(cs, master.as_fd())?;
             child
         }
         _ => ex.spawn().map_err(spawn_err)?,

@@ -1,7 +1,7 @@
 //! `run [--detach] ID`: create and start in one process, which (without
 //! `--detach`) waits for the workload and exits with its status.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 
 use crate::builder::builder_for;
@@ -45,7 +45,7 @@ fn run_inner(
     }
     if wants_tty(bundle) {
         if let (Some(cs), Some(m)) = (a.get("console-socket"), c.pty()) {
-            sock::send_fd(cs, m.as_raw_fd())?;
+            sock::send_fd(cs, m.as_fd())?;
         }
     }
     let hooks = bundle.hooks();

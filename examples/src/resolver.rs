@@ -35,7 +35,7 @@ use berth_netsetup::{network_record, Ipam, OverlayMember};
 /// DNS port.
 const PORT: u16 = 53;
 /// How long a peer or a host resolver may take.
-const PEER_TIMEOUT: Duration = Duration::from_millis(500);
+const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The responder's pid file: `<state>/<network>.resolver`.

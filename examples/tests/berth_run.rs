@@ -806,9 +806,10 @@ fn vxlan_network_spans_two_hosts() {
     let out = until_ok(&mut member, || ping(1, &addr));
     assert!(out.starts_with("1450\n") && out.contains(&addr), "{out}");
     // ... and by name and alias: host 2's responder asks host 1's.
+    // (Retried as the address above: under load the first lookups, which
+    // cross the overlay to host 1's responder, may outlast its timeout.)
     for target in [web.as_str(), "www"] {
-        let (code, out, err) = ping(1, target);
-        assert_eq!(code, 0, "{target} from host 2: {out}{err}");
+        let out = until_ok(&mut member, || ping(1, target));
         assert!(out.contains(&format!("({addr})")), "{target}: {out}");
     }
     let responders: Vec<i32> = states

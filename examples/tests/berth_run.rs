@@ -1011,16 +1011,7 @@ fn net_pasta_rootless() {
     );
     const GATEWAY: &str = "198.51.100.1";
     let ns = berth_testkit::Netns::new();
-    let ip = |args: &[&str]| {
-        let mut a = vec!["-n", ns.name()];
-        a.extend_from_slice(args);
-        berth_testkit::run("ip", &a);
-    };
-    ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
-    ip(&["addr", "add", "198.51.100.2/24", "dev", "d0"]);
-    ip(&["link", "set", "d0", "up"]);
-    ip(&["link", "set", "d1", "up"]);
-    ip(&["route", "add", "default", "via", GATEWAY, "dev", "d0"]);
+    ns.add_uplink("198.51.100.2/24", GATEWAY);
     let netns = berth_netsetup::NetNs::from_path(ns.path()).unwrap();
     let bind = |port: u16| {
         netns

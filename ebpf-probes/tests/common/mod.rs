@@ -89,3 +89,16 @@ pub fn errno() -> i32 {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
 }
+
+/// A device filter that allows only `/dev/null` (char 1:3, every access).
+pub fn only_null() -> berth_ebpf_probes::DeviceFilter {
+    use berth_ebpf_probes::{DeviceAccess, DeviceFilter, DeviceKind, DeviceRule};
+    let mut f = DeviceFilter::new();
+    f.rule(DeviceRule::allow(
+        DeviceKind::Char,
+        Some(1),
+        Some(3),
+        DeviceAccess::all(),
+    ));
+    f
+}

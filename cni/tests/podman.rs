@@ -37,18 +37,6 @@ fn berth_oci() -> Option<PathBuf> {
     }
 }
 
-/// The cgroup2 mount point (podman's cgroupfs parent `libpod_parent` is made there).
-fn cgroup2_mount() -> Option<PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        if post.split(' ').next() != Some("cgroup2") {
-            return None;
-        }
-        pre.split(' ').nth(4).map(PathBuf::from)
-    })
-}
-
 struct Podman<'h> {
     host: &'h Host,
     dir: tempfile::TempDir,
@@ -86,7 +74,7 @@ impl<'h> Podman<'h> {
         .unwrap();
         // libcni's result cache (podman does not move it); and the cgroup parent.
         let mut remove_after: Vec<PathBuf> = vec![PathBuf::from("/var/lib/cni")];
-        remove_after.extend(cgroup2_mount().map(|m| m.join("libpod_parent")));
+        remove_after.extend(berth_testkit::cgroup2_mount().map(|m| m.join("libpod_parent")));
         remove_after.retain(|p| !p.exists());
         Self {
             host,

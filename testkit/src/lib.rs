@@ -456,6 +456,25 @@ pub fn run_ok(cmd: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The cgroup2 mount: `/sys/fs/cgroup/unified` on a hybrid host,
+/// `/sys/fs/cgroup` on a unified one (the VM); `None` when neither is a
+/// cgroup2 filesystem (`statfs(2)` `f_type` `CGROUP2_SUPER_MAGIC`,
+/// `<linux/magic.h>`).
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|p| {
+            let c = CString::new(*p).expect("no NUL in a constant path");
+            // SAFETY: a NUL-terminated path and a zeroed statfs buffer.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            // SAFETY: as above; statfs writes only into `st`.
+            let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+            r == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
+        })
+        .map(PathBuf::from)
+}
+
 /// A cgroup directory a test created; removed (children first) on drop.
 #[derive(Debug)]
 pub struct CgroupDir {

@@ -10,12 +10,7 @@ use berth_testkit::CgroupDir;
 /// The cgroup2 mount: `/sys/fs/cgroup/unified` on this hybrid host,
 /// `/sys/fs/cgroup` in the VM.
 pub fn cgroup2_root() -> PathBuf {
-    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        if berth_ebpf_probes::open_cgroup(p).is_ok() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("no cgroup2 mount found");
+    berth_testkit::cgroup2_mount().expect("no cgroup2 mount found")
 }
 
 /// A fresh, uniquely named cgroup (removed on drop), its dir fd, and an

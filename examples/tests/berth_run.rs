@@ -1,6 +1,10 @@
 //! End to end: the `berth-run` binary (privileged tier).
 
+mod common;
+
 use std::process::Command;
+
+use common::left_behind;
 
 fn berth_run(args: &[&str]) -> (i32, String, String) {
     berth_run_env(args, &[])
@@ -35,23 +39,6 @@ fn berth_run_in(
 
 fn rootfs() -> String {
     berth_testkit::busybox_rootfs().display().to_string()
-}
-
-fn left_behind(name: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    let state = std::path::Path::new("/run/berth").join(name);
-    if state.exists() {
-        v.push(state.display().to_string());
-    }
-    if let Ok(h) = berth_cgroups::Hierarchy::discover() {
-        let cg = h.own_cgroup_dir().join("berth").join(name);
-        if cg.exists() {
-            v.push(cg.display().to_string());
-        }
-    }
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    v.extend(mi.lines().filter(|l| l.contains(name)).map(String::from));
-    v
 }
 
 #[test]

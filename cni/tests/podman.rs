@@ -37,18 +37,6 @@ fn berth_oci() -> Option<PathBuf> {
     }
 }
 
-/// The cgroup2 mount point (podman's cgroupfs parent `libpod_parent` is made there).
-fn cgroup2_mount() -> Option<PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        if post.split(' ').next() != Some("cgroup2") {
-            return None;
-        }
-        pre.split(' ').nth(4).map(PathBuf::from)
-    })
-}
-
 struct Podman<'h> {
     host: &'h Host,
     dir: tempfile::TempDir,
@@ -86,7 +74,7 @@ impl<'h> Podman<'h> {
         .unwrap();
         // libcni's result cache (podman does not move it); and the cgroup parent.
         let mut remove_after: Vec<PathBuf> = vec![PathBuf::from("/var/lib/cni")];
-        remove_after.extend(cgroup2_mount().map(|m| m.join("libpod_parent")));
+        remove_after.extend(berth_testkit::cgroup2_mount().map(|m| m.join("libpod_parent")));
         remove_after.retain(|p| !p.exists());
         Self {
             host,
@@ -99,16 +87,7 @@ impl<'h> Podman<'h> {
     fn cmd(&self, args: &[&str]) -> Command {
         let d = self.dir.path();
         let mut c = self.host.command("podman");
-        c.env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args(["--storage-driver", "vfs", "--runtime"])
-            .arg(&self.runtime)
+        berth_testkit::podman_private_store(&mut c, d, "vfs", &self.runtime)
             // podman asks for a pids limit by default; on a hybrid host
             // (cgroup2 without pids) berth-oci refuses limits it cannot
             // enforce unless the operator opts in, as here.
@@ -206,15 +185,7 @@ fn podman_cni_backend_runs_containers_on_a_berth_cni_network() {
     )
     .unwrap();
     let tar = d.join("busybox.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(berth_testkit::busybox_rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    berth_testkit::tar_dir(berth_testkit::busybox_rootfs(), &tar);
     pm.ok(&["import", "-q", tar.to_str().unwrap(), IMAGE]);
     let nets = pm.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert!(nets.lines().any(|l| l == "bnet berth-cni"), "{nets}");

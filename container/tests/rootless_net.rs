@@ -253,16 +253,7 @@ fn rootless_container_gets_network_through_pasta() {
     // an address and a default route (pasta copies them); the other end
     // has no address, so nothing sent there goes anywhere.
     let ns = berth_testkit::Netns::new();
-    let ip = |args: &[&str]| {
-        let mut a = vec!["-n", ns.name()];
-        a.extend_from_slice(args);
-        berth_testkit::run("ip", &a);
-    };
-    ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
-    ip(&["addr", "add", "198.51.100.2/24", "dev", "d0"]);
-    ip(&["link", "set", "d0", "up"]);
-    ip(&["link", "set", "d1", "up"]);
-    ip(&["route", "add", "default", "via", GATEWAY, "dev", "d0"]);
+    ns.add_uplink("198.51.100.2/24", GATEWAY);
 
     common::AsNobody::new().run(
         &["ip", "netns", "exec", ns.name()],

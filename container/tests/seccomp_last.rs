@@ -12,38 +12,11 @@ use berth::{Seccomp, Stdio};
 use berth_security::{Action, SeccompProfile, SyscallRule};
 use common::*;
 
-/// What static busybox needs to run `cat FILE` (from `strace -f`), and
-/// `execve` itself. Nothing else: every other call fails with EPERM.
-const WORKLOAD: &[&str] = &[
-    "execve",
-    "arch_prctl",
-    "brk",
-    "close",
-    "exit",
-    "exit_group",
-    "getrandom",
-    "getuid",
-    "mmap",
-    "mprotect",
-    "munmap",
-    "openat",
-    "prctl",
-    "prlimit64",
-    "read",
-    "readlink",
-    "rseq",
-    "sendfile",
-    "set_robust_list",
-    "set_tid_address",
-    "write",
-    "fstat",
-    "newfstatat",
-    "lseek",
-];
-
 fn workload_only() -> SeccompProfile {
-    SeccompProfile::new(Action::Errno(libc::EPERM as u16))
-        .rule(SyscallRule::new(WORKLOAD.iter().copied(), Action::Allow))
+    SeccompProfile::new(Action::Errno(libc::EPERM as u16)).rule(SyscallRule::new(
+        berth_testkit::BUSYBOX_CAT_SYSCALLS.iter().copied(),
+        Action::Allow,
+    ))
 }
 
 /// What berth's init calls after the policy (Spawner::init's doc).

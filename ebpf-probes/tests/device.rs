@@ -8,18 +8,7 @@ use std::os::fd::AsFd;
 
 use berth_ebpf_probes::sys::{self, AttachType, ProgType, Program};
 use berth_ebpf_probes::{DeviceAccess, DeviceFilter, DeviceKind, DeviceRule, Error};
-use common::{run_in_cgroup, test_cgroup, try_open};
-
-fn only_null() -> DeviceFilter {
-    let mut f = DeviceFilter::new();
-    f.rule(DeviceRule::allow(
-        DeviceKind::Char,
-        Some(1),
-        Some(3),
-        DeviceAccess::all(),
-    ));
-    f
-}
+use common::{only_null, run_in_cgroup, test_cgroup, try_open};
 
 fn c(s: &str) -> CString {
     CString::new(s).unwrap()
@@ -167,13 +156,7 @@ fn container_default_allowlist_in_the_kernel() {
 fn bad_rules_fail_cleanly_and_attach_nothing() {
     berth_testkit::privileged!();
     let cg = test_cgroup("bbad");
-    let mut f = DeviceFilter::new();
-    f.rule(DeviceRule::allow(
-        DeviceKind::Char,
-        Some(1),
-        Some(3),
-        DeviceAccess::all(),
-    ));
+    let mut f = only_null();
     f.rule(DeviceRule::allow(
         DeviceKind::Block,
         Some(9000),

@@ -6,8 +6,8 @@ mod common;
 use std::ffi::CString;
 use std::time::Duration;
 
-use berth_ebpf_probes::{DeviceAccess, DeviceFilter, DeviceKind, DeviceRule, ExecProbe};
-use common::{run_in_cgroup, test_cgroup, try_open};
+use berth_ebpf_probes::ExecProbe;
+use common::{only_null, run_in_cgroup, test_cgroup, try_open};
 
 #[test]
 fn vm_every_program_loads() {
@@ -22,13 +22,7 @@ fn vm_every_program_loads() {
 fn vm_device_filter_and_exec_probe() {
     berth_testkit::vm_only!();
     let cg = test_cgroup("bvmd");
-    let mut f = DeviceFilter::new();
-    f.rule(DeviceRule::allow(
-        DeviceKind::Char,
-        Some(1),
-        Some(3),
-        DeviceAccess::all(),
-    ));
+    let f = only_null();
     let mut h = f.attach(&cg.fd).unwrap();
     let null = CString::new("/dev/null").unwrap();
     let zero = CString::new("/dev/zero").unwrap();

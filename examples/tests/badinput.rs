@@ -2,22 +2,13 @@
 //! exits 125 with a one-line error naming what was wrong, and leaves
 //! nothing behind (state dir, cgroup, mount, link).
 
+mod common;
+
 use std::process::Command;
 
+/// What berth-run left of container `name`: also a link named after it.
 fn left_behind(name: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    let state = std::path::Path::new("/run/berth").join(name);
-    if state.exists() {
-        v.push(state.display().to_string());
-    }
-    if let Ok(h) = berth_cgroups::Hierarchy::discover() {
-        let cg = h.own_cgroup_dir().join("berth").join(name);
-        if cg.exists() {
-            v.push(cg.display().to_string());
-        }
-    }
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    v.extend(mi.lines().filter(|l| l.contains(name)).map(String::from));
+    let mut v = common::left_behind(name);
     let links = berth_testkit::run("ip", &["-o", "link"]);
     v.extend(links.lines().filter(|l| l.contains(name)).map(String::from));
     v

@@ -1,6 +1,10 @@
 //! End to end: the `berth-run` binary (privileged tier).
 
+mod common;
+
 use std::process::Command;
+
+use common::left_behind;
 
 fn berth_run(args: &[&str]) -> (i32, String, String) {
     berth_run_env(args, &[])
@@ -35,23 +39,6 @@ fn berth_run_in(
 
 fn rootfs() -> String {
     berth_testkit::busybox_rootfs().display().to_string()
-}
-
-fn left_behind(name: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    let state = std::path::Path::new("/run/berth").join(name);
-    if state.exists() {
-        v.push(state.display().to_string());
-    }
-    if let Ok(h) = berth_cgroups::Hierarchy::discover() {
-        let cg = h.own_cgroup_dir().join("berth").join(name);
-        if cg.exists() {
-            v.push(cg.display().to_string());
-        }
-    }
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    v.extend(mi.lines().filter(|l| l.contains(name)).map(String::from));
-    v
 }
 
 #[test]
@@ -1012,16 +999,7 @@ fn net_pasta_rootless() {
     );
     const GATEWAY: &str = "198.51.100.1";
     let ns = berth_testkit::Netns::new();
-    let ip = |args: &[&str]| {
-        let mut a = vec!["-n", ns.name()];
-        a.extend_from_slice(args);
-        berth_testkit::run("ip", &a);
-    };
-    ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
-    ip(&["addr", "add", "198.51.100.2/24", "dev", "d0"]);
-    ip(&["link", "set", "d0", "up"]);
-    ip(&["link", "set", "d1", "up"]);
-    ip(&["route", "add", "default", "via", GATEWAY, "dev", "d0"]);
+    ns.add_uplink("198.51.100.2/24", GATEWAY);
     let netns = berth_netsetup::NetNs::from_path(ns.path()).unwrap();
     let bind = |port: u16| {
         netns

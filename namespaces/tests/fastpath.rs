@@ -8,13 +8,8 @@ use std::sync::Arc;
 
 use berth_namespaces::{Namespaces, Spawner, Stdio, Step};
 
-fn cgroup_base() -> &'static std::path::Path {
-    let base = std::path::Path::new("/sys/fs/cgroup/unified");
-    if base.join("cgroup.procs").exists() {
-        base
-    } else {
-        std::path::Path::new("/sys/fs/cgroup")
-    }
+fn cgroup_base() -> std::path::PathBuf {
+    berth_testkit::cgroup2_mount().expect("a cgroup2 mount")
 }
 
 #[test]

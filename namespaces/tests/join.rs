@@ -100,12 +100,7 @@ fn join_by_path_net_and_uts() {
 #[test]
 fn join_enters_the_cgroup_too() {
     berth_testkit::privileged!();
-    let base = std::path::Path::new("/sys/fs/cgroup/unified");
-    let base = if base.join("cgroup.procs").exists() {
-        base
-    } else {
-        std::path::Path::new("/sys/fs/cgroup")
-    };
+    let base = berth_testkit::cgroup2_mount().expect("a cgroup2 mount");
     let name = berth_testkit::unique_name("bnsj");
     let cg = berth_testkit::CgroupDir::adopt(base.join(&name));
     std::fs::create_dir(cg.path()).unwrap();

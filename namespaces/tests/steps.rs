@@ -301,12 +301,7 @@ fn fds_env_and_stdio() {
 #[test]
 fn clone_into_cgroup_with_cgroup_namespace() {
     berth_testkit::privileged!();
-    let base = std::path::Path::new("/sys/fs/cgroup/unified");
-    let base = if base.join("cgroup.procs").exists() {
-        base
-    } else {
-        std::path::Path::new("/sys/fs/cgroup")
-    };
+    let base = berth_testkit::cgroup2_mount().expect("a cgroup2 mount");
     let cg = berth_testkit::CgroupDir::adopt(base.join(berth_testkit::unique_name("bns")));
     std::fs::create_dir(cg.path()).unwrap();
     let mut child = Spawner::new(["/bin/busybox", "cat", "/proc/self/cgroup"])

@@ -115,22 +115,7 @@ fn published_port_reaches_container_from_another_netns() {
     let client = TestNs::new();
     let state = tempfile::tempdir().unwrap();
     // A link between the test's "host" and "client" namespaces (test plumbing, via ip).
-    host.ip(&[
-        "link",
-        "add",
-        "kh",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "kc",
-        "netns",
-        client.name(),
-    ]);
-    host.ip(&["addr", "add", "192.168.77.1/24", "dev", "kh"]);
-    host.ip(&["link", "set", "kh", "up"]);
-    client.ip(&["addr", "add", "192.168.77.2/24", "dev", "kc"]);
-    client.ip(&["link", "set", "kc", "up"]);
+    host.veth_to(&client, "192.168.77");
 
     let net = network(&host, state.path(), "t2", "10.202.0.0/24")
         .ensure()

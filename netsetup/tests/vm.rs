@@ -28,22 +28,7 @@ fn attach_and_published_port_on_the_vm_kernel() {
     let host = TestNs::new();
     let client = TestNs::new();
     let state = tempfile::tempdir().unwrap();
-    host.ip(&[
-        "link",
-        "add",
-        "kh",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "kc",
-        "netns",
-        client.name(),
-    ]);
-    host.ip(&["addr", "add", "192.168.78.1/24", "dev", "kh"]);
-    host.ip(&["link", "set", "kh", "up"]);
-    client.ip(&["addr", "add", "192.168.78.2/24", "dev", "kc"]);
-    client.ip(&["link", "set", "kc", "up"]);
+    host.veth_to(&client, "192.168.78");
 
     let net = BridgeNetwork::new("vm")
         .bridge("br-vm")

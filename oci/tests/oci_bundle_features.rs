@@ -462,35 +462,6 @@ fn joined_user_namespace_owns_the_created_ones() {
     assert_eq!(&l[3..], ["1:3", "ok"]);
 }
 
-/// What static busybox needs to run `cat FILE` (from `strace -f`, as in
-/// container/tests/seccomp_last.rs), and `execve` itself.
-const CAT_ONLY: &[&str] = &[
-    "execve",
-    "arch_prctl",
-    "brk",
-    "close",
-    "exit",
-    "exit_group",
-    "getrandom",
-    "getuid",
-    "mmap",
-    "mprotect",
-    "munmap",
-    "openat",
-    "prctl",
-    "prlimit64",
-    "read",
-    "readlink",
-    "rseq",
-    "sendfile",
-    "set_robust_list",
-    "set_tid_address",
-    "write",
-    "fstat",
-    "newfstatat",
-    "lseek",
-];
-
 /// Issue 21 item 3 through berth-oci: a bundle whose seccomp profile
 /// allows the workload's calls and nothing of the runtime's setup
 /// (`close_range`, `chdir`, `fork`, signal resets, `setgroups`, `capset`,
@@ -504,7 +475,7 @@ fn seccomp_profile_allowing_only_the_workload_runs() {
     let seccomp = json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": [{ "names": CAT_ONLY, "action": "SCMP_ACT_ALLOW" }]
+        "syscalls": [{ "names": berth_testkit::BUSYBOX_CAT_SYSCALLS, "action": "SCMP_ACT_ALLOW" }]
     });
     let mut env = sh("");
     env.bundle.cfg["process"]["args"] = json!(["/bin/cat", "/proc/self/status"]);

@@ -63,15 +63,7 @@ impl Podman {
     fn cmd(&self, args: &[&str]) -> Command {
         let d = self.dir.path();
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args(["--storage-driver", "overlay", "--runtime", BIN])
+        berth_testkit::podman_private_store(&mut c, d, "overlay", BIN)
             // podman asks for a pids limit by default; on a hybrid host
             // (cgroup2 without pids) berth-oci refuses limits it cannot
             // enforce unless the operator opts in, as here.

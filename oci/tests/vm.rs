@@ -36,16 +36,7 @@ fn podman_memory_limit_with_berth_oci() {
     )
     .unwrap();
     let podman = |args: &[&str]| {
-        let out = Command::new("podman")
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args(["--storage-driver", "vfs", "--runtime", bin])
+        let out = berth_testkit::podman_private_store(&mut Command::new("podman"), d, "vfs", bin)
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -8,6 +8,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use berth_overlay::{Error, MountMethod, Overlay, RedirectDir};
+use common::make_layers;
 
 /// Tests in this binary count mounts and fds of the whole process: run them one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -88,21 +89,6 @@ fn lower_upper_semantics() {
     m.unmount().unwrap();
     assert_eq!(berth_testkit::mount_count(), before);
     assert!(!mg.join("from-lower").exists());
-}
-
-fn make_layers(base: &Path, n: usize) -> Vec<PathBuf> {
-    // Long directory names so the classic option string exceeds a page.
-    (0..n)
-        .map(|i| {
-            let p = base.join(format!(
-                "layer-with-a-deliberately-long-directory-name-{i:04}"
-            ));
-            fs::create_dir(&p).unwrap();
-            fs::write(p.join(format!("file-{i}")), format!("{i}\n")).unwrap();
-            fs::write(p.join("who"), format!("{i}\n")).unwrap();
-            p
-        })
-        .collect()
 }
 
 fn check_128(method: MountMethod, detached: bool) {

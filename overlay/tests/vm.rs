@@ -2,10 +2,13 @@
 //! `lowerdir+` (Linux 6.8), so this is where the fallback to the classic
 //! option string (with `/proc/self/fd/N` paths past a page) is observed.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use berth_overlay::{Error, MountMethod, Overlay};
+use common::make_layers;
 
 fn kernel_before_6_8() -> bool {
     let rel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
@@ -36,20 +39,6 @@ impl Drop for Scratch {
     }
 }
 
-fn layers(base: &Path, n: usize) -> Vec<PathBuf> {
-    (0..n)
-        .map(|i| {
-            let p = base.join(format!(
-                "layer-with-a-deliberately-long-directory-name-{i:04}"
-            ));
-            fs::create_dir(&p).unwrap();
-            fs::write(p.join(format!("file-{i}")), format!("{i}\n")).unwrap();
-            fs::write(p.join("who"), format!("{i}\n")).unwrap();
-            p
-        })
-        .collect()
-}
-
 #[test]
 fn auto_falls_back_to_the_legacy_string_for_128_layers() {
     berth_testkit::vm_only!();
@@ -58,7 +47,7 @@ fn auto_falls_back_to_the_legacy_string_for_128_layers() {
         "the VM kernel is expected to lack lowerdir+"
     );
     let s = Scratch::new();
-    let ls = layers(&s.0, 128);
+    let ls = make_layers(&s.0, 128);
     for d in ["upper", "work", "merged", "merged2"] {
         fs::create_dir(s.0.join(d)).unwrap();
     }

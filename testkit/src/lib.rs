@@ -380,6 +380,72 @@ pub fn files_left(dir: &Path, except: &[&str]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What static busybox needs to run `cat FILE` (from `strace -f`), and
+/// `execve` itself: the allow list of the seccomp profiles that permit the
+/// workload's calls and nothing of the runtime's setup (berth's
+/// `seccomp_last` tests and berth-oci's bundle features).
+pub const BUSYBOX_CAT_SYSCALLS: &[&str] = &[
+    "execve",
+    "arch_prctl",
+    "brk",
+    "close",
+    "exit",
+    "exit_group",
+    "getrandom",
+    "getuid",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "openat",
+    "prctl",
+    "prlimit64",
+    "read",
+    "readlink",
+    "rseq",
+    "sendfile",
+    "set_robust_list",
+    "set_tid_address",
+    "write",
+    "fstat",
+    "newfstatat",
+    "lseek",
+];
+
+/// Make `cmd` (a `podman` command) use a private store in `dir`: its
+/// `containers.conf` and `registries.conf` (the caller writes them), and
+/// `--root`, `--runroot`, `--tmpdir` below it, with the storage `driver`
+/// and the OCI `runtime` given (a path or a name).
+pub fn podman_private_store<'a>(
+    cmd: &'a mut Command,
+    dir: &Path,
+    driver: &str,
+    runtime: impl AsRef<std::ffi::OsStr>,
+) -> &'a mut Command {
+    cmd.env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .env("CONTAINERS_REGISTRIES_CONF", dir.join("registries.conf"))
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .arg("--tmpdir")
+        .arg(dir.join("tmp"))
+        .args(["--storage-driver", driver, "--runtime"])
+        .arg(runtime)
+}
+
+/// Archive the contents of `dir` into the tar file `tar` (`tar -C dir -cf tar .`).
+pub fn tar_dir(dir: &Path, tar: &Path) {
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tar)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar of {dir:?} into {tar:?} failed");
+}
+
 /// Run a command and report only whether it succeeded (used in cleanup paths).
 pub fn run_ok(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd)
@@ -388,6 +454,25 @@ pub fn run_ok(cmd: &str, args: &[&str]) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// The cgroup2 mount: `/sys/fs/cgroup/unified` on a hybrid host,
+/// `/sys/fs/cgroup` on a unified one (the VM); `None` when neither is a
+/// cgroup2 filesystem (`statfs(2)` `f_type` `CGROUP2_SUPER_MAGIC`,
+/// `<linux/magic.h>`).
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|p| {
+            let c = CString::new(*p).expect("no NUL in a constant path");
+            // SAFETY: a NUL-terminated path and a zeroed statfs buffer.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            // SAFETY: as above; statfs writes only into `st`.
+            let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+            r == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
+        })
+        .map(PathBuf::from)
 }
 
 /// A cgroup directory a test created; removed (children first) on drop.
@@ -458,6 +543,23 @@ impl Netns {
     /// Its path under `/run/netns`.
     pub fn path(&self) -> PathBuf {
         Path::new("/run/netns").join(&self.name)
+    }
+    /// Run `ip -n <name> ARGS` (panics with its output when it fails).
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut a = vec!["-n", self.name.as_str()];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+    /// Give the namespace a "host" uplink that goes nowhere: a veth pair
+    /// `d0`/`d1` inside it, both up, `d0` with `addr` (CIDR) and the default
+    /// route via `gateway`, `d1` without an address, so nothing sent there
+    /// leaves the namespace (what pasta copies from a host).
+    pub fn add_uplink(&self, addr: &str, gateway: &str) {
+        self.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+        self.ip(&["addr", "add", addr, "dev", "d0"]);
+        self.ip(&["link", "set", "d0", "up"]);
+        self.ip(&["link", "set", "d1", "up"]);
+        self.ip(&["route", "add", "default", "via", gateway, "dev", "d0"]);
     }
 }
 

@@ -10,12 +10,7 @@ use berth_testkit::CgroupDir;
 /// The cgroup2 mount: `/sys/fs/cgroup/unified` on this hybrid host,
 /// `/sys/fs/cgroup` in the VM.
 pub fn cgroup2_root() -> PathBuf {
-    for p in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        if berth_ebpf_probes::open_cgroup(p).is_ok() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("no cgroup2 mount found");
+    berth_testkit::cgroup2_mount().expect("no cgroup2 mount found")
 }
 
 /// A fresh, uniquely named cgroup (removed on drop), its dir fd, and an
@@ -88,4 +83,17 @@ pub fn try_open(path: &CString, flags: i32) -> i32 {
 pub fn errno() -> i32 {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
+}
+
+/// A device filter that allows only `/dev/null` (char 1:3, every access).
+pub fn only_null() -> berth_ebpf_probes::DeviceFilter {
+    use berth_ebpf_probes::{DeviceAccess, DeviceFilter, DeviceKind, DeviceRule};
+    let mut f = DeviceFilter::new();
+    f.rule(DeviceRule::allow(
+        DeviceKind::Char,
+        Some(1),
+        Some(3),
+        DeviceAccess::all(),
+    ));
+    f
 }

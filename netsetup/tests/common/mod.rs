@@ -75,6 +75,27 @@ impl TestNs {
             })
             .collect()
     }
+    /// A veth pair from this namespace (`kh`, `<net>.1/24`) to `peer`
+    /// (`kc`, `<net>.2/24`), both ends up: a link between the test's
+    /// "host" and a client namespace (test plumbing, via ip).
+    pub fn veth_to(&self, peer: &TestNs, net: &str) {
+        self.ip(&[
+            "link",
+            "add",
+            "kh",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "kc",
+            "netns",
+            peer.name(),
+        ]);
+        self.ip(&["addr", "add", &format!("{net}.1/24"), "dev", "kh"]);
+        self.ip(&["link", "set", "kh", "up"]);
+        peer.ip(&["addr", "add", &format!("{net}.2/24"), "dev", "kc"]);
+        peer.ip(&["link", "set", "kc", "up"]);
+    }
     /// `ip_forward` inside.
     pub fn ip_forward(&self) -> String {
         self.exec(&["cat", "/proc/sys/net/ipv4/ip_forward"])

@@ -426,15 +426,7 @@ pub fn image_archive(dir: &Path, image: &str) -> PathBuf {
         .write(&layout)
         .unwrap();
     let tar = dir.join("image.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    berth_testkit::tar_dir(&layout, &tar);
     tar
 }
 

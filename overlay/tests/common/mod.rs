@@ -257,3 +257,20 @@ pub fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
     buf.truncate(r as usize);
     Some(buf)
 }
+
+/// `n` lower layers in `base`, each with a file of its own (`file-<i>`) and a
+/// `who` naming it, under long directory names so that the classic option
+/// string of 128 of them exceeds a page.
+pub fn make_layers(base: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n)
+        .map(|i| {
+            let p = base.join(format!(
+                "layer-with-a-deliberately-long-directory-name-{i:04}"
+            ));
+            fs::create_dir(&p).unwrap();
+            fs::write(p.join(format!("file-{i}")), format!("{i}\n")).unwrap();
+            fs::write(p.join("who"), format!("{i}\n")).unwrap();
+            p
+        })
+        .collect()
+}

@@ -763,11 +763,8 @@ impl ContainerBuilder {
         for p in ports {
             attach = attach.publish(*p);
         }
-        // A container reaches its own published ports through the gateway
-        // or a host address: the DNATed frame goes back out of the port it
-        // came in on when the bridge netfilter hooks are on (br_netfilter),
-        // which the bridge allows only in hairpin mode.
-        attach = attach.hairpin(!ports.is_empty());
+        // (With published ports berth-netsetup puts the bridge port in
+        // hairpin mode: the container reaches them through its gateway.)
         undo.release("release network", &slots.attachment, |a| Ok(a.release()?));
         let slot = slots.attachment.clone();
         sp.after_clone(move |child| {

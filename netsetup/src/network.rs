@@ -646,7 +646,8 @@ pub struct Attach {
     ports: Vec<PortMapping>,
     names: Vec<String>,
     hosts_file: Option<PathBuf>,
-    hairpin: bool,
+    /// `None`: on exactly when ports are published.
+    hairpin: Option<bool>,
 }
 
 impl Attach {
@@ -665,7 +666,7 @@ impl Attach {
             ports: Vec::new(),
             names: Vec::new(),
             hosts_file: None,
-            hairpin: false,
+            hairpin: None,
         }
     }
 
@@ -742,8 +743,9 @@ impl Attach {
         self
     }
 
-    /// Hairpin mode on the host end's bridge port (default off): the
-    /// container can reach itself through an address the host DNATs back
+    /// Hairpin mode on the host end's bridge port (default: on when the
+    /// attachment publishes ports, off otherwise): the container can reach
+    /// itself through an address the host DNATs back
     /// to it — its own published port at the gateway or a host address, a
     /// Kubernetes Service that picks this pod. With the bridge netfilter
     /// hooks on (`br_netfilter`, `bridge-nf-call-iptables = 1`) such a
@@ -758,7 +760,7 @@ impl Attach {
     /// let a = berth_netsetup::Attach::new("web-1").hairpin(true);
     /// ```
     pub fn hairpin(mut self, on: bool) -> Self {
-        self.hairpin = on;
+        self.hairpin = Some(on);
         self
     }
 
@@ -1003,7 +1005,7 @@ impl Network {
             inner
                 .host
                 .run_local(|| refuse_router_advertisements(&[&host_ifname]))??;
-            if opts.hairpin {
+            if opts.hairpin.unwrap_or(!opts.ports.is_empty()) {
                 inner.nl().set_hairpin(hi, true)?;
             }
             // The container netns socket stays open until the ports are published.

@@ -59,7 +59,7 @@ fn dirs(st: &berth::State) -> Vec<PathBuf> {
         .ok()
         .filter(|rest| rest.starts_with(DEFAULT_PARENT));
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    hierarchies()
+    hierarchies(Some(&h))
         .into_iter()
         .map(|name| {
             let m = Path::new("/sys/fs/cgroup").join(name);
@@ -72,11 +72,10 @@ fn dirs(st: &berth::State) -> Vec<PathBuf> {
 }
 
 /// The v1 hierarchies of [`V1_STATS`] a hybrid host binds a controller in
-/// that cgroup2 lacks (the ones [`join`] will write to).
-fn hierarchies() -> Vec<&'static str> {
-    let have = berth_cgroups::Hierarchy::discover()
-        .ok()
-        .and_then(|h| h.root_controllers().ok());
+/// that cgroup2 (`h`, when there is one) lacks (the ones [`join`] will
+/// write to).
+fn hierarchies(h: Option<&berth_cgroups::Hierarchy>) -> Vec<&'static str> {
+    let have = h.and_then(|h| h.root_controllers().ok());
     V1_STATS
         .iter()
         .filter(|(c, _)| !have.as_ref().is_some_and(|h| h.contains(*c)))
@@ -100,7 +99,8 @@ fn hierarchies() -> Vec<&'static str> {
 /// overlaps the child's setup instead of adding to `create`. runc pays
 /// that wait in line. Nothing to do without a v1 hierarchy to join.
 pub fn prewarm() {
-    let Some(name) = hierarchies().into_iter().next() else {
+    let h = berth_cgroups::Hierarchy::discover().ok();
+    let Some(name) = hierarchies(h.as_ref()).into_iter().next() else {
         return;
     };
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();

@@ -21,8 +21,11 @@
 
 pub mod at;
 pub mod bpf_abi;
+pub mod child;
 pub mod cstr;
 pub mod errno;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod fs;
 pub mod inotify;
 pub mod landlock;

@@ -1,0 +1,1 @@
+//! Network actions for a child (its own network namespace).

@@ -1,0 +1,1 @@
+//! The fake of the child-side calls ([`crate::child`]).

@@ -1,0 +1,1 @@
+//! The fake of the parent-side wrappers (files and directories, as cgroupfs uses them).

@@ -10,7 +10,7 @@
 //!   procs/threads, freeze/thaw, kill, remove.
 //! - [`Resources`]: typed cpu/cpuset/memory/io/pids/hugetlb settings,
 //!   validated before anything is written, also from the OCI runtime spec
-//!   ([`Resources::from_oci`]).
+//!   (`Resources::from_oci`, cargo feature `oci`).
 //! - [`Stats`]: `cpu.stat`, memory, `io.stat`, pids and PSI parsed into structs.
 //! - [`EventWatcher`]: inotify on `cgroup.events`/`memory.events`, typed [`Event`]s.
 //!
@@ -36,9 +36,11 @@ pub mod asynchronous;
 mod cgroup;
 mod error;
 mod hierarchy;
+#[cfg(feature = "oci")]
 mod oci;
 mod resources;
 mod stats;
+mod v1;
 /// The kernel layer: every file system call of this crate is berth-sys's.
 use berth_sys::fs as sys;
 mod watch;
@@ -49,7 +51,6 @@ pub use hierarchy::{
     parse_mountinfo, parse_proc_cgroup, verify_cgroup2, Controller, Controllers, Hierarchy,
     MountEntry,
 };
-pub use oci::{blkio_weight_to_io_weight, shares_to_weight};
 pub use resources::{
     parse_cpu_list, Cpu, CpuMax, Cpuset, HugetlbLimit, Io, IoDeviceWeight, IoMax, Limit, Memory,
     Resources, Setting,
@@ -58,4 +59,5 @@ pub use stats::{
     parse_io_stat, parse_single, CgroupEvents, CpuStat, IoDeviceStat, MemoryEvents, MemoryStats,
     PidsStats, Pressure, PressureLine, Stats,
 };
+pub use v1::{blkio_weight_to_io_weight, shares_to_weight};
 pub use watch::{Event, EventWatcher};

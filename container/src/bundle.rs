@@ -2,14 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "oci")]
 use berth_namespaces::{IdMap, Namespaces};
+#[cfg(feature = "oci")]
 use berth_security::{Capabilities, Rlimit, SeccompProfile};
+#[cfg(feature = "oci")]
 use oci_spec::runtime::{Linux, LinuxDevice, LinuxNamespaceType, Mount as OciMount, Process, Spec};
 
+#[cfg(feature = "oci")]
 use crate::builder::ContainerBuilder;
+#[cfg(feature = "oci")]
 use crate::config::{DeviceNode, DeviceNodeKind, Mount, Network, Propagation, Rootfs, Seccomp};
 use crate::error::{Error, Result};
 
+#[cfg(feature = "oci")]
 /// An OCI runtime bundle: a directory with `config.json` and (usually) the
 /// root filesystem it names.
 ///
@@ -53,6 +59,7 @@ pub struct Bundle {
     spec: Spec,
 }
 
+#[cfg(feature = "oci")]
 /// An [`Error::Bundle`] for `config.json` at `path` carrying `e`'s text.
 fn bundle_err(path: &Path, e: Error) -> Error {
     let reason = match e {
@@ -65,6 +72,7 @@ fn bundle_err(path: &Path, e: Error) -> Error {
     }
 }
 
+#[cfg(feature = "oci")]
 fn unsupported(path: &Path, what: &str) -> Error {
     Error::Bundle {
         path: path.to_path_buf(),
@@ -72,6 +80,7 @@ fn unsupported(path: &Path, what: &str) -> Error {
     }
 }
 
+#[cfg(feature = "oci")]
 impl Bundle {
     /// Read `<dir>/config.json`.
     ///
@@ -544,6 +553,7 @@ impl Bundle {
     }
 }
 
+#[cfg(feature = "oci")]
 /// Whether the cgroup2 directory `parent` (relative to the hierarchy)
 /// exists and is writable by us (access(2) W_OK): a delegated cgroup.
 fn delegated(parent: &Path) -> bool {
@@ -558,6 +568,7 @@ fn delegated(parent: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
+#[cfg(feature = "oci")]
 fn parse_tmpfs_size(s: &str) -> Option<u64> {
     let (n, m) = match s.chars().last()? {
         'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),

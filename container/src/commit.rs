@@ -19,11 +19,14 @@ use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+#[cfg(feature = "oci")]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use berth_namespaces::Step;
-use berth_overlay::{Compression, ImageBuilder, ImageConfig, ImageLayout, LayerBlob, LayerStore};
+use berth_overlay::{Compression, ImageConfig, LayerBlob};
+#[cfg(feature = "oci")]
+use berth_overlay::{ImageBuilder, ImageLayout, LayerStore};
 
 use crate::builder::ContainerBuilder;
 use crate::container::Container;
@@ -34,6 +37,8 @@ use crate::error::{Error, Result};
 pub(crate) const UPPER_SOCKET_FD: RawFd = 254;
 
 /// What `diff` and `commit` need of a container with a writable layer.
+// `lowers` and `config` are commit's (feature `oci`).
+#[cfg_attr(not(feature = "oci"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) struct WritableLayer {
     /// The overlay's upper directory (an `O_RDONLY | O_DIRECTORY` fd).
@@ -122,6 +127,7 @@ impl Container {
         )?)
     }
 
+    #[cfg(feature = "oci")]
     /// A new image `reference` in the OCI image layout `layout` (created if
     /// needed, other references kept): the container's lower layers
     /// (exported from their directories), its changes ([`diff`](Self::diff))
@@ -200,9 +206,11 @@ impl Container {
     }
 }
 
+#[cfg(feature = "oci")]
 /// Removed on drop.
 struct TempFile(PathBuf);
 
+#[cfg(feature = "oci")]
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use berth_netsetup::PortMapping;
-use berth_overlay::{ImageConfig, ImageLayout, LayerStore, UnpackOptions};
+use berth_overlay::{ImageConfig, LayerStore};
+#[cfg(feature = "oci")]
+use berth_overlay::{ImageLayout, UnpackOptions};
 
 use crate::error::{Error, Result};
 
@@ -85,6 +87,7 @@ impl Rootfs {
         }
     }
 
+    #[cfg(feature = "oci")]
     /// The image `reference` (a tag such as `latest`, or a full ref name) of
     /// the local OCI image layout `layout`, its layers imported into `store`
     /// (layers already there are reused). The image config supplies the
@@ -107,6 +110,7 @@ impl Rootfs {
         })
     }
 
+    #[cfg(feature = "oci")]
     /// Like [`image`](Self::image), opening the layout directory `layout`
     /// and using the default layer store ([`default_store_dir`]).
     ///

@@ -92,6 +92,7 @@ mod undo;
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncEvents;
 pub use builder::{validate_id, ContainerBuilder, MAX_ID_LEN};
+#[cfg(feature = "oci")]
 pub use bundle::Bundle;
 pub use config::{
     default_store_dir, DeviceNode, DeviceNodeKind, Mount, Network, Propagation, Rootfs, Seccomp,
@@ -113,7 +114,11 @@ pub use berth_namespaces::{IdMap, Namespaces, Stdio};
 pub use berth_netsetup::{NetworkRecord, PortMapping};
 /// What [`Container::diff`], [`Container::commit`] and
 /// [`ContainerBuilder::image_config`] take and return (berth-overlay's).
-pub use berth_overlay::{Compression, Image, ImageConfig, ImageLayout, LayerBlob, LayerStore};
+pub use berth_overlay::{Compression, ImageConfig, LayerBlob, LayerStore};
+/// What [`Container::commit`] returns and [`Rootfs::image`] reads (cargo
+/// feature `oci`).
+#[cfg(feature = "oci")]
+pub use berth_overlay::{Image, ImageLayout};
 pub use berth_security::{CapSet, Capabilities, Resource};
 /// A signal for [`Container::signal`] (nix's typed enum: `Signal::SIGTERM`).
 pub use nix::sys::signal::Signal;

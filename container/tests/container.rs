@@ -488,6 +488,7 @@ fn duplicate_id_is_a_clear_error() {
     c.destroy().unwrap();
 }
 
+#[cfg(feature = "oci")]
 #[test]
 fn image_rootfs_from_a_layout() {
     berth_testkit::privileged!();

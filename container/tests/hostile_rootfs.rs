@@ -15,7 +15,9 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use berth::{Bundle, Network, Rootfs, Stdio};
+#[cfg(feature = "oci")]
+use berth::Bundle;
+use berth::{Network, Rootfs, Stdio};
 use common::*;
 
 /// What the host victim directory holds: relative path -> (type, content, mtime).
@@ -270,6 +272,7 @@ fn hostile_image_layers_touch_nothing_on_the_host() {
     });
 }
 
+#[cfg(feature = "oci")]
 /// The OCI bundle path: the hostile links in the bundle's rootfs directory
 /// (never written into: our /etc files are bound over existing ones).
 #[test]

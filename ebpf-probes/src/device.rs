@@ -14,6 +14,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+#[cfg(feature = "oci")]
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::asm::{AluOp, Asm, Insn, JmpOp, Reg, Size};
@@ -157,6 +158,7 @@ impl DeviceRule {
         }
     }
 
+    #[cfg(feature = "oci")]
     /// Convert one OCI rule (`type` absent means `a`, `access` absent means
     /// `rwm`, a missing or negative major/minor is a wildcard). FIFOs (`p`)
     /// are not device-cgroup objects and are refused.
@@ -250,6 +252,7 @@ impl DeviceFilter {
         &self.rules
     }
 
+    #[cfg(feature = "oci")]
     /// Build from OCI `linux.resources.devices`; an invalid rule is an
     /// error naming its index.
     ///
@@ -567,6 +570,7 @@ impl Drop for AttachedDeviceFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "oci")]
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
     /// Interpret a compiled device program on one request (a tiny BPF
@@ -682,6 +686,7 @@ mod tests {
         assert_eq!(run(&p, CHR, R, 1, 3), 0);
     }
 
+    #[cfg(feature = "oci")]
     #[test]
     fn oci_rules_convert_and_bad_ones_are_named() {
         let ok = LinuxDeviceCgroupBuilder::default()

@@ -31,7 +31,8 @@
 //!   [`Attach::hosts_file`]): every member's hosts file lists the members.
 //! - `net.ipv4.ip_forward`: turned on by the first network, put back by the
 //!   last one removed ([`BridgeNetwork::ip_forward`]).
-//! - [`asynchronous`]: the same operations for tokio users.
+//! - `asynchronous` (cargo feature `tokio`): the same operations for tokio
+//!   users.
 //!
 //! ```no_run
 //! use berth_netsetup::{Attach, BridgeNetwork, NetNs, PortMapping};
@@ -46,6 +47,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
 pub mod asynchronous;
 pub mod child;
 mod cidr;

@@ -396,6 +396,7 @@ fn gc_removes_leftovers_by_container_id() {
     assert!(host.nft_tables().is_empty());
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn async_api_attaches_and_releases() {
     berth_testkit::privileged!();

@@ -132,6 +132,7 @@ pub enum Error {
         available: Vec<String>,
     },
     /// An OCI JSON document could not be parsed.
+    #[cfg(feature = "oci")]
     #[error("parse {what} {path:?}: {source}")]
     Spec {
         /// Which document (`"index.json"`, `"manifest"`, `"image config"`).

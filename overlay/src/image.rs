@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
+use crate::config::ImageConfig;
 use crate::diff::{diff, LayerBlob};
 use crate::digest::{Compression, Digest, HashingReader};
 use crate::store::{create_fresh, ImportOptions, Layer, LayerStore};
@@ -24,41 +25,6 @@ const DOCKER_MANIFEST_MT: &str = "application/vnd.docker.distribution.manifest.v
 const INDEX_MT: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_LIST_MT: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const CONFIG_MT: &str = "application/vnd.oci.image.config.v1+json";
-
-/// The parts of an image config a container needs to start the image's process.
-///
-/// ```
-/// let cfg = berth_overlay::ImageConfig {
-///     entrypoint: vec!["/bin/sh".into(), "-c".into()],
-///     cmd: vec!["echo hi".into()],
-///     ..Default::default()
-/// };
-/// assert_eq!(cfg.argv(), ["/bin/sh", "-c", "echo hi"]);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageConfig {
-    /// `Env`: `KEY=value` strings.
-    pub env: Vec<String>,
-    /// `Cmd`.
-    pub cmd: Vec<String>,
-    /// `Entrypoint`.
-    pub entrypoint: Vec<String>,
-    /// `WorkingDir` (empty = `/`).
-    pub working_dir: Option<String>,
-    /// `User` (`uid`, `uid:gid`, `name`…, empty = root).
-    pub user: Option<String>,
-}
-
-impl ImageConfig {
-    /// The process argv the image asks for: `Entrypoint` followed by `Cmd`.
-    pub fn argv(&self) -> Vec<String> {
-        self.entrypoint
-            .iter()
-            .chain(self.cmd.iter())
-            .cloned()
-            .collect()
-    }
-}
 
 /// An image resolved from a layout and imported into a [`LayerStore`].
 ///

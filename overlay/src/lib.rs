@@ -12,13 +12,18 @@
 //! - [`diff`]: a directory (an overlay upper) back into a deterministic layer tar.
 //! - [`LayerStore`]: `<root>/layers/sha256/<hex>/diff`, streaming import with
 //!   digest verification, staged and published atomically, references and GC.
-//! - [`ImageLayout`] / [`ImageBuilder`]: read and write local OCI image layouts.
+//! - `ImageLayout` / `ImageBuilder` (cargo feature `oci`, which brings in
+//!   oci-spec): read and write local OCI image layouts. Stacking layers
+//!   (the store, unpack, diff, mounts) needs no feature; [`ImageConfig`]
+//!   (an image's argv, env, working dir, user) is plain data, always here.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+mod config;
 mod diff;
 mod digest;
 mod error;
+#[cfg(feature = "oci")]
 mod image;
 mod mount;
 mod store;
@@ -39,10 +44,12 @@ mod sys {
 }
 mod unpack;
 
+pub use config::ImageConfig;
 pub use diff::{diff, diff_excluding, LayerBlob};
 pub use digest::{Compression, Digest};
 pub use error::{Error, Result};
-pub use image::{Image, ImageBuilder, ImageConfig, ImageLayout, WrittenImage, REF_NAME_ANNOTATION};
+#[cfg(feature = "oci")]
+pub use image::{Image, ImageBuilder, ImageLayout, WrittenImage, REF_NAME_ANNOTATION};
 pub use mount::{ChildOverlay, DetachedOverlay, MountMethod, Overlay, OverlayMount, RedirectDir};
 pub use store::{GcReport, ImportOptions, Layer, LayerStore, StoreLock};
 pub use unpack::{unpack, UnpackOptions, UnpackStats, WhiteoutFormat};

@@ -287,6 +287,7 @@ impl Capabilities {
         Capabilities::uniform(CapSet::docker_default())
     }
 
+    #[cfg(feature = "oci")]
     /// From the OCI runtime spec's `process.capabilities`.
     ///
     /// Ambient capabilities that are not both permitted and inheritable
@@ -401,6 +402,7 @@ mod tests {
         assert!(CapSet::docker_with(["BOGUS"], Vec::<String>::new()).is_err());
     }
 
+    #[cfg(feature = "oci")]
     #[test]
     fn from_oci_capabilities() {
         let oci: oci_spec::runtime::LinuxCapabilities = serde_json::from_str(

@@ -73,6 +73,7 @@ impl SecurityPolicy {
             .no_new_privs(true)
     }
 
+    #[cfg(feature = "oci")]
     /// Build a policy from the OCI runtime spec: `process.capabilities`,
     /// `rlimits`, `noNewPrivileges`, `user` (uid, gid, additionalGids),
     /// `apparmorProfile`, `selinuxLabel`, `oomScoreAdj`, and `linux.seccomp`.
@@ -567,6 +568,7 @@ mod tests {
         ok::<Error>();
     }
 
+    #[cfg(feature = "oci")]
     #[test]
     fn from_oci_spec() {
         let spec: oci_spec::runtime::Spec = serde_json::from_str(

@@ -134,6 +134,7 @@ impl Rlimit {
         })
     }
 
+    #[cfg(feature = "oci")]
     /// From the OCI spec's `process.rlimits[]` entry.
     pub fn from_oci(r: &oci_spec::runtime::PosixRlimit) -> Result<Self> {
         let res: Resource = r.typ().to_string().parse()?;
@@ -154,6 +155,7 @@ mod tests {
         assert!("RLIMIT_BOGUS".parse::<Resource>().is_err());
     }
 
+    #[cfg(feature = "oci")]
     #[test]
     fn oci_rlimit() {
         let r: oci_spec::runtime::PosixRlimit =

@@ -222,8 +222,8 @@ pub struct SyscallRule {
 /// A seccomp profile: a default action and syscall rules.
 ///
 /// Parsed from Docker's JSON ([`SeccompProfile::from_docker_json`]) or the OCI
-/// spec ([`SeccompProfile::from_oci`]), then [`compile`](SeccompProfile::compile)d
-/// to BPF in the parent.
+/// spec (`SeccompProfile::from_oci`, cargo feature `oci`), then
+/// [`compile`](SeccompProfile::compile)d to BPF in the parent.
 ///
 /// ```
 /// use berth_security::{Action, CapSet, CompileContext, SeccompProfile, SyscallRule};
@@ -467,6 +467,7 @@ impl SeccompProfile {
         Self::from_json_profile(j)
     }
 
+    #[cfg(feature = "oci")]
     /// Convert the OCI runtime spec's `linux.seccomp` (oci-spec crate).
     pub fn from_oci(s: &oci_spec::runtime::LinuxSeccomp) -> Result<Self> {
         // The OCI object uses the same field names as Docker's format.

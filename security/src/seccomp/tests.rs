@@ -272,6 +272,7 @@ fn bad_profiles_are_clear_errors() {
     }
 }
 
+#[cfg(feature = "oci")]
 #[test]
 fn oci_profile_converts() {
     let json = r#"{

@@ -678,3 +678,25 @@ fn the_fake_is_cgroup2_only_for_its_own_directory() {
         "cpu cpuset io memory pids hugetlb"
     );
 }
+
+/// The pid-by-pid kill freezes the group first: when listing its pids
+/// fails, the group must not be left frozen.
+#[test]
+fn a_failed_kill_without_cgroup_kill_does_not_leave_the_group_frozen() {
+    let (fs, _on, h) = fake(ALL);
+    let cg = job(&fs, h);
+    fs.mkdir("job/sub").unwrap();
+    let mut child = sleeper();
+    cg.add_process(child.id()).unwrap();
+    fs.fail(Op::Write, "job/cgroup.kill", libc::ENOENT);
+    fs.fail_times(Op::Read, "job/sub/cgroup.procs", libc::EIO, 1);
+    let e = cg.kill().unwrap_err();
+    assert!(
+        matches!(&e, Error::Read { path, .. } if path == &fs.root().join("job/sub/cgroup.procs")),
+        "{e}"
+    );
+    assert_eq!(fs.read("job/cgroup.freeze"), "0\n", "left frozen after {e}");
+    assert!(!cg.events().unwrap().frozen);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -700,3 +700,22 @@ fn a_failed_kill_without_cgroup_kill_does_not_leave_the_group_frozen() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn the_fakes_files_read_back_through_stats() {
+    let (fs, _on, h) = fake(ALL);
+    let cg = CgroupBuilder::new("job")
+        .hierarchy(h)
+        .parent(fs.root())
+        .enable(Controller::Memory)
+        .enable(Controller::Pids)
+        .enable(Controller::Cpu)
+        .enable(Controller::Io)
+        .create()
+        .unwrap();
+    let s = cg.stats().unwrap();
+    assert_eq!(s.memory.as_ref().unwrap().current, 0);
+    assert_eq!(s.pids.as_ref().unwrap().current, 0);
+    assert!(s.cpu.is_some() && s.io.is_some());
+    assert_eq!(s, cg.stats_reader().unwrap().read().unwrap());
+}

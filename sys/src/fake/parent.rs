@@ -23,8 +23,9 @@
 //!   (`cgroup.procs`, `cgroup.threads`, `cgroup.controllers`,
 //!   `cgroup.subtree_control`, `cgroup.events`, `cgroup.freeze`,
 //!   `cgroup.kill`, `cgroup.type`, `cgroup.max.*`, `cgroup.stat`,
-//!   `cpu.stat`) and those of each controller its parent enabled
-//!   (`cgroup.controllers` = the parent's `cgroup.subtree_control`):
+//!   `cpu.stat`, the `*.pressure` files) and those of each controller its
+//!   parent enabled (`cgroup.controllers` = the parent's
+//!   `cgroup.subtree_control`):
 //!   `cpu.{weight,max,idle}`, `cpuset.{cpus,mems}`, `io.{weight,max,stat}`,
 //!   `memory.{min,low,high,max,swap.max,oom.group,current,events,stat}`,
 //!   `pids.{max,current,events}`, `hugetlb.{2MB,1GB}.max`, with the
@@ -274,7 +275,6 @@ fn controller_files(controller: &str) -> &'static [(&'static str, &'static str)]
             ("cpu.weight.nice", "0"),
             ("cpu.max", "max 100000"),
             ("cpu.idle", "0"),
-            ("cpu.pressure", ""),
         ],
         "cpuset" => &[
             ("cpuset.cpus", ""),
@@ -318,7 +318,7 @@ fn controller_files(controller: &str) -> &'static [(&'static str, &'static str)]
 
 /// The core interface files of a non-root cgroup and their default content
 /// (`cgroup.controllers` is written separately).
-const CORE_FILES: [(&str, &str); 11] = [
+const CORE_FILES: [(&str, &str); 14] = [
     ("cgroup.procs", ""),
     ("cgroup.threads", ""),
     ("cgroup.subtree_control", ""),
@@ -330,7 +330,15 @@ const CORE_FILES: [(&str, &str); 11] = [
     ("cgroup.max.descendants", "max"),
     ("cgroup.stat", "nr_descendants 0\nnr_dying_descendants 0"),
     ("cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0"),
+    ("cpu.pressure", PSI),
+    ("memory.pressure", PSI),
+    ("io.pressure", PSI),
 ];
+
+/// A pressure file (PSI, Documentation/accounting/psi.rst) of a group that
+/// never stalled.
+const PSI: &str = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n\
+                   full avg10=0.00 avg60=0.00 avg300=0.00 total=0";
 
 fn err(errno: i32) -> io::Error {
     io::Error::from_raw_os_error(errno)

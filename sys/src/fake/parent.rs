@@ -60,6 +60,9 @@
 //!   `io.weight` `default N` / `MAJ:MIN N`, `io.max` `MAJ:MIN key=value..`
 //!   (keys rbps/wbps/riops/wiops, `max` or a number; a device whose limits
 //!   are all `max` is not listed), `cpuset.{cpus,mems}` lists (`0-3,5`).
+//! - Files without a write operation (`cgroup.controllers`, `cgroup.events`,
+//!   `cgroup.stat`, `*.current`, `*.stat`, `*.events`, `*.effective`) refuse
+//!   a write with `EACCES`; `cgroup.type` takes `threaded` only.
 //! - `rmdir` of a group is `EBUSY` while it or a descendant lists a process
 //!   or it has a child group; the group's interface files go with it.
 //!
@@ -498,6 +501,15 @@ fn io_max(v: &str, old: &str) -> io::Result<String> {
     Ok(lines.join("\n"))
 }
 
+/// A file the kernel gives no write operation (kernfs_fop_open: `EACCES`
+/// for `O_WRONLY`, even for root).
+fn read_only(file: &str) -> bool {
+    matches!(file, "cgroup.controllers" | "cgroup.events" | "cgroup.stat")
+        || [".current", ".stat", ".events", ".effective"]
+            .iter()
+            .any(|s| file.ends_with(s))
+}
+
 /// The huge page size named in `hugetlb.<size>.max`, in bytes.
 fn huge_page_size(file: &str) -> Option<u64> {
     let size = file.strip_prefix("hugetlb.")?.strip_suffix(".max")?;
@@ -816,9 +828,10 @@ impl CgroupFs {
                 }
                 Ok(())
             }
-            "cgroup.controllers" | "cgroup.events" | "cgroup.stat" | "cgroup.type" => {
-                Err(err(libc::EACCES))
-            }
+            // Threaded mode itself is not emulated, only the value.
+            "cgroup.type" if v == "threaded" => put(p, v),
+            "cgroup.type" => Err(err(libc::EINVAL)),
+            _ if read_only(&name) => Err(err(libc::EACCES)),
             _ => {
                 let shown = match parse_limit(&name, v, get(p).trim_end()) {
                     Some(r) => r?,
@@ -1248,6 +1261,9 @@ mod tests {
             ("cgroup.freeze", "2", libc::ERANGE),
             ("cgroup.kill", "0", libc::ERANGE),
             ("nosuch.file", "1", libc::ENOENT),
+            ("memory.current", "0", libc::EACCES),
+            ("cgroup.events", "populated 0", libc::EACCES),
+            ("cgroup.type", "domain", libc::EINVAL),
         ] {
             let e = fake.write(&format!("a/{file}"), value).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(errno), "{file} = {value}");

@@ -719,3 +719,99 @@ fn the_fakes_files_read_back_through_stats() {
     assert!(s.cpu.is_some() && s.io.is_some());
     assert_eq!(s, cg.stats_reader().unwrap().read().unwrap());
 }
+
+/// The fake against this machine's kernel (root only): the same writes and
+/// removals on a real scratch group and on the fake give the same errnos
+/// and the same `cgroup.events`. The host's cgroup2 offers few controllers,
+/// so these are the core rules.
+#[test]
+fn the_fake_agrees_with_the_kernel() {
+    berth_testkit::privileged!();
+    use std::os::fd::AsFd;
+    let mount = Hierarchy::discover().unwrap().mount_point().to_path_buf();
+    let name = berth_testkit::unique_name("bfk");
+    let _guard = berth_testkit::CgroupDir::adopt(mount.join(&name));
+    std::fs::create_dir(mount.join(&name)).unwrap();
+    std::fs::create_dir(mount.join(&name).join("sub")).unwrap();
+    let text = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let fs = CgroupFs::new(&text(&mount.join("cgroup.controllers"))).unwrap();
+    for c in text(&mount.join("cgroup.subtree_control")).split_whitespace() {
+        fs.write("cgroup.subtree_control", &format!("+{c}"))
+            .unwrap();
+    }
+    fs.mkdir(&name).unwrap();
+    fs.mkdir(&format!("{name}/sub")).unwrap();
+    let _on = fs.install();
+    let roots = [mount.clone(), fs.root().to_path_buf()];
+    // Run `f` on the real group and on the fake one, the results side by side.
+    let both = |rel: &str, f: &dyn Fn(&Path) -> Option<i32>| -> [Option<i32>; 2] {
+        [f(&roots[0].join(rel)), f(&roots[1].join(rel))]
+    };
+    let write = |file: &'static str, value: &'static str| {
+        move |dir: &Path| {
+            let d = berth_sys::fs::open_dir(dir).unwrap();
+            berth_sys::fs::write_at(d.as_fd(), file.as_ref(), value.as_bytes())
+                .err()
+                .map(|e| e.raw_os_error().unwrap())
+        }
+    };
+    let rmdir = |dir: &Path| {
+        let parent = berth_sys::fs::open_dir(dir.parent().unwrap()).unwrap();
+        berth_sys::fs::rmdirat(parent.as_fd(), dir.file_name().unwrap())
+            .err()
+            .map(|e| e.raw_os_error().unwrap())
+    };
+    for (file, value) in [
+        ("cgroup.subtree_control", "+nosuch"),
+        ("cgroup.subtree_control", "memory"),
+        ("cgroup.subtree_control", "+memory"),
+        ("cgroup.subtree_control", "-memory"),
+        ("cgroup.freeze", "2"),
+        ("cgroup.freeze", "x"),
+        ("cgroup.kill", "0"),
+        ("cgroup.events", "populated 0"),
+        ("cgroup.type", "domain"),
+        ("cgroup.procs", "999999999"),
+        ("cgroup.procs", "abc"),
+        ("cgroup.stat", "x"),
+        ("cgroup.controllers", "x"),
+        ("cpu.stat", "x"),
+        ("nosuch.file", "1"),
+    ] {
+        let [real, fake] = both(&name, &write(file, value));
+        assert_eq!(fake, real, "{file} = {value:?}: fake vs kernel");
+    }
+    let sub = format!("{name}/sub");
+    let events = |rel: &str| {
+        roots
+            .clone()
+            .map(|r| text(&r.join(rel).join("cgroup.events")))
+    };
+    let same_events = |rel: &str| {
+        let [real, fake] = events(rel);
+        assert_eq!(fake, real, "{rel}/cgroup.events: fake vs kernel");
+    };
+    assert_eq!(both(&name, &rmdir), [Some(libc::EBUSY); 2], "a child group");
+    let mut child = sleeper();
+    let pid: &'static str = child.id().to_string().leak();
+    assert_eq!(both(&sub, &write("cgroup.procs", pid)), [None, None]);
+    same_events(&name);
+    assert_eq!(both(&sub, &rmdir), [Some(libc::EBUSY); 2], "populated");
+    assert_eq!(both(&sub, &write("cgroup.freeze", "1")), [None, None]);
+    let settle = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while events(&sub)[0] != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    settle("populated 1\nfrozen 1\n");
+    same_events(&sub);
+    assert_eq!(both(&sub, &write("cgroup.kill", "1")), [None, None]);
+    settle("populated 0\nfrozen 1\n");
+    same_events(&sub);
+    same_events(&name);
+    assert_eq!(both(&sub, &rmdir), [None, None]);
+    assert_eq!(both(&name, &rmdir), [None, None]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+}

@@ -62,7 +62,8 @@
 //!   are all `max` is not listed), `cpuset.{cpus,mems}` lists (`0-3,5`).
 //! - Files without a write operation (`cgroup.controllers`, `cgroup.events`,
 //!   `cgroup.stat`, `*.current`, `*.stat`, `*.events`, `*.effective`) refuse
-//!   a write with `EACCES`; `cgroup.type` takes `threaded` only.
+//!   a write with `EINVAL` (as for root); `cgroup.type` takes `threaded`
+//!   only.
 //! - `rmdir` of a group is `EBUSY` while it or a descendant lists a process
 //!   or it has a child group; the group's interface files go with it.
 //!
@@ -501,8 +502,8 @@ fn io_max(v: &str, old: &str) -> io::Result<String> {
     Ok(lines.join("\n"))
 }
 
-/// A file the kernel gives no write operation (kernfs_fop_open: `EACCES`
-/// for `O_WRONLY`, even for root).
+/// A file without a write handler: `cgroup_file_write` answers `EINVAL`
+/// (for root; others get `EACCES` from the file's mode, not emulated).
 fn read_only(file: &str) -> bool {
     matches!(file, "cgroup.controllers" | "cgroup.events" | "cgroup.stat")
         || [".current", ".stat", ".events", ".effective"]
@@ -831,7 +832,7 @@ impl CgroupFs {
             // Threaded mode itself is not emulated, only the value.
             "cgroup.type" if v == "threaded" => put(p, v),
             "cgroup.type" => Err(err(libc::EINVAL)),
-            _ if read_only(&name) => Err(err(libc::EACCES)),
+            _ if read_only(&name) => Err(err(libc::EINVAL)),
             _ => {
                 let shown = match parse_limit(&name, v, get(p).trim_end()) {
                     Some(r) => r?,
@@ -1008,14 +1009,22 @@ fn populated(g: &Path) -> bool {
 /// Set `key` (`populated`/`frozen`) to `on` in the `cgroup.events` at `p`
 /// whose content is `old`.
 fn set_event(p: &Path, old: &str, key: &str, on: bool) -> io::Result<()> {
-    let mut lines: Vec<String> = old
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{key} ")))
-        .map(str::to_string)
-        .collect();
-    lines.push(format!("{key} {}", on as u8));
-    lines.sort();
-    put(p, &lines.join("\n"))
+    let mut state = ["populated", "frozen"].map(|k| {
+        let line = old
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' '));
+        (k, line == Some("1"))
+    });
+    for (k, v) in &mut state {
+        if *k == key {
+            *v = on;
+        }
+    }
+    let [(_, populated), (_, frozen)] = state;
+    put(
+        p,
+        &format!("populated {}\nfrozen {}", populated as u8, frozen as u8),
+    )
 }
 
 /// A live process (not a zombie): what the kernel lists in `cgroup.procs`.
@@ -1158,7 +1167,7 @@ mod tests {
         fs::mkdirat(r, os("a"), 0o755).unwrap();
         assert_eq!(fake.read("a/cgroup.controllers"), "memory pids\n");
         assert_eq!(fake.read("a/memory.max"), "max\n");
-        assert_eq!(fake.read("a/cgroup.events"), "frozen 0\npopulated 0\n");
+        assert_eq!(fake.read("a/cgroup.events"), "populated 0\nfrozen 0\n");
         assert!(!fake.root().join("a/cpu.max").exists());
         // Enabling later creates the files in existing children.
         fs::write_at(r, os("cgroup.subtree_control"), b"+cpu").unwrap();
@@ -1193,7 +1202,7 @@ mod tests {
             child.id().to_string().as_bytes(),
         )
         .unwrap();
-        assert_eq!(fake.read("a/cgroup.events"), "frozen 0\npopulated 1\n");
+        assert_eq!(fake.read("a/cgroup.events"), "populated 1\nfrozen 0\n");
         let ea = |v: &str| {
             fs::write_at(a.as_fd(), os("cgroup.subtree_control"), v.as_bytes())
                 .unwrap_err()
@@ -1207,7 +1216,7 @@ mod tests {
         assert_eq!(rm.raw_os_error(), Some(libc::EBUSY));
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(fake.read("a/cgroup.events"), "frozen 0\npopulated 0\n");
+        assert_eq!(fake.read("a/cgroup.events"), "populated 0\nfrozen 0\n");
         fs::write_at(a.as_fd(), os("cgroup.subtree_control"), b"-cpu").unwrap();
         w("-cpu").unwrap();
         assert!(!fake.root().join("a/cpu.max").exists());
@@ -1261,8 +1270,8 @@ mod tests {
             ("cgroup.freeze", "2", libc::ERANGE),
             ("cgroup.kill", "0", libc::ERANGE),
             ("nosuch.file", "1", libc::ENOENT),
-            ("memory.current", "0", libc::EACCES),
-            ("cgroup.events", "populated 0", libc::EACCES),
+            ("memory.current", "0", libc::EINVAL),
+            ("cgroup.events", "populated 0", libc::EINVAL),
             ("cgroup.type", "domain", libc::EINVAL),
         ] {
             let e = fake.write(&format!("a/{file}"), value).unwrap_err();

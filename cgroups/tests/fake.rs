@@ -797,6 +797,32 @@ fn the_fake_agrees_with_the_kernel() {
     assert_eq!(both(&sub, &write("cgroup.procs", pid)), [None, None]);
     same_events(&name);
     assert_eq!(both(&sub, &rmdir), [Some(libc::EBUSY); 2], "populated");
+    // hugetlb, a domain controller, where this host's cgroup2 offers it.
+    if text(&mount.join("cgroup.subtree_control")).contains("hugetlb") {
+        let rows = [
+            (&name, "cgroup.subtree_control", "+hugetlb"),
+            (&sub, "cgroup.subtree_control", "+hugetlb"), // a process of its own
+            (&name, "cgroup.procs", pid),                 // controllers for children
+            (&sub, "hugetlb.2MB.max", "3M"),
+            (&sub, "hugetlb.2MB.max", "lots"),
+            (&name, "cgroup.subtree_control", "-hugetlb"),
+        ];
+        let mut checked = 0;
+        for (rel, file, value) in rows {
+            if !mount.join(rel).join(file).exists() && file.starts_with("hugetlb") {
+                continue;
+            }
+            let [real, fake] = both(rel, &write(file, value));
+            assert_eq!(fake, real, "{rel}/{file} = {value:?}: fake vs kernel");
+            let [real, fake] = roots
+                .clone()
+                .map(|r| std::fs::read_to_string(r.join(rel).join(file)).ok());
+            assert_eq!(fake, real, "{rel}/{file} after {value:?}: fake vs kernel");
+            checked += 1;
+        }
+        eprintln!("hugetlb rows checked against the kernel: {checked}");
+        assert!(checked >= 4);
+    }
     assert_eq!(both(&sub, &write("cgroup.freeze", "1")), [None, None]);
     let settle = |want: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -86,6 +86,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::fs::{self, OFlag};
 
@@ -143,6 +144,11 @@ pub trait ParentKernel {
     }
 }
 
+/// How many fakes are installed, on any thread: while none is, a wrapper
+/// costs one atomic load and never touches the thread-locals (whose first
+/// use registers a destructor, which may allocate).
+static INSTALLED: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
     static FAKE: RefCell<Option<Rc<dyn ParentKernel>>> = const { RefCell::new(None) };
     static BUSY: Cell<bool> = const { Cell::new(false) };
@@ -164,6 +170,7 @@ impl fmt::Debug for Installed {
 /// Install `fake` on the calling thread until the returned guard is dropped.
 pub fn install(fake: Rc<dyn ParentKernel>) -> Installed {
     let prev = FAKE.with(|f| f.borrow_mut().replace(fake));
+    INSTALLED.fetch_add(1, Ordering::SeqCst);
     Installed { prev }
 }
 
@@ -171,6 +178,7 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let prev = self.prev.take();
         FAKE.with(|f| *f.borrow_mut() = prev);
+        INSTALLED.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -178,7 +186,7 @@ impl Drop for Installed {
 /// none or when called from inside a fake's method (which then reaches the
 /// kernel).
 pub(crate) fn dispatch<R>(call: impl FnOnce(&dyn ParentKernel) -> R) -> Option<R> {
-    if BUSY.with(Cell::get) {
+    if INSTALLED.load(Ordering::Relaxed) == 0 || BUSY.with(Cell::get) {
         return None;
     }
     let fake = FAKE.with(|f| f.borrow().clone())?;

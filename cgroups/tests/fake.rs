@@ -324,6 +324,10 @@ fn a_rejected_limit_names_file_and_value_and_removes_what_was_made() {
         [(Op::Rmdir, "p/a/b".into()), (Op::Rmdir, "p/a".into())]
     );
     assert_eq!(fs.groups(), ["p"]);
+    // What berth does today (as runc and crun): the controllers it enabled
+    // in the groups that existed before stay enabled; undoing them could
+    // take them from a sibling created meanwhile.
+    assert_eq!(fs.read("p/cgroup.subtree_control"), "cpu memory pids\n");
 
     // The same with a value the (emulated) kernel's parser refuses.
     let e = CgroupBuilder::new("c")

@@ -1273,7 +1273,16 @@ impl Cgroup {
         let deadline = Instant::now() + timeout;
         let freezable = self.write_file("cgroup.freeze", "1").is_ok();
         loop {
-            let pids = self.all_procs()?;
+            let pids = match self.all_procs() {
+                Ok(pids) => pids,
+                Err(e) => {
+                    // Never leave the group frozen behind an error.
+                    if freezable {
+                        let _ = self.write_file("cgroup.freeze", "0");
+                    }
+                    return Err(e);
+                }
+            };
             if pids.is_empty() {
                 break;
             }

@@ -13,8 +13,25 @@ use nix::sys::stat::Mode;
 pub use nix::fcntl::OFlag;
 pub use nix::sys::stat::FileStat;
 
+/// With the feature `fake`: return what the fake kernel installed on this
+/// thread answers for this call, if one is (`crate::fake::parent`).
+/// Without it: nothing at all.
+#[cfg(feature = "fake")]
+macro_rules! fake {
+    ($call:ident($($arg:expr),*)) => {
+        if let Some(r) = crate::fake::parent::dispatch(|k| k.$call($($arg),*)) {
+            return r;
+        }
+    };
+}
+#[cfg(not(feature = "fake"))]
+macro_rules! fake {
+    ($($t:tt)*) => {};
+}
+
 /// `open(path, O_DIRECTORY|O_RDONLY|O_CLOEXEC)` (open(2)).
 pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    fake!(open_dir(path));
     Ok(nix::fcntl::open(
         path,
         OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
@@ -45,6 +62,7 @@ pub fn open_nofollow(path: &Path, flags: OFlag, mode: u32) -> io::Result<OwnedFd
 
 /// `openat(dir, name, flags|O_CLOEXEC|O_NOFOLLOW)` (openat(2)).
 pub fn openat(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlag) -> io::Result<OwnedFd> {
+    fake!(openat(dir, name, flags));
     Ok(nix::fcntl::openat(
         dir,
         name,
@@ -56,11 +74,13 @@ pub fn openat(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlag) -> io::Result<Own
 /// Open the subdirectory `name` of `dir` ([`openat`] with
 /// `O_DIRECTORY|O_RDONLY`).
 pub fn open_subdir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    fake!(open_subdir(dir, name));
     openat(dir, name, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
 }
 
 /// `mkdirat(dir, name, mode)` (mkdirat(2); the umask applies).
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    fake!(mkdirat(dir, name, mode));
     Ok(nix::sys::stat::mkdirat(
         dir,
         name,
@@ -70,6 +90,7 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
 
 /// `unlinkat(dir, name, AT_REMOVEDIR)` (unlinkat(2)).
 pub fn rmdirat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    fake!(rmdirat(dir, name));
     Ok(nix::unistd::unlinkat(
         dir,
         name,
@@ -80,12 +101,14 @@ pub fn rmdirat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
 /// Read the whole (small) file `name` relative to `dir` into `buf`
 /// (cleared first).
 pub fn read_at(dir: BorrowedFd<'_>, name: &OsStr, buf: &mut Vec<u8>) -> io::Result<()> {
+    fake!(read_at(dir, name, buf));
     let fd = openat(dir, name, OFlag::O_RDONLY)?;
     read_fd(fd.as_fd(), buf)
 }
 
 /// Read the whole (small) file `path` into `buf` (cleared first).
 pub fn read_path(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    fake!(read_path(path, buf));
     let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
     read_fd(fd.as_fd(), buf)
 }
@@ -122,6 +145,7 @@ pub fn read_fd(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<()> {
 /// `pread(fd, .., 0)` of a whole small file into `buf` (cleared first): re-reads
 /// a kernfs file from offset 0 without seeking (pread(2)).
 pub fn pread_all(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<()> {
+    fake!(pread_all(fd, buf));
     buf.clear();
     buf.resize(4096, 0);
     let mut off = 0usize;
@@ -145,6 +169,7 @@ pub fn pread_all(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<()> {
 /// (cgroup interface files take one value per write; a short write is an
 /// error), retrying `EINTR`.
 pub fn write_at(dir: BorrowedFd<'_>, name: &OsStr, value: &[u8]) -> io::Result<()> {
+    fake!(write_at(dir, name, value));
     let fd = openat(dir, name, OFlag::O_WRONLY)?;
     loop {
         match nix::unistd::write(&fd, value) {
@@ -168,6 +193,7 @@ pub fn stat(path: &Path) -> io::Result<FileStat> {
 
 /// `fstat(fd).st_ino`.
 pub fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    fake!(inode(fd));
     Ok(fstat(fd)?.st_ino)
 }
 
@@ -195,6 +221,7 @@ pub fn fd_dev_ino(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
 /// `fstatfs(fd).f_type`, the file system's magic (statfs(2),
 /// `<linux/magic.h>`).
 pub fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    fake!(fs_type(fd));
     let st = nix::sys::statfs::fstatfs(fd)?;
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
     Ok(st.filesystem_type().0 as i64)
@@ -300,6 +327,7 @@ pub fn getrandom_nonblock(buf: &mut [u8]) -> io::Result<usize> {
 /// and `..`), read through a fresh fd of `dir` so its offset stays intact
 /// (getdents64(2)).
 pub fn subdirs(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+    fake!(subdirs(dir));
     let fd = openat(dir, OsStr::new("."), OFlag::O_DIRECTORY | OFlag::O_RDONLY)?;
     let mut d = nix::dir::Dir::from_fd(fd)?;
     let mut out = Vec::new();

@@ -313,6 +313,71 @@ pub fn subdirs(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     Ok(out)
 }
 
+/// Whether this process may write to `path` (`access(path, W_OK)`,
+/// access(2): the real uid's permission, as the kernel checks it).
+pub fn access_writable(path: &Path) -> io::Result<()> {
+    Ok(nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)?)
+}
+
+/// Fill `buf` from the kernel's random pool (`getrandom(buf, 0)`,
+/// getrandom(2), Linux 3.17+): blocks only until the pool is first
+/// initialised at boot; a short read or `EINTR` is retried.
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: rest is a valid writable buffer of rest.len() bytes.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match crate::errno::cvt_long(n as libc::c_long) {
+            Ok(n) => done += n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `fd`'s file is on a read-only mount (`fstatvfs(3)`
+/// `ST_RDONLY`); an error is `false`.
+pub fn on_readonly_mount(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statvfs::fstatvfs(fd)
+        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// A close-on-exec duplicate, numbered 3 or above, of fd number `fd`
+/// that this process was given by its parent (`fcntl(fd,
+/// F_DUPFD_CLOEXEC, 3)`, fcntl(2)): how a runtime takes over inherited
+/// fds it knows only by number (`--preserve-fds`). `EBADF` when `fd` is
+/// not open.
+pub fn dup_inherited(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(2) on an fd number touches no memory of ours; a bad
+    // number is EBADF.
+    let dup = crate::errno::cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) })
+}
+
+/// Make fds 0, 1 and 2 copies of `fd` (dup2(2) onto each), e.g. of
+/// `/dev/null` for a daemon that must hold no stdio of its caller's. All
+/// three are tried; the first error is returned.
+pub fn dup_onto_stdio(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let r = [
+        nix::unistd::dup2_stdin(fd),
+        nix::unistd::dup2_stdout(fd),
+        nix::unistd::dup2_stderr(fd),
+    ];
+    Ok(r.into_iter().collect::<Result<Vec<()>, _>>().map(drop)?)
+}
+
+/// Close fd number `fd`, one this process was given by its parent and
+/// owns through nothing else (an inherited fd passed on to a child that
+/// has its own copy now); an error (`EBADF`: not open) is ignored.
+pub fn close_inherited(fd: std::os::fd::RawFd) {
+    // SAFETY: close(2) on an fd number no OwnedFd/File of this process
+    // holds (the caller's contract above); a bad number is EBADF.
+    unsafe { libc::close(fd) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

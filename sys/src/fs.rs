@@ -383,6 +383,74 @@ mod tests {
     use super::*;
 
     #[test]
+    fn access_writable_names_a_missing_path() {
+        let t = tempfile::tempdir().unwrap();
+        access_writable(t.path()).unwrap();
+        let e = access_writable(&t.path().join("none")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn getrandom_fills_the_whole_buffer() {
+        let mut a = [0u8; 64];
+        let mut b = [0u8; 64];
+        getrandom(&mut a).unwrap();
+        getrandom(&mut b).unwrap();
+        assert_ne!(a, b);
+        assert!(a.iter().any(|&x| x != 0));
+    }
+
+    #[test]
+    fn a_temp_file_is_not_on_a_readonly_mount() {
+        let f = tempfile::tempfile().unwrap();
+        assert!(!on_readonly_mount(f.as_fd()));
+    }
+
+    #[test]
+    fn inherited_fds_are_duplicated_and_closed_by_number() {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let f = tempfile::tempfile().unwrap();
+        let d = dup_inherited(f.as_raw_fd()).unwrap();
+        assert!(d.as_raw_fd() >= 3);
+        assert!(same_file(f.as_fd(), d.as_fd()));
+        let n = d.into_raw_fd();
+        // In a child, where no other thread can reuse the number meanwhile.
+        // SAFETY: the child makes plain syscalls only, then _exit.
+        let pid = unsafe { crate::process::fork() }.unwrap();
+        if pid == 0 {
+            close_inherited(n);
+            // SAFETY: fcntl on a number only reads its flags.
+            let r = unsafe { libc::fcntl(n, libc::F_GETFD) };
+            let closed = r < 0 && crate::errno::errno() == libc::EBADF;
+            crate::process::exit_now(if closed { 0 } else { 1 });
+        }
+        let st = crate::process::wait_pid(pid).unwrap();
+        assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "{st:#x}");
+        close_inherited(n);
+        let e = dup_inherited(-1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn dup_onto_stdio_makes_0_1_2_the_file() {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let want = fd_dev_ino(null.as_fd()).unwrap();
+        // SAFETY: the child makes plain syscalls only, then _exit.
+        let pid = unsafe { crate::process::fork() }.unwrap();
+        if pid == 0 {
+            let ok = dup_onto_stdio(null.as_fd()).is_ok()
+                && (0..3).all(|fd| {
+                    // SAFETY: fds 0-2 are open for the child's lifetime.
+                    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+                    fd_dev_ino(b) == Some(want)
+                });
+            crate::process::exit_now(if ok { 0 } else { 1 });
+        }
+        let st = crate::process::wait_pid(pid).unwrap();
+        assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "{st:#x}");
+    }
+
+    #[test]
     fn read_write_and_list_relative_to_a_dir_fd() {
         let t = tempfile::tempdir().unwrap();
         let d = open_dir(t.path()).unwrap();

@@ -561,11 +561,7 @@ fn delegated(parent: &Path) -> bool {
         return false;
     };
     let dir = h.mount_point().join(parent);
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid C string.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    berth_sys::fs::access_writable(&dir).is_ok()
 }
 
 #[cfg(feature = "oci")]
@@ -585,7 +581,6 @@ fn parse_tmpfs_size(s: &str) -> Option<u64> {
 /// `Ok(None)` when the root has no such regular file.
 fn read_in_root(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
-    use std::os::fd::FromRawFd;
     let dir = match std::fs::File::open(root) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -593,22 +588,15 @@ fn read_in_root(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     };
     let c = std::ffi::CString::new(rel)
         .map_err(|_| Error::invalid(format!("path {rel:?} contains NUL")))?;
-    let r = berth_namespaces::open_in_root(
-        std::os::fd::AsRawFd::as_raw_fd(&dir),
-        &c,
-        libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
-    );
+    let r = open_in_root(&dir, &c, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK);
     let path = root.join(rel);
-    let fd = match r {
-        Ok(fd) => fd,
-        Err(libc::ENOENT) | Err(libc::ENOTDIR) => return Ok(None),
-        Err(e) => {
-            let e = std::io::Error::from_raw_os_error(e);
-            return Err(Error::io("open in root", path, e));
+    let mut f = match r {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Ok(None)
         }
+        Err(e) => return Err(Error::io("open in root", path, e)),
     };
-    // SAFETY: a fresh fd from openat2, ours.
-    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
     let md = f
         .metadata()
         .map_err(|e| Error::io("stat in root", &path, e))?;
@@ -629,18 +617,35 @@ fn read_in_root(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
 /// `rel` inside `root` (symlinks resolved in it, not the last one) is a
 /// character device.
 fn is_char_device_in_root(root: &Path, rel: &str) -> bool {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::fs::FileTypeExt;
     let (Ok(dir), Ok(c)) = (std::fs::File::open(root), std::ffi::CString::new(rel)) else {
         return false;
     };
-    match berth_namespaces::open_in_root(dir.as_raw_fd(), &c, libc::O_PATH | libc::O_NOFOLLOW) {
-        // SAFETY: a fresh fd from openat2, ours.
-        Ok(fd) => std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    match open_in_root(&dir, &c, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => std::fs::File::from(fd)
             .metadata()
             .is_ok_and(|m| m.file_type().is_char_device()),
         Err(_) => false,
     }
+}
+
+/// `path` opened under the directory `root` as its root (openat2(2)
+/// `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, Linux 5.6): every symlink,
+/// `..` and absolute link stays inside it.
+fn open_in_root(
+    root: &std::fs::File,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use berth_sys::openat2::{openat2, ResolveFlags};
+    use std::os::fd::AsFd;
+    openat2(
+        root.as_fd(),
+        path,
+        flags,
+        0,
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
 }
 
 /// The first of `roots` (top layer first) that has `rel`.

@@ -204,16 +204,10 @@ fn poll_any(fds: &[std::os::fd::RawFd], ms: i32) {
     unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
 }
 
+/// Whether `fd` is readable within `ms` (poll(2) `POLLIN`).
 fn poll_in(fd: &OwnedFd, ms: i32) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut p, 1, ms) };
-    r > 0 && p.revents & libc::POLLIN != 0
+    use berth_sys::poll::{poll_many, PollFlags};
+    poll_many(&[fd.as_fd()], PollFlags::POLLIN, ms).is_ok_and(|r| r[0].contains(PollFlags::POLLIN))
 }
 
 /// A created or running container. Owns its process, cgroup, network

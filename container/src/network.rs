@@ -18,6 +18,14 @@ use berth_netsetup::{
 use crate::config::{NetKind, Network};
 use crate::error::{Error, Result};
 
+/// `dir`, or berth-netsetup's default state directory.
+fn state_dir_or_default(dir: Option<&Path>) -> PathBuf {
+    dir.map_or_else(
+        || PathBuf::from(berth_netsetup::DEFAULT_STATE_DIR),
+        Path::to_path_buf,
+    )
+}
+
 /// A user-defined network as a container's network: its name, where its
 /// record lives, the handle when the caller has one, ports and aliases.
 #[derive(Debug, Clone)]
@@ -31,9 +39,7 @@ pub(crate) struct UserSpec {
 
 impl UserSpec {
     fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(berth_netsetup::DEFAULT_STATE_DIR))
+        state_dir_or_default(self.state_dir.as_deref())
     }
 
     /// The network's handle: the one given, or rebuilt from its record
@@ -307,10 +313,7 @@ impl NetworkBuilder {
                 self.name
             )));
         }
-        let dir = self
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(berth_netsetup::DEFAULT_STATE_DIR));
+        let dir = state_dir_or_default(self.state_dir.as_deref());
         if berth_netsetup::network_record(&dir, &self.name)?.is_some() {
             return Err(Error::invalid(format!(
                 "network {:?} already exists",
@@ -438,9 +441,7 @@ impl Network {
     /// # Ok::<(), berth::Error>(())
     /// ```
     pub fn open(state_dir: Option<&Path>, name: &str) -> Result<Network> {
-        let dir = state_dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(berth_netsetup::DEFAULT_STATE_DIR));
+        let dir = state_dir_or_default(state_dir);
         let handle = open_handle(&dir, name)?;
         Ok(user_network(name.to_string(), dir, handle))
     }

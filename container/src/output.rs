@@ -2,7 +2,9 @@
 //! `wait_with_output`, with an optional timeout that kills the container.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
+
+use berth_sys::poll::{poll_many, PollFlags};
 use std::process::{ExitStatus, Output};
 use std::time::{Duration, Instant};
 
@@ -107,18 +109,18 @@ impl Container {
         drop(self.stdin.take());
         let deadline = self.timeout.map(|(start, limit)| start + limit);
         let mut timed_out = false;
-        let mut streams: Vec<(Box<dyn Read>, RawFd, Vec<u8>)> = Vec::new();
+        // Each pipe as a File (the same fd, read(2) the same way), which
+        // both reads and lends its fd to poll.
+        let mut streams: Vec<(std::fs::File, Vec<u8>)> = Vec::new();
         let mut out_ix = None;
         let mut err_ix = None;
         if let Some(s) = self.stdout.take() {
             out_ix = Some(streams.len());
-            let fd = s.as_raw_fd();
-            streams.push((Box::new(s), fd, Vec::new()));
+            streams.push((OwnedFd::from(s).into(), Vec::new()));
         }
         if let Some(s) = self.stderr.take() {
             err_ix = Some(streams.len());
-            let fd = s.as_raw_fd();
-            streams.push((Box::new(s), fd, Vec::new()));
+            streams.push((OwnedFd::from(s).into(), Vec::new()));
         }
         let mut open: Vec<usize> = (0..streams.len()).collect();
         let mut drain_until = None;
@@ -138,29 +140,18 @@ impl Container {
                     .as_millis()
                     .min(i32::MAX as u128) as i32
             });
-            let mut fds: Vec<libc::pollfd> = open
-                .iter()
-                .map(|&i| libc::pollfd {
-                    fd: streams[i].1,
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect();
-            // SAFETY: a valid array of pollfds on fds we own.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(self.process_error("poll the output pipes", e));
-            }
+            let fds: Vec<_> = open.iter().map(|&i| streams[i].0.as_fd()).collect();
+            let ready = match poll_many(&fds, PollFlags::POLLIN, ms) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.process_error("poll the output pipes", e)),
+            };
             let mut closed = Vec::new();
-            for (p, &i) in fds.iter().zip(&open) {
-                if p.revents == 0 {
+            for (revents, &i) in ready.iter().zip(&open) {
+                if revents.is_empty() {
                     continue;
                 }
-                let (r, _, buf) = &mut streams[i];
+                let (r, buf) = &mut streams[i];
                 let mut chunk = [0u8; 16384];
                 match r.read(&mut chunk) {
                     Ok(0) => closed.push(i),
@@ -185,7 +176,7 @@ impl Container {
             _ => self.wait()?,
         };
         let mut take = |ix: Option<usize>| {
-            ix.map(|i| std::mem::take(&mut streams[i].2))
+            ix.map(|i| std::mem::take(&mut streams[i].1))
                 .unwrap_or_default()
         };
         let output = Output {

@@ -9,7 +9,7 @@
 //! and 2, and sends the master back to the parent over a socketpair with
 //! `SCM_RIGHTS` (unix(7)). Raw syscalls on stack buffers only.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use berth_namespaces::Step;
 
@@ -48,25 +48,8 @@ pub(crate) fn plan() -> Result<(MasterReceiver, OwnedFd, Step)> {
 /// keeps the receiver, the child's end goes to `Spawner::map_fd` and a
 /// step sends the fd with [`send_fd`].
 pub(crate) fn fd_channel(what: &'static str) -> Result<(MasterReceiver, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: socketpair fills two fds we own right away.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(Error::io(
-            "socketpair to receive an fd",
-            what,
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: fresh fds from socketpair.
-    let (parent, child) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (parent, child) = berth_sys::scm::seqpacket_pair()
+        .map_err(|e| Error::io("socketpair to receive an fd", what, e))?;
     Ok((MasterReceiver { sock: parent, what }, child))
 }
 

@@ -381,17 +381,7 @@ impl RunArgs {
                 Some((f, v)) => (f.to_string(), Some(v.to_string())),
                 None => (arg.clone(), None),
             };
-            let switch = |a: &mut RunArgs, f: &str| -> Result<bool, String> {
-                match f {
-                    "--read-only" => a.read_only = true,
-                    "--init" => a.init = true,
-                    "--rootless" => a.rootless = true,
-                    "--help" => a.help = true,
-                    _ => return Ok(false),
-                }
-                Ok(true)
-            };
-            if switch(&mut a, &flag)? {
+            if a.set_switch(&flag) {
                 if inline.is_some() {
                     return Err(format!("{flag} takes no value"));
                 }
@@ -401,100 +391,144 @@ impl RunArgs {
                 Some(v) => v,
                 None => it.next().ok_or_else(|| format!("{flag} needs a value"))?,
             };
-            let num = |what: &str, v: &str| -> Result<u64, String> {
-                v.parse()
-                    .map_err(|_| format!("invalid {what} {v:?}: expected a number"))
-            };
-            match flag.as_str() {
-                "--rootfs" => a.rootfs = Some(v.into()),
-                "--image" => a.image = Some(parse_image(&v)),
-                "--name" => a.name = Some(v),
-                "--hostname" => a.hostname = Some(v),
-                "--memory" => {
-                    a.memory = Some(parse_size(&v).map_err(|e| format!("--memory: {e}"))?)
-                }
-                "--cpus" => {
-                    let c: f64 = v
-                        .parse()
-                        .map_err(|_| format!("invalid --cpus {v:?}: expected a number"))?;
-                    if !(c > 0.0 && c <= 1024.0) {
-                        return Err(format!("invalid --cpus {v:?}: must be above 0"));
-                    }
-                    a.cpus = Some(c);
-                }
-                "--pids" => a.pids = Some(num("--pids", &v)?),
-                "--cpuset" => a.cpuset = Some(v),
-                "--net" => {
-                    a.net = Net::parse(&v).ok_or_else(|| {
-                        format!("invalid --net {v:?}: none, loopback, bridge, host or pasta")
-                    })?
-                }
-                "--network" => match Net::parse(&v) {
-                    Some(n) => a.net = n,
-                    None => a.network = Some(v),
-                },
-                "--network-alias" => a.network_aliases.push(v),
-                "--dns" => a.dns.push(
-                    v.parse()
-                        .map_err(|_| format!("invalid --dns {v:?}: expected an IPv4 address"))?,
-                ),
-                "--publish" => a.publish.push(parse_publish(&v)?),
-                "--tmpfs" => {
-                    if !v.starts_with('/') {
-                        return Err(format!("invalid --tmpfs {v:?}: must be an absolute path"));
-                    }
-                    a.tmpfs.push(v.into())
-                }
-                "--volume" => a.volumes.push(parse_volume(&v)?),
-                "--user" => a.user = Some(parse_user(&v)?),
-                "--cap-add" => a.cap_add.push(v),
-                "--cap-drop" => a.cap_drop.push(v),
-                "--seccomp" => {
-                    a.seccomp = match v.as_str() {
-                        "default" => SeccompArg::Default,
-                        "unconfined" => SeccompArg::Unconfined,
-                        f => SeccompArg::File(f.into()),
-                    }
-                }
-                "--env" => {
-                    let (k, val) = v
-                        .split_once('=')
-                        .ok_or_else(|| format!("invalid --env {v:?}: expected K=V"))?;
-                    if k.is_empty() {
-                        return Err(format!("invalid --env {v:?}: empty name"));
-                    }
-                    a.env.push((k.into(), val.into()));
-                }
-                "--workdir" => a.workdir = Some(v.into()),
-                "--timeout" => {
-                    let t: f64 = v
-                        .parse()
-                        .map_err(|_| format!("invalid --timeout {v:?}: expected seconds"))?;
-                    if t.is_nan() || t <= 0.0 {
-                        return Err(format!("invalid --timeout {v:?}: must be above 0"));
-                    }
-                    a.timeout = Some(t);
-                }
-                _ => return Err(format!("unknown option {flag}")),
-            }
+            a.set_option(&flag, v)?;
         }
-        if a.rootfs.is_some() && a.image.is_some() {
+        a.check()?;
+        Ok(a)
+    }
+
+    /// A flag without a value (`--init`): set it and say true, or false
+    /// when `flag` is not one of them.
+    fn set_switch(&mut self, flag: &str) -> bool {
+        match flag {
+            "--read-only" => self.read_only = true,
+            "--init" => self.init = true,
+            "--rootless" => self.rootless = true,
+            "--help" => self.help = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// An option with its value `v` (`--name c1` or `--name=c1`).
+    fn set_option(&mut self, flag: &str, v: String) -> Result<(), String> {
+        match flag {
+            "--rootfs" => self.rootfs = Some(v.into()),
+            "--image" => self.image = Some(parse_image(&v)),
+            "--name" => self.name = Some(v),
+            "--hostname" => self.hostname = Some(v),
+            "--memory" => self.memory = Some(parse_size(&v).map_err(|e| format!("--memory: {e}"))?),
+            "--cpus" => self.cpus = Some(parse_cpus(&v)?),
+            "--pids" => {
+                self.pids = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid --pids {v:?}: expected a number"))?,
+                )
+            }
+            "--cpuset" => self.cpuset = Some(v),
+            "--net" | "--network" | "--network-alias" | "--dns" | "--publish" => {
+                self.set_network_option(flag, v)?
+            }
+            "--tmpfs" => {
+                if !v.starts_with('/') {
+                    return Err(format!("invalid --tmpfs {v:?}: must be an absolute path"));
+                }
+                self.tmpfs.push(v.into())
+            }
+            "--volume" => self.volumes.push(parse_volume(&v)?),
+            "--user" => self.user = Some(parse_user(&v)?),
+            "--cap-add" => self.cap_add.push(v),
+            "--cap-drop" => self.cap_drop.push(v),
+            "--seccomp" => {
+                self.seccomp = match v.as_str() {
+                    "default" => SeccompArg::Default,
+                    "unconfined" => SeccompArg::Unconfined,
+                    f => SeccompArg::File(f.into()),
+                }
+            }
+            "--env" => self.env.push(parse_env(&v)?),
+            "--workdir" => self.workdir = Some(v.into()),
+            "--timeout" => self.timeout = Some(parse_timeout(&v)?),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+        Ok(())
+    }
+
+    /// The networking options: `--net`, `--network`, `--network-alias`,
+    /// `--dns`, `--publish`.
+    fn set_network_option(&mut self, flag: &str, v: String) -> Result<(), String> {
+        match flag {
+            "--net" => {
+                self.net = Net::parse(&v).ok_or_else(|| {
+                    format!("invalid --net {v:?}: none, loopback, bridge, host or pasta")
+                })?
+            }
+            "--network" => match Net::parse(&v) {
+                Some(n) => self.net = n,
+                None => self.network = Some(v),
+            },
+            "--network-alias" => self.network_aliases.push(v),
+            "--dns" => self.dns.push(
+                v.parse()
+                    .map_err(|_| format!("invalid --dns {v:?}: expected an IPv4 address"))?,
+            ),
+            _ => self.publish.push(parse_publish(&v)?),
+        }
+        Ok(())
+    }
+
+    /// The rules between options, once all are read.
+    fn check(&self) -> Result<(), String> {
+        if self.rootfs.is_some() && self.image.is_some() {
             return Err("--rootfs and --image are mutually exclusive".into());
         }
-        if !a.publish.is_empty()
-            && !matches!(a.net, Net::Bridge | Net::Pasta)
-            && a.network.is_none()
+        if !self.publish.is_empty()
+            && !matches!(self.net, Net::Bridge | Net::Pasta)
+            && self.network.is_none()
         {
             return Err("--publish needs --net bridge, --net pasta or --network NAME".into());
         }
-        if !a.network_aliases.is_empty() && a.network.is_none() {
+        if !self.network_aliases.is_empty() && self.network.is_none() {
             return Err("--network-alias needs --network NAME (a user-defined network)".into());
         }
-        if a.command.is_empty() && a.image.is_none() && !a.help {
+        if self.command.is_empty() && self.image.is_none() && !self.help {
             return Err("no command given".into());
         }
-        Ok(a)
+        Ok(())
     }
+}
+
+/// `--cpus`: a number of CPUs above 0 (at most 1024).
+fn parse_cpus(v: &str) -> Result<f64, String> {
+    let c: f64 = v
+        .parse()
+        .map_err(|_| format!("invalid --cpus {v:?}: expected a number"))?;
+    if !(c > 0.0 && c <= 1024.0) {
+        return Err(format!("invalid --cpus {v:?}: must be above 0"));
+    }
+    Ok(c)
+}
+
+/// `--env K=V`: a non-empty name and a value.
+fn parse_env(v: &str) -> Result<(String, String), String> {
+    let (k, val) = v
+        .split_once('=')
+        .ok_or_else(|| format!("invalid --env {v:?}: expected K=V"))?;
+    if k.is_empty() {
+        return Err(format!("invalid --env {v:?}: empty name"));
+    }
+    Ok((k.into(), val.into()))
+}
+
+/// `--timeout`: seconds above 0.
+fn parse_timeout(v: &str) -> Result<f64, String> {
+    let t: f64 = v
+        .parse()
+        .map_err(|_| format!("invalid --timeout {v:?}: expected seconds"))?;
+    if t.is_nan() || t <= 0.0 {
+        return Err(format!("invalid --timeout {v:?}: must be above 0"));
+    }
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::ipam::Ipam;
 use crate::netlink::{map_exists, Netlink};
 use crate::netns::NetNs;
-use crate::network::{Network, NetworkRecord};
+use crate::network::{host_netns_or_current, Network, NetworkRecord};
 use crate::{validate_id, validate_ifname};
 
 /// How macvlan interfaces of one parent reach each other (ip-link(8)).
@@ -297,10 +297,7 @@ impl MacvlanNetwork {
             .clone()
             .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_STATE_DIR));
         let ipam = Ipam::new(&state_dir, &self.name, subnet, gateway)?;
-        let host = match &self.host {
-            Some(ns) => ns.try_clone()?,
-            None => NetNs::current()?,
-        };
+        let host = host_netns_or_current(self.host.as_ref())?;
         let mut nl = host.netlink()?;
         let link = nl
             .link_by_name(parent)?

@@ -41,6 +41,15 @@ fn default_state_dir(name: &str) -> PathBuf {
     new.to_path_buf()
 }
 
+/// The host namespace a network builder works in: the one given to its
+/// `host_netns`, or the caller's.
+pub(crate) fn host_netns_or_current(host: Option<&NetNs>) -> Result<NetNs> {
+    match host {
+        Some(ns) => ns.try_clone(),
+        None => NetNs::current(),
+    }
+}
+
 /// Builder of a bridge network; [`BridgeNetwork::ensure`] makes it exist.
 ///
 /// ```no_run
@@ -372,10 +381,7 @@ impl BridgeNetwork {
         let ipam = Ipam::new(&state_dir, &self.name, pool, gateway)?;
         // Refuse (or tighten) the state directory before creating anything.
         crate::statedir::private_dir(&state_dir)?;
-        let host = match &self.host {
-            Some(ns) => ns.try_clone()?,
-            None => NetNs::current()?,
-        };
+        let host = host_netns_or_current(self.host.as_ref())?;
         // Everything that must happen inside the host netns, in one go (one
         // helper thread when that is not the caller's netns, none when it is):
         // the rtnetlink and nftables sockets, and `ip_forward`.

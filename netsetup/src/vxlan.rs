@@ -28,7 +28,9 @@ use crate::cidr::Ipv4Net;
 use crate::error::{Error, Result};
 use crate::netlink::{map_exists, LinkInfoSummary, Netlink};
 use crate::netns::{refuse_router_advertisements, NetNs};
-use crate::network::{Attach, Attachment, BridgeNetwork, Network, NetworkRecord, VxlanRecord};
+use crate::network::{
+    host_netns_or_current, Attach, Attachment, BridgeNetwork, Network, NetworkRecord, VxlanRecord,
+};
 use crate::{validate_id, validate_ifname};
 
 /// The IANA VXLAN port (RFC 7348). The kernel's own default is still the
@@ -640,10 +642,7 @@ impl VxlanNetwork {
             .clone()
             .unwrap_or_else(|| format!("vx{}", self.vni));
         validate_ifname(&vx_name)?;
-        let host = match &self.host {
-            Some(ns) => ns.try_clone()?,
-            None => NetNs::current()?,
-        };
+        let host = host_netns_or_current(self.host.as_ref())?;
         let mut nl = host.netlink()?;
         // Which member is this host: the given address, or the member
         // address configured here. Its interface is the underlay.

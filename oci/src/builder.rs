@@ -3,8 +3,6 @@
 //! own cgroup parent, `--preserve-fds`, and the refusal of limits the
 //! host's cgroup2 cannot enforce.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
 use crate::cli::{Args, ALLOW_UNENFORCED_ENV};
 use crate::error::{Error, Result};
 use crate::record::Ctx;
@@ -49,13 +47,9 @@ pub fn builder_for(
     // --preserve-fds N: our fds 3 .. 3+N become the workload's under the
     // same numbers (runc's semantics; LISTEN_FDS is the caller's business).
     for fd in fds::preserved_fds(a)? {
-        // SAFETY: F_DUPFD_CLOEXEC on an fd number; checked below.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-        if dup < 0 {
-            return Err(Error::last_os(format!("--preserve-fds: dup fd {fd}")));
-        }
-        // SAFETY: a fresh fd.
-        b = b.inherit_fd(unsafe { OwnedFd::from_raw_fd(dup) }, fd);
+        let dup = berth_sys::fs::dup_inherited(fd)
+            .map_err(Error::io(format!("--preserve-fds: dup fd {fd}")))?;
+        b = b.inherit_fd(dup, fd);
     }
     let linux = bundle.spec().linux().as_ref();
     let resources = linux.and_then(|l| l.resources().as_ref());

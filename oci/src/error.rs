@@ -141,15 +141,6 @@ impl Error {
         move |source| Error::Io { what, source }
     }
 
-    /// An [`Error::Io`] from the calling thread's errno (after a failed
-    /// libc call).
-    pub fn last_os(what: impl Into<String>) -> Error {
-        Error::Io {
-            what: what.into(),
-            source: std::io::Error::last_os_error(),
-        }
-    }
-
     /// An [`Error::Json`] for a `map_err`.
     pub fn json(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
         let what = what.into();

@@ -47,7 +47,6 @@ pub fn preserved_fds(a: &Args) -> Result<std::ops::Range<RawFd>> {
 /// closes it (as with runc, whose `create` exits).
 pub fn close_preserved(a: &Args) {
     for fd in preserved_fds(a).unwrap_or(3..3) {
-        // SAFETY: closing fds this process was given to pass on.
-        unsafe { libc::close(fd) };
+        berth_sys::fs::close_inherited(fd);
     }
 }

@@ -18,10 +18,7 @@ pub fn write(pf: &str, pid: &str) -> Result<()> {
     let what = format!("write pid file {pf}");
     for _ in 0..16 {
         let mut r = [0u8; 8];
-        // SAFETY: getrandom(2) (Linux 3.17) into a live buffer.
-        if unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) } != r.len() as isize {
-            return Err(Error::last_os(what));
-        }
+        berth_sys::fs::getrandom(&mut r).map_err(Error::io(what.clone()))?;
         let tmp = p.with_file_name(format!(
             ".{}.{:016x}",
             name.to_string_lossy(),

@@ -341,9 +341,142 @@ pub fn subdirs(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     Ok(out)
 }
 
+/// Whether this process may write to `path` (`access(path, W_OK)`,
+/// access(2): the real uid's permission, as the kernel checks it).
+pub fn access_writable(path: &Path) -> io::Result<()> {
+    Ok(nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)?)
+}
+
+/// Fill `buf` from the kernel's random pool (`getrandom(buf, 0)`,
+/// getrandom(2), Linux 3.17+): blocks only until the pool is first
+/// initialised at boot; a short read or `EINTR` is retried.
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: rest is a valid writable buffer of rest.len() bytes.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match crate::errno::cvt_long(n as libc::c_long) {
+            Ok(n) => done += n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `fd`'s file is on a read-only mount (`fstatvfs(3)`
+/// `ST_RDONLY`); an error is `false`.
+pub fn on_readonly_mount(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statvfs::fstatvfs(fd)
+        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// A close-on-exec duplicate, numbered 3 or above, of fd number `fd`
+/// that this process was given by its parent (`fcntl(fd,
+/// F_DUPFD_CLOEXEC, 3)`, fcntl(2)): how a runtime takes over inherited
+/// fds it knows only by number (`--preserve-fds`). `EBADF` when `fd` is
+/// not open.
+pub fn dup_inherited(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(2) on an fd number touches no memory of ours; a bad
+    // number is EBADF.
+    let dup = crate::errno::cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) })
+}
+
+/// Make fds 0, 1 and 2 copies of `fd` (dup2(2) onto each), e.g. of
+/// `/dev/null` for a daemon that must hold no stdio of its caller's. All
+/// three are tried; the first error is returned.
+pub fn dup_onto_stdio(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let r = [
+        nix::unistd::dup2_stdin(fd),
+        nix::unistd::dup2_stdout(fd),
+        nix::unistd::dup2_stderr(fd),
+    ];
+    Ok(r.into_iter().collect::<Result<Vec<()>, _>>().map(drop)?)
+}
+
+/// Close fd number `fd`, one this process was given by its parent and
+/// owns through nothing else (an inherited fd passed on to a child that
+/// has its own copy now); an error (`EBADF`: not open) is ignored.
+pub fn close_inherited(fd: std::os::fd::RawFd) {
+    // SAFETY: close(2) on an fd number no OwnedFd/File of this process
+    // holds (the caller's contract above); a bad number is EBADF.
+    unsafe { libc::close(fd) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_writable_names_a_missing_path() {
+        let t = tempfile::tempdir().unwrap();
+        access_writable(t.path()).unwrap();
+        let e = access_writable(&t.path().join("none")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn getrandom_fills_the_whole_buffer() {
+        let mut a = [0u8; 64];
+        let mut b = [0u8; 64];
+        getrandom(&mut a).unwrap();
+        getrandom(&mut b).unwrap();
+        assert_ne!(a, b);
+        assert!(a.iter().any(|&x| x != 0));
+    }
+
+    #[test]
+    fn a_temp_file_is_not_on_a_readonly_mount() {
+        let f = tempfile::tempfile().unwrap();
+        assert!(!on_readonly_mount(f.as_fd()));
+    }
+
+    #[test]
+    fn inherited_fds_are_duplicated_and_closed_by_number() {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let f = tempfile::tempfile().unwrap();
+        let d = dup_inherited(f.as_raw_fd()).unwrap();
+        assert!(d.as_raw_fd() >= 3);
+        assert!(same_file(f.as_fd(), d.as_fd()));
+        let n = d.into_raw_fd();
+        // In a child, where no other thread can reuse the number meanwhile.
+        // SAFETY: the child makes plain syscalls only, then _exit.
+        let pid = unsafe { crate::process::fork() }.unwrap();
+        if pid == 0 {
+            close_inherited(n);
+            // SAFETY: fcntl on a number only reads its flags.
+            let r = unsafe { libc::fcntl(n, libc::F_GETFD) };
+            let closed = r < 0 && crate::errno::errno() == libc::EBADF;
+            crate::process::exit_now(if closed { 0 } else { 1 });
+        }
+        let st = crate::process::wait_pid(pid).unwrap();
+        assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "{st:#x}");
+        close_inherited(n);
+        let e = dup_inherited(-1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn dup_onto_stdio_makes_0_1_2_the_file() {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let want = fd_dev_ino(null.as_fd()).unwrap();
+        // SAFETY: the child makes plain syscalls only, then _exit.
+        let pid = unsafe { crate::process::fork() }.unwrap();
+        if pid == 0 {
+            let ok = dup_onto_stdio(null.as_fd()).is_ok()
+                && (0..3).all(|fd| {
+                    // SAFETY: fds 0-2 are open for the child's lifetime.
+                    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+                    fd_dev_ino(b) == Some(want)
+                });
+            crate::process::exit_now(if ok { 0 } else { 1 });
+        }
+        let st = crate::process::wait_pid(pid).unwrap();
+        assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "{st:#x}");
+    }
 
     #[test]
     fn read_write_and_list_relative_to_a_dir_fd() {

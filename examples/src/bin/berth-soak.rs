@@ -310,21 +310,14 @@ fn main() -> ExitCode {
         eprintln!("berth-soak: needs root (bridge networking, cgroups)");
         return ExitCode::from(2);
     }
+    let (state_root, net_state) = match state_dirs() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("berth-soak: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let pid = std::process::id() % 100_000;
-    let state_root = match tempfile_dir("/run", "berth-soak-state-") {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("berth-soak: state root: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let net_state = match tempfile_dir("/run", "berth-soak-net-") {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("berth-soak: network state: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let env = Env {
         prefix: format!("sk{pid}"),
         state_root: &state_root,
@@ -339,134 +332,13 @@ fn main() -> ExitCode {
     let port = free_port();
 
     let t0 = Instant::now();
-    let mut baseline = None;
-    let mut failures = Vec::new();
-    let mut done = 0;
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
-    for i in 0..a.cycles {
-        if STOP.load(Ordering::SeqCst) {
-            failures.push(format!("interrupted after {done} cycles"));
-            break;
-        }
-        if let Err(e) = cycle(&env, &a, i, port) {
-            failures.push(e);
-            break;
-        }
-        done += 1;
-        if (i + 1) % a.every == 0 {
-            let snap = snapshot(&env);
-            match &baseline {
-                // The first K cycles warm up berth's per-process caches
-                // (seccomp filter, device-filter program, the bridge).
-                None => {
-                    // The last cycle's veth may still be on the bridge (the
-                    // kernel removes it with the dead netns, asynchronously):
-                    // let it go before taking the baseline.
-                    let mut snap = snap;
-                    let settle = Instant::now();
-                    while snap["links on the soak bridge"] > 0
-                        && settle.elapsed().as_millis() < 2000
-                    {
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                        snap = snapshot(&env);
-                    }
-                    println!("baseline after {} cycles: {snap:?}", i + 1);
-                    baseline = Some(snap);
-                }
-                Some(base) => {
-                    let compare = |snap: &BTreeMap<&'static str, u64>| {
-                        let mut grew = Vec::new();
-                        // Only growth is a leak: a count below the baseline
-                        // means the baseline caught something in passing.
-                        for k in EXACT {
-                            if snap[k] > base[k] {
-                                grew.push(format!("{k}: {} -> {}", base[k], snap[k]));
-                            }
-                        }
-                        let rss_base = base["RSS KiB"];
-                        if snap["RSS KiB"] > rss_base + a.rss_slack_mib * 1024 {
-                            grew.push(format!(
-                                "RSS KiB: {rss_base} -> {} (slack {} MiB)",
-                                snap["RSS KiB"], a.rss_slack_mib
-                            ));
-                        }
-                        grew
-                    };
-                    // The kernel tears a network namespace down
-                    // asynchronously (cleanup_net workqueue), and the host
-                    // end of the veth with it: give a difference up to 2 s
-                    // to settle before calling it a leak.
-                    let mut snap = snap;
-                    let mut grew = compare(&snap);
-                    let settle = Instant::now();
-                    while !grew.is_empty() && settle.elapsed().as_millis() < 2000 {
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                        snap = snapshot(&env);
-                        grew = compare(&snap);
-                    }
-                    if settle.elapsed().as_millis() >= 50 {
-                        println!(
-                            "  (settled for {} ms before the check)",
-                            settle.elapsed().as_millis()
-                        );
-                    }
-                    println!(
-                        "check after {:>6} cycles ({:.1}s): {}",
-                        i + 1,
-                        t0.elapsed().as_secs_f64(),
-                        if grew.is_empty() {
-                            format!(
-                                "nothing grew (fds {}, RSS {} KiB, mountinfo {}, links {}, nft {})",
-                                snap["open fds"],
-                                snap["RSS KiB"],
-                                snap["mountinfo lines (all)"],
-                                snap["links (all)"],
-                                snap["nft rules (berth table)"]
-                            )
-                        } else {
-                            grew.join("; ")
-                        }
-                    );
-                    if !grew.is_empty() {
-                        failures.push(format!("after {} cycles: {}", i + 1, grew.join("; ")));
-                    }
-                }
-            }
-        }
-    }
+    let (done, mut failures) = soak(&env, &a, port, t0);
     let elapsed = t0.elapsed();
-
-    // Teardown of the soak's own network, and the host setting it changed.
-    if a.net {
-        let r = berth_netsetup::BridgeNetwork::new(&env.net_name)
-            .bridge(&env.bridge)
-            .subnet(&format!("10.231.{}.0/24", std::process::id() % 200 + 20))
-            .state_dir(&net_state)
-            .ip_forward(false)
-            .masquerade(false)
-            .ensure()
-            .and_then(|n| n.remove());
-        if let Err(e) = r {
-            failures.push(format!("network teardown: {e}"));
-        }
-    }
-    if !forward.is_empty() {
-        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", &forward);
-    }
-    if sh("ip", &["-o", "link", "show", &env.bridge]).contains(&env.bridge) {
-        failures.push(format!("bridge {} still there", env.bridge));
-    }
-    let left: Vec<_> = std::fs::read_dir(&state_root)
-        .map(|rd| rd.flatten().map(|d| d.path()).collect())
-        .unwrap_or_default();
-    if !left.is_empty() {
-        failures.push(format!("state dirs left: {left:?}"));
-    }
-    let _ = std::fs::remove_dir_all(&state_root);
-    let _ = std::fs::remove_dir_all(&net_state);
+    failures.extend(teardown(&env, &a, &forward));
     let per = elapsed.as_secs_f64() * 1000.0 / f64::from(done.max(1));
     println!(
         "{done} cycles in {:.1}s ({per:.1} ms/cycle), {} leak checks",
@@ -482,6 +354,170 @@ fn main() -> ExitCode {
         }
         ExitCode::from(1)
     }
+}
+
+/// The soak's container state root and network state directory, fresh
+/// directories under `/run`.
+fn state_dirs() -> Result<(PathBuf, PathBuf), String> {
+    let state_root =
+        tempfile_dir("/run", "berth-soak-state-").map_err(|e| format!("state root: {e}"))?;
+    let net_state =
+        tempfile_dir("/run", "berth-soak-net-").map_err(|e| format!("network state: {e}"))?;
+    Ok((state_root, net_state))
+}
+
+/// Run the cycles, checking for leaks every `a.every` of them, until all
+/// are done, one fails or a signal asks to stop: the cycles done and the
+/// failures.
+fn soak(e: &Env<'_>, a: &Args, port: u16, t0: Instant) -> (u32, Vec<String>) {
+    let mut baseline = None;
+    let mut failures = Vec::new();
+    let mut done = 0;
+    for i in 0..a.cycles {
+        if STOP.load(Ordering::SeqCst) {
+            failures.push(format!("interrupted after {done} cycles"));
+            break;
+        }
+        if let Err(err) = cycle(e, a, i, port) {
+            failures.push(err);
+            break;
+        }
+        done += 1;
+        if (i + 1) % a.every != 0 {
+            continue;
+        }
+        match &baseline {
+            // The first K cycles warm up berth's per-process caches
+            // (seccomp filter, device-filter program, the bridge).
+            None => baseline = Some(take_baseline(e, i)),
+            Some(base) => {
+                if let Some(grew) = leak_check(e, a, base, i, t0) {
+                    failures.push(format!("after {} cycles: {grew}", i + 1));
+                }
+            }
+        }
+    }
+    (done, failures)
+}
+
+/// The baseline snapshot, after cycle `i`.
+fn take_baseline(e: &Env<'_>, i: u32) -> BTreeMap<&'static str, u64> {
+    // The last cycle's veth may still be on the bridge (the kernel removes
+    // it with the dead netns, asynchronously): let it go before taking the
+    // baseline.
+    let mut snap = snapshot(e);
+    let settle = Instant::now();
+    while snap["links on the soak bridge"] > 0 && settle.elapsed().as_millis() < 2000 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        snap = snapshot(e);
+    }
+    println!("baseline after {} cycles: {snap:?}", i + 1);
+    snap
+}
+
+/// What grew from `base` to `snap`: only growth is a leak (a count below
+/// the baseline means the baseline caught something in passing); RSS may
+/// grow by `rss_slack_mib`.
+fn grown(
+    base: &BTreeMap<&'static str, u64>,
+    snap: &BTreeMap<&'static str, u64>,
+    rss_slack_mib: u64,
+) -> Vec<String> {
+    let mut grew = Vec::new();
+    for k in EXACT {
+        if snap[k] > base[k] {
+            grew.push(format!("{k}: {} -> {}", base[k], snap[k]));
+        }
+    }
+    let rss_base = base["RSS KiB"];
+    if snap["RSS KiB"] > rss_base + rss_slack_mib * 1024 {
+        grew.push(format!(
+            "RSS KiB: {rss_base} -> {} (slack {rss_slack_mib} MiB)",
+            snap["RSS KiB"]
+        ));
+    }
+    grew
+}
+
+/// The leak check after cycle `i`: print it, and say what grew (`None`:
+/// nothing).
+fn leak_check(
+    e: &Env<'_>,
+    a: &Args,
+    base: &BTreeMap<&'static str, u64>,
+    i: u32,
+    t0: Instant,
+) -> Option<String> {
+    // The kernel tears a network namespace down asynchronously
+    // (cleanup_net workqueue), and the host end of the veth with it: give a
+    // difference up to 2 s to settle before calling it a leak.
+    let mut snap = snapshot(e);
+    let mut grew = grown(base, &snap, a.rss_slack_mib);
+    let settle = Instant::now();
+    while !grew.is_empty() && settle.elapsed().as_millis() < 2000 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        snap = snapshot(e);
+        grew = grown(base, &snap, a.rss_slack_mib);
+    }
+    if settle.elapsed().as_millis() >= 50 {
+        println!(
+            "  (settled for {} ms before the check)",
+            settle.elapsed().as_millis()
+        );
+    }
+    println!(
+        "check after {:>6} cycles ({:.1}s): {}",
+        i + 1,
+        t0.elapsed().as_secs_f64(),
+        if grew.is_empty() {
+            format!(
+                "nothing grew (fds {}, RSS {} KiB, mountinfo {}, links {}, nft {})",
+                snap["open fds"],
+                snap["RSS KiB"],
+                snap["mountinfo lines (all)"],
+                snap["links (all)"],
+                snap["nft rules (berth table)"]
+            )
+        } else {
+            grew.join("; ")
+        }
+    );
+    (!grew.is_empty()).then(|| grew.join("; "))
+}
+
+/// Remove the soak's own network, put back the host setting it changed
+/// (`ip_forward` as it was, `forward`), check nothing of it is left and
+/// remove its state directories: what was left behind.
+fn teardown(e: &Env<'_>, a: &Args, forward: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    if a.net {
+        let r = berth_netsetup::BridgeNetwork::new(&e.net_name)
+            .bridge(&e.bridge)
+            .subnet(&format!("10.231.{}.0/24", std::process::id() % 200 + 20))
+            .state_dir(e.net_state)
+            .ip_forward(false)
+            .masquerade(false)
+            .ensure()
+            .and_then(|n| n.remove());
+        if let Err(err) = r {
+            failures.push(format!("network teardown: {err}"));
+        }
+    }
+    if !forward.is_empty() {
+        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", forward);
+    }
+    if sh("ip", &["-o", "link", "show", &e.bridge]).contains(&e.bridge) {
+        failures.push(format!("bridge {} still there", e.bridge));
+    }
+    let left: Vec<_> = std::fs::read_dir(e.state_root)
+        .map(|rd| rd.flatten().map(|d| d.path()).collect())
+        .unwrap_or_default();
+    if !left.is_empty() {
+        failures.push(format!("state dirs left: {left:?}"));
+    }
+    let _ = std::fs::remove_dir_all(e.state_root);
+    let _ = std::fs::remove_dir_all(e.net_state);
+    failures
 }
 
 /// A fresh directory `<parent>/<prefix><pid>-<n>` (no tempfile dependency).

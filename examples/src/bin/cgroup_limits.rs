@@ -28,7 +28,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_cgroups::{Cgroup, CgroupBuilder, Controller, Hierarchy, IoMax, Limit, Resources};
+use berth_cgroups::{
+    Cgroup, CgroupBuilder, Controller, Controllers, Hierarchy, IoMax, Limit, Resources,
+};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -207,6 +209,26 @@ fn run(args: &[String]) -> Res<()> {
         h.mount_point().display(),
         own.display()
     );
+    require_controllers(&h, &own, have);
+    let secs = o.secs.to_string();
+    cpu_limit(&o, &secs)?;
+    memory_limit(&o, &secs)?;
+    match &o.device {
+        None => println!("io: skipped (no --device and no $BERTH_VM_SCRATCH)"),
+        Some(dev) => io_limit(&o, dev, &secs)?,
+    }
+    pids_limit(&o, &secs)?;
+    // The parent group made by the builder.
+    let _ = std::fs::remove_dir(
+        own.join("berth")
+            .join(format!("limits-{}", std::process::id())),
+    );
+    Ok(())
+}
+
+/// Exit with status 2, saying where they are bound instead, unless the
+/// cpu, memory, io and pids controllers are all offered to `own`.
+fn require_controllers(h: &Hierarchy, own: &std::path::Path, have: Controllers) {
     let missing: Vec<Controller> = [
         Controller::Cpu,
         Controller::Memory,
@@ -216,38 +238,41 @@ fn run(args: &[String]) -> Res<()> {
     .into_iter()
     .filter(|c| !have.contains(*c))
     .collect();
-    if !missing.is_empty() {
-        for c in &missing {
-            println!(
-                "missing controller {}: {}",
-                c.name(),
-                h.where_bound(*c, &own)
-            );
-        }
-        let names: Vec<&str> = missing.iter().map(|c| c.name()).collect();
-        eprintln!(
-            "cgroup_limits: controllers missing in {}: {}",
-            own.display(),
-            names.join(" ")
-        );
-        std::process::exit(2);
+    if missing.is_empty() {
+        return;
     }
-    let id = std::process::id();
-    let group = |what: &str, r: Resources| {
-        CgroupBuilder::new(format!("limits-{id}/{what}"))
-            .resources(r)
-            .create()
-    };
-    let secs = o.secs.to_string();
+    for c in &missing {
+        println!(
+            "missing controller {}: {}",
+            c.name(),
+            h.where_bound(*c, own)
+        );
+    }
+    let names: Vec<&str> = missing.iter().map(|c| c.name()).collect();
+    eprintln!(
+        "cgroup_limits: controllers missing in {}: {}",
+        own.display(),
+        names.join(" ")
+    );
+    std::process::exit(2);
+}
 
-    // CPU: quota/period in cpu.max.
+/// The group `limits-<pid>/<what>` with resources `r`.
+fn group(what: &str, r: Resources) -> Result<Cgroup, berth_cgroups::Error> {
+    CgroupBuilder::new(format!("limits-{}/{what}", std::process::id()))
+        .resources(r)
+        .create()
+}
+
+/// CPU: quota/period in cpu.max, and a busy loop.
+fn cpu_limit(o: &Opts, secs: &str) -> Res<()> {
     let cg = group(
         "cpu",
         Resources::new().cpu_max(o.cpu_percent * 1000, 100_000),
     )?;
     println!("cpu.max = {}", cg.read_file("cpu.max")?.trim());
     let (t0, u0) = (Instant::now(), field(&cg, "cpu.stat", "usage_usec"));
-    start_load(&cg, &["cpu".into(), "0".into(), secs.clone()])?.wait()?;
+    start_load(&cg, &["cpu".into(), "0".into(), secs.into()])?.wait()?;
     let wall = t0.elapsed().as_micros() as f64;
     let used = (field(&cg, "cpu.stat", "usage_usec") - u0) as f64;
     println!(
@@ -259,8 +284,11 @@ fn run(args: &[String]) -> Res<()> {
         field(&cg, "cpu.stat", "throttled_usec")
     );
     cg.remove()?;
+    Ok(())
+}
 
-    // Memory: memory.max, and the allocator wants twice as much.
+/// Memory: memory.max, and the allocator wants twice as much.
+fn memory_limit(o: &Opts, secs: &str) -> Res<()> {
     let cg = group(
         "memory",
         Resources::new().memory_max(Limit::Value(o.memory_mb << 20)),
@@ -268,7 +296,7 @@ fn run(args: &[String]) -> Res<()> {
     println!("memory.max = {}", cg.read_file("memory.max")?.trim());
     let mut child = start_load(
         &cg,
-        &["memory".into(), (2 * o.memory_mb).to_string(), secs.clone()],
+        &["memory".into(), (2 * o.memory_mb).to_string(), secs.into()],
     )?;
     let touched = BufReader::new(child.stdout.take().ok_or("no stdout")?)
         .lines()
@@ -283,69 +311,74 @@ fn run(args: &[String]) -> Res<()> {
         field(&cg, "memory.events", "oom_kill")
     );
     cg.remove()?;
+    Ok(())
+}
 
-    // I/O: io.max on the block device, O_DIRECT writes so the page cache
-    // cannot absorb them.
-    match &o.device {
-        None => println!("io: skipped (no --device and no $BERTH_VM_SCRATCH)"),
-        Some(dev) => {
-            let meta = std::fs::metadata(dev)?;
-            if !meta.file_type().is_block_device() {
-                return Err(format!("{dev} is not a block device").into());
-            }
-            let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
-            let cg = group(
-                "io",
-                Resources::new().io_max(IoMax {
-                    major,
-                    minor,
-                    wbps: Some(o.io_bps),
-                    ..Default::default()
-                }),
-            )?;
-            println!("io.max = {}", cg.read_file("io.max")?.trim());
-            std::env::set_var("LOAD_DEVICE", dev);
-            let size = (o.io_bps * 4).to_string();
-            let mut child = start_load(&cg, &["io".into(), size, secs.clone()])?;
-            let (mut bytes, mut last_us) = (0u64, 0u64);
-            for l in BufReader::new(child.stdout.take().ok_or("no stdout")?)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let mut it = l.split(' ').filter_map(|v| v.parse::<u64>().ok());
-                bytes += it.next().unwrap_or(0);
-                last_us = it.next().unwrap_or(last_us);
-            }
-            let status = child.wait()?;
-            let wbytes: u64 = cg
-                .read_file("io.stat")?
-                .lines()
-                .filter(|l| l.starts_with(&format!("{major}:{minor} ")))
-                .flat_map(|l| {
-                    l.split(' ')
-                        .filter_map(|kv| kv.strip_prefix("wbytes="))
-                        .map(|v| v.parse().unwrap_or(0))
-                        .collect::<Vec<u64>>()
-                })
-                .sum();
-            println!(
-                "io: writer ({status}) wrote {bytes} bytes to {dev} in {:.2} s = {:.0} bytes/s (limit {} bytes/s); io.stat wbytes {wbytes}",
-                last_us as f64 / 1e6,
-                bytes as f64 / (last_us.max(1) as f64 / 1e6),
-                o.io_bps
-            );
-            cg.remove()?;
-        }
+/// I/O: io.max on the block device `dev`, O_DIRECT writes so the page
+/// cache cannot absorb them.
+fn io_limit(o: &Opts, dev: &str, secs: &str) -> Res<()> {
+    let meta = std::fs::metadata(dev)?;
+    if !meta.file_type().is_block_device() {
+        return Err(format!("{dev} is not a block device").into());
     }
+    let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    let cg = group(
+        "io",
+        Resources::new().io_max(IoMax {
+            major,
+            minor,
+            wbps: Some(o.io_bps),
+            ..Default::default()
+        }),
+    )?;
+    println!("io.max = {}", cg.read_file("io.max")?.trim());
+    std::env::set_var("LOAD_DEVICE", dev);
+    let size = (o.io_bps * 4).to_string();
+    let mut child = start_load(&cg, &["io".into(), size, secs.into()])?;
+    // The writer prints `BYTES MICROSECONDS-SINCE-START` per write.
+    let (mut bytes, mut last_us) = (0u64, 0u64);
+    for l in BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let mut it = l.split(' ').filter_map(|v| v.parse::<u64>().ok());
+        bytes += it.next().unwrap_or(0);
+        last_us = it.next().unwrap_or(last_us);
+    }
+    let status = child.wait()?;
+    let wbytes = io_stat_wbytes(&cg, major, minor)?;
+    println!(
+        "io: writer ({status}) wrote {bytes} bytes to {dev} in {:.2} s = {:.0} bytes/s (limit {} bytes/s); io.stat wbytes {wbytes}",
+        last_us as f64 / 1e6,
+        bytes as f64 / (last_us.max(1) as f64 / 1e6),
+        o.io_bps
+    );
+    cg.remove()?;
+    Ok(())
+}
 
-    // Pids: pids.max, and a fork loop.
+/// The `wbytes=` of device `major:minor` in `cg`'s `io.stat`.
+fn io_stat_wbytes(cg: &Cgroup, major: u32, minor: u32) -> Res<u64> {
+    Ok(cg
+        .read_file("io.stat")?
+        .lines()
+        .filter(|l| l.starts_with(&format!("{major}:{minor} ")))
+        .flat_map(|l| {
+            l.split(' ')
+                .filter_map(|kv| kv.strip_prefix("wbytes="))
+                .map(|v| v.parse().unwrap_or(0))
+                .collect::<Vec<u64>>()
+        })
+        .sum())
+}
+
+/// Pids: pids.max, and a fork loop.
+fn pids_limit(o: &Opts, secs: &str) -> Res<()> {
     let cg = group("pids", Resources::new().pids_max(Limit::Value(o.pids)))?;
     println!("pids.max = {}", cg.read_file("pids.max")?.trim());
-    let out = start_load(&cg, &["fork".into(), "0".into(), secs])?.wait_with_output()?;
+    let out = start_load(&cg, &["fork".into(), "0".into(), secs.into()])?.wait_with_output()?;
     print!("pids: {}", String::from_utf8_lossy(&out.stdout));
     println!("pids: pids.events max {}", field(&cg, "pids.events", "max"));
     cg.remove()?;
-    // The parent group made by the builder.
-    let _ = std::fs::remove_dir(own.join("berth").join(format!("limits-{id}")));
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! subreaper (containerd's shim, conmon), as with runc.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
 use crate::builder::{builder_for, load_bundle};
@@ -17,32 +17,33 @@ use crate::cli::Args;
 use crate::error::{Error, Result};
 use crate::record::{Ctx, OciState, Record, Status};
 use crate::{fds, hooks, pidfile, sock, v1};
+use berth_sys::process;
 
 /// `create`: fork the holder, wait for its word (`ok PID` or `err MSG` on
 /// a pipe), write the pid file.
 pub fn cmd(ctx: &Ctx, a: &Args) -> Result<i32> {
     let (id, bundle, mut rec) = new_container(ctx, a, false)?;
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        let e = Error::last_os("pipe");
-        ctx.remove_meta(&id);
-        return Err(e);
-    }
-    // SAFETY: fresh fds from pipe2.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // The pipe is close-on-exec (std's pipe(2) sets O_CLOEXEC).
+    let (r, w) = match std::io::pipe() {
+        Ok((r, w)) => (OwnedFd::from(r), OwnedFd::from(w)),
+        Err(e) => {
+            ctx.remove_meta(&id);
+            return Err(Error::io("pipe")(e));
+        }
+    };
     // SAFETY: the program is single-threaded, so the child may run Rust code.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        let e = Error::last_os("fork");
-        ctx.remove_meta(&id);
-        return Err(e);
-    }
+    let pid = match unsafe { process::fork() } {
+        Ok(pid) => pid,
+        Err(e) => {
+            ctx.remove_meta(&id);
+            return Err(Error::io("fork")(e));
+        }
+    };
     if pid == 0 {
         drop(r);
         let code = holder(ctx, a, &id, &bundle, &mut rec, w);
-        // SAFETY: leave without running the parent's atexit handlers twice.
-        unsafe { libc::_exit(code) };
+        // Leave without running the parent's atexit handlers twice.
+        process::exit_now(code);
     }
     drop(w);
     let mut f = std::fs::File::from(r);
@@ -55,9 +56,7 @@ pub fn cmd(ctx: &Ctx, a: &Args) -> Result<i32> {
         return Ok(0);
     }
     // The holder failed before handing over: reap it and clean up.
-    let mut st = 0;
-    // SAFETY: our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
+    let _ = process::wait_pid(pid);
     ctx.remove_meta(&id);
     Err(Error::Holder(if msg.is_empty() {
         "create failed (holder exited)".into()
@@ -113,8 +112,7 @@ fn holder(
     w: OwnedFd,
 ) -> i32 {
     let mut w = std::fs::File::from(w);
-    // SAFETY: setsid in a fresh child.
-    unsafe { libc::setsid() };
+    let _ = process::setsid();
     let (c, listener, mut st) = match build(ctx, a, id, bundle, rec) {
         Ok(x) => x,
         Err(e) => {
@@ -130,10 +128,7 @@ fn holder(
         .write(true)
         .open("/dev/null")
     {
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard fds.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
+        let _ = berth_sys::fs::dup_onto_stdio(null.as_fd());
     }
     st.status = Status::Created;
     serve(ctx, id, bundle.hooks(), c, &listener, &st)

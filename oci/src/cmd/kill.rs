@@ -28,8 +28,7 @@ pub fn cmd(ctx: &Ctx, a: &Args) -> Result<i32> {
     // namespace ends with it.
     if all && st.cgroup.is_some() {
         for p in crate::cgroup::procs(&st) {
-            // SAFETY: kill(2) on a pid read from the container's cgroup.
-            unsafe { libc::kill(p, sig.raw()) };
+            let _ = berth_sys::signal::kill_signo(p, sig.raw());
         }
         return Ok(0);
     }

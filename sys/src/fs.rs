@@ -453,7 +453,10 @@ mod tests {
             crate::process::exit_now(if closed { 0 } else { 1 });
         }
         let st = crate::process::wait_pid(pid).unwrap();
-        assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "{st:#x}");
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 0)
+        );
         close_inherited(n);
         let e = dup_inherited(-1).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EBADF));
@@ -475,7 +478,10 @@ mod tests {
             crate::process::exit_now(if ok { 0 } else { 1 });
         }
         let st = crate::process::wait_pid(pid).unwrap();
-        assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "{st:#x}");
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 0)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use nix::fcntl::{fcntl, FcntlArg};
 use nix::sys::memfd::{memfd_create, MFdFlags};
@@ -49,25 +49,13 @@ pub fn add_seals(fd: BorrowedFd<'_>, seals: SealFlag) -> io::Result<()> {
 }
 
 /// Copy the rest of `src` (from its offset) to `dst` in the kernel
-/// (sendfile(2) until it returns 0). nix's `sendfile` needs its
-/// `zerocopy` feature, which berth-sys does not enable.
+/// (sendfile(2) until it returns 0).
 pub fn copy_all(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {
     loop {
-        // SAFETY: sendfile between two open fds, from src's own offset (a
-        // null offset pointer); it touches no memory of ours.
-        let n = unsafe {
-            libc::sendfile(
-                dst.as_raw_fd(),
-                src.as_raw_fd(),
-                std::ptr::null_mut(),
-                1 << 30,
-            )
-        };
-        match crate::errno::cvt_long(n as libc::c_long) {
+        match nix::sys::sendfile::sendfile(dst, src, None, 1 << 30) {
             Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

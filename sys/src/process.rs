@@ -1,11 +1,10 @@
 //! Process calls of a runtime that daemonizes and re-executes itself:
-//! fork(2), setsid(2), waitpid(2), _exit(2), execveat(2). nix has them
-//! behind its `process` feature, which berth-sys does not enable; these
-//! are raw `libc`, each wrapped once.
+//! fork(2), setsid(2), waitpid(2), _exit(2), execveat(2): nix's (its
+//! `process` feature), but `_exit`, which nix does not wrap.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 /// `fork()` (fork(2)): `Ok(0)` in the child, the child's pid in the
 /// parent.
@@ -16,8 +15,12 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// async-signal-safe calls until it execs or exits (signal-safety(7)). A
 /// single-threaded caller's child may run any code.
 pub unsafe fn fork() -> io::Result<i32> {
+    use nix::unistd::ForkResult;
     // SAFETY: the caller's contract above.
-    crate::errno::cvt(unsafe { libc::fork() })
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => Ok(0),
+        ForkResult::Parent { child } => Ok(child.as_raw()),
+    }
 }
 
 /// Leave at once with `code` (`_exit(2)`): no atexit handlers, no
@@ -31,19 +34,17 @@ pub fn exit_now(code: i32) -> ! {
 /// Start a new session with this process as its leader (setsid(2));
 /// `EPERM` for a process group leader.
 pub fn setsid() -> io::Result<()> {
-    // SAFETY: setsid(2) touches no memory of ours.
-    crate::errno::cvt(unsafe { libc::setsid() }).map(drop)
+    nix::unistd::setsid()?;
+    Ok(())
 }
 
 /// Wait for (and reap) the child `pid` (waitpid(2), retried on `EINTR`);
-/// its wait status.
-pub fn wait_pid(pid: i32) -> io::Result<i32> {
-    let mut status = 0;
+/// how it ended.
+pub fn wait_pid(pid: i32) -> io::Result<nix::sys::wait::WaitStatus> {
     loop {
-        // SAFETY: status is a valid int to write.
-        match crate::errno::cvt(unsafe { libc::waitpid(pid, &mut status, 0) }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => return r.map(|_| status),
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return Ok(r?),
         }
     }
 }
@@ -52,23 +53,10 @@ pub fn wait_pid(pid: i32) -> io::Result<i32> {
 /// `envp` (`execveat(fd, "", argv, envp, AT_EMPTY_PATH)`, execveat(2),
 /// Linux 3.19); returns only on failure, with its error.
 pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    // SAFETY: NULL-terminated arrays of C strings that outlive the call;
-    // an empty path with AT_EMPTY_PATH runs the file behind fd.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            argv_p.as_ptr(),
-            envp_p.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    io::Error::last_os_error()
+    match nix::unistd::execveat(fd, c"", argv, envp, nix::fcntl::AtFlags::AT_EMPTY_PATH) {
+        Err(e) => e.into(),
+        Ok(never) => match never {},
+    }
 }
 
 #[cfg(test)]
@@ -83,7 +71,10 @@ mod tests {
             exit_now(7);
         }
         let st = wait_pid(pid).unwrap();
-        assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 7, "{st:#x}");
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 7)
+        );
         assert_eq!(
             wait_pid(pid).unwrap_err().raw_os_error(),
             Some(libc::ECHILD)

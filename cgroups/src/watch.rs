@@ -72,7 +72,7 @@ pub enum Event {
 }
 
 /// Watches one cgroup; see [`Cgroup::watch`]. The inotify fd is exposed
-/// ([`AsRawFd`]) for use in an event loop: when it is readable, call
+/// ([`AsFd`], [`AsRawFd`]) for use in an event loop: when it is readable, call
 /// [`wait`](Self::wait) with a zero timeout.
 ///
 /// ```no_run
@@ -96,6 +96,13 @@ pub struct EventWatcher {
 impl AsRawFd for EventWatcher {
     fn as_raw_fd(&self) -> RawFd {
         self.inotify.as_fd().as_raw_fd()
+    }
+}
+
+/// The inotify fd, borrowed (for `poll(2)` beside other fds).
+impl AsFd for EventWatcher {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inotify.as_fd()
     }
 }
 

@@ -165,15 +165,15 @@ impl Events {
             };
             // Sleep on the inotify fd and the pidfd together: woken by the
             // next change, never by a timer.
-            use std::os::fd::AsRawFd;
             let mut fds = Vec::with_capacity(2);
             if let Some(w) = &self.watcher {
-                fds.push(w.as_raw_fd());
+                fds.push(w.as_fd());
             }
             if !self.exited {
-                fds.push(self.pidfd.as_raw_fd());
+                fds.push(self.pidfd.as_fd());
             }
-            poll_any(&fds, ms);
+            // An error (EINTR) just loops: the deadline is checked again.
+            let _ = berth_sys::poll::poll_many(&fds, berth_sys::poll::PollFlags::POLLIN, ms);
         }
     }
 }
@@ -188,20 +188,6 @@ pub(crate) fn container_event(e: berth_cgroups::Event) -> Option<ContainerEvent>
         E::Thawed => Some(ContainerEvent::Resumed),
         _ => None,
     }
-}
-
-/// poll(2) for `POLLIN` on `fds` (none: just sleep `ms`, -1 forever).
-fn poll_any(fds: &[std::os::fd::RawFd], ms: i32) {
-    let mut p: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: a valid array of pollfds on open fds (an EINTR just loops).
-    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
 }
 
 /// Whether `fd` is readable within `ms` (poll(2) `POLLIN`).

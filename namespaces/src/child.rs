@@ -474,24 +474,38 @@ unsafe fn exec(plan: &ChildPlan<'_>) -> ! {
 /// reported as that step's (with the sub-step a hook names) and ends the
 /// child.
 fn run_steps(plan: &ChildPlan<'_>, range: std::ops::Range<usize>, at: &Cell<At>) {
+    let ran = run_range(plan.steps, range, at, |i| stamp(plan, T_STEPS + 1 + i));
+    if let Err(e) = ran {
+        fail_with(plan.err_w, &e);
+    }
+}
+
+/// Run `steps[range]` in order, calling `done(i)` after step `i`; stops
+/// at the first failure and returns it as the child reports it (the
+/// step's index, its errno, the part a hook names). `at` tracks the step
+/// running, for the report of a panic.
+pub(crate) fn run_range(
+    steps: &[Step],
+    range: std::ops::Range<usize>,
+    at: &Cell<At>,
+    mut done: impl FnMut(usize),
+) -> Result<(), ChildError<&'static str>> {
     for i in range {
-        if let Some(step) = plan.steps.get(i) {
+        if let Some(step) = steps.get(i) {
             at.set(At::Step(i));
             if let Err(f) = step.run() {
-                fail_with(
-                    plan.err_w,
-                    &ChildError {
-                        at: At::Step(i),
-                        errno: f.errno,
-                        detail: f.step,
-                        panicked: false,
-                    },
-                );
+                return Err(ChildError {
+                    at: At::Step(i),
+                    errno: f.errno,
+                    detail: f.step,
+                    panicked: false,
+                });
             }
         }
-        stamp(plan, T_STEPS + 1 + i);
+        done(i);
     }
     at.set(At::Phase(Phase::Setup));
+    Ok(())
 }
 
 /// The minimal pid-1 init: forks the workload, then forwards every signal it

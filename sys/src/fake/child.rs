@@ -188,6 +188,11 @@ pub(crate) fn installed() -> Option<&'static dyn ChildKernel> {
     FAKE.try_with(Cell::get).ok().flatten()
 }
 
+/// Whether a fake is installed on the calling thread.
+pub fn is_installed() -> bool {
+    installed().is_some()
+}
+
 /// Route this thread's [`crate::child`] calls to `fake` until the guard is
 /// dropped (which puts back what was installed before). A `'static`
 /// reference (e.g. [`Recorder::leak`]), so no call can outlive it.

@@ -437,6 +437,8 @@ struct State {
     root: String,
     umask: libc::mode_t,
     records: Vec<Record>,
+    /// What a new mount of a file system type shows (relative paths).
+    fills: Vec<(String, Vec<(String, Node)>)>,
 }
 
 /// Lossy UTF-8 of a C string.
@@ -462,7 +464,7 @@ fn parent_of(p: &str) -> &str {
 
 /// Whether the host path `p` is inside (or is) `top`: for assertions on
 /// [`Record::at`].
-pub fn inside(p: &str, top: &str) -> bool {
+pub fn is_inside(p: &str, top: &str) -> bool {
     top == "/" || p == top || p.strip_prefix(top).is_some_and(|r| r.starts_with('/'))
 }
 
@@ -487,6 +489,7 @@ impl Recorder {
                 root: "/".into(),
                 umask: 0o022,
                 records: Vec::new(),
+                fills: Vec::new(),
             }),
             rules: Vec::new(),
         }
@@ -494,15 +497,7 @@ impl Recorder {
 
     /// Add `node` at the absolute `path`, with any missing parent as a directory.
     pub fn with(self, path: &str, node: Node) -> Recorder {
-        {
-            let mut st = self.state.borrow_mut();
-            let mut p = path;
-            while p != "/" {
-                p = parent_of(p);
-                st.nodes.entry(p.to_string()).or_insert(Node::Dir);
-            }
-            st.nodes.insert(path.to_string(), node);
-        }
+        self.state.borrow_mut().add(path, node);
         self
     }
 
@@ -519,6 +514,20 @@ impl Recorder {
     /// Add a symbolic link `path -> target` (and its parents).
     pub fn symlink(self, path: &str, target: &str) -> Recorder {
         self.with(path, Node::Link(target.to_string()))
+    }
+
+    /// A new mount of `fstype` shows `files` (paths relative to the mount
+    /// point, parents made as directories), e.g. `proc` its `kcore`.
+    pub fn fill_on_mount(self, fstype: &str, files: &[(&str, Node)]) -> Recorder {
+        let files = files
+            .iter()
+            .map(|(p, n)| (p.trim_start_matches('/').to_string(), n.clone()))
+            .collect();
+        self.state
+            .borrow_mut()
+            .fills
+            .push((fstype.to_string(), files));
+        self
     }
 
     /// Every call `matches` accepts fails with `errno` (recorded, the model
@@ -590,6 +599,58 @@ impl Recorder {
 }
 
 impl State {
+    /// Add `node` at `path`, with any missing parent as a directory.
+    fn add(&mut self, path: &str, node: Node) {
+        let mut p = path;
+        while p != "/" {
+            p = parent_of(p);
+            self.nodes.entry(p.to_string()).or_insert(Node::Dir);
+        }
+        self.nodes.insert(path.to_string(), node);
+    }
+
+    /// What a mount at `p` shows: a bind the (modelled) tree of its
+    /// source, a new file system nothing but its fill; a remount or a
+    /// propagation change leaves it alone.
+    fn mounted(
+        &mut self,
+        p: &str,
+        source: Option<String>,
+        fstype: Option<String>,
+        flags: libc::c_ulong,
+    ) {
+        let shown: Vec<(String, Node)> = if flags & libc::MS_REMOUNT != 0 {
+            return;
+        } else if flags & libc::MS_BIND != 0 {
+            let Some(src) = source else { return };
+            self.nodes
+                .iter()
+                .filter(|(k, _)| is_inside(k, &src))
+                .map(|(k, n)| (format!("{p}{}", &k[src.len()..]), n.clone()))
+                .collect()
+        } else if let Some(t) = fstype {
+            let fill = self.fills.iter().find(|(f, _)| *f == t);
+            let files = fill.map(|(_, files)| files.clone()).unwrap_or_default();
+            let mut shown = vec![(p.to_string(), Node::Dir)];
+            shown.extend(files.into_iter().map(|(rel, n)| (join(p, &rel), n)));
+            shown
+        } else {
+            return;
+        };
+        let below: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|k| *k != p && is_inside(k, p))
+            .cloned()
+            .collect();
+        for k in below {
+            self.nodes.remove(&k);
+        }
+        for (k, n) in shown {
+            self.add(&k, n);
+        }
+    }
+
     /// The directory an `*at` call starts from.
     fn base(&self, dir: RawFd) -> Result<String, i32> {
         if dir == libc::AT_FDCWD {
@@ -818,7 +879,12 @@ impl ChildKernel for Recorder {
         };
         self.call(call, |st| {
             let cwd = st.cwd.clone();
-            st.existing(&cwd, &s(target), true)
+            let (at, r) = st.existing(&cwd, &s(target), true);
+            if let (Some(p), Ok(())) = (&at, r) {
+                let source = source.map(|c| st.lookup(&cwd, &s(c), true));
+                st.mounted(p, source.and_then(Result::ok), fstype.map(s), flags);
+            }
+            (at, r)
         })
     }
     fn umount2(&self, target: &CStr, flags: libc::c_int) -> Result<(), i32> {
@@ -1237,6 +1303,45 @@ mod tests {
             child::close(fd);
         }
         assert!(rec.open_fds().is_empty());
+    }
+
+    #[test]
+    fn mounts_show_their_source_or_their_fill() {
+        let rec = Recorder::new()
+            .file("/img/etc/hosts")
+            .file("/img-other/x")
+            .dir("/root/old")
+            .fill_on_mount("proc", &[("kcore", Node::File), ("sys/kernel", Node::Dir)])
+            .leak();
+        let _g = install(rec);
+        assert_eq!(
+            child::mount(Some(c"/img"), c"/root", None, libc::MS_BIND, None),
+            Ok(())
+        );
+        assert_eq!(rec.node("/root/etc/hosts"), Some(Node::File));
+        assert_eq!(rec.node("/root/old"), None);
+        assert_eq!(rec.node("/root/x"), None);
+        assert_eq!(child::mkdir(c"/root/proc", 0o555), Ok(()));
+        assert_eq!(child::stat_mode(c"/root/proc/kcore"), Err(libc::ENOENT));
+        assert_eq!(
+            child::mount(Some(c"proc"), c"/root/proc", Some(c"proc"), 0, None),
+            Ok(())
+        );
+        assert_eq!(rec.node("/root/proc/kcore"), Some(Node::File));
+        assert_eq!(rec.node("/root/proc/sys/kernel"), Some(Node::Dir));
+        // A tmpfs hides what was below; a propagation change does not.
+        let flags = libc::MS_PRIVATE | libc::MS_REC;
+        assert_eq!(child::mount(None, c"/root/proc", None, flags, None), Ok(()));
+        assert_eq!(rec.node("/root/proc/kcore"), Some(Node::File));
+        assert_eq!(
+            child::mount(Some(c"tmpfs"), c"/root/proc/sys", Some(c"tmpfs"), 0, None),
+            Ok(())
+        );
+        assert_eq!(rec.node("/root/proc/sys/kernel"), None);
+        assert_eq!(
+            child::mount(None, c"/nope", None, flags, None),
+            Err(libc::ENOENT)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! `syscall(2)`s, which are), plus an errno read.
 //!
 //! With the `fake` feature (tests only) each call first asks the fake
-//! installed on the calling thread ([`crate::fake::child`]), so the code that
+//! installed on the calling thread (`berth_sys::fake::child`), so the code that
 //! drives a child can be run and checked without root. Without the feature
 //! the calls are the system calls alone.
 
@@ -286,7 +286,7 @@ pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         .map(|n| n as usize)
 }
 
-/// Write the whole of `buf` with [`write`], retrying on `EINTR` and short
+/// Write the whole of `buf` with [`write()`], retrying on `EINTR` and short
 /// writes; a write of 0 bytes is `EIO`.
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
     while !buf.is_empty() {

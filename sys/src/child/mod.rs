@@ -130,10 +130,12 @@ pub fn mount_setattr(
     clr: MountAttr,
 ) -> Result<(), i32> {
     fake!(mount_setattr(dir, path, flags, set, clr));
-    // SAFETY: mount_attr is plain data; all zeroes is a valid value.
-    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
-    attr.attr_set = set.bits();
-    attr.attr_clr = clr.bits();
+    let attr = libc::mount_attr {
+        attr_set: set.bits(),
+        attr_clr: clr.bits(),
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: a C string and a mount_attr of the size passed, valid for the call.
     cvt_long(unsafe {
         libc::syscall(
@@ -253,7 +255,8 @@ pub fn openat2(
     resolve: ResolveFlags,
 ) -> Result<RawFd, i32> {
     fake!(openat2(dir, path, flags, resolve));
-    // SAFETY: open_how is plain data; all zeroes is a valid value.
+    // SAFETY: open_how is plain data (non-exhaustive in libc: no literal);
+    // all zeroes is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
     how.resolve = resolve.bits();
@@ -301,35 +304,35 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
     Ok(())
 }
 
-/// The `st_mode` of `stat(path)` (stat(2)): file type and permissions.
-pub fn stat_mode(path: &CStr) -> Result<libc::mode_t, i32> {
-    fake!(stat_mode(path));
+/// The `st_mode` of `fstatat(dir, name, flags)`, the call glibc (2.33+)
+/// makes for stat(2) and fstat(2) too.
+fn mode_at(dir: RawFd, name: &CStr, flags: libc::c_int) -> Result<libc::mode_t, i32> {
     // SAFETY: all zeroes is a valid stat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a C string and an out buffer valid for the call.
-    cvt(unsafe { libc::stat(path.as_ptr(), &mut st) })?;
+    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) })?;
     Ok(st.st_mode)
 }
 
-/// The `st_mode` of `fstat(fd)` (fstat(2)).
+/// The `st_mode` of `stat(path)` (stat(2): `fstatat(AT_FDCWD, path, 0)`):
+/// file type and permissions.
+pub fn stat_mode(path: &CStr) -> Result<libc::mode_t, i32> {
+    fake!(stat_mode(path));
+    mode_at(libc::AT_FDCWD, path, 0)
+}
+
+/// The `st_mode` of `fstat(fd)` (fstat(2): `fstatat(fd, "",
+/// AT_EMPTY_PATH)`, Linux 2.6.39).
 pub fn fstat_mode(fd: RawFd) -> Result<libc::mode_t, i32> {
     fake!(fstat_mode(fd));
-    // SAFETY: all zeroes is a valid stat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: an out buffer valid for the call.
-    cvt(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(st.st_mode)
+    mode_at(fd, c"", libc::AT_EMPTY_PATH)
 }
 
 /// The `st_mode` of `fstatat(dir, name, flags)` (fstatat(2), Linux
 /// 2.6.16; `AT_SYMLINK_NOFOLLOW`: a link itself).
 pub fn fstatat_mode(dir: RawFd, name: &CStr, flags: libc::c_int) -> Result<libc::mode_t, i32> {
     fake!(fstatat_mode(dir, name, flags));
-    // SAFETY: all zeroes is a valid stat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a C string and an out buffer valid for the call.
-    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) })?;
-    Ok(st.st_mode)
+    mode_at(dir, name, flags)
 }
 
 /// `sethostname(name)` (sethostname(2): at most 64 bytes, in a UTS

@@ -1698,6 +1698,107 @@ mod tests {
     }
 
     #[test]
+    fn in_root_kinds_make_exactly_their_calls() {
+        let tree = || {
+            Recorder::new()
+                .dir(&format!("{ROOT}/proc/acpi"))
+                .file(&format!("{ROOT}/proc/kcore"))
+                .dir(&format!("{ROOT}/dev"))
+        };
+        let path = libc::O_PATH | libc::O_NOFOLLOW;
+        let prologue = |name: &str| vec![open_root(), openat2(1000, name, path), Call::Fstat(1001)];
+        let (r, c) = calls_of(tree(), Step::mask("/proc/acpi").in_root(ROOT));
+        assert_eq!(r, Ok(()));
+        let hide = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        let mut want = prologue("proc/acpi");
+        want.extend([
+            Call::Fstat(1001),
+            mount(
+                Some("tmpfs"),
+                "/proc/self/fd/1001",
+                Some("tmpfs"),
+                hide,
+                Some("size=0"),
+            ),
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        let (r, c) = calls_of(tree(), Step::read_only("/proc/kcore").in_root(ROOT));
+        assert_eq!(r, Ok(()));
+        let fd = "/proc/self/fd/1001";
+        let mut want = prologue("proc/kcore");
+        want.extend([
+            mount(Some(fd), fd, None, libc::MS_BIND | libc::MS_REC, None),
+            Call::Close(1001),
+            openat2(1000, "proc/kcore", path),
+            Call::Fstat(1002),
+            setattr_ro(1002, "", libc::AT_EMPTY_PATH | libc::AT_RECURSIVE),
+            Call::Close(1002),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        // Missing: nothing mounted, no error.
+        let (r, c) = calls_of(tree(), Step::read_only("/proc/nope").in_root(ROOT));
+        assert_eq!((r, c.len()), (Ok(()), 3), "{c:?}");
+        let tree_fd = std::fs::File::open("/dev/null").unwrap();
+        let raw = tree_fd.as_raw_fd();
+        let (r, c) = calls_of(
+            tree(),
+            Step::move_mount(tree_fd.into(), "/dev").in_root(ROOT),
+        );
+        assert_eq!(r, Ok(()));
+        let mut want = prologue("dev");
+        want.extend([
+            Call::MoveMount {
+                from_dir: raw,
+                from_path: String::new(),
+                to_dir: 1001,
+                to_path: String::new(),
+                flags: libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+            },
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        let parent = || {
+            vec![
+                open_root(),
+                openat2(1000, "dev", libc::O_PATH | libc::O_DIRECTORY),
+            ]
+        };
+        let dev = libc::makedev(1, 3);
+        let (_, c) = calls_of(
+            tree(),
+            Step::mknod("/dev/null", libc::S_IFCHR | 0o666, dev).in_root(ROOT),
+        );
+        let mut want = parent();
+        want.extend([
+            Call::Mknodat {
+                dir: 1001,
+                name: "null".into(),
+                mode: libc::S_IFCHR | 0o666,
+                dev,
+            },
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        let (_, c) = calls_of(tree(), Step::symlink("pts/ptmx", "/dev/ptmx").in_root(ROOT));
+        let mut want = parent();
+        want.extend([
+            Call::Symlinkat {
+                target: "pts/ptmx".into(),
+                dir: 1001,
+                name: "ptmx".into(),
+            },
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+    }
+
+    #[test]
     fn skip_missing_turns_enoent_into_success_and_nothing_else() {
         let step = || {
             Step::bind("/srv/hosts", "/etc/hosts", false, true)

@@ -1,11 +1,13 @@
 //! The standard container filesystem as a berth-namespaces step plan,
 //! built in the parent, executed by the child with raw syscalls.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use berth_namespaces::Step;
+use berth_sys::child;
+use berth_sys::mount_api::MountAttr;
 
 use crate::config::{
     attr, DeviceNode, DeviceNodeKind, Mount, MountKind, MountOpts, Propagation, RootfsKind,
@@ -57,15 +59,6 @@ pub(crate) struct FsPlan<'a> {
     /// not the host's root) may not search the private state root nor the
     /// bundle's directory.
     pub userns_by_root: bool,
-}
-
-/// `struct mount_attr` of `mount_setattr(2)`.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
 }
 
 /// `O_PATH` fd of `path` resolved inside `dirfd` (see
@@ -166,66 +159,53 @@ fn mount_in_root(
 
 impl InRootMount {
     fn run(&self) -> std::result::Result<(), i32> {
-        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
-        // on stack buffers; every fd opened here is closed on every path.
-        unsafe {
-            let rootfd = libc::open(
-                self.root.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            if rootfd < 0 {
-                return Err(errno());
-            }
-            let r = self
-                .make_path(rootfd)
-                .and_then(|()| self.mount_at(rootfd))
-                .and_then(|()| self.set_attributes(rootfd));
-            libc::close(rootfd);
-            r
-        }
+        let rootfd = child::open(
+            &self.root,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )?;
+        let r = self
+            .make_path(rootfd)
+            .and_then(|()| self.mount_at(rootfd))
+            .and_then(|()| self.set_attributes(rootfd));
+        child::close(rootfd);
+        r
     }
 
     /// Each missing component of the destination, made inside the root
     /// (`mkdirat`, or an empty file for the last one of a file bind).
     fn make_path(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
-        // SAFETY: (whole body) raw syscalls on C strings owned by `self`;
-        // every fd opened here is closed on every path.
-        unsafe {
-            let last = self.walk.len() - 1;
-            for (i, (prefix, parent, name)) in self.walk.iter().enumerate() {
-                match open_in_root(rootfd, prefix) {
-                    Ok(fd) => {
-                        libc::close(fd);
-                        continue;
-                    }
-                    Err(libc::ENOENT) => {}
-                    Err(e) => return Err(e),
+        let last = self.walk.len() - 1;
+        for (i, (prefix, parent, name)) in self.walk.iter().enumerate() {
+            match open_in_root(rootfd, prefix) {
+                Ok(fd) => {
+                    child::close(fd);
+                    continue;
                 }
-                let pfd = open_in_root(rootfd, parent)?;
-                let r = if i == last && self.file {
-                    let fd = libc::openat(
-                        pfd,
-                        name.as_ptr(),
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                        0o644,
-                    );
-                    if fd >= 0 {
-                        libc::close(fd);
-                    }
-                    fd
-                } else {
-                    libc::mkdirat(pfd, name.as_ptr(), 0o755)
-                };
-                let e = errno();
-                libc::close(pfd);
-                // EEXIST: raced with another creator, or a dangling symlink
-                // (whose in-root target then fails the open below).
-                if r < 0 && e != libc::EEXIST {
-                    return Err(e);
-                }
+                Err(libc::ENOENT) => {}
+                Err(e) => return Err(e),
             }
-            Ok(())
+            let pfd = open_in_root(rootfd, parent)?;
+            let r = if i == last && self.file {
+                child::openat(
+                    pfd,
+                    name,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    0o644,
+                )
+                .map(child::close)
+            } else {
+                child::mkdirat(pfd, name, 0o755)
+            };
+            child::close(pfd);
+            // EEXIST: raced with another creator, or a dangling symlink
+            // (whose in-root target then fails the open below).
+            match r {
+                Err(e) if e != libc::EEXIST => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// The mount onto the resolved destination (`/proc/self/fd/<n>` of an
@@ -233,34 +213,23 @@ impl InRootMount {
     /// in already (move_mount), only its attributes are set after this.
     fn mount_at(&self, rootfd: libc::c_int) -> std::result::Result<(), i32> {
         let moved = self.source.is_none() && self.fstype.is_none();
-        // SAFETY: (whole body) see `run`.
-        unsafe {
-            let tfd = open_in_root(rootfd, self.target())?;
-            if moved {
-                libc::close(tfd);
-                return Ok(());
-            }
-            let path = berth_namespaces::proc_self_fd(tfd);
-            let r = libc::mount(
-                self.source
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr()),
-                path.as_ptr().cast(),
-                self.fstype
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr()),
-                self.flags,
-                self.data
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-            );
-            let e = errno();
-            libc::close(tfd);
-            if r < 0 {
-                return Err(e);
-            }
-            Ok(())
+        let tfd = open_in_root(rootfd, self.target())?;
+        if moved {
+            child::close(tfd);
+            return Ok(());
         }
+        let path = berth_namespaces::proc_self_fd(tfd);
+        let r = fd_path(&path).and_then(|at| {
+            child::mount(
+                self.source.as_deref(),
+                at,
+                self.fstype.as_deref(),
+                self.flags,
+                self.data.as_deref(),
+            )
+        });
+        child::close(tfd);
+        r
     }
 
     /// The destination relative to the root (the last prefix of the walk).
@@ -279,68 +248,42 @@ impl InRootMount {
         if !any_attr && o.propagation == 0 && self.cut == 0 {
             return Ok(());
         }
-        // SAFETY: (whole body) see `run`.
-        unsafe {
-            let mfd = open_in_root(rootfd, self.target())?;
-            let setattr = |set: u64, clr: u64, at: libc::c_int| {
-                if set | clr == 0 {
-                    return Ok(());
-                }
-                let attr = MountAttr {
-                    attr_set: set,
-                    attr_clr: clr,
-                    propagation: 0,
-                    userns_fd: 0,
-                };
-                if libc::syscall(
-                    libc::SYS_mount_setattr,
-                    mfd,
-                    c"".as_ptr(),
-                    libc::AT_EMPTY_PATH | at,
-                    &attr as *const MountAttr,
-                    std::mem::size_of::<MountAttr>(),
-                ) < 0
-                {
-                    Err(errno())
-                } else {
-                    Ok(())
-                }
-            };
-            let mut r = setattr(o.rattr_set, o.rattr_clr, libc::AT_RECURSIVE)
-                .and_then(|()| setattr(o.attr_set, o.attr_clr, 0));
-            for flags in [self.cut, o.propagation] {
-                if r.is_ok() && flags != 0 {
-                    let path = berth_namespaces::proc_self_fd(mfd);
-                    if libc::mount(
-                        std::ptr::null(),
-                        path.as_ptr().cast(),
-                        std::ptr::null(),
-                        flags,
-                        std::ptr::null(),
-                    ) < 0
-                    {
-                        r = Err(errno());
-                    }
-                }
+        let mfd = open_in_root(rootfd, self.target())?;
+        let setattr = |set: u64, clr: u64, at: libc::c_int| {
+            if set | clr == 0 {
+                return Ok(());
             }
-            libc::close(mfd);
-            r
+            child::mount_setattr(
+                mfd,
+                c"",
+                (libc::AT_EMPTY_PATH | at) as libc::c_uint,
+                MountAttr::from_bits_retain(set),
+                MountAttr::from_bits_retain(clr),
+            )
+        };
+        let mut r = setattr(o.rattr_set, o.rattr_clr, libc::AT_RECURSIVE)
+            .and_then(|()| setattr(o.attr_set, o.attr_clr, 0));
+        for flags in [self.cut, o.propagation] {
+            if r.is_ok() && flags != 0 {
+                let path = berth_namespaces::proc_self_fd(mfd);
+                r = fd_path(&path).and_then(|at| child::mount(None, at, None, flags, None));
+            }
         }
+        child::close(mfd);
+        r
     }
 }
 
-/// The calling thread's errno (no allocation: an OS error is a code).
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+/// [`berth_namespaces::proc_self_fd`]'s buffer as a C string.
+fn fd_path(buf: &[u8; 32]) -> std::result::Result<&CStr, i32> {
+    CStr::from_bytes_until_nul(buf).map_err(|_| libc::EINVAL)
 }
 
 fn umask_step(mask: libc::mode_t) -> Step {
     // SAFETY: umask(2) is a raw syscall that cannot fail.
     unsafe {
         Step::hook("umask", move || {
-            libc::umask(mask);
+            child::umask(mask);
             Ok(())
         })
     }
@@ -987,13 +930,7 @@ fn chown_step(path: &Path, uid: u32, gid: u32) -> Result<Step> {
     Ok(unsafe {
         Step::hook(
             format!("lchown {} {uid}:{gid}", path.display()),
-            move || {
-                if libc::lchown(c.as_ptr(), uid, gid) < 0 {
-                    Err(*libc::__errno_location())
-                } else {
-                    Ok(())
-                }
-            },
+            move || child::lchown(&c, uid, gid),
         )
     })
 }
@@ -1025,11 +962,7 @@ pub(crate) fn plan_without_mount_ns(p: &FsPlan<'_>) -> Result<Vec<Step>> {
             // SAFETY: chroot(2) and chdir(2) on a C string prepared here.
             s.push(unsafe {
                 Step::hook(format!("chroot {}", dir.display()), move || {
-                    if libc::chroot(c.as_ptr()) < 0 || libc::chdir(c"/".as_ptr()) < 0 {
-                        Err(*libc::__errno_location())
-                    } else {
-                        Ok(())
-                    }
+                    child::chroot(&c).and_then(|()| child::chdir(c"/"))
                 })
             });
         }
@@ -1354,5 +1287,331 @@ mod tests {
                 "hook(\"umask\")"
             ]
         );
+    }
+
+    /// fs.rs's plans executed against berth-sys's fake kernel (no root,
+    /// nothing mounted): the calls the child would make, checked for the
+    /// orderings the container's safety rests on.
+    mod executed {
+        use super::*;
+        use berth_sys::fake::child::{install, is_inside, Call, Node, Record, Recorder};
+        use berth_sys::mount_api::MountAttr;
+
+        const IMAGE: &str = "/srv/rootfs";
+        const CGROUP: &str = "/sys/fs/cgroup/unified/berth/c1";
+
+        /// Run every step of `p`'s plan against a recorder holding the
+        /// host paths the plan names, the image and what a new proc and
+        /// sysfs show; every step must succeed and leave no fd open.
+        fn run(p: &FsPlan<'_>) -> Vec<Record> {
+            let rec = Recorder::new()
+                .dir(STATE)
+                .dir(CGROUP)
+                .file("/dev/null")
+                .file("/etc/hostname")
+                .dir(&volume())
+                .file(&format!("{IMAGE}/etc/hosts"))
+                .file(&format!("{IMAGE}/etc/hostname"))
+                .file(&format!("{IMAGE}/bin/sh"))
+                .fill_on_mount(
+                    "proc",
+                    &[
+                        ("kcore", Node::File),
+                        ("acpi", Node::Dir),
+                        ("bus", Node::Dir),
+                        ("sys/net/ipv4/ip_forward", Node::File),
+                    ],
+                )
+                .fill_on_mount("sysfs", &[("fs/cgroup", Node::Dir)])
+                .leak();
+            let _fake = install(rec);
+            for (i, step) in plan(p).unwrap().iter().enumerate() {
+                if let Err(e) = step.run_faked() {
+                    panic!("step {i} {step:?}: {e:?}\n{:#?}", rec.records());
+                }
+            }
+            assert!(rec.open_fds().is_empty(), "{:#?}", rec.records());
+            rec.records()
+        }
+
+        /// A host directory for a volume (the plan checks `is_dir` on the host).
+        fn volume() -> String {
+            std::env::temp_dir().to_string_lossy().into_owned()
+        }
+
+        fn in_root(p: &str) -> String {
+            format!("{ROOT}{p}")
+        }
+
+        /// A typical container's plan input: a directory rootfs, a
+        /// read-only volume, a file bind, a tmpfs, masked paths (one
+        /// missing) and read-only paths, a device with an owner.
+        fn typical<'a>(
+            rootfs: &'a RootfsKind,
+            mounts: &'a [Mount],
+            devices: &'a [DeviceNode],
+        ) -> FsPlan<'a> {
+            FsPlan {
+                mounts,
+                devices,
+                masked: Box::leak(Box::new(
+                    ["/proc/kcore", "/proc/acpi", "/proc/missing"].map(String::from),
+                )),
+                readonly: Box::leak(Box::new(["/proc/sys", "/proc/bus"].map(String::from))),
+                ..defaults(rootfs)
+            }
+        }
+
+        fn mounts() -> Vec<Mount> {
+            vec![
+                Mount::bind(volume(), "/data").read_only(),
+                Mount::bind("/etc/hostname", "/etc/extra/name"),
+                Mount::tmpfs("/run/scratch").size(1 << 20),
+            ]
+        }
+
+        fn devices() -> Vec<DeviceNode> {
+            vec![DeviceNode::new("/dev/net/tun", DeviceNodeKind::Char, 10, 200).owner(1000, 1000)]
+        }
+
+        fn pivot(r: &[Record]) -> usize {
+            r.iter()
+                .position(|r| matches!(r.call, Call::PivotRoot { .. }))
+                .expect("pivot_root")
+        }
+
+        const PROPAGATION: libc::c_ulong =
+            libc::MS_SHARED | libc::MS_SLAVE | libc::MS_PRIVATE | libc::MS_UNBINDABLE;
+
+        /// A mount that shows something at its target (not a remount nor
+        /// a propagation change).
+        fn shows(c: &Call) -> bool {
+            matches!(c, Call::Mount { flags, .. } if flags & (libc::MS_REMOUNT | PROPAGATION) == 0)
+        }
+
+        /// A call that makes (or finds made) the file at its path.
+        fn creates(r: &Record) -> bool {
+            let made = matches!(r.result, Ok(_) | Err(libc::EEXIST));
+            made && match &r.call {
+                Call::Mkdir { .. }
+                | Call::Mkdirat { .. }
+                | Call::Mknod { .. }
+                | Call::Mknodat { .. } => true,
+                Call::Open { flags, .. } | Call::Openat { flags, .. } => flags & libc::O_CREAT != 0,
+                _ => false,
+            }
+        }
+
+        /// A call that changes the file system at its path.
+        fn writes(c: &Call) -> bool {
+            match c {
+                Call::Open { flags, .. } | Call::Openat { flags, .. } => {
+                    flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT) != 0
+                }
+                Call::Mkdir { .. }
+                | Call::Mkdirat { .. }
+                | Call::Mknod { .. }
+                | Call::Mknodat { .. }
+                | Call::Symlink { .. }
+                | Call::Symlinkat { .. }
+                | Call::Unlinkat { .. }
+                | Call::Write { .. }
+                | Call::Lchown { .. } => true,
+                _ => false,
+            }
+        }
+
+        /// Every path a call names, as given.
+        fn literals(c: &Call) -> Vec<&str> {
+            match c {
+                Call::Mount { source, target, .. } => source
+                    .iter()
+                    .map(String::as_str)
+                    .chain([target.as_str()])
+                    .collect(),
+                Call::Umount2 { target: p, .. }
+                | Call::Chdir(p)
+                | Call::Chroot(p)
+                | Call::Mkdir { path: p, .. }
+                | Call::Mknod { path: p, .. }
+                | Call::Open { path: p, .. }
+                | Call::Stat(p)
+                | Call::Lchown { path: p, .. }
+                | Call::Openat2 { path: p, .. }
+                | Call::MountSetattr { path: p, .. }
+                | Call::MoveMount { to_path: p, .. } => vec![p],
+                Call::Symlink { target, link } => vec![target, link],
+                Call::PivotRoot { new_root, put_old } => vec![new_root, put_old],
+                _ => vec![],
+            }
+        }
+
+        /// The invariants every executed plan keeps.
+        fn check(r: &[Record], premade: &[String]) {
+            let at = |r: &Record| r.at.clone().unwrap_or_default();
+            let pivot = pivot(r);
+            // Every mount target is made (mkdir, mknod, an empty file)
+            // before the mount, unless the image or the kernel has it.
+            for (i, m) in r.iter().enumerate().filter(|(_, m)| shows(&m.call)) {
+                let target = at(m);
+                let made = r.iter().position(|c| creates(c) && at(c) == target);
+                match made {
+                    Some(j) => assert!(j < i, "{target} made after its mount:\n{r:#?}"),
+                    None => assert!(
+                        premade.contains(&target),
+                        "mount on {target}, never made:\n{r:#?}"
+                    ),
+                }
+            }
+            // Before pivot_root, mounts land in the state directory only
+            // (after the propagation of `/`); after it, only `/` itself is
+            // changed (remount, propagation).
+            for (i, c) in r.iter().enumerate() {
+                let mounts = matches!(
+                    c.call,
+                    Call::Mount { .. } | Call::MoveMount { .. } | Call::MountSetattr { .. }
+                );
+                if !mounts || (i == 0 && at(c) == "/") {
+                    continue;
+                }
+                if i < pivot {
+                    assert!(
+                        is_inside(&at(c), STATE),
+                        "mount #{i} outside the state dir:\n{r:#?}"
+                    );
+                } else {
+                    assert!(
+                        matches!(&c.call, Call::Mount { source: None, target, fstype: None, flags, .. }
+                            if target == "/" && flags & (libc::MS_REMOUNT | PROPAGATION) != 0),
+                        "mount #{i} after pivot_root:\n{r:#?}"
+                    );
+                }
+            }
+            // /proc is mounted before anything under it is touched (masks,
+            // read-only paths, sysctls).
+            let proc = in_root("/proc");
+            let proc_mount = r
+                .iter()
+                .position(|c| matches!(&c.call, Call::Mount { fstype: Some(t), .. } if t == "proc"))
+                .expect("proc mount");
+            assert_eq!(at(&r[proc_mount]), proc);
+            for (i, c) in r.iter().enumerate() {
+                if at(c) != proc && is_inside(&at(c), &proc) {
+                    assert!(i > proc_mount, "#{i} under /proc before its mount:\n{r:#?}");
+                }
+            }
+            // A read-only attribute comes after the bind it covers, and
+            // nothing writes below it afterwards.
+            for (k, c) in r.iter().enumerate() {
+                let Call::MountSetattr { set, .. } = &c.call else {
+                    continue;
+                };
+                assert!(set.contains(MountAttr::RDONLY), "{c:?}");
+                let p = at(c);
+                let bound = r[..k].iter().rposition(|b| {
+                    at(b) == p
+                        && matches!(b.call, Call::Mount { flags, .. } if flags & libc::MS_BIND != 0)
+                });
+                assert!(
+                    bound.is_some(),
+                    "read-only {p} without a bind before:\n{r:#?}"
+                );
+                for w in &r[k..] {
+                    assert!(
+                        !(writes(&w.call) && is_inside(&at(w), &p)),
+                        "{w:?} below read-only {p}:\n{r:#?}"
+                    );
+                }
+            }
+            // After pivot_root nothing reaches a host path: every path is
+            // resolved in the new root, none is given as a host path.
+            for c in &r[pivot + 1..] {
+                if let Some(p) = &c.at {
+                    assert!(is_inside(p, ROOT), "{c:?} after pivot_root:\n{r:#?}");
+                }
+                for l in literals(&c.call) {
+                    for host in [STATE, IMAGE, "/proc/self/fd/", &volume()] {
+                        assert!(
+                            !is_inside(l, host) && !l.starts_with("/proc/self/fd/"),
+                            "{c:?}"
+                        );
+                    }
+                }
+            }
+        }
+
+        /// Mount targets neither berth nor the plan makes: the state
+        /// directory (the parent's), the image's files and the kernel's.
+        fn premade(extra: &[&str]) -> Vec<String> {
+            let mut v = vec![STATE.to_string()];
+            v.extend(
+                [
+                    "/etc/hosts",
+                    "/etc/hostname",
+                    "/proc/kcore",
+                    "/proc/acpi",
+                    "/proc/sys",
+                    "/proc/bus",
+                ]
+                .iter()
+                .chain(extra)
+                .map(|p| in_root(p)),
+            );
+            v
+        }
+
+        #[test]
+        fn a_typical_plan_keeps_the_mount_orderings() {
+            let rootfs = RootfsKind::Dir(IMAGE.into());
+            let (mounts, devices) = (mounts(), devices());
+            let r = run(&typical(&rootfs, &mounts, &devices));
+            check(&r, &premade(&["/sys/fs/cgroup"]));
+            // The volume: made, bound, read-only; the missing mask skipped.
+            let data = in_root("/data");
+            let on = |p: &str| {
+                r.iter()
+                    .filter(|c| c.at.as_deref() == Some(p))
+                    .map(|c| &c.call)
+                    .collect::<Vec<_>>()
+            };
+            assert!(
+                on(&data)
+                    .iter()
+                    .any(|c| matches!(c, Call::MountSetattr { .. })),
+                "{r:#?}"
+            );
+            assert!(!on(&in_root("/proc/missing"))
+                .iter()
+                .any(|c| matches!(c, Call::Mount { .. })));
+            // The device's owner is set after pivot_root, on the container's path.
+            let chown = r
+                .iter()
+                .position(|c| matches!(&c.call, Call::Lchown { path, uid: 1000, gid: 1000 } if path == "/dev/net/tun"))
+                .expect("lchown");
+            assert!(chown > pivot(&r));
+            assert_eq!(r[chown].at.as_deref(), Some(&*in_root("/dev/net/tun")));
+            assert_eq!(r.last().unwrap().call, Call::Umask(0o022));
+        }
+
+        #[test]
+        fn a_plan_sharing_the_hosts_network_binds_sys_and_its_cgroup_read_only() {
+            let rootfs = RootfsKind::Dir(IMAGE.into());
+            let (mounts, devices) = (mounts(), devices());
+            let p = FsPlan {
+                own_netns: false,
+                cgroupns: false,
+                ..typical(&rootfs, &mounts, &devices)
+            };
+            let r = run(&p);
+            check(&r, &premade(&["/sys/fs/cgroup"]));
+            let ro: Vec<String> = r
+                .iter()
+                .filter(|c| matches!(c.call, Call::MountSetattr { .. }))
+                .map(|c| c.at.clone().unwrap())
+                .collect();
+            for p in ["/sys", "/sys/fs/cgroup", "/proc/sys", "/proc/bus", "/data"] {
+                assert!(ro.contains(&in_root(p)), "{p} not read-only: {ro:?}");
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 use crate::protocol::{self, At, ChildError, Phase, Report};
 use crate::step::Step;
 use crate::sys::{self, cvt, cvt_i};
+use berth_sys::child;
 
 /// Exit code of a child whose parent vanished before it could be told to go.
 pub(crate) const EXIT_PARENT_GONE: i32 = 126;
@@ -123,8 +124,7 @@ fn raw_fork(extra_flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
 }
 
 fn set_pdeathsig(sig: libc::c_int) -> Result<(), i32> {
-    // SAFETY: prctl with integer arguments.
-    cvt_i(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) }).map(drop)
+    child::prctl(libc::PR_SET_PDEATHSIG, [sig as libc::c_ulong, 0, 0, 0]).map(drop)
 }
 
 /// Run the plan and exec; never returns.
@@ -213,7 +213,7 @@ unsafe fn run_plan(plan: &ChildPlan<'_>, at: &Cell<At>) -> ! {
             }
         }
         if let Some(cwd) = plan.cwd {
-            if let Err(e) = cvt_i(libc::chdir(cwd.as_ptr())) {
+            if let Err(e) = child::chdir(cwd) {
                 fail_phase(err, Phase::Cwd, e);
             }
         }
@@ -265,18 +265,11 @@ fn wait_for_parent(plan: &ChildPlan<'_>) {
 /// `setgroups([])` (when `clear`), `setresgid`, `setresuid` as raw
 /// syscalls (glibc's wrappers would signal the parent's threads).
 fn set_ids(uid: libc::uid_t, gid: libc::gid_t, clear: bool) -> Result<(), i32> {
-    // SAFETY: raw syscalls on integers (a null list for setgroups).
-    unsafe {
-        if clear {
-            cvt(libc::syscall(
-                libc::SYS_setgroups,
-                0usize,
-                std::ptr::null::<libc::gid_t>(),
-            ))?;
-        }
-        cvt(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
-        cvt(libc::syscall(libc::SYS_setresuid, uid, uid, uid)).map(drop)
+    if clear {
+        child::setgroups(&[])?;
     }
+    child::setresgid(gid, gid, gid)?;
+    child::setresuid(uid, uid, uid)
 }
 
 /// The maps are written: take ids of the new namespace, or the process
@@ -299,7 +292,7 @@ unsafe fn join(plan: &ChildPlan<'_>) {
     unsafe {
         // Non-dumpable before entering a foreign pid namespace, so its
         // processes cannot ptrace us or read our memory via /proc.
-        if let Err(e) = cvt_i(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0)) {
+        if let Err(e) = child::prctl(libc::PR_SET_DUMPABLE, [0; 4]) {
             fail_phase(err, Phase::Dumpable, e);
         }
         for (i, (fd, nstype)) in plan.joins.iter().enumerate() {
@@ -311,7 +304,7 @@ unsafe fn join(plan: &ChildPlan<'_>) {
         if plan.join_user {
             // Like nsenter: take uid/gid 0 of the joined user namespace
             // (dropping supplementary groups where setgroups is allowed).
-            let _ = libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>());
+            let _ = child::setgroups(&[]);
             if let Err(e) = set_ids(0, 0, false) {
                 fail_phase(err, Phase::Setid, e);
             }
@@ -353,28 +346,24 @@ unsafe fn enter_time_ns(err: RawFd, offsets: &[u8]) {
         if let Err(e) = cvt_i(libc::unshare(libc::CLONE_NEWTIME)) {
             fail_phase(err, Phase::TimeUnshare, e);
         }
-        let fd = match cvt_i(libc::open(
-            c"/proc/self/timens_offsets".as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC,
-        )) {
+        let offsets_file = c"/proc/self/timens_offsets";
+        let fd = match child::open(offsets_file, libc::O_WRONLY | libc::O_CLOEXEC, 0) {
             Ok(fd) => fd,
             Err(e) => fail_phase(err, Phase::TimeOffsets, e),
         };
-        if let Err(e) = sys::write_all(fd, offsets) {
+        if let Err(e) = child::write_all(fd, offsets) {
             fail_phase(err, Phase::TimeOffsets, e);
         }
-        libc::close(fd);
-        let ns = match cvt_i(libc::open(
-            c"/proc/self/ns/time_for_children".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )) {
+        child::close(fd);
+        let ns_file = c"/proc/self/ns/time_for_children";
+        let ns = match child::open(ns_file, libc::O_RDONLY | libc::O_CLOEXEC, 0) {
             Ok(fd) => fd,
             Err(e) => fail_phase(err, Phase::TimeSetns, e),
         };
         if let Err(e) = cvt_i(libc::setns(ns, libc::CLONE_NEWTIME)) {
             fail_phase(err, Phase::TimeSetns, e);
         }
-        libc::close(ns);
+        child::close(ns);
     }
 }
 
@@ -384,12 +373,12 @@ unsafe fn set_uts_and_fds(plan: &ChildPlan<'_>) {
     // SAFETY: (whole body) C strings and fds of the plan.
     unsafe {
         if let Some(h) = plan.hostname {
-            if let Err(e) = cvt_i(libc::sethostname(h.as_ptr(), h.to_bytes().len())) {
+            if let Err(e) = child::sethostname(h) {
                 fail_phase(err, Phase::Hostname, e);
             }
         }
         if let Some(d) = plan.domainname {
-            if let Err(e) = cvt_i(libc::setdomainname(d.as_ptr(), d.to_bytes().len())) {
+            if let Err(e) = child::setdomainname(d) {
                 fail_phase(err, Phase::Domainname, e);
             }
         }
@@ -474,24 +463,38 @@ unsafe fn exec(plan: &ChildPlan<'_>) -> ! {
 /// reported as that step's (with the sub-step a hook names) and ends the
 /// child.
 fn run_steps(plan: &ChildPlan<'_>, range: std::ops::Range<usize>, at: &Cell<At>) {
+    let ran = run_range(plan.steps, range, at, |i| stamp(plan, T_STEPS + 1 + i));
+    if let Err(e) = ran {
+        fail_with(plan.err_w, &e);
+    }
+}
+
+/// Run `steps[range]` in order, calling `done(i)` after step `i`; stops
+/// at the first failure and returns it as the child reports it (the
+/// step's index, its errno, the part a hook names). `at` tracks the step
+/// running, for the report of a panic.
+pub(crate) fn run_range(
+    steps: &[Step],
+    range: std::ops::Range<usize>,
+    at: &Cell<At>,
+    mut done: impl FnMut(usize),
+) -> Result<(), ChildError<&'static str>> {
     for i in range {
-        if let Some(step) = plan.steps.get(i) {
+        if let Some(step) = steps.get(i) {
             at.set(At::Step(i));
             if let Err(f) = step.run() {
-                fail_with(
-                    plan.err_w,
-                    &ChildError {
-                        at: At::Step(i),
-                        errno: f.errno,
-                        detail: f.step,
-                        panicked: false,
-                    },
-                );
+                return Err(ChildError {
+                    at: At::Step(i),
+                    errno: f.errno,
+                    detail: f.step,
+                    panicked: false,
+                });
             }
         }
-        stamp(plan, T_STEPS + 1 + i);
+        done(i);
     }
     at.set(At::Phase(Phase::Setup));
+    Ok(())
 }
 
 /// The minimal pid-1 init: forks the workload, then forwards every signal it

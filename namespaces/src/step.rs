@@ -4,11 +4,13 @@
 use std::borrow::Cow;
 use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::sys::{self, cvt, cvt_i};
+use berth_sys::child;
+use berth_sys::mount_api::MountAttr;
+use berth_sys::openat2::ResolveFlags;
 
 /// An async-signal-safe callback run in the child (see [`Step::hook`]).
 pub type HookFn = Box<dyn Fn() -> Result<(), i32> + Send + Sync + 'static>;
@@ -731,6 +733,32 @@ impl Step {
         describe_kind(&self.kind)
     }
 
+    /// Run the step now, in the calling thread, against the fake kernel
+    /// installed on it (`berth_sys::fake::child::install`): what the child
+    /// would do after `clone`, recorded instead of done. Without an
+    /// installed fake nothing runs: `ENOSYS` (`step` names why). A
+    /// [`hook`](Self::hook) runs as it is: only the `berth_sys::child`
+    /// calls it makes reach the fake.
+    ///
+    /// ```
+    /// use berth_namespaces::Step;
+    /// use berth_sys::fake::child::{install, Call, Recorder};
+    /// let rec = Recorder::new().leak();
+    /// let _fake = install(rec);
+    /// Step::sethostname("c1").run_faked().unwrap();
+    /// assert_eq!(rec.calls(), [Call::Sethostname("c1".into())]);
+    /// ```
+    #[cfg(feature = "fake")]
+    pub fn run_faked(&self) -> Result<(), StepFailure> {
+        if !berth_sys::fake::child::is_installed() {
+            return Err(StepFailure {
+                step: "no fake kernel installed on this thread",
+                errno: libc::ENOSYS,
+            });
+        }
+        self.run()
+    }
+
     /// Run the step. Called in the child only: raw syscalls, no allocation.
     pub(crate) fn run(&self) -> Result<(), StepFailure> {
         match &self.kind {
@@ -841,259 +869,152 @@ fn run_kind(kind: &StepKind) -> Result<(), i32> {
 
 /// The steps that mount, change mounts or the root.
 fn run_mount_kind(kind: &StepKind) -> Result<(), i32> {
-    // SAFETY: (whole body) every pointer passed below comes from a CString
-    // or buffer owned by `kind`, alive for the call.
-    unsafe {
-        match kind {
-            StepKind::Mount {
-                source,
-                target,
-                fstype,
-                flags,
-                data,
-            } => cvt_i(libc::mount(
-                opt_ptr(source),
-                target.as_ptr(),
-                opt_ptr(fstype),
-                *flags,
-                opt_ptr(data).cast(),
-            ))
-            .map(drop),
-            StepKind::Bind {
-                source,
-                target,
-                recursive,
-                readonly,
-            } => {
-                let rec = if *recursive { libc::MS_REC } else { 0 };
-                cvt_i(libc::mount(
-                    source.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND | rec,
-                    std::ptr::null(),
-                ))?;
-                if *readonly {
-                    set_readonly(target, *recursive)?;
-                }
-                Ok(())
+    match kind {
+        StepKind::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => child::mount(
+            source.as_deref(),
+            target,
+            fstype.as_deref(),
+            *flags,
+            data.as_deref(),
+        ),
+        StepKind::Bind {
+            source,
+            target,
+            recursive,
+            readonly,
+        } => {
+            let rec = if *recursive { libc::MS_REC } else { 0 };
+            child::mount(Some(source), target, None, libc::MS_BIND | rec, None)?;
+            if *readonly {
+                set_readonly(libc::AT_FDCWD, target, *recursive)?;
             }
-            StepKind::Propagation { target, flags } => cvt_i(libc::mount(
-                std::ptr::null(),
-                target.as_ptr(),
-                std::ptr::null(),
-                *flags,
-                std::ptr::null(),
-            ))
-            .map(drop),
-            StepKind::MoveMount { fd, target } => cvt(libc::syscall(
-                sys::SYS_MOVE_MOUNT,
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                target.as_ptr(),
-                sys::MOVE_MOUNT_F_EMPTY_PATH,
-            ))
-            .map(drop),
-            StepKind::Mask { path } => {
-                let mut st: libc::stat = std::mem::zeroed();
-                match cvt_i(libc::stat(path.as_ptr(), &mut st)) {
-                    Err(libc::ENOENT) => return Ok(()),
-                    Err(e) => return Err(e),
-                    Ok(_) => {}
-                }
-                mask_at(path, st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-            }
-            StepKind::ReadOnly { path } => {
-                match cvt_i(libc::mount(
-                    path.as_ptr(),
-                    path.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND | libc::MS_REC,
-                    std::ptr::null(),
-                )) {
-                    Err(libc::ENOENT) => return Ok(()),
-                    r => r?,
-                };
-                set_readonly(path, true)
-            }
-            StepKind::PivotRoot { new_root } => {
-                cvt_i(libc::chdir(new_root.as_ptr()))?;
-                cvt(libc::syscall(
-                    libc::SYS_pivot_root,
-                    c".".as_ptr(),
-                    c".".as_ptr(),
-                ))?;
-                cvt_i(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
-                cvt_i(libc::chdir(c"/".as_ptr())).map(drop)
-            }
-            _ => Err(libc::EINVAL),
+            Ok(())
         }
+        StepKind::Propagation { target, flags } => child::mount(None, target, None, *flags, None),
+        StepKind::MoveMount { fd, target } => child::move_mount(
+            fd.as_fd(),
+            c"",
+            libc::AT_FDCWD,
+            target,
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        ),
+        StepKind::Mask { path } => {
+            let mode = match child::stat_mode(path) {
+                Err(libc::ENOENT) => return Ok(()),
+                r => r?,
+            };
+            mask_at(path, mode & libc::S_IFMT == libc::S_IFDIR)
+        }
+        StepKind::ReadOnly { path } => {
+            match child::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) {
+                Err(libc::ENOENT) => return Ok(()),
+                r => r?,
+            };
+            set_readonly(libc::AT_FDCWD, path, true)
+        }
+        StepKind::PivotRoot { new_root } => {
+            child::chdir(new_root)?;
+            child::pivot_root(c".", c".")?;
+            child::umount2(c".", libc::MNT_DETACH)?;
+            child::chdir(c"/")
+        }
+        _ => Err(libc::EINVAL),
     }
 }
 
 /// The steps that make files.
 fn run_file_kind(kind: &StepKind) -> Result<(), i32> {
-    // SAFETY: (whole body) every pointer passed below comes from a CString
-    // or buffer owned by `kind`, alive for the call.
-    unsafe {
-        match kind {
-            StepKind::Mkdir { path, mode } => match cvt_i(libc::mkdir(path.as_ptr(), *mode)) {
-                Err(libc::EEXIST) => {
-                    let mut st: libc::stat = std::mem::zeroed();
-                    cvt_i(libc::stat(path.as_ptr(), &mut st))?;
-                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                        Ok(())
-                    } else {
-                        Err(libc::EEXIST)
-                    }
+    match kind {
+        StepKind::Mkdir { path, mode } => match child::mkdir(path, *mode) {
+            Err(libc::EEXIST) => {
+                if child::stat_mode(path)? & libc::S_IFMT == libc::S_IFDIR {
+                    Ok(())
+                } else {
+                    Err(libc::EEXIST)
                 }
-                r => r.map(drop),
-            },
-            StepKind::Mknod { path, mode, dev } => {
-                cvt_i(libc::mknod(path.as_ptr(), *mode, *dev)).map(drop)
             }
-            StepKind::Symlink { target, link } => {
-                cvt_i(libc::symlink(target.as_ptr(), link.as_ptr())).map(drop)
-            }
-            StepKind::WriteFile { path, data } => {
-                let fd = cvt_i(libc::open(
-                    path.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                    0o644 as libc::c_uint,
-                ))?;
-                let r = sys::write_all(fd, data);
-                libc::close(fd);
-                r
-            }
-            _ => Err(libc::EINVAL),
+            r => r,
+        },
+        StepKind::Mknod { path, mode, dev } => child::mknod(path, *mode, *dev),
+        StepKind::Symlink { target, link } => child::symlink(target, link),
+        StepKind::WriteFile { path, data } => {
+            let fd = child::open(
+                path,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o644,
+            )?;
+            let r = child::write_all(fd, data);
+            child::close(fd);
+            r
         }
+        _ => Err(libc::EINVAL),
     }
 }
 
 /// The steps that change the process (ids, limits, names, hooks) and in-root steps.
 fn run_process_kind(kind: &StepKind) -> Result<(), i32> {
-    // SAFETY: (whole body) every pointer passed below comes from a CString
-    // or buffer owned by `kind`, alive for the call.
-    unsafe {
-        match kind {
-            StepKind::Chdir { path } => cvt_i(libc::chdir(path.as_ptr())).map(drop),
-            StepKind::Sethostname(n) => {
-                cvt_i(libc::sethostname(n.as_ptr(), n.as_bytes().len())).map(drop)
-            }
-            StepKind::Setdomainname(n) => {
-                cvt_i(libc::setdomainname(n.as_ptr(), n.as_bytes().len())).map(drop)
-            }
-            StepKind::Setrlimit {
-                resource,
-                soft,
-                hard,
-            } => {
-                let lim = libc::rlimit64 {
-                    rlim_cur: *soft,
-                    rlim_max: *hard,
-                };
-                cvt(libc::syscall(
-                    libc::SYS_prlimit64,
-                    0,
-                    *resource,
-                    &lim as *const libc::rlimit64,
-                    std::ptr::null_mut::<libc::rlimit64>(),
-                ))
-                .map(drop)
-            }
-            StepKind::Prctl { option, args } => {
-                cvt_i(libc::prctl(*option, args[0], args[1], args[2], args[3])).map(drop)
-            }
-            StepKind::SetGroups(g) => cvt(libc::syscall(
-                libc::SYS_setgroups,
-                g.len(),
-                if g.is_empty() {
-                    std::ptr::null()
-                } else {
-                    g.as_ptr()
-                },
-            ))
-            .map(drop),
-            StepKind::SetGid(g) => cvt(libc::syscall(libc::SYS_setresgid, *g, *g, *g)).map(drop),
-            StepKind::SetUid(u) => cvt(libc::syscall(libc::SYS_setresuid, *u, *u, *u)).map(drop),
-            StepKind::Hook { f, .. } => f().map_err(|e| e.errno),
-            StepKind::InRoot { at, op } => at.run(op),
-            _ => Err(libc::EINVAL),
-        }
+    match kind {
+        StepKind::Chdir { path } => child::chdir(path),
+        StepKind::Sethostname(n) => child::sethostname(n),
+        StepKind::Setdomainname(n) => child::setdomainname(n),
+        StepKind::Setrlimit {
+            resource,
+            soft,
+            hard,
+        } => child::prlimit64(*resource, *soft, *hard),
+        StepKind::Prctl { option, args } => child::prctl(*option, *args).map(drop),
+        StepKind::SetGroups(g) => child::setgroups(g),
+        StepKind::SetGid(g) => child::setresgid(*g, *g, *g),
+        StepKind::SetUid(u) => child::setresuid(*u, *u, *u),
+        StepKind::Hook { f, .. } => f().map_err(|e| e.errno),
+        StepKind::InRoot { at, op } => at.run(op),
+        _ => Err(libc::EINVAL),
     }
 }
 
 /// Hide `target`: an empty read-only tmpfs over a directory, `/dev/null`
 /// bound over anything else.
 fn mask_at(target: &CStr, dir: bool) -> Result<(), i32> {
-    // SAFETY: C strings alive for the call.
-    cvt_i(unsafe {
-        if dir {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                c"size=0".as_ptr().cast(),
-            )
-        } else {
-            libc::mount(
-                c"/dev/null".as_ptr(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            )
-        }
-    })
-    .map(drop)
-}
-
-fn opt_ptr(c: &Option<CString>) -> *const libc::c_char {
-    c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
-}
-
-/// `mount_setattr(path, AT_RECURSIVE?, {attr_set: MOUNT_ATTR_RDONLY})`, Linux 5.12.
-fn set_readonly(path: &CStr, recursive: bool) -> Result<(), i32> {
-    let attr = sys::MountAttr {
-        attr_set: sys::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = if recursive { sys::AT_RECURSIVE } else { 0 };
-    // SAFETY: valid path and struct pointers for the call.
-    cvt(unsafe {
-        libc::syscall(
-            sys::SYS_MOUNT_SETATTR,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            flags,
-            &attr as *const sys::MountAttr,
-            std::mem::size_of::<sys::MountAttr>(),
+    if dir {
+        child::mount(
+            Some(c"tmpfs"),
+            target,
+            Some(c"tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some(c"size=0"),
         )
-    })
-    .map(drop)
+    } else {
+        child::mount(Some(c"/dev/null"), target, None, libc::MS_BIND, None)
+    }
+}
+
+/// `mount_setattr(dirfd, path, [AT_RECURSIVE], {attr_set: MOUNT_ATTR_RDONLY})`
+/// (Linux 5.12); an empty `path` is the mount `dirfd` is on
+/// (`AT_EMPTY_PATH`).
+fn set_readonly(dirfd: libc::c_int, path: &CStr, recursive: bool) -> Result<(), i32> {
+    let mut flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    if path.is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    child::mount_setattr(
+        dirfd,
+        path,
+        flags as libc::c_uint,
+        MountAttr::RDONLY,
+        MountAttr::empty(),
+    )
 }
 
 impl fmt::Debug for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
-}
-
-/// `openat2(2)` `RESOLVE_NO_MAGICLINKS` and `RESOLVE_IN_ROOT`
-/// (include/uapi/linux/openat2.h, Linux 5.6).
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
-
-/// `struct open_how` of `openat2(2)`.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
 }
 
 /// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT |
@@ -1117,22 +1038,12 @@ pub fn open_in_root(
     path: &CStr,
     flags: libc::c_int,
 ) -> Result<libc::c_int, i32> {
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: `how` and `path` outlive the call.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    })
-    .map(|fd| fd as libc::c_int)
+    child::openat2(
+        dirfd,
+        path,
+        flags | libc::O_CLOEXEC,
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
 }
 
 /// `/proc/self/fd/<fd>`, NUL-terminated, in a stack buffer (no
@@ -1167,13 +1078,14 @@ pub fn proc_self_fd(fd: libc::c_int) -> [u8; 32] {
     buf
 }
 
+/// [`proc_self_fd`] as a C string.
+fn fd_path(buf: &[u8; 32]) -> Result<&CStr, i32> {
+    CStr::from_bytes_until_nul(buf).map_err(|_| libc::EINVAL)
+}
+
 /// `fstat(2)`'s file type (`S_IFMT` bits) of `fd`.
 fn file_type(fd: libc::c_int) -> Result<libc::mode_t, i32> {
-    // SAFETY: a zeroed stat is a valid out buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd number and buffer.
-    cvt_i(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(st.st_mode & libc::S_IFMT)
+    Ok(child::fstat_mode(fd)? & libc::S_IFMT)
 }
 
 /// Closes the fd on drop (no allocation; the child never unwinds, but
@@ -1182,21 +1094,18 @@ struct Fd(libc::c_int);
 
 impl Drop for Fd {
     fn drop(&mut self) {
-        // SAFETY: we own the fd.
-        unsafe { libc::close(self.0) };
+        child::close(self.0);
     }
 }
 
 impl InRoot {
     /// Run `op` with its path resolved inside the root (child only).
     fn run(&self, op: &StepKind) -> Result<(), i32> {
-        // SAFETY: a C string owned by self.
-        let root = Fd(cvt_i(unsafe {
-            libc::open(
-                self.root.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })?);
+        let root = Fd(child::open(
+            &self.root,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )?);
         match self.run_at(root.0, op) {
             Err(libc::ENOENT) if self.skip_missing => Ok(()),
             r => r,
@@ -1231,135 +1140,106 @@ impl InRoot {
 
     /// The steps that make a file in the root: on the in-root parent's fd.
     fn make_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
-        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
-        // `op` and on stack buffers; every fd is closed by `Fd`.
-        unsafe {
-            match op {
-                StepKind::Mkdir { mode, .. } => {
-                    let p = self.parent(root)?;
-                    match cvt_i(libc::mkdirat(p.0, self.name.as_ptr(), *mode)) {
-                        Err(libc::EEXIST) => {
-                            let mut st: libc::stat = std::mem::zeroed();
-                            cvt_i(libc::fstatat(
-                                p.0,
-                                self.name.as_ptr(),
-                                &mut st,
-                                libc::AT_SYMLINK_NOFOLLOW,
-                            ))?;
-                            match st.st_mode & libc::S_IFMT {
-                                libc::S_IFDIR => Ok(()),
-                                libc::S_IFLNK => Err(libc::ELOOP),
-                                _ => Err(libc::EEXIST),
-                            }
+        match op {
+            StepKind::Mkdir { mode, .. } => {
+                let p = self.parent(root)?;
+                match child::mkdirat(p.0, &self.name, *mode) {
+                    Err(libc::EEXIST) => {
+                        let mode = child::fstatat_mode(p.0, &self.name, libc::AT_SYMLINK_NOFOLLOW)?;
+                        match mode & libc::S_IFMT {
+                            libc::S_IFDIR => Ok(()),
+                            libc::S_IFLNK => Err(libc::ELOOP),
+                            _ => Err(libc::EEXIST),
                         }
-                        r => r.map(drop),
                     }
+                    r => r,
                 }
-                StepKind::Mknod { mode, dev, .. } => {
-                    let p = self.parent(root)?;
-                    cvt_i(libc::mknodat(p.0, self.name.as_ptr(), *mode, *dev)).map(drop)
-                }
-                StepKind::Symlink { target, .. } => {
-                    let p = self.parent(root)?;
-                    cvt_i(libc::symlinkat(target.as_ptr(), p.0, self.name.as_ptr())).map(drop)
-                }
-                StepKind::WriteFile { data, .. } => {
-                    let f = self.open_for_write(root)?;
-                    sys::write_all(f.0, data)
-                }
-                _ => Err(libc::EINVAL),
             }
+            StepKind::Mknod { mode, dev, .. } => {
+                let p = self.parent(root)?;
+                child::mknodat(p.0, &self.name, *mode, *dev)
+            }
+            StepKind::Symlink { target, .. } => {
+                let p = self.parent(root)?;
+                child::symlinkat(target, p.0, &self.name)
+            }
+            StepKind::WriteFile { data, .. } => {
+                let f = self.open_for_write(root)?;
+                child::write_all(f.0, data)
+            }
+            _ => Err(libc::EINVAL),
         }
     }
 
     /// The steps that mount in the root: onto the in-root target's fd.
     fn mount_at(&self, root: libc::c_int, op: &StepKind) -> Result<(), i32> {
-        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
-        // `op` and on stack buffers; every fd is closed by `Fd`.
-        unsafe {
-            match op {
-                StepKind::Mount {
-                    source,
-                    fstype,
-                    flags,
-                    data,
-                    ..
-                } => {
+        match op {
+            StepKind::Mount {
+                source,
+                fstype,
+                flags,
+                data,
+                ..
+            } => {
+                let t = self.target(root)?;
+                let at = proc_self_fd(t.0);
+                child::mount(
+                    source.as_deref(),
+                    fd_path(&at)?,
+                    fstype.as_deref(),
+                    *flags,
+                    data.as_deref(),
+                )
+            }
+            StepKind::Bind {
+                source,
+                recursive,
+                readonly,
+                ..
+            } => {
+                let rec = if *recursive { libc::MS_REC } else { 0 };
+                {
                     let t = self.target(root)?;
                     let at = proc_self_fd(t.0);
-                    cvt_i(libc::mount(
-                        opt_ptr(source),
-                        at.as_ptr().cast(),
-                        opt_ptr(fstype),
-                        *flags,
-                        opt_ptr(data).cast(),
-                    ))
-                    .map(drop)
+                    child::mount(Some(source), fd_path(&at)?, None, libc::MS_BIND | rec, None)?;
                 }
-                StepKind::Bind {
-                    source,
-                    recursive,
-                    readonly,
-                    ..
-                } => {
-                    let rec = if *recursive { libc::MS_REC } else { 0 };
-                    {
-                        let t = self.target(root)?;
-                        let at = proc_self_fd(t.0);
-                        cvt_i(libc::mount(
-                            source.as_ptr(),
-                            at.as_ptr().cast(),
-                            std::ptr::null(),
-                            libc::MS_BIND | rec,
-                            std::ptr::null(),
-                        ))?;
-                    }
-                    if *readonly {
-                        // A fresh fd resolves to the new mount.
-                        set_readonly_fd(self.target(root)?.0, *recursive)?;
-                    }
-                    Ok(())
+                if *readonly {
+                    // A fresh fd resolves to the new mount.
+                    set_readonly(self.target(root)?.0, c"", *recursive)?;
                 }
-                StepKind::MoveMount { fd, .. } => {
-                    let t = self.target(root)?;
-                    cvt(libc::syscall(
-                        sys::SYS_MOVE_MOUNT,
-                        fd.as_raw_fd(),
-                        c"".as_ptr(),
-                        t.0,
-                        c"".as_ptr(),
-                        sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
-                    ))
-                    .map(drop)
-                }
-                StepKind::Mask { .. } => {
+                Ok(())
+            }
+            StepKind::MoveMount { fd, .. } => {
+                let t = self.target(root)?;
+                child::move_mount(
+                    fd.as_fd(),
+                    c"",
+                    t.0,
+                    c"",
+                    libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+            }
+            StepKind::Mask { .. } => {
+                let t = match self.target(root) {
+                    Err(libc::ENOENT) => return Ok(()),
+                    r => r?,
+                };
+                let at = proc_self_fd(t.0);
+                mask_at(fd_path(&at)?, file_type(t.0)? == libc::S_IFDIR)
+            }
+            StepKind::ReadOnly { .. } => {
+                {
                     let t = match self.target(root) {
                         Err(libc::ENOENT) => return Ok(()),
                         r => r?,
                     };
                     let at = proc_self_fd(t.0);
-                    let at = CStr::from_bytes_until_nul(&at).map_err(|_| libc::EINVAL)?;
-                    mask_at(at, file_type(t.0)? == libc::S_IFDIR)
+                    let at = fd_path(&at)?;
+                    child::mount(Some(at), at, None, libc::MS_BIND | libc::MS_REC, None)?;
                 }
-                StepKind::ReadOnly { .. } => {
-                    {
-                        let t = match self.target(root) {
-                            Err(libc::ENOENT) => return Ok(()),
-                            r => r?,
-                        };
-                        let at = proc_self_fd(t.0);
-                        cvt_i(libc::mount(
-                            at.as_ptr().cast(),
-                            at.as_ptr().cast(),
-                            std::ptr::null(),
-                            libc::MS_BIND | libc::MS_REC,
-                            std::ptr::null(),
-                        ))?;
-                    }
-                    set_readonly_fd(self.target(root)?.0, true)
-                }
-                _ => Err(libc::EINVAL),
+                set_readonly(self.target(root)?.0, c"", true)
             }
+            _ => Err(libc::EINVAL),
         }
     }
 
@@ -1370,72 +1250,664 @@ impl InRoot {
     /// created with `O_EXCL|O_NOFOLLOW` in its in-root parent; a symlink
     /// dangling inside the root (followed) is replaced by the file.
     fn open_for_write(&self, root: libc::c_int) -> Result<Fd, i32> {
-        // SAFETY: (whole body) raw syscalls on C strings owned by `self` and
-        // stack buffers.
-        unsafe {
-            match self.target(root) {
-                Ok(t) => {
-                    if file_type(t.0)? != libc::S_IFREG {
-                        return Err(libc::EINVAL);
-                    }
-                    let at = proc_self_fd(t.0);
-                    cvt_i(libc::open(
-                        at.as_ptr().cast(),
-                        libc::O_WRONLY | libc::O_TRUNC | libc::O_NOCTTY | libc::O_CLOEXEC,
-                    ))
-                    .map(Fd)
+        match self.target(root) {
+            Ok(t) => {
+                if file_type(t.0)? != libc::S_IFREG {
+                    return Err(libc::EINVAL);
                 }
-                Err(libc::ENOENT) if !self.skip_missing => {
-                    let p = self.parent(root)?;
-                    let create = || {
-                        cvt_i(libc::openat(
-                            p.0,
-                            self.name.as_ptr(),
-                            libc::O_WRONLY
-                                | libc::O_CREAT
-                                | libc::O_EXCL
-                                | libc::O_NOFOLLOW
-                                | libc::O_NOCTTY
-                                | libc::O_CLOEXEC,
-                            0o644 as libc::c_uint,
-                        ))
-                    };
-                    match create() {
-                        // The name is a symlink whose in-root target does
-                        // not exist (the target lookup said ENOENT).
-                        Err(libc::EEXIST) if self.follow => {
-                            cvt_i(libc::unlinkat(p.0, self.name.as_ptr(), 0))?;
-                            create().map(Fd)
-                        }
-                        r => r.map(Fd),
-                    }
-                }
-                Err(e) => Err(e),
+                let at = proc_self_fd(t.0);
+                child::open(
+                    fd_path(&at)?,
+                    libc::O_WRONLY | libc::O_TRUNC | libc::O_NOCTTY | libc::O_CLOEXEC,
+                    0,
+                )
+                .map(Fd)
             }
+            Err(libc::ENOENT) if !self.skip_missing => {
+                let p = self.parent(root)?;
+                let create = || {
+                    child::openat(
+                        p.0,
+                        &self.name,
+                        libc::O_WRONLY
+                            | libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_NOFOLLOW
+                            | libc::O_NOCTTY
+                            | libc::O_CLOEXEC,
+                        0o644,
+                    )
+                };
+                match create() {
+                    // The name is a symlink whose in-root target does
+                    // not exist (the target lookup said ENOENT).
+                    Err(libc::EEXIST) if self.follow => {
+                        child::unlinkat(p.0, &self.name, 0)?;
+                        create().map(Fd)
+                    }
+                    r => r.map(Fd),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 }
 
-/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], MOUNT_ATTR_RDONLY)`
-/// on the mount `fd` is on (Linux 5.12).
-fn set_readonly_fd(fd: libc::c_int, recursive: bool) -> Result<(), i32> {
-    let attr = sys::MountAttr {
-        attr_set: sys::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { sys::AT_RECURSIVE } else { 0 };
-    // SAFETY: valid fd, empty path and struct pointer for the call.
-    cvt(unsafe {
-        libc::syscall(
-            sys::SYS_MOUNT_SETATTR,
-            fd,
-            c"".as_ptr(),
+/// The executor against berth-sys's fake kernel: the exact calls each step
+/// makes, in order, and how it treats the answers. No root needed.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_sys::fake::child::{install, Call, Installed, Node, Recorder};
+
+    const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+    const DIR: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    const ROOT: &str = "/c/rootfs";
+
+    fn fake(rec: Recorder) -> (&'static Recorder, Installed) {
+        let rec = rec.leak();
+        (rec, install(rec))
+    }
+
+    /// Run `step` on a fresh recorder; its result and calls.
+    fn calls_of(rec: Recorder, step: Step) -> (Result<(), StepFailure>, Vec<Call>) {
+        let (rec, _g) = fake(rec);
+        let r = step.run();
+        assert!(
+            rec.open_fds().is_empty(),
+            "fds left open: {:?}",
+            rec.records()
+        );
+        (r, rec.calls())
+    }
+
+    fn mount(
+        source: Option<&str>,
+        target: &str,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) -> Call {
+        Call::Mount {
+            source: source.map(String::from),
+            target: target.into(),
+            fstype: fstype.map(String::from),
             flags,
-            &attr as *const sys::MountAttr,
-            std::mem::size_of::<sys::MountAttr>(),
-        )
-    })
-    .map(drop)
+            data: data.map(String::from),
+        }
+    }
+
+    fn setattr_ro(dir: libc::c_int, path: &str, flags: libc::c_int) -> Call {
+        Call::MountSetattr {
+            dir,
+            path: path.into(),
+            flags: flags as libc::c_uint,
+            set: MountAttr::RDONLY,
+            clr: MountAttr::empty(),
+        }
+    }
+
+    fn open_root() -> Call {
+        Call::Open {
+            path: ROOT.into(),
+            flags: DIR,
+            mode: 0,
+        }
+    }
+
+    fn openat2(dir: libc::c_int, path: &str, flags: libc::c_int) -> Call {
+        Call::Openat2 {
+            dir,
+            path: path.into(),
+            flags: flags | libc::O_CLOEXEC,
+            resolve: IN_ROOT,
+        }
+    }
+
+    fn err(errno: i32) -> Result<(), StepFailure> {
+        Err(StepFailure { step: "", errno })
+    }
+
+    #[test]
+    fn mount_kinds_make_exactly_their_calls() {
+        let tree = || Recorder::new().dir("/a").dir("/b").file("/f");
+        let flags = libc::MS_NOSUID | libc::MS_NODEV;
+        let (r, c) = calls_of(
+            tree(),
+            Step::mount(Some("tmpfs"), "/a", Some("tmpfs"), flags, Some("size=1")),
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [mount(
+                Some("tmpfs"),
+                "/a",
+                Some("tmpfs"),
+                flags,
+                Some("size=1")
+            )]
+        );
+        let (r, c) = calls_of(tree(), Step::bind("/a", "/b", true, true));
+        assert_eq!(r, Ok(()));
+        let bind = libc::MS_BIND | libc::MS_REC;
+        assert_eq!(
+            c,
+            [
+                mount(Some("/a"), "/b", None, bind, None),
+                setattr_ro(libc::AT_FDCWD, "/b", libc::AT_RECURSIVE),
+            ]
+        );
+        let (_, c) = calls_of(tree(), Step::bind("/a", "/b", false, false));
+        assert_eq!(c, [mount(Some("/a"), "/b", None, libc::MS_BIND, None)]);
+        let (_, c) = calls_of(tree(), Step::make_slave("/", true));
+        assert_eq!(
+            c,
+            [mount(None, "/", None, libc::MS_SLAVE | libc::MS_REC, None)]
+        );
+        let tree_fd = std::fs::File::open("/dev/null").unwrap();
+        let raw = tree_fd.as_raw_fd();
+        let (_, c) = calls_of(tree(), Step::move_mount(tree_fd.into(), "/b"));
+        assert_eq!(
+            c,
+            [Call::MoveMount {
+                from_dir: raw,
+                from_path: String::new(),
+                to_dir: libc::AT_FDCWD,
+                to_path: "/b".into(),
+                flags: libc::MOVE_MOUNT_F_EMPTY_PATH,
+            }]
+        );
+        let (r, c) = calls_of(tree(), Step::pivot_root("/a"));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [
+                Call::Chdir("/a".into()),
+                Call::PivotRoot {
+                    new_root: ".".into(),
+                    put_old: ".".into()
+                },
+                Call::Umount2 {
+                    target: ".".into(),
+                    flags: libc::MNT_DETACH
+                },
+                Call::Chdir("/".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn mask_and_read_only_pick_their_mount_and_skip_what_is_missing() {
+        let tree = || Recorder::new().dir("/proc/acpi").file("/proc/kcore");
+        let hide = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        let (r, c) = calls_of(tree(), Step::mask("/proc/acpi"));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [
+                Call::Stat("/proc/acpi".into()),
+                mount(
+                    Some("tmpfs"),
+                    "/proc/acpi",
+                    Some("tmpfs"),
+                    hide,
+                    Some("size=0")
+                ),
+            ]
+        );
+        let (_, c) = calls_of(tree(), Step::mask("/proc/kcore"));
+        assert_eq!(
+            c[1],
+            mount(Some("/dev/null"), "/proc/kcore", None, libc::MS_BIND, None)
+        );
+        let (r, c) = calls_of(tree(), Step::mask("/proc/nope"));
+        assert_eq!((r, c), (Ok(()), vec![Call::Stat("/proc/nope".into())]));
+        // Another error than ENOENT is not skipped.
+        let denied = tree().fail_when(libc::EACCES, |c| matches!(c, Call::Stat(_)));
+        assert_eq!(
+            calls_of(denied, Step::mask("/proc/acpi")).0,
+            err(libc::EACCES)
+        );
+
+        let rbind = libc::MS_BIND | libc::MS_REC;
+        let (r, c) = calls_of(tree(), Step::read_only("/proc/acpi"));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [
+                mount(Some("/proc/acpi"), "/proc/acpi", None, rbind, None),
+                setattr_ro(libc::AT_FDCWD, "/proc/acpi", libc::AT_RECURSIVE),
+            ]
+        );
+        let (r, c) = calls_of(tree(), Step::read_only("/proc/nope"));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [mount(Some("/proc/nope"), "/proc/nope", None, rbind, None)]
+        );
+    }
+
+    #[test]
+    fn file_kinds_make_exactly_their_calls() {
+        let tree = || Recorder::new().dir("/d").file("/f");
+        let (r, c) = calls_of(tree(), Step::mkdir("/d/new", 0o700));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [Call::Mkdir {
+                path: "/d/new".into(),
+                mode: 0o700
+            }]
+        );
+        let dev = libc::makedev(1, 3);
+        let (_, c) = calls_of(tree(), Step::mknod("/d/null", libc::S_IFCHR | 0o666, dev));
+        assert_eq!(
+            c,
+            [Call::Mknod {
+                path: "/d/null".into(),
+                mode: libc::S_IFCHR | 0o666,
+                dev
+            }]
+        );
+        let (_, c) = calls_of(tree(), Step::symlink("/proc/self/fd", "/d/fd"));
+        assert_eq!(
+            c,
+            [Call::Symlink {
+                target: "/proc/self/fd".into(),
+                link: "/d/fd".into()
+            }]
+        );
+        let (r, c) = calls_of(tree(), Step::write_file("/d/x", "500"));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [
+                Call::Open {
+                    path: "/d/x".into(),
+                    flags: libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                    mode: 0o644
+                },
+                Call::Write {
+                    fd: 1000,
+                    data: b"500".to_vec()
+                },
+                Call::Close(1000),
+            ]
+        );
+        // A failed write still closes the fd (calls_of checks).
+        let full = tree().fail_when(libc::ENOSPC, |c| matches!(c, Call::Write { .. }));
+        assert_eq!(
+            calls_of(full, Step::write_file("/d/x", "1")).0,
+            err(libc::ENOSPC)
+        );
+    }
+
+    #[test]
+    fn mkdir_of_an_existing_dir_passes_of_a_file_fails_eexist() {
+        let tree = || Recorder::new().dir("/d").file("/f");
+        let (r, c) = calls_of(tree(), Step::mkdir("/d", 0o755));
+        assert_eq!(r, Ok(()));
+        assert_eq!(c[1], Call::Stat("/d".into()));
+        assert_eq!(
+            calls_of(tree(), Step::mkdir("/f", 0o755)).0,
+            err(libc::EEXIST)
+        );
+        // In a root: on the parent's fd, and a symlink there is ELOOP.
+        let tree = || {
+            Recorder::new()
+                .dir(&format!("{ROOT}/d"))
+                .file(&format!("{ROOT}/f"))
+                .symlink(&format!("{ROOT}/l"), "/d")
+        };
+        let (r, c) = calls_of(tree(), Step::mkdir("/d", 0o755).in_root(ROOT));
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c,
+            [
+                open_root(),
+                openat2(1000, ".", libc::O_PATH | libc::O_DIRECTORY),
+                Call::Mkdirat {
+                    dir: 1001,
+                    name: "d".into(),
+                    mode: 0o755
+                },
+                Call::Fstatat {
+                    dir: 1001,
+                    name: "d".into(),
+                    flags: libc::AT_SYMLINK_NOFOLLOW
+                },
+                Call::Close(1001),
+                Call::Close(1000),
+            ]
+        );
+        let in_root = |p: &str| Step::mkdir(p, 0o755).in_root(ROOT);
+        assert_eq!(calls_of(tree(), in_root("/f")).0, err(libc::EEXIST));
+        assert_eq!(calls_of(tree(), in_root("/l")).0, err(libc::ELOOP));
+    }
+
+    #[test]
+    fn process_kinds_make_exactly_their_calls() {
+        let cases: Vec<(Step, Call)> = vec![
+            (Step::chdir("/"), Call::Chdir("/".into())),
+            (Step::sethostname("c1"), Call::Sethostname("c1".into())),
+            (Step::setdomainname("ex"), Call::Setdomainname("ex".into())),
+            (
+                Step::setrlimit(libc::RLIMIT_NOFILE as i32, 10, 20),
+                Call::Prlimit64 {
+                    resource: libc::RLIMIT_NOFILE as i32,
+                    soft: 10,
+                    hard: 20,
+                },
+            ),
+            (
+                Step::prctl(libc::PR_SET_NO_NEW_PRIVS, [1, 0, 0, 0]),
+                Call::Prctl {
+                    option: libc::PR_SET_NO_NEW_PRIVS,
+                    args: [1, 0, 0, 0],
+                },
+            ),
+            (Step::set_groups(&[5, 6]), Call::Setgroups(vec![5, 6])),
+            (Step::set_gid(7), Call::Setresgid(7, 7, 7)),
+            (Step::set_uid(8), Call::Setresuid(8, 8, 8)),
+        ];
+        for (step, call) in cases {
+            let d = step.describe();
+            assert_eq!(calls_of(Recorder::new(), step), (Ok(()), vec![call]), "{d}");
+        }
+        // A hook runs as it is; its berth_sys::child calls reach the fake.
+        // SAFETY: a raw call, nothing allocated.
+        let hook = unsafe {
+            Step::hook_detailed("mask", || {
+                child::umask(0o077);
+                Err(StepFailure {
+                    step: "part",
+                    errno: libc::EPERM,
+                })
+            })
+        };
+        let (r, c) = calls_of(Recorder::new(), hook);
+        assert_eq!(
+            r,
+            Err(StepFailure {
+                step: "part",
+                errno: libc::EPERM
+            })
+        );
+        assert_eq!(c, [Call::Umask(0o077)]);
+    }
+
+    #[test]
+    fn in_root_mounts_resolve_in_the_root_then_mount_on_the_fd() {
+        let tree = || {
+            Recorder::new()
+                .dir(&format!("{ROOT}/proc"))
+                .symlink(&format!("{ROOT}/sys"), "/proc")
+                .symlink(&format!("{ROOT}/etc/hosts"), "/run/hosts")
+                .file(&format!("{ROOT}/run/hosts"))
+        };
+        let step = || Step::mount(Some("proc"), "/proc", Some("proc"), 0, None).in_root(ROOT);
+        let (rec, _g) = fake(tree());
+        assert_eq!(step().run(), Ok(()));
+        assert_eq!(
+            rec.calls(),
+            [
+                open_root(),
+                openat2(1000, "proc", libc::O_PATH | libc::O_NOFOLLOW),
+                Call::Fstat(1001),
+                mount(Some("proc"), "/proc/self/fd/1001", Some("proc"), 0, None),
+                Call::Close(1001),
+                Call::Close(1000),
+            ]
+        );
+        assert_eq!(
+            rec.records()[3].at.as_deref(),
+            Some(&*format!("{ROOT}/proc"))
+        );
+        // A symlink as the last component is refused, unless followed.
+        let link = || Step::mount(Some("sysfs"), "/sys", Some("sysfs"), 0, None).in_root(ROOT);
+        let (r, c) = calls_of(tree(), link());
+        assert_eq!(r, err(libc::ELOOP));
+        assert!(!c.iter().any(|c| matches!(c, Call::Mount { .. })), "{c:?}");
+        let (r, c) = calls_of(tree(), link().follow_symlink());
+        assert_eq!(r, Ok(()));
+        assert_eq!(c[1], openat2(1000, "sys", libc::O_PATH));
+        // A bind read-only: the attribute on a fresh fd of the new mount.
+        let bind = Step::bind("/srv/hosts", "/etc/hosts", false, true)
+            .in_root(ROOT)
+            .follow_symlink();
+        let (r, c) = calls_of(tree(), bind);
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            c[3..],
+            [
+                mount(
+                    Some("/srv/hosts"),
+                    "/proc/self/fd/1001",
+                    None,
+                    libc::MS_BIND,
+                    None
+                ),
+                Call::Close(1001),
+                openat2(1000, "etc/hosts", libc::O_PATH),
+                Call::Fstat(1002),
+                setattr_ro(1002, "", libc::AT_EMPTY_PATH),
+                Call::Close(1002),
+                Call::Close(1000),
+            ]
+        );
+    }
+
+    #[test]
+    fn in_root_kinds_make_exactly_their_calls() {
+        let tree = || {
+            Recorder::new()
+                .dir(&format!("{ROOT}/proc/acpi"))
+                .file(&format!("{ROOT}/proc/kcore"))
+                .dir(&format!("{ROOT}/dev"))
+        };
+        let path = libc::O_PATH | libc::O_NOFOLLOW;
+        let prologue = |name: &str| vec![open_root(), openat2(1000, name, path), Call::Fstat(1001)];
+        let (r, c) = calls_of(tree(), Step::mask("/proc/acpi").in_root(ROOT));
+        assert_eq!(r, Ok(()));
+        let hide = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        let mut want = prologue("proc/acpi");
+        want.extend([
+            Call::Fstat(1001),
+            mount(
+                Some("tmpfs"),
+                "/proc/self/fd/1001",
+                Some("tmpfs"),
+                hide,
+                Some("size=0"),
+            ),
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        let (r, c) = calls_of(tree(), Step::read_only("/proc/kcore").in_root(ROOT));
+        assert_eq!(r, Ok(()));
+        let fd = "/proc/self/fd/1001";
+        let mut want = prologue("proc/kcore");
+        want.extend([
+            mount(Some(fd), fd, None, libc::MS_BIND | libc::MS_REC, None),
+            Call::Close(1001),
+            openat2(1000, "proc/kcore", path),
+            Call::Fstat(1002),
+            setattr_ro(1002, "", libc::AT_EMPTY_PATH | libc::AT_RECURSIVE),
+            Call::Close(1002),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        // Missing: nothing mounted, no error.
+        let (r, c) = calls_of(tree(), Step::read_only("/proc/nope").in_root(ROOT));
+        assert_eq!((r, c.len()), (Ok(()), 3), "{c:?}");
+        let tree_fd = std::fs::File::open("/dev/null").unwrap();
+        let raw = tree_fd.as_raw_fd();
+        let (r, c) = calls_of(
+            tree(),
+            Step::move_mount(tree_fd.into(), "/dev").in_root(ROOT),
+        );
+        assert_eq!(r, Ok(()));
+        let mut want = prologue("dev");
+        want.extend([
+            Call::MoveMount {
+                from_dir: raw,
+                from_path: String::new(),
+                to_dir: 1001,
+                to_path: String::new(),
+                flags: libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+            },
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        let parent = || {
+            vec![
+                open_root(),
+                openat2(1000, "dev", libc::O_PATH | libc::O_DIRECTORY),
+            ]
+        };
+        let dev = libc::makedev(1, 3);
+        let (_, c) = calls_of(
+            tree(),
+            Step::mknod("/dev/null", libc::S_IFCHR | 0o666, dev).in_root(ROOT),
+        );
+        let mut want = parent();
+        want.extend([
+            Call::Mknodat {
+                dir: 1001,
+                name: "null".into(),
+                mode: libc::S_IFCHR | 0o666,
+                dev,
+            },
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+        let (_, c) = calls_of(tree(), Step::symlink("pts/ptmx", "/dev/ptmx").in_root(ROOT));
+        let mut want = parent();
+        want.extend([
+            Call::Symlinkat {
+                target: "pts/ptmx".into(),
+                dir: 1001,
+                name: "ptmx".into(),
+            },
+            Call::Close(1001),
+            Call::Close(1000),
+        ]);
+        assert_eq!(c, want);
+    }
+
+    #[test]
+    fn skip_missing_turns_enoent_into_success_and_nothing_else() {
+        let step = || {
+            Step::bind("/srv/hosts", "/etc/hosts", false, true)
+                .in_root(ROOT)
+                .follow_symlink()
+        };
+        let tree = || Recorder::new().dir(ROOT);
+        assert_eq!(calls_of(tree(), step()).0, err(libc::ENOENT));
+        let (r, c) = calls_of(tree(), step().skip_missing());
+        assert_eq!(r, Ok(()));
+        assert!(!c.iter().any(|c| matches!(c, Call::Mount { .. })), "{c:?}");
+        for errno in [libc::EACCES, libc::ELOOP, libc::EXDEV] {
+            let failing = tree().fail_when(errno, |c| matches!(c, Call::Openat2 { .. }));
+            assert_eq!(calls_of(failing, step().skip_missing()).0, err(errno));
+        }
+        // The root itself must exist: only the path in it may be missing.
+        let (r, _) = calls_of(Recorder::new(), step().skip_missing());
+        assert_eq!(r, err(libc::ENOENT));
+    }
+
+    #[test]
+    fn in_root_write_file_reopens_a_file_creates_a_missing_one_replaces_a_dangling_link() {
+        let tree = || {
+            Recorder::new()
+                .file(&format!("{ROOT}/etc/hostname"))
+                .symlink(&format!("{ROOT}/etc/hosts"), "/run/hosts")
+                .with(
+                    &format!("{ROOT}/etc/null"),
+                    Node::Special(libc::S_IFCHR | 0o666),
+                )
+        };
+        let write = |p: &str| Step::write_file(p, "x").in_root(ROOT).follow_symlink();
+        let (r, c) = calls_of(tree(), write("/etc/hostname"));
+        assert_eq!(r, Ok(()));
+        assert_eq!(c[2..4], [Call::Fstat(1001), Call::Fstat(1001)]);
+        assert_eq!(
+            c[4],
+            Call::Open {
+                path: "/proc/self/fd/1001".into(),
+                flags: libc::O_WRONLY | libc::O_TRUNC | libc::O_NOCTTY | libc::O_CLOEXEC,
+                mode: 0
+            }
+        );
+        let create = libc::O_WRONLY
+            | libc::O_CREAT
+            | libc::O_EXCL
+            | libc::O_NOFOLLOW
+            | libc::O_NOCTTY
+            | libc::O_CLOEXEC;
+        let (rec, _g) = fake(tree());
+        assert_eq!(write("/etc/hosts").run(), Ok(()));
+        let c = rec.calls();
+        let at = |dir, name: &str| (dir, name.to_string());
+        let made: Vec<_> = c
+            .iter()
+            .filter_map(|c| match c {
+                Call::Openat {
+                    dir,
+                    name,
+                    flags,
+                    mode,
+                } => {
+                    assert_eq!((*flags, *mode), (create, 0o644));
+                    Some(at(*dir, name))
+                }
+                Call::Unlinkat { dir, name, .. } => Some(at(*dir, name)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            made,
+            [at(1001, "hosts"), at(1001, "hosts"), at(1001, "hosts")]
+        );
+        assert_eq!(rec.node(&format!("{ROOT}/etc/hosts")), Some(Node::File));
+        // A device node is never opened for writing.
+        assert_eq!(calls_of(tree(), write("/etc/null")).0, err(libc::EINVAL));
+    }
+
+    #[test]
+    fn a_scripted_errno_stops_the_plan_at_the_step_that_failed() {
+        use crate::protocol::{At, Phase};
+        use std::cell::Cell;
+        let steps = [
+            Step::mkdir("/a", 0o755),
+            Step::mount(Some("proc"), "/a", Some("proc"), 0, None),
+            Step::chdir("/a"),
+        ];
+        let rec = Recorder::new().fail_when(libc::EPERM, |c| matches!(c, Call::Mount { .. }));
+        let (rec, _g) = fake(rec);
+        let at = Cell::new(At::Phase(Phase::Setup));
+        let mut done = Vec::new();
+        let e = crate::child::run_range(&steps, 0..3, &at, |i| done.push(i)).unwrap_err();
+        assert_eq!((e.at, e.errno, e.detail), (At::Step(1), libc::EPERM, ""));
+        assert_eq!(done, [0]);
+        assert!(!rec.calls().contains(&Call::Chdir("/a".into())));
+        // A hook's failure keeps the part it names.
+        // SAFETY: never makes a system call.
+        let hook = unsafe {
+            Step::hook_detailed("policy", || {
+                Err(StepFailure {
+                    step: "capset",
+                    errno: libc::EPERM,
+                })
+            })
+        };
+        let e = crate::child::run_range(&[hook], 0..1, &at, |_| ()).unwrap_err();
+        assert_eq!(
+            (e.at, e.errno, e.detail),
+            (At::Step(0), libc::EPERM, "capset")
+        );
+    }
 }

@@ -7,22 +7,13 @@
 
 use std::os::fd::RawFd;
 
-/// `move_mount(2)`, Linux 5.2.
-pub(crate) const SYS_MOVE_MOUNT: libc::c_long = 429;
 /// `clone3(2)`, Linux 5.3 (`CLONE_INTO_CGROUP` 5.7, `CLONE_NEWTIME` 5.6).
 pub(crate) const SYS_CLONE3: libc::c_long = 435;
 /// `close_range(2)`, Linux 5.9 (`CLOSE_RANGE_CLOEXEC` 5.11).
 pub(crate) const SYS_CLOSE_RANGE: libc::c_long = 436;
-/// `mount_setattr(2)`, Linux 5.12.
-pub(crate) const SYS_MOUNT_SETATTR: libc::c_long = 442;
 
 /// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits.
 pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-/// `move_mount(2)`: the target is the fd itself.
-pub(crate) const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-pub(crate) const AT_RECURSIVE: libc::c_uint = 0x8000;
-pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
 
 /// `struct clone_args` from `<linux/sched.h>` (size `CLONE_ARGS_SIZE_VER2` = 88 bytes).
 #[repr(C)]
@@ -39,15 +30,6 @@ pub(crate) struct CloneArgs {
     pub set_tid: u64,
     pub set_tid_size: u64,
     pub cgroup: u64,
-}
-
-/// `struct mount_attr` from `<linux/mount.h>` (`MOUNT_ATTR_SIZE_VER0` = 32 bytes).
-#[repr(C)]
-pub(crate) struct MountAttr {
-    pub attr_set: u64,
-    pub attr_clr: u64,
-    pub propagation: u64,
-    pub userns_fd: u64,
 }
 
 /// The calling thread's errno.

@@ -1,9 +1,9 @@
 //! berth's one kernel layer.
 //!
-//! The raw Linux ABI and system calls the berth crates use **from the parent
-//! side** (never in a child after `clone`: that path keeps its own
-//! async-signal-safe raw calls), each wrapped once, typed, with the man page
-//! and the minimum kernel in its doc:
+//! The raw Linux ABI and system calls the berth crates use, each wrapped
+//! once, typed, with the man page and the minimum kernel in its doc. In a
+//! child after `clone`, only [`child`] (raw async-signal-safe calls,
+//! `Err(errno)`, no allocation); everywhere else, the parent-side modules:
 //!
 //! - on [`nix`] where it has the call (safe, `OwnedFd`-based): `openat`,
 //!   `statfs`, `flock`, `inotify`, `setns`, `socket`, ...;
@@ -11,8 +11,12 @@
 //!   address, ...), with the constants and structs `libc` 0.2 defines
 //!   rather than hand-copied ones.
 //!
-//! Errors are [`std::io::Error`] (errno kept): the calling crate wraps them
-//! in its own `Error` naming what it was doing and to which object.
+//! Parent-side errors are [`std::io::Error`] (errno kept): the calling
+//! crate wraps them in its own `Error` naming what it was doing and to
+//! which object.
+//!
+//! With the feature `fake` (tests only), `fake` holds a fake kernel the
+//! wrappers ask first: see `fake::child::Recorder`.
 //!
 //! The leaf crates (cgroups, overlay, netsetup, security, ebpf-probes)
 //! depend on this crate and on no other berth crate.

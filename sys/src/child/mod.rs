@@ -2,8 +2,450 @@
 //! async-signal-safe system calls on data prepared by the parent — no
 //! allocation, no locks, no panics. Each returns `Err(errno)` on failure.
 //!
+//! Unlike the rest of berth-sys (parent side: `std::io::Error`, nix,
+//! `OwnedFd`), these take the child's raw fds (`RawFd`: an fd opened here
+//! is closed with [`close`] before the step ends, and `AT_FDCWD` is a
+//! valid directory fd) and return the errno as a plain `i32`, which the
+//! child reports to its parent without allocating. Each is one system
+//! call (signal-safety(7) lists them async-signal-safe, or they are raw
+//! `syscall(2)`s, which are), plus an errno read.
+//!
 //! With the `fake` feature (tests only) each call first asks the fake
-//! installed on the calling thread ([`crate::fake`]), so the code that
-//! drives a child can be run and checked without root.
+//! installed on the calling thread (`berth_sys::fake::child`), so the code that
+//! drives a child can be run and checked without root. Without the feature
+//! the calls are the system calls alone.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use crate::mount_api::MountAttr;
+use crate::openat2::ResolveFlags;
 
 pub mod net;
+
+/// The fake installed on this thread answers instead of the kernel
+/// (feature `fake` only; nothing at all without it).
+macro_rules! fake {
+    ($call:ident($($arg:expr),*)) => {
+        #[cfg(feature = "fake")]
+        if let Some(k) = crate::fake::child::installed() {
+            return k.$call($($arg),*);
+        }
+    };
+}
+
+/// The calling thread's errno (errno(3)): a read of thread-local memory.
+#[inline]
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// `Ok(r)` for a non-negative `int` return, else `Err(errno)`.
+#[inline]
+fn cvt(r: libc::c_int) -> Result<libc::c_int, i32> {
+    cvt_long(r.into()).map(|_| r)
+}
+
+/// `Ok(r)` for a non-negative `long` return (`syscall(2)`), else `Err(errno)`.
+#[inline]
+fn cvt_long(r: libc::c_long) -> Result<libc::c_long, i32> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+fn opt_ptr(c: Option<&CStr>) -> *const libc::c_char {
+    c.map_or(std::ptr::null(), CStr::as_ptr)
+}
+
+/// `mount(source, target, fstype, flags, data)` (mount(2)): a new mount,
+/// a bind (`MS_BIND`), a propagation change (`MS_PRIVATE`, ...) or a
+/// remount; `None` passes NULL.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), i32> {
+    fake!(mount(source, target, fstype, flags, data));
+    // SAFETY: NULL or C strings that outlive the call.
+    cvt(unsafe {
+        libc::mount(
+            opt_ptr(source),
+            target.as_ptr(),
+            opt_ptr(fstype),
+            flags,
+            opt_ptr(data).cast(),
+        )
+    })
+    .map(drop)
+}
+
+/// `umount2(target, flags)` (umount2(2), `MNT_DETACH` since Linux 2.4.11).
+pub fn umount2(target: &CStr, flags: libc::c_int) -> Result<(), i32> {
+    fake!(umount2(target, flags));
+    // SAFETY: a C string that outlives the call.
+    cvt(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+/// `move_mount(from_dir, from_path, to_dir, to_path, flags)`
+/// (move_mount(2), Linux 5.2): attach a detached mount (`from_dir` with
+/// `MOVE_MOUNT_F_EMPTY_PATH`) onto a path or, with
+/// `MOVE_MOUNT_T_EMPTY_PATH`, onto the fd `to_dir` itself.
+pub fn move_mount(
+    from_dir: BorrowedFd<'_>,
+    from_path: &CStr,
+    to_dir: RawFd,
+    to_path: &CStr,
+    flags: libc::c_uint,
+) -> Result<(), i32> {
+    fake!(move_mount(from_dir, from_path, to_dir, to_path, flags));
+    // SAFETY: fds and C strings valid for the call.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from_dir.as_raw_fd(),
+            from_path.as_ptr(),
+            to_dir,
+            to_path.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// `mount_setattr(dir, path, flags, {attr_set: set, attr_clr: clr})`
+/// (mount_setattr(2), Linux 5.12): change the attributes of the mount at
+/// `path` (`AT_EMPTY_PATH`: the mount `dir` is on; `AT_RECURSIVE`: its
+/// submounts too). Propagation and idmapping are left alone.
+pub fn mount_setattr(
+    dir: RawFd,
+    path: &CStr,
+    flags: libc::c_uint,
+    set: MountAttr,
+    clr: MountAttr,
+) -> Result<(), i32> {
+    fake!(mount_setattr(dir, path, flags, set, clr));
+    let attr = libc::mount_attr {
+        attr_set: set.bits(),
+        attr_clr: clr.bits(),
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a C string and a mount_attr of the size passed, valid for the call.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dir,
+            path.as_ptr(),
+            flags,
+            &raw const attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `pivot_root(new_root, put_old)` (pivot_root(2); `pivot_root(".", ".")`
+/// with the old root detached after, since Linux 3.17).
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
+    fake!(pivot_root(new_root, put_old));
+    // SAFETY: C strings valid for the call.
+    cvt_long(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
+        .map(drop)
+}
+
+/// `chdir(path)` (chdir(2)).
+pub fn chdir(path: &CStr) -> Result<(), i32> {
+    fake!(chdir(path));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// `chroot(path)` (chroot(2)): only where the child has no mount
+/// namespace of its own (else [`pivot_root`]).
+pub fn chroot(path: &CStr) -> Result<(), i32> {
+    fake!(chroot(path));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::chroot(path.as_ptr()) }).map(drop)
+}
+
+/// `mkdir(path, mode)` (mkdir(2)).
+pub fn mkdir(path: &CStr, mode: libc::mode_t) -> Result<(), i32> {
+    fake!(mkdir(path, mode));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::mkdir(path.as_ptr(), mode) }).map(drop)
+}
+
+/// `mkdirat(dir, name, mode)` (mkdirat(2), Linux 2.6.16).
+pub fn mkdirat(dir: RawFd, name: &CStr, mode: libc::mode_t) -> Result<(), i32> {
+    fake!(mkdirat(dir, name, mode));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }).map(drop)
+}
+
+/// `mknod(path, mode, dev)` (mknod(2)): `mode` holds the file type.
+pub fn mknod(path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<(), i32> {
+    fake!(mknod(path, mode, dev));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::mknod(path.as_ptr(), mode, dev) }).map(drop)
+}
+
+/// `mknodat(dir, name, mode, dev)` (mknodat(2), Linux 2.6.16).
+pub fn mknodat(dir: RawFd, name: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<(), i32> {
+    fake!(mknodat(dir, name, mode, dev));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) }).map(drop)
+}
+
+/// `symlink(target, link)` (symlink(2)): `link` points at `target`.
+pub fn symlink(target: &CStr, link: &CStr) -> Result<(), i32> {
+    fake!(symlink(target, link));
+    // SAFETY: C strings valid for the call.
+    cvt(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }).map(drop)
+}
+
+/// `symlinkat(target, dir, name)` (symlinkat(2), Linux 2.6.16).
+pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> Result<(), i32> {
+    fake!(symlinkat(target, dir, name));
+    // SAFETY: C strings valid for the call.
+    cvt(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
+}
+
+/// `unlinkat(dir, name, flags)` (unlinkat(2), Linux 2.6.16).
+pub fn unlinkat(dir: RawFd, name: &CStr, flags: libc::c_int) -> Result<(), i32> {
+    fake!(unlinkat(dir, name, flags));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::unlinkat(dir, name.as_ptr(), flags) }).map(drop)
+}
+
+/// `open(path, flags, mode)` (open(2)); returns the new fd, which the
+/// caller closes with [`close`]. Pass `O_CLOEXEC` in `flags`.
+pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Result<RawFd, i32> {
+    fake!(open(path, flags, mode));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::open(path.as_ptr(), flags, libc::c_uint::from(mode)) })
+}
+
+/// `openat(dir, name, flags, mode)` (openat(2), Linux 2.6.16); returns the
+/// new fd, which the caller closes with [`close`].
+pub fn openat(
+    dir: RawFd,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<RawFd, i32> {
+    fake!(openat(dir, name, flags, mode));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::openat(dir, name.as_ptr(), flags, libc::c_uint::from(mode)) })
+}
+
+/// `openat2(dir, path, {flags, mode 0, resolve})` (openat2(2), Linux 5.6),
+/// once (an `EAGAIN` is returned, not retried); returns the new fd, which
+/// the caller closes with [`close`]. `flags` is passed as is: add
+/// `O_CLOEXEC`.
+pub fn openat2(
+    dir: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    resolve: ResolveFlags,
+) -> Result<RawFd, i32> {
+    fake!(openat2(dir, path, flags, resolve));
+    // SAFETY: open_how is plain data (non-exhaustive in libc: no literal);
+    // all zeroes is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = resolve.bits();
+    // SAFETY: an open_how of the size passed and a C string, valid for the call.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// `close(fd)` (close(2)) of an fd the caller owns; its error is ignored
+/// (the fd is gone either way).
+pub fn close(fd: RawFd) {
+    fake!(close(fd));
+    // SAFETY: a syscall on an integer; the caller owns the fd.
+    unsafe { libc::close(fd) };
+}
+
+/// `write(fd, buf)` (write(2)): the number of bytes written.
+pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
+    fake!(write(fd, buf));
+    // SAFETY: buf is a valid readable slice.
+    cvt_long(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) } as libc::c_long)
+        .map(|n| n as usize)
+}
+
+/// Write the whole of `buf` with [`write()`], retrying on `EINTR` and short
+/// writes; a write of 0 bytes is `EIO`.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(0) => return Err(libc::EIO),
+            // n <= buf.len(): the slice stays in bounds.
+            Ok(n) => buf = buf.get(n..).unwrap_or(&[]),
+        }
+    }
+    Ok(())
+}
+
+/// The `st_mode` of `fstatat(dir, name, flags)`, the call glibc (2.33+)
+/// makes for stat(2) and fstat(2) too.
+fn mode_at(dir: RawFd, name: &CStr, flags: libc::c_int) -> Result<libc::mode_t, i32> {
+    // SAFETY: all zeroes is a valid stat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a C string and an out buffer valid for the call.
+    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) })?;
+    Ok(st.st_mode)
+}
+
+/// The `st_mode` of `stat(path)` (stat(2): `fstatat(AT_FDCWD, path, 0)`):
+/// file type and permissions.
+pub fn stat_mode(path: &CStr) -> Result<libc::mode_t, i32> {
+    fake!(stat_mode(path));
+    mode_at(libc::AT_FDCWD, path, 0)
+}
+
+/// The `st_mode` of `fstat(fd)` (fstat(2): `fstatat(fd, "",
+/// AT_EMPTY_PATH)`, Linux 2.6.39).
+pub fn fstat_mode(fd: RawFd) -> Result<libc::mode_t, i32> {
+    fake!(fstat_mode(fd));
+    mode_at(fd, c"", libc::AT_EMPTY_PATH)
+}
+
+/// The `st_mode` of `fstatat(dir, name, flags)` (fstatat(2), Linux
+/// 2.6.16; `AT_SYMLINK_NOFOLLOW`: a link itself).
+pub fn fstatat_mode(dir: RawFd, name: &CStr, flags: libc::c_int) -> Result<libc::mode_t, i32> {
+    fake!(fstatat_mode(dir, name, flags));
+    mode_at(dir, name, flags)
+}
+
+/// `sethostname(name)` (sethostname(2): at most 64 bytes, in a UTS
+/// namespace of the caller's own).
+pub fn sethostname(name: &CStr) -> Result<(), i32> {
+    fake!(sethostname(name));
+    // SAFETY: a buffer of the length passed.
+    cvt(unsafe { libc::sethostname(name.as_ptr(), name.to_bytes().len()) }).map(drop)
+}
+
+/// `setdomainname(name)` (setdomainname(2): at most 64 bytes).
+pub fn setdomainname(name: &CStr) -> Result<(), i32> {
+    fake!(setdomainname(name));
+    // SAFETY: a buffer of the length passed.
+    cvt(unsafe { libc::setdomainname(name.as_ptr(), name.to_bytes().len()) }).map(drop)
+}
+
+/// `prlimit64(0, resource, {soft, hard}, NULL)` (prlimit(2), Linux
+/// 2.6.36): set a limit of the calling process.
+pub fn prlimit64(resource: libc::c_int, soft: u64, hard: u64) -> Result<(), i32> {
+    fake!(prlimit64(resource, soft, hard));
+    let lim = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: an rlimit64 valid for the call, and NULL for the old one.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            resource,
+            &raw const lim,
+            std::ptr::null_mut::<libc::rlimit64>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `prctl(option, args...)` (prctl(2)) with integer arguments; its
+/// non-negative return.
+pub fn prctl(option: libc::c_int, args: [libc::c_ulong; 4]) -> Result<libc::c_int, i32> {
+    fake!(prctl(option, args));
+    // SAFETY: integer arguments only (no option berth passes takes a pointer).
+    cvt(unsafe { libc::prctl(option, args[0], args[1], args[2], args[3]) })
+}
+
+/// `setgroups(groups)` as a raw syscall (setgroups(2)): glibc's wrapper
+/// would signal the parent's threads to change theirs too (nptl's setxid).
+pub fn setgroups(groups: &[libc::gid_t]) -> Result<(), i32> {
+    fake!(setgroups(groups));
+    let list = if groups.is_empty() {
+        std::ptr::null()
+    } else {
+        groups.as_ptr()
+    };
+    // SAFETY: NULL or a list of the length passed.
+    cvt_long(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), list) }).map(drop)
+}
+
+/// `setresgid(r, e, s)` as a raw syscall (setresgid(2); see [`setgroups`]).
+pub fn setresgid(r: libc::gid_t, e: libc::gid_t, s: libc::gid_t) -> Result<(), i32> {
+    fake!(setresgid(r, e, s));
+    // SAFETY: integer arguments only.
+    cvt_long(unsafe { libc::syscall(libc::SYS_setresgid, r, e, s) }).map(drop)
+}
+
+/// `setresuid(r, e, s)` as a raw syscall (setresuid(2); see [`setgroups`]).
+pub fn setresuid(r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> Result<(), i32> {
+    fake!(setresuid(r, e, s));
+    // SAFETY: integer arguments only.
+    cvt_long(unsafe { libc::syscall(libc::SYS_setresuid, r, e, s) }).map(drop)
+}
+
+/// `umask(mask)` (umask(2), cannot fail): the previous mask.
+pub fn umask(mask: libc::mode_t) -> libc::mode_t {
+    fake!(umask(mask));
+    // SAFETY: an integer argument.
+    unsafe { libc::umask(mask) }
+}
+
+/// `lchown(path, uid, gid)` (lchown(2)): never through a last-component link.
+pub fn lchown(path: &CStr, uid: libc::uid_t, gid: libc::gid_t) -> Result<(), i32> {
+    fake!(lchown(path, uid, gid));
+    // SAFETY: a C string valid for the call.
+    cvt(unsafe { libc::lchown(path.as_ptr(), uid, gid) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_return_the_errno() {
+        assert_eq!(mkdir(c"/nonexistent-berth-dir/x", 0o755), Err(libc::ENOENT));
+        assert_eq!(stat_mode(c"/nonexistent-berth-file"), Err(libc::ENOENT));
+        assert_eq!(stat_mode(c"/").map(|m| m & libc::S_IFMT), Ok(libc::S_IFDIR));
+        let fd = open(c"/dev/null", libc::O_WRONLY | libc::O_CLOEXEC, 0).unwrap();
+        assert_eq!(write_all(fd, b"abc"), Ok(()));
+        assert_eq!(fstat_mode(fd).map(|m| m & libc::S_IFMT), Ok(libc::S_IFCHR));
+        close(fd);
+        let root = open(c"/", libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).unwrap();
+        let dev = openat2(
+            root,
+            c"dev/null",
+            libc::O_PATH | libc::O_CLOEXEC,
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .unwrap();
+        close(dev);
+        assert_eq!(
+            fstatat_mode(root, c"dev", libc::AT_SYMLINK_NOFOLLOW).map(|m| m & libc::S_IFMT),
+            Ok(libc::S_IFDIR)
+        );
+        close(root);
+    }
+}

@@ -9,14 +9,12 @@ use std::os::fd::RawFd;
 
 /// `move_mount(2)`, Linux 5.2.
 pub(crate) const SYS_MOVE_MOUNT: libc::c_long = 429;
-/// `clone3(2)`, Linux 5.3 (`CLONE_INTO_CGROUP` 5.7, `CLONE_NEWTIME` 5.6).
-pub(crate) const SYS_CLONE3: libc::c_long = 435;
-/// `close_range(2)`, Linux 5.9 (`CLOSE_RANGE_CLOEXEC` 5.11).
-pub(crate) const SYS_CLOSE_RANGE: libc::c_long = 436;
 /// `mount_setattr(2)`, Linux 5.12.
 pub(crate) const SYS_MOUNT_SETATTR: libc::c_long = 442;
 
-/// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits.
+/// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits
+/// (`<linux/sched.h>`). Ours: libc's (glibc targets) is a deprecated
+/// `c_int` that overflows (libc 0.2.188+ warns so, rust-lang/libc#3584).
 pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 /// `move_mount(2)`: the target is the fd itself.
@@ -24,7 +22,9 @@ pub(crate) const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 pub(crate) const AT_RECURSIVE: libc::c_uint = 0x8000;
 pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
 
-/// `struct clone_args` from `<linux/sched.h>` (size `CLONE_ARGS_SIZE_VER2` = 88 bytes).
+/// `struct clone_args` from `<linux/sched.h>` (include/uapi/linux/sched.h,
+/// size `CLONE_ARGS_SIZE_VER2` = 88 bytes), for `clone3(2)` (Linux 5.3).
+/// Ours: `libc` defines `clone_args` for musl targets only.
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct CloneArgs {
@@ -40,6 +40,9 @@ pub(crate) struct CloneArgs {
     pub set_tid_size: u64,
     pub cgroup: u64,
 }
+
+// CLONE_ARGS_SIZE_VER2.
+const _: () = assert!(std::mem::size_of::<CloneArgs>() == 88);
 
 /// `struct mount_attr` from `<linux/mount.h>` (`MOUNT_ATTR_SIZE_VER0` = 32 bytes).
 #[repr(C)]
@@ -77,11 +80,12 @@ pub(crate) fn cvt_i(r: libc::c_int) -> Result<libc::c_int, i32> {
     }
 }
 
-/// `close_range(first, last, flags)`.
+/// `close_range(first, last, flags)` (close_range(2), Linux 5.9;
+/// `CLOSE_RANGE_CLOEXEC` 5.11): raw, as the child calls it after `clone`.
 #[inline]
 pub(crate) fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
     // SAFETY: plain syscall on integers.
-    cvt(unsafe { libc::syscall(SYS_CLOSE_RANGE, first, last, flags) }).map(|_| ())
+    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }).map(|_| ())
 }
 
 /// `_exit(2)`: end the process at once (no atexit handlers, no flushing),

@@ -43,8 +43,9 @@ impl Drop for KillGuard {
             // SAFETY: an armed guard names `Cloned`'s open pidfd (updated
             // when it is replaced, disarmed before it is moved out) and, as
             // the first field, is dropped before it.
-            let _ = handle::pidfd_signal(unsafe { BorrowedFd::borrow_raw(fd) }, libc::SIGKILL);
-            let _ = handle::waitid_pidfd(fd, 0);
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let _ = handle::pidfd_signal(fd, libc::SIGKILL);
+            let _ = handle::waitid_pidfd(fd, false);
         }
     }
 }
@@ -101,7 +102,7 @@ impl Spawner {
         }
         if stopped && !ready {
             // EOF without READY: the child died during its plan.
-            let st = handle::waitid_pidfd(c.pidfd.as_raw_fd(), 0)
+            let st = handle::waitid_pidfd(c.pidfd.as_fd(), false)
                 .ok()
                 .flatten()
                 .map(|s| s.to_string())
@@ -148,7 +149,12 @@ impl Spawner {
     /// `clone3` the child (on the `CLONE_VM` fast path when `vfork`), which
     /// runs the plan of `p`.
     fn clone_child(&self, p: &Prepared, timer: &Option<StepTimer>, vfork: bool) -> Result<Cloned> {
-        let mut plan = p.plan(self, timer.as_ref().map_or(std::ptr::null_mut(), |t| t.map));
+        let mut plan = p.plan(
+            self,
+            timer
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |t| t.slots_ptr()),
+        );
         let mut pidfd_out: RawFd = -1;
         let mut args = sys::CloneArgs {
             flags: libc::CLONE_PIDFD as u64 | p.ns_flags.bits(),
@@ -194,7 +200,7 @@ impl Spawner {
         let pid = c.pid;
         if pooled_netns {
             // The hook must find the child in its network namespace.
-            let r = protocol::read(err_r.as_raw_fd())
+            let r = protocol::read(err_r.as_fd())
                 .map_err(|e| Error::setup_io("read the child's error pipe", e))?;
             match r {
                 Some(Message::Netns) => {}
@@ -239,11 +245,11 @@ impl Spawner {
             // return (begin_new_exec, fs/exec.c). No need to wait for the
             // rest of exec (its close-on-exec of the pipe): an empty pipe
             // means success.
-            // SAFETY: fcntl on our own fd.
-            unsafe { libc::fcntl(err_r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+            // (Fails only on a closed fd: then the read below says so.)
+            let _ = berth_sys::fs::set_nonblocking(err_r.as_fd());
         }
         loop {
-            let msg = match protocol::read(err_r.as_raw_fd()) {
+            let msg = match protocol::read(err_r.as_fd()) {
                 Err(e) if vfork && e.kind() == io::ErrorKind::WouldBlock => None,
                 r => r.map_err(|e| Error::setup_io("read the child's error pipe", e))?,
             };
@@ -253,7 +259,7 @@ impl Spawner {
                 Some(Message::Pid(real)) => {
                     // The intermediate forked into the joined pid namespace:
                     // reap it and own the real process from here on.
-                    let _ = handle::waitid_pidfd(c.pidfd.as_raw_fd(), 0);
+                    let _ = handle::waitid_pidfd(c.pidfd.as_fd(), false);
                     c.pidfd = handle::pidfd_open(real)
                         .map_err(|e| Error::setup_io(format!("pidfd_open({real})"), e))?;
                     c.pid = real;

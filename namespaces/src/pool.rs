@@ -358,7 +358,8 @@ fn keep_fresh(inner: &Inner, i: usize) {
         // is now held only by whoever took it.
         let mut r = berth_sys::ns::unshare_net().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
         if r.is_ok() && inner.loopback_up {
-            r = loopback_up();
+            // The child-safe ioctls berth-netsetup's `child::lo_up` runs.
+            r = berth_sys::child::net::lo_up();
         }
         let Ok(mut s) = inner.state.lock() else {
             return;
@@ -384,32 +385,6 @@ fn keep_fresh(inner: &Inner, i: usize) {
         if s.shutdown || s.failed.is_some() {
             s.slots[i].ready = false;
             return;
-        }
-    }
-}
-
-/// `lo` up in the calling thread's network namespace (netdevice(7)).
-fn loopback_up() -> std::result::Result<(), i32> {
-    // SAFETY: socket/ioctl/close on a local ifreq.
-    unsafe {
-        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if s < 0 {
-            return Err(crate::sys::errno());
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        ifr.ifr_name[0] = b'l' as libc::c_char;
-        ifr.ifr_name[1] = b'o' as libc::c_char;
-        let mut r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr);
-        if r == 0 {
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            r = libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
-        }
-        let e = crate::sys::errno();
-        libc::close(s);
-        if r < 0 {
-            Err(e)
-        } else {
-            Ok(())
         }
     }
 }

@@ -176,8 +176,8 @@ unsafe fn clone3_on_stack(
         );
     }
     if ret < 0 {
-        // SAFETY: this thread's errno.
-        unsafe { *libc::__errno_location() = -ret as i32 };
+        // (The parent: the child never gets here.)
+        berth_sys::errno::Errno::set_raw(-ret as i32);
         return -1;
     }
     ret

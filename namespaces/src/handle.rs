@@ -1,13 +1,12 @@
 //! The handle of a spawned process: owns its pidfd.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::protocol::{At, ChildError};
-use crate::sys;
 use berth_sys::poll::PollFlags;
 
 /// A borrowed view of a just-cloned child, given to the
@@ -156,9 +155,10 @@ impl Child {
             .pending
             .take()
             .ok_or_else(|| Error::invalid(format!("child {} is already started", self.pid)))?;
-        sys::write_all(p.start_w.as_raw_fd(), &[1])
-            .map_err(|e| Error::setup(format!("start child {}", self.pid), e))?;
-        drop(p.start_w);
+        // One byte lets it go; our end is closed right after.
+        std::io::PipeWriter::from(p.start_w)
+            .write_all(&[1])
+            .map_err(|e| Error::setup_io(format!("start child {}", self.pid), e))?;
         // After start() the child sends nothing but the failure of its
         // final steps or of execve.
         match crate::protocol::read(p.err_r.as_fd())

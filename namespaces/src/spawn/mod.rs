@@ -21,7 +21,7 @@ mod validate;
 pub use builder::{Spawner, Stdio};
 pub(crate) use decode::{exec_error, step_error};
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
@@ -92,7 +92,7 @@ impl Spawner {
         drop(p.start_r);
         let pooled = p.pooled_netns.take().is_some();
         if let Some(w) = p.sync_w {
-            self.release_child(&c, &w, &err_r, pooled, p.user_maps, &p.joins.desc)?;
+            self.release_child(&c, w, &err_r, pooled, p.user_maps, &p.joins.desc)?;
         }
         let ready = self.await_exec(&mut c, &err_r, vfork, &p.joins.desc)?;
         if !ready {
@@ -191,7 +191,7 @@ impl Spawner {
     fn release_child(
         &mut self,
         c: &Cloned,
-        sync_w: &OwnedFd,
+        sync_w: OwnedFd,
         err_r: &OwnedFd,
         pooled_netns: bool,
         user_maps: bool,
@@ -224,8 +224,10 @@ impl Spawner {
             })
             .map_err(|source| Error::Hook { pid, source })?;
         }
-        sys::write_all(sync_w.as_raw_fd(), &[1])
-            .map_err(|e| Error::setup(format!("release child {pid}"), e))
+        // One byte lets it go; our end is closed right after.
+        std::io::PipeWriter::from(sync_w)
+            .write_all(&[1])
+            .map_err(|e| Error::setup_io(format!("release child {pid}"), e))
     }
 
     /// Read the child's reports until EOF (it exec'd: `Ok(false)`) or

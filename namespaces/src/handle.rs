@@ -1,14 +1,12 @@
 //! The handle of a spawned process: owns its pidfd.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::process::ExitStatusExt;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::protocol::{At, ChildError};
-use crate::sys;
 use berth_sys::poll::PollFlags;
 
 /// A borrowed view of a just-cloned child, given to the
@@ -105,46 +103,9 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-fn status_from_siginfo(info: &libc::siginfo_t) -> ExitStatus {
-    // SAFETY: the kernel filled the SIGCHLD fields of this siginfo.
-    let st = unsafe { info.si_status() };
-    let raw = match info.si_code {
-        libc::CLD_EXITED => (st & 0xff) << 8,
-        libc::CLD_KILLED => st & 0x7f,
-        libc::CLD_DUMPED => (st & 0x7f) | 0x80,
-        _ => st,
-    };
-    ExitStatus::from_raw(raw)
-}
-
-/// `waitid(P_PIDFD, fd, WEXITED | extra)`: `Ok(None)` when WNOHANG found nothing.
-pub(crate) fn waitid_pidfd(fd: RawFd, extra: libc::c_int) -> io::Result<Option<ExitStatus>> {
-    loop {
-        // SAFETY: zeroed siginfo is a valid out buffer.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid on a pidfd we own, P_PIDFD since Linux 5.4.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                fd as libc::id_t,
-                &mut info,
-                libc::WEXITED | extra,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        // SAFETY: reading si_pid of a siginfo waitid filled (or left zeroed).
-        if unsafe { info.si_pid() } == 0 {
-            return Ok(None);
-        }
-        return Ok(Some(status_from_siginfo(&info)));
-    }
-}
+/// `waitid(P_PIDFD, fd, WEXITED [| WNOHANG])` (Linux 5.4, berth-sys's
+/// `pidfd::wait`): `Ok(None)` when `nohang` found it still running.
+pub(crate) use berth_sys::pidfd::wait as waitid_pidfd;
 
 /// `pidfd_send_signal(2)`, Linux 5.1 (berth-sys's `pidfd::send_signal`).
 pub(crate) use berth_sys::pidfd::send_signal as pidfd_signal;
@@ -194,12 +155,13 @@ impl Child {
             .pending
             .take()
             .ok_or_else(|| Error::invalid(format!("child {} is already started", self.pid)))?;
-        sys::write_all(p.start_w.as_raw_fd(), &[1])
-            .map_err(|e| Error::setup(format!("start child {}", self.pid), e))?;
-        drop(p.start_w);
+        // One byte lets it go; our end is closed right after.
+        std::io::PipeWriter::from(p.start_w)
+            .write_all(&[1])
+            .map_err(|e| Error::setup_io(format!("start child {}", self.pid), e))?;
         // After start() the child sends nothing but the failure of its
         // final steps or of execve.
-        match crate::protocol::read(p.err_r.as_raw_fd())
+        match crate::protocol::read(p.err_r.as_fd())
             .map_err(|e| Error::setup_io("read the child's error pipe", e))?
         {
             None => Ok(()),
@@ -219,8 +181,8 @@ impl Child {
         if let Some(st) = self.status {
             return Ok(st);
         }
-        let fd = self.fd()?.as_raw_fd();
-        let st = waitid_pidfd(fd, 0)
+        let fd = self.fd()?;
+        let st = waitid_pidfd(fd, false)
             .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?
             .ok_or_else(|| Error::invalid("waitid returned no status"))?;
         self.reaped(st);
@@ -241,8 +203,8 @@ impl Child {
         if let Some(st) = self.status {
             return Ok(Some(st));
         }
-        let fd = self.fd()?.as_raw_fd();
-        let st = waitid_pidfd(fd, libc::WNOHANG)
+        let fd = self.fd()?;
+        let st = waitid_pidfd(fd, true)
             .map_err(|e| Error::setup_io(format!("waitid(pidfd of {})", self.pid), e))?;
         if let Some(st) = st {
             self.reaped(st);
@@ -314,7 +276,7 @@ impl Drop for Child {
         if let Err(e) = pidfd_signal(fd.as_fd(), libc::SIGKILL) {
             tracing::warn!(pid = self.pid, error = %e, "killing dropped child failed");
         }
-        if let Err(e) = waitid_pidfd(fd.as_raw_fd(), 0) {
+        if let Err(e) = waitid_pidfd(fd.as_fd(), false) {
             tracing::warn!(pid = self.pid, error = %e, "reaping dropped child failed");
         }
         if let Some(ns) = held {

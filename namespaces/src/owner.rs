@@ -33,14 +33,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::OnceLock;
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+use berth_sys::proc::on_main_thread;
+use berth_sys::signal::{self, SigSet};
 
-/// Whether the calling thread is the process's main thread (its tid is the
-/// pid, gettid(2)).
-fn on_main_thread() -> bool {
-    // SAFETY: gettid/getpid cannot fail.
-    unsafe { libc::gettid() == libc::getpid() }
-}
+type Job = Box<dyn FnOnce() + Send + 'static>;
 
 thread_local! {
     /// Set on the owner thread: a spawn from one of its jobs (a hook that
@@ -53,7 +49,7 @@ thread_local! {
 /// that had started it (the thread is not copied by fork(2)): then the
 /// calling thread clones, and the signal follows it.
 fn queue() -> Option<&'static mpsc::Sender<Job>> {
-    static QUEUE: OnceLock<Option<(libc::pid_t, mpsc::Sender<Job>)>> = OnceLock::new();
+    static QUEUE: OnceLock<Option<(u32, mpsc::Sender<Job>)>> = OnceLock::new();
     let q = QUEUE.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
         let started = std::thread::Builder::new()
@@ -68,8 +64,7 @@ fn queue() -> Option<&'static mpsc::Sender<Job>> {
                 }
             });
         match started {
-            // SAFETY: getpid cannot fail.
-            Ok(_) => Some((unsafe { libc::getpid() }, tx)),
+            Ok(_) => Some((std::process::id(), tx)),
             Err(e) => {
                 tracing::warn!(error = %e, "could not start the berth-owner thread: a parent-death signal follows the spawning thread");
                 None
@@ -77,8 +72,7 @@ fn queue() -> Option<&'static mpsc::Sender<Job>> {
         }
     });
     match q {
-        // SAFETY: getpid cannot fail.
-        Some((pid, tx)) if *pid == unsafe { libc::getpid() } => Some(tx),
+        Some((pid, tx)) if *pid == std::process::id() => Some(tx),
         Some(_) => {
             tracing::debug!("forked child: the berth-owner thread is the parent's; cloning here");
             None
@@ -88,21 +82,14 @@ fn queue() -> Option<&'static mpsc::Sender<Job>> {
 }
 
 fn block_all_signals() {
-    // SAFETY: sigset operations on a local.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-    }
+    // pthread_sigmask(3) fails only on a bad `how`: nothing to handle.
+    let _ = signal::block_all_on_thread();
 }
 
-fn current_mask() -> libc::sigset_t {
-    // SAFETY: querying the mask into a local.
-    unsafe {
-        let mut cur: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur);
-        cur
-    }
+/// The calling thread's signal mask (empty if it could not be read, which
+/// pthread_sigmask(3) never fails to do).
+fn current_mask() -> SigSet {
+    signal::thread_mask().unwrap_or(SigSet::empty())
 }
 
 /// Run `f` (a spawn whose child gets a parent-death signal) on a thread
@@ -125,15 +112,9 @@ where
     let (tx, rx) = mpsc::sync_channel::<std::thread::Result<R>>(1);
     let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
         let _entered = span.enter();
-        // SAFETY: setting this thread's mask from a valid set.
-        let own = unsafe {
-            let mut own: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut own);
-            own
-        };
+        let own = signal::swap_thread_mask(&mask).unwrap_or(SigSet::empty());
         let r = std::panic::catch_unwind(AssertUnwindSafe(f));
-        // SAFETY: as above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &own, std::ptr::null_mut()) };
+        let _ = signal::swap_thread_mask(&own);
         let _ = tx.send(r);
     });
     // SAFETY: only the lifetime is erased. The caller blocks on `rx` below
@@ -176,8 +157,7 @@ mod tests {
             v.push(t.elapsed());
         }
         println!("empty hand-off: (p10, median) {:?}", median(v));
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if berth_sys::fs::euid() != 0 {
             return;
         }
         let (mut here, mut owner) = (Vec::new(), Vec::new());

@@ -20,11 +20,10 @@
 //! the sleeping creator thread was ever in it (no socket, no address, no
 //! route), and each namespace is handed out once.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::sys;
 
 /// Threads (so namespaces kept ready) of [`NetnsPool::shared`]: creation
 /// mostly sleeps in the kernel, so several threads refill in parallel.
@@ -261,24 +260,27 @@ impl NetnsPool {
             }
             // The thread cannot leave while its slot is ready and we hold
             // the lock, so the path names its fresh namespace.
-            let path = format!("/proc/self/task/{}/ns/net\0", s.slots[i].tid);
-            // SAFETY: NUL-terminated path; the fd is owned right away.
-            let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            // (open(2) with O_RDONLY | O_CLOEXEC.)
+            let path = format!("/proc/self/task/{}/ns/net", s.slots[i].tid);
+            let opened = std::fs::File::open(path);
             s.slots[i].ready = false;
-            if fd >= 0 {
-                // SAFETY: fresh fd.
-                got = Some(unsafe { OwnedFd::from_raw_fd(fd) });
-                woken = Some(i);
-                break;
+            match opened {
+                Ok(f) => {
+                    got = Some(OwnedFd::from(f));
+                    woken = Some(i);
+                    break;
+                }
+                Err(e) => {
+                    // That thread makes a new one too (woken under the
+                    // lock: the loop goes on).
+                    inner.taken[i].notify_one();
+                    tracing::warn!(
+                        tid = s.slots[i].tid,
+                        errno = e.raw_os_error().unwrap_or(0),
+                        "netns pool: open of a pooled namespace failed"
+                    );
+                }
             }
-            // That thread makes a new one too (woken under the lock: the
-            // loop goes on).
-            inner.taken[i].notify_one();
-            tracing::warn!(
-                tid = s.slots[i].tid,
-                errno = sys::errno(),
-                "netns pool: open of a pooled namespace failed"
-            );
         }
         if got.is_some() {
             s.handed_out += 1;
@@ -349,15 +351,15 @@ impl NetnsPool {
 /// Body of pool thread `i`: enter a fresh namespace, wait until it is
 /// taken, repeat.
 fn keep_fresh(inner: &Inner, i: usize) {
-    // SAFETY: gettid cannot fail.
-    let tid = unsafe { libc::gettid() };
+    let tid = berth_sys::proc::tid();
     loop {
         // unshare(2): CLONE_NEWNET moves only the calling thread (Linux
         // 2.6.24); the namespace we were in (the previous, handed-out one)
         // is now held only by whoever took it.
         let mut r = berth_sys::ns::unshare_net().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
         if r.is_ok() && inner.loopback_up {
-            r = loopback_up();
+            // The child-safe ioctls berth-netsetup's `child::lo_up` runs.
+            r = berth_sys::child::net::lo_up();
         }
         let Ok(mut s) = inner.state.lock() else {
             return;
@@ -383,32 +385,6 @@ fn keep_fresh(inner: &Inner, i: usize) {
         if s.shutdown || s.failed.is_some() {
             s.slots[i].ready = false;
             return;
-        }
-    }
-}
-
-/// `lo` up in the calling thread's network namespace (netdevice(7)).
-fn loopback_up() -> std::result::Result<(), i32> {
-    // SAFETY: socket/ioctl/close on a local ifreq.
-    unsafe {
-        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if s < 0 {
-            return Err(sys::errno());
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        ifr.ifr_name[0] = b'l' as libc::c_char;
-        ifr.ifr_name[1] = b'o' as libc::c_char;
-        let mut r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr);
-        if r == 0 {
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            r = libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
-        }
-        let e = sys::errno();
-        libc::close(s);
-        if r < 0 {
-            Err(e)
-        } else {
-            Ok(())
         }
     }
 }

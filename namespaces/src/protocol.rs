@@ -8,7 +8,7 @@
 //! allocate nothing on the child's side.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 
 /// What a report is about: its first word on the wire.
 #[repr(u32)]
@@ -221,11 +221,24 @@ impl Report {
         Report::new(ReportKind::Netns, 0, 0)
     }
 
-    /// The bytes to write.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        // SAFETY: Report is repr(C) plain old data without padding (five
-        // u32/i32 words, then bytes); viewing it as bytes is sound.
-        unsafe { std::slice::from_raw_parts((self as *const Report).cast::<u8>(), Self::SIZE) }
+    /// The bytes to write (child side: on the stack, no allocation), laid
+    /// out as [`from_bytes`](Self::from_bytes) reads them: five native-endian
+    /// words, then the detail.
+    pub(crate) fn to_bytes(self) -> [u8; Report::SIZE] {
+        let mut b = [0u8; Report::SIZE];
+        let (words, detail) = b.split_at_mut(20);
+        let fields = [
+            self.kind,
+            self.index,
+            self.value as u32,
+            self.flags,
+            self.detail_len,
+        ];
+        for (w, f) in words.chunks_exact_mut(4).zip(fields) {
+            w.copy_from_slice(&f.to_ne_bytes());
+        }
+        detail.copy_from_slice(&self.detail);
+        b
     }
 
     /// Parse the bytes of one report (parent side).
@@ -281,25 +294,20 @@ const _: () = assert!(Report::SIZE == 20 + DETAIL_MAX && Report::SIZE <= libc::P
 /// Write `r` to the error pipe (child side; a failed write is ignored:
 /// the parent then sees EOF, or the exit, instead).
 pub(crate) fn send(fd: RawFd, r: &Report) {
-    let _ = crate::sys::write_all(fd, r.as_bytes());
+    let _ = crate::sys::write_all(fd, &r.to_bytes());
 }
 
 /// Read one whole report; `Ok(None)` at EOF (the child exec'd or exited
 /// without a report), `UnexpectedEof` if it stopped mid-report.
-pub(crate) fn read(fd: RawFd) -> io::Result<Option<Message>> {
+pub(crate) fn read(fd: BorrowedFd<'_>) -> io::Result<Option<Message>> {
     let mut buf = [0u8; Report::SIZE];
     let mut got = 0usize;
     while got < Report::SIZE {
-        let rest = &mut buf[got..];
-        // SAFETY: reading into the unfilled part of our own buffer.
-        let n = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = match berth_sys::fs::read(fd, &mut buf[got..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return if got == 0 {
                 Ok(None)
@@ -310,7 +318,7 @@ pub(crate) fn read(fd: RawFd) -> io::Result<Option<Message>> {
                 ))
             };
         }
-        got += n as usize;
+        got += n;
     }
     Report::from_bytes(&buf).decode().map(Some)
 }
@@ -320,8 +328,27 @@ mod tests {
     use super::*;
 
     fn roundtrip(r: &Report) -> Message {
-        let b: [u8; Report::SIZE] = r.as_bytes().try_into().unwrap();
+        let b: [u8; Report::SIZE] = r.to_bytes();
         Report::from_bytes(&b).decode().unwrap()
+    }
+
+    /// The wire format is the `repr(C)` struct's memory, as it was when
+    /// reports were written by viewing the struct as bytes.
+    #[test]
+    fn wire_bytes_are_the_struct_in_memory() {
+        let e = ChildError {
+            at: At::Join(2),
+            errno: -5,
+            detail: "capset",
+            panicked: true,
+        };
+        for r in [Report::failure(&e), Report::pid(7), Report::ready()] {
+            // SAFETY: Report is repr(C) plain old data without padding.
+            let mem = unsafe {
+                std::slice::from_raw_parts((&r as *const Report).cast::<u8>(), Report::SIZE)
+            };
+            assert_eq!(&r.to_bytes()[..], mem);
+        }
     }
 
     #[test]
@@ -398,17 +425,17 @@ mod tests {
 
     #[test]
     fn pipe_read_whole_truncated_and_eof() {
-        use std::os::fd::AsRawFd;
+        use std::os::fd::{AsFd, AsRawFd};
         let (rd, wr) = std::io::pipe().unwrap();
         let r = Report::pid(7);
-        crate::sys::write_all(wr.as_raw_fd(), r.as_bytes()).unwrap();
-        crate::sys::write_all(wr.as_raw_fd(), &r.as_bytes()[..5]).unwrap();
+        crate::sys::write_all(wr.as_raw_fd(), &r.to_bytes()).unwrap();
+        crate::sys::write_all(wr.as_raw_fd(), &r.to_bytes()[..5]).unwrap();
         drop(wr);
-        assert_eq!(read(rd.as_raw_fd()).unwrap(), Some(Message::Pid(7)));
+        assert_eq!(read(rd.as_fd()).unwrap(), Some(Message::Pid(7)));
         assert_eq!(
-            read(rd.as_raw_fd()).unwrap_err().kind(),
+            read(rd.as_fd()).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
-        assert_eq!(read(rd.as_raw_fd()).unwrap(), None);
+        assert_eq!(read(rd.as_fd()).unwrap(), None);
     }
 }

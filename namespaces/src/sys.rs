@@ -7,15 +7,14 @@
 
 use std::os::fd::RawFd;
 
-/// `clone3(2)`, Linux 5.3 (`CLONE_INTO_CGROUP` 5.7, `CLONE_NEWTIME` 5.6).
-pub(crate) const SYS_CLONE3: libc::c_long = 435;
-/// `close_range(2)`, Linux 5.9 (`CLOSE_RANGE_CLOEXEC` 5.11).
-pub(crate) const SYS_CLOSE_RANGE: libc::c_long = 436;
-
-/// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits.
+/// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits
+/// (`<linux/sched.h>`). Ours: libc's (glibc targets) is a deprecated
+/// `c_int` that overflows (libc 0.2.188+ warns so, rust-lang/libc#3584).
 pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// `struct clone_args` from `<linux/sched.h>` (size `CLONE_ARGS_SIZE_VER2` = 88 bytes).
+/// `struct clone_args` from `<linux/sched.h>` (include/uapi/linux/sched.h,
+/// size `CLONE_ARGS_SIZE_VER2` = 88 bytes), for `clone3(2)` (Linux 5.3).
+/// Ours: `libc` defines `clone_args` for musl targets only.
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct CloneArgs {
@@ -31,6 +30,9 @@ pub(crate) struct CloneArgs {
     pub set_tid_size: u64,
     pub cgroup: u64,
 }
+
+// CLONE_ARGS_SIZE_VER2.
+const _: () = assert!(std::mem::size_of::<CloneArgs>() == 88);
 
 /// The calling thread's errno.
 #[inline]
@@ -59,11 +61,12 @@ pub(crate) fn cvt_i(r: libc::c_int) -> Result<libc::c_int, i32> {
     }
 }
 
-/// `close_range(first, last, flags)`.
+/// `close_range(first, last, flags)` (close_range(2), Linux 5.9;
+/// `CLOSE_RANGE_CLOEXEC` 5.11): raw, as the child calls it after `clone`.
 #[inline]
 pub(crate) fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
     // SAFETY: plain syscall on integers.
-    cvt(unsafe { libc::syscall(SYS_CLOSE_RANGE, first, last, flags) }).map(|_| ())
+    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }).map(|_| ())
 }
 
 /// `_exit(2)`: end the process at once (no atexit handlers, no flushing),

@@ -100,3 +100,24 @@ fn cgroup_fd_spawns_race_allocating_threads() {
         assert!(w.join().unwrap() > 0);
     }
 }
+
+/// A failed `clone3` of the fast path (its raw asm entry sets errno for the
+/// parent) comes back as the clone's error with the kernel's errno: a
+/// directory that is no cgroup v2 directory is `EBADF` (kernel/cgroup,
+/// `cgroup_get_from_file`).
+#[test]
+fn a_failed_fast_path_clone_reports_its_errno() {
+    berth_testkit::privileged!();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Spawner::new(["/bin/true"])
+        .namespaces(Namespaces::UTS)
+        .cgroup_path(dir.path())
+        .status()
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(libc::EBADF), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("clone3(CLONE_PIDFD | CLONE_INTO_CGROUP"),
+        "{msg}"
+    );
+}

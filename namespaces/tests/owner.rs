@@ -100,3 +100,39 @@ fn a_spawn_from_a_hook_on_the_owner_thread_does_not_wait_for_itself() {
     assert!(t.join().unwrap().success());
     assert!(inner.wait().unwrap().success());
 }
+
+/// The child's `SigBlk` (its blocked signals, proc(5)) when `s` is spawned
+/// from a new thread that blocks `SIGUSR1` and `SIGUSR2` first.
+fn child_sigblk_from_a_masking_thread(mut s: Spawner) -> u64 {
+    std::thread::spawn(move || {
+        let mut set = berth_sys::signal::SigSet::empty();
+        set.add(berth_sys::signal::Signal::SIGUSR1);
+        set.add(berth_sys::signal::Signal::SIGUSR2);
+        berth_sys::signal::swap_thread_mask(&set).unwrap();
+        let out = s.stdout(Stdio::Piped).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let hex = text.trim().strip_prefix("SigBlk:").unwrap().trim();
+        u64::from_str_radix(hex, 16).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The spawning thread's signal mask is the child's, whether the clone ran
+/// on the owner thread (with a parent-death signal: the mask is carried
+/// over there and put back after) or on the calling thread (the
+/// `CLONE_VM` path blocks every signal around the clone and the child
+/// restores the caller's mask before `execve`).
+#[test]
+fn the_callers_signal_mask_reaches_the_child() {
+    berth_testkit::privileged!();
+    let usr = 1u64 << (libc::SIGUSR1 - 1) | 1u64 << (libc::SIGUSR2 - 1);
+    let argv = ["/bin/busybox", "grep", "SigBlk", "/proc/self/status"];
+    let on_owner = child_sigblk_from_a_masking_thread(spawner(&argv));
+    assert_eq!(on_owner, usr, "spawned on the owner thread: {on_owner:#x}");
+    let mut here = Spawner::new(argv);
+    here.namespaces(Namespaces::UTS).stdin(Stdio::Null);
+    let here = child_sigblk_from_a_masking_thread(here);
+    assert_eq!(here, usr, "spawned on the calling thread: {here:#x}");
+}

@@ -126,3 +126,33 @@ fn a_new_user_namespace_gets_its_own_netns_from_clone() {
     let st = pool.stats();
     assert_eq!((st.handed_out, st.misses), (0, 0), "{st:?}");
 }
+
+/// `ip -o link show lo`'s flags, from inside a child of `pool`.
+fn lo_flags_inside(pool: &NetnsPool) -> String {
+    let bb = berth_testkit::busybox_binary();
+    let out = Spawner::new([bb.to_str().unwrap(), "ip", "-o", "link", "show", "lo"])
+        .namespaces(Namespaces::NET)
+        .netns_pool(pool)
+        .output()
+        .unwrap();
+    let s = ok_stdout(&out);
+    s.split(['<', '>']).nth(1).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_loopback_up_pool_hands_out_namespaces_with_lo_up() {
+    berth_testkit::privileged!();
+    let up = NetnsPool::with_loopback_up(1).unwrap();
+    let down = NetnsPool::new(1).unwrap();
+    assert!(up.loopback_up() && !down.loopback_up());
+    for _ in 0..2 {
+        assert!(up.wait_ready(1, Duration::from_secs(10)), "{up:?}");
+        assert!(down.wait_ready(1, Duration::from_secs(10)), "{down:?}");
+        let flags = lo_flags_inside(&up);
+        assert!(flags.split(',').any(|f| f == "UP"), "lo not up: <{flags}>");
+        let flags = lo_flags_inside(&down);
+        assert!(!flags.split(',').any(|f| f == "UP"), "lo up: <{flags}>");
+    }
+    assert_eq!(up.stats().handed_out, 2, "{up:?}");
+    assert_eq!(up.stats().failed, None);
+}

@@ -378,11 +378,7 @@ pub fn on_readonly_mount(fd: BorrowedFd<'_>) -> bool {
 /// fds it knows only by number (`--preserve-fds`). `EBADF` when `fd` is
 /// not open.
 pub fn dup_inherited(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: fcntl(2) on an fd number touches no memory of ours; a bad
-    // number is EBADF.
-    let dup = crate::errno::cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?;
-    // SAFETY: the kernel returned a new fd that nobody else owns.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) })
+    dup_cloexec_above(fd, 3)
 }
 
 /// Make fds 0, 1 and 2 copies of `fd` (dup2(2) onto each), e.g. of
@@ -404,6 +400,38 @@ pub fn close_inherited(fd: std::os::fd::RawFd) {
     // SAFETY: close(2) on an fd number no OwnedFd/File of this process
     // holds (the caller's contract above); a bad number is EBADF.
     unsafe { libc::close(fd) };
+}
+
+/// A close-on-exec duplicate of `fd` numbered `min` or above
+/// (`fcntl(fd, F_DUPFD_CLOEXEC, min)`, fcntl(2), Linux 2.6.24+); `EBADF`
+/// when `fd` is not open, `EINVAL` when `min` is out of range.
+///
+/// Takes a `RawFd` on purpose: the fds a spawner keeps for its child are
+/// numbers its caller hands over (`Spawner::keep_fd`), which may not be
+/// open — the kernel checks them, and a `BorrowedFd` cannot be made from
+/// one soundly. So raw `libc` (nix's `fcntl` takes `AsFd`); the call only
+/// reads the fd table, whatever the number.
+pub fn dup_cloexec_above(fd: std::os::fd::RawFd, min: std::os::fd::RawFd) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl on integers; touches no memory of ours.
+    let r = crate::errno::cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: F_DUPFD_CLOEXEC just returned this new fd; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// Set the file status flags of `fd` to `O_NONBLOCK` alone
+/// (`fcntl(fd, F_SETFL, O_NONBLOCK)`, fcntl(2); the access mode is not
+/// changed by `F_SETFL`): reads then fail with `EAGAIN` instead of
+/// waiting.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// One `read(2)` from `fd` into `buf`: the number of bytes read, 0 at end
+/// of file. `EINTR` is returned as the error (the caller retries).
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(nix::unistd::read(fd, buf)?)
 }
 
 #[cfg(test)]
@@ -551,5 +579,28 @@ mod tests {
         flock(f.as_fd(), FlockOp::Unlock).unwrap();
         let mut r = [0u8; 8];
         assert_eq!(getrandom_nonblock(&mut r).unwrap(), 8);
+    }
+
+    #[test]
+    fn fds_are_duplicated_above_made_nonblocking_and_read() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let (r, mut w) = std::io::pipe().unwrap();
+        let high = dup_cloexec_above(r.as_raw_fd(), 100).unwrap();
+        assert!(high.as_raw_fd() >= 100);
+        let fdflags = nix::fcntl::fcntl(&high, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_eq!(fdflags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        let e = dup_cloexec_above(-1, 10).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+
+        set_nonblocking(high.as_fd()).unwrap();
+        let mut buf = [0u8; 4];
+        let e = read(high.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        w.write_all(b"ab").unwrap();
+        assert_eq!(read(high.as_fd(), &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"ab");
+        drop(w);
+        assert_eq!(read(high.as_fd(), &mut buf).unwrap(), 0, "EOF");
     }
 }

@@ -71,6 +71,15 @@ pub fn umount_detach(target: &Path) -> io::Result<()> {
     Ok(nix::mount::umount2(target, MntFlags::MNT_DETACH)?)
 }
 
+/// The `CLONE_NEW*` type of the namespace fd `fd` (`ioctl(fd,
+/// NS_GET_NSTYPE)`, ioctl_ns(2), Linux 4.11+; `ENOTTY`/`EINVAL` on an fd
+/// that is no namespace). Raw `libc`: nix has no nsfs ioctls.
+pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an ioctl without argument on a borrowed (so open) fd.
+    crate::errno::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE as _) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +98,15 @@ mod tests {
         .join()
         .unwrap();
         assert!(crate::fs::fstat(f.as_fd()).is_ok(), "our fd is still open");
+    }
+
+    #[test]
+    fn a_namespace_file_has_its_type() {
+        let f = std::fs::File::open("/proc/self/ns/net").unwrap();
+        assert_eq!(ns_type(f.as_fd()).unwrap(), libc::CLONE_NEWNET);
+        let f = std::fs::File::open("/proc/self/ns/uts").unwrap();
+        assert_eq!(ns_type(f.as_fd()).unwrap(), libc::CLONE_NEWUTS);
+        let f = std::fs::File::open("/").unwrap();
+        assert!(ns_type(f.as_fd()).is_err(), "a directory is no namespace");
     }
 }

@@ -59,6 +59,54 @@ pub fn net_namespace(pidfd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `waitid(P_PIDFD, pidfd, &info, WEXITED [| WNOHANG])` (waitid(2), Linux
+/// 5.4+): reap the process of `pidfd` and return its exit status; with
+/// `nohang`, `Ok(None)` right away while it still runs. `EINTR` is retried;
+/// `ECHILD` when it is not our child or was reaped already.
+///
+/// Raw `libc`: nix's `waitid` returns a `WaitStatus` whose `Signal` cannot
+/// hold a realtime signal (a child killed by `SIGRTMIN+n` would be an
+/// `EINVAL` there); this keeps every status, as `std` does.
+pub fn wait(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    let flags = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        // SAFETY: siginfo_t is plain old data: all zeroes is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on a borrowed (so open) fd, writing only our
+        // local siginfo.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                flags,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: waitid filled the SIGCHLD fields of `info`, or left it
+        // zeroed (WNOHANG, still running: si_pid 0).
+        let (pid, st) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            return Ok(None);
+        }
+        // The wait(2) status word std's ExitStatus holds.
+        let raw = match info.si_code {
+            libc::CLD_EXITED => (st & 0xff) << 8,
+            libc::CLD_KILLED => st & 0x7f,
+            libc::CLD_DUMPED => (st & 0x7f) | 0x80,
+            _ => st,
+        };
+        return Ok(Some(std::process::ExitStatus::from_raw(raw)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +124,33 @@ mod tests {
             net_namespace(f.as_fd()).unwrap_err().raw_os_error(),
             Some(libc::EBADF)
         );
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped through their pidfds
+    fn wait_reports_exits_and_realtime_signal_deaths() {
+        use std::os::unix::process::ExitStatusExt;
+        let c = std::process::Command::new("/bin/sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        let fd = open(c.id() as i32, 0).unwrap();
+        let st = wait(fd.as_fd(), false).unwrap().unwrap();
+        assert_eq!(st.code(), Some(3));
+        // Reaped: nothing more to wait for.
+        let e = wait(fd.as_fd(), true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECHILD));
+
+        let c = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = open(c.id() as i32, 0).unwrap();
+        assert_eq!(wait(fd.as_fd(), true).unwrap(), None, "still running");
+        // A realtime signal (nix's Signal cannot name it).
+        let rt = libc::SIGRTMIN() + 1;
+        send_signal(fd.as_fd(), rt).unwrap();
+        let st = wait(fd.as_fd(), false).unwrap().unwrap();
+        assert_eq!(st.signal(), Some(rt));
     }
 }

@@ -70,6 +70,18 @@ pub fn page_size() -> usize {
     }
 }
 
+/// The calling thread's id (gettid(2), never fails); the process's pid on
+/// its main thread.
+pub fn tid() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// Whether the calling thread is its process's main thread (its [`tid`] is
+/// the pid, gettid(2)).
+pub fn on_main_thread() -> bool {
+    tid() == nix::unistd::getpid().as_raw()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +105,15 @@ mod tests {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
         assert_eq!(nodename().to_str(), Some(host.trim_end()));
         assert!(page_size().is_power_of_two() && page_size() >= 4096);
+    }
+
+    #[test]
+    fn thread_ids() {
+        let (tid, on_main) = std::thread::spawn(|| (tid(), on_main_thread()))
+            .join()
+            .unwrap();
+        assert!(!on_main, "a spawned thread is not the main thread");
+        assert_ne!(tid, std::process::id() as i32);
+        assert!(tid > 0);
     }
 }

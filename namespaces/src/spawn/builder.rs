@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -670,11 +670,10 @@ impl Spawner {
         if !self.background_teardown || !self.namespaces.contains(Namespaces::MOUNT) {
             return None;
         }
-        let path = format!("/proc/{pid}/ns/mnt\0");
-        // SAFETY: NUL-terminated path; the fd is owned right away.
-        let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        // SAFETY: a fresh fd when non-negative.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        // open(2) with O_RDONLY | O_CLOEXEC.
+        std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+            .ok()
+            .map(OwnedFd::from)
     }
 
     /// Spawn and wait for the exit status.

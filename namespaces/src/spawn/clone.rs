@@ -3,6 +3,9 @@
 
 use std::os::fd::RawFd;
 
+use berth_sys::mman::AnonMap;
+use berth_sys::signal::{self, SigSet};
+
 use crate::child::{self, ChildPlan};
 use crate::sys;
 use crate::Namespaces;
@@ -22,7 +25,7 @@ pub(super) unsafe fn fork_spawn(
     // a copy of our memory and runs only async-signal-safe code on it.
     let ret = unsafe {
         libc::syscall(
-            sys::SYS_CLONE3,
+            libc::SYS_clone3,
             args as *mut sys::CloneArgs,
             std::mem::size_of::<sys::CloneArgs>(),
         )
@@ -64,52 +67,33 @@ const VFORK_STACK: usize = 1 << 20;
 /// on it, so one thread's spawns never share it. Mapping and unmapping it
 /// per spawn cost two syscalls, page faults for every touched page, and,
 /// once the process has more than one thread, a TLB shootdown IPI to every
-/// other CPU the process ran on at each `munmap` (expensive in a VM).
-struct VforkStack(*mut libc::c_void);
+/// other CPU the process ran on at each `munmap` (expensive in a VM). It
+/// has a guard page at the bottom (berth-sys's `AnonMap::stack`) and is
+/// unmapped when the thread exits (no child runs on it then: this thread's
+/// spawns returned).
+struct VforkStack;
 
 impl VforkStack {
-    /// This thread's stack, mapped on first use; the errno if `mmap`
-    /// fails (`EAGAIN` while the thread's locals are being destroyed).
-    fn get() -> std::result::Result<*mut libc::c_void, i32> {
+    /// This thread's stack (its lowest byte), mapped on first use; the
+    /// errno if `mmap` fails (`EAGAIN` while the thread's locals are being
+    /// destroyed).
+    fn get() -> std::result::Result<*mut u8, i32> {
         thread_local! {
-            static STACK: std::cell::RefCell<Option<VforkStack>> = const { std::cell::RefCell::new(None) };
+            static STACK: std::cell::RefCell<Option<AnonMap>> = const { std::cell::RefCell::new(None) };
         }
         STACK
             .try_with(|s| {
                 let mut s = s.borrow_mut();
-                if let Some(v) = s.as_ref() {
-                    return Ok(v.0);
+                if let Some(m) = s.as_ref() {
+                    return Ok(m.as_ptr());
                 }
-                // SAFETY: a fresh private anonymous mapping we own.
-                let p = unsafe {
-                    libc::mmap(
-                        std::ptr::null_mut(),
-                        VFORK_STACK,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                        -1,
-                        0,
-                    )
-                };
-                if p == libc::MAP_FAILED {
-                    return Err(sys::errno());
-                }
-                // A guard page at the bottom: overflow faults instead of
-                // writing whatever is mapped below.
-                // SAFETY: the first page of our own mapping.
-                unsafe { libc::mprotect(p, 4096, libc::PROT_NONE) };
-                *s = Some(VforkStack(p));
+                let m = AnonMap::stack(VFORK_STACK)
+                    .map_err(|e| e.raw_os_error().unwrap_or(libc::ENOMEM))?;
+                let p = m.as_ptr();
+                *s = Some(m);
                 Ok(p)
             })
             .unwrap_or(Err(libc::EAGAIN))
-    }
-}
-
-impl Drop for VforkStack {
-    fn drop(&mut self) {
-        // SAFETY: our mapping; no child runs on it (this thread's spawns
-        // returned, and the thread is exiting).
-        unsafe { libc::munmap(self.0, VFORK_STACK) };
     }
 }
 
@@ -180,7 +164,7 @@ unsafe fn clone3_on_stack(
             "test rax, rax",
             // Child: new stack (16-byte aligned top), no frame to return to.
             "jz {start}",
-            inlateout("rax") sys::SYS_CLONE3 => ret,
+            inlateout("rax") libc::SYS_clone3 => ret,
             in("rdi") args as *mut sys::CloneArgs,
             in("rsi") std::mem::size_of::<sys::CloneArgs>(),
             in("r12") arg,
@@ -192,8 +176,8 @@ unsafe fn clone3_on_stack(
         );
     }
     if ret < 0 {
-        // SAFETY: this thread's errno.
-        unsafe { *libc::__errno_location() = -ret as i32 };
+        // (The parent: the child never gets here.)
+        berth_sys::errno::Errno::set_raw(-ret as i32);
         return -1;
     }
     ret
@@ -214,42 +198,46 @@ pub(super) unsafe fn vfork_spawn(
     args: &mut sys::CloneArgs,
     pidfd_out: &mut RawFd,
 ) -> std::result::Result<libc::c_long, i32> {
-    // SAFETY: (whole body) sigmask on locals, and clone with this thread's
-    // private stack (VforkStack) and a valid argument.
-    unsafe {
-        let stack = VforkStack::get()?;
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        plan.orig_mask = Some(old);
-        let arg = (plan as *const ChildPlan<'_>)
-            .cast_mut()
-            .cast::<libc::c_void>();
-        #[cfg(target_arch = "x86_64")]
-        let r = {
-            let _ = &pidfd_out; // args.pidfd already points at it
-            args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
-            args.stack = stack as u64;
-            args.stack_size = VFORK_STACK as u64;
-            clone3_on_stack(args, vfork_entry, arg)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let r = {
-            // No cgroup fd here (checked by the caller): glibc's clone suffices.
-            let flags = libc::CLONE_VM
-                | libc::CLONE_VFORK
-                | (args.flags as libc::c_int & !(libc::CLONE_VM | libc::CLONE_VFORK))
-                | libc::SIGCHLD;
-            let top = (stack as *mut u8).add(VFORK_STACK).cast::<libc::c_void>();
+    let stack = VforkStack::get()?;
+    // No handler of ours may run on the memory the child shares. (Blocking
+    // fails only on a bad `how`; the mask given back is then empty.)
+    let old = signal::block_all_on_thread().unwrap_or(SigSet::empty());
+    plan.orig_mask = Some(*old.as_ref());
+    let arg = (plan as *const ChildPlan<'_>)
+        .cast_mut()
+        .cast::<libc::c_void>();
+    #[cfg(target_arch = "x86_64")]
+    let r = {
+        let _ = &pidfd_out; // args.pidfd already points at it
+        args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+        args.stack = stack as u64;
+        args.stack_size = VFORK_STACK as u64;
+        // SAFETY: a valid clone with this thread's private stack
+        // (VforkStack, mapped) and an entry that never returns into our
+        // frames; the child runs only async-signal-safe code (the
+        // function's contract).
+        unsafe { clone3_on_stack(args, vfork_entry, arg) }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let r = {
+        // No cgroup fd here (checked by the caller): glibc's clone suffices.
+        let flags = libc::CLONE_VM
+            | libc::CLONE_VFORK
+            | (args.flags as libc::c_int & !(libc::CLONE_VM | libc::CLONE_VFORK))
+            | libc::SIGCHLD;
+        // SAFETY: the top of this thread's private stack (VforkStack), a
+        // valid entry and argument; the child runs only async-signal-safe
+        // code (the function's contract).
+        unsafe {
+            let top = stack.add(VFORK_STACK).cast::<libc::c_void>();
             libc::clone(vfork_entry, top, flags, arg, pidfd_out as *mut RawFd) as libc::c_long
-        };
-        let e = sys::errno();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        if r < 0 {
-            Err(e)
-        } else {
-            Ok(r)
         }
+    };
+    let e = sys::errno();
+    let _ = signal::swap_thread_mask(&old);
+    if r < 0 {
+        Err(e)
+    } else {
+        Ok(r)
     }
 }

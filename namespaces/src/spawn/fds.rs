@@ -3,22 +3,14 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 
-/// An `O_CLOEXEC` pipe: (read end, write end).
+/// An `O_CLOEXEC` pipe: (read end, write end) (std's `pipe2(O_CLOEXEC)`).
 pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills two fds we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::setup_io(
-            "pipe2(O_CLOEXEC)",
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: fresh fds from pipe2.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (r, w) = io::pipe().map_err(|e| Error::setup_io("pipe2(O_CLOEXEC)", e))?;
+    Ok((r.into(), w.into()))
 }
 
 /// `/dev/null`, read-write.
@@ -31,18 +23,11 @@ pub(super) fn open_devnull() -> Result<OwnedFd> {
     Ok(f.into())
 }
 
-/// A close-on-exec duplicate of `fd` numbered `min` or above.
+/// A close-on-exec duplicate of `fd` numbered `min` or above (`fd` may be
+/// a number the caller handed over: `EBADF` if it is not open).
 pub(super) fn dup_above(fd: RawFd, min: RawFd) -> Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on a caller-supplied fd; the result is ours.
-    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
-    if r < 0 {
-        return Err(Error::setup_io(
-            format!("fcntl({fd}, F_DUPFD_CLOEXEC, {min})"),
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+    berth_sys::fs::dup_cloexec_above(fd, min)
+        .map_err(|e| Error::setup_io(format!("fcntl({fd}, F_DUPFD_CLOEXEC, {min})"), e))
 }
 
 /// `fd` itself when numbered `min` or above, else a duplicate that is.

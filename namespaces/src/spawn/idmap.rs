@@ -81,8 +81,7 @@ fn first_id(maps: &[IdMap]) -> u32 {
 
 /// Whether the caller is unprivileged (not euid 0).
 fn unprivileged() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() != 0 }
+    berth_sys::fs::euid() != 0
 }
 
 /// Write a /proc id-map file in one `write(2)`, as the kernel requires

@@ -21,8 +21,8 @@ mod validate;
 pub use builder::{Spawner, Stdio};
 pub(crate) use decode::{exec_error, step_error};
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 use crate::handle::{self, AfterStart, Child, ChildRef, Pending};
@@ -31,32 +31,6 @@ use crate::sys;
 
 use prepare::Prepared;
 use timer::{monotonic_ns, StepTimer};
-
-/// Kills and reaps the child unless disarmed (every early return after clone).
-struct KillGuard {
-    pidfd: Option<RawFd>,
-}
-
-impl Drop for KillGuard {
-    fn drop(&mut self) {
-        if let Some(fd) = self.pidfd {
-            // SAFETY: an armed guard names `Cloned`'s open pidfd (updated
-            // when it is replaced, disarmed before it is moved out) and, as
-            // the first field, is dropped before it.
-            let _ = handle::pidfd_signal(unsafe { BorrowedFd::borrow_raw(fd) }, libc::SIGKILL);
-            let _ = handle::waitid_pidfd(fd, 0);
-        }
-    }
-}
-
-/// The child just cloned: the guard that kills it on error, its pid and
-/// pidfd (replaced when it forks into a joined pid namespace).
-struct Cloned {
-    /// First: fields drop in order, and the guard needs the pidfd open.
-    guard: KillGuard,
-    pid: i32,
-    pidfd: OwnedFd,
-}
 
 impl Spawner {
     pub(super) fn spawn_inner(&mut self, stopped: bool) -> Result<Child> {
@@ -80,6 +54,8 @@ impl Spawner {
         let timer = StepTimer::from_env(self.steps.len());
         let vfork = p.vfork_ok(self.init);
         let t_clone = monotonic_ns();
+        // From here every early return drops `c`, which kills and reaps
+        // the child (Child's Drop).
         let mut c = self.clone_child(&p, &timer, vfork)?;
         tracing::debug!(pid = c.pid, namespaces = ?self.namespaces, steps = self.steps.len(), "cloned child");
 
@@ -91,7 +67,7 @@ impl Spawner {
         drop(p.start_r);
         let pooled = p.pooled_netns.take().is_some();
         if let Some(w) = p.sync_w {
-            self.release_child(&c, &w, &err_r, pooled, p.user_maps, &p.joins.desc)?;
+            self.release_child(&c, w, &err_r, pooled, p.user_maps, &p.joins.desc)?;
         }
         let ready = self.await_exec(&mut c, &err_r, vfork, &p.joins.desc)?;
         if !ready {
@@ -101,16 +77,15 @@ impl Spawner {
         }
         if stopped && !ready {
             // EOF without READY: the child died during its plan.
-            let st = handle::waitid_pidfd(c.pidfd.as_raw_fd(), 0)
+            let st = handle::waitid_pidfd(c.pidfd(), false)
                 .ok()
                 .flatten()
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "unknown".into());
-            c.guard.pidfd = None;
-            return Err(Error::ChildVanished {
-                pid: c.pid,
-                status: st,
-            });
+            let pid = c.pid;
+            // Reaped (or beyond reach): nothing to kill.
+            drop(c.into_pidfd());
+            return Err(Error::ChildVanished { pid, status: st });
         }
         let pending = if ready {
             let start_w = p
@@ -132,23 +107,24 @@ impl Spawner {
         } else {
             None
         };
-        c.guard.pidfd = None;
-        Ok(Child {
-            pid: c.pid,
-            pidfd: Some(c.pidfd),
-            status: None,
-            held_mnt_ns: self.hold_mount_ns(c.pid),
-            pending,
-            stdin: p.fds.stdin,
-            stdout: p.fds.stdout,
-            stderr: p.fds.stderr,
-        })
+        c.held_mnt_ns = self.hold_mount_ns(c.pid);
+        c.pending = pending;
+        c.stdin = p.fds.stdin;
+        c.stdout = p.fds.stdout;
+        c.stderr = p.fds.stderr;
+        Ok(c)
     }
 
     /// `clone3` the child (on the `CLONE_VM` fast path when `vfork`), which
-    /// runs the plan of `p`.
-    fn clone_child(&self, p: &Prepared, timer: &Option<StepTimer>, vfork: bool) -> Result<Cloned> {
-        let mut plan = p.plan(self, timer.as_ref().map_or(std::ptr::null_mut(), |t| t.map));
+    /// runs the plan of `p`. Its handle owns the pidfd: dropped before
+    /// the spawn is done (an error), it kills and reaps the child.
+    fn clone_child(&self, p: &Prepared, timer: &Option<StepTimer>, vfork: bool) -> Result<Child> {
+        let mut plan = p.plan(
+            self,
+            timer
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |t| t.slots_ptr()),
+        );
         let mut pidfd_out: RawFd = -1;
         let mut args = sys::CloneArgs {
             flags: libc::CLONE_PIDFD as u64 | p.ns_flags.bits(),
@@ -170,12 +146,15 @@ impl Spawner {
         let ret = ret.map_err(|e| Error::setup(clone::clone_op(args.flags, e), e))?;
         // SAFETY: CLONE_PIDFD stored a fresh pidfd for us.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd_out) };
-        Ok(Cloned {
+        Ok(Child {
             pid: ret as i32,
-            guard: KillGuard {
-                pidfd: Some(pidfd.as_raw_fd()),
-            },
-            pidfd,
+            pidfd: Some(pidfd),
+            status: None,
+            held_mnt_ns: None,
+            pending: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
         })
     }
 
@@ -184,8 +163,8 @@ impl Spawner {
     /// `after_clone` hook, then let it go on.
     fn release_child(
         &mut self,
-        c: &Cloned,
-        sync_w: &OwnedFd,
+        c: &Child,
+        sync_w: OwnedFd,
         err_r: &OwnedFd,
         pooled_netns: bool,
         user_maps: bool,
@@ -194,7 +173,7 @@ impl Spawner {
         let pid = c.pid;
         if pooled_netns {
             // The hook must find the child in its network namespace.
-            let r = protocol::read(err_r.as_raw_fd())
+            let r = protocol::read(err_r.as_fd())
                 .map_err(|e| Error::setup_io("read the child's error pipe", e))?;
             match r {
                 Some(Message::Netns) => {}
@@ -214,12 +193,14 @@ impl Spawner {
         if let Some(hook) = self.after_clone.as_mut() {
             hook(ChildRef {
                 pid,
-                pidfd: c.pidfd.as_fd(),
+                pidfd: c.pidfd(),
             })
             .map_err(|source| Error::Hook { pid, source })?;
         }
-        sys::write_all(sync_w.as_raw_fd(), &[1])
-            .map_err(|e| Error::setup(format!("release child {pid}"), e))
+        // One byte lets it go; our end is closed right after.
+        std::io::PipeWriter::from(sync_w)
+            .write_all(&[1])
+            .map_err(|e| Error::setup_io(format!("release child {pid}"), e))
     }
 
     /// Read the child's reports until EOF (it exec'd: `Ok(false)`) or
@@ -227,7 +208,7 @@ impl Spawner {
     /// step's error. Follows the child into a joined pid namespace.
     fn await_exec(
         &self,
-        c: &mut Cloned,
+        c: &mut Child,
         err_r: &OwnedFd,
         vfork: bool,
         join_desc: &[String],
@@ -239,11 +220,11 @@ impl Spawner {
             // return (begin_new_exec, fs/exec.c). No need to wait for the
             // rest of exec (its close-on-exec of the pipe): an empty pipe
             // means success.
-            // SAFETY: fcntl on our own fd.
-            unsafe { libc::fcntl(err_r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+            // (Fails only on a closed fd: then the read below says so.)
+            let _ = berth_sys::fs::set_nonblocking(err_r.as_fd());
         }
         loop {
-            let msg = match protocol::read(err_r.as_raw_fd()) {
+            let msg = match protocol::read(err_r.as_fd()) {
                 Err(e) if vfork && e.kind() == io::ErrorKind::WouldBlock => None,
                 r => r.map_err(|e| Error::setup_io("read the child's error pipe", e))?,
             };
@@ -253,11 +234,15 @@ impl Spawner {
                 Some(Message::Pid(real)) => {
                     // The intermediate forked into the joined pid namespace:
                     // reap it and own the real process from here on.
-                    let _ = handle::waitid_pidfd(c.pidfd.as_raw_fd(), 0);
-                    c.pidfd = handle::pidfd_open(real)
-                        .map_err(|e| Error::setup_io(format!("pidfd_open({real})"), e))?;
+                    let _ = handle::waitid_pidfd(c.pidfd(), false);
+                    // Reaped: its pidfd goes (nothing to kill should the
+                    // open fail), the real process's takes its place.
+                    drop(c.pidfd.take());
+                    c.pidfd = Some(
+                        handle::pidfd_open(real)
+                            .map_err(|e| Error::setup_io(format!("pidfd_open({real})"), e))?,
+                    );
                     c.pid = real;
-                    c.guard.pidfd = Some(c.pidfd.as_raw_fd());
                 }
                 Some(Message::Failed(e)) => {
                     tracing::debug!(pid = c.pid, at = ?e.at, errno = e.errno, detail = %e.detail, panicked = e.panicked, "child plan failed");

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 
@@ -19,8 +19,6 @@ use super::fds::{copy_io_error, dup_above, gaps, lift, open_devnull, pipe};
 
 /// The default `PATH` when neither the child's environment nor ours has one.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// `NS_GET_NSTYPE` ioctl on a namespace fd (ioctl_ns(2), Linux 4.11).
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 /// What `execve` gets: owned C strings and the pointer arrays into them.
 pub(super) struct ExecData {
@@ -432,11 +430,7 @@ impl Spawner {
 
 /// The `CLONE_NEW*` type of a namespace fd (`NS_GET_NSTYPE`).
 fn ns_type(fd: &OwnedFd) -> io::Result<Namespaces> {
-    // SAFETY: ioctl on an fd we own.
-    let t = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
-    if t < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let t = berth_sys::ns::ns_type(fd.as_fd())?;
     Ok(Namespaces::from_bits_truncate(t as u64))
 }
 

@@ -4,19 +4,13 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 
+use berth_sys::mman::AnonMap;
+
 use crate::child;
 use crate::step::Step;
 
-/// `CLOCK_MONOTONIC` in ns.
-pub(super) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid timespec pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// `CLOCK_MONOTONIC` in ns (the clock the child's stamps read).
+pub(super) use berth_sys::time::monotonic_ns;
 
 /// The step timer, on when the environment variable `BERTH_STEP_TIMES`
 /// names a file: the child stores a `CLOCK_MONOTONIC` stamp after each
@@ -24,7 +18,9 @@ pub(super) fn monotonic_ns() -> u64 {
 /// syscall but the vDSO clock read), and after `execve` the parent appends
 /// one line per step to that file: microseconds spent, then the step.
 pub(super) struct StepTimer {
-    pub(super) map: *mut u64,
+    /// `slots` u64s shared with the child (`MAP_SHARED`), which stores
+    /// into them before `execve`.
+    map: AnonMap,
     slots: usize,
     path: PathBuf,
 }
@@ -33,32 +29,26 @@ impl StepTimer {
     pub(super) fn from_env(steps: usize) -> Option<StepTimer> {
         let path = PathBuf::from(std::env::var_os("BERTH_STEP_TIMES")?);
         let slots = steps + 3;
-        // SAFETY: a fresh shared anonymous mapping, owned by the timer.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                slots * 8,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
+        let map = match AnonMap::shared(slots * 8) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "BERTH_STEP_TIMES: mmap failed; no step times");
+                return None;
+            }
         };
-        if map == libc::MAP_FAILED {
-            tracing::warn!("BERTH_STEP_TIMES: mmap failed; no step times");
-            return None;
-        }
-        Some(StepTimer {
-            map: map.cast(),
-            slots,
-            path,
-        })
+        Some(StepTimer { map, slots, path })
+    }
+
+    /// Where the child stores its stamps.
+    pub(super) fn slots_ptr(&self) -> *mut u64 {
+        self.map.as_ptr().cast()
     }
 
     pub(super) fn write(&self, t_clone: u64, t_eof: u64, steps: &[Step]) {
-        // SAFETY: the mapping holds `slots` u64s; the child has exec'd (or
-        // stopped before exec), so nobody writes it any more.
-        let v = unsafe { std::slice::from_raw_parts(self.map, self.slots) };
+        // The child has exec'd (or stopped before exec): the stamps are all in.
+        let v: Vec<u64> = (0..self.slots)
+            .map(|i| self.map.load_u64(i).unwrap_or(0))
+            .collect();
         let us = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1000.0;
         let mut out = String::new();
         out.push_str(&format!(
@@ -96,12 +86,5 @@ impl StepTimer {
         if let Err(e) = r {
             tracing::warn!(path = ?self.path, error = %e, "BERTH_STEP_TIMES: write failed");
         }
-    }
-}
-
-impl Drop for StepTimer {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, unmapped once.
-        unsafe { libc::munmap(self.map.cast(), self.slots * 8) };
     }
 }

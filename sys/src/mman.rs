@@ -1,0 +1,144 @@
+//! Anonymous memory mappings (mmap(2), mprotect(2), munmap(2)) on nix,
+//! owned: unmapped on drop.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::mman::{MapFlags, ProtFlags};
+
+/// An anonymous read-write mapping owned by this value: `munmap(2)` on
+/// drop. Hands out a raw pointer (for a child process or a `clone(2)`
+/// stack); whoever writes through it keeps within [`len`](Self::len) and
+/// stops before the mapping is dropped.
+#[derive(Debug)]
+pub struct AnonMap {
+    ptr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl AnonMap {
+    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS)`:
+    /// zeroed memory that a child forked (or cloned without `CLONE_VM`)
+    /// afterwards shares with us, e.g. for timestamps it stores.
+    /// `EINVAL` when `len` is 0.
+    pub fn shared(len: usize) -> io::Result<AnonMap> {
+        Self::map(len, MapFlags::MAP_SHARED)
+    }
+
+    /// A stack for a `clone(2)` child: `mmap(NULL, len,
+    /// PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK)` (only
+    /// touched pages cost memory), its lowest page made a guard
+    /// (`mprotect(PROT_NONE)`) so an overflow faults instead of writing
+    /// whatever is mapped below. The stack grows down from
+    /// `as_ptr() + len()`.
+    pub fn stack(len: usize) -> io::Result<AnonMap> {
+        let m = Self::map(len, MapFlags::MAP_PRIVATE | MapFlags::MAP_STACK)?;
+        let guard = crate::proc::page_size().min(len);
+        // SAFETY: the first page of our own fresh mapping, not handed out
+        // yet. A failure leaves the page writable: the stack still works,
+        // without the guard (as mmap'd stacks without one do).
+        let _ = unsafe { nix::sys::mman::mprotect(m.ptr, guard, ProtFlags::PROT_NONE) };
+        Ok(m)
+    }
+
+    fn map(len: usize, kind: MapFlags) -> io::Result<AnonMap> {
+        let n = NonZeroUsize::new(len).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: a new mapping at an address the kernel picks (no
+        // MAP_FIXED), so nothing of ours is replaced; owned from here.
+        let ptr = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                n,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                kind | MapFlags::MAP_ANONYMOUS,
+            )?
+        };
+        Ok(AnonMap { ptr, len })
+    }
+
+    /// The first byte of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// The mapping's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a mapping has at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`th `u64` of the mapping (an atomic load: a process sharing
+    /// the mapping may be storing it), `None` past its end.
+    pub fn load_u64(&self, i: usize) -> Option<u64> {
+        if i.checked_add(1)?.checked_mul(8)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds (checked above) and 8-byte aligned (a mapping
+        // starts on a page); the memory lives as long as `self`, and is
+        // only ever accessed as whole u64s.
+        let a = unsafe { AtomicU64::from_ptr(self.as_ptr().cast::<u64>().add(i)) };
+        Some(a.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for AnonMap {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once; its users are done with
+        // it (the type's contract).
+        if let Err(e) = unsafe { nix::sys::mman::munmap(self.ptr, self.len) } {
+            tracing::warn!(error = %e, len = self.len, "munmap of an anonymous mapping failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_map_is_zeroed_and_seen_by_a_forked_child() {
+        let m = AnonMap::shared(3 * 8).unwrap();
+        assert_eq!(m.len(), 24);
+        assert_eq!(m.load_u64(2), Some(0));
+        assert_eq!(m.load_u64(3), None);
+        assert!(AnonMap::shared(0).is_err());
+        let p = m.as_ptr().cast::<u64>();
+        // SAFETY: fork in a test; the child only stores to the mapping
+        // and _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: in bounds of the shared mapping.
+            unsafe {
+                p.add(1).write_volatile(42);
+                libc::_exit(0);
+            }
+        }
+        let mut st = 0;
+        // SAFETY: reaping our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+        assert_eq!(m.load_u64(1), Some(42));
+    }
+
+    #[test]
+    fn a_stack_has_a_guard_page() {
+        let m = AnonMap::stack(1 << 20).unwrap();
+        let page = crate::proc::page_size();
+        // SAFETY: the top of our own mapping, writable.
+        unsafe { m.as_ptr().add(m.len() - 8).write(7) };
+        // /proc/self/maps shows the first page ---p (the rest rw-p).
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let start = format!(
+            "{:x}-{:x} ---p",
+            m.as_ptr() as usize,
+            m.as_ptr() as usize + page
+        );
+        assert!(maps.contains(&start), "{start} not in\n{maps}");
+    }
+}

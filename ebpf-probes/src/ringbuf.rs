@@ -4,8 +4,9 @@
 //! Layout: `kernel/bpf/ringbuf.c`; record header `struct bpf_ringbuf_hdr`
 //! (u32 length with BUSY bit 31 and DISCARD bit 30, u32 page offset).
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use berth_sys::mman::FdMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -29,15 +30,14 @@ const HDR: usize = 8;
 #[derive(Debug)]
 pub struct RingBuf {
     map: Map,
-    consumer: *mut u8,
-    producer: *mut u8,
+    /// The consumer position page (read-write).
+    consumer: FdMap,
+    /// The producer position page and the data area mapped twice
+    /// (read-only).
+    producer: FdMap,
     page: usize,
     size: usize,
 }
-
-// SAFETY: the mappings are owned by this value and only touched through
-// &mut self (consume) or atomics; nothing is thread-local.
-unsafe impl Send for RingBuf {}
 
 impl RingBuf {
     /// Create a ring buffer of `size` bytes (rounded up to a power-of-two
@@ -46,35 +46,14 @@ impl RingBuf {
         let page = berth_sys::proc::page_size().max(4096);
         let size = size.max(page).next_power_of_two();
         let map = Map::create(MapType::RingBuf, name, 0, 0, size as u32)?;
-        let mmap = |len: usize, prot: i32, off: usize| -> Result<*mut u8> {
-            // SAFETY: mapping a ring buffer fd with the sizes the kernel documents.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    prot,
-                    libc::MAP_SHARED,
-                    map.as_raw_fd(),
-                    off as libc::off_t,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(Error::Syscall {
-                    op: format!("mmap of ring buffer {name} ({len} bytes at {off})"),
-                    source: io::Error::last_os_error(),
-                });
-            }
-            Ok(p as *mut u8)
+        let mmap = |len: usize, writable: bool, off: usize| {
+            FdMap::shared(map.as_fd(), len, writable, off as u64).map_err(|source| Error::Syscall {
+                op: format!("mmap of ring buffer {name} ({len} bytes at {off})"),
+                source,
+            })
         };
-        let consumer = mmap(page, libc::PROT_READ | libc::PROT_WRITE, 0)?;
-        let producer = match mmap(page + 2 * size, libc::PROT_READ, page) {
-            Ok(p) => p,
-            Err(e) => {
-                // SAFETY: consumer was mapped above with this length.
-                unsafe { libc::munmap(consumer as *mut libc::c_void, page) };
-                return Err(e);
-            }
-        };
+        let consumer = mmap(page, true, 0)?;
+        let producer = mmap(page + 2 * size, false, page)?;
         Ok(RingBuf {
             map,
             consumer,
@@ -92,18 +71,18 @@ impl RingBuf {
     fn cons_pos(&self) -> &AtomicU64 {
         // SAFETY: the consumer page is mapped for our lifetime, the position
         // is an 8-byte aligned u64 at its start.
-        unsafe { &*(self.consumer as *const AtomicU64) }
+        unsafe { &*(self.consumer.as_ptr() as *const AtomicU64) }
     }
 
     fn prod_pos(&self) -> &AtomicU64 {
         // SAFETY: as above for the producer page.
-        unsafe { &*(self.producer as *const AtomicU64) }
+        unsafe { &*(self.producer.as_ptr() as *const AtomicU64) }
     }
 
     /// Hand every complete record to `f`; returns how many were consumed.
     pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
-        let data = self.producer.wrapping_add(self.page);
+        let data = self.producer.as_ptr().wrapping_add(self.page);
         let mask = (self.size - 1) as u64;
         let mut cons = self.cons_pos().load(Ordering::Acquire);
         loop {
@@ -152,19 +131,5 @@ impl RingBuf {
 impl AsFd for RingBuf {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.map.as_fd()
-    }
-}
-
-impl Drop for RingBuf {
-    fn drop(&mut self) {
-        // SAFETY: both regions were mapped in new() with these lengths and
-        // nothing borrows them past self.
-        unsafe {
-            libc::munmap(self.consumer as *mut libc::c_void, self.page);
-            libc::munmap(
-                self.producer as *mut libc::c_void,
-                self.page + 2 * self.size,
-            );
-        }
     }
 }

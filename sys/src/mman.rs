@@ -1,8 +1,10 @@
-//! Anonymous memory mappings (mmap(2), mprotect(2), munmap(2)) on nix,
-//! owned: unmapped on drop.
+//! Memory mappings (mmap(2), mprotect(2), munmap(2)) on nix, owned:
+//! unmapped on drop. Anonymous ones ([`AnonMap`]) and shared mappings of
+//! an fd ([`FdMap`]).
 
 use std::io;
 use std::num::NonZeroUsize;
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -97,6 +99,72 @@ impl Drop for AnonMap {
     }
 }
 
+/// A shared mapping of a file or kernel object behind an fd (`mmap(NULL,
+/// len, prot, MAP_SHARED, fd, offset)`, mmap(2)), owned: `munmap(2)` on
+/// drop. The mapping keeps the object alive by itself (the fd may be
+/// closed). For memory another party writes too (a BPF ring buffer's
+/// pages, kernel-shared counters): read it through atomics or volatile
+/// loads, within [`len`](Self::len).
+#[derive(Debug)]
+pub struct FdMap {
+    ptr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+// SAFETY: FdMap is an address range it owns; moving it to another thread
+// moves the ownership (what is read or written through it is the users'
+// business, as for a raw pointer they were handed).
+unsafe impl Send for FdMap {}
+
+impl FdMap {
+    /// Map `len` bytes of `fd` from `offset` (a multiple of the page
+    /// size), read-only or read-write. `EINVAL` when `len` is 0.
+    pub fn shared(
+        fd: BorrowedFd<'_>,
+        len: usize,
+        writable: bool,
+        offset: u64,
+    ) -> io::Result<FdMap> {
+        let n = NonZeroUsize::new(len).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let prot = if writable {
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+        } else {
+            ProtFlags::PROT_READ
+        };
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: a new mapping at an address the kernel picks (no
+        // MAP_FIXED), so nothing of ours is replaced; owned from here.
+        let ptr = unsafe { nix::sys::mman::mmap(None, n, prot, MapFlags::MAP_SHARED, fd, off)? };
+        Ok(FdMap { ptr, len })
+    }
+
+    /// The first byte of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// The mapping's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a mapping has at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for FdMap {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once; its users are done with
+        // it (they borrow it no longer than self lives).
+        if let Err(e) = unsafe { nix::sys::mman::munmap(self.ptr, self.len) } {
+            tracing::warn!(error = %e, len = self.len, "munmap of an fd mapping failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +208,32 @@ mod tests {
             m.as_ptr() as usize + page
         );
         assert!(maps.contains(&start), "{start} not in\n{maps}");
+    }
+
+    #[test]
+    fn an_fd_map_shows_the_file_and_writes_through() {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsFd;
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[7u8; 8192]).unwrap();
+        let ro = FdMap::shared(f.as_fd(), 4096, false, 4096).unwrap();
+        assert_eq!(ro.len(), 4096);
+        // SAFETY: in bounds of the mapping.
+        assert_eq!(unsafe { ro.as_ptr().read_volatile() }, 7);
+        let rw = FdMap::shared(f.as_fd(), 4096, true, 0).unwrap();
+        // SAFETY: in bounds of the writable mapping.
+        unsafe { rw.as_ptr().write_volatile(9) };
+        drop(rw);
+        let mut b = [0u8; 1];
+        f.rewind().unwrap();
+        f.read_exact(&mut b).unwrap();
+        assert_eq!(b[0], 9);
+        assert!(FdMap::shared(f.as_fd(), 0, false, 0).is_err());
+        assert_eq!(
+            FdMap::shared(f.as_fd(), 4096, false, 100)
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EINVAL)
+        );
     }
 }

@@ -406,6 +406,98 @@ pub fn setresuid(r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> Result<(), i
     cvt_long(unsafe { libc::syscall(libc::SYS_setresuid, r, e, s) }).map(drop)
 }
 
+/// The parent-death signal (`prctl(PR_GET_PDEATHSIG, &sig)`, prctl(2),
+/// Linux 2.3.15); 0 when none is set.
+pub fn get_pdeathsig() -> Result<libc::c_int, i32> {
+    fake!(get_pdeathsig());
+    let mut sig: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG stores an int through the valid pointer.
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_GET_PDEATHSIG,
+            &raw mut sig as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })?;
+    Ok(sig)
+}
+
+/// `struct __user_cap_data_struct` (`<linux/capability.h>`): one 32-bit
+/// half of the effective, permitted and inheritable capability sets
+/// (`[0]` capabilities 0..=31, `[1]` 32..=63).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapData {
+    /// Effective set (this half).
+    pub effective: u32,
+    /// Permitted set (this half).
+    pub permitted: u32,
+    /// Inheritable set (this half).
+    pub inheritable: u32,
+}
+
+/// `struct __user_cap_header_struct` (`<linux/capability.h>`).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3` (Linux 2.6.26): two [`CapData`] halves.
+const CAP_V3: u32 = 0x2008_0522;
+
+/// `capset(v3 header for the calling thread, data)` (capget(2), Linux
+/// 2.6.26 for version 3): set the effective, permitted and inheritable sets.
+pub fn capset(data: &[CapData; 2]) -> Result<(), i32> {
+    fake!(capset(data));
+    let hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    // SAFETY: a valid header and the two data structs version 3 reads.
+    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &raw const hdr, data.as_ptr()) }).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &{len, filter})` (seccomp(2),
+/// Linux 3.17): install a classic BPF filter on the calling thread. Needs
+/// `no_new_privs` or `CAP_SYS_ADMIN`; a filter longer than `u16::MAX`
+/// instructions is `EINVAL` without a call (the kernel's limit,
+/// `BPF_MAXINSNS`, is 4096).
+pub fn seccomp_set_mode_filter(
+    flags: libc::c_uint,
+    filter: &[libc::sock_filter],
+) -> Result<(), i32> {
+    fake!(seccomp_set_mode_filter(flags, filter));
+    let len = u16::try_from(filter.len()).map_err(|_| libc::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        // The kernel only reads the program.
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `len` instructions that outlive the call.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &raw const prog,
+        )
+    })
+    .map(drop)
+}
+
+/// `landlock_restrict_self(ruleset, flags)` (landlock_restrict_self(2),
+/// Linux 5.13): enforce the ruleset on the calling thread. Needs
+/// `no_new_privs` or `CAP_SYS_ADMIN`.
+pub fn landlock_restrict_self(ruleset: BorrowedFd<'_>, flags: u32) -> Result<(), i32> {
+    fake!(landlock_restrict_self(ruleset, flags));
+    // SAFETY: an fd and integer flags.
+    cvt_long(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), flags) })
+        .map(drop)
+}
+
 /// `umask(mask)` (umask(2), cannot fail): the previous mask.
 pub fn umask(mask: libc::mode_t) -> libc::mode_t {
     fake!(umask(mask));
@@ -447,5 +539,21 @@ mod tests {
             Ok(libc::S_IFDIR)
         );
         close(root);
+    }
+
+    #[test]
+    fn security_calls_return_the_errno() {
+        assert!(get_pdeathsig().is_ok());
+        let nop = libc::sock_filter {
+            code: 0,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        };
+        let long = vec![nop; usize::from(u16::MAX) + 1];
+        assert_eq!(seccomp_set_mode_filter(0, &long), Err(libc::EINVAL));
+        // Not a ruleset: EBADFD (or ENOSYS/EOPNOTSUPP without Landlock).
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert!(landlock_restrict_self(std::os::fd::AsFd::as_fd(&f), 0).is_err());
     }
 }

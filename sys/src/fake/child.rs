@@ -30,6 +30,7 @@ use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
+use crate::child::CapData;
 use crate::mount_api::MountAttr;
 use crate::openat2::ResolveFlags;
 
@@ -166,6 +167,22 @@ pub trait ChildKernel {
         Err(libc::ENOSYS)
     }
     fn setresuid(&self, r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn get_pdeathsig(&self) -> Result<libc::c_int, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn capset(&self, data: &[CapData; 2]) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn seccomp_set_mode_filter(
+        &self,
+        flags: libc::c_uint,
+        filter: &[libc::sock_filter],
+    ) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn landlock_restrict_self(&self, ruleset: BorrowedFd<'_>, flags: u32) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
     fn umask(&self, mask: libc::mode_t) -> libc::mode_t {
@@ -331,6 +348,17 @@ pub enum Call {
     Setgroups(Vec<libc::gid_t>),
     Setresgid(libc::gid_t, libc::gid_t, libc::gid_t),
     Setresuid(libc::uid_t, libc::uid_t, libc::uid_t),
+    GetPdeathsig,
+    Capset([CapData; 2]),
+    /// A seccomp filter of `len` instructions.
+    Seccomp {
+        flags: libc::c_uint,
+        len: usize,
+    },
+    LandlockRestrictSelf {
+        ruleset: RawFd,
+        flags: u32,
+    },
     Umask(libc::mode_t),
     Lchown {
         path: String,
@@ -436,6 +464,8 @@ struct State {
     /// The host path of `/` (changed by `pivot_root` and `chroot`).
     root: String,
     umask: libc::mode_t,
+    /// The parent-death signal (`PR_SET_PDEATHSIG`; a uid or gid change clears it).
+    pdeathsig: libc::c_int,
     records: Vec<Record>,
     /// What a new mount of a file system type shows (relative paths).
     fills: Vec<(String, Vec<(String, Node)>)>,
@@ -488,6 +518,7 @@ impl Recorder {
                 cwd: "/".into(),
                 root: "/".into(),
                 umask: 0o022,
+                pdeathsig: 0,
                 records: Vec::new(),
                 fills: Vec::new(),
             }),
@@ -527,6 +558,13 @@ impl Recorder {
             .borrow_mut()
             .fills
             .push((fstype.to_string(), files));
+        self
+    }
+
+    /// The parent-death signal the process has before the calls
+    /// (`PR_SET_PDEATHSIG`; 0, none, by default).
+    pub fn pdeathsig(self, sig: libc::c_int) -> Recorder {
+        self.state.borrow_mut().pdeathsig = sig;
         self
     }
 
@@ -1178,16 +1216,51 @@ impl ChildKernel for Recorder {
         self.call(call, |_| ok())
     }
     fn prctl(&self, option: libc::c_int, args: [libc::c_ulong; 4]) -> Result<libc::c_int, i32> {
-        self.call(Call::Prctl { option, args }, |_| (None, Ok(0)))
+        self.call(Call::Prctl { option, args }, |st| {
+            if option == libc::PR_SET_PDEATHSIG {
+                st.pdeathsig = args[0] as libc::c_int;
+            }
+            (None, Ok(0))
+        })
     }
     fn setgroups(&self, groups: &[libc::gid_t]) -> Result<(), i32> {
         self.call(Call::Setgroups(groups.to_vec()), |_| ok())
     }
     fn setresgid(&self, r: libc::gid_t, e: libc::gid_t, s: libc::gid_t) -> Result<(), i32> {
-        self.call(Call::Setresgid(r, e, s), |_| ok())
+        self.call(Call::Setresgid(r, e, s), |st| {
+            st.pdeathsig = 0;
+            ok()
+        })
     }
     fn setresuid(&self, r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> Result<(), i32> {
-        self.call(Call::Setresuid(r, e, s), |_| ok())
+        self.call(Call::Setresuid(r, e, s), |st| {
+            st.pdeathsig = 0;
+            ok()
+        })
+    }
+    fn get_pdeathsig(&self) -> Result<libc::c_int, i32> {
+        self.call(Call::GetPdeathsig, |st| (None, Ok(st.pdeathsig)))
+    }
+    fn capset(&self, data: &[CapData; 2]) -> Result<(), i32> {
+        self.call(Call::Capset(*data), |_| ok())
+    }
+    fn seccomp_set_mode_filter(
+        &self,
+        flags: libc::c_uint,
+        filter: &[libc::sock_filter],
+    ) -> Result<(), i32> {
+        let call = Call::Seccomp {
+            flags,
+            len: filter.len(),
+        };
+        self.call(call, |_| ok())
+    }
+    fn landlock_restrict_self(&self, ruleset: BorrowedFd<'_>, flags: u32) -> Result<(), i32> {
+        let call = Call::LandlockRestrictSelf {
+            ruleset: ruleset.as_raw_fd(),
+            flags,
+        };
+        self.call(call, |_| ok())
     }
     fn umask(&self, mask: libc::mode_t) -> libc::mode_t {
         self.call(Call::Umask(mask), |st| {
@@ -1342,6 +1415,21 @@ mod tests {
             child::mount(None, c"/nope", None, flags, None),
             Err(libc::ENOENT)
         );
+    }
+
+    #[test]
+    fn an_id_change_clears_the_parent_death_signal() {
+        let rec = Recorder::new().leak();
+        let _g = install(rec);
+        assert_eq!(child::get_pdeathsig(), Ok(0));
+        let set = [libc::SIGKILL as libc::c_ulong, 0, 0, 0];
+        assert_eq!(child::prctl(libc::PR_SET_PDEATHSIG, set), Ok(0));
+        assert_eq!(child::get_pdeathsig(), Ok(libc::SIGKILL));
+        assert_eq!(child::setresuid(1, 1, 1), Ok(()));
+        assert_eq!(child::get_pdeathsig(), Ok(0));
+        let data = [CapData::default(); 2];
+        assert_eq!(child::capset(&data), Ok(()));
+        assert_eq!(rec.calls().last(), Some(&Call::Capset(data)));
     }
 
     #[test]

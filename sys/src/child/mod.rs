@@ -150,6 +150,52 @@ pub fn mount_setattr(
     .map(drop)
 }
 
+/// `fsopen(fstype, flags)` (fsopen(2), Linux 5.2): a new file system
+/// context; returns its fd, which the caller closes with [`close`].
+/// Pass `FSOPEN_CLOEXEC`.
+pub fn fsopen(fstype: &CStr, flags: libc::c_uint) -> Result<RawFd, i32> {
+    fake!(fsopen(fstype, flags));
+    // SAFETY: a C string valid for the call.
+    cvt_long(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), flags) })
+        .map(|fd| fd as RawFd)
+}
+
+/// `fsconfig(fd, cmd, key, value, aux)` (fsconfig(2), Linux 5.2): set a
+/// parameter of the context `fd` (`FSCONFIG_SET_STRING` with `key` and
+/// `value`, `FSCONFIG_SET_FLAG` with `key`) or create its superblock
+/// (`FSCONFIG_CMD_CREATE`); `None` passes NULL.
+pub fn fsconfig(
+    fd: RawFd,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: Option<&CStr>,
+    aux: libc::c_int,
+) -> Result<(), i32> {
+    fake!(fsconfig(fd, cmd, key, value, aux));
+    // SAFETY: NULL or C strings valid for the call, as `cmd` requires.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd,
+            cmd,
+            opt_ptr(key),
+            opt_ptr(value),
+            aux,
+        )
+    })
+    .map(drop)
+}
+
+/// `fsmount(fd, flags, attr)` (fsmount(2), Linux 5.2): a detached mount
+/// of the created context `fd`; returns its fd, which the caller attaches
+/// with [`move_mount`] and closes with [`close`]. Pass `FSMOUNT_CLOEXEC`.
+pub fn fsmount(fd: RawFd, flags: libc::c_uint, attr: MountAttr) -> Result<RawFd, i32> {
+    fake!(fsmount(fd, flags, attr));
+    // SAFETY: integer arguments only.
+    cvt_long(unsafe { libc::syscall(libc::SYS_fsmount, fd, flags, attr.bits() as libc::c_uint) })
+        .map(|fd| fd as RawFd)
+}
+
 /// `pivot_root(new_root, put_old)` (pivot_root(2); `pivot_root(".", ".")`
 /// with the old root detached after, since Linux 3.17).
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
@@ -302,6 +348,14 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
         }
     }
     Ok(())
+}
+
+/// Send `fd` over the connected Unix socket `sock` with one data byte
+/// (`sendmsg(2)` with an `SCM_RIGHTS` message on the stack, unix(7);
+/// `MSG_NOSIGNAL`: a closed peer is `EPIPE`). Closes neither fd.
+pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
+    fake!(send_fd(sock, fd));
+    cvt_long(crate::scm::sendmsg_fd(sock, fd, &[0]) as libc::c_long).map(drop)
 }
 
 /// The `st_mode` of `fstatat(dir, name, flags)`, the call glibc (2.33+)
@@ -539,6 +593,27 @@ mod tests {
             Ok(libc::S_IFDIR)
         );
         close(root);
+    }
+
+    #[test]
+    fn send_fd_passes_an_fd_and_fsopen_returns_the_errno() {
+        use std::os::fd::AsFd;
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(send_fd(a.as_raw_fd(), f.as_raw_fd()), Ok(()));
+        let got = crate::scm::recv_fd(b.as_fd(), true).unwrap();
+        assert_eq!(
+            fstat_mode(got.as_raw_fd()).map(|m| m & libc::S_IFMT),
+            Ok(libc::S_IFCHR)
+        );
+        assert_eq!(send_fd(a.as_raw_fd(), -1), Err(libc::EBADF));
+        // No such file system type (ENODEV), or no CAP_SYS_ADMIN (EPERM).
+        let e = fsopen(c"berth-no-such-fs", libc::FSOPEN_CLOEXEC).unwrap_err();
+        assert!(e == libc::ENODEV || e == libc::EPERM, "{e}");
+        // Not an fd (EBADF; EINVAL on kernels that check the flags first).
+        let bad = |r: Result<_, i32>| matches!(r, Err(libc::EBADF | libc::EINVAL));
+        assert!(bad(fsconfig(-1, libc::FSCONFIG_CMD_CREATE, None, None, 0)));
+        assert!(bad(fsmount(-1, 0, MountAttr::empty()).map(drop)));
     }
 
     #[test]

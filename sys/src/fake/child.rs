@@ -73,6 +73,22 @@ pub trait ChildKernel {
     ) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
+    fn fsopen(&self, fstype: &CStr, flags: libc::c_uint) -> Result<RawFd, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn fsconfig(
+        &self,
+        fd: RawFd,
+        cmd: libc::c_uint,
+        key: Option<&CStr>,
+        value: Option<&CStr>,
+        aux: libc::c_int,
+    ) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn fsmount(&self, fd: RawFd, flags: libc::c_uint, attr: MountAttr) -> Result<RawFd, i32> {
+        Err(libc::ENOSYS)
+    }
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
@@ -132,6 +148,9 @@ pub trait ChildKernel {
     }
     fn close(&self, fd: RawFd) {}
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn send_fd(&self, sock: RawFd, fd: RawFd) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
     fn stat_mode(&self, path: &CStr) -> Result<libc::mode_t, i32> {
@@ -265,6 +284,22 @@ pub enum Call {
         set: MountAttr,
         clr: MountAttr,
     },
+    Fsopen {
+        fstype: String,
+        flags: libc::c_uint,
+    },
+    Fsconfig {
+        fd: RawFd,
+        cmd: libc::c_uint,
+        key: Option<String>,
+        value: Option<String>,
+        aux: libc::c_int,
+    },
+    Fsmount {
+        fd: RawFd,
+        flags: libc::c_uint,
+        attr: MountAttr,
+    },
     PivotRoot {
         new_root: String,
         put_old: String,
@@ -326,6 +361,10 @@ pub enum Call {
     Write {
         fd: RawFd,
         data: Vec<u8>,
+    },
+    SendFd {
+        sock: RawFd,
+        fd: RawFd,
     },
     Stat(String),
     Fstat(RawFd),
@@ -470,6 +509,11 @@ struct State {
     /// What a new mount of a file system type shows (relative paths).
     fills: Vec<(String, Vec<(String, Node)>)>,
 }
+
+/// The [`Recorder`]'s path of an `fsopen` context fd: this and the type.
+const FSOPEN: &str = "fsopen:";
+/// The [`Recorder`]'s path of an `fsmount` mount fd: this and the type.
+const FSMOUNT: &str = "fsmount:";
 
 /// Lossy UTF-8 of a C string.
 fn s(c: &CStr) -> String {
@@ -951,13 +995,22 @@ impl ChildKernel for Recorder {
             flags,
         };
         self.call(call, |st| {
-            st.at(to_dir, |st, b| {
+            let (at, r) = st.at(to_dir, |st, b| {
                 if flags & libc::MOVE_MOUNT_T_EMPTY_PATH != 0 && to_path.is_empty() {
                     (Some(b.to_string()), Ok(()))
                 } else {
                     st.existing(b, &s(to_path), true)
                 }
-            })
+            });
+            // A mount fsmount made shows its file system's fill.
+            let made = st
+                .fds
+                .get(&from_dir.as_raw_fd())
+                .and_then(|p| p.strip_prefix(FSMOUNT));
+            if let (Some(p), Ok(()), Some(t)) = (&at, r, made.map(String::from)) {
+                st.mounted(p, None, Some(t), 0);
+            }
+            (at, r)
         })
     }
     fn mount_setattr(
@@ -983,6 +1036,46 @@ impl ChildKernel for Recorder {
                     st.existing(b, &s(path), true)
                 }
             })
+        })
+    }
+    fn fsopen(&self, fstype: &CStr, flags: libc::c_uint) -> Result<RawFd, i32> {
+        let call = Call::Fsopen {
+            fstype: s(fstype),
+            flags,
+        };
+        self.call(call, |st| {
+            (None, Ok(st.new_fd(format!("{FSOPEN}{}", s(fstype)))))
+        })
+    }
+    fn fsconfig(
+        &self,
+        fd: RawFd,
+        cmd: libc::c_uint,
+        key: Option<&CStr>,
+        value: Option<&CStr>,
+        aux: libc::c_int,
+    ) -> Result<(), i32> {
+        let call = Call::Fsconfig {
+            fd,
+            cmd,
+            key: key.map(s),
+            value: value.map(s),
+            aux,
+        };
+        self.call(call, |st| match st.base(fd) {
+            Ok(p) if p.starts_with(FSOPEN) => (None, Ok(())),
+            Ok(_) => (None, Err(libc::EINVAL)),
+            Err(e) => (None, Err(e)),
+        })
+    }
+    fn fsmount(&self, fd: RawFd, flags: libc::c_uint, attr: MountAttr) -> Result<RawFd, i32> {
+        let call = Call::Fsmount { fd, flags, attr };
+        self.call(call, |st| match st.base(fd) {
+            Ok(p) => match p.strip_prefix(FSOPEN) {
+                Some(t) => (None, Ok(st.new_fd(format!("{FSMOUNT}{t}")))),
+                None => (None, Err(libc::EINVAL)),
+            },
+            Err(e) => (None, Err(e)),
         })
     }
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
@@ -1170,6 +1263,12 @@ impl ChildKernel for Recorder {
             Err(e) => (None, Err(e)),
         })
         .map(|n| n as usize)
+    }
+    fn send_fd(&self, sock: RawFd, fd: RawFd) -> Result<(), i32> {
+        self.call(Call::SendFd { sock, fd }, |st| match st.base(fd) {
+            Ok(p) => (Some(p), Ok(())),
+            Err(e) => (None, Err(e)),
+        })
     }
     fn stat_mode(&self, path: &CStr) -> Result<libc::mode_t, i32> {
         self.call(Call::Stat(s(path)), |st| {
@@ -1415,6 +1514,45 @@ mod tests {
             child::mount(None, c"/nope", None, flags, None),
             Err(libc::ENOENT)
         );
+    }
+
+    #[test]
+    fn a_new_mount_api_mount_shows_its_fill() {
+        let rec = Recorder::new()
+            .file("/root/old")
+            .fill_on_mount("overlay", &[("etc/passwd", Node::File)])
+            .leak();
+        let _g = install(rec);
+        let fs = child::fsopen(c"overlay", libc::FSOPEN_CLOEXEC).unwrap();
+        let set = libc::FSCONFIG_SET_STRING;
+        assert_eq!(
+            child::fsconfig(fs, set, Some(c"source"), Some(c"overlay"), 0),
+            Ok(())
+        );
+        assert_eq!(
+            child::fsconfig(42, set, Some(c"a"), Some(c"b"), 0),
+            Err(libc::EBADF)
+        );
+        let create = libc::FSCONFIG_CMD_CREATE;
+        assert_eq!(child::fsconfig(fs, create, None, None, 0), Ok(()));
+        let m = child::fsmount(fs, libc::FSMOUNT_CLOEXEC, MountAttr::RDONLY).unwrap();
+        assert_eq!(child::fsmount(m, 0, MountAttr::empty()), Err(libc::EINVAL));
+        // SAFETY: a number the fake handed out; no kernel call sees it.
+        let fd = unsafe { BorrowedFd::borrow_raw(m) };
+        let flags = libc::MOVE_MOUNT_F_EMPTY_PATH;
+        assert_eq!(
+            child::move_mount(fd, c"", libc::AT_FDCWD, c"/root", flags),
+            Ok(())
+        );
+        assert_eq!(rec.node("/root/etc/passwd"), Some(Node::File));
+        assert_eq!(rec.node("/root/old"), None);
+        // What was sent is the fd's path.
+        assert_eq!(child::send_fd(3, m), Ok(()));
+        assert_eq!(child::send_fd(3, 77), Err(libc::EBADF));
+        child::close(m);
+        child::close(fs);
+        assert!(rec.open_fds().is_empty());
+        assert_eq!(rec.records()[7].at.as_deref(), Some("fsmount:overlay"));
     }
 
     #[test]

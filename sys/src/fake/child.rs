@@ -147,6 +147,12 @@ pub trait ChildKernel {
         Err(libc::ENOSYS)
     }
     fn close(&self, fd: RawFd) {}
+    fn close_range(&self, first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn setns(&self, fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         Err(libc::ENOSYS)
     }
@@ -202,6 +208,9 @@ pub trait ChildKernel {
         Err(libc::ENOSYS)
     }
     fn landlock_restrict_self(&self, ruleset: BorrowedFd<'_>, flags: u32) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn lo_up(&self) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
     fn umask(&self, mask: libc::mode_t) -> libc::mode_t {
@@ -358,6 +367,15 @@ pub enum Call {
         resolve: ResolveFlags,
     },
     Close(RawFd),
+    CloseRange {
+        first: u32,
+        last: u32,
+        flags: libc::c_uint,
+    },
+    Setns {
+        fd: RawFd,
+        nstype: libc::c_int,
+    },
     Write {
         fd: RawFd,
         data: Vec<u8>,
@@ -388,6 +406,8 @@ pub enum Call {
     Setresgid(libc::gid_t, libc::gid_t, libc::gid_t),
     Setresuid(libc::uid_t, libc::uid_t, libc::uid_t),
     GetPdeathsig,
+    /// [`crate::child::net::lo_up`].
+    LoUp,
     Capset([CapData; 2]),
     /// A seccomp filter of `len` instructions.
     Seccomp {
@@ -1253,6 +1273,18 @@ impl ChildKernel for Recorder {
             (at, r)
         });
     }
+    fn close_range(&self, first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
+        let call = Call::CloseRange { first, last, flags };
+        self.call(call, |st| {
+            if flags & libc::CLOSE_RANGE_CLOEXEC == 0 {
+                st.open.retain(|fd| !(first..=last).contains(&(*fd as u32)));
+            }
+            ok()
+        })
+    }
+    fn setns(&self, fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
+        self.call(Call::Setns { fd, nstype }, |_| ok())
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         let call = Call::Write {
             fd,
@@ -1337,6 +1369,9 @@ impl ChildKernel for Recorder {
             ok()
         })
     }
+    fn lo_up(&self) -> Result<(), i32> {
+        self.call(Call::LoUp, |_| ok())
+    }
     fn get_pdeathsig(&self) -> Result<libc::c_int, i32> {
         self.call(Call::GetPdeathsig, |st| (None, Ok(st.pdeathsig)))
     }
@@ -1393,13 +1428,17 @@ mod tests {
             let _g = install(rec);
             assert!(installed().is_some());
             assert_eq!(child::sethostname(c"box"), Ok(()));
+            assert_eq!(child::net::lo_up(), Ok(()));
             // Another thread still sees the kernel.
             std::thread::spawn(|| assert!(installed().is_none()))
                 .join()
                 .unwrap();
         }
         assert!(installed().is_none());
-        assert_eq!(rec.calls(), vec![Call::Sethostname("box".into())]);
+        assert_eq!(
+            rec.calls(),
+            vec![Call::Sethostname("box".into()), Call::LoUp]
+        );
     }
 
     #[test]

@@ -56,16 +56,6 @@ pub(crate) fn cvt(r: libc::c_long) -> Result<libc::c_long, i32> {
     }
 }
 
-/// Same as [`cvt`] for `c_int` returning libc wrappers.
-#[inline]
-pub(crate) fn cvt_i(r: libc::c_int) -> Result<libc::c_int, i32> {
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(r)
-    }
-}
-
 /// `_exit(2)`: end the process at once (no atexit handlers, no flushing),
 /// as the child does after a report or when its parent is gone.
 pub(crate) fn exit_now(code: i32) -> ! {

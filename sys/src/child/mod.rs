@@ -346,6 +346,74 @@ pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
     cvt(unsafe { libc::setns(fd, nstype) }).map(drop)
 }
 
+/// `unshare(flags)` (unshare(2); `CLONE_NEWTIME` Linux 5.6): new
+/// namespaces of the `CLONE_NEW*` kinds in `flags` for the caller (a pid
+/// or time namespace for its children).
+pub fn unshare(flags: libc::c_int) -> Result<(), i32> {
+    fake!(unshare(flags));
+    // SAFETY: a syscall on an integer.
+    cvt(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// `dup2(src, dst)` (dup2(2)): `dst` becomes a copy of `src` (closed
+/// first if open), without close-on-exec.
+pub fn dup2(src: RawFd, dst: RawFd) -> Result<(), i32> {
+    fake!(dup2(src, dst));
+    // SAFETY: a syscall on integers; the caller owns `dst`.
+    cvt(unsafe { libc::dup2(src, dst) }).map(drop)
+}
+
+/// `execve(path, argv, envp)` (execve(2)): replace the process with the
+/// program at `path`; returns only when that failed, with the errno.
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of pointers to C strings,
+/// all valid until the call returns (they are read by the kernel).
+pub unsafe fn execve(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> i32 {
+    fake!(execve(path, argv, envp));
+    // SAFETY: a C string and the arrays the caller vouches for.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    errno()
+}
+
+/// The handler of signal `sig` (`sigaction(sig, NULL, &old)`,
+/// sigaction(2)): `SIG_DFL`, `SIG_IGN` or a function's address.
+pub fn signal_handler(sig: libc::c_int) -> Result<libc::sighandler_t, i32> {
+    fake!(signal_handler(sig));
+    // SAFETY: all zeroes is a valid sigaction.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: an out buffer valid for the call, and NULL for the new action.
+    cvt(unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) })?;
+    Ok(old.sa_sigaction)
+}
+
+/// Signal `sig` back to its default action (`sigaction(sig, {SIG_DFL,
+/// empty mask, no flags}, NULL)`, sigaction(2)).
+pub fn signal_default(sig: libc::c_int) -> Result<(), i32> {
+    fake!(signal_default(sig));
+    // SAFETY: all zeroes is a valid sigaction; SIG_DFL is 0.
+    let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+    dfl.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: a sigaction valid for the call, and NULL for the old one.
+    cvt(unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) }).map(drop)
+}
+
+/// Set the calling thread's signal mask to `mask`
+/// (`pthread_sigmask(SIG_SETMASK, mask, NULL)`, pthread_sigmask(3): the
+/// `rt_sigprocmask` system call).
+pub fn set_signal_mask(mask: &libc::sigset_t) -> Result<(), i32> {
+    fake!(set_signal_mask(mask));
+    // SAFETY: a sigset valid for the call, and NULL for the old one.
+    match unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        e => Err(e),
+    }
+}
+
 /// `write(fd, buf)` (write(2)): the number of bytes written.
 pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
     fake!(write(fd, buf));
@@ -634,6 +702,31 @@ mod tests {
         let bad = |r: Result<_, i32>| matches!(r, Err(libc::EBADF | libc::EINVAL | libc::EPERM));
         assert!(bad(fsconfig(-1, libc::FSCONFIG_CMD_CREATE, None, None, 0)));
         assert!(bad(fsmount(-1, 0, MountAttr::empty()).map(drop)));
+    }
+
+    #[test]
+    fn process_calls_return_the_errno() {
+        assert_eq!(unshare(0), Ok(()));
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(dup2(f.as_raw_fd(), 987), Ok(()));
+        assert_eq!(fstat_mode(987).map(|m| m & libc::S_IFMT), Ok(libc::S_IFCHR));
+        assert_eq!(close_range(987, 987, 0), Ok(()));
+        assert_eq!(fstat_mode(987), Err(libc::EBADF));
+        assert_eq!(dup2(-1, 987), Err(libc::EBADF));
+        assert_eq!(setns(-1, 0), Err(libc::EBADF));
+        assert_eq!(signal_handler(libc::SIGUSR2), Ok(libc::SIG_DFL));
+        assert_eq!(signal_handler(0), Err(libc::EINVAL));
+        assert_eq!(signal_default(libc::SIGKILL), Err(libc::EINVAL));
+        // SAFETY: an all-zeroes sigset is valid; it is then filled in.
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: reading this thread's mask into a local.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask) };
+        assert_eq!(set_signal_mask(&mask), Ok(()));
+        let argv = [c"x".as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        // SAFETY: NULL-terminated arrays of C strings.
+        let e = unsafe { execve(c"/nonexistent-berth-prog", &argv, &envp) };
+        assert_eq!(e, libc::ENOENT);
     }
 
     #[test]

@@ -153,6 +153,30 @@ pub trait ChildKernel {
     fn setns(&self, fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
+    fn unshare(&self, flags: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn dup2(&self, src: RawFd, dst: RawFd) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    /// The errno execve fails with (a fake cannot replace the process).
+    fn execve(
+        &self,
+        path: &CStr,
+        argv: &[*const libc::c_char],
+        envp: &[*const libc::c_char],
+    ) -> i32 {
+        libc::ENOSYS
+    }
+    fn signal_handler(&self, sig: libc::c_int) -> Result<libc::sighandler_t, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn signal_default(&self, sig: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn set_signal_mask(&self, mask: &libc::sigset_t) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         Err(libc::ENOSYS)
     }
@@ -376,6 +400,19 @@ pub enum Call {
         fd: RawFd,
         nstype: libc::c_int,
     },
+    Unshare(libc::c_int),
+    Dup2 {
+        src: RawFd,
+        dst: RawFd,
+    },
+    /// execve of the path, with that many arguments.
+    Execve {
+        path: String,
+        args: usize,
+    },
+    SignalHandler(libc::c_int),
+    SignalDefault(libc::c_int),
+    SetSignalMask,
     Write {
         fd: RawFd,
         data: Vec<u8>,
@@ -495,6 +532,12 @@ impl Ret for i32 {
 impl Ret for u32 {
     fn value(self) -> i64 {
         self.into()
+    }
+}
+
+impl Ret for usize {
+    fn value(self) -> i64 {
+        self as i64
     }
 }
 
@@ -1285,6 +1328,44 @@ impl ChildKernel for Recorder {
     fn setns(&self, fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
         self.call(Call::Setns { fd, nstype }, |_| ok())
     }
+    fn unshare(&self, flags: libc::c_int) -> Result<(), i32> {
+        self.call(Call::Unshare(flags), |_| ok())
+    }
+    fn dup2(&self, src: RawFd, dst: RawFd) -> Result<(), i32> {
+        self.call(Call::Dup2 { src, dst }, |_| ok())
+    }
+    /// `ENOENT` when `path` is not in the model, else `ENOEXEC` (the
+    /// process is not replaced); the arguments counted up to argv's NULL.
+    fn execve(
+        &self,
+        path: &CStr,
+        argv: &[*const libc::c_char],
+        _envp: &[*const libc::c_char],
+    ) -> i32 {
+        let args = argv.iter().take_while(|p| !p.is_null()).count();
+        let call = Call::Execve {
+            path: s(path),
+            args,
+        };
+        let r: Result<(), i32> = self.call(call, |st| {
+            let cwd = st.cwd.clone();
+            match st.lookup(&cwd, &s(path), true) {
+                Ok(p) => (Some(p), Err(libc::ENOEXEC)),
+                Err(e) => (None, Err(e)),
+            }
+        });
+        r.err().unwrap_or(libc::ENOEXEC)
+    }
+    /// Every handler is `SIG_DFL`.
+    fn signal_handler(&self, sig: libc::c_int) -> Result<libc::sighandler_t, i32> {
+        self.call(Call::SignalHandler(sig), |_| (None, Ok(libc::SIG_DFL)))
+    }
+    fn signal_default(&self, sig: libc::c_int) -> Result<(), i32> {
+        self.call(Call::SignalDefault(sig), |_| ok())
+    }
+    fn set_signal_mask(&self, _mask: &libc::sigset_t) -> Result<(), i32> {
+        self.call(Call::SetSignalMask, |_| ok())
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         let call = Call::Write {
             fd,
@@ -1592,6 +1673,28 @@ mod tests {
         child::close(fs);
         assert!(rec.open_fds().is_empty());
         assert_eq!(rec.records()[7].at.as_deref(), Some("fsmount:overlay"));
+    }
+
+    #[test]
+    fn execve_fails_as_the_model_says() {
+        let rec = Recorder::new().file("/bin/sh").leak();
+        let _g = install(rec);
+        let argv = [c"sh".as_ptr(), c"-c".as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        // SAFETY: NULL-terminated arrays of C strings (the fake reads argv).
+        let (found, missing) = unsafe {
+            (
+                child::execve(c"/bin/sh", &argv, &envp),
+                child::execve(c"/bin/nope", &argv, &envp),
+            )
+        };
+        assert_eq!((found, missing), (libc::ENOEXEC, libc::ENOENT));
+        let sh = Call::Execve {
+            path: "/bin/sh".into(),
+            args: 2,
+        };
+        assert_eq!(rec.calls()[0], sh);
+        assert_eq!(rec.records()[0].at.as_deref(), Some("/bin/sh"));
     }
 
     #[test]

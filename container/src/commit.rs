@@ -27,6 +27,7 @@ use berth_namespaces::Step;
 use berth_overlay::{Compression, ImageConfig, LayerBlob};
 #[cfg(feature = "oci")]
 use berth_overlay::{ImageBuilder, ImageLayout, LayerStore};
+use berth_sys::child;
 
 use crate::builder::ContainerBuilder;
 use crate::container::Container;
@@ -57,23 +58,19 @@ pub(crate) struct WritableLayer {
 pub(crate) fn send_upper_step(upper: &Path) -> Result<Step> {
     let path = CString::new(upper.as_os_str().as_bytes())
         .map_err(|_| Error::invalid(format!("path {upper:?} contains a NUL byte")))?;
-    // SAFETY: the hook makes raw syscalls on a C string prepared here.
+    // SAFETY: the hook makes only berth_sys::child calls (raw syscalls)
+    // on a C string prepared here; it allocates nothing.
     Ok(unsafe {
         Step::hook(
             format!("send the writable layer {} to the parent", upper.display()),
             move || {
-                let fd = libc::open(
-                    path.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                );
-                if fd < 0 {
-                    let e = *libc::__errno_location();
-                    libc::close(UPPER_SOCKET_FD);
-                    return Err(e);
-                }
-                let r = crate::pty::send_fd(UPPER_SOCKET_FD, fd);
-                libc::close(fd);
-                libc::close(UPPER_SOCKET_FD);
+                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+                let r = child::open(&path, flags, 0).and_then(|fd| {
+                    let r = child::send_fd(UPPER_SOCKET_FD, fd);
+                    child::close(fd);
+                    r
+                });
+                child::close(UPPER_SOCKET_FD);
                 r
             },
         )

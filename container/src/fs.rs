@@ -1304,6 +1304,11 @@ mod tests {
         /// host paths the plan names, the image and what a new proc and
         /// sysfs show; every step must succeed and leave no fd open.
         fn run(p: &FsPlan<'_>) -> Vec<Record> {
+            run_with(p, |rec| rec)
+        }
+
+        /// [`run`] with the recorder changed by `tweak` (a scripted errno).
+        fn run_with(p: &FsPlan<'_>, tweak: impl FnOnce(Recorder) -> Recorder) -> Vec<Record> {
             let rec = Recorder::new()
                 .dir(STATE)
                 .dir(CGROUP)
@@ -1323,7 +1328,15 @@ mod tests {
                     ],
                 )
                 .fill_on_mount("sysfs", &[("fs/cgroup", Node::Dir)])
-                .leak();
+                .fill_on_mount(
+                    "overlay",
+                    &[
+                        ("etc/hosts", Node::File),
+                        ("etc/hostname", Node::File),
+                        ("bin/sh", Node::File),
+                    ],
+                );
+            let rec = tweak(rec).leak();
             let _fake = install(rec);
             for (i, step) in plan(p).unwrap().iter().enumerate() {
                 if let Err(e) = step.run_faked() {
@@ -1612,6 +1625,166 @@ mod tests {
             for p in ["/sys", "/sys/fs/cgroup", "/proc/sys", "/proc/bus", "/data"] {
                 assert!(ro.contains(&in_root(p)), "{p} not read-only: {ro:?}");
             }
+        }
+
+        /// The overlay mounted on the root (`move_mount` of an `fsmount`,
+        /// or `mount(2)`): its position. Its writable layer was made on
+        /// the state tmpfs before it, and nothing in the root is touched
+        /// before it covers the root (that would land in the state tmpfs
+        /// below it).
+        fn check_overlay(r: &[Record]) -> usize {
+            let at = |r: &Record| r.at.clone().unwrap_or_default();
+            let ov = r
+                .iter()
+                .position(|c| {
+                    at(c) == ROOT
+                        && match &c.call {
+                            Call::MoveMount { .. } => true,
+                            Call::Mount { fstype, .. } => fstype.as_deref() == Some("overlay"),
+                            _ => false,
+                        }
+                })
+                .unwrap_or_else(|| panic!("no overlay on the root:\n{r:#?}"));
+            for d in ["upper", "work"] {
+                let path = format!("{STATE}/rw/{d}");
+                let made = r
+                    .iter()
+                    .position(|c| matches!(&c.call, Call::Mkdir { path: p, .. } if *p == path));
+                assert!(
+                    made.is_some_and(|m| m < ov),
+                    "{path} made after the overlay:\n{r:#?}"
+                );
+            }
+            for (i, c) in r.iter().enumerate() {
+                if at(c) != ROOT && is_inside(&at(c), ROOT) {
+                    assert!(i > ov, "#{i} in the root before the overlay:\n{r:#?}");
+                }
+            }
+            ov
+        }
+
+        /// The `lowerdir+` values the overlay was configured with.
+        fn lowers(r: &[Record]) -> Vec<String> {
+            r.iter()
+                .filter_map(|c| match &c.call {
+                    Call::Fsconfig {
+                        key: Some(k),
+                        value: Some(v),
+                        ..
+                    } if k == "lowerdir+" => Some(v.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        #[test]
+        fn a_read_only_root_is_an_overlay_of_the_directory_remounted_read_only() {
+            let rootfs = RootfsKind::Dir(IMAGE.into());
+            let (mounts, devices) = (mounts(), devices());
+            let p = FsPlan {
+                read_only_root: true,
+                ..typical(&rootfs, &mounts, &devices)
+            };
+            let r = run(&p);
+            check(&r, &premade(&["/sys/fs/cgroup"]));
+            let ov = check_overlay(&r);
+            assert_eq!(lowers(&r), [IMAGE]);
+            // The user's directory is never written nor bound: the /etc
+            // files go into the writable layer.
+            for c in &r {
+                let host = c.at.as_deref().is_some_and(|p| is_inside(p, IMAGE));
+                assert!(!(host && writes(&c.call)), "{c:?} writes the image");
+            }
+            let hostname = r
+                .iter()
+                .position(|c| {
+                    matches!(c.call, Call::Write { .. })
+                        && c.at.as_deref() == Some(&*in_root("/etc/hostname"))
+                })
+                .expect("/etc/hostname written");
+            assert!(hostname > ov);
+            // `/` is made read-only after pivot_root (per-mount: /dev,
+            // /proc, the tmpfs keep theirs); after it only the device
+            // owners on /dev are written.
+            let ro = r
+                .iter()
+                .position(|c| matches!(&c.call, Call::Mount { target, flags, .. }
+                    if target == "/" && *flags == libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY))
+                .expect("read-only remount of /");
+            assert!(ro > pivot(&r));
+            for w in r[ro..].iter().filter(|w| writes(&w.call)) {
+                let at = w.at.as_deref().unwrap_or_default();
+                assert!(
+                    is_inside(at, &in_root("/dev")),
+                    "{w:?} after / is read-only"
+                );
+            }
+        }
+
+        #[test]
+        fn an_image_root_is_an_overlay_of_its_layers_whose_upper_goes_to_the_parent() {
+            let (top, base) = ("/srv/img/top", "/srv/img/base");
+            let rootfs = RootfsKind::Layers(vec![top.into(), base.into()]);
+            let (mounts, devices) = (mounts(), devices());
+            let p = FsPlan {
+                send_upper: true,
+                ..typical(&rootfs, &mounts, &devices)
+            };
+            let r = run(&p);
+            check(&r, &premade(&["/sys/fs/cgroup"]));
+            let ov = check_overlay(&r);
+            assert_eq!(lowers(&r), [top, base], "top layer first");
+            // The writable layer is sent right after the overlay is up,
+            // from the state tmpfs (gone from view after pivot_root), and
+            // the socket is closed.
+            let upper = format!("{STATE}/rw/upper");
+            let sent = r
+                .iter()
+                .position(|c| {
+                    matches!(
+                        c.call,
+                        Call::SendFd {
+                            sock: crate::commit::UPPER_SOCKET_FD,
+                            ..
+                        }
+                    )
+                })
+                .expect("the upper layer sent");
+            assert_eq!(r[sent].at.as_deref(), Some(&*upper));
+            assert!(ov < sent && sent < pivot(&r));
+            let closed = Call::Close(crate::commit::UPPER_SOCKET_FD);
+            assert_eq!(r[sent + 2].call, closed, "{r:#?}");
+            assert!(r.iter().all(|c| !matches!(c.call, Call::Mount { flags, .. } if flags & libc::MS_RDONLY != 0 && flags & libc::MS_REMOUNT != 0)));
+        }
+
+        #[test]
+        fn without_lowerdir_plus_the_overlay_root_is_mounted_with_mount_2() {
+            // A kernel before 6.5: the create step is EINVAL.
+            let rootfs = RootfsKind::Layers(vec!["/srv/img/top".into(), IMAGE.into()]);
+            let (mounts, devices) = (mounts(), devices());
+            let p = FsPlan {
+                read_only_root: true,
+                ..typical(&rootfs, &mounts, &devices)
+            };
+            let r = run_with(&p, |rec| {
+                rec.fail_when(libc::EINVAL, |c| {
+                    matches!(c, Call::Fsconfig { cmd, .. } if *cmd == libc::FSCONFIG_CMD_CREATE)
+                })
+            });
+            check(&r, &premade(&["/sys/fs/cgroup"]));
+            let ov = check_overlay(&r);
+            let Call::Mount {
+                data: Some(data), ..
+            } = &r[ov].call
+            else {
+                panic!("not mount(2): {:?}", r[ov]);
+            };
+            assert!(
+                data.starts_with(&format!(
+                    "lowerdir=/srv/img/top:{IMAGE},upperdir={STATE}/rw/upper,"
+                )),
+                "{data}"
+            );
         }
     }
 }

@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 
 use crate::protocol::{self, At, ChildError, Phase, Report};
 use crate::step::Step;
-use crate::sys::{self, cvt, cvt_i};
+use crate::sys::{self, cvt};
 use berth_sys::child;
 
 /// Exit code of a child whose parent vanished before it could be told to go.
@@ -297,7 +297,7 @@ unsafe fn join(plan: &ChildPlan<'_>) {
         }
         for (i, (fd, nstype)) in plan.joins.iter().enumerate() {
             // setns(2): a pidfd with several CLONE_NEW* flags needs Linux 5.8.
-            if let Err(e) = cvt_i(libc::setns(*fd, *nstype)) {
+            if let Err(e) = child::setns(*fd, *nstype) {
                 fail(err, At::Join(i), e);
             }
         }
@@ -311,7 +311,7 @@ unsafe fn join(plan: &ChildPlan<'_>) {
         }
         // unshare(2): the new namespaces, owned by the joined user one.
         if plan.unshare_flags != 0 {
-            if let Err(e) = cvt_i(libc::unshare(plan.unshare_flags)) {
+            if let Err(e) = child::unshare(plan.unshare_flags) {
                 fail_phase(err, Phase::Unshare, e);
             }
         }
@@ -339,55 +339,48 @@ unsafe fn join(plan: &ChildPlan<'_>) {
 /// time_namespaces(7), Linux 5.6 (setns into a time ns 5.8): offsets can
 /// only be written before a process enters the namespace, so unshare it
 /// for children, write them, then enter it ourselves.
-unsafe fn enter_time_ns(err: RawFd, offsets: &[u8]) {
-    // SAFETY: (whole body) raw syscalls on C string literals, `offsets`
-    // and fds opened here.
-    unsafe {
-        if let Err(e) = cvt_i(libc::unshare(libc::CLONE_NEWTIME)) {
-            fail_phase(err, Phase::TimeUnshare, e);
-        }
-        let offsets_file = c"/proc/self/timens_offsets";
-        let fd = match child::open(offsets_file, libc::O_WRONLY | libc::O_CLOEXEC, 0) {
-            Ok(fd) => fd,
-            Err(e) => fail_phase(err, Phase::TimeOffsets, e),
-        };
-        if let Err(e) = child::write_all(fd, offsets) {
-            fail_phase(err, Phase::TimeOffsets, e);
-        }
-        child::close(fd);
-        let ns_file = c"/proc/self/ns/time_for_children";
-        let ns = match child::open(ns_file, libc::O_RDONLY | libc::O_CLOEXEC, 0) {
-            Ok(fd) => fd,
-            Err(e) => fail_phase(err, Phase::TimeSetns, e),
-        };
-        if let Err(e) = cvt_i(libc::setns(ns, libc::CLONE_NEWTIME)) {
-            fail_phase(err, Phase::TimeSetns, e);
-        }
-        child::close(ns);
+fn enter_time_ns(err: RawFd, offsets: &[u8]) {
+    if let Err(e) = child::unshare(libc::CLONE_NEWTIME) {
+        fail_phase(err, Phase::TimeUnshare, e);
     }
+    let offsets_file = c"/proc/self/timens_offsets";
+    let fd = match child::open(offsets_file, libc::O_WRONLY | libc::O_CLOEXEC, 0) {
+        Ok(fd) => fd,
+        Err(e) => fail_phase(err, Phase::TimeOffsets, e),
+    };
+    if let Err(e) = child::write_all(fd, offsets) {
+        fail_phase(err, Phase::TimeOffsets, e);
+    }
+    child::close(fd);
+    let ns_file = c"/proc/self/ns/time_for_children";
+    let ns = match child::open(ns_file, libc::O_RDONLY | libc::O_CLOEXEC, 0) {
+        Ok(fd) => fd,
+        Err(e) => fail_phase(err, Phase::TimeSetns, e),
+    };
+    if let Err(e) = child::setns(ns, libc::CLONE_NEWTIME) {
+        fail_phase(err, Phase::TimeSetns, e);
+    }
+    child::close(ns);
 }
 
 /// Hostname, domainname, then stdio and kept fds into place.
-unsafe fn set_uts_and_fds(plan: &ChildPlan<'_>) {
+fn set_uts_and_fds(plan: &ChildPlan<'_>) {
     let err = plan.err_w;
-    // SAFETY: (whole body) C strings and fds of the plan.
-    unsafe {
-        if let Some(h) = plan.hostname {
-            if let Err(e) = child::sethostname(h) {
-                fail_phase(err, Phase::Hostname, e);
-            }
+    if let Some(h) = plan.hostname {
+        if let Err(e) = child::sethostname(h) {
+            fail_phase(err, Phase::Hostname, e);
         }
-        if let Some(d) = plan.domainname {
-            if let Err(e) = child::setdomainname(d) {
-                fail_phase(err, Phase::Domainname, e);
-            }
+    }
+    if let Some(d) = plan.domainname {
+        if let Err(e) = child::setdomainname(d) {
+            fail_phase(err, Phase::Domainname, e);
         }
-        // Sources were placed above every target by the parent, so no dup2
-        // here can clobber a source or an internal fd.
-        for (src, dst) in plan.fd_moves {
-            if let Err(e) = cvt_i(libc::dup2(*src, *dst)) {
-                fail_phase(err, Phase::Fds, e);
-            }
+    }
+    // Sources were placed above every target by the parent, so no dup2
+    // here can clobber a source or an internal fd.
+    for (src, dst) in plan.fd_moves {
+        if let Err(e) = child::dup2(*src, *dst) {
+            fail_phase(err, Phase::Fds, e);
         }
     }
 }
@@ -408,32 +401,21 @@ fn wait_for_start(plan: &ChildPlan<'_>) {
 
 /// Signal dispositions for the program: the parent's handlers gone (on the
 /// `CLONE_VM` path, then its mask restored) and SIGPIPE at its default.
-unsafe fn reset_signals(plan: &ChildPlan<'_>) {
-    // SAFETY: (whole body) sigaction and sigmask on zeroed locals.
-    unsafe {
-        if let Some(mask) = &plan.orig_mask {
-            // We share the parent's memory: no handler of the parent may run
-            // here. Reset caught signals to default, then unblock.
-            for sig in 1..65 {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, std::ptr::null(), &mut sa) == 0
-                    && sa.sa_sigaction != libc::SIG_DFL
-                    && sa.sa_sigaction != libc::SIG_IGN
-                {
-                    let mut dfl: libc::sigaction = std::mem::zeroed();
-                    dfl.sa_sigaction = libc::SIG_DFL;
-                    libc::sigaction(sig, &dfl, std::ptr::null_mut());
-                }
+fn reset_signals(plan: &ChildPlan<'_>) {
+    if let Some(mask) = &plan.orig_mask {
+        // We share the parent's memory: no handler of the parent may run
+        // here. Reset caught signals to default, then unblock.
+        for sig in 1..65 {
+            if child::signal_handler(sig).is_ok_and(|h| h != libc::SIG_DFL && h != libc::SIG_IGN) {
+                let _ = child::signal_default(sig);
             }
-            libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
         }
-        // SIGPIPE back to its default, as std::process::Command does: a
-        // Rust parent ignores it, and an ignored signal stays ignored across
-        // execve (signal(7)), so `yes | head` inside would not end.
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(libc::SIGPIPE, &dfl, std::ptr::null_mut());
+        let _ = child::set_signal_mask(mask);
     }
+    // SIGPIPE back to its default, as std::process::Command does: a
+    // Rust parent ignores it, and an ignored signal stays ignored across
+    // execve (signal(7)), so `yes | head` inside would not end.
+    let _ = child::signal_default(libc::SIGPIPE);
 }
 
 /// `execve` each candidate path in turn (a `PATH` search): the first
@@ -443,9 +425,9 @@ unsafe fn exec(plan: &ChildPlan<'_>) -> ! {
     let mut result = libc::ENOENT;
     let mut saw_eacces = false;
     for path in plan.exec_paths {
-        // SAFETY: NUL-terminated path and argv/envp arrays the parent built.
-        unsafe { libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr()) };
-        let e = sys::errno();
+        // SAFETY: NULL-terminated argv/envp arrays of C strings the parent
+        // built, alive for the call.
+        let e = unsafe { child::execve(path, plan.argv, plan.envp) };
         match e {
             libc::EACCES => saw_eacces = true,
             libc::ENOENT | libc::ENOTDIR => {}

@@ -7,6 +7,11 @@
 
 use std::os::fd::RawFd;
 
+/// The child's calls this crate's child and parent share, berth-sys's:
+/// `close`, `close_range` (Linux 5.9), `setns` (Linux 3.0) and
+/// `write_all` (write(2) until done, retried on `EINTR`).
+pub(crate) use berth_sys::child::{close, close_range, setns, write_all};
+
 /// `CLONE_INTO_CGROUP` (Linux 5.7), a clone3-only flag above 32 bits
 /// (`<linux/sched.h>`). Ours: libc's (glibc targets) is a deprecated
 /// `c_int` that overflows (libc 0.2.188+ warns so, rust-lang/libc#3584).
@@ -51,63 +56,11 @@ pub(crate) fn cvt(r: libc::c_long) -> Result<libc::c_long, i32> {
     }
 }
 
-/// Same as [`cvt`] for `c_int` returning libc wrappers.
-#[inline]
-pub(crate) fn cvt_i(r: libc::c_int) -> Result<libc::c_int, i32> {
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(r)
-    }
-}
-
-/// `close_range(first, last, flags)` (close_range(2), Linux 5.9;
-/// `CLOSE_RANGE_CLOEXEC` 5.11): raw, as the child calls it after `clone`.
-#[inline]
-pub(crate) fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
-    // SAFETY: plain syscall on integers.
-    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }).map(|_| ())
-}
-
 /// `_exit(2)`: end the process at once (no atexit handlers, no flushing),
 /// as the child does after a report or when its parent is gone.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no memory of ours.
     unsafe { libc::_exit(code) }
-}
-
-/// `close(2)` of an fd the caller owns (in the child: its copies of the
-/// parent's pipe ends and namespace fds, used once).
-pub(crate) fn close(fd: RawFd) {
-    // SAFETY: a syscall on an integer; the caller owns the fd.
-    unsafe { libc::close(fd) };
-}
-
-/// `setns(2)` into the namespace behind `fd` (Linux 3.0; a pidfd 5.8).
-pub(crate) fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
-    // SAFETY: a syscall on integers.
-    cvt_i(unsafe { libc::setns(fd, nstype) }).map(drop)
-}
-
-/// Write the whole buffer, retrying on EINTR and short writes.
-pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
-    while !buf.is_empty() {
-        // SAFETY: buf is a valid readable slice.
-        let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if r < 0 {
-            let e = errno();
-            if e == libc::EINTR {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
-            return Err(libc::EIO);
-        }
-        // r > 0 and r <= buf.len(), so the slice is in bounds.
-        buf = buf.get(r as usize..).unwrap_or(&[]);
-    }
-    Ok(())
 }
 
 /// Read exactly one byte; `Ok(false)` on EOF.

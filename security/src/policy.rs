@@ -1,6 +1,6 @@
 //! The policy builder and its prepared, child-side form.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::apply;
 use crate::capabilities::{CapSet, Capabilities};
@@ -465,7 +465,6 @@ impl PreparedSecurity {
 
     /// The Landlock ruleset fd, if any (the child must keep it open until apply).
     pub fn landlock_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
         self.landlock.as_ref().map(|f| f.as_fd())
     }
 
@@ -498,57 +497,44 @@ impl PreparedSecurity {
     /// `execve` (or `_exit`) afterwards.
     pub unsafe fn apply_in_child(&self) -> Result<(), ChildFailure> {
         for (res, lim) in &self.rlimits {
-            // SAFETY: prlimit64 on ourselves (pid 0) with a valid new limit.
-            unsafe { apply::prlimit(*res, lim)? };
+            apply::prlimit(*res, lim)?;
         }
         if let Some(o) = &self.oom {
-            // SAFETY: valid CString path and buffer.
-            unsafe { apply::write_file("write /proc/self/oom_score_adj", &o.path, &o.data)? };
+            apply::write_file("write /proc/self/oom_score_adj", &o.path, &o.data)?;
         }
         if let Some(l) = &self.lsm {
-            // SAFETY: valid CString path and buffer.
-            unsafe { apply::write_file("write LSM exec label", &l.path, &l.data)? };
+            apply::write_file("write LSM exec label", &l.path, &l.data)?;
         }
         if !self.no_new_privs {
-            // SAFETY: see the order above.
-            unsafe { self.restrict()? };
+            self.restrict()?;
         }
         if let Some(c) = &self.caps {
-            // SAFETY: PR_CAPBSET_DROP on ourselves.
-            unsafe { apply::drop_bounding(c.bounding, c.last_cap)? };
+            apply::drop_bounding(c.bounding, c.last_cap)?;
         }
         if let Some(id) = &self.identity {
             if self.caps.is_some() {
-                // SAFETY: plain prctl.
-                unsafe { apply::prctl("prctl(PR_SET_KEEPCAPS)", libc::PR_SET_KEEPCAPS, 1)? };
+                apply::prctl("prctl(PR_SET_KEEPCAPS)", libc::PR_SET_KEEPCAPS, 1)?;
             }
-            // SAFETY: the groups slice outlives the call.
-            unsafe { apply::set_identity(id.uid, id.gid, &id.groups)? };
+            apply::set_identity(id.uid, id.gid, &id.groups)?;
         }
         if let Some(c) = &self.caps {
-            // SAFETY: valid capset data for version 3.
-            unsafe { apply::capset(&c.data)? };
-            // SAFETY: plain prctls.
-            unsafe { apply::set_ambient(c.ambient, c.last_cap)? };
+            apply::capset(&c.data)?;
+            apply::set_ambient(c.ambient, c.last_cap)?;
         }
         if self.no_new_privs {
-            // SAFETY: plain prctl.
-            unsafe { apply::prctl("prctl(PR_SET_NO_NEW_PRIVS)", libc::PR_SET_NO_NEW_PRIVS, 1)? };
-            // SAFETY: see the order above.
-            unsafe { self.restrict()? };
+            apply::prctl("prctl(PR_SET_NO_NEW_PRIVS)", libc::PR_SET_NO_NEW_PRIVS, 1)?;
+            self.restrict()?;
         }
         Ok(())
     }
 
     /// Landlock then seccomp.
-    unsafe fn restrict(&self) -> Result<(), ChildFailure> {
+    fn restrict(&self) -> Result<(), ChildFailure> {
         if let Some(fd) = &self.landlock {
-            // SAFETY: a valid ruleset fd.
-            unsafe { apply::landlock_restrict_self(fd.as_raw_fd())? };
+            apply::landlock_restrict_self(fd.as_fd())?;
         }
         if let Some(p) = &self.seccomp {
-            // SAFETY: installing a valid program on ourselves.
-            unsafe { p.install() }.map_err(|errno| ChildFailure {
+            p.install_filter().map_err(|errno| ChildFailure {
                 step: "seccomp(SECCOMP_SET_MODE_FILTER)",
                 errno,
             })?;
@@ -556,6 +542,9 @@ impl PreparedSecurity {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod child_tests;
 
 #[cfg(test)]
 mod tests {

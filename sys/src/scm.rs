@@ -1,10 +1,10 @@
 //! Passing a file descriptor over a Unix socket (`SCM_RIGHTS`, unix(7)),
 //! from the parent side: one byte of data carries one fd. (A child after
-//! `clone` keeps its own stack-only sendmsg; nix's `sendmsg` needs its
-//! `socket` feature and allocates.)
+//! `clone` sends with [`crate::child::send_fd`], the same stack-only
+//! sendmsg; nix's `sendmsg` needs its `socket` feature and allocates.)
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Control buffer for one fd: `CMSG_SPACE(sizeof(int))` is 24 bytes on
 /// 64-bit Linux; 64 bytes, 8-aligned, leave room on every target.
@@ -21,6 +21,14 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 /// message without data on a stream socket) as the message's data, e.g.
 /// the name of the file (`/dev/ptmx` for runc's `--console-socket`).
 pub fn send_fd_with(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
+    crate::errno::cvt_long(sendmsg_fd(sock.as_raw_fd(), fd.as_raw_fd(), data) as libc::c_long)
+        .map(drop)
+}
+
+/// `sendmsg(sock, {data, SCM_RIGHTS fd}, MSG_NOSIGNAL)` on stack buffers
+/// only: async-signal-safe, also the child's
+/// ([`crate::child::send_fd`]). Returns sendmsg's return value.
+pub(crate) fn sendmsg_fd(sock: RawFd, fd: RawFd, data: &[u8]) -> libc::ssize_t {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr().cast_mut().cast(),
         iov_len: data.len(),
@@ -37,15 +45,14 @@ pub fn send_fd_with(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, data: &[u8]) -> io
     // SAFETY: msg_control points to `space` (≤ 64) writable, aligned bytes,
     // so CMSG_FIRSTHDR is non-null and its data holds one int; sendmsg
     // only reads the iovec (`data`) and control buffer, alive for the call.
-    let r = unsafe {
+    unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
         (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), fd.as_raw_fd());
-        libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
-    };
-    crate::errno::cvt_long(r as libc::c_long).map(drop)
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), fd);
+        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)
+    }
 }
 
 /// Receive one fd sent by [`send_fd`] (or a child's equivalent) from

@@ -4,9 +4,11 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use berth_sys::child;
 
 use super::{MountMethod, Overlay, FSCONFIG_STRING_MAX, LEGACY_DATA_MAX};
 use crate::sys;
@@ -144,12 +146,11 @@ impl Overlay {
 }
 
 impl ChildOverlay {
-    /// Mount it. Raw syscalls only: safe in a child after `clone(2)`.
-    /// Returns the errno.
+    /// Mount it. Raw syscalls only (`berth_sys::child`): safe in a child
+    /// after `clone(2)`. Returns the errno.
     pub fn mount(&self) -> std::result::Result<(), i32> {
-        let errno = |e: io::Error| e.raw_os_error().unwrap_or(libc::EIO);
         if let Some(a) = &self.append {
-            match self.mount_append(a).map_err(errno) {
+            match self.mount_append(a) {
                 // A kernel without lowerdir+ (before 6.5 only the create
                 // step fails) or without the new mount API (5.2).
                 Err(libc::EINVAL | libc::ENOSYS) if self.legacy.is_some() => {}
@@ -160,39 +161,43 @@ impl ChildOverlay {
             return Err(libc::EINVAL);
         };
         let flags = if self.read_only { libc::MS_RDONLY } else { 0 };
-        // SAFETY: C strings owned by self, valid for the call.
-        let r = unsafe {
-            libc::mount(
-                c"overlay".as_ptr(),
-                self.target.as_ptr(),
-                c"overlay".as_ptr(),
-                flags,
-                data.as_ptr().cast(),
-            )
-        };
-        if r < 0 {
-            return Err(errno(io::Error::last_os_error()));
-        }
-        Ok(())
+        let overlay = Some(c"overlay");
+        child::mount(overlay, &self.target, overlay, flags, Some(data))
     }
 
-    /// fsopen, one fsconfig per parameter, create, fsmount, move_mount.
-    fn mount_append(&self, a: &AppendParams) -> io::Result<()> {
-        let fs = sys::fsopen(c"overlay")?;
+    /// fsopen, one fsconfig per parameter, create, fsmount, move_mount;
+    /// the fds it opens are closed on every path.
+    fn mount_append(&self, a: &AppendParams) -> std::result::Result<(), i32> {
+        let fs = child::fsopen(c"overlay", libc::FSOPEN_CLOEXEC)?;
+        let r = self.configure(fs, a).and_then(|()| {
+            let attr = if self.read_only {
+                sys::MountAttr::RDONLY
+            } else {
+                sys::MountAttr::empty()
+            };
+            child::fsmount(fs, libc::FSMOUNT_CLOEXEC, attr)
+        });
+        child::close(fs);
+        let m = r?;
+        // SAFETY: `m` is the mount fd fsmount returned, open until the
+        // close below.
+        let from = unsafe { BorrowedFd::borrow_raw(m) };
+        let flags = libc::MOVE_MOUNT_F_EMPTY_PATH;
+        let r = child::move_mount(from, c"", libc::AT_FDCWD, &self.target, flags);
+        child::close(m);
+        r
+    }
+
+    /// The context's parameters, then `FSCONFIG_CMD_CREATE`.
+    fn configure(&self, fs: RawFd, a: &AppendParams) -> std::result::Result<(), i32> {
         for (key, val) in &a.strings {
-            sys::fsconfig_string(fs.as_fd(), key, val)?;
+            let set = libc::FSCONFIG_SET_STRING;
+            child::fsconfig(fs, set, Some(key), Some(val), 0)?;
         }
         for flag in &a.flags {
-            sys::fsconfig_flag(fs.as_fd(), flag)?;
+            child::fsconfig(fs, libc::FSCONFIG_SET_FLAG, Some(flag), None, 0)?;
         }
-        sys::fsconfig_create(fs.as_fd())?;
-        let attr = if self.read_only {
-            sys::MountAttr::RDONLY
-        } else {
-            sys::MountAttr::empty()
-        };
-        let m = sys::fsmount(fs.as_fd(), attr)?;
-        sys::move_mount_to(m.as_fd(), &self.target)
+        child::fsconfig(fs, libc::FSCONFIG_CMD_CREATE, None, None, 0)
     }
 
     /// The number of lower layers.
@@ -267,6 +272,174 @@ mod tests {
             .prepare_child_mount("/s/rootfs")
             .unwrap_err();
         assert!(e.to_string().contains("20 layers"), "{e}");
+    }
+
+    mod faked {
+        use berth_sys::fake::child::{install, Call, Recorder};
+
+        use super::*;
+
+        /// The fds of the Recorder: the context, then the mount.
+        const FS: i32 = 1000;
+        const MNT: i32 = 1001;
+
+        fn run(m: &ChildOverlay, rec: &'static Recorder) -> std::result::Result<(), i32> {
+            let _fake = install(rec);
+            m.mount()
+        }
+
+        fn string(key: &str, value: &str) -> Call {
+            Call::Fsconfig {
+                fd: FS,
+                cmd: libc::FSCONFIG_SET_STRING,
+                key: Some(key.into()),
+                value: Some(value.into()),
+                aux: 0,
+            }
+        }
+
+        fn create() -> Call {
+            Call::Fsconfig {
+                fd: FS,
+                cmd: libc::FSCONFIG_CMD_CREATE,
+                key: None,
+                value: None,
+                aux: 0,
+            }
+        }
+
+        /// mount(2) of the option string.
+        fn legacy(m: &ChildOverlay, flags: libc::c_ulong) -> Call {
+            Call::Mount {
+                source: Some("overlay".into()),
+                target: "/s/rootfs".into(),
+                fstype: Some("overlay".into()),
+                flags,
+                data: Some(m.legacy.as_ref().unwrap().to_str().unwrap().into()),
+            }
+        }
+
+        #[test]
+        fn lowerdir_plus_one_call_per_layer_then_the_mount_is_moved() {
+            let m = overlay(2, 3)
+                .volatile()
+                .prepare_child_mount("/s/rootfs")
+                .unwrap();
+            let rec = Recorder::new().dir("/s/rootfs").leak();
+            assert_eq!(run(&m, rec), Ok(()));
+            assert_eq!(
+                rec.calls(),
+                [
+                    Call::Fsopen {
+                        fstype: "overlay".into(),
+                        flags: libc::FSOPEN_CLOEXEC
+                    },
+                    string("source", "overlay"),
+                    string("lowerdir+", "/lll0000"),
+                    string("lowerdir+", "/lll0001"),
+                    string("upperdir", "/s/rw/upper"),
+                    string("workdir", "/s/rw/work"),
+                    Call::Fsconfig {
+                        fd: FS,
+                        cmd: libc::FSCONFIG_SET_FLAG,
+                        key: Some("volatile".into()),
+                        value: None,
+                        aux: 0
+                    },
+                    create(),
+                    Call::Fsmount {
+                        fd: FS,
+                        flags: libc::FSMOUNT_CLOEXEC,
+                        attr: sys::MountAttr::empty()
+                    },
+                    Call::Close(FS),
+                    Call::MoveMount {
+                        from_dir: MNT,
+                        from_path: String::new(),
+                        to_dir: libc::AT_FDCWD,
+                        to_path: "/s/rootfs".into(),
+                        flags: libc::MOVE_MOUNT_F_EMPTY_PATH
+                    },
+                    Call::Close(MNT),
+                ]
+            );
+            assert_eq!(rec.records()[10].at.as_deref(), Some("/s/rootfs"));
+            assert!(rec.open_fds().is_empty());
+        }
+
+        #[test]
+        fn a_kernel_without_lowerdir_plus_falls_back_to_mount_2() {
+            // Before 6.5 (no lowerdir+) the create step is EINVAL; before
+            // 5.2 (no new mount API) fsopen is ENOSYS.
+            let m = overlay(2, 3).prepare_child_mount("/s/rootfs").unwrap();
+            let create_fails = Recorder::new()
+                .dir("/s/rootfs")
+                .fail_when(libc::EINVAL, |c| *c == create())
+                .leak();
+            assert_eq!(run(&m, create_fails), Ok(()));
+            let calls = create_fails.calls();
+            assert_eq!(
+                calls[calls.len() - 3..],
+                [create(), Call::Close(FS), legacy(&m, 0)]
+            );
+            assert!(create_fails.open_fds().is_empty());
+
+            let no_api = Recorder::new()
+                .dir("/s/rootfs")
+                .fail_when(libc::ENOSYS, |c| matches!(c, Call::Fsopen { .. }))
+                .leak();
+            assert_eq!(run(&m, no_api), Ok(()));
+            assert_eq!(no_api.calls()[1..], [legacy(&m, 0)]);
+        }
+
+        #[test]
+        fn other_errors_and_append_only_lists_do_not_fall_back() {
+            let m = overlay(2, 3).prepare_child_mount("/s/rootfs").unwrap();
+            let eperm = Recorder::new()
+                .dir("/s/rootfs")
+                .fail_when(libc::EPERM, |c| matches!(c, Call::Fsmount { .. }))
+                .leak();
+            assert_eq!(run(&m, eperm), Err(libc::EPERM));
+            assert_eq!(eperm.calls().last(), Some(&Call::Close(FS)));
+            assert!(eperm.open_fds().is_empty());
+
+            let long = overlay(200, 60).prepare_child_mount("/s/rootfs").unwrap();
+            let einval = Recorder::new()
+                .dir("/s/rootfs")
+                .fail_when(libc::EINVAL, |c| *c == create())
+                .leak();
+            assert_eq!(run(&long, einval), Err(libc::EINVAL));
+            assert_eq!(einval.calls().last(), Some(&Call::Close(FS)));
+            assert!(!einval
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Mount { .. })));
+        }
+
+        #[test]
+        fn without_an_upper_layer_the_mount_is_read_only() {
+            let m = Overlay::new()
+                .lowers(["/a", "/b"])
+                .prepare_child_mount("/s/rootfs")
+                .unwrap();
+            let rec = Recorder::new().dir("/s/rootfs").leak();
+            assert_eq!(run(&m, rec), Ok(()));
+            let fsmount = Call::Fsmount {
+                fd: FS,
+                flags: libc::FSMOUNT_CLOEXEC,
+                attr: sys::MountAttr::RDONLY,
+            };
+            assert!(rec.calls().contains(&fsmount));
+
+            let legacy_only = Overlay::new()
+                .lowers(["/a", "/b"])
+                .method(MountMethod::Legacy)
+                .prepare_child_mount("/s/rootfs")
+                .unwrap();
+            let rec = Recorder::new().dir("/s/rootfs").leak();
+            assert_eq!(run(&legacy_only, rec), Ok(()));
+            assert_eq!(rec.calls(), [legacy(&legacy_only, libc::MS_RDONLY)]);
+        }
     }
 
     #[test]

@@ -132,25 +132,13 @@ impl SeccompProgram {
     /// Irreversibly restricts the calling thread (and its future children);
     /// call it in a child that is about to `execve`, or a thread you own.
     pub unsafe fn install(&self) -> std::result::Result<(), i32> {
-        let prog = libc::sock_fprog {
-            // Length checked against BPF_MAXINSNS at compile time, fits u16.
-            len: self.filter.len() as u16,
-            filter: self.filter.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: `prog` points at a valid program that outlives the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                1 as libc::c_ulong, // SECCOMP_SET_MODE_FILTER
-                self.flags as libc::c_ulong,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(crate::apply::errno())
-        }
+        self.install_filter()
+    }
+
+    /// [`install`](Self::install) without its `unsafe` contract, for the
+    /// crate's own child path (`PreparedSecurity::apply_in_child`).
+    pub(crate) fn install_filter(&self) -> std::result::Result<(), i32> {
+        berth_sys::child::seccomp_set_mode_filter(self.flags, &self.filter)
     }
 }
 

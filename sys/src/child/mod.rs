@@ -21,8 +21,6 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use crate::mount_api::MountAttr;
 use crate::openat2::ResolveFlags;
 
-pub mod net;
-
 /// The fake installed on this thread answers instead of the kernel
 /// (feature `fake` only; nothing at all without it).
 macro_rules! fake {
@@ -33,6 +31,9 @@ macro_rules! fake {
         }
     };
 }
+
+// After the macro, which it uses.
+pub mod net;
 
 /// The calling thread's errno (errno(3)): a read of thread-local memory.
 #[inline]
@@ -148,6 +149,52 @@ pub fn mount_setattr(
         )
     })
     .map(drop)
+}
+
+/// `fsopen(fstype, flags)` (fsopen(2), Linux 5.2): a new file system
+/// context; returns its fd, which the caller closes with [`close`].
+/// Pass `FSOPEN_CLOEXEC`.
+pub fn fsopen(fstype: &CStr, flags: libc::c_uint) -> Result<RawFd, i32> {
+    fake!(fsopen(fstype, flags));
+    // SAFETY: a C string valid for the call.
+    cvt_long(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), flags) })
+        .map(|fd| fd as RawFd)
+}
+
+/// `fsconfig(fd, cmd, key, value, aux)` (fsconfig(2), Linux 5.2): set a
+/// parameter of the context `fd` (`FSCONFIG_SET_STRING` with `key` and
+/// `value`, `FSCONFIG_SET_FLAG` with `key`) or create its superblock
+/// (`FSCONFIG_CMD_CREATE`); `None` passes NULL.
+pub fn fsconfig(
+    fd: RawFd,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: Option<&CStr>,
+    aux: libc::c_int,
+) -> Result<(), i32> {
+    fake!(fsconfig(fd, cmd, key, value, aux));
+    // SAFETY: NULL or C strings valid for the call, as `cmd` requires.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd,
+            cmd,
+            opt_ptr(key),
+            opt_ptr(value),
+            aux,
+        )
+    })
+    .map(drop)
+}
+
+/// `fsmount(fd, flags, attr)` (fsmount(2), Linux 5.2): a detached mount
+/// of the created context `fd`; returns its fd, which the caller attaches
+/// with [`move_mount`] and closes with [`close`]. Pass `FSMOUNT_CLOEXEC`.
+pub fn fsmount(fd: RawFd, flags: libc::c_uint, attr: MountAttr) -> Result<RawFd, i32> {
+    fake!(fsmount(fd, flags, attr));
+    // SAFETY: integer arguments only.
+    cvt_long(unsafe { libc::syscall(libc::SYS_fsmount, fd, flags, attr.bits() as libc::c_uint) })
+        .map(|fd| fd as RawFd)
 }
 
 /// `pivot_root(new_root, put_old)` (pivot_root(2); `pivot_root(".", ".")`
@@ -281,6 +328,92 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// `close_range(first, last, flags)` (close_range(2), Linux 5.9;
+/// `CLOSE_RANGE_CLOEXEC` 5.11): close (or mark close-on-exec) the fds
+/// `first..=last` the caller owns.
+#[inline]
+pub fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
+    fake!(close_range(first, last, flags));
+    // SAFETY: a syscall on integers; the caller owns the fds.
+    cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }).map(drop)
+}
+
+/// `setns(fd, nstype)` (setns(2), Linux 3.0; a pidfd with several
+/// `CLONE_NEW*` flags 5.8): enter the namespace behind `fd`.
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
+    fake!(setns(fd, nstype));
+    // SAFETY: a syscall on integers.
+    cvt(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+/// `unshare(flags)` (unshare(2); `CLONE_NEWTIME` Linux 5.6): new
+/// namespaces of the `CLONE_NEW*` kinds in `flags` for the caller (a pid
+/// or time namespace for its children).
+pub fn unshare(flags: libc::c_int) -> Result<(), i32> {
+    fake!(unshare(flags));
+    // SAFETY: a syscall on an integer.
+    cvt(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// `dup2(src, dst)` (dup2(2)): `dst` becomes a copy of `src` (closed
+/// first if open), without close-on-exec.
+pub fn dup2(src: RawFd, dst: RawFd) -> Result<(), i32> {
+    fake!(dup2(src, dst));
+    // SAFETY: a syscall on integers; the caller owns `dst`.
+    cvt(unsafe { libc::dup2(src, dst) }).map(drop)
+}
+
+/// `execve(path, argv, envp)` (execve(2)): replace the process with the
+/// program at `path`; returns only when that failed, with the errno.
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of pointers to C strings,
+/// all valid until the call returns (they are read by the kernel).
+pub unsafe fn execve(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> i32 {
+    fake!(execve(path, argv, envp));
+    // SAFETY: a C string and the arrays the caller vouches for.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    errno()
+}
+
+/// The handler of signal `sig` (`sigaction(sig, NULL, &old)`,
+/// sigaction(2)): `SIG_DFL`, `SIG_IGN` or a function's address.
+pub fn signal_handler(sig: libc::c_int) -> Result<libc::sighandler_t, i32> {
+    fake!(signal_handler(sig));
+    // SAFETY: all zeroes is a valid sigaction.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: an out buffer valid for the call, and NULL for the new action.
+    cvt(unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) })?;
+    Ok(old.sa_sigaction)
+}
+
+/// Signal `sig` back to its default action (`sigaction(sig, {SIG_DFL,
+/// empty mask, no flags}, NULL)`, sigaction(2)).
+pub fn signal_default(sig: libc::c_int) -> Result<(), i32> {
+    fake!(signal_default(sig));
+    // SAFETY: all zeroes is a valid sigaction; SIG_DFL is 0.
+    let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+    dfl.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: a sigaction valid for the call, and NULL for the old one.
+    cvt(unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) }).map(drop)
+}
+
+/// Set the calling thread's signal mask to `mask`
+/// (`pthread_sigmask(SIG_SETMASK, mask, NULL)`, pthread_sigmask(3): the
+/// `rt_sigprocmask` system call).
+pub fn set_signal_mask(mask: &libc::sigset_t) -> Result<(), i32> {
+    fake!(set_signal_mask(mask));
+    // SAFETY: a sigset valid for the call, and NULL for the old one.
+    match unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        e => Err(e),
+    }
+}
+
 /// `write(fd, buf)` (write(2)): the number of bytes written.
 pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
     fake!(write(fd, buf));
@@ -302,6 +435,14 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
         }
     }
     Ok(())
+}
+
+/// Send `fd` over the connected Unix socket `sock` with one data byte
+/// (`sendmsg(2)` with an `SCM_RIGHTS` message on the stack, unix(7);
+/// `MSG_NOSIGNAL`: a closed peer is `EPIPE`). Closes neither fd.
+pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
+    fake!(send_fd(sock, fd));
+    cvt_long(crate::scm::sendmsg_fd(sock, fd, &[0]) as libc::c_long).map(drop)
 }
 
 /// The `st_mode` of `fstatat(dir, name, flags)`, the call glibc (2.33+)
@@ -406,6 +547,98 @@ pub fn setresuid(r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> Result<(), i
     cvt_long(unsafe { libc::syscall(libc::SYS_setresuid, r, e, s) }).map(drop)
 }
 
+/// The parent-death signal (`prctl(PR_GET_PDEATHSIG, &sig)`, prctl(2),
+/// Linux 2.3.15); 0 when none is set.
+pub fn get_pdeathsig() -> Result<libc::c_int, i32> {
+    fake!(get_pdeathsig());
+    let mut sig: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG stores an int through the valid pointer.
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_GET_PDEATHSIG,
+            &raw mut sig as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })?;
+    Ok(sig)
+}
+
+/// `struct __user_cap_data_struct` (`<linux/capability.h>`): one 32-bit
+/// half of the effective, permitted and inheritable capability sets
+/// (`[0]` capabilities 0..=31, `[1]` 32..=63).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapData {
+    /// Effective set (this half).
+    pub effective: u32,
+    /// Permitted set (this half).
+    pub permitted: u32,
+    /// Inheritable set (this half).
+    pub inheritable: u32,
+}
+
+/// `struct __user_cap_header_struct` (`<linux/capability.h>`).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3` (Linux 2.6.26): two [`CapData`] halves.
+const CAP_V3: u32 = 0x2008_0522;
+
+/// `capset(v3 header for the calling thread, data)` (capget(2), Linux
+/// 2.6.26 for version 3): set the effective, permitted and inheritable sets.
+pub fn capset(data: &[CapData; 2]) -> Result<(), i32> {
+    fake!(capset(data));
+    let hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    // SAFETY: a valid header and the two data structs version 3 reads.
+    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &raw const hdr, data.as_ptr()) }).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &{len, filter})` (seccomp(2),
+/// Linux 3.17): install a classic BPF filter on the calling thread. Needs
+/// `no_new_privs` or `CAP_SYS_ADMIN`; a filter longer than `u16::MAX`
+/// instructions is `EINVAL` without a call (the kernel's limit,
+/// `BPF_MAXINSNS`, is 4096).
+pub fn seccomp_set_mode_filter(
+    flags: libc::c_uint,
+    filter: &[libc::sock_filter],
+) -> Result<(), i32> {
+    fake!(seccomp_set_mode_filter(flags, filter));
+    let len = u16::try_from(filter.len()).map_err(|_| libc::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        // The kernel only reads the program.
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `len` instructions that outlive the call.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &raw const prog,
+        )
+    })
+    .map(drop)
+}
+
+/// `landlock_restrict_self(ruleset, flags)` (landlock_restrict_self(2),
+/// Linux 5.13): enforce the ruleset on the calling thread. Needs
+/// `no_new_privs` or `CAP_SYS_ADMIN`.
+pub fn landlock_restrict_self(ruleset: BorrowedFd<'_>, flags: u32) -> Result<(), i32> {
+    fake!(landlock_restrict_self(ruleset, flags));
+    // SAFETY: an fd and integer flags.
+    cvt_long(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), flags) })
+        .map(drop)
+}
+
 /// `umask(mask)` (umask(2), cannot fail): the previous mask.
 pub fn umask(mask: libc::mode_t) -> libc::mode_t {
     fake!(umask(mask));
@@ -447,5 +680,68 @@ mod tests {
             Ok(libc::S_IFDIR)
         );
         close(root);
+    }
+
+    #[test]
+    fn send_fd_passes_an_fd_and_fsopen_returns_the_errno() {
+        use std::os::fd::AsFd;
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(send_fd(a.as_raw_fd(), f.as_raw_fd()), Ok(()));
+        let got = crate::scm::recv_fd(b.as_fd(), true).unwrap();
+        assert_eq!(
+            fstat_mode(got.as_raw_fd()).map(|m| m & libc::S_IFMT),
+            Ok(libc::S_IFCHR)
+        );
+        assert_eq!(send_fd(a.as_raw_fd(), -1), Err(libc::EBADF));
+        // No such file system type (ENODEV), or no CAP_SYS_ADMIN (EPERM).
+        let e = fsopen(c"berth-no-such-fs", libc::FSOPEN_CLOEXEC).unwrap_err();
+        assert!(e == libc::ENODEV || e == libc::EPERM, "{e}");
+        // Not an fd: EBADF (EINVAL on kernels that check the flags first,
+        // EPERM for fsmount without CAP_SYS_ADMIN).
+        let bad = |r: Result<_, i32>| matches!(r, Err(libc::EBADF | libc::EINVAL | libc::EPERM));
+        assert!(bad(fsconfig(-1, libc::FSCONFIG_CMD_CREATE, None, None, 0)));
+        assert!(bad(fsmount(-1, 0, MountAttr::empty()).map(drop)));
+    }
+
+    #[test]
+    fn process_calls_return_the_errno() {
+        assert_eq!(unshare(0), Ok(()));
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(dup2(f.as_raw_fd(), 987), Ok(()));
+        assert_eq!(fstat_mode(987).map(|m| m & libc::S_IFMT), Ok(libc::S_IFCHR));
+        assert_eq!(close_range(987, 987, 0), Ok(()));
+        assert_eq!(fstat_mode(987), Err(libc::EBADF));
+        assert_eq!(dup2(-1, 987), Err(libc::EBADF));
+        assert_eq!(setns(-1, 0), Err(libc::EBADF));
+        assert_eq!(signal_handler(libc::SIGUSR2), Ok(libc::SIG_DFL));
+        assert_eq!(signal_handler(0), Err(libc::EINVAL));
+        assert_eq!(signal_default(libc::SIGKILL), Err(libc::EINVAL));
+        // SAFETY: an all-zeroes sigset is valid; it is then filled in.
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: reading this thread's mask into a local.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask) };
+        assert_eq!(set_signal_mask(&mask), Ok(()));
+        let argv = [c"x".as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        // SAFETY: NULL-terminated arrays of C strings.
+        let e = unsafe { execve(c"/nonexistent-berth-prog", &argv, &envp) };
+        assert_eq!(e, libc::ENOENT);
+    }
+
+    #[test]
+    fn security_calls_return_the_errno() {
+        assert!(get_pdeathsig().is_ok());
+        let nop = libc::sock_filter {
+            code: 0,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        };
+        let long = vec![nop; usize::from(u16::MAX) + 1];
+        assert_eq!(seccomp_set_mode_filter(0, &long), Err(libc::EINVAL));
+        // Not a ruleset: EBADFD (or ENOSYS/EOPNOTSUPP without Landlock).
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert!(landlock_restrict_self(std::os::fd::AsFd::as_fd(&f), 0).is_err());
     }
 }

@@ -13,7 +13,8 @@ use crate::errno::errno;
 /// the stack, no allocation, no lock, no panic; the socket is closed on
 /// every path. So it runs in a child between `clone(2)` and `execve(2)`
 /// as well as on a thread of the parent (berth-namespaces' `NetnsPool`).
-/// Returns the errno of the call that failed.
+/// Returns the errno of the call that failed. (With the `fake` feature,
+/// the fake installed on the calling thread answers instead.)
 ///
 /// ```no_run
 /// // In a thread or child of its own network namespace:
@@ -22,6 +23,7 @@ use crate::errno::errno;
 /// ```
 #[doc(alias("SIOCSIFFLAGS", "IFF_UP"))]
 pub fn lo_up() -> Result<(), i32> {
+    fake!(lo_up());
     // SAFETY: socket(2) on integer arguments; the fd is closed below on
     // every path.
     let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };

@@ -30,6 +30,7 @@ use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
+use crate::child::CapData;
 use crate::mount_api::MountAttr;
 use crate::openat2::ResolveFlags;
 
@@ -70,6 +71,22 @@ pub trait ChildKernel {
         set: MountAttr,
         clr: MountAttr,
     ) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn fsopen(&self, fstype: &CStr, flags: libc::c_uint) -> Result<RawFd, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn fsconfig(
+        &self,
+        fd: RawFd,
+        cmd: libc::c_uint,
+        key: Option<&CStr>,
+        value: Option<&CStr>,
+        aux: libc::c_int,
+    ) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn fsmount(&self, fd: RawFd, flags: libc::c_uint, attr: MountAttr) -> Result<RawFd, i32> {
         Err(libc::ENOSYS)
     }
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
@@ -130,7 +147,40 @@ pub trait ChildKernel {
         Err(libc::ENOSYS)
     }
     fn close(&self, fd: RawFd) {}
+    fn close_range(&self, first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn setns(&self, fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn unshare(&self, flags: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn dup2(&self, src: RawFd, dst: RawFd) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    /// The errno execve fails with (a fake cannot replace the process).
+    fn execve(
+        &self,
+        path: &CStr,
+        argv: &[*const libc::c_char],
+        envp: &[*const libc::c_char],
+    ) -> i32 {
+        libc::ENOSYS
+    }
+    fn signal_handler(&self, sig: libc::c_int) -> Result<libc::sighandler_t, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn signal_default(&self, sig: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn set_signal_mask(&self, mask: &libc::sigset_t) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn send_fd(&self, sock: RawFd, fd: RawFd) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
     fn stat_mode(&self, path: &CStr) -> Result<libc::mode_t, i32> {
@@ -166,6 +216,25 @@ pub trait ChildKernel {
         Err(libc::ENOSYS)
     }
     fn setresuid(&self, r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn get_pdeathsig(&self) -> Result<libc::c_int, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn capset(&self, data: &[CapData; 2]) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn seccomp_set_mode_filter(
+        &self,
+        flags: libc::c_uint,
+        filter: &[libc::sock_filter],
+    ) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn landlock_restrict_self(&self, ruleset: BorrowedFd<'_>, flags: u32) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn lo_up(&self) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
     fn umask(&self, mask: libc::mode_t) -> libc::mode_t {
@@ -248,6 +317,22 @@ pub enum Call {
         set: MountAttr,
         clr: MountAttr,
     },
+    Fsopen {
+        fstype: String,
+        flags: libc::c_uint,
+    },
+    Fsconfig {
+        fd: RawFd,
+        cmd: libc::c_uint,
+        key: Option<String>,
+        value: Option<String>,
+        aux: libc::c_int,
+    },
+    Fsmount {
+        fd: RawFd,
+        flags: libc::c_uint,
+        attr: MountAttr,
+    },
     PivotRoot {
         new_root: String,
         put_old: String,
@@ -306,9 +391,35 @@ pub enum Call {
         resolve: ResolveFlags,
     },
     Close(RawFd),
+    CloseRange {
+        first: u32,
+        last: u32,
+        flags: libc::c_uint,
+    },
+    Setns {
+        fd: RawFd,
+        nstype: libc::c_int,
+    },
+    Unshare(libc::c_int),
+    Dup2 {
+        src: RawFd,
+        dst: RawFd,
+    },
+    /// execve of the path, with that many arguments.
+    Execve {
+        path: String,
+        args: usize,
+    },
+    SignalHandler(libc::c_int),
+    SignalDefault(libc::c_int),
+    SetSignalMask,
     Write {
         fd: RawFd,
         data: Vec<u8>,
+    },
+    SendFd {
+        sock: RawFd,
+        fd: RawFd,
     },
     Stat(String),
     Fstat(RawFd),
@@ -331,6 +442,19 @@ pub enum Call {
     Setgroups(Vec<libc::gid_t>),
     Setresgid(libc::gid_t, libc::gid_t, libc::gid_t),
     Setresuid(libc::uid_t, libc::uid_t, libc::uid_t),
+    GetPdeathsig,
+    /// [`crate::child::net::lo_up`].
+    LoUp,
+    Capset([CapData; 2]),
+    /// A seccomp filter of `len` instructions.
+    Seccomp {
+        flags: libc::c_uint,
+        len: usize,
+    },
+    LandlockRestrictSelf {
+        ruleset: RawFd,
+        flags: u32,
+    },
     Umask(libc::mode_t),
     Lchown {
         path: String,
@@ -411,6 +535,12 @@ impl Ret for u32 {
     }
 }
 
+impl Ret for usize {
+    fn value(self) -> i64 {
+        self as i64
+    }
+}
+
 impl Ret for i64 {
     fn value(self) -> i64 {
         self
@@ -436,10 +566,17 @@ struct State {
     /// The host path of `/` (changed by `pivot_root` and `chroot`).
     root: String,
     umask: libc::mode_t,
+    /// The parent-death signal (`PR_SET_PDEATHSIG`; a uid or gid change clears it).
+    pdeathsig: libc::c_int,
     records: Vec<Record>,
     /// What a new mount of a file system type shows (relative paths).
     fills: Vec<(String, Vec<(String, Node)>)>,
 }
+
+/// The [`Recorder`]'s path of an `fsopen` context fd: this and the type.
+const FSOPEN: &str = "fsopen:";
+/// The [`Recorder`]'s path of an `fsmount` mount fd: this and the type.
+const FSMOUNT: &str = "fsmount:";
 
 /// Lossy UTF-8 of a C string.
 fn s(c: &CStr) -> String {
@@ -488,6 +625,7 @@ impl Recorder {
                 cwd: "/".into(),
                 root: "/".into(),
                 umask: 0o022,
+                pdeathsig: 0,
                 records: Vec::new(),
                 fills: Vec::new(),
             }),
@@ -527,6 +665,13 @@ impl Recorder {
             .borrow_mut()
             .fills
             .push((fstype.to_string(), files));
+        self
+    }
+
+    /// The parent-death signal the process has before the calls
+    /// (`PR_SET_PDEATHSIG`; 0, none, by default).
+    pub fn pdeathsig(self, sig: libc::c_int) -> Recorder {
+        self.state.borrow_mut().pdeathsig = sig;
         self
     }
 
@@ -913,13 +1058,22 @@ impl ChildKernel for Recorder {
             flags,
         };
         self.call(call, |st| {
-            st.at(to_dir, |st, b| {
+            let (at, r) = st.at(to_dir, |st, b| {
                 if flags & libc::MOVE_MOUNT_T_EMPTY_PATH != 0 && to_path.is_empty() {
                     (Some(b.to_string()), Ok(()))
                 } else {
                     st.existing(b, &s(to_path), true)
                 }
-            })
+            });
+            // A mount fsmount made shows its file system's fill.
+            let made = st
+                .fds
+                .get(&from_dir.as_raw_fd())
+                .and_then(|p| p.strip_prefix(FSMOUNT));
+            if let (Some(p), Ok(()), Some(t)) = (&at, r, made.map(String::from)) {
+                st.mounted(p, None, Some(t), 0);
+            }
+            (at, r)
         })
     }
     fn mount_setattr(
@@ -945,6 +1099,46 @@ impl ChildKernel for Recorder {
                     st.existing(b, &s(path), true)
                 }
             })
+        })
+    }
+    fn fsopen(&self, fstype: &CStr, flags: libc::c_uint) -> Result<RawFd, i32> {
+        let call = Call::Fsopen {
+            fstype: s(fstype),
+            flags,
+        };
+        self.call(call, |st| {
+            (None, Ok(st.new_fd(format!("{FSOPEN}{}", s(fstype)))))
+        })
+    }
+    fn fsconfig(
+        &self,
+        fd: RawFd,
+        cmd: libc::c_uint,
+        key: Option<&CStr>,
+        value: Option<&CStr>,
+        aux: libc::c_int,
+    ) -> Result<(), i32> {
+        let call = Call::Fsconfig {
+            fd,
+            cmd,
+            key: key.map(s),
+            value: value.map(s),
+            aux,
+        };
+        self.call(call, |st| match st.base(fd) {
+            Ok(p) if p.starts_with(FSOPEN) => (None, Ok(())),
+            Ok(_) => (None, Err(libc::EINVAL)),
+            Err(e) => (None, Err(e)),
+        })
+    }
+    fn fsmount(&self, fd: RawFd, flags: libc::c_uint, attr: MountAttr) -> Result<RawFd, i32> {
+        let call = Call::Fsmount { fd, flags, attr };
+        self.call(call, |st| match st.base(fd) {
+            Ok(p) => match p.strip_prefix(FSOPEN) {
+                Some(t) => (None, Ok(st.new_fd(format!("{FSMOUNT}{t}")))),
+                None => (None, Err(libc::EINVAL)),
+            },
+            Err(e) => (None, Err(e)),
         })
     }
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
@@ -1122,6 +1316,56 @@ impl ChildKernel for Recorder {
             (at, r)
         });
     }
+    fn close_range(&self, first: u32, last: u32, flags: libc::c_uint) -> Result<(), i32> {
+        let call = Call::CloseRange { first, last, flags };
+        self.call(call, |st| {
+            if flags & libc::CLOSE_RANGE_CLOEXEC == 0 {
+                st.open.retain(|fd| !(first..=last).contains(&(*fd as u32)));
+            }
+            ok()
+        })
+    }
+    fn setns(&self, fd: RawFd, nstype: libc::c_int) -> Result<(), i32> {
+        self.call(Call::Setns { fd, nstype }, |_| ok())
+    }
+    fn unshare(&self, flags: libc::c_int) -> Result<(), i32> {
+        self.call(Call::Unshare(flags), |_| ok())
+    }
+    fn dup2(&self, src: RawFd, dst: RawFd) -> Result<(), i32> {
+        self.call(Call::Dup2 { src, dst }, |_| ok())
+    }
+    /// `ENOENT` when `path` is not in the model, else `ENOEXEC` (the
+    /// process is not replaced); the arguments counted up to argv's NULL.
+    fn execve(
+        &self,
+        path: &CStr,
+        argv: &[*const libc::c_char],
+        _envp: &[*const libc::c_char],
+    ) -> i32 {
+        let args = argv.iter().take_while(|p| !p.is_null()).count();
+        let call = Call::Execve {
+            path: s(path),
+            args,
+        };
+        let r: Result<(), i32> = self.call(call, |st| {
+            let cwd = st.cwd.clone();
+            match st.lookup(&cwd, &s(path), true) {
+                Ok(p) => (Some(p), Err(libc::ENOEXEC)),
+                Err(e) => (None, Err(e)),
+            }
+        });
+        r.err().unwrap_or(libc::ENOEXEC)
+    }
+    /// Every handler is `SIG_DFL`.
+    fn signal_handler(&self, sig: libc::c_int) -> Result<libc::sighandler_t, i32> {
+        self.call(Call::SignalHandler(sig), |_| (None, Ok(libc::SIG_DFL)))
+    }
+    fn signal_default(&self, sig: libc::c_int) -> Result<(), i32> {
+        self.call(Call::SignalDefault(sig), |_| ok())
+    }
+    fn set_signal_mask(&self, _mask: &libc::sigset_t) -> Result<(), i32> {
+        self.call(Call::SetSignalMask, |_| ok())
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         let call = Call::Write {
             fd,
@@ -1132,6 +1376,12 @@ impl ChildKernel for Recorder {
             Err(e) => (None, Err(e)),
         })
         .map(|n| n as usize)
+    }
+    fn send_fd(&self, sock: RawFd, fd: RawFd) -> Result<(), i32> {
+        self.call(Call::SendFd { sock, fd }, |st| match st.base(fd) {
+            Ok(p) => (Some(p), Ok(())),
+            Err(e) => (None, Err(e)),
+        })
     }
     fn stat_mode(&self, path: &CStr) -> Result<libc::mode_t, i32> {
         self.call(Call::Stat(s(path)), |st| {
@@ -1178,16 +1428,54 @@ impl ChildKernel for Recorder {
         self.call(call, |_| ok())
     }
     fn prctl(&self, option: libc::c_int, args: [libc::c_ulong; 4]) -> Result<libc::c_int, i32> {
-        self.call(Call::Prctl { option, args }, |_| (None, Ok(0)))
+        self.call(Call::Prctl { option, args }, |st| {
+            if option == libc::PR_SET_PDEATHSIG {
+                st.pdeathsig = args[0] as libc::c_int;
+            }
+            (None, Ok(0))
+        })
     }
     fn setgroups(&self, groups: &[libc::gid_t]) -> Result<(), i32> {
         self.call(Call::Setgroups(groups.to_vec()), |_| ok())
     }
     fn setresgid(&self, r: libc::gid_t, e: libc::gid_t, s: libc::gid_t) -> Result<(), i32> {
-        self.call(Call::Setresgid(r, e, s), |_| ok())
+        self.call(Call::Setresgid(r, e, s), |st| {
+            st.pdeathsig = 0;
+            ok()
+        })
     }
     fn setresuid(&self, r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> Result<(), i32> {
-        self.call(Call::Setresuid(r, e, s), |_| ok())
+        self.call(Call::Setresuid(r, e, s), |st| {
+            st.pdeathsig = 0;
+            ok()
+        })
+    }
+    fn lo_up(&self) -> Result<(), i32> {
+        self.call(Call::LoUp, |_| ok())
+    }
+    fn get_pdeathsig(&self) -> Result<libc::c_int, i32> {
+        self.call(Call::GetPdeathsig, |st| (None, Ok(st.pdeathsig)))
+    }
+    fn capset(&self, data: &[CapData; 2]) -> Result<(), i32> {
+        self.call(Call::Capset(*data), |_| ok())
+    }
+    fn seccomp_set_mode_filter(
+        &self,
+        flags: libc::c_uint,
+        filter: &[libc::sock_filter],
+    ) -> Result<(), i32> {
+        let call = Call::Seccomp {
+            flags,
+            len: filter.len(),
+        };
+        self.call(call, |_| ok())
+    }
+    fn landlock_restrict_self(&self, ruleset: BorrowedFd<'_>, flags: u32) -> Result<(), i32> {
+        let call = Call::LandlockRestrictSelf {
+            ruleset: ruleset.as_raw_fd(),
+            flags,
+        };
+        self.call(call, |_| ok())
     }
     fn umask(&self, mask: libc::mode_t) -> libc::mode_t {
         self.call(Call::Umask(mask), |st| {
@@ -1221,13 +1509,17 @@ mod tests {
             let _g = install(rec);
             assert!(installed().is_some());
             assert_eq!(child::sethostname(c"box"), Ok(()));
+            assert_eq!(child::net::lo_up(), Ok(()));
             // Another thread still sees the kernel.
             std::thread::spawn(|| assert!(installed().is_none()))
                 .join()
                 .unwrap();
         }
         assert!(installed().is_none());
-        assert_eq!(rec.calls(), vec![Call::Sethostname("box".into())]);
+        assert_eq!(
+            rec.calls(),
+            vec![Call::Sethostname("box".into()), Call::LoUp]
+        );
     }
 
     #[test]
@@ -1342,6 +1634,82 @@ mod tests {
             child::mount(None, c"/nope", None, flags, None),
             Err(libc::ENOENT)
         );
+    }
+
+    #[test]
+    fn a_new_mount_api_mount_shows_its_fill() {
+        let rec = Recorder::new()
+            .file("/root/old")
+            .fill_on_mount("overlay", &[("etc/passwd", Node::File)])
+            .leak();
+        let _g = install(rec);
+        let fs = child::fsopen(c"overlay", libc::FSOPEN_CLOEXEC).unwrap();
+        let set = libc::FSCONFIG_SET_STRING;
+        assert_eq!(
+            child::fsconfig(fs, set, Some(c"source"), Some(c"overlay"), 0),
+            Ok(())
+        );
+        assert_eq!(
+            child::fsconfig(42, set, Some(c"a"), Some(c"b"), 0),
+            Err(libc::EBADF)
+        );
+        let create = libc::FSCONFIG_CMD_CREATE;
+        assert_eq!(child::fsconfig(fs, create, None, None, 0), Ok(()));
+        let m = child::fsmount(fs, libc::FSMOUNT_CLOEXEC, MountAttr::RDONLY).unwrap();
+        assert_eq!(child::fsmount(m, 0, MountAttr::empty()), Err(libc::EINVAL));
+        // SAFETY: a number the fake handed out; no kernel call sees it.
+        let fd = unsafe { BorrowedFd::borrow_raw(m) };
+        let flags = libc::MOVE_MOUNT_F_EMPTY_PATH;
+        assert_eq!(
+            child::move_mount(fd, c"", libc::AT_FDCWD, c"/root", flags),
+            Ok(())
+        );
+        assert_eq!(rec.node("/root/etc/passwd"), Some(Node::File));
+        assert_eq!(rec.node("/root/old"), None);
+        // What was sent is the fd's path.
+        assert_eq!(child::send_fd(3, m), Ok(()));
+        assert_eq!(child::send_fd(3, 77), Err(libc::EBADF));
+        child::close(m);
+        child::close(fs);
+        assert!(rec.open_fds().is_empty());
+        assert_eq!(rec.records()[7].at.as_deref(), Some("fsmount:overlay"));
+    }
+
+    #[test]
+    fn execve_fails_as_the_model_says() {
+        let rec = Recorder::new().file("/bin/sh").leak();
+        let _g = install(rec);
+        let argv = [c"sh".as_ptr(), c"-c".as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        // SAFETY: NULL-terminated arrays of C strings (the fake reads argv).
+        let (found, missing) = unsafe {
+            (
+                child::execve(c"/bin/sh", &argv, &envp),
+                child::execve(c"/bin/nope", &argv, &envp),
+            )
+        };
+        assert_eq!((found, missing), (libc::ENOEXEC, libc::ENOENT));
+        let sh = Call::Execve {
+            path: "/bin/sh".into(),
+            args: 2,
+        };
+        assert_eq!(rec.calls()[0], sh);
+        assert_eq!(rec.records()[0].at.as_deref(), Some("/bin/sh"));
+    }
+
+    #[test]
+    fn an_id_change_clears_the_parent_death_signal() {
+        let rec = Recorder::new().leak();
+        let _g = install(rec);
+        assert_eq!(child::get_pdeathsig(), Ok(0));
+        let set = [libc::SIGKILL as libc::c_ulong, 0, 0, 0];
+        assert_eq!(child::prctl(libc::PR_SET_PDEATHSIG, set), Ok(0));
+        assert_eq!(child::get_pdeathsig(), Ok(libc::SIGKILL));
+        assert_eq!(child::setresuid(1, 1, 1), Ok(()));
+        assert_eq!(child::get_pdeathsig(), Ok(0));
+        let data = [CapData::default(); 2];
+        assert_eq!(child::capset(&data), Ok(()));
+        assert_eq!(rec.calls().last(), Some(&Call::Capset(data)));
     }
 
     #[test]

@@ -19,9 +19,6 @@ use crate::error::{Error, Result};
 /// (`Spawner::map_fd`) until the pty step closes it.
 pub(crate) const CHILD_SOCKET_FD: RawFd = 255;
 
-/// `TIOCGPTPEER`: `_IO('T', 0x41)`, ioctl_tty(2) (Linux 4.13).
-const TIOCGPTPEER: libc::c_ulong = 0x5441;
-
 /// The parent's end: receives the master once the child ran the step.
 #[derive(Debug)]
 pub(crate) struct MasterReceiver {
@@ -46,7 +43,7 @@ pub(crate) fn plan() -> Result<(MasterReceiver, OwnedFd, Step)> {
 
 /// A socketpair to pass one fd from the child to the parent: the parent
 /// keeps the receiver, the child's end goes to `Spawner::map_fd` and a
-/// step sends the fd with [`send_fd`].
+/// step sends the fd with `berth_sys::child::send_fd`.
 pub(crate) fn fd_channel(what: &'static str) -> Result<(MasterReceiver, OwnedFd)> {
     let (parent, child) = berth_sys::scm::seqpacket_pair()
         .map_err(|e| Error::io("socketpair to receive an fd", what, e))?;
@@ -84,81 +81,39 @@ pub(crate) fn fd_channel(what: &'static str) -> Result<(MasterReceiver, OwnedFd)
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn open_pty_and_send_master(sock: RawFd) -> std::result::Result<(), i32> {
-    // SAFETY: (whole body) raw syscalls on constants and stack buffers; every
-    // fd opened here is closed on every path but the slave's copies on 0-2.
-    unsafe {
-        let errno = || *libc::__errno_location();
-        let m = libc::open(
-            c"/dev/pts/ptmx".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if m < 0 {
-            return Err(errno());
-        }
-        let fail = |e: i32| {
-            libc::close(m);
-            libc::close(sock);
-            Err(e)
-        };
-        let unlock: libc::c_int = 0;
-        if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
-            return fail(errno());
-        }
-        let s = libc::ioctl(m, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY);
-        if s < 0 {
-            return fail(errno());
-        }
-        for target in 0..3 {
-            if libc::dup2(s, target) < 0 {
-                let e = errno();
-                libc::close(s);
-                return fail(e);
-            }
-        }
-        if s > 2 {
-            libc::close(s);
-        }
-        if let Err(e) = send_fd(sock, m) {
+    use berth_sys::child;
+    let m = child::open(
+        c"/dev/pts/ptmx",
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        0,
+    )?;
+    let fail = |e: i32| {
+        child::close(m);
+        child::close(sock);
+        Err(e)
+    };
+    if let Err(e) = child::unlock_pty(m) {
+        return fail(e);
+    }
+    let s = match child::open_pty_peer(m, libc::O_RDWR | libc::O_NOCTTY) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    for target in 0..3 {
+        if let Err(e) = child::dup2(s, target) {
+            child::close(s);
             return fail(e);
         }
-        libc::close(m);
-        libc::close(sock);
-        Ok(())
     }
-}
-
-/// Send `fd` over the unix socket `sock` in one `SCM_RIGHTS` message
-/// (cmsg(3), unix(7)). Raw syscalls on stack buffers only (async-signal-safe);
-/// closes neither fd.
-pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> std::result::Result<(), i32> {
-    // SAFETY: (whole body) sendmsg on stack buffers.
-    unsafe {
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        #[repr(C)]
-        struct Cmsg {
-            hdr: libc::cmsghdr,
-            fd: libc::c_int,
-            _pad: libc::c_int,
-        }
-        let mut cm: Cmsg = std::mem::zeroed();
-        cm.hdr.cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-        cm.hdr.cmsg_level = libc::SOL_SOCKET;
-        cm.hdr.cmsg_type = libc::SCM_RIGHTS;
-        cm.fd = fd;
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = (&mut cm as *mut Cmsg).cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
-        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
-            return Err(*libc::__errno_location());
-        }
-        Ok(())
+    if s > 2 {
+        child::close(s);
     }
+    if let Err(e) = child::send_fd(sock, m) {
+        return fail(e);
+    }
+    child::close(m);
+    child::close(sock);
+    Ok(())
 }
 
 impl MasterReceiver {

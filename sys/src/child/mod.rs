@@ -437,6 +437,29 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
     Ok(())
 }
 
+/// Unlock the pseudoterminal pair of the master `master`
+/// (`ioctl(master, TIOCSPTLCK, &0)`, what unlockpt(3) does; pts(4)), so
+/// its peer can be opened.
+pub fn unlock_pty(master: RawFd) -> Result<(), i32> {
+    fake!(unlock_pty(master));
+    let unlock: libc::c_int = 0;
+    // SAFETY: an ioctl whose argument is a pointer to an int on our stack.
+    cvt(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) }).map(drop)
+}
+
+/// Open the peer (slave) of the pseudoterminal master `master` with
+/// `flags` (`ioctl(master, TIOCGPTPEER, flags)`, ioctl_tty(2), Linux
+/// 4.13): through the master's own devpts instance, never by a path a
+/// container could swap.
+pub fn open_pty_peer(master: RawFd, flags: libc::c_int) -> Result<RawFd, i32> {
+    fake!(open_pty_peer(master, flags));
+    /// `TIOCGPTPEER` (`_IO('T', 0x41)`, `<asm-generic/ioctls.h>`): libc has
+    /// no constant for it.
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    // SAFETY: an ioctl whose argument is an integer.
+    cvt(unsafe { libc::ioctl(master, TIOCGPTPEER as _, flags) })
+}
+
 /// Send `fd` over the connected Unix socket `sock` with one data byte
 /// (`sendmsg(2)` with an `SCM_RIGHTS` message on the stack, unix(7);
 /// `MSG_NOSIGNAL`: a closed peer is `EPIPE`). Closes neither fd.

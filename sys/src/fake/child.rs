@@ -159,6 +159,12 @@ pub trait ChildKernel {
     fn dup2(&self, src: RawFd, dst: RawFd) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
+    fn unlock_pty(&self, master: RawFd) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn open_pty_peer(&self, master: RawFd, flags: libc::c_int) -> Result<RawFd, i32> {
+        Err(libc::ENOSYS)
+    }
     /// The errno execve fails with (a fake cannot replace the process).
     fn execve(
         &self,

@@ -574,6 +574,10 @@ struct State {
     umask: libc::mode_t,
     /// The parent-death signal (`PR_SET_PDEATHSIG`; a uid or gid change clears it).
     pdeathsig: libc::c_int,
+    /// The fds the process holds besides those the model opened.
+    held_fds: usize,
+    /// The soft `RLIMIT_NOFILE` a `prlimit64` set (none: no limit).
+    nofile: Option<u64>,
     records: Vec<Record>,
     /// What a new mount of a file system type shows (relative paths).
     fills: Vec<(String, Vec<(String, Node)>)>,
@@ -632,6 +636,8 @@ impl Recorder {
                 root: "/".into(),
                 umask: 0o022,
                 pdeathsig: 0,
+                held_fds: 3,
+                nofile: None,
                 records: Vec::new(),
                 fills: Vec::new(),
             }),
@@ -678,6 +684,17 @@ impl Recorder {
     /// (`PR_SET_PDEATHSIG`; 0, none, by default).
     pub fn pdeathsig(self, sig: libc::c_int) -> Recorder {
         self.state.borrow_mut().pdeathsig = sig;
+        self
+    }
+
+    /// The process holds `n` fds before the calls (3 by default: stdin,
+    /// stdout, stderr). An open fails with `EMFILE` when these and the
+    /// fds the model opened reach the soft `RLIMIT_NOFILE` a
+    /// `prlimit64` set (getrlimit(2): "a value one greater than the
+    /// maximum file descriptor number that can be opened"; the model
+    /// counts fds, as if they were the lowest numbers).
+    pub fn held_fds(self, n: usize) -> Recorder {
+        self.state.borrow_mut().held_fds = n;
         self
     }
 
@@ -932,6 +949,11 @@ impl State {
         path: &str,
         flags: libc::c_int,
     ) -> (Option<String>, Result<RawFd, i32>) {
+        // open(2) takes the fd before it walks the path.
+        let in_use = (self.held_fds + self.open.len()) as u64;
+        if self.nofile.is_some_and(|limit| in_use >= limit) {
+            return (None, Err(libc::EMFILE));
+        }
         let nofollow = flags & libc::O_NOFOLLOW != 0;
         let create = flags & libc::O_CREAT != 0;
         let in_root = top.is_some();
@@ -1431,7 +1453,12 @@ impl ChildKernel for Recorder {
             soft,
             hard,
         };
-        self.call(call, |_| ok())
+        self.call(call, |st| {
+            if resource == libc::RLIMIT_NOFILE as libc::c_int {
+                st.nofile = Some(soft);
+            }
+            ok()
+        })
     }
     fn prctl(&self, option: libc::c_int, args: [libc::c_ulong; 4]) -> Result<libc::c_int, i32> {
         self.call(Call::Prctl { option, args }, |st| {

@@ -183,6 +183,31 @@ pub trait ChildKernel {
     fn set_signal_mask(&self, mask: &libc::sigset_t) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
+    fn swap_signal_mask(&self, mask: &libc::sigset_t) -> Result<libc::sigset_t, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn sigwaitinfo(&self, set: &libc::sigset_t) -> Result<libc::c_int, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn kill(&self, pid: libc::pid_t, sig: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn waitpid(
+        &self,
+        pid: libc::pid_t,
+        flags: libc::c_int,
+    ) -> Result<(libc::pid_t, libc::c_int), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn fork(&self, flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn monotonic_ns(&self) -> Result<u64, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn read(&self, fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+        Err(libc::ENOSYS)
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         Err(libc::ENOSYS)
     }
@@ -418,6 +443,16 @@ pub enum Call {
     },
     SignalHandler(libc::c_int),
     SignalDefault(libc::c_int),
+    /// `kill(pid, sig)`.
+    Kill {
+        pid: libc::pid_t,
+        sig: libc::c_int,
+    },
+    /// `read(fd, len)`.
+    Read {
+        fd: RawFd,
+        len: usize,
+    },
     SetSignalMask,
     Write {
         fd: RawFd,
@@ -1391,6 +1426,19 @@ impl ChildKernel for Recorder {
     fn signal_default(&self, sig: libc::c_int) -> Result<(), i32> {
         self.call(Call::SignalDefault(sig), |_| ok())
     }
+    /// Every process exists and takes the signal.
+    fn kill(&self, pid: libc::pid_t, sig: libc::c_int) -> Result<(), i32> {
+        self.call(Call::Kill { pid, sig }, |_| ok())
+    }
+    /// An open fd is at its end (0 bytes); another is `EBADF`.
+    fn read(&self, fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+        let call = Call::Read { fd, len: buf.len() };
+        self.call(call, |st| match st.base(fd) {
+            Ok(p) => (Some(p), Ok(0i64)),
+            Err(e) => (None, Err(e)),
+        })
+        .map(|n| n as usize)
+    }
     fn set_signal_mask(&self, _mask: &libc::sigset_t) -> Result<(), i32> {
         self.call(Call::SetSignalMask, |_| ok())
     }
@@ -1566,6 +1614,32 @@ mod tests {
         child::umask(0o022);
         assert_eq!(b.calls(), vec![Call::Umask(0o077)]);
         assert_eq!(a.calls(), vec![Call::Umask(0o022)]);
+    }
+
+    #[test]
+    fn a_low_nofile_limit_refuses_opens_once_set() {
+        let rec = Recorder::new().file("/a").held_fds(3).leak();
+        let _g = install(rec);
+        let fd = child::open(c"/a", libc::O_RDONLY, 0).unwrap();
+        // The soft limit counts: 3 held + 1 open leave no room under 4.
+        assert_eq!(child::prlimit64(libc::RLIMIT_NOFILE as i32, 4, 8), Ok(()));
+        assert_eq!(child::open(c"/a", libc::O_RDONLY, 0), Err(libc::EMFILE));
+        assert_eq!(
+            child::openat(libc::AT_FDCWD, c"/a", libc::O_RDONLY, 0),
+            Err(libc::EMFILE)
+        );
+        child::close(fd);
+        let fd = child::open(c"/a", libc::O_RDONLY, 0).unwrap();
+        // Another limit leaves opens alone.
+        assert_eq!(child::prlimit64(libc::RLIMIT_CORE as i32, 0, 0), Ok(()));
+        assert_eq!(child::read(fd, &mut [0; 4]), Ok(0));
+        assert_eq!(child::read(fd + 1, &mut [0; 4]), Err(libc::EBADF));
+        assert_eq!(child::kill(7, libc::SIGTERM), Ok(()));
+        assert!(rec.calls().contains(&Call::Kill {
+            pid: 7,
+            sig: libc::SIGTERM
+        }));
+        assert!(rec.calls().contains(&Call::Read { fd, len: 4 }));
     }
 
     #[test]

@@ -151,6 +151,52 @@ fn env_cwd_user_and_rlimits() {
     assert_eq!(out, expect);
 }
 
+/// A container with a very low `RLIMIT_NOFILE` (3/3: stdin, stdout and
+/// stderr, no more) still starts, with the limit and its `oom_score_adj`:
+/// the child opens `/proc/self/oom_score_adj` (and an LSM label file), so
+/// it must not do so under the container's limit (runc sets the rlimits
+/// from the parent once its init is ready, after writing oom_score_adj).
+/// The workload can open no file, so it shows its limits with shell
+/// builtins (busybox ash's redirections need a spare fd too) and the
+/// host reads its `/proc/<pid>` files while it waits on stdin.
+#[test]
+fn very_low_nofile_limit_with_oom_score_adj() {
+    use std::io::{BufRead, BufReader};
+    berth_testkit::privileged!();
+    let root = state_root();
+    let id = berth_testkit::unique_name("nofile");
+    let mut c = busybox(&id, &root)
+        .rlimit(berth::Resource::Nofile, 3, 3)
+        .oom_score_adj(321)
+        .command(["/bin/sh", "-c", "ulimit -n; ulimit -Hn; read x; exit 0"])
+        .stdin(Stdio::Piped)
+        .stdout(Stdio::Piped)
+        .spawn()
+        .expect("spawn");
+    let mut out = BufReader::new(c.stdout.take().unwrap());
+    let mut inside = String::new();
+    for _ in 0..2 {
+        out.read_line(&mut inside).unwrap();
+    }
+    assert_eq!(inside, "3\n3\n", "soft and hard limit seen inside");
+    let proc_file = |f: &str| std::fs::read_to_string(format!("/proc/{}/{f}", c.pid())).unwrap();
+    assert_eq!(proc_file("oom_score_adj"), "321\n");
+    let limits = proc_file("limits");
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open files row in {limits}"));
+    assert_eq!(
+        files.split_whitespace().skip(3).take(2).collect::<Vec<_>>(),
+        ["3", "3"],
+        "{limits}"
+    );
+    drop(c.stdin.take());
+    assert!(c.wait().expect("wait").success());
+    c.destroy().expect("destroy");
+    assert!(footprint(root.path(), &id).state.is_empty());
+}
+
 #[test]
 fn capabilities_seccomp_and_no_new_privs_are_relaxable() {
     berth_testkit::privileged!();

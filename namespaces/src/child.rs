@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 
 use crate::protocol::{self, At, ChildError, Phase, Report};
 use crate::step::Step;
-use crate::sys::{self, cvt};
+use crate::sys;
 use berth_sys::child;
 
 /// Exit code of a child whose parent vanished before it could be told to go.
@@ -64,23 +64,18 @@ pub(crate) struct ChildPlan<'a> {
 pub(crate) const T_START: usize = 0;
 pub(crate) const T_STEPS: usize = 1;
 
-/// Store the monotonic clock into timer slot `slot` (no-op when off).
-/// `clock_gettime` is async-signal-safe (signal-safety(7)).
+/// Store the monotonic clock into timer slot `slot` (no-op when off; 0
+/// if the clock cannot be read). `clock_gettime` is async-signal-safe
+/// (signal-safety(7)).
 #[inline]
 fn stamp(plan: &ChildPlan<'_>, slot: usize) {
     if plan.times.is_null() {
         return;
     }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid timespec; the mapping has steps.len() + 3 slots and
-    // every caller passes a slot below that.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-        *plan.times.add(slot) = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-    }
+    let now = child::monotonic_ns().unwrap_or(0);
+    // SAFETY: the mapping has steps.len() + 3 slots and every caller
+    // passes a slot below that.
+    unsafe { *plan.times.add(slot) = now };
 }
 
 /// Report a failure at `at` and end the child.
@@ -104,23 +99,6 @@ fn fail_phase(fd: RawFd, phase: Phase, errno: i32) -> ! {
 fn fail_with(fd: RawFd, e: &ChildError<&str>) -> ! {
     protocol::send(fd, &Report::failure(e));
     sys::exit_now(EXIT_FAILED)
-}
-
-/// Plain fork as a raw syscall (no atfork handlers, no glibc locks).
-fn raw_fork(extra_flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
-    // SAFETY: clone without CLONE_VM and with a null stack behaves like fork:
-    // the child continues on a copy of this stack.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            extra_flags | libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    cvt(r).map(|p| p as libc::pid_t)
 }
 
 fn set_pdeathsig(sig: libc::c_int) -> Result<(), i32> {
@@ -287,50 +265,46 @@ fn become_ids(plan: &ChildPlan<'_>) {
 /// joined user namespace, and fork into a joined pid namespace.
 unsafe fn join(plan: &ChildPlan<'_>) {
     let err = plan.err_w;
-    // SAFETY: (whole body) raw syscalls on integers and fds the parent
-    // prepared.
-    unsafe {
-        // Non-dumpable before entering a foreign pid namespace, so its
-        // processes cannot ptrace us or read our memory via /proc.
-        if let Err(e) = child::prctl(libc::PR_SET_DUMPABLE, [0; 4]) {
-            fail_phase(err, Phase::Dumpable, e);
+    // Non-dumpable before entering a foreign pid namespace, so its
+    // processes cannot ptrace us or read our memory via /proc.
+    if let Err(e) = child::prctl(libc::PR_SET_DUMPABLE, [0; 4]) {
+        fail_phase(err, Phase::Dumpable, e);
+    }
+    for (i, (fd, nstype)) in plan.joins.iter().enumerate() {
+        // setns(2): a pidfd with several CLONE_NEW* flags needs Linux 5.8.
+        if let Err(e) = child::setns(*fd, *nstype) {
+            fail(err, At::Join(i), e);
         }
-        for (i, (fd, nstype)) in plan.joins.iter().enumerate() {
-            // setns(2): a pidfd with several CLONE_NEW* flags needs Linux 5.8.
-            if let Err(e) = child::setns(*fd, *nstype) {
-                fail(err, At::Join(i), e);
-            }
+    }
+    if plan.join_user {
+        // Like nsenter: take uid/gid 0 of the joined user namespace
+        // (dropping supplementary groups where setgroups is allowed).
+        let _ = child::setgroups(&[]);
+        if let Err(e) = set_ids(0, 0, false) {
+            fail_phase(err, Phase::Setid, e);
         }
-        if plan.join_user {
-            // Like nsenter: take uid/gid 0 of the joined user namespace
-            // (dropping supplementary groups where setgroups is allowed).
-            let _ = child::setgroups(&[]);
-            if let Err(e) = set_ids(0, 0, false) {
-                fail_phase(err, Phase::Setid, e);
-            }
+    }
+    // unshare(2): the new namespaces, owned by the joined user one.
+    if plan.unshare_flags != 0 {
+        if let Err(e) = child::unshare(plan.unshare_flags) {
+            fail_phase(err, Phase::Unshare, e);
         }
-        // unshare(2): the new namespaces, owned by the joined user one.
-        if plan.unshare_flags != 0 {
-            if let Err(e) = child::unshare(plan.unshare_flags) {
-                fail_phase(err, Phase::Unshare, e);
-            }
-        }
-        if plan.join_pid {
-            // A pid namespace applies to children only: fork once more,
-            // with CLONE_PARENT so the real process is the spawner's child.
-            match raw_fork(libc::CLONE_PARENT as libc::c_ulong) {
-                Err(e) => fail_phase(err, Phase::JoinFork, e),
-                Ok(0) => {
-                    if plan.pdeathsig != 0 {
-                        if let Err(e) = set_pdeathsig(plan.pdeathsig) {
-                            fail_phase(err, Phase::Pdeathsig, e);
-                        }
+    }
+    if plan.join_pid {
+        // A pid namespace applies to children only: fork once more,
+        // with CLONE_PARENT so the real process is the spawner's child.
+        match child::fork(libc::CLONE_PARENT as libc::c_ulong) {
+            Err(e) => fail_phase(err, Phase::JoinFork, e),
+            Ok(0) => {
+                if plan.pdeathsig != 0 {
+                    if let Err(e) = set_pdeathsig(plan.pdeathsig) {
+                        fail_phase(err, Phase::Pdeathsig, e);
                     }
                 }
-                Ok(pid) => {
-                    protocol::send(err, &Report::pid(pid));
-                    libc::_exit(0);
-                }
+            }
+            Ok(pid) => {
+                protocol::send(err, &Report::pid(pid));
+                sys::exit_now(0);
             }
         }
     }
@@ -486,85 +460,199 @@ pub(crate) fn run_range(
 /// workload.
 unsafe fn run_init(plan: &ChildPlan<'_>, at: &Cell<At>) {
     let err = plan.err_w;
-    // SAFETY: (whole body) sigset operations on locals and raw syscalls.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        // Blocked signals are queued even for a pid-ns init with default
-        // handlers (the kernel only drops unblocked ones), so sigwaitinfo sees them.
-        if libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
-            fail_phase(err, Phase::Sigmask, libc::EINVAL);
-        }
-        // Orphans reparent to us also when we are not pid 1 (PR_SET_CHILD_SUBREAPER, 3.4).
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        let workload = match raw_fork(0) {
-            Err(e) => fail_phase(err, Phase::InitFork, e),
-            Ok(0) => {
-                if libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) != 0 {
-                    fail_phase(err, Phase::Sigmask, libc::EINVAL);
-                }
-                return;
+    let all = child::full_signal_set();
+    // Blocked signals are queued even for a pid-ns init with default
+    // handlers (the kernel only drops unblocked ones), so sigwaitinfo sees them.
+    let Ok(old) = child::swap_signal_mask(&all) else {
+        fail_phase(err, Phase::Sigmask, libc::EINVAL)
+    };
+    // Orphans reparent to us also when we are not pid 1 (PR_SET_CHILD_SUBREAPER, 3.4).
+    let _ = child::prctl(libc::PR_SET_CHILD_SUBREAPER, [1, 0, 0, 0]);
+    let workload = match child::fork(0) {
+        Err(e) => fail_phase(err, Phase::InitFork, e),
+        Ok(0) => {
+            if child::set_signal_mask(&old).is_err() {
+                fail_phase(err, Phase::Sigmask, libc::EINVAL);
             }
-            Ok(pid) => pid,
-        };
-        // The init holds no more privilege than the workload: it applies the
-        // final steps (the security policy) too, before closing its fds (a
-        // step may use one, e.g. a Landlock ruleset).
-        run_steps(
-            plan,
-            plan.steps.len() - plan.final_steps..plan.steps.len(),
-            at,
-        );
-        // The init keeps no fds: the error pipe and stdio belong to the workload.
-        let _ = sys::close_range(0, u32::MAX, 0);
-        forward_and_reap(&all, workload)
-    }
+            return;
+        }
+        Ok(pid) => pid,
+    };
+    // The init holds no more privilege than the workload: it applies the
+    // final steps (the security policy) too, before closing its fds (a
+    // step may use one, e.g. a Landlock ruleset).
+    run_steps(
+        plan,
+        plan.steps.len() - plan.final_steps..plan.steps.len(),
+        at,
+    );
+    // The init keeps no fds: the error pipe and stdio belong to the workload.
+    let _ = sys::close_range(0, u32::MAX, 0);
+    sys::exit_now(forward_and_reap(&all, workload))
 }
 
-/// The init's loop: forward every signal to `workload`, reap every child,
-/// exit with the workload's status.
-unsafe fn forward_and_reap(all: &libc::sigset_t, workload: libc::pid_t) -> ! {
-    // SAFETY: (whole body) raw syscalls on locals.
-    unsafe {
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(all, &mut info);
-            if sig < 0 {
-                if sys::errno() == libc::EINTR {
-                    continue;
-                }
-                // Refused (a seccomp filter without rt_sigtimedwait): an
-                // init that cannot wait must not spin; its exit ends the
-                // namespace.
-                libc::_exit(EXIT_INIT_CANNOT_WAIT);
-            }
-            if sig != libc::SIGCHLD {
-                libc::kill(workload, sig);
+/// The init's loop: forward every signal to `workload`, reap every child;
+/// the init's exit code once the workload ended (its exit code, or 128 +
+/// the signal that killed it), or [`EXIT_INIT_CANNOT_WAIT`].
+fn forward_and_reap(all: &libc::sigset_t, workload: libc::pid_t) -> i32 {
+    loop {
+        match child::sigwaitinfo(all) {
+            Err(libc::EINTR) => continue,
+            // Refused (a seccomp filter without rt_sigtimedwait): an init
+            // that cannot wait must not spin; its exit ends the namespace.
+            Err(_) => return EXIT_INIT_CANNOT_WAIT,
+            Ok(libc::SIGCHLD) => {}
+            Ok(sig) => {
+                let _ = child::kill(workload, sig);
                 continue;
             }
-            loop {
-                let mut status = 0;
-                let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
-                if pid < 0 && sys::errno() != libc::ECHILD && sys::errno() != libc::EINTR {
-                    // Refused (no wait4 in a seccomp filter): it could
-                    // never see the workload end.
-                    libc::_exit(EXIT_INIT_CANNOT_WAIT);
-                }
-                if pid <= 0 {
-                    break;
-                }
-                if pid == workload {
-                    let code = if libc::WIFEXITED(status) {
+        }
+        loop {
+            match child::waitpid(-1, libc::WNOHANG) {
+                Err(libc::ECHILD | libc::EINTR) | Ok((0, _)) => break,
+                // Refused (no wait4 in a seccomp filter): it could never
+                // see the workload end.
+                Err(_) => return EXIT_INIT_CANNOT_WAIT,
+                Ok((pid, status)) if pid == workload => {
+                    return if libc::WIFEXITED(status) {
                         libc::WEXITSTATUS(status)
                     } else if libc::WIFSIGNALED(status) {
                         128 + libc::WTERMSIG(status)
                     } else {
                         255
                     };
-                    libc::_exit(code);
                 }
+                Ok(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The init's loop against a scripted kernel (berth-sys's fake):
+    //! what `sigwaitinfo` and `waitpid` return, in order; what it sends.
+
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use berth_sys::fake::child::{install, ChildKernel};
+
+    use super::*;
+
+    const WORKLOAD: libc::pid_t = 7;
+
+    /// `sigwaitinfo` and `waitpid` answer from their scripts (an empty
+    /// script ends the test: the loop would block there); `kill` records.
+    #[derive(Default)]
+    struct InitKernel {
+        signals: RefCell<VecDeque<Result<libc::c_int, i32>>>,
+        waits: RefCell<VecDeque<Result<(libc::pid_t, libc::c_int), i32>>>,
+        kills: RefCell<Vec<(libc::pid_t, libc::c_int)>>,
+        waitpid_calls: RefCell<Vec<(libc::pid_t, libc::c_int)>>,
+    }
+
+    impl ChildKernel for InitKernel {
+        fn sigwaitinfo(&self, set: &libc::sigset_t) -> Result<libc::c_int, i32> {
+            // SAFETY: a valid, filled sigset.
+            assert_eq!(unsafe { libc::sigismember(set, libc::SIGTERM) }, 1);
+            let next = self.signals.borrow_mut().pop_front();
+            next.expect("sigwaitinfo past the script: the loop did not end")
+        }
+        fn kill(&self, pid: libc::pid_t, sig: libc::c_int) -> Result<(), i32> {
+            self.kills.borrow_mut().push((pid, sig));
+            Ok(())
+        }
+        fn waitpid(
+            &self,
+            pid: libc::pid_t,
+            flags: libc::c_int,
+        ) -> Result<(libc::pid_t, libc::c_int), i32> {
+            self.waitpid_calls.borrow_mut().push((pid, flags));
+            let next = self.waits.borrow_mut().pop_front();
+            next.expect("waitpid past the script: the loop did not end")
+        }
+    }
+
+    /// Run the loop on the scripts; its exit code and the kernel.
+    fn run_loop(
+        signals: &[Result<libc::c_int, i32>],
+        waits: &[Result<(libc::pid_t, libc::c_int), i32>],
+    ) -> (i32, &'static InitKernel) {
+        let k: &'static InitKernel = Box::leak(Box::default());
+        k.signals.borrow_mut().extend(signals.iter().copied());
+        k.waits.borrow_mut().extend(waits.iter().copied());
+        let _fake = install(k);
+        let code = forward_and_reap(&child::full_signal_set(), WORKLOAD);
+        assert!(k.signals.borrow().is_empty(), "every signal taken");
+        assert!(k.waits.borrow().is_empty(), "every wait made");
+        (code, k)
+    }
+
+    /// A wait status: exited with `code`.
+    fn exited(code: i32) -> libc::c_int {
+        code << 8
+    }
+
+    #[test]
+    fn signals_are_forwarded_orphans_reaped_and_the_exit_code_mirrored() {
+        let (code, k) = run_loop(
+            &[
+                Ok(libc::SIGTERM),
+                Err(libc::EINTR),
+                Ok(libc::SIGHUP),
+                // An orphan ends; no more children changed state.
+                Ok(libc::SIGCHLD),
+                // The workload ends after another orphan.
+                Ok(libc::SIGCHLD),
+            ],
+            &[
+                Ok((40, exited(0))),
+                Ok((0, 0)),
+                Ok((41, exited(9))),
+                Ok((WORKLOAD, exited(3))),
+            ],
+        );
+        assert_eq!(code, 3, "the workload's exit code, not an orphan's");
+        assert_eq!(
+            *k.kills.borrow(),
+            [(WORKLOAD, libc::SIGTERM), (WORKLOAD, libc::SIGHUP)],
+            "every signal but SIGCHLD forwarded to the workload, once"
+        );
+        assert!(k
+            .waitpid_calls
+            .borrow()
+            .iter()
+            .all(|&w| w == (-1, libc::WNOHANG)));
+    }
+
+    #[test]
+    fn a_killed_workload_is_128_plus_the_signal() {
+        let (code, _) = run_loop(&[Ok(libc::SIGCHLD)], &[Ok((WORKLOAD, libc::SIGKILL))]);
+        assert_eq!(code, 128 + libc::SIGKILL);
+    }
+
+    #[test]
+    fn no_child_left_or_an_interrupted_wait_waits_for_the_next_signal() {
+        let (code, k) = run_loop(
+            &[Ok(libc::SIGCHLD), Ok(libc::SIGCHLD), Ok(libc::SIGCHLD)],
+            &[
+                Err(libc::ECHILD),
+                Err(libc::EINTR),
+                Ok((WORKLOAD, exited(0))),
+            ],
+        );
+        assert_eq!(code, 0);
+        assert!(k.kills.borrow().is_empty());
+    }
+
+    #[test]
+    fn an_init_that_cannot_wait_exits_instead_of_spinning() {
+        // sigwaitinfo refused (a seccomp filter without rt_sigtimedwait).
+        let (code, _) = run_loop(&[Err(libc::EPERM)], &[]);
+        assert_eq!(code, EXIT_INIT_CANNOT_WAIT);
+        // waitpid refused (no wait4).
+        let (code, _) = run_loop(&[Ok(libc::SIGCHLD)], &[Err(libc::ENOSYS)]);
+        assert_eq!(code, EXIT_INIT_CANNOT_WAIT);
     }
 }

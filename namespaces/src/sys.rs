@@ -46,16 +46,6 @@ pub(crate) fn errno() -> i32 {
     unsafe { *libc::__errno_location() }
 }
 
-/// Turn a raw syscall return into `Ok(value)` or `Err(errno)`.
-#[inline]
-pub(crate) fn cvt(r: libc::c_long) -> Result<libc::c_long, i32> {
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(r)
-    }
-}
-
 /// `_exit(2)`: end the process at once (no atexit handlers, no flushing),
 /// as the child does after a report or when its parent is gone.
 pub(crate) fn exit_now(code: i32) -> ! {
@@ -63,20 +53,16 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Read exactly one byte; `Ok(false)` on EOF.
+/// Read exactly one byte (berth-sys's `child::read`, retried on `EINTR`);
+/// `Ok(false)` on EOF.
 pub(crate) fn read_byte(fd: RawFd) -> Result<bool, i32> {
-    let mut b = 0u8;
+    let mut b = [0u8];
     loop {
-        // SAFETY: reading one byte into a local.
-        let r = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
-        if r < 0 {
-            let e = errno();
-            if e == libc::EINTR {
-                continue;
-            }
-            return Err(e);
+        match berth_sys::child::read(fd, &mut b) {
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(n) => return Ok(n == 1),
         }
-        return Ok(r == 1);
     }
 }
 

@@ -470,23 +470,29 @@ impl PreparedSecurity {
 
     /// Apply everything to the calling process, in this order:
     ///
-    /// 1. **rlimits** (`prlimit64`) and **oom_score_adj**: raising a hard
-    ///    limit or lowering the score needs `CAP_SYS_RESOURCE`, so before caps go;
+    /// 1. **oom_score_adj**: lowering the score needs `CAP_SYS_RESOURCE`,
+    ///    so before caps go;
     /// 2. **LSM exec label** (`/proc/thread-self/attr/…/exec`): writing it
     ///    may need privileges we are about to drop; it takes effect at execve;
-    /// 3. *without* `no_new_privs` only: **Landlock** and **seccomp** here,
+    /// 3. **rlimits** (`prlimit64`): raising a hard limit needs
+    ///    `CAP_SYS_RESOURCE`, so before caps go; after the two files above
+    ///    are written, so that a low `RLIMIT_NOFILE` (a soft limit of 3
+    ///    leaves no fd beyond stdin, stdout and stderr) cannot refuse
+    ///    their opens with `EMFILE` (runc sets the rlimits from the parent
+    ///    once its init is ready, after writing oom_score_adj);
+    /// 4. *without* `no_new_privs` only: **Landlock** and **seccomp** here,
     ///    while `CAP_SYS_ADMIN` still allows installing them (so the profile
     ///    must allow the id and capability syscalls that follow, as Docker's does);
-    /// 4. **bounding set** drop (`PR_CAPBSET_DROP` needs `CAP_SETPCAP`, so
+    /// 5. **bounding set** drop (`PR_CAPBSET_DROP` needs `CAP_SETPCAP`, so
     ///    before the uid change);
-    /// 5. **identity**: `PR_SET_KEEPCAPS`, then `setgroups`, `setresgid`,
+    /// 6. **identity**: `PR_SET_KEEPCAPS`, then `setgroups`, `setresgid`,
     ///    `setresuid` (raw syscalls: glibc's wrappers broadcast to all threads
     ///    with signals, which is not async-signal-safe);
-    /// 6. **capset** (effective/permitted/inheritable; the permitted set
+    /// 7. **capset** (effective/permitted/inheritable; the permitted set
     ///    survived the uid change thanks to keep-caps), then the **ambient**
     ///    set is cleared and raised, so a non-root workload keeps its caps across execve;
-    /// 7. **no_new_privs**;
-    /// 8. **Landlock** then **seccomp** last, so no syscall above needs to be
+    /// 8. **no_new_privs**;
+    /// 9. **Landlock** then **seccomp** last, so no syscall above needs to be
     ///    allowed by the filter; only `execve` remains, which must be.
     ///
     /// Allocation-free, lock-free, panic-free: only raw syscalls.
@@ -496,14 +502,15 @@ impl PreparedSecurity {
     /// restrictions: call it only in a freshly forked/cloned child that will
     /// `execve` (or `_exit`) afterwards.
     pub unsafe fn apply_in_child(&self) -> Result<(), ChildFailure> {
-        for (res, lim) in &self.rlimits {
-            apply::prlimit(*res, lim)?;
-        }
         if let Some(o) = &self.oom {
             apply::write_file("write /proc/self/oom_score_adj", &o.path, &o.data)?;
         }
         if let Some(l) = &self.lsm {
             apply::write_file("write LSM exec label", &l.path, &l.data)?;
+        }
+        // After the opens above: a low RLIMIT_NOFILE would refuse them (EMFILE).
+        for (res, lim) in &self.rlimits {
+            apply::prlimit(*res, lim)?;
         }
         if !self.no_new_privs {
             self.restrict()?;

@@ -26,6 +26,14 @@ fn run(p: &PreparedSecurity, rec: &'static Recorder) -> Result<(), ChildFailure>
     unsafe { p.apply_in_child() }
 }
 
+/// An exec label as `prepare` makes it (the host needs no LSM).
+fn exec_label() -> PreparedLsm {
+    PreparedLsm {
+        path: cstring(LABEL),
+        data: b"system_u:system_r:container_t:s0".to_vec(),
+    }
+}
+
 /// What `podman run --user 1000:1000 --group-add 10 --group-add 20
 /// --ulimit nofile=1024:4096 --oom-score-adj 500` sets on top of the
 /// Docker defaults (14 capabilities, the default seccomp profile,
@@ -41,24 +49,22 @@ fn podman_like(no_new_privs: bool) -> PreparedSecurity {
         .oom_score_adj(500)
         .prepare()
         .unwrap();
-    p.lsm = Some(PreparedLsm {
-        path: cstring(LABEL),
-        data: b"system_u:system_r:container_t:s0".to_vec(),
-    });
+    p.lsm = Some(exec_label());
     p.landlock = Some(OwnedFd::from(std::fs::File::open("/dev/null").unwrap()));
     p
 }
 
 /// The steps of [`podman_like`] made while the child is still
-/// privileged: its rlimit, `oom_score_adj` and exec label.
+/// privileged: its `oom_score_adj` and exec label, then its rlimit (after
+/// the opens, which a low `RLIMIT_NOFILE` would refuse).
 const WHILE_PRIVILEGED: [&str; 7] = [
-    "prlimit64",
     "open oom",
     "write oom",
     "close oom",
     "open label",
     "write label",
     "close label",
+    "prlimit64",
 ];
 
 /// The steps of a capability set with a user: the bounding set, then the
@@ -166,7 +172,7 @@ fn a_podman_policy_applies_in_the_order_its_security_rests_on() {
     let calls = rec.calls();
     // The arguments: what the policy said.
     assert_eq!(
-        calls[0],
+        calls[6],
         Call::Prlimit64 {
             resource: libc::RLIMIT_NOFILE as i32,
             soft: 1024,
@@ -240,6 +246,9 @@ fn the_orderings_hold_for_each_step_of_the_podman_policy() {
         assert!(last(k) < first("setgroups"), "{k} before the id change");
         assert!(last(k) < first("bounding drop"), "{k} before caps go");
     }
+    // The rlimits after the files are written (a low RLIMIT_NOFILE would
+    // refuse their opens).
+    assert!(last("close label") < first("prlimit64"));
     // The bounding set is dropped while CAP_SETPCAP is still there.
     assert!(last("bounding drop") < first("setresuid"));
     // KEEPCAPS around the id change: set before it, and the permitted set
@@ -260,7 +269,7 @@ fn the_orderings_hold_for_each_step_of_the_podman_policy() {
 fn without_no_new_privs_landlock_and_seccomp_come_before_the_caps_go() {
     // Without no_new_privs the filter needs CAP_SYS_ADMIN to install, so
     // it goes in after the label and before the bounding set is dropped
-    // (step 3 of apply_in_child's order): the profile must allow the id
+    // (step 4 of apply_in_child's order): the profile must allow the id
     // and capability calls after it, as Docker's does.
     let rec = recorder().leak();
     assert_eq!(run(&podman_like(false), rec), Ok(()));
@@ -442,4 +451,27 @@ fn a_failed_call_is_its_step_and_ends_the_child_side() {
         .prepare()
         .unwrap();
     each_call_fails_as_its_step(&p, libc::SIGTERM);
+}
+
+/// `--ulimit nofile=3:3 --oom-score-adj 500` with an exec label: the
+/// limit leaves no fd free beyond stdin, stdout and stderr, so the files
+/// written while privileged are opened before it is set (runc sets the
+/// rlimits from the parent once its init is ready).
+#[test]
+fn a_nofile_limit_as_low_as_the_held_fds_still_writes_the_proc_files() {
+    let mut p = SecurityPolicy::new()
+        .rlimit(Resource::Nofile, 3, 3)
+        .oom_score_adj(500)
+        .prepare()
+        .unwrap();
+    p.lsm = Some(exec_label());
+    let rec = recorder().held_fds(3).leak();
+    assert_eq!(run(&p, rec), Ok(()));
+    assert_eq!(steps(rec), WHILE_PRIVILEGED);
+    // The model: once the limit is set, no open gets an fd.
+    let _fake = install(rec);
+    assert_eq!(
+        berth_sys::child::open(c"/x", libc::O_RDONLY, 0),
+        Err(libc::EMFILE)
+    );
 }

@@ -414,6 +414,103 @@ pub fn set_signal_mask(mask: &libc::sigset_t) -> Result<(), i32> {
     }
 }
 
+/// A set of every signal (sigfillset(3), async-signal-safe per
+/// signal-safety(7)). No system call (it fills memory), so no fake.
+pub fn full_signal_set() -> libc::sigset_t {
+    // SAFETY: all zeroes is a valid sigset_t.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid sigset_t to fill; it cannot fail on one.
+    unsafe { libc::sigfillset(&mut set) };
+    set
+}
+
+/// Set the calling thread's signal mask to `mask` and return the mask it
+/// replaces (`pthread_sigmask(SIG_SETMASK, mask, &old)`,
+/// pthread_sigmask(3): the `rt_sigprocmask` system call).
+pub fn swap_signal_mask(mask: &libc::sigset_t) -> Result<libc::sigset_t, i32> {
+    fake!(swap_signal_mask(mask));
+    // SAFETY: all zeroes is a valid sigset_t.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigsets valid for the call.
+    match unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, &mut old) } {
+        0 => Ok(old),
+        e => Err(e),
+    }
+}
+
+/// Wait for a signal of `set` (blocked by the caller) and take it from the
+/// pending ones (`sigwaitinfo(set, &info)`, sigwaitinfo(2): the
+/// `rt_sigtimedwait` system call, Linux 2.2): its number.
+pub fn sigwaitinfo(set: &libc::sigset_t) -> Result<libc::c_int, i32> {
+    fake!(sigwaitinfo(set));
+    // SAFETY: all zeroes is a valid siginfo_t.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a sigset and a siginfo valid for the call.
+    cvt(unsafe { libc::sigwaitinfo(set, &mut info) })
+}
+
+/// Send signal `sig` to process `pid` (`kill(pid, sig)`, kill(2)).
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> Result<(), i32> {
+    fake!(kill(pid, sig));
+    // SAFETY: a syscall on integers.
+    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `waitpid(pid, &status, flags)` (waitpid(2), the `wait4` system call):
+/// the pid of the child that changed state (0 with `WNOHANG` when none
+/// did) and its wait status.
+pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> Result<(libc::pid_t, libc::c_int), i32> {
+    fake!(waitpid(pid, flags));
+    let mut status = 0;
+    // SAFETY: an int out-parameter valid for the call.
+    let r = cvt(unsafe { libc::waitpid(pid, &mut status, flags) })?;
+    Ok((r, status))
+}
+
+/// A plain fork as a raw system call: `clone(flags | SIGCHLD, NULL
+/// stack)` (clone(2); `CLONE_PARENT` Linux 2.3.12). No atfork handlers,
+/// no glibc locks (fork(3) runs both). The child's pid in the parent, 0
+/// in the child.
+pub fn fork(flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
+    fake!(fork(flags));
+    // SAFETY: clone without CLONE_VM and with a null stack behaves like
+    // fork: the child continues on a copy of this stack.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    cvt_long(r).map(|p| p as libc::pid_t)
+}
+
+/// The monotonic clock in nanoseconds (`clock_gettime(CLOCK_MONOTONIC)`,
+/// clock_gettime(2): the vDSO, no system call on most architectures;
+/// async-signal-safe per signal-safety(7)).
+#[inline]
+pub fn monotonic_ns() -> Result<u64, i32> {
+    fake!(monotonic_ns());
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a timespec valid for the call.
+    cvt(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) })?;
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// `read(fd, buf)` (read(2)): the number of bytes read, 0 at end of file.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+    fake!(read(fd, buf));
+    // SAFETY: buf is a valid writable slice.
+    cvt_long(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)
+        .map(|n| n as usize)
+}
+
 /// `write(fd, buf)` (write(2)): the number of bytes written.
 pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
     fake!(write(fd, buf));

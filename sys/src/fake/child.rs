@@ -183,6 +183,31 @@ pub trait ChildKernel {
     fn set_signal_mask(&self, mask: &libc::sigset_t) -> Result<(), i32> {
         Err(libc::ENOSYS)
     }
+    fn swap_signal_mask(&self, mask: &libc::sigset_t) -> Result<libc::sigset_t, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn sigwaitinfo(&self, set: &libc::sigset_t) -> Result<libc::c_int, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn kill(&self, pid: libc::pid_t, sig: libc::c_int) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn waitpid(
+        &self,
+        pid: libc::pid_t,
+        flags: libc::c_int,
+    ) -> Result<(libc::pid_t, libc::c_int), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn fork(&self, flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn monotonic_ns(&self) -> Result<u64, i32> {
+        Err(libc::ENOSYS)
+    }
+    fn read(&self, fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+        Err(libc::ENOSYS)
+    }
     fn write(&self, fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
         Err(libc::ENOSYS)
     }
@@ -418,6 +443,16 @@ pub enum Call {
     },
     SignalHandler(libc::c_int),
     SignalDefault(libc::c_int),
+    /// `kill(pid, sig)`.
+    Kill {
+        pid: libc::pid_t,
+        sig: libc::c_int,
+    },
+    /// `read(fd, len)`.
+    Read {
+        fd: RawFd,
+        len: usize,
+    },
     SetSignalMask,
     Write {
         fd: RawFd,
@@ -574,6 +609,10 @@ struct State {
     umask: libc::mode_t,
     /// The parent-death signal (`PR_SET_PDEATHSIG`; a uid or gid change clears it).
     pdeathsig: libc::c_int,
+    /// The fds the process holds besides those the model opened.
+    held_fds: usize,
+    /// The soft `RLIMIT_NOFILE` a `prlimit64` set (none: no limit).
+    nofile: Option<u64>,
     records: Vec<Record>,
     /// What a new mount of a file system type shows (relative paths).
     fills: Vec<(String, Vec<(String, Node)>)>,
@@ -632,6 +671,8 @@ impl Recorder {
                 root: "/".into(),
                 umask: 0o022,
                 pdeathsig: 0,
+                held_fds: 3,
+                nofile: None,
                 records: Vec::new(),
                 fills: Vec::new(),
             }),
@@ -678,6 +719,17 @@ impl Recorder {
     /// (`PR_SET_PDEATHSIG`; 0, none, by default).
     pub fn pdeathsig(self, sig: libc::c_int) -> Recorder {
         self.state.borrow_mut().pdeathsig = sig;
+        self
+    }
+
+    /// The process holds `n` fds before the calls (3 by default: stdin,
+    /// stdout, stderr). An open fails with `EMFILE` when these and the
+    /// fds the model opened reach the soft `RLIMIT_NOFILE` a
+    /// `prlimit64` set (getrlimit(2): "a value one greater than the
+    /// maximum file descriptor number that can be opened"; the model
+    /// counts fds, as if they were the lowest numbers).
+    pub fn held_fds(self, n: usize) -> Recorder {
+        self.state.borrow_mut().held_fds = n;
         self
     }
 
@@ -932,6 +984,11 @@ impl State {
         path: &str,
         flags: libc::c_int,
     ) -> (Option<String>, Result<RawFd, i32>) {
+        // open(2) takes the fd before it walks the path.
+        let in_use = (self.held_fds + self.open.len()) as u64;
+        if self.nofile.is_some_and(|limit| in_use >= limit) {
+            return (None, Err(libc::EMFILE));
+        }
         let nofollow = flags & libc::O_NOFOLLOW != 0;
         let create = flags & libc::O_CREAT != 0;
         let in_root = top.is_some();
@@ -1369,6 +1426,19 @@ impl ChildKernel for Recorder {
     fn signal_default(&self, sig: libc::c_int) -> Result<(), i32> {
         self.call(Call::SignalDefault(sig), |_| ok())
     }
+    /// Every process exists and takes the signal.
+    fn kill(&self, pid: libc::pid_t, sig: libc::c_int) -> Result<(), i32> {
+        self.call(Call::Kill { pid, sig }, |_| ok())
+    }
+    /// An open fd is at its end (0 bytes); another is `EBADF`.
+    fn read(&self, fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+        let call = Call::Read { fd, len: buf.len() };
+        self.call(call, |st| match st.base(fd) {
+            Ok(p) => (Some(p), Ok(0i64)),
+            Err(e) => (None, Err(e)),
+        })
+        .map(|n| n as usize)
+    }
     fn set_signal_mask(&self, _mask: &libc::sigset_t) -> Result<(), i32> {
         self.call(Call::SetSignalMask, |_| ok())
     }
@@ -1431,7 +1501,12 @@ impl ChildKernel for Recorder {
             soft,
             hard,
         };
-        self.call(call, |_| ok())
+        self.call(call, |st| {
+            if resource == libc::RLIMIT_NOFILE as libc::c_int {
+                st.nofile = Some(soft);
+            }
+            ok()
+        })
     }
     fn prctl(&self, option: libc::c_int, args: [libc::c_ulong; 4]) -> Result<libc::c_int, i32> {
         self.call(Call::Prctl { option, args }, |st| {
@@ -1539,6 +1614,32 @@ mod tests {
         child::umask(0o022);
         assert_eq!(b.calls(), vec![Call::Umask(0o077)]);
         assert_eq!(a.calls(), vec![Call::Umask(0o022)]);
+    }
+
+    #[test]
+    fn a_low_nofile_limit_refuses_opens_once_set() {
+        let rec = Recorder::new().file("/a").held_fds(3).leak();
+        let _g = install(rec);
+        let fd = child::open(c"/a", libc::O_RDONLY, 0).unwrap();
+        // The soft limit counts: 3 held + 1 open leave no room under 4.
+        assert_eq!(child::prlimit64(libc::RLIMIT_NOFILE as i32, 4, 8), Ok(()));
+        assert_eq!(child::open(c"/a", libc::O_RDONLY, 0), Err(libc::EMFILE));
+        assert_eq!(
+            child::openat(libc::AT_FDCWD, c"/a", libc::O_RDONLY, 0),
+            Err(libc::EMFILE)
+        );
+        child::close(fd);
+        let fd = child::open(c"/a", libc::O_RDONLY, 0).unwrap();
+        // Another limit leaves opens alone.
+        assert_eq!(child::prlimit64(libc::RLIMIT_CORE as i32, 0, 0), Ok(()));
+        assert_eq!(child::read(fd, &mut [0; 4]), Ok(0));
+        assert_eq!(child::read(fd + 1, &mut [0; 4]), Err(libc::EBADF));
+        assert_eq!(child::kill(7, libc::SIGTERM), Ok(()));
+        assert!(rec.calls().contains(&Call::Kill {
+            pid: 7,
+            sig: libc::SIGTERM
+        }));
+        assert!(rec.calls().contains(&Call::Read { fd, len: 4 }));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use berth_sys::mman::FdMap;
+use berth_sys::mman::Mapping;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -31,10 +31,10 @@ const HDR: usize = 8;
 pub struct RingBuf {
     map: Map,
     /// The consumer position page (read-write).
-    consumer: FdMap,
+    consumer: Mapping,
     /// The producer position page and the data area mapped twice
     /// (read-only).
-    producer: FdMap,
+    producer: Mapping,
     page: usize,
     size: usize,
 }
@@ -47,9 +47,11 @@ impl RingBuf {
         let size = size.max(page).next_power_of_two();
         let map = Map::create(MapType::RingBuf, name, 0, 0, size as u32)?;
         let mmap = |len: usize, writable: bool, off: usize| {
-            FdMap::shared(map.as_fd(), len, writable, off as u64).map_err(|source| Error::Syscall {
-                op: format!("mmap of ring buffer {name} ({len} bytes at {off})"),
-                source,
+            Mapping::of_fd(map.as_fd(), len, writable, off as u64).map_err(|source| {
+                Error::Syscall {
+                    op: format!("mmap of ring buffer {name} ({len} bytes at {off})"),
+                    source,
+                }
             })
         };
         let consumer = mmap(page, true, 0)?;

@@ -1,6 +1,6 @@
 //! Memory mappings (mmap(2), mprotect(2), munmap(2)) on nix, owned:
-//! unmapped on drop. Anonymous ones ([`AnonMap`]) and shared mappings of
-//! an fd ([`FdMap`]).
+//! unmapped on drop ([`Mapping`]): anonymous ones and shared mappings of
+//! an fd.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -10,22 +10,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::mman::{MapFlags, ProtFlags};
 
-/// An anonymous read-write mapping owned by this value: `munmap(2)` on
-/// drop. Hands out a raw pointer (for a child process or a `clone(2)`
+/// A memory mapping owned by this value: `munmap(2)` on drop. Anonymous
+/// ([`shared`](Self::shared), [`stack`](Self::stack)) or of an fd
+/// ([`of_fd`](Self::of_fd)). Hands out a raw pointer (for a child process or a `clone(2)`
 /// stack); whoever writes through it keeps within [`len`](Self::len) and
 /// stops before the mapping is dropped.
 #[derive(Debug)]
-pub struct AnonMap {
+pub struct Mapping {
     ptr: NonNull<libc::c_void>,
     len: usize,
 }
 
-impl AnonMap {
+// SAFETY: a Mapping is an address range it owns; moving it to another
+// thread moves that ownership (what is read or written through the
+// pointers it hands out is their users' business, as for any raw pointer).
+unsafe impl Send for Mapping {}
+
+impl Mapping {
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS)`:
     /// zeroed memory that a child forked (or cloned without `CLONE_VM`)
     /// afterwards shares with us, e.g. for timestamps it stores.
     /// `EINVAL` when `len` is 0.
-    pub fn shared(len: usize) -> io::Result<AnonMap> {
+    pub fn shared(len: usize) -> io::Result<Mapping> {
         Self::map(len, MapFlags::MAP_SHARED)
     }
 
@@ -35,7 +41,7 @@ impl AnonMap {
     /// (`mprotect(PROT_NONE)`) so an overflow faults instead of writing
     /// whatever is mapped below. The stack grows down from
     /// `as_ptr() + len()`.
-    pub fn stack(len: usize) -> io::Result<AnonMap> {
+    pub fn stack(len: usize) -> io::Result<Mapping> {
         let m = Self::map(len, MapFlags::MAP_PRIVATE | MapFlags::MAP_STACK)?;
         let guard = crate::proc::page_size().min(len);
         // SAFETY: the first page of our own fresh mapping, not handed out
@@ -45,7 +51,33 @@ impl AnonMap {
         Ok(m)
     }
 
-    fn map(len: usize, kind: MapFlags) -> io::Result<AnonMap> {
+    /// A shared mapping of a file or kernel object behind `fd`: `len`
+    /// bytes from `offset` (a multiple of the page size), read-only or
+    /// read-write (`mmap(NULL, len, prot, MAP_SHARED, fd, offset)`). The
+    /// mapping keeps the object alive by itself (the fd may be closed).
+    /// For memory another party writes too (a BPF ring buffer's pages):
+    /// read it through atomics or volatile loads. `EINVAL` when `len` is 0.
+    pub fn of_fd(
+        fd: BorrowedFd<'_>,
+        len: usize,
+        writable: bool,
+        offset: u64,
+    ) -> io::Result<Mapping> {
+        let n = NonZeroUsize::new(len).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let prot = if writable {
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+        } else {
+            ProtFlags::PROT_READ
+        };
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: a new mapping at an address the kernel picks (no
+        // MAP_FIXED), so nothing of ours is replaced; owned from here.
+        let ptr = unsafe { nix::sys::mman::mmap(None, n, prot, MapFlags::MAP_SHARED, fd, off)? };
+        Ok(Mapping { ptr, len })
+    }
+
+    fn map(len: usize, kind: MapFlags) -> io::Result<Mapping> {
         let n = NonZeroUsize::new(len).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: a new mapping at an address the kernel picks (no
         // MAP_FIXED), so nothing of ours is replaced; owned from here.
@@ -57,7 +89,7 @@ impl AnonMap {
                 kind | MapFlags::MAP_ANONYMOUS,
             )?
         };
-        Ok(AnonMap { ptr, len })
+        Ok(Mapping { ptr, len })
     }
 
     /// The first byte of the mapping.
@@ -89,78 +121,12 @@ impl AnonMap {
     }
 }
 
-impl Drop for AnonMap {
+impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: our own mapping, unmapped once; its users are done with
         // it (the type's contract).
         if let Err(e) = unsafe { nix::sys::mman::munmap(self.ptr, self.len) } {
             tracing::warn!(error = %e, len = self.len, "munmap of an anonymous mapping failed");
-        }
-    }
-}
-
-/// A shared mapping of a file or kernel object behind an fd (`mmap(NULL,
-/// len, prot, MAP_SHARED, fd, offset)`, mmap(2)), owned: `munmap(2)` on
-/// drop. The mapping keeps the object alive by itself (the fd may be
-/// closed). For memory another party writes too (a BPF ring buffer's
-/// pages, kernel-shared counters): read it through atomics or volatile
-/// loads, within [`len`](Self::len).
-#[derive(Debug)]
-pub struct FdMap {
-    ptr: NonNull<libc::c_void>,
-    len: usize,
-}
-
-// SAFETY: FdMap is an address range it owns; moving it to another thread
-// moves the ownership (what is read or written through it is the users'
-// business, as for a raw pointer they were handed).
-unsafe impl Send for FdMap {}
-
-impl FdMap {
-    /// Map `len` bytes of `fd` from `offset` (a multiple of the page
-    /// size), read-only or read-write. `EINVAL` when `len` is 0.
-    pub fn shared(
-        fd: BorrowedFd<'_>,
-        len: usize,
-        writable: bool,
-        offset: u64,
-    ) -> io::Result<FdMap> {
-        let n = NonZeroUsize::new(len).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let prot = if writable {
-            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
-        } else {
-            ProtFlags::PROT_READ
-        };
-        let off = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: a new mapping at an address the kernel picks (no
-        // MAP_FIXED), so nothing of ours is replaced; owned from here.
-        let ptr = unsafe { nix::sys::mman::mmap(None, n, prot, MapFlags::MAP_SHARED, fd, off)? };
-        Ok(FdMap { ptr, len })
-    }
-
-    /// The first byte of the mapping.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr().cast()
-    }
-
-    /// The mapping's length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Always false: a mapping has at least one byte.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl Drop for FdMap {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, unmapped once; its users are done with
-        // it (they borrow it no longer than self lives).
-        if let Err(e) = unsafe { nix::sys::mman::munmap(self.ptr, self.len) } {
-            tracing::warn!(error = %e, len = self.len, "munmap of an fd mapping failed");
         }
     }
 }
@@ -171,11 +137,11 @@ mod tests {
 
     #[test]
     fn a_shared_map_is_zeroed_and_seen_by_a_forked_child() {
-        let m = AnonMap::shared(3 * 8).unwrap();
+        let m = Mapping::shared(3 * 8).unwrap();
         assert_eq!(m.len(), 24);
         assert_eq!(m.load_u64(2), Some(0));
         assert_eq!(m.load_u64(3), None);
-        assert!(AnonMap::shared(0).is_err());
+        assert!(Mapping::shared(0).is_err());
         let p = m.as_ptr().cast::<u64>();
         // SAFETY: fork in a test; the child only stores to the mapping
         // and _exits.
@@ -196,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_stack_has_a_guard_page() {
-        let m = AnonMap::stack(1 << 20).unwrap();
+        let m = Mapping::stack(1 << 20).unwrap();
         let page = crate::proc::page_size();
         // SAFETY: the top of our own mapping, writable.
         unsafe { m.as_ptr().add(m.len() - 8).write(7) };
@@ -216,11 +182,11 @@ mod tests {
         use std::os::fd::AsFd;
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&[7u8; 8192]).unwrap();
-        let ro = FdMap::shared(f.as_fd(), 4096, false, 4096).unwrap();
+        let ro = Mapping::of_fd(f.as_fd(), 4096, false, 4096).unwrap();
         assert_eq!(ro.len(), 4096);
         // SAFETY: in bounds of the mapping.
         assert_eq!(unsafe { ro.as_ptr().read_volatile() }, 7);
-        let rw = FdMap::shared(f.as_fd(), 4096, true, 0).unwrap();
+        let rw = Mapping::of_fd(f.as_fd(), 4096, true, 0).unwrap();
         // SAFETY: in bounds of the writable mapping.
         unsafe { rw.as_ptr().write_volatile(9) };
         drop(rw);
@@ -228,9 +194,9 @@ mod tests {
         f.rewind().unwrap();
         f.read_exact(&mut b).unwrap();
         assert_eq!(b[0], 9);
-        assert!(FdMap::shared(f.as_fd(), 0, false, 0).is_err());
+        assert!(Mapping::of_fd(f.as_fd(), 0, false, 0).is_err());
         assert_eq!(
-            FdMap::shared(f.as_fd(), 4096, false, 100)
+            Mapping::of_fd(f.as_fd(), 4096, false, 100)
                 .unwrap_err()
                 .raw_os_error(),
             Some(libc::EINVAL)

@@ -3,7 +3,7 @@
 
 use std::os::fd::RawFd;
 
-use berth_sys::mman::AnonMap;
+use berth_sys::mman::Mapping;
 use berth_sys::signal::{self, SigSet};
 
 use crate::child::{self, ChildPlan};
@@ -68,7 +68,7 @@ const VFORK_STACK: usize = 1 << 20;
 /// per spawn cost two syscalls, page faults for every touched page, and,
 /// once the process has more than one thread, a TLB shootdown IPI to every
 /// other CPU the process ran on at each `munmap` (expensive in a VM). It
-/// has a guard page at the bottom (berth-sys's `AnonMap::stack`) and is
+/// has a guard page at the bottom (berth-sys's `Mapping::stack`) and is
 /// unmapped when the thread exits (no child runs on it then: this thread's
 /// spawns returned).
 struct VforkStack;
@@ -79,7 +79,7 @@ impl VforkStack {
     /// destroyed).
     fn get() -> std::result::Result<*mut u8, i32> {
         thread_local! {
-            static STACK: std::cell::RefCell<Option<AnonMap>> = const { std::cell::RefCell::new(None) };
+            static STACK: std::cell::RefCell<Option<Mapping>> = const { std::cell::RefCell::new(None) };
         }
         STACK
             .try_with(|s| {
@@ -87,7 +87,7 @@ impl VforkStack {
                 if let Some(m) = s.as_ref() {
                     return Ok(m.as_ptr());
                 }
-                let m = AnonMap::stack(VFORK_STACK)
+                let m = Mapping::stack(VFORK_STACK)
                     .map_err(|e| e.raw_os_error().unwrap_or(libc::ENOMEM))?;
                 let p = m.as_ptr();
                 *s = Some(m);

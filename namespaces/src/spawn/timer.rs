@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 
-use berth_sys::mman::AnonMap;
+use berth_sys::mman::Mapping;
 
 use crate::child;
 use crate::step::Step;
@@ -20,7 +20,7 @@ pub(super) use berth_sys::time::monotonic_ns;
 pub(super) struct StepTimer {
     /// `slots` u64s shared with the child (`MAP_SHARED`), which stores
     /// into them before `execve`.
-    map: AnonMap,
+    map: Mapping,
     slots: usize,
     path: PathBuf,
 }
@@ -29,7 +29,7 @@ impl StepTimer {
     pub(super) fn from_env(steps: usize) -> Option<StepTimer> {
         let path = PathBuf::from(std::env::var_os("BERTH_STEP_TIMES")?);
         let slots = steps + 3;
-        let map = match AnonMap::shared(slots * 8) {
+        let map = match Mapping::shared(slots * 8) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "BERTH_STEP_TIMES: mmap failed; no step times");

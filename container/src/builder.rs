@@ -1,6 +1,5 @@
 //! The `ContainerBuilder`: configuration, validation and the spawn path.
 
-use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -886,23 +885,13 @@ pub(crate) fn lo_up_step() -> Step {
 
 /// Child step: new session with the pty on fd 0 as controlling terminal.
 pub(crate) fn controlling_tty_step() -> Step {
-    // SAFETY: setsid/ioctl are raw syscalls.
+    use berth_sys::child;
+    // SAFETY: two raw system calls through berth_sys::child; no allocation.
     unsafe {
         Step::hook("setsid + TIOCSCTTY", || {
-            if libc::setsid() < 0 {
-                return Err(*libc::__errno_location());
-            }
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(*libc::__errno_location());
-            }
-            Ok(())
+            child::setsid().and_then(|()| child::set_controlling_tty(0))
         })
     }
-}
-
-#[allow(dead_code)]
-fn _os(s: &str) -> OsString {
-    s.into()
 }
 
 #[cfg(test)]

@@ -537,13 +537,10 @@ impl Exec<'_> {
         let mut sp = Spawner::new(&self.argv);
         // Non-dumpable also when no namespace is joined (the join path sets
         // it itself before its first setns).
-        // SAFETY: prctl is a raw syscall.
+        // SAFETY: one raw system call through berth_sys::child.
         sp.step(unsafe {
             Step::hook("prctl(PR_SET_DUMPABLE, 0)", || {
-                if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
-                    return Err(*libc::__errno_location());
-                }
-                Ok(())
+                berth_sys::child::prctl(libc::PR_SET_DUMPABLE, [0; 4]).map(drop)
             })
         });
         sp.env_clear()

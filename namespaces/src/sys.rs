@@ -39,19 +39,10 @@ pub(crate) struct CloneArgs {
 // CLONE_ARGS_SIZE_VER2.
 const _: () = assert!(std::mem::size_of::<CloneArgs>() == 88);
 
-/// The calling thread's errno.
-#[inline]
-pub(crate) fn errno() -> i32 {
-    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
-}
-
+pub(crate) use berth_sys::child::errno;
 /// `_exit(2)`: end the process at once (no atexit handlers, no flushing),
 /// as the child does after a report or when its parent is gone.
-pub(crate) fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit never returns and touches no memory of ours.
-    unsafe { libc::_exit(code) }
-}
+pub(crate) use berth_sys::process::exit_now;
 
 /// Read exactly one byte (berth-sys's `child::read`, retried on `EINTR`);
 /// `Ok(false)` on EOF.

@@ -35,12 +35,9 @@ macro_rules! fake {
 // After the macro, which it uses.
 pub mod net;
 
-/// The calling thread's errno (errno(3)): a read of thread-local memory.
-#[inline]
-pub fn errno() -> i32 {
-    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
-}
+/// The calling thread's errno (errno(3)): a read of thread-local memory,
+/// async-signal-safe ([`crate::errno::errno`], the one helper).
+pub use crate::errno::errno;
 
 /// `Ok(r)` for a non-negative `int` return, else `Err(errno)`.
 #[inline]
@@ -465,6 +462,23 @@ pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> Result<(libc::pid_t, lib
     // SAFETY: an int out-parameter valid for the call.
     let r = cvt(unsafe { libc::waitpid(pid, &mut status, flags) })?;
     Ok((r, status))
+}
+
+/// Start a new session with the caller as its leader (setsid(2));
+/// `EPERM` for a process group leader.
+pub fn setsid() -> Result<(), i32> {
+    fake!(setsid());
+    // SAFETY: a system call without arguments.
+    cvt(unsafe { libc::setsid() }).map(drop)
+}
+
+/// Make the terminal on `fd` the caller's controlling terminal
+/// (`ioctl(fd, TIOCSCTTY, 0)`, ioctl_tty(2)): the caller is a session
+/// leader without one.
+pub fn set_controlling_tty(fd: RawFd) -> Result<(), i32> {
+    fake!(set_controlling_tty(fd));
+    // SAFETY: an ioctl whose argument is the integer 0 (do not steal).
+    cvt(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
 }
 
 /// A plain fork as a raw system call: `clone(flags | SIGCHLD, NULL

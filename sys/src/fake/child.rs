@@ -202,6 +202,12 @@ pub trait ChildKernel {
     fn fork(&self, flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
         Err(libc::ENOSYS)
     }
+    fn setsid(&self) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
+    fn set_controlling_tty(&self, fd: RawFd) -> Result<(), i32> {
+        Err(libc::ENOSYS)
+    }
     fn monotonic_ns(&self) -> Result<u64, i32> {
         Err(libc::ENOSYS)
     }

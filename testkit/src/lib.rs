@@ -18,6 +18,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -461,16 +462,12 @@ pub fn run_ok(cmd: &str, args: &[&str]) -> bool {
 /// cgroup2 filesystem (`statfs(2)` `f_type` `CGROUP2_SUPER_MAGIC`,
 /// `<linux/magic.h>`).
 pub fn cgroup2_mount() -> Option<PathBuf> {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
         .into_iter()
         .find(|p| {
-            let c = CString::new(*p).expect("no NUL in a constant path");
-            // SAFETY: a NUL-terminated path and a zeroed statfs buffer.
-            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-            // SAFETY: as above; statfs writes only into `st`.
-            let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-            r == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
+            berth_sys::fs::open_dir(Path::new(p))
+                .and_then(|d| berth_sys::magic::check_cgroup2(d.as_fd()))
+                .is_ok_and(|r| r.is_ok())
         })
         .map(PathBuf::from)
 }

@@ -1272,25 +1272,27 @@ impl Cgroup {
         self.refuse_root("killing every process of the root cgroup is refused")?;
         let deadline = Instant::now() + timeout;
         let freezable = self.write_file("cgroup.freeze", "1").is_ok();
-        loop {
-            let pids = match self.all_procs() {
-                Ok(pids) => pids,
-                Err(e) => {
-                    // Never leave the group frozen behind an error.
-                    if freezable {
-                        let _ = self.write_file("cgroup.freeze", "0");
-                    }
-                    return Err(e);
+        // Thawed on every way out, an error too: frozen tasks die once
+        // thawed, and a group must never be left frozen behind a failure.
+        struct Thaw<'a>(Option<&'a Cgroup>);
+        impl Drop for Thaw<'_> {
+            fn drop(&mut self) {
+                if let Some(cg) = self.0 {
+                    let _ = cg.write_file("cgroup.freeze", "0");
                 }
-            };
+            }
+        }
+        let _thaw = Thaw(freezable.then_some(self));
+        loop {
+            let pids = self.all_procs()?;
             if pids.is_empty() {
-                break;
+                return Ok(());
             }
             for pid in pids {
                 let _ = berth_sys::signal::kill(pid as i32, berth_sys::signal::Signal::SIGKILL);
             }
             if freezable {
-                // Frozen tasks die once thawed; SIGKILL is delivered regardless.
+                // SIGKILL is delivered regardless; the tasks die once thawed.
                 let _ = self.write_file("cgroup.freeze", "0");
             }
             if Instant::now() >= deadline {
@@ -1305,10 +1307,6 @@ impl Cgroup {
                 let _ = self.write_file("cgroup.freeze", "1");
             }
         }
-        if freezable {
-            let _ = self.write_file("cgroup.freeze", "0");
-        }
-        Ok(())
     }
 
     fn all_procs(&self) -> Result<Vec<u32>> {
